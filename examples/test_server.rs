@@ -1,0 +1,188 @@
+//! A small MCP server for mcp-warden's own tests: it does what the reference servers
+//! cannot be made to do on demand (print garbage on stdout, answer a byte at a time,
+//! crash, hang, report its environment and pid). Raw newline-delimited JSON over
+//! stdio, so every byte it writes is under the test's control.
+//!
+//! Options: `--name NAME` (serverInfo), `--marker FILE` (created at start: proves the
+//! server was started), `--tool NAME` (an extra tool, repeatable), `--instructions TEXT`,
+//! `--exit-at-start CODE` (exit before reading anything).
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
+
+use std::io::{BufRead, Write};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+struct Options {
+    name: String,
+    extra_tools: Vec<String>,
+    instructions: Option<String>,
+}
+
+fn parse_args() -> Options {
+    let mut opts = Options {
+        name: "test-server".into(),
+        extra_tools: Vec::new(),
+        instructions: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().unwrap_or_default();
+        match arg.as_str() {
+            "--name" => opts.name = value,
+            "--marker" => {
+                std::fs::write(&value, b"started\n").expect("marker file");
+            }
+            "--tool" => opts.extra_tools.push(value),
+            "--instructions" => opts.instructions = Some(value),
+            "--exit-at-start" => {
+                eprintln!("test-server: exiting at start as asked");
+                std::process::exit(value.parse().unwrap_or(1));
+            }
+            other => panic!("unknown option {other}"),
+        }
+    }
+    opts
+}
+
+fn tool(name: &str, description: &str) -> Value {
+    json!({"name": name, "description": description, "inputSchema": {"type": "object", "properties": {}}})
+}
+
+type Out = Arc<Mutex<std::io::Stdout>>;
+
+fn write_line(out: &Out, line: &str) {
+    let mut out = out.lock().unwrap();
+    out.write_all(line.as_bytes()).unwrap();
+    out.write_all(b"\n").unwrap();
+    out.flush().unwrap();
+}
+
+fn answer(out: &Out, id: &Value, result: &Value) {
+    write_line(
+        out,
+        &json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string(),
+    );
+}
+
+fn text_result(text: &str) -> Value {
+    json!({"content": [{"type": "text", "text": text}]})
+}
+
+fn main() {
+    let opts = parse_args();
+    let out: Out = Arc::new(Mutex::new(std::io::stdout()));
+    eprintln!("test-server {} starting", opts.name);
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let Ok(msg) = serde_json::from_str::<Value>(&line) else {
+            eprintln!("test-server: not JSON: {line}");
+            continue;
+        };
+        let Some(method) = msg.get("method").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(id) = msg.get("id").cloned() else {
+            continue;
+        };
+        let params = msg.get("params").cloned().unwrap_or(Value::Null);
+        match method {
+            "initialize" => {
+                let mut result = json!({
+                    "protocolVersion": params["protocolVersion"],
+                    "capabilities": {"tools": {"listChanged": true}},
+                    "serverInfo": {"name": opts.name, "version": "1.0.0"},
+                });
+                if let Some(text) = &opts.instructions {
+                    result["instructions"] = json!(text);
+                }
+                answer(&out, &id, &result);
+            }
+            "ping" => answer(&out, &id, &json!({})),
+            "tools/list" => {
+                let mut tools = vec![
+                    tool("echo", "Echoes `message` back; `_meta` carries a number written 1.50."),
+                    tool("env", "Returns the server's environment as JSON."),
+                    tool("pid", "Returns the server's process id."),
+                    tool("noisy", "Writes garbage to stdout, then answers a byte at a time."),
+                    tool("sleep", "Answers after `ms` milliseconds."),
+                    tool("crash", "Exits without answering."),
+                    tool("stderr", "Writes `lines` lines to stderr."),
+                ];
+                tools.extend(opts.extra_tools.iter().map(|t| tool(t, "An extra tool.")));
+                answer(&out, &id, &json!({ "tools": tools }));
+            }
+            "tools/call" => call(&out, &id, &params, &opts.name),
+            _ => write_line(
+                &out,
+                &json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "method not found"}}).to_string(),
+            ),
+        }
+    }
+    eprintln!("test-server {}: stdin closed, exiting", opts.name);
+}
+
+fn call(out: &Out, id: &Value, params: &Value, server: &str) {
+    let name = params["name"].as_str().unwrap_or_default();
+    let args = &params["arguments"];
+    match name {
+        "echo" => {
+            let message = args["message"].as_str().unwrap_or_default();
+            // Written by hand so the number keeps its exact text on the wire.
+            let line = format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":{}}}],"_meta":{{"test/number":1.50,"test/server":{}}}}}}}"#,
+                json!(message),
+                json!(server)
+            );
+            write_line(out, &line);
+        }
+        "env" => {
+            let env: serde_json::Map<String, Value> =
+                std::env::vars().map(|(k, v)| (k, json!(v))).collect();
+            answer(out, id, &text_result(&Value::Object(env).to_string()));
+        }
+        "pid" => answer(out, id, &text_result(&std::process::id().to_string())),
+        "noisy" => {
+            write_line(out, "this is log text on stdout, not JSON");
+            write_line(out, &"x".repeat(9 * 1024 * 1024));
+            {
+                let mut o = out.lock().unwrap();
+                o.write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"\xff\xfe\"}\n")
+                    .unwrap();
+                o.flush().unwrap();
+            }
+            write_line(out, r#"{"jsonrpc":"2.0","id":1"#);
+            write_line(
+                out,
+                r#"{"jsonrpc":"2.0","id":424242,"result":{"spoofed":true}}"#,
+            );
+            let line =
+                json!({"jsonrpc": "2.0", "id": id, "result": text_result("after the noise")})
+                    .to_string();
+            let mut o = out.lock().unwrap();
+            for byte in line.as_bytes().iter().chain(b"\n") {
+                o.write_all(&[*byte]).unwrap();
+                o.flush().unwrap();
+            }
+        }
+        "sleep" => {
+            let ms = args["ms"].as_u64().unwrap_or(1000);
+            let out = Arc::clone(out);
+            let id = id.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                answer(&out, &id, &text_result("slept"));
+            });
+        }
+        "crash" => std::process::exit(3),
+        "stderr" => {
+            let lines = args["lines"].as_u64().unwrap_or(1);
+            for i in 0..lines {
+                eprintln!("stderr line {i} from the test server");
+            }
+            answer(out, id, &text_result("written"));
+        }
+        other => answer(out, id, &text_result(other)),
+    }
+}

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# install.sh: build and install mcp-warden, or install the pinned test dependencies.
+#
+#   ./install.sh                    build the release binary and install it to
+#                                   ${PREFIX:-$HOME/.local}/bin/mcp-warden
+#   ./install.sh --test-deps [DIR]  install the pinned MCP reference servers and the Python
+#                                   `mcp` SDK used by the integration tests into DIR
+#                                   (default: $MCP_WARDEN_TEST_PREFIX or /opt/mcp-warden-test)
+#
+# The test prefix is world-readable on purpose: mcp-warden, run as root, starts servers
+# under other uids, and those cannot read anything under /root (a venv, an npm cache).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+DEPS="$ROOT/tests/deps"
+DEFAULT_TEST_PREFIX=/opt/mcp-warden-test
+STAMP_NAME=mcp-warden-test-deps.stamp
+# Bump when the layout of the prefix or the way it is built changes.
+STAMP_FORMAT=1
+
+say() { printf 'install.sh: %s\n' "$*" >&2; }
+die() {
+    printf 'install.sh: error: %s\n' "$*" >&2
+    exit 1
+}
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+
+usage() {
+    cat <<EOF
+usage: ./install.sh                    build and install mcp-warden to \${PREFIX:-\$HOME/.local}/bin
+       ./install.sh --test-deps [DIR]  install the pinned test dependencies into DIR
+                                       (default: \$MCP_WARDEN_TEST_PREFIX or $DEFAULT_TEST_PREFIX)
+EOF
+}
+
+install_binary() {
+    local prefix="${PREFIX:-${HOME:?HOME is not set; set PREFIX}/.local}"
+    command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
+    local t0
+    t0="$(now)"
+    say "building the release binary (cargo build --release --locked)"
+    (cd "$ROOT" && cargo build --release --locked --bin mcp-warden)
+    local target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
+    install -D -m 0755 "$target_dir/release/mcp-warden" "$prefix/bin/mcp-warden"
+    say "installed $prefix/bin/mcp-warden ($(since "$t0"))"
+    "$prefix/bin/mcp-warden" --version >&2 || true
+    case ":$PATH:" in
+        *":$prefix/bin:"*) ;;
+        *) say "note: $prefix/bin is not on your PATH" ;;
+    esac
+}
+
+# The interpreter the test venv is built from. It must live somewhere every uid can read:
+# Debian's /usr/bin/python3 does; a pyenv or other build under /root does not.
+pick_python() {
+    if [[ -n "${MCP_WARDEN_TEST_PYTHON:-}" ]]; then
+        printf '%s\n' "$MCP_WARDEN_TEST_PYTHON"
+        return
+    fi
+    local candidate
+    for candidate in /usr/bin/python3 /usr/local/bin/python3 "$(command -v python3 || true)"; do
+        if [[ -n "$candidate" && -x "$candidate" ]] &&
+            "$candidate" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+            printf '%s\n' "$candidate"
+            return
+        fi
+    done
+    die "no usable python3 (3.10+ with the venv module) found; on Debian: apt-get install python3-venv; or set MCP_WARDEN_TEST_PYTHON"
+}
+
+# Warn when some directory above DIR is not searchable by other users.
+check_ancestors() {
+    local dir
+    dir="$(dirname "$1")"
+    while [[ "$dir" != / ]]; do
+        if [[ -d "$dir" ]] && ((!(8#$(stat -c %a "$dir") & 1))); then
+            say "warning: $dir is not searchable by other users; servers run under another uid will not reach $1"
+            return
+        fi
+        dir="$(dirname "$dir")"
+    done
+}
+
+deps_hash() {
+    local python="$1"
+    {
+        printf 'format %s\n' "$STAMP_FORMAT"
+        sha256sum "$DEPS/package.json" "$DEPS/package-lock.json" "$DEPS/requirements.txt" | cut -d' ' -f1
+        printf 'python %s %s\n' "$(readlink -f "$python")" "$("$python" -c 'import sys; print(sys.version.split()[0])')"
+        printf 'node %s\n' "$(node --version | cut -d. -f1)"
+    } | sha256sum | cut -d' ' -f1
+}
+
+# As root, prove that an unprivileged uid can use what was installed.
+check_as_nobody() {
+    local dir="$1"
+    [[ "$(id -u)" == 0 ]] && command -v runuser >/dev/null && id nobody >/dev/null 2>&1 || return 0
+    runuser -u nobody -- "$dir/venv/bin/python" -c 'import mcp, mcp_server_time, mcp_server_git' ||
+        die "user nobody cannot use $dir/venv (is the interpreter or a parent directory private?)"
+    runuser -u nobody -- node -e '
+        const dir = process.argv[1];
+        for (const p of ["server-everything", "server-filesystem", "server-memory"])
+            require(require.resolve("@modelcontextprotocol/" + p + "/package.json", { paths: [dir] }));
+    ' "$dir/node" || die "user nobody cannot read $dir/node/node_modules"
+}
+
+install_test_deps() {
+    local dir="$1"
+    [[ -n "$dir" ]] || die "empty test prefix"
+    mkdir -p "$dir"
+    dir="$(cd "$dir" && pwd -P)"
+    command -v node >/dev/null || die "node not found (Node.js 20+ is needed for the npm test servers)"
+    command -v npm >/dev/null || die "npm not found"
+    local python hash stamp="$dir/$STAMP_NAME"
+    python="$(pick_python)"
+    hash="$(deps_hash "$python")"
+
+    # One installer at a time per prefix.
+    if command -v flock >/dev/null; then
+        exec 9>"$dir/.install.lock"
+        flock 9
+    fi
+
+    if [[ -f "$stamp" && "$(head -n1 "$stamp")" == "$hash" && -x "$dir/venv/bin/python" &&
+        -d "$dir/node/node_modules/.bin" ]]; then
+        say "test dependencies already installed in $dir (stamp matches)"
+        return 0
+    fi
+
+    local t0 t
+    t0="$(now)"
+    say "installing test dependencies into $dir"
+    rm -f "$stamp"
+    check_ancestors "$dir"
+
+    # npm: exactly what package-lock.json pins; the cache lives in the prefix, not under $HOME.
+    t="$(now)"
+    mkdir -p "$dir/node"
+    cp "$DEPS/package.json" "$DEPS/package-lock.json" "$dir/node/"
+    say "npm ci ($(node --version), npm $(npm --version)) -> $dir/node/node_modules"
+    (cd "$dir/node" &&
+        npm ci --cache "$dir/.npm-cache" --ignore-scripts --no-audit --no-fund \
+            --no-update-notifier --loglevel=warn </dev/null)
+    say "npm packages installed ($(since "$t"))"
+
+    # Python: a fresh venv from a world-readable interpreter, requirements fully pinned.
+    t="$(now)"
+    say "python venv from $python ($("$python" --version 2>&1)) -> $dir/venv"
+    rm -rf "$dir/venv"
+    "$python" -m venv "$dir/venv"
+    cp "$DEPS/requirements.txt" "$dir/requirements.txt"
+    PIP_NO_CACHE_DIR=1 "$dir/venv/bin/python" -m pip install --no-cache-dir --no-input \
+        --disable-pip-version-check --quiet -r "$dir/requirements.txt" </dev/null
+    say "python packages installed ($(since "$t"))"
+
+    chmod -R a+rX "$dir"
+    check_as_nobody "$dir"
+
+    {
+        printf '%s\n' "$hash"
+        printf '# mcp-warden test dependencies, installed %s by %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ROOT/install.sh"
+    } >"$stamp.tmp"
+    chmod a+r "$stamp.tmp"
+    mv -f "$stamp.tmp" "$stamp"
+    say "test dependencies installed in $dir ($(since "$t0"))"
+    say "  node servers: $dir/node/node_modules/.bin/{mcp-server-everything,mcp-server-filesystem,mcp-server-memory}"
+    say "  python:       $dir/venv/bin/{python,mcp-server-time,mcp-server-git}"
+}
+
+case "${1:-}" in
+    "")
+        install_binary
+        ;;
+    --test-deps)
+        [[ $# -le 2 ]] || {
+            usage >&2
+            exit 2
+        }
+        install_test_deps "${2:-${MCP_WARDEN_TEST_PREFIX:-$DEFAULT_TEST_PREFIX}}"
+        ;;
+    -h | --help)
+        usage
+        ;;
+    *)
+        usage >&2
+        exit 2
+        ;;
+esac

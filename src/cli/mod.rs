@@ -1,0 +1,76 @@
+//! Command-line parsing. Each subcommand lives in its own file; the doc comments on the
+//! clap structs are the `--help` text.
+
+mod check;
+mod init;
+mod serve;
+mod trust;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::ExitStatus;
+use crate::output;
+
+/// A security gateway for the Model Context Protocol.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-warden", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The workspace root (default: the client's roots, else the current directory
+    /// walking up to one that holds `mcp-warden.toml`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the stdio MCP server: what a client's config runs.
+    Serve(serve::ServeArgs),
+    /// Write a commented `mcp-warden.toml` for this workspace.
+    Init(init::InitArgs),
+    /// Validate every configuration layer.
+    Check(check::CheckArgs),
+    /// Trust this workspace at its current file digests.
+    Trust(trust::TrustArgs),
+    /// Withdraw trust from this workspace.
+    Untrust(trust::UntrustArgs),
+}
+
+/// Parses `args` and runs the command; every error is reported here, once.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let status = if e.use_stderr() {
+                ExitStatus::Usage
+            } else {
+                ExitStatus::Success
+            };
+            // clap formats help and usage itself, to the right stream.
+            let _ = e.print();
+            return status;
+        }
+    };
+    let paths = crate::paths::Paths::from_env();
+    let workspace = cli.workspace.clone();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(&paths, workspace, &args),
+        Command::Init(args) => init::run(&paths, workspace, &args),
+        Command::Check(args) => check::run(&paths, workspace, &args),
+        Command::Trust(args) => trust::run_trust(&paths, workspace, &args),
+        Command::Untrust(args) => trust::run_untrust(&paths, workspace, &args),
+    };
+    match result {
+        Ok(status) => status,
+        Err(e) => {
+            output::diag(&format!("error: {e:#}"));
+            ExitStatus::Failure
+        }
+    }
+}

@@ -1,0 +1,714 @@
+//! The layers (managed → user → workspace), workspace discovery and merging.
+//!
+//! [`load`] is what `serve` and the other commands use: every file read, validated and
+//! merged into one [`Effective`], or the first reason it cannot be. [`check`] reads the
+//! same files the same way but keeps going, and returns every problem and finding for
+//! `mcp-warden check` to print.
+//!
+//! Merging servers (SPEC "Merging"): the user's servers, plus the workspace's only when
+//! the workspace is trusted at its current digests; a name defined in both is taken
+//! from the workspace only when trusted. Whatever is configured but not started is in
+//! [`Effective::skipped`] with the reason, so nothing disappears silently.
+//!
+//! An invalid file in any layer fails the whole load, including an untrusted
+//! workspace's: its policy will be able to tighten the user's, so ignoring a broken one
+//! would fail open.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::error::{ConfigError, Diagnostic, Source};
+use super::model::{Effective, Layer, Skipped, TrustState, Workspace, WorkspaceChoice};
+use super::validate::{ServerDef, validate};
+use super::vars::{Vars, process_env};
+use super::{findings, raw};
+use crate::paths::{self, Paths};
+
+/// Finds the workspace root, first rule that applies (SPEC "Workspace discovery"):
+///
+/// - `Flag(dir)`: `dir` as it is, whether or not it holds an `mcp-warden.toml`.
+/// - `Roots`: the first root that holds an `mcp-warden.toml` or lies below a directory
+///   that does (walking up as for the current directory); none: the `Cwd` rule.
+/// - `Cwd(dir)`: `dir` or the nearest parent that holds an `mcp-warden.toml`, walking up
+///   to `home` (inclusive) or, outside `home`, to `/`.
+///
+/// `None`: no workspace; user-level servers and policy only.
+#[must_use]
+pub fn discover_workspace(choice: &WorkspaceChoice, home: &Path) -> Option<PathBuf> {
+    match choice {
+        WorkspaceChoice::Flag(dir) => Some(dir.clone()),
+        WorkspaceChoice::Roots { roots, cwd } => roots
+            .iter()
+            .find_map(|root| find_upwards(root, home))
+            .or_else(|| find_upwards(cwd, home)),
+        WorkspaceChoice::Cwd(dir) => find_upwards(dir, home),
+    }
+}
+
+/// The nearest of `start` and its parents that holds a workspace file, stopping after
+/// `home` so that a stray `~/../mcp-warden.toml` never applies to the user's projects.
+fn find_upwards(start: &Path, home: &Path) -> Option<PathBuf> {
+    let start = start.canonicalize().unwrap_or_else(|_| start.to_path_buf());
+    let home = home.canonicalize().unwrap_or_else(|_| home.to_path_buf());
+    for dir in start.ancestors() {
+        if paths::workspace_file(dir).is_file() {
+            return Some(dir.to_path_buf());
+        }
+        if dir == home {
+            break;
+        }
+    }
+    None
+}
+
+/// Reads, validates and merges every layer. Variables that have no value here skip
+/// their server (see [`Effective::skipped`]); anything else wrong is an error.
+pub fn load(paths: &Paths, choice: &WorkspaceChoice) -> Result<Effective, ConfigError> {
+    let layers = gather(paths, choice);
+    if let Some(problem) = layers.problems.into_iter().next() {
+        return Err(problem);
+    }
+    let analysis = analyse(paths, layers.workspace, &layers.files, false);
+    if analysis.errors.is_empty() {
+        Ok(analysis.effective)
+    } else {
+        Err(ConfigError::Invalid {
+            diagnostics: analysis.errors,
+        })
+    }
+}
+
+/// Everything `mcp-warden check` reports.
+#[derive(Debug)]
+pub struct Report {
+    /// Every configuration file read, in layer order.
+    pub files: Vec<(Layer, PathBuf)>,
+    /// The workspace found, with its trust state.
+    pub workspace: Option<Workspace>,
+    /// Errors (exit 2), in layer order and, within a file, by position. Servers that
+    /// cannot start because a variable has no value are errors here.
+    pub errors: Vec<Diagnostic>,
+    /// Risks in a valid configuration (exit 1): literal secrets, unversioned packages.
+    pub findings: Vec<Diagnostic>,
+    /// What [`load`] would give, as far as the files could be read: servers of a
+    /// broken file are missing.
+    pub effective: Effective,
+}
+
+impl Report {
+    /// Whether the configuration has no errors and no findings.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.errors.is_empty() && self.findings.is_empty()
+    }
+}
+
+/// Validates every layer and collects every problem and finding, without stopping at
+/// the first.
+#[must_use]
+pub fn check(paths: &Paths, choice: &WorkspaceChoice) -> Report {
+    let layers = gather(paths, choice);
+    let mut errors: Vec<Diagnostic> = layers
+        .problems
+        .into_iter()
+        .flat_map(ConfigError::into_diagnostics)
+        .collect();
+    let analysis = analyse(paths, layers.workspace.clone(), &layers.files, true);
+    errors.extend(analysis.errors);
+    errors.extend(analysis.unresolved);
+    Report {
+        files: layers
+            .files
+            .iter()
+            .map(|f| (f.layer, f.path.clone()))
+            .collect(),
+        workspace: layers.workspace,
+        errors,
+        findings: analysis.findings,
+        effective: analysis.effective,
+    }
+}
+
+/// One configuration file that exists and was read.
+struct LayerFile {
+    layer: Layer,
+    path: PathBuf,
+    text: String,
+}
+
+/// The files of every layer and what went wrong finding or reading them.
+struct Layers {
+    workspace: Option<Workspace>,
+    files: Vec<LayerFile>,
+    problems: Vec<ConfigError>,
+}
+
+fn gather(paths: &Paths, choice: &WorkspaceChoice) -> Layers {
+    let mut layers = Layers {
+        workspace: None,
+        files: Vec::new(),
+        problems: Vec::new(),
+    };
+    layers.read(Layer::Managed, paths.managed_policy());
+    layers.read(Layer::User, paths.user_config());
+    let Some(found) = discover_workspace(choice, &paths.home) else {
+        return layers;
+    };
+    let root = match found.canonicalize().and_then(|root| {
+        if root.is_dir() {
+            Ok(root)
+        } else {
+            Err(io::Error::from(io::ErrorKind::NotADirectory))
+        }
+    }) {
+        Ok(root) => root,
+        Err(cause) => {
+            layers
+                .problems
+                .push(ConfigError::Workspace { path: found, cause });
+            return layers;
+        }
+    };
+    let file = paths::workspace_file(&root);
+    let file = file.is_file().then_some(file);
+    let mut trust = TrustState::NotTrusted;
+    if let Some(file) = &file {
+        match crate::trust::try_state(paths, &root) {
+            Ok(state) => trust = state,
+            Err(e) => layers.problems.push(e.into()),
+        }
+        layers.read(Layer::Workspace, file.clone());
+    }
+    layers.workspace = Some(Workspace { root, file, trust });
+    layers
+}
+
+impl Layers {
+    /// Reads a layer's file; a missing one is simply not there.
+    fn read(&mut self, layer: Layer, path: PathBuf) {
+        match fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => self.files.push(LayerFile { layer, path, text }),
+                Err(e) => {
+                    let valid = e
+                        .as_bytes()
+                        .get(..e.utf8_error().valid_up_to())
+                        .unwrap_or_default();
+                    let prefix = String::from_utf8_lossy(valid);
+                    let at = prefix.len();
+                    let d = Source::new(&path, &prefix).error(&(at..at), "invalid UTF-8");
+                    self.problems.push(ConfigError::Invalid {
+                        diagnostics: vec![d],
+                    });
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(cause) => self.problems.push(ConfigError::Read { path, cause }),
+        }
+    }
+}
+
+struct Analysis {
+    effective: Effective,
+    /// Invalid configuration.
+    errors: Vec<Diagnostic>,
+    /// Servers skipped because a variable has no value here.
+    unresolved: Vec<Diagnostic>,
+    findings: Vec<Diagnostic>,
+}
+
+fn analyse(
+    paths: &Paths,
+    workspace: Option<Workspace>,
+    files: &[LayerFile],
+    with_findings: bool,
+) -> Analysis {
+    let mut errors = Vec::new();
+    let mut findings = Vec::new();
+    let sources: Vec<Source<'_>> = files
+        .iter()
+        .map(|f| Source::new(&f.path, &f.text))
+        .collect();
+    let mut defs: Vec<(usize, ServerDef)> = Vec::new();
+    for (i, (file, source)) in files.iter().zip(&sources).enumerate() {
+        let (servers, diagnostics) = validate(file.layer, source, raw::parse(source));
+        errors.extend(diagnostics);
+        if with_findings {
+            findings.extend(findings::findings(source, &servers));
+        }
+        defs.extend(servers.into_iter().map(|d| (i, d)));
+    }
+
+    let root = workspace.as_ref().map(|w| w.root.as_path());
+    let vars = Vars {
+        workspace: root,
+        home: &paths.home,
+        env: &process_env,
+    };
+    let trust = workspace
+        .as_ref()
+        .map_or(&TrustState::NotTrusted, |w| &w.trust);
+    let mut chosen: BTreeMap<String, &(usize, ServerDef)> = BTreeMap::new();
+    let mut skipped = Vec::new();
+    for entry in defs.iter().filter(|(_, d)| d.layer == Layer::User) {
+        chosen.insert(entry.1.name.as_str().to_owned(), entry);
+    }
+    for entry in defs.iter().filter(|(_, d)| d.layer == Layer::Workspace) {
+        let name = entry.1.name.as_str().to_owned();
+        let workspace_file = &files[entry.0].path;
+        if trust.is_trusted() {
+            if chosen.insert(name.clone(), entry).is_some() {
+                skipped.push(Skipped {
+                    server: name,
+                    layer: Layer::User,
+                    reason: format!(
+                        "replaced by the definition in the trusted workspace file `{}`",
+                        workspace_file.display()
+                    ),
+                });
+            }
+        } else {
+            let mut reason = untrusted_reason(trust, workspace_file);
+            if chosen.contains_key(&name) {
+                reason.push_str("; the user config's definition is used instead");
+            }
+            skipped.push(Skipped {
+                server: name,
+                layer: Layer::Workspace,
+                reason,
+            });
+        }
+    }
+    let mut servers = Vec::new();
+    let mut unresolved = Vec::new();
+    for (name, (i, def)) in chosen {
+        if !def.enabled {
+            skipped.push(Skipped {
+                server: name,
+                layer: def.layer,
+                reason: "disabled (`enabled = false`)".to_owned(),
+            });
+            continue;
+        }
+        match def.resolve(&sources[*i], &vars) {
+            Ok(server) => servers.push(server),
+            Err(d) => {
+                skipped.push(Skipped {
+                    server: name.clone(),
+                    layer: def.layer,
+                    reason: d.message.clone(),
+                });
+                unresolved.push(Diagnostic {
+                    message: format!("server `{name}` cannot start: {}", d.message),
+                    ..d
+                });
+            }
+        }
+    }
+    skipped.sort_by(|a, b| (&a.server, a.layer).cmp(&(&b.server, b.layer)));
+    Analysis {
+        effective: Effective {
+            workspace,
+            servers,
+            skipped,
+            files: files.iter().map(|f| f.path.clone()).collect(),
+        },
+        errors,
+        unresolved,
+        findings,
+    }
+}
+
+/// Why a workspace server does not start; names the command that changes it.
+fn untrusted_reason(trust: &TrustState, file: &Path) -> String {
+    match trust {
+        TrustState::Changed { changed } => format!(
+            "the workspace changed since it was trusted ({}); review it and run `mcp-warden trust` again",
+            changed
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => format!(
+            "the workspace is not trusted; review `{}` and run `mcp-warden trust` to let its servers start",
+            file.display()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServerConfig;
+
+    struct Env {
+        _dir: tempfile::TempDir,
+        base: PathBuf,
+        paths: Paths,
+    }
+
+    impl Env {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+            let base = dir.path().canonicalize().unwrap_or_else(|e| panic!("{e}"));
+            let home = base.join("home");
+            let paths = Paths {
+                managed_dir: base.join("etc"),
+                config_dir: base.join("config"),
+                data_dir: base.join("data"),
+                home: home.clone(),
+            };
+            fs::create_dir_all(&home).unwrap_or_else(|e| panic!("{e}"));
+            Self {
+                _dir: dir,
+                base,
+                paths,
+            }
+        }
+
+        fn write(path: &Path, text: &str) {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+            }
+            fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
+        }
+
+        fn dir(&self, rel: &str) -> PathBuf {
+            let dir = self.base.join(rel);
+            fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+            dir
+        }
+
+        fn workspace(&self, rel: &str, text: &str) -> PathBuf {
+            let dir = self.dir(rel);
+            Self::write(&dir.join("mcp-warden.toml"), text);
+            dir
+        }
+
+        fn load(&self, root: &Path) -> Result<Effective, ConfigError> {
+            load(&self.paths, &WorkspaceChoice::Flag(root.to_path_buf()))
+        }
+    }
+
+    fn names(servers: &[ServerConfig]) -> Vec<(&str, Layer)> {
+        servers.iter().map(|s| (s.name.as_str(), s.layer)).collect()
+    }
+
+    #[test]
+    fn flag_is_taken_as_it_is() {
+        let env = Env::new();
+        let dir = env.dir("home/empty");
+        assert_eq!(
+            discover_workspace(&WorkspaceChoice::Flag(dir.clone()), &env.paths.home),
+            Some(dir)
+        );
+    }
+
+    #[test]
+    fn cwd_walks_up_to_the_workspace_file() {
+        let env = Env::new();
+        let root = env.workspace("home/proj", "");
+        let deep = env.dir("home/proj/src/deep");
+        assert_eq!(
+            discover_workspace(&WorkspaceChoice::Cwd(deep), &env.paths.home),
+            Some(root)
+        );
+    }
+
+    #[test]
+    fn cwd_walk_stops_at_home_inclusive() {
+        let env = Env::new();
+        // A file above home never applies to directories below it.
+        Env::write(&env.base.join("mcp-warden.toml"), "");
+        let deep = env.dir("home/proj/src");
+        assert_eq!(
+            discover_workspace(&WorkspaceChoice::Cwd(deep.clone()), &env.paths.home),
+            None
+        );
+        // Home itself is still looked at.
+        Env::write(&env.paths.home.join("mcp-warden.toml"), "");
+        assert_eq!(
+            discover_workspace(&WorkspaceChoice::Cwd(deep), &env.paths.home),
+            Some(env.paths.home.clone())
+        );
+    }
+
+    #[test]
+    fn cwd_outside_home_walks_to_the_root() {
+        let env = Env::new();
+        let root = env.workspace("srv", "");
+        let deep = env.dir("srv/a/b");
+        assert_eq!(
+            discover_workspace(&WorkspaceChoice::Cwd(deep), &env.paths.home),
+            Some(root)
+        );
+    }
+
+    #[test]
+    fn roots_take_the_first_that_holds_or_lies_below_a_workspace() {
+        let env = Env::new();
+        let plain = env.dir("home/plain");
+        let root = env.workspace("home/proj", "");
+        let below = env.dir("home/proj/pkg");
+        let other = env.workspace("home/other", "");
+        let choice = WorkspaceChoice::Roots {
+            roots: vec![plain.clone(), below, other],
+            cwd: plain.clone(),
+        };
+        assert_eq!(discover_workspace(&choice, &env.paths.home), Some(root));
+        let cwd_ws = env.workspace("home/cwd", "");
+        let choice = WorkspaceChoice::Roots {
+            roots: vec![plain],
+            cwd: cwd_ws.clone(),
+        };
+        assert_eq!(discover_workspace(&choice, &env.paths.home), Some(cwd_ws));
+    }
+
+    #[test]
+    fn no_files_at_all_is_an_empty_configuration() {
+        let env = Env::new();
+        let eff = load(&env.paths, &WorkspaceChoice::Cwd(env.paths.home.clone()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(eff.workspace.is_none() && eff.servers.is_empty() && eff.files.is_empty());
+    }
+
+    #[test]
+    fn untrusted_workspace_servers_are_skipped_naming_trust() {
+        let env = Env::new();
+        Env::write(&env.paths.user_config(), "[servers.u]\ncommand = \"u\"\n");
+        let root = env.workspace("home/p", "[servers.w]\ncommand = \"w\"\n");
+        let eff = env.load(&root).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(names(&eff.servers), [("u", Layer::User)]);
+        assert_eq!(eff.skipped.len(), 1);
+        assert_eq!(eff.skipped[0].server, "w");
+        assert!(
+            eff.skipped[0].reason.contains("mcp-warden trust"),
+            "{}",
+            eff.skipped[0].reason
+        );
+        assert_eq!(
+            eff.files,
+            [env.paths.user_config(), root.join("mcp-warden.toml")]
+        );
+        assert_eq!(eff.workspace.map(|w| w.trust), Some(TrustState::NotTrusted));
+    }
+
+    #[test]
+    fn trusted_workspace_servers_start_and_win_same_names() {
+        let env = Env::new();
+        Env::write(
+            &env.paths.user_config(),
+            "[servers.b]\ncommand = \"user-b\"\n[servers.a]\ncommand = \"a\"\n",
+        );
+        let root = env.workspace(
+            "home/p",
+            "[servers.b]\ncommand = \"ws-b\"\n[servers.c]\ncommand = \"c\"\n",
+        );
+        crate::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
+        let eff = env.load(&root).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            names(&eff.servers),
+            [
+                ("a", Layer::User),
+                ("b", Layer::Workspace),
+                ("c", Layer::Workspace)
+            ]
+        );
+        assert_eq!(eff.servers[1].command, "ws-b");
+        assert_eq!(eff.skipped.len(), 1);
+        assert!(
+            eff.skipped[0]
+                .reason
+                .starts_with("replaced by the definition in the trusted workspace")
+        );
+    }
+
+    #[test]
+    fn same_name_in_an_untrusted_workspace_keeps_the_users() {
+        let env = Env::new();
+        Env::write(
+            &env.paths.user_config(),
+            "[servers.b]\ncommand = \"user-b\"\n",
+        );
+        let root = env.workspace("home/p", "[servers.b]\ncommand = \"ws-b\"\n");
+        let eff = env.load(&root).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(eff.servers[0].command, "user-b");
+        assert!(
+            eff.skipped[0]
+                .reason
+                .contains("the user config's definition is used instead")
+        );
+    }
+
+    #[test]
+    fn an_edited_workspace_is_untrusted_again() {
+        let env = Env::new();
+        let root = env.workspace("home/p", "[servers.w]\ncommand = \"w\"\n");
+        crate::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(env.load(&root).map(|e| e.servers.len()).ok(), Some(1));
+        Env::write(
+            &root.join("mcp-warden.toml"),
+            "[servers.w]\ncommand = \"evil\"\n",
+        );
+        let eff = env.load(&root).unwrap_or_else(|e| panic!("{e}"));
+        assert!(eff.servers.is_empty());
+        assert!(
+            eff.skipped[0]
+                .reason
+                .contains("changed since it was trusted")
+        );
+        assert!(matches!(
+            eff.workspace.map(|w| w.trust),
+            Some(TrustState::Changed { .. })
+        ));
+    }
+
+    #[test]
+    fn disabled_servers_are_skipped_and_the_rest_sorted() {
+        let env = Env::new();
+        Env::write(
+            &env.paths.user_config(),
+            "[servers.z]\ncommand = \"z\"\n[servers.off]\ncommand = \"o\"\nenabled = false\n[servers.a]\ncommand = \"a\"\n",
+        );
+        let eff = env
+            .load(&env.dir("home/none"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            names(&eff.servers),
+            [("a", Layer::User), ("z", Layer::User)]
+        );
+        assert_eq!(eff.skipped[0].server, "off");
+        assert!(eff.skipped[0].reason.contains("disabled"));
+    }
+
+    #[test]
+    fn missing_workspace_variable_skips_only_that_server() {
+        let env = Env::new();
+        Env::write(
+            &env.paths.user_config(),
+            "[servers.fs]\ncommand = \"srv\"\nargs = [\"${workspace}\"]\n[servers.ok]\ncommand = \"ok\"\n",
+        );
+        let eff = load(&env.paths, &WorkspaceChoice::Cwd(env.paths.home.clone()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(names(&eff.servers), [("ok", Layer::User)]);
+        assert_eq!(
+            eff.skipped[0].reason,
+            "`${workspace}` is used but no workspace was found"
+        );
+        let report = check(&env.paths, &WorkspaceChoice::Cwd(env.paths.home.clone()));
+        assert_eq!(report.errors.len(), 1);
+        assert!(
+            report.errors[0]
+                .to_string()
+                .contains("config.toml:3:10: error: server `fs` cannot start")
+        );
+    }
+
+    #[test]
+    fn workspace_variable_and_default_cwd_are_the_root() {
+        let env = Env::new();
+        Env::write(
+            &env.paths.user_config(),
+            "[servers.fs]\ncommand = \"srv\"\nargs = [\"${workspace}\"]\n",
+        );
+        let root = env.dir("home/p");
+        let eff = env.load(&root).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(eff.servers[0].args, [root.to_string_lossy().into_owned()]);
+        assert_eq!(eff.servers[0].cwd.as_deref(), Some(root.as_path()));
+        assert!(eff.workspace.is_some_and(|w| w.file.is_none()));
+    }
+
+    #[test]
+    fn an_invalid_layer_fails_the_load_with_every_diagnostic() {
+        let env = Env::new();
+        Env::write(
+            &env.paths.user_config(),
+            "[servers.a]\ncomand = \"x\"\n[servers.b]\ncommand = 1\n",
+        );
+        let err = env
+            .load(&env.dir("home/p"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        let lines: Vec<_> = err.lines().filter(|l| l.contains(": error: ")).collect();
+        assert_eq!(lines.len(), 2, "{err}");
+        assert!(
+            lines[0].ends_with("config.toml:2:1: error: unknown key `comand` in `servers.a`"),
+            "{err}"
+        );
+        assert!(err.contains("  hint: did you mean `command`?"));
+    }
+
+    #[test]
+    fn an_invalid_untrusted_workspace_still_fails_the_load() {
+        let env = Env::new();
+        let root = env.workspace("home/p", "[policy]\ndefault = \"deny\"\n");
+        let err = env
+            .load(&root)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("mcp-warden.toml:2:1: error: `policy.default` is not supported yet"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn servers_in_the_managed_layer_are_refused() {
+        let env = Env::new();
+        Env::write(
+            &env.paths.managed_policy(),
+            "[servers.a]\ncommand = \"x\"\n",
+        );
+        let err = env
+            .load(&env.dir("home/p"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains(
+                "policy.toml:1:2: error: servers are not read from the managed policy file"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_flag_directory_is_an_error() {
+        let env = Env::new();
+        let err = env.load(&env.base.join("nope")).err();
+        assert!(
+            matches!(err, Some(ConfigError::Workspace { .. })),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn check_collects_errors_of_every_layer_and_findings() {
+        let env = Env::new();
+        Env::write(&env.paths.user_config(), "[servers.a]\ncomand = \"x\"\n");
+        let root = env.workspace("home/p", "[servers.n]\ncommand = \"npx\"\nargs = [\"-y\", \"pkg\"]\n[output]\nsecrets = \"off\"\n");
+        let report = check(&env.paths, &WorkspaceChoice::Flag(root));
+        assert_eq!(report.errors.len(), 2, "{:?}", report.errors);
+        assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+        assert_eq!(report.files.len(), 2);
+        assert!(!report.is_clean());
+    }
+
+    #[test]
+    fn a_corrupt_trust_store_is_reported() {
+        let env = Env::new();
+        let root = env.workspace("home/p", "");
+        Env::write(&env.paths.trust_file(), "workspaces = 3\n");
+        let err = env
+            .load(&root)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("trust.toml:1:14: error:"), "{err}");
+    }
+}

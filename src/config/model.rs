@@ -1,0 +1,159 @@
+//! The validated configuration: what `serve` and the other commands work with.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which file a setting or server came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Layer {
+    /// `/etc/mcp-warden/policy.toml`.
+    Managed,
+    /// The user's `config.toml`.
+    User,
+    /// The workspace's `mcp-warden.toml`.
+    Workspace,
+}
+
+/// A server's table name (`[servers.NAME]`): `^[A-Za-z0-9_-]{1,64}$`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServerName(String);
+
+impl ServerName {
+    /// Checks the name; `None` when it has characters outside `[A-Za-z0-9_-]` or is
+    /// empty or longer than 64.
+    #[must_use]
+    pub fn new(name: &str) -> Option<Self> {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        ok.then(|| Self(name.to_owned()))
+    }
+
+    /// The name as written.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ServerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The prefix of a server's exposed names. Empty means "no prefix". A non-empty
+/// namespace is `[A-Za-z0-9-]` words joined by single `_`, so it can never contain the
+/// `__` separator or end in `_` (which would make `a_` + `_b` ambiguous).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Namespace(String);
+
+impl Namespace {
+    /// Checks the namespace; `None` when it would be ambiguous next to `__`.
+    #[must_use]
+    pub fn new(ns: &str) -> Option<Self> {
+        if ns.is_empty() {
+            return Some(Self(String::new()));
+        }
+        let ok = ns.len() <= 48
+            && ns.split('_').all(|w| {
+                !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        ok.then(|| Self(ns.to_owned()))
+    }
+
+    /// The namespace as written (may be empty).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One upstream server, variables expanded, ready to spawn.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub name: ServerName,
+    /// The layer the server was taken from.
+    pub layer: Layer,
+    /// The command, variables expanded.
+    pub command: String,
+    /// The arguments, variables expanded.
+    pub args: Vec<String>,
+    /// Command and arguments exactly as written (the server's identity for pinning).
+    pub raw_command: String,
+    pub raw_args: Vec<String>,
+    /// Set for the child, values expanded.
+    pub env: BTreeMap<String, String>,
+    /// Copied from mcp-warden's own environment when set there.
+    pub env_passthrough: Vec<String>,
+    /// The child's working directory (default: the workspace, else mcp-warden's own).
+    pub cwd: Option<PathBuf>,
+    pub namespace: Namespace,
+    /// How long one request to this server may take.
+    pub request_timeout: Duration,
+}
+
+/// Whether the user trusts a workspace at its current file digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustState {
+    /// Trusted, and neither `mcp-warden.toml` nor `mcp-warden.lock` changed since.
+    Trusted,
+    /// Never trusted (or trust withdrawn).
+    NotTrusted,
+    /// Trusted once, but a file changed since; `changed` names the files.
+    Changed { changed: Vec<PathBuf> },
+}
+
+impl TrustState {
+    #[must_use]
+    pub fn is_trusted(&self) -> bool {
+        matches!(self, Self::Trusted)
+    }
+}
+
+/// The workspace this invocation works in.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// The directory that holds `mcp-warden.toml` (canonicalized), or the directory
+    /// given with `--workspace` even without one.
+    pub root: PathBuf,
+    /// `root/mcp-warden.toml`, when it exists.
+    pub file: Option<PathBuf>,
+    pub trust: TrustState,
+}
+
+/// How the workspace is to be found; first that applies (SPEC "Workspace discovery").
+#[derive(Debug, Clone)]
+pub enum WorkspaceChoice {
+    /// `--workspace DIR`: taken as it is, file or not.
+    Flag(PathBuf),
+    /// The client's roots: the first that holds, or lies below, an `mcp-warden.toml`;
+    /// when none does, fall back to `cwd`.
+    Roots { roots: Vec<PathBuf>, cwd: PathBuf },
+    /// The current directory, walking up to the home directory or `/`.
+    Cwd(PathBuf),
+}
+
+/// A server that is configured but will not be started, and why.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub server: String,
+    pub layer: Layer,
+    pub reason: String,
+}
+
+/// The merged configuration of every layer.
+#[derive(Debug, Clone)]
+pub struct Effective {
+    pub workspace: Option<Workspace>,
+    /// The servers to start: enabled, trusted, variables resolved; sorted by name.
+    pub servers: Vec<ServerConfig>,
+    /// Servers configured but not started (disabled, untrusted workspace, a variable
+    /// that cannot be resolved).
+    pub skipped: Vec<Skipped>,
+    /// Every configuration file that was read (for reload watching).
+    pub files: Vec<PathBuf>,
+}

@@ -1,0 +1,768 @@
+//! Validation of one file's raw mirror into server definitions.
+//!
+//! Checks what can be checked from the file alone (names, namespaces, durations,
+//! environment names, variable syntax) and rejects every key of a feature that is not
+//! built yet, so that a user who writes `[policy]` is told it does nothing instead of
+//! believing it protects them. Variables are expanded later, in [`ServerDef::resolve`],
+//! once the workspace is known: a variable without a value skips one server, it does
+//! not break the file.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::DeTable;
+
+use super::error::{Diagnostic, Source};
+use super::model::{Layer, Namespace, ServerConfig, ServerName};
+use super::raw::{self, Parsed, Permission, Preset, RawSandbox, RawServer};
+use super::vars::{Template, Vars, is_env_name};
+
+/// `request_timeout` when a server does not set one.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The hint given with an invalid namespace.
+const NAMESPACE_HINT: &str = "a namespace is words of letters, digits and `-` joined by single `_`, \
+                              at most 48 characters; `\"\"` means no prefix";
+
+/// The hint given with an invalid environment variable name.
+const ENV_NAME_HINT: &str = "a name is letters, digits and `_`, not starting with a digit";
+
+/// A string value as written, with its position and checked variables.
+#[derive(Debug, Clone)]
+pub struct Value {
+    /// The value as written (variables not expanded).
+    pub raw: String,
+    /// Where the value is written in its file.
+    pub span: Range<usize>,
+    template: Template,
+}
+
+impl Value {
+    /// The file offset of byte `offset` inside the value.
+    #[must_use]
+    pub fn file_offset(&self, source: &Source<'_>, offset: usize) -> usize {
+        source.offset_in_string(&self.span, &self.raw, offset)
+    }
+
+    fn expand(&self, source: &Source<'_>, vars: &Vars<'_>) -> Result<String, Diagnostic> {
+        self.template.expand(vars).map_err(|e| {
+            let at = self.file_offset(source, e.offset());
+            source.error(&(at..at), e.to_string()).with_hint(e.hint())
+        })
+    }
+}
+
+/// One server as its file defines it: checked, variables not yet expanded.
+#[derive(Debug, Clone)]
+pub struct ServerDef {
+    pub name: ServerName,
+    pub layer: Layer,
+    /// Where the server's table name is written.
+    pub name_span: Range<usize>,
+    pub enabled: bool,
+    pub command: Value,
+    pub args: Vec<Value>,
+    pub env: BTreeMap<String, Value>,
+    pub env_passthrough: Vec<String>,
+    pub cwd: Option<Value>,
+    pub namespace: Namespace,
+    pub request_timeout: Duration,
+}
+
+impl ServerDef {
+    /// Expands the variables. `Err` says which variable has no value here (or why the
+    /// working directory is unusable), at its position: the server cannot start.
+    pub fn resolve(
+        &self,
+        source: &Source<'_>,
+        vars: &Vars<'_>,
+    ) -> Result<ServerConfig, Diagnostic> {
+        let command = self.command.expand(source, vars)?;
+        let args = self
+            .args
+            .iter()
+            .map(|a| a.expand(source, vars))
+            .collect::<Result<_, _>>()?;
+        let mut env = BTreeMap::new();
+        for (key, value) in &self.env {
+            env.insert(key.clone(), value.expand(source, vars)?);
+        }
+        let cwd = match &self.cwd {
+            Some(value) => {
+                let dir = PathBuf::from(value.expand(source, vars)?);
+                if dir.is_absolute() {
+                    Some(dir)
+                } else if let (Layer::Workspace, Some(root)) = (self.layer, vars.workspace) {
+                    // A relative `cwd` in a workspace file means inside the workspace.
+                    Some(root.join(dir))
+                } else {
+                    return Err(source
+                        .error(
+                            &value.span,
+                            format!("`cwd` `{}` is not an absolute path", dir.display()),
+                        )
+                        .with_hint("start it with `${workspace}`, `${home}` or `/`"));
+                }
+            }
+            None => vars.workspace.map(Path::to_path_buf),
+        };
+        Ok(ServerConfig {
+            name: self.name.clone(),
+            layer: self.layer,
+            command,
+            args,
+            raw_command: self.command.raw.clone(),
+            raw_args: self.args.iter().map(|a| a.raw.clone()).collect(),
+            env,
+            env_passthrough: self.env_passthrough.clone(),
+            cwd,
+            namespace: self.namespace.clone(),
+            request_timeout: self.request_timeout,
+        })
+    }
+}
+
+/// Validates a parsed file of `layer`: the server definitions that are valid, and every
+/// problem of the file (the parser's and validation's), sorted by position.
+#[must_use]
+pub fn validate(
+    layer: Layer,
+    source: &Source<'_>,
+    parsed: Parsed<'_>,
+) -> (Vec<ServerDef>, Vec<Diagnostic>) {
+    let Parsed {
+        raw,
+        table,
+        mut diagnostics,
+    } = parsed;
+    let mut servers = Vec::new();
+    {
+        let mut check = Checker {
+            source,
+            table: &table,
+            diagnostics: &mut diagnostics,
+        };
+        check.unsupported_sections();
+        if layer == Layer::Managed {
+            if let Some(span) = raw::key_span(&table, &["servers"]) {
+                check.error(
+                    &span,
+                    "servers are not read from the managed policy file",
+                    Some("define servers in the user's `config.toml` or a workspace's `mcp-warden.toml`"),
+                );
+            }
+        } else {
+            for (name, server) in raw.servers {
+                if let Some(def) = check.server(layer, &name, &server) {
+                    servers.push(def);
+                }
+            }
+        }
+    }
+    diagnostics.sort_by_key(|d| d.position);
+    (servers, diagnostics)
+}
+
+/// What a section will do once built, for the "not supported yet" message.
+fn planned(section: &str) -> &'static str {
+    match section {
+        "policy" => "per-workspace policy",
+        "labels" | "flows" => "session flow rules",
+        "output" => "output scanning and redaction",
+        "limits" => "rate and size limits",
+        "pinning" => "tool pinning",
+        "audit" => "audit log settings",
+        "sandbox" => "per-server sandboxing",
+        "sampling" => "passing sampling requests to the client",
+        "elicitation" => "inspected elicitation",
+        _ => "a later release",
+    }
+}
+
+struct Checker<'s, 't> {
+    source: &'s Source<'s>,
+    table: &'t DeTable<'t>,
+    diagnostics: &'s mut Vec<Diagnostic>,
+}
+
+impl Checker<'_, '_> {
+    fn error(&mut self, span: &Range<usize>, message: impl Into<String>, hint: Option<&str>) {
+        let mut d = self.source.error(span, message);
+        d.hint = hint.map(str::to_owned);
+        self.diagnostics.push(d);
+    }
+
+    /// Every key under a table whose feature is not built yet.
+    fn unsupported_sections(&mut self) {
+        for section in [
+            "policy", "labels", "flows", "output", "limits", "pinning", "audit",
+        ] {
+            for (key, span) in raw::keys_at(self.table, &[section]) {
+                self.not_supported(&span, &format!("{section}.{key}"), planned(section), None);
+            }
+        }
+    }
+
+    fn not_supported(
+        &mut self,
+        span: &Range<usize>,
+        what: &str,
+        planned: &str,
+        hint: Option<&str>,
+    ) {
+        let message =
+            format!("`{what}` is not supported yet (planned: {planned}); remove it for now");
+        self.error(span, message, hint);
+    }
+
+    fn key(&self, path: &[&str], fallback: &Range<usize>) -> Range<usize> {
+        raw::key_span(self.table, path).unwrap_or_else(|| fallback.clone())
+    }
+
+    fn server(&mut self, layer: Layer, name: &str, raw: &RawServer) -> Option<ServerDef> {
+        let name_span = self.key(&["servers", name], &raw.command.span());
+        let before = self.diagnostics.len();
+        let server_name = ServerName::new(name);
+        if server_name.is_none() {
+            self.error(
+                &name_span,
+                format!("invalid server name `{name}`"),
+                Some("a server name is 1 to 64 letters, digits, `_` or `-`"),
+            );
+        }
+        let namespace = self.namespace(name, &name_span, raw.namespace.as_ref());
+        let command = self.value(&raw.command);
+        if raw.command.get_ref().trim().is_empty() {
+            self.error(&raw.command.span(), "`command` is empty", None);
+        }
+        let args: Vec<_> = raw.args.iter().filter_map(|a| self.value(a)).collect();
+        let mut env = BTreeMap::new();
+        for (key, value) in &raw.env {
+            if !is_env_name(key.get_ref()) {
+                self.error(
+                    &key.span(),
+                    format!("invalid environment variable name `{}`", key.get_ref()),
+                    Some(ENV_NAME_HINT),
+                );
+            }
+            if let Some(v) = self.value(value) {
+                env.insert(key.get_ref().clone(), v);
+            }
+        }
+        let mut env_passthrough = Vec::new();
+        for passed in &raw.env_passthrough {
+            let passed_name = passed.get_ref();
+            if !is_env_name(passed_name) {
+                self.error(
+                    &passed.span(),
+                    format!("invalid environment variable name `{passed_name}`"),
+                    Some(ENV_NAME_HINT),
+                );
+            } else if env.contains_key(passed_name) {
+                self.error(
+                    &passed.span(),
+                    format!("`{passed_name}` is both set in `env` and passed through"),
+                    Some("keep one of the two"),
+                );
+            }
+            env_passthrough.push(passed_name.clone());
+        }
+        let cwd = raw.cwd.as_ref().and_then(|c| self.value(c));
+        // In a workspace file a relative `cwd` means inside the workspace; elsewhere
+        // there is nothing it could be relative to.
+        if let (Some(cwd), Layer::User | Layer::Managed) = (&cwd, layer)
+            && cwd.template.is_literal()
+            && !Path::new(&cwd.raw).is_absolute()
+        {
+            self.error(
+                &cwd.span,
+                format!("`cwd` `{}` is not an absolute path", cwd.raw),
+                Some("start it with `${workspace}`, `${home}` or `/`"),
+            );
+        }
+        let request_timeout = match &raw.request_timeout {
+            None => Some(DEFAULT_REQUEST_TIMEOUT),
+            Some(t) => match parse_duration(t.get_ref()) {
+                Ok(d) => Some(d),
+                Err(why) => {
+                    self.error(
+                        &t.span(),
+                        format!("invalid `request_timeout` `{}`: {why}", t.get_ref()),
+                        Some("write a whole number with a unit: `500ms`, `60s`, `2m` or `1h`"),
+                    );
+                    None
+                }
+            },
+        };
+        self.server_unsupported(name, raw);
+        if let Some(sandbox) = &raw.sandbox {
+            self.sandbox(name, sandbox);
+        }
+        if self.diagnostics.len() > before {
+            return None;
+        }
+        Some(ServerDef {
+            name: server_name?,
+            layer,
+            name_span,
+            enabled: raw.enabled.unwrap_or(true),
+            command: command?,
+            args,
+            env,
+            env_passthrough,
+            cwd,
+            namespace: namespace?,
+            request_timeout: request_timeout?,
+        })
+    }
+
+    /// The explicit namespace, else the table name, which must then be one too.
+    fn namespace(
+        &mut self,
+        name: &str,
+        name_span: &Range<usize>,
+        explicit: Option<&Spanned<String>>,
+    ) -> Option<Namespace> {
+        if let Some(ns) = explicit {
+            let found = Namespace::new(ns.get_ref());
+            if found.is_none() {
+                self.error(
+                    &ns.span(),
+                    format!("invalid namespace `{}`", ns.get_ref()),
+                    Some(NAMESPACE_HINT),
+                );
+            }
+            return found;
+        }
+        let found = Namespace::new(name);
+        // An invalid server name is already reported; one error per mistake.
+        if found.is_none() && ServerName::new(name).is_some() {
+            let hint = format!("set `namespace` for this server: {NAMESPACE_HINT}");
+            self.error(
+                name_span,
+                format!("server name `{name}` cannot be used as its namespace"),
+                Some(&hint),
+            );
+        }
+        found
+    }
+
+    /// Checks a string's variables; `None` (with a diagnostic) when they are wrong.
+    fn value(&mut self, value: &Spanned<String>) -> Option<Value> {
+        let raw = value.get_ref();
+        match Template::parse(raw) {
+            Ok(template) => Some(Value {
+                raw: raw.clone(),
+                span: value.span(),
+                template,
+            }),
+            Err(e) => {
+                let at = self.source.offset_in_string(&value.span(), raw, e.offset());
+                self.error(&(at..at), e.to_string(), Some(&e.hint()));
+                None
+            }
+        }
+    }
+
+    fn server_unsupported(&mut self, name: &str, raw: &RawServer) {
+        for (key, setting) in [
+            ("sampling", &raw.sampling),
+            ("elicitation", &raw.elicitation),
+        ] {
+            if let Some(value) = setting
+                .as_ref()
+                .filter(|v| *v.get_ref() == Permission::Allow)
+            {
+                let span = self.key(&["servers", name, key], &value.span());
+                self.not_supported(
+                    &span,
+                    &format!("servers.{name}.{key} = \"allow\""),
+                    planned(key),
+                    Some("only `\"deny\"` is accepted until then"),
+                );
+            }
+        }
+    }
+
+    /// Sandbox keys are accepted only at their documented defaults.
+    fn sandbox(&mut self, name: &str, sandbox: &RawSandbox) {
+        // Variables in paths are checked even at their defaults: a typo is a typo.
+        for path in sandbox.fs_read.iter().chain(&sandbox.fs_write).flatten() {
+            let _ = self.value(path);
+        }
+        let default_write =
+            |paths: &Vec<Spanned<String>>| paths.len() == 1 && paths[0].get_ref() == "${workspace}";
+        let changed: [(&str, bool, &str); 7] = [
+            (
+                "preset",
+                sandbox.preset.is_some_and(|p| p != Preset::Auto),
+                "`\"auto\"`",
+            ),
+            (
+                "fs_read",
+                sandbox.fs_read.as_ref().is_some_and(|p| !p.is_empty()),
+                "`[]`",
+            ),
+            (
+                "fs_write",
+                sandbox.fs_write.as_ref().is_some_and(|p| !default_write(p)),
+                "`[\"${workspace}\"]`",
+            ),
+            ("network", sandbox.network == Some(false), "`true`"),
+            (
+                "network_ports",
+                sandbox
+                    .network_ports
+                    .as_ref()
+                    .is_some_and(|p| !p.is_empty()),
+                "`[]`",
+            ),
+            (
+                "user",
+                sandbox.user.as_deref().is_some_and(|u| u != "auto"),
+                "`\"auto\"`",
+            ),
+            ("required", sandbox.required == Some(true), "`false`"),
+        ];
+        for (key, is_changed, default) in changed {
+            if is_changed {
+                let span = self.key(&["servers", name, "sandbox", key], &(0..0));
+                let hint = format!("only the default ({default}) is accepted until then");
+                let what = format!("servers.{name}.sandbox.{key}");
+                self.not_supported(&span, &what, planned("sandbox"), Some(&hint));
+            }
+        }
+    }
+}
+
+/// Parses a duration written as a whole number and a unit: `500ms`, `60s`, `2m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    if number.is_empty() {
+        return Err("it does not start with a number".to_owned());
+    }
+    let n: u64 = number
+        .parse()
+        .map_err(|_| "the number is too large".to_owned())?;
+    let millis_per_unit = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "" => return Err("it has no unit".to_owned()),
+        other => return Err(format!("unknown unit `{other}`")),
+    };
+    let millis = n
+        .checked_mul(millis_per_unit)
+        .ok_or_else(|| "it is too large".to_owned())?;
+    if millis == 0 {
+        return Err("it must be more than zero".to_owned());
+    }
+    Ok(Duration::from_millis(millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use super::*;
+
+    fn check(layer: Layer, text: &str) -> (Vec<ServerDef>, Vec<String>) {
+        let source = Source::new(Path::new("f.toml"), text);
+        let (defs, diags) = validate(layer, &source, raw::parse(&source));
+        (defs, diags.iter().map(ToString::to_string).collect())
+    }
+
+    fn one_error(text: &str) -> String {
+        let (_, diags) = check(Layer::Workspace, text);
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        diags.into_iter().next().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_plain_server_validates_with_defaults() {
+        let (defs, diags) = check(
+            Layer::User,
+            "[servers.fs]\ncommand = \"npx\"\nargs = [\"a\"]\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let fs = &defs[0];
+        assert_eq!(fs.name.as_str(), "fs");
+        assert_eq!(fs.namespace.as_str(), "fs");
+        assert!(fs.enabled);
+        assert_eq!(fs.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+    }
+
+    #[test]
+    fn invalid_server_name_is_an_error_at_the_name() {
+        let e = one_error("[servers.\"my server\"]\ncommand = \"x\"\n");
+        assert!(
+            e.starts_with("f.toml:1:10: error: invalid server name `my server`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn server_name_that_is_no_namespace_asks_for_one() {
+        let e = one_error("[servers.a__b]\ncommand = \"x\"\n");
+        assert!(
+            e.contains("server name `a__b` cannot be used as its namespace"),
+            "{e}"
+        );
+        assert!(e.contains("hint: set `namespace`"), "{e}");
+        let (defs, diags) = check(
+            Layer::User,
+            "[servers.a__b]\ncommand = \"x\"\nnamespace = \"ab\"\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(defs[0].namespace.as_str(), "ab");
+    }
+
+    #[test]
+    fn invalid_and_empty_namespaces() {
+        let e = one_error("[servers.a]\ncommand = \"x\"\nnamespace = \"a_\"\n");
+        assert!(
+            e.starts_with("f.toml:3:13: error: invalid namespace `a_`"),
+            "{e}"
+        );
+        let (defs, diags) = check(
+            Layer::User,
+            "[servers.a]\ncommand = \"x\"\nnamespace = \"\"\n",
+        );
+        assert!(diags.is_empty());
+        assert_eq!(defs[0].namespace.as_str(), "");
+    }
+
+    #[test]
+    fn request_timeouts_parse() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in [
+            "",
+            "60",
+            "s",
+            "0s",
+            "1.5s",
+            "60 s",
+            "10d",
+            "99999999999999999999s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        let e = one_error("[servers.a]\ncommand = \"x\"\nrequest_timeout = \"60\"\n");
+        assert!(
+            e.contains("invalid `request_timeout` `60`: it has no unit"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn disabled_servers_are_kept_as_disabled() {
+        let (defs, _) = check(
+            Layer::User,
+            "[servers.a]\ncommand = \"x\"\nenabled = false\n",
+        );
+        assert!(!defs[0].enabled);
+    }
+
+    #[test]
+    fn env_names_are_checked() {
+        let e = one_error("[servers.a]\ncommand = \"x\"\nenv = { \"A-B\" = \"1\" }\n");
+        assert!(e.contains("invalid environment variable name `A-B`"), "{e}");
+        let e = one_error("[servers.a]\ncommand = \"x\"\nenv_passthrough = [\"1X\"]\n");
+        assert!(e.contains("invalid environment variable name `1X`"), "{e}");
+        let e = one_error(
+            "[servers.a]\ncommand = \"x\"\nenv = { T = \"1\" }\nenv_passthrough = [\"T\"]\n",
+        );
+        assert!(
+            e.contains("`T` is both set in `env` and passed through"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_variable_points_inside_the_string() {
+        let e = one_error("[servers.a]\ncommand = \"x\"\nargs = [\"--root=${workspce}\"]\n");
+        assert!(
+            e.starts_with("f.toml:3:17: error: unknown variable `${workspce}`"),
+            "{e}"
+        );
+        assert!(e.contains("did you mean `${workspace}`?"), "{e}");
+    }
+
+    #[test]
+    fn empty_command_is_an_error() {
+        let e = one_error("[servers.a]\ncommand = \" \"\n");
+        assert!(e.contains("`command` is empty"), "{e}");
+    }
+
+    #[test]
+    fn relative_cwd_in_the_user_config_is_an_error() {
+        let (_, diags) = check(Layer::User, "[servers.a]\ncommand = \"x\"\ncwd = \"sub\"\n");
+        assert!(
+            diags[0].contains("`cwd` `sub` is not an absolute path"),
+            "{diags:?}"
+        );
+        let (_, diags) = check(
+            Layer::Workspace,
+            "[servers.a]\ncommand = \"x\"\ncwd = \"sub\"\n",
+        );
+        assert!(diags.is_empty());
+    }
+
+    #[test]
+    fn every_unbuilt_section_key_is_not_supported() {
+        let text = "[policy]\ndefault = \"allow\"\n[[policy.rules]]\nid = \"r\"\naction = \"deny\"\n\
+                    [labels]\nprivate = []\n[flows]\ntrifecta = \"deny\"\n[output]\nsecrets = \"redact\"\n\
+                    [limits]\ncalls_per_minute = 1\n[pinning]\nmode = \"strict\"\nask = true\n\
+                    [audit]\narguments = true\n";
+        let (_, diags) = check(Layer::User, text);
+        let expect = [
+            ("2:1", "policy.default"),
+            ("3:10", "policy.rules"),
+            ("7:1", "labels.private"),
+            ("9:1", "flows.trifecta"),
+            ("11:1", "output.secrets"),
+            ("13:1", "limits.calls_per_minute"),
+            ("15:1", "pinning.mode"),
+            ("16:1", "pinning.ask"),
+            ("18:1", "audit.arguments"),
+        ];
+        assert_eq!(diags.len(), expect.len(), "{diags:#?}");
+        for (d, (pos, key)) in diags.iter().zip(expect) {
+            let start = format!("f.toml:{pos}: error: `{key}` is not supported yet (planned: ");
+            assert!(d.starts_with(&start), "{d}");
+            assert!(d.ends_with("); remove it for now"), "{d}");
+        }
+        assert!(diags[1].contains("(planned: per-workspace policy)"));
+    }
+
+    #[test]
+    fn empty_unbuilt_sections_are_accepted() {
+        let (_, diags) = check(Layer::User, "[policy]\n[pinning]\n");
+        assert!(diags.is_empty(), "{diags:?}");
+    }
+
+    #[test]
+    fn sampling_and_elicitation_allow_are_not_supported() {
+        let e = one_error("[servers.a]\ncommand = \"x\"\nsampling = \"allow\"\n");
+        assert!(
+            e.starts_with(
+                "f.toml:3:1: error: `servers.a.sampling = \"allow\"` is not supported yet"
+            ),
+            "{e}"
+        );
+        let e = one_error("[servers.a]\ncommand = \"x\"\nelicitation = \"allow\"\n");
+        assert!(
+            e.contains("`servers.a.elicitation = \"allow\"` is not supported yet"),
+            "{e}"
+        );
+        let text = "[servers.a]\ncommand = \"x\"\nsampling = \"deny\"\nelicitation = \"deny\"\n";
+        let (_, diags) = check(Layer::User, text);
+        assert!(diags.is_empty(), "{diags:?}");
+    }
+
+    #[test]
+    fn sandbox_defaults_are_accepted_and_anything_else_is_not() {
+        let defaults = "[servers.a]\ncommand = \"x\"\n[servers.a.sandbox]\npreset = \"auto\"\nfs_read = []\n\
+                        fs_write = [\"${workspace}\"]\nnetwork = true\nnetwork_ports = []\nuser = \"auto\"\n\
+                        required = false\n";
+        let (_, diags) = check(Layer::User, defaults);
+        assert!(diags.is_empty(), "{diags:?}");
+        for (key, value) in [
+            ("preset", "\"node\""),
+            ("fs_read", "[\"/data\"]"),
+            ("fs_write", "[]"),
+            ("network", "false"),
+            ("network_ports", "[443]"),
+            ("user", "\"nobody\""),
+            ("required", "true"),
+        ] {
+            let text =
+                format!("[servers.a]\ncommand = \"x\"\n[servers.a.sandbox]\n{key} = {value}\n");
+            let e = one_error(&text);
+            let start =
+                format!("f.toml:4:1: error: `servers.a.sandbox.{key}` is not supported yet");
+            assert!(e.starts_with(&start), "{e}");
+        }
+    }
+
+    #[test]
+    fn servers_in_the_managed_file_are_an_error() {
+        let (defs, diags) = check(Layer::Managed, "[servers.a]\ncommand = \"x\"\n");
+        assert!(defs.is_empty());
+        assert!(
+            diags[0].contains("servers are not read from the managed policy file"),
+            "{diags:?}"
+        );
+    }
+
+    #[test]
+    fn all_problems_of_a_file_are_reported_in_order() {
+        let text = "[servers.a]\ncommand = \"x\"\nrequest_timeout = \"x\"\n[servers.b]\ncommand = \"y\"\n\
+                    namespace = \"b__\"\n[policy]\nmode = \"monitor\"\n";
+        let (_, diags) = check(Layer::User, text);
+        assert_eq!(diags.len(), 3, "{diags:?}");
+        assert!(diags[0].starts_with("f.toml:3:"));
+        assert!(diags[1].starts_with("f.toml:6:"));
+        assert!(diags[2].starts_with("f.toml:8:"));
+    }
+
+    #[test]
+    fn resolve_expands_and_keeps_the_raw_identity() {
+        let text = "[servers.a]\ncommand = \"${home}/bin/srv\"\nargs = [\"${workspace}\"]\n\
+                    env = { T = \"${env:T}\" }\ncwd = \"sub\"\n";
+        let source = Source::new(Path::new("f.toml"), text);
+        let (defs, diags) = validate(Layer::Workspace, &source, raw::parse(&source));
+        assert!(diags.is_empty(), "{diags:?}");
+        let env = |n: &str| (n == "T").then(|| OsString::from("v"));
+        let vars = Vars {
+            workspace: Some(Path::new("/w")),
+            home: Path::new("/h"),
+            env: &env,
+        };
+        let cfg = defs[0]
+            .resolve(&source, &vars)
+            .unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(cfg.command, "/h/bin/srv");
+        assert_eq!(cfg.raw_command, "${home}/bin/srv");
+        assert_eq!(cfg.args, ["/w"]);
+        assert_eq!(cfg.raw_args, ["${workspace}"]);
+        assert_eq!(cfg.env["T"], "v");
+        assert_eq!(cfg.cwd.as_deref(), Some(Path::new("/w/sub")));
+    }
+
+    #[test]
+    fn resolve_fails_at_the_variable_without_a_value() {
+        let text = "[servers.a]\ncommand = \"x\"\nenv = { T = \"${env:UNSET_FOR_TEST}\" }\n";
+        let source = Source::new(Path::new("f.toml"), text);
+        let (defs, _) = validate(Layer::User, &source, raw::parse(&source));
+        let env = |_: &str| None;
+        let vars = Vars {
+            workspace: None,
+            home: Path::new("/h"),
+            env: &env,
+        };
+        let e = defs[0]
+            .resolve(&source, &vars)
+            .err()
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            e.lines().next(),
+            Some(
+                "f.toml:3:14: error: `${env:UNSET_FOR_TEST}` is used but `UNSET_FOR_TEST` is not set"
+            )
+        );
+        assert!(
+            e.contains("hint: set `UNSET_FOR_TEST` in the environment"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,614 @@
+//! The message model: a line classified as request, notification or response, kept as
+//! the bytes that arrived plus the spans a stage may rewrite.
+//!
+//! Parsing is two passes over the line. The first walks every value to refuse
+//! duplicate keys anywhere in the message (compared after unescaping, so
+//! `"met\u0068od"` and `"method"` are the same key): a proxy and the server behind it
+//! must never read two different messages out of one line. The second reads the
+//! envelope with borrowed raw values, so nothing below the envelope is copied.
+//! `serde_json`'s recursion limit turns absurd nesting into a parse error, never a stack
+//! overflow.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::error::ErrorCode;
+
+/// Longest id accepted, in bytes of its JSON text. Ids are echoed in every answer and
+/// kept in the in-flight table, so a 10 KB id is refused rather than carried.
+pub const MAX_ID_LEN: usize = 256;
+
+/// A request id exactly as it arrived (its JSON text): `"1"` and `1` differ, and `1e3`
+/// or `18446744073709551616` come back as they were sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Id(Box<str>);
+
+impl Id {
+    /// Checks a raw JSON value for use as an id: a string, or a number without a
+    /// fractional part, at most [`MAX_ID_LEN`] bytes of text.
+    pub fn from_raw(raw: &RawValue) -> Result<Self, &'static str> {
+        let text = raw.get();
+        if text.len() > MAX_ID_LEN {
+            return Err("id is too long");
+        }
+        match text.as_bytes().first() {
+            Some(b'"') => Ok(Self(text.into())),
+            Some(b'-' | b'0'..=b'9')
+                if !text.contains('.') && !text.contains("e-") && !text.contains("E-") =>
+            {
+                Ok(Self(text.into()))
+            }
+            Some(b'-' | b'0'..=b'9') => Err("id must not have a fractional part"),
+            _ => Err("id must be a string or a number"),
+        }
+    }
+
+    /// An id that mcp-warden mints itself (for its own requests).
+    #[must_use]
+    pub fn number(n: u64) -> Self {
+        Self(n.to_string().into())
+    }
+
+    /// The JSON text of the id.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id as an integer, when it is a plain non-negative integer that fits.
+    #[must_use]
+    pub fn as_u64(&self) -> Option<u64> {
+        self.0.parse().ok()
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a message is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// Has a method and an id: expects an answer.
+    Request { id: Id, method: Box<str> },
+    /// Has a method and no id.
+    Notification { method: Box<str> },
+    /// Has an id and `result` or `error`.
+    Response { id: Id, is_error: bool },
+}
+
+/// Why a line is not a message we accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// -32700 or -32600.
+    pub code: ErrorCode,
+    /// What was wrong, for the error answer and the log.
+    pub reason: String,
+    /// The id, when it could be read despite the error (to answer it).
+    pub id: Option<Id>,
+}
+
+impl ParseError {
+    fn parse(reason: impl fmt::Display) -> Self {
+        Self {
+            code: ErrorCode::Parse,
+            reason: format!("parse error: {reason}"),
+            id: None,
+        }
+    }
+
+    fn invalid(reason: impl Into<String>, id: Option<Id>) -> Self {
+        Self {
+            code: ErrorCode::InvalidRequest,
+            reason: reason.into(),
+            id,
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// One JSON-RPC message: the line as it arrived and what it is.
+#[derive(Debug, Clone)]
+pub struct Message {
+    raw: Bytes,
+    kind: Kind,
+    id_span: Option<Range<usize>>,
+    params_span: Option<Range<usize>>,
+    result_span: Option<Range<usize>>,
+}
+
+/// A parsed line: one message or a batch.
+#[derive(Debug)]
+pub enum Parsed {
+    Single(Message),
+    /// A JSON array: each element judged on its own.
+    Batch(Vec<Result<Message, ParseError>>),
+}
+
+impl Message {
+    /// What the message is.
+    #[must_use]
+    pub fn kind(&self) -> &Kind {
+        &self.kind
+    }
+
+    /// The message's bytes as they arrived (no newline).
+    #[must_use]
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    /// The method of a request or notification.
+    #[must_use]
+    pub fn method(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Request { method, .. } | Kind::Notification { method } => Some(method),
+            Kind::Response { .. } => None,
+        }
+    }
+
+    /// The id of a request or response.
+    #[must_use]
+    pub fn id(&self) -> Option<&Id> {
+        match &self.kind {
+            Kind::Request { id, .. } | Kind::Response { id, .. } => Some(id),
+            Kind::Notification { .. } => None,
+        }
+    }
+
+    /// The JSON text of `params`, when present.
+    #[must_use]
+    pub fn params(&self) -> Option<&str> {
+        self.params_span.clone().map(|r| self.text(r))
+    }
+
+    /// The JSON text of `result`, when present.
+    #[must_use]
+    pub fn result(&self) -> Option<&str> {
+        self.result_span.clone().map(|r| self.text(r))
+    }
+
+    /// Where `params` sits in the line.
+    #[must_use]
+    pub fn params_span(&self) -> Option<Range<usize>> {
+        self.params_span.clone()
+    }
+
+    fn text(&self, range: Range<usize>) -> &str {
+        // The whole line was checked to be UTF-8 and spans come from the JSON parser,
+        // so they fall on character boundaries.
+        std::str::from_utf8(&self.raw[range]).unwrap_or_default()
+    }
+
+    /// The line with its id replaced by `id` and the given extra replacements (sorted,
+    /// non-overlapping, none touching the id), ending in `\n`. Everything else is kept
+    /// byte for byte.
+    #[must_use]
+    pub fn rewrite(&self, id: Option<&str>, edits: &[(Range<usize>, &str)]) -> Bytes {
+        let mut all: Vec<(Range<usize>, &str)> = Vec::with_capacity(edits.len() + 1);
+        if let (Some(id), Some(span)) = (id, self.id_span.clone()) {
+            all.push((span, id));
+        }
+        all.extend(edits.iter().cloned());
+        all.sort_by_key(|(r, _)| r.start);
+        let extra: usize = all.iter().map(|(_, s)| s.len()).sum();
+        let mut out = Vec::with_capacity(self.raw.len() + extra + 1);
+        let mut at = 0;
+        for (range, text) in all {
+            out.extend_from_slice(&self.raw[at..range.start]);
+            out.extend_from_slice(text.as_bytes());
+            at = range.end;
+        }
+        out.extend_from_slice(&self.raw[at..]);
+        out.push(b'\n');
+        Bytes::from(out)
+    }
+
+    /// The line as it arrived, with `\n`.
+    #[must_use]
+    pub fn to_line(&self) -> Bytes {
+        self.rewrite(None, &[])
+    }
+}
+
+/// Where `inner` (a sub-slice of `outer`) starts and ends within `outer`.
+#[must_use]
+pub fn span_in(outer: &str, inner: &str) -> Range<usize> {
+    let start = (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize);
+    start..start + inner.len()
+}
+
+/// Parses one line (without its newline) into a message or a batch.
+pub fn parse(line: Bytes) -> Result<Parsed, ParseError> {
+    let text = std::str::from_utf8(&line)
+        .map_err(|e| ParseError::parse(format!("invalid UTF-8 ({e})")))?;
+    // Pass one: syntax, nesting depth and duplicate keys, over the whole line.
+    let mut de = serde_json::Deserializer::from_str(text);
+    Strict.deserialize(&mut de).map_err(|e| {
+        // The visitor's own error (a repeated key) is a well-formed but invalid message.
+        if e.classify() == serde_json::error::Category::Data {
+            ParseError::invalid(e.to_string(), None)
+        } else {
+            ParseError::parse(e)
+        }
+    })?;
+    de.end().map_err(ParseError::parse)?;
+
+    if text.trim_start().starts_with('[') {
+        let items: Vec<&RawValue> = serde_json::from_str(text).map_err(ParseError::parse)?;
+        if items.is_empty() {
+            return Err(ParseError::invalid("empty batch", None));
+        }
+        let batch = items
+            .into_iter()
+            .map(|item| {
+                let span = span_in(text, item.get());
+                if item.get().trim_start().starts_with('[') {
+                    return Err(ParseError::invalid("nested batch", None));
+                }
+                parse_envelope(line.slice(span))
+            })
+            .collect();
+        return Ok(Parsed::Batch(batch));
+    }
+    parse_envelope(line).map(Parsed::Single)
+}
+
+/// Parses a line known to be one well-formed JSON value with no duplicate keys.
+fn parse_envelope(line: Bytes) -> Result<Message, ParseError> {
+    let text = std::str::from_utf8(&line).map_err(ParseError::parse)?;
+    let env: Envelope<'_> = serde_json::from_str(text)
+        .map_err(|_| ParseError::invalid("a JSON-RPC message must be an object", None))?;
+
+    let id = match env.id {
+        Some(raw) => Some(
+            Id::from_raw(raw)
+                .map_err(|why| ParseError::invalid(format!("invalid id: {why}"), None))?,
+        ),
+        None => None,
+    };
+    let invalid = |reason: &str| ParseError::invalid(reason, id.clone());
+    if env.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
+        return Err(invalid("`jsonrpc` must be \"2.0\""));
+    }
+    if let Some(params) = env.params
+        && !matches!(params.get().as_bytes().first(), Some(b'{' | b'['))
+    {
+        return Err(invalid("`params` must be an object or an array"));
+    }
+    let id_span = env.id.map(|raw| span_in(text, raw.get()));
+    let params_span = env.params.map(|raw| span_in(text, raw.get()));
+    let result_span = env.result.map(|raw| span_in(text, raw.get()));
+
+    let kind = if let Some(method) = env.method {
+        let method: Cow<'_, str> =
+            serde_json::from_str(method.get()).map_err(|_| invalid("`method` must be a string"))?;
+        match id {
+            Some(id) => Kind::Request {
+                id,
+                method: method.into(),
+            },
+            None => Kind::Notification {
+                method: method.into(),
+            },
+        }
+    } else {
+        let Some(id) = id else {
+            return Err(invalid("a message needs a `method` or an `id`"));
+        };
+        match (env.result.is_some(), env.error.is_some()) {
+            (true, false) => Kind::Response {
+                id,
+                is_error: false,
+            },
+            (false, true) => Kind::Response { id, is_error: true },
+            _ => {
+                return Err(ParseError::invalid(
+                    "a response needs exactly one of `result` and `error`",
+                    Some(id),
+                ));
+            }
+        }
+    };
+    Ok(Message {
+        raw: line,
+        kind,
+        id_span,
+        params_span,
+        result_span,
+    })
+}
+
+/// The JSON-RPC envelope, borrowed. `deserialize_with` keeps `"id": null` distinct from
+/// an absent id (a plain `Option` would read both as `None`).
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    method: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    params: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// Walks a whole JSON value and fails on the first object with a repeated key.
+struct Strict;
+
+impl<'de> DeserializeSeed<'de> for Strict {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+/// Objects with more keys than this switch from a linear scan to a hash set.
+const LINEAR_KEY_SCAN: usize = 16;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Strict)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        let mut set: std::collections::HashSet<Cow<'de, str>> = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let seen = if keys.len() < LINEAR_KEY_SCAN {
+                keys.contains(&key)
+            } else {
+                if set.is_empty() {
+                    set.extend(keys.iter().cloned());
+                }
+                !set.insert(key.clone())
+            };
+            if seen {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key `{key}`"
+                )));
+            }
+            keys.push(key);
+            map.next_value_seed(Strict)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn one(line: &str) -> Result<Message, ParseError> {
+        match parse(Bytes::copy_from_slice(line.as_bytes()))? {
+            Parsed::Single(m) => Ok(m),
+            Parsed::Batch(_) => panic!("expected a single message"),
+        }
+    }
+
+    #[test]
+    fn classifies_requests_notifications_and_responses() {
+        let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).expect("valid");
+        assert_eq!(
+            m.kind(),
+            &Kind::Request {
+                id: Id::number(1),
+                method: "ping".into()
+            }
+        );
+        let m = one(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).expect("valid");
+        assert!(matches!(m.kind(), Kind::Notification { .. }));
+        let m = one(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#).expect("valid");
+        assert!(matches!(
+            m.kind(),
+            Kind::Response {
+                is_error: false,
+                ..
+            }
+        ));
+        let m =
+            one(r#"{"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"x"}}"#).expect("valid");
+        assert!(matches!(m.kind(), Kind::Response { is_error: true, .. }));
+    }
+
+    #[test]
+    fn ids_keep_their_exact_text_and_type() {
+        for id in [
+            r#""1""#,
+            "1",
+            "1e3",
+            "18446744073709551616",
+            "-7",
+            r#""\u0041""#,
+        ] {
+            let m =
+                one(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#)).expect("valid");
+            assert_eq!(m.id().map(Id::as_str), Some(id));
+        }
+        let a = one(r#"{"jsonrpc":"2.0","id":"1","method":"ping"}"#).expect("valid");
+        let b = one(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).expect("valid");
+        assert_ne!(a.id(), b.id());
+    }
+
+    #[test]
+    fn bad_ids_are_invalid_requests() {
+        for id in ["null", "{}", "true", "1.5", "[1]", "1e-3"] {
+            let e =
+                one(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#)).expect_err(id);
+            assert_eq!(e.code, ErrorCode::InvalidRequest, "{id}");
+        }
+        let long = format!(r#""{}""#, "x".repeat(10_000));
+        let e = one(&format!(
+            r#"{{"jsonrpc":"2.0","id":{long},"method":"ping"}}"#
+        ))
+        .expect_err("long id");
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn not_json_rpc_is_an_invalid_request_with_the_id_when_readable() {
+        let e = one(r#"{"id":3,"method":"ping"}"#).expect_err("no jsonrpc");
+        assert_eq!(
+            (e.code, e.id),
+            (ErrorCode::InvalidRequest, Some(Id::number(3)))
+        );
+        let e = one(r#"{"jsonrpc":"1.0","id":3,"method":"ping"}"#).expect_err("1.0");
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        let e = one(r#"{"jsonrpc":"2.0","id":3,"method":5}"#).expect_err("numeric method");
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        let e = one(r#""just a string""#).expect_err("not an object");
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        let e = one(r#"{"jsonrpc":"2.0","id":3,"method":"x","params":7}"#).expect_err("params");
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_even_when_escaped_or_nested() {
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"a","met\u0068od":"b"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#,
+        ] {
+            let e = one(line).expect_err(line);
+            assert_eq!(e.code, ErrorCode::InvalidRequest, "{line}");
+            assert!(e.reason.contains("duplicate key"), "{}", e.reason);
+        }
+    }
+
+    #[test]
+    fn malformed_json_is_a_parse_error() {
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"} trailing"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}{"jsonrpc":"2.0","id":2,"method":"ping"}"#,
+        ] {
+            assert_eq!(one(line).expect_err(line).code, ErrorCode::Parse, "{line}");
+        }
+        let bad_utf8 = Bytes::from_static(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xff\"}");
+        assert_eq!(parse(bad_utf8).expect_err("utf8").code, ErrorCode::Parse);
+    }
+
+    #[test]
+    fn deep_nesting_is_a_parse_error_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(
+            parse(Bytes::from(deep)).expect_err("deep").code,
+            ErrorCode::Parse
+        );
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{{"a":{}1{}}}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(
+            parse(Bytes::from(deep)).expect_err("deep").code,
+            ErrorCode::Parse
+        );
+    }
+
+    #[test]
+    fn batches_are_split_into_elements() {
+        let line = r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":"x"},7]"#;
+        let Ok(Parsed::Batch(items)) = parse(Bytes::from_static(line.as_bytes())) else {
+            panic!("expected a batch");
+        };
+        assert_eq!(items.len(), 3);
+        assert!(items[0].is_ok());
+        assert_eq!(
+            items[1].as_ref().expect_err("no result").id,
+            Some(Id(r#""x""#.into()))
+        );
+        assert!(items[2].is_err());
+    }
+
+    #[test]
+    fn rewrite_replaces_only_the_id_and_keeps_every_other_byte() {
+        let line = r#"{"jsonrpc":"2.0", "id" : "abc","method":"tools/call","params":{"x":1.0e0,"_meta":{"progressToken":7}},"extra":[true]}"#;
+        let m = one(line).expect("valid");
+        let out = m.rewrite(Some("42"), &[]);
+        assert_eq!(
+            std::str::from_utf8(&out).expect("utf8"),
+            format!("{}\n", line.replace(r#""abc""#, "42"))
+        );
+        assert_eq!(
+            m.params(),
+            Some(r#"{"x":1.0e0,"_meta":{"progressToken":7}}"#)
+        );
+    }
+
+    proptest! {
+        /// Law: the id's text survives a rewrite and back exactly, whatever it is.
+        #[test]
+        fn id_round_trip_is_exact(id in prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            "[a-zA-Z0-9 _-]{0,40}".prop_map(|s| format!("\"{s}\"")),
+            (1u32..9, 0u32..30).prop_map(|(m, e)| format!("{m}e{e}")),
+        ]) {
+            let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"a":[1,2.50,{{}}]}}}}"#);
+            let m = one(&line).expect("valid");
+            let mapped = m.rewrite(Some("9"), &[]);
+            let back = one(std::str::from_utf8(&mapped[..mapped.len() - 1]).expect("utf8")).expect("valid");
+            prop_assert_eq!(back.id().map(Id::as_str), Some("9"));
+            let restored = back.rewrite(Some(&id), &[]);
+            prop_assert_eq!(std::str::from_utf8(&restored).expect("utf8"), format!("{line}\n"));
+        }
+
+        /// Parsing never panics on arbitrary bytes.
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse(Bytes::from(bytes));
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! JSON-RPC 2.0 over newline-delimited stdio: the bounded line [`codec`], the message
+//! model ([`message`]) and the error answers ([`error`]).
+//!
+//! The forwarding path never re-serializes a message it does not have to change: a
+//! [`message::Message`] keeps the line as it arrived and the byte spans of the parts a
+//! stage may rewrite (the id, `params.name`), so an allowed message reaches the other
+//! side byte for byte, unknown fields, `_meta` and number formatting included.
+
+pub mod codec;
+pub mod error;
+pub mod message;
+
+pub use codec::{Line, LineCodec};
+pub use error::{ErrorCode, error_response};
+pub use message::{Id, Kind, Message, ParseError, parse};

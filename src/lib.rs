@@ -1,0 +1,64 @@
+//! mcp-warden: a security gateway for the Model Context Protocol.
+//!
+//! One stdio MCP server that a client is configured with. It spawns the user's real
+//! ("upstream") MCP servers as child processes, merges their tools under namespaced
+//! names and passes every JSON-RPC message, both ways, through one filter stage.
+//!
+//! # Layout
+//! The spine is the message path: client stdin → [`jsonrpc`] codec → [`session`]
+//! (ids, state, routing) → [`filter`] → [`upstream`] → child process, and the same way
+//! back through [`downstream`], the only module that writes to stdout in `serve`.
+//!
+//! - [`cli`]: argument parsing, one file per subcommand.
+//! - [`config`]: the raw TOML mirror, validation, layers, variables, workspace discovery.
+//! - [`trust`]: which workspaces the user trusts, at which file digests.
+//! - [`paths`]: where the user and data directories are.
+//! - [`names`]: how upstream tool names become exposed names.
+//! - [`output`]: everything the non-`serve` commands print.
+//! - [`logging`]: the operator's log file (never stdout).
+
+pub mod cli;
+pub mod config;
+pub mod downstream;
+pub mod filter;
+pub mod jsonrpc;
+pub mod logging;
+pub mod names;
+pub mod output;
+pub mod paths;
+pub mod serve;
+pub mod session;
+pub mod trust;
+pub mod upstream;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+/// How a command ended; mapped to the process exit code once, in [`run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: success.
+    Success,
+    /// 1: findings, a denial or a broken chain.
+    Findings,
+    /// 2: usage or configuration error.
+    Usage,
+    /// 3: a runtime failure (an upstream could not start, an I/O error).
+    Failure,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        match status {
+            ExitStatus::Success => ExitCode::SUCCESS,
+            ExitStatus::Findings => ExitCode::from(1),
+            ExitStatus::Usage => ExitCode::from(2),
+            ExitStatus::Failure => ExitCode::from(3),
+        }
+    }
+}
+
+/// Parses the arguments and runs the chosen command.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    cli::run(args).into()
+}

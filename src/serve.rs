@@ -1,0 +1,119 @@
+//! Wiring for `serve`: configuration → logging → session over stdio → shutdown.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::ExitStatus;
+use crate::config::{self, Effective, TrustState, WorkspaceChoice};
+use crate::filter::Chain;
+use crate::jsonrpc::codec::DEFAULT_MAX_LINE;
+use crate::output;
+use crate::paths::Paths;
+use crate::session::{self, Reload, SessionConfig};
+
+/// How long the runtime waits for its blocking threads (a stdin read) at exit.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(200);
+
+/// Runs the stdio MCP server until the client leaves.
+pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStatus> {
+    let _log_guard = match crate::logging::init(&paths.log_dir()) {
+        Ok(guard) => Some(guard),
+        Err(e) => {
+            output::diag(&format!(
+                "mcp-warden: warning: cannot write the log in `{}`: {e}",
+                paths.log_dir().display()
+            ));
+            None
+        }
+    };
+    let cwd = std::env::current_dir()?;
+    let fixed = workspace.is_some();
+    let choice = workspace.map_or_else(|| WorkspaceChoice::Cwd(cwd.clone()), WorkspaceChoice::Flag);
+    let effective = match config::load(paths, &choice) {
+        Ok(effective) => effective,
+        Err(e) => {
+            output::diag(&e.to_string());
+            return Ok(ExitStatus::Usage);
+        }
+    };
+    let notices = notices_of(&effective);
+    for notice in &notices {
+        output::diag(&format!("mcp-warden: {notice}"));
+        tracing::warn!("{notice}");
+    }
+    let reload = if fixed {
+        None
+    } else {
+        let paths = paths.clone();
+        Some(Reload(Box::new(move |roots: Vec<PathBuf>| {
+            let choice = WorkspaceChoice::Roots {
+                roots,
+                cwd: cwd.clone(),
+            };
+            match config::load(&paths, &choice) {
+                Ok(effective) => {
+                    for notice in notices_of(&effective) {
+                        output::diag(&format!("mcp-warden: {notice}"));
+                    }
+                    Some(effective)
+                }
+                Err(e) => {
+                    output::diag(&format!(
+                        "mcp-warden: the client's roots lead to a broken configuration; keeping the current one\n{e}"
+                    ));
+                    tracing::error!(error = %e, "configuration for the client's roots is invalid");
+                    None
+                }
+            }
+        })))
+    };
+    let config = SessionConfig {
+        effective,
+        state_dir: paths.data_dir.clone(),
+        reload,
+        notices,
+        max_line: DEFAULT_MAX_LINE,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let outcome = runtime.block_on(session::run(
+        config,
+        Chain::new(),
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+    ));
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    tracing::info!(?outcome, "session ended");
+    Ok(ExitStatus::Success)
+}
+
+/// What a person should know about the configuration before anything starts.
+fn notices_of(effective: &Effective) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(ws) = &effective.workspace {
+        let has_file = ws.file.is_some();
+        match &ws.trust {
+            TrustState::NotTrusted if has_file => out.push(format!(
+                "workspace `{}` is not trusted: its servers are not started and its settings cannot loosen yours; review `mcp-warden.toml`, then run `mcp-warden trust`",
+                ws.root.display()
+            )),
+            TrustState::Changed { changed } => {
+                let files: Vec<String> = changed.iter().map(|f| format!("`{}`", f.display())).collect();
+                out.push(format!(
+                    "workspace `{}` is no longer trusted: {} changed since you trusted it; review the change, then run `mcp-warden trust`",
+                    ws.root.display(),
+                    files.join(" and ")
+                ));
+            }
+            TrustState::Trusted | TrustState::NotTrusted => {}
+        }
+    }
+    for skipped in &effective.skipped {
+        out.push(format!(
+            "server `{}` is not started: {}",
+            skipped.server, skipped.reason
+        ));
+    }
+    out
+}

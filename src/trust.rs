@@ -1,0 +1,659 @@
+//! Which workspaces the user trusts, and at which file digests.
+//!
+//! A workspace's servers start, and its lock file counts, only when the user has run
+//! `mcp-warden trust` there and neither `mcp-warden.toml` nor `mcp-warden.lock` changed
+//! since: a cloned repository cannot start processes or pre-approve its tools. The
+//! store is `trust.toml` in the data dir:
+//!
+//! ```toml
+//! [workspaces."/home/u/src/project"]        # canonical workspace root
+//! config = "sha256:<hex>"                   # of mcp-warden.toml
+//! lock = "sha256:<hex>"                     # of mcp-warden.lock; absent when there was none
+//! trusted_at = "2026-09-01T12:00:00Z"       # informational (unix seconds are read too)
+//! ```
+//!
+//! This module owns that file and never guesses: a store it cannot parse is an error
+//! with its position, never replaced, and never read as "nothing trusted" by a writer.
+//! Readers ([`state`]) treat an unreadable store as "not trusted" (fail closed).
+//! Writes are atomic (a temporary file in the same directory, then a rename) and
+//! serialized with an advisory lock on `trust.toml.lock`; the data dir is created mode
+//! 0700 and the files 0600.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use crate::config::{Diagnostic, Severity, Source, TrustState};
+use crate::paths::{self, Paths};
+
+/// What every recorded digest starts with.
+pub const DIGEST_PREFIX: &str = "sha256:";
+
+/// Why the trust store could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// `trust.toml` is not valid; never replaced automatically.
+    #[error("{0}")]
+    Invalid(Diagnostic),
+    #[error("cannot read `{}`: {cause}", path.display())]
+    Read { path: PathBuf, cause: io::Error },
+    #[error("cannot write `{}`: {cause}", path.display())]
+    Write { path: PathBuf, cause: io::Error },
+    /// Trusting a directory without a workspace file would trust nothing.
+    #[error("no `{}` in `{}`: nothing to trust", paths::WORKSPACE_FILE, root.display())]
+    NoWorkspaceFile { root: PathBuf },
+    /// The workspace directory cannot be resolved to a canonical path.
+    #[error("workspace `{}` cannot be used: {cause}", path.display())]
+    Root { path: PathBuf, cause: io::Error },
+    /// Keys of the store are strings; a non-UTF-8 root cannot be recorded faithfully.
+    #[error("workspace path `{}` is not valid UTF-8", path.display())]
+    NotUnicode { path: PathBuf },
+}
+
+impl TrustError {
+    /// The error as diagnostics, for commands that print every problem the same way.
+    #[must_use]
+    pub fn into_diagnostics(self) -> Vec<Diagnostic> {
+        let path = match self {
+            Self::Invalid(d) => return vec![d],
+            Self::Read { ref path, .. }
+            | Self::Write { ref path, .. }
+            | Self::NoWorkspaceFile { root: ref path }
+            | Self::Root { ref path, .. }
+            | Self::NotUnicode { ref path } => path.clone(),
+        };
+        vec![Diagnostic::file(&path, Severity::Error, self.to_string())]
+    }
+}
+
+/// One trusted workspace as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrustRecord {
+    /// `sha256:<hex>` of `mcp-warden.toml`.
+    pub config: String,
+    /// `sha256:<hex>` of `mcp-warden.lock`; `None` when there was no lock file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    /// When the user trusted it (RFC 3339, UTC); informational only.
+    pub trusted_at: String,
+}
+
+/// The whole store, keyed by canonical workspace root.
+#[derive(Debug, Default, Serialize)]
+struct Store {
+    workspaces: BTreeMap<String, TrustRecord>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    #[serde(default)]
+    workspaces: BTreeMap<String, RawRecord>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecord {
+    config: Spanned<String>,
+    lock: Option<Spanned<String>>,
+    trusted_at: TrustedAt,
+}
+
+/// `trusted_at` as written: RFC 3339 text, or unix seconds.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TrustedAt {
+    Text(String),
+    Seconds(i64),
+}
+
+/// The digests of a workspace's files as they are now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    /// `None` when `mcp-warden.toml` does not exist.
+    pub config: Option<String>,
+    /// `None` when `mcp-warden.lock` does not exist.
+    pub lock: Option<String>,
+}
+
+/// `sha256:<hex>` of a file's bytes; `None` when it does not exist.
+pub fn digest_file(path: &Path) -> io::Result<Option<String>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(digest(&bytes))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `sha256:<hex>` of `bytes`.
+#[must_use]
+pub fn digest(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(DIGEST_PREFIX.len() + 64);
+    out.push_str(DIGEST_PREFIX);
+    for b in Sha256::digest(bytes) {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The current digests of the workspace files in `root`.
+pub fn current_digests(root: &Path) -> Result<Digests, TrustError> {
+    let read = |path: PathBuf| digest_file(&path).map_err(|cause| TrustError::Read { path, cause });
+    Ok(Digests {
+        config: read(paths::workspace_file(root))?,
+        lock: read(root.join(paths::LOCK_FILE))?,
+    })
+}
+
+/// Whether the workspace at `root` is trusted at its current digests. Any problem (an
+/// unreadable store, an unreadable file) reads as not trusted: fail closed. Use
+/// [`try_state`] to report the problem.
+#[must_use]
+pub fn state(paths: &Paths, root: &Path) -> TrustState {
+    try_state(paths, root).unwrap_or(TrustState::NotTrusted)
+}
+
+/// Like [`state`], but reports a corrupt or unreadable store.
+pub fn try_state(paths: &Paths, root: &Path) -> Result<TrustState, TrustError> {
+    let Ok(root) = root.canonicalize() else {
+        return Ok(TrustState::NotTrusted);
+    };
+    let Some(key) = root.to_str() else {
+        return Ok(TrustState::NotTrusted);
+    };
+    let store = read_store(paths)?;
+    let Some(record) = store.workspaces.get(key) else {
+        return Ok(TrustState::NotTrusted);
+    };
+    let now = current_digests(&root)?;
+    let mut changed = Vec::new();
+    if now.config.as_ref() != Some(&record.config) {
+        changed.push(paths::workspace_file(&root));
+    }
+    if now.lock != record.lock {
+        changed.push(root.join(paths::LOCK_FILE));
+    }
+    Ok(if changed.is_empty() {
+        TrustState::Trusted
+    } else {
+        TrustState::Changed { changed }
+    })
+}
+
+/// Trusts the workspace at `root` at its current digests. Returns the canonical root
+/// and what was recorded.
+pub fn trust(paths: &Paths, root: &Path) -> Result<(PathBuf, TrustRecord), TrustError> {
+    let root = canonical(root)?;
+    let key = key(&root)?;
+    if !paths::workspace_file(&root).is_file() {
+        return Err(TrustError::NoWorkspaceFile { root });
+    }
+    let _guard = lock_store(paths)?;
+    let digests = current_digests(&root)?;
+    let config = digests
+        .config
+        .ok_or_else(|| TrustError::NoWorkspaceFile { root: root.clone() })?;
+    let record = TrustRecord {
+        config,
+        lock: digests.lock,
+        trusted_at: now_rfc3339(),
+    };
+    let mut store = read_store(paths)?;
+    store.workspaces.insert(key.to_owned(), record.clone());
+    write_store(paths, &store)?;
+    Ok((root, record))
+}
+
+/// Withdraws trust from the workspace at `root`; `false` when it was not trusted.
+/// Works for a workspace directory that no longer exists.
+pub fn untrust(paths: &Paths, root: &Path) -> Result<bool, TrustError> {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let key = key(&root)?;
+    if !paths.trust_file().exists() {
+        return Ok(false);
+    }
+    let _guard = lock_store(paths)?;
+    let mut store = read_store(paths)?;
+    if store.workspaces.remove(key).is_none() {
+        return Ok(false);
+    }
+    write_store(paths, &store)?;
+    Ok(true)
+}
+
+/// Records a write mcp-warden itself made to `mcp-warden.lock` (`pin`, `unpin`, tofu),
+/// so that it does not make the workspace untrusted. Only the lock digest is updated,
+/// and only while `mcp-warden.toml` still has its recorded digest: an edit of the
+/// configuration is never laundered into trust by a pin. The caller must have seen the
+/// workspace trusted before writing, and must hold the lock file's own lock. Returns
+/// whether the workspace is still recorded as trusted.
+pub fn record_own_write(paths: &Paths, root: &Path) -> Result<bool, TrustError> {
+    let root = canonical(root)?;
+    let key = key(&root)?;
+    if !paths.trust_file().exists() {
+        return Ok(false);
+    }
+    let _guard = lock_store(paths)?;
+    let mut store = read_store(paths)?;
+    let Some(record) = store.workspaces.get_mut(key) else {
+        return Ok(false);
+    };
+    let now = current_digests(&root)?;
+    if now.config.as_ref() != Some(&record.config) {
+        return Ok(false);
+    }
+    if record.lock != now.lock {
+        record.lock = now.lock;
+        write_store(paths, &store)?;
+    }
+    Ok(true)
+}
+
+fn canonical(root: &Path) -> Result<PathBuf, TrustError> {
+    root.canonicalize().map_err(|cause| TrustError::Root {
+        path: root.to_path_buf(),
+        cause,
+    })
+}
+
+fn key(root: &Path) -> Result<&str, TrustError> {
+    root.to_str().ok_or_else(|| TrustError::NotUnicode {
+        path: root.to_path_buf(),
+    })
+}
+
+/// Reads the store; a missing file is an empty store.
+fn read_store(paths: &Paths) -> Result<Store, TrustError> {
+    let path = paths.trust_file();
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Store::default()),
+        Err(cause) => return Err(TrustError::Read { path, cause }),
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = e
+            .as_bytes()
+            .get(..e.utf8_error().valid_up_to())
+            .unwrap_or_default();
+        let prefix = String::from_utf8_lossy(valid);
+        let at = prefix.len();
+        TrustError::Invalid(corrupt(
+            Source::new(&path, &prefix).error(&(at..at), "invalid UTF-8"),
+        ))
+    })?;
+    parse_store(&path, &text)
+}
+
+fn corrupt(d: Diagnostic) -> Diagnostic {
+    d.with_hint(
+        "mcp-warden never replaces a trust store it cannot read: fix it by hand, or delete it to \
+         withdraw all trust",
+    )
+}
+
+fn parse_store(path: &Path, text: &str) -> Result<Store, TrustError> {
+    let source = Source::new(path, text);
+    let raw: RawStore = toml::from_str(text)
+        .map_err(|e| TrustError::Invalid(corrupt(source.toml_error(&e, None))))?;
+    let mut store = Store::default();
+    for (root, record) in raw.workspaces {
+        for value in std::iter::once(&record.config).chain(&record.lock) {
+            if !is_digest(value.get_ref()) {
+                let message = format!("invalid digest `{}`", value.get_ref());
+                return Err(TrustError::Invalid(corrupt(
+                    source.error(&value.span(), message),
+                )));
+            }
+        }
+        let trusted_at = match record.trusted_at {
+            TrustedAt::Text(t) => t,
+            TrustedAt::Seconds(s) => s.to_string(),
+        };
+        let record = TrustRecord {
+            config: record.config.into_inner(),
+            lock: record.lock.map(Spanned::into_inner),
+            trusted_at,
+        };
+        store.workspaces.insert(root, record);
+    }
+    Ok(store)
+}
+
+fn is_digest(s: &str) -> bool {
+    s.strip_prefix(DIGEST_PREFIX).is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Creates the data dir (mode 0700, with any missing parents).
+fn ensure_data_dir(paths: &Paths) -> Result<(), TrustError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(&paths.data_dir)
+        .map_err(|cause| TrustError::Write {
+            path: paths.data_dir.clone(),
+            cause,
+        })
+}
+
+/// Options for a file only the user may read (mode 0600 on Unix).
+fn private_file_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+/// Holds the store's advisory lock until dropped, so two writers cannot lose each
+/// other's update between read and rename.
+struct StoreLock {
+    #[cfg(unix)]
+    _lock: nix::fcntl::Flock<File>,
+    #[cfg(not(unix))]
+    _file: File,
+}
+
+fn lock_store(paths: &Paths) -> Result<StoreLock, TrustError> {
+    ensure_data_dir(paths)?;
+    let path = paths.data_dir.join("trust.toml.lock");
+    let file = private_file_options()
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|cause| TrustError::Write {
+            path: path.clone(),
+            cause,
+        })?;
+    #[cfg(unix)]
+    {
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(
+            |(_, errno)| TrustError::Write {
+                path,
+                cause: io::Error::from(errno),
+            },
+        )?;
+        Ok(StoreLock { _lock: lock })
+    }
+    #[cfg(not(unix))]
+    Ok(StoreLock { _file: file })
+}
+
+/// Writes the store atomically: a new private file beside it, synced, then renamed over
+/// the old one.
+fn write_store(paths: &Paths, store: &Store) -> Result<(), TrustError> {
+    ensure_data_dir(paths)?;
+    let path = paths.trust_file();
+    let body = toml::to_string(store).map_err(|e| TrustError::Write {
+        path: path.clone(),
+        cause: io::Error::other(e.to_string()),
+    })?;
+    let text = format!(
+        "# Workspaces trusted with `mcp-warden trust`, at the digests of their files.\n\
+         # Written by mcp-warden; `mcp-warden untrust` withdraws a workspace.\n\n{body}"
+    );
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = paths
+        .data_dir
+        .join(format!(".trust.toml.{}.{nanos}.tmp", std::process::id()));
+    let write = || -> io::Result<()> {
+        let mut file = private_file_options().create_new(true).open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&tmp, &path)?;
+        // Make the rename itself durable.
+        File::open(&paths.data_dir).and_then(|d| d.sync_all())
+    };
+    write().map_err(|cause| {
+        let _ = fs::remove_file(&tmp);
+        TrustError::Write { path, cause }
+    })
+}
+
+/// Now as RFC 3339 in UTC, second precision.
+fn now_rfc3339() -> String {
+    rfc3339(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (days to civil date after Howard Hinnant's
+/// algorithm; a date crate for one timestamp would be more than this).
+fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (hour, minute, second) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let shifted = days + 719_468;
+    let era = shifted / 146_097;
+    let day_of_era = shifted - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Env {
+        _dir: tempfile::TempDir,
+        paths: Paths,
+        root: PathBuf,
+    }
+
+    fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+        r.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn env() -> Env {
+        let dir = ok(tempfile::tempdir());
+        let base = ok(dir.path().canonicalize());
+        let root = base.join("ws");
+        ok(fs::create_dir_all(&root));
+        ok(fs::write(root.join("mcp-warden.toml"), "[servers]\n"));
+        let paths = Paths {
+            managed_dir: base.join("managed"),
+            config_dir: base.join("config"),
+            data_dir: base.join("data"),
+            home: base.clone(),
+        };
+        Env {
+            _dir: dir,
+            paths,
+            root,
+        }
+    }
+
+    fn trust_ok(e: &Env) -> TrustRecord {
+        ok(trust(&e.paths, &e.root)).1
+    }
+
+    #[test]
+    fn untrusted_until_trusted_then_trusted() {
+        let e = env();
+        assert_eq!(state(&e.paths, &e.root), TrustState::NotTrusted);
+        let record = trust_ok(&e);
+        assert!(is_digest(&record.config));
+        assert_eq!(record.config, digest(b"[servers]\n"));
+        assert_eq!(record.lock, None);
+        assert_eq!(state(&e.paths, &e.root), TrustState::Trusted);
+    }
+
+    #[test]
+    fn editing_the_config_makes_it_changed() {
+        let e = env();
+        trust_ok(&e);
+        ok(fs::write(
+            e.root.join("mcp-warden.toml"),
+            "[servers.x]\ncommand = \"evil\"\n",
+        ));
+        let changed = vec![e.root.join("mcp-warden.toml")];
+        assert_eq!(state(&e.paths, &e.root), TrustState::Changed { changed });
+    }
+
+    #[test]
+    fn adding_editing_or_removing_the_lock_makes_it_changed() {
+        let e = env();
+        trust_ok(&e);
+        let lock = e.root.join("mcp-warden.lock");
+        ok(fs::write(&lock, "a"));
+        assert_eq!(
+            state(&e.paths, &e.root),
+            TrustState::Changed {
+                changed: vec![lock.clone()]
+            }
+        );
+        let record = trust_ok(&e);
+        assert_eq!(record.lock, Some(digest(b"a")));
+        assert_eq!(state(&e.paths, &e.root), TrustState::Trusted);
+        ok(fs::write(&lock, "b"));
+        assert_eq!(
+            state(&e.paths, &e.root),
+            TrustState::Changed {
+                changed: vec![lock.clone()]
+            }
+        );
+        ok(fs::remove_file(&lock));
+        assert_eq!(
+            state(&e.paths, &e.root),
+            TrustState::Changed {
+                changed: vec![lock]
+            }
+        );
+    }
+
+    #[test]
+    fn untrust_withdraws() {
+        let e = env();
+        assert!(!ok(untrust(&e.paths, &e.root)));
+        trust_ok(&e);
+        assert!(ok(untrust(&e.paths, &e.root)));
+        assert_eq!(state(&e.paths, &e.root), TrustState::NotTrusted);
+        assert!(!ok(untrust(&e.paths, &e.root)));
+    }
+
+    #[test]
+    fn own_lock_writes_keep_trust_but_config_edits_are_not_laundered() {
+        let e = env();
+        let lock = e.root.join("mcp-warden.lock");
+        // Nothing recorded: nothing to keep.
+        ok(fs::write(&lock, "v1"));
+        assert!(!ok(record_own_write(&e.paths, &e.root)));
+        trust_ok(&e);
+        ok(fs::write(&lock, "v2"));
+        assert!(ok(record_own_write(&e.paths, &e.root)));
+        assert_eq!(state(&e.paths, &e.root), TrustState::Trusted);
+        ok(fs::write(e.root.join("mcp-warden.toml"), "# edited\n"));
+        ok(fs::write(&lock, "v3"));
+        assert!(!ok(record_own_write(&e.paths, &e.root)));
+        assert!(matches!(
+            state(&e.paths, &e.root),
+            TrustState::Changed { .. }
+        ));
+    }
+
+    #[test]
+    fn trusting_without_a_workspace_file_is_refused() {
+        let e = env();
+        ok(fs::remove_file(e.root.join("mcp-warden.toml")));
+        assert!(matches!(
+            trust(&e.paths, &e.root),
+            Err(TrustError::NoWorkspaceFile { .. })
+        ));
+        assert!(!e.paths.trust_file().exists());
+    }
+
+    #[test]
+    fn a_corrupt_store_is_an_error_with_position_and_is_kept() {
+        let e = env();
+        ok(fs::create_dir_all(&e.paths.data_dir));
+        let bad = "[workspaces.\"/x\"]\nconfig = \"md5:abc\"\ntrusted_at = \"now\"\n";
+        ok(fs::write(e.paths.trust_file(), bad));
+        let err = trust(&e.paths, &e.root)
+            .err()
+            .map(|x| x.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("trust.toml:2:10: error: invalid digest `md5:abc`"),
+            "{err}"
+        );
+        assert!(err.contains("hint: mcp-warden never replaces"), "{err}");
+        assert_eq!(
+            fs::read_to_string(e.paths.trust_file()).ok().as_deref(),
+            Some(bad)
+        );
+        assert!(try_state(&e.paths, &e.root).is_err());
+        assert_eq!(state(&e.paths, &e.root), TrustState::NotTrusted);
+        ok(fs::write(e.paths.trust_file(), "[workspaces\n"));
+        let err = untrust(&e.paths, &e.root)
+            .err()
+            .map(|x| x.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("trust.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn store_reads_unix_seconds_and_round_trips() {
+        let text = format!(
+            "[workspaces.\"/a\"]\nconfig = \"{}\"\ntrusted_at = 1700000000\n",
+            digest(b"x")
+        );
+        let store = ok(parse_store(Path::new("t"), &text));
+        assert_eq!(store.workspaces["/a"].trusted_at, "1700000000");
+        let written = ok(toml::to_string(&store));
+        let again = ok(parse_store(Path::new("t"), &written));
+        assert_eq!(again.workspaces, store.workspaces);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_private_and_no_temporary_file_is_left() {
+        use std::os::unix::fs::PermissionsExt;
+        let e = env();
+        trust_ok(&e);
+        let mode = |p: &Path| fs::metadata(p).map_or(0, |m| m.permissions().mode() & 0o777);
+        assert_eq!(mode(&e.paths.data_dir), 0o700);
+        assert_eq!(mode(&e.paths.trust_file()), 0o600);
+        let names: Vec<String> = ok(fs::read_dir(&e.paths.data_dir))
+            .filter_map(Result::ok)
+            .map(|f| f.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.starts_with(".trust.toml.")),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn rfc3339_formats_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_788_300_000), "2026-09-01T22:00:00Z");
+    }
+}

@@ -1,0 +1,104 @@
+//! Upstream servers: the child process and the tasks that move its bytes. This is the
+//! only module that spawns processes.
+//!
+//! Each upstream gets a writer task (our queue → its stdin), a reader task (its
+//! stdout → framed lines → the session), a stderr task (→ the log file, tagged with the
+//! server's name, never our stdout) and a supervisor that owns the child, reports its
+//! exit and stops it on request: close stdin, grace period, SIGTERM to its process
+//! group, SIGKILL, with a deadline.
+
+mod spawn;
+
+pub use spawn::{SpawnError, spawn};
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::config::ServerName;
+use crate::jsonrpc::Line;
+
+/// Identifies one running instance of an upstream. A restarted server gets a new one,
+/// so late events of the old process can never be mistaken for the new one's.
+pub type InstanceId = u64;
+
+/// How many messages may wait for an upstream's stdin before the session is told
+/// the upstream is busy. A slow reader blocks only its own writer.
+pub const STDIN_QUEUE: usize = 256;
+/// Lines of an upstream's stderr kept to explain a crash.
+pub const STDERR_TAIL_LINES: usize = 20;
+/// Longest stderr line logged whole; longer ones are cut (the rest is skipped).
+pub const STDERR_MAX_LINE: usize = 16 * 1024;
+/// After stdin is closed, how long a server may take to exit on its own.
+pub const GRACE: Duration = Duration::from_secs(2);
+/// After SIGTERM, how long before SIGKILL.
+pub const TERM_GRACE: Duration = Duration::from_secs(2);
+
+/// What an upstream's tasks tell the session.
+#[derive(Debug)]
+pub enum UpstreamEvent {
+    /// A line (or an overlong line skipped) from the server's stdout.
+    Line(InstanceId, Line),
+    /// The process exited; `status` describes how, `stderr_tail` its last words.
+    Exited {
+        instance: InstanceId,
+        status: String,
+        stderr_tail: Vec<String>,
+    },
+}
+
+/// The session's handle on a running upstream.
+#[derive(Debug)]
+pub struct Upstream {
+    pub name: ServerName,
+    pub instance: InstanceId,
+    stdin: mpsc::Sender<Bytes>,
+    stop: Option<oneshot::Sender<()>>,
+    supervisor: JoinHandle<()>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+/// Why a message could not be queued for an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// Its stdin queue is full: the server is not reading.
+    Full,
+    /// Its stdin is closed: the server is gone.
+    Closed,
+}
+
+impl Upstream {
+    /// Queues one complete line (with `\n`) for the server's stdin, without waiting.
+    pub fn send(&self, line: Bytes) -> Result<(), SendError> {
+        self.stdin.try_send(line).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::Full,
+            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        })
+    }
+
+    /// The last lines the server wrote to stderr.
+    #[must_use]
+    pub fn stderr_tail(&self) -> Vec<String> {
+        tail_of(&self.stderr_tail)
+    }
+
+    /// Stops the server: closes its stdin, waits [`GRACE`], then SIGTERM and SIGKILL
+    /// to its whole process group. Returns when the process is gone.
+    pub async fn shutdown(mut self) {
+        drop(self.stdin);
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.supervisor.await;
+    }
+}
+
+fn tail_of(tail: &Mutex<VecDeque<String>>) -> Vec<String> {
+    tail.lock()
+        .map(|t| t.iter().cloned().collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,283 @@
+//! Starting an upstream's process with a clean environment, and the tasks around it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ffi::OsString;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::FramedRead;
+
+use super::{
+    GRACE, InstanceId, STDERR_MAX_LINE, STDERR_TAIL_LINES, STDIN_QUEUE, TERM_GRACE, Upstream,
+    UpstreamEvent, tail_of,
+};
+use crate::config::ServerConfig;
+use crate::jsonrpc::{Line, LineCodec};
+
+/// The PATH a server gets when mcp-warden itself has none.
+const FALLBACK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// How long to wait for the last stdout lines after the process is gone. A descendant
+/// that escaped the process group may hold the pipe open forever.
+const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Why an upstream could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("server `{server}`: cannot create its private directory `{path}`: {source}")]
+    PrivateDir {
+        server: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("server `{server}`: cannot start `{command}`: {source}")]
+    Start {
+        server: String,
+        command: String,
+        source: std::io::Error,
+    },
+}
+
+/// The environment a server gets: a small fixed base, a private HOME and TMPDIR, the
+/// names in `env_passthrough` that are set for mcp-warden, then `env`.
+fn child_env(config: &ServerConfig, home: &Path, tmp: &Path) -> BTreeMap<OsString, OsString> {
+    let mut env = BTreeMap::new();
+    let own = |name: &str| std::env::var_os(name);
+    env.insert(
+        "PATH".into(),
+        own("PATH").unwrap_or_else(|| FALLBACK_PATH.into()),
+    );
+    env.insert(
+        "LANG".into(),
+        own("LANG").unwrap_or_else(|| "C.UTF-8".into()),
+    );
+    if let Some(term) = own("TERM") {
+        env.insert("TERM".into(), term);
+    }
+    env.insert("HOME".into(), home.as_os_str().to_owned());
+    env.insert("TMPDIR".into(), tmp.as_os_str().to_owned());
+    for name in &config.env_passthrough {
+        if let Some(value) = own(name) {
+            env.insert(name.into(), value);
+        }
+    }
+    for (name, value) in &config.env {
+        env.insert(name.into(), value.into());
+    }
+    env
+}
+
+fn private_dir(server: &str, path: PathBuf) -> Result<PathBuf, super::SpawnError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&path)
+        .map_err(|source| SpawnError::PrivateDir {
+            server: server.to_owned(),
+            path: path.clone(),
+            source,
+        })?;
+    Ok(path)
+}
+
+/// Starts `config`'s server and its tasks. `state_dir` holds the server's private HOME
+/// and TMPDIR; `default_cwd` is used when the config names none.
+pub fn spawn(
+    config: &ServerConfig,
+    state_dir: &Path,
+    default_cwd: Option<&Path>,
+    instance: InstanceId,
+    events: mpsc::Sender<UpstreamEvent>,
+) -> Result<Upstream, SpawnError> {
+    let name = config.name.as_str();
+    let base = state_dir.join("servers").join(name);
+    let home = private_dir(name, base.join("home"))?;
+    let tmp = private_dir(name, base.join("tmp"))?;
+
+    let mut cmd = Command::new(&config.command);
+    cmd.args(&config.args)
+        .env_clear()
+        .envs(child_env(config, &home, &tmp))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(cwd) = config.cwd.as_deref().or(default_cwd) {
+        cmd.current_dir(cwd);
+    }
+    let start_error = |source| SpawnError::Start {
+        server: name.to_owned(),
+        command: config.command.clone(),
+        source,
+    };
+    let mut child = cmd.spawn().map_err(start_error)?;
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(start_error(std::io::Error::other("child pipes missing")));
+    };
+
+    let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
+    let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
+    let writer = tokio::spawn(write_stdin(stdin, stdin_rx));
+    let reader = tokio::spawn(read_stdout(stdout, instance, events.clone()));
+    let stderr_task = tokio::spawn(read_stderr(stderr, name.to_owned(), Arc::clone(&tail)));
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let supervisor = tokio::spawn(supervise(
+        child,
+        stop_rx,
+        Tasks {
+            writer,
+            reader,
+            stderr: stderr_task,
+        },
+        instance,
+        events,
+        Arc::clone(&tail),
+    ));
+    tracing::info!(server = name, instance, command = %config.command, "upstream started");
+    Ok(Upstream {
+        name: config.name.clone(),
+        instance,
+        stdin: stdin_tx,
+        stop: Some(stop_tx),
+        supervisor,
+        stderr_tail: tail,
+    })
+}
+
+/// Writes queued lines to the server's stdin; flushes whenever the queue runs dry.
+/// Ends (closing stdin) when the queue's sender is dropped or the pipe breaks.
+async fn write_stdin(stdin: ChildStdin, mut rx: mpsc::Receiver<Bytes>) {
+    let mut out = BufWriter::new(stdin);
+    while let Some(line) = rx.recv().await {
+        if out.write_all(&line).await.is_err() {
+            return;
+        }
+        while let Ok(line) = rx.try_recv() {
+            if out.write_all(&line).await.is_err() {
+                return;
+            }
+        }
+        if out.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = out.shutdown().await;
+}
+
+async fn read_stdout(
+    stdout: tokio::process::ChildStdout,
+    instance: InstanceId,
+    events: mpsc::Sender<UpstreamEvent>,
+) {
+    let mut frames = FramedRead::new(stdout, LineCodec::default());
+    while let Some(Ok(line)) = frames.next().await {
+        if events
+            .send(UpstreamEvent::Line(instance, line))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Drains stderr continuously into the log, so a chatty server never blocks on it.
+async fn read_stderr(
+    stderr: tokio::process::ChildStderr,
+    server: String,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
+    let mut frames = FramedRead::new(stderr, LineCodec::new(STDERR_MAX_LINE));
+    while let Some(Ok(line)) = frames.next().await {
+        let text = match &line {
+            Line::Frame(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            Line::Overlong { skipped } => format!("[{skipped} bytes of one line skipped]"),
+        };
+        tracing::info!(target: "upstream::stderr", server = %server, "{text}");
+        if let Ok(mut tail) = tail.lock() {
+            if tail.len() == STDERR_TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(text);
+        }
+    }
+}
+
+struct Tasks {
+    writer: tokio::task::JoinHandle<()>,
+    reader: tokio::task::JoinHandle<()>,
+    stderr: tokio::task::JoinHandle<()>,
+}
+
+/// Owns the child: reports its exit, or stops it when asked.
+async fn supervise(
+    mut child: Child,
+    stop: oneshot::Receiver<()>,
+    tasks: Tasks,
+    instance: InstanceId,
+    events: mpsc::Sender<UpstreamEvent>,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
+    let pgid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
+    let status = tokio::select! {
+        status = child.wait() => status,
+        _ = stop => {
+            tasks.writer.abort();
+            stop_child(&mut child, pgid).await
+        }
+    };
+    // Descendants left in the group (a wrapper's children) go with the server.
+    if let Some(pgid) = pgid {
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
+    let _ = tokio::time::timeout(DRAIN_DEADLINE, tasks.reader).await;
+    let _ = tokio::time::timeout(DRAIN_DEADLINE, tasks.stderr).await;
+    tasks.writer.abort();
+    let status = match status {
+        Ok(s) => s.to_string(),
+        Err(e) => format!("unknown ({e})"),
+    };
+    tracing::info!(instance, %status, "upstream exited");
+    let _ = events
+        .send(UpstreamEvent::Exited {
+            instance,
+            status,
+            stderr_tail: tail_of(&tail),
+        })
+        .await;
+}
+
+/// Stdin is already closed by the caller dropping its sender; wait, then signal.
+async fn stop_child(
+    child: &mut Child,
+    pgid: Option<Pid>,
+) -> std::io::Result<std::process::ExitStatus> {
+    if let Ok(status) = tokio::time::timeout(GRACE, child.wait()).await {
+        return status;
+    }
+    if let Some(pgid) = pgid {
+        let _ = killpg(pgid, Signal::SIGTERM);
+    }
+    if let Ok(status) = tokio::time::timeout(TERM_GRACE, child.wait()).await {
+        return status;
+    }
+    if let Some(pgid) = pgid {
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
+    let _ = child.start_kill();
+    child.wait().await
+}

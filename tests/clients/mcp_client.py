@@ -1,0 +1,420 @@
+#!/usr/bin/env python3
+"""A scripted MCP client on the official Python SDK (`mcp` 2.3.0), for mcp-warden's tests.
+
+    python mcp_client.py --script SCRIPT.json [--root PATH ...] [options] -- COMMAND [ARGS...]
+
+Starts COMMAND as a stdio MCP server (the SDK's `stdio_client`, reached through
+`mcp.client.Client` with `StdioServerParameters`), passing it this process's whole
+environment, connects the way the SDK does by default (`--mode auto`: probe
+`server/discover`, fall back to `initialize` on an error; `--mode legacy`: `initialize`
+only), declaring roots, sampling and elicitation, then runs the script's steps in order
+and prints ONE JSON document on stdout:
+
+    {"server_info": {...}, "capabilities": {...}, "protocol_version": "...",
+     "negotiation": "initialize" | "discover", "instructions": "...",
+     "steps": [{"op": "...", "result": {...}} | {"op": "...", "error": {"code": ..., "message": ...}}],
+     "notifications": [...], "server_requests": [...], "shutdown_ms": ...}
+
+Results are the SDK's typed results dumped with model_dump(mode="json", by_alias=True,
+exclude_none=True, exclude_unset=True): fields the server did not send (SDK defaults such
+as resultType or ttlMs) are left out. "notifications" lists every server notification in
+arrival order; "server_requests" every roots/list, sampling and elicitation request the
+server made (answered with the --root list, --sampling-text, and a form filled from each
+property's default/enum/type; --elicit decline|cancel to refuse). Roots, sampling and
+elicitation are declared unless --no-roots/--no-sampling/--no-elicitation (roots are
+declared even with no --root: the list is then empty). "shutdown_ms" is how long the
+server took to go once its stdin closed (the SDK waits --shutdown-grace, default 2 s, then
+SIGTERMs the process group).
+
+The script is a JSON list of steps (or {"steps": [...]}). Each step is an object with "op":
+
+    {"op": "list_tools"}                      optional "cursor"; "all": true follows every page
+    {"op": "call_tool", "name": "echo", "arguments": {...}}
+                                              optional "meta", "progress": true, "timeout"
+    {"op": "ping"}
+    {"op": "list_resources"} / {"op": "list_resource_templates"} / {"op": "list_prompts"}
+    {"op": "read_resource", "uri": "..."}
+    {"op": "get_prompt", "name": "...", "arguments": {...}}
+    {"op": "complete", "ref": {"type": "ref/prompt", "name": "..."}, "argument": {"name": "...", "value": "..."}}
+    {"op": "set_logging_level", "level": "debug"}
+    {"op": "request", "method": "...", "params": {...}}   raw JSON-RPC request, raw result back
+    {"op": "notify", "method": "...", "params": {...}}    raw JSON-RPC notification
+    {"op": "set_roots", "roots": ["/path", ...]}          replace the roots, send roots/list_changed
+    {"op": "wait_notification", "method": "notifications/tools/list_changed", "timeout": 10}
+    {"op": "sleep", "seconds": 0.5}
+
+As in any SDK client, call_tool checks structuredContent against the tool's outputSchema
+(a mismatch is a step error) and, for a tool it has not listed yet, first sends its own
+tools/list. Use "request" to see a result exactly as it came over the wire.
+
+Any step may carry "label", which is echoed in its output entry. A failing step records
+{"error": {"code", "message"[, "data"]}} (code is null for errors that are not JSON-RPC
+errors, e.g. a result the SDK rejected) and the script goes on.
+
+Exit status: 0 when the script ran (step errors included); 1 when the server could not be
+started or the connection failed (message on stderr); 2 for bad usage or a bad script;
+3 when --timeout ran out (the document so far is still printed, with "timed_out": true).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.client import Client
+from mcp.client.context import ClientRequestContext
+from mcp.client import stdio as mcp_stdio
+from mcp.client.stdio import StdioServerParameters
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from pydantic import BaseModel
+
+CLIENT_NAME = "mcp-warden-test-client"
+CLIENT_VERSION = "1.0.0"
+
+
+def dump(value: Any) -> Any:
+    """JSON form of an SDK value, as the SDK would put it on the wire."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True)
+    if isinstance(value, list | tuple):
+        return [dump(v) for v in value]
+    if isinstance(value, dict):
+        return {k: dump(v) for k, v in value.items()}
+    return value
+
+
+def leaf_exceptions(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        out: list[BaseException] = []
+        for inner in exc.exceptions:
+            out.extend(leaf_exceptions(inner))
+        return out
+    return [exc]
+
+
+def error_entry(exc: BaseException) -> dict[str, Any]:
+    leaves = leaf_exceptions(exc)
+    exc = next((e for e in leaves if isinstance(e, MCPError)), leaves[0])
+    if isinstance(exc, MCPError):
+        entry: dict[str, Any] = {"code": exc.code, "message": exc.message}
+        if exc.data is not None:
+            entry["data"] = dump(exc.data)
+        return entry
+    return {"code": None, "message": f"{type(exc).__name__}: {exc}"}
+
+
+def root_of(path: str) -> types.Root:
+    resolved = Path(path).resolve()
+    return types.Root(uri=resolved.as_uri(), name=resolved.name or str(resolved))
+
+
+def sample_value(schema: dict[str, Any]) -> Any:
+    """A plausible answer for one property of an elicitation form."""
+    if "default" in schema:
+        return schema["default"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if schema.get("oneOf"):
+        return schema["oneOf"][0].get("const")
+    kind = schema.get("type")
+    if kind == "boolean":
+        return True
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 1)
+    if kind == "array":
+        items = schema.get("items", {})
+        choices = items.get("enum") or [o.get("const") for o in items.get("anyOf", []) if "const" in o]
+        return choices[:1] if choices else []
+    fmt = schema.get("format")
+    if fmt == "email":
+        return "test@example.com"
+    if fmt == "uri":
+        return "https://example.com/"
+    if fmt == "date":
+        return "2026-01-01"
+    if fmt == "date-time":
+        return "2026-01-01T00:00:00Z"
+    return "test"
+
+
+class Recorder:
+    """What the server did on its own: notifications and requests to the client."""
+
+    def __init__(self, roots: list[types.Root], sampling_text: str, elicit_action: str) -> None:
+        self.roots = roots
+        self.sampling_text = sampling_text
+        self.elicit_action = elicit_action
+        self.notifications: list[dict[str, Any]] = []
+        self.server_requests: list[dict[str, Any]] = []
+        self.changed = anyio.Event()
+        self.consumed: dict[str, int] = {}
+
+    async def message_handler(self, message: Any) -> None:
+        if isinstance(message, Exception):
+            self.notifications.append({"transport_error": f"{type(message).__name__}: {message}"})
+        else:
+            self.notifications.append(dump(message))
+        self.changed.set()
+        self.changed = anyio.Event()
+
+    async def list_roots(self, context: ClientRequestContext) -> types.ListRootsResult:
+        self.server_requests.append({"method": "roots/list"})
+        return types.ListRootsResult(roots=list(self.roots))
+
+    async def sampling(
+        self, context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult:
+        self.server_requests.append({"method": "sampling/createMessage", "params": dump(params)})
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text=self.sampling_text),
+            model=CLIENT_NAME,
+            stop_reason="endTurn",
+        )
+
+    async def elicitation(self, context: ClientRequestContext, params: Any) -> types.ElicitResult:
+        self.server_requests.append({"method": "elicitation/create", "params": dump(params)})
+        if self.elicit_action != "accept":
+            return types.ElicitResult(action=self.elicit_action)
+        if getattr(params, "mode", "form") == "url":
+            return types.ElicitResult(action="accept")
+        schema = getattr(params, "requested_schema", None) or {}
+        content = {name: sample_value(prop) for name, prop in (schema.get("properties") or {}).items()}
+        return types.ElicitResult(action="accept", content=content)
+
+    async def wait_for(self, method: str, timeout: float) -> dict[str, Any]:
+        with anyio.move_on_after(timeout):
+            while True:
+                start = self.consumed.get(method, 0)
+                for index in range(start, len(self.notifications)):
+                    note = self.notifications[index]
+                    if note.get("method") == method:
+                        self.consumed[method] = index + 1
+                        return note
+                self.consumed[method] = len(self.notifications)
+                await self.changed.wait()
+        raise TimeoutError(f"no {method} notification within {timeout}s")
+
+
+async def run_step(client: Client, rec: Recorder, step: dict[str, Any], step_timeout: float) -> Any:
+    op = step.get("op")
+    session = client.session
+    timeout = float(step.get("timeout", step_timeout))
+    if op == "list_tools":
+        if step.get("all"):
+            tools: list[Any] = []
+            cursor = step.get("cursor")
+            while True:
+                page = await session.list_tools(params=types.PaginatedRequestParams(cursor=cursor))
+                tools.extend(dump(page.tools))
+                cursor = page.next_cursor
+                if cursor is None:
+                    return {"tools": tools}
+        return await session.list_tools(params=types.PaginatedRequestParams(cursor=step.get("cursor")))
+    if op == "call_tool":
+        progress: list[dict[str, Any]] = []
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append({"progress": value, "total": total, "message": message})
+
+        result = await client.call_tool(
+            step["name"],
+            step.get("arguments"),
+            read_timeout_seconds=timeout,
+            progress_callback=on_progress if step.get("progress") else None,
+            meta=step.get("meta"),
+        )
+        if step.get("progress"):
+            return {**dump(result), "progress_seen": progress}
+        return result
+    if op == "ping":
+        return await session.send_ping()
+    if op == "list_resources":
+        return await session.list_resources(params=types.PaginatedRequestParams(cursor=step.get("cursor")))
+    if op == "list_resource_templates":
+        return await session.list_resource_templates(params=types.PaginatedRequestParams(cursor=step.get("cursor")))
+    if op == "list_prompts":
+        return await session.list_prompts(params=types.PaginatedRequestParams(cursor=step.get("cursor")))
+    if op == "read_resource":
+        return await client.read_resource(step["uri"], cache_mode="bypass")
+    if op == "get_prompt":
+        return await client.get_prompt(step["name"], step.get("arguments"))
+    if op == "complete":
+        ref_data = step["ref"]
+        ref: types.PromptReference | types.ResourceTemplateReference
+        if ref_data.get("type") == "ref/resource":
+            ref = types.ResourceTemplateReference.model_validate(ref_data)
+        else:
+            ref = types.PromptReference.model_validate(ref_data)
+        return await client.complete(ref, step["argument"], step.get("context_arguments"))
+    if op == "set_logging_level":
+        return await session.set_logging_level(step["level"])
+    if op == "request":
+        # The raw wire result, without the SDK's typed validation.
+        return await session._dispatcher.send_raw_request(  # noqa: SLF001 (pinned SDK version)
+            step["method"], step.get("params"), {"timeout": timeout}
+        )
+    if op == "notify":
+        await session._dispatcher.notify(step["method"], step.get("params"), {})  # noqa: SLF001
+        return {}
+    if op == "set_roots":
+        rec.roots = [root_of(p) for p in step.get("roots", [])]
+        await session.send_roots_list_changed()
+        return {"roots": dump(rec.roots)}
+    if op == "wait_notification":
+        return await rec.wait_for(step["method"], timeout)
+    if op == "sleep":
+        await anyio.sleep(float(step.get("seconds", 0.1)))
+        return {}
+    raise ValueError(f"unknown op {op!r}")
+
+
+async def run(args: argparse.Namespace, script: list[dict[str, Any]], doc: dict[str, Any]) -> int:
+    rec = Recorder([root_of(p) for p in args.root], args.sampling_text, args.elicit)
+    doc["steps"] = []
+    doc["notifications"] = rec.notifications
+    doc["server_requests"] = rec.server_requests
+    params = StdioServerParameters(
+        command=args.command[0],
+        args=args.command[1:],
+        env=dict(os.environ),
+        cwd=args.cwd,
+    )
+    client = Client(
+        params,
+        mode=args.mode,
+        read_timeout_seconds=args.step_timeout,
+        message_handler=rec.message_handler,
+        list_roots_callback=None if args.no_roots else rec.list_roots,
+        sampling_callback=None if args.no_sampling else rec.sampling,
+        elicitation_callback=None if args.no_elicitation else rec.elicitation,
+        client_info=types.Implementation(name=CLIENT_NAME, version=CLIENT_VERSION),
+        cache=None,
+    )
+    connected = False
+    shutdown_started = time.monotonic()
+    try:
+        async with client:
+            connected = True
+            session = client.session
+            doc["server_info"] = dump(client.server_info)
+            doc["capabilities"] = dump(client.server_capabilities)
+            doc["protocol_version"] = client.protocol_version
+            doc["negotiation"] = "discover" if session.discover_result is not None else "initialize"
+            if client.instructions is not None:
+                doc["instructions"] = client.instructions
+            for step in script:
+                entry: dict[str, Any] = {"op": step.get("op")}
+                if "label" in step:
+                    entry["label"] = step["label"]
+                started = time.monotonic()
+                doc["steps"].append(entry)
+                try:
+                    entry["result"] = dump(await run_step(client, rec, step, args.step_timeout))
+                except Exception as exc:  # noqa: BLE001 (one step's failure must not stop the script)
+                    entry["error"] = error_entry(exc)
+                entry["elapsed_ms"] = round((time.monotonic() - started) * 1000, 1)
+            shutdown_started = time.monotonic()
+        # How long the server took to go away once its stdin closed (the SDK waits
+        # --shutdown-grace seconds, then SIGTERM, then SIGKILL after 2 s more).
+        doc["shutdown_ms"] = round((time.monotonic() - shutdown_started) * 1000, 1)
+    except Exception as exc:  # noqa: BLE001
+        if not connected:
+            err = error_entry(exc)
+            print(f"mcp_client: could not connect to {args.command!r}: {err['message']}", file=sys.stderr)
+            return 1
+        # The session broke down after the steps ran (e.g. at shutdown): report, keep the result.
+        doc["shutdown_error"] = error_entry(exc)
+    return 0
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Scripted MCP client (Python SDK) for mcp-warden's tests.",
+        usage="%(prog)s --script SCRIPT.json [options] -- COMMAND [ARGS...]",
+    )
+    parser.add_argument("--script", required=True, help="JSON file with the steps ('-' for stdin)")
+    parser.add_argument("--root", action="append", default=[], metavar="PATH", help="a root to declare (repeatable)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="overall bound in seconds (default 60)")
+    parser.add_argument("--step-timeout", type=float, default=None, help="per-request timeout (default: --timeout)")
+    parser.add_argument("--mode", default="auto", help="'auto' (probe server/discover first, the SDK default) or 'legacy'")
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=None,
+        help="seconds the server gets to exit after its stdin closes before SIGTERM (SDK default 2)",
+    )
+    parser.add_argument("--cwd", default=None, help="working directory for COMMAND")
+    parser.add_argument("--no-roots", action="store_true", help="do not declare the roots capability")
+    parser.add_argument("--no-sampling", action="store_true", help="do not declare the sampling capability")
+    parser.add_argument("--no-elicitation", action="store_true", help="do not declare the elicitation capability")
+    parser.add_argument("--sampling-text", default="This is a test sampling response.", help="sampling answer text")
+    parser.add_argument("--elicit", default="accept", choices=["accept", "decline", "cancel"], help="elicitation answer")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    args = parser.parse_args(argv)
+    if args.command and args.command[0] == "--":
+        args.command = args.command[1:]
+    if not args.command:
+        parser.error("missing the server command after --")
+    if args.step_timeout is None:
+        args.step_timeout = args.timeout
+    return args
+
+
+def load_script(path: str) -> list[dict[str, Any]]:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    data = json.loads(text)
+    if isinstance(data, dict):
+        data = data.get("steps")
+    if not isinstance(data, list) or not all(isinstance(s, dict) and "op" in s for s in data):
+        raise ValueError("the script must be a list of steps (objects with an 'op'), or {\"steps\": [...]}")
+    return data
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    try:
+        script = load_script(args.script)
+    except (OSError, ValueError) as exc:
+        print(f"mcp_client: bad script {args.script}: {exc}", file=sys.stderr)
+        return 2
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
+    if args.shutdown_grace is not None:
+        mcp_stdio.PROCESS_TERMINATION_TIMEOUT = args.shutdown_grace
+    doc: dict[str, Any] = {}
+
+    async def bounded() -> int:
+        with anyio.move_on_after(args.timeout) as scope:
+            return await run(args, script, doc)
+        doc["timed_out"] = True
+        if "server_info" not in doc:
+            print(f"mcp_client: could not connect within {args.timeout}s to {args.command!r}", file=sys.stderr)
+            return 1
+        print(f"mcp_client: timed out after {args.timeout}s", file=sys.stderr)
+        for entry in doc.get("steps", []):
+            if "result" not in entry and "error" not in entry:
+                entry["error"] = {"code": None, "message": f"cut short by the overall --timeout ({args.timeout}s)"}
+        assert scope.cancelled_caught
+        return 3
+
+    code = anyio.run(bounded)
+    if code != 1:
+        order = ["server_info", "capabilities", "protocol_version", "negotiation", "instructions", "steps"]
+        doc = {**{k: doc[k] for k in order if k in doc}, **doc}
+        json.dump(doc, sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
