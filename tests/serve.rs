@@ -405,6 +405,15 @@ fn every_child_is_stopped_when_the_client_leaves() {
         })
         .collect();
     assert!(pids.iter().all(|p| is_alive(*p)));
+    let mut found = support::processes_with_env(&support::path_str(env.dir.path()));
+    found.retain(|p| *p != serve.pid());
+    found.sort_unstable();
+    let mut expected = pids.clone();
+    expected.sort_unstable();
+    assert_eq!(
+        found, expected,
+        "besides mcp-warden, the servers (and only they) carry the test's dir"
+    );
     let (status, _) = serve.close();
     assert!(status.success(), "{status}");
     for pid in pids {

@@ -99,14 +99,19 @@ impl Env {
     /// The binary with this world's environment, run in the workspace.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin());
-        cmd.args(args)
-            .current_dir(&self.workspace)
+        cmd.args(args);
+        self.apply(&mut cmd);
+        cmd
+    }
+
+    /// Gives `cmd` this world's environment and working directory.
+    pub fn apply(&self, cmd: &mut Command) {
+        cmd.current_dir(&self.workspace)
             .env("MCP_WARDEN_HOME", &self.warden_home)
             .env("MCP_WARDEN_MANAGED_DIR", &self.managed)
             .env("HOME", &self.home)
             .env("MCP_WARDEN_LOG", "debug")
             .env_remove("RUST_LOG");
-        cmd
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -341,4 +346,32 @@ pub fn wait_gone(pid: u32, wait: Duration) -> bool {
 
 pub fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
+}
+
+/// Pids of live processes whose environment contains `needle` (e.g. a test's unique
+/// temporary directory, which every server it starts has in its private HOME).
+pub fn processes_with_env(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&environ).contains(needle) && is_alive(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
 }
