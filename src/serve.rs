@@ -77,12 +77,17 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let outcome = runtime.block_on(session::run(
-        config,
-        Chain::new(),
-        tokio::io::stdin(),
-        tokio::io::stdout(),
-    ));
+    let outcome = runtime.block_on(async {
+        let stop = stop_signal()?;
+        let session = session::run(
+            config,
+            Chain::new(),
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+            stop,
+        );
+        Ok::<_, std::io::Error>(session.await)
+    })?;
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     tracing::info!(?outcome, "session ended");
     Ok(ExitStatus::Success)
@@ -116,4 +121,20 @@ fn notices_of(effective: &Effective) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Completes on SIGTERM, SIGINT or SIGHUP, so a terminal closing or a client killing
+/// us politely still stops every upstream.
+fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            _ = hup.recv() => {}
+        }
+    })
 }

@@ -519,3 +519,28 @@ fn colliding_exposed_names_are_an_error_naming_both_servers() {
         "client not told about the collision: {said}"
     );
 }
+
+#[test]
+fn sigterm_stops_every_child_before_mcp_warden_exits() {
+    let env = two_servers();
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    let pid: u32 = text_of(&serve.call_tool(2, "a__pid", json!({})))
+        .parse()
+        .unwrap();
+    let warden = i32::try_from(serve.pid()).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(warden),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(
+        wait_gone(serve.pid(), Duration::from_secs(10)),
+        "mcp-warden did not exit on SIGTERM"
+    );
+    assert!(
+        wait_gone(pid, Duration::from_secs(1)),
+        "server {pid} survived SIGTERM of mcp-warden"
+    );
+}

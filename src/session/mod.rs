@@ -78,6 +78,8 @@ impl std::fmt::Debug for Reload {
 pub enum Outcome {
     /// The client closed stdin (or stdout): a normal end.
     ClientLeft,
+    /// mcp-warden was asked to stop (SIGTERM, SIGINT, SIGHUP).
+    Stopped,
 }
 
 /// Where an answer to the client goes: its id, and the batch it belongs to.
@@ -238,12 +240,20 @@ struct Session {
     client_listed: bool,
 }
 
-/// Runs one session over the client's `input` and `output` until the client leaves.
-pub async fn run<R, W>(mut config: SessionConfig, chain: Chain, input: R, output: W) -> Outcome
+/// Runs one session over the client's `input` and `output` until the client leaves
+/// or `stop` completes; either way every upstream is stopped before it returns.
+pub async fn run<R, W>(
+    mut config: SessionConfig,
+    chain: Chain,
+    input: R,
+    output: W,
+    stop: impl Future<Output = ()>,
+) -> Outcome
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    let mut stop = std::pin::pin!(stop);
     let (client_tx, mut client_rx) = mpsc::channel(downstream::IN_QUEUE);
     let reader = downstream::start_reader(input, config.max_line, client_tx);
     let (out_tx, writer) = downstream::start_writer(output);
@@ -281,6 +291,8 @@ where
     let outcome = loop {
         tokio::select! {
             biased;
+            // A signal: stop like a client that left.
+            () = &mut stop => break Outcome::Stopped,
             // The client: requests, answers and notifications; its EOF ends the session.
             event = client_rx.recv() => match event {
                 Some(ClientEvent::Line(line)) => session.on_client_line(line),
