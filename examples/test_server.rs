@@ -65,6 +65,10 @@ fn answer(out: &Out, id: &Value, result: &Value) {
     );
 }
 
+fn answer_text(out: &Out, id: &Value, text: &str) {
+    answer(out, id, &text_result(text));
+}
+
 fn text_result(text: &str) -> Value {
     json!({"content": [{"type": "text", "text": text}]})
 }
@@ -73,6 +77,8 @@ fn main() {
     let opts = parse_args();
     let out: Out = Arc::new(Mutex::new(std::io::stdout()));
     eprintln!("test-server {} starting", opts.name);
+    let mut asked: std::collections::HashMap<String, Value> = std::collections::HashMap::new();
+    let mut next_request = 0u32;
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
@@ -81,6 +87,15 @@ fn main() {
             continue;
         };
         let Some(method) = msg.get("method").and_then(Value::as_str) else {
+            // An answer to one of our own requests: finish the tool call that asked.
+            if let Some(call_id) = msg.get("id").and_then(|i| asked.remove(&i.to_string())) {
+                let answer = msg
+                    .get("result")
+                    .or_else(|| msg.get("error"))
+                    .cloned()
+                    .unwrap_or_default();
+                answer_text(&out, &call_id, &answer.to_string());
+            }
             continue;
         };
         let Some(id) = msg.get("id").cloned() else {
@@ -109,11 +124,34 @@ fn main() {
                     tool("sleep", "Answers after `ms` milliseconds."),
                     tool("crash", "Exits without answering."),
                     tool("stderr", "Writes `lines` lines to stderr."),
+                    tool("elicit", "Asks the user a question (elicitation) and returns the answer."),
+                    tool("sample", "Asks the client's model (sampling) and returns the answer."),
+                    tool("roots", "Asks the client for its roots and returns them."),
                 ];
                 tools.extend(opts.extra_tools.iter().map(|t| tool(t, "An extra tool.")));
                 answer(&out, &id, &json!({ "tools": tools }));
             }
-            "tools/call" => call(&out, &id, &params, &opts.name),
+            "tools/call" => match params["name"].as_str() {
+                // Tools that ask the client something and return its answer.
+                Some(tool @ ("elicit" | "sample" | "roots")) => {
+                    next_request += 1;
+                    let ours = json!(format!("srv-{next_request}"));
+                    let (method, params) = match tool {
+                        "elicit" => (
+                            "elicitation/create",
+                            json!({"message": "Your name?", "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}}),
+                        ),
+                        "sample" => (
+                            "sampling/createMessage",
+                            json!({"messages": [{"role": "user", "content": {"type": "text", "text": "hi"}}], "maxTokens": 5}),
+                        ),
+                        _ => ("roots/list", json!({})),
+                    };
+                    asked.insert(ours.to_string(), id);
+                    write_line(&out, &json!({"jsonrpc": "2.0", "id": ours, "method": method, "params": params}).to_string());
+                }
+                _ => call(&out, &id, &params, &opts.name),
+            },
             _ => write_line(
                 &out,
                 &json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "method not found"}}).to_string(),

@@ -63,6 +63,7 @@ fn server() -> ServerConfig {
         cwd: None,
         namespace: Namespace::new("a").unwrap(),
         request_timeout: Duration::from_secs(30),
+        elicitation: true,
     }
 }
 

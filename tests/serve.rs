@@ -544,3 +544,86 @@ fn sigterm_stops_every_child_before_mcp_warden_exits() {
         "server {pid} survived SIGTERM of mcp-warden"
     );
 }
+
+// ----- server-to-client requests ----------------------------------------------------
+
+#[test]
+fn elicitation_reaches_the_client_with_ids_remapped_both_ways() {
+    let env = two_servers();
+    let mut serve = env.serve();
+    serve.initialize_with(json!({"elicitation": {}}));
+    serve.tool_names(1);
+    serve.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "a__elicit", "arguments": {}}}));
+    let ask = serve.recv();
+    assert_eq!(ask["method"], "elicitation/create", "{ask}");
+    assert_ne!(
+        ask["id"],
+        json!("srv-1"),
+        "the server's own id must not reach the client"
+    );
+    assert_eq!(ask["params"]["message"], "Your name?");
+    serve.send(&json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"action": "accept", "content": {"name": "Ada"}}}));
+    let answer = serve.answer_to(&json!(2));
+    assert!(text_of(&answer).contains("Ada"), "{answer}");
+}
+
+#[test]
+fn elicitation_is_refused_when_the_server_table_denies_it() {
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}elicitation = \"deny\"\n",
+        test_server_table("a", &[])
+    ));
+    let mut serve = env.serve();
+    serve.initialize_with(json!({"elicitation": {}}));
+    serve.tool_names(1);
+    let answer = serve.call_tool(2, "a__elicit", json!({}));
+    let text = text_of(&answer);
+    assert!(
+        text.contains("-32003") && text.contains("elicitation"),
+        "{text}"
+    );
+    assert!(
+        serve
+            .seen
+            .iter()
+            .all(|m| m["method"] != "elicitation/create"),
+        "{:?}",
+        serve.seen
+    );
+}
+
+#[test]
+fn sampling_is_denied_by_default() {
+    let env = two_servers();
+    let mut serve = env.serve();
+    serve.initialize_with(json!({"sampling": {}}));
+    serve.tool_names(1);
+    let answer = serve.call_tool(2, "a__sample", json!({}));
+    let text = text_of(&answer);
+    assert!(
+        text.contains("-32003") && text.contains("mcp-warden/decision"),
+        "{text}"
+    );
+    assert!(
+        serve
+            .seen
+            .iter()
+            .all(|m| m["method"] != "sampling/createMessage")
+    );
+}
+
+#[test]
+fn roots_list_from_a_server_is_answered_with_the_workspace_root_only() {
+    let env = Env::new();
+    env.user_config(&test_server_table("a", &[]));
+    env.workspace_config("");
+    let mut serve = env.serve();
+    serve.initialize_with(json!({"roots": {}}));
+    serve.tool_names(1);
+    let answer = serve.call_tool(2, "a__roots", json!({}));
+    let roots: Value = serde_json::from_str(&text_of(&answer)).unwrap();
+    let expected = format!("file://{}", support::path_str(&env.workspace));
+    assert_eq!(roots["roots"].as_array().map(Vec::len), Some(1), "{roots}");
+    assert_eq!(roots["roots"][0]["uri"], expected);
+}

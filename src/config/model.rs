@@ -94,6 +94,8 @@ pub struct ServerConfig {
     pub namespace: Namespace,
     /// How long one request to this server may take.
     pub request_timeout: Duration,
+    /// May the server ask the user questions (`elicitation/create`)? Default yes.
+    pub elicitation: bool,
 }
 
 /// Whether the user trusts a workspace at its current file digests.

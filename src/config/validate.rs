@@ -70,6 +70,8 @@ pub struct ServerDef {
     pub cwd: Option<Value>,
     pub namespace: Namespace,
     pub request_timeout: Duration,
+    /// `elicitation`: may the server ask the user questions (default yes).
+    pub elicitation: bool,
 }
 
 impl ServerDef {
@@ -121,6 +123,7 @@ impl ServerDef {
             cwd,
             namespace: self.namespace.clone(),
             request_timeout: self.request_timeout,
+            elicitation: self.elicitation,
         })
     }
 }
@@ -316,6 +319,10 @@ impl Checker<'_, '_> {
             cwd,
             namespace: namespace?,
             request_timeout: request_timeout?,
+            elicitation: raw
+                .elicitation
+                .as_ref()
+                .is_none_or(|p| *p.get_ref() == Permission::Allow),
         })
     }
 
@@ -368,10 +375,8 @@ impl Checker<'_, '_> {
     }
 
     fn server_unsupported(&mut self, name: &str, raw: &RawServer) {
-        for (key, setting) in [
-            ("sampling", &raw.sampling),
-            ("elicitation", &raw.elicitation),
-        ] {
+        // Elicitation is routed (and may be denied); sampling is not routed yet.
+        for (key, setting) in [("sampling", &raw.sampling)] {
             if let Some(value) = setting
                 .as_ref()
                 .filter(|v| *v.get_ref() == Permission::Allow)
@@ -650,7 +655,7 @@ mod tests {
     }
 
     #[test]
-    fn sampling_and_elicitation_allow_are_not_supported() {
+    fn sampling_allow_is_not_supported_and_elicitation_allow_is() {
         let e = one_error("[servers.a]\ncommand = \"x\"\nsampling = \"allow\"\n");
         assert!(
             e.starts_with(
@@ -658,11 +663,11 @@ mod tests {
             ),
             "{e}"
         );
-        let e = one_error("[servers.a]\ncommand = \"x\"\nelicitation = \"allow\"\n");
-        assert!(
-            e.contains("`servers.a.elicitation = \"allow\"` is not supported yet"),
-            "{e}"
+        let (defs, diags) = check(
+            Layer::User,
+            "[servers.a]\ncommand = \"x\"\nelicitation = \"allow\"\n",
         );
+        assert!(diags.is_empty() && defs[0].elicitation, "{diags:?}");
         let text = "[servers.a]\ncommand = \"x\"\nsampling = \"deny\"\nelicitation = \"deny\"\n";
         let (_, diags) = check(Layer::User, text);
         assert!(diags.is_empty(), "{diags:?}");

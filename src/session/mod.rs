@@ -1137,19 +1137,15 @@ impl Session {
                 self.answer_upstream(index, &id, Ok(roots));
             }
             "sampling/createMessage" => {
-                let block = Block {
-                    rule: "sampling".into(),
-                    reason: format!("server `{name}` may not use sampling (`sampling = \"deny\"`)"),
-                };
-                self.answer_upstream(
-                    index,
-                    &id,
-                    Err((
-                        ErrorCode::Blocked,
-                        block.reason.clone(),
-                        Some(wire::blocked_data("deny", &block)),
-                    )),
+                let reason =
+                    format!("server `{name}` may not use sampling (`sampling = \"deny\"`)");
+                self.refuse_upstream_request(index, &id, "sampling", reason);
+            }
+            "elicitation/create" if !self.slots[index].config.elicitation => {
+                let reason = format!(
+                    "server `{name}` may not ask the user questions (`elicitation = \"deny\"`)"
                 );
+                self.refuse_upstream_request(index, &id, "elicitation", reason);
             }
             "elicitation/create"
                 if self.client.initialized
@@ -1169,12 +1165,7 @@ impl Session {
                 };
                 match self.chain.inspect(&ctx, msg) {
                     Verdict::Block(block) => {
-                        let data = Some(wire::blocked_data("deny", &block));
-                        self.answer_upstream(
-                            index,
-                            &id,
-                            Err((ErrorCode::Blocked, block.reason.clone(), data)),
-                        );
+                        self.refuse_upstream_request(index, &id, &block.rule, block.reason);
                     }
                     verdict => {
                         let line = match verdict {
@@ -1231,6 +1222,17 @@ impl Session {
                 tracing::debug!(server = %self.slots[index].config.name, method, "notification not forwarded");
             }
         }
+    }
+
+    /// Answers a server-to-client request with -32003 and the decision in `data`.
+    fn refuse_upstream_request(&mut self, index: usize, id: &Id, rule: &str, reason: String) {
+        let block = Block {
+            rule: rule.into(),
+            reason,
+        };
+        tracing::info!(server = %self.slots[index].config.name, rule, "server-to-client request refused");
+        let data = Some(wire::blocked_data("deny", &block));
+        self.answer_upstream(index, id, Err((ErrorCode::Blocked, block.reason, data)));
     }
 
     fn answer_upstream(
