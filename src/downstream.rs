@@ -4,15 +4,15 @@
 //! the client reads slowly) and are flushed whenever the queue runs dry, so a burst
 //! becomes one write while a lone answer is not delayed. A closed stdout (EPIPE) ends
 //! the task, which the session takes as the client leaving.
-#![allow(clippy::print_stdout)]
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 
+use crate::jsonrpc::writer::write_lines;
 use crate::jsonrpc::{Line, LineCodec};
 
 /// Lines that may wait for stdout. Bounded so a client that stops reading slows its
@@ -35,23 +35,11 @@ pub fn start_writer<W>(out: W) -> (mpsc::Sender<Bytes>, JoinHandle<()>)
 where
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (tx, mut rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
+    let (tx, rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
     let task = tokio::spawn(async move {
-        let mut out = BufWriter::new(out);
-        while let Some(line) = rx.recv().await {
-            if out.write_all(&line).await.is_err() {
-                return;
-            }
-            while let Ok(line) = rx.try_recv() {
-                if out.write_all(&line).await.is_err() {
-                    return;
-                }
-            }
-            if out.flush().await.is_err() {
-                return;
-            }
-        }
-        let _ = out.flush().await;
+        // A failed write means the client closed stdout: the task ends, and the session
+        // sees its queue close.
+        let _ = write_lines(out, rx).await;
     });
     (tx, task)
 }

@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod error;
 pub mod message;
+pub mod writer;
 
 pub use codec::{Line, LineCodec};
 pub use error::{ErrorCode, error_response};

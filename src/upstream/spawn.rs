@@ -7,12 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 
@@ -21,6 +19,7 @@ use super::{
     UpstreamEvent, tail_of,
 };
 use crate::config::ServerConfig;
+use crate::jsonrpc::writer::write_lines;
 use crate::jsonrpc::{Line, LineCodec};
 
 /// The PATH a server gets when mcp-warden itself has none.
@@ -128,7 +127,10 @@ pub fn spawn(
 
     let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
     let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
-    let writer = tokio::spawn(write_stdin(stdin, stdin_rx));
+    // Ends (closing the server's stdin) when the queue's sender is dropped or the pipe breaks.
+    let writer = tokio::spawn(async move {
+        let _ = write_lines(stdin, stdin_rx).await;
+    });
     let reader = tokio::spawn(read_stdout(stdout, instance, events.clone()));
     let stderr_task = tokio::spawn(read_stderr(stderr, name.to_owned(), Arc::clone(&tail)));
     let (stop_tx, stop_rx) = oneshot::channel();
@@ -153,26 +155,6 @@ pub fn spawn(
         supervisor,
         stderr_tail: tail,
     })
-}
-
-/// Writes queued lines to the server's stdin; flushes whenever the queue runs dry.
-/// Ends (closing stdin) when the queue's sender is dropped or the pipe breaks.
-async fn write_stdin(stdin: ChildStdin, mut rx: mpsc::Receiver<Bytes>) {
-    let mut out = BufWriter::new(stdin);
-    while let Some(line) = rx.recv().await {
-        if out.write_all(&line).await.is_err() {
-            return;
-        }
-        while let Ok(line) = rx.try_recv() {
-            if out.write_all(&line).await.is_err() {
-                return;
-            }
-        }
-        if out.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = out.shutdown().await;
 }
 
 async fn read_stdout(
