@@ -99,6 +99,11 @@ fn main() {
             continue;
         };
         let Some(id) = msg.get("id").cloned() else {
+            // Notifications are only logged, so tests can see what arrived.
+            eprintln!(
+                "test-server: notification {method} {}",
+                msg.get("params").cloned().unwrap_or_default()
+            );
             continue;
         };
         let params = msg.get("params").cloned().unwrap_or(Value::Null);

@@ -123,3 +123,138 @@ fn python_sdk_client_lists_and_calls_server_everything_and_mcp_server_time_throu
         "processes left running after the client left: {left:?}"
     );
 }
+
+#[test]
+fn python_sdk_client_uses_resources_prompts_completion_progress_and_logging_of_three_servers() {
+    let Some(prefix) = test_prefix() else { return };
+    let env = Env::new();
+    std::fs::write(
+        env.workspace.join("notes.txt"),
+        "hello from the workspace\n",
+    )
+    .unwrap();
+    env.user_config(&format!(
+        "[servers.everything]\ncommand = {}\n\n[servers.fs]\ncommand = {}\nargs = [\"${{workspace}}\"]\n\n[servers.time]\ncommand = {}\n",
+        q(path_str(&node_bin(&prefix, "mcp-server-everything"))),
+        q(path_str(&node_bin(&prefix, "mcp-server-filesystem"))),
+        q(path_str(&venv_bin(&prefix, "mcp-server-time"))),
+    ));
+    env.workspace_config("");
+    let script = json!([
+        {"op": "list_resources", "label": "resources"},
+        {"op": "read_resource", "uri": "demo://resource/static/document/architecture.md", "label": "read-static"},
+        {"op": "read_resource", "uri": "demo://resource/dynamic/text/42", "label": "read-templated"},
+        {"op": "list_resource_templates", "label": "templates"},
+        {"op": "list_prompts", "label": "prompts"},
+        {"op": "get_prompt", "name": "everything__args-prompt", "arguments": {"city": "Lyon", "state": "Rhône"}, "label": "prompt"},
+        {"op": "complete", "ref": {"type": "ref/prompt", "name": "everything__completable-prompt"}, "argument": {"name": "department", "value": "E"}, "label": "complete"},
+        {"op": "set_logging_level", "level": "debug", "label": "loglevel"},
+        {"op": "call_tool", "name": "everything__trigger-long-running-operation", "arguments": {"duration": 1, "steps": 3}, "progress": true, "label": "progress"},
+        {"op": "call_tool", "name": "fs__read_text_file", "arguments": {"path": path_str(&env.workspace.join("notes.txt"))}, "label": "fs-read"},
+        {"op": "call_tool", "name": "everything__get-roots-list", "arguments": {}, "label": "roots"},
+        {"op": "call_tool", "name": "everything__trigger-elicitation-request", "arguments": {}, "label": "elicit"},
+        {"op": "call_tool", "name": "everything__trigger-sampling-request", "arguments": {"prompt": "hi", "maxTokens": 5}, "label": "sample"},
+        {"op": "call_tool", "name": "time__get_current_time", "arguments": {"timezone": "UTC"}, "label": "time"},
+    ]);
+    let out = run_client(&env, &prefix, &script, &[&env.workspace]);
+    assert_resources_prompts_and_completion(&out);
+    assert_calls_progress_and_server_requests(&out, &env);
+}
+
+fn assert_resources_prompts_and_completion(out: &Value) {
+    let caps = &out["capabilities"];
+    assert!(
+        caps["resources"].is_object()
+            && caps["prompts"].is_object()
+            && caps["completions"].is_object(),
+        "{caps}"
+    );
+
+    let resources = step(out, "resources")["result"]["resources"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        resources
+            .iter()
+            .any(|r| r["uri"] == "demo://resource/static/document/architecture.md"),
+        "{resources:?}"
+    );
+    assert!(
+        step(out, "read-static")["result"]["contents"][0]["text"].is_string(),
+        "{out}"
+    );
+    assert!(
+        step(out, "read-templated")["result"]["contents"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("42"),
+        "{out}"
+    );
+    let templates = &step(out, "templates")["result"]["resourceTemplates"];
+    assert!(
+        templates
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["uriTemplate"] == "demo://resource/dynamic/text/{resourceId}")
+    );
+    let prompts: Vec<&str> = step(out, "prompts")["result"]["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        prompts.contains(&"everything__args-prompt")
+            && prompts.contains(&"everything__simple-prompt"),
+        "{prompts:?}"
+    );
+    assert!(
+        step(out, "prompt")["result"]["messages"][0]["content"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Lyon"),
+        "{out}"
+    );
+    let values = &step(out, "complete")["result"]["completion"]["values"];
+    assert!(values.as_array().is_some_and(|v| !v.is_empty()), "{out}");
+    assert!(step(out, "loglevel").get("error").is_none(), "{out}");
+}
+
+fn assert_calls_progress_and_server_requests(out: &Value, env: &Env) {
+    let progress_step = step(out, "progress");
+    assert!(progress_step.get("error").is_none(), "{progress_step}");
+    let progress: Vec<&Value> = out["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["method"] == "notifications/progress")
+        .collect();
+    assert!(
+        progress.len() >= 2,
+        "progress notifications expected: {:?}",
+        out["notifications"]
+    );
+
+    let fs_text = step(out, "fs-read")["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(fs_text.contains("hello from the workspace"), "{out}");
+    let roots = step(out, "roots")["result"].to_string();
+    assert!(
+        roots.contains(&format!("file://{}", path_str(&env.workspace))),
+        "{roots}"
+    );
+    assert!(
+        out["server_requests"].to_string().contains("elicitation"),
+        "{out}"
+    );
+    let sample = step(out, "sample").to_string();
+    assert!(
+        sample.contains("-32003") || sample.contains("sampling"),
+        "{sample}"
+    );
+    assert!(step(out, "time")["result"]["content"][0]["text"].is_string());
+}

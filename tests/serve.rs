@@ -627,3 +627,36 @@ fn roots_list_from_a_server_is_answered_with_the_workspace_root_only() {
     assert_eq!(roots["roots"].as_array().map(Vec::len), Some(1), "{roots}");
     assert_eq!(roots["roots"][0]["uri"], expected);
 }
+
+#[test]
+fn a_cancelled_call_reaches_its_server_with_the_servers_id_and_its_late_answer_is_dropped() {
+    let env = two_servers();
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    // Both servers see their own id 1 for the first call each; cancel the one to `b`.
+    serve.send(&json!({"jsonrpc":"2.0","id":"slow-a","method":"tools/call","params":{"name":"a__sleep","arguments":{"ms":300}}}));
+    serve.send(&json!({"jsonrpc":"2.0","id":"slow-b","method":"tools/call","params":{"name":"b__sleep","arguments":{"ms":300}}}));
+    serve.send(&json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"slow-b","reason":"changed my mind"}}));
+    assert_eq!(text_of(&serve.answer_to(&json!("slow-a"))), "slept");
+    assert!(
+        serve.recv_line_within(Duration::from_millis(600)).is_none(),
+        "the cancelled call must not be answered"
+    );
+    assert_eq!(
+        text_of(&serve.call_tool(3, "b__echo", json!({"message": "still here"}))),
+        "still here"
+    );
+    serve.close();
+    let log = env.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("server=b") && l.contains("notifications/cancelled"))
+        .unwrap_or_else(|| panic!("b never saw the cancellation:\n{log}"));
+    // b got its own id for the call (an integer), never the client's string.
+    assert!(
+        line.contains("\"requestId\":") && !line.contains("slow-b"),
+        "{line}"
+    );
+    assert!(line.contains("changed my mind"), "{line}");
+}

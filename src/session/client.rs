@@ -7,8 +7,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::wire;
-use super::{Batch, Deferred, Origin, Pending, Reverse, Session, SlotState, Timer, reparse};
+use super::catalog::{ListKind, template_matches};
+use super::{
+    Batch, ClientCall, Deferred, Origin, Pending, Reverse, Session, SlotState, Timer, reparse,
+};
+use super::{cursor, wire};
 use crate::filter::{Context, Direction, Verdict};
 use crate::jsonrpc::message::{Parsed, span_in};
 use crate::jsonrpc::{ErrorCode, Id, Kind, Line, Message, error_response, parse};
@@ -120,20 +123,29 @@ impl Session {
                     &format!("`{method}` before `initialize`"),
                 );
             }
-            "tools/list" => {
-                if self.is_settled() {
-                    let listing = self.table.listing().to_owned();
-                    self.reply_tool_listing(&origin, &listing);
-                } else {
-                    self.tool_list_waiters.push(origin);
-                }
+            // These read the catalogs: while one is being built, they wait for it.
+            "tools/list"
+            | "prompts/list"
+            | "resources/templates/list"
+            | "tools/call"
+            | "prompts/get"
+            | "completion/complete"
+            | "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+                if !self.is_settled() =>
+            {
+                self.deferred.push(Deferred { msg, origin });
             }
-            "tools/call" => {
-                if self.is_settled() {
-                    self.on_tool_call(msg, origin);
-                } else {
-                    self.deferred.push(Deferred { msg, origin });
-                }
+            "tools/list" => self.reply_listing(&origin, ListKind::Tools),
+            "prompts/list" => self.reply_listing(&origin, ListKind::Prompts),
+            "resources/templates/list" => self.reply_listing(&origin, ListKind::Templates),
+            "tools/call" => self.route_named(msg, origin, ListKind::Tools),
+            "prompts/get" => self.route_named(msg, origin, ListKind::Prompts),
+            "completion/complete" => self.on_complete(&msg, origin),
+            "resources/list" => self.on_resources_list(&msg, origin),
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                self.route_by_uri(&msg, origin, method);
             }
             "logging/setLevel" => {
                 self.fan_out_set_level(&msg);
@@ -222,10 +234,11 @@ impl Session {
             return;
         };
         let slot = &mut self.slots[index];
-        if let Some(Pending::Client { timer, origin, .. }) = slot.pending.remove(&our_id) {
-            slot.pending.insert(our_id, Pending::Cancelled { timer });
+        if let Some(Pending::Client(call)) = slot.pending.remove(&our_id) {
+            slot.pending
+                .insert(our_id, Pending::Cancelled { timer: call.timer });
             // A cancelled request is never answered; its batch must not wait for it.
-            self.reply_none(&origin);
+            self.reply_none(&call.origin);
         }
         let span = span_in(
             std::str::from_utf8(msg.raw()).unwrap_or_default(),
@@ -313,7 +326,7 @@ impl Session {
             );
             self.out.push(wire::log_message("warning", &text));
         }
-        self.announce_tools = true;
+        self.announce = [true; 3];
         self.config.effective = effective;
         let servers = self.config.effective.servers.clone();
         self.start_servers(servers);
@@ -331,47 +344,62 @@ impl Session {
         }
     }
 
-    pub(super) fn on_tool_call(&mut self, msg: Message, origin: Origin) {
+    /// `tools/call` and `prompts/get`: routed by the exposed name, which becomes the
+    /// upstream's own name on the way.
+    pub(super) fn route_named(&mut self, msg: Message, origin: Origin, kind: ListKind) {
         #[derive(Deserialize)]
         struct Params<'a> {
             #[serde(borrow)]
             name: &'a RawValue,
         }
-        let Some(params) = msg
-            .params()
-            .and_then(|p| serde_json::from_str::<Params<'_>>(p).ok())
-        else {
+        let method = if kind == ListKind::Tools {
+            "tools/call"
+        } else {
+            "prompts/get"
+        };
+        let what = if kind == ListKind::Tools {
+            "tool"
+        } else {
+            "prompt"
+        };
+        let name_of = |msg: &Message| {
+            let raw = msg
+                .params()
+                .and_then(|p| serde_json::from_str::<Params<'_>>(p).ok())?
+                .name;
+            let name = serde_json::from_str::<String>(raw.get()).ok()?;
+            Some((
+                name,
+                span_in(
+                    std::str::from_utf8(msg.raw()).unwrap_or_default(),
+                    raw.get(),
+                ),
+            ))
+        };
+        let Some((exposed, _)) = name_of(&msg) else {
+            let text = format!("`{method}` needs a string `name`");
+            return self.reply_error(&origin, ErrorCode::InvalidParams, &text);
+        };
+        let Some(route) = self.catalogs[kind.index()].route(&exposed).cloned() else {
             return self.reply_error(
                 &origin,
                 ErrorCode::InvalidParams,
-                "`tools/call` needs a string `name`",
+                &format!("unknown {what} `{exposed}`"),
             );
         };
-        let Ok(exposed) = serde_json::from_str::<String>(params.name.get()) else {
-            return self.reply_error(
-                &origin,
-                ErrorCode::InvalidParams,
-                "`tools/call` needs a string `name`",
-            );
-        };
-        let Some(route) = self.table.route(&exposed).cloned() else {
-            return self.reply_error(
-                &origin,
-                ErrorCode::InvalidParams,
-                &format!("unknown tool `{exposed}`"),
-            );
-        };
-        let ctx_server = self.slots[route.slot].config.name.clone();
+        let server = self.slots[route.slot].config.name.clone();
         let ctx = Context {
             direction: Direction::ToUpstream,
-            server: Some(&ctx_server),
+            server: Some(&server),
             tool: Some(&exposed),
             request_method: None,
         };
-        let verdict = self.chain.inspect(&ctx, &msg);
-        let msg = match verdict {
+        let msg = match self.chain.inspect(&ctx, &msg) {
             Verdict::Allow => msg,
-            Verdict::Block(block) => return self.reply_blocked_tool(&origin, "deny", &block),
+            Verdict::Block(block) if kind == ListKind::Tools => {
+                return self.reply_blocked_tool(&origin, "deny", &block);
+            }
+            Verdict::Block(block) => return self.reply_blocked(&origin, "deny", &block),
             Verdict::Rewrite(line) => match reparse(&line) {
                 Some(m) => m,
                 None => {
@@ -383,28 +411,233 @@ impl Session {
                 }
             },
         };
-        let text = std::str::from_utf8(msg.raw()).unwrap_or_default();
-        let Some(name_raw) = msg
+        // A filter may have rewritten the message: find the name again in what is sent.
+        let Some((_, span)) = name_of(&msg) else {
+            let text = format!("`{method}` needs a string `name`");
+            return self.reply_error(&origin, ErrorCode::InvalidParams, &text);
+        };
+        let upstream_name = serde_json::to_string(&route.name).unwrap_or_default();
+        let forward = Forward {
+            method,
+            tool: Some(exposed),
+            edits: vec![(span, upstream_name)],
+            paged: false,
+        };
+        self.send_client_request(route.slot, &msg, origin, forward);
+    }
+
+    /// `resources/read`, `subscribe` and `unsubscribe`: routed by URI to the server that
+    /// listed it, else the one whose template matches it, else the only server that
+    /// offers resources.
+    fn route_by_uri(&mut self, msg: &Message, origin: Origin, method: &str) {
+        #[derive(Deserialize)]
+        struct Params {
+            uri: String,
+        }
+        let Some(uri) = msg
             .params()
-            .and_then(|p| serde_json::from_str::<Params<'_>>(p).ok())
-            .map(|p| p.name)
+            .and_then(|p| serde_json::from_str::<Params>(p).ok())
+            .map(|p| p.uri)
         else {
             return self.reply_error(
                 &origin,
                 ErrorCode::InvalidParams,
-                "`tools/call` needs a string `name`",
+                &format!("`{method}` needs a string `uri`"),
             );
         };
-        let name_span = span_in(text, name_raw.get());
-        let upstream_name = serde_json::to_string(&route.name).unwrap_or_default();
-        self.send_client_request(
-            route.slot,
-            &msg,
-            origin,
-            "tools/call",
-            Some(exposed),
-            &[(name_span, &upstream_name)],
+        let Some(slot) = self.slot_for_uri(&uri) else {
+            return self.reply_error(
+                &origin,
+                ErrorCode::InvalidParams,
+                &format!("unknown resource `{uri}`"),
+            );
+        };
+        let forward = Forward {
+            method,
+            tool: None,
+            edits: Vec::new(),
+            paged: false,
+        };
+        self.forward_request(slot, msg, origin, forward);
+    }
+
+    fn slot_for_uri(&self, uri: &str) -> Option<usize> {
+        if let Some(&slot) = self.uri_routes.get(uri) {
+            return Some(slot);
+        }
+        let templates = self.catalogs[ListKind::Templates.index()].routes();
+        if let Some((_, route)) = templates
+            .into_iter()
+            .find(|(t, _)| template_matches(t, uri))
+        {
+            return Some(route.slot);
+        }
+        let first = self.next_resource_slot(0)?;
+        self.next_resource_slot(first + 1)
+            .is_none()
+            .then_some(first)
+    }
+
+    /// `completion/complete`: by the prompt's exposed name, or the resource template.
+    fn on_complete(&mut self, msg: &Message, origin: Origin) {
+        #[derive(Deserialize)]
+        struct Ref<'a> {
+            #[serde(rename = "type")]
+            kind: String,
+            #[serde(borrow, default)]
+            name: Option<&'a RawValue>,
+            #[serde(default)]
+            uri: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Params<'a> {
+            #[serde(rename = "ref", borrow)]
+            reference: Ref<'a>,
+        }
+        let params = msg
+            .params()
+            .and_then(|p| serde_json::from_str::<Params<'_>>(p).ok());
+        let Some(Params { reference }) = params else {
+            return self.reply_error(
+                &origin,
+                ErrorCode::InvalidParams,
+                "`completion/complete` needs a `ref`",
+            );
+        };
+        let text = std::str::from_utf8(msg.raw()).unwrap_or_default();
+        let (slot, edits) = match (reference.kind.as_str(), reference.name, reference.uri) {
+            ("ref/prompt", Some(raw), _) => {
+                let exposed = serde_json::from_str::<String>(raw.get()).unwrap_or_default();
+                let Some(route) = self.catalogs[ListKind::Prompts.index()]
+                    .route(&exposed)
+                    .cloned()
+                else {
+                    return self.reply_error(
+                        &origin,
+                        ErrorCode::InvalidParams,
+                        &format!("unknown prompt `{exposed}`"),
+                    );
+                };
+                let name = serde_json::to_string(&route.name).unwrap_or_default();
+                (route.slot, vec![(span_in(text, raw.get()), name)])
+            }
+            ("ref/resource", _, Some(uri)) => {
+                let owner = self.catalogs[ListKind::Templates.index()]
+                    .route(&uri)
+                    .map(|r| r.slot);
+                let Some(slot) = owner.or_else(|| self.slot_for_uri(&uri)) else {
+                    return self.reply_error(
+                        &origin,
+                        ErrorCode::InvalidParams,
+                        &format!("unknown resource `{uri}`"),
+                    );
+                };
+                (slot, Vec::new())
+            }
+            _ => {
+                return self.reply_error(
+                    &origin,
+                    ErrorCode::InvalidParams,
+                    "unknown completion `ref`",
+                );
+            }
+        };
+        let forward = Forward {
+            method: "completion/complete",
+            tool: None,
+            edits,
+            paged: false,
+        };
+        self.forward_request(slot, msg, origin, forward);
+    }
+
+    /// `resources/list`: one upstream at a time, our cursor naming which (see `cursor`).
+    fn on_resources_list(&mut self, msg: &Message, origin: Origin) {
+        let mut params: serde_json::Map<String, Value> = msg
+            .params()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .unwrap_or_default();
+        let (slot, upstream_cursor) = match params.get("cursor") {
+            None | Some(Value::Null) => match self.next_resource_slot(0) {
+                Some(slot) => (slot, None),
+                None => return self.reply_result(&origin, r#"{"resources":[]}"#),
+            },
+            Some(Value::String(c)) => {
+                let found = cursor::decode(c).and_then(|(instance, upstream)| {
+                    let slot = *self.instances.get(&instance)?;
+                    Some((slot, upstream.map(str::to_owned)))
+                });
+                match found {
+                    Some(found) => found,
+                    None => {
+                        return self.reply_error(
+                            &origin,
+                            ErrorCode::InvalidParams,
+                            "unknown or expired cursor",
+                        );
+                    }
+                }
+            }
+            Some(_) => {
+                return self.reply_error(
+                    &origin,
+                    ErrorCode::InvalidParams,
+                    "`cursor` must be a string",
+                );
+            }
+        };
+        match upstream_cursor {
+            Some(c) => params.insert("cursor".into(), Value::String(c)),
+            None => params.remove("cursor"),
+        };
+        // The one request whose params are rebuilt rather than spliced: the cursor may
+        // have to go away entirely.
+        let line = format!(
+            r#"{{"jsonrpc":"2.0","id":{},"method":"resources/list","params":{}}}"#,
+            origin.id,
+            Value::Object(params)
         );
+        let Some(rebuilt) = reparse(&bytes::Bytes::from(line + "\n")) else {
+            return self.reply_error(
+                &origin,
+                ErrorCode::Internal,
+                "could not rebuild `resources/list`",
+            );
+        };
+        let forward = Forward {
+            method: "resources/list",
+            tool: None,
+            edits: Vec::new(),
+            paged: true,
+        };
+        self.forward_request(slot, &rebuilt, origin, forward);
+    }
+
+    /// Passes a routed request through the chain, then on to the upstream.
+    fn forward_request(
+        &mut self,
+        slot: usize,
+        msg: &Message,
+        origin: Origin,
+        forward: Forward<'_>,
+    ) {
+        let server = self.slots[slot].config.name.clone();
+        let ctx = Context {
+            direction: Direction::ToUpstream,
+            server: Some(&server),
+            tool: None,
+            request_method: None,
+        };
+        match self.chain.inspect(&ctx, msg) {
+            Verdict::Allow => self.send_client_request(slot, msg, origin, forward),
+            Verdict::Block(block) => self.reply_blocked(&origin, "deny", &block),
+            // A rewritten request would invalidate the spans of `forward.edits`.
+            Verdict::Rewrite(_) => self.reply_error(
+                &origin,
+                ErrorCode::Internal,
+                "a filter may not rewrite this request",
+            ),
+        }
     }
 
     /// Forwards a client request to an upstream under a fresh id, with a deadline.
@@ -413,10 +646,14 @@ impl Session {
         index: usize,
         msg: &Message,
         origin: Origin,
-        method: &str,
-        tool: Option<String>,
-        edits: &[(std::ops::Range<usize>, &str)],
+        forward: Forward<'_>,
     ) {
+        let Forward {
+            method,
+            tool,
+            mut edits,
+            paged,
+        } = forward;
         let slot = &mut self.slots[index];
         let name = slot.config.name.clone();
         let (Some(instance), SlotState::Ready { .. }) =
@@ -443,7 +680,15 @@ impl Session {
             },
             timeout,
         );
-        let line = msg.rewrite(Some(&id.to_string()), edits);
+        // The upstream gets our id as its progress token; the client's own comes back
+        // in `notifications/progress` (see `on_upstream_progress`).
+        let progress = progress_token(msg).map(|(span, token)| {
+            edits.push((span, id.to_string()));
+            token
+        });
+        let edits: Vec<(std::ops::Range<usize>, &str)> =
+            edits.iter().map(|(r, t)| (r.clone(), t.as_str())).collect();
+        let line = msg.rewrite(Some(&id.to_string()), &edits);
         let slot = &mut self.slots[index];
         let sent = slot
             .upstream
@@ -451,15 +696,15 @@ impl Session {
             .map_or(Err(SendError::Closed), |u| u.send(line));
         match sent {
             Ok(()) => {
-                slot.pending.insert(
-                    id,
-                    Pending::Client {
-                        origin: origin.clone(),
-                        method: method.into(),
-                        tool,
-                        timer,
-                    },
-                );
+                let call = ClientCall {
+                    origin: origin.clone(),
+                    method: method.into(),
+                    tool,
+                    timer,
+                    progress,
+                    paged,
+                };
+                slot.pending.insert(id, Pending::Client(Box::new(call)));
                 self.inflight.insert(origin.id, (index, id));
             }
             Err(e) => {
@@ -478,4 +723,31 @@ impl Session {
             }
         }
     }
+}
+
+/// How a routed client request goes on: the method (for the answer's filter context),
+/// the exposed name, the splices to make, and whether the answer is a page of ours.
+pub(super) struct Forward<'a> {
+    pub method: &'a str,
+    pub tool: Option<String>,
+    pub edits: Vec<(std::ops::Range<usize>, String)>,
+    pub paged: bool,
+}
+
+/// The span and text of `params._meta.progressToken`, when the request has one.
+fn progress_token(msg: &Message) -> Option<(std::ops::Range<usize>, Box<str>)> {
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        #[serde(rename = "progressToken", borrow, default)]
+        token: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct Params<'a> {
+        #[serde(rename = "_meta", borrow, default)]
+        meta: Option<Meta<'a>>,
+    }
+    let params: Params<'_> = serde_json::from_str(msg.params()?).ok()?;
+    let token = params.meta?.token?;
+    let text = std::str::from_utf8(msg.raw()).ok()?;
+    Some((span_in(text, token.get()), token.get().into()))
 }

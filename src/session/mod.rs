@@ -20,11 +20,12 @@
 //!
 //! # Files
 //! This file holds the state and the event loop; `client.rs` handles what the client
-//! sends, `upstreams.rs` starts the servers and handles what they send, `tools.rs` builds
-//! the merged tool table and [`wire`] writes the messages mcp-warden makes itself.
+//! sends, `upstreams.rs` starts the servers and handles what they send, `catalog.rs` builds
+//! the merged catalogs (tools, prompts, resource templates) and [`wire`] writes the messages mcp-warden makes itself.
 
+mod catalog;
 mod client;
-mod tools;
+mod cursor;
 mod upstreams;
 pub mod wire;
 
@@ -40,14 +41,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::time::{DelayQueue, delay_queue};
 
-use crate::config::{Effective, ServerConfig};
+use crate::config::{Effective, ServerConfig, ServerName};
 use crate::downstream::{self, ClientEvent};
 use crate::filter::{Block, Chain, Context, Direction, Verdict};
 use crate::jsonrpc::message::Parsed;
 use crate::jsonrpc::{ErrorCode, Id, Message, error_response, parse};
 use crate::upstream::{InstanceId, Upstream, UpstreamEvent};
-use tools::{Tool, ToolTable};
+use catalog::{Catalog, Collision, Item, ListKind};
 
+/// Most resource URIs remembered for routing `resources/read` (from list answers).
+const MAX_URI_ROUTES: usize = 100_000;
 /// Lines from all upstreams not yet taken by the session.
 const UPSTREAM_QUEUE: usize = 1024;
 /// Log the first few non-JSON lines of a server's stdout, then only every this many.
@@ -99,19 +102,28 @@ struct Origin {
 enum Pending {
     /// Our `initialize`.
     Init,
-    /// One page of our own `tools/list`.
-    ListTools,
+    /// One page of our own listing of a kind.
+    List(ListKind),
     /// Our own request whose answer nobody needs (e.g. `logging/setLevel` fan-out).
     Internal,
-    /// A client request; the answer goes back to `origin`.
-    Client {
-        origin: Origin,
-        method: Box<str>,
-        tool: Option<String>,
-        timer: delay_queue::Key,
-    },
+    /// A client request; the answer goes back to its origin.
+    Client(Box<ClientCall>),
     /// A client request the client cancelled: a late answer is dropped silently.
     Cancelled { timer: delay_queue::Key },
+}
+
+/// A client request forwarded to an upstream.
+#[derive(Debug)]
+struct ClientCall {
+    origin: Origin,
+    method: Box<str>,
+    /// The exposed tool or prompt name, for the filter chain.
+    tool: Option<String>,
+    timer: delay_queue::Key,
+    /// The client's own progress token (JSON text); the upstream got our id instead.
+    progress: Option<Box<str>>,
+    /// A page of `resources/list`: the answer's cursor is rewritten to ours.
+    paged: bool,
 }
 
 #[derive(Debug)]
@@ -122,22 +134,24 @@ enum SlotState {
     Initializing,
     Ready {
         instructions: Option<String>,
-        has_tools: bool,
+        /// The server's declared capabilities.
+        capabilities: Value,
     },
     Failed(String),
 }
 
-#[derive(Debug)]
-enum ToolsState {
-    /// Not listed (yet, or the server has no tools).
+#[derive(Debug, Default)]
+enum ListState {
+    /// Not listed (yet, or the server does not offer the kind).
+    #[default]
     None,
     /// A listing is under way; `again` when a `list_changed` arrived meanwhile.
     Listing {
-        acc: Vec<Tool>,
+        acc: Vec<Item>,
         pages: u32,
         again: bool,
     },
-    Listed(Vec<Tool>),
+    Listed(Vec<Item>),
 }
 
 #[derive(Debug)]
@@ -147,14 +161,18 @@ struct Slot {
     state: SlotState,
     pending: HashMap<u64, Pending>,
     next_id: u64,
-    tools: ToolsState,
+    /// One listing per [`ListKind`], by its index.
+    lists: [ListState; 3],
     noise: u64,
 }
 
 impl Slot {
     fn is_settled(&self) -> bool {
         !matches!(self.state, SlotState::Spawned | SlotState::Initializing)
-            && !matches!(self.tools, ToolsState::Listing { .. })
+            && !self
+                .lists
+                .iter()
+                .any(|l| matches!(l, ListState::Listing { .. }))
     }
 
     fn mint(&mut self, pending: Pending) -> u64 {
@@ -176,7 +194,7 @@ enum Timer {
     Init { slot: usize, instance: InstanceId },
 }
 
-/// A request the client made while the tool table was being built.
+/// A request the client made while a catalog was being built.
 #[derive(Debug)]
 struct Deferred {
     msg: Message,
@@ -226,8 +244,10 @@ struct Session {
     inflight: HashMap<Id, (usize, u64)>,
     reverse: HashMap<u64, Reverse>,
     next_reverse: u64,
-    table: ToolTable,
-    tool_list_waiters: Vec<Origin>,
+    /// One merged catalog per [`ListKind`], by its index.
+    catalogs: [Catalog; 3],
+    /// Resource URIs seen in `resources/list` answers → the slot that listed them.
+    uri_routes: HashMap<String, usize>,
     deferred: Vec<Deferred>,
     timers: DelayQueue<Timer>,
     chain: Chain,
@@ -237,12 +257,12 @@ struct Session {
     config: SessionConfig,
     workspace_root: Option<PathBuf>,
     stopping: JoinSet<()>,
-    /// A list change is to be announced once the current listings finish.
-    announce_tools: bool,
-    /// The collisions last reported.
-    collisions: Vec<tools::Collision>,
-    /// The client has been sent a tool list (so changes are worth announcing).
-    client_listed: bool,
+    /// Per kind: a change is to be announced once the current listings finish.
+    announce: [bool; 3],
+    /// Per kind: the collisions last reported.
+    collisions: [Vec<Collision>; 3],
+    /// Per kind: the client has been sent a list (so changes are worth announcing).
+    client_listed: [bool; 3],
 }
 
 /// Runs one session over the client's `input` and `output` until the client leaves
@@ -275,8 +295,8 @@ where
         inflight: HashMap::new(),
         reverse: HashMap::new(),
         next_reverse: 0,
-        table: ToolTable::default(),
-        tool_list_waiters: Vec::new(),
+        catalogs: Default::default(),
+        uri_routes: HashMap::new(),
         deferred: Vec::new(),
         timers: DelayQueue::new(),
         chain,
@@ -286,9 +306,9 @@ where
         config,
         workspace_root,
         stopping: JoinSet::new(),
-        announce_tools: false,
-        collisions: Vec::new(),
-        client_listed: false,
+        announce: [false; 3],
+        collisions: Default::default(),
+        client_listed: [false; 3],
     };
     let servers = session.config.effective.servers.clone();
     session.start_servers(servers);
@@ -355,7 +375,8 @@ impl Session {
                     return;
                 }
                 match slot.pending.remove(&id) {
-                    Some(Pending::Client { origin, .. }) => {
+                    Some(Pending::Client(call)) => {
+                        let origin = call.origin;
                         let name = slot.config.name.clone();
                         let after = slot.config.request_timeout;
                         self.inflight.remove(&origin.id);
@@ -414,26 +435,59 @@ impl Session {
             .all(|s| !matches!(s.state, SlotState::Spawned | SlotState::Initializing));
         if handshakes_done && let Some(origin) = self.client.initialize.take() {
             let instructions = self.merged_instructions();
-            let result = wire::initialize_result(self.client.version, instructions.as_deref());
+            let capabilities = self.merged_capabilities();
+            let result = wire::initialize_result(
+                self.client.version,
+                &capabilities,
+                instructions.as_deref(),
+            );
             self.reply_result(&origin, &result);
         }
         if !self.is_settled() {
             return;
         }
-        self.rebuild_table();
-        // A client that never listed has nothing stale to be told about.
-        if std::mem::take(&mut self.announce_tools) && self.client.initialized && self.client_listed
-        {
-            self.out
-                .push(wire::notification("notifications/tools/list_changed", None));
+        for kind in ListKind::ALL {
+            self.rebuild_catalog(kind);
+            // A client that never listed has nothing stale to be told about.
+            let i = kind.index();
+            if std::mem::take(&mut self.announce[i])
+                && self.client.initialized
+                && self.client_listed[i]
+            {
+                self.out
+                    .push(wire::notification(kind.changed_notification(), None));
+            }
         }
-        for origin in std::mem::take(&mut self.tool_list_waiters) {
-            let listing = self.table.listing().to_owned();
-            self.reply_tool_listing(&origin, &listing);
-        }
+        // Requests that waited for the catalogs, in the order they came.
         for Deferred { msg, origin } in std::mem::take(&mut self.deferred) {
-            self.on_tool_call(msg, origin);
+            if let Some(method) = msg.method().map(str::to_owned) {
+                self.on_client_request(msg, origin, &method);
+            }
         }
+    }
+
+    /// What mcp-warden offers: always tools (with `listChanged`) and logging; resources,
+    /// prompts and completions when a ready upstream offers them.
+    fn merged_capabilities(&self) -> Value {
+        let offered = |cap: &'static str| {
+            self.slots.iter().filter_map(move |s| match &s.state {
+                SlotState::Ready { capabilities, .. } => capabilities.get(cap),
+                _ => None,
+            })
+        };
+        let mut caps = serde_json::json!({"tools": {"listChanged": true}, "logging": {}});
+        if offered("resources").next().is_some() {
+            let subscribe =
+                offered("resources").any(|r| r.get("subscribe") == Some(&Value::Bool(true)));
+            caps["resources"] = serde_json::json!({"subscribe": subscribe, "listChanged": true});
+        }
+        if offered("prompts").next().is_some() {
+            caps["prompts"] = serde_json::json!({"listChanged": true});
+        }
+        if offered("completions").next().is_some() {
+            caps["completions"] = serde_json::json!({});
+        }
+        caps
     }
 
     fn merged_instructions(&self) -> Option<String> {
@@ -453,32 +507,24 @@ impl Session {
         (!parts.is_empty()).then(|| parts.join("\n\n"))
     }
 
-    fn rebuild_table(&mut self) {
+    fn rebuild_catalog(&mut self, kind: ListKind) {
+        let i = kind.index();
         let listed = self
             .slots
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| match &s.tools {
-                ToolsState::Listed(tools)
-                    if matches!(
-                        s.state,
-                        SlotState::Ready {
-                            has_tools: true,
-                            ..
-                        }
-                    ) =>
-                {
-                    Some((i, &s.config.name, tools.as_slice()))
+            .filter_map(|(slot, s)| match &s.lists[i] {
+                ListState::Listed(items) if matches!(s.state, SlotState::Ready { .. }) => {
+                    Some((slot, &s.config.name, items.as_slice()))
                 }
                 _ => None,
             });
-        let (table, collisions) = ToolTable::build(listed);
+        let (catalog, collisions) = Catalog::build(kind, listed);
+        self.catalogs[i] = catalog;
         // Said once per change, not on every rebuild.
-        if collisions == self.collisions {
-            self.table = table;
+        if collisions == self.collisions[i] {
             return;
         }
-        self.collisions.clone_from(&collisions);
         for c in &collisions {
             tracing::error!("{c}");
             if self.client.initialized {
@@ -487,7 +533,7 @@ impl Session {
                 self.notices.push(c.to_string());
             }
         }
-        self.table = table;
+        self.collisions[i] = collisions;
     }
 
     // ----- answering the client ---------------------------------------------------
@@ -561,22 +607,34 @@ impl Session {
         );
     }
 
-    /// The merged listing passes the chain like any other answer to the client.
-    fn reply_tool_listing(&mut self, origin: &Origin, listing: &str) {
-        self.client_listed = true;
+    /// A merged list passes the chain like any other answer to the client.
+    fn reply_listing(&mut self, origin: &Origin, kind: ListKind) {
+        self.client_listed[kind.index()] = true;
+        let listing = self.catalogs[kind.index()].listing();
         let line = crate::jsonrpc::error::result_response(&origin.id, listing);
+        self.reply_checked(origin, line, None, kind.method());
+    }
+
+    /// Replies with an answer mcp-warden built, after the filter chain has seen it.
+    fn reply_checked(
+        &mut self,
+        origin: &Origin,
+        line: Bytes,
+        server: Option<&ServerName>,
+        method: &str,
+    ) {
         let Some(msg) = reparse(&line) else {
             return self.reply_error(
                 origin,
                 ErrorCode::Internal,
-                "the merged tool list is not valid JSON",
+                "an answer mcp-warden built is not valid JSON",
             );
         };
         let ctx = Context {
             direction: Direction::ToClient,
-            server: None,
+            server,
             tool: None,
-            request_method: Some("tools/list"),
+            request_method: Some(method),
         };
         match self.chain.inspect(&ctx, &msg) {
             Verdict::Allow => self.reply(origin, line),

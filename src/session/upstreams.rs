@@ -7,14 +7,16 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::tools::{self, MAX_PAGES, MAX_TOOLS_PER_SERVER, Page};
+use serde_json::value::RawValue;
+
+use super::catalog::{self, ListKind, MAX_ITEMS_PER_SERVER, MAX_PAGES, Page};
 use super::wire;
 use super::{
-    NOISE_LOG_EVERY, Pending, Reverse, Session, Slot, SlotState, Timer, ToolsState, reparse,
+    ListState, NOISE_LOG_EVERY, Pending, Reverse, Session, Slot, SlotState, Timer, reparse,
 };
 use crate::config::ServerConfig;
 use crate::filter::{Block, Context, Direction, Verdict};
-use crate::jsonrpc::message::Parsed;
+use crate::jsonrpc::message::{Parsed, span_in};
 use crate::jsonrpc::{ErrorCode, Id, Kind, Line, Message, error_response, parse};
 use crate::upstream::{self, UpstreamEvent};
 
@@ -52,7 +54,7 @@ impl Session {
                 state,
                 pending: HashMap::new(),
                 next_id: 0,
-                tools: ToolsState::None,
+                lists: Default::default(),
                 noise: 0,
             });
             if self.client.started {
@@ -71,7 +73,9 @@ impl Session {
             }
         }
         self.slots.clear();
-        self.rebuild_table();
+        for kind in ListKind::ALL {
+            self.rebuild_catalog(kind);
+        }
     }
 
     pub(super) fn begin_handshake(&mut self, index: usize) {
@@ -105,14 +109,19 @@ impl Session {
     pub(super) fn fail_slot(&mut self, index: usize, why: &str) {
         let slot = &mut self.slots[index];
         let name = slot.config.name.clone();
-        let had_tools = matches!(&slot.tools, ToolsState::Listed(t) if !t.is_empty());
+        for kind in ListKind::ALL {
+            if matches!(&slot.lists[kind.index()], ListState::Listed(items) if !items.is_empty()) {
+                self.announce[kind.index()] = true;
+            }
+        }
         slot.state = SlotState::Failed(why.to_owned());
-        slot.tools = ToolsState::None;
+        slot.lists = Default::default();
         let pending: Vec<Pending> = slot.pending.drain().map(|(_, p)| p).collect();
         for p in pending {
             match p {
-                Pending::Client { origin, timer, .. } => {
-                    self.timers.remove(&timer);
+                Pending::Client(call) => {
+                    let origin = call.origin;
+                    self.timers.remove(&call.timer);
                     self.inflight.remove(&origin.id);
                     let msg = format!("server `{name}` is unavailable: {why}");
                     self.reply(
@@ -123,14 +132,12 @@ impl Session {
                 Pending::Cancelled { timer } => {
                     self.timers.remove(&timer);
                 }
-                Pending::Init | Pending::ListTools | Pending::Internal => {}
+                Pending::Init | Pending::List(_) | Pending::Internal => {}
             }
         }
         self.reverse
             .retain(|_, r| !matches!(r, Reverse::Forwarded { slot, .. } if *slot == index));
-        if had_tools {
-            self.announce_tools = true;
-        }
+        self.uri_routes.retain(|_, slot| *slot != index);
         self.after_state_change();
     }
 
@@ -208,19 +215,25 @@ impl Session {
         };
         match pending {
             Pending::Init => self.on_upstream_initialized(index, msg),
-            Pending::ListTools => self.on_tools_page(index, msg),
+            Pending::List(kind) => self.on_list_page(index, kind, msg),
             Pending::Internal => {}
             Pending::Cancelled { timer } => {
                 self.timers.remove(&timer);
             }
-            Pending::Client {
-                origin,
-                method,
-                tool,
-                timer,
-            } => {
+            Pending::Client(call) => {
+                let super::ClientCall {
+                    origin,
+                    method,
+                    tool,
+                    timer,
+                    paged,
+                    ..
+                } = *call;
                 self.timers.remove(&timer);
                 self.inflight.remove(&origin.id);
+                if paged {
+                    return self.on_resources_page(index, msg, &origin);
+                }
                 let server = self.slots[index].config.name.clone();
                 let ctx = Context {
                     direction: Direction::ToClient,
@@ -271,85 +284,133 @@ impl Session {
             self.fail_slot(index, &why);
             return;
         };
-        let has_tools = result.capabilities.get("tools").is_some();
+        let offered: Vec<ListKind> = ListKind::ALL
+            .into_iter()
+            .filter(|k| result.capabilities.get(k.capability()).is_some())
+            .collect();
         slot.state = SlotState::Ready {
             instructions: result.instructions,
-            has_tools,
+            capabilities: result.capabilities,
         };
         tracing::info!(server = %slot.config.name, ?instance, "upstream initialized");
         self.send_upstream_raw(index, wire::notification("notifications/initialized", None));
-        if has_tools {
-            self.list_tools(index, None);
+        for kind in offered {
+            self.list(index, kind, None);
         }
         self.after_state_change();
     }
 
-    /// Starts (or continues, with `cursor`) listing a slot's tools.
-    pub(super) fn list_tools(&mut self, index: usize, cursor: Option<&str>) {
+    /// Starts (or continues, with `cursor`) listing one kind of a slot's items.
+    pub(super) fn list(&mut self, index: usize, kind: ListKind, cursor: Option<&str>) {
         let slot = &mut self.slots[index];
-        match (&mut slot.tools, cursor) {
-            (ToolsState::Listing { again, .. }, None) => {
+        let state = &mut slot.lists[kind.index()];
+        match (&mut *state, cursor) {
+            (ListState::Listing { again, .. }, None) => {
                 *again = true;
                 return;
             }
             (_, None) => {
-                slot.tools = ToolsState::Listing {
+                *state = ListState::Listing {
                     acc: Vec::new(),
                     pages: 0,
                     again: false,
-                }
+                };
             }
             _ => {}
         }
-        let id = slot.mint(Pending::ListTools);
+        let id = slot.mint(Pending::List(kind));
         let params = cursor.map(|c| serde_json::json!({ "cursor": c }));
-        self.send_upstream_raw(index, wire::request(id, "tools/list", params.as_ref()));
+        self.send_upstream_raw(index, wire::request(id, kind.method(), params.as_ref()));
     }
 
-    pub(super) fn on_tools_page(&mut self, index: usize, msg: &Message) {
+    pub(super) fn on_list_page(&mut self, index: usize, kind: ListKind, msg: &Message) {
         let slot = &mut self.slots[index];
         let name = slot.config.name.clone();
         let page = msg
             .result()
             .and_then(|r| serde_json::from_str::<Page<'_>>(r).ok());
-        let ToolsState::Listing { acc, pages, again } = &mut slot.tools else {
+        let ListState::Listing { acc, pages, again } = &mut slot.lists[kind.index()] else {
             return;
         };
         let Some(page) = page else {
-            tracing::error!(server = %name, "tools/list failed or was malformed; the server's tools are not served");
-            slot.tools = ToolsState::Listed(Vec::new());
-            self.announce_tools = true;
+            tracing::error!(server = %name, method = kind.method(), "the listing failed or was malformed; those items are not served");
+            slot.lists[kind.index()] = ListState::Listed(Vec::new());
+            self.announce[kind.index()] = true;
             return self.after_state_change();
         };
-        for raw in page.tools {
-            if acc.len() >= MAX_TOOLS_PER_SERVER {
-                tracing::warn!(server = %name, "more than {MAX_TOOLS_PER_SERVER} tools; the rest are dropped");
+        for raw in page.items {
+            if acc.len() >= MAX_ITEMS_PER_SERVER {
+                tracing::warn!(server = %name, method = kind.method(), "more than {MAX_ITEMS_PER_SERVER} items; the rest are dropped");
                 break;
             }
-            let Some(tool) = tools::read_tool(&slot.config.namespace, raw) else {
-                tracing::warn!(server = %name, "a tool without a string name was dropped");
+            let Some(item) = catalog::read_item(kind, &slot.config.namespace, raw) else {
+                tracing::warn!(server = %name, method = kind.method(), "an item without its name was dropped");
                 continue;
             };
-            if tool.is_mapped(&slot.config.namespace) {
-                tracing::info!(server = %name, tool = %tool.name, exposed = %tool.exposed, "tool name mapped to a client-valid name");
+            if kind != ListKind::Templates && item.is_mapped(&slot.config.namespace) {
+                tracing::info!(server = %name, item = %item.name, exposed = %item.exposed, "name mapped to a client-valid name");
             }
-            acc.push(tool);
+            acc.push(item);
         }
         *pages += 1;
         let next = page
             .next_cursor
-            .filter(|_| *pages < MAX_PAGES && acc.len() < MAX_TOOLS_PER_SERVER);
+            .filter(|_| *pages < MAX_PAGES && acc.len() < MAX_ITEMS_PER_SERVER);
         if let Some(cursor) = next {
-            return self.list_tools(index, Some(&cursor));
+            return self.list(index, kind, Some(&cursor));
         }
         let again = *again;
         let acc = std::mem::take(acc);
-        slot.tools = ToolsState::Listed(acc);
-        self.announce_tools = true;
+        slot.lists[kind.index()] = ListState::Listed(acc);
+        self.announce[kind.index()] = true;
         if again {
-            self.list_tools(index, None);
+            self.list(index, kind, None);
         }
         self.after_state_change();
+    }
+
+    /// A page of `resources/list` from one upstream: its URIs are remembered for
+    /// routing, and its cursor becomes one of ours that also names the server.
+    fn on_resources_page(&mut self, index: usize, msg: &Message, origin: &super::Origin) {
+        #[derive(serde::Deserialize)]
+        struct Uri {
+            uri: String,
+        }
+        let server = self.slots[index].config.name.clone();
+        let page = msg
+            .result()
+            .and_then(|r| serde_json::from_str::<Page<'_>>(r).ok());
+        let Some(page) = page else {
+            // An error answer (or garbage): pass it on as it is.
+            let line = msg.rewrite(Some(origin.id.as_str()), &[]);
+            return self.reply_checked(origin, line, Some(&server), "resources/list");
+        };
+        for raw in &page.items {
+            if self.uri_routes.len() >= super::MAX_URI_ROUTES {
+                break;
+            }
+            if let Ok(r) = serde_json::from_str::<Uri>(raw.get()) {
+                self.uri_routes.insert(r.uri, index);
+            }
+        }
+        let instance_of = |slot: usize| self.slots[slot].upstream.as_ref().map(|u| u.instance);
+        let next = match page.next_cursor {
+            Some(cursor) => instance_of(index).map(|i| super::cursor::encode(i, Some(&cursor))),
+            None => self
+                .next_resource_slot(index + 1)
+                .and_then(instance_of)
+                .map(|i| super::cursor::encode(i, None)),
+        };
+        let items: Vec<&str> = page.items.iter().map(|r| r.get()).collect();
+        let mut result = format!("{{\"resources\":[{}]", items.join(","));
+        if let Some(next) = next {
+            result.push_str(",\"nextCursor\":");
+            result.push_str(&serde_json::to_string(&next).unwrap_or_default());
+        }
+        result.push('}');
+        self.client_listed[ListKind::Templates.index()] = true;
+        let line = crate::jsonrpc::error::result_response(&origin.id, &result);
+        self.reply_checked(origin, line, Some(&server), "resources/list");
     }
 
     pub(super) fn on_upstream_request(
@@ -431,8 +492,18 @@ impl Session {
             return;
         }
         match method {
-            "notifications/tools/list_changed" => self.list_tools(index, None),
-            "notifications/message" | "notifications/progress" if self.client.initialized => {
+            "notifications/tools/list_changed" => self.list(index, ListKind::Tools, None),
+            "notifications/prompts/list_changed" => self.list(index, ListKind::Prompts, None),
+            "notifications/resources/list_changed" => self.list(index, ListKind::Templates, None),
+            "notifications/progress" if self.client.initialized => {
+                self.on_upstream_progress(index, msg);
+            }
+            "notifications/cancelled" if self.client.initialized => {
+                self.on_upstream_cancel(index, msg);
+            }
+            "notifications/message" | "notifications/resources/updated"
+                if self.client.initialized =>
+            {
                 let server = self.slots[index].config.name.clone();
                 let ctx = Context {
                     direction: Direction::ToClient,
@@ -452,6 +523,96 @@ impl Session {
                 tracing::debug!(server = %self.slots[index].config.name, method, "notification not forwarded");
             }
         }
+    }
+
+    /// Progress for a request we forwarded: the upstream knows our token (our id for
+    /// that request); the client gets its own token back. Progress for a request that
+    /// is finished, or that this upstream was never given, is dropped.
+    fn on_upstream_progress(&mut self, index: usize, msg: &Message) {
+        #[derive(serde::Deserialize)]
+        struct Params<'a> {
+            #[serde(rename = "progressToken", borrow)]
+            token: &'a RawValue,
+        }
+        let Some(p) = msg
+            .params()
+            .and_then(|p| serde_json::from_str::<Params<'_>>(p).ok())
+        else {
+            return;
+        };
+        let client_token = p.token.get().parse::<u64>().ok().and_then(|ours| {
+            match self.slots[index].pending.get(&ours) {
+                Some(Pending::Client(call)) => call.progress.clone(),
+                _ => None,
+            }
+        });
+        let Some(client_token) = client_token else {
+            tracing::debug!(server = %self.slots[index].config.name, token = p.token.get(), "progress for no request in flight; dropped");
+            return;
+        };
+        let span = span_in(
+            std::str::from_utf8(msg.raw()).unwrap_or_default(),
+            p.token.get(),
+        );
+        let line = msg.rewrite(None, &[(span, &client_token)]);
+        self.forward_to_client(index, msg, line);
+    }
+
+    /// An upstream cancels one of its own requests that we forwarded to the client.
+    fn on_upstream_cancel(&mut self, index: usize, msg: &Message) {
+        #[derive(serde::Deserialize)]
+        struct Params<'a> {
+            #[serde(rename = "requestId", borrow)]
+            request_id: &'a RawValue,
+        }
+        let Some(p) = msg
+            .params()
+            .and_then(|p| serde_json::from_str::<Params<'_>>(p).ok())
+        else {
+            return;
+        };
+        let Ok(upstream_id) = Id::from_raw(p.request_id) else {
+            return;
+        };
+        let ours = self.reverse.iter().find_map(|(ours, r)| match r {
+            Reverse::Forwarded { slot, id, .. } if *slot == index && *id == upstream_id => {
+                Some(*ours)
+            }
+            _ => None,
+        });
+        let Some(ours) = ours else { return };
+        self.reverse.remove(&ours);
+        let span = span_in(
+            std::str::from_utf8(msg.raw()).unwrap_or_default(),
+            p.request_id.get(),
+        );
+        let line = msg.rewrite(None, &[(span, &ours.to_string())]);
+        self.forward_to_client(index, msg, line);
+    }
+
+    /// Passes a message from an upstream through the chain to the client, as `line`.
+    fn forward_to_client(&mut self, index: usize, original: &Message, line: Bytes) {
+        let server = self.slots[index].config.name.clone();
+        let ctx = Context {
+            direction: Direction::ToClient,
+            server: Some(&server),
+            tool: None,
+            request_method: None,
+        };
+        match self.chain.inspect(&ctx, original) {
+            Verdict::Allow => self.out.push(line),
+            Verdict::Rewrite(_) | Verdict::Block(_) => {
+                tracing::info!(server = %server, "a filter stopped a message to the client");
+            }
+        }
+    }
+
+    /// The first slot at or after `from` that is ready and offers resources.
+    pub(super) fn next_resource_slot(&self, from: usize) -> Option<usize> {
+        (from..self.slots.len()).find(|&i| {
+            matches!(&self.slots[i].state, SlotState::Ready { capabilities, .. } if capabilities.get("resources").is_some())
+                && self.slots[i].upstream.is_some()
+        })
     }
 
     /// Answers a server-to-client request with -32003 and the decision in `data`.

@@ -81,10 +81,14 @@ pub fn upstream_initialize(
 
 /// The `result` of mcp-warden's own `initialize` answer.
 #[must_use]
-pub fn initialize_result(version: &str, instructions: Option<&str>) -> String {
+pub fn initialize_result(
+    version: &str,
+    capabilities: &Value,
+    instructions: Option<&str>,
+) -> String {
     let mut result = json!({
         "protocolVersion": version,
-        "capabilities": {"tools": {"listChanged": true}, "logging": {}},
+        "capabilities": capabilities,
         "serverInfo": {"name": "mcp-warden", "version": env!("CARGO_PKG_VERSION")},
     });
     if let Some(text) = instructions {
