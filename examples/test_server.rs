@@ -128,6 +128,7 @@ fn main() {
                     tool("noisy", "Writes garbage to stdout, then answers a byte at a time."),
                     tool("sleep", "Answers after `ms` milliseconds."),
                     tool("crash", "Exits without answering."),
+                    tool("grandchild", "Starts a descendant in a new session (setsid)."),
                     tool("stderr", "Writes `lines` lines to stderr."),
                     tool("elicit", "Asks the user a question (elicitation) and returns the answer."),
                     tool("sample", "Asks the client's model (sampling) and returns the answer."),
@@ -219,6 +220,20 @@ fn call(out: &Out, id: &Value, params: &Value, server: &str) {
             });
         }
         "crash" => std::process::exit(3),
+        "grandchild" => {
+            // As npx wrappers can: a descendant in a session of its own, outside our
+            // process group, that would outlive us if nothing took it down.
+            let spawned = std::process::Command::new("setsid")
+                .args(["-f", "sleep", "300"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .status();
+            let text = match spawned {
+                Ok(s) if s.success() => "started".to_owned(),
+                other => format!("failed: {other:?}"),
+            };
+            answer(out, id, &text_result(&text));
+        }
         "stderr" => {
             let lines = args["lines"].as_u64().unwrap_or(1);
             for i in 0..lines {

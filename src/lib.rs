@@ -22,6 +22,7 @@ pub mod config;
 pub mod downstream;
 pub mod filter;
 pub mod jsonrpc;
+pub mod launcher;
 pub mod logging;
 pub mod names;
 pub mod output;
@@ -45,6 +46,8 @@ pub enum ExitStatus {
     Usage,
     /// 3: a runtime failure (an upstream could not start, an I/O error).
     Failure,
+    /// The launcher passes on its server's exit code as its own.
+    Child(u8),
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -54,6 +57,7 @@ impl From<ExitStatus> for ExitCode {
             ExitStatus::Findings => ExitCode::from(1),
             ExitStatus::Usage => ExitCode::from(2),
             ExitStatus::Failure => ExitCode::from(3),
+            ExitStatus::Child(code) => ExitCode::from(code),
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::jsonrpc::codec::DEFAULT_MAX_LINE;
 use crate::output;
 use crate::paths::Paths;
 use crate::session::{self, Reload, SessionConfig};
+use crate::upstream::Spawner;
 
 /// How long the runtime waits for its blocking threads (a stdin read) at exit.
 const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(200);
@@ -69,7 +70,10 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
     };
     let config = SessionConfig {
         effective,
-        state_dir: paths.data_dir.clone(),
+        spawner: Spawner {
+            state_dir: paths.data_dir.clone(),
+            launcher: std::env::current_exe().ok(),
+        },
         reload,
         notices,
         max_line: DEFAULT_MAX_LINE,

@@ -81,7 +81,10 @@ async fn a_stage_sees_both_directions_and_can_block_and_rewrite() {
             skipped: Vec::new(),
             files: Vec::new(),
         },
-        state_dir: state.path().to_path_buf(),
+        spawner: mcp_warden::upstream::Spawner {
+            state_dir: state.path().to_path_buf(),
+            launcher: None,
+        },
         reload: None,
         notices: Vec::new(),
         max_line: 1 << 20,

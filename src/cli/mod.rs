@@ -40,6 +40,20 @@ pub enum Command {
     Trust(trust::TrustArgs),
     /// Withdraw trust from this workspace.
     Untrust(trust::UntrustArgs),
+    /// Internal: the launcher each upstream server runs under (see `launcher.rs`).
+    #[command(name = "__launch", hide = true)]
+    Launch(LaunchArgs),
+}
+
+/// Arguments of the hidden launcher.
+#[derive(Debug, clap::Args)]
+pub struct LaunchArgs {
+    /// mcp-warden's pid; nothing starts if it is already gone.
+    #[arg(long)]
+    parent: u32,
+    /// The server's absolute path, then its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    command: Vec<std::ffi::OsString>,
 }
 
 /// Parses `args` and runs the command; every error is reported here, once.
@@ -57,9 +71,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
             return status;
         }
     };
+    // The launcher must stay single-threaded and touch nothing else: dispatch it first.
+    if let Command::Launch(args) = &cli.command {
+        return crate::launcher::run(args.parent, &args.command);
+    }
     let paths = crate::paths::Paths::from_env();
     let workspace = cli.workspace.clone();
     let result = match cli.command {
+        Command::Launch(_) => return ExitStatus::Usage,
         Command::Serve(args) => serve::run(&paths, workspace, &args),
         Command::Init(args) => init::run(&paths, workspace, &args),
         Command::Check(args) => check::run(&paths, workspace, &args),

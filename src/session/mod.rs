@@ -60,8 +60,8 @@ const NOISE_LOG_EVERY: u64 = 1000;
 #[derive(Debug)]
 pub struct SessionConfig {
     pub effective: Effective,
-    /// Where per-server private directories live (the data dir).
-    pub state_dir: PathBuf,
+    /// How servers are started.
+    pub spawner: crate::upstream::Spawner,
     /// Reloads the configuration for another workspace (roots discovery); `None`
     /// when the workspace was fixed with `--workspace`.
     pub reload: Option<Reload>,

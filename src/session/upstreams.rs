@@ -31,7 +31,7 @@ impl Session {
             let index = self.slots.len();
             let spawned = upstream::spawn(
                 &config,
-                &self.config.state_dir,
+                &self.config.spawner,
                 default_cwd.as_deref(),
                 instance,
                 self.upstream_tx.clone(),

@@ -9,7 +9,7 @@
 
 mod spawn;
 
-pub use spawn::{SpawnError, spawn};
+pub use spawn::{SpawnError, Spawner, spawn};
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

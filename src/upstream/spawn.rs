@@ -87,24 +87,84 @@ fn private_dir(server: &str, path: PathBuf) -> Result<PathBuf, super::SpawnError
     Ok(path)
 }
 
+/// How servers are started, the same for every server of a session.
+#[derive(Debug, Clone)]
+pub struct Spawner {
+    /// Holds each server's private HOME and TMPDIR (the data dir).
+    pub state_dir: PathBuf,
+    /// mcp-warden's own binary, to run each server under its launcher (see
+    /// `launcher.rs`); `None` runs servers directly (library tests).
+    pub launcher: Option<PathBuf>,
+}
+
+/// Finds `command` the way `execvp` would, in `path` when it has no `/`, and checks
+/// it is an executable file.
+fn resolve_program(command: &str, path: Option<&std::ffi::OsString>) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if command.contains('/') {
+        let p = PathBuf::from(command);
+        return match std::fs::metadata(&p) {
+            Err(e) => Err(e),
+            Ok(_) if is_executable(&p) => Ok(p),
+            Ok(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "not an executable file",
+            )),
+        };
+    }
+    let path = path.cloned().unwrap_or_else(|| FALLBACK_PATH.into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(command))
+        .find(|p| is_executable(p))
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not found in the server's PATH",
+            )
+        })
+}
+
 /// Starts `config`'s server and its tasks. `state_dir` holds the server's private HOME
 /// and TMPDIR; `default_cwd` is used when the config names none.
 pub fn spawn(
     config: &ServerConfig,
-    state_dir: &Path,
+    spawner: &Spawner,
     default_cwd: Option<&Path>,
     instance: InstanceId,
     events: mpsc::Sender<UpstreamEvent>,
 ) -> Result<Upstream, SpawnError> {
     let name = config.name.as_str();
-    let base = state_dir.join("servers").join(name);
+    let base = spawner.state_dir.join("servers").join(name);
     let home = private_dir(name, base.join("home"))?;
     let tmp = private_dir(name, base.join("tmp"))?;
-
-    let mut cmd = Command::new(&config.command);
+    let env = child_env(config, &home, &tmp);
+    let start_error = |source| SpawnError::Start {
+        server: name.to_owned(),
+        command: config.command.clone(),
+        source,
+    };
+    // Resolved here, with the child's own PATH, so a missing command is reported at
+    // once and by name, and the launcher execs an absolute path.
+    let program = resolve_program(&config.command, env.get(std::ffi::OsStr::new("PATH")))
+        .map_err(start_error)?;
+    let mut cmd = match &spawner.launcher {
+        Some(launcher) => {
+            let mut cmd = Command::new(launcher);
+            cmd.arg(crate::launcher::SUBCOMMAND)
+                .arg("--parent")
+                .arg(std::process::id().to_string())
+                .arg("--")
+                .arg(&program);
+            cmd
+        }
+        None => Command::new(&program),
+    };
     cmd.args(&config.args)
         .env_clear()
-        .envs(child_env(config, &home, &tmp))
+        .envs(env)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -113,11 +173,6 @@ pub fn spawn(
     if let Some(cwd) = config.cwd.as_deref().or(default_cwd) {
         cmd.current_dir(cwd);
     }
-    let start_error = |source| SpawnError::Start {
-        server: name.to_owned(),
-        command: config.command.clone(),
-        source,
-    };
     let mut child = cmd.spawn().map_err(start_error)?;
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
