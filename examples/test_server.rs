@@ -17,10 +17,12 @@ struct Options {
     name: String,
     extra_tools: Vec<String>,
     instructions: Option<String>,
+    echo_description: String,
 }
 
 fn parse_args() -> Options {
     let mut opts = Options {
+        echo_description: "Echoes `message` back; `_meta` carries a number written 1.50.".into(),
         name: "test-server".into(),
         extra_tools: Vec::new(),
         instructions: None,
@@ -35,6 +37,10 @@ fn parse_args() -> Options {
             }
             "--tool" => opts.extra_tools.push(value),
             "--instructions" => opts.instructions = Some(value),
+            // Read at start, so a restarted server can describe `echo` differently.
+            "--description-file" => {
+                opts.echo_description = std::fs::read_to_string(&value).unwrap_or_default();
+            }
             "--exit-at-start" => {
                 eprintln!("test-server: exiting at start as asked");
                 std::process::exit(value.parse().unwrap_or(1));
@@ -122,7 +128,9 @@ fn main() {
             "ping" => answer(&out, &id, &json!({})),
             "tools/list" => {
                 let mut tools = vec![
-                    tool("echo", "Echoes `message` back; `_meta` carries a number written 1.50."),
+                    tool("echo", &opts.echo_description),
+                    tool("stop_reading", "Stops reading stdin for good (answers first)."),
+                    tool("big", "Answers with a result of `mb` MiB."),
                     tool("env", "Returns the server's environment as JSON."),
                     tool("pid", "Returns the server's process id."),
                     tool("noisy", "Writes garbage to stdout, then answers a byte at a time."),
@@ -155,6 +163,12 @@ fn main() {
                     };
                     asked.insert(ours.to_string(), id);
                     write_line(&out, &json!({"jsonrpc": "2.0", "id": ours, "method": method, "params": params}).to_string());
+                }
+                Some("stop_reading") => {
+                    answer_text(&out, &id, "no longer reading");
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(60));
+                    }
                 }
                 _ => call(&out, &id, &params, &opts.name),
             },
@@ -233,6 +247,10 @@ fn call(out: &Out, id: &Value, params: &Value, server: &str) {
                 other => format!("failed: {other:?}"),
             };
             answer(out, id, &text_result(&text));
+        }
+        "big" => {
+            let mb = usize::try_from(args["mb"].as_u64().unwrap_or(9)).unwrap_or(9);
+            answer(out, id, &text_result(&"z".repeat(mb * 1024 * 1024)));
         }
         "stderr" => {
             let lines = args["lines"].as_u64().unwrap_or(1);

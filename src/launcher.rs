@@ -29,7 +29,7 @@ use std::os::unix::ffi::OsStrExt;
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::prctl;
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{SigHandler, Signal, kill, signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, execv, fork, getppid};
 
@@ -65,6 +65,10 @@ pub fn run(parent: u32, command: &[OsString]) -> ExitStatus {
     if u32::try_from(getppid().as_raw()).ok() != Some(parent) {
         return ExitStatus::Child(1);
     }
+    // mcp-warden's SIGTERM goes to the whole process group. The launcher outlives it so
+    // the server can finish gracefully; the SIGKILL that follows, if the server does
+    // not, takes the launcher and with it everything.
+    set_sigterm(SigHandler::SigIgn);
     if unshare(CloneFlags::CLONE_NEWPID).is_ok() {
         run_in_namespace(&program, &argv)
     } else {
@@ -104,6 +108,8 @@ fn spawn_and_reap(program: &CString, argv: &[CString]) -> ExitStatus {
     match unsafe { fork() } {
         Err(e) => fail(&format!("cannot fork: {e}")),
         Ok(ForkResult::Child) => {
+            // An ignored signal stays ignored across exec: give the server the default.
+            set_sigterm(SigHandler::SigDfl);
             let Err(e) = execv(program, argv);
             fail_exec(program, e)
         }
@@ -165,6 +171,12 @@ fn children_of(parent: &str) -> Vec<i32> {
             (rest.nth(1)? == parent).then_some(pid)
         })
         .collect()
+}
+
+fn set_sigterm(handler: SigHandler) {
+    // SAFETY: `SigIgn` and `SigDfl` install no handler code, so nothing can run in a
+    // signal context.
+    let _ = unsafe { signal(Signal::SIGTERM, handler) };
 }
 
 #[allow(clippy::print_stderr)]

@@ -19,16 +19,22 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 pub enum Line {
     /// A complete line without its `\n`/`\r\n` and without a leading BOM; never empty.
     Frame(Bytes),
-    /// A line over the limit was skipped; `skipped` counts its bytes (newline excluded).
-    Overlong { skipped: usize },
+    /// A line over the limit was skipped; `skipped` counts its bytes (newline
+    /// excluded), `head` keeps its first [`HEAD_LEN`] bytes so the id of an oversized
+    /// message can still be found and answered.
+    Overlong { skipped: usize, head: Bytes },
 }
+
+/// How much of an overlong line is kept to recover its id.
+pub const HEAD_LEN: usize = 256;
 
 /// A [`Decoder`] for newline-delimited frames with a maximum length.
 #[derive(Debug)]
 pub struct LineCodec {
     max_len: usize,
-    /// Bytes of the current overlong line skipped so far; `Some` while discarding.
-    discarding: Option<usize>,
+    /// Bytes of the current overlong line skipped so far, and its head; `Some` while
+    /// discarding.
+    discarding: Option<(usize, Bytes)>,
     /// How far into the buffer the newline search has already looked.
     scanned: usize,
 }
@@ -77,16 +83,16 @@ impl Decoder for LineCodec {
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, Self::Error> {
         loop {
-            if let Some(skipped) = self.discarding {
+            if let Some((skipped, head)) = self.discarding.take() {
                 if let Some(pos) = memchr(b'\n', buf) {
                     buf.advance(pos + 1);
-                    self.discarding = None;
                     self.scanned = 0;
                     return Ok(Some(Line::Overlong {
                         skipped: skipped + pos,
+                        head,
                     }));
                 }
-                self.discarding = Some(skipped + buf.len());
+                self.discarding = Some((skipped + buf.len(), head));
                 buf.clear();
                 return Ok(None);
             }
@@ -94,7 +100,8 @@ impl Decoder for LineCodec {
                 // The `\r` of a CRLF and a BOM are not part of the limit's meaning,
                 // but counting them keeps the rule simple and the bound strict.
                 if buf.len() > self.max_len {
-                    self.discarding = Some(buf.len());
+                    let head = Bytes::copy_from_slice(&buf[..HEAD_LEN.min(buf.len())]);
+                    self.discarding = Some((buf.len(), head));
                     buf.clear();
                     self.scanned = 0;
                     continue;
@@ -107,8 +114,11 @@ impl Decoder for LineCodec {
             let mut line = buf.split_to(pos + 1);
             line.truncate(pos);
             if line.len() > self.max_len {
+                let skipped = line.len();
+                line.truncate(HEAD_LEN);
                 return Ok(Some(Line::Overlong {
-                    skipped: line.len(),
+                    skipped,
+                    head: line.freeze(),
                 }));
             }
             if let Some(frame) = clean(line) {
@@ -121,8 +131,8 @@ impl Decoder for LineCodec {
         if let Some(line) = self.decode(buf)? {
             return Ok(Some(line));
         }
-        if let Some(skipped) = self.discarding.take() {
-            return Ok(Some(Line::Overlong { skipped }));
+        if let Some((skipped, head)) = self.discarding.take() {
+            return Ok(Some(Line::Overlong { skipped, head }));
         }
         // A last line without a newline still counts: some peers end that way.
         if buf.is_empty() {
@@ -158,6 +168,24 @@ mod tests {
         out
     }
 
+    /// Overlong lines with their heads blanked, for comparing line structure.
+    fn no_heads(lines: Vec<Line>) -> Vec<Line> {
+        lines
+            .into_iter()
+            .map(|l| match l {
+                Line::Overlong { skipped, .. } => overlong(skipped),
+                other @ Line::Frame(_) => other,
+            })
+            .collect()
+    }
+
+    fn overlong(skipped: usize) -> Line {
+        Line::Overlong {
+            skipped,
+            head: Bytes::new(),
+        }
+    }
+
     fn frame(s: &str) -> Line {
         Line::Frame(Bytes::copy_from_slice(s.as_bytes()))
     }
@@ -177,14 +205,40 @@ mod tests {
         let mut codec = LineCodec::new(8);
         let long = [b'x'; 100];
         let out = decode_all(&mut codec, &[&long[..50], &long[50..], b"\n{}\n"]);
-        assert_eq!(out, vec![Line::Overlong { skipped: 100 }, frame("{}")]);
+        assert_eq!(no_heads(out), vec![overlong(100), frame("{}")]);
     }
 
     #[test]
     fn overlong_line_in_one_chunk_is_reported_with_its_length() {
         let mut codec = LineCodec::new(4);
         let out = decode_all(&mut codec, &[b"123456789\nabc\n"]);
-        assert_eq!(out, vec![Line::Overlong { skipped: 9 }, frame("abc")]);
+        assert_eq!(
+            out,
+            vec![
+                Line::Overlong {
+                    skipped: 9,
+                    head: Bytes::from_static(b"123456789")
+                },
+                frame("abc")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_overlong_line_keeps_its_head_to_recover_the_id() {
+        let mut codec = LineCodec::new(8);
+        let line = format!("{{\"id\":7,\"x\":\"{}\"}}\n", "y".repeat(1000));
+        let out = decode_all(
+            &mut codec,
+            &[&line.as_bytes()[..20], &line.as_bytes()[20..]],
+        );
+        let [Line::Overlong { head, .. }] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert!(
+            head.starts_with(b"{\"id\":7,") && head.len() <= HEAD_LEN,
+            "{head:?}"
+        );
     }
 
     #[test]
@@ -229,11 +283,12 @@ mod tests {
             chunks.push(&bytes[last..]);
             let whole = decode_all(&mut LineCodec::new(32), &[bytes]);
             let split = decode_all(&mut LineCodec::new(32), &chunks);
-            prop_assert_eq!(&whole, &split);
+            prop_assert_eq!(no_heads(whole.clone()), no_heads(split));
+            let whole = no_heads(whole);
             let expected: Vec<Line> = lines
                 .iter()
                 .map(|l| if l.len() + usize::from(crlf) > 32 {
-                    Line::Overlong { skipped: l.len() + usize::from(crlf) }
+                    overlong(l.len() + usize::from(crlf))
                 } else {
                     frame(l)
                 })
@@ -248,8 +303,8 @@ mod tests {
             let bytes = text.as_bytes();
             let singles: Vec<&[u8]> = bytes.chunks(1).collect();
             prop_assert_eq!(
-                decode_all(&mut LineCodec::new(16), &[bytes]),
-                decode_all(&mut LineCodec::new(16), &singles)
+                no_heads(decode_all(&mut LineCodec::new(16), &[bytes])),
+                no_heads(decode_all(&mut LineCodec::new(16), &singles))
             );
         }
     }

@@ -231,6 +231,63 @@ pub fn span_in(outer: &str, inner: &str) -> Range<usize> {
     start..start + inner.len()
 }
 
+/// The id of a message whose text was cut off (an overlong line's head): the value of
+/// a top-level `"id"` key, when it is complete within `head` and a valid id. Used only
+/// to address the error answer for a message that is refused anyway.
+#[must_use]
+pub fn recover_id(head: &[u8]) -> Option<Id> {
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
+    };
+    let bytes = text.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'"' => {
+                let end = string_end(bytes, i)?;
+                let rest = text[end..].trim_start();
+                if depth == 1 && &text[i..end] == "\"id\"" && rest.starts_with(':') {
+                    let value = rest[1..].trim_start();
+                    let len = if value.starts_with('"') {
+                        string_end(value.as_bytes(), 0)?
+                    } else {
+                        value
+                            .find([',', '}', ' ', '\t', '\r', '\n'])
+                            .unwrap_or(value.len())
+                    };
+                    // A value that runs to the end of the head may be cut off.
+                    if len == value.len() {
+                        return None;
+                    }
+                    let raw: &RawValue = serde_json::from_str(&value[..len]).ok()?;
+                    return Id::from_raw(raw).ok();
+                }
+                i = end;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The index just past the JSON string starting at `start` (a `"`), if it ends.
+fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 /// Parses one line (without its newline) into a message or a batch.
 pub fn parse(line: Bytes) -> Result<Parsed, ParseError> {
     let text = std::str::from_utf8(&line)
@@ -585,6 +642,28 @@ mod tests {
             m.params(),
             Some(r#"{"x":1.0e0,"_meta":{"progressToken":7}}"#)
         );
+    }
+
+    #[test]
+    fn ids_are_recovered_from_the_head_of_a_cut_off_message() {
+        let id = |head: &str| recover_id(head.as_bytes()).map(|i| i.as_str().to_owned());
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":42,"result":{"content":[{"text":"xxxx"#).as_deref(),
+            Some("42")
+        );
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0", "id" : "a\"b","method":"x","params":{"#).as_deref(),
+            Some(r#""a\"b""#)
+        );
+        // An "id" inside params is not the message's id.
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","result":{"id":9,"text":"xxxxxxxxxxxx"#),
+            None
+        );
+        // A value cut off by the head's end is not trusted.
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":12"#), None);
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":"unterminated"#), None);
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":1.5,"#), None);
     }
 
     proptest! {

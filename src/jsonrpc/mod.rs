@@ -13,4 +13,4 @@ pub mod writer;
 
 pub use codec::{Line, LineCodec};
 pub use error::{ErrorCode, error_response};
-pub use message::{Id, Kind, Message, ParseError, parse};
+pub use message::{Id, Kind, Message, ParseError, parse, recover_id};

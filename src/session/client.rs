@@ -23,13 +23,19 @@ impl Session {
     pub(super) fn on_client_line(&mut self, line: Line) {
         let bytes = match line {
             Line::Frame(bytes) => bytes,
-            Line::Overlong { skipped } => {
+            Line::Overlong { skipped, head } => {
                 let msg = format!(
                     "message of {skipped} bytes exceeds the limit of {} bytes",
                     self.config.max_line
                 );
-                self.out
-                    .push(error_response(None, ErrorCode::InvalidRequest, &msg, None));
+                // Answered with its id when the head shows one (FAULTS 3), else null.
+                let id = crate::jsonrpc::recover_id(&head);
+                self.out.push(error_response(
+                    id.as_ref(),
+                    ErrorCode::InvalidRequest,
+                    &msg,
+                    None,
+                ));
                 return;
             }
         };
@@ -669,6 +675,13 @@ impl Session {
                 &format!("server `{name}` is unavailable: {why}"),
             );
         };
+        if slot.pending.len() >= super::MAX_IN_FLIGHT {
+            let text = format!(
+                "server `{name}` is busy: {} requests in flight",
+                super::MAX_IN_FLIGHT
+            );
+            return self.reply_error(&origin, ErrorCode::Busy, &text);
+        }
         let timeout = slot.config.request_timeout;
         slot.next_id += 1;
         let id = slot.next_id;

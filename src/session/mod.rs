@@ -49,6 +49,16 @@ use crate::jsonrpc::{ErrorCode, Id, Message, error_response, parse};
 use crate::upstream::{InstanceId, Upstream, UpstreamEvent};
 use catalog::{Catalog, Collision, Item, ListKind};
 
+/// Requests in flight to one upstream; more get -32006 (busy) at once, so a flooding
+/// client costs bounded memory and other upstreams do not notice (FAULTS 25).
+const MAX_IN_FLIGHT: usize = 256;
+/// The first restart of a crashed server waits this long; each failure in a row
+/// doubles it.
+const RESTART_BASE: Duration = Duration::from_millis(250);
+/// The longest wait between restarts.
+const RESTART_CAP: Duration = Duration::from_secs(30);
+/// A server that ran this long before failing starts its backoff afresh.
+const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 /// Most resource URIs remembered for routing `resources/read` (from list answers).
 const MAX_URI_ROUTES: usize = 100_000;
 /// Lines from all upstreams not yet taken by the session.
@@ -164,6 +174,13 @@ struct Slot {
     /// One listing per [`ListKind`], by its index.
     lists: [ListState; 3],
     noise: u64,
+    /// Failures in a row, for the restart backoff.
+    restarts: u32,
+    /// When the current process was started.
+    started: std::time::Instant,
+    /// The instance id of the last start (kept when it failed), so a timer of an
+    /// earlier life, or of a slot since replaced, is recognised.
+    instance: InstanceId,
 }
 
 impl Slot {
@@ -192,6 +209,8 @@ enum Timer {
     },
     /// An upstream's `initialize` ran out of time.
     Init { slot: usize, instance: InstanceId },
+    /// Time to restart a failed upstream, if it is still the `instance` that failed.
+    Restart { slot: usize, instance: InstanceId },
 }
 
 /// A request the client made while a catalog was being built.
@@ -416,8 +435,10 @@ impl Session {
                         self.instances.remove(&up.instance);
                         self.stopping.spawn(up.shutdown());
                     }
+                    self.schedule_restart(index);
                 }
             }
+            Timer::Restart { slot, instance } => self.on_restart_timer(slot, instance),
         }
     }
 

@@ -18,48 +18,100 @@ use crate::config::ServerConfig;
 use crate::filter::{Block, Context, Direction, Verdict};
 use crate::jsonrpc::message::{Parsed, span_in};
 use crate::jsonrpc::{ErrorCode, Id, Kind, Line, Message, error_response, parse};
-use crate::upstream::{self, UpstreamEvent};
+use crate::upstream::{self, InstanceId, UpstreamEvent};
 
 impl Session {
     // ----- upstream set -----------------------------------------------------------
 
     pub(super) fn start_servers(&mut self, servers: Vec<ServerConfig>) {
-        let default_cwd = self.workspace_root.clone();
         for config in servers {
-            let instance = self.next_instance;
-            self.next_instance += 1;
             let index = self.slots.len();
-            let spawned = upstream::spawn(
-                &config,
-                &self.config.spawner,
-                default_cwd.as_deref(),
-                instance,
-                self.upstream_tx.clone(),
-            );
-            let (upstream, state) = match spawned {
-                Ok(up) => {
-                    self.instances.insert(instance, index);
-                    (Some(up), SlotState::Spawned)
-                }
-                Err(e) => {
-                    tracing::error!(server = %config.name, error = %e, "upstream failed to start");
-                    crate::output::diag(&format!("mcp-warden: {e}"));
-                    self.notices.push(e.to_string());
-                    (None, SlotState::Failed(e.to_string()))
-                }
-            };
             self.slots.push(Slot {
                 config,
-                upstream,
-                state,
+                upstream: None,
+                state: SlotState::Spawned,
                 pending: HashMap::new(),
                 next_id: 0,
                 lists: Default::default(),
                 noise: 0,
+                restarts: 0,
+                started: std::time::Instant::now(),
+                instance: 0,
             });
-            if self.client.started {
-                self.begin_handshake(index);
+            self.spawn_slot(index);
+        }
+    }
+
+    /// Starts (or restarts) the process of a slot, and its handshake when the client
+    /// has already sent `initialize`. A spawn error (a missing command) is not retried:
+    /// it needs the user, not time.
+    fn spawn_slot(&mut self, index: usize) {
+        let instance = self.next_instance;
+        self.next_instance += 1;
+        let default_cwd = self.workspace_root.clone();
+        let slot = &mut self.slots[index];
+        let spawned = upstream::spawn(
+            &slot.config,
+            &self.config.spawner,
+            default_cwd.as_deref(),
+            instance,
+            self.upstream_tx.clone(),
+        );
+        slot.started = std::time::Instant::now();
+        slot.instance = instance;
+        match spawned {
+            Ok(up) => {
+                self.instances.insert(instance, index);
+                slot.upstream = Some(up);
+                slot.state = SlotState::Spawned;
+                if self.client.started {
+                    self.begin_handshake(index);
+                }
             }
+            Err(e) => {
+                tracing::error!(server = %slot.config.name, error = %e, "upstream failed to start");
+                crate::output::diag(&format!("mcp-warden: {e}"));
+                if self.client.initialized {
+                    self.out.push(wire::log_message("error", &e.to_string()));
+                } else {
+                    self.notices.push(e.to_string());
+                }
+                slot.state = SlotState::Failed(e.to_string());
+                self.after_state_change();
+            }
+        }
+    }
+
+    /// After a crash or a hung handshake: try again later, waiting twice as long after
+    /// each failure in a row (capped), so a crash loop costs little.
+    pub(super) fn schedule_restart(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        if slot.started.elapsed() >= super::HEALTHY_AFTER {
+            slot.restarts = 0;
+        }
+        let delay = super::RESTART_BASE
+            .saturating_mul(1 << slot.restarts.min(16))
+            .min(super::RESTART_CAP);
+        slot.restarts = slot.restarts.saturating_add(1);
+        tracing::warn!(server = %slot.config.name, ?delay, attempt = slot.restarts, "restarting the server");
+        let instance = slot.instance;
+        self.timers.insert(
+            Timer::Restart {
+                slot: index,
+                instance,
+            },
+            delay,
+        );
+    }
+
+    /// A restart timer fired.
+    pub(super) fn on_restart_timer(&mut self, index: usize, instance: InstanceId) {
+        if self
+            .slots
+            .get(index)
+            .is_some_and(|s| s.instance == instance && s.upstream.is_none())
+        {
+            self.spawn_slot(index);
         }
     }
 
@@ -157,9 +209,8 @@ impl Session {
                         }
                         Err(e) => self.noise(index, &e.reason),
                     },
-                    Line::Overlong { skipped } => {
-                        let name = &self.slots[index].config.name;
-                        tracing::warn!(server = %name, skipped, "dropped an overlong line from the server");
+                    Line::Overlong { skipped, head } => {
+                        self.on_upstream_overlong(index, skipped, &head);
                     }
                 }
             }
@@ -181,12 +232,33 @@ impl Session {
                 if self.client.initialized {
                     self.out.push(wire::log_message(
                         "error",
-                        &format!("server `{name}` {why}"),
+                        &format!("server `{name}` {why}; restarting it"),
                     ));
                 }
                 self.fail_slot(index, &why);
+                self.schedule_restart(index);
             }
         }
+    }
+
+    /// A message from a server over the size limit is dropped; when it answers a
+    /// client request (its id is in the line's head), that request fails now instead
+    /// of waiting for its timeout (FAULTS 37).
+    fn on_upstream_overlong(&mut self, index: usize, skipped: usize, head: &[u8]) {
+        let slot = &mut self.slots[index];
+        let name = slot.config.name.clone();
+        tracing::warn!(server = %name, skipped, "dropped an overlong line from the server");
+        let ours = crate::jsonrpc::recover_id(head).and_then(|id| id.as_u64());
+        let Some(Pending::Client(call)) = ours.and_then(|n| slot.pending.remove(&n)) else {
+            return;
+        };
+        self.timers.remove(&call.timer);
+        self.inflight.remove(&call.origin.id);
+        let text = format!(
+            "the answer of server `{name}` was {skipped} bytes, over the limit of {} bytes; it was dropped",
+            crate::jsonrpc::codec::DEFAULT_MAX_LINE
+        );
+        self.reply_error(&call.origin, ErrorCode::Internal, &text);
     }
 
     /// A line on a server's stdout that is not a JSON-RPC message: log text printed to

@@ -24,6 +24,8 @@ use crate::jsonrpc::{Line, LineCodec};
 
 /// The PATH a server gets when mcp-warden itself has none.
 const FALLBACK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// Most stderr lines of one server logged per second; the rest are counted.
+const STDERR_LINES_PER_SECOND: u32 = 200;
 /// How long to wait for the last stdout lines after the process is gone. A descendant
 /// that escaped the process group may hold the pipe open forever.
 const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -236,12 +238,28 @@ async fn read_stderr(
     tail: Arc<Mutex<VecDeque<String>>>,
 ) {
     let mut frames = FramedRead::new(stderr, LineCodec::new(STDERR_MAX_LINE));
+    // The log is bounded per second; the pipe is always drained, so a chatty server
+    // never blocks on it (FAULTS 12).
+    let mut window = std::time::Instant::now();
+    let (mut logged, mut dropped) = (0u32, 0u64);
     while let Some(Ok(line)) = frames.next().await {
         let text = match &line {
             Line::Frame(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-            Line::Overlong { skipped } => format!("[{skipped} bytes of one line skipped]"),
+            Line::Overlong { skipped, .. } => format!("[{skipped} bytes of one line skipped]"),
         };
-        tracing::info!(target: "upstream::stderr", server = %server, "{text}");
+        if window.elapsed() >= std::time::Duration::from_secs(1) {
+            if dropped > 0 {
+                tracing::warn!(target: "upstream::stderr", server = %server, dropped, "stderr lines not logged (over {STDERR_LINES_PER_SECOND} a second)");
+            }
+            window = std::time::Instant::now();
+            (logged, dropped) = (0, 0);
+        }
+        if logged < STDERR_LINES_PER_SECOND {
+            logged += 1;
+            tracing::info!(target: "upstream::stderr", server = %server, "{text}");
+        } else {
+            dropped += 1;
+        }
         if let Ok(mut tail) = tail.lock() {
             if tail.len() == STDERR_TAIL_LINES {
                 tail.pop_front();

@@ -1,0 +1,326 @@
+//! The faults of an upstream (and a few of the client) that mcp-warden must survive:
+//! `../shared/FAULTS.md` rows 11-37, each through the real binary. Rows 1-10 (the
+//! codec) are in `serve.rs`.
+
+// Tests fail by panicking, so unwrap is the clearest way to say "this must hold".
+#![allow(clippy::unwrap_used, clippy::format_push_string)]
+
+mod support;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Env, q, test_server_table};
+
+fn text_of(answer: &Value) -> String {
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {answer}"))
+        .to_owned()
+}
+
+fn error_code(answer: &Value) -> i64 {
+    answer["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no error in {answer}"))
+}
+
+fn two_servers_with(extra_a: &str) -> Env {
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}{extra_a}\n{}",
+        test_server_table("a", &[]),
+        test_server_table("b", &[])
+    ));
+    env
+}
+
+#[test]
+fn fault_14_a_server_that_exits_before_initialize_is_reported_and_restarted_with_backoff() {
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}\n{}",
+        test_server_table("a", &["--exit-at-start", "3"]),
+        test_server_table("b", &[])
+    ));
+    let mut serve = env.serve();
+    let init = serve.initialize();
+    assert_eq!(init["result"]["serverInfo"]["name"], "mcp-warden");
+    assert!(serve.tool_names(1).contains(&"b__echo".to_owned()));
+    let answer = serve.call_tool(2, "a__echo", json!({}));
+    assert_eq!(
+        answer["error"]["code"], -32602,
+        "a's tools are not served: {answer}"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    serve.request(json!(3), "ping", json!({}));
+    let said: String = serve.seen.iter().map(Value::to_string).collect();
+    assert!(
+        said.contains("exit status: 3") && said.contains("exiting at start as asked"),
+        "{said}"
+    );
+    serve.close();
+    let log = env.log();
+    let restarts: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("restarting the server") && l.contains("server=a"))
+        .collect();
+    assert!(restarts.len() >= 2, "expected repeated restarts:\n{log}");
+    assert!(
+        restarts[0].contains("250ms") && restarts[1].contains("500ms"),
+        "backoff must double: {restarts:?}"
+    );
+}
+
+#[test]
+fn fault_15_a_server_killed_with_50_requests_in_flight_fails_each_exactly_once() {
+    let env = two_servers_with("");
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    for i in 0..50 {
+        serve.send(&json!({"jsonrpc":"2.0","id":100 + i,"method":"tools/call","params":{"name":"a__sleep","arguments":{"ms":20000}}}));
+    }
+    serve.send(&json!({"jsonrpc":"2.0","id":"boom","method":"tools/call","params":{"name":"a__crash","arguments":{}}}));
+    let mut answered = std::collections::BTreeSet::new();
+    while answered.len() < 51 {
+        let msg = serve.recv();
+        if msg.get("method").is_some() {
+            continue;
+        }
+        assert_eq!(error_code(&msg), -32004, "{msg}");
+        assert!(
+            msg["error"]["message"].as_str().unwrap().contains("`a`"),
+            "{msg}"
+        );
+        assert!(
+            answered.insert(msg["id"].to_string()),
+            "answered twice: {msg}"
+        );
+    }
+    assert!(
+        serve
+            .recv_line_within(Duration::from_millis(300))
+            .is_none_or(|l| l.contains("\"method\""))
+    );
+    // The other server never noticed; `a` comes back.
+    assert_eq!(
+        text_of(&serve.call_tool(2, "b__echo", json!({"message": "b"}))),
+        "b"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = serve.call_tool(3, "a__echo", json!({"message": "back"}));
+        if answer.get("result").is_some() {
+            assert_eq!(text_of(&answer), "back");
+            break;
+        }
+        assert!(Instant::now() < deadline, "a did not come back: {answer}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn fault_16_a_restarted_server_with_a_changed_description_is_relisted_and_the_client_told() {
+    let env = Env::new();
+    let description = env.dir.path().join("description.txt");
+    std::fs::write(&description, "the first description").unwrap();
+    env.user_config(&test_server_table(
+        "a",
+        &["--description-file", &support::path_str(&description)],
+    ));
+    let mut serve = env.serve();
+    serve.initialize();
+    let listed = serve.request(json!(1), "tools/list", json!({}));
+    assert!(listed.to_string().contains("the first description"));
+    std::fs::write(&description, "a changed description").unwrap();
+    serve.call_tool(2, "a__crash", json!({}));
+    // As a client does: on each list_changed, list again, until the new definition
+    // shows (first the crashed server's tools go, then the restarted server's come).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut id = 3;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the changed description never showed: {:?}",
+            serve.seen
+        );
+        let Some(line) = serve.recv_line_within(Duration::from_millis(200)) else {
+            continue;
+        };
+        let msg: Value = serde_json::from_str(&line).unwrap();
+        if msg["method"] != "notifications/tools/list_changed" {
+            continue;
+        }
+        id += 1;
+        let listed = serve.request(json!(id), "tools/list", json!({}));
+        if listed.to_string().contains("a changed description") {
+            break;
+        }
+    }
+}
+
+#[test]
+fn fault_17_a_call_that_is_never_answered_times_out_is_cancelled_upstream_and_its_late_answer_dropped()
+ {
+    let env = two_servers_with("request_timeout = \"400ms\"\n");
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    let started = Instant::now();
+    let answer = serve.call_tool(2, "a__sleep", json!({"ms": 1500}));
+    assert_eq!(error_code(&answer), -32005, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("`a`"));
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "the timeout came late"
+    );
+    // The late answer (after 1.5 s) never reaches the client.
+    assert!(
+        serve
+            .recv_line_within(Duration::from_millis(1500))
+            .is_none()
+    );
+    serve.close();
+    let log = env.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("server=a") && l.contains("notifications/cancelled")),
+        "{log}"
+    );
+}
+
+#[test]
+fn fault_18_a_server_ignoring_sigterm_and_eof_is_killed_and_mcp_warden_exits_in_time() {
+    let env = Env::new();
+    env.user_config(&format!(
+        "[servers.stubborn]\ncommand = \"sh\"\nargs = [\"-c\", {}]\nrequest_timeout = \"1s\"\n",
+        q("trap '' TERM; exec sleep 600")
+    ));
+    let mut serve = env.serve();
+    serve.initialize();
+    let started = Instant::now();
+    let (status, _) = serve.close();
+    assert!(status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    let left = support::processes_with_env(&support::path_str(env.dir.path()));
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn fault_22_a_client_that_closes_stdout_ends_the_session_cleanly() {
+    let env = two_servers_with("");
+    let mut child = env
+        .command(&["serve"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut stdin = child.stdin.take().unwrap();
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let _ = writeln!(stdin, "{init}");
+    for i in 1..20 {
+        let _ = writeln!(stdin, r#"{{"jsonrpc":"2.0","id":{i},"method":"ping"}}"#);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mcp-warden kept running with its stdout closed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn fault_24_a_server_that_stops_reading_only_hurts_itself() {
+    let env = two_servers_with("request_timeout = \"500ms\"\n");
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    assert_eq!(
+        text_of(&serve.call_tool(2, "a__stop_reading", json!({}))),
+        "no longer reading"
+    );
+    let answer = serve.call_tool(3, "a__echo", json!({"message": "x"}));
+    assert!([-32005, -32006].contains(&error_code(&answer)), "{answer}");
+    assert_eq!(
+        text_of(&serve.call_tool(4, "b__echo", json!({"message": "b is fine"}))),
+        "b is fine"
+    );
+}
+
+#[test]
+fn fault_25_a_flood_of_requests_gets_busy_errors_and_memory_stays_bounded() {
+    let env = two_servers_with("");
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    let mut flood = String::new();
+    for i in 0..400 {
+        flood.push_str(&format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"tools/call\",\"params\":{{\"name\":\"a__sleep\",\"arguments\":{{\"ms\":2000}}}}}}\n",
+            1000 + i
+        ));
+    }
+    serve.send_raw(flood.as_bytes());
+    let mut busy = 0;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let Some(line) = serve.recv_line_within(Duration::from_millis(300)) else {
+            break;
+        };
+        let msg: Value = serde_json::from_str(&line).unwrap();
+        if msg["error"]["code"] == -32006 {
+            busy += 1;
+        }
+    }
+    assert!(busy >= 400 - 256, "only {busy} busy answers");
+    assert_eq!(
+        text_of(&serve.call_tool(2, "b__echo", json!({"message": "b"}))),
+        "b"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", serve.pid())).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rss_kib < 64 * 1024, "peak RSS {rss_kib} KiB");
+}
+
+#[test]
+fn fault_37_an_answer_over_the_size_limit_fails_that_call_with_a_clear_error() {
+    let env = two_servers_with("");
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    let answer = serve.call_tool(2, "a__big", json!({"mb": 9}));
+    assert_eq!(error_code(&answer), -32603, "{answer}");
+    let text = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        text.contains("over the limit") && text.contains("`a`"),
+        "{text}"
+    );
+    assert_eq!(
+        text_of(&serve.call_tool(3, "a__echo", json!({"message": "after"}))),
+        "after"
+    );
+}
