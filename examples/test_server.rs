@@ -6,7 +6,13 @@
 //! Options: `--name NAME` (serverInfo), `--marker FILE` (created at start: proves the
 //! server was started), `--tool NAME` (an extra tool, repeatable), `--instructions TEXT`,
 //! `--exit-at-start CODE` (exit before reading anything).
-#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
+// A test fixture: it may panic, print, and list one behaviour per match arm.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::too_many_lines
+)]
 
 use std::io::{BufRead, Write};
 use std::sync::{Arc, Mutex};
@@ -18,10 +24,12 @@ struct Options {
     extra_tools: Vec<String>,
     instructions: Option<String>,
     echo_description: String,
+    endless_cursor: bool,
 }
 
 fn parse_args() -> Options {
     let mut opts = Options {
+        endless_cursor: false,
         echo_description: "Echoes `message` back; `_meta` carries a number written 1.50.".into(),
         name: "test-server".into(),
         extra_tools: Vec::new(),
@@ -36,6 +44,8 @@ fn parse_args() -> Options {
                 std::fs::write(&value, b"started\n").expect("marker file");
             }
             "--tool" => opts.extra_tools.push(value),
+            // Every tools/list page says there is another one (takes a dummy value).
+            "--endless-cursor" => opts.endless_cursor = true,
             "--instructions" => opts.instructions = Some(value),
             // Read at start, so a restarted server can describe `echo` differently.
             "--description-file" => {
@@ -85,6 +95,7 @@ fn main() {
     eprintln!("test-server {} starting", opts.name);
     let mut asked: std::collections::HashMap<String, Value> = std::collections::HashMap::new();
     let mut next_request = 0u32;
+    let mut listings = 0u64;
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
@@ -141,9 +152,17 @@ fn main() {
                     tool("elicit", "Asks the user a question (elicitation) and returns the answer."),
                     tool("sample", "Asks the client's model (sampling) and returns the answer."),
                     tool("roots", "Asks the client for its roots and returns them."),
+                    tool("progress", "Reports progress twice, answers, then reports once more."),
+                    tool("churn", "Sends `n` tools/list_changed notifications, then answers."),
+                    tool("flood_stderr", "Writes `mb` MiB to stderr as fast as it can."),
                 ];
                 tools.extend(opts.extra_tools.iter().map(|t| tool(t, "An extra tool.")));
-                answer(&out, &id, &json!({ "tools": tools }));
+                let mut result = json!({ "tools": tools });
+                if opts.endless_cursor {
+                    listings += 1;
+                    result["nextCursor"] = json!(format!("page-{listings}"));
+                }
+                answer(&out, &id, &result);
             }
             "tools/call" => match params["name"].as_str() {
                 // Tools that ask the client something and return its answer.
@@ -247,6 +266,36 @@ fn call(out: &Out, id: &Value, params: &Value, server: &str) {
                 other => format!("failed: {other:?}"),
             };
             answer(out, id, &text_result(&text));
+        }
+        "progress" => {
+            let token = params["_meta"]["progressToken"].clone();
+            let progress = |n: u32| {
+                json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                       "params": {"progressToken": token, "progress": n, "total": 2}})
+                .to_string()
+            };
+            write_line(out, &progress(1));
+            write_line(out, &progress(2));
+            answer(out, id, &text_result("done"));
+            // Too late: the request is finished, so this one must be dropped.
+            write_line(out, &progress(3));
+        }
+        "churn" => {
+            for _ in 0..args["n"].as_u64().unwrap_or(1000) {
+                write_line(
+                    out,
+                    r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
+                );
+            }
+            answer(out, id, &text_result("churned"));
+        }
+        "flood_stderr" => {
+            let line = "x".repeat(1023);
+            let mut err = std::io::stderr().lock();
+            for _ in 0..args["mb"].as_u64().unwrap_or(20) * 1024 {
+                let _ = writeln!(err, "{line}");
+            }
+            answer(out, id, &text_result("flooded"));
         }
         "big" => {
             let mb = usize::try_from(args["mb"].as_u64().unwrap_or(9)).unwrap_or(9);

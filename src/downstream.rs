@@ -16,8 +16,9 @@ use crate::jsonrpc::writer::write_lines;
 use crate::jsonrpc::{Line, LineCodec};
 
 /// Lines that may wait for stdout. Bounded so a client that stops reading slows its
-/// producers instead of growing our memory.
-pub const OUT_QUEUE: usize = 1024;
+/// producers instead of growing our memory; 64 covers a client with 64 requests in
+/// flight, and at most 64 maximum-size messages can wait here.
+pub const OUT_QUEUE: usize = 64;
 /// Lines from stdin not yet taken by the session.
 pub const IN_QUEUE: usize = 1024;
 

@@ -324,3 +324,190 @@ fn fault_37_an_answer_over_the_size_limit_fails_that_call_with_a_clear_error() {
         "after"
     );
 }
+
+#[test]
+fn fault_23_a_client_that_reads_slowly_bounds_memory_and_its_cancels_still_work() {
+    let env = two_servers_with("");
+    let mut child = env
+        .command(&["serve"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    writeln!(stdin, "{init}").unwrap();
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
+    )
+    .unwrap();
+    // 40 MiB of answers that nobody reads for a while...
+    for i in 1..=40 {
+        writeln!(stdin, r#"{{"jsonrpc":"2.0","id":{i},"method":"tools/call","params":{{"name":"a__big","arguments":{{"mb":1}}}}}}"#).unwrap();
+    }
+    // ...while a call is made and cancelled: the cancel must still get through.
+    writeln!(stdin, r#"{{"jsonrpc":"2.0","id":"slow","method":"tools/call","params":{{"name":"b__sleep","arguments":{{"ms":1500}}}}}}"#).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":"slow"}}}}"#
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        peak_kib < 48 * 1024,
+        "peak RSS {peak_kib} KiB with a client that does not read"
+    );
+    // Now read everything: every big answer arrives, the cancelled call never does.
+    writeln!(stdin, r#"{{"jsonrpc":"2.0","id":"last","method":"ping"}}"#).unwrap();
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut ids = Vec::new();
+    let mut last_seen = false;
+    while !(last_seen && ids.iter().filter(|id: &&Value| id.is_i64()).count() == 41) {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0,
+            "stdout ended early: {ids:?}"
+        );
+        let msg: Value = serde_json::from_str(&line).unwrap();
+        if msg["id"] == "last" {
+            last_seen = true;
+        } else if msg.get("method").is_none() {
+            assert!(
+                msg["result"].is_object(),
+                "{}",
+                &line[..line.len().min(300)]
+            );
+            ids.push(msg["id"].clone());
+        }
+    }
+    assert!(
+        !ids.contains(&json!("slow")),
+        "a cancelled call was answered"
+    );
+    drop(stdin);
+    let _ = child.wait();
+}
+
+#[test]
+fn fault_31_progress_tokens_are_restored_per_server_and_late_progress_dropped() {
+    let env = two_servers_with("");
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    // The same token to both servers at once: each must get its own back, once.
+    for (id, tool) in [("pa", "a__progress"), ("pb", "b__progress")] {
+        serve.send(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":{},"_meta":{"progressToken":"t"}}}));
+    }
+    assert_eq!(text_of(&serve.answer_to(&json!("pa"))), "done");
+    assert_eq!(text_of(&serve.answer_to(&json!("pb"))), "done");
+    while let Some(line) = serve.recv_line_within(Duration::from_millis(300)) {
+        serve.seen.push(serde_json::from_str(&line).unwrap());
+    }
+    let progress: Vec<&Value> = serve
+        .seen
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(
+        progress.len(),
+        4,
+        "two per call, none after completion: {progress:?}"
+    );
+    assert!(
+        progress.iter().all(|p| p["params"]["progressToken"] == "t"),
+        "{progress:?}"
+    );
+    assert!(
+        progress.iter().all(|p| p["params"]["progress"] != 3),
+        "late progress was forwarded"
+    );
+}
+
+#[test]
+fn fault_32_a_storm_of_list_changed_is_debounced() {
+    let env = two_servers_with("");
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    let started = Instant::now();
+    assert_eq!(
+        text_of(&serve.call_tool(2, "a__churn", json!({"n": 1000}))),
+        "churned"
+    );
+    while let Some(line) = serve.recv_line_within(Duration::from_millis(500)) {
+        serve.seen.push(serde_json::from_str(&line).unwrap());
+    }
+    let told = serve
+        .seen
+        .iter()
+        .filter(|m| m["method"] == "notifications/tools/list_changed")
+        .count();
+    assert!((1..=3).contains(&told), "the client was told {told} times");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(serve.tool_names(3).contains(&"a__echo".to_owned()));
+}
+
+#[test]
+fn fault_33_a_server_that_pages_forever_is_cut_off_with_a_warning() {
+    let env = Env::new();
+    env.user_config(&test_server_table("a", &["--endless-cursor", "yes"]));
+    let mut serve = env.serve();
+    serve.initialize();
+    let names = serve.tool_names(1);
+    assert!(names.contains(&"a__echo".to_owned()), "{names:?}");
+    serve.close();
+    assert!(env.log().contains("listing cut short"), "{}", env.log());
+}
+
+#[test]
+fn fault_35_serve_refuses_a_broken_configuration_with_its_position() {
+    let env = Env::new();
+    env.user_config("[servers.a]\ncomand = \"x\"\n");
+    let out = env.run(&["serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("config.toml:2:1") && stderr.contains("did you mean `command`"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "stdout belongs to the protocol");
+}
+
+#[test]
+fn fault_12_a_server_flooding_stderr_never_blocks_and_the_log_stays_bounded() {
+    let env = two_servers_with("");
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    assert_eq!(
+        text_of(&serve.call_tool(2, "a__flood_stderr", json!({"mb": 30}))),
+        "flooded"
+    );
+    assert_eq!(
+        text_of(&serve.call_tool(3, "a__echo", json!({"message": "after"}))),
+        "after"
+    );
+    serve.close();
+    let size: u64 = std::fs::read_dir(env.warden_home.join("data/logs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(
+        size < 4 * 1024 * 1024,
+        "the log grew to {size} bytes from 30 MiB of stderr"
+    );
+    assert!(env.log().contains("stderr lines not logged"));
+}

@@ -30,7 +30,7 @@ impl Session {
                 );
                 // Answered with its id when the head shows one (FAULTS 3), else null.
                 let id = crate::jsonrpc::recover_id(&head);
-                self.out.push(error_response(
+                self.out.push_back(error_response(
                     id.as_ref(),
                     ErrorCode::InvalidRequest,
                     &msg,
@@ -44,7 +44,7 @@ impl Session {
             Ok(Parsed::Batch(items)) => self.on_client_batch(items),
             Err(e) => self
                 .out
-                .push(error_response(e.id.as_ref(), e.code, &e.reason, None)),
+                .push_back(error_response(e.id.as_ref(), e.code, &e.reason, None)),
         }
     }
 
@@ -55,7 +55,7 @@ impl Session {
         if self.client.version != wire::BATCH_VERSION {
             let msg = "batches are only allowed with protocol version 2025-03-26";
             self.out
-                .push(error_response(None, ErrorCode::InvalidRequest, msg, None));
+                .push_back(error_response(None, ErrorCode::InvalidRequest, msg, None));
             return;
         }
         let answers = items
@@ -212,7 +212,7 @@ impl Session {
                 }
                 self.client.initialized = true;
                 for notice in std::mem::take(&mut self.notices) {
-                    self.out.push(wire::log_message("warning", &notice));
+                    self.out.push_back(wire::log_message("warning", &notice));
                 }
                 self.ask_roots();
             }
@@ -289,7 +289,7 @@ impl Session {
         self.next_reverse += 1;
         self.reverse.insert(self.next_reverse, Reverse::Roots);
         self.out
-            .push(wire::request(self.next_reverse, "roots/list", None));
+            .push_back(wire::request(self.next_reverse, "roots/list", None));
     }
 
     pub(super) fn on_roots(&mut self, msg: &Message) {
@@ -330,7 +330,7 @@ impl Session {
                 "server `{}` not started: {}",
                 skipped.server, skipped.reason
             );
-            self.out.push(wire::log_message("warning", &text));
+            self.out.push_back(wire::log_message("warning", &text));
         }
         self.announce = [true; 3];
         self.config.effective = effective;

@@ -29,7 +29,7 @@ mod cursor;
 mod upstreams;
 pub mod wire;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -61,6 +61,14 @@ const RESTART_CAP: Duration = Duration::from_secs(30);
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 /// Most resource URIs remembered for routing `resources/read` (from list answers).
 const MAX_URI_ROUTES: usize = 100_000;
+/// Unsent lines for the client past which upstream output is no longer read.
+const UPSTREAM_BACKLOG: usize = 64;
+/// Unsent bytes for the client past which upstream output is no longer read.
+const UPSTREAM_BACKLOG_BYTES: usize = 4 * 1024 * 1024;
+/// Unsent lines for the client past which its own input is no longer read either.
+const CLIENT_BACKLOG: usize = 1024;
+/// How long the last answers may take to reach the client at the end.
+const FINAL_FLUSH: Duration = Duration::from_secs(2);
 /// Lines from all upstreams not yet taken by the session.
 const UPSTREAM_QUEUE: usize = 1024;
 /// Log the first few non-JSON lines of a server's stdout, then only every this many.
@@ -158,6 +166,8 @@ enum ListState {
     /// A listing is under way; `again` when a `list_changed` arrived meanwhile.
     Listing {
         acc: Vec<Item>,
+        /// Exposed names in `acc`: a server that lists a name twice keeps the first.
+        seen: std::collections::HashSet<String>,
         pages: u32,
         again: bool,
     },
@@ -253,7 +263,8 @@ struct ClientState {
 }
 
 struct Session {
-    out: Vec<Bytes>,
+    /// Lines for the client not yet in the writer's queue.
+    out: VecDeque<Bytes>,
     upstream_tx: mpsc::Sender<UpstreamEvent>,
     slots: Vec<Slot>,
     instances: HashMap<InstanceId, usize>,
@@ -305,7 +316,7 @@ where
     let notices = std::mem::take(&mut config.notices);
     let workspace_root = config.effective.workspace.as_ref().map(|w| w.root.clone());
     let mut session = Session {
-        out: Vec::new(),
+        out: VecDeque::new(),
         upstream_tx,
         slots: Vec::new(),
         instances: HashMap::new(),
@@ -333,24 +344,47 @@ where
     session.start_servers(servers);
 
     let outcome = loop {
+        if !session.push_out(&out_tx) {
+            break Outcome::ClientLeft;
+        }
+        // A client that reads slowly holds back what the upstreams send (they block
+        // on their own pipes), but its own requests and cancellations still flow until
+        // its unread answers pile up too (FAULTS 23).
+        let backlog = session.out.len();
+        let upstream_paused =
+            backlog >= UPSTREAM_BACKLOG || session.out_bytes() >= UPSTREAM_BACKLOG_BYTES;
         tokio::select! {
             biased;
             // A signal: stop like a client that left.
             () = &mut stop => break Outcome::Stopped,
+            // The client's queue has room again: the backlog moves on.
+            permit = out_tx.reserve(), if backlog > 0 => match (permit, session.out.pop_front()) {
+                (Ok(permit), Some(line)) => permit.send(line),
+                (Ok(_), None) => {}
+                (Err(_), _) => break Outcome::ClientLeft,
+            },
             // The client: requests, answers and notifications; its EOF ends the session.
-            event = client_rx.recv() => match event {
+            event = client_rx.recv(), if backlog < CLIENT_BACKLOG => match event {
                 Some(ClientEvent::Line(line)) => session.on_client_line(line),
                 Some(ClientEvent::Closed) | None => break Outcome::ClientLeft,
             },
             // Every upstream's stdout lines and exits, tagged with the instance.
-            Some(event) = upstream_rx.recv() => session.on_upstream_event(event),
+            Some(event) = upstream_rx.recv(), if !upstream_paused => {
+                session.on_upstream_event(event);
+            }
             // Request and handshake deadlines.
             Some(expired) = session.timers.next() => session.on_timer(expired.get_ref()),
         }
-        if !session.flush(&out_tx).await {
-            break Outcome::ClientLeft;
-        }
     };
+    // What is already answered still goes out, within a bound.
+    for line in std::mem::take(&mut session.out) {
+        if tokio::time::timeout(FINAL_FLUSH, out_tx.send(line))
+            .await
+            .map_or(true, |r| r.is_err())
+        {
+            break;
+        }
+    }
     reader.abort();
     session.shutdown().await;
     drop(out_tx);
@@ -360,10 +394,21 @@ where
 
 impl Session {
     /// Sends what the last event produced for the client; `false` when stdout is gone.
-    async fn flush(&mut self, out: &mpsc::Sender<Bytes>) -> bool {
-        for line in self.out.drain(..) {
-            if out.send(line).await.is_err() {
-                return false;
+    fn out_bytes(&self) -> usize {
+        self.out.iter().map(Bytes::len).sum()
+    }
+
+    /// Moves what is ready for the client into its queue without waiting; `false`
+    /// when stdout is gone.
+    fn push_out(&mut self, out: &mpsc::Sender<Bytes>) -> bool {
+        while let Some(line) = self.out.pop_front() {
+            match out.try_send(line) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(line)) => {
+                    self.out.push_front(line);
+                    return true;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
             }
         }
         true
@@ -476,7 +521,7 @@ impl Session {
                 && self.client_listed[i]
             {
                 self.out
-                    .push(wire::notification(kind.changed_notification(), None));
+                    .push_back(wire::notification(kind.changed_notification(), None));
             }
         }
         // Requests that waited for the catalogs, in the order they came.
@@ -549,7 +594,8 @@ impl Session {
         for c in &collisions {
             tracing::error!("{c}");
             if self.client.initialized {
-                self.out.push(wire::log_message("error", &c.to_string()));
+                self.out
+                    .push_back(wire::log_message("error", &c.to_string()));
             } else {
                 self.notices.push(c.to_string());
             }
@@ -597,7 +643,7 @@ impl Session {
                 out.extend_from_slice(part);
             }
             out.extend_from_slice(b"]\n");
-            self.out.push(Bytes::from(out));
+            self.out.push_back(Bytes::from(out));
         }
     }
 

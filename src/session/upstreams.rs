@@ -72,7 +72,8 @@ impl Session {
                 tracing::error!(server = %slot.config.name, error = %e, "upstream failed to start");
                 crate::output::diag(&format!("mcp-warden: {e}"));
                 if self.client.initialized {
-                    self.out.push(wire::log_message("error", &e.to_string()));
+                    self.out
+                        .push_back(wire::log_message("error", &e.to_string()));
                 } else {
                     self.notices.push(e.to_string());
                 }
@@ -230,7 +231,7 @@ impl Session {
                 }
                 tracing::error!(server = %name, %why, "upstream exited");
                 if self.client.initialized {
-                    self.out.push(wire::log_message(
+                    self.out.push_back(wire::log_message(
                         "error",
                         &format!("server `{name}` {why}; restarting it"),
                     ));
@@ -384,6 +385,7 @@ impl Session {
             (_, None) => {
                 *state = ListState::Listing {
                     acc: Vec::new(),
+                    seen: std::collections::HashSet::new(),
                     pages: 0,
                     again: false,
                 };
@@ -401,7 +403,13 @@ impl Session {
         let page = msg
             .result()
             .and_then(|r| serde_json::from_str::<Page<'_>>(r).ok());
-        let ListState::Listing { acc, pages, again } = &mut slot.lists[kind.index()] else {
+        let ListState::Listing {
+            acc,
+            seen,
+            pages,
+            again,
+        } = &mut slot.lists[kind.index()]
+        else {
             return;
         };
         let Some(page) = page else {
@@ -422,9 +430,17 @@ impl Session {
             if kind != ListKind::Templates && item.is_mapped(&slot.config.namespace) {
                 tracing::info!(server = %name, item = %item.name, exposed = %item.exposed, "name mapped to a client-valid name");
             }
+            if !seen.insert(item.exposed.clone()) {
+                tracing::warn!(server = %name, item = %item.name, "listed twice; the first definition is kept");
+                continue;
+            }
             acc.push(item);
         }
         *pages += 1;
+        if page.next_cursor.is_some() && (*pages >= MAX_PAGES || acc.len() >= MAX_ITEMS_PER_SERVER)
+        {
+            tracing::warn!(server = %name, method = kind.method(), pages = *pages, items = acc.len(), "listing cut short: the server keeps paging (FAULTS 33)");
+        }
         let next = page
             .next_cursor
             .filter(|_| *pages < MAX_PAGES && acc.len() < MAX_ITEMS_PER_SERVER);
@@ -546,7 +562,7 @@ impl Session {
                                     id,
                                 },
                             );
-                            self.out.push(line);
+                            self.out.push_back(line);
                         }
                     }
                 }
@@ -584,8 +600,8 @@ impl Session {
                     request_method: None,
                 };
                 match self.chain.inspect(&ctx, msg) {
-                    Verdict::Allow => self.out.push(msg.to_line()),
-                    Verdict::Rewrite(line) => self.out.push(line),
+                    Verdict::Allow => self.out.push_back(msg.to_line()),
+                    Verdict::Rewrite(line) => self.out.push_back(line),
                     Verdict::Block(block) => {
                         tracing::info!(server = %server, rule = %block.rule, "notification blocked");
                     }
@@ -672,7 +688,7 @@ impl Session {
             request_method: None,
         };
         match self.chain.inspect(&ctx, original) {
-            Verdict::Allow => self.out.push(line),
+            Verdict::Allow => self.out.push_back(line),
             Verdict::Rewrite(_) | Verdict::Block(_) => {
                 tracing::info!(server = %server, "a filter stopped a message to the client");
             }

@@ -267,6 +267,9 @@ async fn read_stderr(
             tail.push_back(text);
         }
     }
+    if dropped > 0 {
+        tracing::warn!(target: "upstream::stderr", server = %server, dropped, "stderr lines not logged (over {STDERR_LINES_PER_SECOND} a second)");
+    }
 }
 
 struct Tasks {
