@@ -15,10 +15,10 @@ use tokio_util::codec::FramedRead;
 use crate::jsonrpc::writer::write_lines;
 use crate::jsonrpc::{Line, LineCodec};
 
-/// Lines that may wait for stdout. Bounded so a client that stops reading slows its
-/// producers instead of growing our memory; 64 covers a client with 64 requests in
-/// flight, and at most 64 maximum-size messages can wait here.
-pub const OUT_QUEUE: usize = 64;
+/// Lines that may wait for stdout. Small, because a line may be a maximum-size
+/// message: a client that stops reading slows its producers instead of growing our
+/// memory. The session keeps its own bounded backlog behind this queue.
+pub const OUT_QUEUE: usize = 16;
 /// Lines from stdin not yet taken by the session.
 pub const IN_QUEUE: usize = 1024;
 

@@ -170,17 +170,17 @@ fn fault_17_a_call_that_is_never_answered_times_out_is_cancelled_upstream_and_it
     serve.initialize();
     serve.tool_names(1);
     let started = Instant::now();
-    let answer = serve.call_tool(2, "a__sleep", json!({"ms": 1500}));
+    let answer = serve.call_tool(2, "a__sleep", json!({"ms": 3000}));
     assert_eq!(error_code(&answer), -32005, "{answer}");
     assert!(answer["error"]["message"].as_str().unwrap().contains("`a`"));
     assert!(
-        started.elapsed() < Duration::from_millis(1400),
+        started.elapsed() < Duration::from_millis(2500),
         "the timeout came late"
     );
-    // The late answer (after 1.5 s) never reaches the client.
+    // The late answer (after 3 s) never reaches the client.
     assert!(
         serve
-            .recv_line_within(Duration::from_millis(1500))
+            .recv_line_within(Duration::from_millis(3000))
             .is_none()
     );
     serve.close();
@@ -365,8 +365,10 @@ fn fault_23_a_client_that_reads_slowly_bounds_memory_and_its_cancels_still_work(
         .unwrap()
         .parse()
         .unwrap();
+    // The budget: 16 + 16 lines of 1 MiB in the two queues, a 4 MiB backlog, codec
+    // buffers and the binary itself; without back-pressure it would be 40 MiB more.
     assert!(
-        peak_kib < 48 * 1024,
+        peak_kib < 64 * 1024,
         "peak RSS {peak_kib} KiB with a client that does not read"
     );
     // Now read everything: every big answer arrives, the cancelled call never does.

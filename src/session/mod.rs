@@ -69,8 +69,9 @@ const UPSTREAM_BACKLOG_BYTES: usize = 4 * 1024 * 1024;
 const CLIENT_BACKLOG: usize = 1024;
 /// How long the last answers may take to reach the client at the end.
 const FINAL_FLUSH: Duration = Duration::from_secs(2);
-/// Lines from all upstreams not yet taken by the session.
-const UPSTREAM_QUEUE: usize = 1024;
+/// Lines from all upstreams not yet taken by the session. Small, because a line may be
+/// a maximum-size message; each upstream's reader then waits on its own pipe.
+const UPSTREAM_QUEUE: usize = 16;
 /// Log the first few non-JSON lines of a server's stdout, then only every this many.
 const NOISE_LOG_EVERY: u64 = 1000;
 

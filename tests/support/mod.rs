@@ -237,6 +237,11 @@ impl Serve {
     /// Waits for the answer with `id` (compared as JSON, so `"1"` and `1` differ),
     /// keeping other messages in `seen`.
     pub fn answer_to(&mut self, id: &Value) -> Value {
+        // It may have come while another answer was awaited.
+        let is_answer = |msg: &Value| msg.get("method").is_none() && msg.get("id") == Some(id);
+        if let Some(at) = self.seen.iter().position(is_answer) {
+            return self.seen.remove(at);
+        }
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
