@@ -178,11 +178,7 @@ fn fault_17_a_call_that_is_never_answered_times_out_is_cancelled_upstream_and_it
         "the timeout came late"
     );
     // The late answer (after 3 s) never reaches the client.
-    assert!(
-        serve
-            .recv_line_within(Duration::from_secs(3))
-            .is_none()
-    );
+    assert!(serve.recv_line_within(Duration::from_secs(3)).is_none());
     serve.close();
     let log = env.log();
     assert!(
