@@ -155,6 +155,7 @@ fn main() {
                     tool("progress", "Reports progress twice, answers, then reports once more."),
                     tool("churn", "Sends `n` tools/list_changed notifications, then answers."),
                     tool("flood_stderr", "Writes `mb` MiB to stderr as fast as it can."),
+                    tool("raw", "Returns the request line exactly as it arrived."),
                 ];
                 tools.extend(opts.extra_tools.iter().map(|t| tool(t, "An extra tool.")));
                 let mut result = json!({ "tools": tools });
@@ -183,6 +184,8 @@ fn main() {
                     asked.insert(ours.to_string(), id);
                     write_line(&out, &json!({"jsonrpc": "2.0", "id": ours, "method": method, "params": params}).to_string());
                 }
+                // Returns the request exactly as it arrived, to prove what a proxy changed.
+                Some("raw") => answer_text(&out, &id, &line),
                 Some("stop_reading") => {
                     answer_text(&out, &id, "no longer reading");
                     loop {

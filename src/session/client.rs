@@ -129,7 +129,8 @@ impl Session {
                     &format!("`{method}` before `initialize`"),
                 );
             }
-            // These read the catalogs: while one is being built, they wait for it.
+            // These read the catalogs or route among the servers: while a server is
+            // starting or a catalog is being built, they wait for it.
             "tools/list"
             | "prompts/list"
             | "resources/templates/list"
@@ -139,6 +140,7 @@ impl Session {
             | "resources/read"
             | "resources/subscribe"
             | "resources/unsubscribe"
+            | "resources/list"
                 if !self.is_settled() =>
             {
                 self.deferred.push(Deferred { msg, origin });

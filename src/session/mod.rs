@@ -358,6 +358,8 @@ where
             biased;
             // A signal: stop like a client that left.
             () = &mut stop => break Outcome::Stopped,
+            // The writer ended: stdout is closed, so nobody is listening any more.
+            () = out_tx.closed() => break Outcome::ClientLeft,
             // The client's queue has room again: the backlog moves on.
             permit = out_tx.reserve(), if backlog > 0 => match (permit, session.out.pop_front()) {
                 (Ok(permit), Some(line)) => permit.send(line),
