@@ -49,6 +49,13 @@ impl Id {
         }
     }
 
+    /// Checks the JSON text of a value (as [`Message::param`] returns it) for use as
+    /// an id.
+    pub fn from_json(text: &str) -> Result<Self, &'static str> {
+        let raw: &RawValue = serde_json::from_str(text).map_err(|_| "not JSON")?;
+        Self::from_raw(raw)
+    }
+
     /// An id that mcp-warden mints itself (for its own requests).
     #[must_use]
     pub fn number(n: u64) -> Self {
@@ -185,6 +192,21 @@ impl Message {
     #[must_use]
     pub fn params_span(&self) -> Option<Range<usize>> {
         self.params_span.clone()
+    }
+
+    /// The raw JSON text of the value at `path` inside `params` (object keys, outermost
+    /// first), and where it sits in the line, so a stage can read it and splice in a
+    /// replacement without re-serializing anything else.
+    #[must_use]
+    pub fn param(&self, path: &[&str]) -> Option<(&str, Range<usize>)> {
+        let line = std::str::from_utf8(&self.raw).ok()?;
+        let mut value = self.params()?;
+        for key in path {
+            let object: std::collections::HashMap<Cow<'_, str>, &RawValue> =
+                serde_json::from_str(value).ok()?;
+            value = object.get(*key)?.get();
+        }
+        Some((value, span_in(line, value)))
     }
 
     fn text(&self, range: Range<usize>) -> &str {
@@ -642,6 +664,18 @@ mod tests {
             m.params(),
             Some(r#"{"x":1.0e0,"_meta":{"progressToken":7}}"#)
         );
+    }
+
+    #[test]
+    fn params_are_found_with_their_spans() {
+        let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"name":"a","_meta":{"progressToken": 7 }}}"#)
+            .expect("valid");
+        let (token, span) = m.param(&["_meta", "progressToken"]).expect("token");
+        assert_eq!(token, "7");
+        assert_eq!(&m.raw()[span], b"7");
+        assert_eq!(m.param(&["name"]).map(|(v, _)| v), Some(r#""a""#));
+        assert_eq!(m.param(&["missing"]), None);
+        assert_eq!(m.param(&["name", "deeper"]), None);
     }
 
     #[test]

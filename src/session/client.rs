@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use super::catalog::{ListKind, template_matches};
 use super::{
@@ -13,7 +12,7 @@ use super::{
 };
 use super::{cursor, wire};
 use crate::filter::{Context, Direction, Verdict};
-use crate::jsonrpc::message::{Parsed, span_in};
+use crate::jsonrpc::message::Parsed;
 use crate::jsonrpc::{ErrorCode, Id, Kind, Line, Message, error_response, parse};
 use crate::upstream::SendError;
 
@@ -225,16 +224,10 @@ impl Session {
     }
 
     pub(super) fn on_client_cancel(&mut self, msg: &Message) {
-        #[derive(Deserialize)]
-        struct Params<'a> {
-            #[serde(rename = "requestId", borrow)]
-            request_id: &'a RawValue,
-        }
-        let Some(params) = msg.params() else { return };
-        let Ok(p) = serde_json::from_str::<Params<'_>>(params) else {
+        let Some((request_id, span)) = msg.param(&["requestId"]) else {
             return;
         };
-        let Ok(client_id) = Id::from_raw(p.request_id) else {
+        let Ok(client_id) = Id::from_json(request_id) else {
             return;
         };
         // Unknown or already answered: nothing to cancel (FAULTS 30).
@@ -248,10 +241,6 @@ impl Session {
             // A cancelled request is never answered; its batch must not wait for it.
             self.reply_none(&call.origin);
         }
-        let span = span_in(
-            std::str::from_utf8(msg.raw()).unwrap_or_default(),
-            p.request_id.get(),
-        );
         let line = msg.rewrite(None, &[(span, &our_id.to_string())]);
         self.forward_to_upstream(index, msg, line, None);
     }
@@ -355,11 +344,6 @@ impl Session {
     /// `tools/call` and `prompts/get`: routed by the exposed name, which becomes the
     /// upstream's own name on the way.
     pub(super) fn route_named(&mut self, msg: Message, origin: Origin, kind: ListKind) {
-        #[derive(Deserialize)]
-        struct Params<'a> {
-            #[serde(borrow)]
-            name: &'a RawValue,
-        }
         let method = if kind == ListKind::Tools {
             "tools/call"
         } else {
@@ -371,18 +355,8 @@ impl Session {
             "prompt"
         };
         let name_of = |msg: &Message| {
-            let raw = msg
-                .params()
-                .and_then(|p| serde_json::from_str::<Params<'_>>(p).ok())?
-                .name;
-            let name = serde_json::from_str::<String>(raw.get()).ok()?;
-            Some((
-                name,
-                span_in(
-                    std::str::from_utf8(msg.raw()).unwrap_or_default(),
-                    raw.get(),
-                ),
-            ))
+            let (raw, span) = msg.param(&["name"])?;
+            Some((serde_json::from_str::<String>(raw).ok()?, span))
         };
         let Some((exposed, _)) = name_of(&msg) else {
             let text = format!("`{method}` needs a string `name`");
@@ -488,34 +462,17 @@ impl Session {
 
     /// `completion/complete`: by the prompt's exposed name, or the resource template.
     fn on_complete(&mut self, msg: &Message, origin: Origin) {
-        #[derive(Deserialize)]
-        struct Ref<'a> {
-            #[serde(rename = "type")]
-            kind: String,
-            #[serde(borrow, default)]
-            name: Option<&'a RawValue>,
-            #[serde(default)]
-            uri: Option<String>,
-        }
-        #[derive(Deserialize)]
-        struct Params<'a> {
-            #[serde(rename = "ref", borrow)]
-            reference: Ref<'a>,
-        }
-        let params = msg
-            .params()
-            .and_then(|p| serde_json::from_str::<Params<'_>>(p).ok());
-        let Some(Params { reference }) = params else {
-            return self.reply_error(
-                &origin,
-                ErrorCode::InvalidParams,
-                "`completion/complete` needs a `ref`",
-            );
+        let string = |path: &[&str]| {
+            msg.param(path)
+                .and_then(|(raw, span)| Some((serde_json::from_str::<String>(raw).ok()?, span)))
         };
-        let text = std::str::from_utf8(msg.raw()).unwrap_or_default();
-        let (slot, edits) = match (reference.kind.as_str(), reference.name, reference.uri) {
-            ("ref/prompt", Some(raw), _) => {
-                let exposed = serde_json::from_str::<String>(raw.get()).unwrap_or_default();
+        let kind = string(&["ref", "type"]).map(|(k, _)| k);
+        let (slot, edits) = match (
+            kind.as_deref(),
+            string(&["ref", "name"]),
+            string(&["ref", "uri"]),
+        ) {
+            (Some("ref/prompt"), Some((exposed, span)), _) => {
                 let Some(route) = self.catalogs[ListKind::Prompts.index()]
                     .route(&exposed)
                     .cloned()
@@ -527,9 +484,9 @@ impl Session {
                     );
                 };
                 let name = serde_json::to_string(&route.name).unwrap_or_default();
-                (route.slot, vec![(span_in(text, raw.get()), name)])
+                (route.slot, vec![(span, name)])
             }
-            ("ref/resource", _, Some(uri)) => {
+            (Some("ref/resource"), _, Some((uri, _))) => {
                 let owner = self.catalogs[ListKind::Templates.index()]
                     .route(&uri)
                     .map(|r| r.slot);
@@ -546,7 +503,7 @@ impl Session {
                 return self.reply_error(
                     &origin,
                     ErrorCode::InvalidParams,
-                    "unknown completion `ref`",
+                    "`completion/complete` needs a known `ref`",
                 );
             }
         };
@@ -751,18 +708,6 @@ pub(super) struct Forward<'a> {
 
 /// The span and text of `params._meta.progressToken`, when the request has one.
 fn progress_token(msg: &Message) -> Option<(std::ops::Range<usize>, Box<str>)> {
-    #[derive(Deserialize)]
-    struct Meta<'a> {
-        #[serde(rename = "progressToken", borrow, default)]
-        token: Option<&'a RawValue>,
-    }
-    #[derive(Deserialize)]
-    struct Params<'a> {
-        #[serde(rename = "_meta", borrow, default)]
-        meta: Option<Meta<'a>>,
-    }
-    let params: Params<'_> = serde_json::from_str(msg.params()?).ok()?;
-    let token = params.meta?.token?;
-    let text = std::str::from_utf8(msg.raw()).ok()?;
-    Some((span_in(text, token.get()), token.get().into()))
+    let (token, span) = msg.param(&["_meta", "progressToken"])?;
+    Some((span, token.into()))
 }

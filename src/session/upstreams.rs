@@ -7,8 +7,6 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
-use serde_json::value::RawValue;
-
 use super::catalog::{self, ListKind, MAX_ITEMS_PER_SERVER, MAX_PAGES, Page};
 use super::wire;
 use super::{
@@ -16,7 +14,7 @@ use super::{
 };
 use crate::config::ServerConfig;
 use crate::filter::{Block, Context, Direction, Verdict};
-use crate::jsonrpc::message::{Parsed, span_in};
+use crate::jsonrpc::message::Parsed;
 use crate::jsonrpc::{ErrorCode, Id, Kind, Line, Message, error_response, parse};
 use crate::upstream::{self, InstanceId, UpstreamEvent};
 
@@ -617,49 +615,31 @@ impl Session {
     /// that request); the client gets its own token back. Progress for a request that
     /// is finished, or that this upstream was never given, is dropped.
     fn on_upstream_progress(&mut self, index: usize, msg: &Message) {
-        #[derive(serde::Deserialize)]
-        struct Params<'a> {
-            #[serde(rename = "progressToken", borrow)]
-            token: &'a RawValue,
-        }
-        let Some(p) = msg
-            .params()
-            .and_then(|p| serde_json::from_str::<Params<'_>>(p).ok())
-        else {
+        let Some((token, span)) = msg.param(&["progressToken"]) else {
             return;
         };
-        let client_token = p.token.get().parse::<u64>().ok().and_then(|ours| {
-            match self.slots[index].pending.get(&ours) {
-                Some(Pending::Client(call)) => call.progress.clone(),
-                _ => None,
-            }
-        });
+        let client_token =
+            token
+                .parse::<u64>()
+                .ok()
+                .and_then(|ours| match self.slots[index].pending.get(&ours) {
+                    Some(Pending::Client(call)) => call.progress.clone(),
+                    _ => None,
+                });
         let Some(client_token) = client_token else {
-            tracing::debug!(server = %self.slots[index].config.name, token = p.token.get(), "progress for no request in flight; dropped");
+            tracing::debug!(server = %self.slots[index].config.name, token, "progress for no request in flight; dropped");
             return;
         };
-        let span = span_in(
-            std::str::from_utf8(msg.raw()).unwrap_or_default(),
-            p.token.get(),
-        );
         let line = msg.rewrite(None, &[(span, &client_token)]);
         self.forward_to_client(index, msg, line);
     }
 
     /// An upstream cancels one of its own requests that we forwarded to the client.
     fn on_upstream_cancel(&mut self, index: usize, msg: &Message) {
-        #[derive(serde::Deserialize)]
-        struct Params<'a> {
-            #[serde(rename = "requestId", borrow)]
-            request_id: &'a RawValue,
-        }
-        let Some(p) = msg
-            .params()
-            .and_then(|p| serde_json::from_str::<Params<'_>>(p).ok())
-        else {
+        let Some((request_id, span)) = msg.param(&["requestId"]) else {
             return;
         };
-        let Ok(upstream_id) = Id::from_raw(p.request_id) else {
+        let Ok(upstream_id) = Id::from_json(request_id) else {
             return;
         };
         let ours = self.reverse.iter().find_map(|(ours, r)| match r {
@@ -670,10 +650,6 @@ impl Session {
         });
         let Some(ours) = ours else { return };
         self.reverse.remove(&ours);
-        let span = span_in(
-            std::str::from_utf8(msg.raw()).unwrap_or_default(),
-            p.request_id.get(),
-        );
         let line = msg.rewrite(None, &[(span, &ours.to_string())]);
         self.forward_to_client(index, msg, line);
     }
