@@ -64,6 +64,7 @@ fn server() -> ServerConfig {
         namespace: Namespace::new("a").unwrap(),
         request_timeout: Duration::from_secs(30),
         elicitation: true,
+        sampling: false,
     }
 }
 

@@ -125,7 +125,8 @@ fn python_sdk_client_lists_and_calls_server_everything_and_mcp_server_time_throu
 }
 
 #[test]
-fn python_sdk_client_uses_resources_prompts_completion_progress_and_logging_of_three_servers() {
+fn python_sdk_client_uses_resources_prompts_completion_progress_sampling_and_logging_of_three_servers()
+ {
     let Some(prefix) = test_prefix() else { return };
     let env = Env::new();
     std::fs::write(
@@ -134,7 +135,7 @@ fn python_sdk_client_uses_resources_prompts_completion_progress_and_logging_of_t
     )
     .unwrap();
     env.user_config(&format!(
-        "[servers.everything]\ncommand = {}\n\n[servers.fs]\ncommand = {}\nargs = [\"${{workspace}}\"]\n\n[servers.time]\ncommand = {}\n",
+        "[servers.everything]\ncommand = {}\nsampling = \"allow\"\n\n[servers.fs]\ncommand = {}\nargs = [\"${{workspace}}\"]\n\n[servers.time]\ncommand = {}\n",
         q(path_str(&node_bin(&prefix, "mcp-server-everything"))),
         q(path_str(&node_bin(&prefix, "mcp-server-filesystem"))),
         q(path_str(&venv_bin(&prefix, "mcp-server-time"))),
@@ -251,10 +252,79 @@ fn assert_calls_progress_and_server_requests(out: &Value, env: &Env) {
         out["server_requests"].to_string().contains("elicitation"),
         "{out}"
     );
+    // Sampling is allowed in this config: the client's model answered.
     let sample = step(out, "sample").to_string();
     assert!(
-        sample.contains("-32003") || sample.contains("sampling"),
+        sample.contains("This is a test sampling response."),
         "{sample}"
     );
+    assert!(
+        out["server_requests"]
+            .to_string()
+            .contains("sampling/createMessage"),
+        "{out}"
+    );
     assert!(step(out, "time")["result"]["content"][0]["text"].is_string());
+}
+
+/// Kills (SIGKILL) the live processes of this test whose command line mentions `what`.
+fn kill_processes(env: &Env, what: &str) -> usize {
+    let mut killed = 0;
+    for pid in processes_with_env(&path_str(env.dir.path())) {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(what) {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap());
+            if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).is_ok() {
+                killed += 1;
+            }
+        }
+    }
+    killed
+}
+
+#[test]
+fn python_sdk_client_sees_a_crash_mid_call_and_a_cancellation_while_other_servers_go_on() {
+    let Some(prefix) = test_prefix() else { return };
+    let env = Env::new();
+    env.user_config(&format!(
+        "[servers.everything]\ncommand = {}\n\n[servers.time]\ncommand = {}\n",
+        q(path_str(&node_bin(&prefix, "mcp-server-everything"))),
+        q(path_str(&venv_bin(&prefix, "mcp-server-time"))),
+    ));
+    let script = json!([
+        // The SDK gives up after 1 s and cancels; the server is told, and goes on.
+        {"op": "call_tool", "name": "everything__trigger-long-running-operation", "arguments": {"duration": 5, "steps": 5}, "timeout": 1, "label": "cancelled"},
+        {"op": "call_tool", "name": "everything__echo", "arguments": {"message": "after the cancel"}, "label": "after-cancel"},
+        // The server is killed while this call runs (by the thread below).
+        {"op": "call_tool", "name": "everything__trigger-long-running-operation", "arguments": {"duration": 30, "steps": 3}, "label": "crashed"},
+        {"op": "call_tool", "name": "time__get_current_time", "arguments": {"timezone": "UTC"}, "label": "time"},
+    ]);
+    let (out, killed) = std::thread::scope(|scope| {
+        let client = scope.spawn(|| run_client(&env, &prefix, &script, &[]));
+        // The first two steps take about 3 s (1.3 s of them Python's imports); the
+        // third runs for 30 s, so 8 s lands inside it with a wide margin either way.
+        std::thread::sleep(Duration::from_secs(8));
+        let killed = kill_processes(&env, "server-everything");
+        (client.join().unwrap(), killed)
+    });
+    assert!(killed >= 1, "nothing to kill");
+    let cancelled = step(&out, "cancelled");
+    assert!(cancelled.get("error").is_some(), "{cancelled}");
+    assert_eq!(
+        step(&out, "after-cancel")["result"]["content"][0]["text"],
+        "Echo: after the cancel"
+    );
+    let crashed = step(&out, "crashed");
+    assert_eq!(crashed["error"]["code"], -32004, "{crashed}");
+    assert!(
+        crashed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`everything`"),
+        "{crashed}"
+    );
+    assert!(
+        step(&out, "time")["result"]["content"][0]["text"].is_string(),
+        "{out}"
+    );
 }

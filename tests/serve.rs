@@ -707,3 +707,20 @@ fn a_cancelled_call_reaches_its_server_with_the_servers_id_and_its_late_answer_i
     );
     assert!(line.contains("changed my mind"), "{line}");
 }
+
+#[test]
+fn sampling_reaches_the_client_when_the_server_table_allows_it() {
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}sampling = \"allow\"\n",
+        test_server_table("a", &[])
+    ));
+    let mut serve = env.serve();
+    serve.initialize_with(json!({"sampling": {}}));
+    serve.tool_names(1);
+    serve.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "a__sample", "arguments": {}}}));
+    let ask = serve.recv();
+    assert_eq!(ask["method"], "sampling/createMessage", "{ask}");
+    serve.send(&json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"role": "assistant", "content": {"type": "text", "text": "sampled!"}, "model": "m"}}));
+    assert!(text_of(&serve.answer_to(&json!(2))).contains("sampled!"));
+}

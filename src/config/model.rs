@@ -96,6 +96,8 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// May the server ask the user questions (`elicitation/create`)? Default yes.
     pub elicitation: bool,
+    /// May the server ask the client's model (`sampling/createMessage`)? Default no.
+    pub sampling: bool,
 }
 
 /// Whether the user trusts a workspace at its current file digests.

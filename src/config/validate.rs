@@ -72,6 +72,8 @@ pub struct ServerDef {
     pub request_timeout: Duration,
     /// `elicitation`: may the server ask the user questions (default yes).
     pub elicitation: bool,
+    /// `sampling`: may the server ask the client's model (default no).
+    pub sampling: bool,
 }
 
 impl ServerDef {
@@ -124,6 +126,7 @@ impl ServerDef {
             namespace: self.namespace.clone(),
             request_timeout: self.request_timeout,
             elicitation: self.elicitation,
+            sampling: self.sampling,
         })
     }
 }
@@ -179,8 +182,6 @@ fn planned(section: &str) -> &'static str {
         "pinning" => "tool pinning",
         "audit" => "audit log settings",
         "sandbox" => "per-server sandboxing",
-        "sampling" => "passing sampling requests to the client",
-        "elicitation" => "inspected elicitation",
         _ => "a later release",
     }
 }
@@ -300,7 +301,6 @@ impl Checker<'_, '_> {
                 }
             },
         };
-        self.server_unsupported(name, raw);
         if let Some(sandbox) = &raw.sandbox {
             self.sandbox(name, sandbox);
         }
@@ -323,6 +323,10 @@ impl Checker<'_, '_> {
                 .elicitation
                 .as_ref()
                 .is_none_or(|p| *p.get_ref() == Permission::Allow),
+            sampling: raw
+                .sampling
+                .as_ref()
+                .is_some_and(|p| *p.get_ref() == Permission::Allow),
         })
     }
 
@@ -370,24 +374,6 @@ impl Checker<'_, '_> {
                 let at = self.source.offset_in_string(&value.span(), raw, e.offset());
                 self.error(&(at..at), e.to_string(), Some(&e.hint()));
                 None
-            }
-        }
-    }
-
-    fn server_unsupported(&mut self, name: &str, raw: &RawServer) {
-        // Elicitation is routed (and may be denied); sampling is not routed yet.
-        for (key, setting) in [("sampling", &raw.sampling)] {
-            if let Some(value) = setting
-                .as_ref()
-                .filter(|v| *v.get_ref() == Permission::Allow)
-            {
-                let span = self.key(&["servers", name, key], &value.span());
-                self.not_supported(
-                    &span,
-                    &format!("servers.{name}.{key} = \"allow\""),
-                    planned(key),
-                    Some("only `\"deny\"` is accepted until then"),
-                );
             }
         }
     }
@@ -655,22 +641,18 @@ mod tests {
     }
 
     #[test]
-    fn sampling_allow_is_not_supported_and_elicitation_allow_is() {
-        let e = one_error("[servers.a]\ncommand = \"x\"\nsampling = \"allow\"\n");
+    fn sampling_is_denied_and_elicitation_allowed_by_default() {
+        let (defs, diags) = check(Layer::User, "[servers.a]\ncommand = \"x\"\n");
         assert!(
-            e.starts_with(
-                "f.toml:3:1: error: `servers.a.sampling = \"allow\"` is not supported yet"
-            ),
-            "{e}"
+            diags.is_empty() && defs[0].elicitation && !defs[0].sampling,
+            "{diags:?}"
         );
-        let (defs, diags) = check(
-            Layer::User,
-            "[servers.a]\ncommand = \"x\"\nelicitation = \"allow\"\n",
+        let text = "[servers.a]\ncommand = \"x\"\nsampling = \"allow\"\nelicitation = \"deny\"\n";
+        let (defs, diags) = check(Layer::User, text);
+        assert!(
+            diags.is_empty() && !defs[0].elicitation && defs[0].sampling,
+            "{diags:?}"
         );
-        assert!(diags.is_empty() && defs[0].elicitation, "{diags:?}");
-        let text = "[servers.a]\ncommand = \"x\"\nsampling = \"deny\"\nelicitation = \"deny\"\n";
-        let (_, diags) = check(Layer::User, text);
-        assert!(diags.is_empty(), "{diags:?}");
     }
 
     #[test]

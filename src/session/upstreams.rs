@@ -513,7 +513,7 @@ impl Session {
                 let roots = wire::roots_result(self.workspace_root.as_deref());
                 self.answer_upstream(index, &id, Ok(roots));
             }
-            "sampling/createMessage" => {
+            "sampling/createMessage" if !self.slots[index].config.sampling => {
                 let reason =
                     format!("server `{name}` may not use sampling (`sampling = \"deny\"`)");
                 self.refuse_upstream_request(index, &id, "sampling", reason);
@@ -524,45 +524,18 @@ impl Session {
                 );
                 self.refuse_upstream_request(index, &id, "elicitation", reason);
             }
-            "elicitation/create"
-                if self.client.initialized
-                    && self.client.capabilities.get("elicitation").is_some() =>
-            {
-                let Some(instance) = self.slots[index].upstream.as_ref().map(|u| u.instance) else {
-                    return;
+            "sampling/createMessage" | "elicitation/create" => {
+                // Allowed by the server's table: on to the client, if it can answer.
+                let capability = if method == "sampling/createMessage" {
+                    "sampling"
+                } else {
+                    "elicitation"
                 };
-                self.next_reverse += 1;
-                let ours = self.next_reverse;
-                let server = name.clone();
-                let ctx = Context {
-                    direction: Direction::ToClient,
-                    server: Some(&server),
-                    tool: None,
-                    request_method: None,
-                };
-                match self.chain.inspect(&ctx, msg) {
-                    Verdict::Block(block) => {
-                        self.refuse_upstream_request(index, &id, &block.rule, block.reason);
-                    }
-                    verdict => {
-                        let line = match verdict {
-                            Verdict::Rewrite(line) => {
-                                reparse(&line).map(|m| m.rewrite(Some(&ours.to_string()), &[]))
-                            }
-                            _ => Some(msg.rewrite(Some(&ours.to_string()), &[])),
-                        };
-                        if let Some(line) = line {
-                            self.reverse.insert(
-                                ours,
-                                Reverse::Forwarded {
-                                    slot: index,
-                                    instance,
-                                    id,
-                                },
-                            );
-                            self.out.push_back(line);
-                        }
-                    }
+                if self.client.initialized && self.client.capabilities.get(capability).is_some() {
+                    self.forward_request_to_client(index, msg, id);
+                } else {
+                    let text = format!("the client does not offer `{capability}`");
+                    self.answer_upstream(index, &id, Err((ErrorCode::MethodNotFound, text, None)));
                 }
             }
             _ => {
@@ -677,6 +650,41 @@ impl Session {
             matches!(&self.slots[i].state, SlotState::Ready { capabilities, .. } if capabilities.get("resources").is_some())
                 && self.slots[i].upstream.is_some()
         })
+    }
+
+    /// A server's request to the client, under an id of ours; the answer is mapped
+    /// back in `on_client_response`.
+    fn forward_request_to_client(&mut self, index: usize, msg: &Message, id: Id) {
+        let Some(instance) = self.slots[index].upstream.as_ref().map(|u| u.instance) else {
+            return;
+        };
+        let server = self.slots[index].config.name.clone();
+        let ctx = Context {
+            direction: Direction::ToClient,
+            server: Some(&server),
+            tool: None,
+            request_method: None,
+        };
+        self.next_reverse += 1;
+        let ours = self.next_reverse.to_string();
+        let line = match self.chain.inspect(&ctx, msg) {
+            Verdict::Block(block) => {
+                return self.refuse_upstream_request(index, &id, &block.rule, block.reason);
+            }
+            Verdict::Rewrite(line) => reparse(&line).map(|m| m.rewrite(Some(&ours), &[])),
+            Verdict::Allow => Some(msg.rewrite(Some(&ours), &[])),
+        };
+        if let Some(line) = line {
+            self.reverse.insert(
+                self.next_reverse,
+                Reverse::Forwarded {
+                    slot: index,
+                    instance,
+                    id,
+                },
+            );
+            self.out.push_back(line);
+        }
     }
 
     /// Answers a server-to-client request with -32003 and the decision in `data`.
