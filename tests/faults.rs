@@ -77,9 +77,7 @@ fn fault_14_a_server_that_exits_before_initialize_is_reported_and_restarted_with
 #[test]
 fn fault_15_a_server_killed_with_50_requests_in_flight_fails_each_exactly_once() {
     let env = two_servers_with("");
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     for i in 0..50 {
         serve.send(&json!({"jsonrpc":"2.0","id":100 + i,"method":"tools/call","params":{"name":"a__sleep","arguments":{"ms":20000}}}));
     }
@@ -166,9 +164,7 @@ fn fault_16_a_restarted_server_with_a_changed_description_is_relisted_and_the_cl
 fn fault_17_a_call_that_is_never_answered_times_out_is_cancelled_upstream_and_its_late_answer_dropped()
  {
     let env = two_servers_with("request_timeout = \"400ms\"\n");
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     let started = Instant::now();
     let answer = serve.call_tool(2, "a__sleep", json!({"ms": 3000}));
     assert_eq!(error_code(&answer), -32005, "{answer}");
@@ -246,9 +242,7 @@ fn fault_22_a_client_that_closes_stdout_ends_the_session_cleanly() {
 #[test]
 fn fault_24_a_server_that_stops_reading_only_hurts_itself() {
     let env = two_servers_with("request_timeout = \"500ms\"\n");
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     assert_eq!(
         text_of(&serve.call_tool(2, "a__stop_reading", json!({}))),
         "no longer reading"
@@ -264,9 +258,7 @@ fn fault_24_a_server_that_stops_reading_only_hurts_itself() {
 #[test]
 fn fault_25_a_flood_of_requests_gets_busy_errors_and_memory_stays_bounded() {
     let env = two_servers_with("");
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     let mut flood = String::new();
     for i in 0..400 {
         flood.push_str(&format!(
@@ -305,9 +297,7 @@ fn fault_25_a_flood_of_requests_gets_busy_errors_and_memory_stays_bounded() {
 #[test]
 fn fault_37_an_answer_over_the_size_limit_fails_that_call_with_a_clear_error() {
     let env = two_servers_with("");
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     let answer = serve.call_tool(2, "a__big", json!({"mb": 9}));
     assert_eq!(error_code(&answer), -32603, "{answer}");
     let text = answer["error"]["message"].as_str().unwrap();
@@ -401,9 +391,7 @@ fn fault_23_a_client_that_reads_slowly_bounds_memory_and_its_cancels_still_work(
 #[test]
 fn fault_31_progress_tokens_are_restored_per_server_and_late_progress_dropped() {
     let env = two_servers_with("");
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     // The same token to both servers at once: each must get its own back, once.
     for (id, tool) in [("pa", "a__progress"), ("pb", "b__progress")] {
         serve.send(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":{},"_meta":{"progressToken":"t"}}}));
@@ -436,9 +424,7 @@ fn fault_31_progress_tokens_are_restored_per_server_and_late_progress_dropped() 
 #[test]
 fn fault_32_a_storm_of_list_changed_is_debounced() {
     let env = two_servers_with("");
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     let started = Instant::now();
     assert_eq!(
         text_of(&serve.call_tool(2, "a__churn", json!({"n": 1000}))),
@@ -486,9 +472,7 @@ fn fault_35_serve_refuses_a_broken_configuration_with_its_position() {
 #[test]
 fn fault_12_a_server_flooding_stderr_never_blocks_and_the_log_stays_bounded() {
     let env = two_servers_with("");
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     assert_eq!(
         text_of(&serve.call_tool(2, "a__flood_stderr", json!({"mb": 30}))),
         "flooded"

@@ -126,9 +126,7 @@ fn real_server_answers_pass_byte_for_byte() {
 fn client_requests_reach_the_server_byte_for_byte_but_id_and_name() {
     let env = Env::new();
     env.user_config(&test_server_table("a", &[]));
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     // Unknown fields, `_meta`, a progress token, newer-protocol fields, odd number
     // formats and escapes: all of it must arrive as written.
     let sent = r#"{"jsonrpc":"2.0", "method":"tools/call","id":"x-7","params":{"name":"a__raw","arguments":{"n":1.0e2,"z":-0,"f":1.50,"big":123456789012345678901234567890,"s":"\u00e9\ud83d\ude00\n"},"_meta":{"progressToken":"tok","vendor/x":{"nested":[null,true]}},"task":{"ttl":1000}},"futureField":{"a":[]}}"#;

@@ -53,9 +53,7 @@ fn tools_of_every_server_are_listed_under_their_namespace_and_callable() {
 #[test]
 fn answers_keep_the_clients_exact_id_and_every_other_byte() {
     let env = two_servers();
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     // `"1"` and `1` in flight at once, to two servers that both see their own id 1.
     serve.send_raw(
         br#"{"jsonrpc":"2.0","id":"1","method":"tools/call","params":{"name":"a__sleep","arguments":{"ms":200}}}
@@ -106,9 +104,7 @@ fn requests_before_initialize_are_refused() {
 #[test]
 fn a_reused_id_still_in_flight_is_refused() {
     let env = two_servers();
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     serve.send(&json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"a__sleep","arguments":{"ms":300}}}));
     serve.send(&json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"b__echo","arguments":{}}}));
     let refused = serve.answer_to(&json!(7));
@@ -152,9 +148,7 @@ fn fault_01_an_upstream_answer_written_a_byte_at_a_time_arrives_whole_after_its_
     // Also rows 3, 4, 5 and 28 from the upstream side: an overlong line, invalid UTF-8,
     // truncated JSON and an answer to an id never issued are all dropped.
     let env = two_servers();
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     let answer = serve.call_tool(2, "a__noisy", json!({}));
     assert_eq!(text_of(&answer), "after the noise");
     assert!(
@@ -282,9 +276,7 @@ fn fault_06_a_batch_under_2025_03_26_is_split_and_answered_as_an_array() {
 #[test]
 fn fault_07_duplicate_keys_are_refused_and_never_forwarded() {
     let env = two_servers();
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     serve.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"a__echo\",\"name\":\"a__crash\",\"arguments\":{}}}\n");
     let answer = serve.recv();
     assert_eq!(answer["error"]["code"], -32600, "{answer}");
@@ -374,9 +366,7 @@ fn a_child_gets_only_the_base_environment_env_and_passthrough() {
 #[test]
 fn upstream_stderr_goes_to_the_log_with_the_servers_name_never_to_stdout() {
     let env = two_servers();
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     let answer = serve.call_tool(2, "b__stderr", json!({"lines": 3}));
     assert_eq!(text_of(&answer), "written");
     assert!(serve.recv_line_within(Duration::from_millis(200)).is_none());
@@ -429,9 +419,7 @@ fn all_gone_within(env: &Env, wait: Duration) -> Vec<u32> {
 #[test]
 fn every_child_is_stopped_when_the_client_leaves() {
     let env = two_servers();
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     let running = server_processes(&env, &serve);
     assert!(running.len() >= 2, "{running:?}");
     let (status, _) = serve.close();
@@ -443,9 +431,7 @@ fn every_child_is_stopped_when_the_client_leaves() {
 #[test]
 fn fault_19_a_grandchild_in_a_new_session_does_not_survive_shutdown() {
     let env = two_servers();
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     let answer = serve.call_tool(2, "a__grandchild", json!({}));
     assert!(text_of(&answer).starts_with("started"), "{answer}");
     assert!(sleeper_runs(&env, &serve), "the grandchild is not running");
@@ -458,9 +444,7 @@ fn fault_19_a_grandchild_in_a_new_session_does_not_survive_shutdown() {
 #[test]
 fn fault_20_every_server_dies_with_a_sigkilled_mcp_warden() {
     let env = two_servers();
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     assert!(text_of(&serve.call_tool(2, "a__grandchild", json!({}))).starts_with("started"));
     assert!(sleeper_runs(&env, &serve), "the grandchild is not running");
     let warden = nix::unistd::Pid::from_raw(i32::try_from(serve.pid()).unwrap());
@@ -502,9 +486,7 @@ fn a_server_that_cannot_start_is_named_and_the_others_serve() {
 #[test]
 fn a_crash_mid_call_fails_that_call_with_unavailable_naming_the_server() {
     let env = two_servers();
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     let answer = serve.call_tool(2, "a__crash", json!({}));
     assert_eq!(answer["error"]["code"], -32004, "{answer}");
     assert!(
@@ -571,9 +553,7 @@ fn colliding_exposed_names_are_an_error_naming_both_servers() {
 #[test]
 fn sigterm_stops_every_child_before_mcp_warden_exits() {
     let env = two_servers();
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     assert!(!server_processes(&env, &serve).is_empty());
     let warden = i32::try_from(serve.pid()).unwrap();
     nix::sys::signal::kill(
@@ -678,9 +658,7 @@ fn roots_list_from_a_server_is_answered_with_the_workspace_root_only() {
 #[test]
 fn a_cancelled_call_reaches_its_server_with_the_servers_id_and_its_late_answer_is_dropped() {
     let env = two_servers();
-    let mut serve = env.serve();
-    serve.initialize();
-    serve.tool_names(1);
+    let mut serve = env.ready_serve();
     // Both servers see their own id 1 for the first call each; cancel the one to `b`.
     serve.send(&json!({"jsonrpc":"2.0","id":"slow-a","method":"tools/call","params":{"name":"a__sleep","arguments":{"ms":300}}}));
     serve.send(&json!({"jsonrpc":"2.0","id":"slow-b","method":"tools/call","params":{"name":"b__sleep","arguments":{"ms":300}}}));

@@ -134,6 +134,15 @@ impl Env {
         self.serve_with(&[])
     }
 
+    /// A `serve` whose client has initialized and listed the tools once, as a client
+    /// does before it calls anything.
+    pub fn ready_serve(&self) -> Serve {
+        let mut serve = self.serve();
+        serve.initialize();
+        serve.tool_names(1);
+        serve
+    }
+
     pub fn serve_with(&self, extra: &[&str]) -> Serve {
         let mut args = vec!["serve"];
         args.extend_from_slice(extra);
