@@ -419,7 +419,7 @@ fn all_gone_within(env: &Env, wait: Duration) -> Vec<u32> {
 #[test]
 fn every_child_is_stopped_when_the_client_leaves() {
     let env = two_servers();
-    let mut serve = env.ready_serve();
+    let serve = env.ready_serve();
     let running = server_processes(&env, &serve);
     assert!(running.len() >= 2, "{running:?}");
     let (status, _) = serve.close();
@@ -553,7 +553,7 @@ fn colliding_exposed_names_are_an_error_naming_both_servers() {
 #[test]
 fn sigterm_stops_every_child_before_mcp_warden_exits() {
     let env = two_servers();
-    let mut serve = env.ready_serve();
+    let serve = env.ready_serve();
     assert!(!server_processes(&env, &serve).is_empty());
     let warden = i32::try_from(serve.pid()).unwrap();
     nix::sys::signal::kill(
