@@ -27,8 +27,10 @@ pub mod logging;
 pub mod names;
 pub mod output;
 pub mod paths;
+pub mod pinning;
 pub mod serve;
 pub mod session;
+pub mod stdio;
 pub mod trust;
 pub mod upstream;
 

@@ -86,8 +86,8 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
         let session = session::run(
             config,
             Chain::new(),
-            tokio::io::stdin(),
-            tokio::io::stdout(),
+            crate::stdio::stdin(),
+            crate::stdio::stdout(),
             stop,
         );
         Ok::<_, std::io::Error>(session.await)

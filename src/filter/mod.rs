@@ -7,6 +7,9 @@
 //! pinning, policy and audit plug in here as stages rather than as patches in the
 //! router.
 
+pub mod injection;
+pub mod secrets;
+
 use bytes::Bytes;
 
 use crate::config::ServerName;

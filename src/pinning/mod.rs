@@ -1,0 +1,7 @@
+//! Pinning (SPEC "Pinning"): every tool, prompt and resource template definition, and
+//! each server's identity and instructions, pinned by digest so that a poisoned or
+//! silently changed definition is held before the model ever sees it.
+//!
+//! Built in steps: [`canonical`] (RFC 8785 canonical JSON and digests) first.
+
+pub mod canonical;
