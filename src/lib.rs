@@ -28,9 +28,11 @@ pub mod names;
 pub mod output;
 pub mod paths;
 pub mod pinning;
+pub mod scan;
 pub mod serve;
 pub mod session;
 pub mod stdio;
+pub mod textclass;
 pub mod trust;
 pub mod upstream;
 
