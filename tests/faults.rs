@@ -493,3 +493,40 @@ fn fault_12_a_server_flooding_stderr_never_blocks_and_the_log_stays_bounded() {
     );
     assert!(env.log().contains("stderr lines not logged"));
 }
+
+#[test]
+fn fault_30_cancels_of_unknown_ids_and_of_initialize_are_ignored() {
+    let env = two_servers_with("");
+    let mut serve = env.serve();
+    // A cancel for `initialize` is not forwarded: the handshake completes.
+    serve.send(&json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}));
+    serve.send(
+        &json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":0}}),
+    );
+    assert_eq!(
+        serve.answer_to(&json!(0))["result"]["serverInfo"]["name"],
+        "mcp-warden"
+    );
+    serve.send(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
+    serve.tool_names(1);
+    // Cancels of ids never sent or already answered: nothing happens, nothing breaks.
+    serve.send(
+        &json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"never"}}),
+    );
+    serve.send(
+        &json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}),
+    );
+    serve.send(&json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{}}));
+    assert_eq!(
+        text_of(&serve.call_tool(2, "a__echo", json!({"message": "fine"}))),
+        "fine"
+    );
+    assert!(serve.recv_line_within(Duration::from_millis(200)).is_none());
+    serve.close();
+    assert!(
+        !env.log()
+            .lines()
+            .any(|l| l.contains("notifications/cancelled") && l.contains("server=")),
+        "a cancel was forwarded"
+    );
+}
