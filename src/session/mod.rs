@@ -1,6 +1,6 @@
 //! One client session: the actor that owns every piece of per-session state (the
-//! upstream slots, the in-flight tables that remap ids, the merged tool table) and
-//! routes each message.
+//! upstream slots, the in-flight tables that remap ids, the merged catalogs) and routes
+//! each message.
 //!
 //! # Ids
 //! Upstreams all number their requests from 0 or 1, and so does the client, so ids are
@@ -8,20 +8,29 @@
 //! request sent to it and keeps `our id → where the answer goes`; the client's id is
 //! kept as the exact JSON text it arrived as and spliced back into the answer. Requests
 //! an upstream sends to the client get ids from one session-wide counter, mapped back
-//! the same way. Nothing is ever split out of an id string, so no name can smuggle a
-//! delimiter into routing.
+//! the same way. Progress tokens follow the ids: an upstream is given our id for the
+//! request as its token. Nothing is ever split out of an id string, so no name can
+//! smuggle a delimiter into routing.
 //!
 //! # Order of events
 //! The client's `initialize` starts the upstream handshakes (the servers were spawned
 //! at start-up, so their start-up time overlaps the client's). The answer goes out when
-//! every upstream is initialized or has failed. Each ready upstream's tools are then
-//! listed and merged; a `tools/list` or `tools/call` that arrives while a listing is
-//! under way waits for it rather than seeing a half-built table.
+//! every upstream is initialized or has failed. Each ready upstream's tools, prompts and
+//! resource templates are then listed and merged; a request that needs them, or that
+//! routes among the servers, waits while a server is starting or a listing is under way
+//! rather than seeing a half-built catalog.
+//!
+//! # Back-pressure
+//! Lines for the client go through a small queue to the writer task, with a bounded
+//! backlog behind it. When the backlog fills, upstream output is no longer read (each
+//! upstream then waits on its own pipe) while the client's requests and cancellations
+//! still are, until its unread answers pile up too.
 //!
 //! # Files
 //! This file holds the state and the event loop; `client.rs` handles what the client
-//! sends, `upstreams.rs` starts the servers and handles what they send, `catalog.rs` builds
-//! the merged catalogs (tools, prompts, resource templates) and [`wire`] writes the messages mcp-warden makes itself.
+//! sends, `upstreams.rs` starts the servers and handles what they send, `catalog.rs`
+//! builds the merged catalogs, `cursor.rs` encodes our `resources/list` cursors, and
+//! [`wire`] writes the messages mcp-warden makes itself.
 
 mod catalog;
 mod client;
