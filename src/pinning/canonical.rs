@@ -6,7 +6,7 @@
 //! string, a number or the members present changes it. Pure: no I/O, no logging.
 //!
 //! # How
-//! The text is parsed by the strict parser below into a [`Node`] tree, then written out
+//! The text is parsed by the strict parser below into a `Node` tree, then written out
 //! as JCS:
 //! - object members sorted by their keys' UTF-16 code units (RFC 8785 3.2.3), so
 //!   `"\u{e9}"` sorts before `"\u{1f600}"` and `"\u{1f600}"` (surrogates `d83d de00`)
@@ -15,7 +15,7 @@
 //! - strings with only `"`, `\` and controls below U+0020 escaped (`\b \t \n \f \r`, else
 //!   `\u00xx` in lowercase hex); everything else literal UTF-8 (3.2.2.2);
 //! - numbers as ECMAScript's `Number.prototype.toString` writes the IEEE-754 double
-//!   (3.2.2.3), see [`write_number`].
+//!   (3.2.2.3), see `write_number`.
 //!
 //! # Decisions
 //! - **Own parser, not `serde_json`.** `serde_json` without its `float_roundtrip` feature
