@@ -563,20 +563,7 @@ impl Session {
             "notifications/message" | "notifications/resources/updated"
                 if self.client.initialized =>
             {
-                let server = self.slots[index].config.name.clone();
-                let ctx = Context {
-                    direction: Direction::ToClient,
-                    server: Some(&server),
-                    tool: None,
-                    request_method: None,
-                };
-                match self.chain.inspect(&ctx, msg) {
-                    Verdict::Allow => self.out.push_back(msg.to_line()),
-                    Verdict::Rewrite(line) => self.out.push_back(line),
-                    Verdict::Block(block) => {
-                        tracing::info!(server = %server, rule = %block.rule, "notification blocked");
-                    }
-                }
+                self.forward_to_client(index, msg.to_line());
             }
             _ => {
                 tracing::debug!(server = %self.slots[index].config.name, method, "notification not forwarded");
@@ -604,7 +591,7 @@ impl Session {
             return;
         };
         let line = msg.rewrite(None, &[(span, &client_token)]);
-        self.forward_to_client(index, msg, line);
+        self.forward_to_client(index, line);
     }
 
     /// An upstream cancels one of its own requests that we forwarded to the client.
@@ -624,22 +611,25 @@ impl Session {
         let Some(ours) = ours else { return };
         self.reverse.remove(&ours);
         let line = msg.rewrite(None, &[(span, &ours.to_string())]);
-        self.forward_to_client(index, msg, line);
+        self.forward_to_client(index, line);
     }
 
-    /// Passes a message from an upstream through the chain to the client, as `line`.
-    fn forward_to_client(&mut self, index: usize, original: &Message, line: Bytes) {
+    /// Passes a message from an upstream, already remapped for the client (`line`),
+    /// through the chain to the client: stages see what the client would see.
+    fn forward_to_client(&mut self, index: usize, line: Bytes) {
         let server = self.slots[index].config.name.clone();
+        let Some(msg) = reparse(&line) else { return };
         let ctx = Context {
             direction: Direction::ToClient,
             server: Some(&server),
             tool: None,
             request_method: None,
         };
-        match self.chain.inspect(&ctx, original) {
+        match self.chain.inspect(&ctx, &msg) {
             Verdict::Allow => self.out.push_back(line),
-            Verdict::Rewrite(_) | Verdict::Block(_) => {
-                tracing::info!(server = %server, "a filter stopped a message to the client");
+            Verdict::Rewrite(line) => self.out.push_back(line),
+            Verdict::Block(block) => {
+                tracing::info!(server = %server, rule = %block.rule, "a message to the client was blocked");
             }
         }
     }
