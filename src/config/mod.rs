@@ -1,17 +1,17 @@
 //! Configuration: the raw TOML mirror ([`raw`]), validation into the types the program
 //! uses ([`validate`], [`model`]), the managed → user → workspace layers and workspace
-//! discovery ([`load`]), variables ([`vars`]), findings for `check` ([`findings`]) and
+//! discovery ([`layers`]), variables ([`vars`]), findings for `check` ([`findings`]) and
 //! positioned errors ([`error`]). Everything after start-up sees only the validated
 //! types.
 
 pub mod error;
 pub mod findings;
-pub mod load;
+pub mod layers;
 pub mod model;
 pub mod raw;
 pub mod validate;
 pub mod vars;
 
 pub use error::{ConfigError, Diagnostic, Position, Severity, Source};
-pub use load::{Report, check, discover_workspace, load};
+pub use layers::{Report, check, discover_workspace, load};
 pub use model::*;
