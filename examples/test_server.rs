@@ -51,6 +51,10 @@ fn parse_args() -> Options {
             "--description-file" => {
                 opts.echo_description = std::fs::read_to_string(&value).unwrap_or_default();
             }
+            "--delay-start" => {
+                // A slow start (an `npx` download, say): nothing is read meanwhile.
+                std::thread::sleep(std::time::Duration::from_millis(value.parse().unwrap_or(0)));
+            }
             "--exit-at-start" => {
                 eprintln!("test-server: exiting at start as asked");
                 std::process::exit(value.parse().unwrap_or(1));

@@ -530,3 +530,51 @@ fn fault_30_cancels_of_unknown_ids_and_of_initialize_are_ignored() {
         "a cancel was forwarded"
     );
 }
+
+#[test]
+fn a_slow_server_does_not_hold_the_client_past_the_start_up_wait_and_joins_later() {
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}\n{}",
+        test_server_table("fast", &[]),
+        test_server_table("slow", &["--delay-start", "12000"])
+    ));
+    let mut serve = env.serve();
+    let started = Instant::now();
+    let init = serve.initialize();
+    let waited = started.elapsed();
+    assert_eq!(init["result"]["serverInfo"]["name"], "mcp-warden");
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(12),
+        "initialize took {waited:?}"
+    );
+    let names = serve.tool_names(1);
+    assert!(
+        names.contains(&"fast__echo".to_owned()) && !names.contains(&"slow__echo".to_owned()),
+        "{names:?}"
+    );
+    // The slow server comes up: the client is told, and its tools appear.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut id = 2;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the slow server never joined: {:?}",
+            serve.seen
+        );
+        let Some(line) = serve.recv_line_within(Duration::from_millis(200)) else {
+            continue;
+        };
+        let msg: Value = serde_json::from_str(&line).unwrap();
+        if msg["method"] == "notifications/tools/list_changed" {
+            id += 1;
+            if serve.tool_names(id).contains(&"slow__echo".to_owned()) {
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        text_of(&serve.call_tool(99, "slow__echo", json!({"message": "late"}))),
+        "late"
+    );
+}

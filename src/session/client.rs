@@ -199,6 +199,7 @@ impl Session {
         };
         self.client.started = true;
         self.client.initialize = Some(origin);
+        self.timers.insert(Timer::StartupWait, super::STARTUP_WAIT);
         for index in 0..self.slots.len() {
             self.begin_handshake(index);
         }

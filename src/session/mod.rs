@@ -61,6 +61,11 @@ use catalog::{Catalog, Collision, Item, ListKind};
 /// Requests in flight to one upstream; more get -32006 (busy) at once, so a flooding
 /// client costs bounded memory and other upstreams do not notice (FAULTS 25).
 const MAX_IN_FLIGHT: usize = 256;
+/// How long the client's `initialize` (and its first requests) wait for slow servers.
+/// Past it they are answered without them; a late server joins with `list_changed`.
+/// Clients give up on a server that takes too long to initialize, and one slow
+/// upstream must not take the others down with it.
+const STARTUP_WAIT: Duration = Duration::from_secs(10);
 /// The first restart of a crashed server waits this long; each failure in a row
 /// doubles it.
 const RESTART_BASE: Duration = Duration::from_millis(250);
@@ -175,6 +180,8 @@ enum ListState {
     None,
     /// A listing is under way; `again` when a `list_changed` arrived meanwhile.
     Listing {
+        /// What was listed before (served until the new listing completes).
+        previous: Vec<Item>,
         acc: Vec<Item>,
         /// Exposed names in `acc`: a server that lists a name twice keeps the first.
         seen: std::collections::HashSet<String>,
@@ -201,10 +208,18 @@ struct Slot {
     /// The instance id of the last start (kept when it failed), so a timer of an
     /// earlier life, or of a slot since replaced, is recognised.
     instance: InstanceId,
+    /// Whether the client waits for this slot (its first start, for at most
+    /// [`STARTUP_WAIT`]); a restart or a late server never holds the client up.
+    blocking: bool,
 }
 
 impl Slot {
+    /// Whether the client need not wait for this slot.
     fn is_settled(&self) -> bool {
+        !self.blocking || self.is_ready_and_listed()
+    }
+
+    fn is_ready_and_listed(&self) -> bool {
         !matches!(self.state, SlotState::Spawned | SlotState::Initializing)
             && !self
                 .lists
@@ -231,6 +246,14 @@ enum Timer {
     Init { slot: usize, instance: InstanceId },
     /// Time to restart a failed upstream, if it is still the `instance` that failed.
     Restart { slot: usize, instance: InstanceId },
+    /// A listing of `slot` (our id `id`) ran out of time.
+    List {
+        slot: usize,
+        instance: InstanceId,
+        id: u64,
+    },
+    /// The client has waited long enough for slow servers at start-up.
+    StartupWait,
 }
 
 /// A request the client made while a catalog was being built.
@@ -496,6 +519,31 @@ impl Session {
                 }
             }
             Timer::Restart { slot, instance } => self.on_restart_timer(slot, instance),
+            Timer::List {
+                slot: index,
+                instance,
+                id,
+            } => {
+                let Some(slot) = self.slots.get_mut(index) else {
+                    return;
+                };
+                let current = slot.upstream.as_ref().map(|u| u.instance) == Some(instance);
+                if current && let Some(Pending::List(kind)) = slot.pending.remove(&id) {
+                    tracing::error!(server = %slot.config.name, method = kind.method(), "the listing timed out; keeping what was listed before");
+                    self.abandon_listing(index, kind);
+                }
+            }
+            Timer::StartupWait => {
+                // Servers still starting no longer hold up the client: they join later,
+                // announced with `list_changed`.
+                for slot in &mut self.slots {
+                    if !slot.is_settled() {
+                        tracing::warn!(server = %slot.config.name, "still starting after {STARTUP_WAIT:?}; the client goes on without it for now");
+                    }
+                    slot.blocking = false;
+                }
+                self.after_state_change();
+            }
         }
     }
 
@@ -507,10 +555,9 @@ impl Session {
 
     /// Called after anything that may complete the handshake or a listing.
     fn after_state_change(&mut self) {
-        let handshakes_done = self
-            .slots
-            .iter()
-            .all(|s| !matches!(s.state, SlotState::Spawned | SlotState::Initializing));
+        let handshakes_done = self.slots.iter().all(|s| {
+            !s.blocking || !matches!(s.state, SlotState::Spawned | SlotState::Initializing)
+        });
         if handshakes_done && let Some(origin) = self.client.initialize.take() {
             let instructions = self.merged_instructions();
             let capabilities = self.merged_capabilities();
@@ -592,7 +639,10 @@ impl Session {
             .iter()
             .enumerate()
             .filter_map(|(slot, s)| match &s.lists[i] {
-                ListState::Listed(items) if matches!(s.state, SlotState::Ready { .. }) => {
+                ListState::Listed(items)
+                | ListState::Listing {
+                    previous: items, ..
+                } if matches!(s.state, SlotState::Ready { .. }) => {
                     Some((slot, &s.config.name, items.as_slice()))
                 }
                 _ => None,

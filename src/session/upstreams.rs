@@ -35,8 +35,14 @@ impl Session {
                 restarts: 0,
                 started: std::time::Instant::now(),
                 instance: 0,
+                blocking: true,
             });
             self.spawn_slot(index);
+        }
+        // Servers started for a client that is already there (a workspace switch) hold
+        // it up for the same bounded time as at start-up.
+        if self.client.started {
+            self.timers.insert(Timer::StartupWait, super::STARTUP_WAIT);
         }
     }
 
@@ -105,11 +111,12 @@ impl Session {
 
     /// A restart timer fired.
     pub(super) fn on_restart_timer(&mut self, index: usize, instance: InstanceId) {
-        if self
-            .slots
-            .get(index)
-            .is_some_and(|s| s.instance == instance && s.upstream.is_none())
-        {
+        let Some(slot) = self.slots.get_mut(index) else {
+            return;
+        };
+        if slot.instance == instance && slot.upstream.is_none() {
+            // The client goes on while a crashed server comes back.
+            slot.blocking = false;
             self.spawn_slot(index);
         }
     }
@@ -381,7 +388,12 @@ impl Session {
                 return;
             }
             (_, None) => {
+                let previous = match std::mem::take(state) {
+                    ListState::Listed(items) => items,
+                    _ => Vec::new(),
+                };
                 *state = ListState::Listing {
+                    previous,
                     acc: Vec::new(),
                     seen: std::collections::HashSet::new(),
                     pages: 0,
@@ -391,8 +403,28 @@ impl Session {
             _ => {}
         }
         let id = slot.mint(Pending::List(kind));
+        let timeout = slot.config.request_timeout;
+        if let Some(instance) = slot.upstream.as_ref().map(|u| u.instance) {
+            self.timers.insert(
+                Timer::List {
+                    slot: index,
+                    instance,
+                    id,
+                },
+                timeout,
+            );
+        }
         let params = cursor.map(|c| serde_json::json!({ "cursor": c }));
         self.send_upstream_raw(index, wire::request(id, kind.method(), params.as_ref()));
+    }
+
+    /// A listing that failed or timed out: what was listed before stays.
+    pub(super) fn abandon_listing(&mut self, index: usize, kind: ListKind) {
+        let state = &mut self.slots[index].lists[kind.index()];
+        if let ListState::Listing { previous, .. } = std::mem::take(state) {
+            *state = ListState::Listed(previous);
+        }
+        self.after_state_change();
     }
 
     pub(super) fn on_list_page(&mut self, index: usize, kind: ListKind, msg: &Message) {
@@ -406,15 +438,14 @@ impl Session {
             seen,
             pages,
             again,
+            ..
         } = &mut slot.lists[kind.index()]
         else {
             return;
         };
         let Some(page) = page else {
-            tracing::error!(server = %name, method = kind.method(), "the listing failed or was malformed; those items are not served");
-            slot.lists[kind.index()] = ListState::Listed(Vec::new());
-            self.announce[kind.index()] = true;
-            return self.after_state_change();
+            tracing::error!(server = %name, method = kind.method(), "the listing failed or was malformed; keeping what was listed before");
+            return self.abandon_listing(index, kind);
         };
         for raw in page.items {
             if acc.len() >= MAX_ITEMS_PER_SERVER {
