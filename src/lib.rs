@@ -20,6 +20,7 @@
 pub mod cli;
 pub mod config;
 pub mod downstream;
+pub mod durable;
 pub mod filter;
 pub mod jsonrpc;
 pub mod launcher;

@@ -20,8 +20,8 @@
 //! 0700 and the files 0600.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -349,51 +349,19 @@ fn ensure_data_dir(paths: &Paths) -> Result<(), TrustError> {
         })
 }
 
-/// Options for a file only the user may read (mode 0600 on Unix).
-fn private_file_options() -> OpenOptions {
-    let mut options = OpenOptions::new();
-    options.write(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-}
+/// Files of the trust store are the user's alone.
+const PRIVATE: u32 = 0o600;
 
 /// Holds the store's advisory lock until dropped, so two writers cannot lose each
 /// other's update between read and rename.
-struct StoreLock {
-    #[cfg(unix)]
-    _lock: nix::fcntl::Flock<File>,
-    #[cfg(not(unix))]
-    _file: File,
-}
-
-fn lock_store(paths: &Paths) -> Result<StoreLock, TrustError> {
+fn lock_store(paths: &Paths) -> Result<crate::durable::ExclusiveLock, TrustError> {
     ensure_data_dir(paths)?;
     let path = paths.data_dir.join("trust.toml.lock");
-    let file = private_file_options()
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|cause| TrustError::Write {
-            path: path.clone(),
-            cause,
-        })?;
-    #[cfg(unix)]
-    {
-        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(
-            |(_, errno)| TrustError::Write {
-                path,
-                cause: io::Error::from(errno),
-            },
-        )?;
-        Ok(StoreLock { _lock: lock })
-    }
-    #[cfg(not(unix))]
-    Ok(StoreLock { _file: file })
+    crate::durable::lock_exclusive(&path, PRIVATE)
+        .map_err(|cause| TrustError::Write { path, cause })
 }
 
-/// Writes the store atomically: a new private file beside it, synced, then renamed over
-/// the old one.
+/// Writes the store atomically (see `durable::replace`).
 fn write_store(paths: &Paths, store: &Store) -> Result<(), TrustError> {
     ensure_data_dir(paths)?;
     let path = paths.trust_file();
@@ -405,24 +373,8 @@ fn write_store(paths: &Paths, store: &Store) -> Result<(), TrustError> {
         "# Workspaces trusted with `mcp-warden trust`, at the digests of their files.\n\
          # Written by mcp-warden; `mcp-warden untrust` withdraws a workspace.\n\n{body}"
     );
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let tmp = paths
-        .data_dir
-        .join(format!(".trust.toml.{}.{nanos}.tmp", std::process::id()));
-    let write = || -> io::Result<()> {
-        let mut file = private_file_options().create_new(true).open(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        // Make the rename itself durable.
-        File::open(&paths.data_dir).and_then(|d| d.sync_all())
-    };
-    write().map_err(|cause| {
-        let _ = fs::remove_file(&tmp);
-        TrustError::Write { path, cause }
-    })
+    crate::durable::replace(&path, text.as_bytes(), PRIVATE)
+        .map_err(|cause| TrustError::Write { path, cause })
 }
 
 /// Now as RFC 3339 in UTC, second precision.

@@ -59,11 +59,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
+use std::fs;
+use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -598,7 +597,13 @@ fn pretty(canonical: &str) -> String {
 /// exist. Blocks while another writer holds the lock.
 pub fn update(path: &Path, f: impl FnOnce(&mut LockFile)) -> Result<LockFile, LockError> {
     let (dir, name) = split(path)?;
-    let _guard = lock_exclusive(&dir.join(format!(".{name}.lck")))?;
+    let lock_path = dir.join(format!(".{name}.lck"));
+    let _guard = crate::durable::lock_exclusive(&lock_path, FILE_MODE).map_err(|cause| {
+        LockError::Write {
+            path: lock_path.clone(),
+            cause,
+        }
+    })?;
     let current = read_text(path)?;
     let mut lock = match &current {
         Some(text) => parse(path, text)?,
@@ -611,7 +616,12 @@ pub fn update(path: &Path, f: impl FnOnce(&mut LockFile)) -> Result<LockFile, Lo
         None => lock.is_empty(),
     };
     if !unchanged {
-        write_atomic(path, dir, name, &text)?;
+        crate::durable::replace(path, text.as_bytes(), FILE_MODE).map_err(|cause| {
+            LockError::Write {
+                path: path.to_path_buf(),
+                cause,
+            }
+        })?;
     }
     Ok(lock)
 }
@@ -630,66 +640,6 @@ fn split(path: &Path) -> Result<(&Path, &str), LockError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     Ok((dir, name))
-}
-
-/// Holds the exclusive advisory lock until dropped. `flock` through `nix`, as
-/// `crate::trust` does: std's `File::lock` is newer than the crate's MSRV (1.88).
-struct WriterLock {
-    #[cfg(unix)]
-    _lock: nix::fcntl::Flock<File>,
-    #[cfg(not(unix))]
-    _file: File,
-}
-
-/// Opens (creating) `path` and takes an exclusive advisory lock on it, blocking while
-/// another writer holds it.
-fn lock_exclusive(path: &Path) -> Result<WriterLock, LockError> {
-    let error = |cause| LockError::Write {
-        path: path.to_path_buf(),
-        cause,
-    };
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
-    let file = options.open(path).map_err(error)?;
-    #[cfg(unix)]
-    {
-        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, errno)| error(io::Error::from(errno)))?;
-        Ok(WriterLock { _lock: lock })
-    }
-    #[cfg(not(unix))]
-    Ok(WriterLock { _file: file })
-}
-
-/// Writes `text` to a new file beside `path`, synced, then renames it over `path`.
-fn write_atomic(path: &Path, dir: &Path, name: &str, text: &str) -> Result<(), LockError> {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let tmp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
-    let write = || -> io::Result<()> {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        // Explicitly, whatever the umask: the file is shared and committed.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            file.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
-        }
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        File::open(dir).and_then(|d| d.sync_all())
-    };
-    write().map_err(|cause| {
-        let _ = fs::remove_file(&tmp);
-        LockError::Write {
-            path: path.to_path_buf(),
-            cause,
-        }
-    })
 }
 
 #[cfg(test)]
