@@ -277,17 +277,8 @@ fn read_store(paths: &Paths) -> Result<Store, TrustError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Store::default()),
         Err(cause) => return Err(TrustError::Read { path, cause }),
     };
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let valid = e
-            .as_bytes()
-            .get(..e.utf8_error().valid_up_to())
-            .unwrap_or_default();
-        let prefix = String::from_utf8_lossy(valid);
-        let at = prefix.len();
-        TrustError::Invalid(corrupt(
-            Source::new(&path, &prefix).error(&(at..at), "invalid UTF-8"),
-        ))
-    })?;
+    let text = crate::config::error::utf8_text(&path, bytes)
+        .map_err(|d| TrustError::Invalid(corrupt(d)))?;
     parse_store(&path, &text)
 }
 

@@ -156,6 +156,20 @@ pub struct Source<'a> {
     pub text: &'a str,
 }
 
+/// The text of a file read as bytes, or a diagnostic at the first byte that is not
+/// UTF-8 (line and column of the valid prefix's end).
+pub fn utf8_text(path: &Path, bytes: Vec<u8>) -> Result<String, Diagnostic> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e
+            .as_bytes()
+            .get(..e.utf8_error().valid_up_to())
+            .unwrap_or_default();
+        let prefix = String::from_utf8_lossy(valid);
+        let at = prefix.len();
+        Source::new(path, &prefix).error(&(at..at), "invalid UTF-8")
+    })
+}
+
 impl<'a> Source<'a> {
     #[must_use]
     pub fn new(path: &'a Path, text: &'a str) -> Self {

@@ -189,16 +189,9 @@ impl Layers {
     /// Reads a layer's file; a missing one is simply not there.
     fn read(&mut self, layer: Layer, path: PathBuf) {
         match fs::read(&path) {
-            Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(bytes) => match super::error::utf8_text(&path, bytes) {
                 Ok(text) => self.files.push(LayerFile { layer, path, text }),
-                Err(e) => {
-                    let valid = e
-                        .as_bytes()
-                        .get(..e.utf8_error().valid_up_to())
-                        .unwrap_or_default();
-                    let prefix = String::from_utf8_lossy(valid);
-                    let at = prefix.len();
-                    let d = Source::new(&path, &prefix).error(&(at..at), "invalid UTF-8");
+                Err(d) => {
                     self.problems.push(ConfigError::Invalid {
                         diagnostics: vec![d],
                     });

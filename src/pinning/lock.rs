@@ -428,17 +428,9 @@ fn read_text(path: &Path) -> Result<Option<String>, LockError> {
             });
         }
     };
-    String::from_utf8(bytes).map(Some).map_err(|e| {
-        let valid = e
-            .as_bytes()
-            .get(..e.utf8_error().valid_up_to())
-            .unwrap_or_default();
-        let prefix = String::from_utf8_lossy(valid);
-        let at = prefix.len();
-        LockError::Invalid(corrupt(
-            Source::new(path, &prefix).error(&(at..at), "invalid UTF-8"),
-        ))
-    })
+    crate::config::error::utf8_text(path, bytes)
+        .map(Some)
+        .map_err(|d| LockError::Invalid(corrupt(d)))
 }
 
 // ---------------------------------------------------------------------------------------
