@@ -69,11 +69,26 @@ pub fn run(parent: u32, command: &[OsString]) -> ExitStatus {
     // the server can finish gracefully; the SIGKILL that follows, if the server does
     // not, takes the launcher and with it everything.
     set_sigterm(SigHandler::SigIgn);
-    if unshare(CloneFlags::CLONE_NEWPID).is_ok() {
+    // As root a PID namespace is ours for the asking; as a user, inside a user
+    // namespace of our own where the kernel allows unprivileged ones.
+    if unshare(CloneFlags::CLONE_NEWPID).is_ok() || enter_user_and_pid_namespace().is_ok() {
         run_in_namespace(&program, &argv)
     } else {
         run_as_subreaper(&program, &argv)
     }
+}
+
+/// A new user namespace mapping only our own uid and gid to themselves (so the server
+/// runs as who it would have run as, with no capability after `exec`), and in it a new
+/// PID namespace for the next child.
+fn enter_user_and_pid_namespace() -> std::io::Result<()> {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID)?;
+    // An unprivileged process must give up setgroups before it may map its gid.
+    std::fs::write("/proc/self/setgroups", "deny")?;
+    std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+    std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+    Ok(())
 }
 
 /// With a new PID namespace: fork its init, which forks and execs the server.
@@ -108,6 +123,9 @@ fn spawn_and_reap(program: &CString, argv: &[CString]) -> ExitStatus {
     match unsafe { fork() } {
         Err(e) => fail(&format!("cannot fork: {e}")),
         Ok(ForkResult::Child) => {
+            // Dies with whoever started it (the namespace's init, or the subreaper
+            // launcher), so even without a namespace a killed launcher takes it along.
+            let _ = prctl::set_pdeathsig(Signal::SIGKILL);
             // An ignored signal stays ignored across exec: give the server the default.
             set_sigterm(SigHandler::SigDfl);
             let Err(e) = execv(program, argv);
