@@ -359,7 +359,7 @@ impl Session {
             let (raw, span) = msg.param(&["name"])?;
             Some((serde_json::from_str::<String>(raw).ok()?, span))
         };
-        let Some((exposed, _)) = name_of(&msg) else {
+        let Some((exposed, span)) = name_of(&msg) else {
             let text = format!("`{method}` needs a string `name`");
             return self.reply_error(&origin, ErrorCode::InvalidParams, &text);
         };
@@ -377,27 +377,25 @@ impl Session {
             tool: Some(&exposed),
             request_method: None,
         };
-        let msg = match self.chain.inspect(&ctx, &msg) {
-            Verdict::Allow => msg,
+        let (msg, span) = match self.chain.inspect(&ctx, &msg) {
+            Verdict::Allow => (msg, span),
             Verdict::Block(block) if kind == ListKind::Tools => {
                 return self.reply_blocked_tool(&origin, "deny", &block);
             }
             Verdict::Block(block) => return self.reply_blocked(&origin, "deny", &block),
-            Verdict::Rewrite(line) => match reparse(&line) {
-                Some(m) => m,
-                None => {
-                    return self.reply_error(
-                        &origin,
-                        ErrorCode::Internal,
-                        "a filter produced an invalid message",
-                    );
+            // A rewritten message has its name elsewhere: find it again in what is sent.
+            Verdict::Rewrite(line) => {
+                match reparse(&line).and_then(|m| Some((name_of(&m)?.1, m))) {
+                    Some((span, m)) => (m, span),
+                    None => {
+                        return self.reply_error(
+                            &origin,
+                            ErrorCode::Internal,
+                            "a filter produced an invalid message",
+                        );
+                    }
                 }
-            },
-        };
-        // A filter may have rewritten the message: find the name again in what is sent.
-        let Some((_, span)) = name_of(&msg) else {
-            let text = format!("`{method}` needs a string `name`");
-            return self.reply_error(&origin, ErrorCode::InvalidParams, &text);
+            }
         };
         let upstream_name = serde_json::to_string(&route.name).unwrap_or_default();
         let forward = Forward {
@@ -709,6 +707,14 @@ pub(super) struct Forward<'a> {
 
 /// The span and text of `params._meta.progressToken`, when the request has one.
 fn progress_token(msg: &Message) -> Option<(std::ops::Range<usize>, Box<str>)> {
+    // Most requests carry none: skip parsing their params for it.
+    if !msg
+        .raw()
+        .windows(b"progressToken".len())
+        .any(|w| w == b"progressToken")
+    {
+        return None;
+    }
     let (token, span) = msg.param(&["_meta", "progressToken"])?;
     Some((span, token.into()))
 }
