@@ -137,27 +137,11 @@ fn fault_16_a_restarted_server_with_a_changed_description_is_relisted_and_the_cl
     serve.call_tool(2, "a__crash", json!({}));
     // As a client does: on each list_changed, list again, until the new definition
     // shows (first the crashed server's tools go, then the restarted server's come).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut id = 3;
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "the changed description never showed: {:?}",
-            serve.seen
-        );
-        let Some(line) = serve.recv_line_within(Duration::from_millis(200)) else {
-            continue;
-        };
-        let msg: Value = serde_json::from_str(&line).unwrap();
-        if msg["method"] != "notifications/tools/list_changed" {
-            continue;
-        }
-        id += 1;
-        let listed = serve.request(json!(id), "tools/list", json!({}));
-        if listed.to_string().contains("a changed description") {
-            break;
-        }
-    }
+    serve.relist_until(
+        Duration::from_secs(10),
+        "the changed description",
+        |listed| listed.to_string().contains("a changed description"),
+    );
 }
 
 #[test]
@@ -554,25 +538,11 @@ fn a_slow_server_does_not_hold_the_client_past_the_start_up_wait_and_joins_later
         "{names:?}"
     );
     // The slow server comes up: the client is told, and its tools appear.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut id = 2;
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "the slow server never joined: {:?}",
-            serve.seen
-        );
-        let Some(line) = serve.recv_line_within(Duration::from_millis(200)) else {
-            continue;
-        };
-        let msg: Value = serde_json::from_str(&line).unwrap();
-        if msg["method"] == "notifications/tools/list_changed" {
-            id += 1;
-            if serve.tool_names(id).contains(&"slow__echo".to_owned()) {
-                break;
-            }
-        }
-    }
+    serve.relist_until(
+        Duration::from_secs(15),
+        "the slow server joining",
+        |listed| listed.to_string().contains("\"slow__echo\""),
+    );
     assert_eq!(
         text_of(&serve.call_tool(99, "slow__echo", json!({"message": "late"}))),
         "late"

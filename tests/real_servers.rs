@@ -46,6 +46,15 @@ fn run_client(env: &Env, prefix: &Path, script: &Value, roots: &[&Path]) -> Valu
         .unwrap_or_else(|e| panic!("client output is not JSON ({e}): {stdout}"))
 }
 
+/// A user config with server-everything and mcp-server-time from the test prefix.
+fn everything_and_time(prefix: &Path) -> String {
+    format!(
+        "[servers.everything]\ncommand = {}\n\n[servers.time]\ncommand = {}\n",
+        q(path_str(&node_bin(prefix, "mcp-server-everything"))),
+        q(path_str(&venv_bin(prefix, "mcp-server-time"))),
+    )
+}
+
 fn step<'a>(out: &'a Value, label: &str) -> &'a Value {
     out["steps"]
         .as_array()
@@ -59,11 +68,7 @@ fn step<'a>(out: &'a Value, label: &str) -> &'a Value {
 fn python_sdk_client_lists_and_calls_server_everything_and_mcp_server_time_through_warden() {
     let Some(prefix) = test_prefix() else { return };
     let env = Env::new();
-    env.user_config(&format!(
-        "[servers.everything]\ncommand = {}\n\n[servers.time]\ncommand = {}\n",
-        q(path_str(&node_bin(&prefix, "mcp-server-everything"))),
-        q(path_str(&venv_bin(&prefix, "mcp-server-time"))),
-    ));
+    env.user_config(&everything_and_time(&prefix));
     let script = json!([
         {"op": "list_tools", "all": true, "label": "list"},
         {"op": "call_tool", "name": "everything__echo", "arguments": {"message": "through the warden"}, "label": "echo"},
@@ -286,11 +291,7 @@ fn kill_processes(env: &Env, what: &str) -> usize {
 fn python_sdk_client_sees_a_crash_mid_call_and_a_cancellation_while_other_servers_go_on() {
     let Some(prefix) = test_prefix() else { return };
     let env = Env::new();
-    env.user_config(&format!(
-        "[servers.everything]\ncommand = {}\n\n[servers.time]\ncommand = {}\n",
-        q(path_str(&node_bin(&prefix, "mcp-server-everything"))),
-        q(path_str(&venv_bin(&prefix, "mcp-server-time"))),
-    ));
+    env.user_config(&everything_and_time(&prefix));
     let script = json!([
         // The SDK gives up after 1 s and cancels; the server is told, and goes on.
         {"op": "call_tool", "name": "everything__trigger-long-running-operation", "arguments": {"duration": 5, "steps": 5}, "timeout": 1, "label": "cancelled"},

@@ -27,6 +27,19 @@ fn marker_workspace(env: &Env, dir: &Path) -> PathBuf {
     marker
 }
 
+/// `mcp-warden trust --workspace ROOT`, which must succeed.
+fn trust_workspace(env: &Env, root: &Path) {
+    let out = env
+        .command(&["trust", "--workspace", &path_str(root)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn messages(serve: &Serve) -> String {
     serve
         .seen
@@ -111,13 +124,7 @@ fn the_client_roots_choose_the_workspace_when_no_flag_is_given() {
     // ...and the client's root is a trusted workspace.
     let root = env.home.join("other-project");
     let marker = marker_workspace(&env, &root);
-    assert!(
-        env.command(&["trust", "--workspace", &path_str(&root)])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    trust_workspace(&env, &root);
 
     let mut cmd = env.command(&["serve"]);
     cmd.current_dir(&elsewhere);
@@ -145,13 +152,7 @@ fn the_workspace_flag_wins_over_roots_and_cwd() {
     let env = Env::new();
     let root = env.home.join("flagged");
     let marker = marker_workspace(&env, &root);
-    assert!(
-        env.command(&["trust", "--workspace", &path_str(&root)])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    trust_workspace(&env, &root);
     let mut serve = env.serve_with(&["--workspace", &path_str(&root)]);
     serve.initialize_with(json!({"roots": {}}));
     // With --workspace, roots are not asked for.

@@ -274,6 +274,38 @@ impl Serve {
         self.answer_to(&id)
     }
 
+    /// As a client does: on each `notifications/tools/list_changed`, lists the tools
+    /// again (with ids from 1000 on), until a listing satisfies `done`; panics naming
+    /// `what` after `wait`.
+    pub fn relist_until(
+        &mut self,
+        wait: Duration,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + wait;
+        let mut id = 1000;
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "{what} never happened: {:?}",
+                self.seen
+            );
+            let Some(line) = self.recv_line_within(Duration::from_millis(200)) else {
+                continue;
+            };
+            let msg: Value = serde_json::from_str(&line).unwrap();
+            if msg["method"] != "notifications/tools/list_changed" {
+                continue;
+            }
+            id += 1;
+            let listed = self.request(json!(id), "tools/list", json!({}));
+            if done(&listed) {
+                return listed;
+            }
+        }
+    }
+
     /// `initialize` + `notifications/initialized` with the given capabilities.
     pub fn initialize_with(&mut self, capabilities: Value) -> Value {
         let result = self.request(
