@@ -4,9 +4,12 @@
 
 use std::io::IsTerminal;
 
-/// Prints a line of a command's result to stdout.
+/// Prints a line of a command's result to stdout. A reader that went away (`| head`)
+/// is not an error worth a panic: the rest is dropped.
 pub fn line(text: &str) {
-    println!("{text}");
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
 }
 
 /// Prints a diagnostic to stderr. In `serve` this is the only output a person sees.
@@ -24,4 +27,11 @@ pub fn stdout_is_terminal() -> bool {
 #[must_use]
 pub fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
+}
+
+/// Asks a question on stderr, without a newline, so the answer is typed after it.
+pub fn prompt(text: &str) {
+    use std::io::Write as _;
+    eprint!("{text}");
+    let _ = std::io::stderr().flush();
 }

@@ -68,6 +68,7 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
             }
         })))
     };
+    let effective_pinning = effective.pinning;
     let config = SessionConfig {
         effective,
         spawner: Spawner {
@@ -77,6 +78,10 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
         reload,
         notices,
         max_line: DEFAULT_MAX_LINE,
+        pinning: session::PinningSetup {
+            settings: effective_pinning,
+            paths: paths.clone(),
+        },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -167,6 +167,57 @@ fn unsupported_policy_is_exit_2_not_supported_yet() {
 }
 
 #[test]
+fn pinning_is_accepted_in_every_layer() {
+    let sb = Sandbox::new();
+    ok(fs::create_dir_all(&sb.managed));
+    ok(fs::write(
+        sb.managed.join("policy.toml"),
+        "[pinning]\nmode = \"strict\"\n",
+    ));
+    sb.write_user("[pinning]\nmode = \"tofu\"\nask = true\n");
+    sb.write_workspace(&format!("{GOOD}\n[pinning]\nmode = \"off\"\nask = false\n"));
+    let run = sb.run(&["check"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(!run.all().contains("not supported"), "{run:?}");
+    assert!(run.stdout.contains("checked 3 files"), "{run:?}");
+}
+
+#[test]
+fn unknown_pinning_key_is_exit_2_with_position_and_suggestion() {
+    let sb = Sandbox::new();
+    sb.write_workspace("[pinning]\nmdoe = \"strict\"\n");
+    let run = sb.run(&["check"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    let file = sb.workspace_file();
+    assert!(
+        run.all().contains(&format!(
+            "{}:2:1: error: unknown key `mdoe` in `pinning`",
+            file.display()
+        )),
+        "{run:?}"
+    );
+    assert!(run.all().contains("hint: did you mean `mode`?"), "{run:?}");
+}
+
+#[test]
+fn bad_pinning_mode_is_exit_2_at_the_value_listing_the_modes() {
+    let sb = Sandbox::new();
+    sb.write_user("[pinning]\nmode = \"loose\"\n");
+    let run = sb.run(&["check"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.all()
+            .contains("config.toml:2:8: error: unknown value `loose` in `pinning`"),
+        "{run:?}"
+    );
+    assert!(
+        run.all()
+            .contains("hint: expected one of `strict`, `tofu`, `off`"),
+        "{run:?}"
+    );
+}
+
+#[test]
 fn errors_in_the_user_config_are_reported_too() {
     let sb = Sandbox::new();
     sb.write_user("[servers.a]\ncommand = \"x\"\nrequest_timeout = \"soon\"\n");
@@ -235,6 +286,31 @@ fn init_writes_a_file_that_check_accepts_and_refuses_to_overwrite() {
     let forced = sb.run(&["init", "--force"]);
     assert_eq!(forced.code, Some(0), "{forced:?}");
     assert_ne!(ok(fs::read_to_string(sb.workspace_file())), "# mine\n");
+}
+
+#[test]
+fn init_pinning_block_uncommented_passes_check() {
+    let sb = Sandbox::new();
+    assert_eq!(sb.run(&["init"]).code, Some(0));
+    let starter = ok(fs::read_to_string(sb.workspace_file()));
+    assert!(starter.contains("# [pinning]\n"), "{starter}");
+    let mut in_block = false;
+    let uncommented: Vec<&str> = starter
+        .lines()
+        .map(|line| {
+            in_block = (in_block && !line.is_empty()) || line == "# [pinning]";
+            if in_block {
+                line.strip_prefix('#').unwrap_or(line)
+            } else {
+                line
+            }
+        })
+        .collect();
+    let text = uncommented.join("\n");
+    assert!(text.contains("\n [pinning]\n mode = \"strict\""), "{text}");
+    sb.write_workspace(&text);
+    let check = sb.run(&["check"]);
+    assert_eq!(check.code, Some(0), "{check:?}\n{text}");
 }
 
 #[test]

@@ -10,7 +10,9 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcp_warden::config::{Effective, Layer, Namespace, ServerConfig, ServerName};
+use mcp_warden::config::{
+    Effective, Layer, Namespace, PinningMode, PinningSettings, ServerConfig, ServerName,
+};
 use mcp_warden::filter::{Block, Chain, Context, Direction, Stage, Verdict};
 use mcp_warden::jsonrpc::Message;
 use mcp_warden::session::{self, SessionConfig};
@@ -68,6 +70,12 @@ fn server() -> ServerConfig {
     }
 }
 
+/// This test is about the filter seam, not pinning: nothing is held.
+const PINNING_OFF: PinningSettings = PinningSettings {
+    mode: PinningMode::Off,
+    ask: false,
+};
+
 #[tokio::test]
 async fn a_stage_sees_both_directions_and_can_block_and_rewrite() {
     let state = tempfile::tempdir().unwrap();
@@ -81,6 +89,7 @@ async fn a_stage_sees_both_directions_and_can_block_and_rewrite() {
             servers: vec![server()],
             skipped: Vec::new(),
             files: Vec::new(),
+            pinning: PINNING_OFF,
         },
         spawner: mcp_warden::upstream::Spawner {
             state_dir: state.path().to_path_buf(),
@@ -89,6 +98,10 @@ async fn a_stage_sees_both_directions_and_can_block_and_rewrite() {
         reload: None,
         notices: Vec::new(),
         max_line: 1 << 20,
+        pinning: session::PinningSetup {
+            settings: PINNING_OFF,
+            paths: mcp_warden::paths::Paths::from_env(),
+        },
     };
     let (mut client_out, session_in) = tokio::io::duplex(1 << 16);
     let (session_out, client_in) = tokio::io::duplex(1 << 16);

@@ -13,7 +13,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::{Env, Serve, path_str, test_server_table};
 
+/// A workspace whose server leaves a marker file; pinning is off (these tests are
+/// about trust, not pins).
 fn marker_workspace(env: &Env, dir: &Path) -> PathBuf {
+    env.user_config("");
     let marker = env.dir.path().join(format!(
         "marker-{}",
         dir.file_name().unwrap().to_string_lossy()

@@ -19,8 +19,9 @@ pub struct InitArgs {
     pub force: bool,
 }
 
-/// The starter file. Everything not built yet is a comment, so the file passes
-/// `mcp-warden check` as written (a test holds it to that).
+/// The starter file. Every setting is a comment, so the file passes `mcp-warden check`
+/// as written; its `[pinning]` block, uncommented, is the default (tests hold it to
+/// both).
 pub const STARTER: &str = r#"# mcp-warden.toml: the MCP servers of this workspace, for mcp-warden.
 #
 # This file is meant to be committed and reviewed. Its servers start only after you
@@ -46,9 +47,21 @@ pub const STARTER: &str = r#"# mcp-warden.toml: the MCP servers of this workspac
 # request_timeout = "60s"           # "500ms", "60s", "2m", "1h"
 # sampling = "deny"                 # the only value for now
 
+# Tool definitions are pinned by hash in `mcp-warden.lock`, beside this file. This
+# file can make pinning stricter than your own config; it loosens it only once the
+# workspace is trusted, and never below the managed policy.
+# [pinning]
+# mode = "strict"   # default: new and changed definitions are held (hidden from the
+#                   #   client) until you review them and run `mcp-warden pin`
+#                   # "tofu": trust on first use: new ones are pinned when first
+#                   #   seen; changed or flagged ones are still held
+#                   # "off": nothing is held; scan findings are only logged
+# ask = false       # true: where the client supports it, calling a held tool asks
+#                   #   you to review the change and pin it from the client
+
 # Planned, not supported yet (`mcp-warden check` rejects these keys until they are):
-# [policy] with [[policy.rules]], [labels], [flows], [output], [limits], [pinning],
-# [audit], and [servers.NAME.sandbox] settings other than their defaults.
+# [policy] with [[policy.rules]], [labels], [flows], [output], [limits], [audit],
+# and [servers.NAME.sandbox] settings other than their defaults.
 "#;
 
 /// Runs `init`.
@@ -95,4 +108,51 @@ pub fn run(
         "next: add servers, run `mcp-warden check`, then `mcp-warden trust` to let them start",
     );
     Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::STARTER;
+    use crate::config::validate::{PinningKeys, validate};
+    use crate::config::{Layer, PinningMode, Source, raw};
+
+    /// The `[pinning]` block of the starter file with its leading `#` removed.
+    fn pinning_block() -> String {
+        let mut text = String::new();
+        let block = STARTER
+            .lines()
+            .skip_while(|l| *l != "# [pinning]")
+            .take_while(|l| !l.is_empty());
+        for line in block {
+            text.push_str(line.strip_prefix('#').unwrap_or(line));
+            text.push('\n');
+        }
+        text
+    }
+
+    #[test]
+    fn the_pinning_block_uncommented_is_valid_and_the_default() {
+        let text = pinning_block();
+        assert!(text.starts_with(" [pinning]\n mode = \"strict\""), "{text}");
+        let source = Source::new(Path::new("mcp-warden.toml"), &text);
+        let (file, diagnostics) = validate(Layer::Workspace, &source, raw::parse(&source));
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert_eq!(
+            file.pinning,
+            PinningKeys {
+                mode: Some(PinningMode::Strict),
+                ask: Some(false),
+            }
+        );
+    }
+
+    #[test]
+    fn the_starter_names_every_pinning_mode() {
+        let text = pinning_block();
+        for mode in PinningMode::ALL {
+            assert!(text.contains(&format!("\"{mode}\"")), "{mode}: {text}");
+        }
+    }
 }

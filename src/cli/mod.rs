@@ -3,6 +3,9 @@
 
 mod check;
 mod init;
+mod inventory;
+mod pin;
+mod scan;
 mod serve;
 mod trust;
 
@@ -40,6 +43,14 @@ pub enum Command {
     Trust(trust::TrustArgs),
     /// Withdraw trust from this workspace.
     Untrust(trust::UntrustArgs),
+    /// Show every pinned item and what the servers offer now.
+    Pins(pin::PinsArgs),
+    /// Pin what the servers offer now, after showing it.
+    Pin(pin::PinArgs),
+    /// Remove pins.
+    Unpin(pin::UnpinArgs),
+    /// Start the servers and scan their definitions for signs of tool poisoning.
+    Scan(scan::ScanArgs),
     /// Internal: the launcher each upstream server runs under (see `launcher.rs`).
     #[command(name = "__launch", hide = true)]
     Launch(LaunchArgs),
@@ -84,6 +95,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
         Command::Check(args) => check::run(&paths, workspace, &args),
         Command::Trust(args) => trust::run_trust(&paths, workspace, &args),
         Command::Untrust(args) => trust::run_untrust(&paths, workspace, &args),
+        Command::Pins(args) => pin::run_pins(&paths, workspace, &args),
+        Command::Pin(args) => pin::run_pin(&paths, workspace, &args),
+        Command::Unpin(args) => pin::run_unpin(&paths, workspace, &args),
+        Command::Scan(args) => scan::run(&paths, workspace, &args),
     };
     match result {
         Ok(status) => status,

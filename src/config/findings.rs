@@ -152,49 +152,59 @@ fn looks_random(value: &str) -> bool {
 
 /// The first package spec of a package-runner command that does not pin a version.
 fn unversioned_package(server: &ServerDef) -> Option<(&Value, String)> {
-    let program = server
-        .command
-        .raw
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or_default();
+    let args: Vec<&str> = server.args.iter().map(|a| a.raw.as_str()).collect();
+    let (index, spec) = unversioned_arg(&server.command.raw, &args)?;
+    Some((&server.args[index], spec))
+}
+
+/// The unversioned package spec of a command and its arguments as written (`npx -y
+/// pkg`, `uvx pkg`), for `scan`: it can change under a pin.
+#[must_use]
+pub fn unversioned_spec(command: &str, args: &[String]) -> Option<String> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    unversioned_arg(command, &args).map(|(_, spec)| spec)
+}
+
+/// The index of the argument holding an unversioned package spec, and the spec.
+fn unversioned_arg(command: &str, args: &[&str]) -> Option<(usize, String)> {
+    let program = command.rsplit(['/', '\\']).next().unwrap_or_default();
     let program = program
         .strip_suffix(".cmd")
         .or_else(|| program.strip_suffix(".exe"))
         .unwrap_or(program);
-    let args: Vec<&Value> = server.args.iter().collect();
-    let first_is = |word: &str| args.first().is_some_and(|a| a.raw == word);
+    let first_is = |word: &str| args.first() == Some(&word);
+    let shifted = |skip: usize, found: Option<(usize, String)>| found.map(|(i, s)| (i + skip, s));
     match program {
-        "npx" | "bunx" => npm_package(&args),
-        "pnpm" | "yarn" if first_is("dlx") => npm_package(&args[1..]),
-        "npm" if first_is("exec") => npm_package(&args[1..]),
-        "uvx" => python_package(&args),
-        "uv" if args.len() > 1 && args[0].raw == "tool" && args[1].raw == "run" => {
-            python_package(&args[2..])
+        "npx" | "bunx" => npm_package(args),
+        "pnpm" | "yarn" if first_is("dlx") => shifted(1, npm_package(&args[1..])),
+        "npm" if first_is("exec") => shifted(1, npm_package(&args[1..])),
+        "uvx" => python_package(args),
+        "uv" if args.len() > 1 && args[0] == "tool" && args[1] == "run" => {
+            shifted(2, python_package(&args[2..]))
         }
-        "pipx" if first_is("run") => python_package(&args[1..]),
+        "pipx" if first_is("run") => shifted(1, python_package(&args[1..])),
         _ => None,
     }
     .filter(|(_, spec)| !spec.is_empty())
 }
 
 /// The package of an `npx`-style argument list, when it lacks an exact version.
-fn npm_package<'v>(args: &[&'v Value]) -> Option<(&'v Value, String)> {
+fn npm_package(args: &[&str]) -> Option<(usize, String)> {
     let mut i = 0;
     while i < args.len() {
-        let arg = args[i].raw.as_str();
+        let arg = args[i];
         if arg == "-p" || arg == "--package" {
             let value = args.get(i + 1)?;
-            return (!npm_versioned(&value.raw)).then(|| (*value, value.raw.clone()));
+            return (!npm_versioned(value)).then(|| (i + 1, (*value).to_owned()));
         }
         if let Some(spec) = arg.strip_prefix("--package=") {
-            return (!npm_versioned(spec)).then(|| (args[i], spec.to_owned()));
+            return (!npm_versioned(spec)).then(|| (i, spec.to_owned()));
         }
         if arg.starts_with('-') {
             i += 1;
             continue;
         }
-        return (!npm_versioned(arg)).then(|| (args[i], arg.to_owned()));
+        return (!npm_versioned(arg)).then(|| (i, arg.to_owned()));
     }
     None
 }
@@ -214,16 +224,16 @@ fn npm_versioned(spec: &str) -> bool {
 }
 
 /// The package of a `uvx`-style argument list, when it lacks an exact version.
-fn python_package<'v>(args: &[&'v Value]) -> Option<(&'v Value, String)> {
+fn python_package(args: &[&str]) -> Option<(usize, String)> {
     let mut i = 0;
     while i < args.len() {
-        let arg = args[i].raw.as_str();
+        let arg = args[i];
         if arg == "--from" || arg == "--spec" {
             let value = args.get(i + 1)?;
-            return (!python_versioned(&value.raw)).then(|| (*value, value.raw.clone()));
+            return (!python_versioned(value)).then(|| (i + 1, (*value).to_owned()));
         }
         if let Some(spec) = arg.strip_prefix("--from=") {
-            return (!python_versioned(spec)).then(|| (args[i], spec.to_owned()));
+            return (!python_versioned(spec)).then(|| (i, spec.to_owned()));
         }
         // Options that take a value: skip the value too.
         if matches!(
@@ -237,7 +247,7 @@ fn python_package<'v>(args: &[&'v Value]) -> Option<(&'v Value, String)> {
             i += 1;
             continue;
         }
-        return (!python_versioned(arg)).then(|| (args[i], arg.to_owned()));
+        return (!python_versioned(arg)).then(|| (i, arg.to_owned()));
     }
     None
 }
@@ -271,7 +281,8 @@ mod tests {
 
     fn findings_of(layer: Layer, text: &str) -> Vec<String> {
         let source = Source::new(Path::new("f.toml"), text);
-        let (defs, diags) = validate::validate(layer, &source, raw::parse(&source));
+        let (file, diags) = validate::validate(layer, &source, raw::parse(&source));
+        let defs = file.servers;
         assert!(diags.is_empty(), "{diags:?}");
         findings(&source, &defs)
             .iter()

@@ -10,6 +10,9 @@
 //! from the workspace only when trusted. Whatever is configured but not started is in
 //! [`Effective::skipped`] with the reason, so nothing disappears silently.
 //!
+//! Merging settings: `[pinning]` by [`merge_pinning`] (the stricter mode wins; a
+//! trusted workspace may loosen the user's, never the managed layer's).
+//!
 //! An invalid file in any layer fails the whole load, including an untrusted
 //! workspace's: its policy will be able to tighten the user's, so ignoring a broken one
 //! would fail open.
@@ -20,8 +23,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::error::{ConfigError, Diagnostic, Source};
-use super::model::{Effective, Layer, Skipped, TrustState, Workspace, WorkspaceChoice};
-use super::validate::{ServerDef, validate};
+use super::model::{
+    Effective, Layer, PinningMode, PinningSettings, Skipped, TrustState, Workspace, WorkspaceChoice,
+};
+use super::validate::{PinningKeys, ServerDef, validate};
 use super::vars::{Vars, process_env};
 use super::{findings, raw};
 use crate::paths::{self, Paths};
@@ -225,13 +230,15 @@ fn analyse(
         .map(|f| Source::new(&f.path, &f.text))
         .collect();
     let mut defs: Vec<(usize, ServerDef)> = Vec::new();
+    let mut pinning: Vec<(Layer, PinningKeys)> = Vec::new();
     for (i, (file, source)) in files.iter().zip(&sources).enumerate() {
-        let (servers, diagnostics) = validate(file.layer, source, raw::parse(source));
+        let (config, diagnostics) = validate(file.layer, source, raw::parse(source));
         errors.extend(diagnostics);
         if with_findings {
-            findings.extend(findings::findings(source, &servers));
+            findings.extend(findings::findings(source, &config.servers));
         }
-        defs.extend(servers.into_iter().map(|d| (i, d)));
+        defs.extend(config.servers.into_iter().map(|d| (i, d)));
+        pinning.push((file.layer, config.pinning));
     }
 
     let root = workspace.as_ref().map(|w| w.root.as_path());
@@ -243,6 +250,7 @@ fn analyse(
     let trust = workspace
         .as_ref()
         .map_or(&TrustState::NotTrusted, |w| &w.trust);
+    let pinning = merge_pinning(&pinning, trust.is_trusted());
     let mut chosen: BTreeMap<String, &(usize, ServerDef)> = BTreeMap::new();
     let mut skipped = Vec::new();
     for entry in defs.iter().filter(|(_, d)| d.layer == Layer::User) {
@@ -307,10 +315,50 @@ fn analyse(
             servers,
             skipped,
             files: files.iter().map(|f| f.path.clone()).collect(),
+            pinning,
         },
         errors,
         unresolved,
         findings,
+    }
+}
+
+/// Merges `[pinning]` over the layers (SPEC "Merging"), given what each file sets.
+///
+/// - `mode` has a strictness order (`strict` > `tofu` > `off`). Above the workspace,
+///   the strictest value the managed and user layers set wins (neither sets it:
+///   `strict`). An untrusted workspace can only make that stricter: its value counts
+///   only when it is stricter, so a cloned repository cannot loosen even the default.
+///   A **trusted** workspace's value replaces the user's (and the default), so a
+///   reviewed project may loosen them, but never below the managed layer's value.
+/// - `ask` is a preference, not a protection: the most specific layer that sets it
+///   wins, except that an untrusted workspace's is ignored. Nothing set: `false`.
+///
+/// `trusted` is whether the workspace is trusted at its current digests.
+#[must_use]
+pub fn merge_pinning(layers: &[(Layer, PinningKeys)], trusted: bool) -> PinningSettings {
+    let strictest = |keep: &dyn Fn(Layer) -> bool| {
+        layers
+            .iter()
+            .filter(|(l, _)| keep(*l))
+            .filter_map(|(_, keys)| keys.mode)
+            .reduce(PinningMode::stricter)
+    };
+    let mode = match strictest(&|l| l == Layer::Workspace) {
+        Some(ws) if trusted => strictest(&|l| l == Layer::Managed).map_or(ws, |m| m.stricter(ws)),
+        ws => {
+            let above = strictest(&|l| l != Layer::Workspace).unwrap_or(PinningMode::Strict);
+            ws.map_or(above, |ws| above.stricter(ws))
+        }
+    };
+    let ask = layers
+        .iter()
+        .rev()
+        .filter(|(l, _)| trusted || *l != Layer::Workspace)
+        .find_map(|(_, keys)| keys.ask);
+    PinningSettings {
+        mode,
+        ask: ask.unwrap_or(false),
     }
 }
 
@@ -703,5 +751,184 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("trust.toml:1:14: error:"), "{err}");
+    }
+
+    fn keys(mode: Option<PinningMode>, ask: Option<bool>) -> PinningKeys {
+        PinningKeys { mode, ask }
+    }
+
+    fn mode(mode: PinningMode) -> PinningKeys {
+        keys(Some(mode), None)
+    }
+
+    fn merged_mode(layers: &[(Layer, PinningKeys)], trusted: bool) -> PinningMode {
+        merge_pinning(layers, trusted).mode
+    }
+
+    use PinningMode::{Off, Strict, Tofu};
+
+    #[test]
+    fn pinning_defaults_to_strict_without_ask() {
+        let default = PinningSettings {
+            mode: Strict,
+            ask: false,
+        };
+        assert_eq!(merge_pinning(&[], false), default);
+        assert_eq!(merge_pinning(&[], true), default);
+        let empty = [
+            (Layer::Managed, PinningKeys::default()),
+            (Layer::User, PinningKeys::default()),
+            (Layer::Workspace, PinningKeys::default()),
+        ];
+        assert_eq!(merge_pinning(&empty, true), default);
+        assert_eq!(PinningSettings::default(), default);
+    }
+
+    #[test]
+    fn the_user_may_turn_pinning_off() {
+        assert_eq!(merged_mode(&[(Layer::User, mode(Off))], false), Off);
+        assert_eq!(merged_mode(&[(Layer::User, mode(Tofu))], true), Tofu);
+        // A workspace file that does not set the mode changes nothing.
+        let layers = [
+            (Layer::User, mode(Off)),
+            (Layer::Workspace, keys(None, Some(true))),
+        ];
+        assert_eq!(merged_mode(&layers, true), Off);
+    }
+
+    #[test]
+    fn an_untrusted_workspace_can_tighten_but_not_loosen() {
+        let loosen = [(Layer::User, mode(Strict)), (Layer::Workspace, mode(Off))];
+        assert_eq!(merged_mode(&loosen, false), Strict);
+        let loosen = [(Layer::User, mode(Tofu)), (Layer::Workspace, mode(Off))];
+        assert_eq!(merged_mode(&loosen, false), Tofu);
+        let tighten = [(Layer::User, mode(Off)), (Layer::Workspace, mode(Strict))];
+        assert_eq!(merged_mode(&tighten, false), Strict);
+        let tighten = [(Layer::User, mode(Off)), (Layer::Workspace, mode(Tofu))];
+        assert_eq!(merged_mode(&tighten, false), Tofu);
+        // Without a user value, the default is not loosened either.
+        assert_eq!(merged_mode(&[(Layer::Workspace, mode(Off))], false), Strict);
+        assert_eq!(
+            merged_mode(&[(Layer::Workspace, mode(Tofu))], false),
+            Strict
+        );
+        let layers = [(Layer::Managed, mode(Off)), (Layer::Workspace, mode(Tofu))];
+        assert_eq!(merged_mode(&layers, false), Tofu);
+    }
+
+    #[test]
+    fn a_trusted_workspace_replaces_the_users_mode() {
+        let layers = [(Layer::User, mode(Strict)), (Layer::Workspace, mode(Tofu))];
+        assert_eq!(merged_mode(&layers, true), Tofu);
+        let layers = [(Layer::User, mode(Off)), (Layer::Workspace, mode(Strict))];
+        assert_eq!(merged_mode(&layers, true), Strict);
+        assert_eq!(merged_mode(&[(Layer::Workspace, mode(Off))], true), Off);
+    }
+
+    #[test]
+    fn nothing_loosens_the_managed_mode() {
+        let layers = [
+            (Layer::Managed, mode(Strict)),
+            (Layer::Workspace, mode(Off)),
+        ];
+        assert_eq!(merged_mode(&layers, true), Strict);
+        let layers = [
+            (Layer::Managed, mode(Tofu)),
+            (Layer::User, mode(Off)),
+            (Layer::Workspace, mode(Off)),
+        ];
+        assert_eq!(merged_mode(&layers, true), Tofu);
+        assert_eq!(merged_mode(&layers, false), Tofu);
+        let layers = [(Layer::Managed, mode(Strict)), (Layer::User, mode(Off))];
+        assert_eq!(merged_mode(&layers, false), Strict);
+        // Looser managed values are a floor, not a ceiling.
+        let layers = [
+            (Layer::Managed, mode(Off)),
+            (Layer::User, mode(Tofu)),
+            (Layer::Workspace, mode(Strict)),
+        ];
+        assert_eq!(merged_mode(&layers, true), Strict);
+        assert_eq!(merged_mode(&layers[..2], false), Tofu);
+    }
+
+    #[test]
+    fn ask_comes_from_the_most_specific_layer_but_not_an_untrusted_workspace() {
+        let layers = [
+            (Layer::Managed, keys(None, Some(true))),
+            (Layer::User, keys(None, Some(false))),
+        ];
+        assert!(!merge_pinning(&layers, false).ask);
+        assert!(merge_pinning(&layers[..1], false).ask);
+        let layers = [
+            (Layer::User, keys(None, Some(false))),
+            (Layer::Workspace, keys(None, Some(true))),
+        ];
+        assert!(merge_pinning(&layers, true).ask);
+        assert!(!merge_pinning(&layers, false).ask);
+        let layers = [
+            (Layer::User, keys(None, Some(true))),
+            (Layer::Workspace, keys(None, Some(false))),
+        ];
+        assert!(!merge_pinning(&layers, true).ask);
+        assert!(merge_pinning(&layers, false).ask);
+        // An untrusted workspace alone: the default.
+        assert!(!merge_pinning(&[(Layer::Workspace, keys(None, Some(true)))], false).ask);
+    }
+
+    #[test]
+    fn load_merges_pinning_by_the_workspaces_trust() {
+        let env = Env::new();
+        Env::write(&env.paths.managed_policy(), "[pinning]\nmode = \"tofu\"\n");
+        Env::write(
+            &env.paths.user_config(),
+            "[pinning]\nmode = \"strict\"\nask = false\n",
+        );
+        let root = env.workspace("home/p", "[pinning]\nmode = \"off\"\nask = true\n");
+        let strict = PinningSettings {
+            mode: Strict,
+            ask: false,
+        };
+        let eff = env.load(&root).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            eff.pinning, strict,
+            "an untrusted workspace changes nothing"
+        );
+        crate::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
+        let eff = env.load(&root).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            eff.pinning,
+            PinningSettings {
+                mode: Tofu,
+                ask: true
+            },
+            "trusted: replaces the user's, bounded by the managed layer"
+        );
+        let report = check(&env.paths, &WorkspaceChoice::Flag(root.clone()));
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(report.effective.pinning.mode, Tofu);
+        // No workspace at all: managed and user only.
+        let eff = env
+            .load(&env.dir("home/none"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(eff.pinning, strict);
+    }
+
+    #[test]
+    fn a_bad_pinning_value_fails_the_load_at_its_position() {
+        let env = Env::new();
+        Env::write(&env.paths.user_config(), "[pinning]\nmode = \"loose\"\n");
+        let err = env
+            .load(&env.dir("home/p"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("config.toml:2:8: error: unknown value `loose` in `pinning`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("expected one of `strict`, `tofu`, `off`"),
+            "{err}"
+        );
     }
 }

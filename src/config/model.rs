@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::Deserialize;
+
 /// Which file a setting or server came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Layer {
@@ -149,8 +151,84 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// The merged configuration of every layer.
-#[derive(Debug, Clone)]
+/// `pinning.mode`: what happens to a tool definition that is new or changed since it
+/// was pinned (SPEC "Pinning").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinningMode {
+    /// New and changed definitions are held until `mcp-warden pin` (the default).
+    Strict,
+    /// Trust on first use: new definitions are pinned when first seen; changed and
+    /// flagged ones are held.
+    Tofu,
+    /// Nothing is held; scan findings are only logged.
+    Off,
+}
+
+impl PinningMode {
+    /// Every mode, strictest first.
+    pub const ALL: [Self; 3] = [Self::Strict, Self::Tofu, Self::Off];
+
+    /// The name as written in a configuration file.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Strict => "strict",
+            Self::Tofu => "tofu",
+            Self::Off => "off",
+        }
+    }
+
+    /// How strict the mode is, for merging layers: higher is stricter
+    /// (`strict` > `tofu` > `off`).
+    #[must_use]
+    pub fn strictness(self) -> u8 {
+        match self {
+            Self::Strict => 2,
+            Self::Tofu => 1,
+            Self::Off => 0,
+        }
+    }
+
+    /// The stricter of two modes.
+    #[must_use]
+    pub fn stricter(self, other: Self) -> Self {
+        if other.strictness() > self.strictness() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+impl std::fmt::Display for PinningMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[pinning]`, merged over the layers (see [`super::layers::merge_pinning`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinningSettings {
+    /// What happens to new and changed definitions. Default `strict`.
+    pub mode: PinningMode,
+    /// Whether a call to a held tool asks the user (through the client's elicitation)
+    /// to review and pin it. Default `false`.
+    pub ask: bool,
+}
+
+impl Default for PinningSettings {
+    fn default() -> Self {
+        Self {
+            mode: PinningMode::Strict,
+            ask: false,
+        }
+    }
+}
+
+/// The merged configuration of every layer. `Default` is what no configuration file at
+/// all gives: no workspace, no servers, default settings.
+#[derive(Debug, Clone, Default)]
 pub struct Effective {
     pub workspace: Option<Workspace>,
     /// The servers to start: enabled, trusted, variables resolved; sorted by name.
@@ -160,4 +238,6 @@ pub struct Effective {
     pub skipped: Vec<Skipped>,
     /// Every configuration file that was read (for reload watching).
     pub files: Vec<PathBuf>,
+    /// `[pinning]`, merged over the layers.
+    pub pinning: PinningSettings,
 }

@@ -18,6 +18,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::error::{Diagnostic, Source, suggestion};
+/// `pinning.mode`: a validated type already, so the mirror uses it as it is.
+pub use super::model::PinningMode;
 
 /// The top-level tables a configuration file may have, in the order the SPEC lists
 /// them.
@@ -223,15 +225,6 @@ pub struct RawLimits {
 pub struct RawPinning {
     pub mode: Option<PinningMode>,
     pub ask: Option<bool>,
-}
-
-/// `pinning.mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PinningMode {
-    Strict,
-    Tofu,
-    Off,
 }
 
 /// `[audit]`.

@@ -1,9 +1,12 @@
-//! Validation of one file's raw mirror into server definitions.
+//! Validation of one file's raw mirror into server definitions and the settings the
+//! file sets.
 //!
 //! Checks what can be checked from the file alone (names, namespaces, durations,
 //! environment names, variable syntax) and rejects every key of a feature that is not
-//! built yet, so that a user who writes `[policy]` is told it does nothing instead of
-//! believing it protects them. Variables are expanded later, in [`ServerDef::resolve`],
+//! built yet (see [`UNBUILT_SECTIONS`]), so that a user who writes `[policy]` is told it
+//! does nothing instead of believing it protects them. Supported so far: `[servers]`
+//! (sandbox keys only at their defaults) and `[pinning]` (`mode`, `ask`), in every
+//! layer; the layers' `[pinning]` values are merged in [`super::layers`]. Variables are expanded later, in [`ServerDef::resolve`],
 //! once the workspace is known: a variable without a value skips one server, it does
 //! not break the file.
 
@@ -16,9 +19,13 @@ use toml::Spanned;
 use toml::de::DeTable;
 
 use super::error::{Diagnostic, Source};
-use super::model::{Layer, Namespace, ServerConfig, ServerName};
-use super::raw::{self, Parsed, Permission, Preset, RawSandbox, RawServer};
+use super::model::{Layer, Namespace, PinningMode, ServerConfig, ServerName};
+use super::raw::{self, Parsed, Permission, Preset, RawPinning, RawSandbox, RawServer};
 use super::vars::{Template, Vars, is_env_name};
+
+/// The top-level tables whose keys are rejected as "not supported yet". An empty table
+/// is accepted: it sets nothing.
+pub const UNBUILT_SECTIONS: &[&str] = &["policy", "labels", "flows", "output", "limits", "audit"];
 
 /// `request_timeout` when a server does not set one.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -131,14 +138,32 @@ impl ServerDef {
     }
 }
 
-/// Validates a parsed file of `layer`: the server definitions that are valid, and every
-/// problem of the file (the parser's and validation's), sorted by position.
+/// The `[pinning]` keys one file sets (unset keys are `None`), before the layers are
+/// merged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PinningKeys {
+    pub mode: Option<PinningMode>,
+    pub ask: Option<bool>,
+}
+
+/// What one file defines, validated.
+#[derive(Debug, Clone, Default)]
+pub struct FileConfig {
+    /// The server definitions that are valid.
+    pub servers: Vec<ServerDef>,
+    /// `[pinning]` as this file sets it (nothing, when the section is broken: the file
+    /// then has an error).
+    pub pinning: PinningKeys,
+}
+
+/// Validates a parsed file of `layer`: what it defines that is valid, and every problem
+/// of the file (the parser's and validation's), sorted by position.
 #[must_use]
 pub fn validate(
     layer: Layer,
     source: &Source<'_>,
     parsed: Parsed<'_>,
-) -> (Vec<ServerDef>, Vec<Diagnostic>) {
+) -> (FileConfig, Vec<Diagnostic>) {
     let Parsed {
         raw,
         table,
@@ -168,8 +193,13 @@ pub fn validate(
             }
         }
     }
+    let pinning = raw
+        .pinning
+        .map_or_else(PinningKeys::default, |RawPinning { mode, ask }| {
+            PinningKeys { mode, ask }
+        });
     diagnostics.sort_by_key(|d| d.position);
-    (servers, diagnostics)
+    (FileConfig { servers, pinning }, diagnostics)
 }
 
 /// What a section will do once built, for the "not supported yet" message.
@@ -179,7 +209,6 @@ fn planned(section: &str) -> &'static str {
         "labels" | "flows" => "session flow rules",
         "output" => "output scanning and redaction",
         "limits" => "rate and size limits",
-        "pinning" => "tool pinning",
         "audit" => "audit log settings",
         "sandbox" => "per-server sandboxing",
         _ => "a later release",
@@ -201,9 +230,7 @@ impl Checker<'_, '_> {
 
     /// Every key under a table whose feature is not built yet.
     fn unsupported_sections(&mut self) {
-        for section in [
-            "policy", "labels", "flows", "output", "limits", "pinning", "audit",
-        ] {
+        for &section in UNBUILT_SECTIONS {
             for (key, span) in raw::keys_at(self.table, &[section]) {
                 self.not_supported(&span, &format!("{section}.{key}"), planned(section), None);
             }
@@ -464,8 +491,11 @@ mod tests {
 
     fn check(layer: Layer, text: &str) -> (Vec<ServerDef>, Vec<String>) {
         let source = Source::new(Path::new("f.toml"), text);
-        let (defs, diags) = validate(layer, &source, raw::parse(&source));
-        (defs, diags.iter().map(ToString::to_string).collect())
+        let (file, diags) = validate(layer, &source, raw::parse(&source));
+        (
+            file.servers,
+            diags.iter().map(ToString::to_string).collect(),
+        )
     }
 
     fn one_error(text: &str) -> String {
@@ -607,6 +637,8 @@ mod tests {
         assert!(diags.is_empty());
     }
 
+    /// Every unbuilt section is still rejected key by key; `[pinning]`, in the middle of
+    /// them, is not.
     #[test]
     fn every_unbuilt_section_key_is_not_supported() {
         let text = "[policy]\ndefault = \"allow\"\n[[policy.rules]]\nid = \"r\"\naction = \"deny\"\n\
@@ -621,8 +653,6 @@ mod tests {
             ("9:1", "flows.trifecta"),
             ("11:1", "output.secrets"),
             ("13:1", "limits.calls_per_minute"),
-            ("15:1", "pinning.mode"),
-            ("16:1", "pinning.ask"),
             ("18:1", "audit.arguments"),
         ];
         assert_eq!(diags.len(), expect.len(), "{diags:#?}");
@@ -632,6 +662,78 @@ mod tests {
             assert!(d.ends_with("); remove it for now"), "{d}");
         }
         assert!(diags[1].contains("(planned: per-workspace policy)"));
+        assert!(!diags.iter().any(|d| d.contains("pinning")), "{diags:#?}");
+    }
+
+    fn pinning_of(layer: Layer, text: &str) -> (PinningKeys, Vec<String>) {
+        let source = Source::new(Path::new("f.toml"), text);
+        let (file, diags) = validate(layer, &source, raw::parse(&source));
+        (
+            file.pinning,
+            diags.iter().map(ToString::to_string).collect(),
+        )
+    }
+
+    #[test]
+    fn pinning_is_supported_in_every_layer() {
+        for layer in [Layer::Managed, Layer::User, Layer::Workspace] {
+            for mode in PinningMode::ALL {
+                let text = format!("[pinning]\nmode = \"{mode}\"\nask = true\n");
+                let (pinning, diags) = pinning_of(layer, &text);
+                assert!(diags.is_empty(), "{layer:?}: {diags:?}");
+                assert_eq!(
+                    pinning,
+                    PinningKeys {
+                        mode: Some(mode),
+                        ask: Some(true)
+                    }
+                );
+            }
+            let (pinning, diags) = pinning_of(layer, "[pinning]\n");
+            assert!(diags.is_empty(), "{diags:?}");
+            assert_eq!(pinning, PinningKeys::default());
+        }
+        // Dotted and inline forms are the same keys.
+        let (pinning, diags) = pinning_of(Layer::User, "pinning.mode = \"tofu\"\n");
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(pinning.mode, Some(PinningMode::Tofu));
+        let (pinning, _) = pinning_of(Layer::User, "pinning = { ask = false }\n");
+        assert_eq!(pinning.ask, Some(false));
+    }
+
+    #[test]
+    fn unknown_pinning_key_is_an_error_with_a_suggestion() {
+        let e = one_error("[pinning]\nmdoe = \"strict\"\n");
+        assert!(
+            e.starts_with("f.toml:2:1: error: unknown key `mdoe` in `pinning`"),
+            "{e}"
+        );
+        assert!(e.contains("hint: did you mean `mode`?"), "{e}");
+        let e = one_error("[pinning]\nmode = \"strict\"\naks = true\n");
+        assert!(e.starts_with("f.toml:3:1: error: unknown key `aks`"), "{e}");
+        assert!(e.contains("hint: did you mean `ask`?"), "{e}");
+    }
+
+    #[test]
+    fn bad_pinning_values_point_at_the_value_and_list_the_allowed_ones() {
+        let e = one_error("[pinning]\nmode = \"loose\"\n");
+        assert!(
+            e.starts_with("f.toml:2:8: error: unknown value `loose` in `pinning`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("hint: expected one of `strict`, `tofu`, `off`"),
+            "{e}"
+        );
+        let e = one_error("[pinning]\nmode = \"strikt\"\n");
+        assert!(e.contains("hint: did you mean `strict`?"), "{e}");
+        let e = one_error("[pinning]\nmode = \"Strict\"\n");
+        assert!(e.contains("hint: did you mean `strict`?"), "{e}");
+        let e = one_error("[pinning]\nask = \"yes\"\n");
+        assert!(e.starts_with("f.toml:2:7: error: invalid type"), "{e}");
+        // A broken section sets nothing.
+        let (pinning, _) = pinning_of(Layer::User, "[pinning]\nmode = \"loose\"\n");
+        assert_eq!(pinning, PinningKeys::default());
     }
 
     #[test]
@@ -706,7 +808,8 @@ mod tests {
         let text = "[servers.a]\ncommand = \"${home}/bin/srv\"\nargs = [\"${workspace}\"]\n\
                     env = { T = \"${env:T}\" }\ncwd = \"sub\"\n";
         let source = Source::new(Path::new("f.toml"), text);
-        let (defs, diags) = validate(Layer::Workspace, &source, raw::parse(&source));
+        let (file, diags) = validate(Layer::Workspace, &source, raw::parse(&source));
+        let defs = file.servers;
         assert!(diags.is_empty(), "{diags:?}");
         let env = |n: &str| (n == "T").then(|| OsString::from("v"));
         let vars = Vars {
@@ -729,7 +832,9 @@ mod tests {
     fn resolve_fails_at_the_variable_without_a_value() {
         let text = "[servers.a]\ncommand = \"x\"\nenv = { T = \"${env:UNSET_FOR_TEST}\" }\n";
         let source = Source::new(Path::new("f.toml"), text);
-        let (defs, _) = validate(Layer::User, &source, raw::parse(&source));
+        let defs = validate(Layer::User, &source, raw::parse(&source))
+            .0
+            .servers;
         let env = |_: &str| None;
         let vars = Vars {
             workspace: None,

@@ -588,14 +588,18 @@ fn pretty(canonical: &str) -> String {
 /// result is empty. A corrupt file is an error and is left as it is. The directory must
 /// exist. Blocks while another writer holds the lock.
 pub fn update(path: &Path, f: impl FnOnce(&mut LockFile)) -> Result<LockFile, LockError> {
-    let (dir, name) = split(path)?;
-    let lock_path = dir.join(format!(".{name}.lck"));
-    let _guard = crate::durable::lock_exclusive(&lock_path, FILE_MODE).map_err(|cause| {
-        LockError::Write {
-            path: lock_path.clone(),
-            cause,
-        }
-    })?;
+    update_then(path, f, |_| ()).map(|(lock, ())| lock)
+}
+
+/// [`update`], then `after(written)` while the file's lock is still held: a write
+/// mcp-warden makes to a workspace's lock is recorded in the trust store before any
+/// reader can see the file without it.
+pub fn update_then<T>(
+    path: &Path,
+    f: impl FnOnce(&mut LockFile),
+    after: impl FnOnce(bool) -> T,
+) -> Result<(LockFile, T), LockError> {
+    let _guard = guard(path)?;
     let current = read_text(path)?;
     let mut lock = match &current {
         Some(text) => parse(path, text)?,
@@ -615,7 +619,31 @@ pub fn update(path: &Path, f: impl FnOnce(&mut LockFile)) -> Result<LockFile, Lo
             }
         })?;
     }
-    Ok(lock)
+    let after = after(!unchanged);
+    Ok((lock, after))
+}
+
+/// Reads the lock file at `path` (`None` when absent) under its lock, and runs `with`
+/// before releasing it, so a reader that also checks the trust store never sees a
+/// write whose trust record is still to come. Where the lock cannot be taken (a
+/// read-only directory), the file is read without it.
+pub fn read_then<T>(
+    path: &Path,
+    with: impl FnOnce() -> T,
+) -> Result<(Option<LockFile>, T), LockError> {
+    let _guard = guard(path).ok();
+    let lock = read(path)?;
+    Ok((lock, with()))
+}
+
+/// The exclusive lock on the sibling `.<name>.lck` of `path`.
+fn guard(path: &Path) -> Result<crate::durable::ExclusiveLock, LockError> {
+    let (dir, name) = split(path)?;
+    let lock_path = dir.join(format!(".{name}.lck"));
+    crate::durable::lock_exclusive(&lock_path, FILE_MODE).map_err(|cause| LockError::Write {
+        path: lock_path.clone(),
+        cause,
+    })
 }
 
 /// The directory and file name of `path` (a bare name lives in `.`).

@@ -6,4 +6,8 @@
 //! [`lock`] (the `mcp-warden.lock` file: model, text, locked atomic update).
 
 pub mod canonical;
+pub mod collect;
+pub mod files;
+pub mod judge;
 pub mod lock;
+pub mod review;

@@ -99,6 +99,8 @@ pub struct Item {
     pub exposed: String,
     /// The definition as sent, with `name` replaced by `exposed`.
     pub definition: Box<str>,
+    /// The definition exactly as sent: what is pinned and scanned.
+    pub source: Box<str>,
 }
 
 impl Item {
@@ -152,6 +154,7 @@ pub fn read_item(kind: ListKind, namespace: &Namespace, raw: &RawValue) -> Optio
             exposed: head.uri_template.clone(),
             name: head.uri_template,
             definition: text.into(),
+            source: text.into(),
         });
     }
     let head: NameHead<'_> = serde_json::from_str(text).ok()?;
@@ -165,6 +168,7 @@ pub fn read_item(kind: ListKind, namespace: &Namespace, raw: &RawValue) -> Optio
         name,
         exposed,
         definition,
+        source: text.into(),
     })
 }
 
@@ -207,15 +211,18 @@ impl std::fmt::Display for Collision {
 }
 
 impl Catalog {
-    /// Builds a catalog from each slot's items (`(slot, server, items)`, in slot order).
+    /// Builds a catalog from each slot's items (`(slot, server, items)`, in slot order),
+    /// leaving out those `admit` refuses (held by pinning): they take no part in
+    /// collisions either.
     pub fn build<'a>(
         kind: ListKind,
         servers: impl IntoIterator<Item = (usize, &'a ServerName, &'a [Item])>,
+        admit: impl Fn(usize, &Item) -> bool,
     ) -> (Self, Vec<Collision>) {
         let mut owners: BTreeMap<&str, Vec<(usize, &ServerName, &Item)>> = BTreeMap::new();
         let mut order: Vec<&str> = Vec::new();
         for (slot, server, items) in servers {
-            for item in items {
+            for item in items.iter().filter(|item| admit(slot, item)) {
                 let entry = owners.entry(item.exposed.as_str()).or_default();
                 if entry.is_empty() {
                     order.push(item.exposed.as_str());
@@ -385,6 +392,7 @@ mod tests {
         let (catalog, collisions) = Catalog::build(
             ListKind::Tools,
             [(0, &sa, a.as_slice()), (1, &sb, b.as_slice())],
+            |_, _| true,
         );
         assert_eq!(collisions.len(), 1);
         let text = collisions[0].to_string();
@@ -402,6 +410,7 @@ mod tests {
         let (catalog, collisions) = Catalog::build(
             ListKind::Prompts,
             [(0, &sa, a.as_slice()), (1, &sb, b.as_slice())],
+            |_, _| true,
         );
         assert!(collisions.is_empty());
         assert_eq!(

@@ -253,6 +253,7 @@ impl Session {
         };
         match reverse {
             Reverse::Roots => self.on_roots(msg),
+            Reverse::PinReview(review) => self.on_pin_review(msg, *review),
             Reverse::Forwarded {
                 slot,
                 instance,
@@ -325,6 +326,8 @@ impl Session {
             self.out.push_back(wire::log_message("warning", &text));
         }
         self.announce = [true; 3];
+        self.pins = super::pins::Pins::new(self.config.pinning.clone(), &effective);
+        self.pins.watch(self.pin_tx.clone());
         self.config.effective = effective;
         let servers = self.config.effective.servers.clone();
         self.start_servers(servers);
@@ -364,6 +367,25 @@ impl Session {
             return self.reply_error(&origin, ErrorCode::InvalidParams, &text);
         };
         let Some(route) = self.catalogs[kind.index()].route(&exposed).cloned() else {
+            if self.pins.held(kind, &exposed).is_some()
+                && self.pins.asks()
+                && self.ask_to_pin(&msg, &origin, kind, &exposed)
+            {
+                return;
+            }
+            if let Some(hold) = self.pins.held(kind, &exposed) {
+                let block = crate::filter::Block {
+                    rule: hold.rule.clone(),
+                    reason: hold.explain(&exposed),
+                };
+                tracing::info!(item = %exposed, rule = %block.rule, "a call to a held item was blocked");
+                if kind == ListKind::Tools {
+                    self.reply_blocked_tool(&origin, "hold", &block);
+                } else {
+                    self.reply_blocked(&origin, "hold", &block);
+                }
+                return;
+            }
             return self.reply_error(
                 &origin,
                 ErrorCode::InvalidParams,

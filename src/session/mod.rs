@@ -35,6 +35,7 @@
 mod catalog;
 mod client;
 mod cursor;
+mod pins;
 mod upstreams;
 pub mod wire;
 
@@ -57,6 +58,7 @@ use crate::jsonrpc::message::Parsed;
 use crate::jsonrpc::{ErrorCode, Id, Message, error_response, parse};
 use crate::upstream::{InstanceId, Upstream, UpstreamEvent};
 use catalog::{Catalog, Collision, Item, ListKind};
+pub use pins::{LockUpdate, PinningSetup};
 
 /// Requests in flight to one upstream; more get -32006 (busy) at once, so a flooding
 /// client costs bounded memory and other upstreams do not notice (FAULTS 25).
@@ -102,6 +104,8 @@ pub struct SessionConfig {
     pub notices: Vec<String>,
     /// The largest line accepted from the client.
     pub max_line: usize,
+    /// The pinning mode and where the lock files are.
+    pub pinning: PinningSetup,
 }
 
 /// Loads the configuration for the workspace the client's roots point at; `None`
@@ -280,6 +284,8 @@ enum Reverse {
         instance: InstanceId,
         id: Id,
     },
+    /// The user is asked to review a held item before its call goes on.
+    PinReview(Box<pins::PinReview>),
 }
 
 #[derive(Debug, Default)]
@@ -326,6 +332,10 @@ struct Session {
     collisions: [Vec<Collision>; 3],
     /// Per kind: the client has been sent a list (so changes are worth announcing).
     client_listed: [bool; 3],
+    /// Pinning: the locks, what is held, what to write.
+    pins: pins::Pins,
+    /// Where the lock watcher sends fresh readings.
+    pin_tx: mpsc::Sender<LockUpdate>,
 }
 
 /// Runs one session over the client's `input` and `output` until the client leaves
@@ -348,6 +358,9 @@ where
     let (upstream_tx, mut upstream_rx) = mpsc::channel(UPSTREAM_QUEUE);
     let notices = std::mem::take(&mut config.notices);
     let workspace_root = config.effective.workspace.as_ref().map(|w| w.root.clone());
+    let (pin_tx, mut pin_rx) = mpsc::channel(4);
+    let mut pins = pins::Pins::new(config.pinning.clone(), &config.effective);
+    pins.watch(pin_tx.clone());
     let mut session = Session {
         out: VecDeque::new(),
         upstream_tx,
@@ -372,6 +385,8 @@ where
         announce: [false; 3],
         collisions: Default::default(),
         client_listed: [false; 3],
+        pins,
+        pin_tx,
     };
     let servers = session.config.effective.servers.clone();
     session.start_servers(servers);
@@ -409,6 +424,8 @@ where
             }
             // Request and handshake deadlines.
             Some(expired) = session.timers.next() => session.on_timer(expired.get_ref()),
+            // A lock file changed (a `pin` in another terminal, an edit, trust).
+            Some(update) = pin_rx.recv() => session.on_lock_update(update),
         }
     };
     // What is already answered still goes out, within a bound.
@@ -615,7 +632,10 @@ impl Session {
         caps
     }
 
-    fn merged_instructions(&self) -> Option<String> {
+    /// Every ready server's instructions, except those pinning holds (changed, new in
+    /// `strict`, or flagged): they reach the model as surely as a tool description.
+    fn merged_instructions(&mut self) -> Option<String> {
+        let pins = &mut self.pins;
         let parts: Vec<String> = self
             .slots
             .iter()
@@ -623,7 +643,11 @@ impl Session {
                 SlotState::Ready {
                     instructions: Some(text),
                     ..
-                } if !text.trim().is_empty() => {
+                } if !text.trim().is_empty()
+                    && pins
+                        .judge_server(&s.config, Some(text))
+                        .shows_instructions() =>
+                {
                     Some(format!("## Server `{}`\n{}", s.config.name, text.trim()))
                 }
                 _ => None,
@@ -634,6 +658,7 @@ impl Session {
 
     fn rebuild_catalog(&mut self, kind: ListKind) {
         let i = kind.index();
+        let refused = self.judge_listings(kind);
         let listed = self
             .slots
             .iter()
@@ -647,8 +672,16 @@ impl Session {
                 }
                 _ => None,
             });
-        let (catalog, collisions) = Catalog::build(kind, listed);
+        let (catalog, collisions) = Catalog::build(kind, listed, |slot, item| {
+            !refused.contains(&(slot, item.exposed.clone()))
+        });
+        let changed = catalog.listing() != self.catalogs[i].listing();
         self.catalogs[i] = catalog;
+        self.pins.flush_writes();
+        self.report_pins();
+        if changed {
+            self.announce[i] = true;
+        }
         // Said once per change, not on every rebuild.
         if collisions == self.collisions[i] {
             return;

@@ -108,6 +108,26 @@ pub fn blocked_tool_result(decision: &str, block: &Block) -> String {
     .to_string()
 }
 
+/// The params of the `elicitation/create` that asks the user to review a held item
+/// (`[pinning] ask`): one boolean, "pin it".
+#[must_use]
+pub fn pin_review_params(message: &str) -> Value {
+    json!({
+        "message": message,
+        "requestedSchema": {
+            "type": "object",
+            "properties": {
+                "pin": {
+                    "type": "boolean",
+                    "title": "Pin it",
+                    "description": "Accept this definition into mcp-warden.lock"
+                }
+            },
+            "required": ["pin"]
+        }
+    })
+}
+
 /// The `data` of a -32003 error for a blocked request.
 #[must_use]
 pub fn blocked_data(decision: &str, block: &Block) -> Value {

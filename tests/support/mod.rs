@@ -88,7 +88,20 @@ impl Env {
         env
     }
 
+    /// Writes the user's `config.toml`. Tests that are not about pinning run with it
+    /// off (their fixtures would otherwise need a lock file): unless `toml` has a
+    /// `[pinning]` table, `mode = "off"` is appended (after the rest, so positions in
+    /// error messages do not move). Use [`Env::user_config_exact`] for the file
+    /// exactly as given.
     pub fn user_config(&self, toml: &str) {
+        if toml.contains("[pinning]") {
+            self.user_config_exact(toml);
+        } else {
+            self.user_config_exact(&format!("{toml}\n[pinning]\nmode = \"off\"\n"));
+        }
+    }
+
+    pub fn user_config_exact(&self, toml: &str) {
         std::fs::write(self.warden_home.join("config.toml"), toml).unwrap();
     }
 

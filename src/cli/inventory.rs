@@ -1,0 +1,117 @@
+//! What `pin`, `pins` and `scan` share: the configuration under the same trust gate as
+//! `serve`, the servers started and listed with every client capability declared, the
+//! lock files read, and each server reviewed against them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::ExitStatus;
+use crate::config::{self, Effective, TrustState};
+use crate::output;
+use crate::paths::Paths;
+use crate::pinning::collect;
+use crate::pinning::files::{LockPlaces, LockState, read_lock};
+use crate::pinning::review::{self, ServerReview};
+use crate::upstream::Spawner;
+
+/// Everything the servers offer now, next to the locks.
+#[derive(Debug)]
+pub struct Inventory {
+    pub effective: Effective,
+    pub places: LockPlaces,
+    pub reviews: Vec<ServerReview>,
+}
+
+impl Inventory {
+    /// Whether some server could not be started or listed.
+    #[must_use]
+    pub fn failed(&self) -> bool {
+        self.reviews.iter().any(|r| r.error.is_some())
+    }
+}
+
+/// Loads the configuration (errors printed: `Err(exit status)`), starts and lists every
+/// server that `serve` would start, and reviews them.
+pub fn take(
+    paths: &Paths,
+    workspace: Option<PathBuf>,
+) -> anyhow::Result<Result<Inventory, ExitStatus>> {
+    let choice = super::check::workspace_choice(workspace)?;
+    let effective = match config::load(paths, &choice) {
+        Ok(effective) => effective,
+        Err(e) => {
+            output::diag(&e.to_string());
+            return Ok(Err(ExitStatus::Usage));
+        }
+    };
+    say_what_does_not_start(&effective);
+    let places = LockPlaces::new(paths, &effective);
+    let locks: HashMap<PathBuf, LockState> = places
+        .all()
+        .into_iter()
+        .map(|(path, root)| {
+            let state = read_lock(&path, root.as_deref(), paths);
+            (path, state)
+        })
+        .collect();
+    for (path, state) in &locks {
+        if let LockState::Unusable(why) = state {
+            output::diag(&format!(
+                "mcp-warden: `{}` does not count: {why}",
+                path.display()
+            ));
+        }
+    }
+    let spawner = Spawner {
+        state_dir: paths.data_dir.clone(),
+        launcher: std::env::current_exe().ok(),
+    };
+    let root = effective.workspace.as_ref().map(|w| w.root.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let inventories = runtime.block_on(collect::collect(
+        &effective.servers,
+        &spawner,
+        root.as_deref(),
+    ));
+    for inv in &inventories {
+        if let Err(why) = &inv.outcome {
+            output::diag(&format!(
+                "mcp-warden: server `{}` could not be listed: {why}",
+                inv.server
+            ));
+        }
+    }
+    let reviews = review::review(
+        effective.pinning.mode,
+        &effective.servers,
+        &inventories,
+        &locks,
+        |server| places.for_server(server),
+    );
+    Ok(Ok(Inventory {
+        effective,
+        places,
+        reviews,
+    }))
+}
+
+/// Says which configured servers are not started, and why (an untrusted workspace's).
+fn say_what_does_not_start(effective: &Effective) {
+    if let Some(ws) = &effective.workspace
+        && ws.file.is_some()
+        && !matches!(ws.trust, TrustState::Trusted)
+    {
+        output::diag(&format!(
+            "mcp-warden: workspace `{}` is not trusted: its servers are not started; review `mcp-warden.toml`, then run `mcp-warden trust`",
+            ws.root.display()
+        ));
+    }
+    for skipped in &effective.skipped {
+        output::diag(&format!(
+            "mcp-warden: server `{}` is not started: {}",
+            skipped.server, skipped.reason
+        ));
+    }
+}

@@ -1,0 +1,543 @@
+//! Taking the inventory of the configured servers, for `pin`, `pins` and `scan`.
+//!
+//! Those commands have no client: they start each server themselves, initialize it
+//! declaring every client capability (so it offers everything it would offer any
+//! client), list all its tools, prompts and resource templates, and stop it. What a
+//! pin or a scan judges must be what the server sent, so every definition is kept as
+//! the raw JSON text of its array element: number formatting, key order, unknown
+//! fields and `_meta` included.
+//!
+//! # Decisions
+//! - **One server, one outcome.** A server that cannot be started, exits, stays silent
+//!   past its `request_timeout`, or fails `initialize` or `tools/list` yields
+//!   `Err(reason)`; the other servers are unaffected.
+//! - **Prompts and templates are optional.** A server may declare `prompts` or
+//!   `resources` and still answer their listing with an error (-32601 is common) or a
+//!   malformed page: that kind is then empty and a warning is logged. Silence or an
+//!   exit is not an answer, so it fails the server whatever was being listed: an
+//!   inventory that only looks complete is worse than none.
+//! - **Bounded like the session.** At most [`MAX_PAGES`] pages and [`MAX_ITEMS`]
+//!   items per kind, so a server that pages forever cannot hold a command up; the
+//!   rest is dropped with a warning, as `serve` does.
+//! - **Nothing is left running.** Every started server is shut down (stdin closed,
+//!   then SIGTERM, then SIGKILL to its process group) before its outcome is returned.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::config::{ServerConfig, ServerName};
+use crate::jsonrpc::codec::DEFAULT_MAX_LINE;
+use crate::jsonrpc::error::result_response;
+use crate::jsonrpc::message::Parsed;
+use crate::jsonrpc::{ErrorCode, Id, Line, Message, error_response, parse, recover_id};
+use crate::pinning::lock::Kind;
+use crate::session::wire;
+use crate::upstream::{self, InstanceId, SendError, SpawnError, Upstream, UpstreamEvent};
+
+/// Most list pages fetched per kind from one server. The same bound as the session's
+/// catalog (`session::catalog::MAX_PAGES`, private there), so `pin` sees what `serve`
+/// would.
+pub const MAX_PAGES: u32 = 100;
+/// Most items of one kind kept from one server; the same bound as the session's
+/// catalog (`session::catalog::MAX_ITEMS_PER_SERVER`).
+pub const MAX_ITEMS: usize = 10_000;
+/// Events one server's tasks may queue before its stdout reader waits for us.
+const EVENT_QUEUE: usize = 64;
+/// Longest part of a server's error answer quoted in a reason.
+const MAX_QUOTED: usize = 300;
+
+/// One definition as the upstream sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    pub kind: Kind,
+    /// The upstream's own name (`name`; for templates: `uriTemplate`).
+    pub name: String,
+    /// The object exactly as the server sent it (raw JSON text of the array element).
+    pub json: String,
+}
+
+/// What one server offered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// `instructions` from the server's `initialize` answer.
+    pub instructions: Option<String>,
+    /// In the order listed: tools, then prompts, then resource templates.
+    pub items: Vec<Definition>,
+}
+
+/// One configured server's inventory, or why it could not be taken.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub server: ServerName,
+    pub outcome: Result<Listing, String>,
+}
+
+/// Starts every server (in parallel), initializes it, lists all tools, prompts and
+/// resource templates, and stops it. Results are in the order of `servers`.
+///
+/// `workspace_root` is each server's working directory when its config names none,
+/// and the one root answered to `roots/list`.
+pub async fn collect(
+    servers: &[ServerConfig],
+    spawner: &upstream::Spawner,
+    workspace_root: Option<&Path>,
+) -> Vec<Inventory> {
+    let each = (0..)
+        .zip(servers)
+        .map(|(instance, config)| collect_one(config, spawner, workspace_root, instance));
+    futures_util::future::join_all(each).await
+}
+
+/// One server, start to stop. Each has its own event channel, so no demultiplexing.
+async fn collect_one(
+    config: &ServerConfig,
+    spawner: &upstream::Spawner,
+    workspace_root: Option<&Path>,
+    instance: InstanceId,
+) -> Inventory {
+    let (tx, events) = mpsc::channel(EVENT_QUEUE);
+    let outcome = match upstream::spawn(config, spawner, workspace_root, instance, tx) {
+        Err(e) => Err(spawn_reason(&e)),
+        Ok(upstream) => {
+            let mut conn = Connection {
+                upstream,
+                events,
+                next_id: 0,
+                timeout: config.request_timeout,
+                workspace_root,
+                server: &config.name,
+            };
+            let outcome = conn.inventory().await;
+            let Connection {
+                upstream, events, ..
+            } = conn;
+            // Dropped first: the supervisor's last event must not wait for a reader.
+            drop(events);
+            upstream.shutdown().await;
+            outcome
+        }
+    };
+    if let Err(why) = &outcome {
+        tracing::warn!(server = %config.name, %why, "could not take the server's inventory");
+    }
+    Inventory {
+        server: config.name.clone(),
+        outcome,
+    }
+}
+
+/// A spawn error without the server's name, which the [`Inventory`] already carries.
+fn spawn_reason(e: &SpawnError) -> String {
+    match e {
+        SpawnError::PrivateDir { path, source, .. } => format!(
+            "cannot create its private directory `{}`: {source}",
+            path.display()
+        ),
+        SpawnError::Start {
+            command, source, ..
+        } => format!("cannot start `{command}`: {source}"),
+    }
+}
+
+/// Why a listing ended without its items.
+enum Failure {
+    /// The server answered with an error or a malformed page.
+    Refused(String),
+    /// No answer: a timeout, an exit, a closed stdin.
+    Lost(String),
+}
+
+/// A running server and the events of its tasks.
+struct Connection<'a> {
+    upstream: Upstream,
+    events: mpsc::Receiver<UpstreamEvent>,
+    next_id: u64,
+    timeout: Duration,
+    workspace_root: Option<&'a Path>,
+    server: &'a ServerName,
+}
+
+impl Connection<'_> {
+    /// The handshake and every listing the server's capabilities offer.
+    async fn inventory(&mut self) -> Result<Listing, String> {
+        #[derive(Deserialize)]
+        struct InitResult {
+            #[serde(default)]
+            capabilities: Value,
+            instructions: Option<String>,
+        }
+        let id = self.mint();
+        let capabilities =
+            json!({"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}});
+        let info = json!({"name": "mcp-warden", "version": env!("CARGO_PKG_VERSION")});
+        // The newest revision we speak, so a server shows everything it has.
+        let line = wire::upstream_initialize(id, wire::negotiate(None), &capabilities, &info);
+        let answer = self.exchange(id, "initialize", line).await?;
+        let init = answer
+            .result()
+            .and_then(|r| serde_json::from_str::<InitResult>(r).ok());
+        let Some(init) = init else {
+            return Err(match answer.result() {
+                Some(_) => "`initialize` answer has no valid result".to_owned(),
+                None => format!("`initialize` failed: {}", error_text(&answer)),
+            });
+        };
+        self.send(wire::notification("notifications/initialized", None));
+        let mut items = Vec::new();
+        for kind in [Kind::Tool, Kind::Prompt, Kind::ResourceTemplate] {
+            if init.capabilities.get(capability(kind)).is_none() {
+                continue;
+            }
+            match self.list(kind).await {
+                Ok(mut listed) => items.append(&mut listed),
+                Err(Failure::Refused(why)) if kind != Kind::Tool => {
+                    tracing::warn!(server = %self.server, %why, "listing refused; taken as empty");
+                }
+                Err(Failure::Refused(why) | Failure::Lost(why)) => return Err(why),
+            }
+        }
+        Ok(Listing {
+            instructions: init.instructions,
+            items,
+        })
+    }
+
+    /// Every item of one kind, following `nextCursor` within [`MAX_PAGES`] and
+    /// [`MAX_ITEMS`]. A name listed twice keeps its first definition.
+    async fn list(&mut self, kind: Kind) -> Result<Vec<Definition>, Failure> {
+        let method = method(kind);
+        let mut items = Vec::new();
+        let mut seen = HashSet::new();
+        let mut cursor: Option<String> = None;
+        for page_number in 1..=MAX_PAGES {
+            let id = self.mint();
+            let params = cursor.as_ref().map(|c| json!({ "cursor": c }));
+            let line = wire::request(id, method, params.as_ref());
+            let answer = self
+                .exchange(id, method, line)
+                .await
+                .map_err(Failure::Lost)?;
+            let Some(result) = answer.result() else {
+                let why = format!("`{method}` failed: {}", error_text(&answer));
+                return Err(Failure::Refused(why));
+            };
+            let page = serde_json::from_str::<Page<'_>>(result).map_err(|e| {
+                Failure::Refused(format!("`{method}` answered a malformed page: {e}"))
+            })?;
+            let next_cursor = page.next_cursor.clone();
+            let Some(listed) = page.items(kind) else {
+                let why = format!("`{method}` answered without `{}`", field(kind));
+                return Err(Failure::Refused(why));
+            };
+            for raw in listed {
+                if items.len() >= MAX_ITEMS {
+                    tracing::warn!(server = %self.server, method, "more than {MAX_ITEMS} items; the rest are dropped");
+                    return Ok(items);
+                }
+                let Some(name) = item_name(kind, raw) else {
+                    tracing::warn!(server = %self.server, method, "an item without its `{}` was dropped", key(kind));
+                    continue;
+                };
+                if !seen.insert(name.clone()) {
+                    tracing::warn!(server = %self.server, method, item = %name, "listed twice; the first definition is kept");
+                    continue;
+                }
+                items.push(Definition {
+                    kind,
+                    name,
+                    json: raw.get().to_owned(),
+                });
+            }
+            match next_cursor {
+                None => return Ok(items),
+                Some(_) if page_number == MAX_PAGES || items.len() >= MAX_ITEMS => {
+                    tracing::warn!(server = %self.server, method, pages = page_number, items = items.len(), "listing cut short: the server keeps paging");
+                    return Ok(items);
+                }
+                Some(next) => cursor = Some(next),
+            }
+        }
+        Ok(items)
+    }
+
+    /// A fresh id for one of our requests.
+    fn mint(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Queues a line we wrote; a server that does not read learns nothing from a retry.
+    fn send(&self, line: Bytes) {
+        if let Err(e) = self.upstream.send(line) {
+            tracing::warn!(server = %self.server, ?e, "could not queue a message for the server");
+        }
+    }
+
+    /// Sends request `id` (`line`) and waits, at most the server's `request_timeout`,
+    /// for its answer, serving the server's own requests meanwhile. The answer may be
+    /// an error response; `Err` means there was none.
+    async fn exchange(&mut self, id: u64, method: &str, line: Bytes) -> Result<Message, String> {
+        let deadline = Instant::now() + self.timeout;
+        let unsent = self.upstream.send(line).err();
+        loop {
+            let Ok(event) = tokio::time::timeout_at(deadline, self.events.recv()).await else {
+                return Err(match unsent {
+                    Some(SendError::Closed) => {
+                        format!("could not send `{method}`: its stdin is closed")
+                    }
+                    Some(SendError::Full) => {
+                        format!("could not send `{method}`: it does not read its stdin")
+                    }
+                    None => format!("did not answer `{method}` within {}", human(self.timeout)),
+                });
+            };
+            match event {
+                // The supervisor holds a sender until it reports the exit, so this
+                // means its task is gone without a word.
+                None => return Err("its process was lost without an exit status".to_owned()),
+                Some(UpstreamEvent::Exited {
+                    status,
+                    stderr_tail,
+                    ..
+                }) => return Err(exited(&status, &stderr_tail)),
+                Some(UpstreamEvent::Line(_, Line::Overlong { skipped, head })) => {
+                    if recover_id(&head).and_then(|i| i.as_u64()) == Some(id) {
+                        return Err(format!(
+                            "its answer to `{method}` was {skipped} bytes, over the limit of {DEFAULT_MAX_LINE} bytes"
+                        ));
+                    }
+                    tracing::warn!(server = %self.server, skipped, "dropped an overlong line from the server");
+                }
+                Some(UpstreamEvent::Line(_, Line::Frame(bytes))) => match parse(bytes) {
+                    Ok(Parsed::Single(msg)) => match msg.kind() {
+                        crate::jsonrpc::Kind::Response { id: answered, .. } => {
+                            if answered.as_u64() == Some(id) {
+                                return Ok(msg);
+                            }
+                            tracing::debug!(server = %self.server, id = %answered, "answer to no request in flight; dropped");
+                        }
+                        crate::jsonrpc::Kind::Request { id, method } => {
+                            self.answer_server(id, method);
+                        }
+                        crate::jsonrpc::Kind::Notification { method } => {
+                            tracing::debug!(server = %self.server, %method, "notification ignored");
+                        }
+                    },
+                    // Servers print log text on stdout sometimes; it is not theirs to say.
+                    Ok(Parsed::Batch(_)) => {
+                        tracing::debug!(server = %self.server, "a batch from the server; dropped");
+                    }
+                    Err(e) => {
+                        tracing::debug!(server = %self.server, why = %e, "a non-JSON-RPC line from the server; dropped");
+                    }
+                },
+            }
+        }
+    }
+
+    /// Answers a server-to-client request. There is no client and no user: roots are
+    /// the workspace, questions are declined, and there is no model to sample.
+    fn answer_server(&self, id: &Id, method: &str) {
+        let line = match method {
+            "ping" => result_response(id, "{}"),
+            "roots/list" => result_response(id, &wire::roots_result(self.workspace_root)),
+            "elicitation/create" => result_response(id, r#"{"action":"decline"}"#),
+            "sampling/createMessage" => error_response(
+                Some(id),
+                ErrorCode::MethodNotFound,
+                "mcp-warden is taking the server's inventory: there is no model to sample",
+                None,
+            ),
+            _ => error_response(
+                Some(id),
+                ErrorCode::MethodNotFound,
+                &format!("method `{method}` is not available while mcp-warden takes the inventory"),
+                None,
+            ),
+        };
+        self.send(line);
+    }
+}
+
+/// One page of a list result, borrowed from the answer's text. Each kind has its own
+/// field, so a page carrying another kind's field is not mistaken for this one.
+#[derive(Deserialize)]
+struct Page<'a> {
+    #[serde(borrow, default)]
+    tools: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    prompts: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default, rename = "resourceTemplates")]
+    templates: Option<Vec<&'a RawValue>>,
+    #[serde(rename = "nextCursor", default)]
+    next_cursor: Option<String>,
+}
+
+impl<'a> Page<'a> {
+    fn items(self, kind: Kind) -> Option<Vec<&'a RawValue>> {
+        match kind {
+            Kind::Tool => self.tools,
+            Kind::Prompt => self.prompts,
+            Kind::ResourceTemplate => self.templates,
+        }
+    }
+}
+
+/// The item's own name: `name`, or `uriTemplate` for templates; `None` when it is
+/// missing or not a string.
+fn item_name(kind: Kind, raw: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Named {
+        name: String,
+    }
+    #[derive(Deserialize)]
+    struct Templated {
+        #[serde(rename = "uriTemplate")]
+        uri_template: String,
+    }
+    let text = raw.get();
+    match kind {
+        Kind::Tool | Kind::Prompt => serde_json::from_str::<Named>(text).ok().map(|n| n.name),
+        Kind::ResourceTemplate => serde_json::from_str::<Templated>(text)
+            .ok()
+            .map(|t| t.uri_template),
+    }
+}
+
+/// The method that lists `kind`.
+fn method(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Tool => "tools/list",
+        Kind::Prompt => "prompts/list",
+        Kind::ResourceTemplate => "resources/templates/list",
+    }
+}
+
+/// The field of a list result that holds the items.
+fn field(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Tool => "tools",
+        Kind::Prompt => "prompts",
+        Kind::ResourceTemplate => "resourceTemplates",
+    }
+}
+
+/// The server capability that says the kind exists.
+fn capability(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Tool => "tools",
+        Kind::Prompt => "prompts",
+        Kind::ResourceTemplate => "resources",
+    }
+}
+
+/// The key that names an item.
+fn key(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Tool | Kind::Prompt => "name",
+        Kind::ResourceTemplate => "uriTemplate",
+    }
+}
+
+/// Why a server is gone, worded as the session words it.
+fn exited(status: &str, stderr_tail: &[String]) -> String {
+    let mut why = format!("exited ({status})");
+    if let Some(last) = stderr_tail.last() {
+        why = format!("{why}; last stderr line: {last}");
+    }
+    why
+}
+
+/// `error CODE: MESSAGE` of an error answer, else (a malformed one) its text, cut short.
+fn error_text(msg: &Message) -> String {
+    #[derive(Deserialize)]
+    struct Envelope {
+        error: ErrorObject,
+    }
+    #[derive(Deserialize)]
+    struct ErrorObject {
+        code: i64,
+        message: String,
+    }
+    match serde_json::from_slice::<Envelope>(msg.raw()) {
+        Ok(Envelope { error }) => clip(&format!("error {}: {}", error.code, error.message)),
+        Err(_) => clip(&String::from_utf8_lossy(msg.raw())),
+    }
+}
+
+/// `text`, at most [`MAX_QUOTED`] bytes of it (on a character boundary).
+fn clip(text: &str) -> String {
+    if text.len() <= MAX_QUOTED {
+        return text.to_owned();
+    }
+    let mut end = MAX_QUOTED;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// A timeout as the configuration writes it.
+fn human(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_read_per_kind() {
+        let raw = |t: &str| -> Box<RawValue> {
+            RawValue::from_string(t.to_owned()).unwrap_or_else(|_| panic!("{t}"))
+        };
+        assert_eq!(
+            item_name(Kind::Tool, &raw(r#"{"name":"a","x":1.50}"#)).as_deref(),
+            Some("a")
+        );
+        assert_eq!(item_name(Kind::Prompt, &raw(r#"{"name":7}"#)), None);
+        assert_eq!(
+            item_name(
+                Kind::ResourceTemplate,
+                &raw(r#"{"uriTemplate":"file:///{p}","name":"f"}"#)
+            )
+            .as_deref(),
+            Some("file:///{p}")
+        );
+        assert_eq!(
+            item_name(Kind::ResourceTemplate, &raw(r#"{"name":"f"}"#)),
+            None
+        );
+    }
+
+    #[test]
+    fn long_quotes_are_cut_on_a_character_boundary() {
+        let text = "é".repeat(MAX_QUOTED);
+        let cut = clip(&text);
+        assert!(cut.len() <= MAX_QUOTED + "…".len());
+        assert!(cut.ends_with('…'));
+        assert_eq!(clip("short"), "short");
+    }
+
+    #[test]
+    fn exits_name_the_status_and_the_last_stderr_line() {
+        assert_eq!(exited("exit status: 7", &[]), "exited (exit status: 7)");
+        assert_eq!(
+            exited("exit status: 7", &["a".into(), "b".into()]),
+            "exited (exit status: 7); last stderr line: b"
+        );
+    }
+}

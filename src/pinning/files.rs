@@ -1,0 +1,119 @@
+//! Which lock file a server's pins live in, and reading one as it counts (SPEC "Files
+//! and layers"): a workspace server's pins come from `mcp-warden.lock` beside its
+//! `mcp-warden.toml`, and count only while the workspace is trusted; user-level and
+//! managed servers' pins come from the data dir's lock.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Effective, Layer, ServerConfig};
+use crate::paths::{LOCK_FILE, Paths};
+use crate::pinning::lock::{self, LockFile};
+
+/// A lock file as it counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockState {
+    Ready(LockFile),
+    /// It does not count, and why: everything it would pin is held.
+    Unusable(String),
+}
+
+/// Where the lock files of one invocation are.
+#[derive(Debug, Clone)]
+pub struct LockPlaces {
+    /// The data dir's lock: user-level and managed servers.
+    pub user: PathBuf,
+    /// The root of the workspace whose lock counts: only a trusted one.
+    pub workspace: Option<PathBuf>,
+}
+
+impl LockPlaces {
+    /// The places for `effective`, with the user lock in `paths`' data dir.
+    #[must_use]
+    pub fn new(paths: &Paths, effective: &Effective) -> Self {
+        Self {
+            user: paths.data_dir.join(LOCK_FILE),
+            workspace: effective
+                .workspace
+                .as_ref()
+                .filter(|w| w.trust.is_trusted())
+                .map(|w| w.root.clone()),
+        }
+    }
+
+    /// The lock file `server`'s pins live in.
+    #[must_use]
+    pub fn for_server(&self, server: &ServerConfig) -> PathBuf {
+        match (&server.layer, &self.workspace) {
+            (Layer::Workspace, Some(root)) => root.join(LOCK_FILE),
+            _ => self.user.clone(),
+        }
+    }
+
+    /// The workspace root a lock file's trust depends on (`None`: the user lock).
+    #[must_use]
+    pub fn root_of(&self, path: &Path) -> Option<&Path> {
+        self.workspace
+            .as_deref()
+            .filter(|root| path.parent() == Some(*root))
+    }
+
+    /// Every lock file in use, each with the workspace root it depends on.
+    #[must_use]
+    pub fn all(&self) -> Vec<(PathBuf, Option<PathBuf>)> {
+        let mut out = vec![(self.user.clone(), None)];
+        if let Some(root) = &self.workspace {
+            out.push((root.join(LOCK_FILE), Some(root.clone())));
+        }
+        out
+    }
+}
+
+/// Reads a lock file (blocking): absent is empty; for a workspace's lock, the
+/// workspace must still be trusted, checked under the file's own lock so a write and
+/// its trust record are seen together.
+#[must_use]
+pub fn read_lock(path: &Path, workspace: Option<&Path>, paths: &Paths) -> LockState {
+    let read = lock::read_then(path, || {
+        workspace.map(|root| crate::trust::state(paths, root).is_trusted())
+    });
+    match read {
+        Ok((_, Some(false))) => LockState::Unusable(
+            "the workspace is no longer trusted (its `mcp-warden.toml` or `mcp-warden.lock` changed); review the change, then run `mcp-warden trust`".into(),
+        ),
+        Ok((lock, _)) => LockState::Ready(lock.unwrap_or_default()),
+        Err(e) => LockState::Unusable(e.to_string()),
+    }
+}
+
+/// Adds `pins` to the lock file at `path` (and takes out `remove`), creating its
+/// directory if needed, and records the write in the trust store when it is the
+/// workspace's (`workspace`), all under the file's lock. Returns whether the file
+/// changed.
+pub fn write_pins(
+    path: &Path,
+    workspace: Option<&Path>,
+    paths: &Paths,
+    pins: LockFile,
+    remove: impl FnOnce(&mut LockFile),
+) -> anyhow::Result<bool> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let (_, (written, trust)) = lock::update_then(
+        path,
+        |lock| {
+            remove(lock);
+            lock.servers.extend(pins.servers);
+            lock.items.extend(pins.items);
+        },
+        |written| {
+            let trust = match workspace {
+                Some(root) if written => crate::trust::record_own_write(paths, root).map(|_| ()),
+                _ => Ok(()),
+            };
+            (written, trust)
+        },
+    )?;
+    trust?;
+    Ok(written)
+}
