@@ -4,7 +4,8 @@
 //! stdio, so every byte it writes is under the test's control.
 //!
 //! Options: `--name NAME` (serverInfo), `--marker FILE` (created at start: proves the
-//! server was started), `--tool NAME` (an extra tool, repeatable), `--instructions TEXT`,
+//! server was started), `--tool NAME` (an extra tool, repeatable), `--instructions TEXT`
+//! (or `--instructions-file FILE`),
 //! `--exit-at-start CODE` (exit before reading anything).
 // A test fixture: it may panic, print, and list one behaviour per match arm.
 #![allow(
@@ -47,6 +48,10 @@ fn parse_args() -> Options {
             // Every tools/list page says there is another one (takes a dummy value).
             "--endless-cursor" => opts.endless_cursor = true,
             "--instructions" => opts.instructions = Some(value),
+            // Read at start: other instructions without other arguments.
+            "--instructions-file" => {
+                opts.instructions = std::fs::read_to_string(&value).ok();
+            }
             // Read at start, so a restarted server can describe `echo` differently.
             "--description-file" => {
                 opts.echo_description = std::fs::read_to_string(&value).unwrap_or_default();

@@ -8,43 +8,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::prefix::{mcp_client_script, node_bin, test_prefix, venv_bin};
+use support::prefix::{node_bin, run_client, test_prefix, venv_bin};
 use support::{Env, path_str, processes_with_env, q};
-
-/// Runs the Python SDK client with `script` against `mcp-warden serve` in `env`.
-fn run_client(env: &Env, prefix: &Path, script: &Value, roots: &[&Path]) -> Value {
-    let script_path = env.dir.path().join("script.json");
-    std::fs::write(&script_path, script.to_string()).unwrap();
-    let mut args = vec![
-        path_str(&mcp_client_script()),
-        "--script".into(),
-        path_str(&script_path),
-        "--timeout".into(),
-        "120".into(),
-    ];
-    for root in roots {
-        args.push("--root".into());
-        args.push(path_str(root));
-    }
-    args.extend(["--".into(), path_str(&support::bin()), "serve".into()]);
-    let mut client = std::process::Command::new(venv_bin(prefix, "python"));
-    client.args(&args);
-    env.apply(&mut client);
-    let output = client.stdin(Stdio::null()).output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "client failed ({}):\nstdout: {stdout}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("client output is not JSON ({e}): {stdout}"))
-}
 
 /// A user config with server-everything and mcp-server-time from the test prefix.
 fn everything_and_time(prefix: &Path) -> String {

@@ -290,8 +290,17 @@ pub fn item_kind(kind: Kind) -> ItemKind {
 /// absent), one JSON member per line as the lock file shows them.
 #[must_use]
 pub fn unified_diff(exposed: &str, pinned: Option<&ItemPin>, offered: Option<&ItemPin>) -> String {
-    let old = pinned.map(ItemPin::definition_pretty).unwrap_or_default();
-    let new = offered.map(ItemPin::definition_pretty).unwrap_or_default();
+    let text = |pin: Option<&ItemPin>| {
+        pin.map(|p| {
+            let mut t = p.definition_pretty();
+            if !t.ends_with('\n') {
+                t.push('\n');
+            }
+            t
+        })
+        .unwrap_or_default()
+    };
+    let (old, new) = (text(pinned), text(offered));
     let old_label = format!("pinned {exposed}");
     let new_label = format!("offered {exposed}");
     let mut text = similar::TextDiff::from_lines(&old, &new)

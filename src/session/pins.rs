@@ -491,17 +491,27 @@ impl super::Session {
         review::scan_context(&peers, index)
     }
 
-    /// Says what pinning found: on stderr, in the log, and to the client.
+    /// Says what pinning found: each item on stderr and in the log; the client gets
+    /// one message (a summary when there are many, so a first run does not flood it).
     pub(super) fn report_pins(&mut self) {
-        for text in self.pins.take_reports() {
+        let reports = self.pins.take_reports();
+        for text in &reports {
             tracing::warn!("{text}");
             crate::output::diag(&format!("mcp-warden: {text}"));
-            if self.client.initialized {
-                self.out
-                    .push_back(super::wire::log_message("warning", &text));
-            } else {
-                self.notices.push(text);
-            }
+        }
+        let to_client = match reports.len() {
+            0 => return,
+            1..=3 => reports.join("\n"),
+            n => format!(
+                "{n} pinning notices, e.g. {}; `mcp-warden pins` lists them all, `mcp-warden pin` reviews and pins",
+                reports[0]
+            ),
+        };
+        if self.client.initialized {
+            self.out
+                .push_back(super::wire::log_message("warning", &to_client));
+        } else {
+            self.notices.push(to_client);
         }
     }
 

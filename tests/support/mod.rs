@@ -30,9 +30,14 @@ pub fn bin() -> PathBuf {
 
 /// The example test server (built by `cargo test` with the other examples).
 pub fn test_server() -> PathBuf {
+    example("test_server")
+}
+
+/// An example binary (`examples/NAME.rs`), built by `cargo test`.
+pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let debug = exe.parent().unwrap().parent().unwrap();
-    let path = debug.join("examples").join("test_server");
+    let path = debug.join("examples").join(name);
     assert!(
         path.exists(),
         "{} is missing: run the tests with `cargo test`",

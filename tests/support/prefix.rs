@@ -5,6 +5,11 @@
 //! half-finished install is never taken for a complete one.
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde_json::Value;
+
+use super::{Env, path_str};
 
 /// Environment variable naming the prefix; `install.sh` honours the same one.
 #[allow(dead_code)]
@@ -71,4 +76,46 @@ pub fn mcp_client_script() -> PathBuf {
         .join("tests")
         .join("clients")
         .join("mcp_client.py")
+}
+
+/// Runs the Python SDK client (`tests/clients/mcp_client.py`) with `script` against
+/// `mcp-warden serve` in `env`, the client declaring `roots`.
+#[allow(dead_code)]
+pub fn run_client(env: &Env, prefix: &Path, script: &Value, roots: &[&Path]) -> Value {
+    let mut extra = Vec::new();
+    for root in roots {
+        extra.push("--root".to_owned());
+        extra.push(path_str(root));
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    run_client_with(env, prefix, script, &extra)
+}
+
+/// [`run_client`] with other client options (`--elicit decline`, ...).
+#[allow(dead_code, clippy::unwrap_used)]
+pub fn run_client_with(env: &Env, prefix: &Path, script: &Value, options: &[&str]) -> Value {
+    let script_path = env.dir.path().join("script.json");
+    std::fs::write(&script_path, script.to_string()).unwrap();
+    let mut args = vec![
+        path_str(&mcp_client_script()),
+        "--script".into(),
+        path_str(&script_path),
+        "--timeout".into(),
+        "120".into(),
+    ];
+    args.extend(options.iter().map(|o| (*o).to_owned()));
+    args.extend(["--".into(), path_str(&super::bin()), "serve".into()]);
+    let mut client = std::process::Command::new(venv_bin(prefix, "python"));
+    client.args(&args);
+    env.apply(&mut client);
+    let output = client.stdin(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "client failed ({}):\nstdout: {stdout}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("client output is not JSON ({e}): {stdout}"))
 }
