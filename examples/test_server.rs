@@ -6,7 +6,8 @@
 //! Options: `--name NAME` (serverInfo), `--marker FILE` (created at start: proves the
 //! server was started), `--tool NAME` (an extra tool, repeatable), `--instructions TEXT`
 //! (or `--instructions-file FILE`),
-//! `--exit-at-start CODE` (exit before reading anything).
+//! `--exit-at-start CODE` (exit before reading anything), `--list-delay MS` (a slow
+//! `tools/list`).
 // A test fixture: it may panic, print, and list one behaviour per match arm.
 #![allow(
     clippy::print_stdout,
@@ -26,11 +27,14 @@ struct Options {
     instructions: Option<String>,
     echo_description: String,
     endless_cursor: bool,
+    /// Milliseconds to wait before answering each `tools/list`.
+    list_delay: u64,
 }
 
 fn parse_args() -> Options {
     let mut opts = Options {
         endless_cursor: false,
+        list_delay: 0,
         echo_description: "Echoes `message` back; `_meta` carries a number written 1.50.".into(),
         name: "test-server".into(),
         extra_tools: Vec::new(),
@@ -56,6 +60,8 @@ fn parse_args() -> Options {
             "--description-file" => {
                 opts.echo_description = std::fs::read_to_string(&value).unwrap_or_default();
             }
+            // A slow listing: requests that need the catalog wait meanwhile.
+            "--list-delay" => opts.list_delay = value.parse().unwrap_or(0),
             "--delay-start" => {
                 // A slow start (an `npx` download, say): nothing is read meanwhile.
                 std::thread::sleep(std::time::Duration::from_millis(value.parse().unwrap_or(0)));
@@ -147,6 +153,7 @@ fn main() {
             }
             "ping" => answer(&out, &id, &json!({})),
             "tools/list" => {
+                std::thread::sleep(std::time::Duration::from_millis(opts.list_delay));
                 let mut tools = vec![
                     tool("echo", &opts.echo_description),
                     tool("stop_reading", "Stops reading stdin for good (answers first)."),

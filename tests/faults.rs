@@ -548,3 +548,27 @@ fn a_slow_server_does_not_hold_the_client_past_the_start_up_wait_and_joins_later
         "late"
     );
 }
+
+#[test]
+fn fault_30b_a_request_cancelled_while_it_waits_for_the_catalog_is_never_answered() {
+    let env = Env::new();
+    env.user_config(&test_server_table("a", &["--list-delay", "1500"]));
+    let mut serve = env.serve();
+    serve.initialize();
+    // The listing is still under way: this call waits for it, and is cancelled there.
+    serve.send(&json!({"jsonrpc": "2.0", "id": "c", "method": "tools/call",
+                       "params": {"name": "a__echo", "arguments": {"message": "late"}}}));
+    serve.send(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                       "params": {"requestId": "c"}}),
+    );
+    // Waits for the listing; the cancelled call would have been answered before it.
+    let names = serve.tool_names(5);
+    assert!(names.contains(&"a__echo".to_owned()), "{names:?}");
+    serve.request(json!("after"), "ping", json!({}));
+    assert!(
+        !serve.seen.iter().any(|m| m["id"] == "c"),
+        "a cancelled call was answered: {:?}",
+        serve.seen
+    );
+}

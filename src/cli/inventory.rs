@@ -83,12 +83,16 @@ pub fn take(
             ));
         }
     }
+    let replaced = crate::pinning::machine::replaced(paths, &effective.servers, |w| {
+        output::diag(&format!("mcp-warden: warning: {w}"));
+    });
     let reviews = review::review(
         effective.pinning.mode,
         &effective.servers,
         &inventories,
         &locks,
         |server| places.for_server(server),
+        &replaced,
     );
     Ok(Ok(Inventory {
         effective,

@@ -134,6 +134,16 @@ pub fn run_pin(
         })?;
         output::line(&format!("pinned in `{}`", path.display()));
     }
+    // Pinning a server (or any of its items) also accepts the executable it runs now.
+    let programs: Vec<PathBuf> = plan
+        .shown
+        .iter()
+        .map(|(s, _)| *s)
+        .collect::<BTreeSet<usize>>()
+        .into_iter()
+        .filter_map(|s| crate::upstream::program_of(&inv.reviews[s].config).ok())
+        .collect();
+    crate::pinning::machine::accept(paths, &programs)?;
     output::line(&format!("pinned {}", plan.summary()));
     Ok(if inv.failed() {
         ExitStatus::Failure
@@ -364,6 +374,7 @@ fn server_change(v: &ServerVerdict) -> &'static str {
         ServerStatus::New => "new",
         ServerStatus::IdentityChanged => "command or arguments changed",
         ServerStatus::InstructionsChanged => "instructions changed",
+        ServerStatus::ExecutableChanged => "executable replaced on this machine",
     }
 }
 

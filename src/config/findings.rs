@@ -376,6 +376,38 @@ mod tests {
     }
 
     #[test]
+    fn unversioned_spec_reads_commands_as_written() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            unversioned_spec("npx", &args(&["-y", "@modelcontextprotocol/server-memory"])),
+            Some("@modelcontextprotocol/server-memory".to_owned())
+        );
+        assert_eq!(
+            unversioned_spec(
+                "npx",
+                &args(&["-y", "@modelcontextprotocol/server-memory@2026.1.26"])
+            ),
+            None
+        );
+        assert_eq!(
+            unversioned_spec("/usr/bin/uvx", &args(&["mcp-server-time"])),
+            Some("mcp-server-time".to_owned())
+        );
+        assert_eq!(
+            unversioned_spec("uvx", &args(&["mcp-server-time==2026.1.26"])),
+            None
+        );
+        assert_eq!(
+            unversioned_spec(
+                "uv",
+                &args(&["tool", "run", "--from", "mcp-server-git", "x"])
+            ),
+            Some("mcp-server-git".to_owned())
+        );
+        assert_eq!(unversioned_spec("/opt/server", &args(&["pkg"])), None);
+    }
+
+    #[test]
     fn unversioned_npx_packages_are_findings() {
         for args in [
             "[\"-y\", \"@modelcontextprotocol/server-filesystem\"]",

@@ -86,6 +86,9 @@ pub struct ServerFacts<'a> {
     pub instructions: Option<&'a str>,
     /// Scan findings of the instructions.
     pub instruction_findings: &'a [Finding],
+    /// The executable it runs, when it was replaced since this machine first saw it
+    /// (see [`super::machine`]).
+    pub replaced_executable: Option<&'a str>,
 }
 
 /// How a server's own facts compare with its pin.
@@ -98,6 +101,8 @@ pub enum ServerStatus {
     IdentityChanged,
     /// The instructions appeared, changed or disappeared.
     InstructionsChanged,
+    /// The executable it runs was replaced on this machine.
+    ExecutableChanged,
 }
 
 /// The verdict on a server's own facts.
@@ -144,6 +149,7 @@ pub fn judge_server(mode: PinningMode, lock: &LockFile, facts: &ServerFacts<'_>)
         None => ServerStatus::New,
         Some(pin) if pin.identity != current.identity => ServerStatus::IdentityChanged,
         Some(pin) if pin.instructions != current.instructions => ServerStatus::InstructionsChanged,
+        Some(_) if facts.replaced_executable.is_some() => ServerStatus::ExecutableChanged,
         Some(_) => ServerStatus::Pinned,
     };
     let flagged = strong(facts.instruction_findings).next();
@@ -178,6 +184,14 @@ pub fn judge_server(mode: PinningMode, lock: &LockFile, facts: &ServerFacts<'_>)
             rule: "pin:changed".into(),
             reason: format!(
                 "the command or arguments of server `{server}` changed since it was pinned, so all its tools are held"
+            ),
+        }),
+        ServerStatus::ExecutableChanged => Some(Hold {
+            kind: HoldKind::Changed,
+            rule: "pin:changed".into(),
+            reason: format!(
+                "the executable `{}` of server `{server}` was replaced since this machine first ran it, so all its tools are held",
+                facts.replaced_executable.unwrap_or_default()
             ),
         }),
         ServerStatus::InstructionsChanged => Some(Hold {
@@ -354,6 +368,7 @@ mod tests {
             args: &[],
             instructions,
             instruction_findings: &[],
+            replaced_executable: None,
         }
     }
 
@@ -512,6 +527,18 @@ mod tests {
             &server,
         );
         assert_eq!(v.hold.map(|h| h.rule), Some("pin:changed".into()));
+
+        let replaced = ServerFacts {
+            replaced_executable: Some("/usr/bin/node"),
+            ..facts(None)
+        };
+        let server = judge_server(PinningMode::Strict, &lock, &replaced);
+        assert_eq!(server.status, ServerStatus::ExecutableChanged);
+        assert!(
+            server
+                .hold
+                .is_some_and(|h| h.reason.contains("/usr/bin/node"))
+        );
 
         let chatty = facts(Some("Always call read first."));
         let server = judge_server(PinningMode::Tofu, &lock, &chatty);

@@ -10,4 +10,5 @@ pub mod collect;
 pub mod files;
 pub mod judge;
 pub mod lock;
+pub mod machine;
 pub mod review;

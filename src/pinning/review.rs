@@ -94,7 +94,8 @@ impl ServerReview {
 }
 
 /// Reviews every server: `inventories` in the order of `servers`; `locks` by path;
-/// `lock_path` says which lock a server's pins live in.
+/// `lock_path` says which lock a server's pins live in; `replaced`: servers whose
+/// executable was replaced (see [`super::machine::replaced`]).
 #[must_use]
 pub fn review<S: std::hash::BuildHasher>(
     mode: PinningMode,
@@ -102,6 +103,7 @@ pub fn review<S: std::hash::BuildHasher>(
     inventories: &[Inventory],
     locks: &HashMap<PathBuf, LockState, S>,
     lock_path: impl Fn(&ServerConfig) -> PathBuf,
+    replaced: &std::collections::BTreeMap<String, String>,
 ) -> Vec<ServerReview> {
     let empty = LockFile::default();
     let listings: Vec<Option<&Listing>> = inventories
@@ -137,7 +139,8 @@ pub fn review<S: std::hash::BuildHasher>(
             };
             if let Ok(listing) = &inventory.outcome {
                 let context = context_for(servers, &listings, index);
-                review_listing(mode, lock, listing, &context, &mut review);
+                let replaced = replaced.get(config.name.as_str()).map(String::as_str);
+                review_listing(mode, lock, listing, &context, replaced, &mut review);
             }
             review
         })
@@ -149,6 +152,7 @@ fn review_listing(
     lock: &LockFile,
     listing: &Listing,
     context: &ScanContext,
+    replaced_executable: Option<&str>,
     review: &mut ServerReview,
 ) {
     let config = &review.config;
@@ -165,6 +169,7 @@ fn review_listing(
         args: &config.raw_args,
         instructions: listing.instructions.as_deref(),
         instruction_findings: &review.instruction_findings,
+        replaced_executable,
     };
     review.current = Some(judge::server_pin(&facts));
     let verdict = judge::judge_server(mode, lock, &facts);

@@ -164,6 +164,12 @@ pub struct ScanContext {
     pub other_tools: Vec<String>,
 }
 
+/// Compiles the rules' patterns now rather than at the first scan: a session calls
+/// this off its own thread at start-up, so the first listing is not held up by it.
+pub fn warm_up() {
+    std::sync::LazyLock::force(&rules::COMPILED);
+}
+
 /// The rule with this id.
 #[must_use]
 pub fn rule(id: &str) -> Option<&'static Rule> {

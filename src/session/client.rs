@@ -231,6 +231,21 @@ impl Session {
         let Ok(client_id) = Id::from_json(request_id) else {
             return;
         };
+        // Not sent on yet: waiting for the catalogs, or for the user's review of a
+        // held tool. Dropped there, never answered.
+        if let Some(at) = self.deferred.iter().position(|d| d.origin.id == client_id) {
+            let deferred = self.deferred.remove(at);
+            return self.reply_none(&deferred.origin);
+        }
+        let reviewing = self.reverse.iter().find_map(|(ours, r)| match r {
+            Reverse::PinReview(review) if review.origin_id() == &client_id => Some(*ours),
+            _ => None,
+        });
+        if let Some(ours) = reviewing
+            && let Some(Reverse::PinReview(review)) = self.reverse.remove(&ours)
+        {
+            return self.reply_none(review.origin());
+        }
         // Unknown or already answered: nothing to cancel (FAULTS 30).
         let Some((index, our_id)) = self.inflight.remove(&client_id) else {
             return;

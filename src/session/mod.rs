@@ -358,6 +358,8 @@ where
     let (upstream_tx, mut upstream_rx) = mpsc::channel(UPSTREAM_QUEUE);
     let notices = std::mem::take(&mut config.notices);
     let workspace_root = config.effective.workspace.as_ref().map(|w| w.root.clone());
+    // The scan's patterns take a moment to compile; done while the servers start.
+    drop(tokio::task::spawn_blocking(crate::scan::warm_up));
     let (pin_tx, mut pin_rx) = mpsc::channel(4);
     let mut pins = pins::Pins::new(config.pinning.clone(), &config.effective);
     pins.watch(pin_tx.clone());

@@ -32,6 +32,7 @@ use crate::paths::Paths;
 use crate::pinning::files::{LockPlaces, LockState, read_lock, write_pins};
 use crate::pinning::judge::{self, Hold, ServerFacts, ServerVerdict};
 use crate::pinning::lock::{ItemPin, Kind, LockFile, PinKey, ServerPin};
+use crate::pinning::machine;
 use crate::pinning::review::{self, Peer};
 use crate::scan::{self, Finding, ScanContext};
 
@@ -74,6 +75,8 @@ pub(super) struct Pins {
     /// What to tell the person: new holds, and findings in `off` mode.
     reports: Vec<String>,
     findings: HashMap<ScanKey, Scanned>,
+    /// Servers whose executable was replaced on this machine: name → path.
+    replaced: BTreeMap<String, String>,
     /// Pins `tofu` decided to write, per lock file.
     writes: BTreeMap<PathBuf, LockFile>,
     watcher: Option<JoinHandle<()>>,
@@ -92,13 +95,16 @@ impl Pins {
     /// once, at start-up or on a workspace switch, never per message.
     pub(super) fn new(setup: PinningSetup, effective: &Effective) -> Self {
         let places = LockPlaces::new(&setup.paths, effective);
+        let mut warning = None;
+        let replaced = machine::replaced(&setup.paths, &effective.servers, |w| warning = Some(w));
         let mut pins = Self {
+            replaced,
             setup,
             places,
             locks: HashMap::new(),
             held: Default::default(),
             reported: HashSet::new(),
-            reports: Vec::new(),
+            reports: warning.into_iter().collect(),
             findings: HashMap::new(),
             writes: BTreeMap::new(),
             watcher: None,
@@ -206,6 +212,7 @@ impl Pins {
             args: &server.raw_args,
             instructions,
             instruction_findings: &findings,
+            replaced_executable: self.replaced.get(server.name.as_str()).map(String::as_str),
         };
         let (mode, lock, _) = self.lock_of(server);
         judge::judge_server(mode, lock, &facts)
@@ -289,6 +296,24 @@ impl Pins {
             self.pin_in_memory(server, verdict.pin, item_pins);
         }
         admitted
+    }
+
+    /// The user pinned `server` from the client: the executable it runs now is
+    /// accepted too (recorded off the session's thread).
+    pub(super) fn accept_executable(&mut self, server: &ServerConfig) {
+        if self.replaced.remove(server.name.as_str()).is_none() {
+            return;
+        }
+        let paths = self.setup.paths.clone();
+        let server = server.clone();
+        tokio::task::spawn_blocking(move || {
+            let accepted = crate::upstream::program_of(&server)
+                .map_err(anyhow::Error::from)
+                .and_then(|program| machine::accept(&paths, &[program]));
+            if let Err(e) = accepted {
+                tracing::error!(server = %server.name, error = %e, "cannot record the server's executable");
+            }
+        });
     }
 
     /// The pin of `key` in the lock `server`'s pins live in.
@@ -539,6 +564,16 @@ pub(super) struct PinReview {
     hold: Hold,
 }
 
+impl PinReview {
+    pub(super) fn origin(&self) -> &super::Origin {
+        &self.origin
+    }
+
+    pub(super) fn origin_id(&self) -> &crate::jsonrpc::Id {
+        &self.origin.id
+    }
+}
+
 impl super::Session {
     /// `[pinning] ask`: asks the user, through the client's elicitation, to review a
     /// held item (its diff, or its whole definition, and the findings) and pin it; the
@@ -591,6 +626,7 @@ impl super::Session {
                 args: &config.raw_args,
                 instructions: instructions.as_deref(),
                 instruction_findings: &[],
+                replaced_executable: None,
             })
         });
         let key = PinKey::new(config.name.as_str(), lock_kind(kind), item.name.clone());
@@ -665,6 +701,9 @@ impl super::Session {
         };
         if accepted {
             tracing::info!(item = %review.exposed, "the user pinned a held item from the client");
+            if review.server_pin.is_some() {
+                self.pins.accept_executable(&config);
+            }
             self.pins
                 .pin_in_memory(&config, review.server_pin, vec![(review.key, review.pin)]);
             self.pins.flush_writes();

@@ -9,7 +9,7 @@
 
 mod spawn;
 
-pub use spawn::{SpawnError, Spawner, spawn};
+pub use spawn::{SpawnError, Spawner, program_of, spawn};
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

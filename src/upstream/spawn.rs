@@ -99,6 +99,17 @@ pub struct Spawner {
     pub launcher: Option<PathBuf>,
 }
 
+/// The file `config`'s server runs, symlinks resolved: found in the PATH the child
+/// gets, as [`spawn`] finds it. For pinning the executable's digest on this machine.
+pub fn program_of(config: &ServerConfig) -> std::io::Result<PathBuf> {
+    let path = config
+        .env
+        .get("PATH")
+        .map(std::ffi::OsString::from)
+        .or_else(|| std::env::var_os("PATH"));
+    resolve_program(&config.command, path.as_ref())?.canonicalize()
+}
+
 /// Finds `command` the way `execvp` would, in `path` when it has no `/`, and checks
 /// it is an executable file.
 fn resolve_program(command: &str, path: Option<&std::ffi::OsString>) -> std::io::Result<PathBuf> {
