@@ -25,6 +25,13 @@ echo "config ($MCP_WARDEN_HOME/config.toml):"
 sed 's/^/    /' "$MCP_WARDEN_HOME/config.toml"
 echo
 
+# Pinning is strict by default: a server's tools are held until you review and pin them.
+echo "\$ mcp-warden pins    # what the servers offer, next to what is pinned"
+target/debug/mcp-warden pins --workspace "$tmp" | sed 's/^/    /' || true
+echo "\$ mcp-warden pin --yes"
+target/debug/mcp-warden pin --yes --workspace "$tmp" | tail -1 | sed 's/^/    /'
+echo
+
 coproc WARDEN { exec target/debug/mcp-warden serve --workspace "$tmp" 2>"$tmp/stderr"; }
 to_warden=${WARDEN[1]}
 from_warden=${WARDEN[0]}

@@ -602,3 +602,21 @@ fn a_restarted_server_is_checked_again() {
     );
     assert_held(&serve.call_tool(3, "a__echo", json!({})), "pin:changed");
 }
+
+#[test]
+fn pins_and_scan_start_no_server_of_an_untrusted_workspace() {
+    let env = Env::new();
+    let marker = env.dir.path().join("started");
+    env.workspace_config(&test_server_table("ws", &["--marker", &path_str(&marker)]));
+    for command in ["pins", "scan"] {
+        let out = env.run(&[command]);
+        assert!(
+            !marker.exists(),
+            "`{command}` started an untrusted workspace's server"
+        );
+        assert!(stderr(&out).contains("is not trusted"), "{}", stderr(&out));
+    }
+    expect(&env, &["trust"], 0);
+    expect(&env, &["pins"], 1);
+    assert!(marker.exists(), "trusted: its server is listed");
+}
