@@ -325,15 +325,21 @@ impl World {
                 args.join(", ")
             )
         };
-        std::fs::write(world.one.join("config.toml"), table("b0", &[]))?;
+        // Pinning on, as users run it: `tofu` pins the bench server's tools on first
+        // sight, so every call takes the path of a pinned tool.
+        let pinning = "[pinning]\nmode = \"tofu\"\n\n";
+        std::fs::write(
+            world.one.join("config.toml"),
+            format!("{pinning}{}", table("b0", &[])),
+        )?;
         let five: String = (0..5).map(|i| table(&format!("b{i}"), &[])).collect();
-        std::fs::write(world.five.join("config.toml"), five)?;
+        std::fs::write(world.five.join("config.toml"), format!("{pinning}{five}"))?;
         let slow: String = STARTUP_MS
             .iter()
             .enumerate()
             .map(|(i, ms)| table(&format!("b{i}"), &["--startup-ms".into(), ms.to_string()]))
             .collect();
-        std::fs::write(world.slow.join("config.toml"), slow)?;
+        std::fs::write(world.slow.join("config.toml"), format!("{pinning}{slow}"))?;
         Ok(world)
     }
 

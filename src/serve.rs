@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::ExitStatus;
 use crate::config::{self, Effective, TrustState, WorkspaceChoice};
 use crate::filter::Chain;
+use crate::filter::output::{OutputFilter, OutputSettings};
 use crate::jsonrpc::codec::DEFAULT_MAX_LINE;
 use crate::output;
 use crate::paths::Paths;
@@ -88,9 +89,10 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
         .build()?;
     let outcome = runtime.block_on(async {
         let stop = stop_signal()?;
+        let chain = Chain::new().with(Box::new(OutputFilter::new(OutputSettings::default())));
         let session = session::run(
             config,
-            Chain::new(),
+            chain,
             crate::stdio::stdin(),
             crate::stdio::stdout(),
             stop,

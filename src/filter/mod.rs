@@ -8,6 +8,7 @@
 //! router.
 
 pub mod injection;
+pub mod output;
 pub mod secrets;
 
 use bytes::Bytes;

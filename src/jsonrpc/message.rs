@@ -194,6 +194,12 @@ impl Message {
         self.params_span.clone()
     }
 
+    /// Where `result` sits in the line.
+    #[must_use]
+    pub fn result_span(&self) -> Option<Range<usize>> {
+        self.result_span.clone()
+    }
+
     /// The raw JSON text of the value at `path` inside `params` (object keys, outermost
     /// first), and where it sits in the line, so a stage can read it and splice in a
     /// replacement without re-serializing anything else.
