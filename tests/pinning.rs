@@ -13,7 +13,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::prefix::{run_client, test_prefix};
+use support::prefix::{run_client, step, test_prefix};
 use support::{Env, example, path_str, q, test_server_table};
 
 /// A server table running an example server.
@@ -76,14 +76,6 @@ fn assert_held(result: &Value, rule: &str) {
     );
 }
 
-fn step<'a>(out: &'a Value, label: &str) -> &'a Value {
-    out["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["label"] == label)
-        .unwrap_or_else(|| panic!("no step {label}: {out}"))
-}
 
 fn listed(step: &Value) -> Vec<String> {
     step["result"]["tools"]

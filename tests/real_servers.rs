@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::prefix::{node_bin, run_client, test_prefix, venv_bin};
+use support::prefix::{node_bin, run_client, step, test_prefix, venv_bin};
 use support::{Env, path_str, processes_with_env, q};
 
 /// A user config with server-everything and mcp-server-time from the test prefix.
@@ -23,14 +23,6 @@ fn everything_and_time(prefix: &Path) -> String {
     )
 }
 
-fn step<'a>(out: &'a Value, label: &str) -> &'a Value {
-    out["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["label"] == label)
-        .unwrap_or_else(|| panic!("no step {label} in {out}"))
-}
 
 #[test]
 fn python_sdk_client_lists_and_calls_server_everything_and_mcp_server_time_through_warden() {

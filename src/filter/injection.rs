@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::Range;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use regex::{Captures, Regex};
 use serde_json::Value;
@@ -354,18 +354,22 @@ pub static RULES: &[Rule] = &[
     },
 ];
 
-/// Each rule's compiled regexes (none for scans), in [`RULES`] order.
-static COMPILED: LazyLock<Vec<Vec<Regex>>> = LazyLock::new(|| {
-    RULES
-        .iter()
-        .map(|rule| {
-            rule.patterns()
-                .iter()
-                .map(|p| Regex::new(p).expect("static regex"))
-                .collect()
-        })
-        .collect()
-});
+/// Each rule's compiled regexes (none for scans), in [`RULES`] order, compiled the
+/// first time the rule runs (its keywords seen, or it has none): a session pays only
+/// for the rules its traffic needs.
+static COMPILED: LazyLock<Vec<OnceLock<Vec<Regex>>>> =
+    LazyLock::new(|| RULES.iter().map(|_| OnceLock::new()).collect());
+
+/// Rule `i`'s compiled regexes.
+fn compiled(i: usize) -> &'static [Regex] {
+    COMPILED[i].get_or_init(|| {
+        RULES[i]
+            .patterns()
+            .iter()
+            .map(|p| Regex::new(p).expect("static regex"))
+            .collect()
+    })
+}
 
 /// The injection markers in `text`, sorted by position, never overlapping.
 #[must_use]
@@ -384,10 +388,11 @@ pub fn find_injection(text: &str) -> Vec<InjectionMatch> {
             accepted.insert(range.start, (range.end, rule));
         }
     };
-    for (rule, regexes) in RULES.iter().zip(COMPILED.iter()) {
+    for (i, rule) in RULES.iter().enumerate() {
         if !rule.keywords.is_empty() && !rule.keywords.iter().any(|k| lower.contains(k)) {
             continue;
         }
+        let regexes = compiled(i);
         match &rule.matcher {
             Matcher::Regex { check, .. } => {
                 for caps in regexes.iter().flat_map(|r| r.captures_iter(text)) {
@@ -817,8 +822,8 @@ mod tests {
                 );
             }
         }
-        for (rule, compiled) in RULES.iter().zip(COMPILED.iter()) {
-            assert_eq!(rule.patterns().len(), compiled.len(), "{}", rule.id);
+        for (i, rule) in RULES.iter().enumerate() {
+            assert_eq!(rule.patterns().len(), compiled(i).len(), "{}", rule.id);
         }
         let ids: Vec<_> = RULES.iter().map(|r| r.id).collect();
         for required in [

@@ -26,7 +26,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use regex::{Captures, Match, Regex};
 use serde_json::Value;
@@ -616,13 +616,16 @@ fn marker(rule: &str) -> String {
     format!("[REDACTED:{rule}]")
 }
 
-/// Each rule's compiled pattern, in [`RULES`] order.
-static COMPILED: LazyLock<Vec<Regex>> = LazyLock::new(|| {
-    RULES
-        .iter()
-        .map(|rule| Regex::new(rule.pattern).expect("static regex"))
-        .collect()
-});
+/// Each rule's compiled pattern, in [`RULES`] order, compiled the first time the
+/// rule's keywords are seen: a session pays (about 100 KiB a rule) only for the rules
+/// its traffic needs.
+static COMPILED: LazyLock<Vec<OnceLock<Regex>>> =
+    LazyLock::new(|| RULES.iter().map(|_| OnceLock::new()).collect());
+
+/// Rule `i`'s compiled pattern.
+fn compiled(i: usize) -> &'static Regex {
+    COMPILED[i].get_or_init(|| Regex::new(RULES[i].pattern).expect("static regex"))
+}
 
 /// The secrets in `text`, sorted by position, never overlapping.
 #[must_use]
@@ -633,10 +636,11 @@ pub fn find_secrets(text: &str) -> Vec<SecretMatch> {
     // Start of an accepted match -> (end, rule). Rules are visited most specific first,
     // so a candidate that overlaps an accepted match loses.
     let mut accepted: BTreeMap<usize, (usize, &'static str)> = BTreeMap::new();
-    for (rule, regex) in RULES.iter().zip(COMPILED.iter()) {
+    for (i, rule) in RULES.iter().enumerate() {
         if !rule.keywords.iter().any(|k| lower.contains(k)) {
             continue;
         }
+        let regex = compiled(i);
         for caps in regex.captures_iter(text) {
             let Some(secret) = secret_of(&caps) else {
                 continue;
@@ -1086,6 +1090,9 @@ mod tests {
             }
         }
         assert_eq!(COMPILED.len(), RULES.len());
+        for i in 0..RULES.len() {
+            compiled(i);
+        }
     }
 
     #[test]

@@ -119,3 +119,14 @@ pub fn run_client_with(env: &Env, prefix: &Path, script: &Value, options: &[&str
     serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("client output is not JSON ({e}): {stdout}"))
 }
+
+/// The step of a [`run_client`] output with this `label`.
+#[allow(dead_code, clippy::unwrap_used)]
+pub fn step<'a>(out: &'a Value, label: &str) -> &'a Value {
+    out["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["label"] == label)
+        .unwrap_or_else(|| panic!("no step {label}: {out}"))
+}
