@@ -12,16 +12,21 @@
 //! - [`cli`]: argument parsing, one file per subcommand.
 //! - [`config`]: the raw TOML mirror, validation, layers, variables, workspace discovery.
 //! - [`trust`]: which workspaces the user trusts, at which file digests.
+//! - [`policy`]: the policy engine: per-layer rules, labels and flows, pure decisions.
 //! - [`paths`]: where the user and data directories are.
 //! - [`names`]: how upstream tool names become exposed names.
 //! - [`output`]: everything the non-`serve` commands print.
 //! - [`logging`]: the operator's log file (never stdout).
+//! - [`install`]: putting mcp-warden into an MCP client's file in place of its servers, and back.
+//! - [`audit`]: the audit trail: typed, hash-chained records, one writer task per session.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod downstream;
 pub mod durable;
 pub mod filter;
+pub mod install;
 pub mod jsonrpc;
 pub mod launcher;
 pub mod logging;
@@ -29,6 +34,7 @@ pub mod names;
 pub mod output;
 pub mod paths;
 pub mod pinning;
+pub mod policy;
 pub mod scan;
 pub mod serve;
 pub mod session;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::ExitStatus;
+use crate::audit;
 use crate::config::{self, Effective, TrustState, WorkspaceChoice};
 use crate::filter::Chain;
 use crate::filter::output::{OutputFilter, OutputSettings};
@@ -70,7 +71,7 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
         })))
     };
     let effective_pinning = effective.pinning;
-    let config = SessionConfig {
+    let mut config = SessionConfig {
         effective,
         spawner: Spawner {
             state_dir: paths.data_dir.clone(),
@@ -83,12 +84,15 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
             settings: effective_pinning,
             paths: paths.clone(),
         },
+        audit: None,
     };
+    let workspace_root = config.effective.workspace.as_ref().map(|w| w.root.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let outcome = runtime.block_on(async {
         let stop = stop_signal()?;
+        let writer = start_audit(paths, workspace_root, &mut config).await;
         let chain = Chain::new().with(Box::new(OutputFilter::new(OutputSettings::default())));
         let session = session::run(
             config,
@@ -97,11 +101,60 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
             crate::stdio::stdout(),
             stop,
         );
-        Ok::<_, std::io::Error>(session.await)
+        let outcome = session.await;
+        if let Some((audit, writer)) = writer {
+            finish_audit(audit, writer).await;
+        }
+        Ok::<_, std::io::Error>(outcome)
     })?;
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     tracing::info!(?outcome, "session ended");
     Ok(ExitStatus::Success)
+}
+
+/// Starts this session's audit writer and hands the session its handle. A trail that
+/// cannot be written is said (stderr, log, and to the client) and the session goes on
+/// without it: refusing to serve would not make the decisions safer.
+async fn start_audit(
+    paths: &Paths,
+    workspace: Option<PathBuf>,
+    config: &mut SessionConfig,
+) -> Option<(
+    audit::AuditHandle,
+    tokio::task::JoinHandle<Result<audit::Written, audit::AuditError>>,
+)> {
+    let started = match audit::SessionMeta::new(workspace) {
+        Ok(meta) => audit::Audit::start(paths, meta).await,
+        Err(e) => Err(e),
+    };
+    match started {
+        Ok((handle, writer)) => {
+            config.audit = Some(handle.clone());
+            Some((handle, writer))
+        }
+        Err(e) => {
+            let text =
+                format!("the audit trail cannot be written, decisions are not recorded: {e}");
+            output::diag(&format!("mcp-warden: {text}"));
+            tracing::error!("{text}");
+            config.notices.push(text);
+            None
+        }
+    }
+}
+
+/// Seals the session's chain once everything it decided is written.
+async fn finish_audit(
+    audit: audit::AuditHandle,
+    writer: tokio::task::JoinHandle<Result<audit::Written, audit::AuditError>>,
+) {
+    match audit.seal().await {
+        Ok(written) => tracing::info!(records = written.records, "audit trail sealed"),
+        Err(e) => tracing::error!(error = %e, "the audit trail could not be sealed"),
+    }
+    if let Ok(Err(e)) = writer.await {
+        tracing::error!(error = %e, "the audit writer failed");
+    }
 }
 
 /// What a person should know about the configuration before anything starts.

@@ -153,17 +153,228 @@ fn toml_syntax_error_has_file_line_col() {
 }
 
 #[test]
-fn unsupported_policy_is_exit_2_not_supported_yet() {
+fn unsupported_audit_is_exit_2_not_supported_yet() {
     let sb = Sandbox::new();
-    sb.write_workspace("[policy]\ndefault = \"deny\"\n");
+    sb.write_workspace("[audit]\narguments = true\n");
     let run = sb.run(&["check"]);
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(
         run.all()
-            .contains("mcp-warden.toml:2:1: error: `policy.default`"),
+            .contains("mcp-warden.toml:2:1: error: `audit.arguments`"),
         "{run:?}"
     );
     assert!(run.all().contains("not supported yet"), "{run:?}");
+}
+
+/// The SPEC's policy example, every key of every policy section.
+const POLICY: &str = r#"
+[policy]
+default = "allow"
+mode = "enforce"
+scan_arguments = true
+
+[[policy.rules]]
+id = "writes-stay-in-workspace"
+tools = ["fs__write_file", "fs__edit_file"]
+when = { arg = "path", not_under = ["${workspace}"] }
+action = "deny"
+message = "writes outside the workspace are not allowed"
+
+[[policy.rules]]
+id = "no-secret-resources"
+resources = ["file:///**/.env"]
+action = "deny"
+
+[labels]
+private = ["fs__read_*", "github__get_*"]
+untrusted = ["fetch__*", "github__get_issue"]
+egress = ["fetch__*", "slack__post_*", "github__create_*"]
+secrets = ["vault__*"]
+
+[flows]
+trifecta = "deny"
+[[flows.rules]]
+id = "no-upload-after-secrets"
+after = ["secrets"]
+deny = ["egress"]
+
+[output]
+secrets = "redact"
+injection = "flag"
+strip_invisible = true
+
+[limits]
+calls_per_minute = 120
+tool_calls_per_minute = 60
+max_message_bytes = 8388608
+max_result_bytes = 4194304
+"#;
+
+#[test]
+fn the_policy_sections_are_accepted_in_every_layer() {
+    let sb = Sandbox::new();
+    ok(fs::create_dir_all(&sb.managed));
+    ok(fs::write(sb.managed.join("policy.toml"), POLICY));
+    sb.write_user(POLICY);
+    sb.write_workspace(&format!("{GOOD}{POLICY}"));
+    let run = sb.run(&["check"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(!run.all().contains("not supported"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("policy: 6 rules (managed 2, user 2, workspace 2), 4 labels, 3 flow rules;"),
+        "{run:?}"
+    );
+}
+
+/// Runs `check` on a workspace file and returns the run, expecting exit 2.
+fn check_error(text: &str) -> (Run, String) {
+    let sb = Sandbox::new();
+    sb.write_workspace(text);
+    let run = sb.run(&["check"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    let file = sb.workspace_file().display().to_string();
+    (run, file)
+}
+
+#[test]
+fn a_bad_regex_is_exit_2_at_its_position() {
+    let (run, file) = check_error(
+        "[[policy.rules]]\nid = \"q\"\ntools = [\"db__*\"]\nwhen = { arg = \"sql\", matches = \"^(DROP\" }\naction = \"deny\"\n",
+    );
+    assert!(
+        run.all().contains(&format!(
+            "{file}:4:35: error: invalid regex in `matches`: unclosed group"
+        )),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_bad_glob_is_exit_2_at_its_position() {
+    let (run, file) =
+        check_error("[[policy.rules]]\nid = \"g\"\ntools = [\"fs__{read\"]\naction = \"deny\"\n");
+    assert!(
+        run.all()
+            .contains(&format!("{file}:3:10: error: invalid glob `fs__{{read`")),
+        "{run:?}"
+    );
+    let (run, file) = check_error("[labels]\nprivate = [\"ok\", \"fs__[\"]\n");
+    assert!(
+        run.all()
+            .contains(&format!("{file}:2:18: error: invalid glob `fs__[`")),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_duplicate_rule_id_is_exit_2_at_the_second() {
+    let rule = "[[policy.rules]]\nid = \"same\"\ntools = [\"a__*\"]\naction = \"deny\"\n";
+    let (run, file) = check_error(&format!("{rule}\n{rule}"));
+    assert!(
+        run.all()
+            .contains(&format!("{file}:7:6: error: duplicate rule id `same`")),
+        "{run:?}"
+    );
+    assert!(
+        run.all().contains("the first `same` is on line 2"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_rule_without_id_is_exit_2() {
+    let (run, file) = check_error("[[policy.rules]]\ntools = [\"a__*\"]\naction = \"deny\"\n");
+    assert!(
+        run.all().contains(&format!(
+            "{file}:1:1: error: missing key `id` in `policy.rules[0]`"
+        )),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn unknown_policy_keys_are_exit_2_with_suggestions() {
+    for (text, at, key, hint) in [
+        (
+            "[policy]\ndefualt = \"deny\"\n",
+            "2:1",
+            "`defualt` in `policy`",
+            "`default`",
+        ),
+        (
+            "[[policy.rules]]\nid = \"r\"\ntols = [\"x\"]\naction = \"deny\"\n",
+            "3:1",
+            "`tols` in `policy.rules[0]`",
+            "`tools`",
+        ),
+        (
+            "[[policy.rules]]\nid = \"r\"\ntools = [\"x\"]\nwhen = { arg = \"p\", not_undr = [\"/\"] }\naction = \"deny\"\n",
+            "4:21",
+            "`not_undr` in `policy.rules[0]`",
+            "`not_under`",
+        ),
+        (
+            "[flows]\ntrifceta = \"deny\"\n",
+            "2:1",
+            "`trifceta` in `flows`",
+            "`trifecta`",
+        ),
+        (
+            "[output]\nsecret = \"block\"\n",
+            "2:1",
+            "`secret` in `output`",
+            "`secrets`",
+        ),
+        (
+            "[limits]\nmax_message_byte = 1\n",
+            "2:1",
+            "`max_message_byte` in `limits`",
+            "`max_message_bytes`",
+        ),
+    ] {
+        let (run, file) = check_error(text);
+        assert!(
+            run.all()
+                .contains(&format!("{file}:{at}: error: unknown key {key}")),
+            "{text}\n{run:?}"
+        );
+        assert!(
+            run.all().contains(&format!("hint: did you mean {hint}?")),
+            "{text}\n{run:?}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_policy_value_lists_the_allowed_ones() {
+    let (run, file) = check_error("[output]\ninjection = \"warn\"\n");
+    assert!(
+        run.all().contains(&format!(
+            "{file}:2:13: error: unknown value `warn` in `output`"
+        )),
+        "{run:?}"
+    );
+    assert!(
+        run.all().contains("expected one of `flag`, `block`, `off`"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn an_undefined_flow_label_is_a_finding() {
+    let sb = Sandbox::new();
+    sb.write_user("[labels]\negress = [\"fetch__*\"]\n");
+    sb.write_workspace("[[flows.rules]]\nid = \"f\"\nafter = [\"egres\"]\ndeny = [\"egress\"]\n");
+    let run = sb.run(&["check"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.all().contains(
+            "mcp-warden.toml:3:10: warning: label `egres` of flow rule `f` is not defined"
+        ),
+        "{run:?}"
+    );
+    assert!(run.all().contains("did you mean `egress`?"), "{run:?}");
 }
 
 #[test]

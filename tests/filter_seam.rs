@@ -87,9 +87,8 @@ async fn a_stage_sees_both_directions_and_can_block_and_rewrite() {
         effective: Effective {
             workspace: None,
             servers: vec![server()],
-            skipped: Vec::new(),
-            files: Vec::new(),
             pinning: PINNING_OFF,
+            ..Effective::default()
         },
         spawner: mcp_warden::upstream::Spawner {
             state_dir: state.path().to_path_buf(),
@@ -102,6 +101,7 @@ async fn a_stage_sees_both_directions_and_can_block_and_rewrite() {
             settings: PINNING_OFF,
             paths: mcp_warden::paths::Paths::from_env(),
         },
+        audit: None,
     };
     let (mut client_out, session_in) = tokio::io::duplex(1 << 16);
     let (session_out, client_in) = tokio::io::duplex(1 << 16);

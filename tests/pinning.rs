@@ -14,17 +14,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::prefix::{run_client, step, test_prefix};
-use support::{Env, example, path_str, q, test_server_table};
-
-/// A server table running an example server.
-fn example_table(name: &str, example_name: &str, args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(q).collect();
-    format!(
-        "[servers.{name}]\ncommand = {}\nargs = [{}]\n",
-        q(path_str(&example(example_name))),
-        args.join(", ")
-    )
-}
+use support::{Env, example, example_table, path_str, q, test_server_table};
 
 /// The rug-pull server as `w`, its state file in the test's directory.
 fn rug_pull(env: &Env, extra: &[&str]) -> String {
@@ -75,7 +65,6 @@ fn assert_held(result: &Value, rule: &str) {
         "{result}"
     );
 }
-
 
 fn listed(step: &Value) -> Vec<String> {
     step["result"]["tools"]

@@ -23,7 +23,6 @@ fn everything_and_time(prefix: &Path) -> String {
     )
 }
 
-
 #[test]
 fn python_sdk_client_lists_and_calls_server_everything_and_mcp_server_time_through_warden() {
     let Some(prefix) = test_prefix() else { return };

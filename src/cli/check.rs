@@ -103,6 +103,9 @@ fn summary(paths: &Paths, report: &Report) -> Vec<String> {
     {
         lines.push(trust_line(&ws.root, file, &ws.trust));
     }
+    if !report.files.is_empty() {
+        lines.push(policy_line(&effective.policy));
+    }
     for s in &effective.skipped {
         lines.push(format!(
             "  skipped `{}` ({}): {}",
@@ -112,6 +115,44 @@ fn summary(paths: &Paths, report: &Report) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// One line on the policy: how many rules in which layers, labels, flow rules, and
+/// the mode when it is not `enforce`.
+fn policy_line(policy: &crate::policy::PolicySet) -> String {
+    let per_layer: Vec<String> = policy
+        .layers
+        .iter()
+        .filter(|l| !l.rules.is_empty())
+        .map(|l| format!("{} {}", layer_name(l.layer), l.rules.len()))
+        .collect();
+    let rules = if per_layer.is_empty() {
+        "no rules".to_owned()
+    } else {
+        format!(
+            "{} ({})",
+            count(policy.rule_count(), "rule"),
+            per_layer.join(", ")
+        )
+    };
+    let mut parts = vec![
+        rules,
+        count(policy.labels.names().len(), "label"),
+        count(policy.flow_rules.len(), "flow rule"),
+    ];
+    let monitored: Vec<&str> = policy
+        .layers
+        .iter()
+        .filter(|l| l.mode == crate::policy::PolicyMode::Monitor)
+        .map(|l| layer_name(l.layer))
+        .collect();
+    if !monitored.is_empty() {
+        parts.push(format!("monitor mode ({})", monitored.join(", ")));
+    }
+    format!(
+        "policy: {}; `mcp-warden explain --effective` shows it",
+        parts.join(", ")
+    )
 }
 
 fn trust_line(root: &Path, file: &Path, trust: &TrustState) -> String {

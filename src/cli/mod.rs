@@ -1,8 +1,11 @@
 //! Command-line parsing. Each subcommand lives in its own file; the doc comments on the
 //! clap structs are the `--help` text.
 
+mod audit;
 mod check;
+mod explain;
 mod init;
+mod install;
 mod inventory;
 mod pin;
 mod scan;
@@ -39,6 +42,8 @@ pub enum Command {
     Init(init::InitArgs),
     /// Validate every configuration layer.
     Check(check::CheckArgs),
+    /// Explain which rule of which layer decides a call; `--effective`: the merged policy.
+    Explain(explain::ExplainArgs),
     /// Trust this workspace at its current file digests.
     Trust(trust::TrustArgs),
     /// Withdraw trust from this workspace.
@@ -51,6 +56,28 @@ pub enum Command {
     Unpin(pin::UnpinArgs),
     /// Start the servers and scan their definitions for signs of tool poisoning.
     Scan(scan::ScanArgs),
+    /// Move a client's MCP servers into mcp-warden and put mcp-warden in their place.
+    ///
+    /// The client's stdio servers move into mcp-warden's user config (`env` values
+    /// included) and one `mcp-warden` entry takes their place. The client's file is
+    /// edited in place: remote (`url`) servers, entries mcp-warden cannot carry over,
+    /// other settings, comments and formatting stay as they are, and the file is first
+    /// copied to `<file>.mcp-warden-backup-<UTC timestamp>`. Running it again changes
+    /// nothing. Shows the change and asks; without a terminal, refuses unless `--yes`.
+    Install(install::InstallArgs),
+    /// Undo `install`: restore the client's file from its backup.
+    ///
+    /// Restores the newest backup byte for byte (refused when the file changed since
+    /// install, unless `--force`) and takes the servers install added out of the user
+    /// config, except those changed since or used by another install. Shows the change
+    /// and asks; without a terminal, refuses unless `--yes`.
+    Uninstall(install::UninstallArgs),
+    /// Read the audit log (`audit verify`: check its hash chains).
+    Audit(audit::AuditArgs),
+    /// Tools granted but never called, with the rule lines to deny them.
+    Usage(audit::UsageArgs),
+    /// Near-misses: denied, held, flagged and redacted events by rule and tool.
+    Review(audit::ReviewArgs),
     /// Internal: the launcher each upstream server runs under (see `launcher.rs`).
     #[command(name = "__launch", hide = true)]
     Launch(LaunchArgs),
@@ -93,12 +120,18 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
         Command::Serve(args) => serve::run(&paths, workspace, &args),
         Command::Init(args) => init::run(&paths, workspace, &args),
         Command::Check(args) => check::run(&paths, workspace, &args),
+        Command::Explain(args) => explain::run(&paths, workspace, &args),
         Command::Trust(args) => trust::run_trust(&paths, workspace, &args),
         Command::Untrust(args) => trust::run_untrust(&paths, workspace, &args),
         Command::Pins(args) => pin::run_pins(&paths, workspace, &args),
         Command::Pin(args) => pin::run_pin(&paths, workspace, &args),
         Command::Unpin(args) => pin::run_unpin(&paths, workspace, &args),
         Command::Scan(args) => scan::run(&paths, workspace, &args),
+        Command::Install(args) => install::run_install(&paths, workspace, &args),
+        Command::Uninstall(args) => install::run_uninstall(&paths, workspace, &args),
+        Command::Audit(args) => audit::run_audit(&paths, &args),
+        Command::Usage(args) => audit::run_usage(&paths, &args),
+        Command::Review(args) => audit::run_review(&paths, &args),
     };
     match result {
         Ok(status) => status,

@@ -11,7 +11,10 @@
 //! [`Effective::skipped`] with the reason, so nothing disappears silently.
 //!
 //! Merging settings: `[pinning]` by [`merge_pinning`] (the stricter mode wins; a
-//! trusted workspace may loosen the user's, never the managed layer's).
+//! trusted workspace may loosen the user's, never the managed layer's), and the policy's
+//! settings the same way by [`merge_policy_settings`]. Policy rules are not merged:
+//! every layer keeps its own rules and default, and a call must pass each layer
+//! ([`build_policy`]).
 //!
 //! An invalid file in any layer fails the whole load, including an untrusted
 //! workspace's: its policy will be able to tighten the user's, so ignoring a broken one
@@ -22,14 +25,19 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::error::{ConfigError, Diagnostic, Source};
+use super::error::{ConfigError, Diagnostic, Severity, Source, closest};
 use super::model::{
     Effective, Layer, PinningMode, PinningSettings, Skipped, TrustState, Workspace, WorkspaceChoice,
 };
+use super::policy::PolicyKeys;
 use super::validate::{PinningKeys, ServerDef, validate};
 use super::vars::{Vars, process_env};
 use super::{findings, raw};
 use crate::paths::{self, Paths};
+use crate::policy::{
+    Action, Condition, FlowRule, LayerPolicy, Limit, Limits, OutputSettings, PolicyMode, PolicySet,
+    Settings, Strictness, Trifecta, flows,
+};
 
 /// Finds the workspace root, first rule that applies (SPEC "Workspace discovery"):
 ///
@@ -231,6 +239,7 @@ fn analyse(
         .collect();
     let mut defs: Vec<(usize, ServerDef)> = Vec::new();
     let mut pinning: Vec<(Layer, PinningKeys)> = Vec::new();
+    let mut policies: Vec<PolicyFile<'_>> = Vec::new();
     for (i, (file, source)) in files.iter().zip(&sources).enumerate() {
         let (config, diagnostics) = validate(file.layer, source, raw::parse(source));
         errors.extend(diagnostics);
@@ -239,6 +248,11 @@ fn analyse(
         }
         defs.extend(config.servers.into_iter().map(|d| (i, d)));
         pinning.push((file.layer, config.pinning));
+        policies.push(PolicyFile {
+            layer: file.layer,
+            source: *source,
+            keys: config.policy,
+        });
     }
 
     let root = workspace.as_ref().map(|w| w.root.as_path());
@@ -251,37 +265,12 @@ fn analyse(
         .as_ref()
         .map_or(&TrustState::NotTrusted, |w| &w.trust);
     let pinning = merge_pinning(&pinning, trust.is_trusted());
-    let mut chosen: BTreeMap<String, &(usize, ServerDef)> = BTreeMap::new();
-    let mut skipped = Vec::new();
-    for entry in defs.iter().filter(|(_, d)| d.layer == Layer::User) {
-        chosen.insert(entry.1.name.as_str().to_owned(), entry);
+    let built = build_policy(policies, trust.is_trusted(), &vars);
+    errors.extend(built.errors);
+    if with_findings {
+        findings.extend(built.findings);
     }
-    for entry in defs.iter().filter(|(_, d)| d.layer == Layer::Workspace) {
-        let name = entry.1.name.as_str().to_owned();
-        let workspace_file = &files[entry.0].path;
-        if trust.is_trusted() {
-            if chosen.insert(name.clone(), entry).is_some() {
-                skipped.push(Skipped {
-                    server: name,
-                    layer: Layer::User,
-                    reason: format!(
-                        "replaced by the definition in the trusted workspace file `{}`",
-                        workspace_file.display()
-                    ),
-                });
-            }
-        } else {
-            let mut reason = untrusted_reason(trust, workspace_file);
-            if chosen.contains_key(&name) {
-                reason.push_str("; the user config's definition is used instead");
-            }
-            skipped.push(Skipped {
-                server: name,
-                layer: Layer::Workspace,
-                reason,
-            });
-        }
-    }
+    let (chosen, mut skipped) = choose_servers(&defs, files, trust);
     let mut servers = Vec::new();
     let mut unresolved = Vec::new();
     for (name, (i, def)) in chosen {
@@ -316,11 +305,53 @@ fn analyse(
             skipped,
             files: files.iter().map(|f| f.path.clone()).collect(),
             pinning,
+            policy: built.policy,
         },
         errors,
         unresolved,
         findings,
     }
+}
+
+/// The server definition each name is taken from (SPEC "Merging": the user's, the
+/// workspace's only when trusted), and the definitions passed over, with why.
+fn choose_servers<'d>(
+    defs: &'d [(usize, ServerDef)],
+    files: &[LayerFile],
+    trust: &TrustState,
+) -> (BTreeMap<String, &'d (usize, ServerDef)>, Vec<Skipped>) {
+    let mut chosen: BTreeMap<String, &(usize, ServerDef)> = BTreeMap::new();
+    let mut skipped = Vec::new();
+    for entry in defs.iter().filter(|(_, d)| d.layer == Layer::User) {
+        chosen.insert(entry.1.name.as_str().to_owned(), entry);
+    }
+    for entry in defs.iter().filter(|(_, d)| d.layer == Layer::Workspace) {
+        let name = entry.1.name.as_str().to_owned();
+        let workspace_file = &files[entry.0].path;
+        if trust.is_trusted() {
+            if chosen.insert(name.clone(), entry).is_some() {
+                skipped.push(Skipped {
+                    server: name,
+                    layer: Layer::User,
+                    reason: format!(
+                        "replaced by the definition in the trusted workspace file `{}`",
+                        workspace_file.display()
+                    ),
+                });
+            }
+        } else {
+            let mut reason = untrusted_reason(trust, workspace_file);
+            if chosen.contains_key(&name) {
+                reason.push_str("; the user config's definition is used instead");
+            }
+            skipped.push(Skipped {
+                server: name,
+                layer: Layer::Workspace,
+                reason,
+            });
+        }
+    }
+    (chosen, skipped)
 }
 
 /// Merges `[pinning]` over the layers (SPEC "Merging"), given what each file sets.
@@ -337,20 +368,9 @@ fn analyse(
 /// `trusted` is whether the workspace is trusted at its current digests.
 #[must_use]
 pub fn merge_pinning(layers: &[(Layer, PinningKeys)], trusted: bool) -> PinningSettings {
-    let strictest = |keep: &dyn Fn(Layer) -> bool| {
-        layers
-            .iter()
-            .filter(|(l, _)| keep(*l))
-            .filter_map(|(_, keys)| keys.mode)
-            .reduce(PinningMode::stricter)
-    };
-    let mode = match strictest(&|l| l == Layer::Workspace) {
-        Some(ws) if trusted => strictest(&|l| l == Layer::Managed).map_or(ws, |m| m.stricter(ws)),
-        ws => {
-            let above = strictest(&|l| l != Layer::Workspace).unwrap_or(PinningMode::Strict);
-            ws.map_or(above, |ws| above.stricter(ws))
-        }
-    };
+    let modes: Vec<(Layer, Option<PinningMode>)> =
+        layers.iter().map(|(l, keys)| (*l, keys.mode)).collect();
+    let mode = merge_strictest(&modes, trusted, PinningMode::Strict, PinningMode::stricter);
     let ask = layers
         .iter()
         .rev()
@@ -359,6 +379,275 @@ pub fn merge_pinning(layers: &[(Layer, PinningKeys)], trusted: bool) -> PinningS
     PinningSettings {
         mode,
         ask: ask.unwrap_or(false),
+    }
+}
+
+/// Merges one setting with a strictness order over the layers (SPEC "Merging"), given
+/// what each file sets: the strictest value of the managed and user layers (neither
+/// sets it: `default`), made stricter by an untrusted workspace's value but never
+/// looser; a **trusted** workspace's value replaces the user's and the default, bounded
+/// only by the managed layer's value.
+pub fn merge_strictest<T: Copy>(
+    values: &[(Layer, Option<T>)],
+    trusted: bool,
+    default: T,
+    stricter: impl Fn(T, T) -> T,
+) -> T {
+    let strictest = |keep: &dyn Fn(Layer) -> bool| {
+        values
+            .iter()
+            .filter(|(l, _)| keep(*l))
+            .filter_map(|(_, v)| *v)
+            .reduce(&stricter)
+    };
+    match strictest(&|l| l == Layer::Workspace) {
+        Some(ws) if trusted => strictest(&|l| l == Layer::Managed).map_or(ws, |m| stricter(m, ws)),
+        ws => {
+            let above = strictest(&|l| l != Layer::Workspace).unwrap_or(default);
+            ws.map_or(above, |ws| stricter(above, ws))
+        }
+    }
+}
+
+/// Merges the policy's settings over the layers, each by [`merge_strictest`] with its
+/// own strictness order: `policy.mode` (enforce > monitor), `scan_arguments` and
+/// `output.strip_invisible` (true > false), `flows.trifecta` (deny > off),
+/// `output.secrets` (block > redact > off), `output.injection` (block > flag > off),
+/// and each limit (smaller > larger > none).
+#[must_use]
+pub fn merge_policy_settings(layers: &[(Layer, &PolicyKeys)], trusted: bool) -> Settings {
+    fn merge<T: Strictness>(
+        layers: &[(Layer, &PolicyKeys)],
+        trusted: bool,
+        default: T,
+        get: impl Fn(&PolicyKeys) -> Option<T>,
+    ) -> T {
+        let values: Vec<_> = layers.iter().map(|(l, k)| (*l, get(k))).collect();
+        merge_strictest(&values, trusted, default, T::stricter)
+    }
+    fn limit(
+        layers: &[(Layer, &PolicyKeys)],
+        trusted: bool,
+        get: impl Fn(&PolicyKeys) -> Option<u64>,
+    ) -> Option<u64> {
+        let values: Vec<_> = layers
+            .iter()
+            .map(|(l, k)| (*l, get(k).map(|v| Limit(Some(v)))))
+            .collect();
+        merge_strictest(&values, trusted, Limit(None), Limit::stricter).0
+    }
+    let defaults = Settings::default();
+    let output = OutputSettings::default();
+    Settings {
+        mode: merge(layers, trusted, defaults.mode, |k| k.mode),
+        scan_arguments: merge(layers, trusted, defaults.scan_arguments, |k| {
+            k.scan_arguments
+        }),
+        trifecta: merge(layers, trusted, defaults.trifecta, |k| k.trifecta),
+        output: OutputSettings {
+            secrets: merge(layers, trusted, output.secrets, |k| k.secrets),
+            injection: merge(layers, trusted, output.injection, |k| k.injection),
+            strip_invisible: merge(layers, trusted, output.strip_invisible, |k| {
+                k.strip_invisible
+            }),
+        },
+        limits: Limits {
+            calls_per_minute: limit(layers, trusted, |k| k.limits.calls_per_minute),
+            tool_calls_per_minute: limit(layers, trusted, |k| k.limits.tool_calls_per_minute),
+            max_message_bytes: limit(layers, trusted, |k| k.limits.max_message_bytes),
+            max_result_bytes: limit(layers, trusted, |k| k.limits.max_result_bytes),
+        },
+    }
+}
+
+/// One file's policy sections, with the file they come from.
+#[derive(Debug)]
+pub struct PolicyFile<'a> {
+    pub layer: Layer,
+    pub source: Source<'a>,
+    pub keys: PolicyKeys,
+}
+
+/// The merged policy, and what merging found wrong.
+#[derive(Debug)]
+pub struct BuiltPolicy {
+    pub policy: PolicySet,
+    /// Errors: more labels than a label set holds, rules that cannot be compiled.
+    pub errors: Vec<Diagnostic>,
+    /// For `check`: flow rules naming labels no layer defines, a trifecta that cannot
+    /// fire for want of its labels.
+    pub findings: Vec<Diagnostic>,
+}
+
+/// Builds the [`PolicySet`] of every layer's policy sections (SPEC "Merging"):
+///
+/// - **Rules are not merged**: each file is a layer of its own, with its own rules in
+///   order and its own `default` (`allow` when unset), untrusted workspace included
+///   (its rules can only deny more, since a call must pass every layer).
+/// - **Settings** by [`merge_policy_settings`]. The merged `mode` governs the user's
+///   and the workspace's rules and flow rules; the managed layer's rules and flow
+///   rules follow the managed file's own `mode` (default `enforce`), so nothing below
+///   switches them to `monitor`.
+/// - **Labels** are the union of every layer's, an untrusted workspace's included: a
+///   label only ever makes a flow rule fire, so adding one can deny more, never less.
+/// - **Flow rules** of every layer apply, in layer order (they only deny).
+/// - Paths in `under` / `not_under` are expanded (`vars`) and resolved on this machine
+///   now; one that cannot be (`${workspace}` without a workspace) makes its condition
+///   impossible to evaluate, which fails closed.
+#[must_use]
+pub fn build_policy(files: Vec<PolicyFile<'_>>, trusted: bool, vars: &Vars<'_>) -> BuiltPolicy {
+    let mut errors = Vec::new();
+    let mut findings = Vec::new();
+    let settings = {
+        let keyed: Vec<(Layer, &PolicyKeys)> = files.iter().map(|f| (f.layer, &f.keys)).collect();
+        merge_policy_settings(&keyed, trusted)
+    };
+    let managed_mode = files
+        .iter()
+        .find(|f| f.layer == Layer::Managed)
+        .and_then(|f| f.keys.mode)
+        .unwrap_or(PolicyMode::Enforce);
+    let mode_of = |layer: Layer| {
+        if layer == Layer::Managed {
+            managed_mode
+        } else {
+            settings.mode
+        }
+    };
+    let labels = merge_labels(&files, &mut errors);
+    let mut layers = Vec::new();
+    let mut flow_rules: Vec<FlowRule> = Vec::new();
+    for file in files {
+        let PolicyFile {
+            layer,
+            source,
+            mut keys,
+        } = file;
+        label_findings(&source, &keys, &labels, &mut findings);
+        let mut rules = std::mem::take(&mut keys.rules);
+        for rule in &mut rules {
+            let Some(when) = &mut rule.when else { continue };
+            for condition in &mut when.conditions {
+                if let Condition::Under(patterns) | Condition::NotUnder(patterns) = condition {
+                    for pattern in patterns {
+                        let _ = pattern.resolve(vars);
+                    }
+                }
+            }
+        }
+        let default = keys.default.unwrap_or(Action::Allow);
+        match LayerPolicy::new(
+            layer,
+            source.path.to_path_buf(),
+            default,
+            mode_of(layer),
+            rules,
+        ) {
+            Ok(policy) => layers.push(policy),
+            Err(e) => errors.push(Diagnostic::file(
+                source.path,
+                Severity::Error,
+                format!("the rules' globs cannot be compiled together: {e}"),
+            )),
+        }
+        for def in keys.flow_rules {
+            flow_rules.push(FlowRule {
+                layer,
+                mode: mode_of(layer),
+                ..def.rule
+            });
+        }
+    }
+    BuiltPolicy {
+        policy: PolicySet {
+            layers,
+            settings,
+            labels,
+            flow_rules,
+            home: vars.home.to_path_buf(),
+        },
+        errors,
+        findings,
+    }
+}
+
+/// The union of every layer's labels; more than a label set holds is an error at the
+/// label that is one too many.
+fn merge_labels(files: &[PolicyFile<'_>], errors: &mut Vec<Diagnostic>) -> flows::Labels {
+    let mut entries = Vec::new();
+    for file in files {
+        for label in &file.keys.labels {
+            for glob in &label.globs {
+                entries.push((file.layer, label.name.clone(), glob.clone()));
+            }
+        }
+    }
+    flows::Labels::new(entries).unwrap_or_else(|too_many| {
+        let at = files.iter().rev().find_map(|f| {
+            f.keys
+                .labels
+                .iter()
+                .find(|l| l.name == too_many.name)
+                .map(|l| f.source.error(&l.span, too_many.to_string()))
+        });
+        errors.push(
+            at.unwrap_or_else(|| {
+                Diagnostic::file(Path::new(""), Severity::Error, too_many.to_string())
+            })
+            .with_hint("merge labels that mean the same capability"),
+        );
+        flows::Labels::default()
+    })
+}
+
+/// `check`'s findings on one file's use of labels: flow rules naming labels no layer
+/// defines (they never fire), an explicit `trifecta = "deny"` missing its labels.
+fn label_findings(
+    source: &Source<'_>,
+    keys: &PolicyKeys,
+    labels: &flows::Labels,
+    findings: &mut Vec<Diagnostic>,
+) {
+    let known: Vec<&str> = labels.names().iter().map(String::as_str).collect();
+    for def in &keys.flow_rules {
+        for (name, span) in &def.labels {
+            if labels.id(name).is_some() {
+                continue;
+            }
+            let hint = closest(name, &known).map_or_else(
+                || "give tools this label in a `[labels]` table".to_owned(),
+                |k| format!("did you mean `{k}`?"),
+            );
+            let message = format!(
+                "label `{name}` of flow rule `{}` is not defined in any layer's `[labels]`: the rule never fires",
+                def.rule.id
+            );
+            findings.push(
+                source
+                    .diagnostic(Severity::Warning, span, message)
+                    .with_hint(hint),
+            );
+        }
+    }
+    if keys.trifecta == Some(Trifecta::Deny)
+        && let Some(span) = &keys.trifecta_span
+    {
+        let missing: Vec<String> = [flows::PRIVATE, flows::UNTRUSTED, flows::EGRESS]
+            .iter()
+            .filter(|l| labels.id(l).is_none())
+            .map(|l| format!("`{l}`"))
+            .collect();
+        if !missing.is_empty() {
+            let message = format!(
+                "`flows.trifecta` is `deny` but no layer's `[labels]` defines {}: it never fires",
+                missing.join(", ")
+            );
+            findings.push(
+                source
+                    .diagnostic(Severity::Warning, span, message)
+                    .with_hint("label the tools that read private data, take in untrusted content and send data out"),
+            );
+        }
     }
 }
 
@@ -686,14 +975,17 @@ mod tests {
     #[test]
     fn an_invalid_untrusted_workspace_still_fails_the_load() {
         let env = Env::new();
-        let root = env.workspace("home/p", "[policy]\ndefault = \"deny\"\n");
+        let root = env.workspace(
+            "home/p",
+            "[[policy.rules]]\nid = \"r\"\ntools = [\"*\"]\nwhen = { arg = \"q\", matches = \"(\" }\naction = \"deny\"\n",
+        );
         let err = env
             .load(&root)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(
-            err.contains("mcp-warden.toml:2:1: error: `policy.default` is not supported yet"),
+            err.contains("mcp-warden.toml:4:32: error: invalid regex in `matches`: unclosed group"),
             "{err}"
         );
     }
@@ -732,7 +1024,10 @@ mod tests {
     fn check_collects_errors_of_every_layer_and_findings() {
         let env = Env::new();
         Env::write(&env.paths.user_config(), "[servers.a]\ncomand = \"x\"\n");
-        let root = env.workspace("home/p", "[servers.n]\ncommand = \"npx\"\nargs = [\"-y\", \"pkg\"]\n[output]\nsecrets = \"off\"\n");
+        let root = env.workspace(
+            "home/p",
+            "[servers.n]\ncommand = \"npx\"\nargs = [\"-y\", \"pkg\"]\n[audit]\narguments = true\n",
+        );
         let report = check(&env.paths, &WorkspaceChoice::Flag(root));
         assert_eq!(report.errors.len(), 2, "{:?}", report.errors);
         assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
@@ -929,6 +1224,159 @@ mod tests {
         assert!(
             err.contains("expected one of `strict`, `tofu`, `off`"),
             "{err}"
+        );
+    }
+
+    fn policy_keys(text: &str) -> PolicyKeys {
+        let source = Source::new(Path::new("f.toml"), text);
+        let mut parsed = raw::parse(&source);
+        let mut diags = std::mem::take(&mut parsed.diagnostics);
+        let keys =
+            super::super::policy::validate(&source, &parsed.table, &mut parsed.raw, &mut diags);
+        assert!(diags.is_empty(), "{diags:?}");
+        keys
+    }
+
+    fn settings(layers: &[(Layer, &str)], trusted: bool) -> Settings {
+        let keys: Vec<(Layer, PolicyKeys)> =
+            layers.iter().map(|(l, t)| (*l, policy_keys(t))).collect();
+        let refs: Vec<(Layer, &PolicyKeys)> = keys.iter().map(|(l, k)| (*l, k)).collect();
+        merge_policy_settings(&refs, trusted)
+    }
+
+    #[test]
+    fn policy_settings_default_to_the_strict_side() {
+        let s = settings(&[], false);
+        assert_eq!(s, Settings::default());
+        assert_eq!(s.mode, PolicyMode::Enforce);
+        assert!(s.scan_arguments && s.output.strip_invisible);
+        assert_eq!(s.trifecta, Trifecta::Deny);
+        assert_eq!(s.output.secrets, crate::policy::SecretsAction::Redact);
+        assert_eq!(s.limits, Limits::default());
+    }
+
+    #[test]
+    fn an_untrusted_workspace_only_tightens_policy_settings() {
+        use crate::policy::{InjectionAction, SecretsAction};
+        let user = "[policy]\nmode = \"monitor\"\nscan_arguments = false\n[output]\nsecrets = \"off\"\n\
+                    injection = \"flag\"\nstrip_invisible = false\n[limits]\ncalls_per_minute = 100\n\
+                    [flows]\ntrifecta = \"off\"\n";
+        let tighter = "[policy]\nmode = \"enforce\"\nscan_arguments = true\n[output]\nsecrets = \"block\"\n\
+                       injection = \"block\"\nstrip_invisible = true\n[limits]\ncalls_per_minute = 10\n\
+                       max_result_bytes = 1000\n[flows]\ntrifecta = \"deny\"\n";
+        let looser =
+            "[output]\nsecrets = \"off\"\ninjection = \"off\"\n[limits]\ncalls_per_minute = 1000\n";
+        let s = settings(&[(Layer::User, user), (Layer::Workspace, tighter)], false);
+        assert_eq!(s.mode, PolicyMode::Enforce);
+        assert!(s.scan_arguments && s.output.strip_invisible);
+        assert_eq!(s.output.secrets, SecretsAction::Block);
+        assert_eq!(s.output.injection, InjectionAction::Block);
+        assert_eq!(s.limits.calls_per_minute, Some(10));
+        assert_eq!(s.limits.max_result_bytes, Some(1000));
+        assert_eq!(s.trifecta, Trifecta::Deny);
+        // Looser values of an untrusted workspace are ignored, defaults included.
+        let s = settings(&[(Layer::User, user), (Layer::Workspace, looser)], false);
+        assert_eq!(s.output.injection, InjectionAction::Flag);
+        assert_eq!(s.limits.calls_per_minute, Some(100));
+        let s = settings(&[(Layer::Workspace, looser)], false);
+        assert_eq!(s.output.secrets, SecretsAction::Redact);
+        assert_eq!(
+            s.limits.calls_per_minute,
+            Some(1000),
+            "a limit is tighter than none"
+        );
+    }
+
+    #[test]
+    fn a_trusted_workspace_replaces_the_users_policy_settings_within_the_managed_ones() {
+        use crate::policy::SecretsAction;
+        let user = "[output]\nsecrets = \"block\"\n[limits]\ncalls_per_minute = 10\n[policy]\nmode = \"enforce\"\n";
+        let ws = "[output]\nsecrets = \"off\"\n[limits]\ncalls_per_minute = 500\n[policy]\nmode = \"monitor\"\n";
+        let s = settings(&[(Layer::User, user), (Layer::Workspace, ws)], true);
+        assert_eq!(s.output.secrets, SecretsAction::Off);
+        assert_eq!(s.limits.calls_per_minute, Some(500));
+        assert_eq!(s.mode, PolicyMode::Monitor);
+        let managed = "[output]\nsecrets = \"redact\"\n[limits]\ncalls_per_minute = 100\n[policy]\nmode = \"enforce\"\n";
+        let s = settings(
+            &[
+                (Layer::Managed, managed),
+                (Layer::User, user),
+                (Layer::Workspace, ws),
+            ],
+            true,
+        );
+        assert_eq!(
+            s.output.secrets,
+            SecretsAction::Redact,
+            "never below the managed value"
+        );
+        assert_eq!(s.limits.calls_per_minute, Some(100));
+        assert_eq!(s.mode, PolicyMode::Enforce);
+        // Without a workspace value, the user's stands.
+        let s = settings(&[(Layer::User, user), (Layer::Workspace, "")], true);
+        assert_eq!(s.limits.calls_per_minute, Some(10));
+    }
+
+    #[test]
+    fn load_builds_one_policy_layer_per_file() {
+        let env = Env::new();
+        Env::write(
+            &env.paths.managed_policy(),
+            "[[policy.rules]]\nid = \"org\"\ntools = [\"*__delete\"]\naction = \"deny\"\n",
+        );
+        Env::write(
+            &env.paths.user_config(),
+            "[policy]\nmode = \"monitor\"\n[labels]\nprivate = [\"fs__*\"]\n",
+        );
+        let root = env.workspace(
+            "home/p",
+            "[policy]\ndefault = \"deny\"\n[labels]\nprivate = [\"db__*\"]\n",
+        );
+        let eff = env.load(&root).unwrap_or_else(|e| panic!("{e}"));
+        let layers: Vec<_> = eff
+            .policy
+            .layers
+            .iter()
+            .map(|l| (l.layer, l.default, l.mode, l.rules.len()))
+            .collect();
+        assert_eq!(
+            layers,
+            [
+                (Layer::Managed, Action::Allow, PolicyMode::Enforce, 1),
+                (Layer::User, Action::Allow, PolicyMode::Monitor, 0),
+                (Layer::Workspace, Action::Deny, PolicyMode::Monitor, 0),
+            ]
+        );
+        assert_eq!(eff.policy.labels_of("db__query"), ["private"]);
+        assert_eq!(eff.policy.labels_of("fs__read"), ["private"]);
+        assert_eq!(eff.policy.home, env.paths.home);
+    }
+
+    #[test]
+    fn check_reports_flow_labels_no_layer_defines() {
+        let env = Env::new();
+        Env::write(
+            &env.paths.user_config(),
+            "[labels]\negress = [\"fetch__*\"]\nsecrets = [\"vault__*\"]\n[flows]\ntrifecta = \"deny\"\n",
+        );
+        let root = env.workspace(
+            "home/p",
+            "[[flows.rules]]\nid = \"f\"\nafter = [\"secret\"]\ndeny = [\"egress\"]\n",
+        );
+        let report = check(&env.paths, &WorkspaceChoice::Flag(root));
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let findings: Vec<String> = report.findings.iter().map(ToString::to_string).collect();
+        assert_eq!(findings.len(), 2, "{findings:#?}");
+        assert!(findings[0].contains("config.toml:5:1: warning: `flows.trifecta` is `deny` but no layer's `[labels]` defines `private`, `untrusted`"), "{findings:#?}");
+        assert!(
+            findings[1].contains(
+                "mcp-warden.toml:3:10: warning: label `secret` of flow rule `f` is not defined"
+            ),
+            "{findings:#?}"
+        );
+        assert!(
+            findings[1].contains("did you mean `secrets`?"),
+            "{findings:#?}"
         );
     }
 }

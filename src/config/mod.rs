@@ -1,13 +1,15 @@
 //! Configuration: the raw TOML mirror ([`raw`]), validation into the types the program
-//! uses ([`validate`], [`model`]), the managed → user → workspace layers and workspace
-//! discovery ([`layers`]), variables ([`vars`]), findings for `check` ([`findings`]) and
-//! positioned errors ([`error`]). Everything after start-up sees only the validated
-//! types.
+//! uses ([`validate`], [`model`]; the policy sections into [`crate::policy`]'s compiled
+//! types by [`policy`]), the managed → user → workspace layers, their merging and
+//! workspace discovery ([`layers`]), variables ([`vars`]), findings for `check`
+//! ([`findings`]) and positioned errors ([`error`]). Everything after start-up sees only
+//! the validated types.
 
 pub mod error;
 pub mod findings;
 pub mod layers;
 pub mod model;
+pub mod policy;
 pub mod raw;
 pub mod validate;
 pub mod vars;

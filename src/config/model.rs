@@ -240,4 +240,8 @@ pub struct Effective {
     pub files: Vec<PathBuf>,
     /// `[pinning]`, merged over the layers.
     pub pinning: PinningSettings,
+    /// `[policy]`, `[labels]`, `[flows]`, `[output]` and `[limits]`: every layer's
+    /// rules (managed → user → workspace) and the merged settings (see
+    /// [`super::layers::build_policy`]).
+    pub policy: crate::policy::PolicySet,
 }

@@ -20,6 +20,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::error::{Diagnostic, Source, suggestion};
 /// `pinning.mode`: a validated type already, so the mirror uses it as it is.
 pub use super::model::PinningMode;
+/// The policy's enums are validated types already, so the mirror uses them as they are.
+pub use crate::policy::{Action, InjectionAction, PolicyMode, SecretsAction, Trifecta};
 
 /// The top-level tables a configuration file may have, in the order the SPEC lists
 /// them.
@@ -35,7 +37,7 @@ pub struct RawFile {
     pub servers: BTreeMap<String, RawServer>,
     pub policy: Option<RawPolicy>,
     /// Label name → globs over exposed tool names.
-    pub labels: Option<BTreeMap<String, Vec<String>>>,
+    pub labels: Option<BTreeMap<String, Vec<Spanned<String>>>>,
     pub flows: Option<RawFlows>,
     pub output: Option<RawOutput>,
     pub limits: Option<RawLimits>,
@@ -106,32 +108,18 @@ pub struct RawPolicy {
     pub rules: Option<Vec<RawRule>>,
 }
 
-/// What a rule (or a layer's default) does with a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Allow,
-    Deny,
-    Ask,
-}
-
-/// `policy.mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PolicyMode {
-    Enforce,
-    Monitor,
-}
-
 /// `[[policy.rules]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
     pub id: Spanned<String>,
-    pub tools: Option<Vec<Spanned<String>>>,
-    pub resources: Option<Vec<Spanned<String>>>,
-    pub prompts: Option<Vec<Spanned<String>>>,
-    pub when: Option<RawWhen>,
+    /// Globs over exposed tool names.
+    pub tools: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Globs over resource URIs.
+    pub resources: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Globs over exposed prompt names.
+    pub prompts: Option<Spanned<Vec<Spanned<String>>>>,
+    pub when: Option<Spanned<RawWhen>>,
     pub action: Action,
     pub message: Option<String>,
 }
@@ -142,13 +130,13 @@ pub struct RawRule {
 pub struct RawWhen {
     /// A top-level argument name, or a JSON pointer (`/a/b`).
     pub arg: Option<Spanned<String>>,
-    pub under: Option<Vec<Spanned<String>>>,
-    pub not_under: Option<Vec<Spanned<String>>>,
+    pub under: Option<Spanned<Vec<Spanned<String>>>>,
+    pub not_under: Option<Spanned<Vec<Spanned<String>>>>,
     /// A regex.
     pub matches: Option<Spanned<String>>,
     pub not_matches: Option<Spanned<String>>,
-    pub equals: Option<toml::Value>,
-    pub one_of: Option<Vec<toml::Value>>,
+    pub equals: Option<Spanned<toml::Value>>,
+    pub one_of: Option<Spanned<Vec<Spanned<toml::Value>>>>,
     pub max_len: Option<u64>,
     /// A tool annotation's name (with `equals`); counts only for pinned tools.
     pub annotation: Option<Spanned<String>>,
@@ -158,17 +146,8 @@ pub struct RawWhen {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFlows {
-    pub trifecta: Option<FlowAction>,
+    pub trifecta: Option<Trifecta>,
     pub rules: Option<Vec<RawFlowRule>>,
-}
-
-/// What the built-in trifecta rule does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FlowAction {
-    Deny,
-    Ask,
-    Off,
 }
 
 /// `[[flows.rules]]`.
@@ -177,9 +156,9 @@ pub enum FlowAction {
 pub struct RawFlowRule {
     pub id: Spanned<String>,
     /// Every label listed was seen earlier in the session.
-    pub after: Vec<String>,
+    pub after: Spanned<Vec<Spanned<String>>>,
     /// Labels denied once `after` holds.
-    pub deny: Vec<String>,
+    pub deny: Spanned<Vec<Spanned<String>>>,
 }
 
 /// `[output]`.
@@ -191,32 +170,14 @@ pub struct RawOutput {
     pub strip_invisible: Option<bool>,
 }
 
-/// `output.secrets`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SecretsAction {
-    Redact,
-    Block,
-    Off,
-}
-
-/// `output.injection`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InjectionAction {
-    Flag,
-    Block,
-    Off,
-}
-
 /// `[limits]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
-    pub calls_per_minute: Option<u32>,
-    pub tool_calls_per_minute: Option<u32>,
-    pub max_message_bytes: Option<u64>,
-    pub max_result_bytes: Option<u64>,
+    pub calls_per_minute: Option<Spanned<u64>>,
+    pub tool_calls_per_minute: Option<Spanned<u64>>,
+    pub max_message_bytes: Option<Spanned<u64>>,
+    pub max_result_bytes: Option<Spanned<u64>>,
 }
 
 /// `[pinning]`.
@@ -272,9 +233,23 @@ pub fn parse<'a>(source: &Source<'a>) -> Parsed<'a> {
                     raw.servers = servers;
                 }
             }
-            "policy" => raw.policy = read_section(source, "policy", value, d),
+            "policy" => {
+                raw.policy = read_with_rules::<RawPolicy, _>(source, "policy", value, d).map(
+                    |(mut p, rules)| {
+                        p.rules = rules;
+                        p
+                    },
+                );
+            }
             "labels" => raw.labels = read_section(source, "labels", value, d),
-            "flows" => raw.flows = read_section(source, "flows", value, d),
+            "flows" => {
+                raw.flows = read_with_rules::<RawFlows, _>(source, "flows", value, d).map(
+                    |(mut f, rules)| {
+                        f.rules = rules;
+                        f
+                    },
+                );
+            }
             "output" => raw.output = read_section(source, "output", value, d),
             "limits" => raw.limits = read_section(source, "limits", value, d),
             "pinning" => raw.pinning = read_section(source, "pinning", value, d),
@@ -306,6 +281,44 @@ fn read_section<T: DeserializeOwned>(
     T::deserialize(ValueDeserializer::from(value.clone()))
         .map_err(|e| diagnostics.push(source.toml_error(&e, Some(name))))
         .ok()
+}
+
+/// Reads a section that holds a `rules` array (`[policy]`, `[flows]`): each rule on
+/// its own, as `NAME.rules[i]`, so that every broken rule is reported and the good ones
+/// kept, then the rest of the section (whose `rules` is then `None`).
+fn read_with_rules<S: DeserializeOwned, R: DeserializeOwned>(
+    source: &Source<'_>,
+    name: &str,
+    value: &Spanned<DeValue<'_>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<(S, Option<Vec<R>>)> {
+    let mut value = value.clone();
+    let rules = match value.get_mut() {
+        DeValue::Table(table) => table.remove("rules"),
+        _ => None,
+    };
+    let rules = rules.map(|rules| {
+        if let DeValue::Array(items) = rules.get_ref() {
+            items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| {
+                    read_section(source, &format!("{name}.rules[{i}]"), item, diagnostics)
+                })
+                .collect()
+        } else {
+            diagnostics.push(
+                source
+                    .error(
+                        &rules.span(),
+                        format!("`{name}.rules` must be an array of tables"),
+                    )
+                    .with_hint(format!("write each rule as `[[{name}.rules]]`")),
+            );
+            Vec::new()
+        }
+    });
+    read_section(source, name, &value, diagnostics).map(|section| (section, rules))
 }
 
 fn read_servers(
@@ -458,7 +471,10 @@ arguments = false
         assert_eq!(fs.sandbox.as_ref().and_then(|s| s.network), Some(true));
         let rules = raw.policy.and_then(|p| p.rules).unwrap_or_default();
         assert_eq!(rules.len(), 2);
-        assert_eq!(rules[0].when.as_ref().and_then(|w| w.max_len), Some(10));
+        assert_eq!(
+            rules[0].when.as_ref().and_then(|w| w.get_ref().max_len),
+            Some(10)
+        );
         assert_eq!(raw.flows.and_then(|f| f.rules).map(|r| r.len()), Some(1));
         assert_eq!(raw.pinning.and_then(|p| p.mode), Some(PinningMode::Strict));
         assert_eq!(raw.audit.and_then(|a| a.arguments), Some(false));

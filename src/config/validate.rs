@@ -3,12 +3,14 @@
 //!
 //! Checks what can be checked from the file alone (names, namespaces, durations,
 //! environment names, variable syntax) and rejects every key of a feature that is not
-//! built yet (see [`UNBUILT_SECTIONS`]), so that a user who writes `[policy]` is told it
+//! built yet (see [`UNBUILT_SECTIONS`]), so that a user who writes `[audit]` is told it
 //! does nothing instead of believing it protects them. Supported so far: `[servers]`
-//! (sandbox keys only at their defaults) and `[pinning]` (`mode`, `ask`), in every
-//! layer; the layers' `[pinning]` values are merged in [`super::layers`]. Variables are expanded later, in [`ServerDef::resolve`],
-//! once the workspace is known: a variable without a value skips one server, it does
-//! not break the file.
+//! (sandbox keys only at their defaults), `[pinning]` (`mode`, `ask`), and `[policy]`,
+//! `[labels]`, `[flows]`, `[output]`, `[limits]` (validated in [`super::policy`]), in
+//! every layer; the layers' values are merged in [`super::layers`]. Variables are
+//! expanded later, in [`ServerDef::resolve`] and when the layers are merged, once the
+//! workspace is known: a variable without a value skips one server (or makes one
+//! policy condition impossible to evaluate), it does not break the file.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -20,12 +22,13 @@ use toml::de::DeTable;
 
 use super::error::{Diagnostic, Source};
 use super::model::{Layer, Namespace, PinningMode, ServerConfig, ServerName};
+use super::policy::PolicyKeys;
 use super::raw::{self, Parsed, Permission, Preset, RawPinning, RawSandbox, RawServer};
 use super::vars::{Template, Vars, is_env_name};
 
 /// The top-level tables whose keys are rejected as "not supported yet". An empty table
 /// is accepted: it sets nothing.
-pub const UNBUILT_SECTIONS: &[&str] = &["policy", "labels", "flows", "output", "limits", "audit"];
+pub const UNBUILT_SECTIONS: &[&str] = &["audit"];
 
 /// `request_timeout` when a server does not set one.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -154,6 +157,9 @@ pub struct FileConfig {
     /// `[pinning]` as this file sets it (nothing, when the section is broken: the file
     /// then has an error).
     pub pinning: PinningKeys,
+    /// `[policy]`, `[labels]`, `[flows]`, `[output]` and `[limits]` as this file sets
+    /// them (what is valid of them).
+    pub policy: PolicyKeys,
 }
 
 /// Validates a parsed file of `layer`: what it defines that is valid, and every problem
@@ -165,10 +171,11 @@ pub fn validate(
     parsed: Parsed<'_>,
 ) -> (FileConfig, Vec<Diagnostic>) {
     let Parsed {
-        raw,
+        mut raw,
         table,
         mut diagnostics,
     } = parsed;
+    let policy = super::policy::validate(source, &table, &mut raw, &mut diagnostics);
     let mut servers = Vec::new();
     {
         let mut check = Checker {
@@ -199,7 +206,14 @@ pub fn validate(
             PinningKeys { mode, ask }
         });
     diagnostics.sort_by_key(|d| d.position);
-    (FileConfig { servers, pinning }, diagnostics)
+    (
+        FileConfig {
+            servers,
+            pinning,
+            policy,
+        },
+        diagnostics,
+    )
 }
 
 /// What a section will do once built, for the "not supported yet" message.
@@ -637,32 +651,33 @@ mod tests {
         assert!(diags.is_empty());
     }
 
-    /// Every unbuilt section is still rejected key by key; `[pinning]`, in the middle of
-    /// them, is not.
+    /// `[audit]` is still rejected key by key; the policy sections and `[pinning]`
+    /// around it are supported, in every layer.
     #[test]
     fn every_unbuilt_section_key_is_not_supported() {
-        let text = "[policy]\ndefault = \"allow\"\n[[policy.rules]]\nid = \"r\"\naction = \"deny\"\n\
+        let text = "[policy]\ndefault = \"allow\"\n[[policy.rules]]\nid = \"r\"\ntools = [\"*\"]\naction = \"deny\"\n\
                     [labels]\nprivate = []\n[flows]\ntrifecta = \"deny\"\n[output]\nsecrets = \"redact\"\n\
                     [limits]\ncalls_per_minute = 1\n[pinning]\nmode = \"strict\"\nask = true\n\
                     [audit]\narguments = true\n";
-        let (_, diags) = check(Layer::User, text);
-        let expect = [
-            ("2:1", "policy.default"),
-            ("3:10", "policy.rules"),
-            ("7:1", "labels.private"),
-            ("9:1", "flows.trifecta"),
-            ("11:1", "output.secrets"),
-            ("13:1", "limits.calls_per_minute"),
-            ("18:1", "audit.arguments"),
-        ];
-        assert_eq!(diags.len(), expect.len(), "{diags:#?}");
-        for (d, (pos, key)) in diags.iter().zip(expect) {
-            let start = format!("f.toml:{pos}: error: `{key}` is not supported yet (planned: ");
-            assert!(d.starts_with(&start), "{d}");
-            assert!(d.ends_with("); remove it for now"), "{d}");
+        for layer in [Layer::Managed, Layer::User, Layer::Workspace] {
+            let (_, diags) = check(layer, text);
+            assert_eq!(diags.len(), 1, "{diags:#?}");
+            assert_eq!(
+                diags[0],
+                "f.toml:19:1: error: `audit.arguments` is not supported yet (planned: audit log \
+                 settings); remove it for now"
+            );
         }
-        assert!(diags[1].contains("(planned: per-workspace policy)"));
-        assert!(!diags.iter().any(|d| d.contains("pinning")), "{diags:#?}");
+    }
+
+    #[test]
+    fn policy_sections_are_validated_with_positions() {
+        let text = "[[policy.rules]]\nid = \"r\"\ntools = [\"fs__[\"]\naction = \"deny\"\n";
+        let e = one_error(text);
+        assert!(
+            e.starts_with("f.toml:3:10: error: invalid glob `fs__[`"),
+            "{e}"
+        );
     }
 
     fn pinning_of(layer: Layer, text: &str) -> (PinningKeys, Vec<String>) {
@@ -795,7 +810,7 @@ mod tests {
     #[test]
     fn all_problems_of_a_file_are_reported_in_order() {
         let text = "[servers.a]\ncommand = \"x\"\nrequest_timeout = \"x\"\n[servers.b]\ncommand = \"y\"\n\
-                    namespace = \"b__\"\n[policy]\nmode = \"monitor\"\n";
+                    namespace = \"b__\"\n[policy]\nmode = \"monitr\"\n";
         let (_, diags) = check(Layer::User, text);
         assert_eq!(diags.len(), 3, "{diags:?}");
         assert!(diags[0].starts_with("f.toml:3:"));

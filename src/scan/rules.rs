@@ -699,7 +699,10 @@ mod tests {
         // Every pattern compiles.
         assert_eq!(COMPILED.len(), RULES.len());
         assert_eq!(ascii_classes(r"id_\w+"), "id_[0-9A-Za-z_]+");
-        assert_eq!(ascii_classes(r"[^\w/.-]\d\s\."), r"[^0-9A-Za-z_/.-][0-9]\s\.");
+        assert_eq!(
+            ascii_classes(r"[^\w/.-]\d\s\."),
+            r"[^0-9A-Za-z_/.-][0-9]\s\."
+        );
         assert_eq!(ascii_classes(r"[\]\w]x"), r"[\]0-9A-Za-z_]x");
     }
 

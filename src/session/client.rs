@@ -11,6 +11,7 @@ use super::{
     Batch, ClientCall, Deferred, Origin, Pending, Reverse, Session, SlotState, Timer, reparse,
 };
 use super::{cursor, wire};
+use crate::audit::{Decision, Direction as AuditDirection};
 use crate::filter::{Context, Direction, Verdict};
 use crate::jsonrpc::message::Parsed;
 use crate::jsonrpc::{ErrorCode, Id, Kind, Line, Message, error_response, parse};
@@ -332,6 +333,9 @@ impl Session {
         }
         tracing::info!(workspace = ?new_root, "client roots chose another workspace; restarting servers");
         self.stop_all_servers("the workspace changed");
+        if let Some(audit) = &self.audit {
+            let _ = audit.set_workspace(new_root.as_deref());
+        }
         self.workspace_root = new_root;
         for skipped in &effective.skipped {
             let text = format!(
@@ -382,24 +386,8 @@ impl Session {
             return self.reply_error(&origin, ErrorCode::InvalidParams, &text);
         };
         let Some(route) = self.catalogs[kind.index()].route(&exposed).cloned() else {
-            if self.pins.held(kind, &exposed).is_some()
-                && self.pins.asks()
-                && self.ask_to_pin(&msg, &origin, kind, &exposed)
-            {
-                return;
-            }
-            if let Some(hold) = self.pins.held(kind, &exposed) {
-                let block = crate::filter::Block {
-                    rule: hold.rule.clone(),
-                    reason: hold.explain(&exposed),
-                };
-                tracing::info!(item = %exposed, rule = %block.rule, "a call to a held item was blocked");
-                if kind == ListKind::Tools {
-                    self.reply_blocked_tool(&origin, "hold", &block);
-                } else {
-                    self.reply_blocked(&origin, "hold", &block);
-                }
-                return;
+            if self.pins.held(kind, &exposed).is_some() {
+                return self.reply_held(&msg, &origin, kind, &exposed, method);
             }
             return self.reply_error(
                 &origin,
@@ -416,10 +404,25 @@ impl Session {
         };
         let (msg, span) = match self.chain.inspect(&ctx, &msg) {
             Verdict::Allow => (msg, span),
-            Verdict::Block(block) if kind == ListKind::Tools => {
-                return self.reply_blocked_tool(&origin, "deny", &block);
+            Verdict::Block(block) => {
+                let arguments = super::audit::arguments_of(&msg);
+                let subject = super::audit::Subject {
+                    server: Some(server.as_str()),
+                    tool: Some(&exposed),
+                    method,
+                    arguments: arguments.as_deref(),
+                };
+                self.audit_decision(
+                    AuditDirection::ToServer,
+                    Decision::Deny,
+                    &subject,
+                    Some(&block),
+                );
+                if kind == ListKind::Tools {
+                    return self.reply_blocked_tool(&origin, "deny", &block);
+                }
+                return self.reply_blocked(&origin, "deny", &block);
             }
-            Verdict::Block(block) => return self.reply_blocked(&origin, "deny", &block),
             // A rewritten message has its name elsewhere: find it again in what is sent.
             Verdict::Rewrite(line) => {
                 match reparse(&line).and_then(|m| Some((name_of(&m)?.1, m))) {
@@ -442,6 +445,47 @@ impl Session {
             paged: false,
         };
         self.send_client_request(route.slot, &msg, origin, forward);
+    }
+
+    /// A call to a held item: the user is asked to review it (`[pinning] ask`), or
+    /// it gets the blocked result with decision `hold`.
+    fn reply_held(
+        &mut self,
+        msg: &Message,
+        origin: &Origin,
+        kind: ListKind,
+        exposed: &str,
+        method: &str,
+    ) {
+        if self.pins.asks() && self.ask_to_pin(msg, origin, kind, exposed) {
+            return;
+        }
+        let Some(hold) = self.pins.held(kind, exposed) else {
+            return;
+        };
+        let block = crate::filter::Block {
+            rule: hold.rule.clone(),
+            reason: hold.explain(exposed),
+        };
+        tracing::info!(item = %exposed, rule = %block.rule, "a call to a held item was blocked");
+        let arguments = super::audit::arguments_of(msg);
+        let subject = super::audit::Subject {
+            server: None,
+            tool: Some(exposed),
+            method,
+            arguments: arguments.as_deref(),
+        };
+        self.audit_decision(
+            AuditDirection::ToServer,
+            Decision::Hold,
+            &subject,
+            Some(&block),
+        );
+        if kind == ListKind::Tools {
+            self.reply_blocked_tool(origin, "hold", &block);
+        } else {
+            self.reply_blocked(origin, "hold", &block);
+        }
     }
 
     /// `resources/read`, `subscribe` and `unsubscribe`: routed by URI to the server that
@@ -631,7 +675,24 @@ impl Session {
         };
         match self.chain.inspect(&ctx, msg) {
             Verdict::Allow => self.send_client_request(slot, msg, origin, forward),
-            Verdict::Block(block) => self.reply_blocked(&origin, "deny", &block),
+            Verdict::Block(block) => {
+                let uri = msg
+                    .param(&["uri"])
+                    .and_then(|(raw, _)| serde_json::from_str::<String>(raw).ok());
+                let subject = super::audit::Subject {
+                    server: Some(server.as_str()),
+                    tool: uri.as_deref(),
+                    method: forward.method,
+                    arguments: None,
+                };
+                self.audit_decision(
+                    AuditDirection::ToServer,
+                    Decision::Deny,
+                    &subject,
+                    Some(&block),
+                );
+                self.reply_blocked(&origin, "deny", &block);
+            }
             // A rewritten request would invalidate the spans of `forward.edits`.
             Verdict::Rewrite(_) => self.reply_error(
                 &origin,
@@ -704,7 +765,12 @@ impl Session {
             .map_or(Err(SendError::Closed), |u| u.send(line));
         match sent {
             Ok(()) => {
+                let arguments = super::audit::is_audited(method)
+                    .then(|| super::audit::arguments_of(msg))
+                    .flatten();
                 let call = ClientCall {
+                    started: std::time::Instant::now(),
+                    arguments,
                     origin: origin.clone(),
                     method: method.into(),
                     tool,

@@ -32,6 +32,7 @@
 //! builds the merged catalogs, `cursor.rs` encodes our `resources/list` cursors, and
 //! [`wire`] writes the messages mcp-warden makes itself.
 
+mod audit;
 mod catalog;
 mod client;
 mod cursor;
@@ -88,6 +89,8 @@ const FINAL_FLUSH: Duration = Duration::from_secs(2);
 /// Lines from all upstreams not yet taken by the session. Small, because a line may be
 /// a maximum-size message; each upstream's reader then waits on its own pipe.
 const UPSTREAM_QUEUE: usize = 16;
+/// While the audit writer is behind, how often to look whether it caught up.
+const AUDIT_RECHECK: Duration = Duration::from_millis(5);
 /// Log the first few non-JSON lines of a server's stdout, then only every this many.
 const NOISE_LOG_EVERY: u64 = 1000;
 
@@ -106,6 +109,8 @@ pub struct SessionConfig {
     pub max_line: usize,
     /// The pinning mode and where the lock files are.
     pub pinning: PinningSetup,
+    /// Where decisions are recorded; `None`: not recorded (library tests).
+    pub audit: Option<crate::audit::AuditHandle>,
 }
 
 /// Loads the configuration for the workspace the client's roots point at; `None`
@@ -153,6 +158,10 @@ enum Pending {
 #[derive(Debug)]
 struct ClientCall {
     origin: Origin,
+    /// When it was sent on (the audit's `ms`).
+    started: std::time::Instant,
+    /// Its `arguments` as they arrived, for the audit's HMAC (audited methods only).
+    arguments: Option<Bytes>,
     method: Box<str>,
     /// The exposed tool or prompt name, for the filter chain.
     tool: Option<String>,
@@ -336,6 +345,10 @@ struct Session {
     pins: pins::Pins,
     /// Where the lock watcher sends fresh readings.
     pin_tx: mpsc::Sender<LockUpdate>,
+    /// The audit trail's writer; taken from the config.
+    audit: Option<crate::audit::AuditHandle>,
+    /// The writer stopped and that was said.
+    audit_failed: bool,
 }
 
 /// Runs one session over the client's `input` and `output` until the client leaves
@@ -360,6 +373,7 @@ where
     let workspace_root = config.effective.workspace.as_ref().map(|w| w.root.clone());
     // The scan's patterns take a moment to compile; done while the servers start.
     drop(tokio::task::spawn_blocking(crate::scan::warm_up));
+    let audit = config.audit.take();
     let (pin_tx, mut pin_rx) = mpsc::channel(4);
     let mut pins = pins::Pins::new(config.pinning.clone(), &config.effective);
     pins.watch(pin_tx.clone());
@@ -389,6 +403,8 @@ where
         client_listed: [false; 3],
         pins,
         pin_tx,
+        audit,
+        audit_failed: false,
     };
     let servers = session.config.effective.servers.clone();
     session.start_servers(servers);
@@ -403,6 +419,11 @@ where
         let backlog = session.out.len();
         let upstream_paused =
             backlog >= UPSTREAM_BACKLOG || session.out_bytes() >= UPSTREAM_BACKLOG_BYTES;
+        // The audit writer is far behind (a flood): new client messages wait for it.
+        let audit_behind = session
+            .audit
+            .as_ref()
+            .is_some_and(|a| a.backlog() > crate::audit::MAX_BACKLOG);
         tokio::select! {
             biased;
             // A signal: stop like a client that left.
@@ -416,7 +437,7 @@ where
                 (Err(_), _) => break Outcome::ClientLeft,
             },
             // The client: requests, answers and notifications; its EOF ends the session.
-            event = client_rx.recv(), if backlog < CLIENT_BACKLOG => match event {
+            event = client_rx.recv(), if backlog < CLIENT_BACKLOG && !audit_behind => match event {
                 Some(ClientEvent::Line(line)) => session.on_client_line(line),
                 Some(ClientEvent::Closed) | None => break Outcome::ClientLeft,
             },
@@ -428,6 +449,8 @@ where
             Some(expired) = session.timers.next() => session.on_timer(expired.get_ref()),
             // A lock file changed (a `pin` in another terminal, an edit, trust).
             Some(update) = pin_rx.recv() => session.on_lock_update(update),
+            // Look again soon whether the audit writer caught up.
+            () = tokio::time::sleep(AUDIT_RECHECK), if audit_behind => {}
         }
     };
     // What is already answered still goes out, within a bound.
@@ -774,6 +797,7 @@ impl Session {
     /// A merged list passes the chain like any other answer to the client.
     fn reply_listing(&mut self, origin: &Origin, kind: ListKind) {
         self.client_listed[kind.index()] = true;
+        self.audit_listing(kind);
         let listing = self.catalogs[kind.index()].listing();
         let line = crate::jsonrpc::error::result_response(&origin.id, listing);
         self.reply_checked(origin, line, None, kind.method());

@@ -324,6 +324,11 @@ impl Pins {
         }
     }
 
+    /// How many items of `kind` are held.
+    pub(super) fn held_count(&self, kind: ListKind) -> usize {
+        self.held[kind.index()].len()
+    }
+
     /// Forgets the holds of `kind` (before a rebuild judges every item again).
     pub(super) fn clear_held(&mut self, kind: ListKind) {
         self.held[kind.index()].clear();
@@ -725,6 +730,19 @@ impl super::Session {
             rule: review.hold.rule,
             reason,
         };
+        let arguments = super::audit::arguments_of(&review.request);
+        let subject = super::audit::Subject {
+            server: Some(config.name.as_str()),
+            tool: Some(&review.exposed),
+            method: review.request.method().unwrap_or_default(),
+            arguments: arguments.as_deref(),
+        };
+        self.audit_decision(
+            crate::audit::Direction::ToServer,
+            crate::audit::Decision::Hold,
+            &subject,
+            Some(&block),
+        );
         if review.kind == ListKind::Tools {
             self.reply_blocked_tool(&review.origin, "hold", &block);
         } else {

@@ -7,11 +7,13 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::audit::Subject as AuditSubject;
 use super::catalog::{self, ListKind, MAX_ITEMS_PER_SERVER, MAX_PAGES, Page};
 use super::wire;
 use super::{
     ListState, NOISE_LOG_EVERY, Pending, Reverse, Session, Slot, SlotState, Timer, reparse,
 };
+use crate::audit::{Decision, Direction as AuditDirection};
 use crate::config::ServerConfig;
 use crate::filter::{Block, Context, Direction, Verdict};
 use crate::jsonrpc::message::Parsed;
@@ -305,6 +307,8 @@ impl Session {
                     tool,
                     timer,
                     paged,
+                    started,
+                    arguments,
                     ..
                 } = *call;
                 self.timers.remove(&timer);
@@ -319,22 +323,47 @@ impl Session {
                     tool: tool.as_deref(),
                     request_method: Some(&method),
                 };
+                let subject = AuditSubject {
+                    server: Some(server.as_str()),
+                    tool: tool.as_deref(),
+                    method: &method,
+                    arguments: arguments.as_deref(),
+                };
                 match self.chain.inspect(&ctx, msg) {
                     Verdict::Allow => {
+                        self.audit_answer(
+                            &subject,
+                            (Decision::Allow, None),
+                            started,
+                            msg.raw().len(),
+                        );
                         self.reply(&origin, msg.rewrite(Some(origin.id.as_str()), &[]));
                     }
                     Verdict::Rewrite(line) => match reparse(&line) {
-                        Some(m) => self.reply(&origin, m.rewrite(Some(origin.id.as_str()), &[])),
+                        Some(m) => {
+                            let decision = super::audit::decision_of_rewrite(&line);
+                            self.audit_answer(&subject, decision, started, line.len());
+                            self.reply(&origin, m.rewrite(Some(origin.id.as_str()), &[]));
+                        }
                         None => self.reply_error(
                             &origin,
                             ErrorCode::Internal,
                             "a filter produced an invalid message",
                         ),
                     },
-                    Verdict::Block(block) if &*method == "tools/call" => {
-                        self.reply_blocked_tool(&origin, "deny", &block);
+                    Verdict::Block(block) => {
+                        self.audit_decision(
+                            AuditDirection::ToClient,
+                            Decision::Deny,
+                            &subject,
+                            Some(&block),
+                        );
+                        if &*method == "tools/call" {
+                            self.reply_blocked_tool(&origin, "deny", &block);
+                        } else {
+                            self.reply_blocked(&origin, "deny", &block);
+                        }
                     }
-                    Verdict::Block(block) => self.reply_blocked(&origin, "deny", &block),
                 }
             }
         }
@@ -547,13 +576,13 @@ impl Session {
             "sampling/createMessage" if !self.slots[index].config.sampling => {
                 let reason =
                     format!("server `{name}` may not use sampling (`sampling = \"deny\"`)");
-                self.refuse_upstream_request(index, &id, "sampling", reason);
+                self.refuse_upstream_request(index, &id, method, "sampling", reason);
             }
             "elicitation/create" if !self.slots[index].config.elicitation => {
                 let reason = format!(
                     "server `{name}` may not ask the user questions (`elicitation = \"deny\"`)"
                 );
-                self.refuse_upstream_request(index, &id, "elicitation", reason);
+                self.refuse_upstream_request(index, &id, method, "elicitation", reason);
             }
             "sampling/createMessage" | "elicitation/create" => {
                 // Allowed by the server's table: on to the client, if it can answer.
@@ -690,12 +719,19 @@ impl Session {
         let ours = self.next_reverse.to_string();
         let line = match self.chain.inspect(&ctx, msg) {
             Verdict::Block(block) => {
-                return self.refuse_upstream_request(index, &id, &block.rule, block.reason);
+                let method = msg.method().unwrap_or_default();
+                return self.refuse_upstream_request(index, &id, method, &block.rule, block.reason);
             }
             Verdict::Rewrite(line) => reparse(&line).map(|m| m.rewrite(Some(&ours), &[])),
             Verdict::Allow => Some(msg.rewrite(Some(&ours), &[])),
         };
         if let Some(line) = line {
+            let subject = AuditSubject {
+                server: Some(server.as_str()),
+                method: msg.method().unwrap_or_default(),
+                ..AuditSubject::default()
+            };
+            self.audit_decision(AuditDirection::ToClient, Decision::Allow, &subject, None);
             self.reverse.insert(
                 self.next_reverse,
                 Reverse::Forwarded {
@@ -713,6 +749,7 @@ impl Session {
         &mut self,
         index: usize,
         id: &Id,
+        method: &str,
         rule: &str,
         reason: String,
     ) {
@@ -721,6 +758,18 @@ impl Session {
             reason,
         };
         tracing::info!(server = %self.slots[index].config.name, rule, "server-to-client request refused");
+        let server = self.slots[index].config.name.clone();
+        let subject = AuditSubject {
+            server: Some(server.as_str()),
+            method,
+            ..AuditSubject::default()
+        };
+        self.audit_decision(
+            AuditDirection::ToClient,
+            Decision::Deny,
+            &subject,
+            Some(&block),
+        );
         let data = Some(wire::blocked_data("deny", &block));
         self.answer_upstream(index, id, Err((ErrorCode::Blocked, block.reason, data)));
     }

@@ -46,6 +46,16 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
+/// A `[servers.NAME]` table running an example server (`examples/NAME.rs`).
+pub fn example_table(name: &str, example_name: &str, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(q).collect();
+    format!(
+        "[servers.{name}]\ncommand = {}\nargs = [{}]\n",
+        q(path_str(&example(example_name))),
+        args.join(", ")
+    )
+}
+
 /// A TOML string literal.
 pub fn q(s: impl AsRef<str>) -> String {
     toml_quote(s.as_ref())

@@ -1,0 +1,544 @@
+//! The audit record: its fields, its JSON line and the hash that chains it to the
+//! session's previous record. Pure: building and checking lines does no I/O.
+//!
+//! # The line
+//! One record is one line of JSON (UTF-8, no raw newline inside, `\n` at the end). The
+//! members are written in the order of [`Record`]'s fields with `hash` last. The fields
+//! SPEC "Audit" names are always present (`null` where they do not apply); `method`,
+//! `listed`, `held`, `tools`, `detail` and `args` only when they have a value.
+//!
+//! # The chain
+//! Every session is its own chain: `seq` counts from 1, `prev` is the previous record's
+//! `hash` ([`GENESIS`] for record 1), and
+//!
+//! ```text
+//! hash = "sha256:" + hex(SHA-256( prev + "\n" + JCS(record without its "hash" member) ))
+//! ```
+//!
+//! where `prev` is the ASCII text of the record's own `prev` member, `"\n"` one byte
+//! 0x0A, and `JCS(...)` the UTF-8 bytes of the RFC 8785 canonical form
+//! ([`crate::pinning::canonical::canonicalize`]) of the line's top-level object with the
+//! `hash` member removed and every other member as written (numbers included: RFC 8785
+//! turns their text into the double it denotes, never through a lossy parser). The
+//! canonical form makes the hash independent of member order and whitespace: a tool
+//! that reformats a line does not break the chain, a change of any value does.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use sha2::{Digest as _, Sha256};
+
+use super::time::Timestamp;
+use crate::pinning::canonical::{self, CanonicalError};
+
+/// The record format's version, the `v` of every line written.
+pub const VERSION: u32 = 1;
+
+/// The `prev` of a session's first record.
+pub const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What was decided. Serialized in lower case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Passed unchanged.
+    Allow,
+    /// Blocked by a rule (also an `ask` the user declined, a blocked output).
+    Deny,
+    /// Blocked because the tool's definition is new, changed or flagged (pinning).
+    Hold,
+    /// Passed with secrets replaced by `[REDACTED:<rule>]`.
+    Redact,
+    /// Passed with a warning block prepended (e.g. injection in a result).
+    Flag,
+    /// Would have been denied; passed because the policy is in `monitor` mode.
+    Monitor,
+    /// One summary per list answer (`tools/list`, `prompts/list`, ...): `listed` and
+    /// `held` count the items, `tools` names the ones listed.
+    List,
+    /// The session's last record, written on a clean exit.
+    Seal,
+}
+
+impl Decision {
+    /// Every decision, in the order above.
+    pub const ALL: [Self; 8] = [
+        Self::Allow,
+        Self::Deny,
+        Self::Hold,
+        Self::Redact,
+        Self::Flag,
+        Self::Monitor,
+        Self::List,
+        Self::Seal,
+    ];
+
+    /// The name on the wire and on the command line.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Hold => "hold",
+            Self::Redact => "redact",
+            Self::Flag => "flag",
+            Self::Monitor => "monitor",
+            Self::List => "list",
+            Self::Seal => "seal",
+        }
+    }
+
+    /// Whether `review` shows it: something was, or would have been, stopped or changed.
+    #[must_use]
+    pub const fn is_near_miss(self) -> bool {
+        matches!(
+            self,
+            Self::Deny | Self::Hold | Self::Redact | Self::Flag | Self::Monitor
+        )
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Decision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|d| d.as_str()).collect();
+                format!("`{s}` is not a decision; one of {}", names.join(", "))
+            })
+    }
+}
+
+/// Which way the message the decision is about was going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the client towards an upstream: a call, a read, a get, an answer to a
+    /// server's request.
+    ToServer,
+    /// From an upstream towards the client: a result, a list answer, a server-to-client
+    /// request (sampling, elicitation).
+    ToClient,
+    /// About the session itself (the seal).
+    Session,
+}
+
+impl Direction {
+    /// The name on the wire.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ToServer => "to_server",
+            Self::ToClient => "to_client",
+            Self::Session => "session",
+        }
+    }
+}
+
+/// One line of the audit log (format version [`VERSION`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// The format version.
+    pub v: u32,
+    /// When the decision was made.
+    pub ts: Timestamp,
+    /// The session (one client connection); see [`super::SessionId`].
+    pub session: String,
+    /// The record's place in its session's chain, from 1.
+    pub seq: u64,
+    /// The workspace root, when there is one.
+    pub workspace: Option<String>,
+    /// The upstream server's table name.
+    pub server: Option<String>,
+    /// The exposed name of the tool (prompt, resource URI) the decision is about.
+    pub tool: Option<String>,
+    /// The JSON-RPC method (`tools/call`, `tools/list`, `sampling/createMessage`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Which way the message was going.
+    pub direction: Direction,
+    /// What was decided.
+    pub decision: Decision,
+    /// The id of the rule that decided (`flow:trifecta`, `pin:changed`, a policy rule's
+    /// `id`); `null` for a plain allow.
+    pub rule: Option<String>,
+    /// Lowercase hex HMAC-SHA-256 of the canonical arguments ([`super::args_hmac`]).
+    pub args_hmac: Option<String>,
+    /// How long the upstream took, in milliseconds (results).
+    pub ms: Option<u64>,
+    /// The size of the message, in bytes.
+    pub bytes: Option<u64>,
+    /// `list` records: how many items the answer listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed: Option<u64>,
+    /// `list` records: how many items were held back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<u64>,
+    /// `list` records: the names listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    /// A short human-readable reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The arguments in clear, already redacted (`[audit] arguments = true` only), in
+    /// RFC 8785 canonical form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Box<RawValue>>,
+    /// The previous record's `hash` in this session ([`GENESIS`] for the first).
+    pub prev: String,
+    /// See the module docs. Empty only while a record is being built: a record with an
+    /// empty hash serializes without the member, which is exactly the text hashed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hash: String,
+}
+
+/// `"sha256:" + hex(SHA-256(prev + "\n" + canonical_body))`: see the module docs.
+#[must_use]
+pub fn chain_hash(prev: &str, canonical_body: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(prev.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(canonical_body.as_bytes());
+    let mut out = String::with_capacity(71);
+    out.push_str(canonical::DIGEST_PREFIX);
+    push_hex(&mut out, &hasher.finalize());
+    out
+}
+
+/// Appends `bytes` as lowercase hex.
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+}
+
+/// The largest integer a JCS number (an IEEE-754 double) holds exactly. The writer
+/// keeps every integer field at or below it, so that serde's integer text is the
+/// canonical text.
+pub const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
+
+/// Fills in `record.hash` and returns the line to append (with its `\n`).
+///
+/// Fast path: the canonical body is serialized directly ([`CanonicalView`]) instead of
+/// through [`canonical::canonicalize`], which costs several times more. It equals the
+/// canonical form as long as the writer's invariants hold: `args` is already canonical
+/// and nested below [`canonical::MAX_DEPTH`] once inside the record, and integers are
+/// at most [`MAX_EXACT_INTEGER`] (serde escapes strings exactly as RFC 8785 does). Debug
+/// builds check the equality on every record.
+pub(crate) fn seal_line(record: &mut Record) -> String {
+    record.hash.clear();
+    // Serializing strings, integers and a `RawValue` into a String cannot fail.
+    let body = serde_json::to_string(&record).unwrap_or_default();
+    let canonical = serde_json::to_string(&CanonicalView::from(&*record)).unwrap_or_default();
+    debug_assert_eq!(
+        canonical::canonicalize(&body).as_deref(),
+        Ok(canonical.as_str()),
+        "the canonical view drifted from the record"
+    );
+    record.hash = chain_hash(&record.prev, &canonical);
+    // `hash` is the last member: the line is the body with it added before the `}`.
+    let mut line = body;
+    line.pop();
+    line.push_str(",\"hash\":\"");
+    line.push_str(&record.hash);
+    line.push_str("\"}\n");
+    line
+}
+
+/// A record's members in RFC 8785 order (keys sorted by UTF-16 code units; all ASCII
+/// here, so byte order), without `hash`, skipping what [`Record`] skips.
+#[derive(Serialize)]
+struct CanonicalView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<&'a RawValue>,
+    args_hmac: Option<&'a str>,
+    bytes: Option<u64>,
+    decision: Decision,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+    direction: Direction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'a str>,
+    ms: Option<u64>,
+    prev: &'a str,
+    rule: Option<&'a str>,
+    seq: u64,
+    server: Option<&'a str>,
+    session: &'a str,
+    tool: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a [String]>,
+    ts: Timestamp,
+    v: u32,
+    workspace: Option<&'a str>,
+}
+
+impl<'a> From<&'a Record> for CanonicalView<'a> {
+    fn from(r: &'a Record) -> Self {
+        Self {
+            args: r.args.as_deref(),
+            args_hmac: r.args_hmac.as_deref(),
+            bytes: r.bytes,
+            decision: r.decision,
+            detail: r.detail.as_deref(),
+            direction: r.direction,
+            held: r.held,
+            listed: r.listed,
+            method: r.method.as_deref(),
+            ms: r.ms,
+            prev: &r.prev,
+            rule: r.rule.as_deref(),
+            seq: r.seq,
+            server: r.server.as_deref(),
+            session: &r.session,
+            tool: r.tool.as_deref(),
+            tools: r.tools.as_deref(),
+            ts: r.ts,
+            v: r.v,
+            workspace: r.workspace.as_deref(),
+        }
+    }
+}
+
+/// A line whose chain hash was recomputed.
+#[derive(Debug)]
+pub(crate) struct CheckedLine {
+    pub record: Record,
+    /// The hash the record's contents give.
+    pub computed: String,
+}
+
+/// Why a line is not a record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    /// Not JSON, or not an object.
+    #[error("not a JSON object: {0}")]
+    Json(String),
+    /// JSON that cannot be canonicalized (a duplicate key, a huge number).
+    #[error("not canonicalizable: {0}")]
+    Canonical(#[from] CanonicalError),
+    /// An object without the fields of a record (or of another version).
+    #[error("not an audit record: {0}")]
+    Fields(String),
+}
+
+/// Parses one line (without its `\n`) and recomputes its hash from its text.
+pub(crate) fn check_line(text: &str) -> Result<CheckedLine, LineError> {
+    let members: Members =
+        serde_json::from_str(text).map_err(|e| LineError::Json(e.to_string()))?;
+    let mut body = String::with_capacity(text.len());
+    body.push('{');
+    let mut seen = std::collections::HashSet::new();
+    for (key, value) in &members.0 {
+        if !seen.insert(key.as_str()) {
+            return Err(LineError::Json(format!("duplicate key `{key}`")));
+        }
+        if key == "hash" {
+            continue;
+        }
+        if body.len() > 1 {
+            body.push(',');
+        }
+        body.push_str(&serde_json::to_string(key).map_err(|e| LineError::Json(e.to_string()))?);
+        body.push(':');
+        body.push_str(value.get());
+    }
+    body.push('}');
+    let canonical = canonical::canonicalize(&body)?;
+    let record: Record =
+        serde_json::from_str(text).map_err(|e| LineError::Fields(e.to_string()))?;
+    let computed = chain_hash(&record.prev, &canonical);
+    Ok(CheckedLine { record, computed })
+}
+
+/// Parses one line (without its `\n`) as a record, without checking its hash.
+pub fn parse_line(text: &str) -> Result<Record, LineError> {
+    serde_json::from_str(text).map_err(|e| {
+        if e.is_data() {
+            LineError::Fields(e.to_string())
+        } else {
+            LineError::Json(e.to_string())
+        }
+    })
+}
+
+/// A top-level object's members in document order, duplicates kept, values verbatim.
+struct Members(Vec<(String, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Box<RawValue>>()? {
+                    members.push(entry);
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::strategy::Strategy as _;
+
+    use super::*;
+
+    fn record() -> Record {
+        Record {
+            v: VERSION,
+            ts: Timestamp::from_millis(1_777_636_800_123),
+            session: "4242-77-0a1b2c3d".into(),
+            seq: 1,
+            workspace: Some("/home/u/proj".into()),
+            server: Some("fs".into()),
+            tool: Some("fs__read_file".into()),
+            method: Some("tools/call".into()),
+            direction: Direction::ToServer,
+            decision: Decision::Deny,
+            rule: Some("no-secrets".into()),
+            args_hmac: Some("ab".repeat(32)),
+            ms: None,
+            bytes: Some(91),
+            listed: None,
+            held: None,
+            tools: None,
+            detail: None,
+            args: Some(RawValue::from_string(r#"{"n":1.5,"path":"/x"}"#.into()).expect("raw")),
+            prev: GENESIS.into(),
+            hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_sealed_line_checks_and_hash_is_last() {
+        let mut r = record();
+        let line = seal_line(&mut r);
+        assert!(line.ends_with(&format!(",\"hash\":\"{}\"}}\n", r.hash)));
+        assert_eq!(line.matches('\n').count(), 1);
+        assert!(line.starts_with(r#"{"v":1,"ts":"2026-05-01T12:00:00.123Z","session":"#));
+        let checked = check_line(line.trim_end()).expect("check");
+        assert_eq!(checked.computed, r.hash);
+        assert_eq!(checked.record.hash, r.hash);
+    }
+
+    #[test]
+    fn the_hash_covers_exactly_the_documented_bytes() {
+        let mut r = record();
+        let line = seal_line(&mut r);
+        let mut value: serde_json::Value = serde_json::from_str(&line).expect("json");
+        value.as_object_mut().expect("object").remove("hash");
+        let canonical = canonical::canonicalize(&value.to_string()).expect("canonical");
+        let mut hasher = Sha256::new();
+        hasher.update(format!("{GENESIS}\n{canonical}").as_bytes());
+        let mut expected = String::from("sha256:");
+        push_hex(&mut expected, &hasher.finalize());
+        assert_eq!(r.hash, expected);
+        // Reformatted, the canonical form and so the hash is the same.
+        let pretty = serde_json::to_string_pretty(
+            &serde_json::from_str::<serde_json::Value>(&line).expect("json"),
+        )
+        .expect("pretty")
+        .replace('\n', " ");
+        assert_eq!(check_line(&pretty).expect("check").computed, r.hash);
+        // The same number written another way is the same JSON, and the same hash.
+        let respelled = line.replacen("1.5", "15e-1", 1);
+        assert_eq!(
+            check_line(respelled.trim_end()).expect("check").computed,
+            r.hash
+        );
+    }
+
+    #[test]
+    fn any_edit_changes_the_computed_hash() {
+        let mut r = record();
+        let line = seal_line(&mut r);
+        let line = line.trim_end();
+        for (from, to) in [
+            (r#""deny""#, r#""allow""#),
+            (r#""seq":1"#, r#""seq":2"#),
+            ("1.5", "1.51"),
+            (r#""bytes":91"#, r#""bytes":90"#),
+        ] {
+            let edited = line.replacen(from, to, 1);
+            assert_ne!(edited, line, "{from} not found");
+            assert_ne!(
+                check_line(&edited).expect("check").computed,
+                r.hash,
+                "{from}"
+            );
+        }
+        let dup = line.replacen('{', r#"{"seq":1,"#, 1);
+        assert!(check_line(&dup).is_err());
+        assert!(matches!(check_line("[1]"), Err(LineError::Json(_))));
+        assert!(matches!(
+            check_line(r#"{"v":1}"#),
+            Err(LineError::Fields(_))
+        ));
+    }
+
+    proptest::proptest! {
+        /// The fast canonical view equals RFC 8785 canonicalization for any strings and
+        /// exact integers (`seal_line` asserts it in debug builds), and the line checks.
+        #[test]
+        fn the_canonical_view_is_jcs(
+            tool in "\\PC*",
+            detail in proptest::option::of(any_string()),
+            session in any_string(),
+            ms in proptest::option::of(0..=MAX_EXACT_INTEGER),
+            tools in proptest::option::of(proptest::collection::vec(any_string(), 0..4)),
+        ) {
+            let mut r = record();
+            r.tool = Some(tool);
+            r.detail = detail;
+            r.session = session;
+            r.ms = ms;
+            r.tools = tools;
+            let line = seal_line(&mut r);
+            proptest::prop_assert_eq!(line.matches('\n').count(), 1);
+            let checked = check_line(line.trim_end()).expect("check");
+            proptest::prop_assert_eq!(checked.computed, r.hash);
+        }
+    }
+
+    /// Any string, controls and astral characters included.
+    fn any_string() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::collection::vec(proptest::char::any(), 0..12)
+            .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    #[test]
+    fn decisions_parse_from_their_names() {
+        for d in Decision::ALL {
+            assert_eq!(d.as_str().parse::<Decision>(), Ok(d));
+            assert_eq!(serde_json::to_string(&d).expect("json"), format!("\"{d}\""));
+        }
+        assert!("denied".parse::<Decision>().is_err());
+    }
+}

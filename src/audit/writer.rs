@@ -1,0 +1,774 @@
+//! The writer: one task per session that turns [`Event`]s into chained records and
+//! appends them to the day's file. The session only ever sends into a channel.
+//!
+//! # Why an unbounded channel
+//! [`AuditHandle::record`] must neither block the message path nor drop a record, and a
+//! bounded channel can only do one of the two when it is full. It is unbounded because
+//! the writer outruns its producer: a record is a few hundred bytes, the writer takes
+//! every queued event at once and appends them with one `write(2)` per batch (a few
+//! microseconds per record), while every record stands for a message that crossed the
+//! gateway (tens of microseconds each, plus the upstream's own work). A backlog can
+//! only build during a burst, is bounded by the burst's length times a few hundred
+//! bytes, and drains as soon as the burst ends. For a flood that lasts (a client
+//! hammering the gateway flat out on a machine short of cores), the bound is the
+//! session's to keep, where back-pressure belongs: [`AuditHandle::backlog`] counts the
+//! events not yet written, and the session stops reading new client messages while it
+//! is over [`MAX_BACKLOG`]; nothing blocks inside `record` and nothing is dropped. If
+//! the writer fails (disk full, a
+//! permission changed), its task ends with the error and `record` returns
+//! [`AuditClosed`] from then on: the session must treat that as fatal and stop serving
+//! (a gateway that cannot keep its audit trail fails closed).
+//!
+//! # Files
+//! `audit/YYYY-MM-DD.jsonl` in the data dir (directory 0700, files 0600), named after
+//! the UTC day of the record's `ts`; the next day's records go to the next day's file,
+//! continuing the same chain. A day never goes back: if the clock steps back over
+//! midnight, records stay in the later day's file, so the files in date order always
+//! hold a chain in order. Files are opened with `O_APPEND`, and each `write(2)` carries
+//! whole lines only (a line is never split across two writes), so several sessions,
+//! in one process or many, append to one file without tearing each other's lines.
+//! Blocking file I/O runs on tokio's blocking pool, never on the session's thread.
+//!
+//! # Durability
+//! Lines are written (to the page cache) as soon as they are taken from the channel: a
+//! crash of mcp-warden loses only the events still queued at that instant, and the
+//! chain then lacks its seal, which verify reports. [`AuditHandle::seal`] and
+//! [`AuditHandle::flush`] also `fsync`, and a file is synced before the writer moves to
+//! the next day's. After a power loss, the unsynced tail of a session may be missing;
+//! verify then reports that chain as unsealed.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::key::{self, AuditKey};
+use super::record::{self, Decision, Direction, GENESIS, Record, VERSION};
+use super::session::SessionId;
+use super::time::{Day, Timestamp};
+use super::{AuditError, audit_dir, key_file};
+use crate::paths::Paths;
+use crate::pinning::canonical;
+
+/// Most records the writer takes from the channel before it writes: bounds the memory
+/// of one batch and the time before a flush or seal waiter hears back.
+pub const MAX_BATCH_RECORDS: usize = 4096;
+
+/// Most bytes in one `write(2)`. Appends to a regular file are atomic with respect to
+/// other `O_APPEND` writers on local file systems whatever the size; the cap only keeps
+/// buffers small.
+pub const MAX_WRITE_BYTES: usize = 256 * 1024;
+
+/// Events queued but not yet written above which the session should stop reading new
+/// client messages until the writer catches up ([`AuditHandle::backlog`]). At a few
+/// hundred bytes per event that is tens of MiB at most, and a backlog this long takes
+/// the writer well under a second to drain.
+pub const MAX_BACKLOG: usize = 65_536;
+
+/// One decision, as the session reports it. The writer adds `v`, `session`, `seq`,
+/// `workspace`, `prev` and `hash`, computes `args_hmac` from [`Event::arguments`], and
+/// takes `ts` from [`Event::at`] (set by [`AuditHandle::record`] when not given).
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Which way the message was going.
+    pub direction: Direction,
+    /// What was decided.
+    pub decision: Decision,
+    /// The upstream server's table name.
+    pub server: Option<String>,
+    /// The exposed tool (prompt, resource URI) name.
+    pub tool: Option<String>,
+    /// The JSON-RPC method. `usage` counts `tools/call` records as calls and
+    /// `tools/list` records as listings, so set it for those.
+    pub method: Option<String>,
+    /// The deciding rule's id.
+    pub rule: Option<String>,
+    /// The arguments as JSON text, exactly as received: only their HMAC is written.
+    pub arguments: Option<String>,
+    /// Arguments to store in clear, as JSON text: only with `[audit] arguments = true`,
+    /// and already redacted by the caller. Written in canonical form.
+    pub redacted_args: Option<String>,
+    /// How long the upstream took, in milliseconds.
+    pub ms: Option<u64>,
+    /// The size of the message in bytes.
+    pub bytes: Option<u64>,
+    /// `list` records: items listed.
+    pub listed: Option<u64>,
+    /// `list` records: items held back.
+    pub held: Option<u64>,
+    /// `list` records: the names listed.
+    pub tools: Option<Vec<String>>,
+    /// A short reason for a person.
+    pub detail: Option<String>,
+    /// When it was decided; `None` = when [`AuditHandle::record`] is called.
+    pub at: Option<Timestamp>,
+}
+
+impl Event {
+    /// An event with nothing but its direction and decision.
+    #[must_use]
+    pub const fn new(direction: Direction, decision: Decision) -> Self {
+        Self {
+            direction,
+            decision,
+            server: None,
+            tool: None,
+            method: None,
+            rule: None,
+            arguments: None,
+            redacted_args: None,
+            ms: None,
+            bytes: None,
+            listed: None,
+            held: None,
+            tools: None,
+            detail: None,
+            at: None,
+        }
+    }
+
+    /// The summary of one list answer (`method` = `tools/list`, `prompts/list`, ...):
+    /// the names listed and how many were held back.
+    #[must_use]
+    pub fn list(method: impl Into<String>, listed: Vec<String>, held: u64) -> Self {
+        let mut event = Self::new(Direction::ToClient, Decision::List).method(method);
+        event.listed = Some(listed.len() as u64);
+        event.held = Some(held);
+        event.tools = Some(listed);
+        event
+    }
+
+    /// Sets [`Event::server`].
+    #[must_use]
+    pub fn server(mut self, server: impl Into<String>) -> Self {
+        self.server = Some(server.into());
+        self
+    }
+
+    /// Sets [`Event::tool`].
+    #[must_use]
+    pub fn tool(mut self, tool: impl Into<String>) -> Self {
+        self.tool = Some(tool.into());
+        self
+    }
+
+    /// Sets [`Event::method`].
+    #[must_use]
+    pub fn method(mut self, method: impl Into<String>) -> Self {
+        self.method = Some(method.into());
+        self
+    }
+
+    /// Sets [`Event::rule`].
+    #[must_use]
+    pub fn rule(mut self, rule: impl Into<String>) -> Self {
+        self.rule = Some(rule.into());
+        self
+    }
+
+    /// Sets [`Event::arguments`] (hashed, never written).
+    #[must_use]
+    pub fn arguments(mut self, json_text: impl Into<String>) -> Self {
+        self.arguments = Some(json_text.into());
+        self
+    }
+
+    /// Sets [`Event::redacted_args`] (written in clear).
+    #[must_use]
+    pub fn redacted_args(mut self, json_text: impl Into<String>) -> Self {
+        self.redacted_args = Some(json_text.into());
+        self
+    }
+
+    /// Sets [`Event::ms`].
+    #[must_use]
+    pub const fn ms(mut self, ms: u64) -> Self {
+        self.ms = Some(ms);
+        self
+    }
+
+    /// Sets [`Event::bytes`].
+    #[must_use]
+    pub const fn bytes(mut self, bytes: u64) -> Self {
+        self.bytes = Some(bytes);
+        self
+    }
+
+    /// Sets [`Event::detail`].
+    #[must_use]
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Sets [`Event::at`].
+    #[must_use]
+    pub const fn at(mut self, at: Timestamp) -> Self {
+        self.at = Some(at);
+        self
+    }
+}
+
+/// The session a writer records for.
+#[derive(Debug, Clone)]
+pub struct SessionMeta {
+    /// Its id (see [`SessionId`]).
+    pub id: SessionId,
+    /// The workspace root at the start (see [`AuditHandle::set_workspace`]).
+    pub workspace: Option<PathBuf>,
+}
+
+impl SessionMeta {
+    /// A new session of this process (fails only if `/dev/urandom` cannot be read).
+    pub fn new(workspace: Option<PathBuf>) -> Result<Self, AuditError> {
+        Ok(Self {
+            id: SessionId::for_this_process().map_err(|e| AuditError::io("/dev/urandom", e))?,
+            workspace,
+        })
+    }
+}
+
+/// The writer task has stopped (sealed, or failed: its [`JoinHandle`] says which); the
+/// event was not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the audit writer has stopped")]
+pub struct AuditClosed;
+
+/// What a writer wrote, when its task ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Records written, the seal included.
+    pub records: u64,
+    /// Whether the chain ends with a seal.
+    pub sealed: bool,
+    /// Events that reached the writer after the seal: not written (a record cannot
+    /// follow a seal). Non-zero means a handle was still in use after `seal`.
+    pub late: u64,
+    /// The file the last record went to.
+    pub file: Option<PathBuf>,
+}
+
+/// Starts audit writers.
+#[derive(Debug)]
+pub struct Audit;
+
+impl Audit {
+    /// Creates `audit/` (0700) and the per-install key if needed, and spawns the one
+    /// writer task of this session on the current tokio runtime. Dropping every handle
+    /// without [`AuditHandle::seal`] ends the task after writing everything recorded,
+    /// leaving the chain unsealed (verify reports it once the process is gone). Seal
+    /// (or await the task) before the runtime shuts down: a runtime dropped with events
+    /// still queued cannot write them.
+    pub async fn start(
+        paths: &Paths,
+        meta: SessionMeta,
+    ) -> Result<(AuditHandle, JoinHandle<Result<Written, AuditError>>), AuditError> {
+        let dir = audit_dir(paths);
+        let key_path = key_file(paths);
+        let data_dir = paths.data_dir.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            for d in [&data_dir, &dir] {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(d)
+                    .map_err(|e| AuditError::io(d, e))?;
+            }
+            AuditKey::load_or_create(&key_path).map(|key| (dir, key))
+        })
+        .await
+        .map_err(|e| AuditError::Task(e.to_string()))?;
+        let (dir, key) = prepared?;
+        Ok(Self::start_in(dir, key, meta))
+    }
+
+    /// Spawns a writer appending to `dir` (which must exist) with `key`: for tools and
+    /// tests; `serve` uses [`Audit::start`].
+    #[must_use]
+    pub fn start_in(
+        dir: PathBuf,
+        key: AuditKey,
+        meta: SessionMeta,
+    ) -> (AuditHandle, JoinHandle<Result<Written, AuditError>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let chain = Chain {
+            session: meta.id.as_str().to_owned(),
+            workspace: meta.workspace.map(|w| w.to_string_lossy().into_owned()),
+            seq: 0,
+            prev: GENESIS.to_owned(),
+            day_floor: None,
+            key,
+        };
+        let sink = Sink {
+            dir,
+            open: None,
+            written: Written::default(),
+        };
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(run(rx, chain, sink, Arc::clone(&backlog)));
+        let handle = AuditHandle {
+            tx,
+            session: Arc::new(meta.id),
+            backlog,
+        };
+        (handle, task)
+    }
+}
+
+/// Records events of one session; cheap to clone. See the module docs.
+#[derive(Debug, Clone)]
+pub struct AuditHandle {
+    tx: mpsc::UnboundedSender<Message>,
+    session: Arc<SessionId>,
+    /// Events sent and not yet written.
+    backlog: Arc<AtomicUsize>,
+}
+
+impl AuditHandle {
+    /// Queues `event`: never blocks, never drops (the channel is unbounded; the module
+    /// docs say why that is safe); fails only when the writer has stopped. Stamps
+    /// [`Event::at`] with the current time when it is unset.
+    pub fn record(&self, mut event: Event) -> Result<(), AuditClosed> {
+        if event.at.is_none() {
+            event.at = Some(Timestamp::now());
+        }
+        self.backlog.fetch_add(1, Ordering::Relaxed);
+        self.tx.send(Message::Record(Box::new(event))).map_err(|_| {
+            self.backlog.fetch_sub(1, Ordering::Relaxed);
+            AuditClosed
+        })
+    }
+
+    /// Events recorded and not yet written. The session compares it with
+    /// [`MAX_BACKLOG`] to apply back-pressure to its client (see the module docs).
+    #[must_use]
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
+    /// The workspace later records name (the client's roots can move it).
+    pub fn set_workspace(&self, workspace: Option<&Path>) -> Result<(), AuditClosed> {
+        let workspace = workspace.map(|w| w.to_string_lossy().into_owned());
+        self.tx
+            .send(Message::Workspace(workspace))
+            .map_err(|_| AuditClosed)
+    }
+
+    /// The session's id.
+    #[must_use]
+    pub fn session(&self) -> &SessionId {
+        &self.session
+    }
+
+    /// Resolves when everything recorded before it is written and synced to disk.
+    pub async fn flush(&self) -> Result<(), AuditError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Message::Flush(tx))
+            .map_err(|_| AuditError::Closed)?;
+        rx.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Writes the seal after everything recorded before it, syncs, and ends the writer:
+    /// resolves when the whole chain is on disk. Events recorded through other handles
+    /// afterwards are refused ([`AuditClosed`]) or, if already queued, counted in
+    /// [`Written::late`].
+    pub async fn seal(self) -> Result<Written, AuditError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Message::Seal(tx))
+            .map_err(|_| AuditError::Closed)?;
+        rx.await.map_err(|_| AuditError::Closed)?
+    }
+}
+
+enum Message {
+    Record(Box<Event>),
+    Workspace(Option<String>),
+    Flush(oneshot::Sender<Result<(), AuditError>>),
+    Seal(oneshot::Sender<Result<Written, AuditError>>),
+}
+
+/// The chain's state: what the next record continues from.
+struct Chain {
+    session: String,
+    workspace: Option<String>,
+    seq: u64,
+    prev: String,
+    /// The latest day written to: days never go back (see the module docs).
+    day_floor: Option<Day>,
+    key: AuditKey,
+}
+
+impl Chain {
+    /// The next record's line, and the day whose file it goes to.
+    fn encode(&mut self, event: Event) -> (Day, String) {
+        let ts = event.at.unwrap_or_else(Timestamp::now);
+        let day = self.day_floor.map_or(ts.day(), |floor| floor.max(ts.day()));
+        self.day_floor = Some(day);
+        let args_hmac = event.arguments.as_deref().map(|text| {
+            // Arguments the session could not canonicalize (it refuses such messages
+            // before they get here) are hashed as the bytes they are.
+            key::args_hmac(&self.key, text)
+                .unwrap_or_else(|_| key::hmac_hex(self.key.bytes(), text.as_bytes()))
+        });
+        let mut detail = event.detail;
+        let args = event
+            .redacted_args
+            .and_then(|text| stored_args(&text, &mut detail));
+        self.seq += 1;
+        let mut record = Record {
+            v: VERSION,
+            ts,
+            session: self.session.clone(),
+            seq: self.seq,
+            workspace: self.workspace.clone(),
+            server: event.server,
+            tool: event.tool,
+            method: event.method,
+            direction: event.direction,
+            decision: event.decision,
+            rule: event.rule,
+            args_hmac,
+            ms: event.ms.map(exact),
+            bytes: event.bytes.map(exact),
+            listed: event.listed.map(exact),
+            held: event.held.map(exact),
+            tools: event.tools,
+            detail,
+            args,
+            prev: std::mem::take(&mut self.prev),
+            hash: String::new(),
+        };
+        let line = record::seal_line(&mut record);
+        self.prev = record.hash;
+        (day, line)
+    }
+}
+
+/// `args` as stored: canonical, and canonicalizable again one level deeper, inside the
+/// record (which [`record::seal_line`] and verify need). Arguments that are not JSON are
+/// stored as a JSON string; arguments nested too deep are left out. Either is noted in
+/// `detail`.
+fn stored_args(text: &str, detail: &mut Option<String>) -> Option<Box<RawValue>> {
+    // Canonicalizing `[args]` checks the depth the record gives them; `RawValue` then
+    // checks that the text was one value (`1,2` is a valid array body, not a value).
+    let why = match canonical::canonicalize(&format!("[{text}]")) {
+        Ok(wrapped) => match RawValue::from_string(wrapped[1..wrapped.len() - 1].to_owned()) {
+            Ok(raw) => return Some(raw),
+            Err(e) => e.to_string(),
+        },
+        Err(e @ canonical::CanonicalError::TooDeep { .. }) => {
+            add_detail(detail, &format!("arguments not stored: {e}"));
+            return None;
+        }
+        Err(e) => e.to_string(),
+    };
+    add_detail(detail, &format!("arguments stored as text: {why}"));
+    RawValue::from_string(serde_json::Value::String(text.to_owned()).to_string()).ok()
+}
+
+/// An integer as a record holds it: at most [`record::MAX_EXACT_INTEGER`].
+fn exact(n: u64) -> u64 {
+    n.min(record::MAX_EXACT_INTEGER)
+}
+
+fn add_detail(detail: &mut Option<String>, note: &str) {
+    match detail {
+        Some(text) => {
+            text.push_str("; ");
+            text.push_str(note);
+        }
+        None => *detail = Some(note.to_owned()),
+    }
+}
+
+/// The day files, owned by the blocking side.
+struct Sink {
+    dir: PathBuf,
+    open: Option<(Day, PathBuf, File)>,
+    written: Written,
+}
+
+impl Sink {
+    /// Appends `lines` (whole lines, each with its `\n`), then syncs if `sync`.
+    fn append(&mut self, lines: &[(Day, String)], sync: bool) -> Result<(), AuditError> {
+        let mut buf = Vec::with_capacity(MAX_WRITE_BYTES.min(64 * 1024));
+        let mut buf_day = None;
+        for (day, line) in lines {
+            if buf_day != Some(*day) || buf.len() + line.len() > MAX_WRITE_BYTES {
+                if let Some(d) = buf_day {
+                    self.write(d, &buf)?;
+                }
+                buf.clear();
+                buf_day = Some(*day);
+            }
+            buf.extend_from_slice(line.as_bytes());
+            self.written.records += 1;
+        }
+        if let Some(d) = buf_day {
+            self.write(d, &buf)?;
+        }
+        if sync && let Some((_, path, file)) = &self.open {
+            file.sync_data().map_err(|e| AuditError::io(path, e))?;
+        }
+        Ok(())
+    }
+
+    /// One `write(2)` of whole lines to `day`'s file (more only after a short write).
+    fn write(&mut self, day: Day, bytes: &[u8]) -> Result<(), AuditError> {
+        let (path, file) = self.file_for(day)?;
+        // `write_all` loops only if the kernel wrote less than asked, which on a regular
+        // file means an error (disk full) is about to be reported anyway.
+        file.write_all(bytes).map_err(|e| AuditError::io(path, e))
+    }
+
+    fn file_for(&mut self, day: Day) -> Result<(&Path, &mut File), AuditError> {
+        if self.open.as_ref().is_none_or(|(d, _, _)| *d != day) {
+            if let Some((_, path, old)) = self.open.take() {
+                old.sync_data().map_err(|e| AuditError::io(&path, e))?;
+            }
+            let path = self.dir.join(format!("{day}.jsonl"));
+            let file = open_day_file(&path, &self.dir).map_err(|e| AuditError::io(&path, e))?;
+            self.written.file = Some(path.clone());
+            self.open = Some((day, path, file));
+        }
+        let (_, path, file) = self.open.as_mut().expect("opened just above");
+        Ok((path, file))
+    }
+}
+
+/// Opens a day file for appending, creating it mode 0600 (whatever the umask). A new
+/// file's directory entry is synced, so the file survives a crash with its records.
+fn open_day_file(path: &Path, dir: &Path) -> io::Result<File> {
+    let existed = path.exists();
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    if file.metadata()?.permissions().mode() & 0o777 != 0o600 {
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    if !existed {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(file)
+}
+
+/// What the blocking side does, in order.
+enum Step {
+    Record(Box<Event>),
+    Workspace(Option<String>),
+    Seal,
+}
+
+/// The chain and the files: owned by the task, lent to the blocking pool per batch so
+/// that encoding (serializing, hashing) runs there too, off the session's threads.
+struct State {
+    chain: Chain,
+    sink: Sink,
+}
+
+impl State {
+    fn apply(&mut self, steps: Vec<Step>, sync: bool) -> Result<(), AuditError> {
+        let mut lines = Vec::with_capacity(steps.len());
+        for step in steps {
+            match step {
+                Step::Record(event) => lines.push(self.chain.encode(*event)),
+                Step::Workspace(workspace) => self.chain.workspace = workspace,
+                Step::Seal => {
+                    let seal = Event::new(Direction::Session, Decision::Seal).at(Timestamp::now());
+                    lines.push(self.chain.encode(seal));
+                }
+            }
+        }
+        self.sink.append(&lines, sync)
+    }
+}
+
+/// The writer task: one loop, no `select!`, since its only input is the channel. Takes
+/// every queued message (up to [`MAX_BATCH_RECORDS`]), has the blocking pool encode and
+/// append them, then answers flushes and the seal.
+async fn run(
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    chain: Chain,
+    sink: Sink,
+    backlog: Arc<AtomicUsize>,
+) -> Result<Written, AuditError> {
+    let mut state = State { chain, sink };
+    loop {
+        // Every handle dropped without a seal: all recorded events are written; the
+        // chain stays unsealed.
+        let Some(first) = rx.recv().await else {
+            return Ok(state.sink.written);
+        };
+        let mut steps = Vec::new();
+        let mut flushes = Vec::new();
+        let mut seal = None;
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Record(event) => steps.push(Step::Record(event)),
+                Message::Workspace(workspace) => steps.push(Step::Workspace(workspace)),
+                Message::Flush(reply) => flushes.push(reply),
+                Message::Seal(reply) => {
+                    steps.push(Step::Seal);
+                    seal = Some(reply);
+                    break;
+                }
+            }
+            if steps.len() < MAX_BATCH_RECORDS {
+                next = rx.try_recv().ok();
+            }
+        }
+        let sync = seal.is_some() || !flushes.is_empty();
+        let events = steps
+            .iter()
+            .filter(|step| matches!(step, Step::Record(_)))
+            .count();
+        let (back, result) = tokio::task::spawn_blocking(move || {
+            let result = state.apply(steps, sync);
+            (state, result)
+        })
+        .await
+        .map_err(|e| AuditError::Task(e.to_string()))?;
+        state = back;
+        backlog.fetch_sub(events, Ordering::Relaxed);
+        if let Err(e) = result {
+            for reply in flushes {
+                let _ = reply.send(Err(e.clone()));
+            }
+            if let Some(reply) = seal {
+                let _ = reply.send(Err(e.clone()));
+            }
+            return Err(e);
+        }
+        for reply in flushes {
+            let _ = reply.send(Ok(()));
+        }
+        if let Some(reply) = seal {
+            let written = &mut state.sink.written;
+            written.sealed = true;
+            rx.close();
+            while let Ok(message) = rx.try_recv() {
+                match message {
+                    Message::Record(_) => {
+                        written.late += 1;
+                        backlog.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    Message::Workspace(_) => {}
+                    Message::Flush(reply) => drop(reply.send(Err(AuditError::Closed))),
+                    Message::Seal(reply) => drop(reply.send(Err(AuditError::Closed))),
+                }
+            }
+            if written.late > 0 {
+                tracing::warn!(
+                    session = %state.chain.session,
+                    late = written.late,
+                    "audit events arrived after the seal and were not written"
+                );
+            }
+            let _ = reply.send(Ok(written.clone()));
+            return Ok(state.sink.written);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain() -> Chain {
+        Chain {
+            session: "1-2-0a0b0c0d".into(),
+            workspace: None,
+            seq: 0,
+            prev: GENESIS.into(),
+            day_floor: None,
+            key: AuditKey::from_bytes([7; 32]),
+        }
+    }
+
+    fn parse(line: &str) -> Record {
+        let checked = record::check_line(line.trim_end()).expect("a valid line");
+        assert_eq!(checked.computed, checked.record.hash, "{line}");
+        checked.record
+    }
+
+    #[test]
+    fn stored_arguments_are_canonical_or_noted() {
+        let mut detail = None;
+        let raw = stored_args(r#"{ "b": 1.50, "a": [ true ] }"#, &mut detail).expect("stored");
+        assert_eq!(raw.get(), r#"{"a":[true],"b":1.5}"#);
+        assert_eq!(detail, None);
+        for text in ["1,2", "not json", r#"{"a":1,"a":2}"#] {
+            let mut detail = None;
+            let raw = stored_args(text, &mut detail).expect("stored as text");
+            assert_eq!(
+                raw.get(),
+                serde_json::Value::String(text.into()).to_string()
+            );
+            assert!(
+                detail
+                    .expect("a note")
+                    .starts_with("arguments stored as text")
+            );
+        }
+        // Deep enough to canonicalize alone, one level too deep inside the record.
+        let depth = canonical::MAX_DEPTH;
+        let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert!(canonical::canonicalize(&deep).is_ok());
+        let mut detail = None;
+        assert!(stored_args(&deep, &mut detail).is_none());
+        assert!(detail.expect("a note").contains("arguments not stored"));
+    }
+
+    #[test]
+    fn every_line_checks_whatever_the_event_holds() {
+        let mut chain = chain();
+        let odd = Event::new(Direction::ToClient, Decision::Flag)
+            .tool("t\u{1f600}\u{7}\"\\/\u{2028}")
+            .detail("line\nbreak\ttab \u{0}")
+            .arguments("not json")
+            .redacted_args(r#"{"\u00e9":1e400}"#)
+            .ms(u64::MAX)
+            .bytes(1 << 60);
+        let (_, line) = chain.encode(odd);
+        assert_eq!(line.matches('\n').count(), 1, "one line: {line}");
+        let record = parse(&line);
+        assert_eq!(record.ms, Some(record::MAX_EXACT_INTEGER));
+        assert_eq!(record.tool.as_deref(), Some("t\u{1f600}\u{7}\"\\/\u{2028}"));
+        let deep = canonical::MAX_DEPTH;
+        let (_, line) = chain.encode(
+            Event::new(Direction::ToServer, Decision::Allow).redacted_args(format!(
+                "{}{}",
+                "[".repeat(deep),
+                "]".repeat(deep)
+            )),
+        );
+        assert_eq!(parse(&line).prev, record.hash);
+    }
+
+    #[test]
+    fn days_never_go_back() {
+        let mut chain = chain();
+        let at = |text| Timestamp::parse_rfc3339(text).expect("ts");
+        let event = |ts| Event::new(Direction::ToServer, Decision::Allow).at(ts);
+        let (d1, _) = chain.encode(event(at("2026-05-02T00:00:01Z")));
+        let (d2, line) = chain.encode(event(at("2026-05-01T23:59:59Z")));
+        assert_eq!(
+            d1, d2,
+            "a clock stepping back stays in the later day's file"
+        );
+        assert_eq!(parse(&line).ts, at("2026-05-01T23:59:59Z"));
+        let (d3, _) = chain.encode(event(at("2026-05-03T00:00:00Z")));
+        assert!(d3 > d2);
+    }
+}

@@ -1,0 +1,344 @@
+//! `mcp-warden install` and `mcp-warden uninstall`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::ExitStatus;
+use crate::install::{
+    self, Client, Environment, InstallError, InstallPlan, Scope, Target, UninstallPlan,
+};
+use crate::output;
+use crate::paths::Paths;
+
+/// Arguments of `install` (its help text is on `Command::Install`).
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub place: Place,
+    /// Show the change, as a diff of both files, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (needed without a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// Arguments of `uninstall` (its help text is on `Command::Uninstall`).
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    #[command(flatten)]
+    pub place: Place,
+    /// Show the change, as a diff of both files, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (needed without a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Restore the backup even though the file changed since install (those changes are
+    /// lost).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Which client file.
+#[derive(Debug, Args)]
+pub struct Place {
+    /// The client.
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub client: Client,
+    /// Which of the client's files: the user's (default), the project's (in `--workspace
+    /// DIR` or the current directory), or Claude Code's per-project `local` entry.
+    #[arg(long, value_enum, value_name = "SCOPE")]
+    pub scope: Option<Scope>,
+    /// Same as `--scope project`.
+    #[arg(long, conflicts_with = "scope")]
+    pub project: bool,
+    /// The client's file, when it is not where the client keeps it by default.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+impl Place {
+    fn scope(&self) -> Scope {
+        if self.project {
+            Scope::Project
+        } else {
+            self.scope.unwrap_or(Scope::User)
+        }
+    }
+
+    /// The flags that name this file again, for the hints printed.
+    fn flags(&self, target: &Target) -> String {
+        let mut flags = vec![format!("--client {}", self.client)];
+        if self.scope() != Scope::User {
+            flags.push(format!("--scope {}", self.scope()));
+        }
+        if self.config.is_some() {
+            flags.push(format!("--config {}", target.file.display()));
+        }
+        flags.join(" ")
+    }
+
+    fn target(&self, paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<Target> {
+        let project = match workspace {
+            Some(dir) => dir,
+            None => std::env::current_dir()?,
+        };
+        let env = Environment::from_env(&paths.home);
+        Ok(install::locate(
+            self.client,
+            self.scope(),
+            self.config.as_deref(),
+            &project,
+            &env,
+        )?)
+    }
+}
+
+/// Runs `install`.
+pub fn run_install(
+    paths: &Paths,
+    workspace: Option<PathBuf>,
+    args: &InstallArgs,
+) -> anyhow::Result<ExitStatus> {
+    let target = match args.place.target(paths, workspace) {
+        Ok(t) => t,
+        Err(e) => return report(e),
+    };
+    let exe = std::env::current_exe()?;
+    let Some(exe) = exe.to_str() else {
+        output::diag(&format!(
+            "error: the path of this binary is not valid UTF-8: `{}`",
+            exe.display()
+        ));
+        return Ok(ExitStatus::Usage);
+    };
+    let plan = match install::plan_install(target, exe, &paths.user_config()) {
+        Ok(p) => p,
+        Err(e) => return Ok(report_install_error(&e)),
+    };
+    show_install(&plan);
+    if plan.changes_nothing() {
+        output::line(&format!(
+            "nothing to change: mcp-warden is already installed in `{}`",
+            plan.target.file.display()
+        ));
+        return Ok(ExitStatus::Success);
+    }
+    if args.dry_run {
+        output::line("");
+        output::line(&plan.diffs());
+        output::line("\ndry run: nothing was written");
+        return Ok(ExitStatus::Success);
+    }
+    if !args.yes {
+        if !output::stdin_is_terminal() {
+            output::diag(
+                "error: refusing to install without confirmation: no terminal; pass `--yes` \
+                 (or `--dry-run` to see the change)",
+            );
+            return Ok(ExitStatus::Usage);
+        }
+        output::line("");
+        output::line(&plan.diffs());
+        if !confirm(&format!("install mcp-warden into {}?", plan.target.client))? {
+            output::diag("nothing was written");
+            return Ok(ExitStatus::Usage);
+        }
+    }
+    let installed = match install::apply_install(paths, &plan) {
+        Ok(i) => i,
+        Err(e) => return Ok(report_install_error(&e)),
+    };
+    if let Some(backup) = &installed.backup {
+        output::line(&format!("backup: `{}`", backup.display()));
+    }
+    output::line(&format!(
+        "installed: restart {} to use it; `mcp-warden uninstall {}` undoes this",
+        plan.target.client,
+        args.place.flags(&plan.target)
+    ));
+    if plan.moved.iter().any(|m| !m.already) {
+        output::line(
+            "next: `mcp-warden pin` to review and pin the moved servers' tools (held until \
+             then); `mcp-warden check` validates the configuration",
+        );
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Runs `uninstall`.
+pub fn run_uninstall(
+    paths: &Paths,
+    workspace: Option<PathBuf>,
+    args: &UninstallArgs,
+) -> anyhow::Result<ExitStatus> {
+    let target = match args.place.target(paths, workspace) {
+        Ok(t) => t,
+        Err(e) => return report(e),
+    };
+    let plan = match install::plan_uninstall(paths, target, &paths.user_config(), args.force) {
+        Ok(p) => p,
+        Err(e) => return Ok(report_install_error(&e)),
+    };
+    show_uninstall(&plan);
+    if args.dry_run {
+        output::line("");
+        output::line(&plan.diffs());
+        output::line("\ndry run: nothing was written");
+        return Ok(ExitStatus::Success);
+    }
+    if !args.yes {
+        if !output::stdin_is_terminal() {
+            output::diag(
+                "error: refusing to uninstall without confirmation: no terminal; pass `--yes` \
+                 (or `--dry-run` to see the change)",
+            );
+            return Ok(ExitStatus::Usage);
+        }
+        output::line("");
+        output::line(&plan.diffs());
+        if !confirm(&format!(
+            "uninstall mcp-warden from {}?",
+            plan.target.client
+        ))? {
+            output::diag("nothing was written");
+            return Ok(ExitStatus::Usage);
+        }
+    }
+    if let Err(e) = install::apply_uninstall(paths, &plan) {
+        return Ok(report_install_error(&e));
+    }
+    output::line(&format!(
+        "uninstalled: restart {} to use its own servers again",
+        plan.target.client
+    ));
+    if plan.earlier > 0 {
+        output::line(&format!(
+            "an earlier install into this file is recorded too: run `mcp-warden uninstall {}` \
+             again to undo it",
+            args.place.flags(&plan.target)
+        ));
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn show_install(plan: &InstallPlan) {
+    let t = &plan.target;
+    output::line(&format!(
+        "{} ({}): `{}`",
+        t.client,
+        t.scope,
+        t.file.display()
+    ));
+    for m in &plan.moved {
+        let table = if m.name == m.table {
+            String::new()
+        } else {
+            format!(" as `[servers.{}]`", m.table)
+        };
+        let already = if m.already {
+            " (already there, defined the same way)"
+        } else {
+            ""
+        };
+        output::line(&format!("  moves `{}`{table}{already}", m.name));
+        for note in &m.notes {
+            output::line(&format!("    {note}"));
+        }
+    }
+    for name in &plan.remote {
+        output::line(&format!(
+            "  keeps `{name}`: a remote (url) server, not proxied by mcp-warden"
+        ));
+    }
+    for (name, reason) in &plan.kept {
+        output::line(&format!(
+            "  keeps `{name}`, not proxied by mcp-warden: {reason}"
+        ));
+    }
+    if plan.ours_present {
+        match &plan.ours_program {
+            Some(program) if *program != plan.exe => output::line(&format!(
+                "  has `{}` already, running `{program}` (this binary is `{}`)",
+                install::OURS,
+                plan.exe
+            )),
+            _ => output::line(&format!("  has `{}` already", install::OURS)),
+        }
+    } else {
+        output::line(&format!("  adds `{}`: `{} serve`", install::OURS, plan.exe));
+    }
+    if !plan.moved.is_empty() {
+        output::line(&format!(
+            "servers move to mcp-warden's user config `{}`",
+            plan.config_path.display()
+        ));
+    }
+}
+
+fn show_uninstall(plan: &UninstallPlan) {
+    let t = &plan.target;
+    output::line(&format!(
+        "{} ({}): `{}`",
+        t.client,
+        t.scope,
+        t.file.display()
+    ));
+    match plan.record.backup() {
+        Some(b) => output::line(&format!(
+            "  restores it from `{}` (install of {})",
+            b.display(),
+            plan.record.at
+        )),
+        None => output::line("  removes it (install created it)"),
+    }
+    let config = plan.config_path.display();
+    for name in &plan.removed {
+        output::line(&format!("  removes `[servers.{name}]` from `{config}`"));
+    }
+    for name in &plan.changed {
+        output::line(&format!(
+            "  keeps `[servers.{name}]` in `{config}`: changed since install"
+        ));
+    }
+    for name in &plan.shared {
+        output::line(&format!(
+            "  keeps `[servers.{name}]` in `{config}`: another install uses it"
+        ));
+    }
+}
+
+/// Asks on the terminal.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    output::prompt(&format!("{question} [y/N] "));
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// Reports an error from finding the file (an [`InstallError`] or the current directory).
+fn report(e: anyhow::Error) -> anyhow::Result<ExitStatus> {
+    match e.downcast::<InstallError>() {
+        Ok(e) => Ok(report_install_error(&e)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Prints an install error with its hint: problems with the input exit 2, failures of
+/// the machine 3.
+fn report_install_error(e: &InstallError) -> ExitStatus {
+    match e {
+        InstallError::Invalid(d) => output::diag(&d.to_string()),
+        e => match e.hint() {
+            Some(hint) => output::diag(&format!("error: {e}\n  hint: {hint}")),
+            None => output::diag(&format!("error: {e}")),
+        },
+    }
+    if e.is_runtime() {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Usage
+    }
+}

@@ -1,0 +1,975 @@
+//! `mcp-warden install` and `uninstall`: put mcp-warden into an MCP client in place of
+//! the client's own stdio servers, and take it out again.
+//!
+//! `install` reads the client's file, moves each stdio server it can carry over
+//! faithfully into mcp-warden's **user** `config.toml` (`env` values included: secrets
+//! never belong in a committed workspace file), puts one `mcp-warden` entry (this binary,
+//! `serve`) where the first of them was, and leaves everything else alone: remote
+//! (`url`) servers, which mcp-warden does not proxy, entries it cannot express, and every
+//! other key, comment and blank line of the file. Before the first change it copies the
+//! file to `<file>.mcp-warden-backup-<UTC timestamp>` (same mode), and it records what
+//! it did in the data dir's `installs.toml` ([`record`]). Running it again changes
+//! nothing. `uninstall` restores the newest backup byte for byte (only while the file is
+//! still as `install` left it, unless forced) and takes out of `config.toml` the servers
+//! that install added, while they are unchanged and no other install relies on them.
+//!
+//! Files are edited in place, never re-serialized: JSON and JSONC with `jsonc-parser`'s
+//! concrete syntax tree ([`json`]), TOML with `toml_edit` ([`toml_file`],
+//! [`user_config`]). A client file that cannot be parsed is an error with its
+//! `file:line:col` and is never written.
+//!
+//! This module must never write a file the user did not name or that its own records do
+//! not point at, and never write anything before the plan has been shown or confirmed
+//! (the CLI asks; [`apply_install`] and [`apply_uninstall`] check that neither file
+//! changed since the plan was made).
+//!
+//! # Clients
+//!
+//! | `--client` | scope | file | servers under | syntax | mcp-warden's entry |
+//! | --- | --- | --- | --- | --- | --- |
+//! | `claude-desktop` | user | `~/.config/Claude/claude_desktop_config.json` (Linux), `~/Library/Application Support/Claude/claude_desktop_config.json` (macOS), `%APPDATA%\Claude\...` (Windows) | `mcpServers` | JSON | `{"command": ..., "args": ["serve"]}` |
+//! | `claude-code` | user | `~/.claude.json` (`$CLAUDE_CONFIG_DIR/.claude.json` when set) | `mcpServers` | JSON | `{"type": "stdio", "command": ..., "args": ["serve"]}` |
+//! | `claude-code` | project | `.mcp.json` | `mcpServers` | JSON | same |
+//! | `claude-code` | local | `~/.claude.json` | `projects["<dir>"].mcpServers` | JSON | same |
+//! | `cursor` | user / project | `~/.cursor/mcp.json` / `.cursor/mcp.json` | `mcpServers` | JSON | `{"command": ..., "args": ["serve"]}` |
+//! | `vscode` | user | `~/.config/Code/User/mcp.json` (macOS: `~/Library/Application Support/Code/User/mcp.json`); `settings.json` there when only it has servers (before VS Code 1.102) | `servers` (`mcp.servers` in `settings.json`) | JSONC | `{"type": "stdio", "command": ..., "args": ["serve"]}` |
+//! | `vscode` | project | `.vscode/mcp.json` | `servers` | JSONC | same |
+//! | `windsurf` | user | `~/.codeium/windsurf/mcp_config.json` | `mcpServers` | JSON | `{"command": ..., "args": ["serve"]}` |
+//! | `zed` | user / project | `~/.config/zed/settings.json` (`$XDG_CONFIG_HOME/zed` on Linux) / `.zed/settings.json` | `context_servers` | JSONC | `{"command": ..., "args": ["serve"]}`, or `{"command": {"path": ..., "args": [...]}}` where the file's entries use that older form |
+//! | `codex` | user / project | `~/.codex/config.toml` (`$CODEX_HOME/config.toml` when set) / `.codex/config.toml` (trusted projects) | `[mcp_servers.NAME]` | TOML | `command = ...`, `args = ["serve"]` |
+//! | `gemini` | user / project | `~/.gemini/settings.json` / `.gemini/settings.json` | `mcpServers` | JSON with comments | `{"command": ..., "args": ["serve"]}` |
+//!
+//! `--config PATH` replaces the file (for `vscode`, a file named `settings.json` means
+//! the `mcp.servers` layout); the project is `--workspace DIR`, else the current
+//! directory. A user-level file is created only where the client's directory exists; a
+//! project's file (and its directory) always. Remote entries are those with `url`,
+//! `serverUrl` (Windsurf) or `httpUrl` (Gemini), or a `type` other than `stdio`. Which
+//! entries move, and how their variables are carried over, is [`entry`]'s to say.
+
+pub mod client;
+pub mod entry;
+pub mod json;
+pub mod record;
+pub mod toml_file;
+pub mod user_config;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub use client::{Client, Environment, Scope, Target, locate};
+pub use entry::{Disposition, OURS, ServerDef};
+
+use crate::config::Diagnostic;
+use crate::paths::Paths;
+use json::JsonFile;
+use record::Record;
+use toml_file::TomlFile;
+use user_config::UserConfig;
+
+/// Why `install` or `uninstall` cannot go on. Nothing has been written when one of these
+/// is returned, except where [`InstallError::Write`] says which write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// A file is not what it should be (syntax or shape), at a position; never written.
+    #[error("{0}")]
+    Invalid(Diagnostic),
+    #[error("cannot read `{}`: {cause}", path.display())]
+    Read { path: PathBuf, cause: io::Error },
+    #[error("cannot write `{}`: {cause}", path.display())]
+    Write { path: PathBuf, cause: io::Error },
+    /// The client has no file for this scope.
+    #[error("{client} has no {scope}-level configuration file")]
+    NoScope { client: Client, scope: Scope },
+    /// The client's user-level file and its directory do not exist.
+    #[error("no `{}`, and its directory does not exist either", path.display())]
+    NoClientFile { client: Client, path: PathBuf },
+    /// Claude Code's local scope, for a directory Claude Code has not seen.
+    #[error("`{}` has no entry for the project `{project}`", path.display())]
+    NoLocalProject { path: PathBuf, project: String },
+    /// An entry called `mcp-warden` that is not mcp-warden's.
+    #[error("`{}` already has an entry named `{OURS}` that is not mcp-warden's", path.display())]
+    NameTaken { path: PathBuf },
+    /// A server that would move is already in `config.toml`, defined differently.
+    #[error(
+        "server `{table}`{} is already defined differently in `{}`",
+        if name == table { String::new() } else { format!(" (from `{name}`)") },
+        path.display()
+    )]
+    Conflict {
+        table: String,
+        name: String,
+        path: PathBuf,
+    },
+    /// `uninstall` without a record of an install into that file.
+    #[error("no `mcp-warden install` into `{}` is recorded", path.display())]
+    NotInstalled {
+        path: PathBuf,
+        /// Backups found beside the file, newest first.
+        backups: Vec<PathBuf>,
+    },
+    /// The client file is no longer as `install` left it.
+    #[error("`{}` changed since `mcp-warden install` wrote it", path.display())]
+    ChangedSinceInstall {
+        path: PathBuf,
+        backup: Option<PathBuf>,
+    },
+    /// The recorded backup is gone.
+    #[error("the backup `{}` is missing", path.display())]
+    BackupMissing { path: PathBuf },
+    /// A file changed between the plan (what was shown) and the write.
+    #[error("`{}` changed while mcp-warden was waiting; nothing was written", path.display())]
+    ChangedMeanwhile { path: PathBuf },
+    /// Records keep paths as text.
+    #[error("path `{}` is not valid UTF-8", path.display())]
+    NotUnicode { path: PathBuf },
+}
+
+impl InstallError {
+    /// Whether this is a failure of the machine (exit 3) rather than of the input (2).
+    #[must_use]
+    pub fn is_runtime(&self) -> bool {
+        matches!(self, Self::Read { .. } | Self::Write { .. })
+    }
+
+    /// What to do about it, when there is something to say.
+    #[must_use]
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Self::NoScope { client, .. } => format!(
+                "{client} has {} files",
+                client
+                    .scopes()
+                    .iter()
+                    .map(|s| format!("`--scope {s}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+            Self::NoClientFile { client, .. } => format!(
+                "is {client} installed? pass `--config PATH` if it keeps its file elsewhere"
+            ),
+            Self::NoLocalProject { .. } => {
+                "run it in the project directory (or pass `--workspace DIR`), or use `--scope user`"
+                    .to_owned()
+            }
+            Self::NameTaken { .. } => "rename that entry, then run `install` again".to_owned(),
+            Self::Conflict { table, .. } => format!(
+                "rename the server in the client's file, or remove or rename `[servers.{table}]` \
+                 in config.toml"
+            ),
+            Self::NotInstalled { backups, .. } => match backups.first() {
+                Some(b) => format!(
+                    "a backup is beside it: `{}`; copy it back by hand if it is the one",
+                    b.display()
+                ),
+                None => "check `--client`, `--scope` and `--config`".to_owned(),
+            },
+            Self::ChangedSinceInstall { backup, .. } => match backup {
+                Some(b) => format!(
+                    "the client (or you) changed it since; `--force` restores the backup `{}` \
+                     anyway, losing those changes",
+                    b.display()
+                ),
+                None => "`--force` removes it anyway, losing those changes".to_owned(),
+            },
+            Self::ChangedMeanwhile { .. } => "run the command again".to_owned(),
+            _ => return None,
+        })
+    }
+}
+
+/// A client's file, parsed.
+#[derive(Debug)]
+enum ClientFile {
+    Json(JsonFile),
+    Toml(TomlFile),
+}
+
+impl ClientFile {
+    fn parse(target: &Target, text: &str) -> Result<Self, InstallError> {
+        Ok(match target.syntax {
+            client::Syntax::Toml => Self::Toml(TomlFile::parse(&target.file, text, target)?),
+            _ => Self::Json(JsonFile::parse(&target.file, text, target)?),
+        })
+    }
+
+    fn entries(&self) -> &[(String, Value)] {
+        match self {
+            Self::Json(f) => &f.entries,
+            Self::Toml(f) => &f.entries,
+        }
+    }
+
+    fn edited(self, remove: &[String], add: Option<(&str, &Value)>) -> String {
+        match self {
+            Self::Json(f) => f.edited(remove, add),
+            Self::Toml(f) => f.edited(remove, add),
+        }
+    }
+}
+
+/// A server that moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// Its name in the client's file.
+    pub name: String,
+    /// Its table name in `config.toml`.
+    pub table: String,
+    pub server: ServerDef,
+    pub notes: Vec<String>,
+    /// `config.toml` already has it, defined the same way: not added again.
+    pub already: bool,
+}
+
+/// What `install` would do; nothing is written until [`apply_install`].
+#[derive(Debug, Clone)]
+pub struct InstallPlan {
+    pub target: Target,
+    /// The client file now; `None` when it does not exist.
+    pub client_before: Option<String>,
+    pub client_after: String,
+    pub config_path: PathBuf,
+    pub config_before: Option<String>,
+    /// `None`: `config.toml` stays as it is.
+    pub config_after: Option<String>,
+    pub moved: Vec<Moved>,
+    /// Remote servers, left in the client's file.
+    pub remote: Vec<String>,
+    /// Other entries left in the client's file, with the reason.
+    pub kept: Vec<(String, String)>,
+    /// mcp-warden's entry was there already.
+    pub ours_present: bool,
+    /// The program mcp-warden's existing entry runs (it may be another copy).
+    pub ours_program: Option<String>,
+    /// The entry written for mcp-warden.
+    pub exe: String,
+}
+
+impl InstallPlan {
+    /// Whether applying it would change no file.
+    #[must_use]
+    pub fn changes_nothing(&self) -> bool {
+        self.client_before.as_deref() == Some(self.client_after.as_str())
+            && self.config_after.is_none()
+    }
+
+    /// The unified diffs of both files.
+    #[must_use]
+    pub fn diffs(&self) -> String {
+        let mut out = diff(
+            &self.target.file,
+            self.client_before.as_deref(),
+            Some(&self.client_after),
+        );
+        let config = match &self.config_after {
+            Some(after) => diff(
+                &self.config_path,
+                self.config_before.as_deref(),
+                Some(after),
+            ),
+            None => String::new(),
+        };
+        if !config.is_empty() {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&config);
+        }
+        out
+    }
+}
+
+/// Reads the client's file and the user config, and works out what `install` would do.
+/// `exe` is the absolute path of the running mcp-warden.
+pub fn plan_install(
+    target: Target,
+    exe: &str,
+    config_path: &Path,
+) -> Result<InstallPlan, InstallError> {
+    let client_text = read_optional(&target.file)?;
+    let config_text = read_optional(config_path)?;
+    if client_text.is_none() && !target.may_create() {
+        return Err(InstallError::NoClientFile {
+            client: target.client,
+            path: target.file.clone(),
+        });
+    }
+    plan_install_from(
+        target,
+        exe,
+        client_text.as_deref(),
+        config_path,
+        config_text.as_deref(),
+    )
+}
+
+/// [`plan_install`] over given file contents (`None`: the file does not exist).
+pub fn plan_install_from(
+    target: Target,
+    exe: &str,
+    client_text: Option<&str>,
+    config_path: &Path,
+    config_text: Option<&str>,
+) -> Result<InstallPlan, InstallError> {
+    let file = ClientFile::parse(&target, client_text.unwrap_or(""))?;
+    if let ClientFile::Json(json) = &file
+        && target.scope == Scope::Local
+        && json.depth_found < 2
+    {
+        return Err(InstallError::NoLocalProject {
+            path: target.file.clone(),
+            project: target.container.get(1).cloned().unwrap_or_default(),
+        });
+    }
+    let mut config = UserConfig::parse(config_path, config_text)?;
+    let mut moved = Vec::new();
+    let mut remote = Vec::new();
+    let mut kept = Vec::new();
+    let mut ours_present = false;
+    let mut ours_program = None;
+    let mut like = None;
+    let mut tables: Vec<String> = Vec::new();
+    for (name, value) in file.entries() {
+        let disposition =
+            entry::classify(target.client, name, value, exe, target.project.as_deref());
+        if name == OURS && !matches!(disposition, Disposition::Ours | Disposition::Move { .. }) {
+            return Err(InstallError::NameTaken {
+                path: target.file.clone(),
+            });
+        }
+        match disposition {
+            Disposition::Ours => {
+                ours_present = true;
+                ours_program = entry::program(value);
+            }
+            Disposition::Remote => remote.push(name.clone()),
+            Disposition::Keep { reason } => kept.push((name.clone(), reason)),
+            Disposition::Move { server, notes } => {
+                like.get_or_insert(value);
+                let table = unique(entry::table_name(name), &tables);
+                tables.push(table.clone());
+                let already = match config.server(&table) {
+                    None => false,
+                    Some(Some(existing)) if existing.same_as(&server) => true,
+                    Some(_) => {
+                        return Err(InstallError::Conflict {
+                            table,
+                            name: name.clone(),
+                            path: config_path.to_path_buf(),
+                        });
+                    }
+                };
+                moved.push(Moved {
+                    name: name.clone(),
+                    table,
+                    server,
+                    notes,
+                    already,
+                });
+            }
+        }
+    }
+    let leaving: Vec<String> = moved.iter().map(|m| m.name.clone()).collect();
+    let our_entry = entry::our_entry(target.style, exe, like);
+    let add = (!ours_present).then_some((OURS, &our_entry));
+    let client_after = file.edited(&leaving, add);
+    let origin = format!(
+        "{} ({}): {}",
+        target.client,
+        target.scope,
+        target.file.display()
+    );
+    let mut added = false;
+    for m in moved.iter().filter(|m| !m.already) {
+        config.add(&m.table, &m.server, &origin);
+        added = true;
+    }
+    let config_after = added.then(|| config.text());
+    Ok(InstallPlan {
+        target,
+        client_before: client_text.map(str::to_owned),
+        client_after,
+        config_path: config_path.to_path_buf(),
+        config_before: config_text.map(str::to_owned),
+        config_after,
+        moved,
+        remote,
+        kept,
+        ours_present,
+        ours_program,
+        exe: exe.to_owned(),
+    })
+}
+
+/// `base`, or `base-2`, `base-3`, ... when it is taken.
+fn unique(base: String, taken: &[String]) -> String {
+    if !taken.contains(&base) {
+        return base;
+    }
+    // `taken` has fewer names than this range: one of them is free.
+    (2..=taken.len() + 2)
+        .map(|i| format!("{base}-{i}"))
+        .find(|n| !taken.contains(n))
+        .unwrap_or(base)
+}
+
+/// What [`apply_install`] wrote.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    /// The backup; `None` when the client file was created.
+    pub backup: Option<PathBuf>,
+}
+
+/// Carries out `plan`: backup, user config, record, client file, in that order (a crash
+/// part-way leaves the servers in both places rather than in neither).
+pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, InstallError> {
+    let _lock = lock(paths)?;
+    unchanged(&plan.target.file, plan.client_before.as_deref())?;
+    unchanged(&plan.config_path, plan.config_before.as_deref())?;
+    let file = &plan.target.file;
+    let file_str = utf8(file)?;
+    let backup = match &plan.client_before {
+        Some(_) => Some(backup(file)?),
+        None => None,
+    };
+    if let Some(after) = &plan.config_after {
+        create_dir(paths.config_dir.as_path(), &plan.config_path)?;
+        write(&plan.config_path, after.as_bytes(), 0o600)?;
+    }
+    let mut records = record::read(paths)?;
+    records.push(Record {
+        client: plan.target.client.name().to_owned(),
+        scope: plan.target.scope.name().to_owned(),
+        file: file_str.to_owned(),
+        backup: backup.as_deref().map(utf8).transpose()?.map(str::to_owned),
+        written: crate::trust::digest(plan.client_after.as_bytes()),
+        at: now_rfc3339(),
+        servers: plan
+            .moved
+            .iter()
+            .filter(|m| !m.already)
+            .map(|m| (m.table.clone(), m.server.digest()))
+            .collect(),
+        uses: plan
+            .moved
+            .iter()
+            .filter(|m| m.already)
+            .map(|m| (m.table.clone(), m.server.digest()))
+            .collect(),
+    });
+    record::write(paths, &records)?;
+    let mode = if let Ok(m) = fs::metadata(file) {
+        permissions(&m)
+    } else {
+        if let Some(dir) = file.parent() {
+            fs::create_dir_all(dir).map_err(|cause| InstallError::Write {
+                path: dir.to_path_buf(),
+                cause,
+            })?;
+        }
+        0o600
+    };
+    write(file, plan.client_after.as_bytes(), mode)?;
+    Ok(Installed { backup })
+}
+
+/// What `uninstall` would do; nothing is written until [`apply_uninstall`].
+#[derive(Debug, Clone)]
+pub struct UninstallPlan {
+    pub target: Target,
+    pub record: Record,
+    pub client_before: Option<String>,
+    /// The backup's bytes; `None`: install created the file, so it is removed.
+    pub client_after: Option<Vec<u8>>,
+    pub config_path: PathBuf,
+    pub config_before: Option<String>,
+    pub config_after: Option<String>,
+    /// Servers taken out of `config.toml`.
+    pub removed: Vec<String>,
+    /// Servers left in `config.toml` because they changed since install.
+    pub changed: Vec<String>,
+    /// Servers left because another recorded install relies on them.
+    pub shared: Vec<String>,
+    /// Earlier installs into the same file still recorded.
+    pub earlier: usize,
+}
+
+impl UninstallPlan {
+    /// The unified diffs of both files.
+    #[must_use]
+    pub fn diffs(&self) -> String {
+        let after = self
+            .client_after
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned());
+        let mut out = diff(
+            &self.target.file,
+            self.client_before.as_deref(),
+            after.as_deref(),
+        );
+        let config = diff(
+            &self.config_path,
+            self.config_before.as_deref(),
+            self.config_after.as_deref(),
+        );
+        if !config.is_empty() {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&config);
+        }
+        out
+    }
+}
+
+/// Works out what `uninstall` would do for the newest install into `target`'s file.
+/// `force`: restore even when the file changed since install.
+pub fn plan_uninstall(
+    paths: &Paths,
+    target: Target,
+    config_path: &Path,
+    force: bool,
+) -> Result<UninstallPlan, InstallError> {
+    let records = record::read(paths)?;
+    let file = &target.file;
+    let mine: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.file() == *file)
+        .map(|(i, _)| i)
+        .collect();
+    let Some(&index) = mine.last() else {
+        return Err(InstallError::NotInstalled {
+            path: file.clone(),
+            backups: backups_beside(file),
+        });
+    };
+    let record = records[index].clone();
+    let client_before = read_optional(file)?;
+    let written = client_before
+        .as_deref()
+        .map(|t| crate::trust::digest(t.as_bytes()));
+    if written.as_deref() != Some(record.written.as_str()) && !force {
+        return Err(InstallError::ChangedSinceInstall {
+            path: file.clone(),
+            backup: record.backup(),
+        });
+    }
+    let client_after = match record.backup() {
+        Some(b) => Some(fs::read(&b).map_err(|cause| {
+            if cause.kind() == io::ErrorKind::NotFound {
+                InstallError::BackupMissing { path: b.clone() }
+            } else {
+                InstallError::Read {
+                    path: b.clone(),
+                    cause,
+                }
+            }
+        })?),
+        None => None,
+    };
+    let config_before = read_optional(config_path)?;
+    let mut config = UserConfig::parse(config_path, config_before.as_deref())?;
+    let others: Vec<&Record> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != index)
+        .map(|(_, r)| r)
+        .collect();
+    let (mut removed, mut changed, mut shared) = (Vec::new(), Vec::new(), Vec::new());
+    for (table, digest) in &record.servers {
+        if others
+            .iter()
+            .any(|r| r.servers.contains_key(table) || r.uses.contains_key(table))
+        {
+            shared.push(table.clone());
+            continue;
+        }
+        match config.server(table) {
+            None => {}
+            Some(Some(def)) if def.digest() == *digest => {
+                config.remove(table);
+                removed.push(table.clone());
+            }
+            Some(_) => changed.push(table.clone()),
+        }
+    }
+    let config_after = config_before.as_ref().map(|_| config.text());
+    Ok(UninstallPlan {
+        target,
+        record,
+        client_before,
+        client_after,
+        config_path: config_path.to_path_buf(),
+        config_before,
+        config_after,
+        removed,
+        changed,
+        shared,
+        earlier: mine.len() - 1,
+    })
+}
+
+/// Carries out `plan`: the client file restored (or removed), the servers taken out of
+/// `config.toml`, the record and the backup dropped.
+pub fn apply_uninstall(paths: &Paths, plan: &UninstallPlan) -> Result<(), InstallError> {
+    let _lock = lock(paths)?;
+    let file = &plan.target.file;
+    unchanged(file, plan.client_before.as_deref())?;
+    unchanged(&plan.config_path, plan.config_before.as_deref())?;
+    match (&plan.client_after, plan.record.backup()) {
+        (Some(bytes), Some(backup)) => {
+            let mode = fs::metadata(&backup).map_or(0o600, |m| permissions(&m));
+            write(file, bytes, mode)?;
+        }
+        _ => match fs::remove_file(file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(cause) => {
+                return Err(InstallError::Write {
+                    path: file.clone(),
+                    cause,
+                });
+            }
+        },
+    }
+    if let Some(after) = &plan.config_after
+        && plan.config_before.as_deref() != Some(after.as_str())
+    {
+        write(&plan.config_path, after.as_bytes(), 0o600)?;
+    }
+    let mut records = record::read(paths)?;
+    if let Some(i) = records.iter().rposition(|r| *r == plan.record) {
+        records.remove(i);
+    }
+    record::write(paths, &records)?;
+    if let Some(backup) = plan.record.backup() {
+        // The file now holds exactly these bytes; the copy has done its job.
+        let _ = fs::remove_file(backup);
+    }
+    Ok(())
+}
+
+/// A unified diff of a file's text before and after (`None`: no file); empty when equal.
+#[must_use]
+pub fn diff(path: &Path, before: Option<&str>, after: Option<&str>) -> String {
+    if before == after {
+        return String::new();
+    }
+    let label = |text: Option<&str>| match text {
+        Some(_) => path.display().to_string(),
+        None => "/dev/null".to_owned(),
+    };
+    let (old, new) = (before.unwrap_or(""), after.unwrap_or(""));
+    let mut text = similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&label(before), &label(after))
+        .to_string();
+    while text.ends_with('\n') {
+        text.pop();
+    }
+    text
+}
+
+/// The file's text; `None` when it does not exist. Not UTF-8 is an error with the
+/// position of the first bad byte.
+fn read_optional(path: &Path) -> Result<Option<String>, InstallError> {
+    match fs::read(path) {
+        Ok(bytes) => crate::config::error::utf8_text(path, bytes)
+            .map(Some)
+            .map_err(InstallError::Invalid),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(cause) => Err(InstallError::Read {
+            path: path.to_path_buf(),
+            cause,
+        }),
+    }
+}
+
+fn unchanged(path: &Path, expected: Option<&str>) -> Result<(), InstallError> {
+    if read_optional(path)?.as_deref() == expected {
+        Ok(())
+    } else {
+        Err(InstallError::ChangedMeanwhile {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+fn utf8(path: &Path) -> Result<&str, InstallError> {
+    path.to_str().ok_or_else(|| InstallError::NotUnicode {
+        path: path.to_path_buf(),
+    })
+}
+
+fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), InstallError> {
+    crate::durable::replace(path, bytes, mode).map_err(|cause| InstallError::Write {
+        path: path.to_path_buf(),
+        cause,
+    })
+}
+
+#[cfg(unix)]
+fn permissions(meta: &fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o7777
+}
+
+#[cfg(not(unix))]
+fn permissions(_meta: &fs::Metadata) -> u32 {
+    0o600
+}
+
+/// Creates the directory `path` lives in (mode 0700 when it is `private`).
+fn create_dir(private: &Path, path: &Path) -> Result<(), InstallError> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    if dir == private {
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    }
+    builder.create(dir).map_err(|cause| InstallError::Write {
+        path: dir.to_path_buf(),
+        cause,
+    })
+}
+
+/// Holds `installs.toml.lock` in the data dir (created 0700) until dropped.
+fn lock(paths: &Paths) -> Result<crate::durable::ExclusiveLock, InstallError> {
+    let lock = paths.data_dir.join("installs.toml.lock");
+    create_dir(&paths.data_dir, &lock)?;
+    crate::durable::lock_exclusive(&lock, 0o600)
+        .map_err(|cause| InstallError::Write { path: lock, cause })
+}
+
+/// The infix of backup names: `<file>.mcp-warden-backup-<UTC timestamp>`.
+pub const BACKUP_INFIX: &str = ".mcp-warden-backup-";
+
+/// Copies `file` to a new backup beside it (same mode, never over an existing file).
+fn backup(file: &Path) -> Result<PathBuf, InstallError> {
+    let bytes = fs::read(file).map_err(|cause| InstallError::Read {
+        path: file.to_path_buf(),
+        cause,
+    })?;
+    let mode = fs::metadata(file).map_or(0o600, |m| permissions(&m));
+    let stamp = compact_timestamp(unix_now());
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for n in 1u32..1000 {
+        let suffix = if n == 1 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
+        let path = file.with_file_name(format!("{name}{BACKUP_INFIX}{stamp}{suffix}"));
+        match create_new(&path, &bytes, mode) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(cause) => return Err(InstallError::Write { path, cause }),
+        }
+    }
+    Err(InstallError::Write {
+        path: file.to_path_buf(),
+        cause: io::Error::other("no free backup name"),
+    })
+}
+
+fn create_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::io::Write as _;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    let mut f = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+    }
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Backups of `file` beside it, newest first.
+#[must_use]
+pub fn backups_beside(file: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}{BACKUP_INFIX}", name.to_string_lossy());
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found.reverse();
+    found
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn now_rfc3339() -> String {
+    let (date, time) = civil(unix_now());
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        date.0, date.1, date.2, time.0, time.1, time.2
+    )
+}
+
+/// `20260901T120000Z`: sortable, and no `:` (which some file systems refuse).
+fn compact_timestamp(secs: u64) -> String {
+    let (date, time) = civil(secs);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        date.0, date.1, date.2, time.0, time.1, time.2
+    )
+}
+
+/// Unix seconds as a UTC date and time (Howard Hinnant's days-to-civil algorithm, as in
+/// `trust.rs`; a date crate for two timestamps would be more than this).
+fn civil(secs: u64) -> ((u64, u64, u64), (u64, u64, u64)) {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let shifted = days + 719_468;
+    let era = shifted / 146_097;
+    let day_of_era = shifted - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    ((year, month, day), (rem / 3600, rem % 3600 / 60, rem % 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use client::{Style, Syntax};
+
+    const EXE: &str = "/opt/mcp-warden";
+
+    fn cursor() -> Target {
+        Target {
+            client: Client::Cursor,
+            scope: Scope::User,
+            file: PathBuf::from("/h/.cursor/mcp.json"),
+            syntax: Syntax::Json,
+            container: vec!["mcpServers".into()],
+            style: Style::Plain,
+            project: None,
+        }
+    }
+
+    const CURSOR: &str = r#"{
+  "mcpServers": {
+    "gh": {"command": "npx", "args": ["-y", "gh@1"], "env": {"TOKEN": "t"}},
+    "remote": {"url": "https://r"},
+    "fs": {"command": "fs"}
+  },
+  "x": 1
+}
+"#;
+
+    fn plan(config: Option<&str>) -> Result<InstallPlan, InstallError> {
+        plan_install_from(cursor(), EXE, Some(CURSOR), Path::new("/c.toml"), config)
+    }
+
+    #[test]
+    fn install_moves_stdio_servers_and_keeps_remote_ones() {
+        let p = plan(None).expect("plan");
+        assert_eq!(
+            p.moved.iter().map(|m| m.table.as_str()).collect::<Vec<_>>(),
+            ["gh", "fs"]
+        );
+        assert_eq!(p.remote, ["remote"]);
+        assert_eq!(
+            p.client_after,
+            "{\n  \"mcpServers\": {\n    \"mcp-warden\": {\n      \"command\": \"/opt/mcp-warden\",\n      \"args\": [\"serve\"]\n    },\n    \"remote\": {\"url\": \"https://r\"}\n  },\n  \"x\": 1\n}\n"
+        );
+        let config = p.config_after.clone().unwrap_or_default();
+        assert!(
+            config.contains("[servers.gh]\ncommand = \"npx\""),
+            "{config}"
+        );
+        assert!(!p.changes_nothing());
+        // Installing into the result changes nothing.
+        let again = plan_install_from(
+            cursor(),
+            EXE,
+            Some(&p.client_after),
+            Path::new("/c.toml"),
+            Some(&config),
+        )
+        .expect("plan");
+        assert!(again.ours_present && again.moved.is_empty());
+        assert!(again.changes_nothing());
+    }
+
+    #[test]
+    fn the_same_definition_already_in_the_config_is_fine_a_different_one_is_not() {
+        let same = "[servers.fs]\ncommand = \"fs\"\n";
+        let p = plan(Some(same)).expect("plan");
+        assert!(p.moved.iter().any(|m| m.table == "fs" && m.already));
+        let other = "[servers.fs]\ncommand = \"other\"\n";
+        let err = plan(Some(other)).expect_err("conflict");
+        assert_eq!(
+            err.to_string(),
+            "server `fs` is already defined differently in `/c.toml`"
+        );
+    }
+
+    #[test]
+    fn an_entry_named_like_ours_that_is_remote_is_refused() {
+        let text = r#"{"mcpServers": {"mcp-warden": {"url": "https://x"}}}"#;
+        let err =
+            plan_install_from(cursor(), EXE, Some(text), Path::new("/c"), None).expect_err("taken");
+        assert!(matches!(err, InstallError::NameTaken { .. }));
+    }
+
+    #[test]
+    fn names_that_map_to_the_same_table_get_suffixes() {
+        let text = r#"{"mcpServers": {"a.b": {"command": "x"}, "a b": {"command": "y"}}}"#;
+        let p = plan_install_from(cursor(), EXE, Some(text), Path::new("/c"), None).expect("plan");
+        assert_eq!(
+            p.moved.iter().map(|m| m.table.as_str()).collect::<Vec<_>>(),
+            ["a-b", "a-b-2"]
+        );
+    }
+
+    #[test]
+    fn diffs_are_unified_with_the_paths() {
+        let d = diff(Path::new("/f"), Some("a\nb\n"), Some("a\nc\n"));
+        assert_eq!(d, "--- /f\n+++ /f\n@@ -1,2 +1,2 @@\n a\n-b\n+c");
+        assert!(diff(Path::new("/f"), None, Some("x\n")).starts_with("--- /dev/null\n+++ /f"));
+        assert!(diff(Path::new("/f"), Some("x"), Some("x")).is_empty());
+    }
+
+    #[test]
+    fn timestamps_are_utc() {
+        assert_eq!(compact_timestamp(0), "19700101T000000Z");
+        assert_eq!(compact_timestamp(1_788_264_000), "20260901T120000Z");
+    }
+}

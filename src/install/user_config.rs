@@ -1,0 +1,352 @@
+//! mcp-warden's user `config.toml`, as `install` adds servers to it and `uninstall`
+//! takes them out again: edited with `toml_edit`, so the user's own comments, order and
+//! formatting stay as they were. Only `[servers.NAME]` tables are ever touched.
+
+use std::path::Path;
+
+use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
+
+use super::InstallError;
+use super::entry::ServerDef;
+use crate::config::Source;
+
+/// The first lines of a `config.toml` that `install` creates.
+const HEADER: &str = "# mcp-warden's user configuration: servers and policy for every workspace.\n\
+                      # `mcp-warden check` validates it. It holds the servers' `env` values:\n\
+                      # keep it private (mode 0600).\n";
+
+/// How the comment line above each added server begins.
+pub const ORIGIN: &str = "moved here from ";
+
+/// The user config, parsed for editing.
+#[derive(Debug)]
+pub struct UserConfig {
+    doc: DocumentMut,
+    /// The file does not exist yet: it starts with [`HEADER`].
+    new: bool,
+}
+
+impl UserConfig {
+    /// Parses the file at `path` (`text` is `None` when it does not exist yet).
+    pub fn parse(path: &Path, text: Option<&str>) -> Result<Self, InstallError> {
+        let Some(text) = text else {
+            return Ok(Self {
+                doc: DocumentMut::new(),
+                new: true,
+            });
+        };
+        let source = Source::new(path, text);
+        let parsed = toml_edit::Document::parse(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            InstallError::Invalid(
+                source
+                    .error(&span, e.message().trim().to_owned())
+                    .with_hint("fix it first (`mcp-warden check` shows every problem)"),
+            )
+        })?;
+        if let Some(item) = parsed.get("servers")
+            && !item.is_table_like()
+        {
+            let span = item.span().unwrap_or(0..0);
+            return Err(InstallError::Invalid(
+                source
+                    .error(&span, "`servers` must be a table")
+                    .with_hint("write each server as `[servers.NAME]`"),
+            ));
+        }
+        Ok(Self {
+            doc: parsed.into_mut(),
+            new: false,
+        })
+    }
+
+    /// The server `name` as defined here: `None` when there is none, `Some(None)` when
+    /// there is one that is not a plain definition `install` could have written.
+    #[must_use]
+    pub fn server(&self, name: &str) -> Option<Option<ServerDef>> {
+        let item = self.doc.get("servers")?.as_table_like()?.get(name)?;
+        Some(read_def(item))
+    }
+
+    /// Adds `[servers.NAME]` with a comment line above it: `# moved here from ...`
+    /// (`from` says where).
+    pub fn add(&mut self, name: &str, def: &ServerDef, from: &str) {
+        let servers = self.doc.entry("servers").or_insert_with(|| {
+            let mut t = Table::new();
+            t.set_implicit(true);
+            Item::Table(t)
+        });
+        let Some(servers) = servers.as_table_like_mut() else {
+            // `parse` refused anything else.
+            return;
+        };
+        let mut table = Table::new();
+        table.insert("command", Item::Value(def.command.as_str().into()));
+        if !def.args.is_empty() {
+            table.insert("args", Item::Value(strings(&def.args)));
+        }
+        if !def.env.is_empty() {
+            let mut env = InlineTable::new();
+            for (k, v) in &def.env {
+                env.insert(k, v.as_str().into());
+            }
+            table.insert("env", Item::Value(env.into()));
+        }
+        if !def.env_passthrough.is_empty() {
+            table.insert(
+                "env_passthrough",
+                Item::Value(strings(&def.env_passthrough)),
+            );
+        }
+        if let Some(cwd) = &def.cwd {
+            table.insert("cwd", Item::Value(cwd.as_str().into()));
+        }
+        if !def.enabled {
+            table.insert("enabled", Item::Value(false.into()));
+        }
+        if let Some(timeout) = &def.request_timeout {
+            table.insert("request_timeout", Item::Value(timeout.as_str().into()));
+        }
+        table
+            .decor_mut()
+            .set_prefix(format!("\n# {ORIGIN}{from}\n"));
+        servers.insert(name, Item::Table(table));
+    }
+
+    /// Removes `[servers.NAME]` and the comment line `add` wrote above it. Other text
+    /// above it (a file's opening comments, which TOML editors keep with the first
+    /// table) moves to whatever follows, so removing what `install` added gives back the
+    /// file as it was.
+    pub fn remove(&mut self, name: &str) {
+        let Some(removed) = self
+            .doc
+            .get_mut("servers")
+            .and_then(Item::as_table_like_mut)
+            .and_then(|servers| servers.remove(name))
+        else {
+            return;
+        };
+        let Some(table) = removed.as_table() else {
+            return;
+        };
+        let prefix = table
+            .decor()
+            .prefix()
+            .and_then(|p| p.as_str())
+            .unwrap_or_default();
+        let before = prefix
+            .rfind(&format!("# {ORIGIN}"))
+            .map_or(prefix, |i| &prefix[..i]);
+        // `add` wrote a blank line before its comment.
+        let keep = before.strip_suffix('\n').unwrap_or(before);
+        if keep.is_empty() {
+            return;
+        }
+        let next = table
+            .position()
+            .and_then(|at| next_position(self.doc.as_table(), at));
+        if let Some(next) = next.and_then(|at| table_at(self.doc.as_table_mut(), at)) {
+            let rest = next
+                .decor()
+                .prefix()
+                .and_then(|p| p.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            next.decor_mut().set_prefix(format!("{keep}{rest}"));
+        } else {
+            let trailing = self.doc.trailing().as_str().unwrap_or_default().to_owned();
+            self.doc.set_trailing(format!("{keep}{trailing}"));
+        }
+    }
+
+    /// The file's text.
+    #[must_use]
+    pub fn text(&self) -> String {
+        if self.new {
+            format!("{HEADER}{}", self.doc)
+        } else {
+            self.doc.to_string()
+        }
+    }
+}
+
+/// The smallest table position after `at`, anywhere in the document.
+fn next_position(table: &Table, at: isize) -> Option<isize> {
+    table
+        .iter()
+        .filter_map(|(_, item)| item.as_table())
+        .flat_map(|t| {
+            let own = t.position().filter(|p| *p > at);
+            own.into_iter().chain(next_position(t, at))
+        })
+        .min()
+}
+
+/// The table at document position `at`.
+fn table_at(table: &mut Table, at: isize) -> Option<&mut Table> {
+    for (_, item) in table.iter_mut() {
+        if let Some(t) = item.as_table_mut() {
+            if t.position() == Some(at) {
+                return Some(t);
+            }
+            if let Some(found) = table_at(t, at) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+fn strings(items: &[String]) -> Value {
+    let mut array = Array::new();
+    for item in items {
+        array.push(item.as_str());
+    }
+    Value::Array(array)
+}
+
+/// A `[servers.NAME]` table as a definition, when it has only keys `install` writes.
+fn read_def(item: &Item) -> Option<ServerDef> {
+    let table = item.as_table_like()?;
+    let known = [
+        "command",
+        "args",
+        "env",
+        "env_passthrough",
+        "cwd",
+        "enabled",
+        "request_timeout",
+    ];
+    let str_list = |key: &str| -> Option<Vec<String>> {
+        match table.get(key) {
+            None => Some(Vec::new()),
+            Some(i) => i
+                .as_array()?
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+        }
+    };
+    let opt_str = |key: &str| -> Option<Option<String>> {
+        match table.get(key) {
+            None => Some(None),
+            Some(i) => Some(Some(i.as_str()?.to_owned())),
+        }
+    };
+    let env = match table.get("env") {
+        None => Vec::new(),
+        Some(i) => i
+            .as_table_like()?
+            .iter()
+            .map(|(k, v)| Some((k.to_owned(), v.as_str()?.to_owned())))
+            .collect::<Option<_>>()?,
+    };
+    let extra = table.iter().any(|(k, _)| !known.contains(&k));
+    let def = ServerDef {
+        command: table.get("command")?.as_str()?.to_owned(),
+        args: str_list("args")?,
+        env,
+        env_passthrough: str_list("env_passthrough")?,
+        cwd: opt_str("cwd")?,
+        enabled: match table.get("enabled") {
+            None => true,
+            Some(i) => i.as_bool()?,
+        },
+        request_timeout: opt_str("request_timeout")?,
+    };
+    // Keys added by hand (a namespace, a sandbox) make it the user's own definition.
+    (!extra).then_some(def)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def() -> ServerDef {
+        ServerDef {
+            command: "npx".into(),
+            args: vec!["-y".into(), "pkg@1".into()],
+            env: vec![("TOKEN".into(), "t".into())],
+            env_passthrough: vec![],
+            cwd: None,
+            enabled: true,
+            request_timeout: None,
+        }
+    }
+
+    #[test]
+    fn adds_keep_the_users_comments_and_read_back_the_same() {
+        let text = "# mine\n[servers.a]\ncommand = \"x\" # why\n\n[pinning]\nmode = \"off\"\n";
+        let mut c = UserConfig::parse(Path::new("/c.toml"), Some(text)).expect("parses");
+        c.add("gh", &def(), "cursor");
+        assert_eq!(
+            c.text(),
+            "# mine\n[servers.a]\ncommand = \"x\" # why\n\n# moved here from cursor\n[servers.gh]\ncommand = \"npx\"\nargs = [\"-y\", \"pkg@1\"]\nenv = { TOKEN = \"t\" }\n\n[pinning]\nmode = \"off\"\n"
+        );
+        assert_eq!(c.server("gh"), Some(Some(def())));
+        assert_eq!(
+            c.server("a").map(|d| d.map(|d| d.command)),
+            Some(Some("x".into()))
+        );
+        assert_eq!(c.server("zz"), None);
+        c.remove("gh");
+        assert_eq!(c.text(), text);
+    }
+
+    #[test]
+    fn a_new_file_starts_with_a_header() {
+        let mut c = UserConfig::parse(Path::new("/c.toml"), None).expect("new");
+        c.add("gh", &def(), "cursor");
+        let text = c.text();
+        assert!(text.starts_with(HEADER), "{text}");
+        assert!(
+            text.contains("\n# moved here from cursor\n[servers.gh]\n"),
+            "{text}"
+        );
+        assert!(toml::from_str::<toml::Table>(&text).is_ok());
+        // Read again and removed: the header stays.
+        let mut again = UserConfig::parse(Path::new("/c.toml"), Some(&text)).expect("parses");
+        again.remove("gh");
+        assert_eq!(again.text(), HEADER);
+    }
+
+    #[test]
+    fn removing_what_was_added_gives_back_the_file_as_it_was() {
+        for text in [
+            "# only comments\n",
+            "# top\n\n[servers.a]\ncommand = \"x\"\n\n# about pinning\n[pinning]\nmode = \"off\"\n",
+            "[pinning]\nmode = \"off\" # trailing\n",
+            "x = 1\n",
+        ] {
+            let mut c = UserConfig::parse(Path::new("/c.toml"), Some(text)).expect("parses");
+            c.add("gh", &def(), "cursor");
+            c.add("fs", &def(), "cursor");
+            let added = c.text();
+            let mut c = UserConfig::parse(Path::new("/c.toml"), Some(&added)).expect("parses");
+            c.remove("gh");
+            c.remove("fs");
+            assert_eq!(c.text(), text, "added:\n{added}");
+        }
+    }
+
+    #[test]
+    fn a_hand_tuned_server_is_not_ours() {
+        let c = UserConfig::parse(
+            Path::new("/c.toml"),
+            Some("[servers.gh]\ncommand = \"npx\"\nnamespace = \"g\"\n"),
+        )
+        .expect("parses");
+        assert_eq!(c.server("gh"), Some(None));
+    }
+
+    #[test]
+    fn broken_files_are_errors_with_positions() {
+        let err = UserConfig::parse(Path::new("/c.toml"), Some("[servers\n")).expect_err("bad");
+        assert!(err.to_string().starts_with("/c.toml:1:"), "{err}");
+        let err = UserConfig::parse(Path::new("/c.toml"), Some("servers = 1\n")).expect_err("bad");
+        assert!(
+            err.to_string()
+                .starts_with("/c.toml:1:11: error: `servers` must be a table")
+        );
+    }
+}

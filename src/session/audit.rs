@@ -1,0 +1,144 @@
+//! What the session tells the audit trail (SPEC "Audit"): one event per decision on a
+//! call, a resource read, a prompt get, a server-to-client request, a hold, and one
+//! summary per list answer. Events go to the writer task through
+//! [`crate::audit::AuditHandle`], which never blocks; the arguments travel as their
+//! text and are hashed (HMAC) by the writer, off the message path.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::Session;
+use crate::audit::{Decision, Direction, Event};
+use crate::filter::Block;
+
+/// What a decision is about.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Subject<'a> {
+    pub server: Option<&'a str>,
+    /// The exposed tool or prompt name, or the resource URI.
+    pub tool: Option<&'a str>,
+    pub method: &'a str,
+    /// The arguments' JSON text, exactly as received.
+    pub arguments: Option<&'a [u8]>,
+}
+
+/// Whether a method's decisions are recorded: the ones the SPEC names.
+pub(super) fn is_audited(method: &str) -> bool {
+    matches!(
+        method,
+        "tools/call"
+            | "prompts/get"
+            | "resources/read"
+            | "sampling/createMessage"
+            | "elicitation/create"
+    )
+}
+
+/// The `arguments` of a request as the bytes they arrived as (a cheap slice).
+pub(super) fn arguments_of(msg: &crate::jsonrpc::Message) -> Option<Bytes> {
+    let (_, span) = msg.param(&["arguments"])?;
+    Some(msg.raw().slice(span))
+}
+
+/// The decision a filter's rewrite of an answer carries in its `_meta`.
+pub(super) fn decision_of_rewrite(line: &[u8]) -> (Decision, Option<String>) {
+    let text = String::from_utf8_lossy(line);
+    let decision = if text.contains(r#""mcp-warden/decision":"redact""#) {
+        Decision::Redact
+    } else if text.contains(r#""mcp-warden/decision":"flag""#) {
+        Decision::Flag
+    } else {
+        return (Decision::Allow, None);
+    };
+    let rule = text
+        .split(r#""mcp-warden/rule":""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(str::to_owned);
+    (decision, rule)
+}
+
+impl Session {
+    /// Queues one event; a writer that stopped is said once, and the session goes on.
+    pub(super) fn audit(&mut self, event: Event) {
+        let Some(audit) = &self.audit else { return };
+        if audit.record(event).is_err() && !self.audit_failed {
+            self.audit_failed = true;
+            let text = "the audit writer has stopped: decisions are no longer recorded";
+            tracing::error!("{text}");
+            crate::output::diag(&format!("mcp-warden: {text}"));
+        }
+    }
+
+    /// A decision on `subject`.
+    pub(super) fn audit_decision(
+        &mut self,
+        direction: Direction,
+        decision: Decision,
+        subject: &Subject<'_>,
+        block: Option<&Block>,
+    ) {
+        if self.audit.is_none() || !is_audited(subject.method) {
+            return;
+        }
+        let mut event = Event::new(direction, decision).method(subject.method);
+        if let Some(server) = subject.server {
+            event = event.server(server);
+        }
+        if let Some(tool) = subject.tool {
+            event = event.tool(tool);
+        }
+        if let Some(args) = subject.arguments {
+            event = event.arguments(String::from_utf8_lossy(args));
+        }
+        if let Some(block) = block {
+            event = event
+                .rule(block.rule.as_str())
+                .detail(block.reason.as_str());
+        }
+        self.audit(event);
+    }
+
+    /// The answer to a forwarded request, as it goes to the client.
+    pub(super) fn audit_answer(
+        &mut self,
+        subject: &Subject<'_>,
+        decision: (Decision, Option<String>),
+        started: Instant,
+        bytes: usize,
+    ) {
+        if self.audit.is_none() || !is_audited(subject.method) {
+            return;
+        }
+        let (decision, rule) = decision;
+        let mut event = Event::new(Direction::ToClient, decision)
+            .method(subject.method)
+            .ms(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))
+            .bytes(bytes as u64);
+        if let Some(server) = subject.server {
+            event = event.server(server);
+        }
+        if let Some(tool) = subject.tool {
+            event = event.tool(tool);
+        }
+        if let Some(args) = subject.arguments {
+            event = event.arguments(String::from_utf8_lossy(args));
+        }
+        if let Some(rule) = rule {
+            event = event.rule(rule);
+        }
+        self.audit(event);
+    }
+
+    /// One summary per list answer: what was listed, and how much is held.
+    pub(super) fn audit_listing(&mut self, kind: super::catalog::ListKind) {
+        if self.audit.is_none() {
+            return;
+        }
+        let i = kind.index();
+        let names: Vec<String> = self.catalogs[i].routes().map(|(n, _)| n.clone()).collect();
+        let held = self.pins.held_count(kind) as u64;
+        self.audit(Event::list(kind.method(), names, held));
+    }
+}
