@@ -71,6 +71,7 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
         })))
     };
     let effective_pinning = effective.pinning;
+    let output = OutputSettings::of(&effective.policy.settings);
     let mut config = SessionConfig {
         effective,
         spawner: Spawner {
@@ -93,7 +94,7 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
     let outcome = runtime.block_on(async {
         let stop = stop_signal()?;
         let writer = start_audit(paths, workspace_root, &mut config).await;
-        let chain = Chain::new().with(Box::new(OutputFilter::new(OutputSettings::default())));
+        let chain = Chain::new().with(Box::new(OutputFilter::new(output)));
         let session = session::run(
             config,
             chain,

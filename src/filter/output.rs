@@ -25,25 +25,11 @@ use super::injection::{find_injection, find_injection_json, flag_text};
 use super::secrets::{find_secrets, redact_json};
 use super::{Block, Context, Direction, Stage, Verdict};
 use crate::jsonrpc::Message;
+use crate::policy::{InjectionAction, SecretsAction};
 use crate::textclass;
 
-/// What to do with a secret in a message to the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecretsAction {
-    Redact,
-    Block,
-    Off,
-}
-
-/// What to do with a prompt injection in a message to the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InjectionAction {
-    Flag,
-    Block,
-    Off,
-}
-
-/// The filters' settings.
+/// The filters' settings: `[output]` and `[policy] scan_arguments`, merged over the
+/// layers by the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutputSettings {
     pub secrets: SecretsAction,
@@ -53,15 +39,23 @@ pub struct OutputSettings {
     pub scan_arguments: bool,
 }
 
+impl OutputSettings {
+    /// The filters a merged policy asks for.
+    #[must_use]
+    pub fn of(settings: &crate::policy::Settings) -> Self {
+        Self {
+            secrets: settings.output.secrets,
+            injection: settings.output.injection,
+            strip_invisible: settings.output.strip_invisible,
+            scan_arguments: settings.scan_arguments,
+        }
+    }
+}
+
 impl Default for OutputSettings {
     /// What the SPEC's example shows, and what a security tool should do unasked.
     fn default() -> Self {
-        Self {
-            secrets: SecretsAction::Redact,
-            injection: InjectionAction::Flag,
-            strip_invisible: true,
-            scan_arguments: true,
-        }
+        Self::of(&crate::policy::Settings::default())
     }
 }
 

@@ -240,12 +240,13 @@ impl Session {
         }
         let reviewing = self.reverse.iter().find_map(|(ours, r)| match r {
             Reverse::PinReview(review) if review.origin_id() == &client_id => Some(*ours),
+            Reverse::PolicyAsk(ask) if ask.origin().id == client_id => Some(*ours),
             _ => None,
         });
-        if let Some(ours) = reviewing
-            && let Some(Reverse::PinReview(review)) = self.reverse.remove(&ours)
-        {
-            return self.reply_none(review.origin());
+        match reviewing.and_then(|ours| self.reverse.remove(&ours)) {
+            Some(Reverse::PinReview(review)) => return self.reply_none(review.origin()),
+            Some(Reverse::PolicyAsk(ask)) => return self.reply_none(ask.origin()),
+            _ => {}
         }
         // Unknown or already answered: nothing to cancel (FAULTS 30).
         let Some((index, our_id)) = self.inflight.remove(&client_id) else {
@@ -270,6 +271,7 @@ impl Session {
         match reverse {
             Reverse::Roots => self.on_roots(msg),
             Reverse::PinReview(review) => self.on_pin_review(msg, *review),
+            Reverse::PolicyAsk(ask) => self.on_policy_answer(msg, *ask),
             Reverse::Forwarded {
                 slot,
                 instance,
@@ -345,6 +347,7 @@ impl Session {
             self.out.push_back(wire::log_message("warning", &text));
         }
         self.announce = [true; 3];
+        self.policy = std::sync::Arc::new(effective.policy.clone());
         self.pins = super::pins::Pins::new(self.config.pinning.clone(), &effective);
         self.pins.watch(self.pin_tx.clone());
         self.config.effective = effective;
@@ -388,6 +391,9 @@ impl Session {
         let Some(route) = self.catalogs[kind.index()].route(&exposed).cloned() else {
             if self.pins.held(kind, &exposed).is_some() {
                 return self.reply_held(&msg, &origin, kind, &exposed, method);
+            }
+            if self.deny_hidden(&msg, &origin, kind, &exposed) {
+                return;
             }
             return self.reply_error(
                 &origin,
@@ -438,11 +444,21 @@ impl Session {
             }
         };
         let upstream_name = serde_json::to_string(&route.name).unwrap_or_default();
+        let policy_kind = if kind == ListKind::Tools {
+            crate::policy::Kind::Tool
+        } else {
+            crate::policy::Kind::Prompt
+        };
+        let monitor = match self.decide(&msg, &origin, policy_kind, &exposed, route.slot) {
+            super::policy::Outcome::Go(monitor) => monitor,
+            super::policy::Outcome::Answered => return,
+        };
         let forward = Forward {
             method,
             tool: Some(exposed),
             edits: vec![(span, upstream_name)],
             paged: false,
+            monitor,
         };
         self.send_client_request(route.slot, &msg, origin, forward);
     }
@@ -514,11 +530,20 @@ impl Session {
                 &format!("unknown resource `{uri}`"),
             );
         };
+        let monitor = if method == "resources/read" {
+            match self.decide(msg, &origin, crate::policy::Kind::Resource, &uri, slot) {
+                super::policy::Outcome::Go(monitor) => monitor,
+                super::policy::Outcome::Answered => return,
+            }
+        } else {
+            None
+        };
         let forward = Forward {
             method,
-            tool: None,
+            tool: (method == "resources/read").then(|| uri.clone()),
             edits: Vec::new(),
             paged: false,
+            monitor,
         };
         self.forward_request(slot, msg, origin, forward);
     }
@@ -592,6 +617,7 @@ impl Session {
             tool: None,
             edits,
             paged: false,
+            monitor: None,
         };
         self.forward_request(slot, msg, origin, forward);
     }
@@ -654,6 +680,7 @@ impl Session {
             tool: None,
             edits: Vec::new(),
             paged: true,
+            monitor: None,
         };
         self.forward_request(slot, &rebuilt, origin, forward);
     }
@@ -715,6 +742,7 @@ impl Session {
             tool,
             mut edits,
             paged,
+            monitor,
         } = forward;
         let slot = &mut self.slots[index];
         let name = slot.config.name.clone();
@@ -771,6 +799,7 @@ impl Session {
                 let call = ClientCall {
                     started: std::time::Instant::now(),
                     arguments,
+                    monitor,
                     origin: origin.clone(),
                     method: method.into(),
                     tool,
@@ -806,6 +835,8 @@ pub(super) struct Forward<'a> {
     pub tool: Option<String>,
     pub edits: Vec<(std::ops::Range<usize>, String)>,
     pub paged: bool,
+    /// Monitor mode: the rule that would have stopped it.
+    pub monitor: Option<String>,
 }
 
 /// The span and text of `params._meta.progressToken`, when the request has one.

@@ -37,6 +37,7 @@ mod catalog;
 mod client;
 mod cursor;
 mod pins;
+mod policy;
 mod upstreams;
 pub mod wire;
 
@@ -162,6 +163,8 @@ struct ClientCall {
     started: std::time::Instant,
     /// Its `arguments` as they arrived, for the audit's HMAC (audited methods only).
     arguments: Option<Bytes>,
+    /// Monitor mode: the rule that would have stopped it (its answer is marked).
+    monitor: Option<String>,
     method: Box<str>,
     /// The exposed tool or prompt name, for the filter chain.
     tool: Option<String>,
@@ -295,6 +298,8 @@ enum Reverse {
     },
     /// The user is asked to review a held item before its call goes on.
     PinReview(Box<pins::PinReview>),
+    /// The user is asked whether a call the policy says `ask` for may go through.
+    PolicyAsk(Box<policy::PolicyAsk>),
 }
 
 #[derive(Debug, Default)]
@@ -349,6 +354,12 @@ struct Session {
     audit: Option<crate::audit::AuditHandle>,
     /// The writer stopped and that was said.
     audit_failed: bool,
+    /// The merged policy in force.
+    policy: std::sync::Arc<crate::policy::PolicySet>,
+    /// The labels of this session's completed calls (flow rules); never shared.
+    flows: crate::policy::FlowState,
+    /// Requests the user allowed once after an `ask`: decided already.
+    approved_once: std::collections::HashSet<Id>,
 }
 
 /// Runs one session over the client's `input` and `output` until the client leaves
@@ -374,6 +385,7 @@ where
     // The scan's patterns take a moment to compile; done while the servers start.
     drop(tokio::task::spawn_blocking(crate::scan::warm_up));
     let audit = config.audit.take();
+    let policy = std::sync::Arc::new(config.effective.policy.clone());
     let (pin_tx, mut pin_rx) = mpsc::channel(4);
     let mut pins = pins::Pins::new(config.pinning.clone(), &config.effective);
     pins.watch(pin_tx.clone());
@@ -405,6 +417,9 @@ where
         pin_tx,
         audit,
         audit_failed: false,
+        policy,
+        flows: crate::policy::FlowState::default(),
+        approved_once: std::collections::HashSet::new(),
     };
     let servers = session.config.effective.servers.clone();
     session.start_servers(servers);
@@ -699,6 +714,7 @@ impl Session {
             });
         let (catalog, collisions) = Catalog::build(kind, listed, |slot, item| {
             !refused.contains(&(slot, item.exposed.clone()))
+                && !self.policy_hides(kind, &item.exposed)
         });
         let changed = catalog.listing() != self.catalogs[i].listing();
         self.catalogs[i] = catalog;

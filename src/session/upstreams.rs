@@ -309,6 +309,7 @@ impl Session {
                     paged,
                     started,
                     arguments,
+                    monitor,
                     ..
                 } = *call;
                 self.timers.remove(&timer);
@@ -323,25 +324,37 @@ impl Session {
                     tool: tool.as_deref(),
                     request_method: Some(&method),
                 };
+                self.record_flow(&method, tool.as_deref());
                 let subject = AuditSubject {
                     server: Some(server.as_str()),
                     tool: tool.as_deref(),
                     method: &method,
                     arguments: arguments.as_deref(),
                 };
-                match self.chain.inspect(&ctx, msg) {
+                let verdict = match (self.chain.inspect(&ctx, msg), &monitor) {
+                    // Monitor mode: the answer says what would have happened.
+                    (Verdict::Allow, Some(rule)) => {
+                        super::policy::mark_monitor(&msg.to_line(), rule)
+                            .map_or(Verdict::Allow, Verdict::Rewrite)
+                    }
+                    (Verdict::Rewrite(line), Some(rule)) => {
+                        Verdict::Rewrite(super::policy::mark_monitor(&line, rule).unwrap_or(line))
+                    }
+                    (verdict, _) => verdict,
+                };
+                let decided = |d: (Decision, Option<String>)| match &monitor {
+                    Some(rule) => (Decision::Monitor, Some(rule.clone())),
+                    None => d,
+                };
+                match verdict {
                     Verdict::Allow => {
-                        self.audit_answer(
-                            &subject,
-                            (Decision::Allow, None),
-                            started,
-                            msg.raw().len(),
-                        );
+                        let decision = decided((Decision::Allow, None));
+                        self.audit_answer(&subject, decision, started, msg.raw().len());
                         self.reply(&origin, msg.rewrite(Some(origin.id.as_str()), &[]));
                     }
                     Verdict::Rewrite(line) => match reparse(&line) {
                         Some(m) => {
-                            let decision = super::audit::decision_of_rewrite(&line);
+                            let decision = decided(super::audit::decision_of_rewrite(&line));
                             self.audit_answer(&subject, decision, started, line.len());
                             self.reply(&origin, m.rewrite(Some(origin.id.as_str()), &[]));
                         }

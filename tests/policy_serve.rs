@@ -1,0 +1,249 @@
+//! The policy in `serve`, against the real `@modelcontextprotocol/server-filesystem`
+//! (and server-memory, server-everything): path escapes denied, the trifecta across
+//! three real calls on several servers, a secret in a real file redacted, a workspace
+//! that cannot loosen a user's deny, and monitor mode.
+
+// Tests fail by panicking, so unwrap is the clearest way to say "this must hold".
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use support::prefix::{node_bin, test_prefix};
+use support::{Env, Serve, path_str, q};
+
+/// server-filesystem as `fs`, allowed the whole test directory (so only the policy
+/// keeps a call inside the workspace).
+fn fs_table(prefix: &Path, env: &Env) -> String {
+    format!(
+        "[servers.fs]\ncommand = {}\nargs = [{}]\n",
+        q(path_str(&node_bin(prefix, "mcp-server-filesystem"))),
+        q(path_str(env.dir.path()))
+    )
+}
+
+fn text_of(response: &Value) -> String {
+    response["result"]["content"]
+        .as_array()
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+fn assert_denied(response: &Value, rule: &str) {
+    let result = &response["result"];
+    assert_eq!(result["isError"], true, "{response}");
+    assert_eq!(result["_meta"]["mcp-warden/decision"], "deny", "{response}");
+    assert_eq!(result["_meta"]["mcp-warden/rule"], rule, "{response}");
+}
+
+fn read(serve: &mut Serve, id: i64, path: &str) -> Value {
+    serve.call_tool(id, "fs__read_text_file", json!({"path": path}))
+}
+
+const STAY_INSIDE: &str = r#"
+[[policy.rules]]
+id = "reads-stay-in-workspace"
+tools = ["fs__read_*"]
+when = { arg = "path", not_under = ["${workspace}"] }
+action = "deny"
+message = "reads outside the workspace are not allowed"
+"#;
+
+#[test]
+fn path_escapes_are_denied_by_dotdot_symlink_and_absolute_path() {
+    let Some(prefix) = test_prefix() else { return };
+    let env = Env::new();
+    let outside = env.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.txt"), "outside").unwrap();
+    std::fs::write(env.workspace.join("inside.txt"), "inside").unwrap();
+    std::os::unix::fs::symlink(&outside, env.workspace.join("link")).unwrap();
+    env.user_config(&format!("{}{STAY_INSIDE}", fs_table(&prefix, &env)));
+    let mut serve = env.serve_with(&["--workspace", &path_str(&env.workspace)]);
+    serve.initialize();
+    serve.tool_names(1);
+    let ws = path_str(&env.workspace);
+    let inside = read(&mut serve, 2, &format!("{ws}/inside.txt"));
+    assert_eq!(text_of(&inside), "inside", "{inside}");
+    for (id, path) in [
+        (3, format!("{ws}/../outside/secret.txt")),
+        (4, format!("{ws}/link/secret.txt")),
+        (5, path_str(&outside.join("secret.txt"))),
+    ] {
+        let denied = read(&mut serve, id, &path);
+        assert_denied(&denied, "reads-stay-in-workspace");
+        assert!(!text_of(&denied).contains("outside\n"), "{denied}");
+    }
+}
+
+#[test]
+fn the_trifecta_is_denied_on_the_third_call_across_servers() {
+    let Some(prefix) = test_prefix() else { return };
+    let env = Env::new();
+    std::fs::write(env.workspace.join("notes.txt"), "private notes").unwrap();
+    env.user_config(&format!(
+        "{}\n[servers.web]\ncommand = {}\n\n[servers.mem]\ncommand = {}\n\n\
+         [labels]\nprivate = [\"fs__read_*\"]\nuntrusted = [\"web__*\"]\negress = [\"mem__*\"]\n\n\
+         [flows]\ntrifecta = \"deny\"\n",
+        fs_table(&prefix, &env),
+        q(path_str(&node_bin(&prefix, "mcp-server-everything"))),
+        q(path_str(&node_bin(&prefix, "mcp-server-memory"))),
+    ));
+    let mut serve = env.serve_with(&["--workspace", &path_str(&env.workspace)]);
+    serve.initialize();
+    let names = serve.tool_names(1);
+    assert!(
+        names.contains(&"mem__create_entities".to_owned()),
+        "{names:?}"
+    );
+    let ws = path_str(&env.workspace);
+    let private = read(&mut serve, 2, &format!("{ws}/notes.txt"));
+    assert_eq!(text_of(&private), "private notes");
+    let untrusted = serve.call_tool(3, "web__echo", json!({"message": "from the web"}));
+    assert!(text_of(&untrusted).contains("from the web"), "{untrusted}");
+    let egress = serve.call_tool(
+        4,
+        "mem__create_entities",
+        json!({"entities": [{"name": "x", "entityType": "note", "observations": ["private notes"]}]}),
+    );
+    assert_denied(&egress, "flow:trifecta");
+    let said = text_of(&egress);
+    assert!(
+        said.contains("fs__read_text_file") && said.contains("web__echo"),
+        "the blocked result names the earlier calls: {said}"
+    );
+}
+
+#[test]
+fn a_secret_in_a_real_files_content_is_redacted() {
+    let Some(prefix) = test_prefix() else { return };
+    let env = Env::new();
+    let token = format!("{}{}", "ghp_", "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8");
+    std::fs::write(
+        env.workspace.join(".env"),
+        format!("GITHUB_TOKEN={token}\n"),
+    )
+    .unwrap();
+    env.user_config(&fs_table(&prefix, &env));
+    let mut serve = env.serve_with(&["--workspace", &path_str(&env.workspace)]);
+    serve.initialize();
+    serve.tool_names(1);
+    let got = read(&mut serve, 2, &format!("{}/.env", path_str(&env.workspace)));
+    let text = text_of(&got);
+    assert!(!got.to_string().contains(&token), "{got}");
+    assert!(text.contains("GITHUB_TOKEN=[REDACTED:"), "{text}");
+    assert_eq!(got["result"]["_meta"]["mcp-warden/decision"], "redact");
+}
+
+#[test]
+fn a_trusted_workspace_cannot_loosen_a_users_deny() {
+    let Some(prefix) = test_prefix() else { return };
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}\n[[policy.rules]]\nid = \"no-writes\"\ntools = [\"fs__write_file\"]\naction = \"deny\"\n",
+        fs_table(&prefix, &env)
+    ));
+    env.workspace_config(
+        "[[policy.rules]]\nid = \"let-me-write\"\ntools = [\"fs__write_file\"]\naction = \"allow\"\n",
+    );
+    let out = env.run(&["trust"]);
+    assert!(out.status.success());
+    let mut serve = env.serve();
+    serve.initialize();
+    // An unconditional deny hides the tool from the list, and a call still fails.
+    let names = serve.tool_names(1);
+    assert!(!names.contains(&"fs__write_file".to_owned()), "{names:?}");
+    let target = env.workspace.join("x.txt");
+    let denied = serve.call_tool(
+        2,
+        "fs__write_file",
+        json!({"path": path_str(&target), "content": "x"}),
+    );
+    assert_denied(&denied, "no-writes");
+    assert!(!target.exists(), "the write went through");
+}
+
+#[test]
+fn monitor_mode_lets_a_denied_call_through_and_records_it() {
+    let Some(prefix) = test_prefix() else { return };
+    let env = Env::new();
+    let outside = env.dir.path().join("elsewhere.txt");
+    std::fs::write(&outside, "elsewhere").unwrap();
+    env.user_config(&format!(
+        "[policy]\nmode = \"monitor\"\n{STAY_INSIDE}\n{}",
+        fs_table(&prefix, &env)
+    ));
+    let mut serve = env.serve_with(&["--workspace", &path_str(&env.workspace)]);
+    serve.initialize();
+    serve.tool_names(1);
+    let got = read(&mut serve, 2, &path_str(&outside));
+    assert_eq!(text_of(&got), "elsewhere", "monitor blocks nothing: {got}");
+    assert_eq!(got["result"]["_meta"]["mcp-warden/decision"], "monitor");
+    assert_eq!(
+        got["result"]["_meta"]["mcp-warden/rule"],
+        "reads-stay-in-workspace"
+    );
+    serve.close();
+    let out = env.run(&["audit", "--decision", "monitor", "--json"]);
+    let audit = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        audit.contains("reads-stay-in-workspace") && audit.contains("fs__read_text_file"),
+        "{audit}"
+    );
+}
+
+#[test]
+fn ask_asks_the_user_and_a_decline_is_a_deny() {
+    let Some(prefix) = test_prefix() else { return };
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}\n[[policy.rules]]\nid = \"confirm-echo\"\ntools = [\"a__echo\"]\naction = \"ask\"\n",
+        support::test_server_table("a", &[])
+    ));
+    let script = json!([{"op": "request", "label": "call", "method": "tools/call",
+                         "params": {"name": "a__echo", "arguments": {"message": "hi"}}}]);
+    let out = support::prefix::run_client_with(&env, &prefix, &script, &[]);
+    let asked = out["server_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["method"] == "elicitation/create")
+        .unwrap_or_else(|| panic!("no elicitation: {out}"));
+    assert!(
+        asked["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("confirm-echo"),
+        "{asked}"
+    );
+    let result = &support::prefix::step(&out, "call")["result"];
+    assert_eq!(result["content"][0]["text"], "hi", "allowed once: {result}");
+
+    let out = support::prefix::run_client_with(&env, &prefix, &script, &["--elicit", "decline"]);
+    let result = &support::prefix::step(&out, "call")["result"];
+    assert_eq!(
+        result["_meta"]["mcp-warden/rule"], "confirm-echo",
+        "{result}"
+    );
+    assert!(
+        result["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("declined by the user"),
+        "{result}"
+    );
+
+    // Without elicitation in the client, `ask` is a deny.
+    let mut serve = env.serve();
+    serve.initialize();
+    let denied = serve.call_tool(2, "a__echo", json!({"message": "hi"}));
+    assert_denied(&denied, "confirm-echo");
+}
