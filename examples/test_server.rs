@@ -189,7 +189,7 @@ fn main() {
                     let (method, params) = match tool {
                         "elicit" => (
                             "elicitation/create",
-                            json!({"message": "Your name?", "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}}),
+                            json!({"message": params["arguments"]["message"].as_str().unwrap_or("Your name?"), "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}}),
                         ),
                         "sample" => (
                             "sampling/createMessage",

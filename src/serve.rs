@@ -72,6 +72,7 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
     };
     let effective_pinning = effective.pinning;
     let output = OutputSettings::of(&effective.policy.settings);
+    let effective_limits = effective.policy.settings.limits;
     let mut config = SessionConfig {
         effective,
         spawner: Spawner {
@@ -80,7 +81,7 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
         },
         reload,
         notices,
-        max_line: DEFAULT_MAX_LINE,
+        max_line: max_line(&effective_limits),
         pinning: session::PinningSetup {
             settings: effective_pinning,
             paths: paths.clone(),
@@ -156,6 +157,15 @@ async fn finish_audit(
     if let Ok(Err(e)) = writer.await {
         tracing::error!(error = %e, "the audit writer failed");
     }
+}
+
+/// The longest message accepted from the client: `[limits] max_message_bytes`, never
+/// more than the built-in bound.
+fn max_line(limits: &crate::policy::Limits) -> usize {
+    limits
+        .max_message_bytes
+        .and_then(|m| usize::try_from(m).ok())
+        .map_or(DEFAULT_MAX_LINE, |m| m.min(DEFAULT_MAX_LINE))
 }
 
 /// What a person should know about the configuration before anything starts.

@@ -247,3 +247,68 @@ fn ask_asks_the_user_and_a_decline_is_a_deny() {
     let denied = serve.call_tool(2, "a__echo", json!({"message": "hi"}));
     assert_denied(&denied, "confirm-echo");
 }
+
+#[test]
+fn limits_give_the_blocked_result_and_the_session_goes_on() {
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}\n[limits]\ncalls_per_minute = 3\ntool_calls_per_minute = 2\nmax_result_bytes = 4096\nmax_message_bytes = 2048\n",
+        support::test_server_table("a", &[])
+    ));
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    for id in 2..4 {
+        let ok = serve.call_tool(id, "a__echo", json!({"message": "hi"}));
+        assert_eq!(text_of(&ok), "hi", "{ok}");
+    }
+    assert_denied(
+        &serve.call_tool(4, "a__echo", json!({"message": "hi"})),
+        "limit:tool_calls_per_minute",
+    );
+    // A result over max_result_bytes (1 MiB here) never reaches the client.
+    let big = serve.call_tool(5, "a__big", json!({"mb": 1}));
+    assert_denied(&big, "limit:max_result_bytes");
+    assert_denied(
+        &serve.call_tool(6, "a__pid", json!({})),
+        "limit:calls_per_minute",
+    );
+    // A message over max_message_bytes is refused with an error; the session goes on.
+    let long = "x".repeat(4096);
+    let refused = serve.call_tool(7, "a__echo", json!({"message": long}));
+    assert!(refused.get("error").is_some(), "{refused}");
+    let pong = serve.request(json!(8), "ping", json!({}));
+    assert_eq!(pong["result"], json!({}));
+}
+
+#[test]
+fn an_elicitation_asking_for_a_token_reaches_the_user_flagged() {
+    let Some(prefix) = test_prefix() else { return };
+    let env = Env::new();
+    env.user_config(&support::test_server_table("a", &[]));
+    let script = json!([
+        {"op": "request", "label": "plain", "method": "tools/call",
+         "params": {"name": "a__elicit", "arguments": {}}},
+        {"op": "request", "label": "secret", "method": "tools/call",
+         "params": {"name": "a__elicit", "arguments": {"message": "Paste your GitHub token here"}}},
+    ]);
+    let out = support::prefix::run_client_with(&env, &prefix, &script, &[]);
+    let asked: Vec<&str> = out["server_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "elicitation/create")
+        .map(|r| r["params"]["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(asked.len(), 2, "{out}");
+    assert_eq!(asked[0], "Your name?");
+    assert!(asked[1].starts_with("[mcp-warden flagged:"), "{}", asked[1]);
+    assert!(
+        asked[1].ends_with("Paste your GitHub token here"),
+        "{}",
+        asked[1]
+    );
+    let audit = env.run(&["audit", "--decision", "flag", "--json"]);
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    assert!(audit.contains("elicitation:secret-request"), "{audit}");
+}

@@ -73,6 +73,11 @@ impl OutputFilter {
 
     /// A message on its way to the client.
     fn to_client(&self, ctx: &Context<'_>, msg: &Message) -> Verdict {
+        if msg.method() == Some("elicitation/create")
+            && let Some(verdict) = flag_secret_request(msg)
+        {
+            return verdict;
+        }
         let s = self.settings;
         if s.secrets == SecretsAction::Off
             && s.injection == InjectionAction::Off
@@ -189,6 +194,70 @@ impl Stage for OutputFilter {
             Direction::ToUpstream => self.to_upstream(ctx, msg),
         }
     }
+}
+
+/// Words of a question that asks the user for a credential.
+static SECRET_WORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?i)(?-u:\b)(?:passwords?|passphrases?|passcodes?|pin[ _-]?(?:codes?|numbers?)|api[ _-]?keys?|access[ _-]?keys?|secret[ _-]?keys?|private[ _-]?keys?|ssh[ _-]?keys?|secrets?|tokens?|credentials?|seed[ _-]?phrases?|recovery[ _-]?(?:codes?|phrases?)|one[ -]time[ _-]?(?:codes?|passwords?)|otp|2fa[ _-]?codes?)(?-u:\b)",
+    )
+    .expect("static regex")
+});
+
+/// An `elicitation/create` that asks the user for a password, token or key (in its
+/// message, or in a field's name, title or description, or a `password` format) is
+/// passed on flagged: the message starts with a warning and `_meta` says `flag`.
+fn flag_secret_request(msg: &Message) -> Option<Verdict> {
+    let text = msg.params()?;
+    let span = msg.params_span()?;
+    let mut params: Value = serde_json::from_str(text).ok()?;
+    let mut asked = Vec::new();
+    if let Some(m) = params["message"]
+        .as_str()
+        .and_then(|m| SECRET_WORDS.find(m))
+    {
+        asked.push(m.as_str().to_ascii_lowercase());
+    }
+    if let Some(props) = params["requestedSchema"]["properties"].as_object() {
+        for (name, schema) in props {
+            let described = [
+                Some(name.as_str()),
+                schema["title"].as_str(),
+                schema["description"].as_str(),
+            ];
+            for found in described
+                .into_iter()
+                .flatten()
+                .filter_map(|t| SECRET_WORDS.find(t))
+            {
+                asked.push(found.as_str().to_ascii_lowercase());
+            }
+            if schema["format"] == "password" {
+                asked.push("a password field".into());
+            }
+        }
+    }
+    if asked.is_empty() {
+        return None;
+    }
+    asked.dedup();
+    let warning = format!(
+        "[mcp-warden flagged: this server asks you for a secret ({}). mcp-warden cannot tell whether it needs it; do not type a password, token or key you would not give this server.]\n\n",
+        asked.join(", ")
+    );
+    let message = params["message"].as_str().unwrap_or_default().to_owned();
+    params["message"] = Value::String(format!("{warning}{message}"));
+    if let Some(meta) = meta_of(&mut params) {
+        meta.insert("mcp-warden/decision".into(), json!("flag"));
+        meta.insert(
+            "mcp-warden/rule".into(),
+            json!("elicitation:secret-request"),
+        );
+    }
+    let replacement = params.to_string();
+    Some(Verdict::Rewrite(
+        msg.rewrite(None, &[(span, replacement.as_str())]),
+    ))
 }
 
 /// Whether a message's JSON text needs each of its strings checked.
@@ -374,6 +443,51 @@ mod tests {
         let v = OutputFilter::new(OutputSettings::default())
             .inspect(&ctx(Direction::ToClient, None), &message(&text));
         assert!(rewritten(v).to_string().contains("[REDACTED:"));
+    }
+
+    #[test]
+    fn an_elicitation_that_asks_for_a_secret_is_flagged() {
+        let ask = |params: &str| {
+            let text = format!(
+                r#"{{"jsonrpc":"2.0","id":"s1","method":"elicitation/create","params":{params}}}"#
+            );
+            OutputFilter::new(OutputSettings::default())
+                .inspect(&ctx(Direction::ToClient, None), &message(&text))
+        };
+        let out = rewritten(ask(
+            r#"{"message":"Please enter your GitHub token","requestedSchema":{"type":"object","properties":{"t":{"type":"string"}}}}"#,
+        ));
+        let m = out["params"]["message"].as_str().expect("message");
+        assert!(
+            m.starts_with("[mcp-warden flagged:") && m.ends_with("Please enter your GitHub token"),
+            "{m}"
+        );
+        assert_eq!(out["params"]["_meta"]["mcp-warden/decision"], "flag");
+        assert_eq!(out["id"], "s1");
+        let out = rewritten(ask(
+            r#"{"message":"Log in","requestedSchema":{"type":"object","properties":{"pw":{"type":"string","format":"password"}}}}"#,
+        ));
+        assert!(
+            out["params"]["message"]
+                .as_str()
+                .expect("m")
+                .contains("a password field")
+        );
+        assert!(matches!(
+            ask(
+                r#"{"message":"Your name?","requestedSchema":{"type":"object","properties":{"name":{"type":"string"}}}}"#
+            ),
+            Verdict::Allow
+        ));
+        assert!(
+            matches!(
+                ask(
+                    r#"{"message":"How many tokens of context should the summary use? Pick a tokenizer."}"#
+                ),
+                Verdict::Rewrite(_)
+            ),
+            "the word alone is enough: better a note too many here"
+        );
     }
 
     #[test]

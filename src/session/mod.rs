@@ -36,6 +36,7 @@ mod audit;
 mod catalog;
 mod client;
 mod cursor;
+mod limits;
 mod pins;
 mod policy;
 mod upstreams;
@@ -360,6 +361,8 @@ struct Session {
     flows: crate::policy::FlowState,
     /// Requests the user allowed once after an `ask`: decided already.
     approved_once: std::collections::HashSet<Id>,
+    /// Tool calls of the last minute, for `[limits]`.
+    rate: limits::CallRate,
 }
 
 /// Runs one session over the client's `input` and `output` until the client leaves
@@ -420,6 +423,7 @@ where
         policy,
         flows: crate::policy::FlowState::default(),
         approved_once: std::collections::HashSet::new(),
+        rate: limits::CallRate::default(),
     };
     let servers = session.config.effective.servers.clone();
     session.start_servers(servers);

@@ -99,7 +99,24 @@ impl Session {
         }
         .with_annotations(annotations.as_ref())
         .with_cwd(cwd.as_deref());
-        match policy.evaluate(&call, &self.flows) {
+        let decision = policy.evaluate(&call, &self.flows);
+        if kind == Kind::Tool
+            && decision.passes()
+            && let Err((rule, reason)) =
+                self.rate
+                    .admit(&policy.settings.limits, name, std::time::Instant::now())
+        {
+            let blocked = Blocked {
+                rule: rule.to_owned(),
+                layer: None,
+                action: crate::policy::Action::Deny,
+                reason,
+                calls: Vec::new(),
+            };
+            self.policy_block(msg, origin, kind, name, slot, &blocked, None);
+            return Outcome::Answered;
+        }
+        match decision {
             Decision::Allow => Outcome::Go(None),
             Decision::Monitor(b) => {
                 tracing::info!(item = name, rule = %b.rule, "monitor: would have been stopped");

@@ -300,83 +300,98 @@ impl Session {
             Pending::Cancelled { timer } => {
                 self.timers.remove(&timer);
             }
-            Pending::Client(call) => {
-                let super::ClientCall {
-                    origin,
-                    method,
-                    tool,
-                    timer,
-                    paged,
-                    started,
-                    arguments,
-                    monitor,
-                    ..
-                } = *call;
-                self.timers.remove(&timer);
-                self.inflight.remove(&origin.id);
-                if paged {
-                    return self.on_resources_page(index, msg, &origin);
+            Pending::Client(call) => self.on_client_answer(index, msg, *call),
+        }
+    }
+
+    /// The answer to a client request we forwarded: through the chain (and monitor,
+    /// limits, audit) to the client.
+    fn on_client_answer(&mut self, index: usize, msg: &Message, call: super::ClientCall) {
+        let super::ClientCall {
+            origin,
+            method,
+            tool,
+            timer,
+            paged,
+            started,
+            arguments,
+            monitor,
+            ..
+        } = call;
+        self.timers.remove(&timer);
+        self.inflight.remove(&origin.id);
+        if paged {
+            return self.on_resources_page(index, msg, &origin);
+        }
+        let server = self.slots[index].config.name.clone();
+        let ctx = Context {
+            direction: Direction::ToClient,
+            server: Some(&server),
+            tool: tool.as_deref(),
+            request_method: Some(&method),
+        };
+        self.record_flow(&method, tool.as_deref());
+        let subject = AuditSubject {
+            server: Some(server.as_str()),
+            tool: tool.as_deref(),
+            method: &method,
+            arguments: arguments.as_deref(),
+        };
+        let verdict = match (self.chain.inspect(&ctx, msg), &monitor) {
+            // Monitor mode: the answer says what would have happened.
+            (Verdict::Allow, Some(rule)) => super::policy::mark_monitor(&msg.to_line(), rule)
+                .map_or(Verdict::Allow, Verdict::Rewrite),
+            (Verdict::Rewrite(line), Some(rule)) => {
+                Verdict::Rewrite(super::policy::mark_monitor(&line, rule).unwrap_or(line))
+            }
+            (verdict, _) => verdict,
+        };
+        // `[limits] max_result_bytes`: an answer too big never reaches the client.
+        let size = match &verdict {
+            Verdict::Rewrite(line) => line.len(),
+            _ => msg.raw().len(),
+        };
+        let limits = self.policy().settings.limits;
+        let verdict = match super::limits::result_too_big(&limits, size) {
+            Some((rule, reason)) => Verdict::Block(Block {
+                rule: rule.to_owned(),
+                reason,
+            }),
+            None => verdict,
+        };
+        let decided = |d: (Decision, Option<String>)| match &monitor {
+            Some(rule) => (Decision::Monitor, Some(rule.clone())),
+            None => d,
+        };
+        match verdict {
+            Verdict::Allow => {
+                let decision = decided((Decision::Allow, None));
+                self.audit_answer(&subject, decision, started, msg.raw().len());
+                self.reply(&origin, msg.rewrite(Some(origin.id.as_str()), &[]));
+            }
+            Verdict::Rewrite(line) => match reparse(&line) {
+                Some(m) => {
+                    let decision = decided(super::audit::decision_of_rewrite(&line));
+                    self.audit_answer(&subject, decision, started, line.len());
+                    self.reply(&origin, m.rewrite(Some(origin.id.as_str()), &[]));
                 }
-                let server = self.slots[index].config.name.clone();
-                let ctx = Context {
-                    direction: Direction::ToClient,
-                    server: Some(&server),
-                    tool: tool.as_deref(),
-                    request_method: Some(&method),
-                };
-                self.record_flow(&method, tool.as_deref());
-                let subject = AuditSubject {
-                    server: Some(server.as_str()),
-                    tool: tool.as_deref(),
-                    method: &method,
-                    arguments: arguments.as_deref(),
-                };
-                let verdict = match (self.chain.inspect(&ctx, msg), &monitor) {
-                    // Monitor mode: the answer says what would have happened.
-                    (Verdict::Allow, Some(rule)) => {
-                        super::policy::mark_monitor(&msg.to_line(), rule)
-                            .map_or(Verdict::Allow, Verdict::Rewrite)
-                    }
-                    (Verdict::Rewrite(line), Some(rule)) => {
-                        Verdict::Rewrite(super::policy::mark_monitor(&line, rule).unwrap_or(line))
-                    }
-                    (verdict, _) => verdict,
-                };
-                let decided = |d: (Decision, Option<String>)| match &monitor {
-                    Some(rule) => (Decision::Monitor, Some(rule.clone())),
-                    None => d,
-                };
-                match verdict {
-                    Verdict::Allow => {
-                        let decision = decided((Decision::Allow, None));
-                        self.audit_answer(&subject, decision, started, msg.raw().len());
-                        self.reply(&origin, msg.rewrite(Some(origin.id.as_str()), &[]));
-                    }
-                    Verdict::Rewrite(line) => match reparse(&line) {
-                        Some(m) => {
-                            let decision = decided(super::audit::decision_of_rewrite(&line));
-                            self.audit_answer(&subject, decision, started, line.len());
-                            self.reply(&origin, m.rewrite(Some(origin.id.as_str()), &[]));
-                        }
-                        None => self.reply_error(
-                            &origin,
-                            ErrorCode::Internal,
-                            "a filter produced an invalid message",
-                        ),
-                    },
-                    Verdict::Block(block) => {
-                        self.audit_decision(
-                            AuditDirection::ToClient,
-                            Decision::Deny,
-                            &subject,
-                            Some(&block),
-                        );
-                        if &*method == "tools/call" {
-                            self.reply_blocked_tool(&origin, "deny", &block);
-                        } else {
-                            self.reply_blocked(&origin, "deny", &block);
-                        }
-                    }
+                None => self.reply_error(
+                    &origin,
+                    ErrorCode::Internal,
+                    "a filter produced an invalid message",
+                ),
+            },
+            Verdict::Block(block) => {
+                self.audit_decision(
+                    AuditDirection::ToClient,
+                    Decision::Deny,
+                    &subject,
+                    Some(&block),
+                );
+                if &*method == "tools/call" {
+                    self.reply_blocked_tool(&origin, "deny", &block);
+                } else {
+                    self.reply_blocked(&origin, "deny", &block);
                 }
             }
         }
@@ -730,13 +745,16 @@ impl Session {
         };
         self.next_reverse += 1;
         let ours = self.next_reverse.to_string();
-        let line = match self.chain.inspect(&ctx, msg) {
+        let (line, (decision, rule)) = match self.chain.inspect(&ctx, msg) {
             Verdict::Block(block) => {
                 let method = msg.method().unwrap_or_default();
                 return self.refuse_upstream_request(index, &id, method, &block.rule, block.reason);
             }
-            Verdict::Rewrite(line) => reparse(&line).map(|m| m.rewrite(Some(&ours), &[])),
-            Verdict::Allow => Some(msg.rewrite(Some(&ours), &[])),
+            Verdict::Rewrite(line) => (
+                reparse(&line).map(|m| m.rewrite(Some(&ours), &[])),
+                super::audit::decision_of_rewrite(&line),
+            ),
+            Verdict::Allow => (Some(msg.rewrite(Some(&ours), &[])), (Decision::Allow, None)),
         };
         if let Some(line) = line {
             let subject = AuditSubject {
@@ -744,7 +762,11 @@ impl Session {
                 method: msg.method().unwrap_or_default(),
                 ..AuditSubject::default()
             };
-            self.audit_decision(AuditDirection::ToClient, Decision::Allow, &subject, None);
+            let block = rule.map(|rule| Block {
+                rule,
+                reason: String::new(),
+            });
+            self.audit_decision(AuditDirection::ToClient, decision, &subject, block.as_ref());
             self.reverse.insert(
                 self.next_reverse,
                 Reverse::Forwarded {
