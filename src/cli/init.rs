@@ -59,9 +59,37 @@ pub const STARTER: &str = r#"# mcp-warden.toml: the MCP servers of this workspac
 # ask = false       # true: where the client supports it, calling a held tool asks
 #                   #   you to review the change and pin it from the client
 
+# The policy. Every layer (yours, this file's, your organisation's) decides on its
+# own, first matching rule wins within a layer, and a call passes only if every layer
+# allows it: this file can tighten your policy, never loosen it.
+# [policy]
+# default = "allow"                 # for calls no rule of this file matches
+# mode = "enforce"                  # "monitor": decide and audit, block nothing
+#
+# [[policy.rules]]
+# id = "writes-stay-in-workspace"
+# tools = ["fs__write_file", "fs__edit_file"]
+# when = { arg = "path", not_under = ["${workspace}"] }
+# action = "deny"                   # "allow" | "deny" | "ask"
+# message = "writes outside the workspace are not allowed"
+#
+# [labels]                          # for sequence rules
+# private = ["fs__read_*"]
+# untrusted = ["fetch__*"]
+# egress = ["fetch__*"]
+#
+# [flows]
+# trifecta = "deny"                 # private + untrusted seen: egress is denied
+#
+# [output]
+# secrets = "redact"                # "redact" | "block" | "off"
+# injection = "flag"                # "flag" | "block" | "off"
+#
+# [limits]
+# calls_per_minute = 120
+
 # Planned, not supported yet (`mcp-warden check` rejects these keys until they are):
-# [policy] with [[policy.rules]], [labels], [flows], [output], [limits], [audit],
-# and [servers.NAME.sandbox] settings other than their defaults.
+# [audit], and [servers.NAME.sandbox] settings other than their defaults.
 "#;
 
 /// Runs `init`.
