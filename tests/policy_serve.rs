@@ -312,3 +312,71 @@ fn an_elicitation_asking_for_a_token_reaches_the_user_flagged() {
     let audit = String::from_utf8_lossy(&audit.stdout);
     assert!(audit.contains("elicitation:secret-request"), "{audit}");
 }
+
+/// Calls `a__echo` until `done` holds for the answer, for at most 10 s.
+fn call_until(serve: &mut Serve, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut id = 100;
+    loop {
+        id += 1;
+        let answer = serve.call_tool(id, "a__echo", json!({"message": "hi"}));
+        if done(&answer) {
+            return answer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened: {answer}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_valid_edit_takes_effect_at_once_and_an_invalid_one_is_refused() {
+    let env = Env::new();
+    let server = support::test_server_table("a", &[]);
+    env.user_config(&server);
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    assert_eq!(
+        text_of(&serve.call_tool(2, "a__echo", json!({"message": "hi"}))),
+        "hi"
+    );
+
+    // A rule added while serving applies to the next call.
+    let deny = "\n[[policy.rules]]\nid = \"no-echo\"\ntools = [\"a__echo\"]\nwhen = { arg = \"message\", equals = \"hi\" }\naction = \"deny\"\n";
+    env.user_config(&format!("{server}{deny}"));
+    let denied = call_until(&mut serve, "the new rule", |a| {
+        a["result"]["_meta"]["mcp-warden/rule"] == "no-echo"
+    });
+    assert_denied(&denied, "no-echo");
+
+    // A broken edit is refused with its position; the previous policy stays.
+    env.user_config(&format!("{server}{deny}\n[policy]\ndefualt = \"allow\"\n"));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_denied(
+        &serve.call_tool(3, "a__echo", json!({"message": "hi"})),
+        "no-echo",
+    );
+    assert!(
+        serve.stderr().contains("the previous one stays")
+            && serve.stderr().contains("config.toml:"),
+        "{}",
+        serve.stderr()
+    );
+
+    // A server added while serving joins, and the client hears of it.
+    env.user_config(&format!("{server}{}", support::test_server_table("b", &[])));
+    serve.relist_until(
+        std::time::Duration::from_secs(15),
+        "server b joining",
+        |l| {
+            l["result"]["tools"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["name"] == "b__echo"))
+        },
+    );
+    let echoed = call_until(&mut serve, "the rule gone", |a| text_of(a) == "hi");
+    assert_eq!(text_of(&echoed), "hi");
+}

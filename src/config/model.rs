@@ -75,7 +75,7 @@ impl Namespace {
 }
 
 /// One upstream server, variables expanded, ready to spawn.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     pub name: ServerName,
     /// The layer the server was taken from.

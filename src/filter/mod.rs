@@ -64,6 +64,9 @@ pub trait Stage: Send {
 
     /// Decides on one message.
     fn inspect(&mut self, ctx: &Context<'_>, msg: &Message) -> Verdict;
+
+    /// Takes new settings after the configuration changed (most stages have none).
+    fn reconfigure(&mut self, _settings: &crate::policy::Settings) {}
 }
 
 /// The stages in order. The first block wins; a rewrite is what later stages see.
@@ -92,6 +95,13 @@ impl Chain {
     pub fn with(mut self, stage: Box<dyn Stage>) -> Self {
         self.stages.push(stage);
         self
+    }
+
+    /// Hands every stage the settings of a changed configuration.
+    pub fn reconfigure(&mut self, settings: &crate::policy::Settings) {
+        for stage in &mut self.stages {
+            stage.reconfigure(settings);
+        }
     }
 
     /// Runs every stage over `msg`.

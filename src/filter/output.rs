@@ -188,6 +188,10 @@ impl Stage for OutputFilter {
         "output"
     }
 
+    fn reconfigure(&mut self, settings: &crate::policy::Settings) {
+        self.settings = OutputSettings::of(settings);
+    }
+
     fn inspect(&mut self, ctx: &Context<'_>, msg: &Message) -> Verdict {
         match ctx.direction {
             Direction::ToClient => self.to_client(ctx, msg),

@@ -339,6 +339,7 @@ impl Session {
             let _ = audit.set_workspace(new_root.as_deref());
         }
         self.workspace_root = new_root;
+        self.watch_config();
         for skipped in &effective.skipped {
             let text = format!(
                 "server `{}` not started: {}",

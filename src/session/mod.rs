@@ -39,6 +39,7 @@ mod cursor;
 mod limits;
 mod pins;
 mod policy;
+mod reload;
 mod upstreams;
 pub mod wire;
 
@@ -363,6 +364,9 @@ struct Session {
     approved_once: std::collections::HashSet<Id>,
     /// Tool calls of the last minute, for `[limits]`.
     rate: limits::CallRate,
+    /// Where the configuration watcher sends fresh loads.
+    config_tx: mpsc::Sender<reload::ConfigUpdate>,
+    config_watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Runs one session over the client's `input` and `output` until the client leaves
@@ -390,6 +394,7 @@ where
     let audit = config.audit.take();
     let policy = std::sync::Arc::new(config.effective.policy.clone());
     let (pin_tx, mut pin_rx) = mpsc::channel(4);
+    let (config_tx, mut config_rx) = mpsc::channel(2);
     let mut pins = pins::Pins::new(config.pinning.clone(), &config.effective);
     pins.watch(pin_tx.clone());
     let mut session = Session {
@@ -424,7 +429,10 @@ where
         flows: crate::policy::FlowState::default(),
         approved_once: std::collections::HashSet::new(),
         rate: limits::CallRate::default(),
+        config_tx,
+        config_watcher: None,
     };
+    session.watch_config();
     let servers = session.config.effective.servers.clone();
     session.start_servers(servers);
 
@@ -468,6 +476,8 @@ where
             Some(expired) = session.timers.next() => session.on_timer(expired.get_ref()),
             // A lock file changed (a `pin` in another terminal, an edit, trust).
             Some(update) = pin_rx.recv() => session.on_lock_update(update),
+            // A configuration file changed.
+            Some(update) = config_rx.recv() => session.on_config_update(update),
             // Look again soon whether the audit writer caught up.
             () = tokio::time::sleep(AUDIT_RECHECK), if audit_behind => {}
         }

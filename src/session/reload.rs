@@ -1,0 +1,138 @@
+//! Live reload of the configuration (SPEC "Merging": `serve` watches these files). A
+//! task polls the files a session's configuration comes from (the managed policy, the
+//! user config, the workspace's `mcp-warden.toml`, and the trust store, since trust
+//! decides which servers start); when one changes it loads the configuration again
+//! off the session's thread and hands the result over. A valid change takes effect at
+//! once: the policy, the output filters and pinning settings are replaced, and when
+//! the servers changed they are restarted (the client hears `list_changed`). An
+//! invalid one is refused with its error, on stderr, in the log and to the client, and
+//! the previous configuration stays.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::Session;
+use crate::config::{self, Effective, WorkspaceChoice};
+use crate::paths::Paths;
+
+/// How often the files are looked at.
+const POLL: Duration = Duration::from_millis(500);
+
+/// A fresh load of the configuration, or why it failed.
+pub(super) type ConfigUpdate = Result<Effective, String>;
+
+type Stamp = Option<(u64, SystemTime, u64)>;
+
+async fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = tokio::fs::metadata(path).await.ok()?;
+    Some((m.len(), m.modified().ok()?, m.ino()))
+}
+
+/// Watches the configuration of the workspace at `root` (`None`: no workspace).
+pub(super) fn watch(
+    paths: Paths,
+    root: Option<PathBuf>,
+    tx: mpsc::Sender<ConfigUpdate>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut files = vec![
+            paths.managed_policy(),
+            paths.user_config(),
+            paths.trust_file(),
+        ];
+        if let Some(root) = &root {
+            files.push(crate::paths::workspace_file(root));
+        }
+        let choice = match (&root, std::env::current_dir()) {
+            (Some(root), _) => WorkspaceChoice::Flag(root.clone()),
+            (None, Ok(cwd)) => WorkspaceChoice::Cwd(cwd),
+            (None, Err(_)) => return,
+        };
+        let mut last: Option<Vec<Stamp>> = None;
+        loop {
+            let mut now = Vec::with_capacity(files.len());
+            for f in &files {
+                now.push(stamp(f).await);
+            }
+            if last.as_ref().is_some_and(|l| *l != now) {
+                let (p, c) = (paths.clone(), choice.clone());
+                let loaded = tokio::task::spawn_blocking(move || config::load(&p, &c))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                if tx.send(loaded).await.is_err() {
+                    return;
+                }
+            }
+            last = Some(now);
+            tokio::time::sleep(POLL).await;
+        }
+    })
+}
+
+impl Session {
+    /// (Re)starts watching the configuration of the current workspace.
+    pub(super) fn watch_config(&mut self) {
+        if let Some(w) = self.config_watcher.take() {
+            w.abort();
+        }
+        let paths = self.config.pinning.paths.clone();
+        self.config_watcher = Some(watch(
+            paths,
+            self.workspace_root.clone(),
+            self.config_tx.clone(),
+        ));
+    }
+
+    /// A configuration file changed.
+    pub(super) fn on_config_update(&mut self, update: ConfigUpdate) {
+        let effective = match update {
+            Ok(effective) => effective,
+            Err(e) => {
+                let text = format!(
+                    "the changed configuration is invalid; the previous one stays in force:\n{e}"
+                );
+                return self.tell(&text, "error");
+            }
+        };
+        let servers_changed = effective.servers != self.config.effective.servers;
+        let pinning_changed = effective.pinning != self.config.pinning.settings;
+        self.policy = Arc::new(effective.policy.clone());
+        self.chain.reconfigure(&effective.policy.settings);
+        if pinning_changed {
+            self.config.pinning.settings = effective.pinning;
+            self.pins = super::pins::Pins::new(self.config.pinning.clone(), &effective);
+            self.pins.watch(self.pin_tx.clone());
+        }
+        let summary = if servers_changed {
+            "the configuration changed; its servers are restarted"
+        } else {
+            "the configuration changed; the new policy is in force"
+        };
+        self.config.effective = effective;
+        if servers_changed {
+            self.stop_all_servers("the configuration changed");
+            let servers = self.config.effective.servers.clone();
+            self.start_servers(servers);
+            self.announce = [true; 3];
+        }
+        self.tell(summary, "info");
+        self.after_state_change();
+    }
+
+    /// Says something to the person: stderr, the log, and the client.
+    fn tell(&mut self, text: &str, level: &str) {
+        tracing::warn!("{text}");
+        crate::output::diag(&format!("mcp-warden: {text}"));
+        if self.client.initialized {
+            self.out.push_back(super::wire::log_message(level, text));
+        } else {
+            self.notices.push(text.to_owned());
+        }
+    }
+}
