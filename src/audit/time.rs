@@ -286,8 +286,11 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// The date of a day number (Hinnant, `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+/// The date (year, month, day) of a day number counted from 1970-01-01 (Hinnant,
+/// `civil_from_days`). The one calendar routine of the crate: the trust store and
+/// `install`'s backup names use it too.
+#[must_use]
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -842,26 +842,17 @@ fn compact_timestamp(secs: u64) -> String {
     )
 }
 
-/// Unix seconds as a UTC date and time (Howard Hinnant's days-to-civil algorithm, as in
-/// `trust.rs`; a date crate for two timestamps would be more than this).
+/// Unix seconds as a UTC date and time.
 fn civil(secs: u64) -> ((u64, u64, u64), (u64, u64, u64)) {
-    let days = secs / 86_400;
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX);
     let rem = secs % 86_400;
-    let shifted = days + 719_468;
-    let era = shifted / 146_097;
-    let day_of_era = shifted - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    ((year, month, day), (rem / 3600, rem % 3600 / 60, rem % 60))
+    let (y, m, d) = crate::audit::time::civil_from_days(days);
+    let date = (
+        u64::try_from(y).unwrap_or_default(),
+        u64::try_from(m).unwrap_or_default(),
+        u64::try_from(d).unwrap_or_default(),
+    );
+    (date, (rem / 3600, rem % 3600 / 60, rem % 60))
 }
 
 #[cfg(test)]

@@ -23,6 +23,23 @@ pub(super) struct Subject<'a> {
     pub arguments: Option<&'a [u8]>,
 }
 
+impl Subject<'_> {
+    /// An event about this subject.
+    fn event(&self, direction: Direction, decision: Decision) -> Event {
+        let mut event = Event::new(direction, decision).method(self.method);
+        if let Some(server) = self.server {
+            event = event.server(server);
+        }
+        if let Some(tool) = self.tool {
+            event = event.tool(tool);
+        }
+        if let Some(args) = self.arguments {
+            event = event.arguments(String::from_utf8_lossy(args));
+        }
+        event
+    }
+}
+
 /// Whether a method's decisions are recorded: the ones the SPEC names.
 pub(super) fn is_audited(method: &str) -> bool {
     matches!(
@@ -82,16 +99,7 @@ impl Session {
         if self.audit.is_none() || !is_audited(subject.method) {
             return;
         }
-        let mut event = Event::new(direction, decision).method(subject.method);
-        if let Some(server) = subject.server {
-            event = event.server(server);
-        }
-        if let Some(tool) = subject.tool {
-            event = event.tool(tool);
-        }
-        if let Some(args) = subject.arguments {
-            event = event.arguments(String::from_utf8_lossy(args));
-        }
+        let mut event = subject.event(direction, decision);
         if let Some(block) = block {
             event = event
                 .rule(block.rule.as_str())
@@ -112,19 +120,10 @@ impl Session {
             return;
         }
         let (decision, rule) = decision;
-        let mut event = Event::new(Direction::ToClient, decision)
-            .method(subject.method)
+        let mut event = subject
+            .event(Direction::ToClient, decision)
             .ms(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))
             .bytes(bytes as u64);
-        if let Some(server) = subject.server {
-            event = event.server(server);
-        }
-        if let Some(tool) = subject.tool {
-            event = event.tool(tool);
-        }
-        if let Some(args) = subject.arguments {
-            event = event.arguments(String::from_utf8_lossy(args));
-        }
         if let Some(rule) = rule {
             event = event.rule(rule);
         }
