@@ -23,6 +23,7 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod downstream;
 pub mod durable;
 pub mod filter;

@@ -3,6 +3,7 @@
 
 mod audit;
 mod check;
+mod demo;
 mod explain;
 mod init;
 mod install;
@@ -81,6 +82,11 @@ pub enum Command {
     /// Internal: the launcher each upstream server runs under (see `launcher.rs`).
     #[command(name = "__launch", hide = true)]
     Launch(LaunchArgs),
+    /// A narrated tour of what mcp-warden does, over built-in demo servers.
+    Demo(demo::DemoArgs),
+    /// Internal: one of the demo's built-in MCP servers.
+    #[command(name = "__demo-server", hide = true)]
+    DemoServer(demo::DemoServerArgs),
 }
 
 /// Arguments of the hidden launcher.
@@ -113,10 +119,18 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
     if let Command::Launch(args) = &cli.command {
         return crate::launcher::run(args.parent, &args.command);
     }
+    // Neither needs the user's paths: the demo runs in a home of its own.
+    match &cli.command {
+        Command::Demo(args) => return demo::run(args),
+        Command::DemoServer(args) => return demo::run_server(args),
+        _ => {}
+    }
     let paths = crate::paths::Paths::from_env();
     let workspace = cli.workspace.clone();
     let result = match cli.command {
-        Command::Launch(_) => return ExitStatus::Usage,
+        Command::Launch(_) | Command::Demo(_) | Command::DemoServer(_) => {
+            return ExitStatus::Usage;
+        }
         Command::Serve(args) => serve::run(&paths, workspace, &args),
         Command::Init(args) => init::run(&paths, workspace, &args),
         Command::Check(args) => check::run(&paths, workspace, &args),
