@@ -35,3 +35,11 @@ pub fn prompt(text: &str) {
     eprint!("{text}");
     let _ = std::io::stderr().flush();
 }
+
+/// Asks `question` on the terminal and reads the answer: `y` or `yes` is a yes.
+pub fn confirm(question: &str) -> std::io::Result<bool> {
+    prompt(&format!("{question} [y/N] "));
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}

@@ -126,26 +126,9 @@ pub fn run_install(
         ));
         return Ok(ExitStatus::Success);
     }
-    if args.dry_run {
-        output::line("");
-        output::line(&plan.diffs());
-        output::line("\ndry run: nothing was written");
-        return Ok(ExitStatus::Success);
-    }
-    if !args.yes {
-        if !output::stdin_is_terminal() {
-            output::diag(
-                "error: refusing to install without confirmation: no terminal; pass `--yes` \
-                 (or `--dry-run` to see the change)",
-            );
-            return Ok(ExitStatus::Usage);
-        }
-        output::line("");
-        output::line(&plan.diffs());
-        if !confirm(&format!("install mcp-warden into {}?", plan.target.client))? {
-            output::diag("nothing was written");
-            return Ok(ExitStatus::Usage);
-        }
+    let question = format!("install mcp-warden into {}?", plan.target.client);
+    if let Some(status) = go_ahead("install", args.dry_run, args.yes, &plan.diffs(), &question)? {
+        return Ok(status);
     }
     let installed = match install::apply_install(paths, &plan) {
         Ok(i) => i,
@@ -183,29 +166,15 @@ pub fn run_uninstall(
         Err(e) => return Ok(report_install_error(&e)),
     };
     show_uninstall(&plan);
-    if args.dry_run {
-        output::line("");
-        output::line(&plan.diffs());
-        output::line("\ndry run: nothing was written");
-        return Ok(ExitStatus::Success);
-    }
-    if !args.yes {
-        if !output::stdin_is_terminal() {
-            output::diag(
-                "error: refusing to uninstall without confirmation: no terminal; pass `--yes` \
-                 (or `--dry-run` to see the change)",
-            );
-            return Ok(ExitStatus::Usage);
-        }
-        output::line("");
-        output::line(&plan.diffs());
-        if !confirm(&format!(
-            "uninstall mcp-warden from {}?",
-            plan.target.client
-        ))? {
-            output::diag("nothing was written");
-            return Ok(ExitStatus::Usage);
-        }
+    let question = format!("uninstall mcp-warden from {}?", plan.target.client);
+    if let Some(status) = go_ahead(
+        "uninstall",
+        args.dry_run,
+        args.yes,
+        &plan.diffs(),
+        &question,
+    )? {
+        return Ok(status);
     }
     if let Err(e) = install::apply_uninstall(paths, &plan) {
         return Ok(report_install_error(&e));
@@ -310,12 +279,39 @@ fn show_uninstall(plan: &UninstallPlan) {
     }
 }
 
-/// Asks on the terminal.
-fn confirm(question: &str) -> anyhow::Result<bool> {
-    output::prompt(&format!("{question} [y/N] "));
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+/// `--dry-run` and the confirmation shared by `install` and `uninstall`: `Some(exit
+/// status)` when nothing is to be written (a dry run, no terminal and no `--yes`, or
+/// a "no"), `None` to go ahead.
+fn go_ahead(
+    verb: &str,
+    dry_run: bool,
+    yes: bool,
+    diffs: &str,
+    question: &str,
+) -> anyhow::Result<Option<ExitStatus>> {
+    if dry_run {
+        output::line("");
+        output::line(diffs);
+        output::line("\ndry run: nothing was written");
+        return Ok(Some(ExitStatus::Success));
+    }
+    if yes {
+        return Ok(None);
+    }
+    if !output::stdin_is_terminal() {
+        output::diag(&format!(
+            "error: refusing to {verb} without confirmation: no terminal; pass `--yes` \
+             (or `--dry-run` to see the change)"
+        ));
+        return Ok(Some(ExitStatus::Usage));
+    }
+    output::line("");
+    output::line(diffs);
+    if output::confirm(question)? {
+        return Ok(None);
+    }
+    output::diag("nothing was written");
+    Ok(Some(ExitStatus::Usage))
 }
 
 /// Reports an error from finding the file (an [`InstallError`] or the current directory).

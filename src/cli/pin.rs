@@ -423,10 +423,7 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
         output::diag("error: refusing to pin without confirmation: no terminal; pass `--yes`");
         return Ok(false);
     }
-    output::prompt(&format!("{question} [y/N] "));
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    let yes = matches!(answer.trim(), "y" | "Y" | "yes");
+    let yes = output::confirm(question)?;
     if !yes {
         output::diag("nothing pinned");
     }
