@@ -19,12 +19,20 @@
 //! launcher becomes a child subreaper instead: orphaned descendants are re-parented to
 //! it, and it kills every one of them when the server exits.
 //!
+//! With a sandbox plan (`--sandbox`, JSON; see `sandbox/`), the launcher first leaves
+//! mcp-warden's session (no controlling terminal for anything below it), makes itself
+//! undumpable (it holds the server's environment), asks for an empty network
+//! namespace along with the PID namespace when the plan has no network, and the
+//! server's child applies the plan's layers just before exec, writing what it applied
+//! as one report line on stderr (`sandbox::report`). `--report-only` stops there
+//! instead of exec'ing: that is how `doctor` learns what a server would really get.
+//!
 //! This code runs before any thread exists (it is dispatched before the runtime starts),
 //! which is what makes `fork` sound here.
 #![allow(unsafe_code)]
 
 use std::ffi::{CString, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, unshare};
@@ -34,6 +42,9 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, execv, fork, getppid};
 
 use crate::ExitStatus;
+use crate::sandbox::Plan;
+use crate::sandbox::apply::{self, Exec, Namespaces};
+use crate::sandbox::report::REFUSED_EXIT;
 
 /// The hidden subcommand that runs the launcher.
 pub const SUBCOMMAND: &str = "__launch";
@@ -41,10 +52,23 @@ pub const SUBCOMMAND: &str = "__launch";
 /// Exit code when the server could not be executed (as shells use).
 const EXEC_FAILED: u8 = 127;
 
-/// Runs `command` (an absolute path, then its arguments) under the launcher. `parent`
-/// is mcp-warden's pid: if it is already gone, nothing is started.
+/// What the launcher was asked to do.
+#[derive(Debug)]
+pub struct Launch<'a> {
+    /// mcp-warden's pid: if it is already gone, nothing is started.
+    pub parent: u32,
+    /// The sandbox plan as JSON; `None` runs the server unsandboxed (library tests).
+    pub sandbox: Option<&'a str>,
+    /// Apply the plan, report, and exit instead of exec'ing (`doctor`).
+    pub report_only: bool,
+    /// The server's absolute path, then its arguments.
+    pub command: &'a [OsString],
+}
+
+/// Runs the server under the launcher.
 #[must_use]
-pub fn run(parent: u32, command: &[OsString]) -> ExitStatus {
+pub fn run(launch: &Launch<'_>) -> ExitStatus {
+    let (parent, command) = (launch.parent, launch.command);
     let Some((program, _)) = command.split_first() else {
         return fail("no command given");
     };
@@ -58,6 +82,15 @@ pub fn run(parent: u32, command: &[OsString]) -> ExitStatus {
     else {
         return fail("an argument contains a NUL byte");
     };
+    let plan = match launch.sandbox.map(serde_json::from_str::<Plan>).transpose() {
+        Ok(plan) => plan,
+        Err(e) => return fail(&format!("unreadable sandbox plan: {e}")),
+    };
+    if plan.is_some() {
+        // Fails only when already a session leader, which is as good.
+        let _ = nix::unistd::setsid();
+        let _ = prctl::set_dumpable(false);
+    }
     if prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
         return fail("cannot set the parent-death signal");
     }
@@ -69,21 +102,85 @@ pub fn run(parent: u32, command: &[OsString]) -> ExitStatus {
     // the server can finish gracefully; the SIGKILL that follows, if the server does
     // not, takes the launcher and with it everything.
     set_sigterm(SigHandler::SigIgn);
-    // As root a PID namespace is ours for the asking; as a user, inside a user
-    // namespace of our own where the kernel allows unprivileged ones.
-    if unshare(CloneFlags::CLONE_NEWPID).is_ok() || enter_user_and_pid_namespace().is_ok() {
-        run_in_namespace(&program, &argv)
+    let want_net = plan
+        .as_ref()
+        .is_some_and(|p| !p.network && p.network_ports.is_empty());
+    let ns = namespaces(want_net);
+    let child = Child {
+        program: &program,
+        argv: &argv,
+        plan: plan.as_ref(),
+        ns,
+        report_only: launch.report_only,
+    };
+    if ns.pid {
+        run_in_namespace(&child)
     } else {
-        run_as_subreaper(&program, &argv)
+        run_as_subreaper(&child)
+    }
+}
+
+/// The server's process, as the launcher's innermost child starts it.
+struct Child<'a> {
+    program: &'a CString,
+    argv: &'a [CString],
+    plan: Option<&'a Plan>,
+    ns: Namespaces,
+    report_only: bool,
+}
+
+/// A PID namespace, and an empty network namespace when `want_net`. As root they are
+/// ours for the asking; as a user, inside a user namespace of our own where the kernel
+/// allows unprivileged ones. A refused network namespace leaves the PID one and the
+/// reason (the server's child then falls back to Landlock and seccomp).
+fn namespaces(want_net: bool) -> Namespaces {
+    let net = if want_net {
+        CloneFlags::CLONE_NEWNET
+    } else {
+        CloneFlags::empty()
+    };
+    let mut net_error = None;
+    for flags in [CloneFlags::CLONE_NEWPID | net, CloneFlags::CLONE_NEWPID] {
+        match unshare(flags) {
+            Ok(()) => {
+                return Namespaces {
+                    pid: true,
+                    net: flags.contains(CloneFlags::CLONE_NEWNET),
+                    net_error,
+                };
+            }
+            Err(e) if flags.contains(CloneFlags::CLONE_NEWNET) => net_error = Some(e),
+            Err(_) => {}
+        }
+    }
+    for flags in [CloneFlags::CLONE_NEWPID | net, CloneFlags::CLONE_NEWPID] {
+        match enter_user_namespace(flags) {
+            Ok(()) => {
+                return Namespaces {
+                    pid: true,
+                    net: flags.contains(CloneFlags::CLONE_NEWNET),
+                    net_error,
+                };
+            }
+            Err(e) if flags.contains(CloneFlags::CLONE_NEWNET) => {
+                net_error = Some(Errno::from_raw(e.raw_os_error().unwrap_or(0)));
+            }
+            Err(_) => {}
+        }
+    }
+    Namespaces {
+        pid: false,
+        net: false,
+        net_error,
     }
 }
 
 /// A new user namespace mapping only our own uid and gid to themselves (so the server
-/// runs as who it would have run as, with no capability after `exec`), and in it a new
-/// PID namespace for the next child.
-fn enter_user_and_pid_namespace() -> std::io::Result<()> {
+/// runs as who it would have run as, with no capability after `exec`), and in it the
+/// namespaces `flags` asks for.
+fn enter_user_namespace(flags: CloneFlags) -> std::io::Result<()> {
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
-    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID)?;
+    unshare(CloneFlags::CLONE_NEWUSER | flags)?;
     // An unprivileged process must give up setgroups before it may map its gid.
     std::fs::write("/proc/self/setgroups", "deny")?;
     std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
@@ -92,7 +189,7 @@ fn enter_user_and_pid_namespace() -> std::io::Result<()> {
 }
 
 /// With a new PID namespace: fork its init, which forks and execs the server.
-fn run_in_namespace(program: &CString, argv: &[CString]) -> ExitStatus {
+fn run_in_namespace(child: &Child<'_>) -> ExitStatus {
     // SAFETY: the launcher is single-threaded (dispatched before any runtime or thread
     // starts), so the child may run arbitrary code after fork.
     match unsafe { fork() } {
@@ -102,7 +199,7 @@ fn run_in_namespace(program: &CString, argv: &[CString]) -> ExitStatus {
             if prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
                 return fail("cannot set the parent-death signal");
             }
-            spawn_and_reap(program, argv)
+            spawn_and_reap(child)
         }
         Ok(ForkResult::Parent { child }) => wait_for(child),
     }
@@ -110,15 +207,15 @@ fn run_in_namespace(program: &CString, argv: &[CString]) -> ExitStatus {
 
 /// Without a namespace: become a subreaper, run the server, and kill every orphan
 /// left behind when it exits.
-fn run_as_subreaper(program: &CString, argv: &[CString]) -> ExitStatus {
+fn run_as_subreaper(child: &Child<'_>) -> ExitStatus {
     let _ = prctl::set_child_subreaper(true);
-    let status = spawn_and_reap(program, argv);
+    let status = spawn_and_reap(child);
     kill_descendants();
     status
 }
 
 /// Forks the server and reaps every child until the server itself exits.
-fn spawn_and_reap(program: &CString, argv: &[CString]) -> ExitStatus {
+fn spawn_and_reap(child: &Child<'_>) -> ExitStatus {
     // SAFETY: still single-threaded; see `run_in_namespace`.
     match unsafe { fork() } {
         Err(e) => fail(&format!("cannot fork: {e}")),
@@ -128,11 +225,45 @@ fn spawn_and_reap(program: &CString, argv: &[CString]) -> ExitStatus {
             let _ = prctl::set_pdeathsig(Signal::SIGKILL);
             // An ignored signal stays ignored across exec: give the server the default.
             set_sigterm(SigHandler::SigDfl);
-            let Err(e) = execv(program, argv);
-            fail_exec(program, e)
+            exec_server(child)
         }
         Ok(ForkResult::Parent { child }) => wait_for(child),
     }
+}
+
+/// In the server's own process: the sandbox's layers, the report, then the exec.
+fn exec_server(child: &Child<'_>) -> ExitStatus {
+    let Some(plan) = child.plan else {
+        let Err(e) = execv(child.program, child.argv);
+        return fail_exec(child.program, e);
+    };
+    let (report, exec) = apply::enter(plan, child.ns, child.program);
+    report_line(&report.to_line());
+    if let Some(why) = &report.refused {
+        fail(&format!("server `{}` not started: {why}", plan.server));
+        return ExitStatus::Child(REFUSED_EXIT);
+    }
+    if child.report_only {
+        return ExitStatus::Child(0);
+    }
+    let env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut entry = k.into_vec();
+            entry.push(b'=');
+            entry.extend(v.into_vec());
+            CString::new(entry).ok()
+        })
+        .collect();
+    let Err(e) = match exec {
+        Exec::File(fd) => nix::unistd::fexecve(fd, child.argv, &env),
+        Exec::Path => nix::unistd::execve(child.program, child.argv, &env),
+    };
+    fail_exec(child.program, e)
+}
+
+#[allow(clippy::print_stderr)]
+fn report_line(line: &str) {
+    eprintln!("{line}");
 }
 
 /// Waits for `child`, reaping any other child (orphans re-parented to us) meanwhile,

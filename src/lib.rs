@@ -36,6 +36,7 @@ pub mod output;
 pub mod paths;
 pub mod pinning;
 pub mod policy;
+pub mod sandbox;
 pub mod scan;
 pub mod serve;
 pub mod session;

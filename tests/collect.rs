@@ -32,6 +32,7 @@ fn server(name: &str, command: &Path, args: &[&str], timeout: Duration) -> Serve
         request_timeout: timeout,
         elicitation: true,
         sampling: false,
+        sandbox: mcp_warden::sandbox::SandboxSettings::default(),
     }
 }
 

@@ -125,10 +125,12 @@ fn fault_16_a_restarted_server_with_a_changed_description_is_relisted_and_the_cl
     let env = Env::new();
     let description = env.dir.path().join("description.txt");
     std::fs::write(&description, "the first description").unwrap();
-    env.user_config(&test_server_table(
-        "a",
-        &["--description-file", &support::path_str(&description)],
-    ));
+    env.user_config(
+        &(test_server_table(
+            "a",
+            &["--description-file", &support::path_str(&description)],
+        ) + &support::sandbox_writes("a", env.dir.path())),
+    );
     let mut serve = env.serve();
     serve.initialize();
     let listed = serve.request(json!(1), "tools/list", json!({}));

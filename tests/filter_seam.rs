@@ -67,6 +67,7 @@ fn server() -> ServerConfig {
         request_timeout: Duration::from_secs(30),
         elicitation: true,
         sampling: false,
+        sandbox: mcp_warden::sandbox::SandboxSettings::default(),
     }
 }
 

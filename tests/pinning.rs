@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::prefix::{run_client, step, test_prefix};
-use support::{Env, example, example_table, path_str, q, test_server_table};
+use support::{Env, example, example_table, path_str, q, sandbox_writes, test_server_table};
 
 /// The rug-pull server as `w`, its state file in the test's directory.
 fn rug_pull(env: &Env, extra: &[&str]) -> String {
     let state = path_str(&env.dir.path().join("pulled"));
     let mut args = vec!["--state", state.as_str()];
     args.extend_from_slice(extra);
-    example_table("w", "rug_pull_server", &args)
+    example_table("w", "rug_pull_server", &args) + &sandbox_writes("w", env.dir.path())
 }
 
 fn user_lock(env: &Env) -> PathBuf {
@@ -310,7 +310,7 @@ fn a_changed_command_or_instructions_hold_every_tool_and_hide_the_instructions()
         test_server_table(
             "a",
             &["--instructions-file", &path_str(&file), "--tool", extra],
-        )
+        ) + &sandbox_writes("a", env.dir.path())
     };
     env.user_config_exact(&table("x"));
     expect(&env, &["pin", "--yes"], 0);
@@ -557,10 +557,10 @@ fn a_restarted_server_is_checked_again() {
     let env = Env::new();
     let description = env.dir.path().join("description.txt");
     std::fs::write(&description, "Echoes the message.").unwrap();
-    env.user_config_exact(&test_server_table(
-        "a",
-        &["--description-file", &path_str(&description)],
-    ));
+    env.user_config_exact(
+        &(test_server_table("a", &["--description-file", &path_str(&description)])
+            + &sandbox_writes("a", env.dir.path())),
+    );
     expect(&env, &["pin", "--yes"], 0);
     let mut serve = env.serve();
     serve.initialize();
@@ -587,7 +587,7 @@ fn a_restarted_server_is_checked_again() {
 #[test]
 fn pins_and_scan_start_no_server_of_an_untrusted_workspace() {
     let env = Env::new();
-    let marker = env.dir.path().join("started");
+    let marker = env.workspace.join("started");
     env.workspace_config(&test_server_table("ws", &["--marker", &path_str(&marker)]));
     for command in ["pins", "scan"] {
         let out = env.run(&[command]);

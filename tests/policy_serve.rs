@@ -16,11 +16,14 @@ use support::{Env, Serve, path_str, q};
 
 /// server-filesystem as `fs`, allowed the whole test directory (so only the policy
 /// keeps a call inside the workspace).
+/// The real filesystem server over the test's whole directory; its sandbox lets it
+/// read there too (by default it could read only the workspace), so what stops a call
+/// in these tests is the policy.
 fn fs_table(prefix: &Path, env: &Env) -> String {
+    let dir = q(path_str(env.dir.path()));
     format!(
-        "[servers.fs]\ncommand = {}\nargs = [{}]\n",
+        "[servers.fs]\ncommand = {}\nargs = [{dir}]\n[servers.fs.sandbox]\nfs_read = [{dir}]\n",
         q(path_str(&node_bin(prefix, "mcp-server-filesystem"))),
-        q(path_str(env.dir.path()))
     )
 }
 

@@ -17,11 +17,11 @@ use support::{Env, Serve, path_str, test_server_table};
 /// about trust, not pins).
 fn marker_workspace(env: &Env, dir: &Path) -> PathBuf {
     env.user_config("");
-    let marker = env.dir.path().join(format!(
-        "marker-{}",
-        dir.file_name().unwrap().to_string_lossy()
-    ));
+    // In the workspace, which the sandbox lets a server write (the world may, too:
+    // run as root, the server has a uid of its own).
+    let marker = dir.join(".started");
     std::fs::create_dir_all(dir).unwrap();
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     std::fs::write(
         dir.join("mcp-warden.toml"),
         test_server_table("marked", &["--marker", &path_str(&marker)]),

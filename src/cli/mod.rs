@@ -95,6 +95,12 @@ pub struct LaunchArgs {
     /// mcp-warden's pid; nothing starts if it is already gone.
     #[arg(long)]
     parent: u32,
+    /// The sandbox plan, JSON.
+    #[arg(long)]
+    sandbox: Option<String>,
+    /// Apply the plan and report, without starting the server.
+    #[arg(long)]
+    report_only: bool,
     /// The server's absolute path, then its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     command: Vec<std::ffi::OsString>,
@@ -117,7 +123,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
     };
     // The launcher must stay single-threaded and touch nothing else: dispatch it first.
     if let Command::Launch(args) = &cli.command {
-        return crate::launcher::run(args.parent, &args.command);
+        return crate::launcher::run(&crate::launcher::Launch {
+            parent: args.parent,
+            sandbox: args.sandbox.as_deref(),
+            report_only: args.report_only,
+            command: &args.command,
+        });
     }
     // Neither needs the user's paths: the demo runs in a home of its own.
     match &cli.command {

@@ -100,6 +100,8 @@ pub struct ServerConfig {
     pub elicitation: bool,
     /// May the server ask the client's model (`sampling/createMessage`)? Default no.
     pub sampling: bool,
+    /// `[servers.NAME.sandbox]`, paths expanded.
+    pub sandbox: crate::sandbox::SandboxSettings,
 }
 
 /// Whether the user trusts a workspace at its current file digests.

@@ -81,9 +81,13 @@ pub struct RawSandbox {
     pub fs_read: Option<Vec<Spanned<String>>>,
     pub fs_write: Option<Vec<Spanned<String>>>,
     pub network: Option<bool>,
-    pub network_ports: Option<Vec<u16>>,
-    pub user: Option<String>,
+    pub network_ports: Option<Spanned<Vec<u16>>>,
+    pub user: Option<Spanned<String>>,
     pub required: Option<bool>,
+    /// Largest data segment: `512M`, `2G`.
+    pub memory: Option<Spanned<String>>,
+    /// CPU time: `10m`.
+    pub cpu_time: Option<Spanned<String>>,
 }
 
 /// `sandbox.preset`.

@@ -5,7 +5,7 @@
 //! environment names, variable syntax) and rejects every key of a feature that is not
 //! built yet (see [`UNBUILT_SECTIONS`]), so that a user who writes `[audit]` is told it
 //! does nothing instead of believing it protects them. Supported so far: `[servers]`
-//! (sandbox keys only at their defaults), `[pinning]` (`mode`, `ask`), and `[policy]`,
+//! (with its `sandbox` table), `[pinning]` (`mode`, `ask`), and `[policy]`,
 //! `[labels]`, `[flows]`, `[output]`, `[limits]` (validated in [`super::policy`]), in
 //! every layer; the layers' values are merged in [`super::layers`]. Variables are
 //! expanded later, in [`ServerDef::resolve`] and when the layers are merged, once the
@@ -25,6 +25,7 @@ use super::model::{Layer, Namespace, PinningMode, ServerConfig, ServerName};
 use super::policy::PolicyKeys;
 use super::raw::{self, Parsed, Permission, Preset, RawPinning, RawSandbox, RawServer};
 use super::vars::{Template, Vars, is_env_name};
+use crate::sandbox::{self, SandboxSettings, UserChoice, parse_size};
 
 /// The top-level tables whose keys are rejected as "not supported yet". An empty table
 /// is accepted: it sets nothing.
@@ -84,6 +85,71 @@ pub struct ServerDef {
     pub elicitation: bool,
     /// `sampling`: may the server ask the client's model (default no).
     pub sampling: bool,
+    pub sandbox: SandboxDef,
+}
+
+/// `[servers.NAME.sandbox]` as written: checked, paths not yet expanded.
+#[derive(Debug, Clone)]
+pub struct SandboxDef {
+    pub preset: sandbox::Preset,
+    pub fs_read: Vec<Value>,
+    /// `None`: the default, the workspace.
+    pub fs_write: Option<Vec<Value>>,
+    pub network: bool,
+    pub network_ports: Vec<u16>,
+    pub user: UserChoice,
+    pub required: bool,
+    pub memory: Option<u64>,
+    pub cpu_time: Option<Duration>,
+}
+
+impl Default for SandboxDef {
+    fn default() -> Self {
+        let settings = SandboxSettings::default();
+        Self {
+            preset: settings.preset,
+            fs_read: Vec::new(),
+            fs_write: None,
+            network: settings.network,
+            network_ports: Vec::new(),
+            user: settings.user,
+            required: settings.required,
+            memory: None,
+            cpu_time: None,
+        }
+    }
+}
+
+impl SandboxDef {
+    fn resolve(
+        &self,
+        layer: Layer,
+        source: &Source<'_>,
+        vars: &Vars<'_>,
+    ) -> Result<SandboxSettings, Diagnostic> {
+        let expand = |value: &Value| -> Result<PathBuf, Diagnostic> {
+            let path = PathBuf::from(value.expand(source, vars)?);
+            match (layer, vars.workspace) {
+                (Layer::Workspace, Some(root)) if path.is_relative() => Ok(root.join(path)),
+                _ => Ok(path),
+            }
+        };
+        let fs_write = match &self.fs_write {
+            Some(paths) => paths.iter().map(expand).collect::<Result<_, _>>()?,
+            None => vars.workspace.map(Path::to_path_buf).into_iter().collect(),
+        };
+        Ok(SandboxSettings {
+            preset: self.preset,
+            fs_read: self.fs_read.iter().map(expand).collect::<Result<_, _>>()?,
+            fs_write,
+            network: self.network,
+            network_ports: self.network_ports.clone(),
+            user: self.user.clone(),
+            required: self.required,
+            memory: self.memory,
+            cpu_time: self.cpu_time,
+        })
+    }
 }
 
 impl ServerDef {
@@ -137,6 +203,7 @@ impl ServerDef {
             request_timeout: self.request_timeout,
             elicitation: self.elicitation,
             sampling: self.sampling,
+            sandbox: self.sandbox.resolve(self.layer, source, vars)?,
         })
     }
 }
@@ -342,9 +409,7 @@ impl Checker<'_, '_> {
                 }
             },
         };
-        if let Some(sandbox) = &raw.sandbox {
-            self.sandbox(name, sandbox);
-        }
+        let sandbox = self.sandbox(layer, raw.sandbox.as_ref());
         if self.diagnostics.len() > before {
             return None;
         }
@@ -368,6 +433,7 @@ impl Checker<'_, '_> {
                 .sampling
                 .as_ref()
                 .is_some_and(|p| *p.get_ref() == Permission::Allow),
+            sandbox,
         })
     }
 
@@ -419,53 +485,122 @@ impl Checker<'_, '_> {
         }
     }
 
-    /// Sandbox keys are accepted only at their documented defaults.
-    fn sandbox(&mut self, name: &str, sandbox: &RawSandbox) {
-        // Variables in paths are checked even at their defaults: a typo is a typo.
-        for path in sandbox.fs_read.iter().chain(&sandbox.fs_write).flatten() {
-            let _ = self.value(path);
-        }
-        let default_write =
-            |paths: &Vec<Spanned<String>>| paths.len() == 1 && paths[0].get_ref() == "${workspace}";
-        let changed: [(&str, bool, &str); 7] = [
-            (
-                "preset",
-                sandbox.preset.is_some_and(|p| p != Preset::Auto),
-                "`\"auto\"`",
-            ),
-            (
-                "fs_read",
-                sandbox.fs_read.as_ref().is_some_and(|p| !p.is_empty()),
-                "`[]`",
-            ),
-            (
-                "fs_write",
-                sandbox.fs_write.as_ref().is_some_and(|p| !default_write(p)),
-                "`[\"${workspace}\"]`",
-            ),
-            ("network", sandbox.network == Some(false), "`true`"),
-            (
-                "network_ports",
-                sandbox
-                    .network_ports
-                    .as_ref()
-                    .is_some_and(|p| !p.is_empty()),
-                "`[]`",
-            ),
-            (
-                "user",
-                sandbox.user.as_deref().is_some_and(|u| u != "auto"),
-                "`\"auto\"`",
-            ),
-            ("required", sandbox.required == Some(true), "`false`"),
-        ];
-        for (key, is_changed, default) in changed {
-            if is_changed {
-                let span = self.key(&["servers", name, "sandbox", key], &(0..0));
-                let hint = format!("only the default ({default}) is accepted until then");
-                let what = format!("servers.{name}.sandbox.{key}");
-                self.not_supported(&span, &what, planned("sandbox"), Some(&hint));
+    /// `memory` and `cpu_time`.
+    fn sandbox_limits(&mut self, raw: &RawSandbox) -> (Option<u64>, Option<Duration>) {
+        let memory = raw
+            .memory
+            .as_ref()
+            .and_then(|m| match parse_size(m.get_ref()) {
+                Ok(bytes) => Some(bytes),
+                Err(why) => {
+                    self.error(
+                        &m.span(),
+                        format!("invalid `memory` `{}`: {why}", m.get_ref()),
+                        Some("write a whole number with a unit: `512M` or `2G`"),
+                    );
+                    None
+                }
+            });
+        let cpu_time = raw
+            .cpu_time
+            .as_ref()
+            .and_then(|t| match parse_duration(t.get_ref()) {
+                Ok(d) if d >= Duration::from_secs(1) => Some(d),
+                Ok(_) => {
+                    self.error(&t.span(), "`cpu_time` is under one second", None);
+                    None
+                }
+                Err(why) => {
+                    self.error(
+                        &t.span(),
+                        format!("invalid `cpu_time` `{}`: {why}", t.get_ref()),
+                        Some("write a whole number with a unit: `60s`, `10m` or `1h`"),
+                    );
+                    None
+                }
+            });
+        (memory, cpu_time)
+    }
+
+    /// Checks `[servers.NAME.sandbox]`; paths keep their variables until the workspace
+    /// is known.
+    fn sandbox(&mut self, layer: Layer, raw: Option<&RawSandbox>) -> SandboxDef {
+        let Some(raw) = raw else {
+            return SandboxDef::default();
+        };
+        let paths = |list: Option<&Vec<Spanned<String>>>, this: &mut Self| {
+            list.map(|l| {
+                l.iter()
+                    .filter_map(|p| {
+                        let value = this.value(p)?;
+                        // In a workspace file a relative path means inside the workspace.
+                        if layer != Layer::Workspace
+                            && value.template.is_literal()
+                            && !Path::new(&value.raw).is_absolute()
+                        {
+                            this.error(
+                                &value.span,
+                                format!("sandbox path `{}` is not absolute", value.raw),
+                                Some("start it with `${workspace}`, `${home}` or `/`"),
+                            );
+                        }
+                        Some(value)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        let fs_read = paths(raw.fs_read.as_ref(), self).unwrap_or_default();
+        let fs_write = paths(raw.fs_write.as_ref(), self);
+        let network = raw.network.unwrap_or(true);
+        let network_ports = raw.network_ports.as_ref().map_or_else(Vec::new, |ports| {
+            if network && !ports.get_ref().is_empty() {
+                self.error(
+                    &ports.span(),
+                    "`network_ports` only applies with `network = false`",
+                    Some("set `network = false` to allow just these ports, or remove `network_ports`"),
+                );
             }
+            if ports.get_ref().contains(&0) {
+                self.error(&ports.span(), "port 0 is not a port one can connect to", None);
+            }
+            ports.get_ref().clone()
+        });
+        let user = match &raw.user {
+            None => UserChoice::Auto,
+            Some(u) if u.get_ref() == "auto" => UserChoice::Auto,
+            Some(u) => {
+                let name = u.get_ref();
+                let valid = !name.is_empty()
+                    && name.len() <= 32
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+                if !valid {
+                    self.error(
+                        &u.span(),
+                        format!("invalid user `{name}`"),
+                        Some("write `\"auto\"` (a uid of its own per server) or a user name of this machine"),
+                    );
+                }
+                UserChoice::Named(name.clone())
+            }
+        };
+        let (memory, cpu_time) = self.sandbox_limits(raw);
+        SandboxDef {
+            preset: match raw.preset {
+                None | Some(Preset::Auto) => sandbox::Preset::Auto,
+                Some(Preset::Node) => sandbox::Preset::Node,
+                Some(Preset::Python) => sandbox::Preset::Python,
+                Some(Preset::Bare) => sandbox::Preset::None,
+            },
+            fs_read,
+            fs_write,
+            network,
+            network_ports,
+            user,
+            required: raw.required.unwrap_or(false),
+            memory,
+            cpu_time,
         }
     }
 }
@@ -498,6 +633,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::ffi::OsString;
 
@@ -773,28 +909,51 @@ mod tests {
     }
 
     #[test]
-    fn sandbox_defaults_are_accepted_and_anything_else_is_not() {
-        let defaults = "[servers.a]\ncommand = \"x\"\n[servers.a.sandbox]\npreset = \"auto\"\nfs_read = []\n\
-                        fs_write = [\"${workspace}\"]\nnetwork = true\nnetwork_ports = []\nuser = \"auto\"\n\
-                        required = false\n";
-        let (_, diags) = check(Layer::User, defaults);
+    fn sandbox_settings_are_read_and_bad_values_are_errors_at_their_position() {
+        let text = "[servers.a]\ncommand = \"x\"\n[servers.a.sandbox]\npreset = \"node\"\n\
+                    fs_read = [\"/data\"]\nfs_write = []\nnetwork = false\nnetwork_ports = [443]\n\
+                    user = \"nobody\"\nrequired = true\nmemory = \"1G\"\ncpu_time = \"10m\"\n";
+        let (defs, diags) = check(Layer::User, text);
         assert!(diags.is_empty(), "{diags:?}");
-        for (key, value) in [
-            ("preset", "\"node\""),
-            ("fs_read", "[\"/data\"]"),
-            ("fs_write", "[]"),
-            ("network", "false"),
-            ("network_ports", "[443]"),
-            ("user", "\"nobody\""),
-            ("required", "true"),
+        let sandbox = &defs[0].sandbox;
+        assert_eq!(sandbox.preset, sandbox::Preset::Node);
+        assert_eq!(sandbox.network_ports, vec![443]);
+        assert!(!sandbox.network && sandbox.required);
+        assert_eq!(sandbox.user, UserChoice::Named("nobody".into()));
+        assert_eq!(sandbox.memory, Some(1 << 30));
+        assert_eq!(sandbox.cpu_time, Some(Duration::from_secs(600)));
+        assert!(sandbox.fs_write.as_ref().is_some_and(Vec::is_empty));
+        for (line, expected) in [
+            (
+                "network_ports = [443]",
+                "f.toml:4:17: error: `network_ports` only applies with `network = false`",
+            ),
+            ("user = \"a b\"", "f.toml:4:8: error: invalid user `a b`"),
+            (
+                "memory = \"lots\"",
+                "f.toml:4:10: error: invalid `memory` `lots`",
+            ),
+            (
+                "cpu_time = \"1ms\"",
+                "f.toml:4:12: error: `cpu_time` is under one second",
+            ),
+            (
+                "fs_write = [\"${nope}\"]",
+                "f.toml:4:14: error: unknown variable",
+            ),
         ] {
-            let text =
-                format!("[servers.a]\ncommand = \"x\"\n[servers.a.sandbox]\n{key} = {value}\n");
+            let text = format!("[servers.a]\ncommand = \"x\"\n[servers.a.sandbox]\n{line}\n");
             let e = one_error(&text);
-            let start =
-                format!("f.toml:4:1: error: `servers.a.sandbox.{key}` is not supported yet");
-            assert!(e.starts_with(&start), "{e}");
+            assert!(e.starts_with(expected), "{line}: {e}");
         }
+        // Relative paths mean inside the workspace, in a workspace file only.
+        let text = "[servers.a]\ncommand = \"x\"\n[servers.a.sandbox]\nfs_read = [\"data\"]\n";
+        let (_, diags) = check(Layer::User, text);
+        assert!(
+            diags[0].starts_with("f.toml:4:12: error: sandbox path `data` is not absolute"),
+            "{diags:?}"
+        );
+        assert!(check(Layer::Workspace, text).1.is_empty());
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub mod client;
 pub mod entry;
 pub mod json;
 pub mod record;
+pub mod survey;
 pub mod toml_file;
 pub mod user_config;
 
@@ -182,20 +183,20 @@ impl InstallError {
 
 /// A client's file, parsed.
 #[derive(Debug)]
-enum ClientFile {
+pub(crate) enum ClientFile {
     Json(JsonFile),
     Toml(TomlFile),
 }
 
 impl ClientFile {
-    fn parse(target: &Target, text: &str) -> Result<Self, InstallError> {
+    pub(crate) fn parse(target: &Target, text: &str) -> Result<Self, InstallError> {
         Ok(match target.syntax {
             client::Syntax::Toml => Self::Toml(TomlFile::parse(&target.file, text, target)?),
             _ => Self::Json(JsonFile::parse(&target.file, text, target)?),
         })
     }
 
-    fn entries(&self) -> &[(String, Value)] {
+    pub(crate) fn entries(&self) -> &[(String, Value)] {
         match self {
             Self::Json(f) => &f.entries,
             Self::Toml(f) => &f.entries,
@@ -676,7 +677,7 @@ pub fn diff(path: &Path, before: Option<&str>, after: Option<&str>) -> String {
 
 /// The file's text; `None` when it does not exist. Not UTF-8 is an error with the
 /// position of the first bad byte.
-fn read_optional(path: &Path) -> Result<Option<String>, InstallError> {
+pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, InstallError> {
     match fs::read(path) {
         Ok(bytes) => crate::config::error::utf8_text(path, bytes)
             .map(Some)

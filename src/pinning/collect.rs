@@ -144,6 +144,7 @@ fn spawn_reason(e: &SpawnError) -> String {
         SpawnError::Start {
             command, source, ..
         } => format!("cannot start `{command}`: {source}"),
+        SpawnError::Sandbox { source, .. } => format!("sandbox: {source}"),
     }
 }
 
@@ -309,6 +310,9 @@ impl Connection<'_> {
                     stderr_tail,
                     ..
                 }) => return Err(exited(&status, &stderr_tail)),
+                Some(UpstreamEvent::Sandbox(_, report)) => {
+                    tracing::info!(server = %self.server, "{}", report.summary());
+                }
                 Some(UpstreamEvent::Line(_, Line::Overlong { skipped, head })) => {
                     if recover_id(&head).and_then(|i| i.as_u64()) == Some(id) {
                         return Err(format!(

@@ -229,6 +229,10 @@ struct Slot {
     /// Whether the client waits for this slot (its first start, for at most
     /// [`STARTUP_WAIT`]); a restart or a late server never holds the client up.
     blocking: bool,
+    /// Why the launcher refused to start it (its sandbox), for good.
+    refused: Option<String>,
+    /// Whether missing sandbox layers were already said for this server.
+    sandbox_warned: bool,
 }
 
 impl Slot {

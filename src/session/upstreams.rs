@@ -38,6 +38,8 @@ impl Session {
                 started: std::time::Instant::now(),
                 instance: 0,
                 blocking: true,
+                refused: None,
+                sandbox_warned: false,
             });
             self.spawn_slot(index);
         }
@@ -222,6 +224,11 @@ impl Session {
                     }
                 }
             }
+            UpstreamEvent::Sandbox(instance, report) => {
+                if let Some(&index) = self.instances.get(&instance) {
+                    self.on_sandbox_report(index, &report);
+                }
+            }
             UpstreamEvent::Exited {
                 instance,
                 status,
@@ -232,6 +239,11 @@ impl Session {
                 };
                 let name = self.slots[index].config.name.clone();
                 self.slots[index].upstream = None;
+                if let Some(why) = self.slots[index].refused.clone() {
+                    // A refusal repeats on every restart: it needs the user, not time.
+                    self.fail_slot(index, &why);
+                    return;
+                }
                 let mut why = format!("exited ({status})");
                 if let Some(last) = stderr_tail.last() {
                     why = format!("{why}; last stderr line: {last}");
@@ -246,6 +258,44 @@ impl Session {
                 self.fail_slot(index, &why);
                 self.schedule_restart(index);
             }
+        }
+    }
+
+    /// What a server's sandbox holds. A missing layer is said once per server (stderr,
+    /// log, and a logging notification to the client); a refusal fails the server for
+    /// good with the reason.
+    fn on_sandbox_report(&mut self, index: usize, report: &crate::sandbox::Report) {
+        let slot = &mut self.slots[index];
+        let name = slot.config.name.clone();
+        if let Some(why) = &report.refused {
+            let text = format!("server `{name}` not started: {why}");
+            tracing::error!(server = %name, %why, "sandbox refused");
+            crate::output::diag(&format!("mcp-warden: {text}"));
+            slot.refused = Some(text.clone());
+            self.tell_client("error", text);
+            return;
+        }
+        let summary = report.summary();
+        let missing = report.missing().next().is_some();
+        if !missing {
+            tracing::info!(server = %name, "{summary}");
+            return;
+        }
+        tracing::warn!(server = %name, "{summary}");
+        if std::mem::replace(&mut slot.sandbox_warned, true) {
+            return;
+        }
+        let text = format!("server `{name}`: {summary}");
+        crate::output::diag(&format!("mcp-warden: {text}"));
+        self.tell_client("warning", text);
+    }
+
+    /// A logging notification now, or a notice for when the client is ready.
+    fn tell_client(&mut self, level: &str, text: String) {
+        if self.client.initialized {
+            self.out.push_back(wire::log_message(level, &text));
+        } else {
+            self.notices.push(text);
         }
     }
 

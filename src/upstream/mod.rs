@@ -9,7 +9,7 @@
 
 mod spawn;
 
-pub use spawn::{SpawnError, Spawner, program_of, spawn};
+pub use spawn::{Probe, SpawnError, Spawner, probe_sandbox, program_of, spawn};
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -43,6 +43,8 @@ pub const TERM_GRACE: Duration = Duration::from_secs(2);
 pub enum UpstreamEvent {
     /// A line (or an overlong line skipped) from the server's stdout.
     Line(InstanceId, Line),
+    /// What the launcher's sandbox applied, before the server started.
+    Sandbox(InstanceId, crate::sandbox::Report),
     /// The process exited; `status` describes how, `stderr_tail` its last words.
     Exited {
         instance: InstanceId,

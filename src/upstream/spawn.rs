@@ -39,6 +39,11 @@ pub enum SpawnError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("server `{server}`: sandbox: {source}")]
+    Sandbox {
+        server: String,
+        source: crate::sandbox::PlanError,
+    },
     #[error("server `{server}`: cannot start `{command}`: {source}")]
     Start {
         server: String,
@@ -140,6 +145,101 @@ fn resolve_program(command: &str, path: Option<&std::ffi::OsString>) -> std::io:
         })
 }
 
+/// The process that runs `config`'s server: its launcher with the server's sandbox
+/// plan (or, without a launcher, the server itself), environment, working directory.
+fn command_for(
+    config: &ServerConfig,
+    spawner: &Spawner,
+    default_cwd: Option<&Path>,
+    report_only: bool,
+) -> Result<(std::process::Command, crate::sandbox::Plan), SpawnError> {
+    use std::os::unix::process::CommandExt;
+    let name = config.name.as_str();
+    let start_error = |source| SpawnError::Start {
+        server: name.to_owned(),
+        command: config.command.clone(),
+        source,
+    };
+    // Resolved here, with the child's own PATH, so a missing command is reported at
+    // once and by name, and the launcher execs an absolute path.
+    let path = config
+        .env
+        .get("PATH")
+        .map(OsString::from)
+        .or_else(|| std::env::var_os("PATH"));
+    let program = resolve_program(&config.command, path.as_ref()).map_err(start_error)?;
+    let plan = crate::sandbox::plan::prepare(config, &program, default_cwd, &spawner.state_dir)
+        .map_err(|source| SpawnError::Sandbox {
+            server: name.to_owned(),
+            source,
+        })?;
+    // A server kept at our uid gets its directories now; one dropped to a uid of its
+    // own makes them itself, after the drop, so root never creates inside them.
+    if plan.ids.is_none() {
+        private_dir(name, plan.home.clone())?;
+        private_dir(name, plan.tmp.clone())?;
+    }
+    let env = child_env(config, &plan.home, &plan.tmp);
+    let mut cmd = if let Some(launcher) = &spawner.launcher {
+        let plan = serde_json::to_string(&plan).map_err(|e| start_error(e.into()))?;
+        let mut cmd = std::process::Command::new(launcher);
+        // The launcher starts a session of its own (no terminal), which is also the
+        // process group the supervisor signals.
+        cmd.arg(crate::launcher::SUBCOMMAND)
+            .arg("--parent")
+            .arg(std::process::id().to_string())
+            .arg("--sandbox")
+            .arg(plan);
+        if report_only {
+            cmd.arg("--report-only");
+        }
+        cmd.arg("--").arg(&program);
+        cmd
+    } else {
+        let mut cmd = std::process::Command::new(&program);
+        cmd.process_group(0);
+        cmd
+    };
+    cmd.args(&config.args).env_clear().envs(env);
+    if let Some(cwd) = config.cwd.as_deref().or(default_cwd) {
+        cmd.current_dir(cwd);
+    }
+    Ok((cmd, plan))
+}
+
+/// What a server's sandbox came to without starting it (`doctor`).
+#[derive(Debug)]
+pub struct Probe {
+    pub plan: crate::sandbox::Plan,
+    /// The launcher's report, or what it said instead.
+    pub report: Result<crate::sandbox::Report, String>,
+}
+
+/// What `config`'s server would get from its sandbox on this machine: the launcher
+/// applies the real plan, reports, and exits without starting the server (`doctor`).
+pub fn probe_sandbox(
+    config: &ServerConfig,
+    spawner: &Spawner,
+    default_cwd: Option<&Path>,
+) -> Result<Probe, SpawnError> {
+    let (mut cmd, plan) = command_for(config, spawner, default_cwd, true)?;
+    let output = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|source| SpawnError::Start {
+            server: config.name.to_string(),
+            command: config.command.clone(),
+            source,
+        })?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    let report = crate::sandbox::Report::from_line(first)
+        .ok_or_else(|| format!("the launcher said: {}", stderr.trim()));
+    Ok(Probe { plan, report })
+}
+
 /// Starts `config`'s server and its tasks. `state_dir` holds the server's private HOME
 /// and TMPDIR; `default_cwd` is used when the config names none.
 pub fn spawn(
@@ -150,42 +250,16 @@ pub fn spawn(
     events: mpsc::Sender<UpstreamEvent>,
 ) -> Result<Upstream, SpawnError> {
     let name = config.name.as_str();
-    let base = spawner.state_dir.join("servers").join(name);
-    let home = private_dir(name, base.join("home"))?;
-    let tmp = private_dir(name, base.join("tmp"))?;
-    let env = child_env(config, &home, &tmp);
     let start_error = |source| SpawnError::Start {
         server: name.to_owned(),
         command: config.command.clone(),
         source,
     };
-    // Resolved here, with the child's own PATH, so a missing command is reported at
-    // once and by name, and the launcher execs an absolute path.
-    let program = resolve_program(&config.command, env.get(std::ffi::OsStr::new("PATH")))
-        .map_err(start_error)?;
-    let mut cmd = match &spawner.launcher {
-        Some(launcher) => {
-            let mut cmd = Command::new(launcher);
-            cmd.arg(crate::launcher::SUBCOMMAND)
-                .arg("--parent")
-                .arg(std::process::id().to_string())
-                .arg("--")
-                .arg(&program);
-            cmd
-        }
-        None => Command::new(&program),
-    };
-    cmd.args(&config.args)
-        .env_clear()
-        .envs(env)
-        .stdin(Stdio::piped())
+    let mut cmd = Command::from(command_for(config, spawner, default_cwd, false)?.0);
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(true);
-    if let Some(cwd) = config.cwd.as_deref().or(default_cwd) {
-        cmd.current_dir(cwd);
-    }
     let mut child = cmd.spawn().map_err(start_error)?;
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -200,7 +274,12 @@ pub fn spawn(
         let _ = write_lines(stdin, stdin_rx).await;
     });
     let reader = tokio::spawn(read_stdout(stdout, instance, events.clone()));
-    let stderr_task = tokio::spawn(read_stderr(stderr, name.to_owned(), Arc::clone(&tail)));
+    let stderr_task = tokio::spawn(read_stderr(
+        stderr,
+        name.to_owned(),
+        Arc::clone(&tail),
+        (instance, events.clone()),
+    ));
     let (stop_tx, stop_rx) = oneshot::channel();
     let supervisor = tokio::spawn(supervise(
         child,
@@ -247,8 +326,22 @@ async fn read_stderr(
     stderr: tokio::process::ChildStderr,
     server: String,
     tail: Arc<Mutex<VecDeque<String>>>,
+    (instance, events): (InstanceId, mpsc::Sender<UpstreamEvent>),
 ) {
     let mut frames = FramedRead::new(stderr, LineCodec::new(STDERR_MAX_LINE));
+    // The launcher's sandbox report comes first, before the server exists to write
+    // anything; a later line that looks like one is the server's and is just logged.
+    if let Some(Ok(Line::Frame(first))) = frames.next().await {
+        let text = String::from_utf8_lossy(&first);
+        if let Some(report) = crate::sandbox::Report::from_line(&text) {
+            let _ = events.send(UpstreamEvent::Sandbox(instance, report)).await;
+        } else {
+            tracing::info!(target: "upstream::stderr", server = %server, "{text}");
+            if let Ok(mut tail) = tail.lock() {
+                tail.push_back(text.into_owned());
+            }
+        }
+    }
     // The log is bounded per second; the pipe is always drained, so a chatty server
     // never blocks on it (FAULTS 12).
     let mut window = std::time::Instant::now();

@@ -12,6 +12,7 @@
 pub mod prefix;
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc::{Receiver, channel};
@@ -53,6 +54,17 @@ pub fn example_table(name: &str, example_name: &str, args: &[&str]) -> String {
         "[servers.{name}]\ncommand = {}\nargs = [{}]\n",
         q(path_str(&example(example_name))),
         args.join(", ")
+    )
+}
+
+/// A `[servers.NAME.sandbox]` table that lets the server write `dir` (and read it):
+/// for test servers that keep state or read fixtures outside the workspace. `dir` is
+/// opened to the world, since run as root the server has a uid of its own.
+pub fn sandbox_writes(name: &str, dir: &Path) -> String {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    format!(
+        "[servers.{name}.sandbox]\nfs_write = [{}]\n",
+        q(path_str(dir))
     )
 }
 
@@ -99,6 +111,12 @@ impl Env {
         };
         for d in [&env.warden_home, &env.managed, &env.home, &env.workspace] {
             std::fs::create_dir_all(d).unwrap();
+        }
+        // Run as root, mcp-warden starts each server as a uid of its own, which can
+        // use only what any user may: the world may enter this tree and write the
+        // workspace, as a user's own project would let the user (README "Sandbox").
+        for (d, mode) in [(&root, 0o755), (&env.home, 0o755), (&env.workspace, 0o777)] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode)).unwrap();
         }
         env
     }
@@ -423,7 +441,10 @@ pub fn path_str(p: &Path) -> String {
 }
 
 /// Pids of live processes whose environment contains `needle` (e.g. a test's unique
-/// temporary directory, which every server it starts has in its private HOME).
+/// temporary directory, which every server it starts has in its private HOME), or
+/// whose working directory lies under `needle` (servers run as a uid of their own
+/// when the tests run as root, with a private HOME outside the test's directory, but
+/// they start in its workspace).
 pub fn processes_with_env(needle: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -440,10 +461,11 @@ pub fn processes_with_env(needle: &str) -> Vec<u32> {
         if pid == std::process::id() {
             continue;
         }
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if String::from_utf8_lossy(&environ).contains(needle) && is_alive(pid) {
+        let in_env = std::fs::read(entry.path().join("environ"))
+            .is_ok_and(|environ| String::from_utf8_lossy(&environ).contains(needle));
+        let in_dir =
+            std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(needle));
+        if (in_env || in_dir) && is_alive(pid) {
             pids.push(pid);
         }
     }

@@ -1,0 +1,94 @@
+//! What this machine can do for a sandbox, asked of the kernel without changing
+//! anything: for `doctor`, and for the launcher to ask Landlock for exactly what the
+//! kernel has (so "fully enforced" means what it says).
+
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr, Scope,
+};
+
+/// Every ABI this build knows, newest first.
+const ABIS: [ABI; 10] = [
+    ABI::V10,
+    ABI::V9,
+    ABI::V8,
+    ABI::V7,
+    ABI::V6,
+    ABI::V5,
+    ABI::V4,
+    ABI::V3,
+    ABI::V2,
+    ABI::V1,
+];
+
+/// The newest Landlock ABI whose file-system, network and scope rights the kernel
+/// accepts; `None` without Landlock. (ABIs that only add flags, such as 7 and 8, read
+/// as the one below them: nothing here uses those flags.)
+#[must_use]
+pub fn landlock_abi() -> Option<ABI> {
+    ABIS.into_iter().find(|&abi| accepts(abi))
+}
+
+fn accepts(abi: ABI) -> bool {
+    let attempt = || -> Result<(), landlock::RulesetError> {
+        let mut ruleset = Ruleset::default()
+            .set_compatibility(CompatLevel::HardRequirement)
+            .handle_access(AccessFs::from_all(abi))?;
+        if !AccessNet::from_all(abi).is_empty() {
+            ruleset = ruleset.handle_access(AccessNet::from_all(abi))?;
+        }
+        if !Scope::from_all(abi).is_empty() {
+            ruleset = ruleset.scope(Scope::from_all(abi))?;
+        }
+        // Creating the ruleset restricts nothing; it only proves the kernel takes it.
+        ruleset.create().map(drop)
+    };
+    attempt().is_ok()
+}
+
+/// The ABI as a number, for reports.
+#[must_use]
+pub fn abi_number(abi: ABI) -> u8 {
+    ABIS.iter()
+        .position(|&a| a == abi)
+        .and_then(|i| u8::try_from(ABIS.len() - i).ok())
+        .unwrap_or(0)
+}
+
+/// Whether the kernel has Landlock's TCP rules (ABI 4).
+#[must_use]
+pub fn has_tcp_rules(abi: ABI) -> bool {
+    !AccessNet::from_all(abi).is_empty()
+}
+
+/// Whether the kernel has Landlock's scoping (ABI 6).
+#[must_use]
+pub fn has_scope(abi: ABI) -> bool {
+    !Scope::from_all(abi).is_empty()
+}
+
+/// Whether unprivileged user namespaces are allowed (the sysctls that say no).
+#[must_use]
+pub fn user_namespaces_allowed() -> bool {
+    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_owned());
+    let off = |p: &str, v: &str| read(p).is_ok_and(|s| s == v);
+    !off("/proc/sys/kernel/unprivileged_userns_clone", "0")
+        && !off("/proc/sys/user/max_user_namespaces", "0")
+        && !off(
+            "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+            "1",
+        )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abi_numbers_read_as_the_kernel_writes_them() {
+        assert_eq!(abi_number(ABI::V1), 1);
+        assert_eq!(abi_number(ABI::V7), 7);
+        assert!(has_tcp_rules(ABI::V4) && !has_tcp_rules(ABI::V3));
+        assert!(has_scope(ABI::V6) && !has_scope(ABI::V5));
+    }
+}
