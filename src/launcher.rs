@@ -45,6 +45,7 @@ use crate::ExitStatus;
 use crate::sandbox::Plan;
 use crate::sandbox::apply::{self, Exec, Namespaces};
 use crate::sandbox::report::REFUSED_EXIT;
+use crate::sandbox::support::simulated_missing;
 
 /// The hidden subcommand that runs the launcher.
 pub const SUBCOMMAND: &str = "__launch";
@@ -105,7 +106,10 @@ pub fn run(launch: &Launch<'_>) -> ExitStatus {
     let want_net = plan
         .as_ref()
         .is_some_and(|p| !p.network && p.network_ports.is_empty());
-    let ns = namespaces(want_net);
+    let mut ns = namespaces(want_net && !simulated_missing("netns"));
+    if want_net && simulated_missing("netns") {
+        ns.net_error = Some(Errno::EPERM);
+    }
     let child = Child {
         program: &program,
         argv: &argv,

@@ -85,7 +85,11 @@ pub fn enter(plan: &Plan, ns: Namespaces, program: &CStr) -> (Report, Exec) {
     );
 
     let exec = open_native(program);
-    let abi = support::landlock_abi();
+    let abi = if support::simulated_missing("landlock") {
+        None
+    } else {
+        support::landlock_abi()
+    };
     let landlock_net = !plan.network && !ns.net;
     let ruleset = abi.map(|abi| gather(plan, abi, landlock_net));
 

@@ -6,6 +6,19 @@ use landlock::{
     ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr, Scope,
 };
 
+/// Debug builds only: the variable that makes the launcher act as if this machine
+/// lacked some layers (`landlock`, `netns`, comma-separated), so tests can prove the
+/// fallbacks and `required = true` on a machine that has everything. Release builds
+/// ignore it.
+pub const SIMULATE_MISSING: &str = "MCP_WARDEN_SIMULATE_MISSING";
+
+/// Whether `what` is to be treated as missing (see [`SIMULATE_MISSING`]).
+#[must_use]
+pub fn simulated_missing(what: &str) -> bool {
+    cfg!(debug_assertions)
+        && std::env::var(SIMULATE_MISSING).is_ok_and(|v| v.split(',').any(|w| w.trim() == what))
+}
+
 /// Every ABI this build knows, newest first.
 const ABIS: [ABI; 10] = [
     ABI::V10,
