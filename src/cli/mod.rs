@@ -4,6 +4,7 @@
 mod audit;
 mod check;
 mod demo;
+mod doctor;
 mod explain;
 mod init;
 mod install;
@@ -79,6 +80,9 @@ pub enum Command {
     Usage(audit::UsageArgs),
     /// Near-misses: denied, held, flagged and redacted events by rule and tool.
     Review(audit::ReviewArgs),
+    /// Sandbox layers this machine supports, what each server will get, clients found,
+    /// and what is wrong (exit 1 when something is).
+    Doctor(doctor::DoctorArgs),
     /// Internal: the launcher each upstream server runs under (see `launcher.rs`).
     #[command(name = "__launch", hide = true)]
     Launch(LaunchArgs),
@@ -157,6 +161,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
         Command::Audit(args) => audit::run_audit(&paths, &args),
         Command::Usage(args) => audit::run_usage(&paths, &args),
         Command::Review(args) => audit::run_review(&paths, &args),
+        Command::Doctor(args) => doctor::run(&paths, workspace, &args),
     };
     match result {
         Ok(status) => status,

@@ -76,15 +76,22 @@ pub fn needs(
         Preset::Python => Some(Runtime::Python),
         Preset::None => None,
     };
-    if let Some(interpreter) = &interpreter {
-        read.extend(interpreter_tree(interpreter, home));
+    // The runtime the program names: a script's `#!`, or the program itself (`node`).
+    let own = interpreter
+        .clone()
+        .or_else(|| runtime_of(program).map(|_| program.to_path_buf()));
+    if let Some(own) = &own {
+        read.extend(interpreter_tree(own, home));
     }
     if let Some(runtime) = runtime {
+        // A preset for a program that names no runtime: the runtime PATH finds.
         let name = match runtime {
             Runtime::Node => "node",
             Runtime::Python => "python3",
         };
-        if let Some(found) = resolve_interpreter(name, path_env) {
+        if own.is_none()
+            && let Some(found) = resolve_interpreter(name, path_env)
+        {
             read.extend(interpreter_tree(&found, home));
         }
         // `node script.js`, `python server.py`: the script and its package.

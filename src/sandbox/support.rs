@@ -2,9 +2,7 @@
 //! anything: for `doctor`, and for the launcher to ask Landlock for exactly what the
 //! kernel has (so "fully enforced" means what it says).
 
-use landlock::{
-    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr, Scope,
-};
+use landlock::{ABI, Access, AccessNet, Scope};
 
 /// Debug builds only: the variable that makes the launcher act as if this machine
 /// lacked some layers (`landlock`, `netns`, comma-separated), so tests can prove the
@@ -33,29 +31,30 @@ const ABIS: [ABI; 10] = [
     ABI::V1,
 ];
 
-/// The newest Landlock ABI whose file-system, network and scope rights the kernel
-/// accepts; `None` without Landlock. (ABIs that only add flags, such as 7 and 8, read
-/// as the one below them: nothing here uses those flags.)
+/// The Landlock ABI of the running kernel, `None` without Landlock.
 #[must_use]
 pub fn landlock_abi() -> Option<ABI> {
-    ABIS.into_iter().find(|&abi| accepts(abi))
+    let version = kernel_landlock_version()?;
+    // The crate knows every ABI up to its own newest; a newer kernel is read as that.
+    Some(ABI::from(version)).filter(|&abi| abi != ABI::Unsupported)
 }
 
-fn accepts(abi: ABI) -> bool {
-    let attempt = || -> Result<(), landlock::RulesetError> {
-        let mut ruleset = Ruleset::default()
-            .set_compatibility(CompatLevel::HardRequirement)
-            .handle_access(AccessFs::from_all(abi))?;
-        if !AccessNet::from_all(abi).is_empty() {
-            ruleset = ruleset.handle_access(AccessNet::from_all(abi))?;
-        }
-        if !Scope::from_all(abi).is_empty() {
-            ruleset = ruleset.scope(Scope::from_all(abi))?;
-        }
-        // Creating the ruleset restricts nothing; it only proves the kernel takes it.
-        ruleset.create().map(drop)
+/// Asks the kernel for its Landlock ABI version (`landlock_create_ruleset` with the
+/// VERSION flag), which creates nothing.
+#[allow(unsafe_code)]
+fn kernel_landlock_version() -> Option<i32> {
+    const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
+    // SAFETY: with the VERSION flag the kernel reads neither the (null) attribute
+    // pointer nor the size; the call only returns a number.
+    let version = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
     };
-    attempt().is_ok()
+    i32::try_from(version).ok().filter(|&v| v > 0)
 }
 
 /// The ABI as a number, for reports.

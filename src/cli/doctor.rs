@@ -1,0 +1,341 @@
+//! `mcp-warden doctor`: what this machine's kernel offers the sandbox, what each
+//! configured server will really get (its launcher applies the real plan and reports,
+//! without starting the server), the traps on the way (a uid that cannot reach a
+//! server's install, a write path it cannot write), and which MCP clients are
+//! installed and whether each runs its servers through mcp-warden.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::ExitStatus;
+use crate::config::{self, Effective, ServerConfig};
+use crate::install::client::Environment;
+use crate::install::survey::{self, ClientStatus};
+use crate::output;
+use crate::paths::Paths;
+use crate::sandbox::access::{Want, blocked};
+use crate::sandbox::plan::Plan;
+use crate::sandbox::presets::SYSTEM_READ;
+use crate::sandbox::report::{Report, State};
+use crate::sandbox::support;
+use crate::sandbox::uid::{AUTO_UID_BASE, AUTO_UID_SPAN};
+use crate::upstream::{Spawner, probe_sandbox};
+
+/// Show which sandbox layers this machine supports, what each configured server
+/// will actually get, the clients found and whether each points at mcp-warden, and
+/// what is wrong. Exit 1 when something is.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What the kernel offers.
+#[derive(Debug, Serialize)]
+struct Machine {
+    kernel: String,
+    arch: &'static str,
+    root: bool,
+    /// The Landlock ABI, `None` without Landlock.
+    landlock_abi: Option<u8>,
+    user_namespaces: bool,
+}
+
+/// One server's sandbox as it will be.
+#[derive(Debug, Serialize)]
+struct ServerCheck {
+    name: String,
+    command: String,
+    runtime: Option<String>,
+    user: String,
+    report: Option<Report>,
+    /// What is wrong with it, for a person.
+    wrong: Vec<String>,
+}
+
+/// Runs `doctor`.
+pub fn run(
+    paths: &Paths,
+    workspace: Option<PathBuf>,
+    args: &DoctorArgs,
+) -> anyhow::Result<ExitStatus> {
+    let machine = machine();
+    let choice = super::check::workspace_choice(workspace)?;
+    let (effective, config_error) = match config::load(paths, &choice) {
+        Ok(effective) => (Some(effective), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let servers = effective
+        .as_ref()
+        .map(|e| check_servers(paths, e))
+        .unwrap_or_default();
+    let root = effective
+        .as_ref()
+        .and_then(|e| e.workspace.as_ref())
+        .map(|w| w.root.clone());
+    let exe = std::env::current_exe()?;
+    let clients = survey::survey(
+        &Environment::from_env(&paths.home),
+        root.as_deref(),
+        &exe.to_string_lossy(),
+    );
+    let mut wrong: Vec<String> = config_error.into_iter().collect();
+    for server in &servers {
+        wrong.extend(
+            server
+                .wrong
+                .iter()
+                .map(|w| format!("server `{}`: {w}", server.name)),
+        );
+    }
+    wrong.extend(
+        clients
+            .iter()
+            .filter(|c| c.is_problem())
+            .map(|c| c.describe(Some(&paths.home))),
+    );
+    if args.json {
+        let doc = json!({
+            "machine": machine,
+            "servers": servers,
+            "clients": clients,
+            "wrong": wrong,
+        });
+        output::line(&serde_json::to_string_pretty(&doc)?);
+    } else {
+        print_text(&machine, &servers, &clients, &wrong, &paths.home);
+    }
+    Ok(if wrong.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Findings
+    })
+}
+
+fn machine() -> Machine {
+    let kernel = nix::sys::utsname::uname().map_or_else(
+        |_| "unknown".to_owned(),
+        |u| u.release().to_string_lossy().into_owned(),
+    );
+    Machine {
+        kernel,
+        arch: std::env::consts::ARCH,
+        root: nix::unistd::geteuid().is_root(),
+        landlock_abi: support::landlock_abi().map(support::abi_number),
+        user_namespaces: support::user_namespaces_allowed(),
+    }
+}
+
+fn check_servers(paths: &Paths, effective: &Effective) -> Vec<ServerCheck> {
+    let spawner = Spawner {
+        state_dir: paths.data_dir.clone(),
+        launcher: std::env::current_exe().ok(),
+    };
+    let root = effective.workspace.as_ref().map(|w| w.root.clone());
+    effective
+        .servers
+        .iter()
+        .map(|config| check_server(config, &spawner, root.as_deref()))
+        .collect()
+}
+
+fn check_server(config: &ServerConfig, spawner: &Spawner, root: Option<&Path>) -> ServerCheck {
+    let mut check = ServerCheck {
+        name: config.name.to_string(),
+        command: config.command.clone(),
+        runtime: None,
+        user: String::new(),
+        report: None,
+        wrong: Vec::new(),
+    };
+    let probe = match probe_sandbox(config, spawner, root) {
+        Ok(probe) => probe,
+        Err(e) => {
+            check.wrong.push(format!("cannot start: {e}"));
+            return check;
+        }
+    };
+    check.runtime.clone_from(&probe.plan.runtime);
+    check.user.clone_from(&probe.plan.user_note);
+    check.wrong.extend(traps(config, &probe.plan));
+    match probe.report {
+        Ok(report) => {
+            if let Some(why) = &report.refused {
+                check.wrong.push(format!("will not start: {why}"));
+            } else {
+                check.wrong.extend(
+                    report
+                        .missing()
+                        .map(|l| format!("layer `{}` missing: {}", l.layer.name(), l.detail)),
+                );
+            }
+            check.report = Some(report);
+        }
+        Err(why) => check
+            .wrong
+            .push(format!("the sandbox could not be tried: {why}")),
+    }
+    check
+}
+
+/// What will go wrong at run time although the sandbox applies: paths the server's
+/// own uid cannot reach, paths that are not there.
+fn traps(config: &ServerConfig, plan: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    for path in config
+        .sandbox
+        .fs_read
+        .iter()
+        .chain(&config.sandbox.fs_write)
+    {
+        if !path.exists() {
+            out.push(format!("sandbox path `{}` does not exist", path.display()));
+        }
+    }
+    let Some(ids) = plan.ids else {
+        return out;
+    };
+    let native = crate::upstream::program_of(config).is_ok_and(|p| is_native(&p));
+    for path in &plan.read {
+        let system = SYSTEM_READ.iter().any(|s| path.starts_with(s));
+        if system || !path.exists() || (native && path.is_file()) {
+            continue;
+        }
+        if let Some((at, why)) = blocked(path, ids, Want::Read) {
+            out.push(format!(
+                "uid {} cannot read `{}`, which it needs: `{}`: {why}; install it where every user can read it, or set `sandbox.user`",
+                ids.uid,
+                path.display(),
+                at.display()
+            ));
+        }
+    }
+    for path in &config.sandbox.fs_write {
+        if !path.exists() {
+            continue;
+        }
+        if let Some((at, why)) = blocked(path, ids, Want::Write) {
+            out.push(format!(
+                "uid {} cannot write `{}` (in `fs_write`): `{}`: {why}; let that uid write it, or set `sandbox.user`",
+                ids.uid,
+                path.display(),
+                at.display()
+            ));
+        }
+    }
+    out
+}
+
+/// Whether `program` is an ELF file (run from an open descriptor, so a uid that
+/// cannot enter its directory still can).
+fn is_native(program: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(program)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == *b"\x7fELF"
+}
+
+fn print_text(
+    machine: &Machine,
+    servers: &[ServerCheck],
+    clients: &[ClientStatus],
+    wrong: &[String],
+    home: &Path,
+) {
+    output::line("Machine");
+    output::line(&format!(
+        "  kernel            {} ({})",
+        machine.kernel, machine.arch
+    ));
+    output::line(&format!(
+        "  running as        {}",
+        if machine.root {
+            format!(
+                "root: each server runs as a uid of its own (`user = \"auto\"`: {AUTO_UID_BASE}..{})",
+                AUTO_UID_BASE + AUTO_UID_SPAN - 1
+            )
+        } else {
+            "a user: servers run as this user".to_owned()
+        }
+    ));
+    output::line(&format!(
+        "  landlock          {}",
+        match machine.landlock_abi {
+            Some(n) if n >= 6 => format!("ABI {n}: file system, TCP rules, scoping"),
+            Some(n) if n >= 4 => format!("ABI {n}: file system, TCP rules (no scoping)"),
+            Some(n) => format!("ABI {n}: file system only (no TCP rules)"),
+            None => "not available: no file-system layer".to_owned(),
+        }
+    ));
+    output::line(&format!(
+        "  namespaces        {}",
+        if machine.root {
+            "PID and network namespaces (as root)"
+        } else if machine.user_namespaces {
+            "PID and network namespaces inside a user namespace"
+        } else {
+            "none: unprivileged user namespaces are off (subreaper; Landlock and seccomp for the network)"
+        }
+    ));
+    output::line("");
+    output::line("Servers");
+    if servers.is_empty() {
+        output::line("  none configured (or none this workspace may start)");
+    }
+    for server in servers {
+        output::line(&format!(
+            "  {}  ({}{})",
+            server.name,
+            server.command,
+            server
+                .runtime
+                .as_deref()
+                .map_or_else(String::new, |r| format!(", preset {r}"))
+        ));
+        if !server.user.is_empty() {
+            output::line(&format!("    user            {}", server.user));
+        }
+        if let Some(report) = &server.report {
+            for layer in &report.layers {
+                let state = match layer.state {
+                    State::Applied => "yes",
+                    State::Missing => "MISSING",
+                    State::Off => "off",
+                };
+                output::line(&format!(
+                    "    {:<15} {state:<8}{}",
+                    layer.layer.name(),
+                    layer.detail
+                ));
+            }
+        }
+        for w in &server.wrong {
+            output::line(&format!("    ! {w}"));
+        }
+    }
+    output::line("");
+    output::line("Clients");
+    let mut shown = 0;
+    for client in clients.iter().filter(|c| c.is_installed()) {
+        output::line(&format!("  {}", client.describe(Some(home))));
+        shown += 1;
+    }
+    if shown == 0 {
+        output::line("  none of the clients mcp-warden knows is installed");
+    }
+    output::line("");
+    if wrong.is_empty() {
+        output::line("Nothing wrong found.");
+    } else {
+        output::line(&format!("{} thing(s) wrong:", wrong.len()));
+        for w in wrong {
+            output::line(&format!("  - {w}"));
+        }
+    }
+}
