@@ -88,8 +88,15 @@ pub const STARTER: &str = r#"# mcp-warden.toml: the MCP servers of this workspac
 # [limits]
 # calls_per_minute = 120
 
+# Each server runs sandboxed (README "Sandbox"); to let one read or write more, or
+# take its network away:
+# [servers.NAME.sandbox]
+# fs_read = ["${home}/datasets"]
+# fs_write = ["${workspace}"]
+# network = false
+#
 # Planned, not supported yet (`mcp-warden check` rejects these keys until they are):
-# [audit], and [servers.NAME.sandbox] settings other than their defaults.
+# [audit].
 "#;
 
 /// Runs `init`.
