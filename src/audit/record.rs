@@ -205,14 +205,20 @@ pub struct Record {
 /// `"sha256:" + hex(SHA-256(prev + "\n" + canonical_body))`: see the module docs.
 #[must_use]
 pub fn chain_hash(prev: &str, canonical_body: &str) -> String {
+    let mut out = String::with_capacity(71);
+    chain_hash_into(prev, canonical_body.as_bytes(), &mut out);
+    out
+}
+
+/// [`chain_hash`] into `out` (cleared first), so the writer reuses one buffer.
+fn chain_hash_into(prev: &str, canonical_body: &[u8], out: &mut String) {
     let mut hasher = Sha256::new();
     hasher.update(prev.as_bytes());
     hasher.update(b"\n");
-    hasher.update(canonical_body.as_bytes());
-    let mut out = String::with_capacity(71);
+    hasher.update(canonical_body);
+    out.clear();
     out.push_str(canonical::DIGEST_PREFIX);
-    push_hex(&mut out, &hasher.finalize());
-    out
+    push_hex(out, &hasher.finalize());
 }
 
 /// Appends `bytes` as lowercase hex.
@@ -229,32 +235,112 @@ pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
 /// canonical text.
 pub const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
 
-/// Fills in `record.hash` and returns the line to append (with its `\n`).
-///
-/// Fast path: the canonical body is serialized directly ([`CanonicalView`]) instead of
-/// through [`canonical::canonicalize`], which costs several times more. It equals the
-/// canonical form as long as the writer's invariants hold: `args` is already canonical
-/// and nested below [`canonical::MAX_DEPTH`] once inside the record, and integers are
-/// at most [`MAX_EXACT_INTEGER`] (serde escapes strings exactly as RFC 8785 does). Debug
-/// builds check the equality on every record.
+/// Fills in `record.hash` and returns the line to append (with its `\n`). The writer
+/// seals through [`RecordView::seal_into`]; tests build whole records this way.
+#[cfg(test)]
 pub(crate) fn seal_line(record: &mut Record) -> String {
-    record.hash.clear();
-    // Serializing strings, integers and a `RawValue` into a String cannot fail.
-    let body = serde_json::to_string(&record).unwrap_or_default();
-    let canonical = serde_json::to_string(&CanonicalView::from(&*record)).unwrap_or_default();
-    debug_assert_eq!(
-        canonical::canonicalize(&body).as_deref(),
-        Ok(canonical.as_str()),
-        "the canonical view drifted from the record"
-    );
-    record.hash = chain_hash(&record.prev, &canonical);
-    // `hash` is the last member: the line is the body with it added before the `}`.
-    let mut line = body;
-    line.pop();
-    line.push_str(",\"hash\":\"");
-    line.push_str(&record.hash);
-    line.push_str("\"}\n");
-    line
+    let mut line = Vec::new();
+    let mut scratch = Vec::new();
+    let mut hash = String::new();
+    RecordView::from(&*record).seal_into(&mut line, &mut scratch, &mut hash);
+    record.hash = hash;
+    // Only `serde_json` output and ASCII were written: valid UTF-8.
+    String::from_utf8(line).unwrap_or_default()
+}
+
+/// A record's members borrowed from wherever they live, serialized exactly as
+/// [`Record`] (same members, same order, same skipping; `hash` is added by
+/// [`RecordView::seal_into`]). The writer builds one per event without copying the
+/// session id, workspace or previous hash into a [`Record`] of its own; a unit test
+/// checks that both serialize to the same text.
+#[derive(Serialize)]
+pub(crate) struct RecordView<'a> {
+    pub v: u32,
+    pub ts: Timestamp,
+    pub session: &'a str,
+    pub seq: u64,
+    pub workspace: Option<&'a str>,
+    pub server: Option<&'a str>,
+    pub tool: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'a str>,
+    pub direction: Direction,
+    pub decision: Decision,
+    pub rule: Option<&'a str>,
+    pub args_hmac: Option<&'a str>,
+    pub ms: Option<u64>,
+    pub bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<&'a RawValue>,
+    pub prev: &'a str,
+}
+
+impl<'a> From<&'a Record> for RecordView<'a> {
+    fn from(r: &'a Record) -> Self {
+        Self {
+            v: r.v,
+            ts: r.ts,
+            session: &r.session,
+            seq: r.seq,
+            workspace: r.workspace.as_deref(),
+            server: r.server.as_deref(),
+            tool: r.tool.as_deref(),
+            method: r.method.as_deref(),
+            direction: r.direction,
+            decision: r.decision,
+            rule: r.rule.as_deref(),
+            args_hmac: r.args_hmac.as_deref(),
+            ms: r.ms,
+            bytes: r.bytes,
+            listed: r.listed,
+            held: r.held,
+            tools: r.tools.as_deref(),
+            detail: r.detail.as_deref(),
+            args: r.args.as_deref(),
+            prev: &r.prev,
+        }
+    }
+}
+
+impl RecordView<'_> {
+    /// Appends the record's line (with its `\n`) to `line` and puts its chain hash in
+    /// `hash`; `scratch` holds the canonical body meanwhile. All three are the
+    /// caller's, so a writer reuses them from record to record.
+    ///
+    /// Fast path: the canonical body is serialized directly ([`CanonicalView`]) instead
+    /// of through [`canonical::canonicalize`], which costs several times more. It
+    /// equals the canonical form as long as the writer's invariants hold: `args` is
+    /// already canonical and nested below [`canonical::MAX_DEPTH`] once inside the
+    /// record, and integers are at most [`MAX_EXACT_INTEGER`] (serde escapes strings
+    /// exactly as RFC 8785 does). Debug builds check the equality on every record.
+    pub(crate) fn seal_into(&self, line: &mut Vec<u8>, scratch: &mut Vec<u8>, hash: &mut String) {
+        let start = line.len();
+        // Serializing strings, integers and a `RawValue` into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *line, self);
+        scratch.clear();
+        let _ = serde_json::to_writer(&mut *scratch, &CanonicalView::from(self));
+        debug_assert_eq!(
+            std::str::from_utf8(&line[start..])
+                .ok()
+                .map(canonical::canonicalize),
+            Some(Ok(String::from_utf8_lossy(scratch).into_owned())),
+            "the canonical view drifted from the record"
+        );
+        chain_hash_into(self.prev, scratch, hash);
+        // `hash` is the last member: the line is the body with it added before the `}`.
+        line.pop();
+        line.extend_from_slice(b",\"hash\":\"");
+        line.extend_from_slice(hash.as_bytes());
+        line.extend_from_slice(b"\"}\n");
+    }
 }
 
 /// A record's members in RFC 8785 order (keys sorted by UTF-16 code units; all ASCII
@@ -289,29 +375,29 @@ struct CanonicalView<'a> {
     workspace: Option<&'a str>,
 }
 
-impl<'a> From<&'a Record> for CanonicalView<'a> {
-    fn from(r: &'a Record) -> Self {
+impl<'a> From<&RecordView<'a>> for CanonicalView<'a> {
+    fn from(r: &RecordView<'a>) -> Self {
         Self {
-            args: r.args.as_deref(),
-            args_hmac: r.args_hmac.as_deref(),
+            args: r.args,
+            args_hmac: r.args_hmac,
             bytes: r.bytes,
             decision: r.decision,
-            detail: r.detail.as_deref(),
+            detail: r.detail,
             direction: r.direction,
             held: r.held,
             listed: r.listed,
-            method: r.method.as_deref(),
+            method: r.method,
             ms: r.ms,
-            prev: &r.prev,
-            rule: r.rule.as_deref(),
+            prev: r.prev,
+            rule: r.rule,
             seq: r.seq,
-            server: r.server.as_deref(),
-            session: &r.session,
-            tool: r.tool.as_deref(),
-            tools: r.tools.as_deref(),
+            server: r.server,
+            session: r.session,
+            tool: r.tool,
+            tools: r.tools,
             ts: r.ts,
             v: r.v,
-            workspace: r.workspace.as_deref(),
+            workspace: r.workspace,
         }
     }
 }
@@ -446,6 +532,28 @@ mod tests {
         let checked = check_line(line.trim_end()).expect("check");
         assert_eq!(checked.computed, r.hash);
         assert_eq!(checked.record.hash, r.hash);
+    }
+
+    #[test]
+    fn the_borrowed_view_serializes_as_the_record_does() {
+        let mut r = record();
+        let _ = seal_line(&mut r);
+        let hash = std::mem::take(&mut r.hash);
+        assert_eq!(
+            serde_json::to_string(&RecordView::from(&r)).expect("view"),
+            serde_json::to_string(&r).expect("record")
+        );
+        // And with every optional member present.
+        r.listed = Some(2);
+        r.held = Some(0);
+        r.tools = Some(vec!["a".into(), "b".into()]);
+        r.detail = Some("why".into());
+        r.method = None;
+        assert_eq!(
+            serde_json::to_string(&RecordView::from(&r)).expect("view"),
+            serde_json::to_string(&r).expect("record")
+        );
+        r.hash = hash;
     }
 
     #[test]

@@ -11,9 +11,10 @@
 //! embedded resources, prompt messages, log data.
 //!
 //! # Cost
-//! Most messages hold nothing to find. A first look runs the rules over the message's
-//! JSON text as it is (the rules are keyword-gated, so this is a substring search for
-//! most of them); only when it finds something, or the text holds escapes or
+//! Most messages hold nothing to find. A first look lowercases the message's JSON text
+//! once and searches it for every rule's keywords at once ([`Keywords`]: one
+//! multi-literal scan per table instead of a substring search per keyword); the rules
+//! themselves run only when a keyword is there, and only when they find something, or the text holds escapes or
 //! characters that could hide something from that look (`\u`, `\/`, non-ASCII, ESC),
 //! is the message parsed and each string checked on its own. A message that is
 //! changed is re-serialized from its parsed form (only its `result` or `params`);
@@ -21,8 +22,12 @@
 
 use serde_json::{Value, json};
 
-use super::injection::{find_injection, find_injection_json, flag_text};
-use super::secrets::{find_secrets, redact_json};
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::injection::{self, find_injection, find_injection_json, flag_text};
+use super::secrets::{self, find_secrets, redact_json};
 use super::{Block, Context, Direction, Stage, Verdict};
 use crate::jsonrpc::Message;
 use crate::policy::{InjectionAction, SecretsAction};
@@ -63,16 +68,22 @@ impl Default for OutputSettings {
 #[derive(Debug)]
 pub struct OutputFilter {
     settings: OutputSettings,
+    /// The lowercased copy of the text the first look searches, reused from message
+    /// to message.
+    lower: String,
 }
 
 impl OutputFilter {
     #[must_use]
     pub fn new(settings: OutputSettings) -> Self {
-        Self { settings }
+        Self {
+            settings,
+            lower: String::new(),
+        }
     }
 
     /// A message on its way to the client.
-    fn to_client(&self, ctx: &Context<'_>, msg: &Message) -> Verdict {
+    fn towards_client(&mut self, ctx: &Context<'_>, msg: &Message) -> Verdict {
         if msg.method() == Some("elicitation/create")
             && let Some(verdict) = flag_secret_request(msg)
         {
@@ -92,7 +103,7 @@ impl OutputFilter {
         else {
             return Verdict::Allow;
         };
-        if !worth_a_closer_look(text, s) {
+        if !worth_a_closer_look(text, s, &mut self.lower) {
             return Verdict::Allow;
         }
         let Ok(mut value) = serde_json::from_str::<Value>(text) else {
@@ -155,14 +166,14 @@ impl OutputFilter {
     }
 
     /// A tool call on its way to an upstream: its arguments must not carry a secret.
-    fn to_upstream(&self, ctx: &Context<'_>, msg: &Message) -> Verdict {
+    fn towards_upstream(&mut self, ctx: &Context<'_>, msg: &Message) -> Verdict {
         if !self.settings.scan_arguments || msg.method() != Some("tools/call") {
             return Verdict::Allow;
         }
         let Some((arguments, _)) = msg.param(&["arguments"]) else {
             return Verdict::Allow;
         };
-        if !could_hold_a_secret(arguments) {
+        if !could_hold_a_secret(arguments, &mut self.lower) {
             return Verdict::Allow;
         }
         let Ok(mut value) = serde_json::from_str::<Value>(arguments) else {
@@ -194,8 +205,8 @@ impl Stage for OutputFilter {
 
     fn inspect(&mut self, ctx: &Context<'_>, msg: &Message) -> Verdict {
         match ctx.direction {
-            Direction::ToClient => self.to_client(ctx, msg),
-            Direction::ToUpstream => self.to_upstream(ctx, msg),
+            Direction::ToClient => self.towards_client(ctx, msg),
+            Direction::ToUpstream => self.towards_upstream(ctx, msg),
         }
     }
 }
@@ -264,18 +275,73 @@ fn flag_secret_request(msg: &Message) -> Option<Verdict> {
     ))
 }
 
+/// Every keyword of the secrets rules and of the injection rules, each table as one
+/// alternation of literals, which the regex crate runs as a single multi-literal scan
+/// (Teddy or Aho-Corasick). A rule runs only when the lowercased text holds one of its
+/// keywords, so when its table's scan finds none, that table's search would find
+/// nothing: the first look can skip it without asking each rule in turn.
+#[derive(Debug)]
+struct Keywords {
+    secrets: Regex,
+    injection: Regex,
+    /// Whether [`find_injection`] must run even when no keyword is there: an injection
+    /// rule without keywords that could fire on ASCII text (see
+    /// [`ASCII_BLIND_INJECTION_RULES`]).
+    injection_unkeyed: bool,
+}
+
+/// Injection rules without keywords that never fire on ASCII-only text. The first
+/// look reaches the keyword scan only for ASCII text without `\u` escapes (anything
+/// else is parsed and checked string by string), so these rules need not run there.
+/// `invisible-text` looks only for invisible and bidirectional Unicode characters.
+const ASCII_BLIND_INJECTION_RULES: &[&str] = &["invisible-text"];
+
+static KEYWORDS: LazyLock<Keywords> = LazyLock::new(|| {
+    let alternation = |keywords: &mut dyn Iterator<Item = &&str>| {
+        let parts: Vec<String> = keywords.map(|k| regex::escape(k)).collect();
+        Regex::new(&parts.join("|")).expect("escaped literals form a valid regex")
+    };
+    Keywords {
+        secrets: alternation(&mut secrets::RULES.iter().flat_map(|r| r.keywords.iter())),
+        injection: alternation(&mut injection::RULES.iter().flat_map(|r| r.keywords.iter())),
+        injection_unkeyed: injection::RULES
+            .iter()
+            .any(|r| r.keywords.is_empty() && !ASCII_BLIND_INJECTION_RULES.contains(&r.id)),
+    }
+});
+
+/// `text`, ASCII-lowercased into `lower` (the rules' keywords are lowercase, and
+/// they match in any ASCII case).
+fn lowercase_into<'a>(text: &str, lower: &'a mut String) -> &'a str {
+    lower.clear();
+    lower.push_str(text);
+    lower.make_ascii_lowercase();
+    lower
+}
+
 /// Whether a message's JSON text needs each of its strings checked.
-fn worth_a_closer_look(text: &str, s: OutputSettings) -> bool {
+fn worth_a_closer_look(text: &str, s: OutputSettings, lower: &mut String) -> bool {
     if text.contains("\\u") || text.contains("\\/") || text.bytes().any(|b| b >= 0x80 || b == 0x1b)
     {
         return true;
     }
-    (s.secrets != SecretsAction::Off && !find_secrets(text).is_empty())
-        || (s.injection != InjectionAction::Off && !find_injection(text).is_empty())
+    // ASCII from here on, which the keyword gate for injection relies on.
+    let lower = lowercase_into(text, lower);
+    let keywords = &*KEYWORDS;
+    (s.secrets != SecretsAction::Off
+        && keywords.secrets.is_match(lower)
+        && !find_secrets(text).is_empty())
+        || (s.injection != InjectionAction::Off
+            && (keywords.injection_unkeyed || keywords.injection.is_match(lower))
+            && !find_injection(text).is_empty())
 }
 
-fn could_hold_a_secret(text: &str) -> bool {
-    text.contains("\\u") || text.contains("\\/") || !find_secrets(text).is_empty()
+fn could_hold_a_secret(text: &str, lower: &mut String) -> bool {
+    // Every secrets rule has keywords, so this gate holds for any text.
+    text.contains("\\u")
+        || text.contains("\\/")
+        || (KEYWORDS.secrets.is_match(lowercase_into(text, lower))
+            && !find_secrets(text).is_empty())
 }
 
 /// Strips hidden characters and ANSI escapes from every string; `true` when any was.
@@ -369,6 +435,52 @@ mod tests {
             run(OutputSettings::default(), Direction::ToClient, text),
             Verdict::Allow
         ));
+    }
+
+    /// The keyword gate in [`worth_a_closer_look`] loses nothing: it passes whatever
+    /// the rules would find, in any ASCII case.
+    #[test]
+    fn the_keyword_gate_lets_every_example_through() {
+        let mut lower = String::new();
+        let texts = secrets::RULES
+            .iter()
+            .flat_map(|r| r.examples.iter())
+            .chain(injection::RULES.iter().flat_map(|r| r.examples.iter()));
+        for text in texts {
+            for text in [text.to_string(), text.to_ascii_uppercase()] {
+                if !text.is_ascii()
+                    || text.contains("\\u")
+                    || text.contains("\\/")
+                    || text.contains('\u{1b}')
+                {
+                    continue; // parsed and checked string by string anyway
+                }
+                let found = !find_secrets(&text).is_empty() || !find_injection(&text).is_empty();
+                assert!(
+                    !found || worth_a_closer_look(&text, OutputSettings::default(), &mut lower),
+                    "{text}"
+                );
+            }
+        }
+    }
+
+    /// A new injection rule without keywords must be looked at: the gate skips only
+    /// those known to ignore ASCII text.
+    #[test]
+    fn keywordless_injection_rules_are_known_to_ignore_ascii() {
+        for rule in injection::RULES.iter().filter(|r| r.keywords.is_empty()) {
+            if ASCII_BLIND_INJECTION_RULES.contains(&rule.id) {
+                for text in rule.examples.iter().chain(rule.counter_examples) {
+                    let ascii: String = text.chars().filter(char::is_ascii).collect();
+                    assert!(
+                        find_injection(&ascii).iter().all(|m| m.rule != rule.id),
+                        "{}: {ascii}",
+                        rule.id
+                    );
+                }
+            }
+        }
+        assert!(!KEYWORDS.injection_unkeyed);
     }
 
     #[test]
