@@ -106,7 +106,7 @@ pub fn run(launch: &Launch<'_>) -> ExitStatus {
     let want_net = plan
         .as_ref()
         .is_some_and(|p| !p.network && p.network_ports.is_empty());
-    let mut ns = namespaces(want_net && !simulated_missing("netns"));
+    let mut ns = namespaces(plan.is_some(), want_net && !simulated_missing("netns"));
     if want_net && simulated_missing("netns") {
         ns.net_error = Some(Errno::EPERM);
     }
@@ -133,50 +133,85 @@ struct Child<'a> {
     report_only: bool,
 }
 
-/// A PID namespace, and an empty network namespace when `want_net`. As root they are
-/// ours for the asking; as a user, inside a user namespace of our own where the kernel
-/// allows unprivileged ones. A refused network namespace leaves the PID one and the
-/// reason (the server's child then falls back to Landlock and seccomp).
-fn namespaces(want_net: bool) -> Namespaces {
-    let net = if want_net {
-        CloneFlags::CLONE_NEWNET
-    } else {
-        CloneFlags::empty()
-    };
-    let mut net_error = None;
-    for flags in [CloneFlags::CLONE_NEWPID | net, CloneFlags::CLONE_NEWPID] {
-        match unshare(flags) {
-            Ok(()) => {
-                return Namespaces {
-                    pid: true,
-                    net: flags.contains(CloneFlags::CLONE_NEWNET),
-                    net_error,
-                };
-            }
-            Err(e) if flags.contains(CloneFlags::CLONE_NEWNET) => net_error = Some(e),
-            Err(_) => {}
+/// A PID namespace, a mount namespace (for a `/proc` of its own) when `want_mnt`, and
+/// an empty network namespace when `want_net`. As root they are ours for the asking;
+/// as a user, inside a user namespace of our own where the kernel allows unprivileged
+/// ones. Each wanted extra the kernel refuses is dropped in turn, keeping the PID
+/// namespace, with the network's reason kept (the server's child then falls back to
+/// Landlock and seccomp).
+fn namespaces(want_mnt: bool, want_net: bool) -> Namespaces {
+    let pick = |on: bool, flag: CloneFlags| if on { flag } else { CloneFlags::empty() };
+    let (mnt, net) = (
+        pick(want_mnt, CloneFlags::CLONE_NEWNS),
+        pick(want_net, CloneFlags::CLONE_NEWNET),
+    );
+    let pid = CloneFlags::CLONE_NEWPID;
+    let mut attempts: Vec<CloneFlags> = Vec::new();
+    for flags in [pid | mnt | net, pid | mnt, pid | net, pid] {
+        if !attempts.contains(&flags) {
+            attempts.push(flags);
         }
     }
-    for flags in [CloneFlags::CLONE_NEWPID | net, CloneFlags::CLONE_NEWPID] {
-        match enter_user_namespace(flags) {
-            Ok(()) => {
-                return Namespaces {
-                    pid: true,
-                    net: flags.contains(CloneFlags::CLONE_NEWNET),
-                    net_error,
-                };
+    let mut net_error = None;
+    let mut enter = |flags: CloneFlags, user: bool| -> bool {
+        let result = if user {
+            enter_user_namespace(flags).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+        } else {
+            unshare(flags)
+        };
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                if flags.contains(CloneFlags::CLONE_NEWNET) {
+                    net_error = Some(e);
+                }
+                false
             }
-            Err(e) if flags.contains(CloneFlags::CLONE_NEWNET) => {
-                net_error = Some(Errno::from_raw(e.raw_os_error().unwrap_or(0)));
-            }
-            Err(_) => {}
+        }
+    };
+    for user in [false, true] {
+        if let Some(&flags) = attempts.iter().find(|&&flags| enter(flags, user)) {
+            return Namespaces {
+                pid: true,
+                mnt: flags.contains(CloneFlags::CLONE_NEWNS),
+                proc: false,
+                net: flags.contains(CloneFlags::CLONE_NEWNET),
+                net_error: if flags.contains(CloneFlags::CLONE_NEWNET) {
+                    None
+                } else {
+                    net_error
+                },
+            };
         }
     }
     Namespaces {
         pid: false,
+        mnt: false,
+        proc: false,
         net: false,
         net_error,
     }
+}
+
+/// In a new mount namespace, from inside the new PID namespace: mounts stop
+/// propagating back out, and a fresh `/proc` shows this namespace's processes only,
+/// so a server cannot read other processes' command lines or status.
+fn mount_own_proc() -> nix::Result<()> {
+    use nix::mount::{MsFlags, mount};
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )?;
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
 }
 
 /// A new user namespace mapping only our own uid and gid to themselves (so the server
@@ -203,7 +238,9 @@ fn run_in_namespace(child: &Child<'_>) -> ExitStatus {
             if prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
                 return fail("cannot set the parent-death signal");
             }
-            spawn_and_reap(child)
+            let mut ns = child.ns;
+            ns.proc = ns.mnt && mount_own_proc().is_ok();
+            spawn_and_reap(&Child { ns, ..*child })
         }
         Ok(ForkResult::Parent { child }) => wait_for(child),
     }

@@ -31,11 +31,18 @@ use super::plan::Plan;
 use super::report::{Layer, Report, State};
 use super::support;
 
-/// How the launcher set up the namespaces the server runs in.
+/// How the launcher set up the namespaces the server runs in. (Each flag is a fact of
+/// its own the report states; `proc` can only hold with `mnt`, which must be known
+/// before `/proc` is mounted over.)
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Namespaces {
     /// A PID namespace (else the launcher is a subreaper).
     pub pid: bool,
+    /// A mount namespace.
+    pub mnt: bool,
+    /// A `/proc` of its own mounted in it (showing only its PID namespace).
+    pub proc: bool,
     /// An empty network namespace.
     pub net: bool,
     /// Why a wanted network namespace could not be had.
@@ -71,10 +78,12 @@ pub fn enter(plan: &Plan, ns: Namespaces, program: &CStr) -> (Report, Exec) {
     report.push(
         Layer::Processes,
         State::Applied,
-        if ns.pid {
-            "a PID namespace of its own"
-        } else {
-            "the launcher reaps and kills every descendant (subreaper)"
+        match (ns.pid, ns.proc) {
+            (true, true) => "a PID namespace and a /proc of its own",
+            (true, false) => {
+                "a PID namespace of its own; /proc still shows the machine's processes"
+            }
+            (false, _) => "the launcher reaps and kills every descendant (subreaper)",
         },
     );
     let closed = close_inherited_descriptors();

@@ -1,7 +1,7 @@
 //! Which uid and gid a server runs as when mcp-warden runs as root.
 //!
 //! `user = "auto"` gives every server a uid of its own, so servers cannot read each
-//! other's files or `/proc` entries, derived from the server's name so it stays the
+//! other's files, signal or trace each other, derived from the server's name so it stays the
 //! same from one run to the next (its private HOME keeps its owner):
 //! `AUTO_UID_BASE + fnv1a(name) % AUTO_UID_SPAN`, gid the same number. Those ids belong
 //! to no account; one that does on this machine is stepped over.
