@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 use support::prefix::{node_bin, test_prefix};
-use support::{Env, Serve, path_str, q};
+use support::{Env, Serve, path_str, q, text_of};
 
 /// server-filesystem as `fs`, allowed the whole test directory (so only the policy
 /// keeps a call inside the workspace).
@@ -25,19 +25,6 @@ fn fs_table(prefix: &Path, env: &Env) -> String {
         "[servers.fs]\ncommand = {}\nargs = [{dir}]\n[servers.fs.sandbox]\nfs_read = [{dir}]\n",
         q(path_str(&node_bin(prefix, "mcp-server-filesystem"))),
     )
-}
-
-fn text_of(response: &Value) -> String {
-    response["result"]["content"]
-        .as_array()
-        .map(|blocks| {
-            blocks
-                .iter()
-                .filter_map(|b| b["text"].as_str())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default()
 }
 
 fn assert_denied(response: &Value, rule: &str) {

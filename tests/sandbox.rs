@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use mcp_warden::sandbox::support::{has_tcp_rules, landlock_abi};
 use serde_json::{Value, json};
 use support::prefix::{node_bin, run_client, step, test_prefix, venv_bin};
-use support::{Env, Serve, example, example_table, path_str, processes_with_env, q};
+use support::{Env, Serve, example, example_table, path_str, processes_with_env, q, text_of};
 
 /// Landlock's answer to a denied access (file or TCP port), and seccomp's here.
 const EACCES: i64 = 13;
@@ -956,19 +956,6 @@ fn required_refuses_a_server_missing_a_layer_for_good_and_the_others_still_serve
 }
 
 // ----- 8. real servers ---------------------------------------------------------------
-
-fn text_of(answer: &Value) -> String {
-    answer["result"]["content"]
-        .as_array()
-        .map(|blocks| {
-            blocks
-                .iter()
-                .filter_map(|b| b["text"].as_str())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default()
-}
 
 #[test]
 fn server_filesystem_works_in_the_workspace_and_landlock_stops_it_outside() {

@@ -90,18 +90,24 @@ pub fn prepare(
         .map(std::ffi::OsString::from)
         .or_else(|| std::env::var_os("PATH"));
     let cwd = config.cwd.as_deref().or(workspace);
+    let home = home_dir.as_deref().unwrap_or(Path::new("/root"));
     let needs = presets::needs(
         settings.preset,
         program,
         &config.args,
         cwd,
         path_env.as_deref(),
-        home_dir.as_deref().unwrap_or(Path::new("/root")),
+        home,
     );
     let mut read: Vec<PathBuf> = SYSTEM_READ.iter().map(PathBuf::from).collect();
     read.extend(needs.read);
     read.extend(workspace.map(Path::to_path_buf));
-    read.extend(cwd.map(Path::to_path_buf));
+    // A working directory is readable, unless it is `/` or the home directory (or
+    // above it): a `cwd` is not a grant of everything under it; `fs_read` is.
+    read.extend(
+        cwd.filter(|c| *c != Path::new("/") && !home.starts_with(c))
+            .map(Path::to_path_buf),
+    );
     read.extend(settings.fs_read.iter().cloned());
     let mut write: Vec<PathBuf> = SYSTEM_WRITE.iter().map(PathBuf::from).collect();
     write.push(private.clone());

@@ -68,6 +68,20 @@ pub fn sandbox_writes(name: &str, dir: &Path) -> String {
     )
 }
 
+/// The text blocks of a tool result, joined by newlines (empty when there are none).
+pub fn text_of(answer: &Value) -> String {
+    answer["result"]["content"]
+        .as_array()
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
 /// A TOML string literal.
 pub fn q(s: impl AsRef<str>) -> String {
     toml_quote(s.as_ref())
