@@ -1037,3 +1037,60 @@ fn mcp_server_time_answers_through_the_python_sdk_under_the_default_sandbox() {
         assert!(!log.contains("sandbox layers missing"), "{log}");
     }
 }
+
+#[test]
+fn npx_runs_a_server_offline_under_the_sandbox_with_memory_and_cpu_limits() {
+    let Some(prefix) = test_prefix() else { return };
+    let npx = std::path::Path::new("/usr/bin/npx");
+    if !npx.exists() {
+        eprintln!("skipped: npx under the sandbox: no /usr/bin/npx");
+        return;
+    }
+    let env = Env::new();
+    std::fs::write(env.workspace.join("hello.txt"), "hello").unwrap();
+    // `npx --no-install` finds the installed package from its directory: npm's own
+    // code, the node preset and the package tree, with no network at all.
+    env.user_config(&format!(
+        "[servers.fs]\ncommand = \"npx\"\nargs = [\"--no-install\", \"mcp-server-filesystem\", {}]\n\
+         cwd = {}\nenv = {{ npm_config_update_notifier = \"false\" }}\n\
+         [servers.fs.sandbox]\nnetwork = false\nmemory = \"2G\"\ncpu_time = \"10m\"\n",
+        q(path_str(&env.workspace)),
+        q(path_str(&prefix.join("node"))),
+    ));
+    let mut serve = start(&env, &[]);
+    let read = serve.call_tool(
+        2,
+        "fs__read_text_file",
+        json!({"path": path_str(&env.workspace.join("hello.txt"))}),
+    );
+    assert_eq!(text_of(&read), "hello", "{read}\n{}", env.log());
+}
+
+#[test]
+fn memory_and_cpu_limits_reach_the_server() {
+    let env = Env::new();
+    env.user_config(&probe_table("a", "memory = \"1G\"\ncpu_time = \"1h\""));
+    let mut serve = start(&env, &[]);
+    let limits = call_json(
+        &mut serve,
+        2,
+        "a__read_file",
+        json!({"path": "/proc/self/limits"}),
+    );
+    assert_ok(&limits, "reading its own limits");
+    let text = limits["content"].as_str().unwrap();
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no `{name}` in {text}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(
+        line("Max data size").contains("1073741824 1073741824"),
+        "{text}"
+    );
+    assert!(line("Max cpu time").contains("3600 3605"), "{text}");
+    assert!(line("Max core file size").contains("0 0"), "{text}");
+}
