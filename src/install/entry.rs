@@ -133,7 +133,9 @@ pub fn classify(
             None => keep("it has neither a `command` nor a `url`"),
         };
     };
-    if name == OURS && is_ours(&command, exe) {
+    // Whatever its name: moving an entry that runs `mcp-warden serve` into the config
+    // would make mcp-warden start itself as one of its servers.
+    if is_ours(&command, exe) {
         return Disposition::Ours;
     }
     match read_server(client, obj, &command, project) {
@@ -589,6 +591,18 @@ mod tests {
         );
         assert_eq!(
             classify(Client::Zed, OURS, &zed_old, EXE, None),
+            Disposition::Ours
+        );
+        // mcp-warden's entry under another name is still ours, never moved (it would
+        // make mcp-warden start itself).
+        assert_eq!(
+            classify(
+                Client::Cursor,
+                "warden",
+                &json!({"command": EXE, "args": ["serve"]}),
+                EXE,
+                None
+            ),
             Disposition::Ours
         );
         // The same name running something else is an ordinary server.
