@@ -123,7 +123,7 @@ install_test_deps() {
     fi
 
     if [[ -f "$stamp" && "$(head -n1 "$stamp")" == "$hash" && -x "$dir/venv/bin/python" &&
-        -d "$dir/node/node_modules/.bin" ]]; then
+        -d "$dir/node/node_modules/.bin" && -d "$dir/wheels" ]]; then
         say "test dependencies already installed in $dir (stamp matches)"
         return 0
     fi
@@ -154,6 +154,14 @@ install_test_deps() {
         --disable-pip-version-check --quiet -r "$dir/requirements.txt" </dev/null
     say "python packages installed ($(since "$t"))"
 
+    # The same pins as wheels, so a `uvx` server can be started offline in the tests.
+    t="$(now)"
+    rm -rf "$dir/wheels"
+    PIP_NO_CACHE_DIR=1 "$dir/venv/bin/python" -m pip download --no-cache-dir --no-input \
+        --disable-pip-version-check --quiet --no-deps --only-binary=:all: \
+        -r "$dir/requirements.txt" -d "$dir/wheels" </dev/null
+    say "wheels for uvx downloaded ($(since "$t"))"
+
     chmod -R a+rX "$dir"
     check_as_nobody "$dir"
 
@@ -165,7 +173,7 @@ install_test_deps() {
     mv -f "$stamp.tmp" "$stamp"
     say "test dependencies installed in $dir ($(since "$t0"))"
     say "  node servers: $dir/node/node_modules/.bin/{mcp-server-everything,mcp-server-filesystem,mcp-server-memory}"
-    say "  python:       $dir/venv/bin/{python,mcp-server-time,mcp-server-git}"
+    say "  python:       $dir/venv/bin/{python,mcp-server-time,mcp-server-git,uvx}, wheels in $dir/wheels"
 }
 
 case "${1:-}" in

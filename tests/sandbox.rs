@@ -1094,3 +1094,33 @@ fn memory_and_cpu_limits_reach_the_server() {
     assert!(line("Max cpu time").contains("3600 3605"), "{text}");
     assert!(line("Max core file size").contains("0 0"), "{text}");
 }
+
+#[test]
+fn uvx_runs_a_server_offline_under_the_sandbox() {
+    let Some(prefix) = test_prefix() else { return };
+    let (uvx, wheels) = (venv_bin(&prefix, "uvx"), prefix.join("wheels"));
+    if !uvx.exists() || !wheels.is_dir() {
+        eprintln!(
+            "skipped: uvx under the sandbox: the test prefix has no uvx or wheels (re-run ./install.sh --test-deps)"
+        );
+        return;
+    }
+    let env = Env::new();
+    // uvx builds the tool's environment in the server's private HOME from the pinned
+    // wheels: the python preset, its own cache, no network at all.
+    env.user_config(&format!(
+        "[servers.time]\ncommand = {}\nargs = [\"--offline\", \"--no-index\", \"--find-links\", {}, \
+         \"--python\", \"/usr/bin/python3\", \"mcp-server-time==2026.10.19\"]\n\
+         [servers.time.sandbox]\nnetwork = false\nfs_read = [{}]\n",
+        q(path_str(&uvx)),
+        q(path_str(&wheels)),
+        q(path_str(&wheels)),
+    ));
+    let mut serve = start(&env, &[]);
+    let now = serve.call_tool(2, "time__get_current_time", json!({"timezone": "UTC"}));
+    assert!(
+        text_of(&now).contains("\"timezone\": \"UTC\""),
+        "{now}\n{}",
+        env.log()
+    );
+}
