@@ -113,7 +113,6 @@ const REMOTE_KEYS: &[&str] = &["url", "serverUrl", "httpUrl"];
 #[must_use]
 pub fn classify(
     client: Client,
-    name: &str,
     entry: &Value,
     exe: &str,
     project: Option<&std::path::Path>,
@@ -535,14 +534,14 @@ mod tests {
     const EXE: &str = "/opt/bin/mcp-warden";
 
     fn moved(client: Client, entry: &Value) -> ServerDef {
-        match classify(client, "s", entry, EXE, None) {
+        match classify(client, entry, EXE, None) {
             Disposition::Move { server, .. } => server,
             other => panic!("not moved: {other:?}"),
         }
     }
 
     fn reason(client: Client, entry: &Value) -> String {
-        match classify(client, "s", entry, EXE, None) {
+        match classify(client, entry, EXE, None) {
             Disposition::Keep { reason } => reason,
             other => panic!("not kept: {other:?}"),
         }
@@ -570,7 +569,7 @@ mod tests {
             json!({"type": "sse", "command": "x"}),
         ] {
             assert_eq!(
-                classify(Client::Gemini, "r", &entry, EXE, None),
+                classify(Client::Gemini, &entry, EXE, None),
                 Disposition::Remote,
                 "{entry}"
             );
@@ -581,7 +580,7 @@ mod tests {
     fn our_own_entry_is_recognised() {
         let ours = our_entry(Style::Typed, EXE, None);
         assert_eq!(
-            classify(Client::Vscode, OURS, &ours, EXE, None),
+            classify(Client::Vscode, &ours, EXE, None),
             Disposition::Ours
         );
         let zed_old = our_entry(Style::Zed, EXE, Some(&json!({"command": {"path": "x"}})));
@@ -590,15 +589,14 @@ mod tests {
             json!({"command": {"path": EXE, "args": ["serve"]}})
         );
         assert_eq!(
-            classify(Client::Zed, OURS, &zed_old, EXE, None),
+            classify(Client::Zed, &zed_old, EXE, None),
             Disposition::Ours
         );
-        // mcp-warden's entry under another name is still ours, never moved (it would
-        // make mcp-warden start itself).
+        // mcp-warden's entry is recognised by what it runs, whatever its name: moving
+        // it into the config would make mcp-warden start itself.
         assert_eq!(
             classify(
                 Client::Cursor,
-                "warden",
                 &json!({"command": EXE, "args": ["serve"]}),
                 EXE,
                 None
@@ -607,7 +605,7 @@ mod tests {
         );
         // The same name running something else is an ordinary server.
         assert!(matches!(
-            classify(Client::Cursor, OURS, &json!({"command": "npx"}), EXE, None),
+            classify(Client::Cursor, &json!({"command": "npx"}), EXE, None),
             Disposition::Move { .. }
         ));
     }
@@ -704,7 +702,6 @@ mod tests {
         assert!(reason(Client::Gemini, &entry).contains("relative"));
         let Disposition::Move { server, .. } = classify(
             Client::Gemini,
-            "s",
             &entry,
             EXE,
             Some(std::path::Path::new("/p")),
@@ -718,7 +715,6 @@ mod tests {
     fn dropped_keys_are_noted() {
         let Disposition::Move { notes, .. } = classify(
             Client::Cursor,
-            "s",
             &json!({"command": "x", "autoApprove": ["a"]}),
             EXE,
             None,

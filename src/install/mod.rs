@@ -333,8 +333,7 @@ pub fn plan_install_from(
     let mut like = None;
     let mut tables: Vec<String> = Vec::new();
     for (name, value) in file.entries() {
-        let disposition =
-            entry::classify(target.client, name, value, exe, target.project.as_deref());
+        let disposition = entry::classify(target.client, value, exe, target.project.as_deref());
         if name == OURS && !matches!(disposition, Disposition::Ours | Disposition::Move { .. }) {
             return Err(InstallError::NameTaken {
                 path: target.file.clone(),

@@ -344,7 +344,7 @@ fn state_of(target: &Target, env: &Environment, exe: &str, path: Option<&OsStr>)
         remote: Vec::new(),
     };
     for (name, value) in file.entries() {
-        match entry::classify(target.client, name, value, exe, target.project.as_deref()) {
+        match entry::classify(target.client, value, exe, target.project.as_deref()) {
             Disposition::Ours => {
                 let program = entry::program(value).unwrap_or_default();
                 let resolved = resolve(&program, path);
