@@ -164,3 +164,33 @@ fn doctor_lists_installed_clients_and_whether_each_points_at_mcp_warden() {
     let wrong = doc["wrong"].to_string();
     assert!(!wrong.contains("cursor"), "{wrong}\n{err}");
 }
+
+#[test]
+fn doctor_warns_about_a_server_install_its_uid_cannot_read() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: servers get a uid of their own only when mcp-warden runs as root");
+        return;
+    }
+    let env = Env::new();
+    // A script server installed where only root may enter, like a venv under /root:
+    // a script is run by path, so its uid must reach it (a native binary need not).
+    let private = env.dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    let script = private.join("server.sh");
+    std::fs::write(&script, "#!/bin/sh\nexec cat\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    env.user_config(&format!(
+        "[servers.s]\ncommand = {}\n",
+        q(path_str(&script))
+    ));
+    let (code, out, err) = doctor(&env, &[]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        out.contains(&format!(
+            "cannot read `{}`, which it needs",
+            path_str(&script)
+        )) && out.contains(&format!("`{}`: cannot enter it", path_str(&private))),
+        "{out}"
+    );
+}
