@@ -4,9 +4,10 @@
 //! other's files, signal or trace each other, derived from the server's name so it stays the
 //! same from one run to the next (its private HOME keeps its owner):
 //! `AUTO_UID_BASE + fnv1a(name) % AUTO_UID_SPAN`, gid the same number. Those ids belong
-//! to no account; one that does on this machine is stepped over.
+//! to no account; one that does on this machine (in `/etc/passwd` or `/etc/group`) is
+//! stepped over.
 
-use nix::unistd::{Gid, Group, Uid, User};
+use nix::unistd::User;
 use serde::{Deserialize, Serialize};
 
 use super::UserChoice;
@@ -38,19 +39,24 @@ pub fn ids_for(server: &str, choice: &UserChoice) -> Result<Option<Ids>, UserErr
     match choice {
         UserChoice::Auto => Ok(Some(auto_ids(server))),
         UserChoice::Named(name) => {
-            let user = User::from_name(name)
-                .map_err(|source| UserError::Lookup {
-                    name: name.clone(),
-                    source,
-                })?
-                .ok_or_else(|| UserError::Unknown(name.clone()))?;
-            if user.uid.is_root() {
-                return Ok(None);
-            }
-            Ok(Some(Ids {
-                uid: user.uid.as_raw(),
-                gid: user.gid.as_raw(),
-            }))
+            // `/etc/passwd` first: the NSS lookup loads shared modules (systemd's,
+            // LDAP's) into a long-running `serve` for good; it is kept for users only
+            // a directory service knows.
+            let ids = if let Some(ids) = passwd_entry(|fields| fields[0] == name.as_str()) {
+                ids
+            } else {
+                let user = User::from_name(name)
+                    .map_err(|source| UserError::Lookup {
+                        name: name.clone(),
+                        source,
+                    })?
+                    .ok_or_else(|| UserError::Unknown(name.clone()))?;
+                Ids {
+                    uid: user.uid.as_raw(),
+                    gid: user.gid.as_raw(),
+                }
+            };
+            Ok((ids.uid != 0).then_some(ids))
         }
     }
 }
@@ -61,8 +67,11 @@ pub fn auto_ids(server: &str) -> Ids {
     let mut offset = fnv1a(server) % AUTO_UID_SPAN;
     for _ in 0..64 {
         let uid = AUTO_UID_BASE + offset;
-        let taken = matches!(User::from_uid(Uid::from_raw(uid)), Ok(Some(_)))
-            || matches!(Group::from_gid(Gid::from_raw(uid)), Ok(Some(_)));
+        // The local account files only (see `ids_for`): a directory service that hands
+        // out uids this high is not something this range can guard against anyway.
+        let id = uid.to_string();
+        let taken = passwd_entry(|fields| fields[2] == id).is_some()
+            || account_file_has("/etc/group", |fields| fields[2] == id);
         if !taken {
             return Ids { uid, gid: uid };
         }
@@ -70,6 +79,31 @@ pub fn auto_ids(server: &str) -> Ids {
     }
     let uid = AUTO_UID_BASE + offset;
     Ids { uid, gid: uid }
+}
+
+/// The ids of the first `/etc/passwd` entry `pick` accepts (its fields split on `:`).
+fn passwd_entry(pick: impl Fn(&[&str]) -> bool) -> Option<Ids> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.len() < 4 || !pick(&fields) {
+            return None;
+        }
+        Some(Ids {
+            uid: fields[2].parse().ok()?,
+            gid: fields[3].parse().ok()?,
+        })
+    })
+}
+
+/// Whether an entry of the account file at `path` satisfies `pick`.
+fn account_file_has(path: &str, pick: impl Fn(&[&str]) -> bool) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| {
+        text.lines().any(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            fields.len() >= 3 && pick(&fields)
+        })
+    })
 }
 
 /// 32-bit FNV-1a: small, stable across releases and platforms (unlike `DefaultHasher`).
