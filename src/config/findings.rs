@@ -8,6 +8,8 @@
 //!   The secret itself is never printed.
 //! - An unversioned package spec (`npx -y pkg`, `uvx pkg`), in any layer: the package
 //!   can change under a pin without the configuration changing.
+//! - A sandbox path that gives the server everything: `/` or the whole home directory
+//!   in `fs_read` or `fs_write` (keys, other projects, client configs).
 
 use std::collections::HashMap;
 
@@ -33,9 +35,42 @@ pub fn findings(source: &Source<'_>, servers: &[ServerDef]) -> Vec<Diagnostic> {
                  (`pkg@1.2.3` for npm, `pkg==1.2.3` for Python)",
             ));
         }
+        broad_sandbox_paths(source, server, &mut out);
     }
     out.sort_by_key(|d| d.position);
     out
+}
+
+/// `/` or the home directory itself in a sandbox path list.
+fn broad_sandbox_paths(source: &Source<'_>, server: &ServerDef, out: &mut Vec<Diagnostic>) {
+    let lists = [
+        ("fs_read", server.sandbox.fs_read.as_slice()),
+        (
+            "fs_write",
+            server.sandbox.fs_write.as_deref().unwrap_or_default(),
+        ),
+    ];
+    for (key, values) in lists {
+        for value in values {
+            let what = match value.raw.trim_end_matches('/') {
+                "" => "the whole file system",
+                "${home}" => "the whole home directory",
+                _ => continue,
+            };
+            let message = format!(
+                "`servers.{}.sandbox.{key}` grants {what} (`{}`)",
+                server.name, value.raw
+            );
+            out.push(
+                source
+                    .diagnostic(Severity::Warning, &value.span, message)
+                    .with_hint(
+                        "that includes SSH and cloud keys, other projects and client configs; list \
+                 the directories the server needs",
+                    ),
+            );
+        }
+    }
 }
 
 fn secrets(source: &Source<'_>, server: &ServerDef, out: &mut Vec<Diagnostic>) {
@@ -292,6 +327,24 @@ mod tests {
 
     fn server(command: &str, args: &str) -> String {
         format!("[servers.a]\ncommand = \"{command}\"\nargs = {args}\n")
+    }
+
+    #[test]
+    fn a_sandbox_path_of_everything_is_a_finding() {
+        let text = "[servers.a]\ncommand = \"x\"\n[servers.a.sandbox]\n\
+                    fs_read = [\"${home}/data\", \"/\"]\nfs_write = [\"${home}/\"]\n";
+        let f = findings_of(Layer::User, text);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(
+            f[0].starts_with("f.toml:4:28: warning: `servers.a.sandbox.fs_read` grants the whole file system (`/`)"),
+            "{f:?}"
+        );
+        assert!(
+            f[1].starts_with(
+                "f.toml:5:13: warning: `servers.a.sandbox.fs_write` grants the whole home directory"
+            ),
+            "{f:?}"
+        );
     }
 
     #[test]
