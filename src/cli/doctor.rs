@@ -230,15 +230,9 @@ fn traps(config: &ServerConfig, plan: &Plan) -> Vec<String> {
     out
 }
 
-/// Whether `program` is an ELF file (run from an open descriptor, so a uid that
-/// cannot enter its directory still can).
+/// Whether `program` is a native executable (see [`crate::sandbox::apply::is_elf`]).
 fn is_native(program: &Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    std::fs::File::open(program)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
-        && magic == *b"\x7fELF"
+    std::fs::File::open(program).is_ok_and(|mut f| crate::sandbox::apply::is_elf(&mut f))
 }
 
 fn print_text(

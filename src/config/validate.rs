@@ -89,35 +89,13 @@ pub struct ServerDef {
 }
 
 /// `[servers.NAME.sandbox]` as written: checked, paths not yet expanded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SandboxDef {
-    pub preset: sandbox::Preset,
     pub fs_read: Vec<Value>,
     /// `None`: the default, the workspace.
     pub fs_write: Option<Vec<Value>>,
-    pub network: bool,
-    pub network_ports: Vec<u16>,
-    pub user: UserChoice,
-    pub required: bool,
-    pub memory: Option<u64>,
-    pub cpu_time: Option<Duration>,
-}
-
-impl Default for SandboxDef {
-    fn default() -> Self {
-        let settings = SandboxSettings::default();
-        Self {
-            preset: settings.preset,
-            fs_read: Vec::new(),
-            fs_write: None,
-            network: settings.network,
-            network_ports: Vec::new(),
-            user: settings.user,
-            required: settings.required,
-            memory: None,
-            cpu_time: None,
-        }
-    }
+    /// Everything but the paths (which stay empty here).
+    pub settings: SandboxSettings,
 }
 
 impl SandboxDef {
@@ -139,15 +117,9 @@ impl SandboxDef {
             None => vars.workspace.map(Path::to_path_buf).into_iter().collect(),
         };
         Ok(SandboxSettings {
-            preset: self.preset,
             fs_read: self.fs_read.iter().map(expand).collect::<Result<_, _>>()?,
             fs_write,
-            network: self.network,
-            network_ports: self.network_ports.clone(),
-            user: self.user.clone(),
-            required: self.required,
-            memory: self.memory,
-            cpu_time: self.cpu_time,
+            ..self.settings.clone()
         })
     }
 }
@@ -587,20 +559,24 @@ impl Checker<'_, '_> {
         };
         let (memory, cpu_time) = self.sandbox_limits(raw);
         SandboxDef {
-            preset: match raw.preset {
-                None | Some(Preset::Auto) => sandbox::Preset::Auto,
-                Some(Preset::Node) => sandbox::Preset::Node,
-                Some(Preset::Python) => sandbox::Preset::Python,
-                Some(Preset::Bare) => sandbox::Preset::None,
-            },
             fs_read,
             fs_write,
-            network,
-            network_ports,
-            user,
-            required: raw.required.unwrap_or(false),
-            memory,
-            cpu_time,
+            settings: SandboxSettings {
+                preset: match raw.preset {
+                    None | Some(Preset::Auto) => sandbox::Preset::Auto,
+                    Some(Preset::Node) => sandbox::Preset::Node,
+                    Some(Preset::Python) => sandbox::Preset::Python,
+                    Some(Preset::Bare) => sandbox::Preset::None,
+                },
+                fs_read: Vec::new(),
+                fs_write: Vec::new(),
+                network,
+                network_ports,
+                user,
+                required: raw.required.unwrap_or(false),
+                memory,
+                cpu_time,
+            },
         }
     }
 }
@@ -915,14 +891,14 @@ mod tests {
                     user = \"nobody\"\nrequired = true\nmemory = \"1G\"\ncpu_time = \"10m\"\n";
         let (defs, diags) = check(Layer::User, text);
         assert!(diags.is_empty(), "{diags:?}");
-        let sandbox = &defs[0].sandbox;
+        let sandbox = &defs[0].sandbox.settings;
         assert_eq!(sandbox.preset, sandbox::Preset::Node);
         assert_eq!(sandbox.network_ports, vec![443]);
         assert!(!sandbox.network && sandbox.required);
         assert_eq!(sandbox.user, UserChoice::Named("nobody".into()));
         assert_eq!(sandbox.memory, Some(1 << 30));
         assert_eq!(sandbox.cpu_time, Some(Duration::from_secs(600)));
-        assert!(sandbox.fs_write.as_ref().is_some_and(Vec::is_empty));
+        assert!(defs[0].sandbox.fs_write.as_ref().is_some_and(Vec::is_empty));
         for (line, expected) in [
             (
                 "network_ports = [443]",

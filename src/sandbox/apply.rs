@@ -233,12 +233,18 @@ fn open_native(program: &CStr) -> Exec {
     let Ok(mut file) = File::open(path) else {
         return Exec::Path;
     };
-    let mut magic = [0u8; 4];
-    if file.read_exact(&mut magic).is_ok() && magic == *b"\x7fELF" {
+    if is_elf(&mut file) {
         Exec::File(OwnedFd::from(file))
     } else {
         Exec::Path
     }
+}
+
+/// Whether `file` starts with the ELF magic: a native executable, which the launcher
+/// runs from an open descriptor (so a uid that cannot enter its directory still can).
+pub fn is_elf(file: &mut impl Read) -> bool {
+    let mut magic = [0u8; 4];
+    file.read_exact(&mut magic).is_ok() && magic == *b"\x7fELF"
 }
 
 /// The rules, opened now, while the paths can still be reached.
