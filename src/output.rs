@@ -1,20 +1,153 @@
 //! The one place, besides `downstream`, that prints. Commands other than `serve` write
 //! their results to stdout and their diagnostics to stderr through these functions.
+//!
+//! **Everything printed here is escaped** (SPEC "What reaches a person's terminal"):
+//! text that a server, a repository file, a client file or the audit trail supplies is
+//! formatted into what these functions print, so the escaping lives here, once, and a
+//! print site cannot forget it. A terminal never receives a control character it would
+//! act on (ESC sequences, C1 controls, a bare CR that rewrites the line) or a character
+//! a reader cannot see (bidi controls, invisible and tag characters): each is shown as
+//! a visible escape (`\u{1b}`, `\r`, `\u{202e}`), so a person sees that something was
+//! there. Three shapes of output, each with its own rule:
+//!
+//! - [`line`] and [`diag`]: one line. Newline and tab are escaped too, so a string
+//!   from outside cannot start a line of its own that looks like ours.
+//! - [`block`] and [`diag_block`]: multi-line text that mcp-warden laid out itself
+//!   (a diff, a diagnostic with its source line). Newline and tab are kept; the rest is
+//!   escaped as in a line. Build such text from lines whose outside parts went through
+//!   [`one_line`].
+//! - [`json`]: a JSON document mcp-warden serialized. Its strings are escaped the JSON
+//!   way (`\u202e`), so the document stays valid and means the same.
+//!
+//! Must never: print unescaped text, or decide what is suspicious (that is
+//! [`crate::textclass`] and the scan).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::IsTerminal;
+use std::borrow::Cow;
+use std::io::{IsTerminal, Write as _};
 
-/// Prints a line of a command's result to stdout. A reader that went away (`| head`)
-/// is not an error worth a panic: the rest is dropped.
-pub fn line(text: &str) {
-    use std::io::Write as _;
+use crate::textclass;
+
+/// Which characters a print keeps as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// One line: newline and tab are escaped as well.
+    Line,
+    /// Our own multi-line layout: newline and tab are kept.
+    Block,
+}
+
+/// `text` as a line prints it: every control character (newline and tab included),
+/// ESC sequence, C1 control, bidi control and invisible or tag character written as a
+/// visible escape. For putting outside text into a [`block`] or a prompt.
+#[must_use]
+pub fn one_line(text: &str) -> Cow<'_, str> {
+    escape(text, Shape::Line)
+}
+
+/// `text` with everything a terminal would act on or a reader could not see escaped;
+/// newline and tab kept when `shape` is [`Shape::Block`]. Borrows when nothing is.
+fn escape(text: &str, shape: Shape) -> Cow<'_, str> {
+    let kept = |c: char| shape == Shape::Block && matches!(c, '\n' | '\t');
+    let needs = |c: char| textclass::needs_escape(c) && !kept(c);
+    if !text.chars().any(needs) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if needs(c) {
+            textclass::push_escaped(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A serialized JSON document with every character [`textclass::needs_escape`] names,
+/// except the newlines of its layout, written as a JSON `\uXXXX` escape (a UTF-16
+/// surrogate pair above U+FFFF). `serde_json` already escapes C0 controls inside
+/// strings, so a raw newline is always layout; C1 controls, DEL, bidi and invisible
+/// characters are what it leaves raw, and they can only stand inside strings, where a
+/// `\u` escape means the same character.
+#[must_use]
+pub fn json_text(text: &str) -> Cow<'_, str> {
+    use std::fmt::Write as _;
+    let needs = |c: char| c != '\n' && textclass::needs_escape(c);
+    if !text.chars().any(needs) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if needs(c) {
+            let mut units = [0_u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Writes `text` and a newline to stdout. A reader that went away (`| head`) is not an
+/// error worth a panic: the rest is dropped.
+fn write_out(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}");
 }
 
-/// Prints a diagnostic to stderr. In `serve` this is the only output a person sees.
+/// Prints one line of a command's result to stdout, escaped as [`one_line`] says.
+pub fn line(text: &str) {
+    write_out(&escape(text, Shape::Line));
+}
+
+/// Prints multi-line text that mcp-warden laid out itself to stdout: newlines and tabs
+/// kept, everything else escaped as in a [`line`]. Outside text inside it must have
+/// gone through [`one_line`] (or be printed line by line with [`line`]), or it could
+/// start a line of its own.
+pub fn block(text: &str) {
+    write_out(&escape(text, Shape::Block));
+}
+
+/// Prints a JSON document mcp-warden serialized (`--json`), escaped as [`json_text`]
+/// says: still valid JSON, with the same meaning.
+pub fn json(text: &str) {
+    write_out(&json_text(text));
+}
+
+/// Writes `text` and a newline to stdout and flushes: whether the reader is still
+/// there. For output that runs until its reader leaves (`audit --follow`).
+fn write_flushed(text: &str) -> bool {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").and_then(|()| out.flush()).is_ok()
+}
+
+/// [`line`] for output that runs until its reader leaves (`| head`): flushed at once,
+/// and `false` once the reader is gone.
+#[must_use]
+pub fn follow_line(text: &str) -> bool {
+    write_flushed(&escape(text, Shape::Line))
+}
+
+/// [`json`] for output that runs until its reader leaves, as [`follow_line`].
+#[must_use]
+pub fn follow_json(text: &str) -> bool {
+    write_flushed(&json_text(text))
+}
+
+/// Prints a one-line diagnostic to stderr, escaped as a [`line`]. In `serve` this is
+/// the only output a person sees.
 pub fn diag(text: &str) {
-    eprintln!("{text}");
+    eprintln!("{}", escape(text, Shape::Line));
+}
+
+/// Prints a multi-line diagnostic mcp-warden laid out itself (a configuration error
+/// with its source line and hint) to stderr, escaped as a [`block`].
+pub fn diag_block(text: &str) {
+    eprintln!("{}", escape(text, Shape::Block));
 }
 
 /// Whether stdout is a terminal (colour and confirmations depend on it).
@@ -30,9 +163,9 @@ pub fn stdin_is_terminal() -> bool {
 }
 
 /// Asks a question on stderr, without a newline, so the answer is typed after it.
+/// Escaped as a [`line`].
 pub fn prompt(text: &str) {
-    use std::io::Write as _;
-    eprint!("{text}");
+    eprint!("{}", escape(text, Shape::Line));
     let _ = std::io::stderr().flush();
 }
 
@@ -42,4 +175,88 @@ pub fn confirm(question: &str) -> std::io::Result<bool> {
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Whether a terminal would act on `c`, or a reader miss it.
+    fn is_raw(c: char) -> bool {
+        textclass::needs_escape(c)
+    }
+
+    #[test]
+    fn a_line_escapes_what_drives_a_terminal() {
+        assert_eq!(
+            one_line("ok\u{1b}[2J\u{1b}[Hclean\rforged\u{202e}txt\u{200b}\u{9b}\n\tx"),
+            "ok\\u{1b}[2J\\u{1b}[Hclean\\rforged\\u{202e}txt\\u{200b}\\u{9b}\\n\\tx"
+        );
+        assert!(matches!(one_line("plain é ✓"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_block_keeps_its_layout_only() {
+        assert_eq!(
+            escape("a\n\tb\r\n\u{1b}]0;t\u{7}", Shape::Block),
+            "a\n\tb\\r\n\\u{1b}]0;t\\u{7}"
+        );
+    }
+
+    #[test]
+    fn json_stays_json() {
+        let value = serde_json::json!({"k\u{202e}": "a\u{9b}b\u{e0041}\u{7f}"});
+        let text = serde_json::to_string_pretty(&value).expect("serializes");
+        let shown = json_text(&text);
+        assert!(shown.contains("\\u202e") && shown.contains("\\udb40\\udc41"));
+        let back: serde_json::Value = serde_json::from_str(&shown).expect("still JSON");
+        assert_eq!(back, value);
+    }
+
+    /// Text a hostile server would send: escape introducers and terminators, every
+    /// hidden class, line controls and plain text.
+    fn hostile_char() -> impl Strategy<Value = char> {
+        prop_oneof![
+            Just('\u{1b}'),
+            Just('\r'),
+            Just('\n'),
+            Just('\t'),
+            Just('\u{7}'),
+            Just('\u{8}'),
+            Just('\u{7f}'),
+            Just('['),
+            Just('\\'),
+            proptest::char::range('\u{0}', '\u{1f}'),
+            proptest::char::range('\u{80}', '\u{9f}'),
+            proptest::char::range('\u{200b}', '\u{200f}'),
+            proptest::char::range('\u{202a}', '\u{202e}'),
+            proptest::char::range('\u{2066}', '\u{2069}'),
+            proptest::char::range('\u{e0000}', '\u{e007f}'),
+            proptest::char::range('a', 'z'),
+            any::<char>(),
+        ]
+    }
+
+    proptest! {
+        /// Every output path: nothing raw reaches the terminal, in any shape.
+        #[test]
+        fn no_raw_character_survives(chars in proptest::collection::vec(hostile_char(), 0..64)) {
+            let s: String = chars.into_iter().collect();
+            prop_assert!(!one_line(&s).chars().any(is_raw));
+            prop_assert!(!escape(&s, Shape::Block).chars().any(|c| is_raw(c) && c != '\n' && c != '\t'));
+            // Escaping is a fixed point: what is shown is shown as it is.
+            let once = one_line(&s).into_owned();
+            prop_assert_eq!(&*one_line(&once), &*once);
+            let compact = serde_json::to_string(&serde_json::json!({ &*s: s.clone() })).expect("serializes");
+            let pretty = serde_json::to_string_pretty(&serde_json::json!([s.clone()])).expect("serializes");
+            for doc in [compact, pretty] {
+                let shown = json_text(&doc);
+                prop_assert!(!shown.chars().any(|c| is_raw(c) && c != '\n'));
+                let back: serde_json::Value = serde_json::from_str(&shown).expect("still JSON");
+                let orig: serde_json::Value = serde_json::from_str(&doc).expect("JSON");
+                prop_assert_eq!(back, orig);
+            }
+        }
+    }
 }

@@ -35,7 +35,7 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
     let effective = match config::load(paths, &choice) {
         Ok(effective) => effective,
         Err(e) => {
-            output::diag(&e.to_string());
+            output::diag_block(&e.to_string());
             return Ok(ExitStatus::Usage);
         }
     };
@@ -61,9 +61,10 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
                     Some(effective)
                 }
                 Err(e) => {
-                    output::diag(&format!(
-                        "mcp-warden: the client's roots lead to a broken configuration; keeping the current one\n{e}"
-                    ));
+                    output::diag(
+                        "mcp-warden: the client's roots lead to a broken configuration; keeping the current one",
+                    );
+                    output::diag_block(&e.to_string());
                     tracing::error!(error = %e, "configuration for the client's roots is invalid");
                     None
                 }

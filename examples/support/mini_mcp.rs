@@ -3,9 +3,10 @@
 //!
 //! [`run`] reads stdin a line at a time until EOF and answers `initialize` (echoing
 //! the client's `protocolVersion` when it is one we know, else `2025-06-18`;
-//! capabilities `{"tools":{"listChanged":true}}`), `ping` (`{}`), `tools/list` (all
-//! tools, no pagination) and `tools/call` (through the [`Server`] trait); other
-//! methods get -32601. Notifications, answers to requests we never sent and lines
+//! capabilities `{"tools":{"listChanged":true}}`, plus `resources` and `instructions`
+//! when the [`Server`] has them), `ping` (`{}`), `tools/list` (all tools, no
+//! pagination, or the server's error), `resources/templates/list` and `tools/call`
+//! (through the [`Server`] trait); other methods get -32601. Notifications, answers to requests we never sent and lines
 //! that are not a JSON object are skipped. Every line written is flushed at once.
 //!
 //! Included by each server with `#[path = "support/mini_mcp.rs"] mod mini_mcp;`.
@@ -36,6 +37,22 @@ pub trait Server {
     /// Calls tool `name` with `arguments` (an empty object when the client sent none).
     /// `None` means there is no such tool (answered with -32602).
     fn call(&mut self, name: &str, arguments: &Value) -> Option<Outcome>;
+
+    /// The `instructions` answered to `initialize`, if any.
+    fn instructions(&self) -> Option<String> {
+        None
+    }
+
+    /// The `resources/templates/list` entries; when there are some, the server also
+    /// offers the `resources` capability (and an empty `resources/list`).
+    fn resource_templates(&self) -> Vec<Value> {
+        Vec::new()
+    }
+
+    /// A message to answer `tools/list` with, as a JSON-RPC error, instead of the tools.
+    fn tools_error(&self) -> Option<String> {
+        None
+    }
 
     /// Runs after the answer to a `tools/call` has been written (whatever it was).
     fn after_call(&mut self, _out: &mut Out) -> io::Result<()> {
@@ -134,17 +151,33 @@ fn serve(name: &str, server: &mut impl Server) -> io::Result<()> {
         match method {
             "initialize" => {
                 let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
-                out.result(
-                    id,
-                    &json!({
-                        "protocolVersion": version,
-                        "capabilities": {"tools": {"listChanged": true}},
-                        "serverInfo": {"name": name, "version": "1.0.0"},
-                    }),
-                )?;
+                let mut result = json!({
+                    "protocolVersion": version,
+                    "capabilities": {"tools": {"listChanged": true}},
+                    "serverInfo": {"name": name, "version": "1.0.0"},
+                });
+                if let Some(instructions) = server.instructions() {
+                    result["instructions"] = json!(instructions);
+                }
+                if !server.resource_templates().is_empty() {
+                    result["capabilities"]["resources"] = json!({});
+                }
+                out.result(id, &result)?;
             }
             "ping" => out.result(id, &json!({}))?,
-            "tools/list" => out.result(id, &json!({"tools": server.tools()}))?,
+            "tools/list" => match server.tools_error() {
+                Some(message) => out.error(id, -32603, &message)?,
+                None => out.result(id, &json!({"tools": server.tools()}))?,
+            },
+            "resources/list" if !server.resource_templates().is_empty() => {
+                out.result(id, &json!({"resources": []}))?;
+            }
+            "resources/templates/list" if !server.resource_templates().is_empty() => {
+                out.result(
+                    id,
+                    &json!({"resourceTemplates": server.resource_templates()}),
+                )?;
+            }
             "tools/call" => {
                 let Some(tool) = params.get("name").and_then(Value::as_str) else {
                     out.error(id, -32602, "tools/call needs a tool `name`")?;

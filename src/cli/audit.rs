@@ -158,7 +158,7 @@ pub fn run_audit(paths: &Paths, args: &AuditArgs) -> anyhow::Result<ExitStatus> 
     let mut shown = 0u64;
     let mut skipped = Vec::new();
     if args.json {
-        output::line("{\"records\": [");
+        output::json("{\"records\": [");
     } else {
         output::line(&table_header());
     }
@@ -167,7 +167,7 @@ pub fn run_audit(paths: &Paths, args: &AuditArgs) -> anyhow::Result<ExitStatus> 
             Entry::Record { record, .. } if filter.matches(&record) => {
                 if args.json {
                     let comma = if shown == 0 { "" } else { "," };
-                    output::line(&format!("{comma}{}", record_json(&record)));
+                    output::json(&format!("{comma}{}", record_json(&record)));
                 } else {
                     output::line(&table_row(&record));
                 }
@@ -181,7 +181,7 @@ pub fn run_audit(paths: &Paths, args: &AuditArgs) -> anyhow::Result<ExitStatus> 
         }
     }
     if args.json {
-        output::line(&format!("], \"skipped\": {}}}", json!(skipped)));
+        output::json(&format!("], \"skipped\": {}}}", json!(skipped)));
     } else if shown == 0 {
         output::diag(&format!("no matching audit records in `{}`", dir.display()));
     }
@@ -191,19 +191,19 @@ pub fn run_audit(paths: &Paths, args: &AuditArgs) -> anyhow::Result<ExitStatus> 
 /// `audit --follow`: what is there, then what is appended, until stdout goes away.
 fn follow(dir: &Path, filter: &Filter, json: bool) -> anyhow::Result<ExitStatus> {
     let mut reader = Reader::new(dir, filter.since.map(Timestamp::day));
-    if !json && !emit(&table_header()) {
+    if !json && !output::follow_line(&table_header()) {
         return Ok(ExitStatus::Success);
     }
     loop {
         while let Some(entry) = reader.next_entry(true)? {
             match entry {
                 Entry::Record { record, .. } if filter.matches(&record) => {
-                    let text = if json {
-                        record_json(&record)
+                    let shown = if json {
+                        output::follow_json(&record_json(&record))
                     } else {
-                        table_row(&record)
+                        output::follow_line(&table_row(&record))
                     };
-                    if !emit(&text) {
+                    if !shown {
                         return Ok(ExitStatus::Success);
                     }
                 }
@@ -215,15 +215,6 @@ fn follow(dir: &Path, filter: &Filter, json: bool) -> anyhow::Result<ExitStatus>
         }
         std::thread::sleep(FOLLOW_POLL);
     }
-}
-
-/// Writes one line to stdout and says whether the reader is still there.
-/// `output::line` drops write errors, which is right for one-shot output; `--follow`
-/// runs until its reader leaves (`| head`), so it needs to see them.
-fn emit(text: &str) -> bool {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}").and_then(|()| out.flush()).is_ok()
 }
 
 fn record_json(record: &Record) -> String {
@@ -295,7 +286,7 @@ fn run_verify(paths: &Paths, args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
                 json!({"session": s.session, "records": s.records, "state": state, "last": s.last.to_string()})
             })
             .collect();
-        output::line(&serde_json::to_string_pretty(&json!({
+        output::json(&serde_json::to_string_pretty(&json!({
             "ok": report.is_ok(),
             "dir": dir,
             "files": report.files,
@@ -374,7 +365,7 @@ pub fn run_usage(paths: &Paths, args: &UsageArgs) -> anyhow::Result<ExitStatus> 
     if args.json {
         let tools: Vec<_> = usage.tools().collect();
         let unused: Vec<_> = usage.unused().map(|t| t.tool.as_str()).collect();
-        output::line(&serde_json::to_string_pretty(&json!({
+        output::json(&serde_json::to_string_pretty(&json!({
             "since": since,
             "lists": usage.lists,
             "calls": usage.calls,
@@ -420,7 +411,7 @@ pub fn run_usage(paths: &Paths, args: &UsageArgs) -> anyhow::Result<ExitStatus> 
                 if n == 1 { "it" } else { "them" },
             ));
             output::line("");
-            output::line(rule.trim_end());
+            output::block(rule.trim_end());
         }
         None if usage.lists == 0 => output::line(&format!(
             "no tool lists were recorded in {window}, so unused grants cannot be told"
@@ -439,7 +430,7 @@ pub fn run_review(paths: &Paths, args: &ReviewArgs) -> anyhow::Result<ExitStatus
     let groups = review.groups();
     let events: u64 = groups.iter().map(|g| g.count).sum();
     if args.json {
-        output::line(&serde_json::to_string_pretty(&json!({
+        output::json(&serde_json::to_string_pretty(&json!({
             "since": since,
             "events": events,
             "groups": groups,

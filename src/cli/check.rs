@@ -27,7 +27,7 @@ pub fn run(
     let choice = workspace_choice(workspace)?;
     let report = config::check(paths, &choice);
     for d in report.errors.iter().chain(&report.findings) {
-        output::line(&d.to_string());
+        output::block(&d.to_string());
     }
     if !report.errors.is_empty() {
         output::line(&format!(

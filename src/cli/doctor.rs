@@ -105,7 +105,7 @@ pub fn run(
             "clients": clients,
             "wrong": wrong,
         });
-        output::line(&serde_json::to_string_pretty(&doc)?);
+        output::json(&serde_json::to_string_pretty(&doc)?);
     } else {
         print_text(&machine, &servers, &clients, &wrong, &paths.home);
     }

@@ -84,7 +84,7 @@ pub fn run(
     let effective = match config::load(paths, &choice) {
         Ok(effective) => effective,
         Err(e) => {
-            output::diag(&e.to_string());
+            output::diag_block(&e.to_string());
             return Ok(ExitStatus::Usage);
         }
     };
@@ -99,7 +99,7 @@ pub fn run(
     }
     let Some(name) = &args.tool else {
         if args.json {
-            output::line(&serde_json::to_string_pretty(&doc.remove("effective"))?);
+            output::json(&serde_json::to_string_pretty(&doc.remove("effective"))?);
         }
         return Ok(ExitStatus::Success);
     };
@@ -131,7 +131,7 @@ pub fn run(
         } else {
             report
         };
-        output::line(&serde_json::to_string_pretty(&out)?);
+        output::json(&serde_json::to_string_pretty(&out)?);
     } else {
         if args.effective {
             output::line("");

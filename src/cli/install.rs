@@ -291,8 +291,9 @@ fn go_ahead(
 ) -> anyhow::Result<Option<ExitStatus>> {
     if dry_run {
         output::line("");
-        output::line(diffs);
-        output::line("\ndry run: nothing was written");
+        output::block(diffs);
+        output::line("");
+        output::line("dry run: nothing was written");
         return Ok(Some(ExitStatus::Success));
     }
     if yes {
@@ -306,7 +307,7 @@ fn go_ahead(
         return Ok(Some(ExitStatus::Usage));
     }
     output::line("");
-    output::line(diffs);
+    output::block(diffs);
     if output::confirm(question)? {
         return Ok(None);
     }
@@ -326,9 +327,12 @@ fn report(e: anyhow::Error) -> anyhow::Result<ExitStatus> {
 /// the machine 3.
 fn report_install_error(e: &InstallError) -> ExitStatus {
     match e {
-        InstallError::Invalid(d) => output::diag(&d.to_string()),
+        InstallError::Invalid(d) => output::diag_block(&d.to_string()),
         e => match e.hint() {
-            Some(hint) => output::diag(&format!("error: {e}\n  hint: {hint}")),
+            Some(hint) => {
+                output::diag(&format!("error: {e}"));
+                output::diag(&format!("  hint: {hint}"));
+            }
             None => output::diag(&format!("error: {e}")),
         },
     }

@@ -40,7 +40,7 @@ pub fn take(
     let effective = match config::load(paths, &choice) {
         Ok(effective) => effective,
         Err(e) => {
-            output::diag(&e.to_string());
+            output::diag_block(&e.to_string());
             return Ok(Err(ExitStatus::Usage));
         }
     };

@@ -81,7 +81,7 @@ pub fn run_pins(
         }
         print_diffs(&inv, only);
     } else if args.json {
-        output::line(&serde_json::to_string_pretty(&pins_json(&inv))?);
+        output::json(&serde_json::to_string_pretty(&pins_json(&inv))?);
     } else {
         print_table(&inv);
     }
@@ -162,7 +162,7 @@ pub fn run_unpin(
     let effective = match config::load(paths, &choice) {
         Ok(effective) => effective,
         Err(e) => {
-            output::diag(&e.to_string());
+            output::diag_block(&e.to_string());
             return Ok(ExitStatus::Usage);
         }
     };
@@ -386,7 +386,7 @@ fn show_item(item: &ItemReview, server: &str) {
         item.exposed
     ));
     match item.status {
-        Status::Changed => output::line(&diff(item)),
+        Status::Changed => output::block(&diff(item)),
         Status::Removed => output::line("  no longer offered: its pin is removed"),
         _ => {
             if let Some(pin) = &item.current {
@@ -403,7 +403,7 @@ fn show_item(item: &ItemReview, server: &str) {
 fn show_findings(findings: &[Finding]) {
     for f in findings {
         output::line(&format!(
-            "  finding {} [{}] at {}: {}\n    \"{}\"",
+            "  finding {} [{}] at {}: {}",
             f.id,
             f.severity,
             if f.location.is_empty() {
@@ -412,8 +412,8 @@ fn show_findings(findings: &[Finding]) {
                 &f.location
             },
             f.message,
-            f.excerpt
         ));
+        output::line(&format!("    \"{}\"", f.excerpt));
     }
 }
 
@@ -541,7 +541,7 @@ fn print_diffs(inv: &Inventory, only: Option<&str>) {
         };
         if wanted {
             any = true;
-            output::line(&diff(item));
+            output::block(&diff(item));
         }
     }
     for review in &inv.reviews {

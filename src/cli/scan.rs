@@ -71,7 +71,7 @@ pub fn run(
                 })
             })
             .collect();
-        output::line(&serde_json::to_string_pretty(
+        output::json(&serde_json::to_string_pretty(
             &json!({ "servers": servers }),
         )?);
     } else {
@@ -92,7 +92,7 @@ pub fn run(
                     "note"
                 };
                 output::line(&format!(
-                    "{server}: {level}: {} [{}] in {} at {}: {}\n    \"{}\"",
+                    "{server}: {level}: {} [{}] in {} at {}: {}",
                     f.id,
                     f.severity,
                     item,
@@ -102,8 +102,8 @@ pub fn run(
                         &f.location
                     },
                     f.message,
-                    f.excerpt
                 ));
+                output::line(&format!("    \"{}\"", f.excerpt));
             }
             if let Some(why) = &review.error {
                 output::line(&format!("{server}: error: not scanned: {why}"));

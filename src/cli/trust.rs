@@ -116,10 +116,11 @@ fn report_error(e: TrustError) -> ExitStatus {
         _ => ExitStatus::Usage,
     };
     match e {
-        TrustError::Invalid(d) => output::diag(&d.to_string()),
-        TrustError::NoWorkspaceFile { .. } => output::diag(&format!(
-            "error: {e}\n  hint: run `mcp-warden init` to create one"
-        )),
+        TrustError::Invalid(d) => output::diag_block(&d.to_string()),
+        TrustError::NoWorkspaceFile { .. } => {
+            output::diag(&format!("error: {e}"));
+            output::diag("  hint: run `mcp-warden init` to create one");
+        }
         e => output::diag(&format!("error: {e}")),
     }
     status

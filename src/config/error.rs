@@ -82,13 +82,16 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
+        // Each part is one line, escaped (it quotes the file's text): the two-line
+        // layout is ours, so a value with a newline cannot add a line of its own.
+        let one_line = crate::output::one_line;
+        write!(f, "{}", one_line(&self.path.to_string_lossy()))?;
         if let Some(Position { line, col }) = self.position {
             write!(f, ":{line}:{col}")?;
         }
-        write!(f, ": {}: {}", self.severity, self.message)?;
+        write!(f, ": {}: {}", self.severity, one_line(&self.message))?;
         if let Some(hint) = &self.hint {
-            write!(f, "\n  hint: {hint}")?;
+            write!(f, "\n  hint: {}", one_line(hint))?;
         }
         Ok(())
     }

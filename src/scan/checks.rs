@@ -304,9 +304,12 @@ fn tag_chars(s: &str) -> Option<Hit> {
 
 fn terminal_controls(s: &str) -> Option<Hit> {
     let escape = textclass::ansi_escapes(s).next();
-    let control = s
-        .char_indices()
-        .find(|&(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r') && !is_escape(c));
+    // A CR before a newline ends a line (CRLF); a bare one returns the cursor to the
+    // start of the line, so what follows it is printed over what precedes it.
+    let is_bare_cr = |i: usize, c: char| c == '\r' && !s[i + 1..].starts_with('\n');
+    let control = s.char_indices().find(|&(i, c)| {
+        c.is_control() && !matches!(c, '\t' | '\n' | '\r') && !is_escape(c) || is_bare_cr(i, c)
+    });
     match (escape, control) {
         (Some(e), Some((i, _))) if i < e.start => Some(control_hit(s, i)),
         (Some(e), _) => Some(Hit::with(e, "ANSI escape sequence".to_owned())),
@@ -322,10 +325,12 @@ fn is_escape(c: char) -> bool {
 
 fn control_hit(s: &str, i: usize) -> Hit {
     let c = s[i..].chars().next().unwrap_or_default();
-    Hit::with(
-        i..i + c.len_utf8(),
-        format!("control character U+{:04X}", u32::from(c)),
-    )
+    let detail = if c == '\r' {
+        "bare carriage return (U+000D): the text after it overwrites the line".to_owned()
+    } else {
+        format!("control character U+{:04X}", u32::from(c))
+    };
+    Hit::with(i..i + c.len_utf8(), detail)
 }
 
 /// The first run of at least `min` characters of the base64 (or base64url, or hex)

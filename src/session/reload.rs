@@ -128,7 +128,8 @@ impl Session {
     /// Says something to the person: stderr, the log, and the client.
     fn tell(&mut self, text: &str, level: &str) {
         tracing::warn!("{text}");
-        crate::output::diag(&format!("mcp-warden: {text}"));
+        // Our own layout (a configuration error lists its diagnostics one per line).
+        crate::output::diag_block(&format!("mcp-warden: {text}"));
         if self.client.initialized {
             self.out.push_back(super::wire::log_message(level, text));
         } else {
