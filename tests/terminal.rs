@@ -12,7 +12,8 @@ mod support;
 use std::process::{Command, Stdio};
 
 use mcp_warden::textclass;
-use support::{Env, bin, example_table, path_str};
+use serde_json::json;
+use support::{Env, bin, example_table, path_str, test_server_table};
 
 /// What a terminal received from a command, and how it exited.
 struct Shown {
@@ -29,6 +30,11 @@ fn sh_quote(word: &str) -> String {
 /// returns everything the terminal received. Output post-processing is off
 /// (`stty -onlcr`), so a CR in what is returned is one the command wrote.
 fn on_terminal(env: &Env, args: &[&str]) -> Shown {
+    on_terminal_with(env, args, &[])
+}
+
+/// [`on_terminal`] with environment variables `vars` set for the command.
+fn on_terminal_with(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Shown {
     let mut line = String::from("stty -onlcr; exec ");
     line.push_str(&sh_quote(&path_str(&bin())));
     for arg in args {
@@ -41,6 +47,7 @@ fn on_terminal(env: &Env, args: &[&str]) -> Shown {
     // Colour is ours (clap's help, later our own tables); what is checked here is
     // what others supply.
     cmd.env("NO_COLOR", "1");
+    cmd.envs(vars.iter().copied());
     let out = cmd.stdin(Stdio::null()).output().unwrap();
     Shown {
         code: out.status.code(),
@@ -149,4 +156,106 @@ fn errors_stderr_and_the_log_are_escaped() {
     assert!(log.contains("terminal_server starting"), "{log}");
     assert_nothing_raw("the log", &log);
     assert_shown_escaped("the log", &log);
+}
+
+/// A secret in the environment mcp-warden runs in.
+const SECRET: (&str, &str) = ("DATABASE_URL", "postgres://app:s3cr3t-pw@db");
+
+/// A rule whose path names the secret: a call outside it is denied, and the reason
+/// would quote the directory.
+fn leaking_rule(id: &str) -> String {
+    format!(
+        "[[policy.rules]]\nid = \"{id}\"\ntools = [\"t__*\"]\n\
+         when = {{ arg = \"message\", not_under = [\"/${{env:DATABASE_URL}}\"] }}\n\
+         action = \"deny\"\n"
+    )
+}
+
+/// Everything `serve` wrote (answers, stderr), the audit trail and the log, after one
+/// call of `t__echo` outside the rule's directory.
+fn serve_one_call(env: &Env) -> (serde_json::Value, String) {
+    let mut cmd = env.command(&["serve"]);
+    cmd.env(SECRET.0, SECRET.1);
+    let mut serve = support::Serve::spawn(cmd);
+    serve.initialize();
+    serve.tool_names(1);
+    let answer = serve.call_tool(2, "t__echo", json!({"message": "/tmp/x"}));
+    let (_, stderr) = serve.close();
+    let mut seen = format!("{answer}\n{stderr}\n{}", env.log());
+    let audit = env.warden_home.join("data").join("audit");
+    for entry in std::fs::read_dir(audit).into_iter().flatten().flatten() {
+        seen.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+    }
+    (answer, seen)
+}
+
+/// Issue 17, point 2: an untrusted workspace's `${env:NAME}` is an error at its
+/// position, never expanded: the value reaches no terminal, answer, record or log.
+#[test]
+fn an_untrusted_workspace_reads_no_environment_variable() {
+    let env = Env::new();
+    env.user_config(&test_server_table("t", &[]));
+    env.workspace_config(&leaking_rule("leak"));
+
+    let check = on_terminal_with(&env, &["check"], &[SECRET]);
+    assert_nothing_raw("check", &check.text);
+    assert_eq!(check.code, Some(2), "{}", check.text);
+    assert!(
+        check.text.contains("mcp-warden.toml:4:")
+            && check
+                .text
+                .contains("`${env:DATABASE_URL}` in a workspace that is not trusted"),
+        "an error at its position: {}",
+        check.text
+    );
+    let explain = on_terminal_with(
+        &env,
+        &["explain", "t__echo", r#"{"message": "/tmp/x"}"#],
+        &[SECRET],
+    );
+    for shown in [&check.text, &explain.text] {
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+    }
+
+    // `serve` refuses the broken layer with the same error, and says no more.
+    let serve = env
+        .command(&["serve"])
+        .env(SECRET.0, SECRET.1)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let seen = format!(
+        "{}{}{}",
+        String::from_utf8_lossy(&serve.stdout),
+        String::from_utf8_lossy(&serve.stderr),
+        env.log()
+    );
+    assert!(seen.contains("not trusted"), "{seen}");
+    assert!(!seen.contains("s3cr3t"), "the value leaked:\n{seen}");
+}
+
+/// Issue 17, point 2: where `${env:NAME}` is expanded (the user's own file), the value
+/// still never appears in a blocked result, a record, a log line or `explain`.
+#[test]
+fn an_expanded_value_is_never_shown() {
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}\n{}",
+        test_server_table("t", &[]),
+        leaking_rule("mine")
+    ));
+    let (answer, seen) = serve_one_call(&env);
+    assert_eq!(answer["result"]["isError"], true, "denied: {answer}");
+    assert!(
+        answer.to_string().contains("/${env:DATABASE_URL}"),
+        "the rule's path as written: {answer}"
+    );
+    assert!(!seen.contains("s3cr3t"), "the value leaked:\n{seen}");
+    let explain = on_terminal_with(
+        &env,
+        &["explain", "t__echo", r#"{"message": "/tmp/x"}"#],
+        &[SECRET],
+    );
+    assert_eq!(explain.code, Some(1), "{}", explain.text);
+    assert!(!explain.text.contains("s3cr3t"), "{}", explain.text);
 }

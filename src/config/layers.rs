@@ -240,8 +240,16 @@ fn analyse(
     let mut defs: Vec<(usize, ServerDef)> = Vec::new();
     let mut pinning: Vec<(Layer, PinningKeys)> = Vec::new();
     let mut policies: Vec<PolicyFile<'_>> = Vec::new();
+    let trust = workspace
+        .as_ref()
+        .map_or(&TrustState::NotTrusted, |w| &w.trust);
     for (i, (file, source)) in files.iter().zip(&sources).enumerate() {
-        let (config, diagnostics) = validate(file.layer, source, raw::parse(source));
+        let parsed = raw::parse(source);
+        if file.layer == Layer::Workspace && !trust.is_trusted() {
+            // SPEC: an untrusted layer reads no environment variable.
+            errors.extend(super::vars::env_uses(source, &parsed.table));
+        }
+        let (config, diagnostics) = validate(file.layer, source, parsed);
         errors.extend(diagnostics);
         if with_findings {
             findings.extend(findings::findings(source, &config.servers));
@@ -261,9 +269,6 @@ fn analyse(
         home: &paths.home,
         env: &process_env,
     };
-    let trust = workspace
-        .as_ref()
-        .map_or(&TrustState::NotTrusted, |w| &w.trust);
     let pinning = merge_pinning(&pinning, trust.is_trusted());
     let built = build_policy(policies, trust.is_trusted(), &vars);
     errors.extend(built.errors);
@@ -515,6 +520,9 @@ pub fn build_policy(files: Vec<PolicyFile<'_>>, trusted: bool, vars: &Vars<'_>) 
         }
     };
     let labels = merge_labels(&files, &mut errors);
+    // An untrusted workspace's `${env:NAME}` is an error already; and its paths are
+    // expanded without the environment all the same, so no value of it is ever read.
+    let untrusted_vars = vars.without_env();
     let mut layers = Vec::new();
     let mut flow_rules: Vec<FlowRule> = Vec::new();
     for file in files {
@@ -524,6 +532,11 @@ pub fn build_policy(files: Vec<PolicyFile<'_>>, trusted: bool, vars: &Vars<'_>) 
             mut keys,
         } = file;
         label_findings(&source, &keys, &labels, &mut findings);
+        let vars = if layer == Layer::Workspace && !trusted {
+            &untrusted_vars
+        } else {
+            vars
+        };
         let mut rules = std::mem::take(&mut keys.rules);
         for rule in &mut rules {
             let Some(when) = &mut rule.when else { continue };

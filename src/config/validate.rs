@@ -154,7 +154,8 @@ impl ServerDef {
                     return Err(source
                         .error(
                             &value.span,
-                            format!("`cwd` `{}` is not an absolute path", dir.display()),
+                            // As written: the expansion may hold an environment value.
+                            format!("`cwd` `{}` is not an absolute path", value.raw),
                         )
                         .with_hint("start it with `${workspace}`, `${home}` or `/`"));
                 }

@@ -11,13 +11,25 @@
 //!    server that uses it is skipped with the reason, and `check` reports it, but the
 //!    other servers still start.
 //!
+//! `${env:NAME}` reads mcp-warden's own environment, so it is expanded only in layers
+//! that may start processes (managed, user, trusted workspace). In an untrusted
+//! workspace file it is a configuration error at its position ([`env_uses`]), and that
+//! layer is expanded with [`Vars::without_env`], so a cloned repository can never turn
+//! a secret of the environment into a path a blocked result, an audit record or a log
+//! line would show.
+//!
 //! Escaping: `$${` is a literal `${` (so `$${workspace}` is the text `${workspace}`).
 //! A `$` not followed by `{` is always literal, so `$HOME` and `a$b` need no escape.
 //! Expansion is one pass: text coming from a variable's value is never expanded again,
 //! so an environment variable holding `${home}` stays as it is.
 
 use std::ffi::OsString;
+use std::ops::Range;
 use std::path::Path;
+
+use toml::de::{DeTable, DeValue};
+
+use super::error::{Diagnostic, Source};
 
 /// Why a value's variables cannot be read: a configuration error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -144,6 +156,86 @@ impl std::fmt::Debug for Vars<'_> {
     }
 }
 
+impl<'a> Vars<'a> {
+    /// The same variables with an empty environment: every `${env:NAME}` is unset.
+    /// What an untrusted layer is expanded with.
+    #[must_use]
+    pub fn without_env(&self) -> Vars<'a> {
+        Vars {
+            workspace: self.workspace,
+            home: self.home,
+            env: &no_env,
+        }
+    }
+}
+
+fn no_env(_: &str) -> Option<OsString> {
+    None
+}
+
+/// Every `${env:NAME}` written in a string value of `table` (a parsed file of
+/// `source`), as an error at its position: for a layer that may not read the
+/// environment (an untrusted workspace). Values whose variables do not parse are
+/// left to the validator, which reports them.
+#[must_use]
+pub fn env_uses(source: &Source<'_>, table: &DeTable<'_>) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    for value in table.values() {
+        env_uses_in(source, value.get_ref(), &value.span(), &mut found);
+    }
+    found.sort_by_key(|d| d.position);
+    found
+}
+
+fn env_uses_in(
+    source: &Source<'_>,
+    value: &DeValue<'_>,
+    span: &Range<usize>,
+    found: &mut Vec<Diagnostic>,
+) {
+    match value {
+        DeValue::String(text) => {
+            let Ok(template) = Template::parse(text) else {
+                return;
+            };
+            for segment in &template.segments {
+                if let Segment::Var {
+                    var: Var::Env(name),
+                    offset,
+                } = segment
+                {
+                    let at = source.offset_in_string(span, text, *offset);
+                    found.push(
+                        source
+                            .error(
+                                &(at..at),
+                                format!(
+                                    "`${{env:{name}}}` in a workspace that is not trusted: \
+                                     its environment variables are not read"
+                                ),
+                            )
+                            .with_hint(
+                                "review the file and run `mcp-warden trust`, or set the value \
+                                 in your own `config.toml`",
+                            ),
+                    );
+                }
+            }
+        }
+        DeValue::Array(items) => {
+            for item in items {
+                env_uses_in(source, item.get_ref(), &item.span(), found);
+            }
+        }
+        DeValue::Table(table) => {
+            for item in table.values() {
+                env_uses_in(source, item.get_ref(), &item.span(), found);
+            }
+        }
+        DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) | DeValue::Datetime(_) => {}
+    }
+}
+
 /// Reads a variable of the process environment.
 #[must_use]
 pub fn process_env(name: &str) -> Option<OsString> {
@@ -227,6 +319,21 @@ impl Template {
                 s,
                 Segment::Var {
                     var: Var::Workspace,
+                    ..
+                }
+            )
+        })
+    }
+
+    /// Whether the value reads the environment (`${env:NAME}`): its expansion may hold
+    /// a secret, never to be shown.
+    #[must_use]
+    pub fn uses_env(&self) -> bool {
+        self.segments.iter().any(|s| {
+            matches!(
+                s,
+                Segment::Var {
+                    var: Var::Env(_),
                     ..
                 }
             )
@@ -396,5 +503,27 @@ mod tests {
         assert!(
             !is_env_name("") && !is_env_name("1A") && !is_env_name("A-B") && !is_env_name("A B")
         );
+    }
+
+    #[test]
+    fn an_untrusted_layer_finds_every_env_use_and_reads_none() {
+        let text = "[servers.a]\ncommand = \"x\"\nargs = [\"${home}\", \"--t=${env:TOKEN}\"]\n\
+                    [policy]\nx = { y = [\"$${env:LITERAL}\", \"/${env:TOKEN}\"] }\n";
+        let source = Source::new(Path::new("w.toml"), text);
+        let (table, _) = DeTable::parse_recoverable(text);
+        let found = env_uses(&source, table.get_ref());
+        let at: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert_eq!(found.len(), 2, "{at:?}");
+        assert!(
+            at[0].starts_with("w.toml:3:25: error: `${env:TOKEN}`"),
+            "{at:?}"
+        );
+        assert!(at[1].starts_with("w.toml:5:33: error:"), "{at:?}");
+        let v = vars(None);
+        assert!(matches!(
+            template("${env:TOKEN}").expand(&v.without_env()),
+            Err(Unresolved::EnvUnset { .. })
+        ));
+        assert!(template("a${env:TOKEN}").uses_env() && !template("${home}").uses_env());
     }
 }

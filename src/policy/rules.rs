@@ -163,20 +163,42 @@ impl PathPattern {
     }
 
     /// Expands the variables and resolves the directory on this machine.
+    ///
+    /// Messages name the pattern as written, never the expanded text: a value read
+    /// from the environment must not reach a blocked result, a record or a log line.
     pub fn resolve(&mut self, vars: &Vars<'_>) -> &Result<PathBuf, String> {
+        let written = &self.written;
+        let secret = self.template.uses_env();
         self.resolved = self
             .template
             .expand(vars)
             .map_err(|e| e.to_string())
             .and_then(|text| {
                 let p = path::expand_tilde(Path::new(&text), vars.home)
-                    .ok_or_else(|| format!("`{text}`: `~user` paths are not supported"))?;
+                    .ok_or_else(|| format!("`{written}`: `~user` paths are not supported"))?;
                 if !p.is_absolute() {
-                    return Err(format!("`{text}` is not an absolute path"));
+                    return Err(format!("`{written}` is not an absolute path"));
                 }
-                path::resolve(&p).map_err(|e| e.to_string())
+                path::resolve(&p).map_err(|e| {
+                    if secret {
+                        format!("`{written}` cannot be resolved")
+                    } else {
+                        e.to_string()
+                    }
+                })
             });
         &self.resolved
+    }
+
+    /// The directory to show beside the pattern as written, when it differs and may be
+    /// shown (not when the environment went into it).
+    fn shown_dir(&self) -> Option<String> {
+        match &self.resolved {
+            Ok(dir) if dir.as_os_str() != self.written.as_str() && !self.template.uses_env() => {
+                Some(dir.display().to_string())
+            }
+            _ => None,
+        }
     }
 }
 
@@ -590,10 +612,10 @@ fn under_one(
         };
         let dirs: Vec<String> = patterns
             .iter()
-            .map(|p| match &p.resolved {
-                Ok(dir) if dir.as_os_str() == p.written.as_str() => format!("`{}`", p.written),
-                Ok(dir) => format!("`{}` (`{}`)", p.written, dir.display()),
-                Err(why) => format!("`{}` (unknown here: {why})", p.written),
+            .map(|p| match (&p.resolved, p.shown_dir()) {
+                (Ok(_), None) => format!("`{}`", p.written),
+                (Ok(_), Some(dir)) => format!("`{}` (`{dir}`)", p.written),
+                (Err(why), _) => format!("`{}` (unknown here: {why})", p.written),
             })
             .collect();
         let dirs = dirs.join(", ");
