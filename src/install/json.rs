@@ -59,9 +59,26 @@ impl JsonFile {
                     .with_hint(syntax_hint(target.syntax)),
             )
         };
-        let collect = jsonc_parser::CollectOptions::default();
+        let collect = jsonc_parser::CollectOptions {
+            tokens: true,
+            ..jsonc_parser::CollectOptions::default()
+        };
         let parsed =
             jsonc_parser::parse_to_ast(text, &collect, &options).map_err(|e| invalid(&e))?;
+        if let Some(at) = raw_control_in_string(text, parsed.tokens.as_deref().unwrap_or(&[])) {
+            let c = text[at..].chars().next().unwrap_or_default();
+            return Err(InstallError::Invalid(
+                source
+                    .error(
+                        &(at..at + 1),
+                        format!("control character U+{:04X} inside a string", u32::from(c)),
+                    )
+                    .with_hint(
+                        "JSON requires control characters in strings to be escaped (`\\u001b`); \
+                         raw ones can hide part of the file from a terminal",
+                    ),
+            ));
+        }
         let root = CstRootNode::parse(text, &options).map_err(|e| invalid(&e))?;
         let mut entries = Vec::new();
         let mut depth_found = 0;
@@ -195,6 +212,23 @@ fn remove_with_comments(prop: CstObjectProp) {
 }
 
 /// The parser's messages start with a capital; ours do not.
+/// The byte offset of the first C0 control character written raw inside a string
+/// token. The parser accepts them; JSON does not (RFC 8259 section 7), and a client that
+/// shows the file, or our own plan, would let them act on a terminal.
+fn raw_control_in_string(
+    text: &str,
+    tokens: &[jsonc_parser::tokens::TokenAndRange<'_>],
+) -> Option<usize> {
+    tokens
+        .iter()
+        .filter(|t| matches!(t.token, jsonc_parser::tokens::Token::String(_)))
+        .find_map(|t| {
+            let raw = text.get(t.range.start..t.range.end)?;
+            let i = raw.find(|c: char| c < ' ')?;
+            Some(t.range.start + i)
+        })
+}
+
 fn lowercase_first(message: &str) -> String {
     let mut chars = message.chars();
     chars.next().map_or_else(String::new, |first| {
@@ -332,6 +366,19 @@ mod tests {
             Ok(_) => panic!("parsed"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn a_raw_control_character_in_a_string_is_refused() {
+        let text = "{\"mcpServers\": {\"a\": {\"command\": \"x\u{1b}[8m\"}}}\n";
+        let e = error(text, Syntax::Json);
+        assert!(
+            e.contains(":1:36: error: control character U+001B inside a string"),
+            "{e}"
+        );
+        let text = "{\n// a comment may say anything \u{1b}[2J\n\"servers\": {\"a\": {\"command\": \"x\\u001b\"}}}\n";
+        let target = target(Syntax::Jsonc, &["servers"]);
+        assert!(JsonFile::parse(Path::new("f.json"), text, &target).is_ok());
     }
 
     #[test]
