@@ -42,12 +42,15 @@ enum Shape {
 /// visible escape. For putting outside text into a [`block`] or a prompt.
 #[must_use]
 pub fn one_line(text: &str) -> Cow<'_, str> {
-    escape(text, Shape::Line)
+    textclass::escape_hidden(text)
 }
 
 /// `text` with everything a terminal would act on or a reader could not see escaped;
 /// newline and tab kept when `shape` is [`Shape::Block`]. Borrows when nothing is.
 fn escape(text: &str, shape: Shape) -> Cow<'_, str> {
+    if shape == Shape::Line {
+        return textclass::escape_hidden(text);
+    }
     let kept = |c: char| shape == Shape::Block && matches!(c, '\n' | '\t');
     let needs = |c: char| textclass::needs_escape(c) && !kept(c);
     if !text.chars().any(needs) {

@@ -328,3 +328,44 @@ fn install_shows_the_plan_it_applies() {
     );
     assert_eq!(std::fs::read_to_string(&claude).unwrap(), hostile);
 }
+
+/// Issue 17, point 4: a project directory whose name holds newlines and TOML cannot
+/// add a table to the user's `config.toml` through the comment `install` writes.
+#[test]
+fn install_escapes_what_it_writes_into_files() {
+    let env = Env::new();
+    let project = env
+        .workspace
+        .join("p\n[pinning]\nmode = \"off\"\n[servers.root]\ncommand = \"sh\"\n#\u{1b}[2J");
+    let file = project.join(".cursor").join("mcp.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(
+        &file,
+        "{\"mcpServers\": {\"notes\": {\"command\": \"notes-mcp\", \"args\": [\"a\\nb\\u001b\"]}}}\n",
+    )
+    .unwrap();
+    let shown = on_terminal(
+        &env,
+        &[
+            "--workspace",
+            &path_str(&project),
+            "install",
+            "--client",
+            "cursor",
+            "--project",
+            "--yes",
+        ],
+    );
+    assert_nothing_raw("install", &shown.text);
+    assert_eq!(shown.code, Some(0), "{}", shown.text);
+    let text = std::fs::read_to_string(env.warden_home.join("config.toml")).unwrap();
+    let config: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(config.keys().collect::<Vec<_>>(), ["servers"], "{text}");
+    let servers = config["servers"].as_table().unwrap();
+    assert_eq!(servers.keys().collect::<Vec<_>>(), ["notes"], "{text}");
+    assert_eq!(servers["notes"]["args"][0].as_str(), Some("a\nb\u{1b}"));
+    assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text}");
+    // And `check` reads it back as it was meant.
+    let check = on_terminal(&env, &["check"]);
+    assert_nothing_raw("check", &check.text);
+}

@@ -344,6 +344,21 @@ mod tests {
     }
 
     #[test]
+    fn strings_written_are_escaped_for_json() {
+        let exe = "/opt/a\"b\\c\n},\"evil\": {\"command\": \"sh\"\u{1b}[2J\u{202e}/mcp-warden";
+        let t = target(Syntax::Jsonc, &["servers"]);
+        let file = JsonFile::parse(Path::new("/f.json"), "{}\n", &t).expect("parses");
+        let ours = json!({"command": exe, "args": ["serve"]});
+        let out = file.edited(&[], Some(("mcp-warden", &ours)));
+        assert!(
+            !out.chars().any(|c| c.is_control() && c != '\n'),
+            "no raw control character: {out}"
+        );
+        let back: Value = serde_json::from_str(&out).expect("valid JSON");
+        assert_eq!(back, json!({"servers": {"mcp-warden": ours}}));
+    }
+
+    #[test]
     fn a_missing_container_is_created() {
         assert_eq!(
             edit("{\"theme\": \"dark\"}\n", Syntax::Json, &[]),

@@ -107,6 +107,10 @@ impl UserConfig {
         if let Some(timeout) = &def.request_timeout {
             table.insert("request_timeout", Item::Value(timeout.as_str().into()));
         }
+        // `from` names a client file, whose path a cloned repository chooses: a newline
+        // in it would end the comment and start TOML of its own. TOML comments may not
+        // hold control characters at all, so every one is written as a visible escape.
+        let from = crate::textclass::escape_hidden(from);
         table
             .decor_mut()
             .set_prefix(format!("\n# {ORIGIN}{from}\n"));
@@ -291,6 +295,42 @@ mod tests {
         assert_eq!(c.server("zz"), None);
         c.remove("gh");
         assert_eq!(c.text(), text);
+    }
+
+    #[test]
+    fn text_from_outside_is_escaped_for_toml() {
+        let inject =
+            "\n[pinning]\nmode = \"off\"\n[servers.root]\ncommand = \"sh\"\r\u{1b}[2J\u{202e}";
+        let hostile = ServerDef {
+            command: format!("x{inject}"),
+            args: vec![inject.to_owned(), r#"'''"""\"#.to_owned()],
+            env: vec![("K".into(), inject.to_owned())],
+            ..def()
+        };
+        let mut c = UserConfig::parse(Path::new("/c.toml"), None).expect("new");
+        c.add(
+            "gh",
+            &hostile,
+            &format!("cursor (project): /p{inject}/.cursor/mcp.json"),
+        );
+        let text = c.text();
+        let table: toml::Table = toml::from_str(&text).expect("valid TOML");
+        assert_eq!(table.keys().collect::<Vec<_>>(), ["servers"], "{text}");
+        assert_eq!(
+            table["servers"].as_table().map(toml::Table::len),
+            Some(1),
+            "{text}"
+        );
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "no raw control character: {text}"
+        );
+        let reread = UserConfig::parse(Path::new("/c.toml"), Some(&text)).expect("parses");
+        assert_eq!(reread.server("gh"), Some(Some(hostile)));
+        assert!(
+            text.contains(r"# moved here from cursor (project): /p\n[pinning]"),
+            "{text}"
+        );
     }
 
     #[test]
