@@ -318,7 +318,7 @@ fn round_trip(case: &Case) {
     let saved = backups(&file);
     assert_eq!(saved.len(), 1, "{saved:?}");
     assert_eq!(fs::read(&saved[0]).unwrap(), original);
-    assert_eq!(mode(&saved[0]), 0o640, "the backup has the original's mode");
+    assert_eq!(mode(&saved[0]), 0o600, "a backup may hold secrets: private");
     assert_eq!(mode(&user_config(&env)), 0o600);
     let config = read_config(&env);
     let servers = config["servers"].as_table().unwrap();

@@ -369,3 +369,154 @@ fn install_escapes_what_it_writes_into_files() {
     let check = on_terminal(&env, &["check"]);
     assert_nothing_raw("check", &check.text);
 }
+
+/// A project's `.mcp.json` holding a secret in a server's `env`.
+const PROJECT_MCP_JSON: &str = "{\"mcpServers\": {\"gh\": {\"command\": \"gh-mcp\", \"env\": {\"GITHUB_TOKEN\": \"ghp_secret\"}}}}\n";
+
+/// `install` into the workspace's `.mcp.json` (Claude Code, project scope).
+fn install_project(env: &Env) -> Shown {
+    let shown = on_terminal(
+        env,
+        &["install", "--client", "claude-code", "--project", "--yes"],
+    );
+    assert_nothing_raw("install", &shown.text);
+    assert_eq!(shown.code, Some(0), "{}", shown.text);
+    shown
+}
+
+fn uninstall_project(env: &Env) -> Shown {
+    let shown = on_terminal(
+        env,
+        &[
+            "uninstall",
+            "--client",
+            "claude-code",
+            "--scope",
+            "project",
+            "--yes",
+        ],
+    );
+    assert_nothing_raw("uninstall", &shown.text);
+    shown
+}
+
+/// The backups `install` left beside `file`.
+fn backups_beside(file: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{name}.mcp-warden-backup-"))
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Replaces a backup with something else (`backup`, `key`).
+type Swap = fn(&std::path::Path, &std::path::Path);
+
+/// Issue 17, point 5: `uninstall` never restores through a backup that was swapped for
+/// a symlink or a hard link, or whose bytes changed: a server that can write the
+/// workspace cannot have mcp-warden copy a key into the client's file.
+#[test]
+fn uninstall_restores_only_the_backup_it_made() {
+    use std::os::unix::fs::PermissionsExt;
+    let key = {
+        let env = Env::new();
+        let ssh = env.home.join(".ssh");
+        std::fs::create_dir_all(&ssh).unwrap();
+        std::fs::write(
+            ssh.join("id_ed25519"),
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        (env, ssh.join("id_ed25519"))
+    };
+    let (env, key) = key;
+    let file = env.workspace.join(".mcp.json");
+    let swaps: [(&str, Swap); 3] = [
+        ("a symlink", |backup, key| {
+            std::fs::remove_file(backup).unwrap();
+            std::os::unix::fs::symlink(key, backup).unwrap();
+        }),
+        ("a hard link", |backup, key| {
+            std::fs::remove_file(backup).unwrap();
+            std::fs::hard_link(key, backup).unwrap();
+        }),
+        ("other bytes", |backup, _| {
+            std::fs::write(backup, "{\"mcpServers\": {\"x\": {\"command\": \"sh\"}}}\n").unwrap();
+        }),
+    ];
+    for (what, swap) in swaps {
+        std::fs::write(&file, PROJECT_MCP_JSON).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        install_project(&env);
+        let backups = backups_beside(&file);
+        assert_eq!(backups.len(), 1, "{what}: {backups:?}");
+        assert_eq!(
+            std::fs::metadata(&backups[0]).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "a backup of a file with secrets is private"
+        );
+        let installed = std::fs::read_to_string(&file).unwrap();
+        swap(&backups[0], &key);
+        let undo = uninstall_project(&env);
+        assert_eq!(undo.code, Some(2), "{what}: refused: {}", undo.text);
+        assert!(undo.text.contains("backup"), "{what}: {}", undo.text);
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            installed,
+            "{what}: the client file is left as it was"
+        );
+        // Clean up for the next round: the record goes with a forced uninstall of
+        // a fresh backup, which the test puts back by hand.
+        std::fs::remove_file(&backups[0]).unwrap();
+        std::fs::write(&backups[0], PROJECT_MCP_JSON).unwrap();
+        std::fs::set_permissions(&backups[0], std::fs::Permissions::from_mode(0o600)).unwrap();
+        let undo = uninstall_project(&env);
+        assert_eq!(undo.code, Some(0), "{what}: {}", undo.text);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), PROJECT_MCP_JSON);
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o644,
+            "{what}: the client file gets its own mode back"
+        );
+    }
+}
+
+/// Issue 17, point 5: inside a git repository, the backup of a file whose secrets
+/// `install` moved out is not left in the work tree, where `git status` (and a commit)
+/// would pick it up.
+#[test]
+fn a_backup_inside_a_repository_stays_out_of_git() {
+    let env = Env::new();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&env.workspace)
+            .env("HOME", &env.home)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    git(&["init", "-q"]);
+    std::fs::write(env.workspace.join(".gitignore"), ".mcp.json\n").unwrap();
+    let file = env.workspace.join(".mcp.json");
+    std::fs::write(&file, PROJECT_MCP_JSON).unwrap();
+    let before = git(&["status", "--porcelain", "--untracked-files=all"]);
+    let shown = install_project(&env);
+    assert_eq!(
+        git(&["status", "--porcelain", "--untracked-files=all"]),
+        before,
+        "install added nothing git sees: {}",
+        shown.text
+    );
+    assert!(backups_beside(&file).is_empty());
+    let undo = uninstall_project(&env);
+    assert_eq!(undo.code, Some(0), "{}", undo.text);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), PROJECT_MCP_JSON);
+}

@@ -64,13 +64,15 @@ pub enum Command {
     /// included) and one `mcp-warden` entry takes their place. The client's file is
     /// edited in place: remote (`url`) servers, entries mcp-warden cannot carry over,
     /// other settings, comments and formatting stay as they are, and the file is first
-    /// copied to `<file>.mcp-warden-backup-<UTC timestamp>`. Running it again changes
+    /// copied to `<file>.mcp-warden-backup-<UTC timestamp>` (mode 0600; in the data
+    /// dir's `backups/` when the file is inside a git work tree). Running it again changes
     /// nothing. Shows the change and asks; without a terminal, refuses unless `--yes`.
     Install(install::InstallArgs),
     /// Undo `install`: restore the client's file from its backup.
     ///
     /// Restores the newest backup byte for byte (refused when the file changed since
-    /// install, unless `--force`) and takes the servers install added out of the user
+    /// install, unless `--force`; always refused when the backup is a link or not the
+    /// bytes install saved) and takes the servers install added out of the user
     /// config, except those changed since or used by another install. Shows the change
     /// and asks; without a terminal, refuses unless `--yes`.
     Uninstall(install::UninstallArgs),

@@ -7,10 +7,11 @@
 //! `serve`) where the first of them was, and leaves everything else alone: remote
 //! (`url`) servers, which mcp-warden does not proxy, entries it cannot express, and every
 //! other key, comment and blank line of the file. Before the first change it copies the
-//! file to `<file>.mcp-warden-backup-<UTC timestamp>` (same mode), and it records what
-//! it did in the data dir's `installs.toml` ([`record`]). Running it again changes
+//! file to `<file>.mcp-warden-backup-<UTC timestamp>` (mode 0600; in the data dir when the
+//! file is inside a git work tree: [`backup`]), and it records what it did in the data
+//! dir's `installs.toml` ([`record`]). Running it again changes
 //! nothing. `uninstall` restores the newest backup byte for byte (only while the file is
-//! still as `install` left it, unless forced) and takes out of `config.toml` the servers
+//! still as `install` left it, unless forced, and only the backup it made) and takes out of `config.toml` the servers
 //! that install added, while they are unchanged and no other install relies on them.
 //!
 //! Files are edited in place, never re-serialized: JSON and JSONC with `jsonc-parser`'s
@@ -46,6 +47,7 @@
 //! `serverUrl` (Windsurf) or `httpUrl` (Gemini), or a `type` other than `stdio`. Which
 //! entries move, and how their variables are carried over, is [`entry`]'s to say.
 
+pub mod backup;
 pub mod client;
 pub mod entry;
 pub mod json;
@@ -120,6 +122,9 @@ pub enum InstallError {
     /// The recorded backup is gone.
     #[error("the backup `{}` is missing", path.display())]
     BackupMissing { path: PathBuf },
+    /// What stands at the backup's path is not the backup `install` made.
+    #[error("the backup `{}` is not restored: {why}", path.display())]
+    BackupUnsafe { path: PathBuf, why: &'static str },
     /// A file changed between the plan (what was shown) and the write.
     #[error("`{}` changed while mcp-warden was waiting; nothing was written", path.display())]
     ChangedMeanwhile { path: PathBuf },
@@ -176,6 +181,9 @@ impl InstallError {
                 None => "`--force` removes it anyway, losing those changes".to_owned(),
             },
             Self::ChangedMeanwhile { .. } => "run the command again".to_owned(),
+            Self::BackupUnsafe { .. } => "something replaced it since install (a process that \
+                can write this directory?); look at it, and restore the client's file by hand"
+                .to_owned(),
             _ => return None,
         })
     }
@@ -430,10 +438,17 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
     unchanged(&plan.config_path, plan.config_before.as_deref())?;
     let file = &plan.target.file;
     let file_str = utf8(file)?;
+    // The bytes shown in the plan and just checked unchanged: read once.
     let backup = match &plan.client_before {
-        Some(_) => Some(backup(file)?),
+        Some(before) => Some(backup::create(
+            paths,
+            file,
+            before.as_bytes(),
+            &compact_timestamp(unix_now()),
+        )?),
         None => None,
     };
+    let mode = fs::symlink_metadata(file).ok().map(|m| permissions(&m));
     if let Some(after) = &plan.config_after {
         create_dir(paths.config_dir.as_path(), &plan.config_path)?;
         write(&plan.config_path, after.as_bytes(), 0o600)?;
@@ -443,7 +458,13 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
         client: plan.target.client.name().to_owned(),
         scope: plan.target.scope.name().to_owned(),
         file: file_str.to_owned(),
-        backup: backup.as_deref().map(utf8).transpose()?.map(str::to_owned),
+        backup: backup
+            .as_ref()
+            .map(|b| utf8(&b.path))
+            .transpose()?
+            .map(str::to_owned),
+        backup_digest: backup.as_ref().map(|b| b.digest.clone()),
+        mode,
         written: crate::trust::digest(plan.client_after.as_bytes()),
         at: now_rfc3339(),
         servers: plan
@@ -460,8 +481,8 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
             .collect(),
     });
     record::write(paths, &records)?;
-    let mode = if let Ok(m) = fs::metadata(file) {
-        permissions(&m)
+    let mode = if let Some(mode) = mode {
+        mode
     } else {
         if let Some(dir) = file.parent() {
             fs::create_dir_all(dir).map_err(|cause| InstallError::Write {
@@ -472,7 +493,9 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
         0o600
     };
     write(file, plan.client_after.as_bytes(), mode)?;
-    Ok(Installed { backup })
+    Ok(Installed {
+        backup: backup.map(|b| b.path),
+    })
 }
 
 /// What `uninstall` would do; nothing is written until [`apply_uninstall`].
@@ -494,6 +517,8 @@ pub struct UninstallPlan {
     pub shared: Vec<String>,
     /// Earlier installs into the same file still recorded.
     pub earlier: usize,
+    /// The mode the client file is restored with: its own, from before install.
+    pub restore_mode: u32,
 }
 
 impl UninstallPlan {
@@ -557,19 +582,16 @@ pub fn plan_uninstall(
             backup: record.backup(),
         });
     }
-    let client_after = match record.backup() {
-        Some(b) => Some(fs::read(&b).map_err(|cause| {
-            if cause.kind() == io::ErrorKind::NotFound {
-                InstallError::BackupMissing { path: b.clone() }
-            } else {
-                InstallError::Read {
-                    path: b.clone(),
-                    cause,
-                }
-            }
-        })?),
+    let restore = match record.backup() {
+        Some(b) => Some(backup::read(&b, record.backup_digest.as_deref())?),
         None => None,
     };
+    // Records made before the mode was kept: the backup had the file's mode then.
+    let restore_mode = record
+        .mode
+        .or_else(|| restore.as_ref().map(|(_, mode)| *mode))
+        .unwrap_or(0o600);
+    let client_after = restore.map(|(bytes, _)| bytes);
     let config_before = read_optional(config_path)?;
     let mut config = UserConfig::parse(config_path, config_before.as_deref())?;
     let others: Vec<&Record> = records
@@ -609,6 +631,7 @@ pub fn plan_uninstall(
         changed,
         shared,
         earlier: mine.len() - 1,
+        restore_mode,
     })
 }
 
@@ -620,10 +643,8 @@ pub fn apply_uninstall(paths: &Paths, plan: &UninstallPlan) -> Result<(), Instal
     unchanged(file, plan.client_before.as_deref())?;
     unchanged(&plan.config_path, plan.config_before.as_deref())?;
     match (&plan.client_after, plan.record.backup()) {
-        (Some(bytes), Some(backup)) => {
-            let mode = fs::metadata(&backup).map_or(0o600, |m| permissions(&m));
-            write(file, bytes, mode)?;
-        }
+        // The bytes read (and checked) when the plan was made; never read again.
+        (Some(bytes), Some(_)) => write(file, bytes, plan.restore_mode)?,
         _ => match fs::remove_file(file) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -748,76 +769,7 @@ fn lock(paths: &Paths) -> Result<crate::durable::ExclusiveLock, InstallError> {
         .map_err(|cause| InstallError::Write { path: lock, cause })
 }
 
-/// The infix of backup names: `<file>.mcp-warden-backup-<UTC timestamp>`.
-pub const BACKUP_INFIX: &str = ".mcp-warden-backup-";
-
-/// Copies `file` to a new backup beside it (same mode, never over an existing file).
-fn backup(file: &Path) -> Result<PathBuf, InstallError> {
-    let bytes = fs::read(file).map_err(|cause| InstallError::Read {
-        path: file.to_path_buf(),
-        cause,
-    })?;
-    let mode = fs::metadata(file).map_or(0o600, |m| permissions(&m));
-    let stamp = compact_timestamp(unix_now());
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    for n in 1u32..1000 {
-        let suffix = if n == 1 {
-            String::new()
-        } else {
-            format!("-{n}")
-        };
-        let path = file.with_file_name(format!("{name}{BACKUP_INFIX}{stamp}{suffix}"));
-        match create_new(&path, &bytes, mode) {
-            Ok(()) => return Ok(path),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(cause) => return Err(InstallError::Write { path, cause }),
-        }
-    }
-    Err(InstallError::Write {
-        path: file.to_path_buf(),
-        cause: io::Error::other("no free backup name"),
-    })
-}
-
-fn create_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    use std::io::Write as _;
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-    let mut f = options.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-    }
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-/// Backups of `file` beside it, newest first.
-#[must_use]
-pub fn backups_beside(file: &Path) -> Vec<PathBuf> {
-    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
-        return Vec::new();
-    };
-    let prefix = format!("{}{BACKUP_INFIX}", name.to_string_lossy());
-    let mut found: Vec<PathBuf> = fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found.reverse();
-    found
-}
+pub use backup::{BACKUP_INFIX, beside as backups_beside};
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()

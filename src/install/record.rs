@@ -7,6 +7,8 @@
 //! scope = "user"
 //! file = "/home/u/.cursor/mcp.json"
 //! backup = "/home/u/.cursor/mcp.json.mcp-warden-backup-20260901T120000Z"  # absent: install created the file
+//! backup_digest = "sha256:<hex>"  # the backup as made (mode 0600)
+//! mode = 420                      # the client file's own mode, given back by uninstall
 //! written = "sha256:<hex>"        # the client file as install left it
 //! at = "2026-09-01T12:00:00Z"
 //! servers = { github = "sha256:<hex>" }  # added to config.toml: table name → definition digest
@@ -40,6 +42,12 @@ pub struct Record {
     pub file: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
+    /// `sha256:<hex>` of the backup as made: `uninstall` restores only those bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_digest: Option<String>,
+    /// The client file's mode before install (backups are 0600 whatever it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
     pub written: String,
     pub at: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -130,6 +138,8 @@ mod tests {
             scope: "user".into(),
             file: "/h/.cursor/mcp.json".into(),
             backup: Some("/h/.cursor/mcp.json.mcp-warden-backup-20260901T120000Z".into()),
+            backup_digest: Some("sha256:22".into()),
+            mode: Some(0o644),
             written: "sha256:00".into(),
             at: "2026-09-01T12:00:00Z".into(),
             servers: BTreeMap::from([("gh".into(), "sha256:11".into())]),
