@@ -520,3 +520,91 @@ fn a_backup_inside_a_repository_stays_out_of_git() {
     assert_eq!(undo.code, Some(0), "{}", undo.text);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), PROJECT_MCP_JSON);
 }
+
+/// Issue 17, point 5: `demo` stopped with Ctrl-C (SIGINT to its process group, as a
+/// terminal sends it) leaves neither its temp home nor a process behind; run as root,
+/// it also leaves no sandbox directory of its own (and removes none it did not make).
+#[test]
+fn demo_leaves_nothing_behind_even_when_interrupted() {
+    use std::os::unix::process::CommandExt as _;
+    let env = Env::new();
+    let tmp = env.dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let sandbox = std::path::Path::new("/tmp/mcp-warden-sandbox");
+    let demo_dirs = || -> Vec<String> {
+        std::fs::read_dir(sandbox)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| ["notes.", "web.", "mail."].iter().any(|p| n.starts_with(p)))
+            .collect()
+    };
+    let before = demo_dirs();
+
+    // A whole run.
+    let out = env
+        .command(&["demo"])
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temp home left"
+    );
+    let after = demo_dirs();
+    for dir in &before {
+        assert!(after.contains(dir), "`{dir}` was there before and is kept");
+    }
+    let left: Vec<&String> = after.iter().filter(|d| !before.contains(d)).collect();
+    assert!(left.is_empty(), "sandbox directories left: {left:?}");
+
+    // Interrupted as soon as its home exists.
+    let child = env
+        .command(&["demo"])
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let home = loop {
+        let found = std::fs::read_dir(&tmp).unwrap().flatten().next();
+        if let Some(entry) = found
+            && entry.path().join("serve.stderr").exists()
+        {
+            break entry.path();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo never started serve"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("demo interrupted"), "{stderr}");
+    assert!(
+        !home.exists(),
+        "the temp home is removed: {}",
+        home.display()
+    );
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    // Its servers die with serve (parent-death signal): give them a moment.
+    let gone = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !support::processes_with_env(&path_str(&home)).is_empty() {
+        assert!(
+            std::time::Instant::now() < gone,
+            "no process of the demo survives"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -32,6 +32,11 @@ pub struct DemoServerArgs {
 pub fn run(_args: &DemoArgs) -> ExitStatus {
     match crate::demo::run() {
         Ok(()) => ExitStatus::Success,
+        Err(_) if crate::demo::cleanup::is_interrupted() => {
+            output::diag("demo interrupted; its temporary files are removed");
+            // As shells report a process ended by Ctrl-C.
+            ExitStatus::Child(crate::demo::cleanup::INTERRUPTED_EXIT)
+        }
         Err(e) => {
             output::diag(&format!("demo failed: {e:#}"));
             ExitStatus::Failure

@@ -8,6 +8,7 @@
 //! claim it prints is checked against the run: a step that does not behave as expected
 //! ends the demo with an error.
 
+pub mod cleanup;
 pub mod servers;
 
 use std::fmt::Write as _;
@@ -21,15 +22,27 @@ use anyhow::{Context as _, anyhow, bail};
 use serde_json::{Value, json};
 
 use crate::output;
+use cleanup::{SandboxDirs, TempHome};
 
 /// How long the demo waits for one answer before it calls the step broken.
 const WAIT: Duration = Duration::from_secs(15);
 
-/// Runs the demo. `Err` names the step that did not behave as expected.
+/// The demo's servers, by their table names.
+const SERVERS: [&str; 3] = ["notes", "web", "mail"];
+
+/// Runs the demo. `Err` names the step that did not behave as expected, or says that
+/// it was interrupted ([`cleanup::is_interrupted`]); either way nothing is left behind.
 pub fn run() -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
+    cleanup::watch_interrupts()?;
     let dir = TempHome::create()?;
+    let sandbox_dirs = SandboxDirs::before_start(&SERVERS);
     let result = demo(&exe, &dir.0);
+    if cleanup::is_interrupted() {
+        drop(sandbox_dirs);
+        drop(dir);
+        bail!("interrupted");
+    }
     if result.is_err()
         && let Ok(stderr) = std::fs::read_to_string(dir.0.join("serve.stderr"))
     {
@@ -39,29 +52,6 @@ pub fn run() -> anyhow::Result<()> {
         }
     }
     result
-}
-
-/// The demo's home directory, removed when dropped.
-struct TempHome(PathBuf);
-
-impl TempHome {
-    fn create() -> anyhow::Result<Self> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "mcp-warden-demo-{}-{nanos:08x}",
-            std::process::id()
-        ));
-        std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(Self(dir))
-    }
-}
-
-impl Drop for TempHome {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A TOML string literal (JSON's escaping is valid TOML).
@@ -82,7 +72,8 @@ fn write_config(exe: &Path, home: &Path) -> anyhow::Result<()> {
          [labels]\nprivate = [\"notes__*\"]\nuntrusted = [\"web__*\"]\negress = [\"mail__send_*\"]\n\n\
          [flows]\ntrifecta = \"deny\"\n",
     );
-    for (name, extra) in [("notes", None), ("web", Some(state)), ("mail", None)] {
+    for name in SERVERS {
+        let extra = (name == "web").then_some(state);
         let mut args = vec![toml_str("__demo-server"), toml_str(name)];
         if let Some(state) = extra {
             args.push(toml_str("--state"));
@@ -122,6 +113,7 @@ impl Drop for Session {
         // Only on an early error: `close` has already waited for a clean exit.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        cleanup::serve_ended();
     }
 }
 
@@ -156,13 +148,16 @@ impl Session {
                 }
             }
         });
-        Ok(Self {
+        let session = Self {
             child,
             stdin,
             messages,
             next_id: 1,
             notifications: Vec::new(),
-        })
+        };
+        // After `session` owns the child: if this fails, dropping it stops serve.
+        cleanup::serve_started(session.child.id())?;
+        Ok(session)
     }
 
     fn send(&mut self, message: &Value) -> anyhow::Result<()> {
