@@ -35,7 +35,12 @@ fn on_terminal(env: &Env, args: &[&str]) -> Shown {
 
 /// [`on_terminal`] with environment variables `vars` set for the command.
 fn on_terminal_with(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Shown {
-    let mut line = String::from("stty -onlcr; exec ");
+    run_on_terminal(env, "", args, vars)
+}
+
+/// [`on_terminal_with`], the command run by `wrapper` (`timeout 2`, words for `sh`).
+fn run_on_terminal(env: &Env, wrapper: &str, args: &[&str], vars: &[(&str, &str)]) -> Shown {
+    let mut line = format!("stty -onlcr; exec {wrapper} ");
     line.push_str(&sh_quote(&path_str(&bin())));
     for arg in args {
         line.push(' ');
@@ -607,4 +612,100 @@ fn demo_leaves_nothing_behind_even_when_interrupted() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Issue 17, point 1: what a model or a server put into the audit trail (a tool name
+/// with escapes, a result) reaches `audit`, `audit --json`, `audit --follow`, `review`
+/// and `usage` escaped (`--json` as JSON escapes, still valid JSON).
+#[test]
+fn the_audit_commands_show_the_trail_escaped() {
+    let env = Env::new();
+    env.user_config(&example_table("t", "terminal_server", &[]));
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    serve.call_tool(2, "t__add", json!({}));
+    serve.close();
+    // The trail is a file: whoever can write it can put anything in a record (`audit
+    // verify` says so; the other commands still show it).
+    let forged = "t__add\u{1b}[2J\u{1b}[H\rFORGED\u{202e}";
+    let dir = env.warden_home.join("data").join("audit");
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let edited = text.replace(
+            "\"tool\":\"t__add\"",
+            &format!("\"tool\":{}", serde_json::to_string(forged).unwrap()),
+        );
+        std::fs::write(entry.path(), edited).unwrap();
+    }
+
+    for args in [
+        &["audit"][..],
+        &["audit", "--json"],
+        &["review"],
+        &["usage"],
+        &["audit", "verify"],
+    ] {
+        let shown = on_terminal(&env, args);
+        assert_nothing_raw(&args.join(" "), &shown.text);
+        assert!(shown.code.is_some(), "{args:?}: {}", shown.text);
+    }
+    let table = on_terminal(&env, &["audit"]);
+    assert!(table.text.contains(r"t__add\u{1b}[2J"), "{}", table.text);
+    let json = on_terminal(&env, &["audit", "--json"]);
+    assert!(json.text.contains(r"t__add\u001b[2J"), "{}", json.text);
+    let doc: serde_json::Value = serde_json::from_str(&json.text).unwrap();
+    assert!(
+        doc["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["tool"] == forged),
+        "the JSON still says what was recorded: {doc}"
+    );
+    let follow = run_on_terminal(&env, "timeout 2", &["audit", "--follow"], &[]);
+    assert_nothing_raw("audit --follow", &follow.text);
+    assert!(follow.text.contains(r"t__add\u{1b}[2J"), "{}", follow.text);
+    let follow = run_on_terminal(&env, "timeout 2", &["audit", "--follow", "--json"], &[]);
+    assert_nothing_raw("audit --follow --json", &follow.text);
+}
+
+/// Issue 17, point 1: a cloned repository's `mcp-warden.toml` (escapes written as TOML
+/// escapes in values, raw in a comment) is shown escaped by `check`, `trust`,
+/// `doctor`, `pins` and `explain`.
+#[test]
+fn a_hostile_repository_file_is_shown_escaped() {
+    let env = Env::new();
+    env.workspace_config(
+        "[servers.x]\ncommand = \"/bin/true\\u001b[2J\\u001b[H\\rFORGED\\u202e\"\n\
+         args = [\"\\u009b2J\", \"\\u200b\"]\n\n\
+         [[policy.rules]]\nid = \"r\"\ntools = [\"x__*\"]\naction = \"deny\"\n\
+         message = \"denied\\u001b[2J\\rFORGED\"\n",
+    );
+    for args in [
+        &["check"][..],
+        &["trust"],
+        &["doctor"],
+        &["pins"],
+        &["pin", "--yes"],
+        &["explain", "x__y"],
+        &["explain", "--effective"],
+    ] {
+        let shown = on_terminal(&env, args);
+        assert_nothing_raw(&args.join(" "), &shown.text);
+    }
+    let doctor = on_terminal(&env, &["doctor"]);
+    assert!(doctor.text.contains(r"\u{1b}[2J"), "{}", doctor.text);
+    let explain = on_terminal(&env, &["explain", "x__y"]);
+    assert!(
+        explain.text.contains(r"denied\u{1b}[2J\rFORGED"),
+        "{}",
+        explain.text
+    );
+
+    // A raw ESC in a comment is not TOML: the error quotes nothing raw.
+    env.workspace_config("# \u{1b}[2J\u{1b}[H\r\n[servers.y]\ncommand = \"y\"\n");
+    let check = on_terminal(&env, &["check"]);
+    assert_nothing_raw("check of a file with a raw ESC", &check.text);
+    assert_eq!(check.code, Some(2), "{}", check.text);
 }
