@@ -709,3 +709,48 @@ fn a_hostile_repository_file_is_shown_escaped() {
     assert_nothing_raw("check of a file with a raw ESC", &check.text);
     assert_eq!(check.code, Some(2), "{}", check.text);
 }
+
+/// Any character a server might send: controls (C0, DEL, C1), bidi and invisible ones,
+/// and the rest of Unicode.
+fn server_char() -> impl proptest::strategy::Strategy<Value = char> {
+    use proptest::prelude::*;
+    prop_oneof![
+        proptest::char::range('\u{0}', '\u{a0}'),
+        proptest::char::range('\u{2000}', '\u{206f}'),
+        proptest::char::range('\u{e0000}', '\u{e007f}'),
+        any::<char>(),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(10))]
+
+    /// Issue 17, done-when: arbitrary server text, in every place `terminal_server`
+    /// puts it (instructions, description, schema key, template, stderr), reaches the
+    /// terminal of `scan`, `pin` and `pins` escaped, whatever it is.
+    #[test]
+    fn arbitrary_server_text_reaches_no_terminal_raw(
+        chars in proptest::collection::vec(server_char(), 1..32)
+    ) {
+        let text: String = chars.into_iter().collect();
+        let hex = text.bytes().fold(String::new(), |mut hex, b| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
+        let env = Env::new();
+        hostile_server(&env, &["--forge-hex", &hex]);
+        for args in [&["scan"][..], &["pin", "--yes", "t"], &["pins"], &["pins", "--json"]] {
+            let shown = on_terminal(&env, args);
+            let raw: Vec<char> = shown
+                .text
+                .chars()
+                .filter(|&c| textclass::needs_escape(c) && !matches!(c, '\n' | '\t'))
+                .collect();
+            proptest::prop_assert!(raw.is_empty(), "{args:?} {raw:?}: {}", shown.text);
+            if args[0] == "pins" {
+                proptest::prop_assert!(shown.text.contains("t__add"), "the server ran: {}", shown.text);
+            }
+        }
+    }
+}
