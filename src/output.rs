@@ -49,10 +49,9 @@ pub fn one_line(text: &str) -> Cow<'_, str> {
 /// newline and tab kept when `shape` is [`Shape::Block`]. Borrows when nothing is.
 fn escape(text: &str, shape: Shape) -> Cow<'_, str> {
     if shape == Shape::Line {
-        return textclass::escape_hidden(text);
+        return one_line(text);
     }
-    let kept = |c: char| shape == Shape::Block && matches!(c, '\n' | '\t');
-    let needs = |c: char| textclass::needs_escape(c) && !kept(c);
+    let needs = |c: char| textclass::needs_escape(c) && !matches!(c, '\n' | '\t');
     if !text.chars().any(needs) {
         return Cow::Borrowed(text);
     }
