@@ -157,6 +157,15 @@ fn errors_stderr_and_the_log_are_escaped() {
     serve.tool_names(1);
     let (_, stderr) = serve.close();
     assert_nothing_raw("serve's stderr", &stderr);
+    // A server that starts: what serve says about it on stderr (held items, their
+    // findings) is escaped too.
+    hostile_server(&env, &[]);
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    let (_, stderr) = serve.close();
+    assert_nothing_raw("serve's stderr", &stderr);
+    assert_shown_escaped("serve's stderr", &stderr);
     let log = env.log();
     assert!(log.contains("terminal_server starting"), "{log}");
     assert_nothing_raw("the log", &log);
