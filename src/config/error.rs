@@ -101,17 +101,22 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// One or more problems inside configuration files; never empty. Displayed one
-    /// diagnostic after the other, each as `PATH:LINE:COL: error: MESSAGE`.
+    /// diagnostic after the other, each as `PATH:LINE:COL: error: MESSAGE`. Every
+    /// variant shows the paths and values it quotes escaped as one line, so the whole
+    /// error can be printed as a block (`output::diag_block`).
     #[error("{}", DisplayAll(diagnostics))]
     Invalid { diagnostics: Vec<Diagnostic> },
     /// A configuration file exists but cannot be read.
-    #[error("cannot read `{}`: {cause}", path.display())]
+    #[error("cannot read `{}`: {cause}", crate::output::one_line(&path.to_string_lossy()))]
     Read {
         path: PathBuf,
         cause: std::io::Error,
     },
     /// `--workspace DIR` names something that is not a usable directory.
-    #[error("workspace `{}` cannot be used: {cause}", path.display())]
+    #[error(
+        "workspace `{}` cannot be used: {cause}",
+        crate::output::one_line(&path.to_string_lossy())
+    )]
     Workspace {
         path: PathBuf,
         cause: std::io::Error,
