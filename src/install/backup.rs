@@ -40,22 +40,15 @@ pub struct Made {
 /// Writes `bytes` (the contents of `file`) to a new backup, mode 0600. `stamp` makes
 /// the name (`20260901T120000Z`); `-2`, `-3`, ... are added when it is taken.
 pub fn create(paths: &Paths, file: &Path, bytes: &[u8], stamp: &str) -> Result<Made, InstallError> {
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let (dir, name) = if in_git_work_tree(file) {
         let dir = paths.data_dir.join(DATA_SUBDIR);
         create_private_dir(&dir)?;
-        // Many projects have a `.mcp.json`: the name says which one this was.
-        let which = crate::trust::digest(file.as_os_str().as_encoded_bytes());
-        let short = which
-            .trim_start_matches("sha256:")
-            .get(..12)
-            .unwrap_or_default();
-        (dir, format!("{short}-{name}"))
+        (dir, data_dir_name(file))
     } else {
-        (file.parent().unwrap_or(Path::new(".")).to_path_buf(), name)
+        (
+            file.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            file_name(file),
+        )
     };
     for n in 1u32..1000 {
         let suffix = if n == 1 {
@@ -131,14 +124,48 @@ pub fn read(path: &Path, digest: Option<&str>) -> Result<(Vec<u8>, u32), Install
     Ok((bytes, meta.mode() & 0o7777))
 }
 
-/// Every backup of `file` beside it, newest first.
+fn file_name(file: &Path) -> String {
+    file.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The name a backup of `file` starts with in the data dir: many projects have a
+/// `.mcp.json`, so it says which one this was.
+fn data_dir_name(file: &Path) -> String {
+    let which = crate::trust::digest(file.as_os_str().as_encoded_bytes());
+    let short = which
+        .trim_start_matches("sha256:")
+        .get(..12)
+        .unwrap_or_default();
+    format!("{short}-{}", file_name(file))
+}
+
+/// Every backup of `file`, beside it or in the data dir, newest first.
 #[must_use]
-pub fn beside(file: &Path) -> Vec<PathBuf> {
-    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+pub fn all_of(paths: &Paths, file: &Path) -> Vec<PathBuf> {
+    let mut found = named_in(file.parent(), &file_name(file));
+    found.extend(named_in(
+        Some(&paths.data_dir.join(DATA_SUBDIR)),
+        &data_dir_name(file),
+    ));
+    // Each name ends in a sortable timestamp (and a `-N` when two share it).
+    let stamp = |p: &PathBuf| {
+        let name = p.to_string_lossy();
+        name.rsplit_once(BACKUP_INFIX)
+            .map(|(_, stamp)| stamp.to_owned())
+    };
+    found.sort_by_key(|p| std::cmp::Reverse(stamp(p)));
+    found
+}
+
+/// The backups in `dir` of a file called `name`.
+fn named_in(dir: Option<&Path>, name: &str) -> Vec<PathBuf> {
+    let Some(dir) = dir else {
         return Vec::new();
     };
-    let prefix = format!("{}{BACKUP_INFIX}", name.to_string_lossy());
-    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+    let prefix = format!("{name}{BACKUP_INFIX}");
+    fs::read_dir(dir)
         .map(|entries| {
             entries
                 .flatten()
@@ -146,10 +173,7 @@ pub fn beside(file: &Path) -> Vec<PathBuf> {
                 .map(|e| e.path())
                 .collect()
         })
-        .unwrap_or_default();
-    found.sort();
-    found.reverse();
-    found
+        .unwrap_or_default()
 }
 
 /// Whether `file` lies inside a git work tree: one of its directories holds `.git`.
@@ -228,5 +252,17 @@ mod tests {
             read(&dir.path().join("none"), None),
             Err(InstallError::BackupMissing { .. })
         ));
+
+        // Inside a git work tree: in the data dir, and still found for the file.
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(repo.join(".git")).expect("mkdir");
+        let tracked = repo.join(".mcp.json");
+        let kept = create(&paths, &tracked, b"{}", "20260902T120000Z").expect("made");
+        assert!(
+            kept.path.starts_with(paths.data_dir.join(DATA_SUBDIR)),
+            "{kept:?}"
+        );
+        assert_eq!(all_of(&paths, &tracked), [kept.path]);
+        assert_eq!(all_of(&paths, &file), [again.path, made.path]);
     }
 }

@@ -110,7 +110,7 @@ pub enum InstallError {
     #[error("no `mcp-warden install` into `{}` is recorded", path.display())]
     NotInstalled {
         path: PathBuf,
-        /// Backups found beside the file, newest first.
+        /// Backups of the file found (beside it or in the data dir), newest first.
         backups: Vec<PathBuf>,
     },
     /// The client file is no longer as `install` left it.
@@ -167,7 +167,7 @@ impl InstallError {
             ),
             Self::NotInstalled { backups, .. } => match backups.first() {
                 Some(b) => format!(
-                    "a backup is beside it: `{}`; copy it back by hand if it is the one",
+                    "a backup of it is `{}`; copy it back by hand if it is the one",
                     b.display()
                 ),
                 None => "check `--client`, `--scope` and `--config`".to_owned(),
@@ -568,7 +568,7 @@ pub fn plan_uninstall(
     let Some(&index) = mine.last() else {
         return Err(InstallError::NotInstalled {
             path: file.clone(),
-            backups: backups_beside(file),
+            backups: backup::all_of(paths, file),
         });
     };
     let record = records[index].clone();
@@ -769,7 +769,7 @@ fn lock(paths: &Paths) -> Result<crate::durable::ExclusiveLock, InstallError> {
         .map_err(|cause| InstallError::Write { path: lock, cause })
 }
 
-pub use backup::{BACKUP_INFIX, beside as backups_beside};
+pub use backup::BACKUP_INFIX;
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
