@@ -194,3 +194,31 @@ fn doctor_warns_about_a_server_install_its_uid_cannot_read() {
         "{out}"
     );
 }
+
+/// Regression (issue 16, item 2): `doctor` said "Nothing wrong" in an untrusted
+/// workspace, whose servers do not start.
+#[test]
+fn doctor_says_the_workspace_is_untrusted() {
+    let env = Env::new();
+    env.workspace_config(&format!(
+        "{}[pinning]\nmode = \"off\"\n",
+        support::test_server_table("w", &[])
+    ));
+    let (code, out, err) = doctor(&env, &[]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(!out.contains("Nothing wrong"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "workspace `{}` is untrusted: its servers will not start",
+            path_str(&env.workspace)
+        )),
+        "{out}"
+    );
+    let (_, json, _) = doctor(&env, &["--json"]);
+    let doc: Value = serde_json::from_str(&json).unwrap();
+    assert!(doc["wrong"].to_string().contains("is untrusted"), "{doc}");
+    // Trusted, the workspace is no longer on the list.
+    assert_eq!(env.run(&["trust", "--yes"]).status.code(), Some(0));
+    let (_, out, _) = doctor(&env, &[]);
+    assert!(!out.contains("is untrusted"), "{out}");
+}

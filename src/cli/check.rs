@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::ExitStatus;
-use crate::config::{self, Layer, Report, TrustState, WorkspaceChoice};
+use crate::config::{self, Layer, Report, ServerConfig, TrustState, WorkspaceChoice};
 use crate::output;
 use crate::paths::Paths;
 
@@ -37,10 +37,11 @@ pub fn run(
         ));
         return Ok(ExitStatus::Usage);
     }
-    for line in summary(paths, &report) {
+    let missing = missing_commands(&report.effective.servers);
+    for line in summary(paths, &report, &missing) {
         output::line(&line);
     }
-    Ok(if report.findings.is_empty() {
+    Ok(if report.findings.is_empty() && missing.is_empty() {
         ExitStatus::Success
     } else {
         ExitStatus::Findings
@@ -53,6 +54,49 @@ pub(crate) fn workspace_choice(workspace: Option<PathBuf>) -> anyhow::Result<Wor
         Some(dir) => WorkspaceChoice::Flag(dir),
         None => WorkspaceChoice::Cwd(std::env::current_dir()?),
     })
+}
+
+/// A server `serve` would try to start whose command cannot be run here.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct MissingCommand {
+    pub server: String,
+    pub command: String,
+    /// What is wrong, for a person: which PATH was searched, or why the file cannot run.
+    pub why: String,
+}
+
+/// The servers in `servers` whose command is missing or cannot be run, found the way
+/// the launcher finds it (see [`crate::upstream::program_of`]).
+pub(crate) fn missing_commands(servers: &[ServerConfig]) -> Vec<MissingCommand> {
+    servers
+        .iter()
+        .filter_map(|config| {
+            missing_command(config).map(|why| MissingCommand {
+                server: config.name.to_string(),
+                command: config.command.clone(),
+                why,
+            })
+        })
+        .collect()
+}
+
+/// Why `config`'s command cannot be run, or `None` when it can. A bare name names the
+/// PATH searched and where that PATH came from: `serve` runs with the PATH its client
+/// gives it, which is often not a login shell's.
+pub(crate) fn missing_command(config: &ServerConfig) -> Option<String> {
+    let error = crate::upstream::program_of(config).err()?;
+    if config.command.contains('/') {
+        return Some(format!(
+            "command `{}` cannot be run: {error}",
+            config.command
+        ));
+    }
+    let (path, from) = crate::upstream::search_path(config);
+    Some(format!(
+        "command `{}` is not found in {from} (`{}`); give its full path in `command`, or set `env.PATH` for the server",
+        config.command,
+        path.to_string_lossy()
+    ))
 }
 
 fn count(n: usize, what: &str) -> String {
@@ -68,7 +112,7 @@ fn layer_name(layer: Layer) -> &'static str {
 }
 
 /// The lines printed after a check without errors.
-fn summary(paths: &Paths, report: &Report) -> Vec<String> {
+fn summary(paths: &Paths, report: &Report, missing: &[MissingCommand]) -> Vec<String> {
     let mut lines = Vec::new();
     let files = if report.files.is_empty() {
         format!(
@@ -93,11 +137,19 @@ fn summary(paths: &Paths, report: &Report) -> Vec<String> {
     } else {
         format!("; {}", count(report.findings.len(), "warning"))
     };
+    let cannot = if missing.is_empty() {
+        String::new()
+    } else {
+        format!(", {} cannot (command missing)", missing.len())
+    };
     lines.push(format!(
-        "checked {files}: {} will start, {} skipped{warnings}",
-        count(effective.servers.len(), "server"),
+        "checked {files}: {} will start{cannot}, {} skipped{warnings}",
+        count(effective.servers.len() - missing.len(), "server"),
         effective.skipped.len(),
     ));
+    for m in missing {
+        lines.push(format!("  cannot start `{}`: {}", m.server, m.why));
+    }
     if let Some(ws) = &report.workspace
         && let Some(file) = &ws.file
     {
@@ -155,7 +207,7 @@ fn policy_line(policy: &crate::policy::PolicySet) -> String {
     )
 }
 
-fn trust_line(root: &Path, file: &Path, trust: &TrustState) -> String {
+pub(crate) fn trust_line(root: &Path, file: &Path, trust: &TrustState) -> String {
     match trust {
         TrustState::Trusted => format!("workspace `{}` is trusted", root.display()),
         TrustState::NotTrusted => format!(

@@ -84,6 +84,14 @@ pub fn run(
         &exe.to_string_lossy(),
     );
     let mut wrong: Vec<String> = config_error.into_iter().collect();
+    // An untrusted workspace starts none of its servers: that is something wrong for
+    // whoever expects them, though nothing is broken.
+    if let Some(ws) = effective.as_ref().and_then(|e| e.workspace.as_ref())
+        && let Some(file) = &ws.file
+        && !ws.trust.is_trusted()
+    {
+        wrong.push(super::check::trust_line(&ws.root, file, &ws.trust));
+    }
     for server in &servers {
         wrong.extend(
             server
@@ -152,6 +160,10 @@ fn check_server(config: &ServerConfig, spawner: &Spawner, root: Option<&Path>) -
         report: None,
         wrong: Vec::new(),
     };
+    if let Some(why) = super::check::missing_command(config) {
+        check.wrong.push(format!("cannot start: {why}"));
+        return check;
+    }
     let probe = match probe_sandbox(config, spawner, root) {
         Ok(probe) => probe,
         Err(e) => {

@@ -107,12 +107,21 @@ pub struct Spawner {
 /// The file `config`'s server runs, symlinks resolved: found in the PATH the child
 /// gets, as [`spawn`] finds it. For pinning the executable's digest on this machine.
 pub fn program_of(config: &ServerConfig) -> std::io::Result<PathBuf> {
-    let path = config
-        .env
-        .get("PATH")
-        .map(std::ffi::OsString::from)
-        .or_else(|| std::env::var_os("PATH"));
-    resolve_program(&config.command, path.as_ref())?.canonicalize()
+    resolve_program(&config.command, Some(&search_path(config).0))?.canonicalize()
+}
+
+/// Where a command without a `/` is looked for: the server's own `env.PATH`, else
+/// mcp-warden's PATH (in `serve`, the one the client started it with), else
+/// [`FALLBACK_PATH`]; with what it came from, for messages that say which PATH.
+#[must_use]
+pub fn search_path(config: &ServerConfig) -> (std::ffi::OsString, &'static str) {
+    if let Some(path) = config.env.get("PATH") {
+        return (path.into(), "the server's `env.PATH`");
+    }
+    match std::env::var_os("PATH") {
+        Some(path) => (path, "mcp-warden's PATH"),
+        None => (FALLBACK_PATH.into(), "the fallback PATH"),
+    }
 }
 
 /// Finds `command` the way `execvp` would, in `path` when it has no `/`, and checks
