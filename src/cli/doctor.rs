@@ -151,6 +151,17 @@ fn check_servers(paths: &Paths, effective: &Effective) -> Vec<ServerCheck> {
         .collect()
 }
 
+/// What `doctor` finds wrong with one server, for a person (empty when nothing). The
+/// other commands that start servers call it for a server that failed to start or
+/// list, so they explain the failure as `doctor` does, fix included.
+pub(crate) fn diagnose(
+    config: &ServerConfig,
+    spawner: &Spawner,
+    root: Option<&Path>,
+) -> Vec<String> {
+    check_server(config, spawner, root).wrong
+}
+
 fn check_server(config: &ServerConfig, spawner: &Spawner, root: Option<&Path>) -> ServerCheck {
     let mut check = ServerCheck {
         name: config.name.to_string(),

@@ -81,6 +81,16 @@ pub fn take(
                 "mcp-warden: server `{}` could not be listed: {why}",
                 inv.server
             ));
+            // A bare "Permission denied" says nothing of the cause (a dropped uid that
+            // cannot enter the install's directory, a missing command, a sandbox layer
+            // that is required): say what `doctor` says about it, with the fix.
+            let config = effective.servers.iter().find(|s| s.name == inv.server);
+            for wrong in config
+                .map(|c| super::doctor::diagnose(c, &spawner, root.as_deref()))
+                .unwrap_or_default()
+            {
+                output::diag(&format!("mcp-warden: server `{}`: {wrong}", inv.server));
+            }
         }
     }
     let replaced = crate::pinning::machine::replaced(paths, &effective.servers, |w| {
