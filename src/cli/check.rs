@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::ExitStatus;
-use crate::config::{self, Layer, Report, ServerConfig, TrustState, WorkspaceChoice};
+use crate::config::{self, Diagnostic, Layer, Report, ServerConfig, TrustState, WorkspaceChoice};
 use crate::output;
 use crate::paths::Paths;
+use serde_json::json;
 
 /// Validate every configuration layer: the managed policy, the user config and the
 /// workspace's `mcp-warden.toml`.
@@ -15,19 +16,46 @@ use crate::paths::Paths;
 /// Errors are printed as `FILE:LINE:COL: error: MESSAGE` with a hint, and exit 2.
 /// Risks in a valid configuration (a literal secret in `mcp-warden.toml`, an
 /// unversioned package) are printed as warnings, and exit 1. Exit 0 when clean.
+///
+/// `--json` prints one document: `ok`, `exit`, `files`, `errors` and `findings` (each
+/// with `file`, `line`, `col`, `severity`, `message`, `hint`), `workspace`, and
+/// `servers` (`start`, `missing_command`, `skipped`).
 #[derive(Debug, Args)]
-pub struct CheckArgs {}
+pub struct CheckArgs {
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Runs `check`.
 pub fn run(
     paths: &Paths,
     workspace: Option<PathBuf>,
-    _args: &CheckArgs,
+    args: &CheckArgs,
 ) -> anyhow::Result<ExitStatus> {
     let choice = workspace_choice(workspace)?;
     let report = config::check(paths, &choice);
+    // Servers of a broken configuration are not looked for: the errors come first.
+    let missing = if report.errors.is_empty() {
+        missing_commands(&report.effective.servers)
+    } else {
+        Vec::new()
+    };
+    let status = if !report.errors.is_empty() {
+        ExitStatus::Usage
+    } else if report.findings.is_empty() && missing.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Findings
+    };
+    if args.json {
+        output::line(&serde_json::to_string_pretty(&report_json(
+            &report, &missing, status,
+        ))?);
+        return Ok(status);
+    }
     for d in report.errors.iter().chain(&report.findings) {
-        output::line(&d.to_string());
+        output::line(&output::paint_severity(&d.to_string()));
     }
     if !report.errors.is_empty() {
         output::line(&format!(
@@ -35,16 +63,69 @@ pub fn run(
             count(report.errors.len(), "error"),
             count(report.findings.len(), "warning")
         ));
-        return Ok(ExitStatus::Usage);
+        return Ok(status);
     }
-    let missing = missing_commands(&report.effective.servers);
     for line in summary(paths, &report, &missing) {
         output::line(&line);
     }
-    Ok(if report.findings.is_empty() && missing.is_empty() {
-        ExitStatus::Success
-    } else {
-        ExitStatus::Findings
+    Ok(status)
+}
+
+fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
+    json!({
+        "file": d.path,
+        "line": d.position.map(|p| p.line),
+        "col": d.position.map(|p| p.col),
+        "severity": d.severity.to_string(),
+        "message": d.message,
+        "hint": d.hint,
+    })
+}
+
+/// `check --json`: everything the text says, as one document.
+fn report_json(
+    report: &Report,
+    missing: &[MissingCommand],
+    status: ExitStatus,
+) -> serde_json::Value {
+    let effective = &report.effective;
+    let start: Vec<&str> = effective
+        .servers
+        .iter()
+        .map(|s| s.name.as_str())
+        .filter(|name| !missing.iter().any(|m| m.server == *name))
+        .collect();
+    let skipped: Vec<_> = effective
+        .skipped
+        .iter()
+        .map(|s| json!({"name": s.server, "layer": layer_name(s.layer), "reason": s.reason}))
+        .collect();
+    let workspace = report.workspace.as_ref().map(|ws| {
+        json!({
+            "root": ws.root,
+            "file": ws.file,
+            "trusted": ws.trust.is_trusted(),
+            "trust": ws.file.as_ref().map(|file| trust_line(&ws.root, file, &ws.trust)),
+        })
+    });
+    json!({
+        "ok": status == ExitStatus::Success,
+        "exit": match status {
+            ExitStatus::Success => 0,
+            ExitStatus::Findings => 1,
+            ExitStatus::Usage => 2,
+            ExitStatus::Failure => 3,
+            ExitStatus::Child(code) => code,
+        },
+        "files": report
+            .files
+            .iter()
+            .map(|(layer, path)| json!({"layer": layer_name(*layer), "path": path}))
+            .collect::<Vec<_>>(),
+        "errors": report.errors.iter().map(diagnostic_json).collect::<Vec<_>>(),
+        "findings": report.findings.iter().map(diagnostic_json).collect::<Vec<_>>(),
+        "workspace": workspace,
+        "servers": {"start": start, "missing_command": missing, "skipped": skipped},
     })
 }
 
@@ -171,7 +252,7 @@ fn summary(paths: &Paths, report: &Report, missing: &[MissingCommand]) -> Vec<St
 
 /// One line on the policy: how many rules in which layers, labels, flow rules, and
 /// the mode when it is not `enforce`.
-fn policy_line(policy: &crate::policy::PolicySet) -> String {
+pub(crate) fn policy_line(policy: &crate::policy::PolicySet) -> String {
     let per_layer: Vec<String> = policy
         .layers
         .iter()

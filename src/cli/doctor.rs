@@ -14,7 +14,7 @@ use crate::ExitStatus;
 use crate::config::{self, Effective, ServerConfig};
 use crate::install::client::Environment;
 use crate::install::survey::{self, ClientStatus};
-use crate::output;
+use crate::output::{self, Tone, paint};
 use crate::paths::Paths;
 use crate::sandbox::access::{Want, blocked};
 use crate::sandbox::plan::Plan;
@@ -265,7 +265,7 @@ fn print_text(
     wrong: &[String],
     home: &Path,
 ) {
-    output::line("Machine");
+    output::line(&paint(Tone::Heading, "Machine"));
     output::line(&format!(
         "  kernel            {} ({})",
         machine.kernel, machine.arch
@@ -301,7 +301,7 @@ fn print_text(
         }
     ));
     output::line("");
-    output::line("Servers");
+    output::line(&paint(Tone::Heading, "Servers"));
     if servers.is_empty() {
         output::line("  none configured (or none this workspace may start)");
     }
@@ -320,24 +320,25 @@ fn print_text(
         }
         if let Some(report) = &server.report {
             for layer in &report.layers {
-                let state = match layer.state {
-                    State::Applied => "yes",
-                    State::Missing => "MISSING",
-                    State::Off => "off",
+                let (state, tone) = match layer.state {
+                    State::Applied => ("yes", Tone::Good),
+                    State::Missing => ("MISSING", Tone::Bad),
+                    State::Off => ("off", Tone::Warn),
                 };
                 output::line(&format!(
-                    "    {:<15} {state:<8}{}",
+                    "    {:<15} {}{}",
                     layer.layer.name(),
+                    paint(tone, &format!("{state:<8}")),
                     layer.detail
                 ));
             }
         }
         for w in &server.wrong {
-            output::line(&format!("    ! {w}"));
+            output::line(&format!("    {}", paint(Tone::Warn, &format!("! {w}"))));
         }
     }
     output::line("");
-    output::line("Clients");
+    output::line(&paint(Tone::Heading, "Clients"));
     let mut shown = 0;
     for client in clients.iter().filter(|c| c.is_installed()) {
         output::line(&format!("  {}", client.describe(Some(home))));
@@ -348,9 +349,12 @@ fn print_text(
     }
     output::line("");
     if wrong.is_empty() {
-        output::line("Nothing wrong found.");
+        output::line(&paint(Tone::Good, "Nothing wrong found."));
     } else {
-        output::line(&format!("{} thing(s) wrong:", wrong.len()));
+        output::line(&paint(
+            Tone::Bad,
+            &format!("{} thing(s) wrong:", wrong.len()),
+        ));
         for w in wrong {
             output::line(&format!("  - {w}"));
         }

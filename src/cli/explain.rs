@@ -16,7 +16,6 @@ use crate::ExitStatus;
 use crate::config::{self, Effective};
 use crate::output;
 use crate::paths::Paths;
-use crate::pinning::files::{LockPlaces, LockState, read_lock};
 use crate::policy::{
     Call, Condition, ConditionResult, DecidedBy, Decision, Explanation, FlowState, Kind,
     LayerDecision, LayerPolicy, PassedOver, PolicySet, Rule, RuleTrace, Tri, layer_name,
@@ -177,24 +176,10 @@ fn unknown_name(paths: &Paths, effective: &Effective, kind: Kind, name: &str) ->
     } else {
         "tool"
     };
-    let places = LockPlaces::new(paths, effective);
-    let pinned: Vec<(String, String)> = places
-        .all()
+    let pinned: Vec<(String, String)> = super::inventory::pinned(paths, effective)
+        .items
         .into_iter()
-        .filter_map(
-            |(path, root)| match read_lock(&path, root.as_deref(), paths) {
-                LockState::Ready(lock) => Some(lock),
-                LockState::Unusable(_) => None,
-            },
-        )
-        .flat_map(|lock| lock.items.into_iter())
-        .filter(|(key, _)| {
-            key.kind == lock_kind
-                && effective
-                    .servers
-                    .iter()
-                    .any(|s| s.name.as_str() == key.server)
-        })
+        .filter(|(key, _)| key.kind == lock_kind)
         .map(|(key, pin)| (key.server, pin.exposed))
         .collect();
     let names: Vec<&str> = pinned.iter().map(|(_, exposed)| exposed.as_str()).collect();

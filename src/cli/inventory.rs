@@ -129,3 +129,30 @@ fn say_what_does_not_start(effective: &Effective) {
         ));
     }
 }
+
+/// What the lock files that count pin for the servers `serve` would start, read
+/// without starting any (for `explain` and `status`): each server's pin and items.
+pub fn pinned(paths: &Paths, effective: &Effective) -> crate::pinning::lock::LockFile {
+    let places = LockPlaces::new(paths, effective);
+    let mut out = crate::pinning::lock::LockFile::default();
+    for (path, root) in places.all() {
+        let LockState::Ready(lock) = read_lock(&path, root.as_deref(), paths) else {
+            continue;
+        };
+        // A server's pins come from the lock of the layer it is taken from.
+        let counts = |server: &str| {
+            effective
+                .servers
+                .iter()
+                .any(|s| s.name.as_str() == server && places.for_server(s) == path)
+        };
+        out.servers
+            .extend(lock.servers.into_iter().filter(|(name, _)| counts(name)));
+        out.items.extend(
+            lock.items
+                .into_iter()
+                .filter(|(key, _)| counts(&key.server)),
+        );
+    }
+    out
+}
