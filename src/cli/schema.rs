@@ -177,6 +177,11 @@ pub fn schema() -> Value {
             }), &[]),
             "audit": table("The audit trail.", &json!({
                 "arguments": boolean("Log raw (redacted) arguments as well as their HMAC."),
+                "syslog": table("Forward every record to a syslog collector (RFC 5424); not in a workspace's file.", &json!({
+                    "address": {"type": "string", "pattern": "^(tcp://.+:[0-9]+|unix:(//)?/.+)$", "description": "`tcp://HOST:PORT` or `unix:///PATH`."},
+                    "facility": one_of(&crate::audit::syslog::FACILITIES.iter().map(|(n, _)| *n).collect::<Vec<_>>(), "The facility (default authpriv)."),
+                    "buffer": {"type": "integer", "minimum": 1, "maximum": crate::audit::syslog::MAX_BUFFER, "description": "Most records kept while the collector is unreachable (default 10000)."},
+                }), &["address"]),
             }), &[]),
         }),
         &[],
@@ -257,6 +262,10 @@ mod tests {
             ("/properties/limits", "[limits]\nzz = 1\n".to_owned()),
             ("/properties/pinning", "[pinning]\nzz = 1\n".to_owned()),
             ("/properties/audit", "[audit]\nzz = 1\n".to_owned()),
+            (
+                "/properties/audit/properties/syslog",
+                "[audit.syslog]\naddress = \"tcp://h:1\"\nzz = 1\n".to_owned(),
+            ),
         ];
         for (pointer, text) in cases {
             let node = at(&schema, pointer);

@@ -240,6 +240,8 @@ fn analyse(
     let mut defs: Vec<(usize, ServerDef)> = Vec::new();
     let mut pinning: Vec<(Layer, PinningKeys)> = Vec::new();
     let mut policies: Vec<PolicyFile<'_>> = Vec::new();
+    // Files come managed first: the first `[audit.syslog]` is the one that counts.
+    let mut audit_syslog = None;
     for (i, (file, source)) in files.iter().zip(&sources).enumerate() {
         let (config, diagnostics) = validate(file.layer, source, raw::parse(source));
         errors.extend(diagnostics);
@@ -248,6 +250,7 @@ fn analyse(
         }
         defs.extend(config.servers.into_iter().map(|d| (i, d)));
         pinning.push((file.layer, config.pinning));
+        audit_syslog = audit_syslog.or(config.audit_syslog);
         policies.push(PolicyFile {
             layer: file.layer,
             source: *source,
@@ -306,6 +309,7 @@ fn analyse(
             files: files.iter().map(|f| f.path.clone()).collect(),
             pinning,
             policy: built.policy,
+            audit_syslog,
         },
         errors,
         unresolved,
