@@ -53,6 +53,11 @@ struct ServerCheck {
     runtime: Option<String>,
     user: String,
     report: Option<Report>,
+    /// Every path it may read beyond the system directories everyone gets
+    /// ([`SYSTEM_READ`]), and every path it may write: named, not counted, so that a
+    /// server that fails to write knows what it may.
+    read: Vec<PathBuf>,
+    write: Vec<PathBuf>,
     /// What is wrong with it, for a person.
     wrong: Vec<String>,
 }
@@ -169,6 +174,8 @@ fn check_server(config: &ServerConfig, spawner: &Spawner, root: Option<&Path>) -
         runtime: None,
         user: String::new(),
         report: None,
+        read: Vec::new(),
+        write: Vec::new(),
         wrong: Vec::new(),
     };
     if let Some(why) = super::check::missing_command(config) {
@@ -183,6 +190,14 @@ fn check_server(config: &ServerConfig, spawner: &Spawner, root: Option<&Path>) -
         }
     };
     check.runtime.clone_from(&probe.plan.runtime);
+    check.read = probe
+        .plan
+        .read
+        .iter()
+        .filter(|p| !SYSTEM_READ.iter().any(|s| p.starts_with(s)))
+        .cloned()
+        .collect();
+    check.write.clone_from(&probe.plan.write);
     check.user.clone_from(&probe.plan.user_note);
     check.wrong.extend(traps(config, &probe.plan));
     match probe.report {
@@ -258,6 +273,56 @@ fn is_native(program: &Path) -> bool {
     std::fs::File::open(program).is_ok_and(|mut f| crate::sandbox::apply::is_elf(&mut f))
 }
 
+/// One server's part of the text: its command, user, layers, paths and problems.
+fn print_server(server: &ServerCheck) {
+    output::line(&format!(
+        "  {}  ({}{})",
+        server.name,
+        server.command,
+        server
+            .runtime
+            .as_deref()
+            .map_or_else(String::new, |r| format!(", preset {r}"))
+    ));
+    if !server.user.is_empty() {
+        output::line(&format!("    user            {}", server.user));
+    }
+    if let Some(report) = &server.report {
+        for layer in &report.layers {
+            let (state, tone) = match layer.state {
+                State::Applied => ("yes", Tone::Good),
+                State::Missing => ("MISSING", Tone::Bad),
+                State::Off => ("off", Tone::Warn),
+            };
+            output::line(&format!(
+                "    {:<15} {}{}",
+                layer.layer.name(),
+                paint(tone, &format!("{state:<8}")),
+                layer.detail
+            ));
+        }
+    }
+    let quoted = |paths: &[PathBuf]| {
+        paths
+            .iter()
+            .map(|p| format!("`{}`", p.display()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !server.write.is_empty() {
+        output::line(&format!("    writes          {}", quoted(&server.write)));
+    }
+    if !server.read.is_empty() {
+        output::line(&format!(
+            "    reads           {} (and the system directories)",
+            quoted(&server.read)
+        ));
+    }
+    for w in &server.wrong {
+        output::line(&format!("    {}", paint(Tone::Warn, &format!("! {w}"))));
+    }
+}
+
 fn print_text(
     machine: &Machine,
     servers: &[ServerCheck],
@@ -306,36 +371,7 @@ fn print_text(
         output::line("  none configured (or none this workspace may start)");
     }
     for server in servers {
-        output::line(&format!(
-            "  {}  ({}{})",
-            server.name,
-            server.command,
-            server
-                .runtime
-                .as_deref()
-                .map_or_else(String::new, |r| format!(", preset {r}"))
-        ));
-        if !server.user.is_empty() {
-            output::line(&format!("    user            {}", server.user));
-        }
-        if let Some(report) = &server.report {
-            for layer in &report.layers {
-                let (state, tone) = match layer.state {
-                    State::Applied => ("yes", Tone::Good),
-                    State::Missing => ("MISSING", Tone::Bad),
-                    State::Off => ("off", Tone::Warn),
-                };
-                output::line(&format!(
-                    "    {:<15} {}{}",
-                    layer.layer.name(),
-                    paint(tone, &format!("{state:<8}")),
-                    layer.detail
-                ));
-            }
-        }
-        for w in &server.wrong {
-            output::line(&format!("    {}", paint(Tone::Warn, &format!("! {w}"))));
-        }
+        print_server(server);
     }
     output::line("");
     output::line(&paint(Tone::Heading, "Clients"));

@@ -54,7 +54,12 @@ pub enum SpawnError {
 
 /// The environment a server gets: a small fixed base, a private HOME and TMPDIR, the
 /// names in `env_passthrough` that are set for mcp-warden, then `env`.
-fn child_env(config: &ServerConfig, home: &Path, tmp: &Path) -> BTreeMap<OsString, OsString> {
+fn child_env(
+    config: &ServerConfig,
+    program: &Path,
+    plan: &crate::sandbox::Plan,
+) -> BTreeMap<OsString, OsString> {
+    let (home, tmp) = (&plan.home, &plan.tmp);
     let mut env = BTreeMap::new();
     let own = |name: &str| std::env::var_os(name);
     env.insert(
@@ -73,6 +78,21 @@ fn child_env(config: &ServerConfig, home: &Path, tmp: &Path) -> BTreeMap<OsStrin
     for name in &config.env_passthrough {
         if let Some(value) = own(name) {
             env.insert(name.into(), value);
+        }
+    }
+    // What the server needs to work under its sandbox with default settings; its own
+    // `env` still wins (a `GIT_CONFIG_COUNT` of its own replaces ours whole).
+    let extra = crate::sandbox::presets::extra_env(
+        program,
+        &config.args,
+        home,
+        &config.sandbox.fs_write,
+        plan.ids.is_some(),
+    );
+    let own_git = config.env.contains_key("GIT_CONFIG_COUNT");
+    for (name, value) in extra {
+        if !(own_git && name.starts_with("GIT_CONFIG_")) {
+            env.insert(name.into(), value.into());
         }
     }
     for (name, value) in &config.env {
@@ -188,7 +208,7 @@ fn command_for(
         private_dir(name, plan.home.clone())?;
         private_dir(name, plan.tmp.clone())?;
     }
-    let env = child_env(config, &plan.home, &plan.tmp);
+    let env = child_env(config, &program, &plan);
     let mut cmd = if let Some(launcher) = &spawner.launcher {
         let plan = serde_json::to_string(&plan).map_err(|e| start_error(e.into()))?;
         let mut cmd = std::process::Command::new(launcher);
