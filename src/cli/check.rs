@@ -180,6 +180,18 @@ pub(crate) fn missing_command(config: &ServerConfig) -> Option<String> {
     ))
 }
 
+/// The configuration as `serve` would load it; when it does not load, its errors are
+/// printed and the exit status is `Usage`.
+pub(crate) fn load_or_report(
+    paths: &Paths,
+    choice: &WorkspaceChoice,
+) -> Result<config::Effective, ExitStatus> {
+    config::load(paths, choice).map_err(|e| {
+        output::diag(&e.to_string());
+        ExitStatus::Usage
+    })
+}
+
 fn count(n: usize, what: &str) -> String {
     format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }

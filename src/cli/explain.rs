@@ -13,7 +13,7 @@ use clap::Args;
 use serde_json::{Map, Value, json};
 
 use crate::ExitStatus;
-use crate::config::{self, Effective};
+use crate::config::Effective;
 use crate::output;
 use crate::paths::Paths;
 use crate::policy::{
@@ -81,12 +81,9 @@ pub fn run(
             return Ok(ExitStatus::Usage);
         }
     };
-    let effective = match config::load(paths, &choice) {
+    let effective = match super::check::load_or_report(paths, &choice) {
         Ok(effective) => effective,
-        Err(e) => {
-            output::diag(&e.to_string());
-            return Ok(ExitStatus::Usage);
-        }
+        Err(status) => return Ok(status),
     };
     let policy = &effective.policy;
     let mut doc = Map::new();

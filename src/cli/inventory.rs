@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::ExitStatus;
-use crate::config::{self, Effective, TrustState};
+use crate::config::{Effective, TrustState};
 use crate::output;
 use crate::paths::Paths;
 use crate::pinning::collect;
@@ -37,12 +37,9 @@ pub fn take(
     workspace: Option<PathBuf>,
 ) -> anyhow::Result<Result<Inventory, ExitStatus>> {
     let choice = super::check::workspace_choice(workspace)?;
-    let effective = match config::load(paths, &choice) {
+    let effective = match super::check::load_or_report(paths, &choice) {
         Ok(effective) => effective,
-        Err(e) => {
-            output::diag(&e.to_string());
-            return Ok(Err(ExitStatus::Usage));
-        }
+        Err(status) => return Ok(Err(status)),
     };
     say_what_does_not_start(&effective);
     let places = LockPlaces::new(paths, &effective);

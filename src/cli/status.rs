@@ -43,12 +43,9 @@ pub fn run(
     args: &StatusArgs,
 ) -> anyhow::Result<ExitStatus> {
     let choice = super::check::workspace_choice(workspace)?;
-    let effective = match config::load(paths, &choice) {
+    let effective = match super::check::load_or_report(paths, &choice) {
         Ok(effective) => effective,
-        Err(e) => {
-            output::diag(&e.to_string());
-            return Ok(ExitStatus::Usage);
-        }
+        Err(status) => return Ok(status),
     };
     let lock = super::inventory::pinned(paths, &effective);
     let servers: Vec<ServerStatus<'_>> = effective
@@ -239,11 +236,13 @@ fn print_text(paths: &Paths, effective: &Effective, servers: &[ServerStatus<'_>]
             config::PinningMode::Off => "nothing is held",
         }
     ));
-    output::line(&format!(
-        "{}     {}",
-        heading("Policy"),
-        super::check::policy_line(&effective.policy)
-    ));
+    output::line(&format!("{}     {}", heading("Policy"), policy(effective)));
+}
+
+/// `check`'s policy line, without its `policy: ` label.
+fn policy(effective: &Effective) -> String {
+    let line = super::check::policy_line(&effective.policy);
+    line.strip_prefix("policy: ").unwrap_or(&line).to_owned()
 }
 
 fn status_json(effective: &Effective, servers: &[ServerStatus<'_>], why: &str) -> Value {
@@ -284,6 +283,6 @@ fn status_json(effective: &Effective, servers: &[ServerStatus<'_>], why: &str) -
         "servers": servers,
         "skipped": skipped,
         "pinning": effective.pinning.mode.as_str(),
-        "policy": super::check::policy_line(&effective.policy),
+        "policy": policy(effective),
     })
 }

@@ -224,15 +224,21 @@ const DATA_FILES: &[(&str, &str, &str)] = &[(
     "memory.jsonl",
 )];
 
-/// Variables a server needs to work under its sandbox with its default settings, in
-/// addition to the base environment; `env` of the configuration overrides each.
+/// Git servers, by program or package name (`mcp-server-git`, `uvx mcp-server-git`,
+/// `python -m mcp_server_git`).
+const GIT_SERVERS: &[&str] = &["mcp-server-git", "mcp_server_git"];
+
+/// Variables a known server needs to work under its sandbox with its default
+/// settings, in addition to the base environment; `env` of the configuration
+/// overrides each. Other servers get nothing more than the base.
 ///
 /// - A server of [`DATA_FILES`] (run from its package, or through `npx PKG`) gets its
 ///   data file in its private `home`.
-/// - A server run as a uid of its own (`dropped`) gets `safe.directory` for each path
-///   it may write: git refuses a repository another uid owns ("dubious ownership"),
-///   which the user's own workspace is to that uid. It adds no power: a server that
-///   may write the workspace may already write its `.git/config`.
+/// - A git server of [`GIT_SERVERS`] run as a uid of its own (`dropped`) gets
+///   `safe.directory` for each path it may write: git refuses a repository another
+///   uid owns ("dubious ownership"), which the user's own workspace is to that uid. It
+///   adds no power: a server that may write the workspace may already write its
+///   `.git/config`.
 #[must_use]
 pub fn extra_env(
     program: &Path,
@@ -259,7 +265,18 @@ pub fn extra_env(
             ));
         }
     }
-    if dropped && !writable.is_empty() {
+    let names = |name: &str| {
+        let named = |text: &str| {
+            text.strip_prefix(name).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with(['@', '=', '<', '>', '~', '['])
+            })
+        };
+        program
+            .file_name()
+            .is_some_and(|f| named(&f.to_string_lossy()))
+            || args.iter().any(|a| named(a))
+    };
+    if dropped && !writable.is_empty() && GIT_SERVERS.iter().any(|g| names(g)) {
         env.push(("GIT_CONFIG_COUNT".to_owned(), writable.len().to_string()));
         for (i, path) in writable.iter().enumerate() {
             env.push((format!("GIT_CONFIG_KEY_{i}"), "safe.directory".to_owned()));
@@ -373,7 +390,13 @@ mod tests {
         );
         assert!(other.is_empty(), "{other:?}");
         let ws = PathBuf::from("/home/u/proj");
-        let git = extra_env(Path::new("/usr/bin/uvx"), &[], home, &[ws], true);
+        let git = extra_env(
+            Path::new("/usr/bin/uvx"),
+            &["mcp-server-git==2025.7.1".into()],
+            home,
+            &[ws.clone()],
+            true,
+        );
         assert_eq!(
             git,
             [
@@ -381,6 +404,17 @@ mod tests {
                 ("GIT_CONFIG_KEY_0".to_owned(), "safe.directory".to_owned()),
                 ("GIT_CONFIG_VALUE_0".to_owned(), "/home/u/proj".to_owned()),
             ]
+        );
+        // Any other server gets nothing beyond the base environment.
+        assert!(
+            extra_env(
+                Path::new("/usr/bin/uvx"),
+                &["other".into()],
+                home,
+                &[ws],
+                true
+            )
+            .is_empty()
         );
         // At the user's own uid git trusts the user's repositories already.
         assert!(
