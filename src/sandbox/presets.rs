@@ -394,7 +394,7 @@ mod tests {
             Path::new("/usr/bin/uvx"),
             &["mcp-server-git==2025.7.1".into()],
             home,
-            &[ws.clone()],
+            std::slice::from_ref(&ws),
             true,
         );
         assert_eq!(
