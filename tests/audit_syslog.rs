@@ -190,8 +190,15 @@ fn every_record_reaches_rsyslog_over_tcp_in_order_with_the_chain() {
         return;
     };
     let env = Env::new();
-    one_session(&env, &format!("tcp://127.0.0.1:{}", rsyslog.port), None);
+    let address = format!("tcp://127.0.0.1:{}", rsyslog.port);
+    one_session(&env, &address, None);
     assert_collector_has_the_trail(&rsyslog, &env);
+    // `status` says where the trail goes.
+    let status = String::from_utf8_lossy(&env.run(&["status"]).stdout).into_owned();
+    assert!(
+        status.contains(&format!("and each record to syslog `{address}`")),
+        "{status}"
+    );
     // RFC 5424 as rsyslog parsed it: local0 (16) * 8 + severity; the denial is a
     // warning (4), the rest informational (6).
     let heads = rsyslog.read("head.log");

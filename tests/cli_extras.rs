@@ -56,6 +56,13 @@ fn status_shows_the_workspace_and_why_trust_servers_and_their_pins() {
         "{text}"
     );
     assert!(text.contains("Pinning    strict"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "Audit      `{}`",
+            path_str(&env.warden_home.join("data").join("audit"))
+        )),
+        "{text}"
+    );
 
     let o = env.run(&["status", "--json"]);
     let doc: Value = serde_json::from_str(&out(&o)).unwrap();

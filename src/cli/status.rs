@@ -56,7 +56,7 @@ pub fn run(
     let why = why_this_workspace(&choice, &effective, &paths.home);
     if args.json {
         output::line(&serde_json::to_string_pretty(&status_json(
-            &effective, &servers, &why,
+            paths, &effective, &servers, &why,
         ))?);
     } else {
         print_text(paths, &effective, &servers, &why);
@@ -237,6 +237,23 @@ fn print_text(paths: &Paths, effective: &Effective, servers: &[ServerStatus<'_>]
         }
     ));
     output::line(&format!("{}     {}", heading("Policy"), policy(effective)));
+    output::line(&format!(
+        "{}      {}",
+        heading("Audit"),
+        audit(paths, effective)
+    ));
+}
+
+/// Where the audit trail goes: the local files, and the collector when one is set.
+fn audit(paths: &Paths, effective: &Effective) -> String {
+    let local = format!("`{}`", crate::audit::audit_dir(paths).display());
+    match &effective.audit_syslog {
+        Some(target) => format!(
+            "{local}, and each record to syslog `{}` (at most {} waiting while it is away)",
+            target.address, target.buffer
+        ),
+        None => local,
+    }
 }
 
 /// `check`'s policy line, without its `policy: ` label.
@@ -245,7 +262,12 @@ fn policy(effective: &Effective) -> String {
     line.strip_prefix("policy: ").unwrap_or(&line).to_owned()
 }
 
-fn status_json(effective: &Effective, servers: &[ServerStatus<'_>], why: &str) -> Value {
+fn status_json(
+    paths: &Paths,
+    effective: &Effective,
+    servers: &[ServerStatus<'_>],
+    why: &str,
+) -> Value {
     let workspace = effective.workspace.as_ref().map(|ws| {
         json!({
             "root": ws.root,
@@ -284,5 +306,9 @@ fn status_json(effective: &Effective, servers: &[ServerStatus<'_>], why: &str) -
         "skipped": skipped,
         "pinning": effective.pinning.mode.as_str(),
         "policy": policy(effective),
+        "audit": {
+            "dir": crate::audit::audit_dir(paths),
+            "syslog": effective.audit_syslog.as_ref().map(|t| t.address.to_string()),
+        },
     })
 }
