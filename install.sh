@@ -2,7 +2,9 @@
 # install.sh: build and install mcp-warden, or install the pinned test dependencies.
 #
 #   ./install.sh                    build the release binary and install it to
-#                                   ${PREFIX:-$HOME/.local}/bin/mcp-warden
+#                                   $PREFIX/bin/mcp-warden when PREFIX is set, else to the
+#                                   first of ${CARGO_HOME:-~/.cargo}/bin and ~/.local/bin
+#                                   that is on PATH (cargo's when neither is)
 #   ./install.sh --test-deps [DIR]  install the pinned MCP reference servers and the Python
 #                                   `mcp` SDK used by the integration tests into DIR
 #                                   (default: $MCP_WARDEN_TEST_PREFIX or /opt/mcp-warden-test)
@@ -28,26 +30,59 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 
 usage() {
     cat <<EOF
-usage: ./install.sh                    build and install mcp-warden to \${PREFIX:-\$HOME/.local}/bin
+usage: ./install.sh                    build and install mcp-warden to \$PREFIX/bin, else to the
+                                       first of \${CARGO_HOME:-~/.cargo}/bin and ~/.local/bin on PATH
        ./install.sh --test-deps [DIR]  install the pinned test dependencies into DIR
                                        (default: \$MCP_WARDEN_TEST_PREFIX or $DEFAULT_TEST_PREFIX)
 EOF
 }
 
+# Where the binary goes, when PREFIX does not say: the first of cargo's own bin dir
+# (${CARGO_HOME:-~/.cargo}/bin, on PATH for anyone who installed Rust with rustup) and
+# ~/.local/bin that is on PATH, so `./install.sh && mcp-warden demo` works as written;
+# cargo's bin dir when neither is (and then we say how to add it).
+bin_dir() {
+    if [[ -n "${PREFIX:-}" ]]; then
+        printf '%s\n' "$PREFIX/bin"
+        return
+    fi
+    local home="${HOME:?HOME is not set; set PREFIX}"
+    local cargo_bin="${CARGO_HOME:-$home/.cargo}/bin" dir
+    for dir in "$cargo_bin" "$home/.local/bin"; do
+        case ":$PATH:" in
+            *":$dir:"* | *":$dir/:"*)
+                printf '%s\n' "$dir"
+                return
+                ;;
+        esac
+    done
+    printf '%s\n' "$cargo_bin"
+}
+
 install_binary() {
-    local prefix="${PREFIX:-${HOME:?HOME is not set; set PREFIX}/.local}"
+    local bin
+    bin="$(bin_dir)"
     command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
     local t0
     t0="$(now)"
     say "building the release binary (cargo build --release --locked)"
     (cd "$ROOT" && cargo build --release --locked --bin mcp-warden)
     local target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
-    install -D -m 0755 "$target_dir/release/mcp-warden" "$prefix/bin/mcp-warden"
-    say "installed $prefix/bin/mcp-warden ($(since "$t0"))"
-    "$prefix/bin/mcp-warden" --version >&2 || true
+    install -D -m 0755 "$target_dir/release/mcp-warden" "$bin/mcp-warden"
+    say "installed $bin/mcp-warden ($(since "$t0"))"
+    "$bin/mcp-warden" --version >&2 || true
+    local found
+    found="$(command -v mcp-warden || true)"
     case ":$PATH:" in
-        *":$prefix/bin:"*) ;;
-        *) say "note: $prefix/bin is not on your PATH" ;;
+        *":$bin:"* | *":$bin/:"*)
+            if [[ -n "$found" && "$found" != "$bin/mcp-warden" ]]; then
+                say "warning: \`mcp-warden\` runs $found, which comes before $bin on your PATH; remove it, or run $bin/mcp-warden"
+            fi
+            ;;
+        *)
+            say "note: $bin is not on your PATH, so \`mcp-warden\` alone will not be found; add it:"
+            say "  export PATH=\"$bin:\$PATH\"   # and in your shell's profile"
+            ;;
     esac
 }
 

@@ -179,6 +179,135 @@ pub fn confirm(question: &str) -> std::io::Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
+/// What a painted word means; the output module picks the colour, so commands say what a
+/// word is, never which escape sequence it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// Something is wrong: an error, a missing layer.
+    Bad,
+    /// Worth a look: a warning, a finding.
+    Warn,
+    /// As it should be.
+    Good,
+    /// A section heading.
+    Heading,
+}
+
+impl Tone {
+    fn sgr(self) -> &'static str {
+        match self {
+            Tone::Bad => "\x1b[1;31m",
+            Tone::Warn => "\x1b[33m",
+            Tone::Good => "\x1b[32m",
+            Tone::Heading => "\x1b[1m",
+        }
+    }
+}
+
+const SGR_RESET: &str = "\x1b[0m";
+
+/// Whether stdout gets colour: `CLICOLOR_FORCE` set (not `0`) forces it; otherwise a
+/// terminal, `NO_COLOR` unset or empty (<https://no-color.org>), and a `TERM` other
+/// than `dumb`. Decided once per process.
+#[must_use]
+pub fn colour() -> bool {
+    static COLOUR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *COLOUR.get_or_init(|| {
+        let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+        if set("CLICOLOR_FORCE") && std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| v != "0") {
+            return true;
+        }
+        stdout_is_terminal()
+            && !set("NO_COLOR")
+            && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+    })
+}
+
+/// One line with colour: every part is escaped as it is added, and the only escape
+/// sequences in it are the colours mcp-warden chose, so a painted line can be printed
+/// as it is. Colour is applied after escaping, never before: a line that was painted
+/// and then escaped would show its colours as `\u{1b}[…`.
+#[derive(Debug, Clone, Default)]
+pub struct Painted {
+    text: String,
+}
+
+impl Painted {
+    /// An empty line.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `text`, escaped as a [`line`] escapes it, without colour.
+    #[must_use]
+    pub fn plain(mut self, text: &str) -> Self {
+        self.text.push_str(&one_line(text));
+        self
+    }
+
+    /// Adds `text`, escaped, in the colour of `tone` when stdout gets colour.
+    #[must_use]
+    pub fn paint(mut self, tone: Tone, text: &str) -> Self {
+        if colour() {
+            self.text.push_str(tone.sgr());
+            self.text.push_str(&one_line(text));
+            self.text.push_str(SGR_RESET);
+        } else {
+            self.text.push_str(&one_line(text));
+        }
+        self
+    }
+
+    /// Adds another painted line's parts.
+    #[must_use]
+    pub fn then(mut self, more: &Painted) -> Self {
+        self.text.push_str(&more.text);
+        self
+    }
+}
+
+/// `text` in the colour of `tone`: a [`Painted`] line of one part.
+#[must_use]
+pub fn paint(tone: Tone, text: &str) -> Painted {
+    Painted::new().paint(tone, text)
+}
+
+/// Prints a [`Painted`] line to stdout.
+pub fn painted(line: &Painted) {
+    write_out(&line.text);
+}
+
+/// Prints a diagnostic mcp-warden laid out itself (`FILE:LINE:COL: error: …`, with its
+/// source line and hint) to stdout as a [`block`], its severity painted.
+pub fn block_severity(text: &str) {
+    let shown = escape(text, Shape::Block);
+    if colour() {
+        for (word, tone) in [(": error: ", Tone::Bad), (": warning: ", Tone::Warn)] {
+            if let Some(at) = shown.find(word) {
+                let name = &word[2..word.len() - 2];
+                write_out(&format!(
+                    "{}: {}{name}{SGR_RESET}: {}",
+                    &shown[..at],
+                    tone.sgr(),
+                    &shown[at + word.len()..]
+                ));
+                return;
+            }
+        }
+    }
+    write_out(&shown);
+}
+
+/// Writes bytes a command produced whole from our own definitions (a completion
+/// script) to stdout, unescaped: nothing in it comes from outside. A reader that went
+/// away is not an error.
+pub fn raw(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes);
+    let _ = out.flush();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +325,16 @@ mod tests {
             "ok\\u{1b}[2J\\u{1b}[Hclean\\rforged\\u{202e}txt\\u{200b}\\u{9b}\\n\\tx"
         );
         assert!(matches!(one_line("plain é ✓"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_painted_line_escapes_every_part() {
+        let line = Painted::new()
+            .plain("a\u{1b}[2J")
+            .paint(Tone::Bad, "b\r\u{202e}")
+            .then(&paint(Tone::Good, "c\n"));
+        // Without a terminal there is no colour: only escaped text remains.
+        assert_eq!(line.text, "a\\u{1b}[2Jb\\r\\u{202e}c\\n");
     }
 
     #[test]

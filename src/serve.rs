@@ -90,12 +90,13 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
         audit: None,
     };
     let workspace_root = config.effective.workspace.as_ref().map(|w| w.root.clone());
+    let audit_syslog = config.effective.audit_syslog.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let outcome = runtime.block_on(async {
         let stop = stop_signal()?;
-        let writer = start_audit(paths, workspace_root, &mut config).await;
+        let writer = start_audit(paths, workspace_root, audit_syslog, &mut config).await;
         let chain = Chain::new().with(Box::new(OutputFilter::new(output)));
         let session = session::run(
             config,
@@ -121,13 +122,14 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
 async fn start_audit(
     paths: &Paths,
     workspace: Option<PathBuf>,
+    syslog: Option<audit::syslog::SyslogTarget>,
     config: &mut SessionConfig,
 ) -> Option<(
     audit::AuditHandle,
     tokio::task::JoinHandle<Result<audit::Written, audit::AuditError>>,
 )> {
     let started = match audit::SessionMeta::new(workspace) {
-        Ok(meta) => audit::Audit::start(paths, meta).await,
+        Ok(meta) => audit::Audit::start_forwarding(paths, meta, syslog).await,
         Err(e) => Err(e),
     };
     match started {
@@ -152,7 +154,12 @@ async fn finish_audit(
     writer: tokio::task::JoinHandle<Result<audit::Written, audit::AuditError>>,
 ) {
     match audit.seal().await {
-        Ok(written) => tracing::info!(records = written.records, "audit trail sealed"),
+        Ok(written) => tracing::info!(
+            records = written.records,
+            syslog_delivered = written.syslog.map(|d| d.delivered),
+            syslog_undelivered = written.syslog.map(|d| d.undelivered),
+            "audit trail sealed"
+        ),
         Err(e) => tracing::error!(error = %e, "the audit trail could not be sealed"),
     }
     if let Ok(Err(e)) = writer.await {

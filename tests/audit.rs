@@ -742,10 +742,8 @@ fn usage_lists_a_granted_tool_never_called_with_a_rule_to_paste() {
         dead_session(),
         vec![
             Event::list("tools/list", listed.clone(), 0),
-            Event::new(Direction::ToServer, Decision::Allow)
-                .server("fs")
-                .tool("fs__read_file")
-                .method("tools/call"),
+            // One record per call, as `serve` writes them: the answer for a call that
+            // went through, the refusal for one that did not.
             Event::new(Direction::ToClient, Decision::Redact)
                 .server("fs")
                 .tool("fs__read_file")
@@ -793,6 +791,54 @@ fn usage_lists_a_granted_tool_never_called_with_a_rule_to_paste() {
     assert_eq!(code, Some(0));
     let doc: Value = serde_json::from_str(&stdout).expect("json");
     assert_eq!(doc["unused"], serde_json::json!(["fs__write_file"]));
+}
+
+/// Regression (issue 16, item 1): `serve` audits a call that went through as its
+/// answer (`to_client`), and `usage` counted only `to_server` records, so tools in daily
+/// use were offered as candidates to deny. The records here are the ones a real `serve`
+/// wrote.
+#[test]
+fn usage_counts_the_calls_a_real_serve_audited() {
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}\n[[policy.rules]]\nid = \"no-pid-outside-etc\"\ntools = [\"t__pid\"]\nwhen = {{ arg = \"path\", under = [\"/etc\"] }}\naction = \"deny\"\n",
+        support::test_server_table("t", &[])
+    ));
+    let mut serve = env.ready_serve();
+    for id in 2..4 {
+        let answer = serve.call_tool(id, "t__echo", serde_json::json!({"message": "hi"}));
+        assert_ne!(answer["result"]["isError"], true, "{answer}");
+    }
+    let denied = serve.call_tool(4, "t__pid", serde_json::json!({}));
+    assert_eq!(denied["result"]["isError"], true, "{denied}");
+    let (status, stderr) = serve.close();
+    assert!(status.success(), "{stderr}");
+
+    let (code, stdout, stderr) = run(&env, &["usage", "--json"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(doc["calls"], 3, "{doc}");
+    let tool = |name: &str| {
+        doc["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .find(|t| t["tool"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {doc}"))
+    };
+    assert_eq!(tool("t__echo")["called"], 2, "{doc}");
+    assert_eq!(tool("t__echo")["denied"], 0, "{doc}");
+    assert_eq!(tool("t__echo")["server"], "t", "{doc}");
+    assert_eq!(tool("t__pid")["called"], 1, "{doc}");
+    assert_eq!(tool("t__pid")["denied"], 1, "{doc}");
+    let unused = doc["unused"].as_array().expect("unused");
+    assert!(!unused.contains(&Value::from("t__echo")), "{doc}");
+    assert!(!unused.contains(&Value::from("t__pid")), "{doc}");
+    assert!(unused.contains(&Value::from("t__sleep")), "{doc}");
+    let (code, stdout, _) = run(&env, &["usage"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("3 calls"), "{stdout}");
 }
 
 #[test]

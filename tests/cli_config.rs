@@ -610,3 +610,41 @@ fn trust_store_is_private() {
     let mode = ok(fs::metadata(&file)).permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+/// Regression (issue 16, item 2): `check` said "2 servers will start" for commands that
+/// do not exist. A missing command is stated with the PATH searched, and is a finding.
+#[test]
+fn check_states_a_missing_command_with_the_path_it_searched() {
+    let sb = Sandbox::new();
+    sb.write_user(
+        "[servers.ghost]\ncommand = \"no-such-mcp-server-anywhere\"\n\n[servers.lost]\ncommand = \"/nonexistent/bin/server\"\n\n[servers.sh]\ncommand = \"sh\"\n",
+    );
+    let run = sb.run(&["check"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let path = std::env::var("PATH").unwrap_or_default();
+    assert!(
+        run.stdout
+            .contains("1 server will start, 2 cannot (command missing)"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "cannot start `ghost`: command `no-such-mcp-server-anywhere` is not found in mcp-warden's PATH (`{path}`)"
+        )),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("cannot start `lost`: command `/nonexistent/bin/server` cannot be run"),
+        "{run:?}"
+    );
+    // A server's own `env.PATH` is the one searched, and said to be.
+    sb.write_user("[servers.ghost]\ncommand = \"sh\"\nenv = { PATH = \"/nowhere\" }\n");
+    let run = sb.run(&["check"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("command `sh` is not found in the server's `env.PATH` (`/nowhere`)"),
+        "{run:?}"
+    );
+}

@@ -165,15 +165,10 @@ fn doctor_lists_installed_clients_and_whether_each_points_at_mcp_warden() {
     assert!(!wrong.contains("cursor"), "{wrong}\n{err}");
 }
 
-#[test]
-fn doctor_warns_about_a_server_install_its_uid_cannot_read() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: servers get a uid of their own only when mcp-warden runs as root");
-        return;
-    }
-    let env = Env::new();
-    // A script server installed where only root may enter, like a venv under /root:
-    // a script is run by path, so its uid must reach it (a native binary need not).
+/// A script server installed where only root may enter, like a venv under /root: a
+/// script is run by path, so its uid must reach it (a native binary need not).
+/// Returns the script and the directory that blocks it.
+fn server_its_uid_cannot_enter(env: &Env) -> (std::path::PathBuf, std::path::PathBuf) {
     let private = env.dir.path().join("private");
     std::fs::create_dir(&private).unwrap();
     let script = private.join("server.sh");
@@ -184,6 +179,17 @@ fn doctor_warns_about_a_server_install_its_uid_cannot_read() {
         "[servers.s]\ncommand = {}\n",
         q(path_str(&script))
     ));
+    (script, private)
+}
+
+#[test]
+fn doctor_warns_about_a_server_install_its_uid_cannot_read() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: servers get a uid of their own only when mcp-warden runs as root");
+        return;
+    }
+    let env = Env::new();
+    let (script, private) = server_its_uid_cannot_enter(&env);
     let (code, out, err) = doctor(&env, &[]);
     assert_eq!(code, Some(1), "{out}\n{err}");
     assert!(
@@ -193,4 +199,66 @@ fn doctor_warns_about_a_server_install_its_uid_cannot_read() {
         )) && out.contains(&format!("`{}`: cannot enter it", path_str(&private))),
         "{out}"
     );
+}
+
+/// Regression (issue 16, item 2): `doctor` said "Nothing wrong" in an untrusted
+/// workspace, whose servers do not start.
+#[test]
+fn doctor_says_the_workspace_is_untrusted() {
+    let env = Env::new();
+    env.workspace_config(&format!(
+        "{}[pinning]\nmode = \"off\"\n",
+        support::test_server_table("w", &[])
+    ));
+    let (code, out, err) = doctor(&env, &[]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(!out.contains("Nothing wrong"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "workspace `{}` is untrusted: its servers will not start",
+            path_str(&env.workspace)
+        )),
+        "{out}"
+    );
+    let (_, json, _) = doctor(&env, &["--json"]);
+    let doc: Value = serde_json::from_str(&json).unwrap();
+    assert!(doc["wrong"].to_string().contains("is untrusted"), "{doc}");
+    // Trusted, the workspace is no longer on the list.
+    assert_eq!(env.run(&["trust", "--yes"]).status.code(), Some(0));
+    let (_, out, _) = doctor(&env, &[]);
+    assert!(!out.contains("is untrusted"), "{out}");
+}
+
+/// Regression (issue 16, item 3): as root, `pin`/`pins`/`scan` failed on such a server
+/// with a bare "Permission denied"; only `doctor` explained. Each says what `doctor`
+/// says, with the fix.
+#[test]
+fn commands_that_start_servers_say_what_doctor_says_when_the_uid_cannot_enter() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: servers get a uid of their own only when mcp-warden runs as root");
+        return;
+    }
+    let env = Env::new();
+    let (script, private) = server_its_uid_cannot_enter(&env);
+    for args in [&["pins"][..], &["scan"], &["pin", "--yes"]] {
+        let out = env.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_ne!(out.status.code(), Some(0), "{args:?}: {err}");
+        let said = err
+            .lines()
+            .find(|l| l.starts_with("mcp-warden: server `s`: uid "))
+            .unwrap_or_else(|| panic!("{args:?}: {err}"));
+        assert!(
+            said.contains(&format!(
+                "cannot read `{}`, which it needs: `{}`: cannot enter it",
+                path_str(&script),
+                path_str(&private)
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains("install it where every user can read it, or set `sandbox.user`"),
+            "{args:?}: {err}"
+        );
+    }
 }

@@ -601,3 +601,21 @@ fn pins_and_scan_start_no_server_of_an_untrusted_workspace() {
     expect(&env, &["pins"], 1);
     assert!(marker.exists(), "trusted: its server is listed");
 }
+
+/// Issue 16, item 2: `explain` on a name its server has not pinned says so, with the
+/// pinned name it probably meant, and still explains the policy.
+#[test]
+fn explain_notes_a_tool_its_server_has_not_pinned_with_did_you_mean() {
+    let env = Env::new();
+    env.user_config_exact(&test_server_table("t", &[]));
+    expect(&env, &["pin", "--yes"], 0);
+    let out = env.run(&["explain", "t__ehco"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("note: `t__ehco` is not among the 17 tools pinned for server `t`; did you mean `t__echo`?"),
+        "{err}"
+    );
+    let out = env.run(&["explain", "t__echo"]);
+    assert!(!stderr(&out).contains("note:"), "{}", stderr(&out));
+}

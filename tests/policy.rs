@@ -434,3 +434,33 @@ fn relative_paths_are_relative_to_the_workspace_by_default() {
     ]);
     assert_eq!(run.code, Some(1), "{run:?}");
 }
+
+/// Regression (issue 16, item 2): `explain` on a tool no server offers said "allow".
+#[test]
+fn explain_an_unknown_tool_says_so_with_did_you_mean() {
+    let sb = sandbox();
+    sb.write_user(&format!(
+        "[servers.fs]\ncommand = \"true\"\n\n[servers.git]\ncommand = \"true\"\n{USER}"
+    ));
+    let run = sb.run(&["explain", "fss__write_file"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "error: unknown tool `fss__write_file`: no server that would start offers it (the servers' names begin `fs__*`, `git__*`); did you mean `fs__write_file`?"
+        ),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains("decision: allow"), "{run:?}");
+    // A known namespace is explained as before.
+    let run = sb.run(&["explain", "git__push"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    // Without any server, the policy alone decides, and that is said.
+    sb.write_user(USER);
+    let run = sb.run(&["explain", "git__status"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("note: no server would start, so no server offers `git__status`"),
+        "{run:?}"
+    );
+}

@@ -51,6 +51,7 @@ pub mod query;
 pub mod read;
 pub mod record;
 pub mod session;
+pub mod syslog;
 pub mod time;
 pub mod verify;
 mod writer;

@@ -97,13 +97,20 @@ impl Filter {
     }
 }
 
-/// Whether a record is a tool call as the client made it (not its result).
+/// Whether a record stands for one tool call the client made. `serve` writes exactly
+/// one record per call: `to_server` when it refused the call before forwarding it
+/// (deny, hold), `to_client` when the answer went back (allow, redact, flag, monitor,
+/// or deny by an output filter). Counting only one direction would miss every call
+/// that succeeded. Records without a method (an older format) count only as calls the
+/// client made, as they were written then.
 fn is_call(record: &Record) -> bool {
-    record.direction == Direction::ToServer
-        && record.tool.is_some()
+    record.tool.is_some()
         && match record.method.as_deref() {
             Some(method) => method == CALL_METHOD,
-            None => !matches!(record.decision, Decision::List | Decision::Seal),
+            None => {
+                record.direction == Direction::ToServer
+                    && !matches!(record.decision, Decision::List | Decision::Seal)
+            }
         }
 }
 

@@ -55,6 +55,7 @@ use tokio::task::JoinHandle;
 use super::key::{AuditKey, PreparedKey};
 use super::record::{self, Decision, Direction, GENESIS, RecordView, VERSION};
 use super::session::SessionId;
+use super::syslog::{Forwarder, SyslogTarget};
 use super::time::{Day, Timestamp};
 use super::{AuditError, audit_dir, key_file};
 use crate::paths::Paths;
@@ -268,6 +269,8 @@ pub struct Written {
     pub late: u64,
     /// The file the last record went to.
     pub file: Option<PathBuf>,
+    /// With `[audit.syslog]`: what reached the collector, and what did not.
+    pub syslog: Option<super::syslog::Delivery>,
 }
 
 /// Starts audit writers.
@@ -285,6 +288,16 @@ impl Audit {
         paths: &Paths,
         meta: SessionMeta,
     ) -> Result<(AuditHandle, JoinHandle<Result<Written, AuditError>>), AuditError> {
+        Self::start_forwarding(paths, meta, None).await
+    }
+
+    /// [`Audit::start`], and with `syslog` every record written is also forwarded to
+    /// that collector (see [`super::syslog`]), never holding the writer up.
+    pub async fn start_forwarding(
+        paths: &Paths,
+        meta: SessionMeta,
+        syslog: Option<SyslogTarget>,
+    ) -> Result<(AuditHandle, JoinHandle<Result<Written, AuditError>>), AuditError> {
         let dir = audit_dir(paths);
         let key_path = key_file(paths);
         let data_dir = paths.data_dir.clone();
@@ -301,7 +314,14 @@ impl Audit {
         .await
         .map_err(|e| AuditError::Task(e.to_string()))?;
         let (dir, key) = prepared?;
-        Ok(Self::start_in(dir, key, meta))
+        let forward = match syslog {
+            Some(target) => Some(
+                Forwarder::start(target)
+                    .map_err(|e| AuditError::Task(format!("the syslog forwarder: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Self::spawn(dir, &key, meta, forward))
     }
 
     /// Spawns a writer appending to `dir` (which must exist) with `key`: for tools and
@@ -314,15 +334,28 @@ impl Audit {
         key: AuditKey,
         meta: SessionMeta,
     ) -> (AuditHandle, JoinHandle<Result<Written, AuditError>>) {
+        Self::spawn(dir, &key, meta, None)
+    }
+
+    fn spawn(
+        dir: PathBuf,
+        key: &AuditKey,
+        meta: SessionMeta,
+        forward: Option<Forwarder>,
+    ) -> (AuditHandle, JoinHandle<Result<Written, AuditError>>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let chain = Chain::new(meta.id.as_str().to_owned(), meta.workspace, &key);
+        let chain = Chain::new(meta.id.as_str().to_owned(), meta.workspace, key);
         let sink = Sink {
             dir,
             open: None,
             written: Written::default(),
         };
         let backlog = Arc::new(AtomicUsize::new(0));
-        let state = State { chain, sink };
+        let state = State {
+            chain,
+            sink,
+            forward,
+        };
         let shared = Arc::clone(&backlog);
         // One long-lived thread from the blocking pool: it ends when every handle is
         // gone or after the seal, and its result is the task's.
@@ -588,6 +621,8 @@ enum Step {
 struct State {
     chain: Chain,
     sink: Sink,
+    /// `[audit.syslog]`: lines are offered to it once they are in the file.
+    forward: Option<Forwarder>,
 }
 
 impl State {
@@ -599,6 +634,50 @@ impl State {
         // count in the resident memory for good.
         let mut buf = Vec::with_capacity(MAX_WRITE_BYTES.min(64 * 1024));
         self.apply_into(steps, sync, &mut buf)
+    }
+
+    /// Appends whole lines to `day`'s file, then offers each to the collector.
+    fn write(&mut self, day: Day, lines: &[u8]) -> Result<(), AuditError> {
+        self.sink.write(day, lines)?;
+        if let Some(forward) = &self.forward {
+            for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                forward.offer(line);
+            }
+        }
+        Ok(())
+    }
+
+    /// The seal; with a collector, what it got so far (after a short wait for the
+    /// queue) is said in its `detail`, so the chain itself records what is missing
+    /// from the collector's copy.
+    fn seal_event(&self) -> Event {
+        let seal = Event::new(Direction::Session, Decision::Seal);
+        let seal = match &self.forward {
+            Some(forward) => {
+                let d = forward.drain(super::syslog::DRAIN_WAIT);
+                seal.detail(format!(
+                    "syslog: {} delivered, {} undelivered",
+                    d.delivered, d.undelivered
+                ))
+            }
+            None => seal,
+        };
+        seal.at(Timestamp::now())
+    }
+
+    /// Stops the forwarder after the seal went out (or not), and keeps its count.
+    fn finish_forwarding(&mut self) {
+        if let Some(forward) = self.forward.take() {
+            let delivery = forward.finish();
+            if delivery.undelivered > 0 {
+                tracing::warn!(
+                    undelivered = delivery.undelivered,
+                    delivered = delivery.delivered,
+                    "audit records did not reach the syslog collector (the local trail has them all)"
+                );
+            }
+            self.sink.written.syslog = Some(delivery);
+        }
     }
 
     fn apply_into(
@@ -615,7 +694,17 @@ impl State {
                     self.chain.workspace = workspace;
                     continue;
                 }
-                Step::Seal => Event::new(Direction::Session, Decision::Seal).at(Timestamp::now()),
+                Step::Seal => {
+                    // What came before the seal goes out first, so the collector's
+                    // count in the seal covers every record of the chain.
+                    if let Some(day) = buf_day.take()
+                        && !buf.is_empty()
+                    {
+                        self.write(day, buf)?;
+                        buf.clear();
+                    }
+                    self.seal_event()
+                }
             };
             let start = buf.len();
             let day = self.chain.encode(event, buf);
@@ -626,7 +715,7 @@ impl State {
                 && start > 0
                 && (before != day || buf.len() > MAX_WRITE_BYTES)
             {
-                self.sink.write(before, &buf[..start])?;
+                self.write(before, &buf[..start])?;
                 buf.drain(..start);
             }
             buf_day = Some(day);
@@ -634,7 +723,7 @@ impl State {
         if let Some(day) = buf_day
             && !buf.is_empty()
         {
-            self.sink.write(day, buf)?;
+            self.write(day, buf)?;
         }
         if sync {
             self.sink.sync()?;
@@ -660,9 +749,13 @@ fn run(
             Ok(message) => message,
             // Every handle dropped without a seal: all recorded events are written;
             // the chain stays unsealed.
-            Err(TryRecvError::Disconnected) => return Ok(state.sink.written),
+            Err(TryRecvError::Disconnected) => {
+                state.finish_forwarding();
+                return Ok(state.sink.written);
+            }
             Err(TryRecvError::Empty) => {
                 let Some(message) = rx.blocking_recv() else {
+                    state.finish_forwarding();
                     return Ok(state.sink.written);
                 };
                 if matches!(message, Message::Record(_) | Message::Workspace(_)) {
@@ -708,6 +801,7 @@ fn run(
             let _ = reply.send(Ok(()));
         }
         if let Some(reply) = seal {
+            state.finish_forwarding();
             let written = &mut state.sink.written;
             written.sealed = true;
             rx.close();

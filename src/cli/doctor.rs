@@ -14,7 +14,7 @@ use crate::ExitStatus;
 use crate::config::{self, Effective, ServerConfig};
 use crate::install::client::Environment;
 use crate::install::survey::{self, ClientStatus};
-use crate::output;
+use crate::output::{self, Painted, Tone, paint};
 use crate::paths::Paths;
 use crate::sandbox::access::{Want, blocked};
 use crate::sandbox::plan::Plan;
@@ -53,6 +53,11 @@ struct ServerCheck {
     runtime: Option<String>,
     user: String,
     report: Option<Report>,
+    /// Every path it may read beyond the system directories everyone gets
+    /// ([`SYSTEM_READ`]), and every path it may write: named, not counted, so that a
+    /// server that fails to write knows what it may.
+    read: Vec<PathBuf>,
+    write: Vec<PathBuf>,
     /// What is wrong with it, for a person.
     wrong: Vec<String>,
 }
@@ -84,6 +89,14 @@ pub fn run(
         &exe.to_string_lossy(),
     );
     let mut wrong: Vec<String> = config_error.into_iter().collect();
+    // An untrusted workspace starts none of its servers: that is something wrong for
+    // whoever expects them, though nothing is broken.
+    if let Some(ws) = effective.as_ref().and_then(|e| e.workspace.as_ref())
+        && let Some(file) = &ws.file
+        && !ws.trust.is_trusted()
+    {
+        wrong.push(super::check::trust_line(&ws.root, file, &ws.trust));
+    }
     for server in &servers {
         wrong.extend(
             server
@@ -143,6 +156,17 @@ fn check_servers(paths: &Paths, effective: &Effective) -> Vec<ServerCheck> {
         .collect()
 }
 
+/// What `doctor` finds wrong with one server, for a person (empty when nothing). The
+/// other commands that start servers call it for a server that failed to start or
+/// list, so they explain the failure as `doctor` does, fix included.
+pub(crate) fn diagnose(
+    config: &ServerConfig,
+    spawner: &Spawner,
+    root: Option<&Path>,
+) -> Vec<String> {
+    check_server(config, spawner, root).wrong
+}
+
 fn check_server(config: &ServerConfig, spawner: &Spawner, root: Option<&Path>) -> ServerCheck {
     let mut check = ServerCheck {
         name: config.name.to_string(),
@@ -150,8 +174,14 @@ fn check_server(config: &ServerConfig, spawner: &Spawner, root: Option<&Path>) -
         runtime: None,
         user: String::new(),
         report: None,
+        read: Vec::new(),
+        write: Vec::new(),
         wrong: Vec::new(),
     };
+    if let Some(why) = super::check::missing_command(config) {
+        check.wrong.push(format!("cannot start: {why}"));
+        return check;
+    }
     let probe = match probe_sandbox(config, spawner, root) {
         Ok(probe) => probe,
         Err(e) => {
@@ -160,6 +190,14 @@ fn check_server(config: &ServerConfig, spawner: &Spawner, root: Option<&Path>) -
         }
     };
     check.runtime.clone_from(&probe.plan.runtime);
+    check.read = probe
+        .plan
+        .read
+        .iter()
+        .filter(|p| !SYSTEM_READ.iter().any(|s| p.starts_with(s)))
+        .cloned()
+        .collect();
+    check.write.clone_from(&probe.plan.write);
     check.user.clone_from(&probe.plan.user_note);
     check.wrong.extend(traps(config, &probe.plan));
     match probe.report {
@@ -235,6 +273,60 @@ fn is_native(program: &Path) -> bool {
     std::fs::File::open(program).is_ok_and(|mut f| crate::sandbox::apply::is_elf(&mut f))
 }
 
+/// One server's part of the text: its command, user, layers, paths and problems.
+fn print_server(server: &ServerCheck) {
+    output::line(&format!(
+        "  {}  ({}{})",
+        server.name,
+        server.command,
+        server
+            .runtime
+            .as_deref()
+            .map_or_else(String::new, |r| format!(", preset {r}"))
+    ));
+    if !server.user.is_empty() {
+        output::line(&format!("    user            {}", server.user));
+    }
+    if let Some(report) = &server.report {
+        for layer in &report.layers {
+            let (state, tone) = match layer.state {
+                State::Applied => ("yes", Tone::Good),
+                State::Missing => ("MISSING", Tone::Bad),
+                State::Off => ("off", Tone::Warn),
+            };
+            output::painted(
+                &Painted::new()
+                    .plain(&format!("    {:<15} ", layer.layer.name()))
+                    .paint(tone, &format!("{state:<8}"))
+                    .plain(&layer.detail),
+            );
+        }
+    }
+    let quoted = |paths: &[PathBuf]| {
+        paths
+            .iter()
+            .map(|p| format!("`{}`", p.display()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !server.write.is_empty() {
+        output::line(&format!("    writes          {}", quoted(&server.write)));
+    }
+    if !server.read.is_empty() {
+        output::line(&format!(
+            "    reads           {} (and the system directories)",
+            quoted(&server.read)
+        ));
+    }
+    for w in &server.wrong {
+        output::painted(
+            &Painted::new()
+                .plain("    ")
+                .paint(Tone::Warn, &format!("! {w}")),
+        );
+    }
+}
+
 fn print_text(
     machine: &Machine,
     servers: &[ServerCheck],
@@ -242,7 +334,7 @@ fn print_text(
     wrong: &[String],
     home: &Path,
 ) {
-    output::line("Machine");
+    output::painted(&paint(Tone::Heading, "Machine"));
     output::line(&format!(
         "  kernel            {} ({})",
         machine.kernel, machine.arch
@@ -278,43 +370,15 @@ fn print_text(
         }
     ));
     output::line("");
-    output::line("Servers");
+    output::painted(&paint(Tone::Heading, "Servers"));
     if servers.is_empty() {
         output::line("  none configured (or none this workspace may start)");
     }
     for server in servers {
-        output::line(&format!(
-            "  {}  ({}{})",
-            server.name,
-            server.command,
-            server
-                .runtime
-                .as_deref()
-                .map_or_else(String::new, |r| format!(", preset {r}"))
-        ));
-        if !server.user.is_empty() {
-            output::line(&format!("    user            {}", server.user));
-        }
-        if let Some(report) = &server.report {
-            for layer in &report.layers {
-                let state = match layer.state {
-                    State::Applied => "yes",
-                    State::Missing => "MISSING",
-                    State::Off => "off",
-                };
-                output::line(&format!(
-                    "    {:<15} {state:<8}{}",
-                    layer.layer.name(),
-                    layer.detail
-                ));
-            }
-        }
-        for w in &server.wrong {
-            output::line(&format!("    ! {w}"));
-        }
+        print_server(server);
     }
     output::line("");
-    output::line("Clients");
+    output::painted(&paint(Tone::Heading, "Clients"));
     let mut shown = 0;
     for client in clients.iter().filter(|c| c.is_installed()) {
         output::line(&format!("  {}", client.describe(Some(home))));
@@ -325,9 +389,12 @@ fn print_text(
     }
     output::line("");
     if wrong.is_empty() {
-        output::line("Nothing wrong found.");
+        output::painted(&paint(Tone::Good, "Nothing wrong found."));
     } else {
-        output::line(&format!("{} thing(s) wrong:", wrong.len()));
+        output::painted(&paint(
+            Tone::Bad,
+            &format!("{} thing(s) wrong:", wrong.len()),
+        ));
         for w in wrong {
             output::line(&format!("  - {w}"));
         }

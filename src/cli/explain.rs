@@ -13,7 +13,7 @@ use clap::Args;
 use serde_json::{Map, Value, json};
 
 use crate::ExitStatus;
-use crate::config::{self, Effective};
+use crate::config::Effective;
 use crate::output;
 use crate::paths::Paths;
 use crate::policy::{
@@ -81,12 +81,9 @@ pub fn run(
             return Ok(ExitStatus::Usage);
         }
     };
-    let effective = match config::load(paths, &choice) {
+    let effective = match super::check::load_or_report(paths, &choice) {
         Ok(effective) => effective,
-        Err(e) => {
-            output::diag_block(&e.to_string());
-            return Ok(ExitStatus::Usage);
-        }
+        Err(status) => return Ok(status),
     };
     let policy = &effective.policy;
     let mut doc = Map::new();
@@ -110,6 +107,14 @@ pub fn run(
     } else {
         Kind::Tool
     };
+    match unknown_name(paths, &effective, kind, name) {
+        Some(Unknown::NoServer(why)) => {
+            output::diag(&format!("error: {why}"));
+            return Ok(ExitStatus::Usage);
+        }
+        Some(Unknown::Note(why)) => output::diag(&format!("note: {why}")),
+        None => {}
+    }
     let mut flows = FlowState::new();
     for earlier in &args.after {
         flows.record(&policy.labels, earlier);
@@ -143,6 +148,94 @@ pub fn run(
     } else {
         ExitStatus::Findings
     })
+}
+
+/// A tool or prompt name `explain` can tell is not what a client would see.
+enum Unknown {
+    /// No server that would start has its namespace: a call would fail, whatever the
+    /// policy says.
+    NoServer(String),
+    /// Worth a note, not a refusal: its server pins other names, not this one (a typo,
+    /// or an item not pinned yet), or no server is configured at all.
+    Note(String),
+}
+
+/// Checks `name` against what is known without starting servers: the namespaces of the
+/// servers `serve` would start, and the names pinned in the lock files that count.
+fn unknown_name(paths: &Paths, effective: &Effective, kind: Kind, name: &str) -> Option<Unknown> {
+    let lock_kind = match kind {
+        Kind::Tool => crate::pinning::lock::Kind::Tool,
+        Kind::Prompt => crate::pinning::lock::Kind::Prompt,
+        Kind::Resource => return None,
+    };
+    let what = if kind == Kind::Prompt {
+        "prompt"
+    } else {
+        "tool"
+    };
+    let pinned: Vec<(String, String)> = super::inventory::pinned(paths, effective)
+        .items
+        .into_iter()
+        .filter(|(key, _)| key.kind == lock_kind)
+        .map(|(key, pin)| (key.server, pin.exposed))
+        .collect();
+    let names: Vec<&str> = pinned.iter().map(|(_, exposed)| exposed.as_str()).collect();
+    let hint = |extra: &[&str]| {
+        let mut known = names.clone();
+        known.extend_from_slice(extra);
+        crate::config::error::suggestion(name, &known)
+            .map_or_else(String::new, |s| format!("; {s}"))
+    };
+    if names.contains(&name) {
+        return None;
+    }
+    let server = effective.servers.iter().find(|s| {
+        let ns = s.namespace.as_str();
+        ns.is_empty()
+            || name
+                .strip_prefix(ns)
+                .is_some_and(|rest| rest.starts_with("__"))
+    });
+    let Some(server) = server else {
+        if effective.servers.is_empty() {
+            // Writing a policy before any server is configured: the rules alone decide.
+            return Some(Unknown::Note(format!(
+                "no server would start, so no server offers `{name}`: what follows is what the policy alone decides"
+            )));
+        }
+        let prefixes: Vec<String> = effective
+            .servers
+            .iter()
+            .map(|s| format!("{}__", s.namespace.as_str()))
+            .collect();
+        let listed = if prefixes.is_empty() {
+            "no server would start".to_owned()
+        } else {
+            let quoted: Vec<String> = prefixes.iter().map(|p| format!("`{p}*`")).collect();
+            format!("the servers' names begin {}", quoted.join(", "))
+        };
+        let guesses: Vec<String> = prefixes
+            .iter()
+            .filter_map(|p| name.split_once("__").map(|(_, rest)| format!("{p}{rest}")))
+            .collect();
+        let guesses: Vec<&str> = guesses.iter().map(String::as_str).collect();
+        return Some(Unknown::NoServer(format!(
+            "unknown {what} `{name}`: no server that would start offers it ({listed}){}",
+            hint(&guesses)
+        )));
+    };
+    let count = pinned
+        .iter()
+        .filter(|(s, _)| s == server.name.as_str())
+        .count();
+    if count == 0 {
+        return None;
+    }
+    Some(Unknown::Note(format!(
+        "`{name}` is not among the {count} {what}s pinned for server `{}`{}; if the server offers it now it is new (`mcp-warden pins` shows what it offers)",
+        server.name,
+        hint(&[])
+    )))
 }
 
 /// The working directory of the server whose namespace prefixes `name`, else the

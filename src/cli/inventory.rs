@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::ExitStatus;
-use crate::config::{self, Effective, TrustState};
+use crate::config::{Effective, TrustState};
 use crate::output;
 use crate::paths::Paths;
 use crate::pinning::collect;
@@ -37,12 +37,9 @@ pub fn take(
     workspace: Option<PathBuf>,
 ) -> anyhow::Result<Result<Inventory, ExitStatus>> {
     let choice = super::check::workspace_choice(workspace)?;
-    let effective = match config::load(paths, &choice) {
+    let effective = match super::check::load_or_report(paths, &choice) {
         Ok(effective) => effective,
-        Err(e) => {
-            output::diag_block(&e.to_string());
-            return Ok(Err(ExitStatus::Usage));
-        }
+        Err(status) => return Ok(Err(status)),
     };
     say_what_does_not_start(&effective);
     let places = LockPlaces::new(paths, &effective);
@@ -81,6 +78,16 @@ pub fn take(
                 "mcp-warden: server `{}` could not be listed: {why}",
                 inv.server
             ));
+            // A bare "Permission denied" says nothing of the cause (a dropped uid that
+            // cannot enter the install's directory, a missing command, a sandbox layer
+            // that is required): say what `doctor` says about it, with the fix.
+            let config = effective.servers.iter().find(|s| s.name == inv.server);
+            for wrong in config
+                .map(|c| super::doctor::diagnose(c, &spawner, root.as_deref()))
+                .unwrap_or_default()
+            {
+                output::diag(&format!("mcp-warden: server `{}`: {wrong}", inv.server));
+            }
         }
     }
     let replaced = crate::pinning::machine::replaced(paths, &effective.servers, |w| {
@@ -118,4 +125,31 @@ fn say_what_does_not_start(effective: &Effective) {
             skipped.server, skipped.reason
         ));
     }
+}
+
+/// What the lock files that count pin for the servers `serve` would start, read
+/// without starting any (for `explain` and `status`): each server's pin and items.
+pub fn pinned(paths: &Paths, effective: &Effective) -> crate::pinning::lock::LockFile {
+    let places = LockPlaces::new(paths, effective);
+    let mut out = crate::pinning::lock::LockFile::default();
+    for (path, root) in places.all() {
+        let LockState::Ready(lock) = read_lock(&path, root.as_deref(), paths) else {
+            continue;
+        };
+        // A server's pins come from the lock of the layer it is taken from.
+        let counts = |server: &str| {
+            effective
+                .servers
+                .iter()
+                .any(|s| s.name.as_str() == server && places.for_server(s) == path)
+        };
+        out.servers
+            .extend(lock.servers.into_iter().filter(|(name, _)| counts(name)));
+        out.items.extend(
+            lock.items
+                .into_iter()
+                .filter(|(key, _)| counts(&key.server)),
+        );
+    }
+    out
 }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod check;
+mod completions;
 mod demo;
 mod doctor;
 mod explain;
@@ -11,7 +12,9 @@ mod install;
 mod inventory;
 mod pin;
 mod scan;
+mod schema;
 mod serve;
+mod status;
 mod trust;
 
 use std::ffi::OsString;
@@ -85,6 +88,13 @@ pub enum Command {
     /// Sandbox layers this machine supports, what each server will get, clients found,
     /// and what is wrong (exit 1 when something is).
     Doctor(doctor::DoctorArgs),
+    /// What `serve` would run here: the workspace chosen and why, its trust, each
+    /// server with its pinned tools, and the policy; starts nothing.
+    Status(status::StatusArgs),
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the JSON Schema of the configuration files, for editors to validate them.
+    Schema(schema::SchemaArgs),
     /// Internal: the launcher each upstream server runs under (see `launcher.rs`).
     #[command(name = "__launch", hide = true)]
     Launch(LaunchArgs),
@@ -139,13 +149,19 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
     // Neither needs the user's paths: the demo runs in a home of its own.
     match &cli.command {
         Command::Demo(args) => return demo::run(args),
+        Command::Completions(args) => return completions::run(args),
+        Command::Schema(args) => return schema::run(args),
         Command::DemoServer(args) => return demo::run_server(args),
         _ => {}
     }
     let paths = crate::paths::Paths::from_env();
     let workspace = cli.workspace.clone();
     let result = match cli.command {
-        Command::Launch(_) | Command::Demo(_) | Command::DemoServer(_) => {
+        Command::Launch(_)
+        | Command::Demo(_)
+        | Command::DemoServer(_)
+        | Command::Completions(_)
+        | Command::Schema(_) => {
             return ExitStatus::Usage;
         }
         Command::Serve(args) => serve::run(&paths, workspace, &args),
@@ -164,6 +180,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
         Command::Usage(args) => audit::run_usage(&paths, &args),
         Command::Review(args) => audit::run_review(&paths, &args),
         Command::Doctor(args) => doctor::run(&paths, workspace, &args),
+        Command::Status(args) => status::run(&paths, workspace, &args),
     };
     match result {
         Ok(status) => status,

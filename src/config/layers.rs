@@ -243,6 +243,8 @@ fn analyse(
     let trust = workspace
         .as_ref()
         .map_or(&TrustState::NotTrusted, |w| &w.trust);
+    // Files come managed first: the first `[audit.syslog]` is the one that counts.
+    let mut audit_syslog = None;
     for (i, (file, source)) in files.iter().zip(&sources).enumerate() {
         let parsed = raw::parse(source);
         if file.layer == Layer::Workspace && !trust.is_trusted() {
@@ -256,6 +258,7 @@ fn analyse(
         }
         defs.extend(config.servers.into_iter().map(|d| (i, d)));
         pinning.push((file.layer, config.pinning));
+        audit_syslog = audit_syslog.or(config.audit_syslog);
         policies.push(PolicyFile {
             layer: file.layer,
             source: *source,
@@ -311,6 +314,7 @@ fn analyse(
             files: files.iter().map(|f| f.path.clone()).collect(),
             pinning,
             policy: built.policy,
+            audit_syslog,
         },
         errors,
         unresolved,

@@ -246,4 +246,7 @@ pub struct Effective {
     /// rules (managed → user → workspace) and the merged settings (see
     /// [`super::layers::build_policy`]).
     pub policy: crate::policy::PolicySet,
+    /// `[audit.syslog]`: the managed policy's, else the user's (see
+    /// [`crate::audit::syslog`]).
+    pub audit_syslog: Option<crate::audit::syslog::SyslogTarget>,
 }

@@ -198,6 +198,19 @@ pub struct RawPinning {
 pub struct RawAudit {
     /// Log raw (redacted) arguments as well as their HMAC.
     pub arguments: Option<bool>,
+    /// Forward every record to a syslog collector as well.
+    pub syslog: Option<Spanned<RawSyslog>>,
+}
+
+/// `[audit.syslog]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSyslog {
+    /// `tcp://HOST:PORT` or `unix:///PATH`.
+    pub address: Spanned<String>,
+    pub facility: Option<Spanned<String>>,
+    /// Most records kept while the collector is unreachable.
+    pub buffer: Option<Spanned<u64>>,
 }
 
 /// A file parsed: the raw mirror of what could be read, the spanned TOML tree (for the

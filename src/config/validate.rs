@@ -30,6 +30,8 @@ use crate::sandbox::{self, SandboxSettings, UserChoice, parse_size};
 /// The top-level tables whose keys are rejected as "not supported yet". An empty table
 /// is accepted: it sets nothing.
 pub const UNBUILT_SECTIONS: &[&str] = &["audit"];
+/// The keys of an unbuilt section that are built already.
+const BUILT_KEYS: &[&str] = &["audit.syslog"];
 
 /// `request_timeout` when a server does not set one.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -200,6 +202,8 @@ pub struct FileConfig {
     /// `[policy]`, `[labels]`, `[flows]`, `[output]` and `[limits]` as this file sets
     /// them (what is valid of them).
     pub policy: PolicyKeys,
+    /// `[audit.syslog]`, when this file sets it validly (never a workspace's).
+    pub audit_syslog: Option<crate::audit::syslog::SyslogTarget>,
 }
 
 /// Validates a parsed file of `layer`: what it defines that is valid, and every problem
@@ -245,15 +249,79 @@ pub fn validate(
         .map_or_else(PinningKeys::default, |RawPinning { mode, ask }| {
             PinningKeys { mode, ask }
         });
+    let audit_syslog = raw
+        .audit
+        .and_then(|a| a.syslog)
+        .and_then(|syslog| audit_syslog(layer, source, &syslog, &mut diagnostics));
     diagnostics.sort_by_key(|d| d.position);
     (
         FileConfig {
             servers,
             pinning,
             policy,
+            audit_syslog,
         },
         diagnostics,
     )
+}
+
+/// Validates `[audit.syslog]`. Only the managed policy and the user's config may set
+/// it: a repository's file must not send the user's audit trail anywhere.
+fn audit_syslog(
+    layer: Layer,
+    source: &Source<'_>,
+    raw: &toml::Spanned<raw::RawSyslog>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<crate::audit::syslog::SyslogTarget> {
+    use crate::audit::syslog::{self, MAX_BUFFER, SyslogTarget};
+    if layer == Layer::Workspace {
+        diagnostics.push(
+            source
+                .error(&raw.span(), "`audit.syslog` is not read from a workspace's `mcp-warden.toml`")
+                .with_hint("set it in your `config.toml` (or the managed `policy.toml`): a repository must not choose where your audit trail goes"),
+        );
+        return None;
+    }
+    let raw = raw.get_ref();
+    let mut ok = true;
+    let address = raw
+        .address
+        .get_ref()
+        .parse()
+        .map_err(|e: syslog::SyslogConfigError| {
+            diagnostics.push(source.error(&raw.address.span(), e.to_string()));
+            ok = false;
+        });
+    let facility = match &raw.facility {
+        None => Ok(syslog::facility("authpriv").unwrap_or(10)),
+        Some(name) => syslog::facility(name.get_ref()).map_err(|e| {
+            let names: Vec<&str> = syslog::FACILITIES.iter().map(|(n, _)| *n).collect();
+            let hint = super::error::suggestion(name.get_ref(), &names)
+                .unwrap_or_else(|| format!("one of {}", names.join(", ")));
+            diagnostics.push(source.error(&name.span(), e.to_string()).with_hint(hint));
+        }),
+    };
+    let buffer = match &raw.buffer {
+        None => Ok(syslog::DEFAULT_BUFFER),
+        Some(n) => match usize::try_from(*n.get_ref()) {
+            Ok(b) if (1..=MAX_BUFFER).contains(&b) => Ok(b),
+            _ => {
+                diagnostics.push(source.error(
+                    &n.span(),
+                    format!("`audit.syslog.buffer` must be between 1 and {MAX_BUFFER}"),
+                ));
+                Err(())
+            }
+        },
+    };
+    match (address, facility, buffer) {
+        (Ok(address), Ok(facility), Ok(buffer)) if ok => Some(SyslogTarget {
+            address,
+            facility,
+            buffer,
+        }),
+        _ => None,
+    }
 }
 
 /// What a section will do once built, for the "not supported yet" message.
@@ -286,6 +354,9 @@ impl Checker<'_, '_> {
     fn unsupported_sections(&mut self) {
         for &section in UNBUILT_SECTIONS {
             for (key, span) in raw::keys_at(self.table, &[section]) {
+                if BUILT_KEYS.contains(&format!("{section}.{key}").as_str()) {
+                    continue;
+                }
                 self.not_supported(&span, &format!("{section}.{key}"), planned(section), None);
             }
         }

@@ -214,6 +214,81 @@ fn narrow(dir: Option<&Path>, file: &Path, home: &Path) -> PathBuf {
     }
 }
 
+/// Servers whose data file defaults to a place inside their own package, which the
+/// sandbox keeps read-only (the package is code, and the same copy may serve other
+/// users): the package, the variable that moves the file, and the file's name in the
+/// server's private HOME, where it is writable and lasts from session to session.
+const DATA_FILES: &[(&str, &str, &str)] = &[(
+    "@modelcontextprotocol/server-memory",
+    "MEMORY_FILE_PATH",
+    "memory.jsonl",
+)];
+
+/// Git servers, by program or package name (`mcp-server-git`, `uvx mcp-server-git`,
+/// `python -m mcp_server_git`).
+const GIT_SERVERS: &[&str] = &["mcp-server-git", "mcp_server_git"];
+
+/// Variables a known server needs to work under its sandbox with its default
+/// settings, in addition to the base environment; `env` of the configuration
+/// overrides each. Other servers get nothing more than the base.
+///
+/// - A server of [`DATA_FILES`] (run from its package, or through `npx PKG`) gets its
+///   data file in its private `home`.
+/// - A git server of [`GIT_SERVERS`] run as a uid of its own (`dropped`) gets
+///   `safe.directory` for each path it may write: git refuses a repository another
+///   uid owns ("dubious ownership"), which the user's own workspace is to that uid. It
+///   adds no power: a server that may write the workspace may already write its
+///   `.git/config`.
+#[must_use]
+pub fn extra_env(
+    program: &Path,
+    args: &[String],
+    home: &Path,
+    writable: &[PathBuf],
+    dropped: bool,
+) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    let canonical = program
+        .canonicalize()
+        .unwrap_or_else(|_| program.to_owned());
+    for (package, variable, file) in DATA_FILES {
+        let inside = format!("/node_modules/{package}/");
+        let runs_it = canonical.to_string_lossy().contains(&inside)
+            || args.iter().any(|a| {
+                a.strip_prefix(package)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('@'))
+            });
+        if runs_it {
+            env.push((
+                (*variable).to_owned(),
+                home.join(file).to_string_lossy().into_owned(),
+            ));
+        }
+    }
+    let names = |name: &str| {
+        let named = |text: &str| {
+            text.strip_prefix(name).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with(['@', '=', '<', '>', '~', '['])
+            })
+        };
+        program
+            .file_name()
+            .is_some_and(|f| named(&f.to_string_lossy()))
+            || args.iter().any(|a| named(a))
+    };
+    if dropped && !writable.is_empty() && GIT_SERVERS.iter().any(|g| names(g)) {
+        env.push(("GIT_CONFIG_COUNT".to_owned(), writable.len().to_string()));
+        for (i, path) in writable.iter().enumerate() {
+            env.push((format!("GIT_CONFIG_KEY_{i}"), "safe.directory".to_owned()));
+            env.push((
+                format!("GIT_CONFIG_VALUE_{i}"),
+                path.to_string_lossy().into_owned(),
+            ));
+        }
+    }
+    env
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -283,5 +358,74 @@ mod tests {
         write(&tool, "");
         let needs = super::needs(Preset::None, &tool, &[], None, None, &home);
         assert_eq!(needs.read, vec![tool.canonicalize().unwrap()]);
+    }
+
+    #[test]
+    fn server_memory_keeps_its_data_in_its_private_home_and_git_trusts_what_it_may_write() {
+        let home = Path::new("/state/servers/mem/home");
+        let npx = extra_env(
+            Path::new("/usr/bin/npx"),
+            &[
+                "-y".into(),
+                "@modelcontextprotocol/server-memory@2025.8.4".into(),
+            ],
+            home,
+            &[],
+            false,
+        );
+        assert_eq!(
+            npx,
+            [(
+                "MEMORY_FILE_PATH".to_owned(),
+                "/state/servers/mem/home/memory.jsonl".to_owned()
+            )]
+        );
+        // Another package whose name starts the same is not it.
+        let other = extra_env(
+            Path::new("/usr/bin/npx"),
+            &["@modelcontextprotocol/server-memory-plus".into()],
+            home,
+            &[],
+            false,
+        );
+        assert!(other.is_empty(), "{other:?}");
+        let ws = PathBuf::from("/home/u/proj");
+        let git = extra_env(
+            Path::new("/usr/bin/uvx"),
+            &["mcp-server-git==2025.7.1".into()],
+            home,
+            std::slice::from_ref(&ws),
+            true,
+        );
+        assert_eq!(
+            git,
+            [
+                ("GIT_CONFIG_COUNT".to_owned(), "1".to_owned()),
+                ("GIT_CONFIG_KEY_0".to_owned(), "safe.directory".to_owned()),
+                ("GIT_CONFIG_VALUE_0".to_owned(), "/home/u/proj".to_owned()),
+            ]
+        );
+        // Any other server gets nothing beyond the base environment.
+        assert!(
+            extra_env(
+                Path::new("/usr/bin/uvx"),
+                &["other".into()],
+                home,
+                &[ws],
+                true
+            )
+            .is_empty()
+        );
+        // At the user's own uid git trusts the user's repositories already.
+        assert!(
+            extra_env(
+                Path::new("/usr/bin/uvx"),
+                &[],
+                home,
+                &[PathBuf::from("/p")],
+                false
+            )
+            .is_empty()
+        );
     }
 }

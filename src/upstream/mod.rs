@@ -9,7 +9,7 @@
 
 mod spawn;
 
-pub use spawn::{Probe, SpawnError, Spawner, probe_sandbox, program_of, spawn};
+pub use spawn::{Probe, SpawnError, Spawner, probe_sandbox, program_of, search_path, spawn};
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

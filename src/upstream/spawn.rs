@@ -54,7 +54,12 @@ pub enum SpawnError {
 
 /// The environment a server gets: a small fixed base, a private HOME and TMPDIR, the
 /// names in `env_passthrough` that are set for mcp-warden, then `env`.
-fn child_env(config: &ServerConfig, home: &Path, tmp: &Path) -> BTreeMap<OsString, OsString> {
+fn child_env(
+    config: &ServerConfig,
+    program: &Path,
+    plan: &crate::sandbox::Plan,
+) -> BTreeMap<OsString, OsString> {
+    let (home, tmp) = (&plan.home, &plan.tmp);
     let mut env = BTreeMap::new();
     let own = |name: &str| std::env::var_os(name);
     env.insert(
@@ -73,6 +78,21 @@ fn child_env(config: &ServerConfig, home: &Path, tmp: &Path) -> BTreeMap<OsStrin
     for name in &config.env_passthrough {
         if let Some(value) = own(name) {
             env.insert(name.into(), value);
+        }
+    }
+    // What the server needs to work under its sandbox with default settings; its own
+    // `env` still wins (a `GIT_CONFIG_COUNT` of its own replaces ours whole).
+    let extra = crate::sandbox::presets::extra_env(
+        program,
+        &config.args,
+        home,
+        &config.sandbox.fs_write,
+        plan.ids.is_some(),
+    );
+    let own_git = config.env.contains_key("GIT_CONFIG_COUNT");
+    for (name, value) in extra {
+        if !(own_git && name.starts_with("GIT_CONFIG_")) {
+            env.insert(name.into(), value.into());
         }
     }
     for (name, value) in &config.env {
@@ -107,12 +127,21 @@ pub struct Spawner {
 /// The file `config`'s server runs, symlinks resolved: found in the PATH the child
 /// gets, as [`spawn`] finds it. For pinning the executable's digest on this machine.
 pub fn program_of(config: &ServerConfig) -> std::io::Result<PathBuf> {
-    let path = config
-        .env
-        .get("PATH")
-        .map(std::ffi::OsString::from)
-        .or_else(|| std::env::var_os("PATH"));
-    resolve_program(&config.command, path.as_ref())?.canonicalize()
+    resolve_program(&config.command, Some(&search_path(config).0))?.canonicalize()
+}
+
+/// Where a command without a `/` is looked for: the server's own `env.PATH`, else
+/// mcp-warden's PATH (in `serve`, the one the client started it with), else
+/// [`FALLBACK_PATH`]; with what it came from, for messages that say which PATH.
+#[must_use]
+pub fn search_path(config: &ServerConfig) -> (std::ffi::OsString, &'static str) {
+    if let Some(path) = config.env.get("PATH") {
+        return (path.into(), "the server's `env.PATH`");
+    }
+    match std::env::var_os("PATH") {
+        Some(path) => (path, "mcp-warden's PATH"),
+        None => (FALLBACK_PATH.into(), "the fallback PATH"),
+    }
 }
 
 /// Finds `command` the way `execvp` would, in `path` when it has no `/`, and checks
@@ -179,7 +208,7 @@ fn command_for(
         private_dir(name, plan.home.clone())?;
         private_dir(name, plan.tmp.clone())?;
     }
-    let env = child_env(config, &plan.home, &plan.tmp);
+    let env = child_env(config, &program, &plan);
     let mut cmd = if let Some(launcher) = &spawner.launcher {
         let plan = serde_json::to_string(&plan).map_err(|e| start_error(e.into()))?;
         let mut cmd = std::process::Command::new(launcher);
