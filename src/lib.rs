@@ -40,6 +40,7 @@ pub mod sandbox;
 pub mod scan;
 pub mod serve;
 pub mod session;
+pub mod stages;
 pub mod stdio;
 pub mod textclass;
 pub mod trust;

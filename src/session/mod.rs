@@ -32,11 +32,11 @@
 //! builds the merged catalogs, `cursor.rs` encodes our `resources/list` cursors, and
 //! [`wire`] writes the messages mcp-warden makes itself.
 
+mod answer;
 mod audit;
 mod catalog;
 mod client;
 mod cursor;
-mod limits;
 mod pins;
 mod policy;
 mod reload;
@@ -57,9 +57,10 @@ use tokio_util::time::{DelayQueue, delay_queue};
 
 use crate::config::{Effective, ServerConfig, ServerName};
 use crate::downstream::{self, ClientEvent};
-use crate::filter::{Block, Chain, Context, Direction, Verdict};
-use crate::jsonrpc::message::Parsed;
-use crate::jsonrpc::{ErrorCode, Id, Message, error_response, parse};
+use crate::filter::{Chain, Verdict};
+use crate::jsonrpc::message::reparse;
+use crate::jsonrpc::{ErrorCode, Id, Message, error_response};
+use crate::stages::{Direction, Stop, View};
 use crate::upstream::{InstanceId, Upstream, UpstreamEvent};
 use catalog::{Catalog, Collision, Item, ListKind};
 pub use pins::{LockUpdate, PinningSetup};
@@ -367,7 +368,7 @@ struct Session {
     /// Requests the user allowed once after an `ask`: decided already.
     approved_once: std::collections::HashSet<Id>,
     /// Tool calls of the last minute, for `[limits]`.
-    rate: limits::CallRate,
+    rate: crate::stages::limits::CallRate,
     /// Where the configuration watcher sends fresh loads.
     config_tx: mpsc::Sender<reload::ConfigUpdate>,
     config_watcher: Option<tokio::task::JoinHandle<()>>,
@@ -432,7 +433,7 @@ where
         policy,
         flows: crate::policy::FlowState::default(),
         approved_once: std::collections::HashSet::new(),
-        rate: limits::CallRate::default(),
+        rate: crate::stages::limits::CallRate::default(),
         config_tx,
         config_watcher: None,
     };
@@ -812,22 +813,6 @@ impl Session {
         self.reply(origin, error_response(Some(&origin.id), code, text, None));
     }
 
-    fn reply_blocked_tool(&mut self, origin: &Origin, decision: &str, block: &Block) {
-        self.reply_result(origin, &wire::blocked_tool_result(decision, block));
-    }
-
-    fn reply_blocked(&mut self, origin: &Origin, decision: &str, block: &Block) {
-        let data = Some(wire::blocked_data(decision, block));
-        let text = format!(
-            "Blocked by mcp-warden: rule `{}`: {}",
-            block.rule, block.reason
-        );
-        self.reply(
-            origin,
-            error_response(Some(&origin.id), ErrorCode::Blocked, &text, data),
-        );
-    }
-
     /// A merged list passes the chain like any other answer to the client.
     fn reply_listing(&mut self, origin: &Origin, kind: ListKind) {
         self.client_listed[kind.index()] = true;
@@ -852,25 +837,21 @@ impl Session {
                 "an answer mcp-warden built is not valid JSON",
             );
         };
-        let ctx = Context {
-            direction: Direction::ToClient,
-            server,
-            tool: None,
-            request_method: Some(method),
-        };
-        match self.chain.inspect(&ctx, &msg) {
+        let mut view = View::of(Direction::ToClient, &msg).answering(method);
+        view.server = server;
+        match self.chain.inspect(&view, &msg) {
             Verdict::Allow => self.reply(origin, line),
             Verdict::Rewrite(line) => self.reply(origin, line),
-            Verdict::Block(block) => self.reply_blocked(origin, "deny", &block),
+            Verdict::Block(block) => {
+                let subject = audit::Subject {
+                    server: server.map(ServerName::as_str),
+                    method,
+                    ..audit::Subject::default()
+                };
+                let to = answer::Asker::Client(origin);
+                self.answer_stopped(&view, to, &subject, &Stop::deny(block));
+            }
         }
-    }
-}
-
-/// Parses a complete line (with `\n`) that mcp-warden or a filter produced.
-fn reparse(line: &Bytes) -> Option<Message> {
-    match parse(line.slice(..line.len().saturating_sub(1))) {
-        Ok(Parsed::Single(m)) => Some(m),
-        _ => None,
     }
 }
 
