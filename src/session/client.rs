@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::catalog::{ListKind, template_matches};
+use super::catalog::ListKind;
 use super::{
     Batch, ClientCall, Deferred, Origin, Pending, Reverse, Session, SlotState, Timer, reparse,
 };
@@ -496,20 +496,14 @@ impl Session {
     }
 
     fn slot_for_uri(&self, uri: &str) -> Option<usize> {
-        if let Some(&slot) = self.uri_routes.get(uri) {
-            return Some(slot);
-        }
-        let templates = self.catalogs[ListKind::Templates.index()].routes();
-        if let Some((_, route)) = templates
-            .into_iter()
-            .find(|(t, _)| template_matches(t, uri))
-        {
-            return Some(route.slot);
-        }
-        let first = self.next_resource_slot(0)?;
-        self.next_resource_slot(first + 1)
-            .is_none()
-            .then_some(first)
+        let templates = &self.catalogs[ListKind::Templates.index()];
+        let listed = self.uri_routes.get(uri).copied();
+        crate::router::route_uri(uri, listed, templates, || {
+            let first = self.next_resource_slot(0)?;
+            self.next_resource_slot(first + 1)
+                .is_none()
+                .then_some(first)
+        })
     }
 
     /// `completion/complete`: by the prompt's exposed name, or the resource template.
@@ -711,7 +705,7 @@ impl Session {
         );
         // The upstream gets our id as its progress token; the client's own comes back
         // in `notifications/progress` (see `on_upstream_progress`).
-        let progress = progress_token(msg).map(|(span, token)| {
+        let progress = crate::router::progress_token(msg).map(|(span, token)| {
             edits.push((span, id.to_string()));
             token
         });
@@ -769,18 +763,4 @@ pub(super) struct Forward<'a> {
     pub paged: bool,
     /// Monitor mode: the rule that would have stopped it.
     pub monitor: Option<String>,
-}
-
-/// The span and text of `params._meta.progressToken`, when the request has one.
-fn progress_token(msg: &Message) -> Option<(std::ops::Range<usize>, Box<str>)> {
-    // Most requests carry none: skip parsing their params for it.
-    if !msg
-        .raw()
-        .windows(b"progressToken".len())
-        .any(|w| w == b"progressToken")
-    {
-        return None;
-    }
-    let (token, span) = msg.param(&["_meta", "progressToken"])?;
-    Some((span, token.into()))
 }

@@ -28,15 +28,15 @@
 //!
 //! # Files
 //! This file holds the state and the event loop; `client.rs` handles what the client
-//! sends, `upstreams.rs` starts the servers and handles what they send, `catalog.rs`
-//! builds the merged catalogs, `cursor.rs` encodes our `resources/list` cursors, and
-//! [`wire`] writes the messages mcp-warden makes itself.
+//! sends, `upstreams.rs` starts the servers and handles what they send, `policy.rs`
+//! and `pins.rs` wire the decide and hold stages ([`crate::stages`]) in, `answer.rs`
+//! is the one place a stopped message becomes an answer and an audit record,
+//! `audit.rs` queues the records, and [`wire`] writes the messages mcp-warden makes
+//! itself. The merged catalogs and cursors are the router's ([`crate::router`]).
 
 mod answer;
 mod audit;
-mod catalog;
 mod client;
-mod cursor;
 mod pins;
 mod policy;
 mod reload;
@@ -60,9 +60,10 @@ use crate::downstream::{self, ClientEvent};
 use crate::filter::{Chain, Verdict};
 use crate::jsonrpc::message::reparse;
 use crate::jsonrpc::{ErrorCode, Id, Message, error_response};
+use crate::router::catalog::{self, Catalog, Collision, Item, ListKind};
+use crate::router::cursor;
 use crate::stages::{Direction, Stop, View};
 use crate::upstream::{InstanceId, Upstream, UpstreamEvent};
-use catalog::{Catalog, Collision, Item, ListKind};
 pub use pins::{LockUpdate, PinningSetup};
 
 /// Requests in flight to one upstream; more get -32006 (busy) at once, so a flooding
