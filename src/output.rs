@@ -6,6 +6,8 @@ use std::io::IsTerminal;
 
 /// Prints a line of a command's result to stdout. A reader that went away (`| head`)
 /// is not an error worth a panic: the rest is dropped.
+// The output module: what the non-`serve` commands print (clippy.toml).
+#[allow(clippy::disallowed_methods)]
 pub fn line(text: &str) {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
@@ -19,6 +21,8 @@ pub fn diag(text: &str) {
 
 /// Whether stdout is a terminal (colour and confirmations depend on it).
 #[must_use]
+// Only asks what stdout is; writes nothing.
+#[allow(clippy::disallowed_methods)]
 pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }
