@@ -60,9 +60,10 @@ use crate::downstream::{self, ClientEvent};
 use crate::filter::{Chain, Verdict};
 use crate::jsonrpc::message::reparse;
 use crate::jsonrpc::{ErrorCode, Id, Message, error_response};
-use crate::router::catalog::{self, Catalog, Collision, Item, ListKind};
+use crate::router::catalog::{self, Catalog, Collision, ListKind};
 use crate::router::cursor;
 use crate::stages::{Direction, Stop, View};
+use crate::upstream::slot::{Backoff, ListState, SlotState};
 use crate::upstream::{InstanceId, Upstream, UpstreamEvent};
 pub use pins::{LockUpdate, PinningSetup};
 
@@ -74,13 +75,6 @@ const MAX_IN_FLIGHT: usize = 256;
 /// Clients give up on a server that takes too long to initialize, and one slow
 /// upstream must not take the others down with it.
 const STARTUP_WAIT: Duration = Duration::from_secs(10);
-/// The first restart of a crashed server waits this long; each failure in a row
-/// doubles it.
-const RESTART_BASE: Duration = Duration::from_millis(250);
-/// The longest wait between restarts.
-const RESTART_CAP: Duration = Duration::from_secs(30);
-/// A server that ran this long before failing starts its backoff afresh.
-const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 /// Most resource URIs remembered for routing `resources/read` (from list answers).
 const MAX_URI_ROUTES: usize = 100_000;
 /// Unsent lines for the client past which upstream output is no longer read.
@@ -180,38 +174,6 @@ struct ClientCall {
 }
 
 #[derive(Debug)]
-enum SlotState {
-    /// Spawned; waiting for the client's `initialize` to start the handshake.
-    Spawned,
-    /// Our `initialize` is in flight.
-    Initializing,
-    Ready {
-        instructions: Option<String>,
-        /// The server's declared capabilities.
-        capabilities: Value,
-    },
-    Failed(String),
-}
-
-#[derive(Debug, Default)]
-enum ListState {
-    /// Not listed (yet, or the server does not offer the kind).
-    #[default]
-    None,
-    /// A listing is under way; `again` when a `list_changed` arrived meanwhile.
-    Listing {
-        /// What was listed before (served until the new listing completes).
-        previous: Vec<Item>,
-        acc: Vec<Item>,
-        /// Exposed names in `acc`: a server that lists a name twice keeps the first.
-        seen: std::collections::HashSet<String>,
-        pages: u32,
-        again: bool,
-    },
-    Listed(Vec<Item>),
-}
-
-#[derive(Debug)]
 struct Slot {
     config: ServerConfig,
     upstream: Option<Upstream>,
@@ -221,10 +183,8 @@ struct Slot {
     /// One listing per [`ListKind`], by its index.
     lists: [ListState; 3],
     noise: u64,
-    /// Failures in a row, for the restart backoff.
-    restarts: u32,
-    /// When the current process was started.
-    started: std::time::Instant,
+    /// When to start it again after a failure.
+    backoff: Backoff,
     /// The instance id of the last start (kept when it failed), so a timer of an
     /// earlier life, or of a slot since replaced, is recognised.
     instance: InstanceId,
@@ -244,7 +204,7 @@ impl Slot {
     }
 
     fn is_ready_and_listed(&self) -> bool {
-        !matches!(self.state, SlotState::Spawned | SlotState::Initializing)
+        !self.state.is_starting()
             && !self
                 .lists
                 .iter()
@@ -632,9 +592,10 @@ impl Session {
 
     /// Called after anything that may complete the handshake or a listing.
     fn after_state_change(&mut self) {
-        let handshakes_done = self.slots.iter().all(|s| {
-            !s.blocking || !matches!(s.state, SlotState::Spawned | SlotState::Initializing)
-        });
+        let handshakes_done = self
+            .slots
+            .iter()
+            .all(|s| !s.blocking || !s.state.is_starting());
         if handshakes_done && let Some(origin) = self.client.initialize.take() {
             let instructions = self.merged_instructions();
             let capabilities = self.merged_capabilities();

@@ -20,6 +20,7 @@ use crate::filter::{Block, Verdict as FilterVerdict};
 use crate::jsonrpc::message::Parsed;
 use crate::jsonrpc::{ErrorCode, Id, Kind, Line, Message, error_response, parse};
 use crate::stages::{Direction, MessageKind, Stop, Verdict, View, audit, decide};
+use crate::upstream::slot::Backoff;
 use crate::upstream::{self, InstanceId, UpstreamEvent};
 
 impl Session {
@@ -36,8 +37,7 @@ impl Session {
                 next_id: 0,
                 lists: Default::default(),
                 noise: 0,
-                restarts: 0,
-                started: std::time::Instant::now(),
+                backoff: Backoff::new(std::time::Instant::now()),
                 instance: 0,
                 blocking: true,
                 refused: None,
@@ -67,7 +67,7 @@ impl Session {
             instance,
             self.upstream_tx.clone(),
         );
-        slot.started = std::time::Instant::now();
+        slot.backoff.started(std::time::Instant::now());
         slot.instance = instance;
         match spawned {
             Ok(up) => {
@@ -93,18 +93,11 @@ impl Session {
         }
     }
 
-    /// After a crash or a hung handshake: try again later, waiting twice as long after
-    /// each failure in a row (capped), so a crash loop costs little.
+    /// After a crash or a hung handshake: try again later ([`Backoff`]).
     pub(super) fn schedule_restart(&mut self, index: usize) {
         let slot = &mut self.slots[index];
-        if slot.started.elapsed() >= super::HEALTHY_AFTER {
-            slot.restarts = 0;
-        }
-        let delay = super::RESTART_BASE
-            .saturating_mul(1 << slot.restarts.min(16))
-            .min(super::RESTART_CAP);
-        slot.restarts = slot.restarts.saturating_add(1);
-        tracing::warn!(server = %slot.config.name, ?delay, attempt = slot.restarts, "restarting the server");
+        let delay = slot.backoff.failed(std::time::Instant::now());
+        tracing::warn!(server = %slot.config.name, ?delay, attempt = slot.backoff.attempt(), "restarting the server");
         let instance = slot.instance;
         self.timers.insert(
             Timer::Restart {
