@@ -74,19 +74,21 @@ impl Session {
         let annotations = decide::needs_annotations(view, &policy)
             .then(|| self.pinned_annotations(slot, name))
             .flatten();
+        // Borrowed, not cloned: this runs on every call.
         let cwd = self.slots[slot]
             .config
             .cwd
-            .clone()
-            .or_else(|| self.workspace_root.clone());
+            .as_deref()
+            .or(self.workspace_root.as_deref());
         let inputs = decide::Inputs {
             policy: &policy,
             flows: &self.flows,
             annotations: annotations.as_ref(),
-            cwd: cwd.as_deref(),
+            cwd,
         };
         let now = std::time::Instant::now();
-        match decide::decide(view, msg, &inputs, &mut self.rate, now) {
+        let verdict = decide::decide(view, msg, &inputs, &mut self.rate, now);
+        match verdict {
             Verdict::Pass => Outcome::Go(None),
             Verdict::Mark(rule) => {
                 tracing::info!(item = name, rule = %rule, "monitor: would have been stopped");
