@@ -101,6 +101,11 @@ fn issue_13(stage: &str, row: &Row) -> bool {
         .any(|&(s, k, d)| s == stage && k == row.kind && d == row.direction)
 }
 
+/// The rows whose `stage` cell exists today (all but issue 13's).
+fn rows_for(stage: &str) -> Vec<Row> {
+    rows().into_iter().filter(|r| !issue_13(stage, r)).collect()
+}
+
 fn held() -> Hold {
     Hold {
         kind: HoldKind::Changed,
@@ -112,10 +117,7 @@ fn held() -> Hold {
 #[test]
 fn hold_stops_held_calls_and_gets_and_passes_every_other_kind() {
     let hold = held();
-    for row in rows() {
-        if issue_13("hold", &row) {
-            continue;
-        }
+    for row in rows_for("hold") {
         let view = row.view();
         let verdict = hold::hold(&view, |_, _| Some(&hold));
         match (row.kind, row.direction) {
@@ -136,15 +138,87 @@ fn hold_stops_held_calls_and_gets_and_passes_every_other_kind() {
 
 /// Denies every tool, prompt and resource.
 fn deny_everything() -> PolicySet {
-    let text = "[[policy.rules]]\nid = \"no-tools\"\ntools = [\"*\"]\naction = \"deny\"\n\
-                [[policy.rules]]\nid = \"no-prompts\"\nprompts = [\"*\"]\naction = \"deny\"\n\
-                [[policy.rules]]\nid = \"no-resources\"\nresources = [\"**\"]\naction = \"deny\"\n";
+    everything("", "deny")
+}
+
+/// One rule per kind (`no-tools`, `no-prompts`, `no-resources`) covering every item,
+/// with `action`, after `head` (e.g. a `[policy]` table).
+fn everything(head: &str, action: &str) -> PolicySet {
+    let text = format!(
+        "{head}[[policy.rules]]\nid = \"no-tools\"\ntools = [\"*\"]\naction = \"{action}\"\n\
+         [[policy.rules]]\nid = \"no-prompts\"\nprompts = [\"*\"]\naction = \"{action}\"\n\
+         [[policy.rules]]\nid = \"no-resources\"\nresources = [\"**\"]\naction = \"{action}\"\n"
+    );
     crate::policy::tests::build(
-        &[(Layer::User, text)],
+        &[(Layer::User, &text)],
         false,
         None,
         Path::new("/nonexistent"),
     )
+}
+
+/// The rule the decide stage names for a request it acts on, by kind; `None` for the
+/// kinds it passes untouched.
+fn decided_rule(row: &Row) -> Option<&'static str> {
+    match (row.kind, row.direction) {
+        (MessageKind::Call, Direction::ToUpstream) => Some("no-tools"),
+        (MessageKind::Get, Direction::ToUpstream) => Some("no-prompts"),
+        (MessageKind::Read, Direction::ToUpstream) => Some("no-resources"),
+        _ => None,
+    }
+}
+
+#[test]
+fn monitor_mode_marks_instead_of_stopping_and_passes_every_other_kind() {
+    let policy = everything("[policy]\nmode = \"monitor\"\n", "deny");
+    for row in rows_for("decide") {
+        let verdict = decided(&policy, &row);
+        match decided_rule(&row) {
+            Some(rule) => assert_eq!(verdict, Verdict::Mark(rule.into()), "{:?}", row.kind),
+            None => assert_eq!(verdict, Verdict::Pass, "{:?}", row.kind),
+        }
+    }
+}
+
+#[test]
+fn ask_asks_for_calls_gets_and_reads_and_passes_every_other_kind() {
+    let policy = everything("", "ask");
+    for row in rows_for("decide") {
+        match (decided(&policy, &row), decided_rule(&row)) {
+            (Verdict::Ask(b), Some(rule)) => assert_eq!(b.rule, rule),
+            (Verdict::Pass, None) => {}
+            (verdict, _) => panic!("{:?}: {verdict:?}", row.kind),
+        }
+    }
+}
+
+#[test]
+fn the_call_rate_limit_counts_tool_calls_only() {
+    let mut policy = PolicySet::default();
+    policy.settings.limits.calls_per_minute = Some(1);
+    let flows = FlowState::new();
+    let inputs = decide::Inputs {
+        policy: &policy,
+        flows: &flows,
+        annotations: None,
+        cwd: None,
+    };
+    let now = Instant::now();
+    for row in rows() {
+        // One session's minute: the first call is admitted, the second is over.
+        let mut rate = limits::CallRate::default();
+        let first = decide::decide(&row.view(), &row.msg, &inputs, &mut rate, now);
+        let second = decide::decide(&row.view(), &row.msg, &inputs, &mut rate, now);
+        assert_eq!(first, Verdict::Pass, "{:?}", row.kind);
+        if row.kind == MessageKind::Call {
+            assert!(
+                matches!(second, Verdict::Stop(ref s) if s.block.rule == "limit:calls_per_minute"),
+                "{second:?}"
+            );
+        } else {
+            assert_eq!(second, Verdict::Pass, "{:?}", row.kind);
+        }
+    }
 }
 
 /// The decide stage's verdict on `row` under `policy`, in a fresh session.
@@ -163,18 +237,9 @@ fn decided(policy: &PolicySet, row: &Row) -> Verdict {
 #[test]
 fn decide_stops_calls_gets_and_reads_and_passes_every_other_kind() {
     let policy = deny_everything();
-    for row in rows() {
-        if issue_13("decide", &row) {
-            continue;
-        }
+    for row in rows_for("decide") {
         let verdict = decided(&policy, &row);
-        let expected = match (row.kind, row.direction) {
-            (MessageKind::Call, Direction::ToUpstream) => Some("no-tools"),
-            (MessageKind::Get, Direction::ToUpstream) => Some("no-prompts"),
-            (MessageKind::Read, Direction::ToUpstream) => Some("no-resources"),
-            _ => None,
-        };
-        match expected {
+        match decided_rule(&row) {
             Some(rule) => {
                 let Verdict::Stop(stop) = verdict else {
                     panic!("{:?} not denied: {verdict:?}", row.kind)
@@ -255,9 +320,9 @@ fn filter() -> OutputFilter {
 /// The filter's verdict on every row travelling `direction`, but the cells of
 /// `stage` left to issue 13.
 fn filtered(direction: Direction, stage: &str) -> Vec<(Row, FilterVerdict)> {
-    rows()
+    rows_for(stage)
         .into_iter()
-        .filter(|r| r.direction == direction && !issue_13(stage, r))
+        .filter(|r| r.direction == direction)
         .map(|row| {
             let verdict = filter().inspect(&row.view(), &row.msg);
             (row, verdict)
