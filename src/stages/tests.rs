@@ -91,6 +91,8 @@ fn issue_13(stage: &str, row: &Row) -> bool {
         ("hold", K::Complete, ToUpstream),
         ("decide", K::Subscribe, ToUpstream),
         ("decide", K::Complete, ToUpstream),
+        ("in-filter", K::Read, ToUpstream),
+        ("in-filter", K::Subscribe, ToUpstream),
         ("in-filter", K::Get, ToUpstream),
         ("in-filter", K::Complete, ToUpstream),
         ("in-filter", K::Answer, ToUpstream),
