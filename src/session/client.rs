@@ -7,11 +7,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::catalog::ListKind;
-use super::{
-    Batch, ClientCall, Deferred, Origin, Pending, Reverse, Session, SlotState, Timer, reparse,
-};
+use super::{ClientCall, Deferred, Origin, Pending, Reverse, Session, SlotState, Timer, reparse};
 use super::{cursor, wire};
 use crate::filter::Verdict as FilterVerdict;
+use crate::jsonrpc::batch::BatchAnswers;
 use crate::jsonrpc::message::Parsed;
 use crate::jsonrpc::{ErrorCode, Id, Kind, Line, Message, error_response, parse};
 use crate::stages::{Direction, Stop, Verdict, View, audit, decide, hold};
@@ -73,13 +72,7 @@ impl Session {
         }
         self.next_batch += 1;
         let batch = self.next_batch;
-        self.batches.insert(
-            batch,
-            Batch {
-                remaining: answers,
-                parts: Vec::with_capacity(answers),
-            },
-        );
+        self.batches.insert(batch, BatchAnswers::new(answers));
         for item in items {
             match item {
                 Ok(msg) => self.on_client_message(msg, Some(batch)),

@@ -58,6 +58,7 @@ use tokio_util::time::{DelayQueue, delay_queue};
 use crate::config::{Effective, ServerConfig, ServerName};
 use crate::downstream::{self, ClientEvent};
 use crate::filter::{Chain, Verdict};
+use crate::jsonrpc::batch::BatchAnswers;
 use crate::jsonrpc::message::reparse;
 use crate::jsonrpc::{ErrorCode, Id, Message, error_response};
 use crate::router::catalog::{self, Catalog, Collision, ListKind};
@@ -247,13 +248,6 @@ struct Deferred {
     origin: Origin,
 }
 
-/// Answers collected for one client batch.
-#[derive(Debug)]
-struct Batch {
-    remaining: usize,
-    parts: Vec<Bytes>,
-}
-
 /// What a request mcp-warden sent to the client stands for.
 #[derive(Debug)]
 enum Reverse {
@@ -302,7 +296,7 @@ struct Session {
     deferred: Vec<Deferred>,
     timers: DelayQueue<Timer>,
     chain: Chain,
-    batches: HashMap<u64, Batch>,
+    batches: HashMap<u64, BatchAnswers>,
     next_batch: u64,
     notices: Vec<String>,
     config: SessionConfig,
@@ -741,27 +735,11 @@ impl Session {
         let Some(batch) = self.batches.get_mut(&batch_id) else {
             return;
         };
-        if let Some(line) = line {
-            batch.parts.push(line.slice(..line.len().saturating_sub(1)));
+        let done = batch.answer(line);
+        if batch.is_done() {
+            self.batches.remove(&batch_id);
         }
-        batch.remaining = batch.remaining.saturating_sub(1);
-        if batch.remaining == 0
-            && let Some(batch) = self
-                .batches
-                .remove(&batch_id)
-                .filter(|b| !b.parts.is_empty())
-        {
-            let mut out = Vec::new();
-            out.push(b'[');
-            for (i, part) in batch.parts.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(part);
-            }
-            out.extend_from_slice(b"]\n");
-            self.out.push_back(Bytes::from(out));
-        }
+        self.out.extend(done);
     }
 
     fn reply_result(&mut self, origin: &Origin, result: &str) {
