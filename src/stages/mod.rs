@@ -11,9 +11,11 @@
 //!
 //! Each stage is a function over the view (and the state it reads: the pins, the
 //! policy and flow history) that returns a verdict; none does I/O or reaches into the
-//! session. The session is the wiring: it routes, runs the stages in order, and turns
-//! a [`Stop`] into the client's answer and its audit record in one place
-//! (`Session::answer_stopped`).
+//! session. The session is the wiring: it routes, runs the stages, and turns a
+//! [`Stop`] into the client's answer and its audit record in one place
+//! (`Session::answer_stopped`). One exception to the order above, kept from before:
+//! for `tools/call` and `prompts/get` the filter runs before decide (see
+//! `docs/design.md`, "The message path").
 
 pub mod audit;
 pub mod decide;
