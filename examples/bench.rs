@@ -213,7 +213,7 @@ fn run(opts: &Options) -> anyhow::Result<()> {
     for round in 1..=opts.rounds {
         let r = run_round(opts, &bins, &world).with_context(|| format!("round {round}"))?;
         println!(
-            "round {round}: p50 {:.1}/{:.1} µs, p99 {:.1}/{:.1} µs, {:.0}/{:.0}/{:.0} calls/s, RSS {:.1}/{:.1} MiB, start-up {:.0}/{:.0} ms  (direct/proxy[/proxy x5])",
+            "round {round}: p50 {:.1}/{:.1} µs, p99 {:.1}/{:.1} µs, {:.0}/{:.0}/{:.0} calls/s, RSS {:.1}/{:.1} MiB, PSS {:.1}/{:.1} MiB, start-up {:.0}/{:.0} ms  (direct/proxy[/proxy x5])",
             r.direct_p50,
             r.proxy_p50,
             r.direct_p99,
@@ -223,6 +223,8 @@ fn run(opts: &Options) -> anyhow::Result<()> {
             r.spread_tput,
             r.rss1,
             r.rss5,
+            r.pss1,
+            r.pss5,
             r.startup_direct,
             r.startup_proxy
         );
@@ -386,6 +388,8 @@ struct Round {
     spread_tput: f64,
     rss1: f64,
     rss5: f64,
+    pss1: f64,
+    pss5: f64,
     helpers1: Helpers,
     helpers5: Helpers,
     startup_direct: f64,
@@ -406,6 +410,7 @@ fn run_round(opts: &Options, bins: &Binaries, world: &World) -> anyhow::Result<R
     let (proxy_p50, proxy_p99) = proxy.latency_run("b0__echo", opts)?;
     let proxy_tput = proxy.throughput_run(&["b0__echo".into()], opts)?;
     let rss1 = proxy.peak_rss_mib()?;
+    let pss1 = pss_mib(proxy.child.id()).unwrap_or(f64::NAN);
     let helpers1 = proxy.helpers(&bins.warden);
     proxy.finish()?;
 
@@ -420,6 +425,7 @@ fn run_round(opts: &Options, bins: &Binaries, world: &World) -> anyhow::Result<R
     spread.handshake(&names)?;
     let spread_tput = spread.throughput_run(&tools, opts)?;
     let rss5 = spread.peak_rss_mib()?;
+    let pss5 = pss_mib(spread.child.id()).unwrap_or(f64::NAN);
     let helpers5 = spread.helpers(&bins.warden);
     spread.finish()?;
 
@@ -449,11 +455,29 @@ fn run_round(opts: &Options, bins: &Binaries, world: &World) -> anyhow::Result<R
         spread_tput,
         rss1,
         rss5,
+        pss1,
+        pss5,
         helpers1,
         helpers5,
         startup_direct,
         startup_proxy,
     })
+}
+
+/// A process's proportional set size now (`Pss` of `smaps_rollup`), in MiB: its
+/// private pages plus its fair share of pages it shares (the binary's text with the
+/// launchers, libc with everyone), unlike RSS, which counts shared pages whole.
+fn pss_mib(pid: u32) -> Option<f64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let kib: f64 = rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Milliseconds from spawning `cmd` to the answer of the `initialize` sent right after.
@@ -786,16 +810,9 @@ impl Peer {
         let mut helpers = Helpers::default();
         for pid in &below[1..] {
             let same = std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == exe);
-            let pss = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find_map(|l| l.strip_prefix("Pss:"))
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-                });
-            if let (true, Some(kib)) = (same, pss) {
+            if let (true, Some(mib)) = (same, pss_mib(*pid)) {
                 helpers.count += 1;
-                helpers.pss_mib += kib / 1024.0;
+                helpers.pss_mib += mib;
             }
         }
         helpers
@@ -913,6 +930,8 @@ struct Figures {
     spread_tput: Vec<f64>,
     rss1: Vec<f64>,
     rss5: Vec<f64>,
+    pss1: Vec<f64>,
+    pss5: Vec<f64>,
     helpers1: Vec<Helpers>,
     helpers5: Vec<Helpers>,
     startup_direct: Vec<f64>,
@@ -930,6 +949,8 @@ impl Figures {
         self.spread_tput.push(r.spread_tput);
         self.rss1.push(r.rss1);
         self.rss5.push(r.rss5);
+        self.pss1.push(r.pss1);
+        self.pss5.push(r.pss5);
         self.helpers1.push(r.helpers1);
         self.helpers5.push(r.helpers5);
         self.startup_direct.push(r.startup_direct);
@@ -947,6 +968,8 @@ impl Figures {
             spread_tput: median(&self.spread_tput),
             rss1: median(&self.rss1),
             rss5: median(&self.rss5),
+            pss1: median(&self.pss1),
+            pss5: median(&self.pss5),
             helpers1: median_helpers(&self.helpers1),
             helpers5: median_helpers(&self.helpers5),
             startup_direct: median(&self.startup_direct),
@@ -974,6 +997,8 @@ struct Summary {
     spread_tput: f64,
     rss1: f64,
     rss5: f64,
+    pss1: f64,
+    pss5: f64,
     helpers1: Helpers,
     helpers5: Helpers,
     startup_direct: f64,
@@ -1049,6 +1074,18 @@ impl Summary {
             String::new(),
             format!("≤ {TARGET_RSS_MIB} MiB"),
         );
+        for (n, pss) in [(1, self.pss1), (5, self.pss5)] {
+            row(
+                &format!(
+                    "PSS after the run, {n} upstream{}",
+                    if n == 1 { "" } else { "s" }
+                ),
+                String::new(),
+                format!("{pss:.1} MiB"),
+                String::new(),
+                "(information)".into(),
+            );
+        }
         for (n, h) in [(1, self.helpers1), (5, self.helpers5)] {
             if h.count > 0 {
                 row(

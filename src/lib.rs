@@ -6,19 +6,29 @@
 //!
 //! # Layout
 //! The spine is the message path: client stdin → [`jsonrpc`] codec → [`session`]
-//! (ids, state, routing) → [`filter`] → [`upstream`] → child process, and the same way
-//! back through [`downstream`], the only module that writes to stdout in `serve`.
+//! (ids, state, the wiring) → [`router`] (exposed name or URI → server) → the
+//! [`stages`] in order: classify, hold, decide, [`filter`], audit → [`upstream`] →
+//! child process, and the same way back through [`downstream`], the only module that
+//! writes to stdout in `serve`. `clippy.toml` checks the two invariants: stdout is
+//! written only by the downstream writer and [`output`], processes are spawned only
+//! in [`upstream`].
 //!
 //! - [`cli`]: argument parsing, one file per subcommand.
 //! - [`config`]: the raw TOML mirror, validation, layers, variables, workspace discovery.
 //! - [`trust`]: which workspaces the user trusts, at which file digests.
 //! - [`policy`]: the policy engine: per-layer rules, labels and flows, pure decisions.
+//! - [`router`]: merged catalogs, cursors, routing by exposed name and URI.
+//! - [`stages`]: the typed view of a message and the stages over it (hold, decide,
+//!   audit); the filter stage is [`filter`].
 //! - [`paths`]: where the user and data directories are.
 //! - [`names`]: how upstream tool names become exposed names.
 //! - [`output`]: everything the non-`serve` commands print.
 //! - [`logging`]: the operator's log file (never stdout).
 //! - [`install`]: putting mcp-warden into an MCP client's file in place of its servers, and back.
 //! - [`audit`]: the audit trail: typed, hash-chained records, one writer task per session.
+
+// clippy.toml's `disallowed-methods`: the library's invariants (see the layout above).
+#![warn(clippy::disallowed_methods)]
 
 pub mod audit;
 pub mod cli;
@@ -36,10 +46,12 @@ pub mod output;
 pub mod paths;
 pub mod pinning;
 pub mod policy;
+pub mod router;
 pub mod sandbox;
 pub mod scan;
 pub mod serve;
 pub mod session;
+pub mod stages;
 pub mod stdio;
 pub mod textclass;
 pub mod trust;

@@ -30,6 +30,8 @@ pub fn stdin() -> Box<dyn AsyncRead + Unpin + Send> {
 
 /// The client's stdout, polled when it can be.
 #[must_use]
+// The downstream writer's stdout: in `serve`, the one writer of protocol frames.
+#[allow(clippy::disallowed_methods)]
 pub fn stdout() -> Box<dyn AsyncWrite + Unpin + Send> {
     match Polled::new(std::io::stdout().as_fd()) {
         Some(fd) => Box::new(fd),

@@ -13,9 +13,10 @@ use std::time::Duration;
 use mcp_warden::config::{
     Effective, Layer, Namespace, PinningMode, PinningSettings, ServerConfig, ServerName,
 };
-use mcp_warden::filter::{Block, Chain, Context, Direction, Stage, Verdict};
+use mcp_warden::filter::{Block, Chain, Stage, Verdict};
 use mcp_warden::jsonrpc::Message;
 use mcp_warden::session::{self, SessionConfig};
+use mcp_warden::stages::{Direction, View};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -30,21 +31,21 @@ impl Stage for Recorder {
         "recorder"
     }
 
-    fn inspect(&mut self, ctx: &Context<'_>, msg: &Message) -> Verdict {
+    fn inspect(&mut self, ctx: &View<'_>, msg: &Message) -> Verdict {
         let what = msg.method().map_or_else(
             || format!("answer to {:?}", ctx.request_method),
             str::to_owned,
         );
         self.seen.lock().unwrap().push((ctx.direction, what));
         if ctx.direction == Direction::ToUpstream
-            && ctx.tool.is_some_and(|t| t.ends_with("__crash"))
+            && ctx.name.is_some_and(|t| t.ends_with("__crash"))
         {
             return Verdict::Block(Block {
                 rule: "test:no-crash".into(),
                 reason: "crashing is not allowed".into(),
             });
         }
-        if ctx.direction == Direction::ToClient && ctx.tool == Some("a__echo") {
+        if ctx.direction == Direction::ToClient && ctx.name == Some("a__echo") {
             let raw = std::str::from_utf8(msg.raw()).unwrap();
             return Verdict::Rewrite(format!("{}\n", raw.replace("to a", "TO A")).into());
         }

@@ -120,6 +120,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // a test needs a process that has ended
     fn a_finished_process_is_not_running() {
         let mut child = std::process::Command::new("true").spawn().expect("spawn");
         let pid = child.id();

@@ -118,6 +118,9 @@ impl Drop for Session {
 }
 
 impl Session {
+    // The demo is a client of `serve` (and of `audit verify`): it starts mcp-warden
+    // itself, not an upstream.
+    #[allow(clippy::disallowed_methods)]
     fn start(exe: &Path, home: &Path) -> anyhow::Result<Self> {
         let workspace = home.join("ws");
         std::fs::create_dir_all(&workspace)?;
@@ -346,6 +349,8 @@ fn quote(text: &str) {
     clippy::too_many_lines,
     reason = "one straight script, step after step, reads best in one place"
 )]
+// Runs `mcp-warden audit verify` as a user would (clippy.toml: not an upstream).
+#[allow(clippy::disallowed_methods)]
 fn demo(exe: &Path, home: &Path) -> anyhow::Result<()> {
     write_config(exe, home)?;
     output::line("mcp-warden demo: three small MCP servers (notes, web, mail) built into this");

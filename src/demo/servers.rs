@@ -160,6 +160,8 @@ fn send(out: &mut impl Write, message: &Value) -> io::Result<()> {
 
 /// Serves demo server `kind` on stdin/stdout until stdin closes. `state`: the file
 /// that remembers the web server's rug pull across restarts.
+// A demo MCP server: its stdout is its own protocol channel, not `serve`'s.
+#[allow(clippy::disallowed_methods)]
 pub fn run(kind: Kind, state: Option<&Path>) -> io::Result<()> {
     let pulled = state.is_some_and(Path::exists);
     let mut server = Server {

@@ -1,11 +1,12 @@
 //! The filter seam: every message, both directions, passes one [`Chain`] of stages
 //! that can allow it, rewrite it or block it.
 //!
-//! Stages are pure decisions over a message and its context; they never do I/O. The
+//! This is the filter column of the pipeline (see [`crate::stages`]): the stages here
+//! see the message's typed [`View`] and its bytes, and may rewrite it, which the hold
+//! and decide stages never do. They are pure decisions; they never do I/O. The
 //! session turns a [`Verdict::Block`] into the answer the SPEC prescribes for that kind
-//! of message (a blocked tool result, a -32003 error, or a dropped notification), so
-//! pinning, policy and audit plug in here as stages rather than as patches in the
-//! router.
+//! of message (a blocked tool result, a -32003 error, or a dropped notification) in
+//! one place.
 
 pub mod injection;
 pub mod output;
@@ -13,30 +14,8 @@ pub mod secrets;
 
 use bytes::Bytes;
 
-use crate::config::ServerName;
 use crate::jsonrpc::Message;
-
-/// Which way a message travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// From the client towards an upstream.
-    ToUpstream,
-    /// From an upstream (or mcp-warden itself) towards the client.
-    ToClient,
-}
-
-/// What a stage knows about a message besides its bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct Context<'a> {
-    pub direction: Direction,
-    /// The upstream the message comes from or goes to; `None` for messages mcp-warden
-    /// answers itself.
-    pub server: Option<&'a ServerName>,
-    /// For `tools/call` and its result: the exposed tool name.
-    pub tool: Option<&'a str>,
-    /// For a response: the method of the request it answers.
-    pub request_method: Option<&'a str>,
-}
+use crate::stages::View;
 
 /// Why a message was blocked: the rule and a reason a person can read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +42,7 @@ pub trait Stage: Send {
     fn name(&self) -> &'static str;
 
     /// Decides on one message.
-    fn inspect(&mut self, ctx: &Context<'_>, msg: &Message) -> Verdict;
+    fn inspect(&mut self, view: &View<'_>, msg: &Message) -> Verdict;
 
     /// Takes new settings after the configuration changed (most stages have none).
     fn reconfigure(&mut self, _settings: &crate::policy::Settings) {}
@@ -105,19 +84,18 @@ impl Chain {
     }
 
     /// Runs every stage over `msg`.
-    pub fn inspect(&mut self, ctx: &Context<'_>, msg: &Message) -> Verdict {
+    pub fn inspect(&mut self, view: &View<'_>, msg: &Message) -> Verdict {
         let mut current: Option<Message> = None;
         let mut rewritten: Option<Bytes> = None;
         for stage in &mut self.stages {
             let seen = current.as_ref().unwrap_or(msg);
-            match stage.inspect(ctx, seen) {
+            match stage.inspect(view, seen) {
                 Verdict::Allow => {}
                 Verdict::Block(block) => return Verdict::Block(block),
                 Verdict::Rewrite(line) => {
-                    let body = line.slice(..line.len().saturating_sub(1));
-                    match crate::jsonrpc::message::parse(body) {
-                        Ok(crate::jsonrpc::message::Parsed::Single(m)) => current = Some(m),
-                        _ => {
+                    match crate::jsonrpc::message::reparse(&line) {
+                        Some(m) => current = Some(m),
+                        None => {
                             return Verdict::Block(Block {
                                 rule: format!("internal:{}", stage.name()),
                                 reason: "a filter produced an invalid message".into(),
@@ -142,7 +120,7 @@ mod tests {
         fn name(&self) -> &'static str {
             "deny"
         }
-        fn inspect(&mut self, _: &Context<'_>, _: &Message) -> Verdict {
+        fn inspect(&mut self, _: &View<'_>, _: &Message) -> Verdict {
             Verdict::Block(Block {
                 rule: "test".into(),
                 reason: "no".into(),
@@ -155,7 +133,7 @@ mod tests {
         fn name(&self) -> &'static str {
             "tag"
         }
-        fn inspect(&mut self, _: &Context<'_>, m: &Message) -> Verdict {
+        fn inspect(&mut self, _: &View<'_>, m: &Message) -> Verdict {
             Verdict::Rewrite(m.rewrite(Some("\"tagged\""), &[]))
         }
     }
@@ -169,10 +147,11 @@ mod tests {
         }
     }
 
-    const CTX: Context<'static> = Context {
-        direction: Direction::ToUpstream,
+    const CTX: View<'static> = View {
+        direction: crate::stages::Direction::ToUpstream,
+        kind: crate::stages::MessageKind::Control,
         server: None,
-        tool: None,
+        name: None,
         request_method: None,
     };
 

@@ -28,9 +28,10 @@ use regex::Regex;
 
 use super::injection::{self, find_injection, find_injection_json, flag_text};
 use super::secrets::{self, find_secrets, redact_json};
-use super::{Block, Context, Direction, Stage, Verdict};
+use super::{Block, Stage, Verdict};
 use crate::jsonrpc::Message;
 use crate::policy::{InjectionAction, SecretsAction};
+use crate::stages::{Direction, MessageKind, View};
 use crate::textclass;
 
 /// The filters' settings: `[output]` and `[policy] scan_arguments`, merged over the
@@ -83,7 +84,7 @@ impl OutputFilter {
     }
 
     /// A message on its way to the client.
-    fn towards_client(&mut self, ctx: &Context<'_>, msg: &Message) -> Verdict {
+    fn towards_client(&mut self, view: &View<'_>, msg: &Message) -> Verdict {
         if msg.method() == Some("elicitation/create")
             && let Some(verdict) = flag_secret_request(msg)
         {
@@ -149,7 +150,7 @@ impl OutputFilter {
                         ),
                     });
                 }
-                flag(&mut value, ctx.request_method, &found);
+                flag(&mut value, view.request_method, &found);
                 changed = true;
                 decision = Some(("flag", "output:injection".into()));
             }
@@ -166,8 +167,8 @@ impl OutputFilter {
     }
 
     /// A tool call on its way to an upstream: its arguments must not carry a secret.
-    fn towards_upstream(&mut self, ctx: &Context<'_>, msg: &Message) -> Verdict {
-        if !self.settings.scan_arguments || msg.method() != Some("tools/call") {
+    fn towards_upstream(&mut self, view: &View<'_>, msg: &Message) -> Verdict {
+        if !self.settings.scan_arguments || view.kind != MessageKind::Call {
             return Verdict::Allow;
         }
         let Some((arguments, _)) = msg.param(&["arguments"]) else {
@@ -187,7 +188,7 @@ impl OutputFilter {
             rule: "output:secrets".into(),
             reason: format!(
                 "the arguments of `{}` carry a secret ({}); secrets do not leave through tool arguments (`[policy] scan_arguments`)",
-                ctx.tool.unwrap_or("the tool"),
+                view.name.unwrap_or("the tool"),
                 fired.join(", ")
             ),
         })
@@ -203,10 +204,10 @@ impl Stage for OutputFilter {
         self.settings = OutputSettings::of(settings);
     }
 
-    fn inspect(&mut self, ctx: &Context<'_>, msg: &Message) -> Verdict {
-        match ctx.direction {
-            Direction::ToClient => self.towards_client(ctx, msg),
-            Direction::ToUpstream => self.towards_upstream(ctx, msg),
+    fn inspect(&mut self, view: &View<'_>, msg: &Message) -> Verdict {
+        match view.direction {
+            Direction::ToClient => self.towards_client(view, msg),
+            Direction::ToUpstream => self.towards_upstream(view, msg),
         }
     }
 }
@@ -403,17 +404,19 @@ mod tests {
         }
     }
 
-    fn ctx(direction: Direction, method: Option<&'static str>) -> Context<'static> {
-        Context {
+    fn ctx(direction: Direction, method: Option<&'static str>, msg: &Message) -> View<'static> {
+        View {
             direction,
+            kind: MessageKind::classify(direction, msg),
             server: None,
-            tool: Some("web__fetch"),
+            name: Some("web__fetch"),
             request_method: method,
         }
     }
 
     fn run(settings: OutputSettings, direction: Direction, text: &str) -> Verdict {
-        OutputFilter::new(settings).inspect(&ctx(direction, Some("tools/call")), &message(text))
+        let msg = message(text);
+        OutputFilter::new(settings).inspect(&ctx(direction, Some("tools/call"), &msg), &msg)
     }
 
     fn rewritten(v: Verdict) -> Value {
@@ -556,8 +559,10 @@ mod tests {
             r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"level":"info","data":"token {}"}}}}"#,
             token()
         );
-        let v = OutputFilter::new(OutputSettings::default())
-            .inspect(&ctx(Direction::ToClient, None), &message(&text));
+        let v = OutputFilter::new(OutputSettings::default()).inspect(
+            &ctx(Direction::ToClient, None, &message(&text)),
+            &message(&text),
+        );
         assert!(rewritten(v).to_string().contains("[REDACTED:"));
     }
 
@@ -567,8 +572,10 @@ mod tests {
             let text = format!(
                 r#"{{"jsonrpc":"2.0","id":"s1","method":"elicitation/create","params":{params}}}"#
             );
-            OutputFilter::new(OutputSettings::default())
-                .inspect(&ctx(Direction::ToClient, None), &message(&text))
+            OutputFilter::new(OutputSettings::default()).inspect(
+                &ctx(Direction::ToClient, None, &message(&text)),
+                &message(&text),
+            )
         };
         let out = rewritten(ask(
             r#"{"message":"Please enter your GitHub token","requestedSchema":{"type":"object","properties":{"t":{"type":"string"}}}}"#,

@@ -316,6 +316,16 @@ fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
     None
 }
 
+/// Parses a complete line (with its `\n`) that mcp-warden or a filter produced;
+/// `None` when it is not one valid message.
+#[must_use]
+pub fn reparse(line: &Bytes) -> Option<Message> {
+    match parse(line.slice(..line.len().saturating_sub(1))) {
+        Ok(Parsed::Single(m)) => Some(m),
+        _ => None,
+    }
+}
+
 /// Parses one line (without its newline) into a message or a batch.
 pub fn parse(line: Bytes) -> Result<Parsed, ParseError> {
     let text = std::str::from_utf8(&line)

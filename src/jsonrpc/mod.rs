@@ -1,11 +1,13 @@
 //! JSON-RPC 2.0 over newline-delimited stdio: the bounded line [`codec`], the message
-//! model ([`message`]) and the error answers ([`error`]).
+//! model ([`message`]), the error answers ([`error`]) and the answers to a batch
+//! ([`batch`]).
 //!
 //! The forwarding path never re-serializes a message it does not have to change: a
 //! [`message::Message`] keeps the line as it arrived and the byte spans of the parts a
 //! stage may rewrite (the id, `params.name`), so an allowed message reaches the other
 //! side byte for byte, unknown fields, `_meta` and number formatting included.
 
+pub mod batch;
 pub mod codec;
 pub mod error;
 pub mod message;

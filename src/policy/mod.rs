@@ -430,4 +430,4 @@ impl PolicySet {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

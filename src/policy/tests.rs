@@ -54,7 +54,12 @@ impl World {
     }
 }
 
-fn build(layers: &[(Layer, &str)], trusted: bool, ws: Option<&Path>, home: &Path) -> PolicySet {
+pub(crate) fn build(
+    layers: &[(Layer, &str)],
+    trusted: bool,
+    ws: Option<&Path>,
+    home: &Path,
+) -> PolicySet {
     let paths: Vec<PathBuf> = layers
         .iter()
         .map(|(l, _)| PathBuf::from(format!("{}.toml", layer_name(*l))))

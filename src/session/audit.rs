@@ -6,8 +6,6 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
-
 use super::Session;
 use crate::audit::{Decision, Direction, Event};
 use crate::filter::Block;
@@ -40,42 +38,6 @@ impl Subject<'_> {
     }
 }
 
-/// Whether a method's decisions are recorded: the ones the SPEC names.
-pub(super) fn is_audited(method: &str) -> bool {
-    matches!(
-        method,
-        "tools/call"
-            | "prompts/get"
-            | "resources/read"
-            | "sampling/createMessage"
-            | "elicitation/create"
-    )
-}
-
-/// The `arguments` of a request as the bytes they arrived as (a cheap slice).
-pub(super) fn arguments_of(msg: &crate::jsonrpc::Message) -> Option<Bytes> {
-    let (_, span) = msg.param(&["arguments"])?;
-    Some(msg.raw().slice(span))
-}
-
-/// The decision a filter's rewrite of an answer carries in its `_meta`.
-pub(super) fn decision_of_rewrite(line: &[u8]) -> (Decision, Option<String>) {
-    let text = String::from_utf8_lossy(line);
-    let decision = if text.contains(r#""mcp-warden/decision":"redact""#) {
-        Decision::Redact
-    } else if text.contains(r#""mcp-warden/decision":"flag""#) {
-        Decision::Flag
-    } else {
-        return (Decision::Allow, None);
-    };
-    let rule = text
-        .split(r#""mcp-warden/rule":""#)
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .map(str::to_owned);
-    (decision, rule)
-}
-
 impl Session {
     /// Queues one event; a writer that stopped is said once, and the session goes on.
     pub(super) fn audit(&mut self, event: Event) {
@@ -96,7 +58,7 @@ impl Session {
         subject: &Subject<'_>,
         block: Option<&Block>,
     ) {
-        if self.audit.is_none() || !is_audited(subject.method) {
+        if self.audit.is_none() || !crate::stages::audit::is_audited(subject.method) {
             return;
         }
         let mut event = subject.event(direction, decision);
@@ -116,7 +78,7 @@ impl Session {
         started: Instant,
         bytes: usize,
     ) {
-        if self.audit.is_none() || !is_audited(subject.method) {
+        if self.audit.is_none() || !crate::stages::audit::is_audited(subject.method) {
             return;
         }
         let (decision, rule) = decision;

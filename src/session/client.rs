@@ -6,15 +6,14 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::catalog::{ListKind, template_matches};
-use super::{
-    Batch, ClientCall, Deferred, Origin, Pending, Reverse, Session, SlotState, Timer, reparse,
-};
+use super::catalog::ListKind;
+use super::{ClientCall, Deferred, Origin, Pending, Reverse, Session, SlotState, Timer, reparse};
 use super::{cursor, wire};
-use crate::audit::{Decision, Direction as AuditDirection};
-use crate::filter::{Context, Direction, Verdict};
+use crate::filter::Verdict as FilterVerdict;
+use crate::jsonrpc::batch::BatchAnswers;
 use crate::jsonrpc::message::Parsed;
 use crate::jsonrpc::{ErrorCode, Id, Kind, Line, Message, error_response, parse};
+use crate::stages::{Direction, Stop, Verdict, View, audit, decide, hold};
 use crate::upstream::SendError;
 
 impl Session {
@@ -73,13 +72,7 @@ impl Session {
         }
         self.next_batch += 1;
         let batch = self.next_batch;
-        self.batches.insert(
-            batch,
-            Batch {
-                remaining: answers,
-                parts: Vec::with_capacity(answers),
-            },
-        );
+        self.batches.insert(batch, BatchAnswers::new(answers));
         for item in items {
             match item {
                 Ok(msg) => self.on_client_message(msg, Some(batch)),
@@ -390,11 +383,22 @@ impl Session {
             return self.reply_error(&origin, ErrorCode::InvalidParams, &text);
         };
         let Some(route) = self.catalogs[kind.index()].route(&exposed).cloned() else {
-            if self.pins.held(kind, &exposed).is_some() {
-                return self.reply_held(&msg, &origin, kind, &exposed, method);
-            }
-            if self.deny_hidden(&msg, &origin, kind, &exposed) {
+            // Not routable: held by pinning, hidden by the policy, or unknown.
+            let view = View::of(Direction::ToUpstream, &msg).name(Some(&exposed));
+            if self.pins.asks()
+                && hold::applies(&view)
+                && self.pins.held(kind, &exposed).is_some()
+                && self.ask_to_pin(&msg, &origin, kind, &exposed)
+            {
                 return;
+            }
+            let pins = &self.pins;
+            let mut verdict = hold::hold(&view, |_, name| pins.held(kind, name));
+            if verdict == Verdict::Pass {
+                verdict = decide::hidden(&view, &self.policy, &self.flows);
+            }
+            if let Verdict::Stop(stop) = verdict {
+                return self.stop_request(&view, &msg, &origin, &stop);
             }
             return self.reply_error(
                 &origin,
@@ -403,35 +407,16 @@ impl Session {
             );
         };
         let server = self.slots[route.slot].config.name.clone();
-        let ctx = Context {
-            direction: Direction::ToUpstream,
-            server: Some(&server),
-            tool: Some(&exposed),
-            request_method: None,
-        };
-        let (msg, span) = match self.chain.inspect(&ctx, &msg) {
-            Verdict::Allow => (msg, span),
-            Verdict::Block(block) => {
-                let arguments = super::audit::arguments_of(&msg);
-                let subject = super::audit::Subject {
-                    server: Some(server.as_str()),
-                    tool: Some(&exposed),
-                    method,
-                    arguments: arguments.as_deref(),
-                };
-                self.audit_decision(
-                    AuditDirection::ToServer,
-                    Decision::Deny,
-                    &subject,
-                    Some(&block),
-                );
-                if kind == ListKind::Tools {
-                    return self.reply_blocked_tool(&origin, "deny", &block);
-                }
-                return self.reply_blocked(&origin, "deny", &block);
+        let view = View::of(Direction::ToUpstream, &msg)
+            .server(&server)
+            .name(Some(&exposed));
+        let (msg, span) = match self.chain.inspect(&view, &msg) {
+            FilterVerdict::Allow => (msg, span),
+            FilterVerdict::Block(block) => {
+                return self.stop_request(&view, &msg, &origin, &Stop::deny(block));
             }
             // A rewritten message has its name elsewhere: find it again in what is sent.
-            Verdict::Rewrite(line) => {
+            FilterVerdict::Rewrite(line) => {
                 match reparse(&line).and_then(|m| Some((name_of(&m)?.1, m))) {
                     Some((span, m)) => (m, span),
                     None => {
@@ -445,12 +430,7 @@ impl Session {
             }
         };
         let upstream_name = serde_json::to_string(&route.name).unwrap_or_default();
-        let policy_kind = if kind == ListKind::Tools {
-            crate::policy::Kind::Tool
-        } else {
-            crate::policy::Kind::Prompt
-        };
-        let monitor = match self.decide(&msg, &origin, policy_kind, &exposed, route.slot) {
+        let monitor = match self.decide(&msg, &origin, &view, route.slot) {
             super::policy::Outcome::Go(monitor) => monitor,
             super::policy::Outcome::Answered => return,
         };
@@ -462,47 +442,6 @@ impl Session {
             monitor,
         };
         self.send_client_request(route.slot, &msg, origin, forward);
-    }
-
-    /// A call to a held item: the user is asked to review it (`[pinning] ask`), or
-    /// it gets the blocked result with decision `hold`.
-    fn reply_held(
-        &mut self,
-        msg: &Message,
-        origin: &Origin,
-        kind: ListKind,
-        exposed: &str,
-        method: &str,
-    ) {
-        if self.pins.asks() && self.ask_to_pin(msg, origin, kind, exposed) {
-            return;
-        }
-        let Some(hold) = self.pins.held(kind, exposed) else {
-            return;
-        };
-        let block = crate::filter::Block {
-            rule: hold.rule.clone(),
-            reason: hold.explain(exposed),
-        };
-        tracing::info!(item = %exposed, rule = %block.rule, "a call to a held item was blocked");
-        let arguments = super::audit::arguments_of(msg);
-        let subject = super::audit::Subject {
-            server: None,
-            tool: Some(exposed),
-            method,
-            arguments: arguments.as_deref(),
-        };
-        self.audit_decision(
-            AuditDirection::ToServer,
-            Decision::Hold,
-            &subject,
-            Some(&block),
-        );
-        if kind == ListKind::Tools {
-            self.reply_blocked_tool(origin, "hold", &block);
-        } else {
-            self.reply_blocked(origin, "hold", &block);
-        }
     }
 
     /// `resources/read`, `subscribe` and `unsubscribe`: routed by URI to the server that
@@ -531,13 +470,13 @@ impl Session {
                 &format!("unknown resource `{uri}`"),
             );
         };
-        let monitor = if method == "resources/read" {
-            match self.decide(msg, &origin, crate::policy::Kind::Resource, &uri, slot) {
-                super::policy::Outcome::Go(monitor) => monitor,
-                super::policy::Outcome::Answered => return,
-            }
-        } else {
-            None
+        let server = self.slots[slot].config.name.clone();
+        let view = View::of(Direction::ToUpstream, msg)
+            .server(&server)
+            .name(Some(&uri));
+        let monitor = match self.decide(msg, &origin, &view, slot) {
+            super::policy::Outcome::Go(monitor) => monitor,
+            super::policy::Outcome::Answered => return,
         };
         let forward = Forward {
             method,
@@ -550,20 +489,14 @@ impl Session {
     }
 
     fn slot_for_uri(&self, uri: &str) -> Option<usize> {
-        if let Some(&slot) = self.uri_routes.get(uri) {
-            return Some(slot);
-        }
-        let templates = self.catalogs[ListKind::Templates.index()].routes();
-        if let Some((_, route)) = templates
-            .into_iter()
-            .find(|(t, _)| template_matches(t, uri))
-        {
-            return Some(route.slot);
-        }
-        let first = self.next_resource_slot(0)?;
-        self.next_resource_slot(first + 1)
-            .is_none()
-            .then_some(first)
+        let templates = &self.catalogs[ListKind::Templates.index()];
+        let listed = self.uri_routes.get(uri).copied();
+        crate::router::route_uri(uri, listed, templates, || {
+            let first = self.next_resource_slot(0)?;
+            self.next_resource_slot(first + 1)
+                .is_none()
+                .then_some(first)
+        })
     }
 
     /// `completion/complete`: by the prompt's exposed name, or the resource template.
@@ -695,34 +628,19 @@ impl Session {
         forward: Forward<'_>,
     ) {
         let server = self.slots[slot].config.name.clone();
-        let ctx = Context {
-            direction: Direction::ToUpstream,
-            server: Some(&server),
-            tool: None,
-            request_method: None,
-        };
-        match self.chain.inspect(&ctx, msg) {
-            Verdict::Allow => self.send_client_request(slot, msg, origin, forward),
-            Verdict::Block(block) => {
-                let uri = msg
-                    .param(&["uri"])
-                    .and_then(|(raw, _)| serde_json::from_str::<String>(raw).ok());
-                let subject = super::audit::Subject {
-                    server: Some(server.as_str()),
-                    tool: uri.as_deref(),
-                    method: forward.method,
-                    arguments: None,
-                };
-                self.audit_decision(
-                    AuditDirection::ToServer,
-                    Decision::Deny,
-                    &subject,
-                    Some(&block),
-                );
-                self.reply_blocked(&origin, "deny", &block);
+        let uri = msg
+            .param(&["uri"])
+            .and_then(|(raw, _)| serde_json::from_str::<String>(raw).ok());
+        let view = View::of(Direction::ToUpstream, msg)
+            .server(&server)
+            .name(uri.as_deref());
+        match self.chain.inspect(&view, msg) {
+            FilterVerdict::Allow => self.send_client_request(slot, msg, origin, forward),
+            FilterVerdict::Block(block) => {
+                self.stop_request(&view, msg, &origin, &Stop::deny(block));
             }
             // A rewritten request would invalidate the spans of `forward.edits`.
-            Verdict::Rewrite(_) => self.reply_error(
+            FilterVerdict::Rewrite(_) => self.reply_error(
                 &origin,
                 ErrorCode::Internal,
                 "a filter may not rewrite this request",
@@ -780,7 +698,7 @@ impl Session {
         );
         // The upstream gets our id as its progress token; the client's own comes back
         // in `notifications/progress` (see `on_upstream_progress`).
-        let progress = progress_token(msg).map(|(span, token)| {
+        let progress = crate::router::progress_token(msg).map(|(span, token)| {
             edits.push((span, id.to_string()));
             token
         });
@@ -794,8 +712,8 @@ impl Session {
             .map_or(Err(SendError::Closed), |u| u.send(line));
         match sent {
             Ok(()) => {
-                let arguments = super::audit::is_audited(method)
-                    .then(|| super::audit::arguments_of(msg))
+                let arguments = audit::is_audited(method)
+                    .then(|| audit::arguments_of(msg))
                     .flatten();
                 let call = ClientCall {
                     started: std::time::Instant::now(),
@@ -838,18 +756,4 @@ pub(super) struct Forward<'a> {
     pub paged: bool,
     /// Monitor mode: the rule that would have stopped it.
     pub monitor: Option<String>,
-}
-
-/// The span and text of `params._meta.progressToken`, when the request has one.
-fn progress_token(msg: &Message) -> Option<(std::ops::Range<usize>, Box<str>)> {
-    // Most requests carry none: skip parsing their params for it.
-    if !msg
-        .raw()
-        .windows(b"progressToken".len())
-        .any(|w| w == b"progressToken")
-    {
-        return None;
-    }
-    let (token, span) = msg.param(&["_meta", "progressToken"])?;
-    Some((span, token.into()))
 }

@@ -28,15 +28,15 @@
 //!
 //! # Files
 //! This file holds the state and the event loop; `client.rs` handles what the client
-//! sends, `upstreams.rs` starts the servers and handles what they send, `catalog.rs`
-//! builds the merged catalogs, `cursor.rs` encodes our `resources/list` cursors, and
-//! [`wire`] writes the messages mcp-warden makes itself.
+//! sends, `upstreams.rs` starts the servers and handles what they send, `policy.rs`
+//! and `pins.rs` wire the decide and hold stages ([`crate::stages`]) in, `answer.rs`
+//! is the one place a stopped message becomes an answer and an audit record,
+//! `audit.rs` queues the records, and [`wire`] writes the messages mcp-warden makes
+//! itself. The merged catalogs and cursors are the router's ([`crate::router`]).
 
+mod answer;
 mod audit;
-mod catalog;
 mod client;
-mod cursor;
-mod limits;
 mod pins;
 mod policy;
 mod reload;
@@ -57,11 +57,15 @@ use tokio_util::time::{DelayQueue, delay_queue};
 
 use crate::config::{Effective, ServerConfig, ServerName};
 use crate::downstream::{self, ClientEvent};
-use crate::filter::{Block, Chain, Context, Direction, Verdict};
-use crate::jsonrpc::message::Parsed;
-use crate::jsonrpc::{ErrorCode, Id, Message, error_response, parse};
+use crate::filter::{Chain, Verdict};
+use crate::jsonrpc::batch::BatchAnswers;
+use crate::jsonrpc::message::reparse;
+use crate::jsonrpc::{ErrorCode, Id, Message, error_response};
+use crate::router::catalog::{self, Catalog, Collision, ListKind};
+use crate::router::cursor;
+use crate::stages::{Direction, Stop, View};
+use crate::upstream::slot::{Backoff, ListState, SlotState};
 use crate::upstream::{InstanceId, Upstream, UpstreamEvent};
-use catalog::{Catalog, Collision, Item, ListKind};
 pub use pins::{LockUpdate, PinningSetup};
 
 /// Requests in flight to one upstream; more get -32006 (busy) at once, so a flooding
@@ -72,13 +76,6 @@ const MAX_IN_FLIGHT: usize = 256;
 /// Clients give up on a server that takes too long to initialize, and one slow
 /// upstream must not take the others down with it.
 const STARTUP_WAIT: Duration = Duration::from_secs(10);
-/// The first restart of a crashed server waits this long; each failure in a row
-/// doubles it.
-const RESTART_BASE: Duration = Duration::from_millis(250);
-/// The longest wait between restarts.
-const RESTART_CAP: Duration = Duration::from_secs(30);
-/// A server that ran this long before failing starts its backoff afresh.
-const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 /// Most resource URIs remembered for routing `resources/read` (from list answers).
 const MAX_URI_ROUTES: usize = 100_000;
 /// Unsent lines for the client past which upstream output is no longer read.
@@ -178,38 +175,6 @@ struct ClientCall {
 }
 
 #[derive(Debug)]
-enum SlotState {
-    /// Spawned; waiting for the client's `initialize` to start the handshake.
-    Spawned,
-    /// Our `initialize` is in flight.
-    Initializing,
-    Ready {
-        instructions: Option<String>,
-        /// The server's declared capabilities.
-        capabilities: Value,
-    },
-    Failed(String),
-}
-
-#[derive(Debug, Default)]
-enum ListState {
-    /// Not listed (yet, or the server does not offer the kind).
-    #[default]
-    None,
-    /// A listing is under way; `again` when a `list_changed` arrived meanwhile.
-    Listing {
-        /// What was listed before (served until the new listing completes).
-        previous: Vec<Item>,
-        acc: Vec<Item>,
-        /// Exposed names in `acc`: a server that lists a name twice keeps the first.
-        seen: std::collections::HashSet<String>,
-        pages: u32,
-        again: bool,
-    },
-    Listed(Vec<Item>),
-}
-
-#[derive(Debug)]
 struct Slot {
     config: ServerConfig,
     upstream: Option<Upstream>,
@@ -219,10 +184,8 @@ struct Slot {
     /// One listing per [`ListKind`], by its index.
     lists: [ListState; 3],
     noise: u64,
-    /// Failures in a row, for the restart backoff.
-    restarts: u32,
-    /// When the current process was started.
-    started: std::time::Instant,
+    /// When to start it again after a failure.
+    backoff: Backoff,
     /// The instance id of the last start (kept when it failed), so a timer of an
     /// earlier life, or of a slot since replaced, is recognised.
     instance: InstanceId,
@@ -242,7 +205,7 @@ impl Slot {
     }
 
     fn is_ready_and_listed(&self) -> bool {
-        !matches!(self.state, SlotState::Spawned | SlotState::Initializing)
+        !self.state.is_starting()
             && !self
                 .lists
                 .iter()
@@ -283,13 +246,6 @@ enum Timer {
 struct Deferred {
     msg: Message,
     origin: Origin,
-}
-
-/// Answers collected for one client batch.
-#[derive(Debug)]
-struct Batch {
-    remaining: usize,
-    parts: Vec<Bytes>,
 }
 
 /// What a request mcp-warden sent to the client stands for.
@@ -340,7 +296,7 @@ struct Session {
     deferred: Vec<Deferred>,
     timers: DelayQueue<Timer>,
     chain: Chain,
-    batches: HashMap<u64, Batch>,
+    batches: HashMap<u64, BatchAnswers>,
     next_batch: u64,
     notices: Vec<String>,
     config: SessionConfig,
@@ -367,7 +323,7 @@ struct Session {
     /// Requests the user allowed once after an `ask`: decided already.
     approved_once: std::collections::HashSet<Id>,
     /// Tool calls of the last minute, for `[limits]`.
-    rate: limits::CallRate,
+    rate: crate::stages::limits::CallRate,
     /// Where the configuration watcher sends fresh loads.
     config_tx: mpsc::Sender<reload::ConfigUpdate>,
     config_watcher: Option<tokio::task::JoinHandle<()>>,
@@ -432,7 +388,7 @@ where
         policy,
         flows: crate::policy::FlowState::default(),
         approved_once: std::collections::HashSet::new(),
-        rate: limits::CallRate::default(),
+        rate: crate::stages::limits::CallRate::default(),
         config_tx,
         config_watcher: None,
     };
@@ -630,9 +586,10 @@ impl Session {
 
     /// Called after anything that may complete the handshake or a listing.
     fn after_state_change(&mut self) {
-        let handshakes_done = self.slots.iter().all(|s| {
-            !s.blocking || !matches!(s.state, SlotState::Spawned | SlotState::Initializing)
-        });
+        let handshakes_done = self
+            .slots
+            .iter()
+            .all(|s| !s.blocking || !s.state.is_starting());
         if handshakes_done && let Some(origin) = self.client.initialize.take() {
             let instructions = self.merged_instructions();
             let capabilities = self.merged_capabilities();
@@ -778,27 +735,11 @@ impl Session {
         let Some(batch) = self.batches.get_mut(&batch_id) else {
             return;
         };
-        if let Some(line) = line {
-            batch.parts.push(line.slice(..line.len().saturating_sub(1)));
+        let done = batch.answer(line);
+        if batch.is_done() {
+            self.batches.remove(&batch_id);
         }
-        batch.remaining = batch.remaining.saturating_sub(1);
-        if batch.remaining == 0
-            && let Some(batch) = self
-                .batches
-                .remove(&batch_id)
-                .filter(|b| !b.parts.is_empty())
-        {
-            let mut out = Vec::new();
-            out.push(b'[');
-            for (i, part) in batch.parts.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(part);
-            }
-            out.extend_from_slice(b"]\n");
-            self.out.push_back(Bytes::from(out));
-        }
+        self.out.extend(done);
     }
 
     fn reply_result(&mut self, origin: &Origin, result: &str) {
@@ -810,22 +751,6 @@ impl Session {
 
     fn reply_error(&mut self, origin: &Origin, code: ErrorCode, text: &str) {
         self.reply(origin, error_response(Some(&origin.id), code, text, None));
-    }
-
-    fn reply_blocked_tool(&mut self, origin: &Origin, decision: &str, block: &Block) {
-        self.reply_result(origin, &wire::blocked_tool_result(decision, block));
-    }
-
-    fn reply_blocked(&mut self, origin: &Origin, decision: &str, block: &Block) {
-        let data = Some(wire::blocked_data(decision, block));
-        let text = format!(
-            "Blocked by mcp-warden: rule `{}`: {}",
-            block.rule, block.reason
-        );
-        self.reply(
-            origin,
-            error_response(Some(&origin.id), ErrorCode::Blocked, &text, data),
-        );
     }
 
     /// A merged list passes the chain like any other answer to the client.
@@ -852,25 +777,21 @@ impl Session {
                 "an answer mcp-warden built is not valid JSON",
             );
         };
-        let ctx = Context {
-            direction: Direction::ToClient,
-            server,
-            tool: None,
-            request_method: Some(method),
-        };
-        match self.chain.inspect(&ctx, &msg) {
+        let mut view = View::of(Direction::ToClient, &msg).answering(method);
+        view.server = server;
+        match self.chain.inspect(&view, &msg) {
             Verdict::Allow => self.reply(origin, line),
             Verdict::Rewrite(line) => self.reply(origin, line),
-            Verdict::Block(block) => self.reply_blocked(origin, "deny", &block),
+            Verdict::Block(block) => {
+                let subject = audit::Subject {
+                    server: server.map(ServerName::as_str),
+                    method,
+                    ..audit::Subject::default()
+                };
+                let to = answer::Asker::Client(origin);
+                self.answer_stopped(&view, to, &subject, &Stop::deny(block));
+            }
         }
-    }
-}
-
-/// Parses a complete line (with `\n`) that mcp-warden or a filter produced.
-fn reparse(line: &Bytes) -> Option<Message> {
-    match parse(line.slice(..line.len().saturating_sub(1))) {
-        Ok(Parsed::Single(m)) => Some(m),
-        _ => None,
     }
 }
 

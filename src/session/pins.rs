@@ -726,27 +726,10 @@ impl super::Session {
         } else {
             "declined by the user".to_owned()
         };
-        let block = crate::filter::Block {
-            rule: review.hold.rule,
-            reason,
-        };
-        let arguments = super::audit::arguments_of(&review.request);
-        let subject = super::audit::Subject {
-            server: Some(config.name.as_str()),
-            tool: Some(&review.exposed),
-            method: review.request.method().unwrap_or_default(),
-            arguments: arguments.as_deref(),
-        };
-        self.audit_decision(
-            crate::audit::Direction::ToServer,
-            crate::audit::Decision::Hold,
-            &subject,
-            Some(&block),
-        );
-        if review.kind == ListKind::Tools {
-            self.reply_blocked_tool(&review.origin, "hold", &block);
-        } else {
-            self.reply_blocked(&review.origin, "hold", &block);
-        }
+        let stop = crate::stages::hold::stop(&review.hold, &review.exposed, Some(reason));
+        let view = crate::stages::View::of(crate::stages::Direction::ToUpstream, &review.request)
+            .server(&config.name)
+            .name(Some(&review.exposed));
+        self.stop_request(&view, &review.request, &review.origin, &stop);
     }
 }

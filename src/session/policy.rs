@@ -12,10 +12,9 @@ use serde_json::Value;
 
 use super::catalog::ListKind;
 use super::{Origin, Session};
-use crate::audit::{Decision as AuditDecision, Direction as AuditDirection};
-use crate::filter::Block;
 use crate::jsonrpc::Message;
-use crate::policy::{Blocked, Call, Decision, Kind, PolicySet};
+use crate::policy::{Blocked, Kind, PolicySet};
+use crate::stages::{Direction, Verdict, View, decide};
 
 /// What the session does with a request after the policy.
 #[derive(Debug)]
@@ -31,7 +30,6 @@ pub(super) enum Outcome {
 pub(super) struct PolicyAsk {
     request: Message,
     origin: Origin,
-    kind: Kind,
     name: String,
     blocked: Blocked,
 }
@@ -51,164 +49,61 @@ impl Session {
     /// Whether the policy leaves an item of a catalog out of the list.
     pub(super) fn policy_hides(&self, kind: ListKind, exposed: &str) -> bool {
         match kind {
-            ListKind::Tools => self.policy.hidden(exposed),
-            ListKind::Prompts => self.policy.hidden_item(Kind::Prompt, exposed),
+            ListKind::Tools => decide::is_hidden(&self.policy, Kind::Tool, exposed),
+            ListKind::Prompts => decide::is_hidden(&self.policy, Kind::Prompt, exposed),
             ListKind::Templates => false,
         }
     }
 
-    /// Decides a request for `name` (an exposed tool or prompt, or a URI) to `slot`.
+    /// Runs the decide stage over a client request `msg` (seen as `view`) for `slot`,
+    /// and acts on its verdict: on, asked, or stopped.
     pub(super) fn decide(
         &mut self,
         msg: &Message,
         origin: &Origin,
-        kind: Kind,
-        name: &str,
+        view: &View<'_>,
         slot: usize,
     ) -> Outcome {
         if self.approved_once.remove(&origin.id) {
             return Outcome::Go(None);
         }
-        let policy = self.policy();
-        let arguments: Option<Value> = if policy.rule_count() == 0 {
-            None
-        } else {
-            let key = if kind == Kind::Resource {
-                None
-            } else {
-                Some("arguments")
-            };
-            let raw = match key {
-                Some(key) => msg.param(&[key]).map(|(raw, _)| raw),
-                None => msg.params(),
-            };
-            raw.and_then(|r| serde_json::from_str(r).ok())
+        let (Some(kind), Some(name)) = (decide::policy_kind(view), view.name) else {
+            return Outcome::Go(None);
         };
-        let annotations = (kind == Kind::Tool && policy.rule_count() > 0)
+        let policy = self.policy();
+        let annotations = decide::needs_annotations(view, &policy)
             .then(|| self.pinned_annotations(slot, name))
             .flatten();
+        // Borrowed, not cloned: this runs on every call.
         let cwd = self.slots[slot]
             .config
             .cwd
-            .clone()
-            .or_else(|| self.workspace_root.clone());
-        let call = match kind {
-            Kind::Tool => Call::tool(name, arguments.as_ref()),
-            Kind::Prompt => Call::prompt(name, arguments.as_ref()),
-            Kind::Resource => Call::resource(name, arguments.as_ref()),
-        }
-        .with_annotations(annotations.as_ref())
-        .with_cwd(cwd.as_deref());
-        let decision = policy.evaluate(&call, &self.flows);
-        if kind == Kind::Tool
-            && decision.passes()
-            && let Err((rule, reason)) =
-                self.rate
-                    .admit(&policy.settings.limits, name, std::time::Instant::now())
-        {
-            let blocked = Blocked {
-                rule: rule.to_owned(),
-                layer: None,
-                action: crate::policy::Action::Deny,
-                reason,
-                calls: Vec::new(),
-            };
-            self.policy_block(msg, origin, kind, name, slot, &blocked, None);
-            return Outcome::Answered;
-        }
-        match decision {
-            Decision::Allow => Outcome::Go(None),
-            Decision::Monitor(b) => {
-                tracing::info!(item = name, rule = %b.rule, "monitor: would have been stopped");
-                Outcome::Go(Some(b.rule))
+            .as_deref()
+            .or(self.workspace_root.as_deref());
+        let inputs = decide::Inputs {
+            policy: &policy,
+            flows: &self.flows,
+            annotations: annotations.as_ref(),
+            cwd,
+        };
+        let now = std::time::Instant::now();
+        let verdict = decide::decide(view, msg, &inputs, &mut self.rate, now);
+        match verdict {
+            Verdict::Pass => Outcome::Go(None),
+            Verdict::Mark(rule) => {
+                tracing::info!(item = name, rule = %rule, "monitor: would have been stopped");
+                Outcome::Go(Some(rule))
             }
-            Decision::Ask(b) => {
-                if self.ask_policy(msg, origin, kind, name, &b) {
-                    return Outcome::Answered;
+            Verdict::Ask(b) => {
+                if !self.ask_policy(msg, origin, kind, name, &b) {
+                    self.stop_request(view, msg, origin, &decide::stop(&b, None));
                 }
-                self.policy_block(msg, origin, kind, name, slot, &b, None);
                 Outcome::Answered
             }
-            Decision::Deny(b) => {
-                self.policy_block(msg, origin, kind, name, slot, &b, None);
+            Verdict::Stop(stop) => {
+                self.stop_request(view, msg, origin, &stop);
                 Outcome::Answered
             }
-        }
-    }
-
-    /// A call to a tool the policy hides (an unconditional deny covers it): answered
-    /// with the deciding rule, not "unknown tool". `false` when it is not hidden.
-    pub(super) fn deny_hidden(
-        &mut self,
-        msg: &Message,
-        origin: &Origin,
-        kind: ListKind,
-        exposed: &str,
-    ) -> bool {
-        if !self.policy_hides(kind, exposed) {
-            return false;
-        }
-        let policy_kind = if kind == ListKind::Tools {
-            Kind::Tool
-        } else {
-            Kind::Prompt
-        };
-        let call = match policy_kind {
-            Kind::Tool => Call::tool(exposed, None),
-            _ => Call::prompt(exposed, None),
-        };
-        let policy = self.policy();
-        match policy.evaluate(&call, &self.flows) {
-            Decision::Deny(b) | Decision::Ask(b) | Decision::Monitor(b) => {
-                self.policy_block(msg, origin, policy_kind, exposed, usize::MAX, &b, None);
-                true
-            }
-            Decision::Allow => false,
-        }
-    }
-
-    /// Answers a request the policy stops, and records it.
-    #[allow(clippy::too_many_arguments)]
-    fn policy_block(
-        &mut self,
-        msg: &Message,
-        origin: &Origin,
-        kind: Kind,
-        name: &str,
-        slot: usize,
-        blocked: &Blocked,
-        reason: Option<&str>,
-    ) {
-        let mut text = reason.unwrap_or(&blocked.reason).to_owned();
-        if !blocked.calls.is_empty() {
-            text = format!("{text} (after {})", blocked.calls.join(", then "));
-        }
-        let block = Block {
-            rule: blocked.rule.clone(),
-            reason: text,
-        };
-        tracing::info!(item = name, rule = %block.rule, "denied by the policy");
-        let arguments = super::audit::arguments_of(msg);
-        let server = self
-            .slots
-            .get(slot)
-            .map(|s| s.config.name.as_str().to_owned());
-        let subject = super::audit::Subject {
-            server: server.as_deref(),
-            tool: Some(name),
-            method: msg.method().unwrap_or_default(),
-            arguments: arguments.as_deref(),
-        };
-        self.audit_decision(
-            AuditDirection::ToServer,
-            AuditDecision::Deny,
-            &subject,
-            Some(&block),
-        );
-        if kind == Kind::Tool {
-            self.reply_blocked_tool(origin, "deny", &block);
-        } else {
-            self.reply_blocked(origin, "deny", &block);
         }
     }
 
@@ -250,7 +145,6 @@ impl Session {
             super::Reverse::PolicyAsk(Box::new(PolicyAsk {
                 request: msg.clone(),
                 origin: origin.clone(),
-                kind,
                 name: name.to_owned(),
                 blocked: blocked.clone(),
             })),
@@ -275,16 +169,10 @@ impl Session {
             let method = ask.request.method().unwrap_or_default().to_owned();
             return self.on_client_request(ask.request, ask.origin, &method);
         }
-        let slot = usize::MAX;
-        self.policy_block(
-            &ask.request,
-            &ask.origin,
-            ask.kind,
-            &ask.name,
-            slot,
-            &ask.blocked,
-            Some("declined by the user"),
-        );
+        // The server is not named: the user's answer may come after a restart.
+        let view = View::of(Direction::ToUpstream, &ask.request).name(Some(&ask.name));
+        let stop = decide::stop(&ask.blocked, Some("declined by the user"));
+        self.stop_request(&view, &ask.request, &ask.origin, &stop);
     }
 
     /// A tool's `annotations` from its listed (pinned) definition; `None` when pinning
@@ -311,20 +199,4 @@ impl Session {
             self.flows.record(&policy.labels, tool);
         }
     }
-}
-
-/// Marks an answer that passed in monitor mode: `_meta` says what would have happened.
-pub(super) fn mark_monitor(line: &bytes::Bytes, rule: &str) -> Option<bytes::Bytes> {
-    let msg = super::reparse(line)?;
-    let span = msg.result_span()?;
-    let mut result: Value = serde_json::from_str(msg.result()?).ok()?;
-    let object = result.as_object_mut()?;
-    let meta = object
-        .entry("_meta")
-        .or_insert_with(|| Value::Object(serde_json::Map::new()))
-        .as_object_mut()?;
-    meta.insert("mcp-warden/decision".into(), Value::from("monitor"));
-    meta.insert("mcp-warden/rule".into(), Value::from(rule));
-    let text = result.to_string();
-    Some(msg.rewrite(None, &[(span, text.as_str())]))
 }

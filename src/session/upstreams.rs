@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::answer::Asker;
 use super::audit::Subject as AuditSubject;
 use super::catalog::{self, ListKind, MAX_ITEMS_PER_SERVER, MAX_PAGES, Page};
 use super::wire;
@@ -15,9 +16,11 @@ use super::{
 };
 use crate::audit::{Decision, Direction as AuditDirection};
 use crate::config::ServerConfig;
-use crate::filter::{Block, Context, Direction, Verdict};
+use crate::filter::{Block, Verdict as FilterVerdict};
 use crate::jsonrpc::message::Parsed;
 use crate::jsonrpc::{ErrorCode, Id, Kind, Line, Message, error_response, parse};
+use crate::stages::{Direction, MessageKind, Stop, Verdict, View, audit, decide};
+use crate::upstream::slot::Backoff;
 use crate::upstream::{self, InstanceId, UpstreamEvent};
 
 impl Session {
@@ -34,8 +37,7 @@ impl Session {
                 next_id: 0,
                 lists: Default::default(),
                 noise: 0,
-                restarts: 0,
-                started: std::time::Instant::now(),
+                backoff: Backoff::new(std::time::Instant::now()),
                 instance: 0,
                 blocking: true,
                 refused: None,
@@ -65,7 +67,7 @@ impl Session {
             instance,
             self.upstream_tx.clone(),
         );
-        slot.started = std::time::Instant::now();
+        slot.backoff.started(std::time::Instant::now());
         slot.instance = instance;
         match spawned {
             Ok(up) => {
@@ -91,18 +93,11 @@ impl Session {
         }
     }
 
-    /// After a crash or a hung handshake: try again later, waiting twice as long after
-    /// each failure in a row (capped), so a crash loop costs little.
+    /// After a crash or a hung handshake: try again later ([`Backoff`]).
     pub(super) fn schedule_restart(&mut self, index: usize) {
         let slot = &mut self.slots[index];
-        if slot.started.elapsed() >= super::HEALTHY_AFTER {
-            slot.restarts = 0;
-        }
-        let delay = super::RESTART_BASE
-            .saturating_mul(1 << slot.restarts.min(16))
-            .min(super::RESTART_CAP);
-        slot.restarts = slot.restarts.saturating_add(1);
-        tracing::warn!(server = %slot.config.name, ?delay, attempt = slot.restarts, "restarting the server");
+        let delay = slot.backoff.failed(std::time::Instant::now());
+        tracing::warn!(server = %slot.config.name, ?delay, attempt = slot.backoff.attempt(), "restarting the server");
         let instance = slot.instance;
         self.timers.insert(
             Timer::Restart {
@@ -374,12 +369,10 @@ impl Session {
             return self.on_resources_page(index, msg, &origin);
         }
         let server = self.slots[index].config.name.clone();
-        let ctx = Context {
-            direction: Direction::ToClient,
-            server: Some(&server),
-            tool: tool.as_deref(),
-            request_method: Some(&method),
-        };
+        let view = View::of(Direction::ToClient, msg)
+            .server(&server)
+            .name(tool.as_deref())
+            .answering(&method);
         self.record_flow(&method, tool.as_deref());
         let subject = AuditSubject {
             server: Some(server.as_str()),
@@ -387,41 +380,38 @@ impl Session {
             method: &method,
             arguments: arguments.as_deref(),
         };
-        let verdict = match (self.chain.inspect(&ctx, msg), &monitor) {
+        let verdict = match (self.chain.inspect(&view, msg), &monitor) {
             // Monitor mode: the answer says what would have happened.
-            (Verdict::Allow, Some(rule)) => super::policy::mark_monitor(&msg.to_line(), rule)
-                .map_or(Verdict::Allow, Verdict::Rewrite),
-            (Verdict::Rewrite(line), Some(rule)) => {
-                Verdict::Rewrite(super::policy::mark_monitor(&line, rule).unwrap_or(line))
+            (FilterVerdict::Allow, Some(rule)) => decide::mark_monitor(&msg.to_line(), rule)
+                .map_or(FilterVerdict::Allow, FilterVerdict::Rewrite),
+            (FilterVerdict::Rewrite(line), Some(rule)) => {
+                FilterVerdict::Rewrite(decide::mark_monitor(&line, rule).unwrap_or(line))
             }
             (verdict, _) => verdict,
         };
         // `[limits] max_result_bytes`: an answer too big never reaches the client.
         let size = match &verdict {
-            Verdict::Rewrite(line) => line.len(),
+            FilterVerdict::Rewrite(line) => line.len(),
             _ => msg.raw().len(),
         };
         let limits = self.policy().settings.limits;
-        let verdict = match super::limits::result_too_big(&limits, size) {
-            Some((rule, reason)) => Verdict::Block(Block {
-                rule: rule.to_owned(),
-                reason,
-            }),
-            None => verdict,
+        let verdict = match decide::answer_size(&view, &limits, size) {
+            Verdict::Stop(stop) => FilterVerdict::Block(stop.block),
+            _ => verdict,
         };
         let decided = |d: (Decision, Option<String>)| match &monitor {
             Some(rule) => (Decision::Monitor, Some(rule.clone())),
             None => d,
         };
         match verdict {
-            Verdict::Allow => {
+            FilterVerdict::Allow => {
                 let decision = decided((Decision::Allow, None));
                 self.audit_answer(&subject, decision, started, msg.raw().len());
                 self.reply(&origin, msg.rewrite(Some(origin.id.as_str()), &[]));
             }
-            Verdict::Rewrite(line) => match reparse(&line) {
+            FilterVerdict::Rewrite(line) => match reparse(&line) {
                 Some(m) => {
-                    let decision = decided(super::audit::decision_of_rewrite(&line));
+                    let decision = decided(audit::decision_of_rewrite(&line));
                     self.audit_answer(&subject, decision, started, line.len());
                     self.reply(&origin, m.rewrite(Some(origin.id.as_str()), &[]));
                 }
@@ -431,18 +421,9 @@ impl Session {
                     "a filter produced an invalid message",
                 ),
             },
-            Verdict::Block(block) => {
-                self.audit_decision(
-                    AuditDirection::ToClient,
-                    Decision::Deny,
-                    &subject,
-                    Some(&block),
-                );
-                if &*method == "tools/call" {
-                    self.reply_blocked_tool(&origin, "deny", &block);
-                } else {
-                    self.reply_blocked(&origin, "deny", &block);
-                }
+            FilterVerdict::Block(block) => {
+                let to = Asker::Client(&origin);
+                self.answer_stopped(&view, to, &subject, &Stop::deny(block));
             }
         }
     }
@@ -757,16 +738,11 @@ impl Session {
     fn forward_to_client(&mut self, index: usize, line: Bytes) {
         let server = self.slots[index].config.name.clone();
         let Some(msg) = reparse(&line) else { return };
-        let ctx = Context {
-            direction: Direction::ToClient,
-            server: Some(&server),
-            tool: None,
-            request_method: None,
-        };
-        match self.chain.inspect(&ctx, &msg) {
-            Verdict::Allow => self.out.push_back(line),
-            Verdict::Rewrite(line) => self.out.push_back(line),
-            Verdict::Block(block) => {
+        let view = View::of(Direction::ToClient, &msg).server(&server);
+        match self.chain.inspect(&view, &msg) {
+            FilterVerdict::Allow => self.out.push_back(line),
+            FilterVerdict::Rewrite(line) => self.out.push_back(line),
+            FilterVerdict::Block(block) => {
                 tracing::info!(server = %server, rule = %block.rule, "a message to the client was blocked");
             }
         }
@@ -787,24 +763,19 @@ impl Session {
             return;
         };
         let server = self.slots[index].config.name.clone();
-        let ctx = Context {
-            direction: Direction::ToClient,
-            server: Some(&server),
-            tool: None,
-            request_method: None,
-        };
+        let view = View::of(Direction::ToClient, msg).server(&server);
         self.next_reverse += 1;
         let ours = self.next_reverse.to_string();
-        let (line, (decision, rule)) = match self.chain.inspect(&ctx, msg) {
-            Verdict::Block(block) => {
+        let (line, (decision, rule)) = match self.chain.inspect(&view, msg) {
+            FilterVerdict::Block(block) => {
                 let method = msg.method().unwrap_or_default();
                 return self.refuse_upstream_request(index, &id, method, &block.rule, block.reason);
             }
-            Verdict::Rewrite(line) => (
+            FilterVerdict::Rewrite(line) => (
                 reparse(&line).map(|m| m.rewrite(Some(&ours), &[])),
-                super::audit::decision_of_rewrite(&line),
+                audit::decision_of_rewrite(&line),
             ),
-            Verdict::Allow => (Some(msg.rewrite(Some(&ours), &[])), (Decision::Allow, None)),
+            FilterVerdict::Allow => (Some(msg.rewrite(Some(&ours), &[])), (Decision::Allow, None)),
         };
         if let Some(line) = line {
             let subject = AuditSubject {
@@ -838,25 +809,24 @@ impl Session {
         rule: &str,
         reason: String,
     ) {
-        let block = Block {
-            rule: rule.into(),
-            reason,
-        };
-        tracing::info!(server = %self.slots[index].config.name, rule, "server-to-client request refused");
         let server = self.slots[index].config.name.clone();
         let subject = AuditSubject {
             server: Some(server.as_str()),
             method,
             ..AuditSubject::default()
         };
-        self.audit_decision(
-            AuditDirection::ToClient,
-            Decision::Deny,
-            &subject,
-            Some(&block),
-        );
-        let data = Some(wire::blocked_data("deny", &block));
-        self.answer_upstream(index, id, Err((ErrorCode::Blocked, block.reason, data)));
+        let view = View {
+            direction: Direction::ToClient,
+            kind: MessageKind::ServerRequest,
+            server: Some(&server),
+            name: None,
+            request_method: None,
+        };
+        let stop = Stop::deny(Block {
+            rule: rule.into(),
+            reason,
+        });
+        self.answer_stopped(&view, Asker::Upstream { slot: index, id }, &subject, &stop);
     }
 
     pub(super) fn answer_upstream(
@@ -891,15 +861,12 @@ impl Session {
         tool: Option<&str>,
     ) {
         let server = self.slots[index].config.name.clone();
-        let ctx = Context {
-            direction: Direction::ToUpstream,
-            server: Some(&server),
-            tool,
-            request_method: None,
-        };
-        match self.chain.inspect(&ctx, original) {
-            Verdict::Allow => self.send_upstream_raw(index, line),
-            Verdict::Rewrite(_) | Verdict::Block(_) => {
+        let view = View::of(Direction::ToUpstream, original)
+            .server(&server)
+            .name(tool);
+        match self.chain.inspect(&view, original) {
+            FilterVerdict::Allow => self.send_upstream_raw(index, line),
+            FilterVerdict::Rewrite(_) | FilterVerdict::Block(_) => {
                 tracing::info!(server = %server, "a filter stopped a forwarded message");
             }
         }

@@ -1,5 +1,6 @@
-//! Upstream servers: the child process and the tasks that move its bytes. This is the
-//! only module that spawns processes.
+//! Upstream servers: the child process and the tasks that move its bytes, and the
+//! states of a slot ([`slot`]: start, handshake, restart backoff, listings). This is
+//! the only module that spawns processes.
 //!
 //! Each upstream gets a writer task (our queue → its stdin), a reader task (its
 //! stdout → framed lines → the session), a stderr task (→ the log file, tagged with the
@@ -7,6 +8,7 @@
 //! exit and stops it on request: close stdin, grace period, SIGTERM to its process
 //! group, SIGKILL, with a deadline.
 
+pub mod slot;
 mod spawn;
 
 pub use spawn::{Probe, SpawnError, Spawner, probe_sandbox, program_of, search_path, spawn};

@@ -1,4 +1,7 @@
 //! Starting an upstream's process with a clean environment, and the tasks around it.
+//!
+//! The upstream room is the one place the library starts processes (clippy.toml).
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;

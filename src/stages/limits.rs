@@ -13,23 +13,18 @@ const MINUTE: Duration = Duration::from_secs(60);
 
 /// Calls made in the last minute, for the session and per tool.
 #[derive(Debug, Default)]
-pub(super) struct CallRate {
+pub struct CallRate {
     session: VecDeque<Instant>,
     tools: HashMap<String, VecDeque<Instant>>,
 }
 
 /// Why a call is over a limit: the rule and a reason.
-pub(super) type Exceeded = (&'static str, String);
+pub type Exceeded = (&'static str, String);
 
 impl CallRate {
     /// Counts a call to `tool` now, unless that would exceed a limit (then nothing is
     /// counted and the limit is named).
-    pub(super) fn admit(
-        &mut self,
-        limits: &Limits,
-        tool: &str,
-        now: Instant,
-    ) -> Result<(), Exceeded> {
+    pub fn admit(&mut self, limits: &Limits, tool: &str, now: Instant) -> Result<(), Exceeded> {
         if limits.calls_per_minute.is_none() && limits.tool_calls_per_minute.is_none() {
             return Ok(());
         }
@@ -72,7 +67,8 @@ fn prune(window: &mut VecDeque<Instant>, now: Instant) {
 }
 
 /// Whether a result of `bytes` is over `max_result_bytes`.
-pub(super) fn result_too_big(limits: &Limits, bytes: usize) -> Option<Exceeded> {
+#[must_use]
+pub fn result_too_big(limits: &Limits, bytes: usize) -> Option<Exceeded> {
     let max = limits.max_result_bytes?;
     (bytes as u64 > max).then(|| {
         (

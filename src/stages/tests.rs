@@ -1,0 +1,462 @@
+//! The guarantee matrix (`shared/PIPELINE.md`) as a table: every message kind through
+//! every stage, without processes. A kind a stage does not apply to is asserted to
+//! pass it untouched. Cells whose guarantee does not exist yet are not asserted here;
+//! they are listed as issue 13's in `docs/design.md` ("The guarantee matrix, as
+//! built"). Every row also checks that [`MessageKind::classify`] puts the message in
+//! it.
+
+use std::path::Path;
+use std::time::Instant;
+
+use super::testing::message;
+use super::{Direction, MessageKind, Stop, Verdict, View, audit, decide, hold, limits};
+use crate::audit::Decision;
+use crate::config::Layer;
+use crate::filter::output::{OutputFilter, OutputSettings};
+use crate::filter::{Stage, Verdict as FilterVerdict};
+use crate::jsonrpc::Message;
+use crate::pinning::judge::{Hold, HoldKind};
+use crate::policy::{FlowState, Limits, PolicySet};
+
+/// A GitHub token: every secrets table knows its shape.
+fn secret() -> String {
+    format!("{}{}", "ghp_", "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8")
+}
+
+/// One row: the message as it travels, and the name or URI it is about.
+struct Row {
+    kind: MessageKind,
+    direction: Direction,
+    name: Option<&'static str>,
+    request_method: Option<&'static str>,
+    msg: Message,
+}
+
+impl Row {
+    fn view(&self) -> View<'_> {
+        let view = View::of(self.direction, &self.msg).name(self.name);
+        assert_eq!(view.kind, self.kind, "row classified as {:?}", view.kind);
+        View {
+            request_method: self.request_method,
+            ..view
+        }
+    }
+}
+
+/// Every row of the matrix, each carrying a secret where it has room for one.
+fn rows() -> Vec<Row> {
+    use Direction::{ToClient, ToUpstream};
+    use MessageKind as K;
+    let s = secret();
+    let row = |kind, direction, name, request_method, text: String| Row {
+        kind,
+        direction,
+        name,
+        request_method,
+        msg: message(&text),
+    };
+    vec![
+        row(K::Call, ToUpstream, Some("a__t"), None, format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"a__t","arguments":{{"q":"{s}"}}}}}}"#)),
+        row(K::Get, ToUpstream, Some("a__p"), None, format!(r#"{{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{{"name":"a__p","arguments":{{"q":"{s}"}}}}}}"#)),
+        row(K::Read, ToUpstream, Some("file:///x"), None, r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///x"}}"#.into()),
+        row(K::Subscribe, ToUpstream, Some("file:///x"), None, r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///x"}}"#.into()),
+        row(K::Complete, ToUpstream, Some("a__p"), None, format!(r#"{{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{{"ref":{{"type":"ref/prompt","name":"a__p"}},"argument":{{"name":"q","value":"{s}"}}}}}}"#)),
+        row(K::List, ToUpstream, None, None, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.into()),
+        row(K::Control, ToUpstream, None, None, r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#.into()),
+        row(K::Notification, ToUpstream, None, None, r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#.into()),
+        row(K::Answer, ToUpstream, None, None, format!(r#"{{"jsonrpc":"2.0","id":7,"result":{{"action":"accept","content":{{"q":"{s}"}}}}}}"#)),
+        row(K::Result, ToClient, Some("a__t"), Some("tools/call"), format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"content":[{{"type":"text","text":"{s}"}}]}}}}"#)),
+        row(K::Error, ToClient, Some("a__t"), Some("tools/call"), format!(r#"{{"jsonrpc":"2.0","id":1,"error":{{"code":-32000,"message":"{s}"}}}}"#)),
+        row(K::Notification, ToClient, None, None, format!(r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"level":"info","data":"{s}"}}}}"#)),
+        row(K::Notification, ToClient, None, None, r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#.into()),
+        row(K::ServerRequest, ToClient, None, None, format!(r#"{{"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{{"messages":[{{"role":"user","content":{{"type":"text","text":"{s}"}}}}],"maxTokens":9}}}}"#)),
+        row(K::ServerRequest, ToClient, None, None, r#"{"jsonrpc":"2.0","id":3,"method":"roots/list"}"#.into()),
+        // Rows that only check the classification: same stage columns as above.
+        row(K::Subscribe, ToUpstream, Some("file:///x"), None, r#"{"jsonrpc":"2.0","id":1,"method":"resources/unsubscribe","params":{"uri":"file:///x"}}"#.into()),
+        row(K::List, ToUpstream, None, None, r#"{"jsonrpc":"2.0","id":1,"method":"resources/templates/list"}"#.into()),
+        row(K::Control, ToUpstream, None, None, r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#.into()),
+        row(K::Notification, ToClient, None, None, r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}"#.into()),
+        row(K::ServerRequest, ToClient, None, None, r#"{"jsonrpc":"2.0","id":3,"method":"elicitation/create","params":{"message":"Pick one","requestedSchema":{"type":"object","properties":{}}}}"#.into()),
+    ]
+}
+
+/// The cells left to issue 13: (kind, direction) pairs a stage should act on and
+/// does not yet. Not asserted either way here.
+fn issue_13(stage: &str, row: &Row) -> bool {
+    use Direction::{ToClient, ToUpstream};
+    use MessageKind as K;
+    let cells: &[(&str, MessageKind, Direction)] = &[
+        ("hold", K::Read, ToUpstream),
+        ("hold", K::Subscribe, ToUpstream),
+        ("hold", K::Complete, ToUpstream),
+        ("decide", K::Subscribe, ToUpstream),
+        ("decide", K::Complete, ToUpstream),
+        ("in-filter", K::Read, ToUpstream),
+        ("in-filter", K::Subscribe, ToUpstream),
+        ("in-filter", K::Get, ToUpstream),
+        ("in-filter", K::Complete, ToUpstream),
+        ("in-filter", K::Answer, ToUpstream),
+        ("out-filter", K::Error, ToClient),
+    ];
+    cells
+        .iter()
+        .any(|&(s, k, d)| s == stage && k == row.kind && d == row.direction)
+}
+
+/// The rows whose `stage` cell exists today (all but issue 13's).
+fn rows_for(stage: &str) -> Vec<Row> {
+    rows().into_iter().filter(|r| !issue_13(stage, r)).collect()
+}
+
+fn held() -> Hold {
+    Hold {
+        kind: HoldKind::Changed,
+        rule: "pin:changed".into(),
+        reason: "its definition changed".into(),
+    }
+}
+
+#[test]
+fn hold_stops_held_calls_and_gets_and_passes_every_other_kind() {
+    let hold = held();
+    for row in rows_for("hold") {
+        let view = row.view();
+        let verdict = hold::hold(&view, |_, _| Some(&hold));
+        match (row.kind, row.direction) {
+            (MessageKind::Call | MessageKind::Get, Direction::ToUpstream) => {
+                let Verdict::Stop(stop) = verdict else {
+                    panic!("{:?} not held: {verdict:?}", row.kind)
+                };
+                assert_eq!(stop.decision, Decision::Hold);
+                assert_eq!(stop.block.rule, "pin:changed");
+                assert!(stop.block.reason.contains("mcp-warden pin"), "{stop:?}");
+            }
+            _ => assert_eq!(verdict, Verdict::Pass, "{:?} {:?}", row.kind, row.direction),
+        }
+        // Nothing held: every kind passes.
+        assert_eq!(hold::hold(&view, |_, _| None), Verdict::Pass);
+    }
+}
+
+/// Denies every tool, prompt and resource.
+fn deny_everything() -> PolicySet {
+    everything("", "deny")
+}
+
+/// One rule per kind (`no-tools`, `no-prompts`, `no-resources`) covering every item,
+/// with `action`, after `head` (e.g. a `[policy]` table).
+fn everything(head: &str, action: &str) -> PolicySet {
+    let text = format!(
+        "{head}[[policy.rules]]\nid = \"no-tools\"\ntools = [\"*\"]\naction = \"{action}\"\n\
+         [[policy.rules]]\nid = \"no-prompts\"\nprompts = [\"*\"]\naction = \"{action}\"\n\
+         [[policy.rules]]\nid = \"no-resources\"\nresources = [\"**\"]\naction = \"{action}\"\n"
+    );
+    crate::policy::tests::build(
+        &[(Layer::User, &text)],
+        false,
+        None,
+        Path::new("/nonexistent"),
+    )
+}
+
+/// The rule the decide stage names for a request it acts on, by kind; `None` for the
+/// kinds it passes untouched.
+fn decided_rule(row: &Row) -> Option<&'static str> {
+    match (row.kind, row.direction) {
+        (MessageKind::Call, Direction::ToUpstream) => Some("no-tools"),
+        (MessageKind::Get, Direction::ToUpstream) => Some("no-prompts"),
+        (MessageKind::Read, Direction::ToUpstream) => Some("no-resources"),
+        _ => None,
+    }
+}
+
+#[test]
+fn monitor_mode_marks_instead_of_stopping_and_passes_every_other_kind() {
+    let policy = everything("[policy]\nmode = \"monitor\"\n", "deny");
+    for row in rows_for("decide") {
+        let verdict = decided(&policy, &row);
+        match decided_rule(&row) {
+            Some(rule) => assert_eq!(verdict, Verdict::Mark(rule.into()), "{:?}", row.kind),
+            None => assert_eq!(verdict, Verdict::Pass, "{:?}", row.kind),
+        }
+    }
+}
+
+#[test]
+fn ask_asks_for_calls_gets_and_reads_and_passes_every_other_kind() {
+    let policy = everything("", "ask");
+    for row in rows_for("decide") {
+        match (decided(&policy, &row), decided_rule(&row)) {
+            (Verdict::Ask(b), Some(rule)) => assert_eq!(b.rule, rule),
+            (Verdict::Pass, None) => {}
+            (verdict, _) => panic!("{:?}: {verdict:?}", row.kind),
+        }
+    }
+}
+
+#[test]
+fn the_call_rate_limit_counts_tool_calls_only() {
+    let mut policy = PolicySet::default();
+    policy.settings.limits.calls_per_minute = Some(1);
+    let flows = FlowState::new();
+    let inputs = decide::Inputs {
+        policy: &policy,
+        flows: &flows,
+        annotations: None,
+        cwd: None,
+    };
+    let now = Instant::now();
+    for row in rows() {
+        // One session's minute: the first call is admitted, the second is over.
+        let mut rate = limits::CallRate::default();
+        let first = decide::decide(&row.view(), &row.msg, &inputs, &mut rate, now);
+        let second = decide::decide(&row.view(), &row.msg, &inputs, &mut rate, now);
+        assert_eq!(first, Verdict::Pass, "{:?}", row.kind);
+        if row.kind == MessageKind::Call {
+            assert!(
+                matches!(second, Verdict::Stop(ref s) if s.block.rule == "limit:calls_per_minute"),
+                "{second:?}"
+            );
+        } else {
+            assert_eq!(second, Verdict::Pass, "{:?}", row.kind);
+        }
+    }
+}
+
+/// The decide stage's verdict on `row` under `policy`, in a fresh session.
+fn decided(policy: &PolicySet, row: &Row) -> Verdict {
+    let flows = FlowState::new();
+    let inputs = decide::Inputs {
+        policy,
+        flows: &flows,
+        annotations: None,
+        cwd: None,
+    };
+    let mut rate = limits::CallRate::default();
+    decide::decide(&row.view(), &row.msg, &inputs, &mut rate, Instant::now())
+}
+
+#[test]
+fn decide_stops_calls_gets_and_reads_and_passes_every_other_kind() {
+    let policy = deny_everything();
+    for row in rows_for("decide") {
+        let verdict = decided(&policy, &row);
+        match decided_rule(&row) {
+            Some(rule) => {
+                let Verdict::Stop(stop) = verdict else {
+                    panic!("{:?} not denied: {verdict:?}", row.kind)
+                };
+                assert_eq!(
+                    (stop.decision, stop.block.rule.as_str()),
+                    (Decision::Deny, rule)
+                );
+            }
+            None => assert_eq!(verdict, Verdict::Pass, "{:?} {:?}", row.kind, row.direction),
+        }
+    }
+}
+
+#[test]
+fn an_empty_policy_passes_every_kind() {
+    let policy = PolicySet::default();
+    for row in rows() {
+        let verdict = decided(&policy, &row);
+        assert_eq!(verdict, Verdict::Pass, "{:?}", row.kind);
+    }
+}
+
+#[test]
+fn a_hidden_item_is_stopped_by_its_rule_and_only_calls_and_gets_are_hidden() {
+    let policy = deny_everything();
+    let flows = FlowState::new();
+    for row in rows() {
+        let verdict = decide::hidden(&row.view(), &policy, &flows);
+        match (row.kind, row.direction) {
+            (MessageKind::Call | MessageKind::Get, Direction::ToUpstream) => {
+                assert!(
+                    matches!(verdict, Verdict::Stop(ref s) if s.decision == Decision::Deny),
+                    "{verdict:?}"
+                );
+            }
+            _ => assert_eq!(verdict, Verdict::Pass, "{:?}", row.kind),
+        }
+    }
+}
+
+#[test]
+fn the_result_size_limit_stops_results_and_errors_only() {
+    let limits = Limits {
+        max_result_bytes: Some(1),
+        ..Limits::default()
+    };
+    for row in rows() {
+        let verdict = decide::answer_size(&row.view(), &limits, row.msg.raw().len());
+        if matches!(row.kind, MessageKind::Result | MessageKind::Error) {
+            assert!(
+                matches!(verdict, Verdict::Stop(ref s) if s.block.rule == "limit:max_result_bytes"),
+                "{verdict:?}"
+            );
+        } else {
+            assert_eq!(verdict, Verdict::Pass, "{:?}", row.kind);
+        }
+        // Under the limit (or none): every kind passes.
+        let verdict = decide::answer_size(&row.view(), &Limits::default(), 1 << 30);
+        assert_eq!(verdict, Verdict::Pass);
+    }
+}
+
+fn assert_untouched(kind: MessageKind, verdict: &FilterVerdict) {
+    assert!(
+        matches!(verdict, FilterVerdict::Allow),
+        "{kind:?}: {verdict:?}"
+    );
+}
+
+fn filter() -> OutputFilter {
+    OutputFilter::new(OutputSettings {
+        scan_arguments: true,
+        ..OutputSettings::default()
+    })
+}
+
+/// The filter's verdict on every row travelling `direction`, but the cells of
+/// `stage` left to issue 13.
+fn filtered(direction: Direction, stage: &str) -> Vec<(Row, FilterVerdict)> {
+    rows_for(stage)
+        .into_iter()
+        .filter(|r| r.direction == direction)
+        .map(|row| {
+            let verdict = filter().inspect(&row.view(), &row.msg);
+            (row, verdict)
+        })
+        .collect()
+}
+
+#[test]
+fn the_in_filter_stops_secrets_in_call_arguments_and_passes_every_other_kind() {
+    for (row, verdict) in filtered(Direction::ToUpstream, "in-filter") {
+        if row.kind == MessageKind::Call {
+            assert!(
+                matches!(verdict, FilterVerdict::Block(ref b) if b.rule == "output:secrets"),
+                "{verdict:?}"
+            );
+        } else {
+            assert_untouched(row.kind, &verdict);
+        }
+    }
+}
+
+#[test]
+fn the_out_filter_redacts_results_notifications_and_server_requests() {
+    for (row, verdict) in filtered(Direction::ToClient, "out-filter") {
+        let has_secret = std::str::from_utf8(row.msg.raw()).is_ok_and(|t| t.contains(&secret()));
+        match verdict {
+            FilterVerdict::Rewrite(line) => {
+                assert!(has_secret, "{:?} rewritten without a secret", row.kind);
+                let text = String::from_utf8_lossy(&line);
+                assert!(
+                    !text.contains(&secret()) && text.contains("[REDACTED:"),
+                    "{text}"
+                );
+                assert_eq!(audit::decision_of_rewrite(&line).0, Decision::Redact);
+            }
+            FilterVerdict::Allow => assert!(!has_secret, "{:?} kept its secret", row.kind),
+            FilterVerdict::Block(b) => panic!("{:?} blocked: {b:?}", row.kind),
+        }
+    }
+}
+
+#[test]
+fn the_filters_pass_everything_untouched_when_off() {
+    let mut off = OutputFilter::new(OutputSettings {
+        secrets: crate::policy::SecretsAction::Off,
+        injection: crate::policy::InjectionAction::Off,
+        strip_invisible: false,
+        scan_arguments: false,
+    });
+    for row in rows() {
+        assert_untouched(row.kind, &off.inspect(&row.view(), &row.msg));
+    }
+}
+
+#[test]
+fn audit_records_decisions_on_calls_gets_reads_and_server_requests() {
+    for row in rows() {
+        // The method whose decisions are recorded: the request's own, or for an
+        // answer the request it answers.
+        let method = row.msg.method().or(row.request_method).unwrap_or_default();
+        let audited = audit::is_audited(method);
+        let expected = match row.kind {
+            MessageKind::Call
+            | MessageKind::Get
+            | MessageKind::Read
+            | MessageKind::Result
+            | MessageKind::Error => true,
+            MessageKind::ServerRequest => {
+                matches!(method, "sampling/createMessage" | "elicitation/create")
+            }
+            // Issue 13: subscriptions and completions are decisions too.
+            MessageKind::Subscribe | MessageKind::Complete => continue,
+            _ => false,
+        };
+        assert_eq!(audited, expected, "{:?} {method}", row.kind);
+    }
+}
+
+#[test]
+fn a_stopped_tool_call_answers_with_a_result_and_every_other_kind_with_an_error() {
+    for row in rows() {
+        let view = row.view();
+        let with_result = Stop::answers_with_result(view.kind, view.request_method);
+        let expected = row.kind == MessageKind::Call
+            || (matches!(row.kind, MessageKind::Result | MessageKind::Error)
+                && row.request_method == Some("tools/call"));
+        assert_eq!(with_result, expected, "{:?}", row.kind);
+    }
+    let get_answer = View {
+        direction: Direction::ToClient,
+        kind: MessageKind::Result,
+        server: None,
+        name: Some("a__p"),
+        request_method: Some("prompts/get"),
+    };
+    assert!(!Stop::answers_with_result(
+        get_answer.kind,
+        get_answer.request_method
+    ));
+}
+
+#[test]
+fn a_policy_stop_names_the_calls_of_a_flow() {
+    let blocked = crate::policy::Blocked {
+        rule: "flow:exfil".into(),
+        layer: None,
+        action: crate::policy::Action::Deny,
+        reason: "secrets then the web".into(),
+        calls: vec!["fs__read".into(), "web__post".into()],
+    };
+    let stop = decide::stop(&blocked, None);
+    assert_eq!(
+        stop.block.reason,
+        "secrets then the web (after fs__read, then web__post)"
+    );
+    let declined = decide::stop(&blocked, Some("declined by the user"));
+    assert!(
+        declined
+            .block
+            .reason
+            .starts_with("declined by the user (after")
+    );
+}
+
+#[test]
+fn monitor_marks_a_result_with_its_rule() {
+    let line =
+        bytes::Bytes::from_static(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n");
+    let marked = decide::mark_monitor(&line, "no-tools").expect("a result");
+    let text = String::from_utf8_lossy(&marked);
+    assert!(
+        text.contains(r#""mcp-warden/decision":"monitor""#) && text.contains("no-tools"),
+        "{text}"
+    );
+}
