@@ -50,7 +50,7 @@ pub fn take(
         .all()
         .into_iter()
         .map(|(path, root)| {
-            let state = read_lock(&path, root.as_deref(), paths);
+            let state = read_lock(&path, root.as_ref(), paths);
             (path, state)
         })
         .collect();

@@ -171,7 +171,7 @@ pub fn run_unpin(
     let mut matched = BTreeSet::new();
     let mut count = 0;
     for (path, root) in places.all() {
-        let lock = match files::read_lock(&path, root.as_deref(), paths) {
+        let lock = match files::read_lock(&path, root.as_ref(), paths) {
             LockState::Ready(lock) => lock,
             LockState::Unusable(why) => {
                 output::diag(&format!(
@@ -206,7 +206,7 @@ pub fn run_unpin(
             continue;
         }
         count += items.len();
-        files::write_pins(&path, root.as_deref(), paths, LockFile::default(), |lock| {
+        files::write_pins(&path, root.as_ref(), paths, LockFile::default(), |lock| {
             for key in &items {
                 lock.items.remove(key);
             }

@@ -21,7 +21,6 @@
 //! would fail open.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -184,34 +183,67 @@ fn gather(paths: &Paths, choice: &WorkspaceChoice) -> Layers {
             return layers;
         }
     };
-    let file = paths::workspace_file(&root);
-    let file = file.is_file().then_some(file);
+    // Each covered file is read once; the bytes judged for trust are the bytes parsed
+    // (SPEC "Reading the files"). The lock is read here only for its digest: whoever
+    // parses it later judges the bytes it reads itself (`pinning::files::read_lock`).
+    let path = paths::workspace_file(&root);
     let mut trust = TrustState::NotTrusted;
-    if let Some(file) = &file {
-        match crate::trust::try_state(paths, &root) {
-            Ok(state) => trust = state,
-            Err(e) => layers.problems.push(e.into()),
+    let mut file = None;
+    let mut config_digest = None;
+    match crate::trust::snapshot(&path) {
+        Ok(None) => {}
+        Ok(Some(snapshot)) => {
+            let lock = crate::trust::snapshot(&root.join(paths::LOCK_FILE));
+            let now = crate::trust::Digests {
+                config: Some(snapshot.digest.clone()),
+                lock: crate::trust::digest_of(&lock),
+            };
+            match crate::trust::judge(paths, &root, &now) {
+                Ok(state) => trust = state,
+                Err(e) => layers.problems.push(e.into()),
+            }
+            config_digest = Some(snapshot.digest);
+            layers.push(Layer::Workspace, path.clone(), snapshot.bytes);
+            file = Some(path);
         }
-        layers.read(Layer::Workspace, file.clone());
+        Err(cause) => {
+            layers.problems.push(ConfigError::Read {
+                path: path.clone(),
+                cause,
+            });
+            file = Some(path);
+        }
     }
-    layers.workspace = Some(Workspace { root, file, trust });
+    layers.workspace = Some(Workspace {
+        root,
+        file,
+        trust,
+        config_digest,
+    });
     layers
 }
 
 impl Layers {
-    /// Reads a layer's file; a missing one is simply not there.
+    /// Reads a layer's file above the workspace; a missing one is simply not there.
+    /// These are the user's and the organisation's own files: a symlink is followed
+    /// (dotfile managers link them), but the target must be a regular file.
     fn read(&mut self, layer: Layer, path: PathBuf) {
-        match fs::read(&path) {
-            Ok(bytes) => match super::error::utf8_text(&path, bytes) {
-                Ok(text) => self.files.push(LayerFile { layer, path, text }),
-                Err(d) => {
-                    self.problems.push(ConfigError::Invalid {
-                        diagnostics: vec![d],
-                    });
-                }
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        match crate::durable::read_file(&path, crate::durable::Links::Follow) {
+            Ok(Some(bytes)) => self.push(layer, path, bytes),
+            Ok(None) => {}
             Err(cause) => self.problems.push(ConfigError::Read { path, cause }),
+        }
+    }
+
+    /// Adds a file read once, as text.
+    fn push(&mut self, layer: Layer, path: PathBuf, bytes: Vec<u8>) {
+        match super::error::utf8_text(&path, bytes) {
+            Ok(text) => self.files.push(LayerFile { layer, path, text }),
+            Err(d) => {
+                self.problems.push(ConfigError::Invalid {
+                    diagnostics: vec![d],
+                });
+            }
         }
     }
 }
@@ -673,6 +705,7 @@ fn untrusted_reason(trust: &TrustState, file: &Path) -> String {
 mod tests {
     use super::*;
     use crate::config::ServerConfig;
+    use std::fs;
 
     struct Env {
         _dir: tempfile::TempDir,

@@ -59,7 +59,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
-use std::fs;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -414,13 +413,17 @@ fn definition_offset(
 
 /// Reads the lock file at `path`; `None` when it does not exist.
 pub fn read(path: &Path) -> Result<Option<LockFile>, LockError> {
-    read_text(path)?.map(|text| parse(path, &text)).transpose()
+    read_text(path)?
+        .map(|(text, _)| parse(path, &text))
+        .transpose()
 }
 
-fn read_text(path: &Path) -> Result<Option<String>, LockError> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+/// The text of the lock file at `path` and the digest of exactly those bytes, read
+/// once from a regular file (`durable::read_regular`); `None` when it does not exist.
+fn read_text(path: &Path) -> Result<Option<(String, String)>, LockError> {
+    let snapshot = match crate::trust::snapshot(path) {
+        Ok(Some(snapshot)) => snapshot,
+        Ok(None) => return Ok(None),
         Err(cause) => {
             return Err(LockError::Read {
                 path: path.to_path_buf(),
@@ -428,8 +431,8 @@ fn read_text(path: &Path) -> Result<Option<String>, LockError> {
             });
         }
     };
-    crate::config::error::utf8_text(path, bytes)
-        .map(Some)
+    crate::config::error::utf8_text(path, snapshot.bytes)
+        .map(|text| Some((text, snapshot.digest)))
         .map_err(|d| LockError::Invalid(corrupt(d)))
 }
 
@@ -591,24 +594,35 @@ pub fn update(path: &Path, f: impl FnOnce(&mut LockFile)) -> Result<LockFile, Lo
     update_then(path, f, |_| ()).map(|(lock, ())| lock)
 }
 
+/// What an update did, for whoever records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Written<'a> {
+    /// Whether the file was replaced.
+    pub changed: bool,
+    /// The digest of the bytes the update started from (`None`: no file).
+    pub before: Option<&'a str>,
+    /// The digest of the file's bytes now (`None`: no file).
+    pub after: Option<&'a str>,
+}
+
 /// [`update`], then `after(written)` while the file's lock is still held: a write
 /// mcp-warden makes to a workspace's lock is recorded in the trust store before any
 /// reader can see the file without it.
 pub fn update_then<T>(
     path: &Path,
     f: impl FnOnce(&mut LockFile),
-    after: impl FnOnce(bool) -> T,
+    after: impl FnOnce(Written<'_>) -> T,
 ) -> Result<(LockFile, T), LockError> {
     let _guard = guard(path)?;
     let current = read_text(path)?;
     let mut lock = match &current {
-        Some(text) => parse(path, text)?,
+        Some((text, _)) => parse(path, text)?,
         None => LockFile::default(),
     };
     f(&mut lock);
     let text = render(&lock);
     let unchanged = match &current {
-        Some(old) => *old == text,
+        Some((old, _)) => *old == text,
         None => lock.is_empty(),
     };
     if !unchanged {
@@ -619,21 +633,34 @@ pub fn update_then<T>(
             }
         })?;
     }
-    let after = after(!unchanged);
+    let before = current.as_ref().map(|(_, digest)| digest.as_str());
+    let written_digest = (!unchanged).then(|| crate::trust::digest(text.as_bytes()));
+    let after = after(Written {
+        changed: !unchanged,
+        before,
+        after: written_digest.as_deref().or(before),
+    });
     Ok((lock, after))
 }
 
-/// Reads the lock file at `path` (`None` when absent) under its lock, and runs `with`
-/// before releasing it, so a reader that also checks the trust store never sees a
+/// Reads the lock file at `path` once (`None` when absent) under its lock, and runs
+/// `with(digest)` on the digest of the bytes parsed before releasing it, so a reader
+/// that also checks the trust store judges exactly what it parsed and never sees a
 /// write whose trust record is still to come. Where the lock cannot be taken (a
-/// read-only directory), the file is read without it.
+/// read-only directory, a holder that does not let go), the file is read without it.
 pub fn read_then<T>(
     path: &Path,
-    with: impl FnOnce() -> T,
+    with: impl FnOnce(Option<&str>) -> T,
 ) -> Result<(Option<LockFile>, T), LockError> {
     let _guard = guard(path).ok();
-    let lock = read(path)?;
-    Ok((lock, with()))
+    let read = read_text(path)?;
+    let digest = read.as_ref().map(|(_, digest)| digest.as_str());
+    let judged = with(digest);
+    let lock = read
+        .as_ref()
+        .map(|(text, _)| parse(path, text))
+        .transpose()?;
+    Ok((lock, judged))
 }
 
 /// The exclusive lock on the sibling `.<name>.lck` of `path`.
@@ -665,6 +692,7 @@ fn split(path: &Path) -> Result<(&Path, &str), LockError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
         r.unwrap_or_else(|e| panic!("{e}"))

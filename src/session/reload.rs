@@ -1,16 +1,16 @@
 //! Live reload of the configuration (SPEC "Merging": `serve` watches these files). A
 //! task polls the files a session's configuration comes from (the managed policy, the
 //! user config, the workspace's `mcp-warden.toml`, and the trust store, since trust
-//! decides which servers start); when one changes it loads the configuration again
+//! decides which servers start), comparing their contents; when one changes it loads the configuration again
 //! off the session's thread and hands the result over. A valid change takes effect at
 //! once: the policy, the output filters and pinning settings are replaced, and when
 //! the servers changed they are restarted (the client hears `list_changed`). An
 //! invalid one is refused with its error, on stderr, in the log and to the client, and
 //! the previous configuration stays.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -25,12 +25,18 @@ const POLL: Duration = Duration::from_millis(500);
 /// A fresh load of the configuration, or why it failed.
 pub(super) type ConfigUpdate = Result<Effective, String>;
 
-type Stamp = Option<(u64, SystemTime, u64)>;
-
-async fn stamp(path: &Path) -> Stamp {
-    use std::os::unix::fs::MetadataExt;
-    let m = tokio::fs::metadata(path).await.ok()?;
-    Some((m.len(), m.modified().ok()?, m.ino()))
+/// The contents of the watched files, as digests: a rewrite that puts back the
+/// length, modification time and inode is still seen.
+async fn digests(files: &[PathBuf]) -> Option<Vec<Option<String>>> {
+    let files = files.to_vec();
+    tokio::task::spawn_blocking(move || {
+        files
+            .iter()
+            .map(|f| crate::trust::content_digest(f))
+            .collect()
+    })
+    .await
+    .ok()
 }
 
 /// Watches the configuration of the workspace at `root` (`None`: no workspace).
@@ -53,13 +59,10 @@ pub(super) fn watch(
             (None, Ok(cwd)) => WorkspaceChoice::Cwd(cwd),
             (None, Err(_)) => return,
         };
-        let mut last: Option<Vec<Stamp>> = None;
+        let mut last: Option<Vec<Option<String>>> = None;
         loop {
-            let mut now = Vec::with_capacity(files.len());
-            for f in &files {
-                now.push(stamp(f).await);
-            }
-            if last.as_ref().is_some_and(|l| *l != now) {
+            let now = digests(&files).await;
+            if last.is_some() && now.is_some() && last != now {
                 let (p, c) = (paths.clone(), choice.clone());
                 let loaded = tokio::task::spawn_blocking(move || config::load(&p, &c))
                     .await
@@ -69,7 +72,9 @@ pub(super) fn watch(
                     return;
                 }
             }
-            last = Some(now);
+            if now.is_some() {
+                last = now;
+            }
             tokio::time::sleep(POLL).await;
         }
     })
