@@ -29,7 +29,7 @@ pub struct WorkspaceLock {
 }
 
 /// Where the lock files of one invocation are.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockPlaces {
     /// The data dir's lock: user-level and managed servers.
     pub user: PathBuf,

@@ -61,6 +61,39 @@ type ScanKey = (String, usize, String);
 /// scanned in, and the findings.
 type Scanned = (Box<str>, u64, Vec<Finding>);
 
+/// What pinning reads from disk for a configuration: the lock files and the state of
+/// the servers' executables. Blocking to make; made off the session's thread on reload.
+#[derive(Debug)]
+pub(super) struct Readings {
+    places: LockPlaces,
+    locks: HashMap<PathBuf, LockState>,
+    replaced: BTreeMap<String, String>,
+    warning: Option<String>,
+}
+
+impl Readings {
+    /// Reads everything pinning needs for `effective` (blocking).
+    pub(super) fn read(paths: &Paths, effective: &Effective) -> Self {
+        let places = LockPlaces::new(paths, effective);
+        let mut warning = None;
+        let replaced = machine::replaced(paths, &effective.servers, |w| warning = Some(w));
+        let locks = places
+            .all()
+            .into_iter()
+            .map(|(path, root)| {
+                let state = read_lock(&path, root.as_ref(), paths);
+                (path, state)
+            })
+            .collect();
+        Self {
+            places,
+            locks,
+            replaced,
+            warning,
+        }
+    }
+}
+
 /// The pinning state of one session.
 #[derive(Debug)]
 pub(super) struct Pins {
@@ -92,28 +125,32 @@ impl Drop for Pins {
 
 impl Pins {
     /// Pinning for `workspace` (its lock counts when trusted). Reads the lock files:
-    /// once, at start-up or on a workspace switch, never per message.
+    /// once, at start-up or on a workspace switch, never per message. Blocking: a
+    /// reload prepares its [`Readings`] off the session's thread instead.
     pub(super) fn new(setup: PinningSetup, effective: &Effective) -> Self {
-        let places = LockPlaces::new(&setup.paths, effective);
-        let mut warning = None;
-        let replaced = machine::replaced(&setup.paths, &effective.servers, |w| warning = Some(w));
-        let mut pins = Self {
-            replaced,
+        let readings = Readings::read(&setup.paths, effective);
+        Self::from_readings(setup, readings)
+    }
+
+    /// Pinning from readings made beforehand (off the session's thread).
+    pub(super) fn from_readings(setup: PinningSetup, readings: Readings) -> Self {
+        Self {
+            replaced: readings.replaced,
             setup,
-            places,
-            locks: HashMap::new(),
+            places: readings.places,
+            locks: readings.locks,
             held: Default::default(),
             reported: HashSet::new(),
-            reports: warning.into_iter().collect(),
+            reports: readings.warning.into_iter().collect(),
             findings: HashMap::new(),
             writes: BTreeMap::new(),
             watcher: None,
-        };
-        for (path, root) in pins.places.all() {
-            let state = read_lock(&path, root.as_ref(), &pins.setup.paths);
-            pins.locks.insert(path, state);
         }
-        pins
+    }
+
+    /// Where this session's lock files are.
+    pub(super) fn places(&self) -> &LockPlaces {
+        &self.places
     }
 
     /// Starts watching the lock files; readings arrive on `tx`.
@@ -455,7 +492,7 @@ async fn watch(
             if last[i].as_ref() == Some(&now) {
                 continue;
             }
-            last[i] = Some(now);
+            last[i] = Some(now.clone());
             let (p, r, ps) = (path.clone(), root.clone(), paths.clone());
             let Ok(state) =
                 tokio::task::spawn_blocking(move || read_lock(&p, r.as_ref(), &ps)).await
@@ -468,6 +505,14 @@ async fn watch(
             };
             if tx.send(update).await.is_err() {
                 return;
+            }
+            // A reading counts as settled only when the files held still around it:
+            // else a flip during the read could leave in force a version no longer on
+            // disk, with nothing left to notice. Then the next poll reads again.
+            let (p, r, ps) = (path.clone(), root.clone(), paths.clone());
+            let after = tokio::task::spawn_blocking(move || digests(&p, r.as_ref(), &ps)).await;
+            if after.ok().as_ref() != Some(&now) {
+                last[i] = None;
             }
         }
         tokio::time::sleep(POLL).await;

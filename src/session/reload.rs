@@ -22,8 +22,9 @@ use crate::paths::Paths;
 /// How often the files are looked at.
 const POLL: Duration = Duration::from_millis(500);
 
-/// A fresh load of the configuration, or why it failed.
-pub(super) type ConfigUpdate = Result<Effective, String>;
+/// A fresh load of the configuration with what pinning reads for it (both made off
+/// the session's thread), or why it failed.
+pub(super) type ConfigUpdate = Result<(Effective, super::pins::Readings), String>;
 
 /// The contents of the watched files, as digests: a rewrite that puts back the
 /// length, modification time and inode is still seen.
@@ -61,19 +62,40 @@ pub(super) fn watch(
         };
         let mut last: Option<Vec<Option<String>>> = None;
         loop {
-            let now = digests(&files).await;
-            if last.is_some() && now.is_some() && last != now {
+            let Some(now) = digests(&files).await else {
+                tokio::time::sleep(POLL).await;
+                continue;
+            };
+            let changed = last.as_ref().is_some_and(|l| *l != now);
+            last = Some(now.clone());
+            if changed {
                 let (p, c) = (paths.clone(), choice.clone());
-                let loaded = tokio::task::spawn_blocking(move || config::load(&p, &c))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()));
+                let loaded = tokio::task::spawn_blocking(move || {
+                    let effective = config::load(&p, &c).map_err(|e| e.to_string())?;
+                    let readings = super::pins::Readings::read(&p, &effective);
+                    Ok((effective, readings))
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r);
+                let parsed = loaded
+                    .as_ref()
+                    .ok()
+                    .and_then(|(e, _)| e.workspace.as_ref())
+                    .map(|w| w.config_digest.clone());
                 if tx.send(loaded).await.is_err() {
                     return;
                 }
-            }
-            if now.is_some() {
-                last = now;
+                // The load counts as settled only when the files held still around it
+                // and it parsed the workspace file the watcher saw; otherwise a flip
+                // during the load could leave in force a version no longer on disk,
+                // with nothing left to notice. Then the next poll loads again.
+                let after = digests(&files).await;
+                let saw_parsed =
+                    root.is_none() || parsed.is_none_or(|d| d == now.last().cloned().flatten());
+                if after.as_ref() != Some(&now) || !saw_parsed {
+                    last = Some(Vec::new());
+                }
             }
             tokio::time::sleep(POLL).await;
         }
@@ -96,8 +118,8 @@ impl Session {
 
     /// A configuration file changed.
     pub(super) fn on_config_update(&mut self, update: ConfigUpdate) {
-        let effective = match update {
-            Ok(effective) => effective,
+        let (effective, readings) = match update {
+            Ok(loaded) => loaded,
             Err(e) => {
                 let text = format!(
                     "the changed configuration is invalid; the previous one stays in force:\n{e}"
@@ -109,9 +131,13 @@ impl Session {
         let pinning_changed = effective.pinning != self.config.pinning.settings;
         self.policy = Arc::new(effective.policy.clone());
         self.chain.reconfigure(&effective.policy.settings);
-        if pinning_changed {
+        // New lock places (trust came or went, the workspace file's digest changed)
+        // need fresh pins as much as new settings do: a lock reading counts only
+        // against the configuration digest it was made for.
+        let places = crate::pinning::files::LockPlaces::new(&self.config.pinning.paths, &effective);
+        if pinning_changed || places != *self.pins.places() {
             self.config.pinning.settings = effective.pinning;
-            self.pins = super::pins::Pins::new(self.config.pinning.clone(), &effective);
+            self.pins = super::pins::Pins::from_readings(self.config.pinning.clone(), readings);
             self.pins.watch(self.pin_tx.clone());
         }
         let summary = if servers_changed {

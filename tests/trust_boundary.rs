@@ -1,0 +1,211 @@
+//! The trust boundary (issue 14, SPEC "Reading the files"): what is hashed is what is
+//! parsed, a file swapped for a FIFO or flipped in a tight loop never lends its trust
+//! to another version, and a lock another process holds never freezes `serve`.
+
+// Tests fail by panicking, so unwrap is the clearest way to say "this must hold".
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{Env, path_str, test_server_table};
+
+/// How long the flipping thread runs while `serve` reloads.
+const FLIP_FOR: Duration = Duration::from_secs(6);
+
+/// `mcp-warden trust`, which must succeed.
+fn trust(env: &Env) {
+    let out = env.run(&["trust"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Puts `bytes` at `path` in one step (a rename), as an attacker racing a reader would.
+fn swap_in(path: &Path, bytes: &[u8], n: usize) {
+    let tmp = path.with_extension(format!("flip{n}"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Puts a FIFO at `path`: a reader that opens it blocking would hang.
+fn swap_in_fifo(path: &Path, n: usize) {
+    let tmp = path.with_extension(format!("fifo{n}"));
+    nix::unistd::mkfifo(&tmp, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Flips `path` between `good`, `bad` and a FIFO until `stop`; returns the number of
+/// flips. `path` holds `good` when it returns.
+fn flipper(
+    path: PathBuf,
+    good: Vec<u8>,
+    bad: Vec<u8>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            n += 1;
+            swap_in(&path, &bad, n);
+            if n % 7 == 0 {
+                swap_in_fifo(&path, n);
+            }
+            swap_in(&path, &good, n);
+        }
+        n
+    })
+}
+
+/// `serve` answers a ping within `wait`.
+fn answers_within(serve: &mut support::Serve, id: i64, wait: Duration) -> bool {
+    serve.send(&json!({"jsonrpc": "2.0", "id": id, "method": "ping"}));
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        let Some(line) = serve.recv_line_within(Duration::from_millis(200)) else {
+            continue;
+        };
+        let msg: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if msg["id"] == json!(id) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The race of issue 14 item 1: the workspace file flips between the trusted version
+/// and a hostile one (and a FIFO) while `serve` reloads; the hostile version, whose
+/// server leaves a marker when it starts, is never loaded as trusted, and the FIFO
+/// never blocks `serve`.
+#[test]
+fn a_workspace_file_flipped_in_a_tight_loop_never_loads_the_bad_version_as_trusted() {
+    let env = Env::new();
+    env.user_config("");
+    let marker = env.workspace.join(".hostile-started");
+    let good = test_server_table("good", &[]);
+    let bad = test_server_table("good", &["--marker", &path_str(&marker)]);
+    env.workspace_config(&good);
+    trust(&env);
+
+    let mut serve = env.serve();
+    serve.initialize();
+    assert!(serve.tool_names(1).contains(&"good__echo".to_owned()));
+
+    let file = env.workspace.join("mcp-warden.toml");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flips = flipper(
+        file.clone(),
+        good.clone().into_bytes(),
+        bad.into_bytes(),
+        Arc::clone(&stop),
+    );
+    // While it flips, `serve` keeps answering: no reading of the FIFO blocks it.
+    let started = Instant::now();
+    let mut id = 100;
+    while started.elapsed() < FLIP_FOR {
+        id += 1;
+        assert!(
+            answers_within(&mut serve, id, Duration::from_secs(10)),
+            "serve stopped answering while the file flipped; stderr:\n{}",
+            serve.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let flips = flips.join().unwrap();
+    assert!(flips > 100, "only {flips} flips");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), good);
+
+    // Settled on the trusted version: its server serves again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        id += 1;
+        if serve.tool_names(id).contains(&"good__echo".to_owned()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the trusted version never came back; stderr:\n{}",
+            serve.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let stderr = serve.stderr();
+    assert!(
+        stderr.contains("the configuration changed"),
+        "serve never reloaded:\n{stderr}"
+    );
+    assert!(
+        !marker.exists(),
+        "the hostile version was loaded as trusted; stderr:\n{stderr}"
+    );
+    let (status, _) = serve.close();
+    assert!(status.success());
+}
+
+/// The exploit of issue 14 item 1, made deterministic: the lock is a FIFO, so the
+/// attacker sees when `serve` reads it, and between the digests and the parse swaps
+/// the trusted `mcp-warden.toml` for a hostile one, then feeds the FIFO the trusted
+/// lock bytes. Read once, the FIFO is refused at once (no blocking), the workspace is
+/// not trusted, and the hostile server never starts.
+#[test]
+fn a_fifo_lock_cannot_time_a_swap_of_the_config_between_digest_and_parse() {
+    let env = Env::new();
+    env.user_config("");
+    let marker = env.workspace.join(".hostile-started");
+    let good = test_server_table("good", &[]);
+    let bad = test_server_table("good", &["--marker", &path_str(&marker)]);
+    env.workspace_config(&good);
+    let lock = env.workspace.join("mcp-warden.lock");
+    let lock_bytes = b"# whatever the trusted lock held\n".to_vec();
+    std::fs::write(&lock, &lock_bytes).unwrap();
+    trust(&env);
+    std::fs::remove_file(&lock).unwrap();
+    swap_in_fifo(&lock, 0);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (file, stop2) = (env.workspace.join("mcp-warden.toml"), Arc::clone(&stop));
+    let (lock2, bad2) = (lock.clone(), bad.into_bytes());
+    let attacker = std::thread::spawn(move || {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut fed = 0;
+        while !stop2.load(Ordering::Relaxed) {
+            // Opening for writing succeeds only while a reader has the FIFO open.
+            let Ok(mut fifo) = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::libc::O_NONBLOCK)
+                .open(&lock2)
+            else {
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
+            };
+            swap_in(&file, &bad2, fed);
+            let _ = fifo.write_all(&lock_bytes);
+            fed += 1;
+        }
+        fed
+    });
+
+    let mut serve = env.serve();
+    serve.initialize();
+    let names = serve.tool_names(1);
+    serve.request(json!(2), "ping", json!({}));
+    stop.store(true, Ordering::Relaxed);
+    let fed = attacker.join().unwrap();
+    let (status, stderr) = serve.close();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        !marker.exists(),
+        "the hostile config was loaded as trusted (the FIFO was fed {fed} times); tools {names:?}\n{stderr}"
+    );
+    assert!(names.is_empty(), "{names:?}");
+    assert!(stderr.contains("no longer trusted"), "{stderr}");
+}
