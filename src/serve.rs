@@ -189,6 +189,7 @@ fn notices_of(effective: &Effective) -> Vec<String> {
             TrustState::Trusted | TrustState::NotTrusted => {}
         }
     }
+    out.extend(effective.notes.iter().cloned());
     for skipped in &effective.skipped {
         out.push(format!(
             "server `{}` is not started: {}",

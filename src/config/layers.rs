@@ -16,9 +16,10 @@
 //! every layer keeps its own rules and default, and a call must pass each layer
 //! ([`build_policy`]).
 //!
-//! An invalid file in any layer fails the whole load, including an untrusted
-//! workspace's: its policy will be able to tighten the user's, so ignoring a broken one
-//! would fail open.
+//! An invalid file in the managed or user layer, or in a trusted workspace, fails the
+//! whole load. An untrusted workspace's broken file is left out instead (SPEC "Reading
+//! the files"): its policy could only have tightened the user's, and a cloned
+//! repository must not be able to take every server down; the client is told.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -44,12 +45,15 @@ use crate::policy::{
 /// - `Roots`: the first root that holds an `mcp-warden.toml` or lies below a directory
 ///   that does (walking up as for the current directory); none: the `Cwd` rule.
 /// - `Cwd(dir)`: `dir` or the nearest parent that holds an `mcp-warden.toml`, walking up
-///   to `home` (inclusive) or, outside `home`, to `/`.
+///   to (not including) `home` or, outside `home`, to `/`. The home directory is never
+///   a workspace: a stray `~/mcp-warden.toml` would otherwise become the workspace of
+///   every project without its own, and `fs_write` the whole home.
 ///
 /// `None`: no workspace; user-level servers and policy only.
 #[must_use]
 pub fn discover_workspace(choice: &WorkspaceChoice, home: &Path) -> Option<PathBuf> {
     match choice {
+        WorkspaceChoice::Flag(dir) if is_home(dir, home) => None,
         WorkspaceChoice::Flag(dir) => Some(dir.clone()),
         WorkspaceChoice::Roots { roots, cwd } => roots
             .iter()
@@ -59,36 +63,77 @@ pub fn discover_workspace(choice: &WorkspaceChoice, home: &Path) -> Option<PathB
     }
 }
 
-/// The nearest of `start` and its parents that holds a workspace file, stopping after
-/// `home` so that a stray `~/../mcp-warden.toml` never applies to the user's projects.
+/// The nearest of `start` and its parents that holds a workspace file, stopping at
+/// `home` (never itself a workspace) so that neither `~/mcp-warden.toml` nor
+/// `~/../mcp-warden.toml` ever applies to the user's projects.
 fn find_upwards(start: &Path, home: &Path) -> Option<PathBuf> {
     let start = start.canonicalize().unwrap_or_else(|_| start.to_path_buf());
     let home = home.canonicalize().unwrap_or_else(|_| home.to_path_buf());
     for dir in start.ancestors() {
-        if paths::workspace_file(dir).is_file() {
-            return Some(dir.to_path_buf());
-        }
         if dir == home {
             break;
+        }
+        if paths::workspace_file(dir).is_file() {
+            return Some(dir.to_path_buf());
         }
     }
     None
 }
 
+/// Whether `dir` is the home directory, which is never a workspace.
+#[must_use]
+pub fn is_home(dir: &Path, home: &Path) -> bool {
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    canonical(dir) == canonical(home)
+}
+
 /// Reads, validates and merges every layer. Variables that have no value here skip
 /// their server (see [`Effective::skipped`]); anything else wrong is an error.
+///
+/// A workspace file that is not trusted and does not read or validate never stops the
+/// load (SPEC "Reading the files"): the workspace layer is left out, the managed and
+/// user layers stand, and [`Effective::notes`] says why. Anything else broken, in any
+/// layer, is an error.
 pub fn load(paths: &Paths, choice: &WorkspaceChoice) -> Result<Effective, ConfigError> {
-    let layers = gather(paths, choice);
+    let mut layers = gather(paths, choice);
+    let untrusted_file = layers
+        .workspace
+        .as_ref()
+        .filter(|w| !w.trust.is_trusted())
+        .and_then(|w| w.file.clone());
+    let mut analysis = analyse(paths, layers.workspace.clone(), &layers.files, false);
+    if let Some(file) = untrusted_file
+        && (!layers.problems.is_empty() || !analysis.errors.is_empty())
+        && layers.problems.iter().all(|p| is_about(p, &file))
+        && analysis.errors.iter().all(|d| d.path == file)
+    {
+        layers.files.retain(|f| f.layer != Layer::Workspace);
+        layers.problems.clear();
+        analysis = analyse(paths, layers.workspace, &layers.files, false);
+        analysis.effective.notes.push(format!(
+            "the untrusted workspace file `{}` is not valid, so it is left out (its policy \
+             and servers do not apply); run `mcp-warden check` to see why",
+            file.display()
+        ));
+    }
     if let Some(problem) = layers.problems.into_iter().next() {
         return Err(problem);
     }
-    let analysis = analyse(paths, layers.workspace, &layers.files, false);
     if analysis.errors.is_empty() {
         Ok(analysis.effective)
     } else {
         Err(ConfigError::Invalid {
             diagnostics: analysis.errors,
         })
+    }
+}
+
+/// Whether `problem` is about `file` alone.
+fn is_about(problem: &ConfigError, file: &Path) -> bool {
+    match problem {
+        ConfigError::Invalid { diagnostics } => diagnostics.iter().all(|d| d.path == file),
+        ConfigError::Read { path, .. } => path == file,
+        _ => false,
     }
 }
 
@@ -130,6 +175,21 @@ pub fn check(paths: &Paths, choice: &WorkspaceChoice) -> Report {
     let analysis = analyse(paths, layers.workspace.clone(), &layers.files, true);
     errors.extend(analysis.errors);
     errors.extend(analysis.unresolved);
+    let mut findings = analysis.findings;
+    let stray = paths::workspace_file(&paths.home);
+    if stray.is_file() {
+        findings.push(
+            Diagnostic::file(
+                &stray,
+                Severity::Warning,
+                "ignored: the home directory is never a workspace".to_owned(),
+            )
+            .with_hint(
+                "move it into a project directory, or put settings for every workspace in \
+                 the user config",
+            ),
+        );
+    }
     Report {
         files: layers
             .files
@@ -138,7 +198,7 @@ pub fn check(paths: &Paths, choice: &WorkspaceChoice) -> Report {
             .collect(),
         workspace: layers.workspace,
         errors,
-        findings: analysis.findings,
+        findings,
         effective: analysis.effective,
     }
 }
@@ -338,6 +398,7 @@ fn analyse(
             files: files.iter().map(|f| f.path.clone()).collect(),
             pinning,
             policy: built.policy,
+            notes: Vec::new(),
         },
         errors,
         unresolved,
@@ -782,7 +843,7 @@ mod tests {
     }
 
     #[test]
-    fn cwd_walk_stops_at_home_inclusive() {
+    fn cwd_walk_stops_at_home_which_is_never_a_workspace() {
         let env = Env::new();
         // A file above home never applies to directories below it.
         Env::write(&env.base.join("mcp-warden.toml"), "");
@@ -791,11 +852,29 @@ mod tests {
             discover_workspace(&WorkspaceChoice::Cwd(deep.clone()), &env.paths.home),
             None
         );
-        // Home itself is still looked at.
+        // Nor does a stray one in home itself, found by walking or named by the flag.
         Env::write(&env.paths.home.join("mcp-warden.toml"), "");
         assert_eq!(
             discover_workspace(&WorkspaceChoice::Cwd(deep), &env.paths.home),
-            Some(env.paths.home.clone())
+            None
+        );
+        let home = env.paths.home.clone();
+        assert_eq!(
+            discover_workspace(&WorkspaceChoice::Cwd(home.clone()), &env.paths.home),
+            None
+        );
+        assert_eq!(
+            discover_workspace(&WorkspaceChoice::Flag(home), &env.paths.home),
+            None
+        );
+        let report = check(&env.paths, &WorkspaceChoice::Cwd(env.dir("home/proj")));
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|d| d.message.contains("home directory is never a workspace")),
+            "{:?}",
+            report.findings
         );
     }
 
@@ -1006,21 +1085,40 @@ mod tests {
     }
 
     #[test]
-    fn an_invalid_untrusted_workspace_still_fails_the_load() {
+    fn an_invalid_untrusted_workspace_is_left_out_and_the_rest_loads() {
         let env = Env::new();
+        Env::write(
+            &env.paths.user_config(),
+            "[servers.mine]\ncommand = \"mine\"\n",
+        );
         let root = env.workspace(
             "home/p",
             "[[policy.rules]]\nid = \"r\"\ntools = [\"*\"]\nwhen = { arg = \"q\", matches = \"(\" }\naction = \"deny\"\n",
         );
-        let err = env
-            .load(&root)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let effective = env.load(&root).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = effective.servers.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["mine"]);
         assert!(
-            err.contains("mcp-warden.toml:4:32: error: invalid regex in `matches`: unclosed group"),
-            "{err}"
+            effective
+                .notes
+                .iter()
+                .any(|n| n.contains("is not valid, so it is left out")),
+            "{:?}",
+            effective.notes
         );
+        // `check` still reports the error with its position.
+        let report = check(&env.paths, &WorkspaceChoice::Flag(root.clone()));
+        let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("mcp-warden.toml:4:32: error: invalid regex")),
+            "{errors:?}"
+        );
+        // Trusted, the same file is an error: a trusted workspace never loses its
+        // layer silently (a reload keeps the previous state instead).
+        crate::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
+        assert!(env.load(&root).is_err());
     }
 
     #[test]

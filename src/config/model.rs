@@ -250,4 +250,7 @@ pub struct Effective {
     /// rules (managed → user → workspace) and the merged settings (see
     /// [`super::layers::build_policy`]).
     pub policy: crate::policy::PolicySet,
+    /// What the load left out, and why, for the person and the client (a broken
+    /// untrusted workspace file).
+    pub notes: Vec<String>,
 }

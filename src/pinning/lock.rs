@@ -278,6 +278,15 @@ struct RawPin {
 pub fn parse(path: &Path, text: &str) -> Result<LockFile, LockError> {
     let source = Source::new(path, text);
     let invalid = |d: Diagnostic| LockError::Invalid(corrupt(d));
+    // Merge-conflict markers are refused wherever they are, inside a definition's
+    // multi-line string too, where TOML alone would take them as text.
+    if let Some(offset) = conflict_marker(text) {
+        return Err(LockError::Invalid(
+            source
+                .error(&(offset..offset + 7), "merge conflict marker")
+                .with_hint("resolve the conflict, then run `mcp-warden pins` to review the result"),
+        ));
+    }
     let raw: RawLock = toml::from_str(text).map_err(|e| invalid(source.toml_error(&e, None)))?;
     if *raw.version.get_ref() != VERSION {
         let message = format!("unsupported lock file version `{}`", raw.version.get_ref());
@@ -358,6 +367,23 @@ pub fn parse(path: &Path, text: &str) -> Result<LockFile, LockError> {
 
 /// Adds the "never replaced" hint, unless the diagnostic already has a more specific one
 /// (such as a "did you mean").
+/// The offset of the first line that starts with a merge-conflict marker.
+fn conflict_marker(text: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        let marker = ["<<<<<<<", ">>>>>>>", "|||||||"]
+            .iter()
+            .any(|m| bare.starts_with(m))
+            || bare == "=======";
+        if marker {
+            return Some(offset);
+        }
+        offset += line.len();
+    }
+    None
+}
+
 fn corrupt(d: Diagnostic) -> Diagnostic {
     if d.hint.is_some() {
         return d;
@@ -854,6 +880,19 @@ mod tests {
         // A merge conflict.
         let text = render(&sample()).replacen("[[pins]]", "<<<<<<< HEAD\n[[pins]]", 1);
         assert!(parse_error(&text).contains("/w/mcp-warden.lock:"));
+    }
+
+    #[test]
+    fn merge_conflict_markers_are_refused_even_inside_a_definition() {
+        let text = render(&sample());
+        let at = text.find("'''\n").map(|i| i + 4).unwrap_or_default();
+        let conflicted = format!(
+            "{}<<<<<<< ours\n=======\n>>>>>>> theirs\n{}",
+            &text[..at],
+            &text[at..]
+        );
+        let err = parse_error(&conflicted);
+        assert!(err.contains("merge conflict marker"), "{err}");
     }
 
     #[test]

@@ -153,6 +153,9 @@ impl Session {
             self.announce = [true; 3];
         }
         self.tell(summary, "info");
+        for note in self.config.effective.notes.clone() {
+            self.tell(&note, "warning");
+        }
         self.after_state_change();
     }
 
