@@ -209,3 +209,147 @@ fn a_fifo_lock_cannot_time_a_swap_of_the_config_between_digest_and_parse() {
     assert!(names.is_empty(), "{names:?}");
     assert!(stderr.contains("no longer trusted"), "{stderr}");
 }
+
+/// Client-side log messages seen so far.
+fn messages(serve: &support::Serve) -> String {
+    serve
+        .seen
+        .iter()
+        .filter(|m| m["method"] == "notifications/message")
+        .map(serde_json::Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Issue 14 item 3: a syntactically broken, untrusted `mcp-warden.toml` in the
+/// client's directory no longer takes every server down: the workspace layer is left
+/// out, the user's servers serve, and the client is told why.
+#[test]
+fn a_broken_untrusted_workspace_file_is_left_out_and_the_rest_serves() {
+    let env = Env::new();
+    env.user_config(&test_server_table("mine", &[]));
+    env.workspace_config("[servers.x\ncommand = \"evil\"\n");
+    let mut serve = env.serve();
+    serve.initialize();
+    let names = serve.tool_names(1);
+    serve.request(json!(2), "ping", json!({}));
+    assert!(names.contains(&"mine__echo".to_owned()), "{names:?}");
+    let said = messages(&serve);
+    let (status, stderr) = serve.close();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("is not valid, so it is left out"),
+        "{stderr}"
+    );
+    assert!(said.contains("is not valid, so it is left out"), "{said}");
+    // `check` still reports it, with its position.
+    let out = env.run(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("mcp-warden.toml:1:"), "{text}");
+}
+
+/// Issue 14 item 3: a stray `~/mcp-warden.toml` does not make the home directory the
+/// workspace of every project without its own file; `check` says it is ignored.
+#[test]
+fn the_home_directory_is_never_a_workspace() {
+    let env = Env::new();
+    env.user_config("");
+    let marker = env.home.join(".home-server-started");
+    std::fs::write(
+        env.home.join("mcp-warden.toml"),
+        test_server_table("stray", &["--marker", &path_str(&marker)]),
+    )
+    .unwrap();
+    // Not even trusting it from home helps.
+    let trusted = env
+        .command(&["trust"])
+        .current_dir(&env.home)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!trusted.status.success());
+    let mut serve = env.serve();
+    serve.initialize();
+    assert!(serve.tool_names(1).is_empty());
+    let (status, stderr) = serve.close();
+    assert!(status.success(), "{stderr}");
+    assert!(!marker.exists());
+    let out = env.run(&["check"]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ignored: the home directory is never a workspace"),
+        "{text}"
+    );
+}
+
+/// Issue 14 item 3: a lock file with merge-conflict markers is an error, not read.
+#[test]
+fn a_lock_with_merge_conflict_markers_is_an_error() {
+    let env = Env::new();
+    env.user_config_exact(&test_server_table("mine", &[]));
+    let data = env.warden_home.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("mcp-warden.lock"),
+        "version = 1\n<<<<<<< ours\n=======\n>>>>>>> theirs\n",
+    )
+    .unwrap();
+    let out = env.run(&["pins"]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("merge conflict marker"), "{text}");
+}
+
+/// Issue 14 item 1 (and issue 17's `.lck` bullet): a `flock` another process holds on
+/// `.mcp-warden.lock.lck` never freezes `serve`: it answers at once, lists what it
+/// can, and a pin it cannot write is given up after a bounded wait.
+#[test]
+fn a_lock_file_lock_held_by_another_process_never_freezes_serve() {
+    let env = Env::new();
+    env.user_config_exact(&format!(
+        "{}\n[pinning]\nmode = \"tofu\"\n",
+        test_server_table("mine", &[])
+    ));
+    let data = env.warden_home.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let lck = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data.join(".mcp-warden.lock.lck"))
+        .unwrap();
+    let held = nix::fcntl::Flock::lock(lck, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    let started = Instant::now();
+    let mut serve = env.serve();
+    serve.initialize();
+    let names = serve.tool_names(1);
+    assert!(names.contains(&"mine__echo".to_owned()), "{names:?}");
+    serve.request(json!(2), "ping", json!({}));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "serve waited for the lock: {:?}",
+        started.elapsed()
+    );
+    let (status, stderr) = serve.close();
+    assert!(status.success(), "{stderr}");
+    drop(held);
+}
+
+/// A `.lck` that is a symlink is never followed: the lock is not taken through it.
+#[test]
+fn a_symlinked_lck_is_not_followed() {
+    let env = Env::new();
+    env.user_config_exact(&test_server_table("mine", &[]));
+    let data = env.warden_home.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let target = env.dir.path().join("planted");
+    std::os::unix::fs::symlink(&target, data.join(".mcp-warden.lock.lck")).unwrap();
+    let out = env.run(&["pin", "--yes"]);
+    assert!(!target.exists(), "the lock followed the symlink");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains(".mcp-warden.lock.lck"), "{text}");
+}

@@ -678,7 +678,7 @@ pub fn read_then<T>(
     path: &Path,
     with: impl FnOnce(Option<&str>) -> T,
 ) -> Result<(Option<LockFile>, T), LockError> {
-    let _guard = guard(path).ok();
+    let _guard = guard_within(path, READ_LOCK_WAIT).ok();
     let read = read_text(path)?;
     let digest = read.as_ref().map(|(_, digest)| digest.as_str());
     let judged = with(digest);
@@ -689,13 +689,29 @@ pub fn read_then<T>(
     Ok((lock, judged))
 }
 
-/// The exclusive lock on the sibling `.<name>.lck` of `path`.
+/// How long a reader waits for a writer's lock before reading without it. A reader
+/// that reads mid-write at worst sees a lock whose trust record is still to come: not
+/// trusted (fail closed) until the watcher sees the record land and reads again. So a
+/// reader need not wait long, and a lock another process keeps never stalls `serve`.
+const READ_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The exclusive lock on the sibling `.<name>.lck` of `path`, waited for at most
+/// `durable::LOCK_WAIT`.
 fn guard(path: &Path) -> Result<crate::durable::ExclusiveLock, LockError> {
+    guard_within(path, crate::durable::LOCK_WAIT)
+}
+
+fn guard_within(
+    path: &Path,
+    wait: std::time::Duration,
+) -> Result<crate::durable::ExclusiveLock, LockError> {
     let (dir, name) = split(path)?;
     let lock_path = dir.join(format!(".{name}.lck"));
-    crate::durable::lock_exclusive(&lock_path, FILE_MODE).map_err(|cause| LockError::Write {
-        path: lock_path.clone(),
-        cause,
+    crate::durable::lock_exclusive_within(&lock_path, FILE_MODE, wait).map_err(|cause| {
+        LockError::Write {
+            path: lock_path.clone(),
+            cause,
+        }
     })
 }
 
