@@ -353,3 +353,52 @@ fn a_symlinked_lck_is_not_followed() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains(".mcp-warden.lock.lck"), "{text}");
 }
+
+/// Issue 14 item 4: a flagged tool is pinned only when named or with
+/// `--accept-findings`; never by `--yes`, `--all` or the server's name alone.
+#[test]
+fn flagged_tools_are_pinned_only_when_named_or_with_accept_findings() {
+    let env = Env::new();
+    env.user_config_exact(&support::example_table(
+        "p",
+        "poisoned_server",
+        &["--invisible"],
+    ));
+    let lock = env.warden_home.join("data").join("mcp-warden.lock");
+    let read_lock = || std::fs::read_to_string(&lock).unwrap_or_default();
+    for args in [
+        &["pin", "--yes"][..],
+        &["pin", "--all", "--yes"],
+        &["pin", "p", "--yes"],
+    ] {
+        let out = env.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            err.contains("`p__add` is not pinned: pinning it would accept its scan findings"),
+            "{args:?}: {err}"
+        );
+        let text = read_lock();
+        assert!(
+            !text.contains("p__add") && !text.contains("p__subtract"),
+            "{args:?}: {text}"
+        );
+        assert!(text.contains("p__multiply"), "{args:?}: {text}");
+    }
+    // Named: pinned, its findings accepted.
+    let out = env.run(&["pin", "p__add"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(read_lock().contains("p__add"));
+    assert!(!read_lock().contains("p__subtract"));
+    // Or all at once, deliberately.
+    let out = env.run(&["pin", "--yes", "--accept-findings"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(read_lock().contains("p__subtract"));
+}
