@@ -32,7 +32,7 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
     let cwd = std::env::current_dir()?;
     let fixed = workspace.is_some();
     let choice = workspace.map_or_else(|| WorkspaceChoice::Cwd(cwd.clone()), WorkspaceChoice::Flag);
-    let effective = match config::load(paths, &choice) {
+    let effective = match config::load_serving(paths, &choice) {
         Ok(effective) => effective,
         Err(e) => {
             output::diag(&e.to_string());
@@ -53,7 +53,7 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
                 roots,
                 cwd: cwd.clone(),
             };
-            match config::load(&paths, &choice) {
+            match config::load_serving(&paths, &choice) {
                 Ok(effective) => {
                     for notice in notices_of(&effective) {
                         output::diag(&format!("mcp-warden: {notice}"));

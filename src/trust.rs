@@ -232,28 +232,96 @@ pub fn state(paths: &Paths, root: &Path) -> TrustState {
         .unwrap_or(TrustState::NotTrusted)
 }
 
-/// Trusts the workspace at `root` at its current digests. Returns the canonical root
-/// and what was recorded.
-pub fn trust(paths: &Paths, root: &Path) -> Result<(PathBuf, TrustRecord), TrustError> {
+/// What trusting a workspace approves, each file read once: what `mcp-warden trust`
+/// shows is what [`approve`] records (SPEC "Commands": a review screen shows exactly
+/// what will be approved).
+#[derive(Debug, Clone)]
+pub struct Review {
+    /// The canonical workspace root.
+    pub root: PathBuf,
+    pub config: Snapshot,
+    /// `None` when there is no lock file.
+    pub lock: Option<Snapshot>,
+    /// What was trusted before, if anything.
+    pub previous: Option<TrustRecord>,
+}
+
+/// Reads what trusting the workspace at `root` would approve.
+pub fn review(paths: &Paths, root: &Path) -> Result<Review, TrustError> {
     let root = canonical(root)?;
-    let key = key(&root)?;
-    if !paths::workspace_file(&root).is_file() {
-        return Err(TrustError::NoWorkspaceFile { root });
-    }
-    let _guard = lock_store(paths)?;
-    let digests = current_digests(&root)?;
-    let config = digests
-        .config
+    key(&root)?;
+    let read = |path: PathBuf| snapshot(&path).map_err(|cause| TrustError::Read { path, cause });
+    let config = read(paths::workspace_file(&root))?
         .ok_or_else(|| TrustError::NoWorkspaceFile { root: root.clone() })?;
-    let record = TrustRecord {
+    let lock = read(root.join(paths::LOCK_FILE))?;
+    let previous = read_store(paths)?.workspaces.remove(key(&root)?);
+    Ok(Review {
+        root,
         config,
-        lock: digests.lock,
+        lock,
+        previous,
+    })
+}
+
+/// Trusts the reviewed workspace at the digests of the bytes reviewed (a file changed
+/// since then is therefore not trusted), and keeps a private copy of those bytes so
+/// the next review can show what changed.
+pub fn approve(paths: &Paths, review: &Review) -> Result<TrustRecord, TrustError> {
+    let key = key(&review.root)?;
+    let _guard = lock_store(paths)?;
+    for snapshot in std::iter::once(&review.config).chain(&review.lock) {
+        keep_copy(paths, snapshot)?;
+    }
+    let record = TrustRecord {
+        config: review.config.digest.clone(),
+        lock: review.lock.as_ref().map(|l| l.digest.clone()),
         trusted_at: now_rfc3339(),
     };
     let mut store = read_store(paths)?;
     store.workspaces.insert(key.to_owned(), record.clone());
     write_store(paths, &store)?;
-    Ok((root, record))
+    Ok(record)
+}
+
+/// Trusts the workspace at `root` at its current digests, without showing anything.
+/// Returns the canonical root and what was recorded.
+pub fn trust(paths: &Paths, root: &Path) -> Result<(PathBuf, TrustRecord), TrustError> {
+    let review = review(paths, root)?;
+    let record = approve(paths, &review)?;
+    Ok((review.root, record))
+}
+
+/// Where the copy of trusted bytes with `digest` is kept: content-addressed, in the
+/// data dir (private: a workspace file may be private too).
+fn copy_path(paths: &Paths, digest: &str) -> Option<PathBuf> {
+    let hex = digest.strip_prefix(DIGEST_PREFIX)?;
+    is_digest(digest).then(|| paths.data_dir.join("trusted").join(hex))
+}
+
+fn keep_copy(paths: &Paths, snapshot: &Snapshot) -> Result<(), TrustError> {
+    let Some(path) = copy_path(paths, &snapshot.digest) else {
+        return Ok(());
+    };
+    if path.is_file() {
+        return Ok(());
+    }
+    let dir = paths.data_dir.join("trusted");
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(&dir)
+        .and_then(|()| crate::durable::replace(&path, &snapshot.bytes, PRIVATE))
+        .map_err(|cause| TrustError::Write { path, cause })
+}
+
+/// The text trusted with `digest`, when a copy was kept and still matches it.
+#[must_use]
+pub fn trusted_text(paths: &Paths, digest: &str) -> Option<String> {
+    let bytes = crate::durable::read_regular(&copy_path(paths, digest)?).ok()??;
+    (self::digest(&bytes) == digest)
+        .then(|| String::from_utf8(bytes).ok())
+        .flatten()
 }
 
 /// Withdraws trust from the workspace at `root`; `false` when it was not trusted.

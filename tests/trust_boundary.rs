@@ -20,7 +20,7 @@ const FLIP_FOR: Duration = Duration::from_secs(6);
 
 /// `mcp-warden trust`, which must succeed.
 fn trust(env: &Env) {
-    let out = env.run(&["trust"]);
+    let out = env.run(&["trust", "--yes"]);
     assert!(
         out.status.success(),
         "{}",
@@ -264,7 +264,7 @@ fn the_home_directory_is_never_a_workspace() {
     .unwrap();
     // Not even trusting it from home helps.
     let trusted = env
-        .command(&["trust"])
+        .command(&["trust", "--yes"])
         .current_dir(&env.home)
         .stdin(std::process::Stdio::null())
         .output()
@@ -401,4 +401,59 @@ fn flagged_tools_are_pinned_only_when_named_or_with_accept_findings() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(read_lock().contains("p__subtract"));
+}
+
+/// Issue 14 item 4: `trust` shows what it approves (each server's full command, the
+/// lock's entries with accepted findings, the change since the last trust) and asks;
+/// without a terminal it needs `--yes`.
+#[test]
+fn trust_shows_what_it_approves_and_asks() {
+    let env = Env::new();
+    env.user_config("");
+    env.workspace_config(&support::example_table("p", "poisoned_server", &[]));
+    let out = env.run(&["trust"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("refusing to trust without confirmation"),
+        "{err}"
+    );
+    assert!(!env.warden_home.join("data").join("trust.toml").exists());
+
+    let out = env.run(&["trust", "--yes"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let program = path_str(&support::example("poisoned_server"));
+    assert!(text.contains(&format!("p: \"{program}\"")), "{text}");
+    assert!(text.contains("never trusted before"), "{text}");
+
+    // A flagged tool pinned by name: its accepted findings are shown at the next trust.
+    let pinned = env.run(&["pin", "p__add"]);
+    assert!(
+        pinned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pinned.stderr)
+    );
+    // An edit: shown as a diff since the last trust.
+    let file = env.workspace.join("mcp-warden.toml");
+    let edited = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("args = []", "args = [\"--extra\"]");
+    std::fs::write(&file, edited).unwrap();
+    let out = env.run(&["trust", "--yes"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains(&format!("p: \"{program}\" \"--extra\"")),
+        "{text}"
+    );
+    assert!(
+        text.contains("mcp-warden.toml: changed since the last trust:"),
+        "{text}"
+    );
+    assert!(text.contains("+args = [\"--extra\"]"), "{text}");
+    assert!(
+        text.contains("p__add accepts scan findings: hidden-instructions"),
+        "{text}"
+    );
 }

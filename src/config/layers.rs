@@ -89,12 +89,24 @@ pub fn is_home(dir: &Path, home: &Path) -> bool {
 
 /// Reads, validates and merges every layer. Variables that have no value here skip
 /// their server (see [`Effective::skipped`]); anything else wrong is an error.
-///
-/// A workspace file that is not trusted and does not read or validate never stops the
-/// load (SPEC "Reading the files"): the workspace layer is left out, the managed and
-/// user layers stand, and [`Effective::notes`] says why. Anything else broken, in any
-/// layer, is an error.
 pub fn load(paths: &Paths, choice: &WorkspaceChoice) -> Result<Effective, ConfigError> {
+    load_with(paths, choice, false)
+}
+
+/// [`load`] for `serve`: a workspace file that is not trusted and does not read or
+/// validate never stops it (SPEC "Reading the files"): the workspace layer is left
+/// out, the managed and user layers stand, and [`Effective::notes`] says why, for the
+/// client. Anything else broken, in any layer, is an error. The other commands use
+/// [`load`], which reports the broken file instead.
+pub fn load_serving(paths: &Paths, choice: &WorkspaceChoice) -> Result<Effective, ConfigError> {
+    load_with(paths, choice, true)
+}
+
+fn load_with(
+    paths: &Paths,
+    choice: &WorkspaceChoice,
+    leave_out_broken: bool,
+) -> Result<Effective, ConfigError> {
     let mut layers = gather(paths, choice);
     let untrusted_file = layers
         .workspace
@@ -102,7 +114,8 @@ pub fn load(paths: &Paths, choice: &WorkspaceChoice) -> Result<Effective, Config
         .filter(|w| !w.trust.is_trusted())
         .and_then(|w| w.file.clone());
     let mut analysis = analyse(paths, layers.workspace.clone(), &layers.files, false);
-    if let Some(file) = untrusted_file
+    if leave_out_broken
+        && let Some(file) = untrusted_file
         && (!layers.problems.is_empty() || !analysis.errors.is_empty())
         && layers.problems.iter().all(|p| is_about(p, &file))
         && analysis.errors.iter().all(|d| d.path == file)
@@ -1095,7 +1108,10 @@ mod tests {
             "home/p",
             "[[policy.rules]]\nid = \"r\"\ntools = [\"*\"]\nwhen = { arg = \"q\", matches = \"(\" }\naction = \"deny\"\n",
         );
-        let effective = env.load(&root).unwrap_or_else(|e| panic!("{e}"));
+        // Other commands report it.
+        assert!(env.load(&root).is_err());
+        let choice = WorkspaceChoice::Flag(root.clone());
+        let effective = load_serving(&env.paths, &choice).unwrap_or_else(|e| panic!("{e}"));
         let names: Vec<&str> = effective.servers.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["mine"]);
         assert!(
@@ -1118,7 +1134,7 @@ mod tests {
         // Trusted, the same file is an error: a trusted workspace never loses its
         // layer silently (a reload keeps the previous state instead).
         crate::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
-        assert!(env.load(&root).is_err());
+        assert!(load_serving(&env.paths, &choice).is_err());
     }
 
     #[test]

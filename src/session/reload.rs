@@ -71,7 +71,7 @@ pub(super) fn watch(
             if changed {
                 let (p, c) = (paths.clone(), choice.clone());
                 let loaded = tokio::task::spawn_blocking(move || {
-                    let effective = config::load(&p, &c).map_err(|e| e.to_string())?;
+                    let effective = config::load_serving(&p, &c).map_err(|e| e.to_string())?;
                     let readings = super::pins::Readings::read(&p, &effective);
                     Ok((effective, readings))
                 })
