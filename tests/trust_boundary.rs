@@ -28,6 +28,23 @@ fn trust(env: &Env) {
     );
 }
 
+/// The trusted workspace file (written) and a hostile version of it whose server
+/// leaves `marker` when it starts.
+struct Versions {
+    marker: PathBuf,
+    good: String,
+    bad: String,
+}
+
+fn versions(env: &Env) -> Versions {
+    env.user_config("");
+    let marker = env.workspace.join(".hostile-started");
+    let good = test_server_table("good", &[]);
+    let bad = test_server_table("good", &["--marker", &path_str(&marker)]);
+    env.workspace_config(&good);
+    Versions { marker, good, bad }
+}
+
 /// Puts `bytes` at `path` in one step (a rename), as an attacker racing a reader would.
 fn swap_in(path: &Path, bytes: &[u8], n: usize) {
     let tmp = path.with_extension(format!("flip{n}"));
@@ -87,11 +104,7 @@ fn answers_within(serve: &mut support::Serve, id: i64, wait: Duration) -> bool {
 #[test]
 fn a_workspace_file_flipped_in_a_tight_loop_never_loads_the_bad_version_as_trusted() {
     let env = Env::new();
-    env.user_config("");
-    let marker = env.workspace.join(".hostile-started");
-    let good = test_server_table("good", &[]);
-    let bad = test_server_table("good", &["--marker", &path_str(&marker)]);
-    env.workspace_config(&good);
+    let Versions { marker, good, bad } = versions(&env);
     trust(&env);
 
     let mut serve = env.serve();
@@ -158,11 +171,7 @@ fn a_workspace_file_flipped_in_a_tight_loop_never_loads_the_bad_version_as_trust
 #[test]
 fn a_fifo_lock_cannot_time_a_swap_of_the_config_between_digest_and_parse() {
     let env = Env::new();
-    env.user_config("");
-    let marker = env.workspace.join(".hostile-started");
-    let good = test_server_table("good", &[]);
-    let bad = test_server_table("good", &["--marker", &path_str(&marker)]);
-    env.workspace_config(&good);
+    let Versions { marker, bad, .. } = versions(&env);
     let lock = env.workspace.join("mcp-warden.lock");
     let lock_bytes = b"# whatever the trusted lock held\n".to_vec();
     std::fs::write(&lock, &lock_bytes).unwrap();
@@ -210,6 +219,11 @@ fn a_fifo_lock_cannot_time_a_swap_of_the_config_between_digest_and_parse() {
     assert!(stderr.contains("no longer trusted"), "{stderr}");
 }
 
+/// A command's stderr and stdout together.
+fn all_output(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout)
+}
+
 /// Client-side log messages seen so far.
 fn messages(serve: &support::Serve) -> String {
     serve
@@ -245,8 +259,7 @@ fn a_broken_untrusted_workspace_file_is_left_out_and_the_rest_serves() {
     // `check` still reports it, with its position.
     let out = env.run(&["check"]);
     assert_eq!(out.status.code(), Some(2));
-    let text =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let text = all_output(&out);
     assert!(text.contains("mcp-warden.toml:1:"), "{text}");
 }
 
@@ -277,8 +290,7 @@ fn the_home_directory_is_never_a_workspace() {
     assert!(status.success(), "{stderr}");
     assert!(!marker.exists());
     let out = env.run(&["check"]);
-    let text =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let text = all_output(&out);
     assert!(
         text.contains("ignored: the home directory is never a workspace"),
         "{text}"
@@ -298,8 +310,7 @@ fn a_lock_with_merge_conflict_markers_is_an_error() {
     )
     .unwrap();
     let out = env.run(&["pins"]);
-    let text =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let text = all_output(&out);
     assert!(text.contains("merge conflict marker"), "{text}");
 }
 

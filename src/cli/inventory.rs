@@ -10,7 +10,7 @@ use crate::config::{self, Effective, TrustState};
 use crate::output;
 use crate::paths::Paths;
 use crate::pinning::collect;
-use crate::pinning::files::{LockPlaces, LockState, read_lock};
+use crate::pinning::files::{LockPlaces, LockState};
 use crate::pinning::review::{self, ServerReview};
 use crate::upstream::Spawner;
 
@@ -46,14 +46,7 @@ pub fn take(
     };
     say_what_does_not_start(&effective);
     let places = LockPlaces::new(paths, &effective);
-    let locks: HashMap<PathBuf, LockState> = places
-        .all()
-        .into_iter()
-        .map(|(path, root)| {
-            let state = read_lock(&path, root.as_ref(), paths);
-            (path, state)
-        })
-        .collect();
+    let locks: HashMap<PathBuf, LockState> = places.read_all(paths);
     for (path, state) in &locks {
         if let LockState::Unusable(why) = state {
             output::diag(&format!(

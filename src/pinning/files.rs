@@ -73,6 +73,18 @@ impl LockPlaces {
             .filter(|w| path.parent() == Some(w.root.as_path()))
     }
 
+    /// Reads every lock file in use (blocking), each as it counts.
+    #[must_use]
+    pub fn read_all(&self, paths: &Paths) -> std::collections::HashMap<PathBuf, LockState> {
+        self.all()
+            .into_iter()
+            .map(|(path, workspace)| {
+                let state = read_lock(&path, workspace.as_ref(), paths);
+                (path, state)
+            })
+            .collect()
+    }
+
     /// Every lock file in use, each with the workspace it depends on.
     #[must_use]
     pub fn all(&self) -> Vec<(PathBuf, Option<WorkspaceLock>)> {

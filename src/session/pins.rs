@@ -77,14 +77,7 @@ impl Readings {
         let places = LockPlaces::new(paths, effective);
         let mut warning = None;
         let replaced = machine::replaced(paths, &effective.servers, |w| warning = Some(w));
-        let locks = places
-            .all()
-            .into_iter()
-            .map(|(path, root)| {
-                let state = read_lock(&path, root.as_ref(), paths);
-                (path, state)
-            })
-            .collect();
+        let locks = places.read_all(paths);
         Self {
             places,
             locks,
