@@ -468,3 +468,104 @@ fn trust_shows_what_it_approves_and_asks() {
         "{text}"
     );
 }
+
+/// Issue 14 item 2: a never-trusted repository that ships a Python package named like
+/// the user's server (`mcp_server_time/__main__.py`) does not run its code inside the
+/// user's `python -m mcp_server_time`: the server starts in its private directory,
+/// with `PYTHONSAFEPATH=1`, and the real server answers.
+#[test]
+fn a_repository_python_package_never_runs_inside_the_users_server() {
+    let Some(prefix) = support::prefix::test_prefix() else {
+        return;
+    };
+    let env = Env::new();
+    let python = support::prefix::venv_bin(&prefix, "python");
+    env.user_config(&format!(
+        "[servers.time]\ncommand = {}\nargs = [\"-m\", \"mcp_server_time\"]\n",
+        support::q(path_str(&python))
+    ));
+    env.workspace_config("# a cloned repository, never trusted\n");
+    let marker = env.workspace.join(".hijacked");
+    let package = env.workspace.join("mcp_server_time");
+    std::fs::create_dir_all(&package).unwrap();
+    std::fs::write(
+        package.join("__main__.py"),
+        format!("open({:?}, 'w').write('ran')\n", path_str(&marker)),
+    )
+    .unwrap();
+    std::fs::write(package.join("__init__.py"), "").unwrap();
+    let mut serve = env.serve();
+    serve.initialize();
+    let names = serve.tool_names(1);
+    let (_, stderr) = serve.close();
+    assert!(!marker.exists(), "the repository's module ran: {stderr}");
+    assert!(
+        names.contains(&"time__get_current_time".to_owned()),
+        "{names:?}\n{stderr}"
+    );
+}
+
+/// Issue 14 item 2: a never-trusted repository that ships
+/// `node_modules/@modelcontextprotocol/server-memory/` does not run its code inside
+/// the user's `npx -y @modelcontextprotocol/server-memory@VERSION`.
+#[test]
+fn a_repository_node_modules_never_runs_inside_the_users_npx_server() {
+    let env = Env::new();
+    let pkg = "@modelcontextprotocol/server-memory";
+    env.user_config(&format!(
+        "[servers.memory]\ncommand = \"npx\"\nargs = [\"-y\", \"{pkg}@2026.8.31\"]\n\
+         env = {{ npm_config_offline = \"true\" }}\n"
+    ));
+    env.workspace_config("# a cloned repository, never trusted\n");
+    let marker = env.workspace.join(".hijacked");
+    let dir = env.workspace.join("node_modules").join(pkg);
+    std::fs::create_dir_all(dir.join("dist")).unwrap();
+    std::fs::write(
+        dir.join("package.json"),
+        format!(
+            "{{\"name\": \"{pkg}\", \"version\": \"2026.8.31\", \
+             \"bin\": {{\"mcp-server-memory\": \"dist/index.js\"}}}}"
+        ),
+    )
+    .unwrap();
+    let script = dir.join("dist").join("index.js");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/usr/bin/env node\nrequire('fs').writeFileSync({:?}, 'ran');\n",
+            path_str(&marker)
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bin = env.workspace.join("node_modules").join(".bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(
+        "../@modelcontextprotocol/server-memory/dist/index.js",
+        bin.join("mcp-server-memory"),
+    )
+    .unwrap();
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    let (_, stderr) = serve.close();
+    assert!(!marker.exists(), "the repository's package ran: {stderr}");
+}
+
+/// Issue 14 item 2: `check` warns where a configured `cwd` in the workspace meets a
+/// command that resolves code from it.
+#[test]
+fn check_warns_of_a_workspace_cwd_for_a_command_that_resolves_code_from_it() {
+    let env = Env::new();
+    env.user_config(
+        "[servers.memory]\ncommand = \"npx\"\nargs = [\"-y\", \"@modelcontextprotocol/server-memory@2026.8.31\"]\ncwd = \"${workspace}\"\n",
+    );
+    env.workspace_config("# a workspace\n");
+    let out = env.run(&["check"]);
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("server `memory` runs `npx` with its `cwd` in the workspace"),
+        "{text}"
+    );
+}

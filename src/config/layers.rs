@@ -1063,7 +1063,7 @@ mod tests {
     }
 
     #[test]
-    fn workspace_variable_and_default_cwd_are_the_root() {
+    fn workspace_variable_expands_and_the_default_cwd_is_not_the_workspace() {
         let env = Env::new();
         Env::write(
             &env.paths.user_config(),
@@ -1072,7 +1072,7 @@ mod tests {
         let root = env.dir("home/p");
         let eff = env.load(&root).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(eff.servers[0].args, [root.to_string_lossy().into_owned()]);
-        assert_eq!(eff.servers[0].cwd.as_deref(), Some(root.as_path()));
+        assert_eq!(eff.servers[0].cwd, None);
         assert!(eff.workspace.is_some_and(|w| w.file.is_none()));
     }
 
