@@ -569,3 +569,21 @@ fn check_warns_of_a_workspace_cwd_for_a_command_that_resolves_code_from_it() {
         "{text}"
     );
 }
+
+/// Issue 14 item 5: the operator log, like everything in the data dir, is 0600.
+#[test]
+fn the_serve_log_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    env.user_config(&test_server_table("mine", &[]));
+    let serve = env.ready_serve();
+    let (status, _) = serve.close();
+    assert!(status.success());
+    let logs = env.warden_home.join("data").join("logs");
+    let files: Vec<_> = std::fs::read_dir(&logs).unwrap().flatten().collect();
+    assert!(!files.is_empty());
+    for file in files {
+        let mode = file.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.path().display());
+    }
+}

@@ -211,8 +211,14 @@ fn command_for(
         (Some(cwd), _) => {
             cmd.current_dir(cwd);
         }
-        (None, None) => {
+        // Made above when the server keeps our uid; otherwise only a launcher makes it
+        // (after the drop), so without one the server starts in `/`, never in a
+        // directory that could hold a repository's code.
+        (None, None) if plan.ids.is_none() => {
             cmd.current_dir(&plan.home);
+        }
+        (None, None) => {
+            cmd.current_dir("/");
         }
         (None, Some(_)) => {}
     }
