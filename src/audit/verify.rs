@@ -22,6 +22,7 @@ use std::fmt;
 use std::path::Path;
 
 use super::AuditError;
+use super::key::{AuditKey, PreparedKey};
 use super::read::{Location, Reader, Skip};
 use super::record::{self, Decision, GENESIS};
 use super::session::{self, Liveness};
@@ -180,6 +181,9 @@ pub struct Report {
     /// Every problem, the first bad line first (unsealed chains, found only at the end,
     /// after the problems that have a line of their own).
     pub problems: Vec<Problem>,
+    /// Records of format 1, chained without the key: verified as written, but such a
+    /// chain could be rewritten by anyone.
+    pub unkeyed: u64,
 }
 
 impl Report {
@@ -192,12 +196,22 @@ impl Report {
 
 /// Checks every chain in `dir` (see the module docs); a session counts as running as
 /// [`session::liveness`] says.
-pub fn verify(dir: &Path) -> Result<Report, AuditError> {
-    verify_with(dir, session::liveness)
+///
+/// Keyed chains (format 2 on) are checked under `key`, the per-install audit key;
+/// without it every keyed record is reported as unverifiable. Records of format 1 are
+/// checked as the unkeyed chain they were written as, and counted in
+/// [`Report::unkeyed`].
+pub fn verify(dir: &Path, key: Option<&AuditKey>) -> Result<Report, AuditError> {
+    verify_with(dir, key, session::liveness)
 }
 
 /// [`verify`], with the running check given.
-pub fn verify_with(dir: &Path, liveness: impl Fn(&str) -> Liveness) -> Result<Report, AuditError> {
+pub fn verify_with(
+    dir: &Path,
+    key: Option<&AuditKey>,
+    liveness: impl Fn(&str) -> Liveness,
+) -> Result<Report, AuditError> {
+    let key = key.map(PreparedKey::new);
     let mut report = Report {
         files: super::read::day_files(dir)?.len(),
         ..Report::default()
@@ -212,7 +226,8 @@ pub fn verify_with(dir: &Path, liveness: impl Fn(&str) -> Liveness) -> Result<Re
             Ok(text) if text.trim().is_empty() => Err(Skip::Blank),
             other => other,
         };
-        let checked = text.and_then(|t| record::check_line(&t).map_err(Skip::Invalid));
+        let checked =
+            text.and_then(|t| record::check_line(&t, key.as_ref()).map_err(Skip::Invalid));
         let checked = match checked {
             Ok(checked) => checked,
             Err(skip) => {
@@ -225,6 +240,9 @@ pub fn verify_with(dir: &Path, liveness: impl Fn(&str) -> Liveness) -> Result<Re
             }
         };
         let record = checked.record;
+        if record.v < record::KEYED_VERSION {
+            report.unkeyed += 1;
+        }
         let chain = chains.entry(record.session.clone()).or_insert_with(|| {
             order.push(record.session.clone());
             Chain::default()
@@ -417,6 +435,11 @@ mod tests {
 
     /// `n` records of `session` (the last a seal when `sealed`), as lines.
     fn chain(session: &str, n: u64, sealed: bool) -> Vec<String> {
+        chain_of(VERSION, session, n, sealed)
+    }
+
+    /// [`chain`] in record format `v`.
+    fn chain_of(v: u32, session: &str, n: u64, sealed: bool) -> Vec<String> {
         let mut prev = GENESIS.to_owned();
         (1..=n)
             .map(|seq| {
@@ -426,7 +449,7 @@ mod tests {
                     Decision::Allow
                 };
                 let mut r = Record {
-                    v: VERSION,
+                    v,
                     ts: Timestamp::from_millis(1_777_636_800_000),
                     session: session.to_owned(),
                     seq,
@@ -458,7 +481,10 @@ mod tests {
     fn check(lines: &[String]) -> Report {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("2026-05-01.jsonl"), lines.concat()).expect("write");
-        verify_with(dir.path(), |_| Liveness::Ended).expect("verify")
+        verify_with(dir.path(), Some(&AuditKey::from_bytes([7; 32])), |_| {
+            Liveness::Ended
+        })
+        .expect("verify")
     }
 
     fn first(report: &Report) -> (u64, ProblemKind) {
@@ -528,6 +554,20 @@ mod tests {
         assert!(matches!(kinds[0], ProblemKind::Unreadable(_)), "{kinds:?}");
         assert_eq!(kinds[1], ProblemKind::Unsealed { last_seq: 3 });
         assert_eq!(report.problems[1].at.line, 3);
+    }
+
+    #[test]
+    fn format_1_chains_still_verify_as_written_and_are_counted_unkeyed() {
+        let mut lines = chain_of(1, "old", 3, true);
+        lines.extend(chain("new", 2, true));
+        let report = check(&lines);
+        assert!(report.is_ok(), "{:?}", report.problems);
+        assert_eq!(report.unkeyed, 3);
+        // Without the key, keyed records cannot pass.
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("2026-05-01.jsonl"), lines.concat()).expect("write");
+        let keyless = verify_with(dir.path(), None, |_| Liveness::Ended).expect("verify");
+        assert_eq!(keyless.problems[0].at.line, 4, "{:?}", keyless.problems);
     }
 
     fn report_kinds(report: &Report) -> Vec<ProblemKind> {

@@ -477,7 +477,7 @@ impl Chain {
             args: args.as_deref(),
             prev: &self.prev,
         };
-        view.seal_into(line, &mut self.scratch, &mut self.next);
+        view.seal_into(&self.key, line, &mut self.scratch, &mut self.next);
         std::mem::swap(&mut self.prev, &mut self.next);
         day
     }
@@ -754,7 +754,8 @@ mod tests {
     }
 
     fn parse(line: &str) -> Record {
-        let checked = record::check_line(line.trim_end()).expect("a valid line");
+        let checked =
+            record::check_line(line.trim_end(), Some(&record::test_key())).expect("a valid line");
         assert_eq!(checked.computed, checked.record.hash, "{line}");
         checked.record
     }
