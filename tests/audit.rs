@@ -452,18 +452,14 @@ fn verify_finds_an_edited_line_whose_hash_was_recomputed() {
     );
 }
 
-/// Issue 14 item 5: a whole session rewritten and re-chained without the key (every
-/// hash recomputed the unkeyed way) is found at its first line.
-#[test]
-fn verify_finds_a_session_rechained_without_the_key() {
-    let env = Env::new();
-    sealed_dead_session(&env, 5);
-    let file = the_file(&env);
+/// Rewrites every line of `file` with `edit` and chains them again the unkeyed way, as
+/// anyone without the per-install key could.
+fn rechain_unkeyed(file: &Path, edit: impl Fn(&mut Value)) {
     let mut prev = audit::GENESIS.to_owned();
     let mut all = Vec::new();
-    for line in lines(&file) {
+    for line in lines(file) {
         let mut value: Value = serde_json::from_str(&line).expect("json");
-        value["tool"] = "fs__innocent".into();
+        edit(&mut value);
         value["prev"] = prev.clone().into();
         value.as_object_mut().expect("object").remove("hash");
         let canonical =
@@ -472,7 +468,17 @@ fn verify_finds_a_session_rechained_without_the_key() {
         value["hash"] = prev.clone().into();
         all.push(value.to_string());
     }
-    write_lines(&file, &all);
+    write_lines(file, &all);
+}
+
+/// Issue 14 item 5: a whole session rewritten and re-chained without the key (every
+/// hash recomputed the unkeyed way) is found at its first line.
+#[test]
+fn verify_finds_a_session_rechained_without_the_key() {
+    let env = Env::new();
+    sealed_dead_session(&env, 5);
+    let file = the_file(&env);
+    rechain_unkeyed(&file, |value| value["tool"] = "fs__innocent".into());
     assert_verify_fails_at(
         &env,
         &file,
@@ -991,4 +997,77 @@ fn serve_records_its_decisions_and_seals_the_chain() {
     let (code, out, _) = run(&env, &["audit", "--decision", "hold"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("p__add"), "{out}");
+}
+
+/// Issue 14 item 5: every seal is anchored, so a whole session removed from a day file
+/// (its lines all gone, the other session's chain whole) is found.
+#[test]
+fn verify_finds_a_whole_session_removed_through_the_anchor() {
+    let env = Env::new();
+    let gone = sealed_dead_session(&env, 3);
+    sealed_dead_session(&env, 2);
+    let file = the_file(&env);
+    let kept: Vec<String> = lines(&file)
+        .into_iter()
+        .filter(|l| !l.contains(gone.as_str()))
+        .collect();
+    write_lines(&file, &kept);
+    let (code, stdout, _) = run(&env, &["audit", "verify"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("anchor.jsonl:1: "), "{stdout}");
+    assert!(
+        stdout.contains("removed: the anchor records this session sealed after 4 records"),
+        "{stdout}"
+    );
+}
+
+/// Issue 14 item 5: a whole day file removed is found through the anchor.
+#[test]
+fn verify_finds_a_removed_day_file_through_the_anchor() {
+    let env = Env::new();
+    sealed_dead_session(&env, 2);
+    fs::remove_file(the_file(&env)).expect("rm");
+    let (code, stdout, _) = run(&env, &["audit", "verify"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("removed: "), "{stdout}");
+}
+
+/// Issue 14 item 5: a session rewritten as format 1 (the unkeyed chain, still accepted
+/// for old files) to hide an edit is found: the anchor holds its keyed seal.
+#[test]
+fn verify_finds_a_session_downgraded_to_the_unkeyed_format() {
+    let env = Env::new();
+    sealed_dead_session(&env, 3);
+    let file = the_file(&env);
+    rechain_unkeyed(&file, |value| {
+        value["v"] = 1.into();
+        value["tool"] = "fs__innocent".into();
+    });
+    let (code, stdout, _) = run(&env, &["audit", "verify"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("removed: "), "{stdout}");
+}
+
+/// Issue 14 item 5: the anchor is itself a keyed chain: a line taken out of it is found.
+#[test]
+fn verify_finds_an_anchor_line_removed() {
+    let env = Env::new();
+    let first = sealed_dead_session(&env, 2);
+    sealed_dead_session(&env, 2);
+    let file = the_file(&env);
+    let kept: Vec<String> = lines(&file)
+        .into_iter()
+        .filter(|l| !l.contains(first.as_str()))
+        .collect();
+    write_lines(&file, &kept);
+    let anchor = audit_dir(&env).join("anchor.jsonl");
+    let rest: Vec<String> = lines(&anchor).into_iter().skip(1).collect();
+    write_lines(&anchor, &rest);
+    let (code, stdout, _) = run(&env, &["audit", "verify"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("broken anchor"), "{stdout}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &fs::metadata(&anchor).expect("meta").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
 }

@@ -75,6 +75,16 @@ pub enum ProblemKind {
         /// The last `seq` of the chain.
         last_seq: u64,
     },
+    /// An anchor line is not whole (edited, removed before it, reordered, unreadable).
+    Anchor(String),
+    /// A session the anchor recorded as sealed is not in the log as sealed: removed
+    /// with its day file, or its lines removed or rewritten.
+    Removed {
+        /// The day file the seal was in.
+        day: String,
+        /// Its records, the seal included.
+        records: u64,
+    },
 }
 
 impl fmt::Display for ProblemKind {
@@ -121,6 +131,11 @@ impl fmt::Display for ProblemKind {
                 f,
                 "unsealed (interrupted or cut off): the chain ends at record {last_seq} without a seal and its session is no longer running"
             ),
+            Self::Anchor(why) => f.write_str(why),
+            Self::Removed { day, records } => write!(
+                f,
+                "removed: the anchor records this session sealed after {records} records in `{day}.jsonl`, and the log no longer holds that seal (a session or day file was removed or rewritten)"
+            ),
         }
     }
 }
@@ -165,6 +180,8 @@ pub struct SessionSummary {
     pub records: u64,
     /// Where its last record is.
     pub last: Location,
+    /// Its last record's chain hash.
+    pub hash: String,
     /// How it ends.
     pub state: ChainState,
 }
@@ -265,10 +282,65 @@ pub fn verify_with(
         }
     }
     let unsealed = finish(&mut report, order, chains, &liveness);
+    let anchored = check_anchor(dir, key.as_ref(), &report)?;
     report.problems.sort_by(|a, b| a.at.cmp(&b.at));
     report.problems.dedup_by(|b, a| a.at == b.at);
     report.problems.extend(unsealed);
+    // Last: the anchor's findings are mostly the consequence of a line problem above.
+    report.problems.extend(anchored);
     Ok(report)
+}
+
+/// Checks the anchor (see [`super::anchor`]): its own chain, and that every session it
+/// recorded as sealed is in the log (`report`'s sessions), sealed with the same hash.
+fn check_anchor(
+    dir: &Path,
+    key: Option<&PreparedKey>,
+    report: &Report,
+) -> Result<Vec<Problem>, AuditError> {
+    let mut problems = Vec::new();
+    let file = super::anchor::path(dir);
+    let lines = super::anchor::read(dir).map_err(|e| AuditError::io(&file, e))?;
+    let mut prev = (GENESIS.to_owned(), 0);
+    for (line, entry) in lines {
+        let at = Location {
+            file: file.clone(),
+            line: line as u64,
+        };
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(why) => {
+                problems.push(Problem {
+                    at,
+                    session: None,
+                    kind: ProblemKind::Anchor(format!("not an anchor line: {why}")),
+                });
+                continue;
+            }
+        };
+        if let Some(why) = super::anchor::check(&entry, (&prev.0, prev.1), key) {
+            problems.push(Problem {
+                at: at.clone(),
+                session: Some(entry.session.clone()),
+                kind: ProblemKind::Anchor(why),
+            });
+        }
+        let sealed = report.sessions.iter().any(|s| {
+            s.session == entry.session && s.hash == entry.hash && s.records == entry.records
+        });
+        if !sealed {
+            problems.push(Problem {
+                at,
+                session: Some(entry.session.clone()),
+                kind: ProblemKind::Removed {
+                    day: entry.day.clone(),
+                    records: entry.records,
+                },
+            });
+        }
+        prev = (entry.mac, entry.n);
+    }
+    Ok(problems)
 }
 
 /// Ends every chain at the end of the log: gaps never filled are missing records (or,
@@ -322,6 +394,7 @@ fn finish(
         report.sessions.push(SessionSummary {
             session,
             records: chain.records,
+            hash: chain.last_hash.clone(),
             last,
             state: if chain.broken {
                 ChainState::Broken

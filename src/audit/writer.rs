@@ -591,6 +591,26 @@ struct State {
 }
 
 impl State {
+    /// Records the seal just written in the anchor (see [`super::anchor`]). A failure
+    /// is logged, not fatal: the chain itself is whole on disk, and a session missing
+    /// from the anchor is not reported as removed.
+    fn anchor_seal(&self) {
+        let Some(day) = self.chain.day_floor else {
+            return;
+        };
+        let anchored = super::anchor::append(
+            &self.sink.dir,
+            &self.chain.key,
+            &self.chain.session,
+            day,
+            self.chain.seq,
+            &self.chain.prev,
+        );
+        if let Err(e) = anchored {
+            tracing::error!(session = %self.chain.session, error = %e, "cannot anchor the audit seal");
+        }
+    }
+
     /// Encodes `steps` in order and appends their lines, one `write(2)` per day and per
     /// [`MAX_WRITE_BYTES`]; then syncs if `sync`.
     fn apply(&mut self, steps: &mut Vec<Step>, sync: bool) -> Result<(), AuditError> {
@@ -708,6 +728,7 @@ fn run(
             let _ = reply.send(Ok(()));
         }
         if let Some(reply) = seal {
+            state.anchor_seal();
             let written = &mut state.sink.written;
             written.sealed = true;
             rx.close();
