@@ -587,3 +587,28 @@ fn the_serve_log_is_private() {
         assert_eq!(mode, 0o600, "{}", file.path().display());
     }
 }
+
+/// Issue 14 item 5: a secret a call carries never reaches the audit trail raw, whatever
+/// field would quote it.
+#[test]
+fn no_raw_secret_reaches_the_audit_trail() {
+    let env = Env::new();
+    env.user_config(&test_server_table("mine", &[]));
+    let token = format!("ghp_{}", "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8");
+    let mut serve = env.ready_serve();
+    serve.call_tool(2, "mine__echo", json!({"text": token}));
+    serve.call_tool(3, &format!("mine__{token}"), json!({}));
+    let (status, _) = serve.close();
+    assert!(status.success());
+    let dir = env.warden_home.join("data").join("audit");
+    let mut trail = String::new();
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        trail.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+    }
+    assert!(trail.contains("mine__echo"), "{trail}");
+    assert!(!trail.contains(&token), "{trail}");
+    assert!(
+        !env.log().contains(&token),
+        "the operator log holds the token"
+    );
+}

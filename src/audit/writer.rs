@@ -454,6 +454,20 @@ impl Chain {
         let args = event
             .redacted_args
             .and_then(|text| stored_args(&text, &mut detail));
+        // Free text that can quote what a call carried (a resource URI as the `tool`, a
+        // rule's reason, a server's tool names) is written with secrets redacted: the
+        // trail is evidence, never a second copy of a token (SPEC "Audit").
+        let redact =
+            |text: Option<&str>| text.map(|t| crate::filter::secrets::redact(t).into_owned());
+        let tool = redact(event.tool.as_deref());
+        let rule = redact(event.rule.as_deref());
+        let detail = redact(detail.as_deref());
+        let tools: Option<Vec<String>> = event.tools.as_ref().map(|names| {
+            names
+                .iter()
+                .map(|n| crate::filter::secrets::redact(n).into_owned())
+                .collect()
+        });
         self.seq += 1;
         let view = RecordView {
             v: VERSION,
@@ -462,17 +476,17 @@ impl Chain {
             seq: self.seq,
             workspace: self.workspace.as_deref(),
             server: event.server.as_deref(),
-            tool: event.tool.as_deref(),
+            tool: tool.as_deref(),
             method: event.method.as_deref(),
             direction: event.direction,
             decision: event.decision,
-            rule: event.rule.as_deref(),
+            rule: rule.as_deref(),
             args_hmac: args_hmac.as_deref(),
             ms: event.ms.map(exact),
             bytes: event.bytes.map(exact),
             listed: event.listed.map(exact),
             held: event.held.map(exact),
-            tools: event.tools.as_deref(),
+            tools: tools.as_deref(),
             detail: detail.as_deref(),
             args: args.as_deref(),
             prev: &self.prev,
@@ -779,6 +793,20 @@ mod tests {
             record::check_line(line.trim_end(), Some(&record::test_key())).expect("a valid line");
         assert_eq!(checked.computed, checked.record.hash, "{line}");
         checked.record
+    }
+
+    #[test]
+    fn secrets_quoted_in_free_text_fields_are_redacted() {
+        let token = format!("ghp_{}", "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8");
+        let event = Event::new(Direction::ToServer, Decision::Deny)
+            .tool(format!("https://api.example.com/repo?token={token}"))
+            .rule("no-secret-resources")
+            .detail(format!("argument `{token}` is not allowed"));
+        let (_, line) = chain().line(event);
+        assert!(!line.contains(&token), "{line}");
+        assert!(line.contains("[REDACTED:"), "{line}");
+        let record = parse(&line);
+        assert!(record.tool.is_some_and(|t| t.contains("[REDACTED:")));
     }
 
     #[test]
