@@ -295,6 +295,11 @@ fn the_home_directory_is_never_a_workspace() {
         text.contains("ignored: the home directory is never a workspace"),
         "{text}"
     );
+    let doctor = all_output(&env.run(&["doctor"]));
+    assert!(
+        doctor.contains("ignored: the home directory is never a workspace"),
+        "{doctor}"
+    );
 }
 
 /// Issue 14 item 3: a lock file with merge-conflict markers is an error, not read.
@@ -567,6 +572,11 @@ fn check_warns_of_a_workspace_cwd_for_a_command_that_resolves_code_from_it() {
     assert!(
         text.contains("server `memory` runs `npx` with its `cwd` in the workspace"),
         "{text}"
+    );
+    let doctor = all_output(&env.run(&["doctor"]));
+    assert!(
+        doctor.contains("server `memory`: runs `npx` with its `cwd` in the workspace"),
+        "{doctor}"
     );
 }
 

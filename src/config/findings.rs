@@ -50,6 +50,17 @@ const RESOLVE_FROM_CWD: &[&str] = &[
     "python", "python3",
 ];
 
+/// The program's name when `command` is one that resolves code from its working
+/// directory ([`RESOLVE_FROM_CWD`], or any `pythonX.Y`).
+#[must_use]
+pub fn resolves_code_from_cwd(command: &str) -> Option<&str> {
+    let program = command.rsplit('/').next().unwrap_or_default();
+    let python = program
+        .strip_prefix("python")
+        .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'));
+    (RESOLVE_FROM_CWD.contains(&program) || python).then_some(program)
+}
+
 /// A `cwd` inside the workspace for a command that resolves code from it: a
 /// repository's `node_modules/` or Python package would run inside the user's server
 /// (SPEC "Servers"; the default, the server's private directory, is safe).
@@ -61,14 +72,9 @@ fn code_from_the_workspace(source: &Source<'_>, server: &ServerDef, out: &mut Ve
         || (server.layer == Layer::Workspace
             && !cwd.raw.starts_with('/')
             && !cwd.raw.starts_with("${"));
-    let program = server.command.raw.rsplit('/').next().unwrap_or_default();
-    let resolves = RESOLVE_FROM_CWD.contains(&program)
-        || program
-            .strip_prefix("python")
-            .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'));
-    if !in_workspace || !resolves {
+    let Some(program) = resolves_code_from_cwd(&server.command.raw).filter(|_| in_workspace) else {
         return;
-    }
+    };
     let message = format!(
         "server `{}` runs `{program}` with its `cwd` in the workspace, where `{program}` resolves code",
         server.name

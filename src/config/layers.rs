@@ -80,6 +80,24 @@ fn find_upwards(start: &Path, home: &Path) -> Option<PathBuf> {
     None
 }
 
+/// A `mcp-warden.toml` in the home directory, which is ignored (the home directory is
+/// never a workspace): a finding for `check` and `doctor`.
+#[must_use]
+pub fn stray_home_file(paths: &Paths) -> Option<Diagnostic> {
+    let stray = paths::workspace_file(&paths.home);
+    stray.is_file().then(|| {
+        Diagnostic::file(
+            &stray,
+            Severity::Warning,
+            "ignored: the home directory is never a workspace".to_owned(),
+        )
+        .with_hint(
+            "move it into a project directory, or put settings for every workspace in the \
+             user config",
+        )
+    })
+}
+
 /// Whether `dir` is the home directory, which is never a workspace.
 #[must_use]
 pub fn is_home(dir: &Path, home: &Path) -> bool {
@@ -189,20 +207,7 @@ pub fn check(paths: &Paths, choice: &WorkspaceChoice) -> Report {
     errors.extend(analysis.errors);
     errors.extend(analysis.unresolved);
     let mut findings = analysis.findings;
-    let stray = paths::workspace_file(&paths.home);
-    if stray.is_file() {
-        findings.push(
-            Diagnostic::file(
-                &stray,
-                Severity::Warning,
-                "ignored: the home directory is never a workspace".to_owned(),
-            )
-            .with_hint(
-                "move it into a project directory, or put settings for every workspace in \
-                 the user config",
-            ),
-        );
-    }
+    findings.extend(stray_home_file(paths));
     Report {
         files: layers
             .files
