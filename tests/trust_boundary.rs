@@ -198,7 +198,10 @@ fn a_fifo_lock_cannot_time_a_swap_of_the_config_between_digest_and_parse() {
             };
             swap_in(&file, &bad2, fed);
             let _ = fifo.write_all(&lock_bytes);
+            drop(fifo);
             fed += 1;
+            // Let that reader finish: a second writer now would feed it twice.
+            std::thread::sleep(Duration::from_millis(100));
         }
         fed
     });
