@@ -1,14 +1,112 @@
 //! Files that several mcp-warden processes may write at once (the trust store, the lock
 //! file): an exclusive advisory lock held across read-modify-write, and an atomic
 //! replace, so a reader never sees half a file and no writer loses another's update.
+//!
+//! Also the one way to read a file that trust covers ([`read_regular`], SPEC "Reading
+//! the files"): opened once without following a symlink and without blocking on a FIFO,
+//! checked to be a regular file on the descriptor itself, read once. Callers hash and
+//! parse that one buffer; nothing here ever re-opens a path it checked.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read as _, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::{Flock, FlockArg, OFlag};
+
+/// The largest file [`read_regular`] reads: a lock file with thousands of pinned
+/// definitions is a few MiB; anything near this is not one of ours, and reading it
+/// whole would let a hostile workspace make `serve` allocate without bound.
+pub const MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How long [`lock_exclusive`] waits for another process to release its lock. A
+/// writer of ours holds it for one read-modify-write (milliseconds); a lock held
+/// longer is a stuck or hostile process, and waiting for it would freeze a reload.
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// How often a wait for a held lock tries again.
+const LOCK_RETRY: Duration = Duration::from_millis(20);
+
+/// Flags for every open of a covered or lock file: never through a symlink (a swapped
+/// link would point the read or the lock elsewhere), never blocking (a FIFO opened
+/// without a writer would hang the reader), not inherited by servers we spawn.
+fn no_follow_flags() -> i32 {
+    (OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits()
+}
+
+/// Fails unless the open descriptor is a regular file (checked on the descriptor, so
+/// the answer is about the file that will be read, not whatever the path names now).
+fn ensure_regular(file: &File, path: &Path) -> io::Result<fs::Metadata> {
+    let meta = file.metadata()?;
+    if meta.is_file() {
+        Ok(meta)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("`{}` is not a regular file", path.display()),
+        ))
+    }
+}
+
+/// Whether a read may follow a symbolic link at the path itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// A symlink is an error: files a workspace supplies, and our own state.
+    Refuse,
+    /// Followed: the user's and the managed configuration, which dotfile managers
+    /// often link, and which only their owner can swap.
+    Follow,
+}
+
+/// Reads the regular file at `path` once: `None` when it does not exist. A symlink, a
+/// FIFO, a device or a directory at `path` is an error (a symlink reads as `ELOOP`),
+/// as is a file over [`MAX_READ_BYTES`].
+pub fn read_regular(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    read_file(path, Links::Refuse)
+}
+
+/// [`read_regular`], following a symlink at `path` when `links` says so (the target
+/// must still be a regular file).
+pub fn read_file(path: &Path, links: Links) -> io::Result<Option<Vec<u8>>> {
+    let flags = match links {
+        Links::Refuse => no_follow_flags(),
+        Links::Follow => (OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits(),
+    };
+    let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("`{}` is a symbolic link", path.display()),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = ensure_regular(&file, path)?;
+    if meta.len() > MAX_READ_BYTES {
+        return Err(too_large(path));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    // One more byte than allowed tells a file that grew past the limit while read.
+    file.take(MAX_READ_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_READ_BYTES {
+        return Err(too_large(path));
+    }
+    Ok(Some(bytes))
+}
+
+fn too_large(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "`{}` is larger than {} MiB",
+            path.display(),
+            MAX_READ_BYTES / 1024 / 1024
+        ),
+    )
+}
 
 /// An exclusive advisory lock (`flock`), held until dropped. `flock` through `nix`:
 /// std's `File::lock` is newer than the crate's MSRV (1.88).
@@ -18,17 +116,44 @@ pub struct ExclusiveLock {
 }
 
 /// Opens (creating, with `mode`) the lock file at `path` and takes an exclusive lock on
-/// it, waiting while another process holds it.
+/// it, waiting at most [`LOCK_WAIT`] while another process holds it (then
+/// `ErrorKind::TimedOut`). The lock file is opened without following a symlink and
+/// must be a regular file. Blocking: call it off an async task's thread.
 pub fn lock_exclusive(path: &Path, mode: u32) -> io::Result<ExclusiveLock> {
-    let file = OpenOptions::new()
+    lock_exclusive_within(path, mode, LOCK_WAIT)
+}
+
+/// [`lock_exclusive`] with a wait of `wait`.
+pub fn lock_exclusive_within(path: &Path, mode: u32, wait: Duration) -> io::Result<ExclusiveLock> {
+    let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .mode(mode)
+        .custom_flags(no_follow_flags())
         .open(path)?;
-    let lock =
-        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| io::Error::from(errno))?;
-    Ok(ExclusiveLock { _lock: lock })
+    ensure_regular(&file, path)?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(ExclusiveLock { _lock: lock }),
+            Err((back, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                file = back;
+                std::thread::sleep(LOCK_RETRY);
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "`{}` is locked by another process (waited {} s)",
+                        path.display(),
+                        wait.as_secs()
+                    ),
+                ));
+            }
+            Err((_, errno)) => return Err(io::Error::from(errno)),
+        }
+    }
 }
 
 /// Replaces `path` with `contents`: a new file beside it (mode `mode`, whatever the
@@ -105,5 +230,51 @@ mod tests {
         rx.recv_timeout(std::time::Duration::from_secs(5))
             .expect("the second lock never came");
         waiter.join().expect("join");
+    }
+
+    #[test]
+    fn a_lock_held_elsewhere_is_waited_for_a_bounded_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(".lck");
+        let _first = lock_exclusive(&path, 0o600).expect("lock");
+        let started = Instant::now();
+        let err = lock_exclusive_within(&path, 0o600, Duration::from_millis(200))
+            .expect_err("the lock is held");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_lock_file_that_is_a_symlink_or_a_fifo_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("elsewhere");
+        let link = dir.path().join(".lck");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        assert!(lock_exclusive(&link, 0o600).is_err());
+        assert!(!target.exists(), "the lock followed the link");
+        let fifo = dir.path().join(".fifo.lck");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        assert!(lock_exclusive(&fifo, 0o600).is_err());
+    }
+
+    #[test]
+    fn read_regular_reads_files_and_refuses_links_fifos_and_directories() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("f");
+        assert_eq!(read_regular(&file).expect("absent"), None);
+        fs::write(&file, b"bytes").expect("write");
+        assert_eq!(read_regular(&file).expect("read"), Some(b"bytes".to_vec()));
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        let err = read_regular(&link).expect_err("a symlink");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        // Returns at once: a FIFO without a writer never blocks the reader.
+        let err = read_regular(&fifo).expect_err("a fifo");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert!(read_regular(dir.path()).is_err());
     }
 }

@@ -6,31 +6,39 @@
 //! stderr and the server-supplied text in messages carry ESC sequences, bare CRs and
 //! newlines that would otherwise forge or hide lines when a person runs `tail` or
 //! `less -R` on the log ([`Escaping`]).
+//!
+//! The files are created mode 0600 (whatever the umask) and opened without following
+//! a symlink: they may hold upstream stderr, and the README promises that everything
+//! in the data dir is the user's alone.
 
-use std::io::Write;
-use std::os::unix::fs::DirBuilderExt;
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
+use crate::audit::time::{Day, Timestamp};
+
 /// Environment variable with a `tracing` filter for the log file (default `info`).
 pub const LOG_VAR: &str = "MCP_WARDEN_LOG";
 
-/// Starts logging into `dir`. The directory is created mode 0700, so the files in it
-/// (which hold upstream stderr, possibly with secrets) are private to the user. Keep
-/// the guard alive: dropping it flushes the log.
+/// The log files' name before the date.
+const PREFIX: &str = "serve.log";
+
+/// Mode of the log files: private.
+const MODE: u32 = 0o600;
+
+/// Starts logging into `dir`. The directory is created mode 0700 and the files 0600,
+/// so what they hold (upstream stderr, possibly with secrets) is private to the user.
+/// Keep the guard alive: dropping it flushes the log.
 pub fn init(dir: &Path) -> std::io::Result<WorkerGuard> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let appender = tracing_appender::rolling::Builder::new()
-        .rotation(tracing_appender::rolling::Rotation::DAILY)
-        .filename_prefix("serve.log")
-        .build(dir)
-        .map_err(std::io::Error::other)?;
-    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let (writer, guard) = tracing_appender::non_blocking(DailyFile::new(dir));
     let writer = Escaping(writer);
     let filter = EnvFilter::try_from_env(LOG_VAR).unwrap_or_else(|_| EnvFilter::new("info"));
     let installed = tracing_subscriber::fmt()
@@ -79,6 +87,55 @@ impl<'a, M: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::Ma
     }
 }
 
+/// `dir/serve.log.YYYY-MM-DD` for the current UTC day, reopened when the day changes.
+struct DailyFile {
+    dir: PathBuf,
+    open: Option<(Day, File)>,
+}
+
+impl DailyFile {
+    fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            open: None,
+        }
+    }
+
+    /// The file of today, opened (append, 0600, no symlink) when needed.
+    fn file(&mut self) -> io::Result<&mut File> {
+        let today = Timestamp::now().day();
+        if self.open.as_ref().is_none_or(|(day, _)| *day != today) {
+            let path = self.dir.join(format!("{PREFIX}.{today}"));
+            let file = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(MODE)
+                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+                .open(&path)?;
+            // A file made by an older version under a loose umask is tightened too.
+            file.set_permissions(std::fs::Permissions::from_mode(MODE))?;
+            self.open = Some((today, file));
+        }
+        match &mut self.open {
+            Some((_, file)) => Ok(file),
+            None => Err(io::Error::other("no log file")),
+        }
+    }
+}
+
+impl Write for DailyFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file()?.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.open {
+            Some((_, file)) => file.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +149,27 @@ mod tests {
             String::from_utf8(out.0).expect("utf-8"),
             "INFO upstream::stderr: server=x \\u{1b}[2Jok\\rforged\\nnext\\u{202e}\n"
         );
+    }
+
+    #[test]
+    fn the_log_file_is_private_and_a_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = DailyFile::new(dir.path());
+        log.write_all(b"line\n").expect("write");
+        let path = dir
+            .path()
+            .join(format!("{PREFIX}.{}", Timestamp::now().day()));
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read(&path).expect("read"), b"line\n");
+
+        let other = tempfile::tempdir().expect("tempdir");
+        let target = other.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, &path).ok();
+        std::fs::remove_file(&path).expect("rm");
+        std::os::unix::fs::symlink(&target, &path).expect("symlink");
+        let mut log = DailyFile::new(dir.path());
+        assert!(log.write_all(b"x\n").is_err());
+        assert!(!target.exists());
     }
 }

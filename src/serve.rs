@@ -32,7 +32,7 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
     let cwd = std::env::current_dir()?;
     let fixed = workspace.is_some();
     let choice = workspace.map_or_else(|| WorkspaceChoice::Cwd(cwd.clone()), WorkspaceChoice::Flag);
-    let effective = match config::load(paths, &choice) {
+    let effective = match config::load_serving(paths, &choice) {
         Ok(effective) => effective,
         Err(e) => {
             output::diag_block(&e.to_string());
@@ -53,7 +53,7 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
                 roots,
                 cwd: cwd.clone(),
             };
-            match config::load(&paths, &choice) {
+            match config::load_serving(&paths, &choice) {
                 Ok(effective) => {
                     for notice in notices_of(&effective) {
                         output::diag(&format!("mcp-warden: {notice}"));
@@ -197,6 +197,7 @@ fn notices_of(effective: &Effective) -> Vec<String> {
             TrustState::Trusted | TrustState::NotTrusted => {}
         }
     }
+    out.extend(effective.notes.iter().cloned());
     for skipped in &effective.skipped {
         out.push(format!(
             "server `{}` is not started: {}",

@@ -122,12 +122,49 @@ pub struct Digests {
     pub lock: Option<String>,
 }
 
-/// `sha256:<hex>` of a file's bytes; `None` when it does not exist.
-pub fn digest_file(path: &Path) -> io::Result<Option<String>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(digest(&bytes))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+/// What a covered file that cannot be read (a FIFO, a symlink, a device, an I/O
+/// error) counts as in [`Digests`]: never a valid digest, so it never matches a record
+/// and the workspace reads as changed (fail closed).
+pub const UNREADABLE: &str = "unreadable";
+
+/// A covered file read once (SPEC "Reading the files"): its bytes and their digest,
+/// so that what is parsed is what was hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub bytes: Vec<u8>,
+    /// `sha256:<hex>` of `bytes`.
+    pub digest: String,
+}
+
+/// Reads the covered file at `path` once (`durable::read_regular`): `None` when it does
+/// not exist.
+pub fn snapshot(path: &Path) -> io::Result<Option<Snapshot>> {
+    Ok(crate::durable::read_regular(path)?.map(|bytes| Snapshot {
+        digest: digest(&bytes),
+        bytes,
+    }))
+}
+
+/// What a watcher compares to see that `path` changed (SPEC "Reading the files":
+/// contents, not timestamps, which a writer can put back): the digest of its bytes,
+/// `None` when absent, [`UNREADABLE`] when it is not a regular file. Follows a
+/// symlink, since this only decides when to load again, and the load itself reads
+/// strictly. Blocking.
+#[must_use]
+pub fn content_digest(path: &Path) -> Option<String> {
+    match crate::durable::read_file(path, crate::durable::Links::Follow) {
+        Ok(found) => found.map(|bytes| digest(&bytes)),
+        Err(_) => Some(UNREADABLE.to_owned()),
+    }
+}
+
+/// The digest a covered file counts with: `None` when absent, [`UNREADABLE`] when it
+/// cannot be read as a regular file.
+#[must_use]
+pub fn digest_of(read: &io::Result<Option<Snapshot>>) -> Option<String> {
+    match read {
+        Ok(found) => found.as_ref().map(|s| s.digest.clone()),
+        Err(_) => Some(UNREADABLE.to_owned()),
     }
 }
 
@@ -143,28 +180,24 @@ pub fn digest(bytes: &[u8]) -> String {
     out
 }
 
-/// The current digests of the workspace files in `root`.
-pub fn current_digests(root: &Path) -> Result<Digests, TrustError> {
-    let read = |path: PathBuf| digest_file(&path).map_err(|cause| TrustError::Read { path, cause });
+/// The current digests of the workspace files in `root`, each file read once. For
+/// [`trust`] and tests: a loader must digest the very bytes it parses, through
+/// [`snapshot`] and [`judge`], never call this and then read the files again.
+fn current_digests(root: &Path) -> Result<Digests, TrustError> {
+    let read = |path: PathBuf| match snapshot(&path) {
+        Ok(found) => Ok(found.map(|s| s.digest)),
+        Err(cause) => Err(TrustError::Read { path, cause }),
+    };
     Ok(Digests {
         config: read(paths::workspace_file(root))?,
         lock: read(root.join(paths::LOCK_FILE))?,
     })
 }
 
-/// Whether the workspace at `root` is trusted at its current digests. Any problem (an
-/// unreadable store, an unreadable file) reads as not trusted: fail closed. Use
-/// [`try_state`] to report the problem.
-#[must_use]
-pub fn state(paths: &Paths, root: &Path) -> TrustState {
-    try_state(paths, root).unwrap_or(TrustState::NotTrusted)
-}
-
-/// Like [`state`], but reports a corrupt or unreadable store.
-pub fn try_state(paths: &Paths, root: &Path) -> Result<TrustState, TrustError> {
-    let Ok(root) = root.canonicalize() else {
-        return Ok(TrustState::NotTrusted);
-    };
+/// Whether the workspace at `root` (canonical) is trusted at `now`, the digests of the
+/// bytes the caller read and will use. A corrupt or unreadable store is an error; the
+/// caller decides how to fail closed.
+pub fn judge(paths: &Paths, root: &Path, now: &Digests) -> Result<TrustState, TrustError> {
     let Some(key) = root.to_str() else {
         return Ok(TrustState::NotTrusted);
     };
@@ -172,10 +205,9 @@ pub fn try_state(paths: &Paths, root: &Path) -> Result<TrustState, TrustError> {
     let Some(record) = store.workspaces.get(key) else {
         return Ok(TrustState::NotTrusted);
     };
-    let now = current_digests(&root)?;
     let mut changed = Vec::new();
     if now.config.as_ref() != Some(&record.config) {
-        changed.push(paths::workspace_file(&root));
+        changed.push(paths::workspace_file(root));
     }
     if now.lock != record.lock {
         changed.push(root.join(paths::LOCK_FILE));
@@ -187,28 +219,109 @@ pub fn try_state(paths: &Paths, root: &Path) -> Result<TrustState, TrustError> {
     })
 }
 
-/// Trusts the workspace at `root` at its current digests. Returns the canonical root
-/// and what was recorded.
-pub fn trust(paths: &Paths, root: &Path) -> Result<(PathBuf, TrustRecord), TrustError> {
+/// Whether the workspace at `root` is trusted at the digests its files have now (each
+/// read once). For reports only: a loader judges the bytes it parses with [`judge`].
+/// Any problem reads as not trusted (fail closed).
+#[must_use]
+pub fn state(paths: &Paths, root: &Path) -> TrustState {
+    let Ok(root) = root.canonicalize() else {
+        return TrustState::NotTrusted;
+    };
+    current_digests(&root)
+        .and_then(|now| judge(paths, &root, &now))
+        .unwrap_or(TrustState::NotTrusted)
+}
+
+/// What trusting a workspace approves, each file read once: what `mcp-warden trust`
+/// shows is what [`approve`] records (SPEC "Commands": a review screen shows exactly
+/// what will be approved).
+#[derive(Debug, Clone)]
+pub struct Review {
+    /// The canonical workspace root.
+    pub root: PathBuf,
+    pub config: Snapshot,
+    /// `None` when there is no lock file.
+    pub lock: Option<Snapshot>,
+    /// What was trusted before, if anything.
+    pub previous: Option<TrustRecord>,
+}
+
+/// Reads what trusting the workspace at `root` would approve.
+pub fn review(paths: &Paths, root: &Path) -> Result<Review, TrustError> {
     let root = canonical(root)?;
-    let key = key(&root)?;
-    if !paths::workspace_file(&root).is_file() {
-        return Err(TrustError::NoWorkspaceFile { root });
-    }
-    let _guard = lock_store(paths)?;
-    let digests = current_digests(&root)?;
-    let config = digests
-        .config
+    key(&root)?;
+    let read = |path: PathBuf| snapshot(&path).map_err(|cause| TrustError::Read { path, cause });
+    let config = read(paths::workspace_file(&root))?
         .ok_or_else(|| TrustError::NoWorkspaceFile { root: root.clone() })?;
-    let record = TrustRecord {
+    let lock = read(root.join(paths::LOCK_FILE))?;
+    let previous = read_store(paths)?.workspaces.remove(key(&root)?);
+    Ok(Review {
+        root,
         config,
-        lock: digests.lock,
+        lock,
+        previous,
+    })
+}
+
+/// Trusts the reviewed workspace at the digests of the bytes reviewed (a file changed
+/// since then is therefore not trusted), and keeps a private copy of those bytes so
+/// the next review can show what changed.
+pub fn approve(paths: &Paths, review: &Review) -> Result<TrustRecord, TrustError> {
+    let key = key(&review.root)?;
+    let _guard = lock_store(paths)?;
+    for snapshot in std::iter::once(&review.config).chain(&review.lock) {
+        keep_copy(paths, snapshot)?;
+    }
+    let record = TrustRecord {
+        config: review.config.digest.clone(),
+        lock: review.lock.as_ref().map(|l| l.digest.clone()),
         trusted_at: now_rfc3339(),
     };
     let mut store = read_store(paths)?;
     store.workspaces.insert(key.to_owned(), record.clone());
     write_store(paths, &store)?;
-    Ok((root, record))
+    Ok(record)
+}
+
+/// Trusts the workspace at `root` at its current digests, without showing anything.
+/// Returns the canonical root and what was recorded.
+pub fn trust(paths: &Paths, root: &Path) -> Result<(PathBuf, TrustRecord), TrustError> {
+    let review = review(paths, root)?;
+    let record = approve(paths, &review)?;
+    Ok((review.root, record))
+}
+
+/// Where the copy of trusted bytes with `digest` is kept: content-addressed, in the
+/// data dir (private: a workspace file may be private too).
+fn copy_path(paths: &Paths, digest: &str) -> Option<PathBuf> {
+    let hex = digest.strip_prefix(DIGEST_PREFIX)?;
+    is_digest(digest).then(|| paths.data_dir.join("trusted").join(hex))
+}
+
+fn keep_copy(paths: &Paths, snapshot: &Snapshot) -> Result<(), TrustError> {
+    let Some(path) = copy_path(paths, &snapshot.digest) else {
+        return Ok(());
+    };
+    if path.is_file() {
+        return Ok(());
+    }
+    let dir = paths.data_dir.join("trusted");
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(&dir)
+        .and_then(|()| crate::durable::replace(&path, &snapshot.bytes, PRIVATE))
+        .map_err(|cause| TrustError::Write { path, cause })
+}
+
+/// The text trusted with `digest`, when a copy was kept and still matches it.
+#[must_use]
+pub fn trusted_text(paths: &Paths, digest: &str) -> Option<String> {
+    let bytes = crate::durable::read_regular(&copy_path(paths, digest)?).ok()??;
+    (self::digest(&bytes) == digest)
+        .then(|| String::from_utf8(bytes).ok())
+        .flatten()
 }
 
 /// Withdraws trust from the workspace at `root`; `false` when it was not trusted.
@@ -228,13 +341,29 @@ pub fn untrust(paths: &Paths, root: &Path) -> Result<bool, TrustError> {
     Ok(true)
 }
 
-/// Records a write mcp-warden itself made to `mcp-warden.lock` (`pin`, `unpin`, tofu),
-/// so that it does not make the workspace untrusted. Only the lock digest is updated,
-/// and only while `mcp-warden.toml` still has its recorded digest: an edit of the
-/// configuration is never laundered into trust by a pin. The caller must have seen the
-/// workspace trusted before writing, and must hold the lock file's own lock. Returns
-/// whether the workspace is still recorded as trusted.
-pub fn record_own_write(paths: &Paths, root: &Path) -> Result<bool, TrustError> {
+/// A write mcp-warden itself makes to a workspace's `mcp-warden.lock` (`pin`, `unpin`,
+/// tofu), described by the digests it was made against.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnWrite<'a> {
+    /// The digest of the `mcp-warden.toml` the writer's configuration was loaded from.
+    pub config: &'a str,
+    /// The digest of the lock bytes the write started from (`None`: no file).
+    pub before: Option<&'a str>,
+    /// The digest of the bytes written (`None`: no file).
+    pub after: Option<&'a str>,
+}
+
+/// Records a write mcp-warden itself made to `mcp-warden.lock`, so that it does not
+/// make the workspace untrusted. The lock digest is updated only when the record still
+/// says `write.config` for the configuration and `write.before` for the lock: an edit
+/// of either file by someone else is never laundered into trust by a pin made on top
+/// of it. The caller must hold the lock file's own lock. Returns whether the workspace
+/// is still recorded as trusted.
+pub fn record_own_write(
+    paths: &Paths,
+    root: &Path,
+    write: OwnWrite<'_>,
+) -> Result<bool, TrustError> {
     let root = canonical(root)?;
     let key = key(&root)?;
     if !paths.trust_file().exists() {
@@ -245,12 +374,12 @@ pub fn record_own_write(paths: &Paths, root: &Path) -> Result<bool, TrustError> 
     let Some(record) = store.workspaces.get_mut(key) else {
         return Ok(false);
     };
-    let now = current_digests(&root)?;
-    if now.config.as_ref() != Some(&record.config) {
+    if record.config != write.config || record.lock.as_deref() != write.before {
         return Ok(false);
     }
-    if record.lock != now.lock {
-        record.lock = now.lock;
+    let after = write.after.map(str::to_owned);
+    if record.lock != after {
+        record.lock = after;
         write_store(paths, &store)?;
     }
     Ok(true)
@@ -272,9 +401,9 @@ fn key(root: &Path) -> Result<&str, TrustError> {
 /// Reads the store; a missing file is an empty store.
 fn read_store(paths: &Paths) -> Result<Store, TrustError> {
     let path = paths.trust_file();
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Store::default()),
+    let bytes = match crate::durable::read_regular(&path) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Ok(Store::default()),
         Err(cause) => return Err(TrustError::Read { path, cause }),
     };
     let text = crate::config::error::utf8_text(&path, bytes)
@@ -488,23 +617,90 @@ mod tests {
     }
 
     #[test]
-    fn own_lock_writes_keep_trust_but_config_edits_are_not_laundered() {
+    fn own_lock_writes_keep_trust_but_other_edits_are_not_laundered() {
         let e = env();
         let lock = e.root.join("mcp-warden.lock");
-        // Nothing recorded: nothing to keep.
+        let config = digest(b"[servers]\n");
+        let (v1, v2, v3) = (digest(b"v1"), digest(b"v2"), digest(b"v3"));
+        let write = |before, after| OwnWrite {
+            config: &config,
+            before,
+            after,
+        };
         ok(fs::write(&lock, "v1"));
-        assert!(!ok(record_own_write(&e.paths, &e.root)));
+        // Nothing recorded: nothing to keep.
+        assert!(!ok(record_own_write(
+            &e.paths,
+            &e.root,
+            write(Some(&v1), Some(&v2))
+        )));
         trust_ok(&e);
         ok(fs::write(&lock, "v2"));
-        assert!(ok(record_own_write(&e.paths, &e.root)));
+        assert!(ok(record_own_write(
+            &e.paths,
+            &e.root,
+            write(Some(&v1), Some(&v2))
+        )));
         assert_eq!(state(&e.paths, &e.root), TrustState::Trusted);
-        ok(fs::write(e.root.join("mcp-warden.toml"), "# edited\n"));
+        // A write made on top of a lock someone else changed is not recorded.
         ok(fs::write(&lock, "v3"));
-        assert!(!ok(record_own_write(&e.paths, &e.root)));
+        assert!(!ok(record_own_write(
+            &e.paths,
+            &e.root,
+            write(Some(&v1), Some(&v3))
+        )));
+        // Nor one made by a session loaded from another configuration.
+        let edited = digest(b"# edited\n");
+        let other = OwnWrite {
+            config: &edited,
+            before: Some(&v2),
+            after: Some(&v3),
+        };
+        assert!(!ok(record_own_write(&e.paths, &e.root, other)));
         assert!(matches!(
             state(&e.paths, &e.root),
             TrustState::Changed { .. }
         ));
+    }
+
+    #[test]
+    fn a_covered_file_that_is_not_regular_is_never_trusted() {
+        let e = env();
+        trust_ok(&e);
+        let file = e.root.join("mcp-warden.toml");
+        let saved = e.root.join("saved.toml");
+        ok(fs::rename(&file, &saved));
+        ok(std::os::unix::fs::symlink(&saved, &file));
+        assert!(matches!(
+            state(&e.paths, &e.root),
+            TrustState::NotTrusted | TrustState::Changed { .. }
+        ));
+        ok(fs::remove_file(&file));
+        ok(nix::unistd::mkfifo(
+            &file,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        ));
+        // Returns at once, and not trusted: the FIFO is never opened for a blocking read.
+        assert!(!state(&e.paths, &e.root).is_trusted());
+        let lock = e.root.join("mcp-warden.lock");
+        ok(fs::remove_file(&file));
+        ok(fs::rename(&saved, &file));
+        assert!(state(&e.paths, &e.root).is_trusted());
+        ok(nix::unistd::mkfifo(
+            &lock,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        ));
+        let now = Digests {
+            config: Some(digest(b"[servers]\n")),
+            lock: digest_of(&snapshot(&lock)),
+        };
+        assert_eq!(now.lock.as_deref(), Some(UNREADABLE));
+        assert_eq!(
+            ok(judge(&e.paths, &e.root, &now)),
+            TrustState::Changed {
+                changed: vec![lock]
+            }
+        );
     }
 
     #[test]
@@ -537,7 +733,8 @@ mod tests {
             fs::read_to_string(e.paths.trust_file()).ok().as_deref(),
             Some(bad)
         );
-        assert!(try_state(&e.paths, &e.root).is_err());
+        let now = ok(current_digests(&e.root));
+        assert!(judge(&e.paths, &e.root, &now).is_err());
         assert_eq!(state(&e.paths, &e.root), TrustState::NotTrusted);
         ok(fs::write(e.paths.trust_file(), "[workspaces\n"));
         let err = untrust(&e.paths, &e.root)

@@ -33,6 +33,11 @@ fn audit_dir(env: &Env) -> PathBuf {
     env.warden_home.join("data").join("audit")
 }
 
+/// The per-install audit key the chains are keyed with.
+fn audit_key(env: &Env) -> audit::AuditKey {
+    audit::AuditKey::load(&env.warden_home.join("data").join("audit.key")).expect("audit key")
+}
+
 /// The day files, oldest first.
 fn day_files(env: &Env) -> Vec<PathBuf> {
     audit::day_files(&audit_dir(env))
@@ -193,7 +198,7 @@ fn two_sessions_append_to_one_days_file_at_once_and_both_chains_verify() {
         switches >= 100,
         "the sessions' lines did not interleave ({switches})"
     );
-    let report = audit::verify(&audit_dir(&env)).expect("verify");
+    let report = audit::verify(&audit_dir(&env), Some(&audit_key(&env))).expect("verify");
     assert!(report.is_ok(), "{:?}", report.problems);
     let mut sessions: Vec<_> = report
         .sessions
@@ -245,7 +250,11 @@ fn a_clean_shutdown_loses_no_record_of_ten_thousand() {
     }
     assert_eq!(records[10_000]["decision"], "seal");
     assert_eq!(records[10_000]["direction"], "session");
-    assert!(audit::verify(&audit_dir(&env)).expect("verify").is_ok());
+    assert!(
+        audit::verify(&audit_dir(&env), Some(&audit_key(&env)))
+            .expect("verify")
+            .is_ok()
+    );
 }
 
 #[test]
@@ -297,7 +306,7 @@ fn records_carry_the_spec_fields_and_an_hmac_of_the_canonical_arguments() {
             "hash"
         ]
     );
-    assert_eq!(first["v"], 1);
+    assert_eq!(first["v"], 2);
     assert_eq!(first["seq"], 1);
     assert_eq!(first["prev"], audit::GENESIS);
     assert_eq!(first["ms"], Value::Null);
@@ -389,7 +398,7 @@ fn a_session_without_seal_that_still_runs_is_open_not_broken() {
         vec![call(1), call(2)],
         false,
     );
-    let report = audit::verify(&audit_dir(&env)).expect("verify");
+    let report = audit::verify(&audit_dir(&env), Some(&audit_key(&env))).expect("verify");
     assert!(report.is_ok(), "{:?}", report.problems);
     assert_eq!(report.sessions[0].state, ChainState::Open);
     let (code, stdout, _) = run(&env, &["audit", "verify"]);
@@ -425,8 +434,8 @@ fn verify_finds_an_edited_line_whose_hash_was_recomputed() {
     sealed_dead_session(&env, 10);
     let file = the_file(&env);
     let mut all = lines(&file);
-    // Rewrite record 5 with a hash that matches its new contents: record 6's `prev` no
-    // longer matches it.
+    // Rewrite record 5 with a hash recomputed over its new contents, as anyone can
+    // without the per-install key: the keyed chain names the line itself.
     let mut value: Value = serde_json::from_str(&all[4]).expect("json");
     value["tool"] = "fs__other".into();
     value.as_object_mut().expect("object").remove("hash");
@@ -438,8 +447,43 @@ fn verify_finds_an_edited_line_whose_hash_was_recomputed() {
     assert_verify_fails_at(
         &env,
         &file,
-        6,
-        "broken chain: `prev` of record 6 is not the hash of record 5",
+        5,
+        "edited: the record's hash does not match its contents",
+    );
+}
+
+/// Rewrites every line of `file` with `edit` and chains them again the unkeyed way, as
+/// anyone without the per-install key could.
+fn rechain_unkeyed(file: &Path, edit: impl Fn(&mut Value)) {
+    let mut prev = audit::GENESIS.to_owned();
+    let mut all = Vec::new();
+    for line in lines(file) {
+        let mut value: Value = serde_json::from_str(&line).expect("json");
+        edit(&mut value);
+        value["prev"] = prev.clone().into();
+        value.as_object_mut().expect("object").remove("hash");
+        let canonical =
+            mcp_warden::pinning::canonical::canonicalize(&value.to_string()).expect("jcs");
+        prev = audit::record::chain_hash(&prev, &canonical);
+        value["hash"] = prev.clone().into();
+        all.push(value.to_string());
+    }
+    write_lines(file, &all);
+}
+
+/// Issue 14 item 5: a whole session rewritten and re-chained without the key (every
+/// hash recomputed the unkeyed way) is found at its first line.
+#[test]
+fn verify_finds_a_session_rechained_without_the_key() {
+    let env = Env::new();
+    sealed_dead_session(&env, 5);
+    let file = the_file(&env);
+    rechain_unkeyed(&file, |value| value["tool"] = "fs__innocent".into());
+    assert_verify_fails_at(
+        &env,
+        &file,
+        1,
+        "edited: the record's hash does not match its contents",
     );
 }
 
@@ -999,4 +1043,77 @@ fn serve_records_its_decisions_and_seals_the_chain() {
     let (code, out, _) = run(&env, &["audit", "--decision", "hold"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("p__add"), "{out}");
+}
+
+/// Issue 14 item 5: every seal is anchored, so a whole session removed from a day file
+/// (its lines all gone, the other session's chain whole) is found.
+#[test]
+fn verify_finds_a_whole_session_removed_through_the_anchor() {
+    let env = Env::new();
+    let gone = sealed_dead_session(&env, 3);
+    sealed_dead_session(&env, 2);
+    let file = the_file(&env);
+    let kept: Vec<String> = lines(&file)
+        .into_iter()
+        .filter(|l| !l.contains(gone.as_str()))
+        .collect();
+    write_lines(&file, &kept);
+    let (code, stdout, _) = run(&env, &["audit", "verify"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("anchor.jsonl:1: "), "{stdout}");
+    assert!(
+        stdout.contains("removed: the anchor records this session sealed after 4 records"),
+        "{stdout}"
+    );
+}
+
+/// Issue 14 item 5: a whole day file removed is found through the anchor.
+#[test]
+fn verify_finds_a_removed_day_file_through_the_anchor() {
+    let env = Env::new();
+    sealed_dead_session(&env, 2);
+    fs::remove_file(the_file(&env)).expect("rm");
+    let (code, stdout, _) = run(&env, &["audit", "verify"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("removed: "), "{stdout}");
+}
+
+/// Issue 14 item 5: a session rewritten as format 1 (the unkeyed chain, still accepted
+/// for old files) to hide an edit is found: the anchor holds its keyed seal.
+#[test]
+fn verify_finds_a_session_downgraded_to_the_unkeyed_format() {
+    let env = Env::new();
+    sealed_dead_session(&env, 3);
+    let file = the_file(&env);
+    rechain_unkeyed(&file, |value| {
+        value["v"] = 1.into();
+        value["tool"] = "fs__innocent".into();
+    });
+    let (code, stdout, _) = run(&env, &["audit", "verify"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("removed: "), "{stdout}");
+}
+
+/// Issue 14 item 5: the anchor is itself a keyed chain: a line taken out of it is found.
+#[test]
+fn verify_finds_an_anchor_line_removed() {
+    let env = Env::new();
+    let first = sealed_dead_session(&env, 2);
+    sealed_dead_session(&env, 2);
+    let file = the_file(&env);
+    let kept: Vec<String> = lines(&file)
+        .into_iter()
+        .filter(|l| !l.contains(first.as_str()))
+        .collect();
+    write_lines(&file, &kept);
+    let anchor = audit_dir(&env).join("anchor.jsonl");
+    let rest: Vec<String> = lines(&anchor).into_iter().skip(1).collect();
+    write_lines(&anchor, &rest);
+    let (code, stdout, _) = run(&env, &["audit", "verify"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("broken anchor"), "{stdout}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &fs::metadata(&anchor).expect("meta").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
 }

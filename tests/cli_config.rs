@@ -538,7 +538,7 @@ fn init_honours_workspace_flag() {
 fn trust_then_edit_makes_check_say_untrusted() {
     let sb = Sandbox::new();
     sb.write_workspace(GOOD);
-    let trust = sb.run(&["trust"]);
+    let trust = sb.run(&["trust", "--yes"]);
     assert_eq!(trust.code, Some(0), "{trust:?}");
     assert!(trust.stdout.contains("trusted workspace"), "{trust:?}");
     assert!(trust.stdout.contains("sha256:"), "{trust:?}");
@@ -565,7 +565,7 @@ fn trust_is_found_from_a_subdirectory() {
     sb.write_workspace(GOOD);
     let sub = sb.workspace.join("src/deep");
     ok(fs::create_dir_all(&sub));
-    let run = sb.run_in(&sub, &["trust"]);
+    let run = sb.run_in(&sub, &["trust", "--yes"]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(
         run.stdout
@@ -577,10 +577,15 @@ fn trust_is_found_from_a_subdirectory() {
 #[test]
 fn trust_without_a_workspace_file_is_exit_2() {
     let sb = Sandbox::new();
-    let run = sb.run(&["trust"]);
+    let run = sb.run(&["trust", "--yes"]);
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(run.stderr.contains("no `mcp-warden.toml`"), "{run:?}");
-    let run = sb.run(&["--workspace", &sb.workspace.to_string_lossy(), "trust"]);
+    let run = sb.run(&[
+        "--workspace",
+        &sb.workspace.to_string_lossy(),
+        "trust",
+        "--yes",
+    ]);
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(run.stderr.contains("nothing to trust"), "{run:?}");
 }
@@ -589,7 +594,7 @@ fn trust_without_a_workspace_file_is_exit_2() {
 fn untrust_withdraws_trust() {
     let sb = Sandbox::new();
     sb.write_workspace(GOOD);
-    assert_eq!(sb.run(&["trust"]).code, Some(0));
+    assert_eq!(sb.run(&["trust", "--yes"]).code, Some(0));
     let run = sb.run(&["untrust"]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stdout.contains("withdrew trust"), "{run:?}");
@@ -605,7 +610,7 @@ fn trust_store_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let sb = Sandbox::new();
     sb.write_workspace(GOOD);
-    assert_eq!(sb.run(&["trust"]).code, Some(0));
+    assert_eq!(sb.run(&["trust", "--yes"]).code, Some(0));
     let file = sb.warden_home.join("data/trust.toml");
     let mode = ok(fs::metadata(&file)).permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);

@@ -407,7 +407,7 @@ fn a_corrupt_lock_is_an_error_with_its_position_and_is_never_replaced() {
 fn pins_in_a_trusted_workspace_keep_it_trusted_and_unpin_needs_a_name_that_exists() {
     let env = Env::new();
     env.workspace_config(&test_server_table("ws", &[]));
-    expect(&env, &["trust"], 0);
+    expect(&env, &["trust", "--yes"], 0);
     expect(&env, &["pin", "--yes"], 0);
     let lock = env.workspace.join("mcp-warden.lock");
     assert!(
@@ -597,7 +597,7 @@ fn pins_and_scan_start_no_server_of_an_untrusted_workspace() {
         );
         assert!(stderr(&out).contains("is not trusted"), "{}", stderr(&out));
     }
-    expect(&env, &["trust"], 0);
+    expect(&env, &["trust", "--yes"], 0);
     expect(&env, &["pins"], 1);
     assert!(marker.exists(), "trusted: its server is listed");
 }

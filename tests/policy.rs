@@ -220,7 +220,7 @@ fn a_workspace_allow_cannot_loosen_a_user_deny() {
         "{run:?}"
     );
     // Trusting the workspace changes nothing: rules are never merged.
-    assert_eq!(sb.run(&["trust"]).code, Some(0));
+    assert_eq!(sb.run(&["trust", "--yes"]).code, Some(0));
     assert_eq!(sb.run(&["explain", "git__push"]).code, Some(1));
 }
 

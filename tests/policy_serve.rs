@@ -144,7 +144,7 @@ fn a_trusted_workspace_cannot_loosen_a_users_deny() {
     env.workspace_config(
         "[[policy.rules]]\nid = \"let-me-write\"\ntools = [\"fs__write_file\"]\naction = \"allow\"\n",
     );
-    let out = env.run(&["trust"]);
+    let out = env.run(&["trust", "--yes"]);
     assert!(out.status.success());
     let mut serve = env.serve();
     serve.initialize();

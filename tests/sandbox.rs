@@ -396,13 +396,16 @@ fn the_environment_holds_only_the_base_and_the_configured_variables() {
         let vars = answer["env"].as_object().unwrap();
         let mut keys: Vec<&str> = vars.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        let allowed = ["HOME", "LANG", "PATH", "TERM", "TMPDIR"];
+        let allowed = ["HOME", "LANG", "PATH", "PYTHONSAFEPATH", "TERM", "TMPDIR"];
         assert!(
             keys.iter()
                 .all(|k| allowed.contains(k) || extra.contains(k)),
             "{name}: unexpected variables in {keys:?}"
         );
-        for required in ["HOME", "LANG", "PATH", "TMPDIR"].iter().chain(extra) {
+        for required in ["HOME", "LANG", "PATH", "PYTHONSAFEPATH", "TMPDIR"]
+            .iter()
+            .chain(extra)
+        {
             assert!(
                 keys.contains(required),
                 "{name}: {required} missing: {keys:?}"
@@ -753,7 +756,9 @@ fn a_server_runs_as_its_own_uid_without_capabilities_limits_or_inherited_descrip
     let files = hard.min(8192);
     assert_eq!(me["rlimit_nofile"], json!([files, files]), "{me}");
     assert_eq!(me["fds"], json!([0, 1, 2]), "inherited descriptors: {me}");
-    assert_eq!(me["cwd"], path_str(&env.workspace), "{me}");
+    // It starts in its private HOME, not the workspace (issue 14 item 2).
+    let own = call_json(&mut serve, 9, "a__env", json!({}));
+    assert_eq!(me["cwd"], own["env"]["HOME"], "{me}");
     // network = true: no seccomp filter is needed.
     assert_eq!(me["seccomp"], 0, "{me}");
 

@@ -348,7 +348,16 @@ fn a_child_gets_only_the_base_environment_env_and_passthrough() {
         serde_json::from_str(&text_of(&answer)).unwrap();
     let mut keys: Vec<&str> = child_env.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    let allowed = ["EXTRA", "HOME", "LANG", "PASSED", "PATH", "TERM", "TMPDIR"];
+    let allowed = [
+        "EXTRA",
+        "HOME",
+        "LANG",
+        "PASSED",
+        "PATH",
+        "PYTHONSAFEPATH",
+        "TERM",
+        "TMPDIR",
+    ];
     assert!(
         keys.iter().all(|k| allowed.contains(k)),
         "unexpected variables: {keys:?}"
@@ -411,6 +420,18 @@ fn sleeper_runs(env: &Env, serve: &support::Serve) -> bool {
     false
 }
 
+/// Those of `pids` still alive after `wait` (or as soon as none is).
+fn still_alive_after(mut pids: Vec<u32>, wait: Duration) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        pids.retain(|p| is_alive(*p));
+        if pids.is_empty() || std::time::Instant::now() > deadline {
+            return pids;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn all_gone_within(env: &Env, wait: Duration) -> Vec<u32> {
     let deadline = std::time::Instant::now() + wait;
     loop {
@@ -442,10 +463,15 @@ fn fault_19_a_grandchild_in_a_new_session_does_not_survive_shutdown() {
     let answer = serve.call_tool(2, "a__grandchild", json!({}));
     assert!(text_of(&answer).starts_with("started"), "{answer}");
     assert!(sleeper_runs(&env, &serve), "the grandchild is not running");
+    // Seen now: once their supervisor is gone, survivors would no longer be found
+    // by their ancestry.
+    let seen = server_processes(&env, &serve);
     let (status, _) = serve.close();
     assert!(status.success());
     let left = all_gone_within(&env, Duration::from_secs(2));
     assert!(left.is_empty(), "a descendant survived: {left:?}");
+    let alive = still_alive_after(seen, Duration::from_secs(2));
+    assert!(alive.is_empty(), "a descendant survived: {alive:?}");
 }
 
 #[test]
@@ -454,12 +480,20 @@ fn fault_20_every_server_dies_with_a_sigkilled_mcp_warden() {
     let mut serve = env.ready_serve();
     assert!(text_of(&serve.call_tool(2, "a__grandchild", json!({}))).starts_with("started"));
     assert!(sleeper_runs(&env, &serve), "the grandchild is not running");
+    // Seen now: once their supervisor is gone, survivors would no longer be found
+    // by their ancestry.
+    let seen = server_processes(&env, &serve);
     let warden = nix::unistd::Pid::from_raw(i32::try_from(serve.pid()).unwrap());
     nix::sys::signal::kill(warden, nix::sys::signal::Signal::SIGKILL).unwrap();
     let left = all_gone_within(&env, Duration::from_secs(1));
     assert!(
         left.is_empty(),
         "processes survived mcp-warden's SIGKILL by a second: {left:?}"
+    );
+    let alive = still_alive_after(seen, Duration::from_secs(1));
+    assert!(
+        alive.is_empty(),
+        "processes survived mcp-warden's SIGKILL by a second: {alive:?}"
     );
 }
 

@@ -33,7 +33,7 @@ fn marker_workspace(env: &Env, dir: &Path) -> PathBuf {
 /// `mcp-warden trust --workspace ROOT`, which must succeed.
 fn trust_workspace(env: &Env, root: &Path) {
     let out = env
-        .command(&["trust", "--workspace", &path_str(root)])
+        .command(&["trust", "--yes", "--workspace", &path_str(root)])
         .output()
         .unwrap();
     assert!(
@@ -90,7 +90,7 @@ fn an_untrusted_workspace_starts_nothing_and_says_so() {
 fn trust_starts_the_servers_and_an_edit_withdraws_it() {
     let env = Env::new();
     let marker = marker_workspace(&env, &env.workspace);
-    let trust = env.run(&["trust"]);
+    let trust = env.run(&["trust", "--yes"]);
     assert!(
         trust.status.success(),
         "{}",
@@ -112,7 +112,7 @@ fn trust_starts_the_servers_and_an_edit_withdraws_it() {
     assert!(stderr.contains("no longer trusted"), "{stderr}");
     assert!(said.contains("no longer trusted"), "{said}");
 
-    assert!(env.run(&["trust"]).status.success());
+    assert!(env.run(&["trust", "--yes"]).status.success());
     assert!(env.run(&["untrust"]).status.success());
     let (names, _, _) = serve_once(&env);
     assert!(names.is_empty() && !marker.exists());

@@ -82,6 +82,11 @@ impl AuditKey {
         &self.0
     }
 
+    /// Reads the key at `path` (for `audit verify`, which never creates one).
+    pub fn load(path: &Path) -> Result<Self, AuditError> {
+        Self::read(path)
+    }
+
     fn read(path: &Path) -> Result<Self, AuditError> {
         let err = |source: io::Error| AuditError::Key {
             path: path.to_path_buf(),
@@ -150,6 +155,18 @@ impl PreparedKey {
             Ok(canonical) => self.hex(canonical.as_bytes()),
             Err(_) => self.hex(arguments_json_text.as_bytes()),
         }
+    }
+
+    /// `"hmac-sha256:" + hex(HMAC(prev + "\n" + canonical_body))` into `out`
+    /// (cleared first): the keyed chain hash of an audit record.
+    pub(crate) fn chain_hash_into(&self, prev: &str, canonical_body: &[u8], out: &mut String) {
+        let mut mac = self.0.clone();
+        mac.update(prev.as_bytes());
+        mac.update(b"\n");
+        mac.update(canonical_body);
+        out.clear();
+        out.push_str(super::record::KEYED_PREFIX);
+        super::record::push_hex(out, &mac.finalize().into_bytes());
     }
 
     /// [`hmac_hex`] under this key.

@@ -12,11 +12,14 @@
 //! - `audit/YYYY-MM-DD.jsonl` (UTC day of the record's `ts`): directory 0700, files
 //!   0600, appended with `O_APPEND` by every session of every mcp-warden process;
 //!   whole lines per `write(2)`, so sessions never tear each other's lines.
-//! - `audit.key`: 32 random bytes, 0600, created once; the key of `args_hmac`.
+//! - `audit.key`: 32 random bytes, 0600, created once; the key of `args_hmac` and of
+//!   the chain (format 2).
+//! - `audit/anchor.jsonl`: one keyed line per sealed session ([`anchor`]), so a whole
+//!   session or day file removed is found.
 //!
 //! # A record
 //! ```json
-//! {"v":1,"ts":"2026-05-01T12:00:00.123Z","session":"48213-9120334-9f3a1c2e","seq":4,"workspace":"/home/u/proj","server":"fs","tool":"fs__write_file","method":"tools/call","direction":"to_server","decision":"deny","rule":"writes-stay-in-workspace","args_hmac":"5fc3e786…","ms":null,"bytes":118,"detail":"writes outside the workspace are not allowed","prev":"sha256:1c0e…","hash":"sha256:77a4…"}
+//! {"v":2,"ts":"2026-05-01T12:00:00.123Z","session":"48213-9120334-9f3a1c2e","seq":4,"workspace":"/home/u/proj","server":"fs","tool":"fs__write_file","method":"tools/call","direction":"to_server","decision":"deny","rule":"writes-stay-in-workspace","args_hmac":"5fc3e786…","ms":null,"bytes":118,"detail":"writes outside the workspace are not allowed","prev":"hmac-sha256:1c0e…","hash":"hmac-sha256:77a4…"}
 //! ```
 //! Field by field: [`Record`]. How `hash` is computed, byte for byte: [`record`]. Decisions:
 //! `allow`, `deny`, `hold`, `redact`, `flag`, `monitor` as SPEC "Decisions on the wire"
@@ -46,6 +49,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod anchor;
 pub mod key;
 pub mod query;
 pub mod read;

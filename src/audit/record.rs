@@ -12,10 +12,16 @@
 //! `hash` ([`GENESIS`] for record 1), and
 //!
 //! ```text
-//! hash = "sha256:" + hex(SHA-256( prev + "\n" + JCS(record without its "hash" member) ))
+//! hash = "hmac-sha256:" + hex(HMAC-SHA-256(key, prev + "\n" + JCS(record without its "hash" member)))
 //! ```
 //!
-//! where `prev` is the ASCII text of the record's own `prev` member, `"\n"` one byte
+//! with the per-install audit key (`audit.key`), so a chain cannot be rewritten (an
+//! edited line re-chained, a session dropped and the rest re-hashed) without the key.
+//! Records of format 1 (`"v": 1`, written before the key was used) were chained with
+//! `"sha256:" + hex(SHA-256(...))` of the same text: they are read and verified as
+//! what they were, unkeyed, and `audit verify` says how many there are.
+//!
+//! `prev` is the ASCII text of the record's own `prev` member, `"\n"` one byte
 //! 0x0A, and `JCS(...)` the UTF-8 bytes of the RFC 8785 canonical form
 //! ([`crate::pinning::canonical::canonicalize`]) of the line's top-level object with the
 //! `hash` member removed and every other member as written (numbers included: RFC 8785
@@ -30,11 +36,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 
+use super::key::PreparedKey;
 use super::time::Timestamp;
 use crate::pinning::canonical::{self, CanonicalError};
 
-/// The record format's version, the `v` of every line written.
-pub const VERSION: u32 = 1;
+/// The record format's version, the `v` of every line written: 2, the keyed chain
+/// (1 was the unkeyed one, still verified as written).
+pub const VERSION: u32 = 2;
+
+/// The first format whose chain is keyed.
+pub const KEYED_VERSION: u32 = 2;
+
+/// What a keyed chain hash starts with.
+pub const KEYED_PREFIX: &str = "hmac-sha256:";
 
 /// The `prev` of a session's first record.
 pub const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
@@ -202,7 +216,26 @@ pub struct Record {
     pub hash: String,
 }
 
-/// `"sha256:" + hex(SHA-256(prev + "\n" + canonical_body))`: see the module docs.
+/// The chain hash of a record of format `v`: keyed from [`KEYED_VERSION`] on (and
+/// then `None` without the key), `"sha256:"` before. See the module docs.
+#[must_use]
+pub(crate) fn chain_hash_of(
+    v: u32,
+    key: Option<&PreparedKey>,
+    prev: &str,
+    canonical_body: &[u8],
+) -> Option<String> {
+    let mut out = String::with_capacity(76);
+    if v < KEYED_VERSION {
+        chain_hash_into(prev, canonical_body, &mut out);
+    } else {
+        key?.chain_hash_into(prev, canonical_body, &mut out);
+    }
+    Some(out)
+}
+
+/// `"sha256:" + hex(SHA-256(prev + "\n" + canonical_body))`: the unkeyed chain of
+/// format 1 (see the module docs).
 #[must_use]
 pub fn chain_hash(prev: &str, canonical_body: &str) -> String {
     let mut out = String::with_capacity(71);
@@ -237,12 +270,18 @@ pub const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
 
 /// Fills in `record.hash` and returns the line to append (with its `\n`). The writer
 /// seals through [`RecordView::seal_into`]; tests build whole records this way.
+/// The key tests seal and check records with (the writer's tests use the same bytes).
+#[cfg(test)]
+pub(crate) fn test_key() -> PreparedKey {
+    PreparedKey::new(&super::key::AuditKey::from_bytes([7; 32]))
+}
+
 #[cfg(test)]
 pub(crate) fn seal_line(record: &mut Record) -> String {
     let mut line = Vec::new();
     let mut scratch = Vec::new();
     let mut hash = String::new();
-    RecordView::from(&*record).seal_into(&mut line, &mut scratch, &mut hash);
+    RecordView::from(&*record).seal_into(&test_key(), &mut line, &mut scratch, &mut hash);
     record.hash = hash;
     // Only `serde_json` output and ASCII were written: valid UTF-8.
     String::from_utf8(line).unwrap_or_default()
@@ -321,7 +360,13 @@ impl RecordView<'_> {
     /// already canonical and nested below [`canonical::MAX_DEPTH`] once inside the
     /// record, and integers are at most [`MAX_EXACT_INTEGER`] (serde escapes strings
     /// exactly as RFC 8785 does). Debug builds check the equality on every record.
-    pub(crate) fn seal_into(&self, line: &mut Vec<u8>, scratch: &mut Vec<u8>, hash: &mut String) {
+    pub(crate) fn seal_into(
+        &self,
+        key: &PreparedKey,
+        line: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+        hash: &mut String,
+    ) {
         let start = line.len();
         // Serializing strings, integers and a `RawValue` into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *line, self);
@@ -334,7 +379,11 @@ impl RecordView<'_> {
             Some(Ok(String::from_utf8_lossy(scratch).into_owned())),
             "the canonical view drifted from the record"
         );
-        chain_hash_into(self.prev, scratch, hash);
+        if self.v < KEYED_VERSION {
+            chain_hash_into(self.prev, scratch, hash);
+        } else {
+            key.chain_hash_into(self.prev, scratch, hash);
+        }
         // `hash` is the last member: the line is the body with it added before the `}`.
         line.pop();
         line.extend_from_slice(b",\"hash\":\"");
@@ -424,8 +473,9 @@ pub enum LineError {
     Fields(String),
 }
 
-/// Parses one line (without its `\n`) and recomputes its hash from its text.
-pub(crate) fn check_line(text: &str) -> Result<CheckedLine, LineError> {
+/// Parses one line (without its `\n`) and recomputes its hash from its text (a keyed
+/// one under `key`; without the key, the computed hash says so).
+pub(crate) fn check_line(text: &str, key: Option<&PreparedKey>) -> Result<CheckedLine, LineError> {
     let members: Members =
         serde_json::from_str(text).map_err(|e| LineError::Json(e.to_string()))?;
     let mut body = String::with_capacity(text.len());
@@ -449,7 +499,8 @@ pub(crate) fn check_line(text: &str) -> Result<CheckedLine, LineError> {
     let canonical = canonical::canonicalize(&body)?;
     let record: Record =
         serde_json::from_str(text).map_err(|e| LineError::Fields(e.to_string()))?;
-    let computed = chain_hash(&record.prev, &canonical);
+    let computed = chain_hash_of(record.v, key, &record.prev, canonical.as_bytes())
+        .unwrap_or_else(|| "(cannot be checked without the audit key)".to_owned());
     Ok(CheckedLine { record, computed })
 }
 
@@ -528,8 +579,8 @@ mod tests {
         let line = seal_line(&mut r);
         assert!(line.ends_with(&format!(",\"hash\":\"{}\"}}\n", r.hash)));
         assert_eq!(line.matches('\n').count(), 1);
-        assert!(line.starts_with(r#"{"v":1,"ts":"2026-05-01T12:00:00.123Z","session":"#));
-        let checked = check_line(line.trim_end()).expect("check");
+        assert!(line.starts_with(r#"{"v":2,"ts":"2026-05-01T12:00:00.123Z","session":"#));
+        let checked = check_line(line.trim_end(), Some(&test_key())).expect("check");
         assert_eq!(checked.computed, r.hash);
         assert_eq!(checked.record.hash, r.hash);
     }
@@ -563,22 +614,52 @@ mod tests {
         let mut value: serde_json::Value = serde_json::from_str(&line).expect("json");
         value.as_object_mut().expect("object").remove("hash");
         let canonical = canonical::canonicalize(&value.to_string()).expect("canonical");
+        let expected = format!(
+            "{KEYED_PREFIX}{}",
+            super::super::key::hmac_hex(&[7; 32], format!("{GENESIS}\n{canonical}").as_bytes())
+        );
+        assert_eq!(r.hash, expected);
+        // Format 1 was the unkeyed chain of the same bytes, and is still checked so.
+        let mut old = record();
+        old.v = 1;
+        let old_line = seal_line(&mut old);
+        let mut value: serde_json::Value = serde_json::from_str(&old_line).expect("json");
+        value.as_object_mut().expect("object").remove("hash");
+        let canonical = canonical::canonicalize(&value.to_string()).expect("canonical");
         let mut hasher = Sha256::new();
         hasher.update(format!("{GENESIS}\n{canonical}").as_bytes());
-        let mut expected = String::from("sha256:");
-        push_hex(&mut expected, &hasher.finalize());
-        assert_eq!(r.hash, expected);
+        let mut unkeyed = String::from("sha256:");
+        push_hex(&mut unkeyed, &hasher.finalize());
+        assert_eq!(old.hash, unkeyed);
+        assert_eq!(
+            check_line(old_line.trim_end(), None)
+                .expect("check")
+                .computed,
+            unkeyed
+        );
+        // A keyed line cannot be checked without the key.
+        assert_ne!(
+            check_line(line.trim_end(), None).expect("check").computed,
+            r.hash
+        );
         // Reformatted, the canonical form and so the hash is the same.
         let pretty = serde_json::to_string_pretty(
             &serde_json::from_str::<serde_json::Value>(&line).expect("json"),
         )
         .expect("pretty")
         .replace('\n', " ");
-        assert_eq!(check_line(&pretty).expect("check").computed, r.hash);
+        assert_eq!(
+            check_line(&pretty, Some(&test_key()))
+                .expect("check")
+                .computed,
+            r.hash
+        );
         // The same number written another way is the same JSON, and the same hash.
         let respelled = line.replacen("1.5", "15e-1", 1);
         assert_eq!(
-            check_line(respelled.trim_end()).expect("check").computed,
+            check_line(respelled.trim_end(), Some(&test_key()))
+                .expect("check")
+                .computed,
             r.hash
         );
     }
@@ -597,16 +678,21 @@ mod tests {
             let edited = line.replacen(from, to, 1);
             assert_ne!(edited, line, "{from} not found");
             assert_ne!(
-                check_line(&edited).expect("check").computed,
+                check_line(&edited, Some(&test_key()))
+                    .expect("check")
+                    .computed,
                 r.hash,
                 "{from}"
             );
         }
         let dup = line.replacen('{', r#"{"seq":1,"#, 1);
-        assert!(check_line(&dup).is_err());
-        assert!(matches!(check_line("[1]"), Err(LineError::Json(_))));
+        assert!(check_line(&dup, Some(&test_key())).is_err());
         assert!(matches!(
-            check_line(r#"{"v":1}"#),
+            check_line("[1]", Some(&test_key())),
+            Err(LineError::Json(_))
+        ));
+        assert!(matches!(
+            check_line(r#"{"v":1}"#, Some(&test_key())),
             Err(LineError::Fields(_))
         ));
     }
@@ -630,7 +716,7 @@ mod tests {
             r.tools = tools;
             let line = seal_line(&mut r);
             proptest::prop_assert_eq!(line.matches('\n').count(), 1);
-            let checked = check_line(line.trim_end()).expect("check");
+            let checked = check_line(line.trim_end(), Some(&test_key())).expect("check");
             proptest::prop_assert_eq!(checked.computed, r.hash);
         }
     }

@@ -22,6 +22,7 @@ use std::fmt;
 use std::path::Path;
 
 use super::AuditError;
+use super::key::{AuditKey, PreparedKey};
 use super::read::{Location, Reader, Skip};
 use super::record::{self, Decision, GENESIS};
 use super::session::{self, Liveness};
@@ -74,6 +75,16 @@ pub enum ProblemKind {
         /// The last `seq` of the chain.
         last_seq: u64,
     },
+    /// An anchor line is not whole (edited, removed before it, reordered, unreadable).
+    Anchor(String),
+    /// A session the anchor recorded as sealed is not in the log as sealed: removed
+    /// with its day file, or its lines removed or rewritten.
+    Removed {
+        /// The day file the seal was in.
+        day: String,
+        /// Its records, the seal included.
+        records: u64,
+    },
 }
 
 impl fmt::Display for ProblemKind {
@@ -120,6 +131,11 @@ impl fmt::Display for ProblemKind {
                 f,
                 "unsealed (interrupted or cut off): the chain ends at record {last_seq} without a seal and its session is no longer running"
             ),
+            Self::Anchor(why) => f.write_str(why),
+            Self::Removed { day, records } => write!(
+                f,
+                "removed: the anchor records this session sealed after {records} records in `{day}.jsonl`, and the log no longer holds that seal (a session or day file was removed or rewritten)"
+            ),
         }
     }
 }
@@ -164,6 +180,8 @@ pub struct SessionSummary {
     pub records: u64,
     /// Where its last record is.
     pub last: Location,
+    /// Its last record's chain hash.
+    pub hash: String,
     /// How it ends.
     pub state: ChainState,
 }
@@ -180,6 +198,9 @@ pub struct Report {
     /// Every problem, the first bad line first (unsealed chains, found only at the end,
     /// after the problems that have a line of their own).
     pub problems: Vec<Problem>,
+    /// Records of format 1, chained without the key: verified as written, but such a
+    /// chain could be rewritten by anyone.
+    pub unkeyed: u64,
 }
 
 impl Report {
@@ -192,12 +213,22 @@ impl Report {
 
 /// Checks every chain in `dir` (see the module docs); a session counts as running as
 /// [`session::liveness`] says.
-pub fn verify(dir: &Path) -> Result<Report, AuditError> {
-    verify_with(dir, session::liveness)
+///
+/// Keyed chains (format 2 on) are checked under `key`, the per-install audit key;
+/// without it every keyed record is reported as unverifiable. Records of format 1 are
+/// checked as the unkeyed chain they were written as, and counted in
+/// [`Report::unkeyed`].
+pub fn verify(dir: &Path, key: Option<&AuditKey>) -> Result<Report, AuditError> {
+    verify_with(dir, key, session::liveness)
 }
 
 /// [`verify`], with the running check given.
-pub fn verify_with(dir: &Path, liveness: impl Fn(&str) -> Liveness) -> Result<Report, AuditError> {
+pub fn verify_with(
+    dir: &Path,
+    key: Option<&AuditKey>,
+    liveness: impl Fn(&str) -> Liveness,
+) -> Result<Report, AuditError> {
+    let key = key.map(PreparedKey::new);
     let mut report = Report {
         files: super::read::day_files(dir)?.len(),
         ..Report::default()
@@ -212,7 +243,8 @@ pub fn verify_with(dir: &Path, liveness: impl Fn(&str) -> Liveness) -> Result<Re
             Ok(text) if text.trim().is_empty() => Err(Skip::Blank),
             other => other,
         };
-        let checked = text.and_then(|t| record::check_line(&t).map_err(Skip::Invalid));
+        let checked =
+            text.and_then(|t| record::check_line(&t, key.as_ref()).map_err(Skip::Invalid));
         let checked = match checked {
             Ok(checked) => checked,
             Err(skip) => {
@@ -225,6 +257,9 @@ pub fn verify_with(dir: &Path, liveness: impl Fn(&str) -> Liveness) -> Result<Re
             }
         };
         let record = checked.record;
+        if record.v < record::KEYED_VERSION {
+            report.unkeyed += 1;
+        }
         let chain = chains.entry(record.session.clone()).or_insert_with(|| {
             order.push(record.session.clone());
             Chain::default()
@@ -247,10 +282,65 @@ pub fn verify_with(dir: &Path, liveness: impl Fn(&str) -> Liveness) -> Result<Re
         }
     }
     let unsealed = finish(&mut report, order, chains, &liveness);
+    let anchored = check_anchor(dir, key.as_ref(), &report)?;
     report.problems.sort_by(|a, b| a.at.cmp(&b.at));
     report.problems.dedup_by(|b, a| a.at == b.at);
     report.problems.extend(unsealed);
+    // Last: the anchor's findings are mostly the consequence of a line problem above.
+    report.problems.extend(anchored);
     Ok(report)
+}
+
+/// Checks the anchor (see [`super::anchor`]): its own chain, and that every session it
+/// recorded as sealed is in the log (`report`'s sessions), sealed with the same hash.
+fn check_anchor(
+    dir: &Path,
+    key: Option<&PreparedKey>,
+    report: &Report,
+) -> Result<Vec<Problem>, AuditError> {
+    let mut problems = Vec::new();
+    let file = super::anchor::path(dir);
+    let lines = super::anchor::read(dir).map_err(|e| AuditError::io(&file, e))?;
+    let mut prev = (GENESIS.to_owned(), 0);
+    for (line, entry) in lines {
+        let at = Location {
+            file: file.clone(),
+            line: line as u64,
+        };
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(why) => {
+                problems.push(Problem {
+                    at,
+                    session: None,
+                    kind: ProblemKind::Anchor(format!("not an anchor line: {why}")),
+                });
+                continue;
+            }
+        };
+        if let Some(why) = super::anchor::check(&entry, (&prev.0, prev.1), key) {
+            problems.push(Problem {
+                at: at.clone(),
+                session: Some(entry.session.clone()),
+                kind: ProblemKind::Anchor(why),
+            });
+        }
+        let sealed = report.sessions.iter().any(|s| {
+            s.session == entry.session && s.hash == entry.hash && s.records == entry.records
+        });
+        if !sealed {
+            problems.push(Problem {
+                at,
+                session: Some(entry.session.clone()),
+                kind: ProblemKind::Removed {
+                    day: entry.day.clone(),
+                    records: entry.records,
+                },
+            });
+        }
+        prev = (entry.mac, entry.n);
+    }
+    Ok(problems)
 }
 
 /// Ends every chain at the end of the log: gaps never filled are missing records (or,
@@ -304,6 +394,7 @@ fn finish(
         report.sessions.push(SessionSummary {
             session,
             records: chain.records,
+            hash: chain.last_hash.clone(),
             last,
             state: if chain.broken {
                 ChainState::Broken
@@ -417,6 +508,11 @@ mod tests {
 
     /// `n` records of `session` (the last a seal when `sealed`), as lines.
     fn chain(session: &str, n: u64, sealed: bool) -> Vec<String> {
+        chain_of(VERSION, session, n, sealed)
+    }
+
+    /// [`chain`] in record format `v`.
+    fn chain_of(v: u32, session: &str, n: u64, sealed: bool) -> Vec<String> {
         let mut prev = GENESIS.to_owned();
         (1..=n)
             .map(|seq| {
@@ -426,7 +522,7 @@ mod tests {
                     Decision::Allow
                 };
                 let mut r = Record {
-                    v: VERSION,
+                    v,
                     ts: Timestamp::from_millis(1_777_636_800_000),
                     session: session.to_owned(),
                     seq,
@@ -458,7 +554,10 @@ mod tests {
     fn check(lines: &[String]) -> Report {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("2026-05-01.jsonl"), lines.concat()).expect("write");
-        verify_with(dir.path(), |_| Liveness::Ended).expect("verify")
+        verify_with(dir.path(), Some(&AuditKey::from_bytes([7; 32])), |_| {
+            Liveness::Ended
+        })
+        .expect("verify")
     }
 
     fn first(report: &Report) -> (u64, ProblemKind) {
@@ -528,6 +627,20 @@ mod tests {
         assert!(matches!(kinds[0], ProblemKind::Unreadable(_)), "{kinds:?}");
         assert_eq!(kinds[1], ProblemKind::Unsealed { last_seq: 3 });
         assert_eq!(report.problems[1].at.line, 3);
+    }
+
+    #[test]
+    fn format_1_chains_still_verify_as_written_and_are_counted_unkeyed() {
+        let mut lines = chain_of(1, "old", 3, true);
+        lines.extend(chain("new", 2, true));
+        let report = check(&lines);
+        assert!(report.is_ok(), "{:?}", report.problems);
+        assert_eq!(report.unkeyed, 3);
+        // Without the key, keyed records cannot pass.
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("2026-05-01.jsonl"), lines.concat()).expect("write");
+        let keyless = verify_with(dir.path(), None, |_| Liveness::Ended).expect("verify");
+        assert_eq!(keyless.problems[0].at.line, 4, "{:?}", keyless.problems);
     }
 
     fn report_kinds(report: &Report) -> Vec<ProblemKind> {

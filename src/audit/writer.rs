@@ -487,6 +487,20 @@ impl Chain {
         let args = event
             .redacted_args
             .and_then(|text| stored_args(&text, &mut detail));
+        // Free text that can quote what a call carried (a resource URI as the `tool`, a
+        // rule's reason, a server's tool names) is written with secrets redacted: the
+        // trail is evidence, never a second copy of a token (SPEC "Audit").
+        let redact =
+            |text: Option<&str>| text.map(|t| crate::filter::secrets::redact(t).into_owned());
+        let tool = redact(event.tool.as_deref());
+        let rule = redact(event.rule.as_deref());
+        let detail = redact(detail.as_deref());
+        let tools: Option<Vec<String>> = event.tools.as_ref().map(|names| {
+            names
+                .iter()
+                .map(|n| crate::filter::secrets::redact(n).into_owned())
+                .collect()
+        });
         self.seq += 1;
         let view = RecordView {
             v: VERSION,
@@ -495,22 +509,22 @@ impl Chain {
             seq: self.seq,
             workspace: self.workspace.as_deref(),
             server: event.server.as_deref(),
-            tool: event.tool.as_deref(),
+            tool: tool.as_deref(),
             method: event.method.as_deref(),
             direction: event.direction,
             decision: event.decision,
-            rule: event.rule.as_deref(),
+            rule: rule.as_deref(),
             args_hmac: args_hmac.as_deref(),
             ms: event.ms.map(exact),
             bytes: event.bytes.map(exact),
             listed: event.listed.map(exact),
             held: event.held.map(exact),
-            tools: event.tools.as_deref(),
+            tools: tools.as_deref(),
             detail: detail.as_deref(),
             args: args.as_deref(),
             prev: &self.prev,
         };
-        view.seal_into(line, &mut self.scratch, &mut self.next);
+        view.seal_into(&self.key, line, &mut self.scratch, &mut self.next);
         std::mem::swap(&mut self.prev, &mut self.next);
         day
     }
@@ -626,6 +640,26 @@ struct State {
 }
 
 impl State {
+    /// Records the seal just written in the anchor (see [`super::anchor`]). A failure
+    /// is logged, not fatal: the chain itself is whole on disk, and a session missing
+    /// from the anchor is not reported as removed.
+    fn anchor_seal(&self) {
+        let Some(day) = self.chain.day_floor else {
+            return;
+        };
+        let anchored = super::anchor::append(
+            &self.sink.dir,
+            &self.chain.key,
+            &self.chain.session,
+            day,
+            self.chain.seq,
+            &self.chain.prev,
+        );
+        if let Err(e) = anchored {
+            tracing::error!(session = %self.chain.session, error = %e, "cannot anchor the audit seal");
+        }
+    }
+
     /// Encodes `steps` in order and appends their lines, one `write(2)` per day and per
     /// [`MAX_WRITE_BYTES`]; then syncs if `sync`.
     fn apply(&mut self, steps: &mut Vec<Step>, sync: bool) -> Result<(), AuditError> {
@@ -802,6 +836,7 @@ fn run(
         }
         if let Some(reply) = seal {
             state.finish_forwarding();
+            state.anchor_seal();
             let written = &mut state.sink.written;
             written.sealed = true;
             rx.close();
@@ -848,9 +883,24 @@ mod tests {
     }
 
     fn parse(line: &str) -> Record {
-        let checked = record::check_line(line.trim_end()).expect("a valid line");
+        let checked =
+            record::check_line(line.trim_end(), Some(&record::test_key())).expect("a valid line");
         assert_eq!(checked.computed, checked.record.hash, "{line}");
         checked.record
+    }
+
+    #[test]
+    fn secrets_quoted_in_free_text_fields_are_redacted() {
+        let token = format!("ghp_{}", "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8");
+        let event = Event::new(Direction::ToServer, Decision::Deny)
+            .tool(format!("https://api.example.com/repo?token={token}"))
+            .rule("no-secret-resources")
+            .detail(format!("argument `{token}` is not allowed"));
+        let (_, line) = chain().line(event);
+        assert!(!line.contains(&token), "{line}");
+        assert!(line.contains("[REDACTED:"), "{line}");
+        let record = parse(&line);
+        assert!(record.tool.is_some_and(|t| t.contains("[REDACTED:")));
     }
 
     #[test]

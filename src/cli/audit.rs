@@ -254,7 +254,9 @@ fn table_row(r: &Record) -> String {
 /// Runs `audit verify`.
 fn run_verify(paths: &Paths, args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
     let dir = audit::audit_dir(paths);
-    let report = audit::verify(&dir)?;
+    // Never created here: without the key, keyed chains are reported unverifiable.
+    let key = audit::AuditKey::load(&audit::key_file(paths)).ok();
+    let report = audit::verify(&dir, key.as_ref())?;
     let count = |state| report.sessions.iter().filter(|s| s.state == state).count();
     let (sealed, open, broken) = (
         count(ChainState::Sealed),
@@ -293,6 +295,7 @@ fn run_verify(paths: &Paths, args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
             "lines": report.lines,
             "sessions": sessions,
             "problems": problems,
+            "unkeyed": report.unkeyed,
         }))?);
     } else {
         let summary = format!(
@@ -320,6 +323,13 @@ fn run_verify(paths: &Paths, args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
             ));
         } else {
             output::line(&format!("audit verify: ok: {summary}"));
+        }
+        if report.unkeyed > 0 {
+            output::line(&format!(
+                "note: {} of format 1 chained without the key: verified as written, but \
+                 such a chain could be rewritten by anyone",
+                plural(report.unkeyed, "record")
+            ));
         }
     }
     Ok(if report.is_ok() {

@@ -97,6 +97,12 @@ pub fn run(
     {
         wrong.push(super::check::trust_line(&ws.root, file, &ws.trust));
     }
+    // The trust boundary (issue 14): an ignored `~/mcp-warden.toml`, and servers whose
+    // `cwd` in the workspace would let a repository's code run inside them.
+    wrong.extend(config::layers::stray_home_file(paths).map(|d| d.to_string()));
+    if let Some(effective) = &effective {
+        wrong.extend(code_from_the_workspace(effective));
+    }
     for server in &servers {
         wrong.extend(
             server
@@ -127,6 +133,27 @@ pub fn run(
     } else {
         ExitStatus::Findings
     })
+}
+
+/// Servers that start in the workspace with a command that resolves code from there.
+fn code_from_the_workspace(effective: &Effective) -> Vec<String> {
+    let Some(root) = effective.workspace.as_ref().map(|w| &w.root) else {
+        return Vec::new();
+    };
+    effective
+        .servers
+        .iter()
+        .filter(|s| s.cwd.as_ref().is_some_and(|c| c.starts_with(root)))
+        .filter_map(|s| {
+            let program = config::findings::resolves_code_from_cwd(&s.command)?;
+            Some(format!(
+                "server `{}`: runs `{program}` with its `cwd` in the workspace, where `{program}` \
+                 resolves code: a repository's `node_modules/`, Python package or `.env` would \
+                 run inside it; leave `cwd` out unless it needs it",
+                s.name
+            ))
+        })
+        .collect()
 }
 
 fn machine() -> Machine {

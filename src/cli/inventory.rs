@@ -10,7 +10,7 @@ use crate::config::{Effective, TrustState};
 use crate::output;
 use crate::paths::Paths;
 use crate::pinning::collect;
-use crate::pinning::files::{LockPlaces, LockState, read_lock};
+use crate::pinning::files::{LockPlaces, LockState};
 use crate::pinning::review::{self, ServerReview};
 use crate::upstream::Spawner;
 
@@ -43,14 +43,7 @@ pub fn take(
     };
     say_what_does_not_start(&effective);
     let places = LockPlaces::new(paths, &effective);
-    let locks: HashMap<PathBuf, LockState> = places
-        .all()
-        .into_iter()
-        .map(|(path, root)| {
-            let state = read_lock(&path, root.as_deref(), paths);
-            (path, state)
-        })
-        .collect();
+    let locks: HashMap<PathBuf, LockState> = places.read_all(paths);
     for (path, state) in &locks {
         if let LockState::Unusable(why) = state {
             output::diag(&format!(
@@ -132,8 +125,8 @@ fn say_what_does_not_start(effective: &Effective) {
 pub fn pinned(paths: &Paths, effective: &Effective) -> crate::pinning::lock::LockFile {
     let places = LockPlaces::new(paths, effective);
     let mut out = crate::pinning::lock::LockFile::default();
-    for (path, root) in places.all() {
-        let LockState::Ready(lock) = read_lock(&path, root.as_deref(), paths) else {
+    for (path, state) in places.read_all(paths) {
+        let LockState::Ready(lock) = state else {
             continue;
         };
         // A server's pins come from the lock of the layer it is taken from.

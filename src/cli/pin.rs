@@ -42,9 +42,13 @@ pub struct PinArgs {
     /// Every item of every server, and drop pins of items no longer offered.
     #[arg(long)]
     pub all: bool,
-    /// Do not ask for confirmation (for scripts).
+    /// Do not ask for confirmation (for scripts). Never pins an item with scan
+    /// findings by itself: name the item, or add `--accept-findings`.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Also pin items whose scan findings would be accepted without naming each one.
+    #[arg(long)]
+    pub accept_findings: bool,
 }
 
 /// Remove pins (the items are then held as new in `strict` mode). Does not start
@@ -171,7 +175,7 @@ pub fn run_unpin(
     let mut matched = BTreeSet::new();
     let mut count = 0;
     for (path, root) in places.all() {
-        let lock = match files::read_lock(&path, root.as_deref(), paths) {
+        let lock = match files::read_lock(&path, root.as_ref(), paths) {
             LockState::Ready(lock) => lock,
             LockState::Unusable(why) => {
                 output::diag(&format!(
@@ -206,7 +210,7 @@ pub fn run_unpin(
             continue;
         }
         count += items.len();
-        files::write_pins(&path, root.as_deref(), paths, LockFile::default(), |lock| {
+        files::write_pins(&path, root.as_ref(), paths, LockFile::default(), |lock| {
             for key in &items {
                 lock.items.remove(key);
             }
@@ -300,6 +304,20 @@ fn plan(inv: &Inventory, args: &PinArgs) -> Option<Plan> {
             if !chosen {
                 continue;
             }
+            // Accepting findings is a deliberate act: the item is named, or the
+            // user said so (SPEC "Commands"); never a side effect of a server name,
+            // `--all` or `--yes`.
+            let accepts = new_findings(item);
+            if !accepts.is_empty() && !named && !args.accept_findings {
+                output::diag(&format!(
+                    "mcp-warden: `{}` is not pinned: pinning it would accept its scan findings ({}); \
+                     name it (`mcp-warden pin {}`) or add `--accept-findings`",
+                    item.exposed,
+                    accepts.join(", "),
+                    item.exposed
+                ));
+                continue;
+            }
             any_item = true;
             plan.shown.push((s, Some(i)));
             let change = plan.by_lock.entry(review.lock_path.clone()).or_default();
@@ -335,6 +353,23 @@ fn plan(inv: &Inventory, args: &PinArgs) -> Option<Plan> {
         return None;
     }
     Some(plan)
+}
+
+/// The finding ids pinning `item` now would accept that its pin does not already.
+fn new_findings(item: &crate::pinning::review::ItemReview) -> Vec<&str> {
+    let Some(current) = &item.current else {
+        return Vec::new();
+    };
+    current
+        .accepted
+        .iter()
+        .filter(|id| {
+            item.pinned
+                .as_ref()
+                .is_none_or(|p| !p.accepted.contains(*id))
+        })
+        .map(String::as_str)
+        .collect()
 }
 
 fn show_plan(inv: &Inventory, plan: &Plan) {

@@ -11,12 +11,13 @@ use crate::paths::{self, Paths};
 use crate::trust::{self, TrustError};
 
 /// Trust this workspace at the current digests of its `mcp-warden.toml` and
-/// `mcp-warden.lock`: its servers may start and its pins count. Any later edit of
-/// either file makes it untrusted again. Trusting is itself the explicit act, so it
-/// asks for no confirmation.
+/// `mcp-warden.lock`: its servers may start and its pins count. Shows what trusting
+/// approves first (each server's full command, the lock entries whose scan findings
+/// are accepted, what changed since the last trust), then asks. Any later edit of
+/// either file makes it untrusted again.
 #[derive(Debug, Args)]
 pub struct TrustArgs {
-    /// Accepted for scripts; `trust` never asks.
+    /// Do not ask for confirmation (for scripts): trusts what is shown.
     #[arg(long, short = 'y')]
     pub yes: bool,
 }
@@ -30,15 +31,33 @@ pub struct UntrustArgs {}
 pub fn run_trust(
     paths: &Paths,
     workspace: Option<PathBuf>,
-    _args: &TrustArgs,
+    args: &TrustArgs,
 ) -> anyhow::Result<ExitStatus> {
     let Some(root) = find_root(paths, workspace)? else {
         return Ok(ExitStatus::Usage);
     };
-    let (root, record) = match trust::trust(paths, &root) {
-        Ok(done) => done,
+    let review = match trust::review(paths, &root) {
+        Ok(review) => review,
         Err(e) => return Ok(report_error(e)),
     };
+    show_review(paths, &review);
+    if !args.yes {
+        if !output::stdin_is_terminal() {
+            output::diag(
+                "error: refusing to trust without confirmation: no terminal; pass `--yes`",
+            );
+            return Ok(ExitStatus::Usage);
+        }
+        if !output::confirm("trust this workspace?")? {
+            output::diag("nothing trusted");
+            return Ok(ExitStatus::Usage);
+        }
+    }
+    let record = match trust::approve(paths, &review) {
+        Ok(record) => record,
+        Err(e) => return Ok(report_error(e)),
+    };
+    let root = review.root;
     output::line(&format!("trusted workspace `{}`", root.display()));
     output::line(&format!("  {}  {}", paths::WORKSPACE_FILE, record.config));
     output::line(&format!(
@@ -63,6 +82,121 @@ pub fn run_trust(
         ),
     }
     Ok(ExitStatus::Success)
+}
+
+/// Text from the workspace, shown on one line with anything a reader could not see
+/// written out.
+fn shown(text: &str) -> String {
+    crate::textclass::escape_hidden(text).into_owned()
+}
+
+/// What trusting approves, from the very bytes that will be recorded.
+fn show_review(paths: &Paths, review: &trust::Review) {
+    output::line(&format!(
+        "trusting workspace `{}` lets these servers start, with your permissions:",
+        shown(&review.root.to_string_lossy())
+    ));
+    let file = paths::workspace_file(&review.root);
+    let config_text = String::from_utf8_lossy(&review.config.bytes);
+    let source = config::Source::new(&file, &config_text);
+    let (parsed, errors) =
+        config::validate::validate(Layer::Workspace, &source, config::raw::parse(&source));
+    if parsed.servers.is_empty() {
+        output::line("  (no servers)");
+    }
+    for server in &parsed.servers {
+        let words: Vec<String> = std::iter::once(&server.command)
+            .chain(&server.args)
+            .map(|v| serde_json::to_string(&shown(&v.raw)).unwrap_or_default())
+            .collect();
+        output::line(&format!("  {}: {}", server.name, words.join(" ")));
+        if let Some(cwd) = &server.cwd {
+            output::line(&format!("    cwd = {}", shown(&cwd.raw)));
+        }
+    }
+    if !errors.is_empty() {
+        output::diag(&format!(
+            "warning: `{}` has {} error(s); run `mcp-warden check`",
+            file.display(),
+            errors.len()
+        ));
+    }
+    if let Some(lock) = &review.lock {
+        let path = review.root.join(paths::LOCK_FILE);
+        match crate::pinning::lock::parse(&path, &String::from_utf8_lossy(&lock.bytes)) {
+            Ok(parsed) => {
+                let accepted: Vec<String> = parsed
+                    .items
+                    .values()
+                    .filter(|pin| !pin.accepted.is_empty())
+                    .map(|pin| {
+                        let ids: Vec<&str> = pin.accepted.iter().map(String::as_str).collect();
+                        format!(
+                            "  {} accepts scan findings: {}",
+                            shown(&pin.exposed),
+                            ids.join(", ")
+                        )
+                    })
+                    .collect();
+                output::line(&format!(
+                    "its lock pins {} item(s); {} with accepted scan findings{}",
+                    parsed.items.len(),
+                    accepted.len(),
+                    if accepted.is_empty() { "" } else { ":" }
+                ));
+                for line in accepted {
+                    output::line(&line);
+                }
+            }
+            Err(e) => output::diag(&format!("warning: the lock does not read: {e}")),
+        }
+    }
+    show_changes(paths, review);
+}
+
+/// What changed since the last trust, as diffs where the trusted copy was kept.
+fn show_changes(paths: &Paths, review: &trust::Review) {
+    let Some(previous) = &review.previous else {
+        output::line("never trusted before: all of the above is new");
+        return;
+    };
+    let files = [
+        (
+            paths::WORKSPACE_FILE,
+            Some(&previous.config),
+            Some(&review.config),
+        ),
+        (
+            paths::LOCK_FILE,
+            previous.lock.as_ref(),
+            review.lock.as_ref(),
+        ),
+    ];
+    for (name, before, now) in files {
+        let now_digest = now.map(|s| &s.digest);
+        if before == now_digest {
+            output::line(&format!("{name}: unchanged since the last trust"));
+            continue;
+        }
+        let before_text = before.map(|digest| trust::trusted_text(paths, digest));
+        if let Some(None) = before_text {
+            output::line(&format!(
+                "{name}: changed since the last trust (the trusted version was not kept to compare)"
+            ));
+            continue;
+        }
+        let before_text = before_text.flatten();
+        let now_text = now.map(|s| String::from_utf8_lossy(&s.bytes).into_owned());
+        output::line(&format!("{name}: changed since the last trust:"));
+        let diff = crate::install::diff(
+            &review.root.join(name),
+            before_text.as_deref(),
+            now_text.as_deref(),
+        );
+        for line in diff.lines() {
+            output::line(&format!("  {}", shown(line)));
+        }
+    }
 }
 
 /// Runs `untrust`.

@@ -36,9 +36,53 @@ pub fn findings(source: &Source<'_>, servers: &[ServerDef]) -> Vec<Diagnostic> {
             ));
         }
         broad_sandbox_paths(source, server, &mut out);
+        code_from_the_workspace(source, server, &mut out);
     }
     out.sort_by_key(|d| d.position);
     out
+}
+
+/// Commands that resolve code from their working directory: `node_modules/` (npx and
+/// the other package runners, node), a package of the same name or a project
+/// environment (Python, uv), a `.env` many of them load.
+const RESOLVE_FROM_CWD: &[&str] = &[
+    "npx", "npm", "pnpm", "pnpx", "yarn", "bun", "bunx", "node", "deno", "uv", "uvx", "pipx",
+    "python", "python3",
+];
+
+/// The program's name when `command` is one that resolves code from its working
+/// directory ([`RESOLVE_FROM_CWD`], or any `pythonX.Y`).
+#[must_use]
+pub fn resolves_code_from_cwd(command: &str) -> Option<&str> {
+    let program = command.rsplit('/').next().unwrap_or_default();
+    let python = program
+        .strip_prefix("python")
+        .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'));
+    (RESOLVE_FROM_CWD.contains(&program) || python).then_some(program)
+}
+
+/// A `cwd` inside the workspace for a command that resolves code from it: a
+/// repository's `node_modules/` or Python package would run inside the user's server
+/// (SPEC "Servers"; the default, the server's private directory, is safe).
+fn code_from_the_workspace(source: &Source<'_>, server: &ServerDef, out: &mut Vec<Diagnostic>) {
+    let Some(cwd) = &server.cwd else {
+        return;
+    };
+    let in_workspace = cwd.raw.starts_with("${workspace}")
+        || (server.layer == Layer::Workspace
+            && !cwd.raw.starts_with('/')
+            && !cwd.raw.starts_with("${"));
+    let Some(program) = resolves_code_from_cwd(&server.command.raw).filter(|_| in_workspace) else {
+        return;
+    };
+    let message = format!(
+        "server `{}` runs `{program}` with its `cwd` in the workspace, where `{program}` resolves code",
+        server.name
+    );
+    out.push(source.diagnostic(Severity::Warning, &cwd.span, message).with_hint(
+        "a repository's `node_modules/`, Python package or `.env` would run inside this server \
+         with its secrets; leave `cwd` out (the server's private directory) unless it needs it",
+    ));
 }
 
 /// `/` or the home directory itself in a sandbox path list.

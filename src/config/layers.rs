@@ -16,12 +16,12 @@
 //! every layer keeps its own rules and default, and a call must pass each layer
 //! ([`build_policy`]).
 //!
-//! An invalid file in any layer fails the whole load, including an untrusted
-//! workspace's: its policy will be able to tighten the user's, so ignoring a broken one
-//! would fail open.
+//! An invalid file in the managed or user layer, or in a trusted workspace, fails the
+//! whole load. An untrusted workspace's broken file is left out instead (SPEC "Reading
+//! the files"): its policy could only have tightened the user's, and a cloned
+//! repository must not be able to take every server down; the client is told.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -45,12 +45,15 @@ use crate::policy::{
 /// - `Roots`: the first root that holds an `mcp-warden.toml` or lies below a directory
 ///   that does (walking up as for the current directory); none: the `Cwd` rule.
 /// - `Cwd(dir)`: `dir` or the nearest parent that holds an `mcp-warden.toml`, walking up
-///   to `home` (inclusive) or, outside `home`, to `/`.
+///   to (not including) `home` or, outside `home`, to `/`. The home directory is never
+///   a workspace: a stray `~/mcp-warden.toml` would otherwise become the workspace of
+///   every project without its own, and `fs_write` the whole home.
 ///
 /// `None`: no workspace; user-level servers and policy only.
 #[must_use]
 pub fn discover_workspace(choice: &WorkspaceChoice, home: &Path) -> Option<PathBuf> {
     match choice {
+        WorkspaceChoice::Flag(dir) if is_home(dir, home) => None,
         WorkspaceChoice::Flag(dir) => Some(dir.clone()),
         WorkspaceChoice::Roots { roots, cwd } => roots
             .iter()
@@ -60,36 +63,108 @@ pub fn discover_workspace(choice: &WorkspaceChoice, home: &Path) -> Option<PathB
     }
 }
 
-/// The nearest of `start` and its parents that holds a workspace file, stopping after
-/// `home` so that a stray `~/../mcp-warden.toml` never applies to the user's projects.
+/// The nearest of `start` and its parents that holds a workspace file, stopping at
+/// `home` (never itself a workspace) so that neither `~/mcp-warden.toml` nor
+/// `~/../mcp-warden.toml` ever applies to the user's projects.
 fn find_upwards(start: &Path, home: &Path) -> Option<PathBuf> {
     let start = start.canonicalize().unwrap_or_else(|_| start.to_path_buf());
     let home = home.canonicalize().unwrap_or_else(|_| home.to_path_buf());
     for dir in start.ancestors() {
-        if paths::workspace_file(dir).is_file() {
-            return Some(dir.to_path_buf());
-        }
         if dir == home {
             break;
+        }
+        if paths::workspace_file(dir).is_file() {
+            return Some(dir.to_path_buf());
         }
     }
     None
 }
 
+/// A `mcp-warden.toml` in the home directory, which is ignored (the home directory is
+/// never a workspace): a finding for `check` and `doctor`.
+#[must_use]
+pub fn stray_home_file(paths: &Paths) -> Option<Diagnostic> {
+    let stray = paths::workspace_file(&paths.home);
+    stray.is_file().then(|| {
+        Diagnostic::file(
+            &stray,
+            Severity::Warning,
+            "ignored: the home directory is never a workspace".to_owned(),
+        )
+        .with_hint(
+            "move it into a project directory, or put settings for every workspace in the \
+             user config",
+        )
+    })
+}
+
+/// Whether `dir` is the home directory, which is never a workspace.
+#[must_use]
+pub fn is_home(dir: &Path, home: &Path) -> bool {
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    canonical(dir) == canonical(home)
+}
+
 /// Reads, validates and merges every layer. Variables that have no value here skip
 /// their server (see [`Effective::skipped`]); anything else wrong is an error.
 pub fn load(paths: &Paths, choice: &WorkspaceChoice) -> Result<Effective, ConfigError> {
-    let layers = gather(paths, choice);
+    load_with(paths, choice, false)
+}
+
+/// [`load`] for `serve`: a workspace file that is not trusted and does not read or
+/// validate never stops it (SPEC "Reading the files"): the workspace layer is left
+/// out, the managed and user layers stand, and [`Effective::notes`] says why, for the
+/// client. Anything else broken, in any layer, is an error. The other commands use
+/// [`load`], which reports the broken file instead.
+pub fn load_serving(paths: &Paths, choice: &WorkspaceChoice) -> Result<Effective, ConfigError> {
+    load_with(paths, choice, true)
+}
+
+fn load_with(
+    paths: &Paths,
+    choice: &WorkspaceChoice,
+    leave_out_broken: bool,
+) -> Result<Effective, ConfigError> {
+    let mut layers = gather(paths, choice);
+    let untrusted_file = layers
+        .workspace
+        .as_ref()
+        .filter(|w| !w.trust.is_trusted())
+        .and_then(|w| w.file.clone());
+    let mut analysis = analyse(paths, layers.workspace.clone(), &layers.files, false);
+    if leave_out_broken
+        && let Some(file) = untrusted_file
+        && (!layers.problems.is_empty() || !analysis.errors.is_empty())
+        && layers.problems.iter().all(|p| is_about(p, &file))
+        && analysis.errors.iter().all(|d| d.path == file)
+    {
+        layers.files.retain(|f| f.layer != Layer::Workspace);
+        layers.problems.clear();
+        analysis = analyse(paths, layers.workspace, &layers.files, false);
+        analysis.effective.notes.push(format!(
+            "the untrusted workspace file `{}` is not valid, so it is left out (its policy \
+             and servers do not apply); run `mcp-warden check` to see why",
+            file.display()
+        ));
+    }
     if let Some(problem) = layers.problems.into_iter().next() {
         return Err(problem);
     }
-    let analysis = analyse(paths, layers.workspace, &layers.files, false);
     if analysis.errors.is_empty() {
         Ok(analysis.effective)
     } else {
         Err(ConfigError::Invalid {
             diagnostics: analysis.errors,
         })
+    }
+}
+
+/// Whether `problem` is about `file` alone.
+fn is_about(problem: &ConfigError, file: &Path) -> bool {
+    match problem {
+        ConfigError::Invalid { diagnostics } => diagnostics.iter().all(|d| d.path == file),
+        ConfigError::Read { path, .. } => path == file,
+        _ => false,
     }
 }
 
@@ -131,6 +206,8 @@ pub fn check(paths: &Paths, choice: &WorkspaceChoice) -> Report {
     let analysis = analyse(paths, layers.workspace.clone(), &layers.files, true);
     errors.extend(analysis.errors);
     errors.extend(analysis.unresolved);
+    let mut findings = analysis.findings;
+    findings.extend(stray_home_file(paths));
     Report {
         files: layers
             .files
@@ -139,7 +216,7 @@ pub fn check(paths: &Paths, choice: &WorkspaceChoice) -> Report {
             .collect(),
         workspace: layers.workspace,
         errors,
-        findings: analysis.findings,
+        findings,
         effective: analysis.effective,
     }
 }
@@ -184,34 +261,67 @@ fn gather(paths: &Paths, choice: &WorkspaceChoice) -> Layers {
             return layers;
         }
     };
-    let file = paths::workspace_file(&root);
-    let file = file.is_file().then_some(file);
+    // Each covered file is read once; the bytes judged for trust are the bytes parsed
+    // (SPEC "Reading the files"). The lock is read here only for its digest: whoever
+    // parses it later judges the bytes it reads itself (`pinning::files::read_lock`).
+    let path = paths::workspace_file(&root);
     let mut trust = TrustState::NotTrusted;
-    if let Some(file) = &file {
-        match crate::trust::try_state(paths, &root) {
-            Ok(state) => trust = state,
-            Err(e) => layers.problems.push(e.into()),
+    let mut file = None;
+    let mut config_digest = None;
+    match crate::trust::snapshot(&path) {
+        Ok(None) => {}
+        Ok(Some(snapshot)) => {
+            let lock = crate::trust::snapshot(&root.join(paths::LOCK_FILE));
+            let now = crate::trust::Digests {
+                config: Some(snapshot.digest.clone()),
+                lock: crate::trust::digest_of(&lock),
+            };
+            match crate::trust::judge(paths, &root, &now) {
+                Ok(state) => trust = state,
+                Err(e) => layers.problems.push(e.into()),
+            }
+            config_digest = Some(snapshot.digest);
+            layers.push(Layer::Workspace, path.clone(), snapshot.bytes);
+            file = Some(path);
         }
-        layers.read(Layer::Workspace, file.clone());
+        Err(cause) => {
+            layers.problems.push(ConfigError::Read {
+                path: path.clone(),
+                cause,
+            });
+            file = Some(path);
+        }
     }
-    layers.workspace = Some(Workspace { root, file, trust });
+    layers.workspace = Some(Workspace {
+        root,
+        file,
+        trust,
+        config_digest,
+    });
     layers
 }
 
 impl Layers {
-    /// Reads a layer's file; a missing one is simply not there.
+    /// Reads a layer's file above the workspace; a missing one is simply not there.
+    /// These are the user's and the organisation's own files: a symlink is followed
+    /// (dotfile managers link them), but the target must be a regular file.
     fn read(&mut self, layer: Layer, path: PathBuf) {
-        match fs::read(&path) {
-            Ok(bytes) => match super::error::utf8_text(&path, bytes) {
-                Ok(text) => self.files.push(LayerFile { layer, path, text }),
-                Err(d) => {
-                    self.problems.push(ConfigError::Invalid {
-                        diagnostics: vec![d],
-                    });
-                }
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        match crate::durable::read_file(&path, crate::durable::Links::Follow) {
+            Ok(Some(bytes)) => self.push(layer, path, bytes),
+            Ok(None) => {}
             Err(cause) => self.problems.push(ConfigError::Read { path, cause }),
+        }
+    }
+
+    /// Adds a file read once, as text.
+    fn push(&mut self, layer: Layer, path: PathBuf, bytes: Vec<u8>) {
+        match super::error::utf8_text(&path, bytes) {
+            Ok(text) => self.files.push(LayerFile { layer, path, text }),
+            Err(d) => {
+                self.problems.push(ConfigError::Invalid {
+                    diagnostics: vec![d],
+                });
+            }
         }
     }
 }
@@ -315,6 +425,7 @@ fn analyse(
             pinning,
             policy: built.policy,
             audit_syslog,
+            notes: Vec::new(),
         },
         errors,
         unresolved,
@@ -690,6 +801,7 @@ fn untrusted_reason(trust: &TrustState, file: &Path) -> String {
 mod tests {
     use super::*;
     use crate::config::ServerConfig;
+    use std::fs;
 
     struct Env {
         _dir: tempfile::TempDir,
@@ -766,7 +878,7 @@ mod tests {
     }
 
     #[test]
-    fn cwd_walk_stops_at_home_inclusive() {
+    fn cwd_walk_stops_at_home_which_is_never_a_workspace() {
         let env = Env::new();
         // A file above home never applies to directories below it.
         Env::write(&env.base.join("mcp-warden.toml"), "");
@@ -775,11 +887,29 @@ mod tests {
             discover_workspace(&WorkspaceChoice::Cwd(deep.clone()), &env.paths.home),
             None
         );
-        // Home itself is still looked at.
+        // Nor does a stray one in home itself, found by walking or named by the flag.
         Env::write(&env.paths.home.join("mcp-warden.toml"), "");
         assert_eq!(
             discover_workspace(&WorkspaceChoice::Cwd(deep), &env.paths.home),
-            Some(env.paths.home.clone())
+            None
+        );
+        let home = env.paths.home.clone();
+        assert_eq!(
+            discover_workspace(&WorkspaceChoice::Cwd(home.clone()), &env.paths.home),
+            None
+        );
+        assert_eq!(
+            discover_workspace(&WorkspaceChoice::Flag(home), &env.paths.home),
+            None
+        );
+        let report = check(&env.paths, &WorkspaceChoice::Cwd(env.dir("home/proj")));
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|d| d.message.contains("home directory is never a workspace")),
+            "{:?}",
+            report.findings
         );
     }
 
@@ -955,7 +1085,7 @@ mod tests {
     }
 
     #[test]
-    fn workspace_variable_and_default_cwd_are_the_root() {
+    fn workspace_variable_expands_and_the_default_cwd_is_not_the_workspace() {
         let env = Env::new();
         Env::write(
             &env.paths.user_config(),
@@ -964,7 +1094,7 @@ mod tests {
         let root = env.dir("home/p");
         let eff = env.load(&root).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(eff.servers[0].args, [root.to_string_lossy().into_owned()]);
-        assert_eq!(eff.servers[0].cwd.as_deref(), Some(root.as_path()));
+        assert_eq!(eff.servers[0].cwd, None);
         assert!(eff.workspace.is_some_and(|w| w.file.is_none()));
     }
 
@@ -990,21 +1120,43 @@ mod tests {
     }
 
     #[test]
-    fn an_invalid_untrusted_workspace_still_fails_the_load() {
+    fn an_invalid_untrusted_workspace_is_left_out_and_the_rest_loads() {
         let env = Env::new();
+        Env::write(
+            &env.paths.user_config(),
+            "[servers.mine]\ncommand = \"mine\"\n",
+        );
         let root = env.workspace(
             "home/p",
             "[[policy.rules]]\nid = \"r\"\ntools = [\"*\"]\nwhen = { arg = \"q\", matches = \"(\" }\naction = \"deny\"\n",
         );
-        let err = env
-            .load(&root)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        // Other commands report it.
+        assert!(env.load(&root).is_err());
+        let choice = WorkspaceChoice::Flag(root.clone());
+        let effective = load_serving(&env.paths, &choice).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = effective.servers.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["mine"]);
         assert!(
-            err.contains("mcp-warden.toml:4:32: error: invalid regex in `matches`: unclosed group"),
-            "{err}"
+            effective
+                .notes
+                .iter()
+                .any(|n| n.contains("is not valid, so it is left out")),
+            "{:?}",
+            effective.notes
         );
+        // `check` still reports the error with its position.
+        let report = check(&env.paths, &WorkspaceChoice::Flag(root.clone()));
+        let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("mcp-warden.toml:4:32: error: invalid regex")),
+            "{errors:?}"
+        );
+        // Trusted, the same file is an error: a trusted workspace never loses its
+        // layer silently (a reload keeps the previous state instead).
+        crate::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
+        assert!(load_serving(&env.paths, &choice).is_err());
     }
 
     #[test]

@@ -15,5 +15,5 @@ pub mod validate;
 pub mod vars;
 
 pub use error::{ConfigError, Diagnostic, Position, Severity, Source};
-pub use layers::{Report, check, discover_workspace, load};
+pub use layers::{Report, check, discover_workspace, load, load_serving};
 pub use model::*;

@@ -131,6 +131,10 @@ pub struct Workspace {
     /// `root/mcp-warden.toml`, when it exists.
     pub file: Option<PathBuf>,
     pub trust: TrustState,
+    /// `sha256:<hex>` of the `mcp-warden.toml` bytes this configuration was parsed
+    /// from (`None`: no file). A later reading of the lock is judged against it, never
+    /// against a fresh read of the file (SPEC "Reading the files").
+    pub config_digest: Option<String>,
 }
 
 /// How the workspace is to be found; first that applies (SPEC "Workspace discovery").
@@ -249,4 +253,7 @@ pub struct Effective {
     /// `[audit.syslog]`: the managed policy's, else the user's (see
     /// [`crate::audit::syslog`]).
     pub audit_syslog: Option<crate::audit::syslog::SyslogTarget>,
+    /// What the load left out, and why, for the person and the client (a broken
+    /// untrusted workspace file).
+    pub notes: Vec<String>,
 }

@@ -162,7 +162,9 @@ impl ServerDef {
                         .with_hint("start it with `${workspace}`, `${home}` or `/`"));
                 }
             }
-            None => vars.workspace.map(Path::to_path_buf),
+            // Not the workspace: the server's private directory, chosen at spawn
+            // (SPEC "Servers"), so a repository's code is never resolved from its cwd.
+            None => None,
         };
         Ok(ServerConfig {
             name: self.name.clone(),

@@ -17,13 +17,24 @@ pub enum LockState {
     Unusable(String),
 }
 
+/// The trusted workspace whose lock counts, as the configuration in force saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceLock {
+    /// The workspace root (canonical).
+    pub root: PathBuf,
+    /// The digest of the `mcp-warden.toml` the configuration was parsed from: a reading
+    /// of the lock counts only if the trust store pairs it with this digest, so a
+    /// configuration file swapped since the load can never lend the lock its trust.
+    pub config: String,
+}
+
 /// Where the lock files of one invocation are.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockPlaces {
     /// The data dir's lock: user-level and managed servers.
     pub user: PathBuf,
-    /// The root of the workspace whose lock counts: only a trusted one.
-    pub workspace: Option<PathBuf>,
+    /// The workspace whose lock counts: only a trusted one.
+    pub workspace: Option<WorkspaceLock>,
 }
 
 impl LockPlaces {
@@ -36,7 +47,12 @@ impl LockPlaces {
                 .workspace
                 .as_ref()
                 .filter(|w| w.trust.is_trusted())
-                .map(|w| w.root.clone()),
+                .and_then(|w| {
+                    Some(WorkspaceLock {
+                        root: w.root.clone(),
+                        config: w.config_digest.clone()?,
+                    })
+                }),
         }
     }
 
@@ -44,37 +60,56 @@ impl LockPlaces {
     #[must_use]
     pub fn for_server(&self, server: &ServerConfig) -> PathBuf {
         match (&server.layer, &self.workspace) {
-            (Layer::Workspace, Some(root)) => root.join(LOCK_FILE),
+            (Layer::Workspace, Some(w)) => w.root.join(LOCK_FILE),
             _ => self.user.clone(),
         }
     }
 
-    /// The workspace root a lock file's trust depends on (`None`: the user lock).
+    /// The workspace a lock file's trust depends on (`None`: the user lock).
     #[must_use]
-    pub fn root_of(&self, path: &Path) -> Option<&Path> {
+    pub fn root_of(&self, path: &Path) -> Option<&WorkspaceLock> {
         self.workspace
-            .as_deref()
-            .filter(|root| path.parent() == Some(*root))
+            .as_ref()
+            .filter(|w| path.parent() == Some(w.root.as_path()))
     }
 
-    /// Every lock file in use, each with the workspace root it depends on.
+    /// Reads every lock file in use (blocking), each as it counts.
     #[must_use]
-    pub fn all(&self) -> Vec<(PathBuf, Option<PathBuf>)> {
+    pub fn read_all(&self, paths: &Paths) -> std::collections::HashMap<PathBuf, LockState> {
+        self.all()
+            .into_iter()
+            .map(|(path, workspace)| {
+                let state = read_lock(&path, workspace.as_ref(), paths);
+                (path, state)
+            })
+            .collect()
+    }
+
+    /// Every lock file in use, each with the workspace it depends on.
+    #[must_use]
+    pub fn all(&self) -> Vec<(PathBuf, Option<WorkspaceLock>)> {
         let mut out = vec![(self.user.clone(), None)];
-        if let Some(root) = &self.workspace {
-            out.push((root.join(LOCK_FILE), Some(root.clone())));
+        if let Some(w) = &self.workspace {
+            out.push((w.root.join(LOCK_FILE), Some(w.clone())));
         }
         out
     }
 }
 
-/// Reads a lock file (blocking): absent is empty; for a workspace's lock, the
-/// workspace must still be trusted, checked under the file's own lock so a write and
+/// Reads a lock file once (blocking): absent is empty; for a workspace's lock, the
+/// trust store must pair the digest of the very bytes parsed with the configuration in
+/// force (SPEC "Reading the files"), checked under the file's own lock so a write and
 /// its trust record are seen together.
 #[must_use]
-pub fn read_lock(path: &Path, workspace: Option<&Path>, paths: &Paths) -> LockState {
-    let read = lock::read_then(path, || {
-        workspace.map(|root| crate::trust::state(paths, root).is_trusted())
+pub fn read_lock(path: &Path, workspace: Option<&WorkspaceLock>, paths: &Paths) -> LockState {
+    let read = lock::read_then(path, |lock_digest| {
+        workspace.map(|w| {
+            let now = crate::trust::Digests {
+                config: Some(w.config.clone()),
+                lock: lock_digest.map(str::to_owned),
+            };
+            crate::trust::judge(paths, &w.root, &now).is_ok_and(|t| t.is_trusted())
+        })
     });
     match read {
         Ok((_, Some(false))) => LockState::Unusable(
@@ -91,7 +126,7 @@ pub fn read_lock(path: &Path, workspace: Option<&Path>, paths: &Paths) -> LockSt
 /// changed.
 pub fn write_pins(
     path: &Path,
-    workspace: Option<&Path>,
+    workspace: Option<&WorkspaceLock>,
     paths: &Paths,
     pins: LockFile,
     remove: impl FnOnce(&mut LockFile),
@@ -108,10 +143,17 @@ pub fn write_pins(
         },
         |written| {
             let trust = match workspace {
-                Some(root) if written => crate::trust::record_own_write(paths, root).map(|_| ()),
+                Some(w) if written.changed => {
+                    let write = crate::trust::OwnWrite {
+                        config: &w.config,
+                        before: written.before,
+                        after: written.after,
+                    };
+                    crate::trust::record_own_write(paths, &w.root, write).map(|_| ())
+                }
                 _ => Ok(()),
             };
-            (written, trust)
+            (written.changed, trust)
         },
     )?;
     trust?;

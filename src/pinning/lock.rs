@@ -59,7 +59,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
-use std::fs;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -279,6 +278,15 @@ struct RawPin {
 pub fn parse(path: &Path, text: &str) -> Result<LockFile, LockError> {
     let source = Source::new(path, text);
     let invalid = |d: Diagnostic| LockError::Invalid(corrupt(d));
+    // Merge-conflict markers are refused wherever they are, inside a definition's
+    // multi-line string too, where TOML alone would take them as text.
+    if let Some(offset) = conflict_marker(text) {
+        return Err(LockError::Invalid(
+            source
+                .error(&(offset..offset + 7), "merge conflict marker")
+                .with_hint("resolve the conflict, then run `mcp-warden pins` to review the result"),
+        ));
+    }
     let raw: RawLock = toml::from_str(text).map_err(|e| invalid(source.toml_error(&e, None)))?;
     if *raw.version.get_ref() != VERSION {
         let message = format!("unsupported lock file version `{}`", raw.version.get_ref());
@@ -359,6 +367,23 @@ pub fn parse(path: &Path, text: &str) -> Result<LockFile, LockError> {
 
 /// Adds the "never replaced" hint, unless the diagnostic already has a more specific one
 /// (such as a "did you mean").
+/// The offset of the first line that starts with a merge-conflict marker.
+fn conflict_marker(text: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        let marker = ["<<<<<<<", ">>>>>>>", "|||||||"]
+            .iter()
+            .any(|m| bare.starts_with(m))
+            || bare == "=======";
+        if marker {
+            return Some(offset);
+        }
+        offset += line.len();
+    }
+    None
+}
+
 fn corrupt(d: Diagnostic) -> Diagnostic {
     if d.hint.is_some() {
         return d;
@@ -414,13 +439,17 @@ fn definition_offset(
 
 /// Reads the lock file at `path`; `None` when it does not exist.
 pub fn read(path: &Path) -> Result<Option<LockFile>, LockError> {
-    read_text(path)?.map(|text| parse(path, &text)).transpose()
+    read_text(path)?
+        .map(|(text, _)| parse(path, &text))
+        .transpose()
 }
 
-fn read_text(path: &Path) -> Result<Option<String>, LockError> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+/// The text of the lock file at `path` and the digest of exactly those bytes, read
+/// once from a regular file (`durable::read_regular`); `None` when it does not exist.
+fn read_text(path: &Path) -> Result<Option<(String, String)>, LockError> {
+    let snapshot = match crate::trust::snapshot(path) {
+        Ok(Some(snapshot)) => snapshot,
+        Ok(None) => return Ok(None),
         Err(cause) => {
             return Err(LockError::Read {
                 path: path.to_path_buf(),
@@ -428,8 +457,8 @@ fn read_text(path: &Path) -> Result<Option<String>, LockError> {
             });
         }
     };
-    crate::config::error::utf8_text(path, bytes)
-        .map(Some)
+    crate::config::error::utf8_text(path, snapshot.bytes)
+        .map(|text| Some((text, snapshot.digest)))
         .map_err(|d| LockError::Invalid(corrupt(d)))
 }
 
@@ -591,24 +620,35 @@ pub fn update(path: &Path, f: impl FnOnce(&mut LockFile)) -> Result<LockFile, Lo
     update_then(path, f, |_| ()).map(|(lock, ())| lock)
 }
 
+/// What an update did, for whoever records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Written<'a> {
+    /// Whether the file was replaced.
+    pub changed: bool,
+    /// The digest of the bytes the update started from (`None`: no file).
+    pub before: Option<&'a str>,
+    /// The digest of the file's bytes now (`None`: no file).
+    pub after: Option<&'a str>,
+}
+
 /// [`update`], then `after(written)` while the file's lock is still held: a write
 /// mcp-warden makes to a workspace's lock is recorded in the trust store before any
 /// reader can see the file without it.
 pub fn update_then<T>(
     path: &Path,
     f: impl FnOnce(&mut LockFile),
-    after: impl FnOnce(bool) -> T,
+    after: impl FnOnce(Written<'_>) -> T,
 ) -> Result<(LockFile, T), LockError> {
     let _guard = guard(path)?;
     let current = read_text(path)?;
     let mut lock = match &current {
-        Some(text) => parse(path, text)?,
+        Some((text, _)) => parse(path, text)?,
         None => LockFile::default(),
     };
     f(&mut lock);
     let text = render(&lock);
     let unchanged = match &current {
-        Some(old) => *old == text,
+        Some((old, _)) => *old == text,
         None => lock.is_empty(),
     };
     if !unchanged {
@@ -619,30 +659,59 @@ pub fn update_then<T>(
             }
         })?;
     }
-    let after = after(!unchanged);
+    let before = current.as_ref().map(|(_, digest)| digest.as_str());
+    let written_digest = (!unchanged).then(|| crate::trust::digest(text.as_bytes()));
+    let after = after(Written {
+        changed: !unchanged,
+        before,
+        after: written_digest.as_deref().or(before),
+    });
     Ok((lock, after))
 }
 
-/// Reads the lock file at `path` (`None` when absent) under its lock, and runs `with`
-/// before releasing it, so a reader that also checks the trust store never sees a
+/// Reads the lock file at `path` once (`None` when absent) under its lock, and runs
+/// `with(digest)` on the digest of the bytes parsed before releasing it, so a reader
+/// that also checks the trust store judges exactly what it parsed and never sees a
 /// write whose trust record is still to come. Where the lock cannot be taken (a
-/// read-only directory), the file is read without it.
+/// read-only directory, a holder that does not let go), the file is read without it.
 pub fn read_then<T>(
     path: &Path,
-    with: impl FnOnce() -> T,
+    with: impl FnOnce(Option<&str>) -> T,
 ) -> Result<(Option<LockFile>, T), LockError> {
-    let _guard = guard(path).ok();
-    let lock = read(path)?;
-    Ok((lock, with()))
+    let _guard = guard_within(path, READ_LOCK_WAIT).ok();
+    let read = read_text(path)?;
+    let digest = read.as_ref().map(|(_, digest)| digest.as_str());
+    let judged = with(digest);
+    let lock = read
+        .as_ref()
+        .map(|(text, _)| parse(path, text))
+        .transpose()?;
+    Ok((lock, judged))
 }
 
-/// The exclusive lock on the sibling `.<name>.lck` of `path`.
+/// How long a reader waits for a writer's lock before reading without it. A reader
+/// that reads mid-write at worst sees a lock whose trust record is still to come: not
+/// trusted (fail closed) until the watcher sees the record land and reads again. So a
+/// reader need not wait long, and a lock another process keeps never stalls `serve`.
+const READ_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The exclusive lock on the sibling `.<name>.lck` of `path`, waited for at most
+/// `durable::LOCK_WAIT`.
 fn guard(path: &Path) -> Result<crate::durable::ExclusiveLock, LockError> {
+    guard_within(path, crate::durable::LOCK_WAIT)
+}
+
+fn guard_within(
+    path: &Path,
+    wait: std::time::Duration,
+) -> Result<crate::durable::ExclusiveLock, LockError> {
     let (dir, name) = split(path)?;
     let lock_path = dir.join(format!(".{name}.lck"));
-    crate::durable::lock_exclusive(&lock_path, FILE_MODE).map_err(|cause| LockError::Write {
-        path: lock_path.clone(),
-        cause,
+    crate::durable::lock_exclusive_within(&lock_path, FILE_MODE, wait).map_err(|cause| {
+        LockError::Write {
+            path: lock_path.clone(),
+            cause,
+        }
     })
 }
 
@@ -665,6 +734,7 @@ fn split(path: &Path) -> Result<(&Path, &str), LockError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
         r.unwrap_or_else(|e| panic!("{e}"))
@@ -826,6 +896,19 @@ mod tests {
         // A merge conflict.
         let text = render(&sample()).replacen("[[pins]]", "<<<<<<< HEAD\n[[pins]]", 1);
         assert!(parse_error(&text).contains("/w/mcp-warden.lock:"));
+    }
+
+    #[test]
+    fn merge_conflict_markers_are_refused_even_inside_a_definition() {
+        let text = render(&sample());
+        let at = text.find("'''\n").map(|i| i + 4).unwrap_or_default();
+        let conflicted = format!(
+            "{}<<<<<<< ours\n=======\n>>>>>>> theirs\n{}",
+            &text[..at],
+            &text[at..]
+        );
+        let err = parse_error(&conflicted);
+        assert!(err.contains("merge conflict marker"), "{err}");
     }
 
     #[test]

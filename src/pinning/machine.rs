@@ -6,8 +6,10 @@
 //! recorded; a later different one means the file was replaced under a pin (an
 //! upgraded `node`, or a swapped server binary), and holds the tools of every server
 //! that runs it until `mcp-warden pin SERVER` records the new digest. A file is hashed
-//! again only when its size, modification time or inode changed, so a 100 MB runtime
-//! costs one read per change, not one per start.
+//! again only when its size, inode, modification time or status-change time changed,
+//! so a 100 MB runtime costs one read per change, not one per start. The change time
+//! is what makes that safe: a writer can put back the length and the modification
+//! time (`utimes`), but any write moves `ctime`, which only the clock sets.
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -33,6 +35,11 @@ struct Record {
     mtime: i64,
     mtime_nsec: i64,
     inode: u64,
+    /// Absent in records written before it was kept: such a record is hashed again.
+    #[serde(default)]
+    ctime: i64,
+    #[serde(default)]
+    ctime_nsec: i64,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -125,9 +132,23 @@ fn key(program: &Path) -> String {
 /// The record of `program` now; `known` is reused when the file's stamp did not change.
 fn measure(program: &Path, known: Option<&Record>) -> std::io::Result<Record> {
     let meta = std::fs::metadata(program)?;
-    let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino());
+    let stamp = (
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ino(),
+        meta.ctime(),
+        meta.ctime_nsec(),
+    );
     if let Some(r) = known
-        && (r.size, r.mtime, r.mtime_nsec, r.inode) == stamp
+        && (
+            r.size,
+            r.mtime,
+            r.mtime_nsec,
+            r.inode,
+            r.ctime,
+            r.ctime_nsec,
+        ) == stamp
     {
         return Ok(r.clone());
     }
@@ -147,6 +168,8 @@ fn measure(program: &Path, known: Option<&Record>) -> std::io::Result<Record> {
         mtime: stamp.1,
         mtime_nsec: stamp.2,
         inode: stamp.3,
+        ctime: stamp.4,
+        ctime_nsec: stamp.5,
     })
 }
 
@@ -240,6 +263,32 @@ mod tests {
         std::fs::write(&program, b"same").expect("write");
         let seen = check(&paths, std::slice::from_ref(&program)).expect("check");
         assert_eq!(seen[&program], Seen::Known);
+    }
+
+    #[test]
+    fn a_rewrite_that_puts_back_size_mtime_and_inode_is_still_seen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let paths = paths(dir.path());
+        let program = dir.path().join("server");
+        std::fs::write(&program, b"#!/bin/sh\necho good\n").expect("write");
+        let before = std::fs::metadata(&program).expect("meta");
+        check(&paths, std::slice::from_ref(&program)).expect("check");
+        // Same length, same inode (written in place), modification time put back.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&program, b"#!/bin/sh\necho evil\n").expect("write");
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&program)
+            .expect("open");
+        file.set_modified(before.modified().expect("mtime"))
+            .expect("utimes");
+        let after = std::fs::metadata(&program).expect("meta");
+        assert_eq!(
+            (before.len(), before.ino(), before.mtime_nsec()),
+            (after.len(), after.ino(), after.mtime_nsec())
+        );
+        let seen = check(&paths, std::slice::from_ref(&program)).expect("check");
+        assert!(matches!(seen[&program], Seen::Changed { .. }), "{seen:?}");
     }
 
     #[test]

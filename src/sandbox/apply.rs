@@ -123,6 +123,18 @@ pub fn enter(plan: &Plan, ns: Namespaces, program: &CStr) -> (Report, Exec) {
             .mode(0o700)
             .create(dir);
     }
+    // Without a configured `cwd` the server starts in its private HOME, never in the
+    // directory mcp-warden was started from (the workspace): a repository's code must
+    // not be resolved from there. Made only now, after the drop, so chdir here.
+    if plan.cwd.is_none()
+        && let Err(e) = std::env::set_current_dir(&plan.home)
+    {
+        report.refused = Some(format!(
+            "cannot enter its private directory `{}`: {e}",
+            plan.home.display()
+        ));
+        return (report, exec);
+    }
 
     match set_limits(plan) {
         Ok(detail) => report.push(Layer::Limits, State::Applied, detail),

@@ -39,6 +39,11 @@ pub struct Plan {
     pub cpu_seconds: Option<u64>,
     /// The server's private HOME and TMPDIR (made by the launcher after the uid drop).
     pub home: PathBuf,
+    /// The configured working directory; `None`: the private HOME, so code a
+    /// repository ships (`node_modules/`, a Python package of the server's name) is
+    /// never picked up from the workspace by accident (SPEC "Servers").
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
     pub tmp: PathBuf,
     /// The preset in effect, for reports.
     pub runtime: Option<String>,
@@ -89,7 +94,7 @@ pub fn prepare(
         .get("PATH")
         .map(std::ffi::OsString::from)
         .or_else(|| std::env::var_os("PATH"));
-    let cwd = config.cwd.as_deref().or(workspace);
+    let cwd = config.cwd.as_deref();
     let home = home_dir.as_deref().unwrap_or(Path::new("/root"));
     let needs = presets::needs(
         settings.preset,
@@ -130,6 +135,7 @@ pub fn prepare(
         cpu_seconds: settings.cpu_time.map(|d| d.as_secs().max(1)),
         home: private.join("home"),
         tmp: private.join("tmp"),
+        cwd: config.cwd.clone(),
         runtime: needs.runtime.map(str::to_owned),
     })
 }

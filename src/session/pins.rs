@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use super::catalog::{Item, ListKind};
 use crate::config::{Effective, PinningMode, PinningSettings, ServerConfig};
 use crate::paths::Paths;
-use crate::pinning::files::{LockPlaces, LockState, read_lock, write_pins};
+use crate::pinning::files::{LockPlaces, LockState, WorkspaceLock, read_lock, write_pins};
 use crate::pinning::judge::{self, Hold, ServerFacts, ServerVerdict};
 use crate::pinning::lock::{ItemPin, Kind, LockFile, PinKey, ServerPin};
 use crate::pinning::machine;
@@ -60,6 +60,32 @@ type ScanKey = (String, usize, String);
 /// A cached scan: the definition scanned, the fingerprint of the context it was
 /// scanned in, and the findings.
 type Scanned = (Box<str>, u64, Vec<Finding>);
+
+/// What pinning reads from disk for a configuration: the lock files and the state of
+/// the servers' executables. Blocking to make; made off the session's thread on reload.
+#[derive(Debug)]
+pub(super) struct Readings {
+    places: LockPlaces,
+    locks: HashMap<PathBuf, LockState>,
+    replaced: BTreeMap<String, String>,
+    warning: Option<String>,
+}
+
+impl Readings {
+    /// Reads everything pinning needs for `effective` (blocking).
+    pub(super) fn read(paths: &Paths, effective: &Effective) -> Self {
+        let places = LockPlaces::new(paths, effective);
+        let mut warning = None;
+        let replaced = machine::replaced(paths, &effective.servers, |w| warning = Some(w));
+        let locks = places.read_all(paths);
+        Self {
+            places,
+            locks,
+            replaced,
+            warning,
+        }
+    }
+}
 
 /// The pinning state of one session.
 #[derive(Debug)]
@@ -92,28 +118,32 @@ impl Drop for Pins {
 
 impl Pins {
     /// Pinning for `workspace` (its lock counts when trusted). Reads the lock files:
-    /// once, at start-up or on a workspace switch, never per message.
+    /// once, at start-up or on a workspace switch, never per message. Blocking: a
+    /// reload prepares its [`Readings`] off the session's thread instead.
     pub(super) fn new(setup: PinningSetup, effective: &Effective) -> Self {
-        let places = LockPlaces::new(&setup.paths, effective);
-        let mut warning = None;
-        let replaced = machine::replaced(&setup.paths, &effective.servers, |w| warning = Some(w));
-        let mut pins = Self {
-            replaced,
+        let readings = Readings::read(&setup.paths, effective);
+        Self::from_readings(setup, readings)
+    }
+
+    /// Pinning from readings made beforehand (off the session's thread).
+    pub(super) fn from_readings(setup: PinningSetup, readings: Readings) -> Self {
+        Self {
+            replaced: readings.replaced,
             setup,
-            places,
-            locks: HashMap::new(),
+            places: readings.places,
+            locks: readings.locks,
             held: Default::default(),
             reported: HashSet::new(),
-            reports: warning.into_iter().collect(),
+            reports: readings.warning.into_iter().collect(),
             findings: HashMap::new(),
             writes: BTreeMap::new(),
             watcher: None,
-        };
-        for (path, root) in pins.places.all() {
-            let state = read_lock(&path, root.as_deref(), &pins.setup.paths);
-            pins.locks.insert(path, state);
         }
-        pins
+    }
+
+    /// Where this session's lock files are.
+    pub(super) fn places(&self) -> &LockPlaces {
+        &self.places
     }
 
     /// Starts watching the lock files; readings arrive on `tx`.
@@ -361,10 +391,10 @@ impl Pins {
     /// Writes what was pinned in memory to the lock files, off the session's thread.
     pub(super) fn flush_writes(&mut self) {
         for (path, pins) in std::mem::take(&mut self.writes) {
-            let root = self.places.root_of(&path).map(Path::to_path_buf);
+            let root = self.places.root_of(&path).cloned();
             let paths = self.setup.paths.clone();
             tokio::task::spawn_blocking(move || {
-                match write_pins(&path, root.as_deref(), &paths, pins, |_| {}) {
+                match write_pins(&path, root.as_ref(), &paths, pins, |_| {}) {
                     Ok(_) => tracing::info!(path = %path.display(), "pins written"),
                     Err(e) => {
                         tracing::error!(path = %path.display(), error = %e, "cannot write pins");
@@ -422,37 +452,43 @@ fn fingerprint(context: &ScanContext) -> u64 {
     h.finish()
 }
 
-/// What identifies a file's version cheaply: size, modification time, inode.
-type Stamp = Option<(u64, SystemTime, u64)>;
-
-async fn stamp(path: &Path) -> Stamp {
-    use std::os::unix::fs::MetadataExt;
-    let m = tokio::fs::metadata(path).await.ok()?;
-    Some((m.len(), m.modified().ok()?, m.ino()))
+/// What a lock file's reading depends on, as content digests (the lock, and for a
+/// workspace's lock its `mcp-warden.toml` and the trust store): a rewrite that puts
+/// back the length, modification time and inode is still seen. Blocking.
+fn digests(path: &Path, workspace: Option<&WorkspaceLock>, paths: &Paths) -> Vec<Option<String>> {
+    let mut files = vec![path.to_path_buf()];
+    if let Some(w) = workspace {
+        files.push(crate::paths::workspace_file(&w.root));
+        files.push(paths.trust_file());
+    }
+    files
+        .iter()
+        .map(|f| crate::trust::content_digest(f))
+        .collect()
 }
 
 /// Polls the lock files (and what a workspace's trust depends on) and sends a fresh
 /// reading of each one that changed; the first reading of each is always sent.
 async fn watch(
-    watched: Vec<(PathBuf, Option<PathBuf>)>,
+    watched: Vec<(PathBuf, Option<WorkspaceLock>)>,
     paths: Paths,
     tx: mpsc::Sender<LockUpdate>,
 ) {
-    let mut last: Vec<Option<Vec<Stamp>>> = vec![None; watched.len()];
+    let mut last: Vec<Option<Vec<Option<String>>>> = vec![None; watched.len()];
     loop {
         for (i, (path, root)) in watched.iter().enumerate() {
-            let mut stamps = vec![stamp(path).await];
-            if let Some(root) = root {
-                stamps.push(stamp(&root.join("mcp-warden.toml")).await);
-                stamps.push(stamp(&paths.trust_file()).await);
-            }
-            if last[i].as_ref() == Some(&stamps) {
+            let (p, r, ps) = (path.clone(), root.clone(), paths.clone());
+            let Ok(now) = tokio::task::spawn_blocking(move || digests(&p, r.as_ref(), &ps)).await
+            else {
+                continue;
+            };
+            if last[i].as_ref() == Some(&now) {
                 continue;
             }
-            last[i] = Some(stamps);
+            last[i] = Some(now.clone());
             let (p, r, ps) = (path.clone(), root.clone(), paths.clone());
             let Ok(state) =
-                tokio::task::spawn_blocking(move || read_lock(&p, r.as_deref(), &ps)).await
+                tokio::task::spawn_blocking(move || read_lock(&p, r.as_ref(), &ps)).await
             else {
                 continue;
             };
@@ -462,6 +498,14 @@ async fn watch(
             };
             if tx.send(update).await.is_err() {
                 return;
+            }
+            // A reading counts as settled only when the files held still around it:
+            // else a flip during the read could leave in force a version no longer on
+            // disk, with nothing left to notice. Then the next poll reads again.
+            let (p, r, ps) = (path.clone(), root.clone(), paths.clone());
+            let after = tokio::task::spawn_blocking(move || digests(&p, r.as_ref(), &ps)).await;
+            if after.ok().as_ref() != Some(&now) {
+                last[i] = None;
             }
         }
         tokio::time::sleep(POLL).await;

@@ -1,16 +1,16 @@
 //! Live reload of the configuration (SPEC "Merging": `serve` watches these files). A
 //! task polls the files a session's configuration comes from (the managed policy, the
 //! user config, the workspace's `mcp-warden.toml`, and the trust store, since trust
-//! decides which servers start); when one changes it loads the configuration again
+//! decides which servers start), comparing their contents; when one changes it loads the configuration again
 //! off the session's thread and hands the result over. A valid change takes effect at
 //! once: the policy, the output filters and pinning settings are replaced, and when
 //! the servers changed they are restarted (the client hears `list_changed`). An
 //! invalid one is refused with its error, on stderr, in the log and to the client, and
 //! the previous configuration stays.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -22,15 +22,22 @@ use crate::paths::Paths;
 /// How often the files are looked at.
 const POLL: Duration = Duration::from_millis(500);
 
-/// A fresh load of the configuration, or why it failed.
-pub(super) type ConfigUpdate = Result<Effective, String>;
+/// A fresh load of the configuration with what pinning reads for it (both made off
+/// the session's thread), or why it failed.
+pub(super) type ConfigUpdate = Result<(Effective, super::pins::Readings), String>;
 
-type Stamp = Option<(u64, SystemTime, u64)>;
-
-async fn stamp(path: &Path) -> Stamp {
-    use std::os::unix::fs::MetadataExt;
-    let m = tokio::fs::metadata(path).await.ok()?;
-    Some((m.len(), m.modified().ok()?, m.ino()))
+/// The contents of the watched files, as digests: a rewrite that puts back the
+/// length, modification time and inode is still seen.
+async fn digests(files: &[PathBuf]) -> Option<Vec<Option<String>>> {
+    let files = files.to_vec();
+    tokio::task::spawn_blocking(move || {
+        files
+            .iter()
+            .map(|f| crate::trust::content_digest(f))
+            .collect()
+    })
+    .await
+    .ok()
 }
 
 /// Watches the configuration of the workspace at `root` (`None`: no workspace).
@@ -53,23 +60,43 @@ pub(super) fn watch(
             (None, Ok(cwd)) => WorkspaceChoice::Cwd(cwd),
             (None, Err(_)) => return,
         };
-        let mut last: Option<Vec<Stamp>> = None;
+        let mut last: Option<Vec<Option<String>>> = None;
         loop {
-            let mut now = Vec::with_capacity(files.len());
-            for f in &files {
-                now.push(stamp(f).await);
-            }
-            if last.as_ref().is_some_and(|l| *l != now) {
+            let Some(now) = digests(&files).await else {
+                tokio::time::sleep(POLL).await;
+                continue;
+            };
+            let changed = last.as_ref().is_some_and(|l| *l != now);
+            last = Some(now.clone());
+            if changed {
                 let (p, c) = (paths.clone(), choice.clone());
-                let loaded = tokio::task::spawn_blocking(move || config::load(&p, &c))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()));
+                let loaded = tokio::task::spawn_blocking(move || {
+                    let effective = config::load_serving(&p, &c).map_err(|e| e.to_string())?;
+                    let readings = super::pins::Readings::read(&p, &effective);
+                    Ok((effective, readings))
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r);
+                let parsed = loaded
+                    .as_ref()
+                    .ok()
+                    .and_then(|(e, _)| e.workspace.as_ref())
+                    .map(|w| w.config_digest.clone());
                 if tx.send(loaded).await.is_err() {
                     return;
                 }
+                // The load counts as settled only when the files held still around it
+                // and it parsed the workspace file the watcher saw; otherwise a flip
+                // during the load could leave in force a version no longer on disk,
+                // with nothing left to notice. Then the next poll loads again.
+                let after = digests(&files).await;
+                let saw_parsed =
+                    root.is_none() || parsed.is_none_or(|d| d == now.last().cloned().flatten());
+                if after.as_ref() != Some(&now) || !saw_parsed {
+                    last = Some(Vec::new());
+                }
             }
-            last = Some(now);
             tokio::time::sleep(POLL).await;
         }
     })
@@ -91,8 +118,8 @@ impl Session {
 
     /// A configuration file changed.
     pub(super) fn on_config_update(&mut self, update: ConfigUpdate) {
-        let effective = match update {
-            Ok(effective) => effective,
+        let (effective, readings) = match update {
+            Ok(loaded) => loaded,
             Err(e) => {
                 let text = format!(
                     "the changed configuration is invalid; the previous one stays in force:\n{e}"
@@ -104,9 +131,13 @@ impl Session {
         let pinning_changed = effective.pinning != self.config.pinning.settings;
         self.policy = Arc::new(effective.policy.clone());
         self.chain.reconfigure(&effective.policy.settings);
-        if pinning_changed {
+        // New lock places (trust came or went, the workspace file's digest changed)
+        // need fresh pins as much as new settings do: a lock reading counts only
+        // against the configuration digest it was made for.
+        let places = crate::pinning::files::LockPlaces::new(&self.config.pinning.paths, &effective);
+        if pinning_changed || places != *self.pins.places() {
             self.config.pinning.settings = effective.pinning;
-            self.pins = super::pins::Pins::new(self.config.pinning.clone(), &effective);
+            self.pins = super::pins::Pins::from_readings(self.config.pinning.clone(), readings);
             self.pins.watch(self.pin_tx.clone());
         }
         let summary = if servers_changed {
@@ -122,6 +153,9 @@ impl Session {
             self.announce = [true; 3];
         }
         self.tell(summary, "info");
+        for note in self.config.effective.notes.clone() {
+            self.tell(&note, "warning");
+        }
         self.after_state_change();
     }
 

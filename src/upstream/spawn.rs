@@ -78,6 +78,10 @@ fn child_env(
     }
     env.insert("HOME".into(), home.as_os_str().to_owned());
     env.insert("TMPDIR".into(), tmp.as_os_str().to_owned());
+    // Python (3.11+) then never puts the working directory (for `-m`) or the script's
+    // directory first on `sys.path`: a module of the server's name in a repository
+    // cannot shadow the installed one, whatever `cwd` is.
+    env.insert("PYTHONSAFEPATH".into(), "1".into());
     for name in &config.env_passthrough {
         if let Some(value) = own(name) {
             env.insert(name.into(), value);
@@ -233,8 +237,22 @@ fn command_for(
         cmd
     };
     cmd.args(&config.args).env_clear().envs(env);
-    if let Some(cwd) = config.cwd.as_deref().or(default_cwd) {
-        cmd.current_dir(cwd);
+    // The configured `cwd`, else the private HOME (SPEC "Servers"); with a launcher,
+    // which makes HOME after the uid drop, the launcher enters it itself.
+    match (&config.cwd, &spawner.launcher) {
+        (Some(cwd), _) => {
+            cmd.current_dir(cwd);
+        }
+        // Made above when the server keeps our uid; otherwise only a launcher makes it
+        // (after the drop), so without one the server starts in `/`, never in a
+        // directory that could hold a repository's code.
+        (None, None) if plan.ids.is_none() => {
+            cmd.current_dir(&plan.home);
+        }
+        (None, None) => {
+            cmd.current_dir("/");
+        }
+        (None, Some(_)) => {}
     }
     Ok((cmd, plan))
 }

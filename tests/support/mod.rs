@@ -455,11 +455,12 @@ pub fn path_str(p: &Path) -> String {
 }
 
 /// Pids of live processes whose environment contains `needle` (e.g. a test's unique
-/// temporary directory, which every server it starts has in its private HOME), or
-/// whose working directory lies under `needle` (servers run as a uid of their own
-/// when the tests run as root, with a private HOME outside the test's directory, but
-/// they start in its workspace).
+/// temporary directory, which every server it starts has in its private HOME when
+/// run as this user), or whose working directory lies under `needle` (the launcher,
+/// which stays in the workspace), and all their descendants (run as root, servers
+/// have a uid of their own and start in a private HOME outside the test's directory).
 pub fn processes_with_env(needle: &str) -> Vec<u32> {
+    let mut parents = std::collections::HashMap::new();
     let mut pids = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return pids;
@@ -475,6 +476,9 @@ pub fn processes_with_env(needle: &str) -> Vec<u32> {
         if pid == std::process::id() {
             continue;
         }
+        if let Some(ppid) = parent_of(pid) {
+            parents.insert(pid, ppid);
+        }
         let in_env = std::fs::read(entry.path().join("environ"))
             .is_ok_and(|environ| String::from_utf8_lossy(&environ).contains(needle));
         let in_dir =
@@ -483,5 +487,29 @@ pub fn processes_with_env(needle: &str) -> Vec<u32> {
             pids.push(pid);
         }
     }
+    let found: std::collections::HashSet<u32> = pids.iter().copied().collect();
+    for &pid in parents.keys() {
+        if found.contains(&pid) || !is_alive(pid) {
+            continue;
+        }
+        let mut at = pid;
+        for _ in 0..64 {
+            match parents.get(&at) {
+                Some(&ppid) if found.contains(&ppid) => {
+                    pids.push(pid);
+                    break;
+                }
+                Some(&ppid) if ppid > 1 => at = ppid,
+                _ => break,
+            }
+        }
+    }
     pids
+}
+
+/// The parent pid of `pid`, from `/proc/PID/stat` (the field after the command name).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
 }

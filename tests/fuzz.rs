@@ -1,0 +1,275 @@
+//! Fuzz targets on the stable toolchain (issue 14 item 6): the line codec, message
+//! parsing, config and lock parsing, canonical JSON and the output filters, each fed
+//! its committed seed corpus (`tests/fuzz/corpus/TARGET/`) and then mutations of it.
+//!
+//! No `cargo fuzz` (nightly): a small mutation loop of our own, deterministic for a
+//! given seed, with every target a plain function that must not panic and must keep
+//! its laws (a canonical form is canonical again, redaction is idempotent, a lock file
+//! rendered from a parse parses back the same). `cargo test` runs the corpora and a
+//! few hundred mutations per target; `MCP_WARDEN_FUZZ_SECS=N` runs each target for N
+//! seconds instead (`.ci/run` does, bounded), `MCP_WARDEN_FUZZ_SEED` replays a run. A
+//! failing input is written to `target/fuzz-failures/TARGET-HASH` to be added to the
+//! corpus once fixed.
+
+// Tests fail by panicking, so unwrap is the clearest way to say "this must hold".
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio_util::codec::Decoder;
+
+/// Mutations per target in a plain `cargo test`, after the corpus.
+const QUICK_RUNS: u64 = 300;
+
+/// The largest input a mutation grows to.
+const MAX_INPUT: usize = 16 * 1024;
+
+fn corpus_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fuzz")
+        .join("corpus")
+        .join(target)
+}
+
+fn seeds(target: &str) -> Vec<Vec<u8>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus_dir(target))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    let seeds: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    assert!(!seeds.is_empty(), "no seed corpus for `{target}`");
+    seeds
+}
+
+/// xorshift64*: deterministic, good enough to pick mutations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % (n.max(1) as u64)).unwrap_or(0)
+    }
+}
+
+/// Bytes that matter to these formats, for insertions.
+const INTERESTING: &[&[u8]] = &[
+    b"\n",
+    b"\r\n",
+    b"\"",
+    b"\\",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b":",
+    b",",
+    b"'''",
+    b"\"\"\"",
+    b"=",
+    b"[[pins]]",
+    b"\xff",
+    b"\xc3",
+    b"\xe2\x80\xae",
+    b"\x1b[31m",
+    b"\0",
+    b"1e308",
+    b"-0",
+    b"9007199254740993",
+    b"\\u0000",
+    b"\\ud800",
+    b"<<<<<<< ours\n",
+    b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"}",
+];
+
+fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
+    let mut data = seeds[rng.below(seeds.len())].clone();
+    for _ in 0..=rng.below(8) {
+        let at = rng.below(data.len() + 1);
+        match rng.below(6) {
+            0 if !data.is_empty() => {
+                let i = rng.below(data.len());
+                data[i] ^= 1 << rng.below(8);
+            }
+            1 if !data.is_empty() => {
+                let end = (at + rng.below(16)).min(data.len());
+                data.drain(at.min(end)..end);
+            }
+            2 => {
+                let piece = INTERESTING[rng.below(INTERESTING.len())];
+                data.splice(at..at, piece.iter().copied());
+            }
+            3 => {
+                // Splice in a piece of another seed.
+                let other = &seeds[rng.below(seeds.len())];
+                let from = rng.below(other.len());
+                let to = (from + rng.below(64)).min(other.len());
+                data.splice(at..at, other[from..to].iter().copied());
+            }
+            4 if !data.is_empty() => {
+                // Repeat a piece (deep nesting, long lines).
+                let to = (at + rng.below(8)).min(data.len());
+                let piece = data[at.min(to)..to].to_vec();
+                for _ in 0..rng.below(64) {
+                    data.splice(at..at, piece.iter().copied());
+                }
+            }
+            _ => {
+                let byte = u8::try_from(rng.next() & 0xff).unwrap_or(0);
+                data.insert(at, byte);
+            }
+        }
+    }
+    data.truncate(MAX_INPUT);
+    data
+}
+
+/// Runs `check` on every seed, then on mutations for the budget; panics naming the
+/// first input that made `check` panic (and saves it).
+fn fuzz(target: &str, check: impl Fn(&[u8])) {
+    let seeds = seeds(target);
+    let secs: Option<u64> = std::env::var("MCP_WARDEN_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let seed: u64 = std::env::var("MCP_WARDEN_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng(seed | 1);
+    let deadline = secs.map(|s| Instant::now() + Duration::from_secs(s));
+    let mut runs = 0u64;
+    let mut next = |runs: u64| -> Option<Vec<u8>> {
+        if let Some(s) = seeds.get(usize::try_from(runs).unwrap_or(usize::MAX)) {
+            return Some(s.clone());
+        }
+        let more = match deadline {
+            Some(d) => Instant::now() < d,
+            None => runs < seeds.len() as u64 + QUICK_RUNS,
+        };
+        more.then(|| mutate(&mut rng, &seeds))
+    };
+    while let Some(input) = next(runs) {
+        runs += 1;
+        if catch_unwind(AssertUnwindSafe(|| check(&input))).is_err() {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target")
+                .join("fuzz-failures");
+            let _ = std::fs::create_dir_all(&dir);
+            let name = format!("{target}-{:016x}", fnv(&input));
+            let _ = std::fs::write(dir.join(&name), &input);
+            panic!(
+                "fuzz target `{target}` failed on input {} (seed {seed}, run {runs}): {:?}",
+                dir.join(&name).display(),
+                String::from_utf8_lossy(&input)
+            );
+        }
+    }
+    eprintln!("fuzz `{target}`: {runs} inputs");
+}
+
+fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[test]
+fn fuzz_line_codec() {
+    fuzz("codec", |input| {
+        // The same bytes in chunks cut at points taken from the input itself.
+        let max = 64;
+        let mut codec = mcp_warden::jsonrpc::LineCodec::new(max);
+        let mut buf = BytesMut::new();
+        let step = usize::from(input.first().copied().unwrap_or(7) % 13) + 1;
+        for chunk in input.chunks(step) {
+            buf.extend_from_slice(chunk);
+            while let Some(line) = codec.decode(&mut buf).unwrap() {
+                let _ = line;
+            }
+        }
+        while let Some(line) = codec.decode_eof(&mut buf).unwrap() {
+            let _ = line;
+        }
+    });
+}
+
+#[test]
+fn fuzz_message_parse() {
+    fuzz("message", |input| {
+        for line in input.split(|b| *b == b'\n') {
+            let _ = mcp_warden::jsonrpc::parse(bytes::Bytes::copy_from_slice(line));
+        }
+    });
+}
+
+#[test]
+fn fuzz_config_parse() {
+    use mcp_warden::config::{Layer, Source, findings, raw, validate};
+    fuzz("config", |input| {
+        let text = String::from_utf8_lossy(input);
+        let path = Path::new("/fuzz/mcp-warden.toml");
+        let source = Source::new(path, &text);
+        for layer in [Layer::User, Layer::Workspace] {
+            let (config, diagnostics) = validate::validate(layer, &source, raw::parse(&source));
+            for d in &diagnostics {
+                let _ = d.to_string();
+            }
+            let _ = findings::findings(&source, &config.servers);
+        }
+    });
+}
+
+#[test]
+fn fuzz_lock_parse() {
+    use mcp_warden::pinning::lock;
+    fuzz("lock", |input| {
+        let text = String::from_utf8_lossy(input);
+        let path = Path::new("/fuzz/mcp-warden.lock");
+        if let Ok(parsed) = lock::parse(path, &text) {
+            // Law: what is rendered from a parse parses back to the same pins.
+            let again = lock::parse(path, &lock::render(&parsed)).unwrap();
+            assert_eq!(again, parsed);
+        }
+    });
+}
+
+#[test]
+fn fuzz_canonical_json() {
+    use mcp_warden::pinning::canonical::canonicalize;
+    fuzz("canonical", |input| {
+        let text = String::from_utf8_lossy(input);
+        if let Ok(canonical) = canonicalize(&text) {
+            // Law: the canonical form is its own canonical form.
+            assert_eq!(canonicalize(&canonical).unwrap(), canonical);
+        }
+    });
+}
+
+#[test]
+fn fuzz_output_filters() {
+    use mcp_warden::filter::{injection, secrets};
+    fuzz("filters", |input| {
+        let text = String::from_utf8_lossy(input);
+        // Law: redaction is idempotent, and what it leaves has no secret.
+        let once = secrets::redact(&text).into_owned();
+        assert_eq!(secrets::redact(&once), once);
+        assert!(secrets::find_secrets(&once).is_empty());
+        let _ = injection::find_injection(&text);
+        let shown = mcp_warden::textclass::escape_hidden(&text);
+        assert!(!shown.contains('\u{1b}') && !shown.contains('\u{202e}'));
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {
+            let mut value = value;
+            let _ = secrets::redact_json(&mut value);
+            let _ = injection::find_injection_json(&value);
+        }
+    });
+}
