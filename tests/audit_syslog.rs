@@ -121,6 +121,8 @@ fn local_trail(env: &Env) -> Vec<String> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        // The anchor of seals is the trail's own index, kept locally: not a record.
+        .filter(|p| p.file_name().is_some_and(|n| n != "anchor.jsonl"))
         .collect();
     files.sort();
     files

@@ -110,7 +110,7 @@ fn review_screens_show_a_hostile_server_escaped() {
         scan.text
     );
 
-    let pin = on_terminal(&env, &["pin", "--yes", "t"]);
+    let pin = on_terminal(&env, &["pin", "--yes", "--accept-findings", "t"]);
     assert_nothing_raw("pin", &pin.text);
     assert_shown_escaped("pin", &pin.text);
     assert_eq!(pin.code, Some(0), "{}", pin.text);
@@ -128,7 +128,7 @@ fn review_screens_show_a_hostile_server_escaped() {
     assert!(diff.text.contains(r"\u001b[2J"), "{}", diff.text);
     let pins = on_terminal(&env, &["pins"]);
     assert_nothing_raw("pins", &pins.text);
-    let repin = on_terminal(&env, &["pin", "--yes", "t"]);
+    let repin = on_terminal(&env, &["pin", "--yes", "--accept-findings", "t"]);
     assert_nothing_raw("pin (rug pull)", &repin.text);
     assert!(repin.text.contains(r"\u{1b}[2J"), "{}", repin.text);
 }
@@ -693,7 +693,7 @@ fn a_hostile_repository_file_is_shown_escaped() {
     );
     for args in [
         &["check"][..],
-        &["trust"],
+        &["trust", "--yes"],
         &["doctor"],
         &["pins"],
         &["pin", "--yes"],
