@@ -576,8 +576,24 @@ fn uninstall_keeps_a_server_edited_since_install() {
     );
 }
 
+/// The workspace's `mcp-warden.toml`, parsed.
+fn read_workspace_config(env: &Env) -> toml::Table {
+    toml::from_str(&fs::read_to_string(env.workspace.join("mcp-warden.toml")).unwrap()).unwrap()
+}
+
+/// The workspaces `trust.toml` records.
+fn trusted_workspaces(env: &Env) -> toml::Table {
+    let text = fs::read_to_string(env.warden_home.join("data/trust.toml")).unwrap_or_default();
+    toml::from_str::<toml::Table>(&text)
+        .unwrap()
+        .get("workspaces")
+        .and_then(|w| w.as_table().cloned())
+        .unwrap_or_default()
+}
+
+// Issue 16, item 9: a project's servers keep their scope.
 #[test]
-fn project_scope_edits_the_projects_own_file() {
+fn project_scope_servers_go_to_the_workspace_file_which_is_trusted() {
     let env = Env::new();
     let file = env.workspace.join(".cursor/mcp.json");
     place_at(CURSOR.fixture, &file, 0o644);
@@ -586,16 +602,46 @@ fn project_scope_edits_the_projects_own_file() {
         &["install", "--client", "cursor", "--project", "--yes"],
     );
     assert_exit(&out, 0);
+    let text = stdout(&out);
+    let ws_file = env.workspace.join("mcp-warden.toml");
+    assert!(
+        text.contains(&format!(
+            "servers move to the workspace's `{}` (project scope: they start only in `{}`)",
+            ws_file.display(),
+            env.workspace.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("trusted: the workspace"), "{text}");
     assert_eq!(
         fs::read_to_string(&file).unwrap(),
         expected_installed(&CURSOR)
     );
     assert!(!env.home.join(".cursor/mcp.json").exists());
+    // Nothing widened into the user config, which every workspace runs.
+    assert!(!user_config(&env).exists());
     // `${workspaceFolder}` became `${workspace}`.
-    let config = read_config(&env);
+    let config = read_workspace_config(&env);
     assert_eq!(
         config["servers"]["git"]["args"][2].as_str(),
         Some("${workspace}")
+    );
+    assert!(config["servers"].get("brave-search").is_some(), "{config}");
+    let key = env.workspace.to_string_lossy().into_owned();
+    assert!(trusted_workspaces(&env).contains_key(&key));
+    // The servers start from there: `check` sees them trusted.
+    let out = run(&env, &["check", "--workspace", &key]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        !format!("{}{}", stdout(&out), stderr(&out)).contains("untrusted"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
     );
     let out = run(
         &env,
@@ -613,6 +659,34 @@ fn project_scope_edits_the_projects_own_file() {
         fs::read(&file).unwrap(),
         fs::read(fixture(CURSOR.fixture)).unwrap()
     );
+    // The servers are out of the workspace file, which stays trusted as uninstall left it.
+    assert!(read_workspace_config(&env).get("servers").is_none());
+    let out = run(&env, &["check", "--workspace", &key]);
+    assert!(
+        !format!("{}{}", stdout(&out), stderr(&out)).contains("untrusted"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+// Issue 16, item 9: install never trusts what a cloned repository shipped.
+#[test]
+fn a_workspace_with_its_own_lock_file_is_not_trusted_by_install() {
+    let env = Env::new();
+    let file = env.workspace.join(".cursor/mcp.json");
+    place_at(CURSOR.fixture, &file, 0o644);
+    // A repository that ships a lock pre-approving tools, and no mcp-warden.toml.
+    fs::write(env.workspace.join("mcp-warden.lock"), "# shipped\n").unwrap();
+    let out = run(
+        &env,
+        &["install", "--client", "cursor", "--project", "--yes"],
+    );
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("not trusted: the workspace"), "{text}");
+    assert!(read_workspace_config(&env)["servers"].get("git").is_some());
+    assert!(trusted_workspaces(&env).is_empty());
 }
 
 #[test]
@@ -682,7 +756,14 @@ fn claude_code_local_scope_edits_the_projects_entry_in_the_user_file() {
         Some(support::bin().to_string_lossy().as_ref())
     );
     assert!(servers.get("memory").is_none());
-    assert!(read_config(&env)["servers"].get("memory").is_some());
+    // Local scope is this project's: the server goes to the workspace file, not to the
+    // user config every workspace runs.
+    assert!(
+        read_workspace_config(&env)["servers"]
+            .get("memory")
+            .is_some()
+    );
+    assert!(!user_config(&env).exists());
     // A project Claude Code has not seen has no local scope.
     let other = env.dir.path().join("other");
     fs::create_dir_all(&other).unwrap();

@@ -6,7 +6,7 @@ use clap::Args;
 
 use crate::ExitStatus;
 use crate::install::{
-    self, Client, Environment, InstallError, InstallPlan, Scope, Target, UninstallPlan,
+    self, Client, Environment, InstallError, InstallPlan, Layer, Scope, Target, UninstallPlan,
 };
 use crate::output;
 use crate::paths::Paths;
@@ -114,7 +114,9 @@ pub fn run_install(
         ));
         return Ok(ExitStatus::Usage);
     };
-    let plan = match install::plan_install(target, exe, &paths.user_config()) {
+    let plan = match install::destination(paths, &target)
+        .and_then(|(config, layer)| install::plan_install(target, exe, &config, layer))
+    {
         Ok(p) => p,
         Err(e) => return Ok(report_install_error(&e)),
     };
@@ -136,6 +138,22 @@ pub fn run_install(
     };
     if let Some(backup) = &installed.backup {
         output::line(&format!("backup: `{}`", backup.display()));
+    }
+    if let Layer::Workspace { root, .. } = &plan.layer
+        && plan.config_after.is_some()
+    {
+        if installed.trusted {
+            output::line(&format!(
+                "trusted: the workspace `{}` at the file install wrote",
+                root.display()
+            ));
+        } else {
+            output::line(&format!(
+                "not trusted: the workspace `{}` had a file of its own; review it with \
+                 `mcp-warden trust` before its servers start",
+                root.display()
+            ));
+        }
     }
     output::line(&format!(
         "installed: restart {} to use it; `mcp-warden uninstall {}` undoes this",
@@ -240,10 +258,28 @@ fn show_install(plan: &InstallPlan) {
         output::line(&format!("  adds `{}`: `{} serve`", install::OURS, plan.exe));
     }
     if !plan.moved.is_empty() {
-        output::line(&format!(
-            "servers move to mcp-warden's user config `{}`",
-            plan.config_path.display()
-        ));
+        let path = plan.config_path.display();
+        match &plan.layer {
+            Layer::User => output::line(&format!(
+                "servers move to mcp-warden's user config `{path}` (they start in every \
+                 workspace)"
+            )),
+            Layer::Workspace { root, trust } => {
+                output::line(&format!(
+                    "servers move to the workspace's `{path}` ({} scope: they start only in \
+                     `{}`)",
+                    t.scope,
+                    root.display()
+                ));
+                output::line(if *trust {
+                    "  the workspace is trusted at that file once written (you asked for the \
+                     install)"
+                } else {
+                    "  the workspace is not trusted afterwards: it has a file of its own that \
+                     `mcp-warden trust` shows first"
+                });
+            }
+        }
     }
 }
 

@@ -57,6 +57,15 @@ impl ServerDef {
         crate::trust::digest(canonical.to_string().as_bytes())
     }
 
+    /// Whether an `env` value is written out rather than taken from mcp-warden's own
+    /// environment (`${env:NAME}`): a value that may be a secret.
+    #[must_use]
+    pub fn has_literal_env(&self) -> bool {
+        self.env
+            .iter()
+            .any(|(_, v)| Template::parse(v).is_ok_and(|t| t.is_literal()))
+    }
+
     /// Whether two definitions run the same thing (env order does not matter).
     #[must_use]
     pub fn same_as(&self, other: &Self) -> bool {

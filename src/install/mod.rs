@@ -2,8 +2,10 @@
 //! the client's own stdio servers, and take it out again.
 //!
 //! `install` reads the client's file, moves each stdio server it can carry over
-//! faithfully into mcp-warden's **user** `config.toml` (`env` values included: secrets
-//! never belong in a committed workspace file), puts one `mcp-warden` entry (this binary,
+//! faithfully into mcp-warden, keeping its scope ([`Layer`]): a user-level file's into
+//! the **user** `config.toml` (`env` values included: it is private), a project's file
+//! and Claude Code's `local` entries into the workspace's `mcp-warden.toml` (trusted
+//! after the write only where [`destination`] says so), puts one `mcp-warden` entry (this binary,
 //! `serve`) where the first of them was, and leaves everything else alone: remote
 //! (`url`) servers, which mcp-warden does not proxy, entries it cannot express, and every
 //! other key, comment and blank line of the file. Before the first change it copies the
@@ -131,13 +133,23 @@ pub enum InstallError {
     /// Records keep paths as text.
     #[error("path `{}` is not valid UTF-8", path.display())]
     NotUnicode { path: PathBuf },
+    /// A project's servers would go to a workspace file in the home directory, which is
+    /// never a workspace.
+    #[error("the project directory `{}` is the home directory, which is never a workspace", path.display())]
+    HomeIsNoWorkspace { path: PathBuf },
+    /// The trust store could not record the workspace `install` wrote.
+    #[error("{0}")]
+    Trust(crate::trust::TrustError),
 }
 
 impl InstallError {
     /// Whether this is a failure of the machine (exit 3) rather than of the input (2).
     #[must_use]
     pub fn is_runtime(&self) -> bool {
-        matches!(self, Self::Read { .. } | Self::Write { .. })
+        matches!(
+            self,
+            Self::Read { .. } | Self::Write { .. } | Self::Trust(_)
+        )
     }
 
     /// What to do about it, when there is something to say.
@@ -181,6 +193,9 @@ impl InstallError {
                 None => "`--force` removes it anyway, losing those changes".to_owned(),
             },
             Self::ChangedMeanwhile { .. } => "run the command again".to_owned(),
+            Self::HomeIsNoWorkspace { .. } => {
+                "run it in the project's directory, or pass `--workspace DIR`".to_owned()
+            }
             Self::BackupUnsafe { .. } => "something replaced it since install (a process that \
                 can write this directory?); look at it, and restore the client's file by hand"
                 .to_owned(),
@@ -219,6 +234,80 @@ impl ClientFile {
     }
 }
 
+/// Which mcp-warden file the moved servers go to: a server keeps the scope it had in
+/// the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layer {
+    /// The user `config.toml`: servers of a client's user-level file, for every
+    /// workspace.
+    User,
+    /// The workspace's `mcp-warden.toml`: servers of a project's file (and Claude Code's
+    /// `local` entries), which start only in that workspace.
+    Workspace {
+        root: PathBuf,
+        /// Whether `install` trusts the workspace after writing its file: only when it
+        /// is trusted now at its current files, or has neither `mcp-warden.toml` nor
+        /// `mcp-warden.lock` yet. Anything else (a cloned repository's own file or
+        /// lock) is left for `mcp-warden trust` to show first.
+        trust: bool,
+    },
+}
+
+/// Where `install` puts `target`'s servers: the user config for a user-level file, the
+/// workspace's `mcp-warden.toml` for a project's file or a Claude Code `local` entry.
+pub fn destination(paths: &Paths, target: &Target) -> Result<(PathBuf, Layer), InstallError> {
+    let Some(root) = target
+        .project
+        .as_ref()
+        .filter(|_| target.scope != Scope::User)
+    else {
+        return Ok((paths.user_config(), Layer::User));
+    };
+    let home = paths
+        .home
+        .canonicalize()
+        .unwrap_or_else(|_| paths.home.clone());
+    if root.canonicalize().unwrap_or_else(|_| root.clone()) == home {
+        return Err(InstallError::HomeIsNoWorkspace { path: root.clone() });
+    }
+    let trust = may_trust(paths, root);
+    Ok((
+        crate::paths::workspace_file(root),
+        Layer::Workspace {
+            root: root.clone(),
+            trust,
+        },
+    ))
+}
+
+/// Whether writing the workspace file at `root` may leave it trusted: it is trusted at
+/// its current files, or it has none of them (nothing a repository shipped gets
+/// approved along with the servers the user moved).
+fn may_trust(paths: &Paths, root: &Path) -> bool {
+    let absent = |p: PathBuf| matches!(fs::symlink_metadata(p), Err(e) if e.kind() == io::ErrorKind::NotFound);
+    is_trusted(paths, root)
+        || (absent(crate::paths::workspace_file(root))
+            && absent(root.join(crate::paths::LOCK_FILE)))
+}
+
+/// Whether the workspace at `root` is trusted at its current files (an unreadable store
+/// reads as not trusted).
+fn is_trusted(paths: &Paths, root: &Path) -> bool {
+    crate::trust::state(paths, root) == crate::config::TrustState::Trusted
+}
+
+/// The one place `install` and `uninstall` record trust: after their own write to a
+/// workspace file that [`may_trust`] allowed (checked again under the install lock).
+fn retrust(paths: &Paths, layer: &Layer) -> Result<bool, InstallError> {
+    match layer {
+        Layer::Workspace { root, trust: true } => {
+            crate::trust::trust(paths, root).map_err(InstallError::Trust)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
 /// A server that moves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Moved {
@@ -239,9 +328,11 @@ pub struct InstallPlan {
     /// The client file now; `None` when it does not exist.
     pub client_before: Option<String>,
     pub client_after: String,
+    /// The mcp-warden file the servers go to ([`Layer`]).
     pub config_path: PathBuf,
+    pub layer: Layer,
     pub config_before: Option<String>,
-    /// `None`: `config.toml` stays as it is.
+    /// `None`: that file stays as it is.
     pub config_after: Option<String>,
     pub moved: Vec<Moved>,
     /// Remote servers, left in the client's file.
@@ -290,12 +381,14 @@ impl InstallPlan {
     }
 }
 
-/// Reads the client's file and the user config, and works out what `install` would do.
-/// `exe` is the absolute path of the running mcp-warden.
+/// Reads the client's file and the mcp-warden file of `layer` (at `config_path`, as
+/// [`destination`] says), and works out what `install` would do. `exe` is the absolute
+/// path of the running mcp-warden.
 pub fn plan_install(
     target: Target,
     exe: &str,
     config_path: &Path,
+    layer: Layer,
 ) -> Result<InstallPlan, InstallError> {
     let client_text = read_optional(&target.file)?;
     let config_text = read_optional(config_path)?;
@@ -309,7 +402,7 @@ pub fn plan_install(
         target,
         exe,
         client_text.as_deref(),
-        config_path,
+        (config_path, layer),
         config_text.as_deref(),
     )
 }
@@ -319,7 +412,7 @@ pub fn plan_install_from(
     target: Target,
     exe: &str,
     client_text: Option<&str>,
-    config_path: &Path,
+    (config_path, layer): (&Path, Layer),
     config_text: Option<&str>,
 ) -> Result<InstallPlan, InstallError> {
     let file = ClientFile::parse(&target, client_text.unwrap_or(""))?;
@@ -333,6 +426,9 @@ pub fn plan_install_from(
         });
     }
     let mut config = UserConfig::parse(config_path, config_text)?;
+    if matches!(layer, Layer::Workspace { .. }) {
+        config = config.for_workspace();
+    }
     let mut moved = Vec::new();
     let mut remote = Vec::new();
     let mut kept = Vec::new();
@@ -354,6 +450,11 @@ pub fn plan_install_from(
             }
             Disposition::Remote => remote.push(name.clone()),
             Disposition::Keep { reason } => kept.push((name.clone(), reason)),
+            Disposition::Move { server, .. }
+                if target.scope == Scope::Local && server.has_literal_env() =>
+            {
+                kept.push((name.clone(), PRIVATE_ENV.to_owned()));
+            }
             Disposition::Move { server, notes } => {
                 like.get_or_insert(value);
                 let table = unique(entry::table_name(name), &tables);
@@ -400,6 +501,7 @@ pub fn plan_install_from(
         client_before: client_text.map(str::to_owned),
         client_after,
         config_path: config_path.to_path_buf(),
+        layer,
         config_before: config_text.map(str::to_owned),
         config_after,
         moved,
@@ -410,6 +512,12 @@ pub fn plan_install_from(
         exe: exe.to_owned(),
     })
 }
+
+/// Why a Claude Code `local` server with `env` values stays with the client: they are
+/// private, and a workspace file is committed.
+const PRIVATE_ENV: &str = "its `env` values are private to this project (Claude Code's local \
+                           scope), and the workspace's mcp-warden.toml is meant to be \
+                           committed; move it by hand";
 
 /// `base`, or `base-2`, `base-3`, ... when it is taken.
 fn unique(base: String, taken: &[String]) -> String {
@@ -428,6 +536,8 @@ fn unique(base: String, taken: &[String]) -> String {
 pub struct Installed {
     /// The backup; `None` when the client file was created.
     pub backup: Option<PathBuf>,
+    /// The workspace the servers went to was trusted at its new contents.
+    pub trusted: bool,
 }
 
 /// Carries out `plan`: backup, user config, record, client file, in that order (a crash
@@ -449,9 +559,27 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
         None => None,
     };
     let mode = fs::symlink_metadata(file).ok().map(|m| permissions(&m));
+    // Decided again under the lock: what the plan saw may have changed (a lock file
+    // dropped in meanwhile must not be trusted along with the servers).
+    let layer = match &plan.layer {
+        Layer::Workspace { root, trust } => Layer::Workspace {
+            root: root.clone(),
+            trust: *trust && may_trust(paths, root),
+        },
+        Layer::User => Layer::User,
+    };
+    let mut trusted = false;
     if let Some(after) = &plan.config_after {
         create_dir(paths.config_dir.as_path(), &plan.config_path)?;
-        write(&plan.config_path, after.as_bytes(), 0o600)?;
+        // The workspace file is committed and read by others: the umask's mode.
+        let file_mode = match layer {
+            Layer::User => 0o600,
+            Layer::Workspace { .. } => fs::symlink_metadata(&plan.config_path)
+                .ok()
+                .map_or(0o644, |m| permissions(&m)),
+        };
+        write(&plan.config_path, after.as_bytes(), file_mode)?;
+        trusted = retrust(paths, &layer)?;
     }
     let mut records = record::read(paths)?;
     records.push(Record {
@@ -467,6 +595,10 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
         mode,
         written: crate::trust::digest(plan.client_after.as_bytes()),
         at: now_rfc3339(),
+        config: match &plan.layer {
+            Layer::User => None,
+            Layer::Workspace { .. } => Some(utf8(&plan.config_path)?.to_owned()),
+        },
         servers: plan
             .moved
             .iter()
@@ -495,6 +627,7 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
     write(file, plan.client_after.as_bytes(), mode)?;
     Ok(Installed {
         backup: backup.map(|b| b.path),
+        trusted,
     })
 }
 
@@ -506,7 +639,10 @@ pub struct UninstallPlan {
     pub client_before: Option<String>,
     /// The backup's bytes; `None`: install created the file, so it is removed.
     pub client_after: Option<Vec<u8>>,
+    /// The mcp-warden file install added the servers to (the user config, or the
+    /// workspace's `mcp-warden.toml`).
     pub config_path: PathBuf,
+    pub layer: Layer,
     pub config_before: Option<String>,
     pub config_after: Option<String>,
     /// Servers taken out of `config.toml`.
@@ -550,11 +686,12 @@ impl UninstallPlan {
 }
 
 /// Works out what `uninstall` would do for the newest install into `target`'s file.
-/// `force`: restore even when the file changed since install.
+/// `user_config` is the user `config.toml` (the servers' file unless the record names a
+/// workspace's). `force`: restore even when the file changed since install.
 pub fn plan_uninstall(
     paths: &Paths,
     target: Target,
-    config_path: &Path,
+    user_config: &Path,
     force: bool,
 ) -> Result<UninstallPlan, InstallError> {
     let records = record::read(paths)?;
@@ -592,12 +729,24 @@ pub fn plan_uninstall(
         .or_else(|| restore.as_ref().map(|(_, mode)| *mode))
         .unwrap_or(0o600);
     let client_after = restore.map(|(bytes, _)| bytes);
+    let (config_path, layer) = match &record.config {
+        None => (user_config.to_path_buf(), Layer::User),
+        Some(file) => {
+            let file = PathBuf::from(file);
+            let root = file.parent().map(Path::to_path_buf).unwrap_or_default();
+            // Trusted before this edit: trusted after it (the user asked for it).
+            let trust = is_trusted(paths, &root);
+            (file, Layer::Workspace { root, trust })
+        }
+    };
+    let config_path = config_path.as_path();
     let config_before = read_optional(config_path)?;
     let mut config = UserConfig::parse(config_path, config_before.as_deref())?;
     let others: Vec<&Record> = records
         .iter()
         .enumerate()
-        .filter(|(i, _)| *i != index)
+        // Other installs into the same mcp-warden file.
+        .filter(|(i, r)| *i != index && r.config == record.config)
         .map(|(_, r)| r)
         .collect();
     let (mut removed, mut changed, mut shared) = (Vec::new(), Vec::new(), Vec::new());
@@ -625,6 +774,7 @@ pub fn plan_uninstall(
         client_before,
         client_after,
         config_path: config_path.to_path_buf(),
+        layer,
         config_before,
         config_after,
         removed,
@@ -659,7 +809,14 @@ pub fn apply_uninstall(paths: &Paths, plan: &UninstallPlan) -> Result<(), Instal
     if let Some(after) = &plan.config_after
         && plan.config_before.as_deref() != Some(after.as_str())
     {
-        write(&plan.config_path, after.as_bytes(), 0o600)?;
+        let mode = match plan.layer {
+            Layer::User => 0o600,
+            Layer::Workspace { .. } => fs::symlink_metadata(&plan.config_path)
+                .ok()
+                .map_or(0o644, |m| permissions(&m)),
+        };
+        write(&plan.config_path, after.as_bytes(), mode)?;
+        retrust(paths, &plan.layer)?;
     }
     let mut records = record::read(paths)?;
     if let Some(i) = records.iter().rposition(|r| *r == plan.record) {
@@ -837,7 +994,13 @@ mod tests {
 "#;
 
     fn plan(config: Option<&str>) -> Result<InstallPlan, InstallError> {
-        plan_install_from(cursor(), EXE, Some(CURSOR), Path::new("/c.toml"), config)
+        plan_install_from(
+            cursor(),
+            EXE,
+            Some(CURSOR),
+            (Path::new("/c.toml"), Layer::User),
+            config,
+        )
     }
 
     #[test]
@@ -863,7 +1026,7 @@ mod tests {
             cursor(),
             EXE,
             Some(&p.client_after),
-            Path::new("/c.toml"),
+            (Path::new("/c.toml"), Layer::User),
             Some(&config),
         )
         .expect("plan");
@@ -887,15 +1050,28 @@ mod tests {
     #[test]
     fn an_entry_named_like_ours_that_is_remote_is_refused() {
         let text = r#"{"mcpServers": {"mcp-warden": {"url": "https://x"}}}"#;
-        let err =
-            plan_install_from(cursor(), EXE, Some(text), Path::new("/c"), None).expect_err("taken");
+        let err = plan_install_from(
+            cursor(),
+            EXE,
+            Some(text),
+            (Path::new("/c"), Layer::User),
+            None,
+        )
+        .expect_err("taken");
         assert!(matches!(err, InstallError::NameTaken { .. }));
     }
 
     #[test]
     fn names_that_map_to_the_same_table_get_suffixes() {
         let text = r#"{"mcpServers": {"a.b": {"command": "x"}, "a b": {"command": "y"}}}"#;
-        let p = plan_install_from(cursor(), EXE, Some(text), Path::new("/c"), None).expect("plan");
+        let p = plan_install_from(
+            cursor(),
+            EXE,
+            Some(text),
+            (Path::new("/c"), Layer::User),
+            None,
+        )
+        .expect("plan");
         assert_eq!(
             p.moved.iter().map(|m| m.table.as_str()).collect::<Vec<_>>(),
             ["a-b", "a-b-2"]

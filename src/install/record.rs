@@ -11,6 +11,7 @@
 //! mode = 420                      # the client file's own mode, given back by uninstall
 //! written = "sha256:<hex>"        # the client file as install left it
 //! at = "2026-09-01T12:00:00Z"
+//! config = "/home/u/src/app/mcp-warden.toml"  # a project's servers went there; absent: config.toml
 //! servers = { github = "sha256:<hex>" }  # added to config.toml: table name → definition digest
 //! uses = { fs = "sha256:<hex>" }         # already there with the same definition
 //! ```
@@ -50,6 +51,9 @@ pub struct Record {
     pub mode: Option<u32>,
     pub written: String,
     pub at: String,
+    /// The workspace `mcp-warden.toml` the servers went to; absent: the user config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub servers: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -142,6 +146,7 @@ mod tests {
             mode: Some(0o644),
             written: "sha256:00".into(),
             at: "2026-09-01T12:00:00Z".into(),
+            config: None,
             servers: BTreeMap::from([("gh".into(), "sha256:11".into())]),
             uses: BTreeMap::new(),
         };

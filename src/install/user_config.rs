@@ -15,6 +15,11 @@ const HEADER: &str = "# mcp-warden's user configuration: servers and policy for 
                       # `mcp-warden check` validates it. It holds the servers' `env` values:\n\
                       # keep it private (mode 0600).\n";
 
+/// The first lines of a workspace `mcp-warden.toml` that `install` creates.
+const WORKSPACE_HEADER: &str = "# mcp-warden's workspace configuration: servers and policy for this project only.\n\
+                                # Commit it with the project; `mcp-warden check` validates it, and any edit\n\
+                                # by hand needs `mcp-warden trust` again before its servers start.\n";
+
 /// How the comment line above each added server begins.
 pub const ORIGIN: &str = "moved here from ";
 
@@ -22,8 +27,9 @@ pub const ORIGIN: &str = "moved here from ";
 #[derive(Debug)]
 pub struct UserConfig {
     doc: DocumentMut,
-    /// The file does not exist yet: it starts with [`HEADER`].
+    /// The file does not exist yet: it starts with `header`.
     new: bool,
+    header: &'static str,
 }
 
 impl UserConfig {
@@ -33,6 +39,7 @@ impl UserConfig {
             return Ok(Self {
                 doc: DocumentMut::new(),
                 new: true,
+                header: HEADER,
             });
         };
         let source = Source::new(path, text);
@@ -57,7 +64,16 @@ impl UserConfig {
         Ok(Self {
             doc: parsed.into_mut(),
             new: false,
+            header: HEADER,
         })
+    }
+
+    /// The same file as a workspace's `mcp-warden.toml` (the same `[servers.NAME]`
+    /// syntax; a new file gets a header saying what it is).
+    #[must_use]
+    pub fn for_workspace(mut self) -> Self {
+        self.header = WORKSPACE_HEADER;
+        self
     }
 
     /// The server `name` as defined here: `None` when there is none, `Some(None)` when
@@ -167,7 +183,7 @@ impl UserConfig {
     #[must_use]
     pub fn text(&self) -> String {
         if self.new {
-            format!("{HEADER}{}", self.doc)
+            format!("{}{}", self.header, self.doc)
         } else {
             self.doc.to_string()
         }
