@@ -948,3 +948,67 @@ fn vscode_settings_json_with_mcp_servers_is_used_when_there_is_no_mcp_json() {
     assert_exit(&run(&env, &["uninstall", "--client", "vscode", "--yes"]), 0);
     assert_eq!(fs::read_to_string(&settings).unwrap(), text);
 }
+
+// Issue 16, item 10: an entry's own tool lists become policy rules where it moves.
+#[test]
+fn an_entrys_own_tool_lists_become_rules_and_the_entry_moves() {
+    let env = Env::new();
+    let file = env.home.join(GEMINI.home_path);
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let server = support::path_str(&support::test_server());
+    let text = format!(
+        "{{\n  \"mcpServers\": {{\n    \"tools\": {{\n      \"command\": {},\n      \"args\": [\"--name\", \"t\"],\n      \"includeTools\": [\"echo\", \"pid\", \"env\"],\n      \"excludeTools\": [\"env\"]\n    }}\n  }}\n}}\n",
+        serde_json::to_string(&server).unwrap()
+    );
+    fs::write(&file, &text).unwrap();
+    let out = run(&env, &["install", "--client", "gemini", "--yes"]);
+    assert_exit(&out, 0);
+    let printed = stdout(&out);
+    assert!(
+        printed.contains(&format!(
+            "its `includeTools`, `excludeTools` become policy rules in `{}`: `tools.excluded-tools`, `tools.included-tools`, `tools.other-tools`",
+            user_config(&env).display()
+        )),
+        "{printed}"
+    );
+    // The entry moved: nothing is left in the client bypassing mcp-warden.
+    let installed: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(
+        installed["mcpServers"].get("tools").is_none(),
+        "{installed}"
+    );
+    let config = read_config(&env);
+    let rules = config["policy"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 3, "{config}");
+    assert_eq!(
+        rules[0]["tools"].as_array().unwrap()[0].as_str(),
+        Some("tools__env")
+    );
+    assert_eq!(rules[0]["action"].as_str(), Some("deny"));
+    assert_eq!(
+        rules[2]["tools"].as_array().unwrap()[0].as_str(),
+        Some("tools__*")
+    );
+    // What the client sees through mcp-warden is what it saw before: echo and pid.
+    let mut text = fs::read_to_string(user_config(&env)).unwrap();
+    text.push_str("\n[pinning]\nmode = \"off\"\n");
+    fs::write(user_config(&env), &text).unwrap();
+    let mut serve = env.serve();
+    serve.initialize();
+    let mut names = serve.tool_names(1);
+    names.sort();
+    assert_eq!(names, ["tools__echo", "tools__pid"]);
+    let denied = serve.call_tool(2, "tools__big", serde_json::json!({}));
+    assert!(
+        support::text_of(&denied).starts_with("Blocked by mcp-warden:"),
+        "{denied}"
+    );
+    drop(serve.close());
+    // Uninstall takes the rules out with the server.
+    let out = run(&env, &["uninstall", "--client", "gemini", "--yes"]);
+    assert_exit(&out, 0);
+    let after = fs::read_to_string(user_config(&env)).unwrap();
+    assert!(!after.contains("tools.other-tools"), "{after}");
+    assert!(!after.contains("[servers.tools]"), "{after}");
+}

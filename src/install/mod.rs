@@ -54,6 +54,7 @@ pub mod client;
 pub mod entry;
 pub mod json;
 pub mod record;
+pub mod rules;
 pub mod survey;
 pub mod toml_file;
 pub mod user_config;
@@ -137,6 +138,9 @@ pub enum InstallError {
     /// never a workspace.
     #[error("the project directory `{}` is the home directory, which is never a workspace", path.display())]
     HomeIsNoWorkspace { path: PathBuf },
+    /// A rule `install` would write is already in the file, written differently.
+    #[error("rule `{id}` is already in `{}`, written differently", path.display())]
+    RuleConflict { id: String, path: PathBuf },
     /// The trust store could not record the workspace `install` wrote.
     #[error("{0}")]
     Trust(crate::trust::TrustError),
@@ -173,6 +177,9 @@ impl InstallError {
                     .to_owned()
             }
             Self::NameTaken { .. } => "rename that entry, then run `install` again".to_owned(),
+            Self::RuleConflict { id, .. } => {
+                format!("rename or remove the rule `{id}`, then run `install` again")
+            }
             Self::Conflict { table, .. } => format!(
                 "rename the server in the client's file, or remove or rename `[servers.{table}]` \
                  in config.toml"
@@ -319,6 +326,8 @@ pub struct Moved {
     pub notes: Vec<String>,
     /// `config.toml` already has it, defined the same way: not added again.
     pub already: bool,
+    /// The policy rules its own tool lists become, not in the file yet.
+    pub rules: Vec<rules::PolicyRule>,
 }
 
 /// What `install` would do; nothing is written until [`apply_install`].
@@ -455,28 +464,20 @@ pub fn plan_install_from(
             {
                 kept.push((name.clone(), PRIVATE_ENV.to_owned()));
             }
-            Disposition::Move { server, notes } => {
-                like.get_or_insert(value);
+            Disposition::Move {
+                server,
+                filter,
+                notes,
+            } => {
                 let table = unique(entry::table_name(name), &tables);
-                tables.push(table.clone());
-                let already = match config.server(&table) {
-                    None => false,
-                    Some(Some(existing)) if existing.same_as(&server) => true,
-                    Some(_) => {
-                        return Err(InstallError::Conflict {
-                            table,
-                            name: name.clone(),
-                            path: config_path.to_path_buf(),
-                        });
+                match place(name, table, server, &filter, notes, &config, config_path)? {
+                    Ok(m) => {
+                        like.get_or_insert(value);
+                        tables.push(m.table.clone());
+                        moved.push(m);
                     }
-                };
-                moved.push(Moved {
-                    name: name.clone(),
-                    table,
-                    server,
-                    notes,
-                    already,
-                });
+                    Err(reason) => kept.push((name.clone(), reason)),
+                }
             }
         }
     }
@@ -491,9 +492,14 @@ pub fn plan_install_from(
         target.file.display()
     );
     let mut added = false;
-    for m in moved.iter().filter(|m| !m.already) {
-        config.add(&m.table, &m.server, &origin);
-        added = true;
+    for m in &moved {
+        if !m.already {
+            config.add(&m.table, &m.server, &origin);
+            added = true;
+        }
+        for rule in &m.rules {
+            added |= config.add_rule(rule, &origin);
+        }
     }
     let config_after = added.then(|| config.text());
     Ok(InstallPlan {
@@ -518,6 +524,88 @@ pub fn plan_install_from(
 const PRIVATE_ENV: &str = "its `env` values are private to this project (Claude Code's local \
                            scope), and the workspace's mcp-warden.toml is meant to be \
                            committed; move it by hand";
+
+/// Server `name` of the client's file as it would move to `table` of the mcp-warden
+/// file `config`, with the rules its own tool lists become; `Ok(Err(reason))` when it
+/// cannot move faithfully and stays with the client.
+fn place(
+    name: &str,
+    table: String,
+    server: ServerDef,
+    filter: &entry::ToolFilter,
+    mut notes: Vec<String>,
+    config: &UserConfig,
+    config_path: &Path,
+) -> Result<Result<Moved, String>, InstallError> {
+    let already = match config.server(&table) {
+        None => false,
+        Some(Some(existing)) if existing.same_as(&server) => true,
+        Some(_) => {
+            return Err(InstallError::Conflict {
+                table,
+                name: name.to_owned(),
+                path: config_path.to_path_buf(),
+            });
+        }
+    };
+    let Some(all) = rules::rules_for(&table, filter) else {
+        return Ok(Err(format!(
+            "its tool lists cannot be written as rules for the server `{table}`"
+        )));
+    };
+    if !all.is_empty() && !config.takes_rules() {
+        return Ok(Err(format!(
+            "its tool lists ({}) become policy rules, and `{}` writes `policy.rules` in a \
+             form install does not edit",
+            quoted(&filter.keys),
+            config_path.display()
+        )));
+    }
+    let mut rules = Vec::new();
+    for rule in all {
+        match config.rule(&rule.id) {
+            None => rules.push(rule),
+            Some(Some(same)) if same == rule => {}
+            Some(_) => {
+                return Err(InstallError::RuleConflict {
+                    id: rule.id,
+                    path: config_path.to_path_buf(),
+                });
+            }
+        }
+    }
+    if !filter.is_empty() {
+        let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
+        notes.push(format!(
+            "its {} become{} policy rules in `{}`{}",
+            quoted(&filter.keys),
+            if filter.keys.len() == 1 { "s" } else { "" },
+            config_path.display(),
+            if ids.is_empty() {
+                " (there already)".to_owned()
+            } else {
+                format!(": {}", quoted(&ids))
+            }
+        ));
+    }
+    Ok(Ok(Moved {
+        name: name.to_owned(),
+        table,
+        server,
+        notes,
+        already,
+        rules,
+    }))
+}
+
+/// `a`, `b` as the plan shows names.
+fn quoted(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// `base`, or `base-2`, `base-3`, ... when it is taken.
 fn unique(base: String, taken: &[String]) -> String {
@@ -610,6 +698,11 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
             .iter()
             .filter(|m| m.already)
             .map(|m| (m.table.clone(), m.server.digest()))
+            .collect(),
+        rules: plan
+            .moved
+            .iter()
+            .flat_map(|m| m.rules.iter().map(|r| r.id.clone()))
             .collect(),
     });
     record::write(paths, &records)?;
@@ -765,6 +858,11 @@ pub fn plan_uninstall(
                 removed.push(table.clone());
             }
             Some(_) => changed.push(table.clone()),
+        }
+    }
+    for id in &record.rules {
+        if !others.iter().any(|r| r.rules.contains(id)) {
+            config.remove_rule(id);
         }
     }
     let config_after = config_before.as_ref().map(|_| config.text());

@@ -14,6 +14,7 @@
 //! config = "/home/u/src/app/mcp-warden.toml"  # a project's servers went there; absent: config.toml
 //! servers = { github = "sha256:<hex>" }  # added to config.toml: table name → definition digest
 //! uses = { fs = "sha256:<hex>" }         # already there with the same definition
+//! rules = ["fs.excluded-tools"]          # [[policy.rules]] added from the entries' tool lists
 //! ```
 //!
 //! Records of one file are kept oldest first; `uninstall` undoes the newest. Like the
@@ -58,6 +59,9 @@ pub struct Record {
     pub servers: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub uses: BTreeMap<String, String>,
+    /// Ids of the `[[policy.rules]]` added (from the entries' own tool lists).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
 }
 
 impl Record {
@@ -147,6 +151,7 @@ mod tests {
             written: "sha256:00".into(),
             at: "2026-09-01T12:00:00Z".into(),
             config: None,
+            rules: Vec::new(),
             servers: BTreeMap::from([("gh".into(), "sha256:11".into())]),
             uses: BTreeMap::new(),
         };

@@ -759,7 +759,7 @@ mod tests {
             h.exe()
         );
         let kept = format!(
-            r#"{{"mcpServers": {{{ours}, "shell": {{"command": "sh-mcp", "excludeTools": ["rm"]}}}}}}"#
+            r#"{{"mcpServers": {{{ours}, "shell": {{"command": "sh-mcp", "tools": ["rm"]}}}}}}"#
         );
         write(&h.user_file(Client::Gemini), &kept);
         let off = format!(
@@ -771,7 +771,7 @@ mod tests {
         let gemini = status(&all, Client::Gemini, Scope::User);
         assert!(gemini.is_problem());
         let reason = servers(gemini).bypassing[0].kept_because.clone();
-        assert!(reason.is_some_and(|r| r.contains("`excludeTools`")));
+        assert!(reason.is_some_and(|r| r.contains("`tools`")));
         assert!(
             gemini.to_string().ends_with(
                 "points at mcp-warden; 1 server not behind it: shell (install cannot move it)"

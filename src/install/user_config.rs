@@ -8,6 +8,7 @@ use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
 
 use super::InstallError;
 use super::entry::ServerDef;
+use super::rules::{Action, PolicyRule};
 use crate::config::Source;
 
 /// The first lines of a `config.toml` that `install` creates.
@@ -179,6 +180,86 @@ impl UserConfig {
         }
     }
 
+    /// The rule `id` of `[[policy.rules]]` as written here, when there is one: `Some(None)`
+    /// when it is not one `install` could have written.
+    #[must_use]
+    pub fn rule(&self, id: &str) -> Option<Option<PolicyRule>> {
+        let rules = self.doc.get("policy")?.get("rules")?.as_array_of_tables()?;
+        let table = rules
+            .iter()
+            .find(|t| t.get("id").and_then(Item::as_str) == Some(id))?;
+        Some(read_rule(table))
+    }
+
+    /// Appends `rule` to `[[policy.rules]]` (after the file's own rules), with the same
+    /// `# moved here from ...` comment as a server. `false` when the file writes its
+    /// rules in a form `install` does not edit (an inline array).
+    pub fn add_rule(&mut self, rule: &PolicyRule, from: &str) -> bool {
+        let policy = self.doc.entry("policy").or_insert_with(|| {
+            let mut t = Table::new();
+            t.set_implicit(true);
+            Item::Table(t)
+        });
+        let Some(policy) = policy.as_table_like_mut() else {
+            return false;
+        };
+        let rules = policy
+            .entry("rules")
+            .or_insert_with(|| Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
+        let Some(rules) = rules.as_array_of_tables_mut() else {
+            return false;
+        };
+        let mut table = Table::new();
+        table.insert("id", Item::Value(rule.id.as_str().into()));
+        table.insert("tools", Item::Value(strings(&rule.tools)));
+        table.insert("action", Item::Value(rule.action.name().into()));
+        let from = crate::textclass::escape_hidden(from);
+        table
+            .decor_mut()
+            .set_prefix(format!("\n# {ORIGIN}{from}\n"));
+        rules.push(table);
+        true
+    }
+
+    /// Whether rules can be added here ([`UserConfig::add_rule`]).
+    #[must_use]
+    pub fn takes_rules(&self) -> bool {
+        match self.doc.get("policy") {
+            None => true,
+            Some(policy) => match policy.as_table_like().map(|p| p.get("rules")) {
+                Some(None) => true,
+                Some(Some(rules)) => rules.is_array_of_tables(),
+                None => false,
+            },
+        }
+    }
+
+    /// Removes the rule `id` from `[[policy.rules]]`, and `[policy]` when `install` made
+    /// it and nothing else is left in it.
+    pub fn remove_rule(&mut self, id: &str) {
+        let Some(policy) = self.doc.get_mut("policy").and_then(Item::as_table_like_mut) else {
+            return;
+        };
+        let Some(rules) = policy
+            .get_mut("rules")
+            .and_then(Item::as_array_of_tables_mut)
+        else {
+            return;
+        };
+        rules.retain(|t| t.get("id").and_then(Item::as_str) != Some(id));
+        if rules.is_empty() {
+            policy.remove("rules");
+        }
+        let empty_implicit = self
+            .doc
+            .get("policy")
+            .and_then(Item::as_table)
+            .is_some_and(|t| t.is_implicit() && t.is_empty());
+        if empty_implicit {
+            self.doc.remove("policy");
+        }
+    }
+
     /// The file's text.
     #[must_use]
     pub fn text(&self) -> String {
@@ -223,6 +304,31 @@ fn strings(items: &[String]) -> Value {
         array.push(item.as_str());
     }
     Value::Array(array)
+}
+
+/// A `[[policy.rules]]` entry as a rule `install` writes, when it is one.
+fn read_rule(table: &Table) -> Option<PolicyRule> {
+    if table
+        .iter()
+        .any(|(k, _)| !matches!(k, "id" | "tools" | "action"))
+    {
+        return None;
+    }
+    let action = match table.get("action")?.as_str()? {
+        "allow" => Action::Allow,
+        "deny" => Action::Deny,
+        _ => return None,
+    };
+    Some(PolicyRule {
+        id: table.get("id")?.as_str()?.to_owned(),
+        tools: table
+            .get("tools")?
+            .as_array()?
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<_>>()?,
+        action,
+    })
 }
 
 /// A `[servers.NAME]` table as a definition, when it has only keys `install` writes.
