@@ -163,21 +163,8 @@ impl UserConfig {
         if keep.is_empty() {
             return;
         }
-        let next = table
-            .position()
-            .and_then(|at| next_position(self.doc.as_table(), at));
-        if let Some(next) = next.and_then(|at| table_at(self.doc.as_table_mut(), at)) {
-            let rest = next
-                .decor()
-                .prefix()
-                .and_then(|p| p.as_str())
-                .unwrap_or_default()
-                .to_owned();
-            next.decor_mut().set_prefix(format!("{keep}{rest}"));
-        } else {
-            let trailing = self.doc.trailing().as_str().unwrap_or_default().to_owned();
-            self.doc.set_trailing(format!("{keep}{trailing}"));
-        }
+        let at = table.position();
+        keep_before_next(&mut self.doc, at, keep);
     }
 
     /// The rule `id` of `[[policy.rules]]` as written here, when there is one: `Some(None)`
@@ -268,6 +255,29 @@ impl UserConfig {
         } else {
             self.doc.to_string()
         }
+    }
+}
+
+/// Puts `text` (comment lines) in front of the table that follows position `at` in the
+/// document, or at its end when none does: what a removed table leaves behind.
+pub(super) fn keep_before_next(doc: &mut DocumentMut, at: Option<isize>, text: &str) {
+    let next = at.and_then(|at| next_position(doc.as_table(), at));
+    if let Some(next) = next.and_then(|n| table_at(doc.as_table_mut(), n)) {
+        let rest = next
+            .decor()
+            .prefix()
+            .and_then(|p| p.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        // One blank line between the two, not two.
+        let text = match (text.strip_suffix('\n'), rest.starts_with('\n')) {
+            (Some(shorter), true) if shorter.ends_with('\n') => shorter,
+            _ => text,
+        };
+        next.decor_mut().set_prefix(format!("{text}{rest}"));
+    } else {
+        let trailing = doc.trailing().as_str().unwrap_or_default().to_owned();
+        doc.set_trailing(format!("{text}{trailing}"));
     }
 }
 
