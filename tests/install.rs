@@ -1012,3 +1012,51 @@ fn an_entrys_own_tool_lists_become_rules_and_the_entry_moves() {
     assert!(!after.contains("tools.other-tools"), "{after}");
     assert!(!after.contains("[servers.tools]"), "{after}");
 }
+
+// Issue 16, item 7: Claude Code names a tool `mcp__<key>__<tool>` within 64 characters;
+// install writes the budget, and every exposed name fits it.
+#[test]
+fn exposed_names_fit_the_budget_of_the_client_installed_into() {
+    let env = Env::new();
+    let file = env.home.join(CLAUDE_CODE.home_path);
+    let long = "create_or_update_file_in_repository_branch_with_message";
+    let text = format!(
+        "{{\n  \"mcpServers\": {{\n    \"github\": {{\n      \"type\": \"stdio\",\n      \"command\": {},\n      \"args\": [\"--name\", \"gh\", \"--tool\", \"{long}\"]\n    }}\n  }}\n}}\n",
+        serde_json::to_string(&support::path_str(&support::test_server())).unwrap()
+    );
+    fs::write(&file, &text).unwrap();
+    let out = run(&env, &["install", "--client", "claude-code", "--yes"]);
+    assert_exit(&out, 0);
+    let config = read_config(&env);
+    assert_eq!(
+        config["servers"]["github"]["max_name_len"].as_integer(),
+        Some(47),
+        "{config}"
+    );
+    let mut text = fs::read_to_string(user_config(&env)).unwrap();
+    text.push_str("\n[pinning]\nmode = \"off\"\n");
+    fs::write(user_config(&env), &text).unwrap();
+    let mut serve = env.serve();
+    serve.initialize();
+    let names = serve.tool_names(1);
+    assert!(names.contains(&"github__echo".to_owned()), "{names:?}");
+    for name in &names {
+        // What Claude Code makes of it, with the key install wrote.
+        let full = format!("mcp__mcp-warden__{name}");
+        assert!(full.len() <= 64, "{full} is {} characters", full.len());
+    }
+    let shortened: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("github__create_or_update"))
+        .collect();
+    assert_eq!(shortened.len(), 1, "{names:?}");
+    assert_eq!(shortened[0].len(), 47);
+    // The shortened name still leads to the tool.
+    let answer = serve.call_tool(2, shortened[0], serde_json::json!({}));
+    assert!(
+        !support::text_of(&answer).starts_with("Blocked by mcp-warden:")
+            && answer.get("error").is_none(),
+        "{answer}"
+    );
+    drop(serve.close());
+}

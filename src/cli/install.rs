@@ -115,7 +115,7 @@ pub fn run_install(
         return Ok(ExitStatus::Usage);
     };
     let plan = match install::destination(paths, &target)
-        .and_then(|(config, layer)| install::plan_install(target, exe, &config, layer))
+        .and_then(|dest| install::plan_install(target, exe, &dest))
     {
         Ok(p) => p,
         Err(e) => return Ok(report_install_error(&e)),

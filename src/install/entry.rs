@@ -40,6 +40,9 @@ pub struct ServerDef {
     pub cwd: Option<String>,
     pub enabled: bool,
     pub request_timeout: Option<String>,
+    /// The longest exposed name, when the clients mcp-warden is installed into take
+    /// fewer than 64 characters ([`super::client_name_budget`]).
+    pub max_name_len: Option<usize>,
 }
 
 impl ServerDef {
@@ -48,7 +51,7 @@ impl ServerDef {
     #[must_use]
     pub fn digest(&self) -> String {
         let env: BTreeMap<_, _> = self.env.iter().cloned().collect();
-        let canonical = serde_json::json!({
+        let mut canonical = serde_json::json!({
             "command": self.command,
             "args": self.args,
             "env": env,
@@ -57,6 +60,10 @@ impl ServerDef {
             "enabled": self.enabled,
             "request_timeout": self.request_timeout,
         });
+        // Only when set, so that records made before the budget existed still match.
+        if let (Some(max), Some(map)) = (self.max_name_len, canonical.as_object_mut()) {
+            map.insert("max_name_len".to_owned(), max.into());
+        }
         crate::trust::digest(canonical.to_string().as_bytes())
     }
 
@@ -69,10 +76,15 @@ impl ServerDef {
             .any(|(_, v)| Template::parse(v).is_ok_and(|t| t.is_literal()))
     }
 
-    /// Whether two definitions run the same thing (env order does not matter).
+    /// Whether two definitions run the same thing (env order does not matter; nor does
+    /// the name budget, which changes what a client sees, not what runs).
     #[must_use]
     pub fn same_as(&self, other: &Self) -> bool {
-        self.digest() == other.digest()
+        let unbudgeted = |d: &Self| Self {
+            max_name_len: None,
+            ..d.clone()
+        };
+        unbudgeted(self).digest() == unbudgeted(other).digest()
     }
 }
 
@@ -317,6 +329,7 @@ fn read_server(
         enabled: !matches!(obj.get("disabled"), Some(Value::Bool(true)))
             && !matches!(obj.get("enabled"), Some(Value::Bool(false))),
         request_timeout: timeout(client, obj)?,
+        max_name_len: None,
     };
     Ok((server, filter, dropped_keys(obj)))
 }

@@ -65,7 +65,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-pub use client::{Client, Environment, Scope, Target, locate};
+pub use client::{Client, Environment, Scope, Target, client_name_budget, locate};
 pub use entry::{Disposition, OURS, ServerDef};
 
 use crate::config::Diagnostic;
@@ -260,15 +260,51 @@ pub enum Layer {
     },
 }
 
+/// Where `install` puts a client's servers, and how long their exposed names may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The mcp-warden file: the user `config.toml` or a workspace's `mcp-warden.toml`.
+    pub path: PathBuf,
+    pub layer: Layer,
+    /// The smallest name budget of the clients mcp-warden is (or is being) installed
+    /// into ([`client_name_budget`]): written as each moved server's `max_name_len` when
+    /// under 64, so that every installed client sees every name whole.
+    pub max_name_len: usize,
+}
+
+impl Destination {
+    /// The user config at `path`, with names of up to 64 characters.
+    #[must_use]
+    pub fn user(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            layer: Layer::User,
+            max_name_len: crate::names::MAX_EXPOSED_LEN,
+        }
+    }
+}
+
 /// Where `install` puts `target`'s servers: the user config for a user-level file, the
 /// workspace's `mcp-warden.toml` for a project's file or a Claude Code `local` entry.
-pub fn destination(paths: &Paths, target: &Target) -> Result<(PathBuf, Layer), InstallError> {
+/// Their name budget is the smallest of `target`'s client and every client an install
+/// is recorded for.
+pub fn destination(paths: &Paths, target: &Target) -> Result<Destination, InstallError> {
+    let max_name_len = record::read(paths)?
+        .iter()
+        .filter_map(|r| Client::from_name(&r.client))
+        .chain([target.client])
+        .map(|c| client_name_budget(c, OURS))
+        .min()
+        .unwrap_or(crate::names::MAX_EXPOSED_LEN);
     let Some(root) = target
         .project
         .as_ref()
         .filter(|_| target.scope != Scope::User)
     else {
-        return Ok((paths.user_config(), Layer::User));
+        return Ok(Destination {
+            max_name_len,
+            ..Destination::user(&paths.user_config())
+        });
     };
     let home = paths
         .home
@@ -278,13 +314,14 @@ pub fn destination(paths: &Paths, target: &Target) -> Result<(PathBuf, Layer), I
         return Err(InstallError::HomeIsNoWorkspace { path: root.clone() });
     }
     let trust = may_trust(paths, root);
-    Ok((
-        crate::paths::workspace_file(root),
-        Layer::Workspace {
+    Ok(Destination {
+        path: crate::paths::workspace_file(root),
+        layer: Layer::Workspace {
             root: root.clone(),
             trust,
         },
-    ))
+        max_name_len,
+    })
 }
 
 /// Whether writing the workspace file at `root` may leave it trusted: it is trusted at
@@ -396,11 +433,10 @@ impl InstallPlan {
 pub fn plan_install(
     target: Target,
     exe: &str,
-    config_path: &Path,
-    layer: Layer,
+    dest: &Destination,
 ) -> Result<InstallPlan, InstallError> {
     let client_text = read_optional(&target.file)?;
-    let config_text = read_optional(config_path)?;
+    let config_text = read_optional(&dest.path)?;
     if client_text.is_none() && !target.may_create() {
         return Err(InstallError::NoClientFile {
             client: target.client,
@@ -411,7 +447,7 @@ pub fn plan_install(
         target,
         exe,
         client_text.as_deref(),
-        (config_path, layer),
+        dest,
         config_text.as_deref(),
     )
 }
@@ -421,9 +457,11 @@ pub fn plan_install_from(
     target: Target,
     exe: &str,
     client_text: Option<&str>,
-    (config_path, layer): (&Path, Layer),
+    dest: &Destination,
     config_text: Option<&str>,
 ) -> Result<InstallPlan, InstallError> {
+    let config_path = dest.path.as_path();
+    let budget = (dest.max_name_len < crate::names::MAX_EXPOSED_LEN).then_some(dest.max_name_len);
     let file = ClientFile::parse(&target, client_text.unwrap_or(""))?;
     if let ClientFile::Json(json) = &file
         && target.scope == Scope::Local
@@ -435,7 +473,7 @@ pub fn plan_install_from(
         });
     }
     let mut config = UserConfig::parse(config_path, config_text)?;
-    if matches!(layer, Layer::Workspace { .. }) {
+    if matches!(dest.layer, Layer::Workspace { .. }) {
         config = config.for_workspace();
     }
     let mut moved = Vec::new();
@@ -465,10 +503,11 @@ pub fn plan_install_from(
                 kept.push((name.clone(), PRIVATE_ENV.to_owned()));
             }
             Disposition::Move {
-                server,
+                mut server,
                 filter,
                 notes,
             } => {
+                server.max_name_len = budget;
                 let table = unique(entry::table_name(name), &tables);
                 match place(name, table, server, &filter, notes, &config, config_path)? {
                     Ok(m) => {
@@ -507,7 +546,7 @@ pub fn plan_install_from(
         client_before: client_text.map(str::to_owned),
         client_after,
         config_path: config_path.to_path_buf(),
-        layer,
+        layer: dest.layer.clone(),
         config_before: config_text.map(str::to_owned),
         config_after,
         moved,
@@ -537,9 +576,14 @@ fn place(
     config: &UserConfig,
     config_path: &Path,
 ) -> Result<Result<Moved, String>, InstallError> {
+    // The budget the server's names have in the file: its own there when it is there.
+    let mut budget = server.max_name_len;
     let already = match config.server(&table) {
         None => false,
-        Some(Some(existing)) if existing.same_as(&server) => true,
+        Some(Some(existing)) if existing.same_as(&server) => {
+            budget = existing.max_name_len;
+            true
+        }
         Some(_) => {
             return Err(InstallError::Conflict {
                 table,
@@ -548,7 +592,7 @@ fn place(
             });
         }
     };
-    let Some(all) = rules::rules_for(&table, filter) else {
+    let Some(all) = rules::rules_for(&table, budget, filter) else {
         return Ok(Err(format!(
             "its tool lists cannot be written as rules for the server `{table}`"
         )));
@@ -1096,7 +1140,7 @@ mod tests {
             cursor(),
             EXE,
             Some(CURSOR),
-            (Path::new("/c.toml"), Layer::User),
+            &Destination::user(Path::new("/c.toml")),
             config,
         )
     }
@@ -1124,7 +1168,7 @@ mod tests {
             cursor(),
             EXE,
             Some(&p.client_after),
-            (Path::new("/c.toml"), Layer::User),
+            &Destination::user(Path::new("/c.toml")),
             Some(&config),
         )
         .expect("plan");
@@ -1152,7 +1196,7 @@ mod tests {
             cursor(),
             EXE,
             Some(text),
-            (Path::new("/c"), Layer::User),
+            &Destination::user(Path::new("/c")),
             None,
         )
         .expect_err("taken");
@@ -1166,7 +1210,7 @@ mod tests {
             cursor(),
             EXE,
             Some(text),
-            (Path::new("/c"), Layer::User),
+            &Destination::user(Path::new("/c")),
             None,
         )
         .expect("plan");

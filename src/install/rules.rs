@@ -40,12 +40,19 @@ impl Action {
     }
 }
 
-/// The rules for server `table` (its namespace is its table name) that keep it to
-/// `filter`; `None` when the table name is not a namespace (then the server cannot
-/// move faithfully).
+/// The rules for server `table` (its namespace is its table name, its names at most
+/// `max_name_len` long) that keep it to `filter`; `None` when the table name is not a
+/// namespace (then the server cannot move faithfully).
 #[must_use]
-pub fn rules_for(table: &str, filter: &super::entry::ToolFilter) -> Option<Vec<PolicyRule>> {
-    let namespace = Namespace::new(table)?;
+pub fn rules_for(
+    table: &str,
+    max_name_len: Option<usize>,
+    filter: &super::entry::ToolFilter,
+) -> Option<Vec<PolicyRule>> {
+    let mut namespace = Namespace::new(table)?;
+    if let Some(max) = max_name_len {
+        namespace = namespace.with_max_len(max);
+    }
     let exposed = |tools: &[String]| -> Vec<String> {
         tools.iter().map(|t| exposed_name(&namespace, t)).collect()
     };
@@ -86,7 +93,7 @@ mod tests {
             exclude: vec!["rm".into()],
             keys: vec![],
         };
-        let rules = rules_for("fs", &filter).expect("a namespace");
+        let rules = rules_for("fs", None, &filter).expect("a namespace");
         let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(
             ids,
@@ -107,11 +114,11 @@ mod tests {
             include: Some(vec![]),
             ..ToolFilter::default()
         };
-        let rules = rules_for("gh", &none).expect("a namespace");
+        let rules = rules_for("gh", None, &none).expect("a namespace");
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0].tools, ["gh__*"]);
         assert!(
-            rules_for("gh", &ToolFilter::default())
+            rules_for("gh", None, &ToolFilter::default())
                 .expect("a namespace")
                 .is_empty()
         );

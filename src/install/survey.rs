@@ -598,8 +598,12 @@ mod tests {
         fn install(&self, client: Client) {
             let target = locate(client, Scope::User, None, self.home(), &self.env).expect("locate");
             let config = self.paths.config_dir.join(format!("{client}.toml"));
-            let plan = plan_install(target, self.exe(), &config, crate::install::Layer::User)
-                .expect("install plan");
+            let plan = plan_install(
+                target,
+                self.exe(),
+                &crate::install::Destination::user(&config),
+            )
+            .expect("install plan");
             apply_install(&self.paths, &plan).expect("install");
         }
     }

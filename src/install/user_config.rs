@@ -124,6 +124,9 @@ impl UserConfig {
         if let Some(timeout) = &def.request_timeout {
             table.insert("request_timeout", Item::Value(timeout.as_str().into()));
         }
+        if let Some(max) = def.max_name_len.and_then(|m| i64::try_from(m).ok()) {
+            table.insert("max_name_len", Item::Value(max.into()));
+        }
         // `from` names a client file, whose path a cloned repository chooses: a newline
         // in it would end the comment and start TOML of its own. TOML comments may not
         // hold control characters at all, so every one is written as a visible escape.
@@ -352,6 +355,7 @@ fn read_def(item: &Item) -> Option<ServerDef> {
         "cwd",
         "enabled",
         "request_timeout",
+        "max_name_len",
     ];
     let str_list = |key: &str| -> Option<Vec<String>> {
         match table.get(key) {
@@ -389,6 +393,10 @@ fn read_def(item: &Item) -> Option<ServerDef> {
             Some(i) => i.as_bool()?,
         },
         request_timeout: opt_str("request_timeout")?,
+        max_name_len: match table.get("max_name_len") {
+            None => None,
+            Some(i) => Some(usize::try_from(i.as_integer()?).ok()?),
+        },
     };
     // Keys added by hand (a namespace, a sandbox) make it the user's own definition.
     (!extra).then_some(def)
@@ -407,6 +415,7 @@ mod tests {
             cwd: None,
             enabled: true,
             request_timeout: None,
+            max_name_len: None,
         }
     }
 
