@@ -613,10 +613,17 @@ fn project_scope_servers_go_to_the_workspace_file_which_is_trusted() {
         "{text}"
     );
     assert!(text.contains("trusted: the workspace"), "{text}");
-    assert_eq!(
-        fs::read_to_string(&file).unwrap(),
-        expected_installed(&CURSOR)
+    // A secret never goes into the committed workspace file: that server stays.
+    assert!(
+        text.contains(
+            "keeps `brave-search`, not proxied by mcp-warden: `env.BRAVE_API_KEY` may be a secret"
+        ),
+        "{text}"
     );
+    let installed: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(installed["mcpServers"].get("brave-search").is_some());
+    assert!(installed["mcpServers"].get("git").is_none());
     assert!(!env.home.join(".cursor/mcp.json").exists());
     // Nothing widened into the user config, which every workspace runs.
     assert!(!user_config(&env).exists());
@@ -626,7 +633,12 @@ fn project_scope_servers_go_to_the_workspace_file_which_is_trusted() {
         config["servers"]["git"]["args"][2].as_str(),
         Some("${workspace}")
     );
-    assert!(config["servers"].get("brave-search").is_some(), "{config}");
+    assert!(config["servers"].get("brave-search").is_none(), "{config}");
+    assert!(
+        !fs::read_to_string(env.workspace.join("mcp-warden.toml"))
+            .unwrap()
+            .contains("fixture-brave-key")
+    );
     let key = env.workspace.to_string_lossy().into_owned();
     assert!(trusted_workspaces(&env).contains_key(&key));
     // The servers start from there: `check` sees them trusted.

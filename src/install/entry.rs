@@ -67,13 +67,14 @@ impl ServerDef {
         crate::trust::digest(canonical.to_string().as_bytes())
     }
 
-    /// Whether an `env` value is written out rather than taken from mcp-warden's own
-    /// environment (`${env:NAME}`): a value that may be a secret.
+    /// The first `env` name whose value is written out (not `${env:NAME}`) and may be a
+    /// secret: a token's shape, or a name such as `*TOKEN*`, `*KEY*`, `*PASSWORD*`.
     #[must_use]
-    pub fn has_literal_env(&self) -> bool {
+    pub fn secret_env(&self) -> Option<&str> {
         self.env
             .iter()
-            .any(|(_, v)| Template::parse(v).is_ok_and(|t| t.is_literal()))
+            .find(|(k, v)| !v.contains("${") && crate::config::findings::may_be_secret(k, v))
+            .map(|(k, _)| k.as_str())
     }
 
     /// Whether two definitions run the same thing (env order does not matter; nor does

@@ -5,7 +5,8 @@
 //! faithfully into mcp-warden, keeping its scope ([`Layer`]): a user-level file's into
 //! the **user** `config.toml` (`env` values included: it is private), a project's file
 //! and Claude Code's `local` entries into the workspace's `mcp-warden.toml` (trusted
-//! after the write only where [`destination`] says so), puts one `mcp-warden` entry (this binary,
+//! after the write only where [`destination`] says so; a server whose `env` may hold a
+//! secret stays with the client, since that file is committed), puts one `mcp-warden` entry (this binary,
 //! `serve`) where the first of them was, and leaves everything else alone: remote
 //! (`url`) servers, which mcp-warden does not proxy, entries it cannot express, and every
 //! other key, comment and blank line of the file. Before the first change it copies the
@@ -498,9 +499,11 @@ pub fn plan_install_from(
             Disposition::Remote => remote.push(name.clone()),
             Disposition::Keep { reason } => kept.push((name.clone(), reason)),
             Disposition::Move { server, .. }
-                if target.scope == Scope::Local && server.has_literal_env() =>
+                if matches!(dest.layer, Layer::Workspace { .. })
+                    && server.secret_env().is_some() =>
             {
-                kept.push((name.clone(), PRIVATE_ENV.to_owned()));
+                let key = server.secret_env().unwrap_or_default();
+                kept.push((name.clone(), format!("`env.{key}` {SECRET_ENV}")));
             }
             Disposition::Move {
                 mut server,
@@ -558,11 +561,10 @@ pub fn plan_install_from(
     })
 }
 
-/// Why a Claude Code `local` server with `env` values stays with the client: they are
-/// private, and a workspace file is committed.
-const PRIVATE_ENV: &str = "its `env` values are private to this project (Claude Code's local \
-                           scope), and the workspace's mcp-warden.toml is meant to be \
-                           committed; move it by hand";
+/// Why a project's server whose `env` holds a secret stays with the client.
+const SECRET_ENV: &str = "may be a secret, and a project's servers go to the workspace's \
+                          mcp-warden.toml, which is committed; write `${env:NAME}` in its \
+                          place (set outside the repository), then install again";
 
 /// Server `name` of the client's file as it would move to `table` of the mcp-warden
 /// file `config`, with the rules its own tool lists become; `Ok(Err(reason))` when it
