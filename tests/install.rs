@@ -1072,3 +1072,40 @@ fn exposed_names_fit_the_budget_of_the_client_installed_into() {
     );
     drop(serve.close());
 }
+
+// Issue 16, item 9: a Claude Code `local` entry is private to the user, the workspace
+// file is committed: one whose `env` holds a secret stays where it is.
+#[test]
+fn a_local_entry_with_a_secret_stays_with_the_client() {
+    let env = Env::new();
+    let file = env.home.join(".claude.json");
+    let key = serde_json::to_string(&env.workspace.to_string_lossy()).unwrap();
+    let text = format!(
+        "{{\"projects\": {{{key}: {{\"mcpServers\": {{\"api\": {{\"command\": \"api-mcp\", \"env\": {{\"API_TOKEN\": \"t0ken\"}}}}, \"time\": {{\"command\": \"time-mcp\", \"env\": {{\"TZ\": \"UTC\"}}}}}}}}}}}}\n"
+    );
+    fs::write(&file, &text).unwrap();
+    let out = run(
+        &env,
+        &[
+            "install",
+            "--client",
+            "claude-code",
+            "--scope",
+            "local",
+            "--yes",
+        ],
+    );
+    assert_exit(&out, 0);
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("keeps `api`, not proxied by mcp-warden: `env.API_TOKEN` may be a secret"),
+        "{printed}"
+    );
+    let workspace_file = fs::read_to_string(env.workspace.join("mcp-warden.toml")).unwrap();
+    assert!(
+        workspace_file.contains("[servers.time]"),
+        "{workspace_file}"
+    );
+    assert!(!workspace_file.contains("t0ken"), "{workspace_file}");
+    assert!(!user_config(&env).exists());
+}
