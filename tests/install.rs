@@ -1037,17 +1037,30 @@ fn exposed_names_fit_the_budget_of_the_client_installed_into() {
         serde_json::to_string(&support::path_str(&support::test_server())).unwrap()
     );
     fs::write(&file, &text).unwrap();
+    // A server of the user's own, which install leaves alone but names (and pinning
+    // off, for the listing below).
+    env.user_config("[servers.mine]\ncommand = \"mine-mcp\"\nenabled = false\n");
     let out = run(&env, &["install", "--client", "claude-code", "--yes"]);
     assert_exit(&out, 0);
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("exposed names of the moved servers: at most 47 characters"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!(
+            "servers already in `{}` may expose names longer than 47: `mine`; set `max_name_len = 47` on them to fit",
+            user_config(&env).display()
+        )),
+        "{printed}"
+    );
     let config = read_config(&env);
     assert_eq!(
         config["servers"]["github"]["max_name_len"].as_integer(),
         Some(47),
         "{config}"
     );
-    let mut text = fs::read_to_string(user_config(&env)).unwrap();
-    text.push_str("\n[pinning]\nmode = \"off\"\n");
-    fs::write(user_config(&env), &text).unwrap();
+    // (Pinning is off in this config: `Env::user_config` wrote it so.)
     let mut serve = env.serve();
     serve.initialize();
     let names = serve.tool_names(1);

@@ -245,6 +245,27 @@ fn show_install(plan: &InstallPlan) {
             "  keeps `{name}`, not proxied by mcp-warden: {reason}"
         ));
     }
+    if plan.max_name_len < crate::names::MAX_EXPOSED_LEN && !plan.moved.is_empty() {
+        output::line(&format!(
+            "  exposed names of the moved servers: at most {} characters (`max_name_len`), \
+             so that every client mcp-warden is installed into sees them whole",
+            plan.max_name_len
+        ));
+    }
+    if !plan.over_budget.is_empty() {
+        output::line(&format!(
+            "  servers already in `{}` may expose names longer than {}: {}; set \
+             `max_name_len = {}` on them to fit",
+            plan.config_path.display(),
+            plan.max_name_len,
+            plan.over_budget
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            plan.max_name_len
+        ));
+    }
     if plan.ours_present {
         match &plan.ours_program {
             Some(program) if *program != plan.exe => output::line(&format!(

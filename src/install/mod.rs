@@ -386,6 +386,11 @@ pub struct InstallPlan {
     pub remote: Vec<String>,
     /// Other entries left in the client's file, with the reason.
     pub kept: Vec<(String, String)>,
+    /// The name budget of the moved servers ([`Destination::max_name_len`]).
+    pub max_name_len: usize,
+    /// Servers already in the mcp-warden file whose names may be longer than that
+    /// budget: install leaves them as they are, and says so.
+    pub over_budget: Vec<String>,
     /// mcp-warden's entry was there already.
     pub ours_present: bool,
     /// The program mcp-warden's existing entry runs (it may be another copy).
@@ -555,6 +560,8 @@ pub fn plan_install_from(
         moved,
         remote,
         kept,
+        max_name_len: dest.max_name_len,
+        over_budget: config.servers_over(dest.max_name_len),
         ours_present,
         ours_program,
         exe: exe.to_owned(),

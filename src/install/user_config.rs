@@ -85,6 +85,27 @@ impl UserConfig {
         Some(read_def(item))
     }
 
+    /// The servers whose exposed names may be longer than `budget` (their own
+    /// `max_name_len`, 64 when unset, is larger), in file order.
+    #[must_use]
+    pub fn servers_over(&self, budget: usize) -> Vec<String> {
+        let Some(servers) = self.doc.get("servers").and_then(Item::as_table_like) else {
+            return Vec::new();
+        };
+        servers
+            .iter()
+            .filter(|(_, server)| {
+                let own = server
+                    .get("max_name_len")
+                    .and_then(Item::as_integer)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .unwrap_or(crate::names::MAX_EXPOSED_LEN);
+                own > budget
+            })
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
     /// Adds `[servers.NAME]` with a comment line above it: `# moved here from ...`
     /// (`from` says where).
     pub fn add(&mut self, name: &str, def: &ServerDef, from: &str) {
