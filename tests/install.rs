@@ -1122,3 +1122,20 @@ fn a_local_entry_with_a_secret_stays_with_the_client() {
     assert!(!workspace_file.contains("t0ken"), "{workspace_file}");
     assert!(!user_config(&env).exists());
 }
+
+// Issue 16, item 7: `max_name_len` is checked like every other key.
+#[test]
+fn a_name_budget_out_of_range_is_a_config_error_at_its_position() {
+    let env = Env::new();
+    env.user_config("[servers.a]\ncommand = \"a-mcp\"\nmax_name_len = 8\n");
+    let out = run(&env, &["check"]);
+    assert_exit(&out, 2);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains("config.toml:3:16: error: invalid `max_name_len` `8`"),
+        "{text}"
+    );
+    env.user_config("[servers.a]\ncommand = \"a-mcp\"\nmax_name_len = 47\n");
+    let out = run(&env, &["check"]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+}
