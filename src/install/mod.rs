@@ -615,7 +615,11 @@ fn place(
         )));
     }
     let mut rules = Vec::new();
-    for rule in all {
+    let deny_only = config.denies_by_default();
+    for rule in all
+        .into_iter()
+        .filter(|r| !deny_only || r.action == rules::Action::Deny)
+    {
         match config.rule(&rule.id) {
             None => rules.push(rule),
             Some(Some(same)) if same == rule => {}
@@ -1227,6 +1231,28 @@ mod tests {
             p.moved.iter().map(|m| m.table.as_str()).collect::<Vec<_>>(),
             ["a-b", "a-b-2"]
         );
+    }
+
+    #[test]
+    fn an_allow_list_writes_no_allow_rule_into_a_layer_that_denies_by_default() {
+        let text = r#"{"mcpServers": {"x": {"command": "x", "includeTools": ["a"]}}}"#;
+        let plan_with = |config: Option<&str>| {
+            plan_install_from(
+                cursor(),
+                EXE,
+                Some(text),
+                &Destination::user(Path::new("/c")),
+                config,
+            )
+            .expect("plan")
+            .config_after
+            .unwrap_or_default()
+        };
+        let open = plan_with(None);
+        assert!(open.contains("\"x.included-tools\"") && open.contains("\"x.other-tools\""));
+        let closed = plan_with(Some("[policy]\ndefault = \"deny\"\n"));
+        assert!(!closed.contains("x.included-tools"), "{closed}");
+        assert!(closed.contains("\"x.other-tools\""), "{closed}");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! that server (`<namespace>__*`); the deny list's rule comes first, so it wins, as it
 //! does in the clients. Within a layer the first matching rule decides, and these are
 //! appended after the layer's own rules: a rule the user wrote earlier in the same file
-//! still decides first.
+//! still decides first. In a layer whose `default` is `"deny"` the caller leaves the
+//! allow rule out, so install never opens what the user closed.
 
 use crate::config::Namespace;
 use crate::names::exposed_name;

@@ -232,6 +232,17 @@ impl UserConfig {
         true
     }
 
+    /// Whether the file's `[policy] default` is `"deny"`: then an allow rule `install`
+    /// wrote would open what the user closed, so it writes none.
+    #[must_use]
+    pub fn denies_by_default(&self) -> bool {
+        self.doc
+            .get("policy")
+            .and_then(|p| p.get("default"))
+            .and_then(Item::as_str)
+            == Some("deny")
+    }
+
     /// Whether rules can be added here ([`UserConfig::add_rule`]).
     #[must_use]
     pub fn takes_rules(&self) -> bool {
