@@ -1017,11 +1017,23 @@ fn an_entrys_own_tool_lists_become_rules_and_the_entry_moves() {
         "{denied}"
     );
     drop(serve.close());
-    // Uninstall takes the rules out with the server.
+    // Uninstall takes the rules out with the server, but not one edited since.
+    let text = fs::read_to_string(user_config(&env)).unwrap().replace(
+        "id = \"tools.excluded-tools\"",
+        "id = \"tools.excluded-tools\"\nmessage = \"mine now\"",
+    );
+    fs::write(user_config(&env), text).unwrap();
     let out = run(&env, &["uninstall", "--client", "gemini", "--yes"]);
     assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("keeps the policy rule `tools.excluded-tools`"),
+        "{}",
+        stdout(&out)
+    );
     let after = fs::read_to_string(user_config(&env)).unwrap();
     assert!(!after.contains("tools.other-tools"), "{after}");
+    assert!(!after.contains("tools.included-tools"), "{after}");
+    assert!(after.contains("tools.excluded-tools"), "{after}");
     assert!(!after.contains("[servers.tools]"), "{after}");
 }
 

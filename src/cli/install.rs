@@ -329,6 +329,11 @@ fn show_uninstall(plan: &UninstallPlan) {
             "  keeps `[servers.{name}]` in `{config}`: changed since install"
         ));
     }
+    for id in &plan.changed_rules {
+        output::line(&format!(
+            "  keeps the policy rule `{id}` in `{config}`: changed since install"
+        ));
+    }
     for name in &plan.shared {
         output::line(&format!(
             "  keeps `[servers.{name}]` in `{config}`: another install uses it"

@@ -799,6 +799,8 @@ pub struct UninstallPlan {
     pub removed: Vec<String>,
     /// Servers left in `config.toml` because they changed since install.
     pub changed: Vec<String>,
+    /// Policy rules install added, left because they were edited since (a key added).
+    pub changed_rules: Vec<String>,
     /// Servers left because another recorded install relies on them.
     pub shared: Vec<String>,
     /// Earlier installs into the same file still recorded.
@@ -917,9 +919,16 @@ pub fn plan_uninstall(
             Some(_) => changed.push(table.clone()),
         }
     }
+    let mut changed_rules = Vec::new();
     for id in &record.rules {
-        if !others.iter().any(|r| r.rules.contains(id)) {
-            config.remove_rule(id);
+        if others.iter().any(|r| r.rules.contains(id)) {
+            continue;
+        }
+        match config.rule(id) {
+            // Still in the shape install writes: its own.
+            Some(Some(_)) => config.remove_rule(id),
+            Some(None) => changed_rules.push(id.clone()),
+            None => {}
         }
     }
     let config_after = config_before.as_ref().map(|_| config.text());
@@ -934,6 +943,7 @@ pub fn plan_uninstall(
         config_after,
         removed,
         changed,
+        changed_rules,
         shared,
         earlier: mine.len() - 1,
         restore_mode,
