@@ -2,9 +2,12 @@
 //! the client sees.
 //!
 //! `<namespace>__<tool>`, every character outside `[A-Za-z0-9_-]` replaced by one `_`;
-//! a name that had to be changed, or is longer than 64, becomes its first 55 characters,
-//! then `_`, then the first 8 hex digits of the SHA-256 of the unmapped name. The hash
-//! keeps two names that map alike (`a b`, `a/b`) apart, deterministically.
+//! a name that had to be changed, or is longer than the budget (64 unless the server's
+//! `max_name_len` says less), becomes its first `budget - 9` characters, then `_`, then
+//! the first 8 hex digits of the SHA-256 of the unmapped name (at 64: 55 + `_` + 8). The
+//! hash keeps two names that map alike (`a b`, `a/b`), or that share their first
+//! characters, apart, deterministically; a name within the budget is left alone, so a
+//! smaller budget changes only the names that do not fit it.
 
 use sha2::{Digest, Sha256};
 
@@ -12,12 +15,25 @@ use crate::config::Namespace;
 
 /// The longest exposed name clients accept (`^[a-zA-Z0-9_-]{1,64}$`).
 pub const MAX_EXPOSED_LEN: usize = 64;
-const KEEP_BEFORE_HASH: usize = 55;
+/// The smallest budget `max_name_len` may set: the hash suffix (`_` + 8 hex digits) and
+/// a few readable characters before it.
+pub const MIN_EXPOSED_LEN: usize = 16;
+/// `_` + 8 hex digits.
+const HASH_SUFFIX_LEN: usize = 9;
 const SEPARATOR: &str = "__";
 
-/// The name the client sees for upstream name `name` under `namespace`.
+/// The name the client sees for upstream name `name` under `namespace`, within the
+/// namespace's budget ([`Namespace::max_len`]).
 #[must_use]
 pub fn exposed_name(namespace: &Namespace, name: &str) -> String {
+    exposed_name_within(namespace, name, namespace.max_len())
+}
+
+/// [`exposed_name`] within `budget` characters (clamped to
+/// [`MIN_EXPOSED_LEN`]..=[`MAX_EXPOSED_LEN`]).
+#[must_use]
+pub fn exposed_name_within(namespace: &Namespace, name: &str, budget: usize) -> String {
+    let budget = budget.clamp(MIN_EXPOSED_LEN, MAX_EXPOSED_LEN);
     let unmapped = if namespace.as_str().is_empty() {
         name.to_owned()
     } else {
@@ -33,11 +49,11 @@ pub fn exposed_name(namespace: &Namespace, name: &str) -> String {
             changed = true;
         }
     }
-    if !changed && !mapped.is_empty() && mapped.len() <= MAX_EXPOSED_LEN {
+    if !changed && !mapped.is_empty() && mapped.len() <= budget {
         return mapped;
     }
     // `mapped` is ASCII, so byte truncation is character truncation.
-    mapped.truncate(KEEP_BEFORE_HASH);
+    mapped.truncate(budget - HASH_SUFFIX_LEN);
     let digest = Sha256::digest(unmapped.as_bytes());
     let [a, b, c, d, ..] = digest[..] else {
         unreachable!("SHA-256 has 32 bytes")
@@ -87,6 +103,44 @@ mod tests {
         let u = exposed_name(&ns("srv"), "wetter_für_köln");
         assert!(is_client_valid(&u), "{u}");
         assert!(is_client_valid(&exposed_name(&ns(""), "")));
+    }
+
+    #[test]
+    fn a_smaller_budget_generalises_the_rule_and_changes_only_names_over_it() {
+        let long = "create_or_update_file_in_repository_branch";
+        let e = exposed_name_within(&ns("github"), long, 47);
+        assert_eq!(e.len(), 47);
+        assert!(is_client_valid(&e));
+        // The same prefix and hash as at 64, cut shorter: 38 + `_` + 8 hex.
+        let full = exposed_name_within(&ns("github"), &"x".repeat(80), 64);
+        let short = exposed_name_within(&ns("github"), &"x".repeat(80), 47);
+        assert_eq!(&short[..38], &full[..38]);
+        assert_eq!(short[39..], full[56..]);
+        // Within the budget: untouched.
+        assert_eq!(
+            exposed_name_within(&ns("fs"), "read_file", 20),
+            "fs__read_file"
+        );
+        // Stable, and distinct for names that share their first characters.
+        let a = exposed_name_within(&ns("srv"), &format!("{}_a", "p".repeat(50)), 30);
+        let b = exposed_name_within(&ns("srv"), &format!("{}_b", "p".repeat(50)), 30);
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            exposed_name_within(&ns("srv"), &format!("{}_a", "p".repeat(50)), 30)
+        );
+        // Out-of-range budgets are clamped.
+        assert_eq!(
+            exposed_name_within(&ns("srv"), &"t".repeat(90), 3).len(),
+            MIN_EXPOSED_LEN
+        );
+        assert_eq!(
+            exposed_name_within(&ns("srv"), &"t".repeat(90), 99).len(),
+            64
+        );
+        // The namespace's own budget is the default.
+        let budgeted = ns("github").with_max_len(47);
+        assert_eq!(exposed_name(&budgeted, long), e);
     }
 
     #[test]

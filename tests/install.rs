@@ -576,8 +576,24 @@ fn uninstall_keeps_a_server_edited_since_install() {
     );
 }
 
+/// The workspace's `mcp-warden.toml`, parsed.
+fn read_workspace_config(env: &Env) -> toml::Table {
+    toml::from_str(&fs::read_to_string(env.workspace.join("mcp-warden.toml")).unwrap()).unwrap()
+}
+
+/// The workspaces `trust.toml` records.
+fn trusted_workspaces(env: &Env) -> toml::Table {
+    let text = fs::read_to_string(env.warden_home.join("data/trust.toml")).unwrap_or_default();
+    toml::from_str::<toml::Table>(&text)
+        .unwrap()
+        .get("workspaces")
+        .and_then(|w| w.as_table().cloned())
+        .unwrap_or_default()
+}
+
+// Issue 16, item 9: a project's servers keep their scope.
 #[test]
-fn project_scope_edits_the_projects_own_file() {
+fn project_scope_servers_go_to_the_workspace_file_which_is_trusted() {
     let env = Env::new();
     let file = env.workspace.join(".cursor/mcp.json");
     place_at(CURSOR.fixture, &file, 0o644);
@@ -586,16 +602,58 @@ fn project_scope_edits_the_projects_own_file() {
         &["install", "--client", "cursor", "--project", "--yes"],
     );
     assert_exit(&out, 0);
-    assert_eq!(
-        fs::read_to_string(&file).unwrap(),
-        expected_installed(&CURSOR)
+    let text = stdout(&out);
+    let ws_file = env.workspace.join("mcp-warden.toml");
+    assert!(
+        text.contains(&format!(
+            "servers move to the workspace's `{}` (project scope: they start only in `{}`)",
+            ws_file.display(),
+            env.workspace.display()
+        )),
+        "{text}"
     );
+    assert!(text.contains("trusted: the workspace"), "{text}");
+    // A secret never goes into the committed workspace file: that server stays.
+    assert!(
+        text.contains(
+            "keeps `brave-search`, not proxied by mcp-warden: `env.BRAVE_API_KEY` may be a secret"
+        ),
+        "{text}"
+    );
+    let installed: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(installed["mcpServers"].get("brave-search").is_some());
+    assert!(installed["mcpServers"].get("git").is_none());
     assert!(!env.home.join(".cursor/mcp.json").exists());
+    // Nothing widened into the user config, which every workspace runs.
+    assert!(!user_config(&env).exists());
     // `${workspaceFolder}` became `${workspace}`.
-    let config = read_config(&env);
+    let config = read_workspace_config(&env);
     assert_eq!(
         config["servers"]["git"]["args"][2].as_str(),
         Some("${workspace}")
+    );
+    assert!(config["servers"].get("brave-search").is_none(), "{config}");
+    assert!(
+        !fs::read_to_string(env.workspace.join("mcp-warden.toml"))
+            .unwrap()
+            .contains("fixture-brave-key")
+    );
+    let key = env.workspace.to_string_lossy().into_owned();
+    assert!(trusted_workspaces(&env).contains_key(&key));
+    // The servers start from there: `check` sees them trusted.
+    let out = run(&env, &["check", "--workspace", &key]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        !format!("{}{}", stdout(&out), stderr(&out)).contains("untrusted"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
     );
     let out = run(
         &env,
@@ -613,6 +671,34 @@ fn project_scope_edits_the_projects_own_file() {
         fs::read(&file).unwrap(),
         fs::read(fixture(CURSOR.fixture)).unwrap()
     );
+    // The servers are out of the workspace file, which stays trusted as uninstall left it.
+    assert!(read_workspace_config(&env).get("servers").is_none());
+    let out = run(&env, &["check", "--workspace", &key]);
+    assert!(
+        !format!("{}{}", stdout(&out), stderr(&out)).contains("untrusted"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+// Issue 16, item 9: install never trusts what a cloned repository shipped.
+#[test]
+fn a_workspace_with_its_own_lock_file_is_not_trusted_by_install() {
+    let env = Env::new();
+    let file = env.workspace.join(".cursor/mcp.json");
+    place_at(CURSOR.fixture, &file, 0o644);
+    // A repository that ships a lock pre-approving tools, and no mcp-warden.toml.
+    fs::write(env.workspace.join("mcp-warden.lock"), "# shipped\n").unwrap();
+    let out = run(
+        &env,
+        &["install", "--client", "cursor", "--project", "--yes"],
+    );
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("not trusted: the workspace"), "{text}");
+    assert!(read_workspace_config(&env)["servers"].get("git").is_some());
+    assert!(trusted_workspaces(&env).is_empty());
 }
 
 #[test]
@@ -682,7 +768,14 @@ fn claude_code_local_scope_edits_the_projects_entry_in_the_user_file() {
         Some(support::bin().to_string_lossy().as_ref())
     );
     assert!(servers.get("memory").is_none());
-    assert!(read_config(&env)["servers"].get("memory").is_some());
+    // Local scope is this project's: the server goes to the workspace file, not to the
+    // user config every workspace runs.
+    assert!(
+        read_workspace_config(&env)["servers"]
+            .get("memory")
+            .is_some()
+    );
+    assert!(!user_config(&env).exists());
     // A project Claude Code has not seen has no local scope.
     let other = env.dir.path().join("other");
     fs::create_dir_all(&other).unwrap();
@@ -866,4 +959,195 @@ fn vscode_settings_json_with_mcp_servers_is_used_when_there_is_no_mcp_json() {
     assert!(read_config(&env)["servers"].get("time").is_some());
     assert_exit(&run(&env, &["uninstall", "--client", "vscode", "--yes"]), 0);
     assert_eq!(fs::read_to_string(&settings).unwrap(), text);
+}
+
+// Issue 16, item 10: an entry's own tool lists become policy rules where it moves.
+#[test]
+fn an_entrys_own_tool_lists_become_rules_and_the_entry_moves() {
+    let env = Env::new();
+    let file = env.home.join(GEMINI.home_path);
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let server = support::path_str(&support::test_server());
+    let text = format!(
+        "{{\n  \"mcpServers\": {{\n    \"tools\": {{\n      \"command\": {},\n      \"args\": [\"--name\", \"t\"],\n      \"includeTools\": [\"echo\", \"pid\", \"env\"],\n      \"excludeTools\": [\"env\"]\n    }}\n  }}\n}}\n",
+        serde_json::to_string(&server).unwrap()
+    );
+    fs::write(&file, &text).unwrap();
+    let out = run(&env, &["install", "--client", "gemini", "--yes"]);
+    assert_exit(&out, 0);
+    let printed = stdout(&out);
+    assert!(
+        printed.contains(&format!(
+            "its `includeTools`, `excludeTools` become policy rules in `{}`: `tools.excluded-tools`, `tools.included-tools`, `tools.other-tools`",
+            user_config(&env).display()
+        )),
+        "{printed}"
+    );
+    // The entry moved: nothing is left in the client bypassing mcp-warden.
+    let installed: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(
+        installed["mcpServers"].get("tools").is_none(),
+        "{installed}"
+    );
+    let config = read_config(&env);
+    let rules = config["policy"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 3, "{config}");
+    assert_eq!(
+        rules[0]["tools"].as_array().unwrap()[0].as_str(),
+        Some("tools__env")
+    );
+    assert_eq!(rules[0]["action"].as_str(), Some("deny"));
+    assert_eq!(
+        rules[2]["tools"].as_array().unwrap()[0].as_str(),
+        Some("tools__*")
+    );
+    // What the client sees through mcp-warden is what it saw before: echo and pid.
+    let mut text = fs::read_to_string(user_config(&env)).unwrap();
+    text.push_str("\n[pinning]\nmode = \"off\"\n");
+    fs::write(user_config(&env), &text).unwrap();
+    let mut serve = env.serve();
+    serve.initialize();
+    let mut names = serve.tool_names(1);
+    names.sort();
+    assert_eq!(names, ["tools__echo", "tools__pid"]);
+    let denied = serve.call_tool(2, "tools__big", serde_json::json!({}));
+    assert!(
+        support::text_of(&denied).starts_with("Blocked by mcp-warden:"),
+        "{denied}"
+    );
+    drop(serve.close());
+    // Uninstall takes the rules out with the server, but not one edited since.
+    let text = fs::read_to_string(user_config(&env)).unwrap().replace(
+        "id = \"tools.excluded-tools\"",
+        "id = \"tools.excluded-tools\"\nmessage = \"mine now\"",
+    );
+    fs::write(user_config(&env), text).unwrap();
+    let out = run(&env, &["uninstall", "--client", "gemini", "--yes"]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("keeps the policy rule `tools.excluded-tools`"),
+        "{}",
+        stdout(&out)
+    );
+    let after = fs::read_to_string(user_config(&env)).unwrap();
+    assert!(!after.contains("tools.other-tools"), "{after}");
+    assert!(!after.contains("tools.included-tools"), "{after}");
+    assert!(after.contains("tools.excluded-tools"), "{after}");
+    assert!(!after.contains("[servers.tools]"), "{after}");
+}
+
+// Issue 16, item 7: Claude Code names a tool `mcp__<key>__<tool>` within 64 characters;
+// install writes the budget, and every exposed name fits it.
+#[test]
+fn exposed_names_fit_the_budget_of_the_client_installed_into() {
+    let env = Env::new();
+    let file = env.home.join(CLAUDE_CODE.home_path);
+    let long = "create_or_update_file_in_repository_branch_with_message";
+    let text = format!(
+        "{{\n  \"mcpServers\": {{\n    \"github\": {{\n      \"type\": \"stdio\",\n      \"command\": {},\n      \"args\": [\"--name\", \"gh\", \"--tool\", \"{long}\"]\n    }}\n  }}\n}}\n",
+        serde_json::to_string(&support::path_str(&support::test_server())).unwrap()
+    );
+    fs::write(&file, &text).unwrap();
+    // A server of the user's own, which install leaves alone but names (and pinning
+    // off, for the listing below).
+    env.user_config("[servers.mine]\ncommand = \"mine-mcp\"\nenabled = false\n");
+    let out = run(&env, &["install", "--client", "claude-code", "--yes"]);
+    assert_exit(&out, 0);
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("exposed names of the moved servers: at most 47 characters"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!(
+            "servers already in `{}` may expose names longer than 47: `mine`; set `max_name_len = 47` on them to fit",
+            user_config(&env).display()
+        )),
+        "{printed}"
+    );
+    let config = read_config(&env);
+    assert_eq!(
+        config["servers"]["github"]["max_name_len"].as_integer(),
+        Some(47),
+        "{config}"
+    );
+    // (Pinning is off in this config: `Env::user_config` wrote it so.)
+    let mut serve = env.serve();
+    serve.initialize();
+    let names = serve.tool_names(1);
+    assert!(names.contains(&"github__echo".to_owned()), "{names:?}");
+    for name in &names {
+        // What Claude Code makes of it, with the key install wrote.
+        let full = format!("mcp__mcp-warden__{name}");
+        assert!(full.len() <= 64, "{full} is {} characters", full.len());
+    }
+    let shortened: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("github__create_or_update"))
+        .collect();
+    assert_eq!(shortened.len(), 1, "{names:?}");
+    assert_eq!(shortened[0].len(), 47);
+    // The shortened name still leads to the tool.
+    let answer = serve.call_tool(2, shortened[0], serde_json::json!({}));
+    assert!(
+        !support::text_of(&answer).starts_with("Blocked by mcp-warden:")
+            && answer.get("error").is_none(),
+        "{answer}"
+    );
+    drop(serve.close());
+}
+
+// Issue 16, item 9: a Claude Code `local` entry is private to the user, the workspace
+// file is committed: one whose `env` holds a secret stays where it is.
+#[test]
+fn a_local_entry_with_a_secret_stays_with_the_client() {
+    let env = Env::new();
+    let file = env.home.join(".claude.json");
+    let key = serde_json::to_string(&env.workspace.to_string_lossy()).unwrap();
+    let text = format!(
+        "{{\"projects\": {{{key}: {{\"mcpServers\": {{\"api\": {{\"command\": \"api-mcp\", \"env\": {{\"API_TOKEN\": \"t0ken\"}}}}, \"time\": {{\"command\": \"time-mcp\", \"env\": {{\"TZ\": \"UTC\"}}}}}}}}}}}}\n"
+    );
+    fs::write(&file, &text).unwrap();
+    let out = run(
+        &env,
+        &[
+            "install",
+            "--client",
+            "claude-code",
+            "--scope",
+            "local",
+            "--yes",
+        ],
+    );
+    assert_exit(&out, 0);
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("keeps `api`, not proxied by mcp-warden: `env.API_TOKEN` may be a secret"),
+        "{printed}"
+    );
+    let workspace_file = fs::read_to_string(env.workspace.join("mcp-warden.toml")).unwrap();
+    assert!(
+        workspace_file.contains("[servers.time]"),
+        "{workspace_file}"
+    );
+    assert!(!workspace_file.contains("t0ken"), "{workspace_file}");
+    assert!(!user_config(&env).exists());
+}
+
+// Issue 16, item 7: `max_name_len` is checked like every other key.
+#[test]
+fn a_name_budget_out_of_range_is_a_config_error_at_its_position() {
+    let env = Env::new();
+    env.user_config("[servers.a]\ncommand = \"a-mcp\"\nmax_name_len = 8\n");
+    let out = run(&env, &["check"]);
+    assert_exit(&out, 2);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains("config.toml:3:16: error: invalid `max_name_len` `8`"),
+        "{text}"
+    );
+    env.user_config("[servers.a]\ncommand = \"a-mcp\"\nmax_name_len = 47\n");
+    let out = run(&env, &["check"]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
 }

@@ -301,8 +301,9 @@ fn install_shows_the_plan_it_applies() {
     let done = on_terminal(&env, &[&install[..], &["--yes"]].concat());
     assert_nothing_raw("install", &done.text);
     assert_eq!(done.code, Some(0), "{}", done.text);
+    // A project's servers go to the workspace's file (issue 16, item 9).
     let config: toml::Table =
-        toml::from_str(&std::fs::read_to_string(env.warden_home.join("config.toml")).unwrap())
+        toml::from_str(&std::fs::read_to_string(env.workspace.join("mcp-warden.toml")).unwrap())
             .unwrap();
     let moved: Vec<&String> = config["servers"].as_table().unwrap().keys().collect();
     assert_eq!(moved, ["evil", "notes"], "what was shown is what was moved");
@@ -372,7 +373,8 @@ fn install_escapes_what_it_writes_into_files() {
     );
     assert_nothing_raw("install", &shown.text);
     assert_eq!(shown.code, Some(0), "{}", shown.text);
-    let text = std::fs::read_to_string(env.warden_home.join("config.toml")).unwrap();
+    // A project's servers go to the workspace's file (issue 16, item 9).
+    let text = std::fs::read_to_string(project.join("mcp-warden.toml")).unwrap();
     let config: toml::Table = toml::from_str(&text).unwrap();
     assert_eq!(config.keys().collect::<Vec<_>>(), ["servers"], "{text}");
     let servers = config["servers"].as_table().unwrap();

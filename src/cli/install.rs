@@ -6,7 +6,7 @@ use clap::Args;
 
 use crate::ExitStatus;
 use crate::install::{
-    self, Client, Environment, InstallError, InstallPlan, Scope, Target, UninstallPlan,
+    self, Client, Environment, InstallError, InstallPlan, Layer, Scope, Target, UninstallPlan,
 };
 use crate::output;
 use crate::paths::Paths;
@@ -114,7 +114,9 @@ pub fn run_install(
         ));
         return Ok(ExitStatus::Usage);
     };
-    let plan = match install::plan_install(target, exe, &paths.user_config()) {
+    let plan = match install::destination(paths, &target)
+        .and_then(|dest| install::plan_install(target, exe, &dest))
+    {
         Ok(p) => p,
         Err(e) => return Ok(report_install_error(&e)),
     };
@@ -136,6 +138,22 @@ pub fn run_install(
     };
     if let Some(backup) = &installed.backup {
         output::line(&format!("backup: `{}`", backup.display()));
+    }
+    if let Layer::Workspace { root, .. } = &plan.layer
+        && plan.config_after.is_some()
+    {
+        if installed.trusted {
+            output::line(&format!(
+                "trusted: the workspace `{}` at the file install wrote",
+                root.display()
+            ));
+        } else {
+            output::line(&format!(
+                "not trusted: the workspace `{}` had a file of its own; review it with \
+                 `mcp-warden trust` before its servers start",
+                root.display()
+            ));
+        }
     }
     output::line(&format!(
         "installed: restart {} to use it; `mcp-warden uninstall {}` undoes this",
@@ -227,6 +245,27 @@ fn show_install(plan: &InstallPlan) {
             "  keeps `{name}`, not proxied by mcp-warden: {reason}"
         ));
     }
+    if plan.max_name_len < crate::names::MAX_EXPOSED_LEN && !plan.moved.is_empty() {
+        output::line(&format!(
+            "  exposed names of the moved servers: at most {} characters (`max_name_len`), \
+             so that every client mcp-warden is installed into sees them whole",
+            plan.max_name_len
+        ));
+    }
+    if !plan.over_budget.is_empty() {
+        output::line(&format!(
+            "  servers already in `{}` may expose names longer than {}: {}; set \
+             `max_name_len = {}` on them to fit",
+            plan.config_path.display(),
+            plan.max_name_len,
+            plan.over_budget
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            plan.max_name_len
+        ));
+    }
     if plan.ours_present {
         match &plan.ours_program {
             Some(program) if *program != plan.exe => output::line(&format!(
@@ -240,10 +279,28 @@ fn show_install(plan: &InstallPlan) {
         output::line(&format!("  adds `{}`: `{} serve`", install::OURS, plan.exe));
     }
     if !plan.moved.is_empty() {
-        output::line(&format!(
-            "servers move to mcp-warden's user config `{}`",
-            plan.config_path.display()
-        ));
+        let path = plan.config_path.display();
+        match &plan.layer {
+            Layer::User => output::line(&format!(
+                "servers move to mcp-warden's user config `{path}` (they start in every \
+                 workspace)"
+            )),
+            Layer::Workspace { root, trust } => {
+                output::line(&format!(
+                    "servers move to the workspace's `{path}` ({} scope: they start only in \
+                     `{}`)",
+                    t.scope,
+                    root.display()
+                ));
+                output::line(if *trust {
+                    "  the workspace is trusted at that file once written (you asked for the \
+                     install)"
+                } else {
+                    "  the workspace is not trusted afterwards: it has a file of its own that \
+                     `mcp-warden trust` shows first"
+                });
+            }
+        }
     }
 }
 
@@ -270,6 +327,11 @@ fn show_uninstall(plan: &UninstallPlan) {
     for name in &plan.changed {
         output::line(&format!(
             "  keeps `[servers.{name}]` in `{config}`: changed since install"
+        ));
+    }
+    for id in &plan.changed_rules {
+        output::line(&format!(
+            "  keeps the policy rule `{id}` in `{config}`: changed since install"
         ));
     }
     for name in &plan.shared {

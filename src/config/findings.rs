@@ -194,6 +194,13 @@ pub fn known_token(text: &str) -> Option<&'static str> {
     None
 }
 
+/// Whether the literal `env` value `value` of `key` may be a secret, by the same tests
+/// as the finding above (`install` keeps such a server out of a committed file).
+#[must_use]
+pub fn may_be_secret(key: &str, value: &str) -> bool {
+    known_token(value).is_some() || is_secret_name(key)
+}
+
 /// Whether an `env` key names a secret.
 fn is_secret_name(key: &str) -> bool {
     let key = key.to_ascii_uppercase();

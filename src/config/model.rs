@@ -49,28 +49,47 @@ impl std::fmt::Display for ServerName {
 
 /// The prefix of a server's exposed names. Empty means "no prefix". A non-empty
 /// namespace is `[A-Za-z0-9-]` words joined by single `_`, so it can never contain the
-/// `__` separator or end in `_` (which would make `a_` + `_b` ambiguous).
+/// `__` separator or end in `_` (which would make `a_` + `_b` ambiguous). It carries the
+/// server's name budget (`max_name_len`, 64 unless set), so every place that maps a
+/// name (`crate::names`) maps it the same way.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Namespace(String);
+pub struct Namespace {
+    name: String,
+    max_len: usize,
+}
 
 impl Namespace {
     /// Checks the namespace; `None` when it would be ambiguous next to `__`.
     #[must_use]
     pub fn new(ns: &str) -> Option<Self> {
-        if ns.is_empty() {
-            return Some(Self(String::new()));
-        }
-        let ok = ns.len() <= 48
-            && ns.split('_').all(|w| {
-                !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        ok.then(|| Self(ns.to_owned()))
+        let ok = ns.is_empty()
+            || (ns.len() <= 48
+                && ns.split('_').all(|w| {
+                    !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                }));
+        ok.then(|| Self {
+            name: ns.to_owned(),
+            max_len: crate::names::MAX_EXPOSED_LEN,
+        })
+    }
+
+    /// The same namespace with exposed names of at most `max_len` characters.
+    #[must_use]
+    pub fn with_max_len(mut self, max_len: usize) -> Self {
+        self.max_len = max_len;
+        self
     }
 
     /// The namespace as written (may be empty).
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    /// The longest exposed name of this server.
+    #[must_use]
+    pub fn max_len(&self) -> usize {
+        self.max_len
     }
 }
 

@@ -62,6 +62,9 @@ pub struct RawServer {
     pub sampling: Option<Spanned<Permission>>,
     pub elicitation: Option<Spanned<Permission>>,
     pub request_timeout: Option<Spanned<String>>,
+    /// The longest exposed name (`install` writes the budget of the client it installs
+    /// into: Cursor and Claude Code count the server key too).
+    pub max_name_len: Option<Spanned<u64>>,
     pub sandbox: Option<RawSandbox>,
 }
 

@@ -391,7 +391,9 @@ impl Checker<'_, '_> {
                 Some("a server name is 1 to 64 letters, digits, `_` or `-`"),
             );
         }
-        let namespace = self.namespace(name, &name_span, raw.namespace.as_ref());
+        let namespace = self
+            .namespace(name, &name_span, raw.namespace.as_ref())
+            .and_then(|ns| self.max_name_len(ns, raw.max_name_len.as_ref()));
         let command = self.value(&raw.command);
         if raw.command.get_ref().trim().is_empty() {
             self.error(&raw.command.span(), "`command` is empty", None);
@@ -481,6 +483,25 @@ impl Checker<'_, '_> {
                 .is_some_and(|p| *p.get_ref() == Permission::Allow),
             sandbox,
         })
+    }
+
+    /// The namespace with the server's `max_name_len`, when set and in range.
+    fn max_name_len(&mut self, ns: Namespace, max: Option<&Spanned<u64>>) -> Option<Namespace> {
+        let Some(max) = max else {
+            return Some(ns);
+        };
+        let range = crate::names::MIN_EXPOSED_LEN..=crate::names::MAX_EXPOSED_LEN;
+        match usize::try_from(*max.get_ref()) {
+            Ok(n) if range.contains(&n) => Some(ns.with_max_len(n)),
+            _ => {
+                self.error(
+                    &max.span(),
+                    format!("invalid `max_name_len` `{}`", max.get_ref()),
+                    Some("a whole number from 16 to 64 (the longest exposed name)"),
+                );
+                None
+            }
+        }
     }
 
     /// The explicit namespace, else the table name, which must then be one too.

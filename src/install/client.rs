@@ -93,6 +93,28 @@ impl Client {
     }
 }
 
+/// The longest exposed name `client` takes from a server it knows as `key` (the name of
+/// mcp-warden's entry in its file), within mcp-warden's own 16..=64:
+/// - Claude Code names a tool `mcp__<key>__<tool>`, and the model's API takes 64
+///   characters: 57 minus the key (47 for `mcp-warden`).
+/// - Cursor drops a tool whose key and name together exceed 60 characters: 60 minus the
+///   key (50 for `mcp-warden`).
+/// - The others take the 64 of the common `^[A-Za-z0-9_-]{1,64}$` rule.
+///
+/// Below 16 no name fits usefully; the client then drops what is longer, and `doctor`
+/// is the place to say so.
+#[must_use]
+pub fn client_name_budget(client: Client, key: &str) -> usize {
+    use crate::names::{MAX_EXPOSED_LEN, MIN_EXPOSED_LEN};
+    let key = key.chars().count();
+    let budget = match client {
+        Client::ClaudeCode => MAX_EXPOSED_LEN.saturating_sub("mcp__".len() + key + "__".len()),
+        Client::Cursor => 60_usize.saturating_sub(key),
+        _ => MAX_EXPOSED_LEN,
+    };
+    budget.clamp(MIN_EXPOSED_LEN, MAX_EXPOSED_LEN)
+}
+
 impl std::fmt::Display for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -588,5 +610,17 @@ mod tests {
         for s in [Scope::User, Scope::Project, Scope::Local] {
             assert_eq!(Scope::from_name(s.name()), Some(s));
         }
+    }
+
+    #[test]
+    fn name_budgets_count_the_clients_own_prefixes() {
+        assert_eq!(client_name_budget(Client::ClaudeCode, "mcp-warden"), 47);
+        assert_eq!(client_name_budget(Client::Cursor, "mcp-warden"), 50);
+        assert_eq!(client_name_budget(Client::Cursor, "w"), 59);
+        for client in [Client::Vscode, Client::Gemini, Client::Codex, Client::Zed] {
+            assert_eq!(client_name_budget(client, "mcp-warden"), 64);
+        }
+        // A key so long that nothing fits: the smallest budget names can have.
+        assert_eq!(client_name_budget(Client::ClaudeCode, &"k".repeat(60)), 16);
     }
 }

@@ -10,8 +10,11 @@
 //! (`${env:NAME}`, `${workspace}`, `${home}`); text the client does not expand is
 //! escaped so it stays literal. An entry is left in place, never half-moved, when it
 //! uses something mcp-warden cannot express: a variable only the client can resolve
-//! (`${input:...}`, `${VAR:-default}`), an `envFile`, or a per-tool allow or deny list
-//! (dropping one would widen what the model may call). Settings that only concern the
+//! (`${input:...}`, `${VAR:-default}`), an `envFile`, or a tool list whose meaning it
+//! does not translate (`tools`). The tool lists it does translate (Gemini CLI's
+//! `includeTools`/`excludeTools`, Codex's `enabled_tools`/`disabled_tools`, Windsurf's
+//! `disabledTools`) are read into a [`ToolFilter`], which [`super::rules`] turns into
+//! policy rules: dropping one would widen what the model may call. Settings that only concern the
 //! client's own prompts (`autoApprove`, `trust`, ...) are dropped with a note.
 
 use std::collections::BTreeMap;
@@ -37,6 +40,9 @@ pub struct ServerDef {
     pub cwd: Option<String>,
     pub enabled: bool,
     pub request_timeout: Option<String>,
+    /// The longest exposed name, when the clients mcp-warden is installed into take
+    /// fewer than 64 characters ([`super::client_name_budget`]).
+    pub max_name_len: Option<usize>,
 }
 
 impl ServerDef {
@@ -45,7 +51,7 @@ impl ServerDef {
     #[must_use]
     pub fn digest(&self) -> String {
         let env: BTreeMap<_, _> = self.env.iter().cloned().collect();
-        let canonical = serde_json::json!({
+        let mut canonical = serde_json::json!({
             "command": self.command,
             "args": self.args,
             "env": env,
@@ -54,13 +60,32 @@ impl ServerDef {
             "enabled": self.enabled,
             "request_timeout": self.request_timeout,
         });
+        // Only when set, so that records made before the budget existed still match.
+        if let (Some(max), Some(map)) = (self.max_name_len, canonical.as_object_mut()) {
+            map.insert("max_name_len".to_owned(), max.into());
+        }
         crate::trust::digest(canonical.to_string().as_bytes())
     }
 
-    /// Whether two definitions run the same thing (env order does not matter).
+    /// The first `env` name whose value is written out (not `${env:NAME}`) and may be a
+    /// secret: a token's shape, or a name such as `*TOKEN*`, `*KEY*`, `*PASSWORD*`.
+    #[must_use]
+    pub fn secret_env(&self) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, v)| !v.contains("${") && crate::config::findings::may_be_secret(k, v))
+            .map(|(k, _)| k.as_str())
+    }
+
+    /// Whether two definitions run the same thing (env order does not matter; nor does
+    /// the name budget, which changes what a client sees, not what runs).
     #[must_use]
     pub fn same_as(&self, other: &Self) -> bool {
-        self.digest() == other.digest()
+        let unbudgeted = |d: &Self| Self {
+            max_name_len: None,
+            ..d.clone()
+        };
+        unbudgeted(self).digest() == unbudgeted(other).digest()
     }
 }
 
@@ -72,6 +97,9 @@ pub enum Disposition {
     /// A stdio server that moves into mcp-warden's user config.
     Move {
         server: ServerDef,
+        /// The tools it restricts itself to: policy rules where it goes (boxed: most
+        /// entries have none).
+        filter: Box<ToolFilter>,
         /// Things worth saying (dropped keys), one line each.
         notes: Vec<String>,
     },
@@ -94,16 +122,74 @@ const CLIENT_ONLY: &[&str] = &[
     "settings",
 ];
 
-/// Keys that restrict which tools the client offers: mcp-warden has no per-server tool
-/// list yet, so such a server stays with the client rather than gain tools.
-const TOOL_FILTERS: &[&str] = &[
-    "includeTools",
-    "excludeTools",
-    "enabled_tools",
-    "disabled_tools",
-    "disabledTools",
-    "tools",
-];
+/// Allow lists of tool names: only these tools are offered (Gemini CLI, Codex).
+const INCLUDE_KEYS: &[&str] = &["includeTools", "enabled_tools"];
+
+/// Deny lists of tool names, which win over an allow list (Gemini CLI, Codex, Windsurf).
+const EXCLUDE_KEYS: &[&str] = &["excludeTools", "disabled_tools", "disabledTools"];
+
+/// Other keys that restrict which tools the client offers, with meanings mcp-warden
+/// does not translate: such a server stays with the client rather than gain tools.
+const TOOL_FILTERS: &[&str] = &["tools"];
+
+/// The tools an entry restricts itself to, by their upstream names: they become policy
+/// rules in the layer the server moves to, so moving it never widens what the model may
+/// call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ToolFilter {
+    /// Only these tools (`None`: no allow list). An empty list offers none.
+    pub include: Option<Vec<String>>,
+    /// Never these tools.
+    pub exclude: Vec<String>,
+    /// The keys they were read from, for the plan.
+    pub keys: Vec<&'static str>,
+}
+
+impl ToolFilter {
+    /// Whether the entry restricts nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.include.is_none() && self.exclude.is_empty()
+    }
+
+    /// Reads the allow and deny lists; `Err` names a list that is not all strings.
+    fn read(obj: &Map<String, Value>) -> Result<Self, String> {
+        let mut filter = Self::default();
+        let names = |key: &str, value: &Value| -> Result<Vec<String>, String> {
+            value
+                .as_array()
+                .and_then(|items| {
+                    items
+                        .iter()
+                        .map(|i| i.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| format!("its `{key}` is not a list of tool names"))
+        };
+        for key in INCLUDE_KEYS {
+            if let Some(value) = obj.get(*key) {
+                let mut list = names(key, value)?;
+                // Two allow lists: a tool must be on both.
+                if let Some(before) = filter.include.take() {
+                    list.retain(|t| before.contains(t));
+                }
+                filter.include = Some(list);
+                filter.keys.push(key);
+            }
+        }
+        for key in EXCLUDE_KEYS {
+            if let Some(value) = obj.get(*key) {
+                for name in names(key, value)? {
+                    if !filter.exclude.contains(&name) {
+                        filter.exclude.push(name);
+                    }
+                }
+                filter.keys.push(key);
+            }
+        }
+        Ok(filter)
+    }
+}
 
 /// Keys that mark a remote server.
 const REMOTE_KEYS: &[&str] = &["url", "serverUrl", "httpUrl"];
@@ -138,7 +224,11 @@ pub fn classify(
         return Disposition::Ours;
     }
     match read_server(client, obj, &command, project) {
-        Ok((server, notes)) => Disposition::Move { server, notes },
+        Ok((server, filter, notes)) => Disposition::Move {
+            server,
+            filter: Box::new(filter),
+            notes,
+        },
         Err(reason) => Disposition::Keep { reason },
     }
 }
@@ -209,7 +299,8 @@ fn read_server(
     obj: &Map<String, Value>,
     command: &Command<'_>,
     project: Option<&std::path::Path>,
-) -> Result<(ServerDef, Vec<String>), String> {
+) -> Result<(ServerDef, ToolFilter, Vec<String>), String> {
+    let filter = ToolFilter::read(obj)?;
     for key in TOOL_FILTERS {
         if obj.contains_key(*key) {
             return Err(format!(
@@ -239,8 +330,9 @@ fn read_server(
         enabled: !matches!(obj.get("disabled"), Some(Value::Bool(true)))
             && !matches!(obj.get("enabled"), Some(Value::Bool(false))),
         request_timeout: timeout(client, obj)?,
+        max_name_len: None,
     };
-    Ok((server, dropped_keys(obj)))
+    Ok((server, filter, dropped_keys(obj)))
 }
 
 fn args(vars: Variables, args: Option<&Value>) -> Result<Vec<String>, String> {
@@ -301,6 +393,11 @@ fn env_passthrough(names: Option<&Value>) -> Result<Vec<String>, String> {
 /// Keys read above; every other key is dropped, and said so.
 const CARRIED: &[&str] = &[
     "command",
+    "includeTools",
+    "enabled_tools",
+    "excludeTools",
+    "disabled_tools",
+    "disabledTools",
     "args",
     "env",
     "env_vars",
@@ -638,13 +735,40 @@ mod tests {
     }
 
     #[test]
+    fn allow_and_deny_lists_move_with_the_server() {
+        let entry = json!({"command": "x", "includeTools": ["a", "b"], "excludeTools": ["b", "c"]});
+        let Disposition::Move { filter, notes, .. } = classify(Client::Gemini, &entry, EXE, None)
+        else {
+            panic!("not moved");
+        };
+        assert_eq!(filter.include, Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(filter.exclude, ["b", "c"]);
+        assert_eq!(filter.keys, ["includeTools", "excludeTools"]);
+        assert!(notes.is_empty(), "{notes:?}");
+        let codex = json!({"command": "x", "enabled_tools": ["a", "b"], "disabled_tools": ["a"]});
+        let Disposition::Move { filter, .. } = classify(Client::Codex, &codex, EXE, None) else {
+            panic!("not moved");
+        };
+        assert_eq!(
+            filter.include.as_deref(),
+            Some(&["a".to_owned(), "b".to_owned()][..])
+        );
+        assert_eq!(filter.exclude, ["a"]);
+        let plain = classify(Client::Cursor, &json!({"command": "x"}), EXE, None);
+        assert!(matches!(plain, Disposition::Move { filter, .. } if filter.is_empty()));
+    }
+
+    #[test]
     fn tool_filters_and_env_files_keep_the_server_with_the_client() {
+        assert!(
+            reason(Client::Cursor, &json!({"command": "x", "tools": ["rm"]})).contains("`tools`")
+        );
         assert!(
             reason(
                 Client::Gemini,
-                &json!({"command": "x", "excludeTools": ["rm"]})
+                &json!({"command": "x", "excludeTools": "rm"})
             )
-            .contains("`excludeTools`")
+            .contains("`excludeTools` is not a list of tool names")
         );
         assert!(
             reason(Client::Vscode, &json!({"command": "x", "envFile": ".env"})).contains("envFile")

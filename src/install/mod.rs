@@ -2,8 +2,11 @@
 //! the client's own stdio servers, and take it out again.
 //!
 //! `install` reads the client's file, moves each stdio server it can carry over
-//! faithfully into mcp-warden's **user** `config.toml` (`env` values included: secrets
-//! never belong in a committed workspace file), puts one `mcp-warden` entry (this binary,
+//! faithfully into mcp-warden, keeping its scope ([`Layer`]): a user-level file's into
+//! the **user** `config.toml` (`env` values included: it is private), a project's file
+//! and Claude Code's `local` entries into the workspace's `mcp-warden.toml` (trusted
+//! after the write only where [`destination`] says so; a server whose `env` may hold a
+//! secret stays with the client, since that file is committed), puts one `mcp-warden` entry (this binary,
 //! `serve`) where the first of them was, and leaves everything else alone: remote
 //! (`url`) servers, which mcp-warden does not proxy, entries it cannot express, and every
 //! other key, comment and blank line of the file. Before the first change it copies the
@@ -52,6 +55,7 @@ pub mod client;
 pub mod entry;
 pub mod json;
 pub mod record;
+pub mod rules;
 pub mod survey;
 pub mod toml_file;
 pub mod user_config;
@@ -62,7 +66,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-pub use client::{Client, Environment, Scope, Target, locate};
+pub use client::{Client, Environment, Scope, Target, client_name_budget, locate};
 pub use entry::{Disposition, OURS, ServerDef};
 
 use crate::config::Diagnostic;
@@ -131,13 +135,26 @@ pub enum InstallError {
     /// Records keep paths as text.
     #[error("path `{}` is not valid UTF-8", path.display())]
     NotUnicode { path: PathBuf },
+    /// A project's servers would go to a workspace file in the home directory, which is
+    /// never a workspace.
+    #[error("the project directory `{}` is the home directory, which is never a workspace", path.display())]
+    HomeIsNoWorkspace { path: PathBuf },
+    /// A rule `install` would write is already in the file, written differently.
+    #[error("rule `{id}` is already in `{}`, written differently", path.display())]
+    RuleConflict { id: String, path: PathBuf },
+    /// The trust store could not record the workspace `install` wrote.
+    #[error("{0}")]
+    Trust(crate::trust::TrustError),
 }
 
 impl InstallError {
     /// Whether this is a failure of the machine (exit 3) rather than of the input (2).
     #[must_use]
     pub fn is_runtime(&self) -> bool {
-        matches!(self, Self::Read { .. } | Self::Write { .. })
+        matches!(
+            self,
+            Self::Read { .. } | Self::Write { .. } | Self::Trust(_)
+        )
     }
 
     /// What to do about it, when there is something to say.
@@ -161,6 +178,9 @@ impl InstallError {
                     .to_owned()
             }
             Self::NameTaken { .. } => "rename that entry, then run `install` again".to_owned(),
+            Self::RuleConflict { id, .. } => {
+                format!("rename or remove the rule `{id}`, then run `install` again")
+            }
             Self::Conflict { table, .. } => format!(
                 "rename the server in the client's file, or remove or rename `[servers.{table}]` \
                  in config.toml"
@@ -181,6 +201,9 @@ impl InstallError {
                 None => "`--force` removes it anyway, losing those changes".to_owned(),
             },
             Self::ChangedMeanwhile { .. } => "run the command again".to_owned(),
+            Self::HomeIsNoWorkspace { .. } => {
+                "run it in the project's directory, or pass `--workspace DIR`".to_owned()
+            }
             Self::BackupUnsafe { .. } => "something replaced it since install (a process that \
                 can write this directory?); look at it, and restore the client's file by hand"
                 .to_owned(),
@@ -219,6 +242,117 @@ impl ClientFile {
     }
 }
 
+/// Which mcp-warden file the moved servers go to: a server keeps the scope it had in
+/// the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layer {
+    /// The user `config.toml`: servers of a client's user-level file, for every
+    /// workspace.
+    User,
+    /// The workspace's `mcp-warden.toml`: servers of a project's file (and Claude Code's
+    /// `local` entries), which start only in that workspace.
+    Workspace {
+        root: PathBuf,
+        /// Whether `install` trusts the workspace after writing its file: only when it
+        /// is trusted now at its current files, or has neither `mcp-warden.toml` nor
+        /// `mcp-warden.lock` yet. Anything else (a cloned repository's own file or
+        /// lock) is left for `mcp-warden trust` to show first.
+        trust: bool,
+    },
+}
+
+/// Where `install` puts a client's servers, and how long their exposed names may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The mcp-warden file: the user `config.toml` or a workspace's `mcp-warden.toml`.
+    pub path: PathBuf,
+    pub layer: Layer,
+    /// The smallest name budget of the clients mcp-warden is (or is being) installed
+    /// into ([`client_name_budget`]): written as each moved server's `max_name_len` when
+    /// under 64, so that every installed client sees every name whole.
+    pub max_name_len: usize,
+}
+
+impl Destination {
+    /// The user config at `path`, with names of up to 64 characters.
+    #[must_use]
+    pub fn user(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            layer: Layer::User,
+            max_name_len: crate::names::MAX_EXPOSED_LEN,
+        }
+    }
+}
+
+/// Where `install` puts `target`'s servers: the user config for a user-level file, the
+/// workspace's `mcp-warden.toml` for a project's file or a Claude Code `local` entry.
+/// Their name budget is the smallest of `target`'s client and every client an install
+/// is recorded for.
+pub fn destination(paths: &Paths, target: &Target) -> Result<Destination, InstallError> {
+    let max_name_len = record::read(paths)?
+        .iter()
+        .filter_map(|r| Client::from_name(&r.client))
+        .chain([target.client])
+        .map(|c| client_name_budget(c, OURS))
+        .min()
+        .unwrap_or(crate::names::MAX_EXPOSED_LEN);
+    let Some(root) = target
+        .project
+        .as_ref()
+        .filter(|_| target.scope != Scope::User)
+    else {
+        return Ok(Destination {
+            max_name_len,
+            ..Destination::user(&paths.user_config())
+        });
+    };
+    let home = paths
+        .home
+        .canonicalize()
+        .unwrap_or_else(|_| paths.home.clone());
+    if root.canonicalize().unwrap_or_else(|_| root.clone()) == home {
+        return Err(InstallError::HomeIsNoWorkspace { path: root.clone() });
+    }
+    let trust = may_trust(paths, root);
+    Ok(Destination {
+        path: crate::paths::workspace_file(root),
+        layer: Layer::Workspace {
+            root: root.clone(),
+            trust,
+        },
+        max_name_len,
+    })
+}
+
+/// Whether writing the workspace file at `root` may leave it trusted: it is trusted at
+/// its current files, or it has none of them (nothing a repository shipped gets
+/// approved along with the servers the user moved).
+fn may_trust(paths: &Paths, root: &Path) -> bool {
+    let absent = |p: PathBuf| matches!(fs::symlink_metadata(p), Err(e) if e.kind() == io::ErrorKind::NotFound);
+    is_trusted(paths, root)
+        || (absent(crate::paths::workspace_file(root))
+            && absent(root.join(crate::paths::LOCK_FILE)))
+}
+
+/// Whether the workspace at `root` is trusted at its current files (an unreadable store
+/// reads as not trusted).
+fn is_trusted(paths: &Paths, root: &Path) -> bool {
+    crate::trust::state(paths, root) == crate::config::TrustState::Trusted
+}
+
+/// The one place `install` and `uninstall` record trust: after their own write to a
+/// workspace file that [`may_trust`] allowed (checked again under the install lock).
+fn retrust(paths: &Paths, layer: &Layer) -> Result<bool, InstallError> {
+    match layer {
+        Layer::Workspace { root, trust: true } => {
+            crate::trust::trust(paths, root).map_err(InstallError::Trust)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
 /// A server that moves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Moved {
@@ -230,6 +364,8 @@ pub struct Moved {
     pub notes: Vec<String>,
     /// `config.toml` already has it, defined the same way: not added again.
     pub already: bool,
+    /// The policy rules its own tool lists become, not in the file yet.
+    pub rules: Vec<rules::PolicyRule>,
 }
 
 /// What `install` would do; nothing is written until [`apply_install`].
@@ -239,15 +375,22 @@ pub struct InstallPlan {
     /// The client file now; `None` when it does not exist.
     pub client_before: Option<String>,
     pub client_after: String,
+    /// The mcp-warden file the servers go to ([`Layer`]).
     pub config_path: PathBuf,
+    pub layer: Layer,
     pub config_before: Option<String>,
-    /// `None`: `config.toml` stays as it is.
+    /// `None`: that file stays as it is.
     pub config_after: Option<String>,
     pub moved: Vec<Moved>,
     /// Remote servers, left in the client's file.
     pub remote: Vec<String>,
     /// Other entries left in the client's file, with the reason.
     pub kept: Vec<(String, String)>,
+    /// The name budget of the moved servers ([`Destination::max_name_len`]).
+    pub max_name_len: usize,
+    /// Servers already in the mcp-warden file whose names may be longer than that
+    /// budget: install leaves them as they are, and says so.
+    pub over_budget: Vec<String>,
     /// mcp-warden's entry was there already.
     pub ours_present: bool,
     /// The program mcp-warden's existing entry runs (it may be another copy).
@@ -290,15 +433,16 @@ impl InstallPlan {
     }
 }
 
-/// Reads the client's file and the user config, and works out what `install` would do.
-/// `exe` is the absolute path of the running mcp-warden.
+/// Reads the client's file and the mcp-warden file of `layer` (at `config_path`, as
+/// [`destination`] says), and works out what `install` would do. `exe` is the absolute
+/// path of the running mcp-warden.
 pub fn plan_install(
     target: Target,
     exe: &str,
-    config_path: &Path,
+    dest: &Destination,
 ) -> Result<InstallPlan, InstallError> {
     let client_text = read_optional(&target.file)?;
-    let config_text = read_optional(config_path)?;
+    let config_text = read_optional(&dest.path)?;
     if client_text.is_none() && !target.may_create() {
         return Err(InstallError::NoClientFile {
             client: target.client,
@@ -309,7 +453,7 @@ pub fn plan_install(
         target,
         exe,
         client_text.as_deref(),
-        config_path,
+        dest,
         config_text.as_deref(),
     )
 }
@@ -319,9 +463,11 @@ pub fn plan_install_from(
     target: Target,
     exe: &str,
     client_text: Option<&str>,
-    config_path: &Path,
+    dest: &Destination,
     config_text: Option<&str>,
 ) -> Result<InstallPlan, InstallError> {
+    let config_path = dest.path.as_path();
+    let budget = (dest.max_name_len < crate::names::MAX_EXPOSED_LEN).then_some(dest.max_name_len);
     let file = ClientFile::parse(&target, client_text.unwrap_or(""))?;
     if let ClientFile::Json(json) = &file
         && target.scope == Scope::Local
@@ -333,6 +479,9 @@ pub fn plan_install_from(
         });
     }
     let mut config = UserConfig::parse(config_path, config_text)?;
+    if matches!(dest.layer, Layer::Workspace { .. }) {
+        config = config.for_workspace();
+    }
     let mut moved = Vec::new();
     let mut remote = Vec::new();
     let mut kept = Vec::new();
@@ -354,28 +503,28 @@ pub fn plan_install_from(
             }
             Disposition::Remote => remote.push(name.clone()),
             Disposition::Keep { reason } => kept.push((name.clone(), reason)),
-            Disposition::Move { server, notes } => {
-                like.get_or_insert(value);
+            Disposition::Move { server, .. }
+                if matches!(dest.layer, Layer::Workspace { .. })
+                    && server.secret_env().is_some() =>
+            {
+                let key = server.secret_env().unwrap_or_default();
+                kept.push((name.clone(), format!("`env.{key}` {SECRET_ENV}")));
+            }
+            Disposition::Move {
+                mut server,
+                filter,
+                notes,
+            } => {
+                server.max_name_len = budget;
                 let table = unique(entry::table_name(name), &tables);
-                tables.push(table.clone());
-                let already = match config.server(&table) {
-                    None => false,
-                    Some(Some(existing)) if existing.same_as(&server) => true,
-                    Some(_) => {
-                        return Err(InstallError::Conflict {
-                            table,
-                            name: name.clone(),
-                            path: config_path.to_path_buf(),
-                        });
+                match place(name, table, server, &filter, notes, &config, config_path)? {
+                    Ok(m) => {
+                        like.get_or_insert(value);
+                        tables.push(m.table.clone());
+                        moved.push(m);
                     }
-                };
-                moved.push(Moved {
-                    name: name.clone(),
-                    table,
-                    server,
-                    notes,
-                    already,
-                });
+                    Err(reason) => kept.push((name.clone(), reason)),
+                }
             }
         }
     }
@@ -390,9 +539,14 @@ pub fn plan_install_from(
         target.file.display()
     );
     let mut added = false;
-    for m in moved.iter().filter(|m| !m.already) {
-        config.add(&m.table, &m.server, &origin);
-        added = true;
+    for m in &moved {
+        if !m.already {
+            config.add(&m.table, &m.server, &origin);
+            added = true;
+        }
+        for rule in &m.rules {
+            added |= config.add_rule(rule, &origin);
+        }
     }
     let config_after = added.then(|| config.text());
     Ok(InstallPlan {
@@ -400,15 +554,114 @@ pub fn plan_install_from(
         client_before: client_text.map(str::to_owned),
         client_after,
         config_path: config_path.to_path_buf(),
+        layer: dest.layer.clone(),
         config_before: config_text.map(str::to_owned),
         config_after,
         moved,
         remote,
         kept,
+        max_name_len: dest.max_name_len,
+        over_budget: config.servers_over(dest.max_name_len),
         ours_present,
         ours_program,
         exe: exe.to_owned(),
     })
+}
+
+/// Why a project's server whose `env` holds a secret stays with the client.
+const SECRET_ENV: &str = "may be a secret, and a project's servers go to the workspace's \
+                          mcp-warden.toml, which is committed; write `${env:NAME}` in its \
+                          place (set outside the repository), then install again";
+
+/// Server `name` of the client's file as it would move to `table` of the mcp-warden
+/// file `config`, with the rules its own tool lists become; `Ok(Err(reason))` when it
+/// cannot move faithfully and stays with the client.
+fn place(
+    name: &str,
+    table: String,
+    server: ServerDef,
+    filter: &entry::ToolFilter,
+    mut notes: Vec<String>,
+    config: &UserConfig,
+    config_path: &Path,
+) -> Result<Result<Moved, String>, InstallError> {
+    // The budget the server's names have in the file: its own there when it is there.
+    let mut budget = server.max_name_len;
+    let already = match config.server(&table) {
+        None => false,
+        Some(Some(existing)) if existing.same_as(&server) => {
+            budget = existing.max_name_len;
+            true
+        }
+        Some(_) => {
+            return Err(InstallError::Conflict {
+                table,
+                name: name.to_owned(),
+                path: config_path.to_path_buf(),
+            });
+        }
+    };
+    let Some(all) = rules::rules_for(&table, budget, filter) else {
+        return Ok(Err(format!(
+            "its tool lists cannot be written as rules for the server `{table}`"
+        )));
+    };
+    if !all.is_empty() && !config.takes_rules() {
+        return Ok(Err(format!(
+            "its tool lists ({}) become policy rules, and `{}` writes `policy.rules` in a \
+             form install does not edit",
+            quoted(&filter.keys),
+            config_path.display()
+        )));
+    }
+    let mut rules = Vec::new();
+    let deny_only = config.denies_by_default();
+    for rule in all
+        .into_iter()
+        .filter(|r| !deny_only || r.action == rules::Action::Deny)
+    {
+        match config.rule(&rule.id) {
+            None => rules.push(rule),
+            Some(Some(same)) if same == rule => {}
+            Some(_) => {
+                return Err(InstallError::RuleConflict {
+                    id: rule.id,
+                    path: config_path.to_path_buf(),
+                });
+            }
+        }
+    }
+    if !filter.is_empty() {
+        let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
+        notes.push(format!(
+            "its {} become{} policy rules in `{}`{}",
+            quoted(&filter.keys),
+            if filter.keys.len() == 1 { "s" } else { "" },
+            config_path.display(),
+            if ids.is_empty() {
+                " (there already)".to_owned()
+            } else {
+                format!(": {}", quoted(&ids))
+            }
+        ));
+    }
+    Ok(Ok(Moved {
+        name: name.to_owned(),
+        table,
+        server,
+        notes,
+        already,
+        rules,
+    }))
+}
+
+/// `a`, `b` as the plan shows names.
+fn quoted(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `base`, or `base-2`, `base-3`, ... when it is taken.
@@ -428,6 +681,8 @@ fn unique(base: String, taken: &[String]) -> String {
 pub struct Installed {
     /// The backup; `None` when the client file was created.
     pub backup: Option<PathBuf>,
+    /// The workspace the servers went to was trusted at its new contents.
+    pub trusted: bool,
 }
 
 /// Carries out `plan`: backup, user config, record, client file, in that order (a crash
@@ -449,9 +704,27 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
         None => None,
     };
     let mode = fs::symlink_metadata(file).ok().map(|m| permissions(&m));
+    // Decided again under the lock: what the plan saw may have changed (a lock file
+    // dropped in meanwhile must not be trusted along with the servers).
+    let layer = match &plan.layer {
+        Layer::Workspace { root, trust } => Layer::Workspace {
+            root: root.clone(),
+            trust: *trust && may_trust(paths, root),
+        },
+        Layer::User => Layer::User,
+    };
+    let mut trusted = false;
     if let Some(after) = &plan.config_after {
         create_dir(paths.config_dir.as_path(), &plan.config_path)?;
-        write(&plan.config_path, after.as_bytes(), 0o600)?;
+        // The workspace file is committed and read by others: the umask's mode.
+        let file_mode = match layer {
+            Layer::User => 0o600,
+            Layer::Workspace { .. } => fs::symlink_metadata(&plan.config_path)
+                .ok()
+                .map_or(0o644, |m| permissions(&m)),
+        };
+        write(&plan.config_path, after.as_bytes(), file_mode)?;
+        trusted = retrust(paths, &layer)?;
     }
     let mut records = record::read(paths)?;
     records.push(Record {
@@ -467,6 +740,10 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
         mode,
         written: crate::trust::digest(plan.client_after.as_bytes()),
         at: now_rfc3339(),
+        config: match &plan.layer {
+            Layer::User => None,
+            Layer::Workspace { .. } => Some(utf8(&plan.config_path)?.to_owned()),
+        },
         servers: plan
             .moved
             .iter()
@@ -478,6 +755,11 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
             .iter()
             .filter(|m| m.already)
             .map(|m| (m.table.clone(), m.server.digest()))
+            .collect(),
+        rules: plan
+            .moved
+            .iter()
+            .flat_map(|m| m.rules.iter().map(|r| r.id.clone()))
             .collect(),
     });
     record::write(paths, &records)?;
@@ -495,6 +777,7 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
     write(file, plan.client_after.as_bytes(), mode)?;
     Ok(Installed {
         backup: backup.map(|b| b.path),
+        trusted,
     })
 }
 
@@ -506,13 +789,18 @@ pub struct UninstallPlan {
     pub client_before: Option<String>,
     /// The backup's bytes; `None`: install created the file, so it is removed.
     pub client_after: Option<Vec<u8>>,
+    /// The mcp-warden file install added the servers to (the user config, or the
+    /// workspace's `mcp-warden.toml`).
     pub config_path: PathBuf,
+    pub layer: Layer,
     pub config_before: Option<String>,
     pub config_after: Option<String>,
     /// Servers taken out of `config.toml`.
     pub removed: Vec<String>,
     /// Servers left in `config.toml` because they changed since install.
     pub changed: Vec<String>,
+    /// Policy rules install added, left because they were edited since (a key added).
+    pub changed_rules: Vec<String>,
     /// Servers left because another recorded install relies on them.
     pub shared: Vec<String>,
     /// Earlier installs into the same file still recorded.
@@ -550,11 +838,12 @@ impl UninstallPlan {
 }
 
 /// Works out what `uninstall` would do for the newest install into `target`'s file.
-/// `force`: restore even when the file changed since install.
+/// `user_config` is the user `config.toml` (the servers' file unless the record names a
+/// workspace's). `force`: restore even when the file changed since install.
 pub fn plan_uninstall(
     paths: &Paths,
     target: Target,
-    config_path: &Path,
+    user_config: &Path,
     force: bool,
 ) -> Result<UninstallPlan, InstallError> {
     let records = record::read(paths)?;
@@ -592,12 +881,24 @@ pub fn plan_uninstall(
         .or_else(|| restore.as_ref().map(|(_, mode)| *mode))
         .unwrap_or(0o600);
     let client_after = restore.map(|(bytes, _)| bytes);
+    let (config_path, layer) = match &record.config {
+        None => (user_config.to_path_buf(), Layer::User),
+        Some(file) => {
+            let file = PathBuf::from(file);
+            let root = file.parent().map(Path::to_path_buf).unwrap_or_default();
+            // Trusted before this edit: trusted after it (the user asked for it).
+            let trust = is_trusted(paths, &root);
+            (file, Layer::Workspace { root, trust })
+        }
+    };
+    let config_path = config_path.as_path();
     let config_before = read_optional(config_path)?;
     let mut config = UserConfig::parse(config_path, config_before.as_deref())?;
     let others: Vec<&Record> = records
         .iter()
         .enumerate()
-        .filter(|(i, _)| *i != index)
+        // Other installs into the same mcp-warden file.
+        .filter(|(i, r)| *i != index && r.config == record.config)
         .map(|(_, r)| r)
         .collect();
     let (mut removed, mut changed, mut shared) = (Vec::new(), Vec::new(), Vec::new());
@@ -618,6 +919,18 @@ pub fn plan_uninstall(
             Some(_) => changed.push(table.clone()),
         }
     }
+    let mut changed_rules = Vec::new();
+    for id in &record.rules {
+        if others.iter().any(|r| r.rules.contains(id)) {
+            continue;
+        }
+        match config.rule(id) {
+            // Still in the shape install writes: its own.
+            Some(Some(_)) => config.remove_rule(id),
+            Some(None) => changed_rules.push(id.clone()),
+            None => {}
+        }
+    }
     let config_after = config_before.as_ref().map(|_| config.text());
     Ok(UninstallPlan {
         target,
@@ -625,10 +938,12 @@ pub fn plan_uninstall(
         client_before,
         client_after,
         config_path: config_path.to_path_buf(),
+        layer,
         config_before,
         config_after,
         removed,
         changed,
+        changed_rules,
         shared,
         earlier: mine.len() - 1,
         restore_mode,
@@ -659,7 +974,14 @@ pub fn apply_uninstall(paths: &Paths, plan: &UninstallPlan) -> Result<(), Instal
     if let Some(after) = &plan.config_after
         && plan.config_before.as_deref() != Some(after.as_str())
     {
-        write(&plan.config_path, after.as_bytes(), 0o600)?;
+        let mode = match plan.layer {
+            Layer::User => 0o600,
+            Layer::Workspace { .. } => fs::symlink_metadata(&plan.config_path)
+                .ok()
+                .map_or(0o644, |m| permissions(&m)),
+        };
+        write(&plan.config_path, after.as_bytes(), mode)?;
+        retrust(paths, &plan.layer)?;
     }
     let mut records = record::read(paths)?;
     if let Some(i) = records.iter().rposition(|r| *r == plan.record) {
@@ -837,7 +1159,13 @@ mod tests {
 "#;
 
     fn plan(config: Option<&str>) -> Result<InstallPlan, InstallError> {
-        plan_install_from(cursor(), EXE, Some(CURSOR), Path::new("/c.toml"), config)
+        plan_install_from(
+            cursor(),
+            EXE,
+            Some(CURSOR),
+            &Destination::user(Path::new("/c.toml")),
+            config,
+        )
     }
 
     #[test]
@@ -863,7 +1191,7 @@ mod tests {
             cursor(),
             EXE,
             Some(&p.client_after),
-            Path::new("/c.toml"),
+            &Destination::user(Path::new("/c.toml")),
             Some(&config),
         )
         .expect("plan");
@@ -887,19 +1215,54 @@ mod tests {
     #[test]
     fn an_entry_named_like_ours_that_is_remote_is_refused() {
         let text = r#"{"mcpServers": {"mcp-warden": {"url": "https://x"}}}"#;
-        let err =
-            plan_install_from(cursor(), EXE, Some(text), Path::new("/c"), None).expect_err("taken");
+        let err = plan_install_from(
+            cursor(),
+            EXE,
+            Some(text),
+            &Destination::user(Path::new("/c")),
+            None,
+        )
+        .expect_err("taken");
         assert!(matches!(err, InstallError::NameTaken { .. }));
     }
 
     #[test]
     fn names_that_map_to_the_same_table_get_suffixes() {
         let text = r#"{"mcpServers": {"a.b": {"command": "x"}, "a b": {"command": "y"}}}"#;
-        let p = plan_install_from(cursor(), EXE, Some(text), Path::new("/c"), None).expect("plan");
+        let p = plan_install_from(
+            cursor(),
+            EXE,
+            Some(text),
+            &Destination::user(Path::new("/c")),
+            None,
+        )
+        .expect("plan");
         assert_eq!(
             p.moved.iter().map(|m| m.table.as_str()).collect::<Vec<_>>(),
             ["a-b", "a-b-2"]
         );
+    }
+
+    #[test]
+    fn an_allow_list_writes_no_allow_rule_into_a_layer_that_denies_by_default() {
+        let text = r#"{"mcpServers": {"x": {"command": "x", "includeTools": ["a"]}}}"#;
+        let plan_with = |config: Option<&str>| {
+            plan_install_from(
+                cursor(),
+                EXE,
+                Some(text),
+                &Destination::user(Path::new("/c")),
+                config,
+            )
+            .expect("plan")
+            .config_after
+            .unwrap_or_default()
+        };
+        let open = plan_with(None);
+        assert!(open.contains("\"x.included-tools\"") && open.contains("\"x.other-tools\""));
+        let closed = plan_with(Some("[policy]\ndefault = \"deny\"\n"));
+        assert!(!closed.contains("x.included-tools"), "{closed}");
+        assert!(closed.contains("\"x.other-tools\""), "{closed}");
     }
 
     #[test]

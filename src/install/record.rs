@@ -11,8 +11,10 @@
 //! mode = 420                      # the client file's own mode, given back by uninstall
 //! written = "sha256:<hex>"        # the client file as install left it
 //! at = "2026-09-01T12:00:00Z"
+//! config = "/home/u/src/app/mcp-warden.toml"  # a project's servers went there; absent: config.toml
 //! servers = { github = "sha256:<hex>" }  # added to config.toml: table name → definition digest
 //! uses = { fs = "sha256:<hex>" }         # already there with the same definition
+//! rules = ["fs.excluded-tools"]          # [[policy.rules]] added from the entries' tool lists
 //! ```
 //!
 //! Records of one file are kept oldest first; `uninstall` undoes the newest. Like the
@@ -50,10 +52,16 @@ pub struct Record {
     pub mode: Option<u32>,
     pub written: String,
     pub at: String,
+    /// The workspace `mcp-warden.toml` the servers went to; absent: the user config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub servers: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub uses: BTreeMap<String, String>,
+    /// Ids of the `[[policy.rules]]` added (from the entries' own tool lists).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
 }
 
 impl Record {
@@ -142,6 +150,8 @@ mod tests {
             mode: Some(0o644),
             written: "sha256:00".into(),
             at: "2026-09-01T12:00:00Z".into(),
+            config: None,
+            rules: Vec::new(),
             servers: BTreeMap::from([("gh".into(), "sha256:11".into())]),
             uses: BTreeMap::new(),
         };

@@ -598,7 +598,12 @@ mod tests {
         fn install(&self, client: Client) {
             let target = locate(client, Scope::User, None, self.home(), &self.env).expect("locate");
             let config = self.paths.config_dir.join(format!("{client}.toml"));
-            let plan = plan_install(target, self.exe(), &config).expect("install plan");
+            let plan = plan_install(
+                target,
+                self.exe(),
+                &crate::install::Destination::user(&config),
+            )
+            .expect("install plan");
             apply_install(&self.paths, &plan).expect("install");
         }
     }
@@ -758,7 +763,7 @@ mod tests {
             h.exe()
         );
         let kept = format!(
-            r#"{{"mcpServers": {{{ours}, "shell": {{"command": "sh-mcp", "excludeTools": ["rm"]}}}}}}"#
+            r#"{{"mcpServers": {{{ours}, "shell": {{"command": "sh-mcp", "tools": ["rm"]}}}}}}"#
         );
         write(&h.user_file(Client::Gemini), &kept);
         let off = format!(
@@ -770,7 +775,7 @@ mod tests {
         let gemini = status(&all, Client::Gemini, Scope::User);
         assert!(gemini.is_problem());
         let reason = servers(gemini).bypassing[0].kept_because.clone();
-        assert!(reason.is_some_and(|r| r.contains("`excludeTools`")));
+        assert!(reason.is_some_and(|r| r.contains("`tools`")));
         assert!(
             gemini.to_string().ends_with(
                 "points at mcp-warden; 1 server not behind it: shell (install cannot move it)"

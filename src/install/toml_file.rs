@@ -1,7 +1,9 @@
 //! A Codex `config.toml`, edited in place with `toml_edit`: the moved
-//! `[mcp_servers.NAME]` tables go (with the comments written above them, which
-//! `toml_edit` keeps with the table), `[mcp_servers.mcp-warden]` takes the first one's
-//! place, and every other table, key, comment and blank line stays as written.
+//! `[mcp_servers.NAME]` tables go, with the comment lines directly above their header
+//! (`toml_edit` keeps them with the table); comments that a blank line sets apart (a
+//! section's heading) are not the server's and stay, in front of what follows.
+//! `[mcp_servers.mcp-warden]` takes the first one's place, and every other table, key,
+//! comment and blank line stays as written.
 
 use std::path::Path;
 
@@ -10,6 +12,7 @@ use toml_edit::{Array, DocumentMut, InlineTable, Item, Table};
 
 use super::InstallError;
 use super::client::Target;
+use super::user_config::keep_before_next;
 use crate::config::Source;
 
 /// A parsed TOML client file and its servers.
@@ -73,16 +76,47 @@ impl TomlFile {
             .and_then(|n| servers.get(n))
             .and_then(Item::as_table)
             .and_then(Table::position);
+        // Comments above a moved table that a blank line keeps apart from its header
+        // (a section's heading, the file's opening lines) are not the server's: they
+        // stay, each with the table that follows.
+        let mut detached: Vec<(isize, String)> = Vec::new();
         for name in remove {
-            servers.remove(name);
+            if let Some(Item::Table(table)) = servers.remove(name)
+                && let (Some(at), Some(text)) = (table.position(), detached_comments(&table))
+            {
+                detached.push((at, text));
+            }
         }
         if let Some((name, value)) = add {
             let mut table = json_to_table(value);
             table.set_position(position);
+            if let Some(first) = detached.iter().position(|(at, _)| Some(*at) == position) {
+                table.decor_mut().set_prefix(detached.remove(first).1);
+            }
             servers.insert(name, Item::Table(table));
+        }
+        detached.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+        for (at, text) in detached {
+            keep_before_next(&mut self.doc, Some(at), &text);
         }
         self.doc.to_string()
     }
+}
+
+/// The part of `table`'s leading comments that a blank line separates from its header,
+/// when it holds a comment: everything up to and including the last blank line.
+fn detached_comments(table: &Table) -> Option<String> {
+    let prefix = table.decor().prefix().and_then(|p| p.as_str())?;
+    let mut end = None;
+    let mut start = 0;
+    for line in prefix.split_inclusive('\n') {
+        start += line.len();
+        if line.trim().is_empty() && line.ends_with('\n') {
+            end = Some(start);
+        }
+    }
+    let detached = &prefix[..end?];
+    detached.contains('#').then(|| detached.to_owned())
 }
 
 /// A TOML item as JSON (dates as their text).
@@ -218,6 +252,30 @@ mod tests {
         assert_eq!(
             out,
             "# Codex\nmodel = \"o3\" # the model\n\n[mcp_servers.mcp-warden]\ncommand = \"/bin/mcp-warden\"\nargs = [\"serve\"]\n\n[mcp_servers.remote]\nurl = \"https://r\"\n\n[profiles.x]\nmodel = \"m\" # kept\n"
+        );
+    }
+
+    // Issue 16, item 11: a comment set apart from a moved table by a blank line is not
+    // the server's, and stays.
+    #[test]
+    fn comments_set_apart_from_a_moved_table_stay() {
+        let text = "model = \"o3\"\n\n# ---- MCP servers ----\n\n# docs\n[mcp_servers.docs]\ncommand = \"d\"\n\n# ---- more ----\n\n# fs\n[mcp_servers.fs]\ncommand = \"fs\"\n\n# remote\n[mcp_servers.r]\nurl = \"u\"\n";
+        let ours = json!({"command": "/bin/w", "args": ["serve"]});
+        let file = TomlFile::parse(Path::new("/c.toml"), text, &target()).expect("parses");
+        let out = file.edited(
+            &["docs".to_owned(), "fs".to_owned()],
+            Some(("mcp-warden", &ours)),
+        );
+        assert_eq!(
+            out,
+            "model = \"o3\"\n\n# ---- MCP servers ----\n\n[mcp_servers.mcp-warden]\ncommand = \"/bin/w\"\nargs = [\"serve\"]\n\n# ---- more ----\n\n# remote\n[mcp_servers.r]\nurl = \"u\"\n"
+        );
+        // Without an entry of ours to take the place, and with nothing after: the end.
+        let text = "a = 1\n\n# section\n\n[mcp_servers.fs]\ncommand = \"fs\"\n";
+        let file = TomlFile::parse(Path::new("/c.toml"), text, &target()).expect("parses");
+        assert_eq!(
+            file.edited(&["fs".to_owned()], None),
+            "a = 1\n\n# section\n\n"
         );
     }
 

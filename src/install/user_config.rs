@@ -8,12 +8,18 @@ use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
 
 use super::InstallError;
 use super::entry::ServerDef;
+use super::rules::{Action, PolicyRule};
 use crate::config::Source;
 
 /// The first lines of a `config.toml` that `install` creates.
 const HEADER: &str = "# mcp-warden's user configuration: servers and policy for every workspace.\n\
                       # `mcp-warden check` validates it. It holds the servers' `env` values:\n\
                       # keep it private (mode 0600).\n";
+
+/// The first lines of a workspace `mcp-warden.toml` that `install` creates.
+const WORKSPACE_HEADER: &str = "# mcp-warden's workspace configuration: servers and policy for this project only.\n\
+                                # Commit it with the project; `mcp-warden check` validates it, and any edit\n\
+                                # by hand needs `mcp-warden trust` again before its servers start.\n";
 
 /// How the comment line above each added server begins.
 pub const ORIGIN: &str = "moved here from ";
@@ -22,8 +28,9 @@ pub const ORIGIN: &str = "moved here from ";
 #[derive(Debug)]
 pub struct UserConfig {
     doc: DocumentMut,
-    /// The file does not exist yet: it starts with [`HEADER`].
+    /// The file does not exist yet: it starts with `header`.
     new: bool,
+    header: &'static str,
 }
 
 impl UserConfig {
@@ -33,6 +40,7 @@ impl UserConfig {
             return Ok(Self {
                 doc: DocumentMut::new(),
                 new: true,
+                header: HEADER,
             });
         };
         let source = Source::new(path, text);
@@ -57,7 +65,16 @@ impl UserConfig {
         Ok(Self {
             doc: parsed.into_mut(),
             new: false,
+            header: HEADER,
         })
+    }
+
+    /// The same file as a workspace's `mcp-warden.toml` (the same `[servers.NAME]`
+    /// syntax; a new file gets a header saying what it is).
+    #[must_use]
+    pub fn for_workspace(mut self) -> Self {
+        self.header = WORKSPACE_HEADER;
+        self
     }
 
     /// The server `name` as defined here: `None` when there is none, `Some(None)` when
@@ -66,6 +83,27 @@ impl UserConfig {
     pub fn server(&self, name: &str) -> Option<Option<ServerDef>> {
         let item = self.doc.get("servers")?.as_table_like()?.get(name)?;
         Some(read_def(item))
+    }
+
+    /// The servers whose exposed names may be longer than `budget` (their own
+    /// `max_name_len`, 64 when unset, is larger), in file order.
+    #[must_use]
+    pub fn servers_over(&self, budget: usize) -> Vec<String> {
+        let Some(servers) = self.doc.get("servers").and_then(Item::as_table_like) else {
+            return Vec::new();
+        };
+        servers
+            .iter()
+            .filter(|(_, server)| {
+                let own = server
+                    .get("max_name_len")
+                    .and_then(Item::as_integer)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .unwrap_or(crate::names::MAX_EXPOSED_LEN);
+                own > budget
+            })
+            .map(|(name, _)| name.to_owned())
+            .collect()
     }
 
     /// Adds `[servers.NAME]` with a comment line above it: `# moved here from ...`
@@ -107,6 +145,9 @@ impl UserConfig {
         if let Some(timeout) = &def.request_timeout {
             table.insert("request_timeout", Item::Value(timeout.as_str().into()));
         }
+        if let Some(max) = def.max_name_len.and_then(|m| i64::try_from(m).ok()) {
+            table.insert("max_name_len", Item::Value(max.into()));
+        }
         // `from` names a client file, whose path a cloned repository chooses: a newline
         // in it would end the comment and start TOML of its own. TOML comments may not
         // hold control characters at all, so every one is written as a visible escape.
@@ -146,20 +187,98 @@ impl UserConfig {
         if keep.is_empty() {
             return;
         }
-        let next = table
-            .position()
-            .and_then(|at| next_position(self.doc.as_table(), at));
-        if let Some(next) = next.and_then(|at| table_at(self.doc.as_table_mut(), at)) {
-            let rest = next
-                .decor()
-                .prefix()
-                .and_then(|p| p.as_str())
-                .unwrap_or_default()
-                .to_owned();
-            next.decor_mut().set_prefix(format!("{keep}{rest}"));
-        } else {
-            let trailing = self.doc.trailing().as_str().unwrap_or_default().to_owned();
-            self.doc.set_trailing(format!("{keep}{trailing}"));
+        let at = table.position();
+        keep_before_next(&mut self.doc, at, keep);
+    }
+
+    /// The rule `id` of `[[policy.rules]]` as written here, when there is one: `Some(None)`
+    /// when it is not one `install` could have written.
+    #[must_use]
+    pub fn rule(&self, id: &str) -> Option<Option<PolicyRule>> {
+        let rules = self.doc.get("policy")?.get("rules")?.as_array_of_tables()?;
+        let table = rules
+            .iter()
+            .find(|t| t.get("id").and_then(Item::as_str) == Some(id))?;
+        Some(read_rule(table))
+    }
+
+    /// Appends `rule` to `[[policy.rules]]` (after the file's own rules), with the same
+    /// `# moved here from ...` comment as a server. `false` when the file writes its
+    /// rules in a form `install` does not edit (an inline array).
+    pub fn add_rule(&mut self, rule: &PolicyRule, from: &str) -> bool {
+        let policy = self.doc.entry("policy").or_insert_with(|| {
+            let mut t = Table::new();
+            t.set_implicit(true);
+            Item::Table(t)
+        });
+        let Some(policy) = policy.as_table_like_mut() else {
+            return false;
+        };
+        let rules = policy
+            .entry("rules")
+            .or_insert_with(|| Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
+        let Some(rules) = rules.as_array_of_tables_mut() else {
+            return false;
+        };
+        let mut table = Table::new();
+        table.insert("id", Item::Value(rule.id.as_str().into()));
+        table.insert("tools", Item::Value(strings(&rule.tools)));
+        table.insert("action", Item::Value(rule.action.name().into()));
+        let from = crate::textclass::escape_hidden(from);
+        table
+            .decor_mut()
+            .set_prefix(format!("\n# {ORIGIN}{from}\n"));
+        rules.push(table);
+        true
+    }
+
+    /// Whether the file's `[policy] default` is `"deny"`: then an allow rule `install`
+    /// wrote would open what the user closed, so it writes none.
+    #[must_use]
+    pub fn denies_by_default(&self) -> bool {
+        self.doc
+            .get("policy")
+            .and_then(|p| p.get("default"))
+            .and_then(Item::as_str)
+            == Some("deny")
+    }
+
+    /// Whether rules can be added here ([`UserConfig::add_rule`]).
+    #[must_use]
+    pub fn takes_rules(&self) -> bool {
+        match self.doc.get("policy") {
+            None => true,
+            Some(policy) => match policy.as_table_like().map(|p| p.get("rules")) {
+                Some(None) => true,
+                Some(Some(rules)) => rules.is_array_of_tables(),
+                None => false,
+            },
+        }
+    }
+
+    /// Removes the rule `id` from `[[policy.rules]]`, and `[policy]` when `install` made
+    /// it and nothing else is left in it.
+    pub fn remove_rule(&mut self, id: &str) {
+        let Some(policy) = self.doc.get_mut("policy").and_then(Item::as_table_like_mut) else {
+            return;
+        };
+        let Some(rules) = policy
+            .get_mut("rules")
+            .and_then(Item::as_array_of_tables_mut)
+        else {
+            return;
+        };
+        rules.retain(|t| t.get("id").and_then(Item::as_str) != Some(id));
+        if rules.is_empty() {
+            policy.remove("rules");
+        }
+        let empty_implicit = self
+            .doc
+            .get("policy")
+            .and_then(Item::as_table)
+            .is_some_and(|t| t.is_implicit() && t.is_empty());
+        if empty_implicit {
+            self.doc.remove("policy");
         }
     }
 
@@ -167,10 +286,33 @@ impl UserConfig {
     #[must_use]
     pub fn text(&self) -> String {
         if self.new {
-            format!("{HEADER}{}", self.doc)
+            format!("{}{}", self.header, self.doc)
         } else {
             self.doc.to_string()
         }
+    }
+}
+
+/// Puts `text` (comment lines) in front of the table that follows position `at` in the
+/// document, or at its end when none does: what a removed table leaves behind.
+pub(super) fn keep_before_next(doc: &mut DocumentMut, at: Option<isize>, text: &str) {
+    let next = at.and_then(|at| next_position(doc.as_table(), at));
+    if let Some(next) = next.and_then(|n| table_at(doc.as_table_mut(), n)) {
+        let rest = next
+            .decor()
+            .prefix()
+            .and_then(|p| p.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        // One blank line between the two, not two.
+        let text = match (text.strip_suffix('\n'), rest.starts_with('\n')) {
+            (Some(shorter), true) if shorter.ends_with('\n') => shorter,
+            _ => text,
+        };
+        next.decor_mut().set_prefix(format!("{text}{rest}"));
+    } else {
+        let trailing = doc.trailing().as_str().unwrap_or_default().to_owned();
+        doc.set_trailing(format!("{text}{trailing}"));
     }
 }
 
@@ -209,6 +351,31 @@ fn strings(items: &[String]) -> Value {
     Value::Array(array)
 }
 
+/// A `[[policy.rules]]` entry as a rule `install` writes, when it is one.
+fn read_rule(table: &Table) -> Option<PolicyRule> {
+    if table
+        .iter()
+        .any(|(k, _)| !matches!(k, "id" | "tools" | "action"))
+    {
+        return None;
+    }
+    let action = match table.get("action")?.as_str()? {
+        "allow" => Action::Allow,
+        "deny" => Action::Deny,
+        _ => return None,
+    };
+    Some(PolicyRule {
+        id: table.get("id")?.as_str()?.to_owned(),
+        tools: table
+            .get("tools")?
+            .as_array()?
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<_>>()?,
+        action,
+    })
+}
+
 /// A `[servers.NAME]` table as a definition, when it has only keys `install` writes.
 fn read_def(item: &Item) -> Option<ServerDef> {
     let table = item.as_table_like()?;
@@ -220,6 +387,7 @@ fn read_def(item: &Item) -> Option<ServerDef> {
         "cwd",
         "enabled",
         "request_timeout",
+        "max_name_len",
     ];
     let str_list = |key: &str| -> Option<Vec<String>> {
         match table.get(key) {
@@ -257,6 +425,10 @@ fn read_def(item: &Item) -> Option<ServerDef> {
             Some(i) => i.as_bool()?,
         },
         request_timeout: opt_str("request_timeout")?,
+        max_name_len: match table.get("max_name_len") {
+            None => None,
+            Some(i) => Some(usize::try_from(i.as_integer()?).ok()?),
+        },
     };
     // Keys added by hand (a namespace, a sandbox) make it the user's own definition.
     (!extra).then_some(def)
@@ -275,6 +447,7 @@ mod tests {
             cwd: None,
             enabled: true,
             request_timeout: None,
+            max_name_len: None,
         }
     }
 
