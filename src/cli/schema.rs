@@ -98,6 +98,7 @@ fn server() -> Value {
             "sampling": one_of(&["allow", "deny"], "May it ask the client's model? (default deny)"),
             "elicitation": one_of(&["allow", "deny"], "May it ask the user questions? (default allow, inspected)"),
             "request_timeout": string("How long one request may take, e.g. `60s`."),
+            "max_name_len": {"type": "integer", "minimum": 16, "maximum": 64, "description": "The longest exposed name of its tools and prompts (default 64); `install` sets it to fit the client's name budget."},
             "sandbox": sandbox,
         }),
         &["command"],
