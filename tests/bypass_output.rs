@@ -1,0 +1,172 @@
+//! Issue 13, "Output side": every kind of message a server sends passes the output
+//! filters (SPEC "Output filters": results, JSON-RPC errors, notifications,
+//! server-to-client requests and list items), not only tool results. Each test runs
+//! the real binary in front of `examples/hostile_output_server.rs`, which tries one
+//! way out per tool.
+
+// Tests fail by panicking, so unwrap is the clearest way to say "this must hold".
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Env, Serve, example_table, test_server_table};
+
+/// The token, AWS key id, ANSI escape and bidi override the hostile server sends.
+fn token() -> String {
+    format!("{}{}", "ghp_", "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8")
+}
+
+fn aws_key() -> String {
+    format!("{}{}", "AKIA", "Q3EGRTXB5NLM7HZD")
+}
+
+/// Asserts that nothing the hostile server hid in `what` reached the client raw.
+fn assert_filtered(what: &str, text: &str) {
+    for raw in [token(), aws_key(), "\u{1b}".into(), "\u{202e}".into()] {
+        assert!(!text.contains(&raw), "{what} carries {raw:?} raw: {text}");
+    }
+    assert!(
+        text.contains("[REDACTED:"),
+        "{what} is not redacted: {text}"
+    );
+}
+
+/// The hostile server as `h` with `args`, sampling and elicitation allowed, and
+/// `extra` config after it.
+fn serve_hostile(args: &[&str], extra: &str) -> (Env, Serve) {
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}sampling = \"allow\"\nelicitation = \"allow\"\n{extra}",
+        example_table("h", "hostile_output_server", args)
+    ));
+    let mut serve = env.serve();
+    serve.initialize_with(json!({"sampling": {}, "elicitation": {}}));
+    serve.tool_names(1);
+    (env, serve)
+}
+
+/// The first message from the server with `method`, among those seen so far.
+fn seen(serve: &Serve, method: &str) -> Value {
+    serve
+        .seen
+        .iter()
+        .find(|m| m["method"] == method)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {method} in {:?}", serve.seen))
+}
+
+/// Item 1: a JSON-RPC error answer is filtered like a result: its `message` and
+/// `data` are redacted, stripped and flagged where the text is.
+#[test]
+fn an_error_answer_is_filtered_like_a_result() {
+    let (_env, mut serve) = serve_hostile(&[], "");
+    let answer = serve.call_tool(2, "h__fail", json!({}));
+    let error = &answer["error"];
+    assert!(error.is_object(), "{answer}");
+    assert_filtered("the error", &error.to_string());
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("[mcp-warden flagged:"),
+        "the injection is flagged in the message: {message}"
+    );
+    assert_eq!(answer["id"], 2);
+}
+
+/// Item 2: an elicitation that asks for a secret is flagged and filtered too.
+#[test]
+fn an_elicitation_for_a_secret_is_flagged_and_filtered() {
+    let (_env, mut serve) = serve_hostile(&[], "");
+    serve.call_tool(2, "h__elicit", json!({}));
+    let ask = seen(&serve, "elicitation/create");
+    assert_filtered("the elicitation", &ask.to_string());
+    let message = ask["params"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("asks you for a secret"),
+        "the secret flag stays: {message}"
+    );
+    assert!(
+        message.contains("prompt injection"),
+        "the injection is flagged too: {message}"
+    );
+}
+
+/// Item 3: injection in notifications and sampling requests is flagged in the text a
+/// model or person sees, not only in `_meta`.
+#[test]
+fn injection_in_notifications_and_sampling_is_flagged_where_the_text_is() {
+    let (_env, mut serve) = serve_hostile(&[], "");
+    serve.request(
+        json!(2),
+        "tools/call",
+        json!({"name": "h__notify", "arguments": {}, "_meta": {"progressToken": "p1"}}),
+    );
+    let log = seen(&serve, "notifications/message");
+    assert_filtered("the log message", &log.to_string());
+    let note = log["params"]["data"]["note"].as_str().unwrap();
+    assert!(note.starts_with("[mcp-warden flagged:"), "{note}");
+    let progress = seen(&serve, "notifications/progress");
+    assert_filtered("the progress", &progress.to_string());
+    assert_eq!(progress["params"]["progressToken"], "p1");
+    let text = progress["params"]["message"].as_str().unwrap();
+    assert!(text.starts_with("[mcp-warden flagged:"), "{text}");
+
+    serve.call_tool(3, "h__sample", json!({}));
+    let sample = seen(&serve, "sampling/createMessage");
+    assert_filtered("the sampling request", &sample.to_string());
+    let params = &sample["params"];
+    for text in [
+        params["systemPrompt"].as_str().unwrap(),
+        params["messages"][0]["content"]["text"].as_str().unwrap(),
+    ] {
+        assert!(text.starts_with("[mcp-warden flagged:"), "{text}");
+    }
+}
+
+/// Item 5: a secret as an object key is seen (and redacted) in a result.
+#[test]
+fn a_secret_as_an_object_key_is_redacted() {
+    let (_env, mut serve) = serve_hostile(&[], "");
+    let answer = serve.call_tool(2, "h__keys", json!({}));
+    let structured = answer["result"]["structuredContent"].as_object().unwrap();
+    assert!(
+        !structured.keys().any(|k| k.contains(&token())),
+        "the key leaked: {answer}"
+    );
+    assert!(
+        structured.keys().any(|k| k.starts_with("[REDACTED:")),
+        "{answer}"
+    );
+}
+
+/// Item 5, the way in: a secret as a key of a tool call's arguments is blocked.
+#[test]
+fn a_secret_as_an_argument_key_is_blocked() {
+    let (_env, mut serve) = serve_hostile(&[], "");
+    let mut arguments = serde_json::Map::new();
+    arguments.insert(token(), json!("x"));
+    let answer = serve.call_tool(2, "h__echo", Value::Object(arguments));
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert_eq!(
+        answer["result"]["_meta"]["mcp-warden/rule"], "output:secrets",
+        "{answer}"
+    );
+}
+
+/// Item 6: with `secrets = "block"`, one item whose description carries a token is
+/// left out of the list; the other items, and every other server's, stay.
+#[test]
+fn secrets_block_leaves_out_the_item_not_the_list() {
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}\n{}\n[output]\nsecrets = \"block\"\n",
+        example_table("h", "hostile_output_server", &["--secret-in-description"]),
+        test_server_table("b", &[])
+    ));
+    let mut serve = env.serve();
+    serve.initialize();
+    let names = serve.tool_names(1);
+    assert!(!names.iter().any(|n| n == "h__docs"), "{names:?}");
+    assert!(names.iter().any(|n| n == "h__echo"), "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("b__")), "{names:?}");
+}
