@@ -46,12 +46,13 @@ fn serve_hostile(args: &[&str], extra: &str) -> (Env, Serve) {
     (env, serve)
 }
 
-/// The first message from the server with `method`, among those seen so far.
+/// The first message from the server with `method`, among those seen so far (not
+/// mcp-warden's own log messages).
 fn seen(serve: &Serve, method: &str) -> Value {
     serve
         .seen
         .iter()
-        .find(|m| m["method"] == method)
+        .find(|m| m["method"] == method && m["params"]["logger"] != "mcp-warden")
         .cloned()
         .unwrap_or_else(|| panic!("no {method} in {:?}", serve.seen))
 }
@@ -169,4 +170,50 @@ fn secrets_block_leaves_out_the_item_not_the_list() {
     assert!(!names.iter().any(|n| n == "h__docs"), "{names:?}");
     assert!(names.iter().any(|n| n == "h__echo"), "{names:?}");
     assert!(names.iter().any(|n| n.starts_with("b__")), "{names:?}");
+}
+
+/// Item 4: a listed resource whose description hides instructions is not listed and
+/// reads of it are held; a held template's URIs are held on read too (they would
+/// otherwise reach the only server that offers resources).
+#[test]
+fn a_flagged_resource_is_not_listed_and_reads_of_it_and_of_a_held_template_are_held() {
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}\n[pinning]\nmode = \"tofu\"\n",
+        example_table("h", "hostile_output_server", &[])
+    ));
+    let mut serve = env.serve();
+    serve.initialize();
+    let listed = serve.request(json!(1), "resources/list", json!({}));
+    let uris: Vec<&str> = listed["result"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(uris, ["memo://clean"], "{listed}");
+    let templates = serve.request(json!(2), "resources/templates/list", json!({}));
+    assert_eq!(
+        templates["result"]["resourceTemplates"],
+        json!([]),
+        "the flagged template is held: {templates}"
+    );
+
+    let clean = serve.request(json!(3), "resources/read", json!({"uri": "memo://clean"}));
+    assert_eq!(
+        clean["result"]["contents"][0]["text"], "contents of memo://clean",
+        "{clean}"
+    );
+    for (id, uri) in [(4, "memo://poisoned"), (5, "notes://42")] {
+        let read = serve.request(json!(id), "resources/read", json!({"uri": uri}));
+        assert_eq!(read["error"]["code"], -32003, "{uri}: {read}");
+        assert_eq!(
+            read["error"]["data"]["mcp-warden/decision"], "hold",
+            "{read}"
+        );
+        let rule = read["error"]["data"]["mcp-warden/rule"].as_str().unwrap();
+        assert!(rule.starts_with("scan:"), "{rule}");
+        let sub = serve.request(json!(id + 10), "resources/subscribe", json!({"uri": uri}));
+        assert_eq!(sub["error"]["code"], -32003, "{uri}: {sub}");
+    }
 }

@@ -56,6 +56,12 @@ pub trait Server {
         Vec::new()
     }
 
+    /// The `resources/list` entries; when there are some, the server also offers the
+    /// `resources` capability, and `resources/read` of any URI answers one text item.
+    fn resources(&self) -> Vec<Value> {
+        Vec::new()
+    }
+
     /// A message to answer `tools/list` with, as a JSON-RPC error, instead of the tools.
     fn tools_error(&self) -> Option<String> {
         None
@@ -179,7 +185,7 @@ fn serve(name: &str, server: &mut impl Server) -> io::Result<()> {
                 if let Some(instructions) = server.instructions() {
                     result["instructions"] = json!(instructions);
                 }
-                if !server.resource_templates().is_empty() {
+                if !server.resource_templates().is_empty() || !server.resources().is_empty() {
                     result["capabilities"]["resources"] = json!({});
                 }
                 out.result(id, &result)?;
@@ -189,8 +195,18 @@ fn serve(name: &str, server: &mut impl Server) -> io::Result<()> {
                 Some(message) => out.error(id, -32603, &message)?,
                 None => out.result(id, &json!({"tools": server.tools()}))?,
             },
-            "resources/list" if !server.resource_templates().is_empty() => {
-                out.result(id, &json!({"resources": []}))?;
+            "resources/list"
+                if !server.resource_templates().is_empty() || !server.resources().is_empty() =>
+            {
+                out.result(id, &json!({"resources": server.resources()}))?;
+            }
+            "resources/read" if !server.resources().is_empty() => {
+                let uri = params
+                    .get("uri")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let text = format!("contents of {uri}");
+                out.result(id, &json!({"contents": [{"uri": uri, "text": text}]}))?;
             }
             "resources/templates/list" if !server.resource_templates().is_empty() => {
                 out.result(

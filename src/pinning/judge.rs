@@ -31,6 +31,9 @@ pub enum HoldKind {
     New,
     Changed,
     Flagged,
+    /// A listed resource the scan flagged: resources are scanned, not pinned, so no
+    /// pin resolves it.
+    FlaggedResource,
 }
 
 impl HoldKind {
@@ -39,7 +42,7 @@ impl HoldKind {
         match self {
             Self::New => "new",
             Self::Changed => "changed",
-            Self::Flagged => "flagged",
+            Self::Flagged | Self::FlaggedResource => "flagged",
         }
     }
 }
@@ -64,6 +67,9 @@ impl Hold {
             HoldKind::New | HoldKind::Flagged => {
                 format!("review it with `mcp-warden pin {exposed}`, which shows it before pinning")
             }
+            HoldKind::FlaggedResource => format!(
+                "resources are scanned, not pinned: `{exposed}` is served once its server lists it without the finding (or with `[pinning] mode = \"off\"`)"
+            ),
         }
     }
 
@@ -333,6 +339,17 @@ fn strong(findings: &[Finding]) -> impl Iterator<Item = &Finding> {
     findings.iter().filter(|f| f.severity >= HOLD_SEVERITY)
 }
 
+/// The hold of a listed resource (`uri`) whose scan found `findings`, if any is
+/// strong enough to hold it (SPEC "Pinning": flagged resources are not listed, and
+/// reads of them are held).
+#[must_use]
+pub fn resource_hold(uri: &str, findings: &[Finding]) -> Option<Hold> {
+    let first = strong(findings).next()?;
+    let mut hold = flagged_hold(first, &format!("resource `{uri}`"));
+    hold.kind = HoldKind::FlaggedResource;
+    Some(hold)
+}
+
 fn flagged_hold(f: &Finding, item: &str) -> Hold {
     Hold {
         kind: HoldKind::Flagged,
@@ -356,6 +373,35 @@ fn noun(key: &PinKey) -> &'static str {
 mod tests {
     use super::*;
     use crate::pinning::lock::Kind;
+
+    /// Issue 13, item 4: a listed resource is held by a strong finding only, and its
+    /// hold says that no pin resolves it.
+    #[test]
+    fn a_resource_is_held_by_a_strong_finding_and_not_resolved_by_a_pin() {
+        let finding = |severity| crate::scan::Finding {
+            id: "hidden-instructions",
+            severity,
+            item: "resource `memo://x`".into(),
+            location: "/description".into(),
+            excerpt: "<IMPORTANT>".into(),
+            message: "instructions hidden in a description".into(),
+        };
+        assert_eq!(resource_hold("memo://x", &[]), None);
+        assert_eq!(
+            resource_hold("memo://x", &[finding(crate::scan::Severity::Low)]),
+            None
+        );
+        let hold =
+            resource_hold("memo://x", &[finding(crate::scan::Severity::High)]).expect("held");
+        assert_eq!(hold.kind, HoldKind::FlaggedResource);
+        assert_eq!(hold.rule, "scan:hidden-instructions");
+        let explained = hold.explain("memo://x");
+        assert!(
+            explained.contains("resource `memo://x` is flagged"),
+            "{explained}"
+        );
+        assert!(!explained.contains("mcp-warden pin"), "{explained}");
+    }
 
     const TOOL: &str =
         r#"{"name":"read","description":"Reads a file.","inputSchema":{"type":"object"}}"#;

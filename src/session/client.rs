@@ -393,7 +393,7 @@ impl Session {
                 return;
             }
             let pins = &self.pins;
-            let mut verdict = hold::hold(&view, |_, name| pins.held(kind, name));
+            let mut verdict = hold::hold(&view, |_, name| pins.held_named(kind, name));
             if verdict == Verdict::Pass {
                 verdict = decide::hidden(&view, &self.policy, &self.flows);
             }
@@ -463,6 +463,12 @@ impl Session {
                 &format!("`{method}` needs a string `uri`"),
             );
         };
+        // Held before routing: a held template is not in the catalog, so its URIs
+        // would otherwise reach a server by another route.
+        let unrouted = View::of(Direction::ToUpstream, msg).name(Some(&uri));
+        if let Verdict::Stop(stop) = hold::hold(&unrouted, |_, uri| self.pins.held_resource(uri)) {
+            return self.stop_request(&unrouted, msg, &origin, &stop);
+        }
         let Some(slot) = self.slot_for_uri(&uri) else {
             return self.reply_error(
                 &origin,

@@ -86,8 +86,6 @@ fn issue_13(stage: &str, row: &Row) -> bool {
     use Direction::ToUpstream;
     use MessageKind as K;
     let cells: &[(&str, MessageKind, Direction)] = &[
-        ("hold", K::Read, ToUpstream),
-        ("hold", K::Subscribe, ToUpstream),
         ("hold", K::Complete, ToUpstream),
         ("decide", K::Subscribe, ToUpstream),
         ("decide", K::Complete, ToUpstream),
@@ -116,19 +114,25 @@ fn held() -> Hold {
 }
 
 #[test]
-fn hold_stops_held_calls_and_gets_and_passes_every_other_kind() {
+fn hold_stops_held_calls_gets_reads_and_subscriptions_and_passes_every_other_kind() {
     let hold = held();
     for row in rows_for("hold") {
         let view = row.view();
-        let verdict = hold::hold(&view, |_, _| Some(&hold));
+        let verdict = hold::hold(&view, |_, _| Some(("a__x", &hold)));
         match (row.kind, row.direction) {
-            (MessageKind::Call | MessageKind::Get, Direction::ToUpstream) => {
+            (
+                MessageKind::Call | MessageKind::Get | MessageKind::Read | MessageKind::Subscribe,
+                Direction::ToUpstream,
+            ) => {
                 let Verdict::Stop(stop) = verdict else {
                     panic!("{:?} not held: {verdict:?}", row.kind)
                 };
                 assert_eq!(stop.decision, Decision::Hold);
                 assert_eq!(stop.block.rule, "pin:changed");
-                assert!(stop.block.reason.contains("mcp-warden pin"), "{stop:?}");
+                assert!(
+                    stop.block.reason.contains("mcp-warden pin a__x"),
+                    "resolved by the name the lookup gives: {stop:?}"
+                );
             }
             _ => assert_eq!(verdict, Verdict::Pass, "{:?} {:?}", row.kind, row.direction),
         }
