@@ -15,6 +15,10 @@
 //! instructions ([`HIDDEN`]); the template `notes://{id}`, whose description hides
 //! them too. Each is read as one text item.
 //!
+//! With `HOSTILE_META` set in its environment (which is not part of a server's pinned
+//! identity, unlike its arguments), tool `echo` carries `_meta` `{"ui/resourceUri":
+//! <the value>}`: a definition that changes only in its `_meta`.
+//!
 //! Options: `--secret-in-description` puts a token-shaped example in the description of
 //! tool `docs` (one item of the list, for `[output] secrets = "block"`).
 // A test fixture: it reports on stderr.
@@ -67,9 +71,16 @@ impl Server for Hostile {
         } else {
             "Shows the docs.".to_owned()
         };
+        let meta = std::env::var("HOSTILE_META").ok();
         ["fail", "elicit", "notify", "sample", "keys", "echo"]
             .into_iter()
-            .map(|name| tool(name, &format!("Tool {name}."), schema.clone()))
+            .map(|name| {
+                let mut item = tool(name, &format!("Tool {name}."), schema.clone());
+                if let (Some(meta), "echo") = (&meta, name) {
+                    item["_meta"] = json!({"ui/resourceUri": meta});
+                }
+                item
+            })
             .chain(std::iter::once(tool("docs", &docs, schema.clone())))
             .collect()
     }

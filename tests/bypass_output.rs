@@ -217,3 +217,85 @@ fn a_flagged_resource_is_not_listed_and_reads_of_it_and_of_a_held_template_are_h
         assert_eq!(sub["error"]["code"], -32003, "{uri}: {sub}");
     }
 }
+
+/// The pin files under this world's data directory.
+fn lock_files(env: &Env) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.file_name().is_some_and(|n| n == "mcp-warden.lock") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&env.warden_home, &mut out);
+    out
+}
+
+/// `h` (the hostile server) under strict pinning, with `HOSTILE_META` set to `meta`.
+fn pinned_hostile(env: &Env, meta: Option<&str>) {
+    let env_table = meta.map_or_else(String::new, |m| {
+        format!("[servers.h.env]\nHOSTILE_META = {}\n", support::q(m))
+    });
+    env.user_config(&format!(
+        "{}{env_table}\n[pinning]\nmode = \"strict\"\n",
+        example_table("h", "hostile_output_server", &[])
+    ));
+}
+
+/// The answer to a call of `h__echo` in a fresh session.
+fn call_echo(env: &Env) -> Value {
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    serve.call_tool(2, "h__echo", json!({}))
+}
+
+/// Item 17: a tool's `_meta` is in its digest. A lock written before (`version = 1`,
+/// without `_meta`) does not approve a tool that has one: it is held, saying so; once
+/// pinned, a change of `_meta` alone holds it again.
+#[test]
+fn a_tools_meta_is_pinned_and_an_old_lock_does_not_approve_it() {
+    let env = Env::new();
+    pinned_hostile(&env, None);
+    let pin = env.run(&["pin", "--yes", "h"]);
+    assert!(pin.status.success(), "{pin:?}");
+    let locks = lock_files(&env);
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    let text = std::fs::read_to_string(&locks[0]).unwrap();
+    assert!(text.contains("version = 2"), "{text}");
+    // The same pins as an older mcp-warden wrote them.
+    std::fs::write(&locks[0], text.replace("version = 2", "version = 1")).unwrap();
+
+    pinned_hostile(&env, Some("ui://a"));
+    let held = call_echo(&env);
+    assert_eq!(
+        held["result"]["_meta"]["mcp-warden/rule"], "pin:changed",
+        "{held}"
+    );
+    let said = support::text_of(&held);
+    assert!(said.contains("`_meta` its pin does not cover"), "{said}");
+
+    let pin = env.run(&["pin", "--yes", "h"]);
+    assert!(pin.status.success(), "{pin:?}");
+    let text = std::fs::read_to_string(&locks[0]).unwrap();
+    assert!(
+        text.contains("version = 2") && text.contains("ui://a"),
+        "{text}"
+    );
+    assert_eq!(support::text_of(&call_echo(&env)), "ok");
+
+    pinned_hostile(&env, Some("ui://b"));
+    let held = call_echo(&env);
+    assert_eq!(
+        held["result"]["_meta"]["mcp-warden/rule"], "pin:changed",
+        "{held}"
+    );
+    assert!(
+        support::text_of(&held).contains("changed since it was pinned"),
+        "{held}"
+    );
+}

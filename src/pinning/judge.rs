@@ -305,7 +305,13 @@ pub fn judge_item(
         ItemStatus::Changed => Some(Hold {
             kind: HoldKind::Changed,
             rule: "pin:changed".into(),
-            reason: format!("{item} changed since it was pinned"),
+            reason: if lock.legacy_meta && pinned.is_some_and(|p| only_meta_is_new(p, source)) {
+                format!(
+                    "{item} has a `_meta` its pin does not cover (pinned by an mcp-warden that left `_meta` out)"
+                )
+            } else {
+                format!("{item} changed since it was pinned")
+            },
         }),
         _ if first_flag.is_some() => first_flag.map(|f| flagged_hold(f, &item)),
         ItemStatus::New if mode == PinningMode::Tofu => {
@@ -320,6 +326,13 @@ pub fn judge_item(
         ItemStatus::Pinned => None,
     };
     verdict
+}
+
+/// Whether `source` is what `pin` (a version 1 pin, made without `_meta`) pinned,
+/// but for its `_meta`: the migration case, not a change of the rest.
+fn only_meta_is_new(pin: &ItemPin, source: &str) -> bool {
+    crate::pinning::canonical::canonicalize_without_meta(source)
+        .is_ok_and(|without| without == pin.definition())
 }
 
 /// The pin that accepting the current definition would write: its findings at
@@ -463,8 +476,38 @@ mod tests {
 
     #[test]
     fn key_order_and_whitespace_are_not_a_change() {
-        let same = r#"{ "inputSchema": {"type": "object"}, "description": "Reads a file.", "name": "read", "_meta": {"x": 1} }"#;
+        let same = r#"{ "inputSchema": {"type": "object"}, "description": "Reads a file.", "name": "read" }"#;
         let v = judge(PinningMode::Strict, &pinned(&[]), same, &[]);
+        assert_eq!(v.status, ItemStatus::Pinned);
+    }
+
+    /// Issue 13, item 17: a tool's `_meta` is part of its digest. A `_meta` added or
+    /// changed after approval holds the tool; a version 1 pin (made without `_meta`)
+    /// does not silently approve an item that has one, and says why it holds it.
+    #[test]
+    fn meta_is_pinned_and_a_legacy_pin_does_not_approve_it() {
+        let with_meta = r#"{"name":"read","description":"Reads a file.","inputSchema":{"type":"object"},"_meta":{"ui/resourceUri":"ui://evil"}}"#;
+        let v = judge(PinningMode::Strict, &pinned(&[]), with_meta, &[]);
+        assert_eq!(v.status, ItemStatus::Changed);
+        let hold = v.hold.expect("held");
+        assert!(
+            hold.reason.ends_with("changed since it was pinned"),
+            "{hold:?}"
+        );
+
+        let mut legacy = pinned(&[]);
+        legacy.legacy_meta = true;
+        let v = judge(PinningMode::Tofu, &legacy, with_meta, &[]);
+        assert_eq!(v.status, ItemStatus::Changed);
+        assert_eq!(v.pin, None, "never re-approved");
+        let hold = v.hold.expect("held");
+        assert_eq!(hold.rule, "pin:changed");
+        assert!(
+            hold.reason.contains("`_meta` its pin does not cover"),
+            "{hold:?}"
+        );
+        // An item without `_meta` is still pinned by its version 1 pin.
+        let v = judge(PinningMode::Strict, &legacy, TOOL, &[]);
         assert_eq!(v.status, ItemStatus::Pinned);
     }
 
