@@ -299,3 +299,34 @@ fn a_tools_meta_is_pinned_and_an_old_lock_does_not_approve_it() {
         "{held}"
     );
 }
+
+/// Item 18: what the scan missed is found: a request to decode a blob and follow it,
+/// instructions aimed at other servers' tools in general terms, the conversation
+/// copied into an argument. Those tools are held (tofu); the rest are served. And an
+/// AWS access key id with `0`, `1`, `8` and `9` in it is redacted.
+#[test]
+fn the_scan_finds_what_it_missed_and_the_aws_key_rule_takes_every_digit() {
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}\n[pinning]\nmode = \"tofu\"\n",
+        example_table("h", "hostile_output_server", &["--sneaky"])
+    ));
+    let scan = env.run(&["scan", "--json"]);
+    let report = String::from_utf8_lossy(&scan.stdout);
+    for id in [
+        "decode-and-follow",
+        "cross-server-general",
+        "context-exfiltration",
+    ] {
+        assert!(report.contains(id), "{id} not found: {report}");
+    }
+    let mut serve = env.serve();
+    serve.initialize();
+    let names = serve.tool_names(1);
+    for held in ["h__decoder", "h__general", "h__context"] {
+        assert!(!names.iter().any(|n| n == held), "{held} served: {names:?}");
+    }
+    let answer = serve.call_tool(2, "h__echo", json!({}));
+    let text = support::text_of(&answer);
+    assert_eq!(text, "key [REDACTED:aws-access-key-id]", "{answer}");
+}

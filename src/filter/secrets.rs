@@ -138,11 +138,14 @@ pub static RULES: &[Rule] = &[
         id: "aws-access-key-id",
         description: "an AWS access key id (long-term AKIA or temporary ASIA)",
         keywords: &["akia", "asia", "abia", "acca"],
-        pattern: r"(?-u:\b)(?P<secret>(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})(?-u:\b)",
+        // The 16 characters after the prefix: AWS documents base32 (`A-Z2-7`), but
+        // real ids use `0`, `1`, `8` and `9` too.
+        pattern: r"(?-u:\b)(?P<secret>(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})(?-u:\b)",
         check: is_random,
         examples: &[
             concat!("aws_access_key_id = ", "AKIA", "OM2NP4QHOKWSXAPX"),
             concat!("{\"AccessKeyId\": \"", "ASIA", "DHCDALGZYHBQFGNV\"}"),
+            concat!("AWS_ACCESS_KEY_ID=", "AKIA", "Z8N0QW1R9TXB5LMK"),
         ],
         counter_examples: &[
             // AWS's own documentation key.
