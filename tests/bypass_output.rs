@@ -216,6 +216,17 @@ fn a_flagged_resource_is_not_listed_and_reads_of_it_and_of_a_held_template_are_h
         let sub = serve.request(json!(id + 10), "resources/subscribe", json!({"uri": uri}));
         assert_eq!(sub["error"]["code"], -32003, "{uri}: {sub}");
     }
+    // A completion for the held template is held too (not forwarded to the server).
+    let complete = serve.request(
+        json!(20),
+        "completion/complete",
+        json!({"ref": {"type": "ref/resource", "uri": "notes://{id}"}, "argument": {"name": "id", "value": "4"}}),
+    );
+    assert_eq!(complete["error"]["code"], -32003, "{complete}");
+    assert_eq!(
+        complete["error"]["data"]["mcp-warden/decision"], "hold",
+        "{complete}"
+    );
 }
 
 /// The pin files under this world's data directory.

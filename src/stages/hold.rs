@@ -1,7 +1,7 @@
 //! The hold stage (SPEC "Pinning"): a call to a tool or a get of a prompt that
-//! pinning holds (new in `strict`, changed, or flagged by the scan), and a read of
-//! (or subscription to) a resource the scan flagged or a URI of a held resource
-//! template, is stopped with decision `hold`. Held items are left out of the
+//! pinning holds (new in `strict`, changed, or flagged by the scan), a read of (or
+//! subscription to) a resource the scan flagged or a URI of a held resource template,
+//! and a completion for a held prompt or template, is stopped with decision `hold`. Held items are left out of the
 //! catalogs, so the session asks this stage about a name it could not route (and
 //! about every URI before routing it); the stage decides which kinds it applies to
 //! and what the stop says.
@@ -28,15 +28,11 @@ pub fn hold<'h>(
     })
 }
 
-/// Whether the hold stage looks at `view`: calls, gets, reads and subscriptions from
-/// the client. Completions of held refs are still issue 13's (see `docs/design.md`).
+/// Whether the hold stage looks at `view`: calls, gets, reads, subscriptions and
+/// completions (of a held prompt or template) from the client.
 #[must_use]
 pub fn applies(view: &View<'_>) -> bool {
-    view.direction == super::Direction::ToUpstream
-        && matches!(
-            view.kind,
-            MessageKind::Call | MessageKind::Get | MessageKind::Read | MessageKind::Subscribe
-        )
+    view.direction == super::Direction::ToUpstream && view.kind.is_routed_by_name()
 }
 
 /// The stop for a call to `exposed` that `hold` holds; `reason` replaces the hold's

@@ -86,7 +86,6 @@ fn issue_13(stage: &str, row: &Row) -> bool {
     use Direction::ToUpstream;
     use MessageKind as K;
     let cells: &[(&str, MessageKind, Direction)] = &[
-        ("hold", K::Complete, ToUpstream),
         ("decide", K::Subscribe, ToUpstream),
         ("decide", K::Complete, ToUpstream),
         ("in-filter", K::Read, ToUpstream),
@@ -114,14 +113,18 @@ fn held() -> Hold {
 }
 
 #[test]
-fn hold_stops_held_calls_gets_reads_and_subscriptions_and_passes_every_other_kind() {
+fn hold_stops_held_calls_gets_reads_subscriptions_and_completions_and_passes_every_other_kind() {
     let hold = held();
     for row in rows_for("hold") {
         let view = row.view();
         let verdict = hold::hold(&view, |_, _| Some(("a__x", &hold)));
         match (row.kind, row.direction) {
             (
-                MessageKind::Call | MessageKind::Get | MessageKind::Read | MessageKind::Subscribe,
+                MessageKind::Call
+                | MessageKind::Get
+                | MessageKind::Read
+                | MessageKind::Subscribe
+                | MessageKind::Complete,
                 Direction::ToUpstream,
             ) => {
                 let Verdict::Stop(stop) = verdict else {
