@@ -26,7 +26,14 @@ pub enum Outcome {
     /// A successful result with one text content item.
     Text(String),
     /// A tool execution error (`isError: true`) with one text content item.
+    #[allow(dead_code, reason = "not every server fails a call")]
     Failed(String),
+    /// This whole `result` object, as given.
+    #[allow(dead_code, reason = "not every server answers with its own result")]
+    Result(Value),
+    /// A JSON-RPC error answer with this message and `data`.
+    #[allow(dead_code, reason = "not every server answers with an error")]
+    Error { message: String, data: Value },
 }
 
 /// One staged server: its tools, what calling them does, and what happens next.
@@ -49,9 +56,22 @@ pub trait Server {
         Vec::new()
     }
 
+    /// The `resources/list` entries; when there are some, the server also offers the
+    /// `resources` capability, and `resources/read` of any URI answers one text item.
+    fn resources(&self) -> Vec<Value> {
+        Vec::new()
+    }
+
     /// A message to answer `tools/list` with, as a JSON-RPC error, instead of the tools.
     fn tools_error(&self) -> Option<String> {
         None
+    }
+
+    /// Runs before a `tools/call` of tool `name` is answered, with the call's `params`:
+    /// what a server sends while the client's request is in flight (notifications,
+    /// its own requests to the client).
+    fn before_answer(&mut self, _name: &str, _params: &Value, _out: &mut Out) -> io::Result<()> {
+        Ok(())
     }
 
     /// Runs after the answer to a `tools/call` has been written (whatever it was).
@@ -82,6 +102,12 @@ impl Out {
     /// Answers request `id` with a JSON-RPC error.
     pub fn error(&mut self, id: &Value, code: i64, message: &str) -> io::Result<()> {
         self.send(&json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}))
+    }
+
+    /// Sends a request of the server's own to the client (its answer is skipped).
+    #[allow(dead_code, reason = "not every server asks the client anything")]
+    pub fn request(&mut self, id: &str, method: &str, params: &Value) -> io::Result<()> {
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
     }
 
     /// Sends a notification (`params` left out when `None`).
@@ -159,7 +185,7 @@ fn serve(name: &str, server: &mut impl Server) -> io::Result<()> {
                 if let Some(instructions) = server.instructions() {
                     result["instructions"] = json!(instructions);
                 }
-                if !server.resource_templates().is_empty() {
+                if !server.resource_templates().is_empty() || !server.resources().is_empty() {
                     result["capabilities"]["resources"] = json!({});
                 }
                 out.result(id, &result)?;
@@ -169,8 +195,18 @@ fn serve(name: &str, server: &mut impl Server) -> io::Result<()> {
                 Some(message) => out.error(id, -32603, &message)?,
                 None => out.result(id, &json!({"tools": server.tools()}))?,
             },
-            "resources/list" if !server.resource_templates().is_empty() => {
-                out.result(id, &json!({"resources": []}))?;
+            "resources/list"
+                if !server.resource_templates().is_empty() || !server.resources().is_empty() =>
+            {
+                out.result(id, &json!({"resources": server.resources()}))?;
+            }
+            "resources/read" if !server.resources().is_empty() => {
+                let uri = params
+                    .get("uri")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let text = format!("contents of {uri}");
+                out.result(id, &json!({"contents": [{"uri": uri, "text": text}]}))?;
             }
             "resources/templates/list" if !server.resource_templates().is_empty() => {
                 out.result(
@@ -185,6 +221,7 @@ fn serve(name: &str, server: &mut impl Server) -> io::Result<()> {
                 };
                 let empty = json!({});
                 let arguments = params.get("arguments").unwrap_or(&empty);
+                server.before_answer(tool, params, &mut out)?;
                 match server.call(tool, arguments) {
                     Some(Outcome::Text(text)) => out.result(
                         id,
@@ -194,6 +231,12 @@ fn serve(name: &str, server: &mut impl Server) -> io::Result<()> {
                         id,
                         &json!({"content": [{"type": "text", "text": text}], "isError": true}),
                     )?,
+                    Some(Outcome::Result(result)) => out.result(id, &result)?,
+                    Some(Outcome::Error { message, data }) => out.send(&json!({
+                        "jsonrpc": "2.0",
+                        "id": id,
+                        "error": {"code": -32000, "message": message, "data": data},
+                    }))?,
                     None => out.error(id, -32602, &format!("unknown tool: {tool}"))?,
                 }
                 server.after_call(&mut out)?;

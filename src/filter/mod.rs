@@ -110,6 +110,27 @@ impl Chain {
     }
 }
 
+/// `map` with every key passed through `rename` (a redaction, a strip), in the same
+/// order. A renamed key that collides with one already kept gets ` #2`, ` #3`, ... so
+/// no value is lost and no key keeps what `rename` took out.
+pub(crate) fn rename_keys(
+    map: serde_json::Map<String, serde_json::Value>,
+    rename: impl Fn(&str) -> std::borrow::Cow<'_, str>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::with_capacity(map.len());
+    for (key, value) in map {
+        let base = rename(&key).into_owned();
+        let mut key = base.clone();
+        let mut n = 2_usize;
+        while out.contains_key(&key) {
+            key = format!("{base} #{n}");
+            n += 1;
+        }
+        out.insert(key, value);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

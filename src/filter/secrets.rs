@@ -138,11 +138,14 @@ pub static RULES: &[Rule] = &[
         id: "aws-access-key-id",
         description: "an AWS access key id (long-term AKIA or temporary ASIA)",
         keywords: &["akia", "asia", "abia", "acca"],
-        pattern: r"(?-u:\b)(?P<secret>(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})(?-u:\b)",
+        // The 16 characters after the prefix: AWS documents base32 (`A-Z2-7`), but
+        // real ids use `0`, `1`, `8` and `9` too.
+        pattern: r"(?-u:\b)(?P<secret>(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})(?-u:\b)",
         check: is_random,
         examples: &[
             concat!("aws_access_key_id = ", "AKIA", "OM2NP4QHOKWSXAPX"),
             concat!("{\"AccessKeyId\": \"", "ASIA", "DHCDALGZYHBQFGNV\"}"),
+            concat!("AWS_ACCESS_KEY_ID=", "AKIA", "Z8N0QW1R9TXB5LMK"),
         ],
         counter_examples: &[
             // AWS's own documentation key.
@@ -715,33 +718,42 @@ fn replace(text: &str, matches: &[SecretMatch]) -> String {
     out
 }
 
-/// Redacts every string in `value` in place (object keys are left alone: they are
-/// names the client needs, and a secret there would be a server bug we cannot fix by
-/// renaming). Returns the ids of the rules that fired, each once, in the order first
-/// seen.
+/// Redacts every string in `value` in place, object keys included: a key is text the
+/// client and the model read like any other (a `structuredContent` map keyed by
+/// credential, an argument named after one). A redacted key that would collide with
+/// a key already there gets ` #2`, ` #3`, ... so no value is lost. Returns the ids of
+/// the rules that fired, each once, in the order first seen.
 pub fn redact_json(value: &mut Value) -> Vec<&'static str> {
     let mut fired = Vec::new();
     walk(value, &mut fired);
     fired
 }
 
+fn note_rules(text: &str, fired: &mut Vec<&'static str>) -> bool {
+    let matches = find_secrets(text);
+    for m in &matches {
+        if !fired.contains(&m.rule) {
+            fired.push(m.rule);
+        }
+    }
+    !matches.is_empty()
+}
+
 fn walk(value: &mut Value, fired: &mut Vec<&'static str>) {
     match value {
         Value::String(s) => {
-            let matches = find_secrets(s);
-            if matches.is_empty() {
-                return;
+            if note_rules(s, fired) {
+                let redacted = redact(s).into_owned();
+                *s = redacted;
             }
-            for m in &matches {
-                if !fired.contains(&m.rule) {
-                    fired.push(m.rule);
-                }
-            }
-            let redacted = redact(s).into_owned();
-            *s = redacted;
         }
         Value::Array(items) => items.iter_mut().for_each(|v| walk(v, fired)),
-        Value::Object(map) => map.values_mut().for_each(|v| walk(v, fired)),
+        Value::Object(map) => {
+            map.values_mut().for_each(|v| walk(v, fired));
+            if map.keys().fold(false, |any, k| note_rules(k, fired) | any) {
+                *map = super::rename_keys(std::mem::take(map), redact);
+            }
+        }
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
@@ -1151,7 +1163,7 @@ mod tests {
     }
 
     #[test]
-    fn redact_json_walks_strings_not_keys() {
+    fn redact_json_walks_strings_and_keys() {
         let ghp = concat!("ghp_", "UoFJtsLpJ7OTEzN4NWFBiVxjTlJYBFsUwS0l");
         let akia = concat!("AKIA", "OM2NP4QHOKWSXAPX");
         let image = SHARED_COUNTER_EXAMPLES[4];
@@ -1185,8 +1197,16 @@ mod tests {
             "[REDACTED:github-pat]"
         );
         assert_eq!(
-            result["structuredContent"][ghp], true,
-            "keys are left alone"
+            result["structuredContent"]["[REDACTED:github-pat]"], true,
+            "keys are redacted too (issue 13)"
+        );
+        // Two keys that redact to the same text keep both values.
+        let other = concat!("ghp_", "ZoFJtsLpJ7OTEzN4NWFBiVxjTlJYBFsUwS0l");
+        let mut two = json!({ghp: 1, other: 2});
+        redact_json(&mut two);
+        assert_eq!(
+            two,
+            json!({"[REDACTED:github-pat]": 1, "[REDACTED:github-pat] #2": 2})
         );
         assert!(
             redact_json(&mut result).is_empty(),

@@ -135,6 +135,7 @@ pub struct Message {
     id_span: Option<Range<usize>>,
     params_span: Option<Range<usize>>,
     result_span: Option<Range<usize>>,
+    error_span: Option<Range<usize>>,
 }
 
 /// A parsed line: one message or a batch.
@@ -186,6 +187,18 @@ impl Message {
     #[must_use]
     pub fn result(&self) -> Option<&str> {
         self.result_span.clone().map(|r| self.text(r))
+    }
+
+    /// The JSON text of `error`, when present.
+    #[must_use]
+    pub fn error(&self) -> Option<&str> {
+        self.error_span.clone().map(|r| self.text(r))
+    }
+
+    /// Where `error` sits in the line.
+    #[must_use]
+    pub fn error_span(&self) -> Option<Range<usize>> {
+        self.error_span.clone()
     }
 
     /// Where `params` sits in the line.
@@ -387,6 +400,7 @@ fn parse_envelope(line: Bytes) -> Result<Message, ParseError> {
     let id_span = env.id.map(|raw| span_in(text, raw.get()));
     let params_span = env.params.map(|raw| span_in(text, raw.get()));
     let result_span = env.result.map(|raw| span_in(text, raw.get()));
+    let error_span = env.error.map(|raw| span_in(text, raw.get()));
 
     let kind = if let Some(method) = env.method {
         let method: Cow<'_, str> =
@@ -424,6 +438,7 @@ fn parse_envelope(line: Bytes) -> Result<Message, ParseError> {
         id_span,
         params_span,
         result_span,
+        error_span,
     })
 }
 

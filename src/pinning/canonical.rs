@@ -106,14 +106,24 @@ pub fn canonicalize_without_meta(json_text: &str) -> Result<String, CanonicalErr
 
 /// `sha256:<lowercase hex>` of the UTF-8 bytes of [`canonicalize_without_meta`].
 pub fn digest(json_text: &str) -> Result<String, CanonicalError> {
-    let canonical = canonicalize_without_meta(json_text)?;
+    Ok(sha256_hex(&canonicalize_without_meta(json_text)?))
+}
+
+/// `sha256:<lowercase hex>` of the UTF-8 bytes of [`canonicalize`]: the whole value,
+/// the top-level `_meta` included (an item's digest, SPEC "Pinning": a tool's `_meta`,
+/// such as a UI resource URI, is part of what was approved).
+pub fn digest_whole(json_text: &str) -> Result<String, CanonicalError> {
+    Ok(sha256_hex(&canonicalize(json_text)?))
+}
+
+fn sha256_hex(canonical: &str) -> String {
     let mut out = String::with_capacity(DIGEST_PREFIX.len() + 64);
     out.push_str(DIGEST_PREFIX);
     for byte in Sha256::digest(canonical.as_bytes()) {
         // Writing to a String cannot fail.
         let _ = write!(out, "{byte:02x}");
     }
-    Ok(out)
+    out
 }
 
 /// A parsed JSON value: only what JCS needs. Numbers are kept as the double they denote

@@ -31,6 +31,9 @@ pub enum HoldKind {
     New,
     Changed,
     Flagged,
+    /// A listed resource the scan flagged: resources are scanned, not pinned, so no
+    /// pin resolves it.
+    FlaggedResource,
 }
 
 impl HoldKind {
@@ -39,7 +42,7 @@ impl HoldKind {
         match self {
             Self::New => "new",
             Self::Changed => "changed",
-            Self::Flagged => "flagged",
+            Self::Flagged | Self::FlaggedResource => "flagged",
         }
     }
 }
@@ -64,6 +67,9 @@ impl Hold {
             HoldKind::New | HoldKind::Flagged => {
                 format!("review it with `mcp-warden pin {exposed}`, which shows it before pinning")
             }
+            HoldKind::FlaggedResource => format!(
+                "resources are scanned, not pinned: `{exposed}` is served once its server lists it without the finding (or with `[pinning] mode = \"off\"`)"
+            ),
         }
     }
 
@@ -299,7 +305,13 @@ pub fn judge_item(
         ItemStatus::Changed => Some(Hold {
             kind: HoldKind::Changed,
             rule: "pin:changed".into(),
-            reason: format!("{item} changed since it was pinned"),
+            reason: if lock.legacy_meta && pinned.is_some_and(|p| only_meta_is_new(p, source)) {
+                format!(
+                    "{item} has a `_meta` its pin does not cover (pinned by an mcp-warden that left `_meta` out)"
+                )
+            } else {
+                format!("{item} changed since it was pinned")
+            },
         }),
         _ if first_flag.is_some() => first_flag.map(|f| flagged_hold(f, &item)),
         ItemStatus::New if mode == PinningMode::Tofu => {
@@ -314,6 +326,13 @@ pub fn judge_item(
         ItemStatus::Pinned => None,
     };
     verdict
+}
+
+/// Whether `source` is what `pin` (a version 1 pin, made without `_meta`) pinned,
+/// but for its `_meta`: the migration case, not a change of the rest.
+fn only_meta_is_new(pin: &ItemPin, source: &str) -> bool {
+    crate::pinning::canonical::canonicalize_without_meta(source)
+        .is_ok_and(|without| without == pin.definition())
 }
 
 /// The pin that accepting the current definition would write: its findings at
@@ -331,6 +350,17 @@ pub fn candidate_pin(
 /// Findings strong enough to hold an item.
 fn strong(findings: &[Finding]) -> impl Iterator<Item = &Finding> {
     findings.iter().filter(|f| f.severity >= HOLD_SEVERITY)
+}
+
+/// The hold of a listed resource (`uri`) whose scan found `findings`, if any is
+/// strong enough to hold it (SPEC "Pinning": flagged resources are not listed, and
+/// reads of them are held).
+#[must_use]
+pub fn resource_hold(uri: &str, findings: &[Finding]) -> Option<Hold> {
+    let first = strong(findings).next()?;
+    let mut hold = flagged_hold(first, &format!("resource `{uri}`"));
+    hold.kind = HoldKind::FlaggedResource;
+    Some(hold)
 }
 
 fn flagged_hold(f: &Finding, item: &str) -> Hold {
@@ -356,6 +386,35 @@ fn noun(key: &PinKey) -> &'static str {
 mod tests {
     use super::*;
     use crate::pinning::lock::Kind;
+
+    /// Issue 13, item 4: a listed resource is held by a strong finding only, and its
+    /// hold says that no pin resolves it.
+    #[test]
+    fn a_resource_is_held_by_a_strong_finding_and_not_resolved_by_a_pin() {
+        let finding = |severity| crate::scan::Finding {
+            id: "hidden-instructions",
+            severity,
+            item: "resource `memo://x`".into(),
+            location: "/description".into(),
+            excerpt: "<IMPORTANT>".into(),
+            message: "instructions hidden in a description".into(),
+        };
+        assert_eq!(resource_hold("memo://x", &[]), None);
+        assert_eq!(
+            resource_hold("memo://x", &[finding(crate::scan::Severity::Low)]),
+            None
+        );
+        let hold =
+            resource_hold("memo://x", &[finding(crate::scan::Severity::High)]).expect("held");
+        assert_eq!(hold.kind, HoldKind::FlaggedResource);
+        assert_eq!(hold.rule, "scan:hidden-instructions");
+        let explained = hold.explain("memo://x");
+        assert!(
+            explained.contains("resource `memo://x` is flagged"),
+            "{explained}"
+        );
+        assert!(!explained.contains("mcp-warden pin"), "{explained}");
+    }
 
     const TOOL: &str =
         r#"{"name":"read","description":"Reads a file.","inputSchema":{"type":"object"}}"#;
@@ -417,8 +476,38 @@ mod tests {
 
     #[test]
     fn key_order_and_whitespace_are_not_a_change() {
-        let same = r#"{ "inputSchema": {"type": "object"}, "description": "Reads a file.", "name": "read", "_meta": {"x": 1} }"#;
+        let same = r#"{ "inputSchema": {"type": "object"}, "description": "Reads a file.", "name": "read" }"#;
         let v = judge(PinningMode::Strict, &pinned(&[]), same, &[]);
+        assert_eq!(v.status, ItemStatus::Pinned);
+    }
+
+    /// Issue 13, item 17: a tool's `_meta` is part of its digest. A `_meta` added or
+    /// changed after approval holds the tool; a version 1 pin (made without `_meta`)
+    /// does not silently approve an item that has one, and says why it holds it.
+    #[test]
+    fn meta_is_pinned_and_a_legacy_pin_does_not_approve_it() {
+        let with_meta = r#"{"name":"read","description":"Reads a file.","inputSchema":{"type":"object"},"_meta":{"ui/resourceUri":"ui://evil"}}"#;
+        let v = judge(PinningMode::Strict, &pinned(&[]), with_meta, &[]);
+        assert_eq!(v.status, ItemStatus::Changed);
+        let hold = v.hold.expect("held");
+        assert!(
+            hold.reason.ends_with("changed since it was pinned"),
+            "{hold:?}"
+        );
+
+        let mut legacy = pinned(&[]);
+        legacy.legacy_meta = true;
+        let v = judge(PinningMode::Tofu, &legacy, with_meta, &[]);
+        assert_eq!(v.status, ItemStatus::Changed);
+        assert_eq!(v.pin, None, "never re-approved");
+        let hold = v.hold.expect("held");
+        assert_eq!(hold.rule, "pin:changed");
+        assert!(
+            hold.reason.contains("`_meta` its pin does not cover"),
+            "{hold:?}"
+        );
+        // An item without `_meta` is still pinned by its version 1 pin.
+        let v = judge(PinningMode::Strict, &legacy, TOOL, &[]);
         assert_eq!(v.status, ItemStatus::Pinned);
     }
 

@@ -10,7 +10,7 @@
 //! # Format
 //! ```toml
 //! # mcp-warden.lock: pinned MCP definitions. Written by `mcp-warden pin`; review changes like code.
-//! version = 1
+//! version = 2
 //!
 //! [servers.fs]                      # one table per server, sorted by name
 //! identity = "sha256:<hex>"         # identity_digest(command, args) as written
@@ -38,7 +38,8 @@
 //!   version; rendering a parsed file gives back the same text byte for byte. Reading goes
 //!   through `toml` with `deny_unknown_fields` and `Spanned` for positions.
 //! - **The definition is canonical JSON, pretty-printed.** The model keeps the RFC 8785
-//!   text without `_meta` ([`canonical::canonicalize_without_meta`]); the file shows it
+//!   text of the whole item, its own `_meta` included ([`canonical::canonicalize`]);
+//!   the file shows it
 //!   with one member or element per line and 2-space indentation, so a pull request's
 //!   diff points at the changed line. Indentation is added by walking the canonical text
 //!   (not by `serde_json`, which could round numbers differently), so parsing it back and
@@ -48,6 +49,12 @@
 //!   cannot hold (DEL and C1 controls can appear raw in canonical JSON), it is a
 //!   multi-line basic string (`"""`) with `\` and `"` escaped instead. Other strings are
 //!   basic strings with TOML escapes.
+//! - **Version 1 left the item's `_meta` out** of the definition and the digest. A
+//!   version 1 file is still read (its definitions as written, which hold no `_meta`),
+//!   and the next write makes it version 2 with those pins unchanged. So an item without
+//!   `_meta` stays pinned, and one with `_meta` no longer matches its old pin: it is held
+//!   as changed, with a reason saying why ([`LockFile::legacy_meta`]), and never
+//!   re-approved silently.
 //! - **The digest is checked on read.** A definition whose digest differs from its
 //!   `digest` field was edited by hand (or half-merged); it is refused rather than trusted
 //!   either way.
@@ -69,8 +76,11 @@ use toml::Spanned;
 use crate::config::{Diagnostic, Severity, Source};
 use crate::pinning::canonical::{self, CanonicalError, DIGEST_PREFIX};
 
-/// The format version this module reads and writes.
-pub const VERSION: i64 = 1;
+/// The format version this module writes (and reads).
+pub const VERSION: i64 = 2;
+
+/// The version before items' `_meta` was pinned: still read, never written.
+pub const VERSION_WITHOUT_META: i64 = 1;
 
 /// The first line of every lock file.
 pub const HEADER: &str = "# mcp-warden.lock: pinned MCP definitions. Written by `mcp-warden \
@@ -172,18 +182,18 @@ pub struct ItemPin {
     pub exposed: String,
     /// Scan finding ids the user accepted for this definition.
     pub accepted: BTreeSet<String>,
-    /// RFC 8785 canonical JSON without `_meta`.
+    /// RFC 8785 canonical JSON of the whole item (`_meta` included).
     definition: String,
     /// `sha256:<hex>` of `definition`.
     digest: String,
 }
 
 impl ItemPin {
-    /// A pin of `definition_json` (the object as the upstream sent it; `_meta` is left
-    /// out), with no accepted findings.
+    /// A pin of `definition_json` (the object as the upstream sent it, its `_meta`
+    /// included), with no accepted findings.
     pub fn new(exposed: impl Into<String>, definition_json: &str) -> Result<Self, CanonicalError> {
-        let definition = canonical::canonicalize_without_meta(definition_json)?;
-        let digest = canonical::digest(&definition)?;
+        let definition = canonical::canonicalize(definition_json)?;
+        let digest = canonical::digest_whole(&definition)?;
         Ok(Self {
             exposed: exposed.into(),
             accepted: BTreeSet::new(),
@@ -192,7 +202,7 @@ impl ItemPin {
         })
     }
 
-    /// The pinned definition as canonical JSON (no whitespace, sorted keys, no `_meta`).
+    /// The pinned definition as canonical JSON (no whitespace, sorted keys).
     #[must_use]
     pub fn definition(&self) -> &str {
         &self.definition
@@ -217,6 +227,9 @@ impl ItemPin {
 pub struct LockFile {
     pub servers: BTreeMap<String, ServerPin>,
     pub items: BTreeMap<PinKey, ItemPin>,
+    /// Read from a version 1 file, whose pins left the items' `_meta` out: an item
+    /// that has `_meta` does not match its pin, and is held saying so.
+    pub legacy_meta: bool,
 }
 
 impl LockFile {
@@ -288,7 +301,8 @@ pub fn parse(path: &Path, text: &str) -> Result<LockFile, LockError> {
         ));
     }
     let raw: RawLock = toml::from_str(text).map_err(|e| invalid(source.toml_error(&e, None)))?;
-    if *raw.version.get_ref() != VERSION {
+    let version = *raw.version.get_ref();
+    if version != VERSION && version != VERSION_WITHOUT_META {
         let message = format!("unsupported lock file version `{}`", raw.version.get_ref());
         return Err(LockError::Invalid(
             source
@@ -308,7 +322,10 @@ pub fn parse(path: &Path, text: &str) -> Result<LockFile, LockError> {
         }
     };
 
-    let mut lock = LockFile::default();
+    let mut lock = LockFile {
+        legacy_meta: version == VERSION_WITHOUT_META,
+        ..LockFile::default()
+    };
     for (name, server) in raw.servers {
         check_digest(&server.identity)?;
         if let Some(instructions) = &server.instructions {
@@ -327,11 +344,18 @@ pub fn parse(path: &Path, text: &str) -> Result<LockFile, LockError> {
         let what = format!("{} `{}` of server `{}`", key.kind, key.name, key.server);
         let span = pin.definition.span();
         let written = pin.definition.get_ref();
-        let definition = canonical::canonicalize_without_meta(written).map_err(|e| {
+        // Version 1 wrote definitions without `_meta` and digested them so; what it
+        // wrote is read as it is (a hand-added `_meta` would not match the digest).
+        let canonicalize = if version == VERSION_WITHOUT_META {
+            canonical::canonicalize_without_meta
+        } else {
+            canonical::canonicalize
+        };
+        let definition = canonicalize(written).map_err(|e| {
             let at = definition_offset(&source, &span, written, error_offset(&e));
             invalid(source.error(&(at..at), format!("invalid definition of {what}: {e}")))
         })?;
-        let digest = canonical::digest(&definition).map_err(|e| {
+        let digest = canonical::digest_whole(&definition).map_err(|e| {
             invalid(source.error(&span, format!("invalid definition of {what}: {e}")))
         })?;
         if digest != *pin.digest.get_ref() {
@@ -810,7 +834,7 @@ mod tests {
         lock.items
             .insert(PinKey::new("fs", Kind::Tool, "read_file"), pin);
         let expected = format!(
-            "{HEADER}\nversion = 1\n\n[servers.fs]\nidentity = \"sha256:{}\"\n\n[[pins]]\n\
+            "{HEADER}\nversion = 2\n\n[servers.fs]\nidentity = \"sha256:{}\"\n\n[[pins]]\n\
              server = \"fs\"\nkind = \"tool\"\nname = \"read_file\"\nexposed = \"fs__read_file\"\n\
              digest = \"{digest}\"\naccepted = []\ndefinition = '''\n{{\n  \"inputSchema\": {{\n    \
              \"required\": [\n      \"path\"\n    ],\n    \"type\": \"object\"\n  }},\n  \
@@ -832,7 +856,10 @@ mod tests {
             text.contains("accepted = [\"ansi-escape\", \"hidden-instructions\"]"),
             "{text}"
         );
-        assert!(!text.contains("_meta"), "{text}");
+        assert!(
+            text.contains("\"_meta\": {"),
+            "an item's `_meta` is pinned: {text}"
+        );
     }
 
     #[test]
@@ -862,7 +889,7 @@ mod tests {
             let pretty = pin.definition_pretty();
             assert!(pretty.contains("\n  \""), "{pretty}");
             assert_eq!(ok(canonical::canonicalize(&pretty)), pin.definition());
-            assert_eq!(ok(canonical::digest(&pretty)), pin.digest());
+            assert_eq!(ok(canonical::digest_whole(&pretty)), pin.digest());
         }
     }
 
@@ -932,11 +959,33 @@ mod tests {
         );
     }
 
+    /// Issue 13, item 17: a version 1 file (pins without `_meta`) is read, marked
+    /// legacy, and written back as version 2 with its pins unchanged.
+    #[test]
+    fn a_version_1_file_is_read_and_written_back_as_version_2_unchanged() {
+        let mut lock = LockFile::default();
+        let pin = item(
+            "fs__read_file",
+            r#"{"name":"read_file","inputSchema":{"type":"object"}}"#,
+        );
+        let digest = pin.digest().to_owned();
+        lock.items
+            .insert(PinKey::new("fs", Kind::Tool, "read_file"), pin);
+        let v1 = render(&lock).replace("version = 2", "version = 1");
+        let parsed = ok(parse(Path::new("l"), &v1));
+        assert!(parsed.legacy_meta);
+        let read = parsed.items.values().next().expect("one pin");
+        assert_eq!(read.digest(), digest, "the same pin");
+        let v2 = render(&parsed);
+        assert!(v2.contains("version = 2"), "{v2}");
+        assert!(!ok(parse(Path::new("l"), &v2)).legacy_meta);
+    }
+
     #[test]
     fn wrong_or_missing_version_is_an_error() {
-        let err = parse_error("# x\nversion = 2\n");
+        let err = parse_error("# x\nversion = 3\n");
         assert!(
-            err.starts_with("/w/mcp-warden.lock:2:11: error: unsupported lock file version `2`"),
+            err.starts_with("/w/mcp-warden.lock:2:11: error: unsupported lock file version `3`"),
             "{err}"
         );
         let err = parse_error("version = \"1\"\n");

@@ -393,7 +393,7 @@ impl Session {
                 return;
             }
             let pins = &self.pins;
-            let mut verdict = hold::hold(&view, |_, name| pins.held(kind, name));
+            let mut verdict = hold::hold(&view, |_, name| pins.held_named(kind, name));
             if verdict == Verdict::Pass {
                 verdict = decide::hidden(&view, &self.policy, &self.flows);
             }
@@ -463,6 +463,12 @@ impl Session {
                 &format!("`{method}` needs a string `uri`"),
             );
         };
+        // Held before routing: a held template is not in the catalog, so its URIs
+        // would otherwise reach a server by another route.
+        let unrouted = View::of(Direction::ToUpstream, msg).name(Some(&uri));
+        if let Verdict::Stop(stop) = hold::hold(&unrouted, |_, uri| self.pins.held_resource(uri)) {
+            return self.stop_request(&unrouted, msg, &origin, &stop);
+        }
         let Some(slot) = self.slot_for_uri(&uri) else {
             return self.reply_error(
                 &origin,
@@ -506,6 +512,29 @@ impl Session {
                 .and_then(|(raw, span)| Some((serde_json::from_str::<String>(raw).ok()?, span)))
         };
         let kind = string(&["ref", "type"]).map(|(k, _)| k);
+        // A completion for a held prompt or template is held like a get or a read of
+        // it (a held item is not in the catalog, so its ref could reach a server by
+        // another route).
+        let by_prompt = kind.as_deref() == Some("ref/prompt");
+        let named = string(if by_prompt {
+            &["ref", "name"]
+        } else {
+            &["ref", "uri"]
+        });
+        let view =
+            View::of(Direction::ToUpstream, msg).name(named.as_ref().map(|(n, _)| n.as_str()));
+        let pins = &self.pins;
+        let held = hold::hold(&view, |_, name| {
+            if by_prompt {
+                pins.held_named(ListKind::Prompts, name)
+            } else {
+                pins.held_named(ListKind::Templates, name)
+                    .or_else(|| pins.held_resource(name))
+            }
+        });
+        if let Verdict::Stop(stop) = held {
+            return self.stop_request(&view, msg, &origin, &stop);
+        }
         let (slot, edits) = match (
             kind.as_deref(),
             string(&["ref", "name"]),

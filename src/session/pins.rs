@@ -96,6 +96,9 @@ pub(super) struct Pins {
     locks: HashMap<PathBuf, LockState>,
     /// Per kind: exposed name → why it is held.
     held: [HashMap<String, Hold>; 3],
+    /// Listed resources the scan flagged, left out of `resources/list`: URI → (the
+    /// slot that listed it, its hold). Bounded with the session's URI routes.
+    flagged_resources: HashMap<String, (usize, Hold)>,
     /// (item, rule) already reported this session.
     reported: HashSet<(String, String)>,
     /// What to tell the person: new holds, and findings in `off` mode.
@@ -133,6 +136,7 @@ impl Pins {
             places: readings.places,
             locks: readings.locks,
             held: Default::default(),
+            flagged_resources: HashMap::new(),
             reported: HashSet::new(),
             reports: readings.warning.into_iter().collect(),
             findings: HashMap::new(),
@@ -192,6 +196,49 @@ impl Pins {
     /// Why an exposed name of `kind` is held, if it is.
     pub(super) fn held(&self, kind: ListKind, exposed: &str) -> Option<&Hold> {
         self.held[kind.index()].get(exposed)
+    }
+
+    /// [`Self::held`], with the exposed name as the hold stage names it.
+    pub(super) fn held_named(&self, kind: ListKind, exposed: &str) -> Option<(&str, &Hold)> {
+        self.held[kind.index()]
+            .get_key_value(exposed)
+            .map(|(name, hold)| (name.as_str(), hold))
+    }
+
+    /// Why a read of `uri` is held, with the name that resolves it: a listed resource
+    /// the scan flagged, or a URI of a held resource template (a held template is left
+    /// out of the catalog, and its URIs must not reach the server by another route).
+    pub(super) fn held_resource(&self, uri: &str) -> Option<(&str, &Hold)> {
+        if let Some((uri, (_, hold))) = self.flagged_resources.get_key_value(uri) {
+            return Some((uri.as_str(), hold));
+        }
+        self.held[ListKind::Templates.index()]
+            .iter()
+            .find(|(template, _)| crate::router::catalog::template_matches(template, uri))
+            .map(|(template, hold)| (template.as_str(), hold))
+    }
+
+    /// Records what the scan made of resource `uri` as slot `slot` listed it: held,
+    /// or (with `None`) not held any more.
+    pub(super) fn judge_resource(&mut self, slot: usize, uri: &str, hold: Option<Hold>) {
+        match hold {
+            Some(hold) => {
+                self.flagged_resources.insert(uri.to_owned(), (slot, hold));
+            }
+            None => {
+                self.flagged_resources.remove(uri);
+            }
+        }
+    }
+
+    /// How many flagged resources are remembered.
+    pub(super) fn flagged_resources(&self) -> usize {
+        self.flagged_resources.len()
+    }
+
+    /// Forgets the resources slot `slot` listed (it stopped).
+    pub(super) fn forget_resources_of(&mut self, slot: usize) {
+        self.flagged_resources.retain(|_, (s, _)| *s != slot);
     }
 
     /// Messages for the person since the last call.
@@ -547,7 +594,7 @@ impl super::Session {
     }
 
     /// What the scan knows about the servers other than the one in slot `index`.
-    fn scan_context(&self, index: usize) -> ScanContext {
+    pub(super) fn scan_context(&self, index: usize) -> ScanContext {
         let peers: Vec<Peer<'_>> = self
             .slots
             .iter()

@@ -195,6 +195,7 @@ impl Session {
         self.reverse
             .retain(|_, r| !matches!(r, Reverse::Forwarded { slot, .. } if *slot == index));
         self.uri_routes.retain(|_, slot| *slot != index);
+        self.pins.forget_resources_of(index);
         self.after_state_change();
     }
 
@@ -577,10 +578,6 @@ impl Session {
     /// A page of `resources/list` from one upstream: its URIs are remembered for
     /// routing, and its cursor becomes one of ours that also names the server.
     fn on_resources_page(&mut self, index: usize, msg: &Message, origin: &super::Origin) {
-        #[derive(serde::Deserialize)]
-        struct Uri {
-            uri: String,
-        }
         let server = self.slots[index].config.name.clone();
         let page = msg
             .result()
@@ -590,13 +587,44 @@ impl Session {
             let line = msg.rewrite(Some(origin.id.as_str()), &[]);
             return self.reply_checked(origin, line, Some(&server), "resources/list");
         };
+        // Each item is scanned like a definition (SPEC "Pinning": resources are
+        // scanned, not pinned): a flagged one is left out, and reads of it are held.
+        let scanning = self.pins.mode() != crate::config::PinningMode::Off;
+        let context = if scanning {
+            self.scan_context(index)
+        } else {
+            crate::scan::ScanContext::default()
+        };
+        let mut listed = Vec::with_capacity(page.items.len());
         for raw in &page.items {
-            if self.uri_routes.len() >= super::MAX_URI_ROUTES {
-                break;
+            let Ok(item) = serde_json::from_str::<Value>(raw.get()) else {
+                continue;
+            };
+            let Some(uri) = item.get("uri").and_then(Value::as_str) else {
+                listed.push(raw.get());
+                continue;
+            };
+            let findings = if scanning {
+                crate::scan::scan_definition(crate::scan::ItemKind::Resource, uri, &item, &context)
+            } else {
+                Vec::new()
+            };
+            if self.uri_routes.len() + self.pins.flagged_resources() >= super::MAX_URI_ROUTES {
+                // Past the bound nothing is remembered; a flagged item is still left out.
+                if findings.is_empty() {
+                    listed.push(raw.get());
+                }
+                continue;
             }
-            if let Ok(r) = serde_json::from_str::<Uri>(raw.get()) {
-                self.uri_routes.insert(r.uri, index);
+            let hold = crate::pinning::judge::resource_hold(uri, &findings);
+            if let Some(hold) = &hold {
+                tracing::warn!(server = %server, uri, rule = %hold.rule, "a listed resource is flagged by the scan; left out, reads held");
+                self.uri_routes.remove(uri);
+            } else {
+                self.uri_routes.insert(uri.to_owned(), index);
+                listed.push(raw.get());
             }
+            self.pins.judge_resource(index, uri, hold);
         }
         let instance_of = |slot: usize| self.slots[slot].upstream.as_ref().map(|u| u.instance);
         let next = match page.next_cursor {
@@ -606,8 +634,7 @@ impl Session {
                 .and_then(instance_of)
                 .map(|i| super::cursor::encode(i, None)),
         };
-        let items: Vec<&str> = page.items.iter().map(|r| r.get()).collect();
-        let mut result = format!("{{\"resources\":[{}]", items.join(","));
+        let mut result = format!("{{\"resources\":[{}]", listed.join(","));
         if let Some(next) = next {
             result.push_str(",\"nextCursor\":");
             result.push_str(&serde_json::to_string(&next).unwrap_or_default());
