@@ -6,7 +6,7 @@
 //! capabilities `{"tools":{"listChanged":true}}`, plus `resources` and `instructions`
 //! when the [`Server`] has them), `ping` (`{}`), `tools/list` (all tools, no
 //! pagination, or the server's error), `resources/templates/list` and `tools/call`
-//! (through the [`Server`] trait); other methods get -32601. Notifications, answers to requests we never sent and lines
+//! (through the [`Server`] trait, whose `answer` may take any method first); other methods get -32601. Notifications, answers to requests we never sent and lines
 //! that are not a JSON object are skipped. Every line written is flushed at once.
 //!
 //! Included by each server with `#[path = "support/mini_mcp.rs"] mod mini_mcp;`.
@@ -51,6 +51,18 @@ pub trait Server {
 
     /// A message to answer `tools/list` with, as a JSON-RPC error, instead of the tools.
     fn tools_error(&self) -> Option<String> {
+        None
+    }
+
+    /// Answers a request the server handles itself (before the methods above):
+    /// `Some(Ok(result))`, `Some(Err(message))` for a -32602 error, `None` to leave it
+    /// to the built-in answers.
+    fn answer(&mut self, _method: &str, _params: &Value) -> Option<Result<Value, String>> {
+        None
+    }
+
+    /// Capabilities to add to the `initialize` answer (an object), if any.
+    fn capabilities(&self) -> Option<Value> {
         None
     }
 
@@ -148,6 +160,17 @@ fn serve(name: &str, server: &mut impl Server) -> io::Result<()> {
             continue;
         };
         let params = message.get("params").unwrap_or(&Value::Null);
+        match server.answer(method, params) {
+            Some(Ok(result)) => {
+                out.result(id, &result)?;
+                continue;
+            }
+            Some(Err(message)) => {
+                out.error(id, -32602, &message)?;
+                continue;
+            }
+            None => {}
+        }
         match method {
             "initialize" => {
                 let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
@@ -161,6 +184,11 @@ fn serve(name: &str, server: &mut impl Server) -> io::Result<()> {
                 }
                 if !server.resource_templates().is_empty() {
                     result["capabilities"]["resources"] = json!({});
+                }
+                if let Some(Value::Object(extra)) = server.capabilities() {
+                    for (key, value) in extra {
+                        result["capabilities"][key] = value;
+                    }
                 }
                 out.result(id, &result)?;
             }

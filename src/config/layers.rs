@@ -594,8 +594,8 @@ fn merge_labels(files: &[PolicyFile<'_>], errors: &mut Vec<Diagnostic>) -> flows
     let mut entries = Vec::new();
     for file in files {
         for label in &file.keys.labels {
-            for glob in &label.globs {
-                entries.push((file.layer, label.name.clone(), glob.clone()));
+            for (kind, glob) in &label.globs {
+                entries.push((file.layer, label.name.clone(), *kind, glob.clone()));
             }
         }
     }

@@ -14,8 +14,9 @@
 //!    never loosen it. A rule whose conditions cannot be evaluated (missing argument,
 //!    wrong type, unresolvable path, annotations of an unpinned tool) matches a `deny`
 //!    or `ask` rule and does not match an `allow` rule: fail closed.
-//! 2. **Flows** ([`flows`]): for tool calls, labels of the session's earlier completed
-//!    calls against this call's labels: the trifecta, then `[[flows.rules]]`.
+//! 2. **Flows** ([`flows`]): for every kind (tools, prompts, resources), labels of
+//!    the session's earlier completed requests against this one's labels: the
+//!    trifecta, then `[[flows.rules]]`.
 //! 3. The outcome, strongest first: an enforced deny (the first layer that denies,
 //!    then the first flow rule), an enforced ask, a denial or ask in `monitor` mode
 //!    ([`Decision::Monitor`]: the call goes through), else allow.
@@ -349,16 +350,13 @@ impl PolicySet {
                 layers.push(decision);
             }
         }
-        let mut hits = Vec::new();
-        if call.kind == Kind::Tool {
-            hits = flows::check(
-                &self.labels,
-                self.settings.trifecta == Trifecta::Deny,
-                self.settings.mode,
-                &self.flow_rules,
-                flows,
-                call.name,
-            );
+        let settings = flows::Settings {
+            trifecta: self.settings.trifecta == Trifecta::Deny,
+            trifecta_mode: self.settings.mode,
+            rules: &self.flow_rules,
+        };
+        let hits = flows::check_item(&self.labels, &settings, flows, call.kind, call.name);
+        {
             for hit in &hits {
                 outcome.add(
                     hit.mode,
@@ -372,8 +370,9 @@ impl PolicySet {
                 );
             }
         }
-        let labels = if detail && call.kind == Kind::Tool {
-            self.labels_of(call.name)
+        let labels = if detail {
+            self.labels
+                .named(self.labels.of_item(call.kind, call.name))
                 .into_iter()
                 .map(str::to_owned)
                 .collect()

@@ -395,7 +395,7 @@ impl Session {
             let pins = &self.pins;
             let mut verdict = hold::hold(&view, |_, name| pins.held(kind, name));
             if verdict == Verdict::Pass {
-                verdict = decide::hidden(&view, &self.policy, &self.flows);
+                verdict = decide::hidden(&view, &msg, &self.policy, &self.flows);
             }
             if let Verdict::Stop(stop) = verdict {
                 return self.stop_request(&view, &msg, &origin, &stop);
@@ -499,14 +499,15 @@ impl Session {
         })
     }
 
-    /// `completion/complete`: by the prompt's exposed name, or the resource template.
+    /// `completion/complete`: by the prompt's exposed name, or the resource template;
+    /// decided as a request for that ref (a hidden or denied ref is refused).
     fn on_complete(&mut self, msg: &Message, origin: Origin) {
         let string = |path: &[&str]| {
             msg.param(path)
                 .and_then(|(raw, span)| Some((serde_json::from_str::<String>(raw).ok()?, span)))
         };
         let kind = string(&["ref", "type"]).map(|(k, _)| k);
-        let (slot, edits) = match (
+        let (slot, edits, item) = match (
             kind.as_deref(),
             string(&["ref", "name"]),
             string(&["ref", "uri"]),
@@ -516,6 +517,13 @@ impl Session {
                     .route(&exposed)
                     .cloned()
                 else {
+                    // Hidden by the policy: refused with its rule, not "unknown".
+                    let view = View::of(Direction::ToUpstream, msg).name(Some(&exposed));
+                    if let Verdict::Stop(stop) =
+                        decide::hidden(&view, msg, &self.policy, &self.flows)
+                    {
+                        return self.stop_request(&view, msg, &origin, &stop);
+                    }
                     return self.reply_error(
                         &origin,
                         ErrorCode::InvalidParams,
@@ -523,7 +531,7 @@ impl Session {
                     );
                 };
                 let name = serde_json::to_string(&route.name).unwrap_or_default();
-                (route.slot, vec![(span, name)])
+                (route.slot, vec![(span, name)], exposed)
             }
             (Some("ref/resource"), _, Some((uri, _))) => {
                 let owner = self.catalogs[ListKind::Templates.index()]
@@ -536,7 +544,7 @@ impl Session {
                         &format!("unknown resource `{uri}`"),
                     );
                 };
-                (slot, Vec::new())
+                (slot, Vec::new(), uri)
             }
             _ => {
                 return self.reply_error(
@@ -546,12 +554,20 @@ impl Session {
                 );
             }
         };
+        let server = self.slots[slot].config.name.clone();
+        let view = View::of(Direction::ToUpstream, msg)
+            .server(&server)
+            .name(Some(&item));
+        let monitor = match self.decide(msg, &origin, &view, slot) {
+            super::policy::Outcome::Go(monitor) => monitor,
+            super::policy::Outcome::Answered => return,
+        };
         let forward = Forward {
             method: "completion/complete",
             tool: None,
             edits,
             paged: false,
-            monitor: None,
+            monitor,
         };
         self.forward_request(slot, msg, origin, forward);
     }

@@ -67,7 +67,7 @@ impl Session {
         if self.approved_once.remove(&origin.id) {
             return Outcome::Go(None);
         }
-        let (Some(kind), Some(name)) = (decide::policy_kind(view), view.name) else {
+        let (Some(kind), Some(name)) = (decide::policy_kind(view, msg), view.name) else {
             return Outcome::Go(None);
         };
         let policy = self.policy();
@@ -190,13 +190,18 @@ impl Session {
         value.get("annotations").cloned()
     }
 
-    /// A completed tool call counts toward the session's flow history.
-    pub(super) fn record_flow(&mut self, method: &str, tool: Option<&str>) {
-        if method == "tools/call"
-            && let Some(tool) = tool
-        {
+    /// A completed tool call, prompt get or resource read counts toward the session's
+    /// flow history (`item`: its exposed name or URI).
+    pub(super) fn record_flow(&mut self, method: &str, item: Option<&str>) {
+        let kind = match method {
+            "tools/call" => Kind::Tool,
+            "prompts/get" => Kind::Prompt,
+            "resources/read" => Kind::Resource,
+            _ => return,
+        };
+        if let Some(item) = item {
             let policy = self.policy();
-            self.flows.record(&policy.labels, tool);
+            self.flows.record_item(&policy.labels, kind, item);
         }
     }
 }

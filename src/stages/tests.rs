@@ -89,8 +89,6 @@ fn issue_13(stage: &str, row: &Row) -> bool {
         ("hold", K::Read, ToUpstream),
         ("hold", K::Subscribe, ToUpstream),
         ("hold", K::Complete, ToUpstream),
-        ("decide", K::Subscribe, ToUpstream),
-        ("decide", K::Complete, ToUpstream),
         ("in-filter", K::Read, ToUpstream),
         ("in-filter", K::Subscribe, ToUpstream),
         ("in-filter", K::Get, ToUpstream),
@@ -164,8 +162,9 @@ fn everything(head: &str, action: &str) -> PolicySet {
 fn decided_rule(row: &Row) -> Option<&'static str> {
     match (row.kind, row.direction) {
         (MessageKind::Call, Direction::ToUpstream) => Some("no-tools"),
-        (MessageKind::Get, Direction::ToUpstream) => Some("no-prompts"),
-        (MessageKind::Read, Direction::ToUpstream) => Some("no-resources"),
+        // The row's completion is for a prompt: decided as a request for that prompt.
+        (MessageKind::Get | MessageKind::Complete, Direction::ToUpstream) => Some("no-prompts"),
+        (MessageKind::Read | MessageKind::Subscribe, Direction::ToUpstream) => Some("no-resources"),
         _ => None,
     }
 }
@@ -266,13 +265,16 @@ fn an_empty_policy_passes_every_kind() {
 }
 
 #[test]
-fn a_hidden_item_is_stopped_by_its_rule_and_only_calls_and_gets_are_hidden() {
+fn a_hidden_item_is_stopped_by_its_rule_and_only_calls_gets_and_completions_are_hidden() {
     let policy = deny_everything();
     let flows = FlowState::new();
     for row in rows() {
-        let verdict = decide::hidden(&row.view(), &policy, &flows);
+        let verdict = decide::hidden(&row.view(), &row.msg, &policy, &flows);
         match (row.kind, row.direction) {
-            (MessageKind::Call | MessageKind::Get, Direction::ToUpstream) => {
+            (
+                MessageKind::Call | MessageKind::Get | MessageKind::Complete,
+                Direction::ToUpstream,
+            ) => {
                 assert!(
                     matches!(verdict, Verdict::Stop(ref s) if s.decision == Decision::Deny),
                     "{verdict:?}"
@@ -458,5 +460,64 @@ fn monitor_marks_a_result_with_its_rule() {
     assert!(
         text.contains(r#""mcp-warden/decision":"monitor""#) && text.contains("no-tools"),
         "{text}"
+    );
+}
+
+/// Labels over every kind the decide stage decides: the item each row is about is
+/// `egress` (by tool, prompt or URI glob), and the history has private and untrusted.
+fn every_kind_is_egress() -> (PolicySet, FlowState) {
+    let text = "[labels]\nprivate = { resources = [\"file:///secret/**\"] }\n\
+                untrusted = { prompts = [\"b__issue\"] }\n\
+                egress = { tools = [\"a__*\"], prompts = [\"a__*\"], resources = [\"file:///x\"] }\n\
+                [flows]\ntrifecta = \"deny\"\n";
+    let policy = crate::policy::tests::build(
+        &[(Layer::User, text)],
+        false,
+        None,
+        Path::new("/nonexistent"),
+    );
+    let mut flows = FlowState::new();
+    flows.record_item(
+        &policy.labels,
+        crate::policy::Kind::Resource,
+        "file:///secret/a",
+    );
+    flows.record_item(&policy.labels, crate::policy::Kind::Prompt, "b__issue");
+    (policy, flows)
+}
+
+#[test]
+fn flows_fire_on_every_decided_kind_after_a_read_and_a_get_armed_them() {
+    let (policy, flows) = every_kind_is_egress();
+    let inputs = decide::Inputs {
+        policy: &policy,
+        flows: &flows,
+        annotations: None,
+        cwd: None,
+    };
+    for row in rows() {
+        let mut rate = limits::CallRate::default();
+        let verdict = decide::decide(&row.view(), &row.msg, &inputs, &mut rate, Instant::now());
+        if decided_rule(&row).is_some() {
+            let Verdict::Stop(stop) = verdict else {
+                panic!("{:?} not denied: {verdict:?}", row.kind)
+            };
+            assert_eq!(stop.block.rule, "flow:trifecta", "{:?}", row.kind);
+            assert!(
+                stop.block.reason.contains("file:///secret/a"),
+                "{:?}: {}",
+                row.kind,
+                stop.block.reason
+            );
+        } else {
+            assert_eq!(verdict, Verdict::Pass, "{:?} {:?}", row.kind, row.direction);
+        }
+    }
+    // A tool glob never labels a prompt or a URI of the same spelling.
+    assert!(
+        policy
+            .labels
+            .named(policy.labels.of_item(crate::policy::Kind::Tool, "b__issue"))
+            .is_empty()
     );
 }

