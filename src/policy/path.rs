@@ -117,7 +117,7 @@ fn uri_scheme(text: &str) -> Option<(&str, &str)> {
     (ok && (rest.starts_with('/') || scheme.eq_ignore_ascii_case("file"))).then_some((scheme, rest))
 }
 
-fn percent_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn percent_decode(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

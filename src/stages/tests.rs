@@ -58,8 +58,8 @@ fn rows() -> Vec<Row> {
     vec![
         row(K::Call, ToUpstream, Some("a__t"), None, format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"a__t","arguments":{{"q":"{s}"}}}}}}"#)),
         row(K::Get, ToUpstream, Some("a__p"), None, format!(r#"{{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{{"name":"a__p","arguments":{{"q":"{s}"}}}}}}"#)),
-        row(K::Read, ToUpstream, Some("file:///x"), None, r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///x"}}"#.into()),
-        row(K::Subscribe, ToUpstream, Some("file:///x"), None, r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///x"}}"#.into()),
+        row(K::Read, ToUpstream, Some("file:///x"), None, format!(r#"{{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{{"uri":"file:///x?k={s}"}}}}"#)),
+        row(K::Subscribe, ToUpstream, Some("file:///x"), None, format!(r#"{{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{{"uri":"file:///x?k={s}"}}}}"#)),
         row(K::Complete, ToUpstream, Some("a__p"), None, format!(r#"{{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{{"ref":{{"type":"ref/prompt","name":"a__p"}},"argument":{{"name":"q","value":"{s}"}}}}}}"#)),
         row(K::List, ToUpstream, None, None, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.into()),
         row(K::Control, ToUpstream, None, None, r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#.into()),
@@ -89,10 +89,6 @@ fn issue_13(stage: &str, row: &Row) -> bool {
         ("hold", K::Read, ToUpstream),
         ("hold", K::Subscribe, ToUpstream),
         ("hold", K::Complete, ToUpstream),
-        ("in-filter", K::Read, ToUpstream),
-        ("in-filter", K::Subscribe, ToUpstream),
-        ("in-filter", K::Get, ToUpstream),
-        ("in-filter", K::Complete, ToUpstream),
         ("in-filter", K::Answer, ToUpstream),
         ("out-filter", K::Error, ToClient),
     ];
@@ -335,9 +331,18 @@ fn filtered(direction: Direction, stage: &str) -> Vec<(Row, FilterVerdict)> {
 }
 
 #[test]
-fn the_in_filter_stops_secrets_in_call_arguments_and_passes_every_other_kind() {
+fn the_in_filter_stops_secrets_in_what_every_request_sends_and_passes_every_other_kind() {
     for (row, verdict) in filtered(Direction::ToUpstream, "in-filter") {
-        if row.kind == MessageKind::Call {
+        let has_secret = std::str::from_utf8(row.msg.raw()).is_ok_and(|t| t.contains(&secret()));
+        let carries_model_data = matches!(
+            row.kind,
+            MessageKind::Call
+                | MessageKind::Get
+                | MessageKind::Read
+                | MessageKind::Subscribe
+                | MessageKind::Complete
+        );
+        if carries_model_data && has_secret {
             assert!(
                 matches!(verdict, FilterVerdict::Block(ref b) if b.rule == "output:secrets"),
                 "{verdict:?}"
