@@ -14,7 +14,8 @@
 //! - tool `issue`: returns text from outside (an untrusted source).
 //!
 //! Options: `--uri URI` and `--template T` add to the lists; `--only` leaves the
-//! default resource and template out (so two instances can collide on exactly one).
+//! default resource and template out (so two instances can collide on exactly one);
+//! `--tag NAME` ends every read's text with ` by NAME`.
 // A test fixture: it reports on stderr.
 #![allow(clippy::print_stderr)]
 
@@ -29,6 +30,8 @@ use serde_json::{Value, json};
 struct Bypass {
     uris: Vec<String>,
     templates: Vec<String>,
+    /// Said after every read's text (`--tag`), so a test sees which server read.
+    tag: String,
 }
 
 impl Server for Bypass {
@@ -72,7 +75,7 @@ impl Server for Bypass {
             }
             "resources/read" => {
                 let uri = text("uri");
-                json!({"contents": [{"uri": uri, "mimeType": "text/plain", "text": format!("read {uri}")}]})
+                json!({"contents": [{"uri": uri, "mimeType": "text/plain", "text": format!("read {uri}{}", self.tag)}]})
             }
             "resources/subscribe" | "resources/unsubscribe" => json!({}),
             "prompts/list" => json!({"prompts": [{
@@ -99,10 +102,12 @@ fn main() -> ExitCode {
     let mut server = Bypass {
         uris: vec!["file:///secret/notes.txt".to_owned()],
         templates: vec!["https://{+url}".to_owned()],
+        tag: String::new(),
     };
     let mut added = Bypass {
         uris: Vec::new(),
         templates: Vec::new(),
+        tag: String::new(),
     };
     let mut only = false;
     while let Some(arg) = args.next() {
@@ -110,6 +115,7 @@ fn main() -> ExitCode {
             "--uri" => added.uris.push(args.value("--uri")),
             "--template" => added.templates.push(args.value("--template")),
             "--only" => only = true,
+            "--tag" => server.tag = format!(" by {}", args.value("--tag")),
             other => args.usage(&format!("unknown option `{other}`")),
         }
     }

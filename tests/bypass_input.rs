@@ -181,3 +181,106 @@ fn a_secret_in_a_key_a_prompt_argument_a_uri_or_a_completion_does_not_leave() {
     let fine = read(&mut serve, 8, "https://example.com/?q=hello");
     assert!(fine["result"]["contents"].is_array(), "{fine}");
 }
+
+/// Every page of `resources/list`, following our cursors across servers.
+fn list_resources(serve: &mut Serve, first_id: i64) -> Vec<String> {
+    let mut uris = Vec::new();
+    let mut params = json!({});
+    for id in first_id.. {
+        let page = serve.request(json!(id), "resources/list", params);
+        for r in page["result"]["resources"].as_array().unwrap() {
+            uris.push(r["uri"].as_str().unwrap().to_owned());
+        }
+        match page["result"]["nextCursor"].as_str() {
+            Some(cursor) => params = json!({"cursor": cursor}),
+            None => break,
+        }
+    }
+    uris
+}
+
+#[test]
+fn a_uri_two_servers_claim_is_served_by_neither_and_the_most_specific_template_wins() {
+    let env = Env::new();
+    let a = [
+        "--only",
+        "--tag",
+        "a",
+        "--uri",
+        "file:///shared.txt",
+        "--template",
+        "file:///{+path}",
+        "--template",
+        "x://{v}",
+    ];
+    let b = [
+        "--only",
+        "--tag",
+        "b",
+        "--uri",
+        "file:///shared.txt",
+        "--template",
+        "file:///docs/{name}",
+        "--template",
+        "x://{w}",
+    ];
+    env.user_config(&format!(
+        "{}{}",
+        example_table("a", "bypass_server", &a),
+        example_table("b", "bypass_server", &b)
+    ));
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    let listed = list_resources(&mut serve, 2);
+    assert_eq!(listed, ["file:///shared.txt", "file:///shared.txt"]);
+    let shared = read(&mut serve, 10, "file:///shared.txt");
+    let said = shared["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("`a`") && said.contains("`b`") && shared["result"].is_null(),
+        "a collision names both servers and neither serves it: {shared}"
+    );
+    let docs = read(&mut serve, 11, "file:///docs/x.md");
+    assert_eq!(
+        docs["result"]["contents"][0]["text"], "read file:///docs/x.md by b",
+        "{docs}"
+    );
+    let other = read(&mut serve, 12, "file:///etc/hosts");
+    assert_eq!(
+        other["result"]["contents"][0]["text"], "read file:///etc/hosts by a",
+        "{other}"
+    );
+    let equal = read(&mut serve, 13, "x://y");
+    let said = equal["error"]["message"].as_str().unwrap_or_default();
+    assert!(said.contains("`a`") && said.contains("`b`"), "{equal}");
+}
+
+#[test]
+fn a_template_of_a_dozen_reserved_parts_does_not_hang_the_gateway() {
+    let template = "x://{+a}{+b}{+c}{+d}{+e}{+f}{+g}{+h}{+i}{+j}{+k}{+l}/end";
+    let env = Env::new();
+    env.user_config(&example_table(
+        "b",
+        "bypass_server",
+        &["--only", "--template", template, "--template", "y://{v}"],
+    ));
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    let started = std::time::Instant::now();
+    let uri = format!("x://{}", "a".repeat(60));
+    // No template matches (the only resource server gets it): answered at once.
+    let unlisted = read(&mut serve, 2, &uri);
+    assert!(unlisted["result"]["contents"].is_array(), "{unlisted}");
+    // A 10k-character URI, too.
+    let long = format!("x://{}", "ab/".repeat(3_400));
+    let unlisted = read(&mut serve, 3, &long);
+    assert!(unlisted["result"]["contents"].is_array(), "{unlisted}");
+    let pong = serve.request(json!(4), "ping", json!({}));
+    assert_eq!(pong["result"], json!({}), "{pong}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -445,8 +445,8 @@ impl Session {
     }
 
     /// `resources/read`, `subscribe` and `unsubscribe`: routed by URI to the server that
-    /// listed it, else the one whose template matches it, else the only server that
-    /// offers resources.
+    /// listed it, else the one whose template matches it most specifically, else the
+    /// only server that offers resources; a collision serves neither.
     fn route_by_uri(&mut self, msg: &Message, origin: Origin, method: &str) {
         #[derive(Deserialize)]
         struct Params {
@@ -463,12 +463,8 @@ impl Session {
                 &format!("`{method}` needs a string `uri`"),
             );
         };
-        let Some(slot) = self.slot_for_uri(&uri) else {
-            return self.reply_error(
-                &origin,
-                ErrorCode::InvalidParams,
-                &format!("unknown resource `{uri}`"),
-            );
+        let Some(slot) = self.uri_slot_or_reply(&uri, &origin) else {
+            return;
         };
         let server = self.slots[slot].config.name.clone();
         let view = View::of(Direction::ToUpstream, msg)
@@ -488,15 +484,27 @@ impl Session {
         self.forward_request(slot, msg, origin, forward);
     }
 
-    fn slot_for_uri(&self, uri: &str) -> Option<usize> {
+    /// The slot serving `uri`; else answers `origin` with why none does (unknown, or
+    /// a collision naming both servers) and gives `None`.
+    fn uri_slot_or_reply(&mut self, uri: &str, origin: &Origin) -> Option<usize> {
         let templates = &self.catalogs[ListKind::Templates.index()];
         let listed = self.uri_routes.get(uri).copied();
-        crate::router::route_uri(uri, listed, templates, || {
+        let route = crate::router::route_uri(uri, listed, templates, || {
             let first = self.next_resource_slot(0)?;
             self.next_resource_slot(first + 1)
                 .is_none()
                 .then_some(first)
-        })
+        });
+        let text = match route {
+            crate::router::UriRoute::Slot(slot) => return Some(slot),
+            crate::router::UriRoute::Unknown => format!("unknown resource `{uri}`"),
+            crate::router::UriRoute::Collision(a, b) => format!(
+                "resource `{uri}` is served by servers `{}` and `{}`; neither is served",
+                self.slots[a].config.name, self.slots[b].config.name
+            ),
+        };
+        self.reply_error(origin, ErrorCode::InvalidParams, &text);
+        None
     }
 
     /// `completion/complete`: by the prompt's exposed name, or the resource template;
@@ -537,12 +545,8 @@ impl Session {
                 let owner = self.catalogs[ListKind::Templates.index()]
                     .route(&uri)
                     .map(|r| r.slot);
-                let Some(slot) = owner.or_else(|| self.slot_for_uri(&uri)) else {
-                    return self.reply_error(
-                        &origin,
-                        ErrorCode::InvalidParams,
-                        &format!("unknown resource `{uri}`"),
-                    );
+                let Some(slot) = owner.or_else(|| self.uri_slot_or_reply(&uri, &origin)) else {
+                    return;
                 };
                 (slot, Vec::new(), uri)
             }

@@ -292,7 +292,7 @@ struct Session {
     /// One merged catalog per [`ListKind`], by its index.
     catalogs: [Catalog; 3],
     /// Resource URIs seen in `resources/list` answers → the slot that listed them.
-    uri_routes: HashMap<String, usize>,
+    uri_routes: HashMap<String, crate::router::Listers>,
     deferred: Vec<Deferred>,
     timers: DelayQueue<Timer>,
     chain: Chain,

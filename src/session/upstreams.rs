@@ -194,7 +194,7 @@ impl Session {
         }
         self.reverse
             .retain(|_, r| !matches!(r, Reverse::Forwarded { slot, .. } if *slot == index));
-        self.uri_routes.retain(|_, slot| *slot != index);
+        self.uri_routes.retain(|_, listers| listers.remove(index));
         self.after_state_change();
     }
 
@@ -595,7 +595,11 @@ impl Session {
                 break;
             }
             if let Ok(r) = serde_json::from_str::<Uri>(raw.get()) {
-                self.uri_routes.insert(r.uri, index);
+                // Listed by a second server too: a collision (SPEC "Names").
+                self.uri_routes
+                    .entry(r.uri)
+                    .and_modify(|listers| listers.add(index))
+                    .or_insert_with(|| crate::router::Listers::new(index));
             }
         }
         let instance_of = |slot: usize| self.slots[slot].upstream.as_ref().map(|u| u.instance);
