@@ -11,7 +11,8 @@
 //! - `prompts/list`: `summarize` (argument `text`); `prompts/get`: one user message,
 //!   `prompt NAME ARGUMENTS`;
 //! - `completion/complete`: one value, `completed VALUE`;
-//! - tool `issue`: returns text from outside (an untrusted source).
+//! - tool `issue`: returns text from outside (an untrusted source); tool `slow`
+//!   answers after a second (a request kept in flight).
 //!
 //! Options: `--uri URI` and `--template T` add to the lists; `--only` leaves the
 //! default resource and template out (so two instances can collide on exactly one);
@@ -36,16 +37,26 @@ struct Bypass {
 
 impl Server for Bypass {
     fn tools(&self) -> Vec<Value> {
-        vec![tool(
-            "issue",
-            "Returns the text of an issue.",
-            json!({"type": "object", "properties": {"number": {"type": "integer"}}}),
-        )]
+        vec![
+            tool(
+                "issue",
+                "Returns the text of an issue.",
+                json!({"type": "object", "properties": {"number": {"type": "integer"}}}),
+            ),
+            tool(
+                "slow",
+                "Answers after a second.",
+                json!({"type": "object", "properties": {}}),
+            ),
+        ]
     }
 
     fn call(&mut self, name: &str, _arguments: &Value) -> Option<Outcome> {
         Some(if name == "issue" {
             Outcome::Text("issue text from a stranger".to_owned())
+        } else if name == "slow" {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            Outcome::Text("slow".to_owned())
         } else {
             Outcome::Failed(format!("no tool `{name}`"))
         })

@@ -284,3 +284,62 @@ fn a_template_of_a_dozen_reserved_parts_does_not_hang_the_gateway() {
         started.elapsed()
     );
 }
+
+/// Reads messages until a server-to-client request of `method`; others are kept.
+fn server_request(serve: &mut Serve, method: &str) -> Value {
+    loop {
+        let msg = serve.recv();
+        if msg["method"] == method && msg.get("id").is_some() {
+            return msg;
+        }
+    }
+}
+
+const ASK_ISSUE: &str = r#"
+[[policy.rules]]
+id = "no-13"
+tools = ["b__issue"]
+when = { arg = "number", equals = 13 }
+action = "deny"
+
+[[policy.rules]]
+id = "ask-issue"
+tools = ["b__issue"]
+action = "ask"
+"#;
+
+#[test]
+fn an_allow_once_is_bound_to_the_request_it_was_asked_for_not_its_id() {
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}{ASK_ISSUE}",
+        example_table("b", "bypass_server", &[])
+    ));
+    let mut serve = env.serve();
+    serve.initialize_with(json!({"elicitation": {}}));
+    serve.tool_names(1);
+    let call = |id: i64, name: &str, arguments: Value| json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}});
+    // Asked for issue 1 under id 7.
+    serve.send(&call(7, "b__issue", json!({"number": 1})));
+    let ask = server_request(&mut serve, "elicitation/create");
+    // Meanwhile another request takes id 7 and stays in flight.
+    serve.send(&call(7, "b__slow", json!({})));
+    serve.send(&json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"action": "accept", "content": {"allow": true}}}));
+    // The approved request cannot go on (its id is taken); then the slow one ends.
+    let first = serve.answer_to(&json!(7));
+    let second = serve.answer_to(&json!(7));
+    assert!(
+        first["error"].is_object() || second["error"].is_object(),
+        "{first} {second}"
+    );
+    // A different request under the same id is decided, not waved through.
+    let later = serve.request(
+        json!(7),
+        "tools/call",
+        json!({"name": "b__issue", "arguments": {"number": 13}}),
+    );
+    assert_eq!(
+        later["result"]["_meta"]["mcp-warden/rule"], "no-13",
+        "{later}"
+    );
+}

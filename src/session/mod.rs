@@ -35,6 +35,7 @@
 //! itself. The merged catalogs and cursors are the router's ([`crate::router`]).
 
 mod answer;
+mod approvals;
 mod audit;
 mod client;
 mod pins;
@@ -320,8 +321,8 @@ struct Session {
     policy: std::sync::Arc<crate::policy::PolicySet>,
     /// The labels of this session's completed calls (flow rules); never shared.
     flows: crate::policy::FlowState,
-    /// Requests the user allowed once after an `ask`: decided already.
-    approved_once: std::collections::HashSet<Id>,
+    /// Requests the user allowed once after an `ask`, each bound to its request.
+    approvals: approvals::Approvals,
     /// Tool calls of the last minute, for `[limits]`.
     rate: crate::stages::limits::CallRate,
     /// Where the configuration watcher sends fresh loads.
@@ -387,7 +388,7 @@ where
         audit_failed: false,
         policy,
         flows: crate::policy::FlowState::default(),
-        approved_once: std::collections::HashSet::new(),
+        approvals: approvals::Approvals::default(),
         rate: crate::stages::limits::CallRate::default(),
         config_tx,
         config_watcher: None,

@@ -3,8 +3,8 @@
 //! is sent on, against the session's own flow history; tools an unconditional deny
 //! covers are not listed. `deny` answers with the blocked result (a -32003 error for
 //! reads and gets); `ask` asks the user through elicitation (allow once / deny) where
-//! the client supports it, else denies; `monitor` lets the call through and marks its
-//! answer.
+//! the client supports it, else denies (an "allow once" is bound to the one request:
+//! see `approvals.rs`); `monitor` lets the call through and marks its answer.
 
 use std::sync::Arc;
 
@@ -32,6 +32,8 @@ pub(super) struct PolicyAsk {
     origin: Origin,
     name: String,
     blocked: Blocked,
+    /// The id of the elicitation that asks: the approval's nonce.
+    nonce: u64,
 }
 
 impl PolicyAsk {
@@ -64,9 +66,10 @@ impl Session {
         view: &View<'_>,
         slot: usize,
     ) -> Outcome {
-        if self.approved_once.remove(&origin.id) {
-            return Outcome::Go(None);
-        }
+        let now = std::time::Instant::now();
+        // Bound to this request (id, method, params); it lets through only the rule
+        // the user was asked about, once.
+        let approved = self.approvals.take(&origin.id, msg, now);
         let (Some(kind), Some(name)) = (decide::policy_kind(view, msg), view.name) else {
             return Outcome::Go(None);
         };
@@ -86,10 +89,14 @@ impl Session {
             annotations: annotations.as_ref(),
             cwd,
         };
-        let now = std::time::Instant::now();
         let verdict = decide::decide(view, msg, &inputs, &mut self.rate, now);
         match verdict {
             Verdict::Pass => Outcome::Go(None),
+            Verdict::Ask(b) if approved.as_ref().is_some_and(|(rule, _)| *rule == b.rule) => {
+                let nonce = approved.map(|(_, n)| n);
+                tracing::info!(item = name, rule = %b.rule, ?nonce, "allowed once by the user");
+                Outcome::Go(None)
+            }
             Verdict::Mark(rule) => {
                 tracing::info!(item = name, rule = %rule, "monitor: would have been stopped");
                 Outcome::Go(Some(rule))
@@ -147,6 +154,7 @@ impl Session {
                 origin: origin.clone(),
                 name: name.to_owned(),
                 blocked: blocked.clone(),
+                nonce: self.next_reverse,
             })),
         );
         self.out.push_back(super::wire::request(
@@ -165,7 +173,14 @@ impl Session {
             .is_some_and(|a| a["action"] == "accept" && a["content"]["allow"] == Value::Bool(true));
         if allowed {
             tracing::info!(item = %ask.name, rule = %ask.blocked.rule, "the user allowed a call once");
-            self.approved_once.insert(ask.origin.id.clone());
+            let now = std::time::Instant::now();
+            self.approvals.grant(
+                &ask.origin.id,
+                &ask.request,
+                &ask.blocked.rule,
+                ask.nonce,
+                now,
+            );
             let method = ask.request.method().unwrap_or_default().to_owned();
             return self.on_client_request(ask.request, ask.origin, &method);
         }
