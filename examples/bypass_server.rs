@@ -12,7 +12,9 @@
 //!   `prompt NAME ARGUMENTS`;
 //! - `completion/complete`: one value, `completed VALUE`;
 //! - tool `issue`: returns text from outside (an untrusted source); tool `slow`
-//!   answers after a second (a request kept in flight).
+//!   answers after a second (a request kept in flight); tool `elicit` sends `count`
+//!   `elicitation/create` requests while its call is in flight, or just `after` it
+//!   was answered (requests no client request accounts for).
 //!
 //! Options: `--uri URI` and `--template T` add to the lists; `--only` leaves the
 //! default resource and template out (so two instances can collide on exactly one);
@@ -25,10 +27,13 @@ mod mini_mcp;
 
 use std::process::ExitCode;
 
-use mini_mcp::{Args, Outcome, Server, tool};
+use mini_mcp::{Args, Out, Outcome, Server, tool};
 use serde_json::{Value, json};
 
 struct Bypass {
+    /// Elicitations to send once the current call is answered (tool `elicit` with
+    /// `after`).
+    elicit_after: u64,
     uris: Vec<String>,
     templates: Vec<String>,
     /// Said after every read's text (`--tag`), so a test sees which server read.
@@ -48,12 +53,19 @@ impl Server for Bypass {
                 "Answers after a second.",
                 json!({"type": "object", "properties": {}}),
             ),
+            tool(
+                "elicit",
+                "Asks the user `count` questions, while the call is in flight or `after` it.",
+                json!({"type": "object", "properties": {"count": {"type": "integer"}, "after": {"type": "boolean"}}}),
+            ),
         ]
     }
 
     fn call(&mut self, name: &str, _arguments: &Value) -> Option<Outcome> {
         Some(if name == "issue" {
             Outcome::Text("issue text from a stranger".to_owned())
+        } else if name == "elicit" {
+            Outcome::Text("asked".to_owned())
         } else if name == "slow" {
             std::thread::sleep(std::time::Duration::from_secs(1));
             Outcome::Text("slow".to_owned())
@@ -73,7 +85,27 @@ impl Server for Bypass {
         Some(json!({"resources": {"subscribe": true}, "prompts": {}, "completions": {}}))
     }
 
-    fn answer(&mut self, method: &str, params: &Value) -> Option<Result<Value, String>> {
+    fn after_call(&mut self, out: &mut Out) -> std::io::Result<()> {
+        let count = std::mem::take(&mut self.elicit_after);
+        elicit(out, count, "after")
+    }
+
+    fn answer(
+        &mut self,
+        method: &str,
+        params: &Value,
+        out: &mut Out,
+    ) -> Option<Result<Value, String>> {
+        if method == "tools/call" && params["name"] == "elicit" {
+            let count = params["arguments"]["count"].as_u64().unwrap_or(1);
+            if params["arguments"]["after"] == true {
+                self.elicit_after = count;
+            } else if let Err(e) = elicit(out, count, "during") {
+                return Some(Err(e.to_string()));
+            }
+            // The call itself is answered as usual.
+            return None;
+        }
         let text = |key: &str| params.get(key).and_then(Value::as_str).unwrap_or("");
         Some(Ok(match method {
             "resources/list" => {
@@ -108,14 +140,29 @@ impl Server for Bypass {
     }
 }
 
+/// Sends `count` elicitation requests, ids `WHEN-1` to `WHEN-count`.
+fn elicit(out: &mut Out, count: u64, when: &str) -> std::io::Result<()> {
+    for n in 1..=count {
+        out.send(&json!({
+            "jsonrpc": "2.0",
+            "id": format!("{when}-{n}"),
+            "method": "elicitation/create",
+            "params": {"message": "Your name?", "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}}
+        }))?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let mut args = Args::new("bypass_server");
     let mut server = Bypass {
+        elicit_after: 0,
         uris: vec!["file:///secret/notes.txt".to_owned()],
         templates: vec!["https://{+url}".to_owned()],
         tag: String::new(),
     };
     let mut added = Bypass {
+        elicit_after: 0,
         uris: Vec::new(),
         templates: Vec::new(),
         tag: String::new(),

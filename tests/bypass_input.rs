@@ -343,3 +343,61 @@ fn an_allow_once_is_bound_to_the_request_it_was_asked_for_not_its_id() {
         "{later}"
     );
 }
+
+/// The server-to-client requests that reach the client within `wait`.
+fn elicitations_within(serve: &mut Serve, wait: std::time::Duration) -> usize {
+    let deadline = std::time::Instant::now() + wait;
+    let mut seen = 0;
+    while let Some(line) =
+        serve.recv_line_within(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        let msg: Value = serde_json::from_str(&line).unwrap();
+        if msg["method"] == "elicitation/create" {
+            seen += 1;
+        }
+    }
+    seen
+}
+
+#[test]
+fn server_requests_need_a_client_request_in_flight_and_are_bounded() {
+    let env = Env::new();
+    env.user_config(&example_table("b", "bypass_server", &[]));
+    let mut serve = env.serve();
+    serve.initialize_with(json!({"elicitation": {}}));
+    serve.tool_names(1);
+    // Sent after the call was answered: nothing of the client's is in flight.
+    let done = serve.call_tool(2, "b__elicit", json!({"count": 3, "after": true}));
+    assert_eq!(done["result"]["content"][0]["text"], "asked", "{done}");
+    let unasked = elicitations_within(&mut serve, std::time::Duration::from_secs(1));
+    assert_eq!(
+        unasked, 0,
+        "requests outside a client request reached the client"
+    );
+    // While a call is in flight: some pass, a flood does not (pending bounded).
+    let flood = serve.call_tool(3, "b__elicit", json!({"count": 200}));
+    assert_eq!(flood["result"]["content"][0]["text"], "asked", "{flood}");
+    let mut passed = serve
+        .seen
+        .iter()
+        .filter(|m| m["method"] == "elicitation/create")
+        .count();
+    passed += elicitations_within(&mut serve, std::time::Duration::from_millis(500));
+    assert!(
+        (1..=16).contains(&passed),
+        "{passed} of 200 elicitations reached the client"
+    );
+    serve.close();
+    let records = audit_text(&env).matches("elicitation/create").count();
+    assert!(records <= 64, "{records} audit records for 203 requests");
+}
+
+/// Every audit record written so far (after `serve` closed, so flushed).
+fn audit_text(env: &Env) -> String {
+    let dir = env.warden_home.join("data").join("audit");
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+    }
+    text
+}

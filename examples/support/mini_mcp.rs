@@ -56,8 +56,13 @@ pub trait Server {
 
     /// Answers a request the server handles itself (before the methods above):
     /// `Some(Ok(result))`, `Some(Err(message))` for a -32602 error, `None` to leave it
-    /// to the built-in answers.
-    fn answer(&mut self, _method: &str, _params: &Value) -> Option<Result<Value, String>> {
+    /// to the built-in answers. It may send messages of its own first, on `out`.
+    fn answer(
+        &mut self,
+        _method: &str,
+        _params: &Value,
+        _out: &mut Out,
+    ) -> Option<Result<Value, String>> {
         None
     }
 
@@ -160,7 +165,7 @@ fn serve(name: &str, server: &mut impl Server) -> io::Result<()> {
             continue;
         };
         let params = message.get("params").unwrap_or(&Value::Null);
-        match server.answer(method, params) {
+        match server.answer(method, params, &mut out) {
             Some(Ok(result)) => {
                 out.result(id, &result)?;
                 continue;

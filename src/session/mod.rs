@@ -41,6 +41,7 @@ mod client;
 mod pins;
 mod policy;
 mod reload;
+mod server_requests;
 mod upstreams;
 pub mod wire;
 
@@ -323,11 +324,21 @@ struct Session {
     flows: crate::policy::FlowState,
     /// Requests the user allowed once after an `ask`, each bound to its request.
     approvals: approvals::Approvals,
-    /// Tool calls of the last minute, for `[limits]`.
-    rate: crate::stages::limits::CallRate,
+    /// The rates the session limits: tool calls of the last minute (`[limits]`), and
+    /// each server's requests to the client (in a call, bounded, rate-limited).
+    rate: Rates,
     /// Where the configuration watcher sends fresh loads.
     config_tx: mpsc::Sender<reload::ConfigUpdate>,
     config_watcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What the session counts to limit rates.
+#[derive(Debug, Default)]
+struct Rates {
+    /// Tool calls of the last minute, for `[limits]`.
+    calls: crate::stages::limits::CallRate,
+    /// Each server's requests to the client.
+    server_requests: server_requests::Gate,
 }
 
 /// Runs one session over the client's `input` and `output` until the client leaves
@@ -389,7 +400,7 @@ where
         policy,
         flows: crate::policy::FlowState::default(),
         approvals: approvals::Approvals::default(),
-        rate: crate::stages::limits::CallRate::default(),
+        rate: Rates::default(),
         config_tx,
         config_watcher: None,
     };

@@ -89,7 +89,7 @@ impl Session {
             annotations: annotations.as_ref(),
             cwd,
         };
-        let verdict = decide::decide(view, msg, &inputs, &mut self.rate, now);
+        let verdict = decide::decide(view, msg, &inputs, &mut self.rate.calls, now);
         match verdict {
             Verdict::Pass => Outcome::Go(None),
             Verdict::Ask(b) if approved.as_ref().is_some_and(|(rule, _)| *rule == b.rule) => {

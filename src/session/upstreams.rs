@@ -195,6 +195,7 @@ impl Session {
         self.reverse
             .retain(|_, r| !matches!(r, Reverse::Forwarded { slot, .. } if *slot == index));
         self.uri_routes.retain(|_, listers| listers.remove(index));
+        self.rate.server_requests.forget(index);
         self.after_state_change();
     }
 
@@ -630,6 +631,13 @@ impl Session {
         method: &str,
     ) {
         let name = self.slots[index].config.name.clone();
+        // Before the server's table: only in a call of the client's, bounded and
+        // rate-limited (so a refused flood is bounded too).
+        if matches!(method, "sampling/createMessage" | "elicitation/create")
+            && let Err(refusal) = self.admit_server_request(index)
+        {
+            return self.refuse_server_request(index, &id, method, refusal);
+        }
         match method {
             "ping" => self.answer_upstream(index, &id, Ok("{}".to_owned())),
             "roots/list" => {
