@@ -555,7 +555,12 @@ pub fn build_policy(files: Vec<PolicyFile<'_>>, trusted: bool, vars: &Vars<'_>) 
             vars
         };
         let mut rules = std::mem::take(&mut keys.rules);
+        let untrusted = layer == Layer::Workspace && !trusted;
         for rule in &mut rules {
+            // Free text of a repository nobody trusted is never shown (SPEC "Policy").
+            if untrusted {
+                rule.message = None;
+            }
             let Some(when) = &mut rule.when else { continue };
             for condition in &mut when.conditions {
                 if let Condition::Under(patterns) | Condition::NotUnder(patterns) = condition {
@@ -573,7 +578,10 @@ pub fn build_policy(files: Vec<PolicyFile<'_>>, trusted: bool, vars: &Vars<'_>) 
             mode_of(layer),
             rules,
         ) {
-            Ok(policy) => layers.push(policy),
+            Ok(mut policy) => {
+                policy.untrusted = untrusted;
+                layers.push(policy);
+            }
             Err(e) => errors.push(Diagnostic::file(
                 source.path,
                 Severity::Error,

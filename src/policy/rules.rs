@@ -823,6 +823,10 @@ pub struct LayerPolicy {
     /// and workspace layers the merged mode (see [`super::Settings::mode`]).
     pub mode: PolicyMode,
     pub rules: Vec<Rule>,
+    /// An untrusted workspace's layer: none of its free text (a rule's `message`, the
+    /// patterns and values of its conditions) is shown to the model or the user, only
+    /// its rule ids (SPEC "Policy"). Default `false`.
+    pub untrusted: bool,
     index: [Index; 3],
     /// How many distinct arguments the rules look at (see [`When::slot`]).
     arg_slots: usize,
@@ -909,6 +913,7 @@ impl LayerPolicy {
             default,
             mode,
             rules,
+            untrusted: false,
             index,
             arg_slots: args.len(),
         })
@@ -1044,14 +1049,21 @@ impl LayerPolicy {
                 conditions,
             } => {
                 let rule = &self.rules[*index];
-                if let Some(message) = &rule.message {
-                    return message.clone();
-                }
                 let verb = match rule.action {
                     Action::Allow => "allows",
                     Action::Deny => "denies",
                     Action::Ask => "asks before",
                 };
+                if self.untrusted {
+                    return format!(
+                        "the {layer} policy (not trusted: its own words are not shown) {verb} {} `{}`",
+                        call.kind.noun(),
+                        call.name
+                    );
+                }
+                if let Some(message) = &rule.message {
+                    return message.clone();
+                }
                 let mut text = format!(
                     "the {layer} policy {verb} {} `{}`",
                     call.kind.noun(),
