@@ -446,3 +446,22 @@ fn an_untrusted_workspaces_rule_message_never_reaches_the_model() {
         "free text of an untrusted workspace reached the model: {text}"
     );
 }
+
+#[test]
+fn file_localhost_and_upper_case_spellings_do_not_escape_a_resource_rule() {
+    let mut serve = serve_bypass(
+        "[[policy.rules]]\nid = \"no-secret\"\nresources = [\"file:///secret/**\"]\naction = \"deny\"\n\
+         [[policy.rules]]\nid = \"no-evil\"\nresources = [\"https://evil.example/**\"]\naction = \"deny\"\n",
+    );
+    for (id, uri) in [
+        (2, "file://localhost/secret/notes.txt"),
+        (3, "file://LOCALHOST/secret/notes.txt"),
+        (4, "FILE:///secret/notes.txt"),
+        (5, "file:/secret/notes.txt"),
+    ] {
+        assert_blocked(&read(&mut serve, id, uri), "no-secret");
+    }
+    for (id, uri) in [(6, "HTTPS://evil.example/x"), (7, "https://EVIL.example/x")] {
+        assert_blocked(&read(&mut serve, id, uri), "no-evil");
+    }
+}

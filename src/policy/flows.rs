@@ -161,7 +161,9 @@ impl Labels {
         self.of_item(Kind::Tool, tool)
     }
 
-    /// The labels of an item of `kind`: an exposed tool or prompt name, or a URI.
+    /// The labels of an item of `kind`: an exposed tool or prompt name, or a URI (by
+    /// every spelling of it: `file://localhost/p` is `file:///p`, see
+    /// [`super::rules::normalized_uri`]; more labels only ever deny more).
     #[must_use]
     pub fn of_item(&self, kind: Kind, name: &str) -> LabelSet {
         let mut set = LabelSet::default();
@@ -169,8 +171,13 @@ impl Labels {
         if owner.is_empty() {
             return set;
         }
-        for glob in self.sets[kind as usize].matches_candidate(&Candidate::new(name)) {
-            set.insert(owner[glob]);
+        let other = (kind == Kind::Resource)
+            .then(|| super::rules::normalized_uri(name))
+            .flatten();
+        for spelling in std::iter::once(name).chain(other.as_deref()) {
+            for glob in self.sets[kind as usize].matches_candidate(&Candidate::new(spelling)) {
+                set.insert(owner[glob]);
+            }
         }
         set
     }
@@ -551,6 +558,26 @@ mod tests {
         ]);
         assert_eq!(check_trifecta(&after, &state, "fetch__fetch").len(), 1);
         assert_eq!(state.calls(), 2);
+    }
+
+    #[test]
+    fn a_resource_label_holds_for_every_spelling_of_the_uri() {
+        let glob = Glob::new("file:///secret/**").unwrap_or_else(|e| panic!("{e}"));
+        let l = Labels::new(vec![(Layer::User, "private".into(), Kind::Resource, glob)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        for uri in [
+            "file:///secret/a",
+            "file://LOCALHOST/secret/a",
+            "FILE:/secret/./a",
+        ] {
+            assert_eq!(
+                l.named(l.of_item(Kind::Resource, uri)),
+                ["private"],
+                "{uri}"
+            );
+        }
+        // A tool of that spelling has no resource label.
+        assert!(l.named(l.of("file:///secret/a")).is_empty());
     }
 
     #[test]

@@ -929,7 +929,7 @@ impl LayerPolicy {
         let index = self.index(call.kind);
         let raw = index.covering(call.name);
         let Some(other) = (call.kind == Kind::Resource)
-            .then(|| normalized_file_uri(call.name))
+            .then(|| normalized_uri(call.name))
             .flatten()
         else {
             return raw.into_iter().map(|i| (i, Tri::Yes)).collect();
@@ -1114,43 +1114,46 @@ pub fn layer_name(layer: Layer) -> &'static str {
     }
 }
 
-/// A `file:` URI with its path percent-decoded and `.`, `..` and repeated slashes
-/// removed, when that differs from the URI as written: what a server will read, for
-/// matching resource globs. Symlinks are not resolved here (use `under` with
-/// `arg = "uri"` for that).
+/// Another spelling of the same resource, when `uri` is not already in it: the scheme
+/// lower-cased; for a `file:` URI, the host `localhost` (any case) dropped and the path
+/// percent-decoded with `.`, `..` and repeated slashes removed (what a server will
+/// read); for any other URI with an authority, the authority lower-cased. Resource
+/// globs and labels match both spellings. Symlinks are not resolved here (use `under`
+/// with `arg = "uri"` for that).
 #[must_use]
-pub fn normalized_file_uri(uri: &str) -> Option<String> {
-    let lower = uri.get(..5)?.to_ascii_lowercase();
-    if lower != "file:" {
+pub fn normalized_uri(uri: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once(':')?;
+    let is_scheme = scheme.len() >= 2
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !is_scheme {
         return None;
     }
-    let rest = &uri[5..];
-    let (host, path) = match rest.strip_prefix("//") {
-        Some(after) => after.find('/').map_or((after, ""), |i| after.split_at(i)),
-        None => ("", rest),
+    let scheme = scheme.to_ascii_lowercase();
+    let text = if scheme == "file" {
+        let (host, path) = match rest.strip_prefix("//") {
+            Some(after) => after.find('/').map_or((after, ""), |i| after.split_at(i)),
+            None => ("", rest),
+        };
+        // `file://localhost/p` is `file:///p` (RFC 8089).
+        let host = if host.eq_ignore_ascii_case("localhost") {
+            ""
+        } else {
+            host
+        };
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        let raw = path::percent_decode_lossy(path);
+        let normal = path::normalize_lexically(Path::new(String::from_utf8_lossy(&raw).as_ref()));
+        format!("file://{host}{}", normal.display())
+    } else if let Some(after) = rest.strip_prefix("//") {
+        let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+        let (authority, tail) = after.split_at(end);
+        format!("{scheme}://{}{tail}", authority.to_ascii_lowercase())
+    } else {
+        format!("{scheme}:{rest}")
     };
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    let mut decoded = String::new();
-    let bytes = path.as_bytes();
-    let mut i = 0;
-    let mut raw = Vec::new();
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(b) = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            raw.push(b);
-            i += 3;
-            continue;
-        }
-        raw.push(bytes[i]);
-        i += 1;
-    }
-    decoded.push_str(&String::from_utf8_lossy(&raw));
-    let normal = path::normalize_lexically(Path::new(&decoded));
-    let text = format!("file://{host}{}", normal.display());
     (text != uri).then_some(text)
 }
 
@@ -1186,15 +1189,32 @@ mod tests {
     #[test]
     fn file_uris_are_normalized_for_matching() {
         assert_eq!(
-            normalized_file_uri("file:///home/u/%2Eenv").as_deref(),
+            normalized_uri("file:///home/u/%2Eenv").as_deref(),
             Some("file:///home/u/.env")
         );
         assert_eq!(
-            normalized_file_uri("file:///a//b/../.env").as_deref(),
+            normalized_uri("file:///a//b/../.env").as_deref(),
             Some("file:///a/.env")
         );
-        assert_eq!(normalized_file_uri("file:///a/.env"), None);
-        assert_eq!(normalized_file_uri("https://x/../y"), None);
+        assert_eq!(normalized_uri("file:///a/.env"), None);
+        assert_eq!(normalized_uri("https://x/../y"), None);
+        for spelling in [
+            "file://localhost/a/.env",
+            "file://LOCALHOST/a/.env",
+            "FILE:///a/.env",
+            "file:/a/.env",
+        ] {
+            assert_eq!(
+                normalized_uri(spelling).as_deref(),
+                Some("file:///a/.env"),
+                "{spelling}"
+            );
+        }
+        assert_eq!(
+            normalized_uri("HTTPS://Evil.Example/A?B").as_deref(),
+            Some("https://evil.example/A?B")
+        );
+        assert_eq!(normalized_uri("file://server/a"), None);
     }
 
     #[test]
