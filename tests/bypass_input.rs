@@ -465,3 +465,25 @@ fn file_localhost_and_upper_case_spellings_do_not_escape_a_resource_rule() {
         assert_blocked(&read(&mut serve, id, uri), "no-evil");
     }
 }
+
+#[test]
+fn equals_and_one_of_hold_for_the_spellings_an_sdk_coerces() {
+    let mut serve = serve_bypass(
+        "[[policy.rules]]\nid = \"no-13\"\ntools = [\"b__issue\"]\n\
+         when = { arg = \"number\", one_of = [13, 14] }\naction = \"deny\"\n",
+    );
+    for (id, number) in [
+        (2, json!(13)),
+        (3, json!("13")),
+        (4, json!(" 14 ")),
+        (5, json!("13.0")),
+    ] {
+        let denied = serve.call_tool(id, "b__issue", json!({ "number": number }));
+        assert_eq!(
+            denied["result"]["_meta"]["mcp-warden/rule"], "no-13",
+            "{number}: {denied}"
+        );
+    }
+    let fine = serve.call_tool(6, "b__issue", json!({"number": "12"}));
+    assert_eq!(fine["result"]["isError"], false, "{fine}");
+}

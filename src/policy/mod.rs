@@ -69,6 +69,7 @@
 //! [`FlowState`], which is small: one entry per label). Everything here is `Send +
 //! Sync` and takes `&self`.
 
+pub mod coerce;
 pub mod flows;
 pub mod path;
 pub mod rules;
@@ -127,6 +128,9 @@ pub struct Call<'a> {
     /// The tool's `annotations` from its pinned definition; `None` when the tool is
     /// not pinned (then `annotation` conditions cannot be evaluated).
     pub annotations: Option<&'a Value>,
+    /// The tool's pinned `inputSchema`: the types `equals` and `one_of` coerce an
+    /// argument to (see [`coerce`]); `None` when not pinned.
+    pub schema: Option<&'a Value>,
     /// What relative path arguments are relative to: the server's working directory.
     /// `None`: a relative path cannot be evaluated.
     pub cwd: Option<&'a Path>,
@@ -141,6 +145,7 @@ impl<'a> Call<'a> {
             name,
             arguments,
             annotations: None,
+            schema: None,
             cwd: None,
         }
     }
@@ -167,6 +172,13 @@ impl<'a> Call<'a> {
     #[must_use]
     pub fn with_annotations(mut self, annotations: Option<&'a Value>) -> Self {
         self.annotations = annotations;
+        self
+    }
+
+    /// With the tool's pinned `inputSchema`.
+    #[must_use]
+    pub fn with_schema(mut self, schema: Option<&'a Value>) -> Self {
+        self.schema = schema;
         self
     }
 

@@ -60,7 +60,7 @@ impl Tri {
         }
     }
 
-    fn from_bool(b: bool) -> Self {
+    pub(crate) fn from_bool(b: bool) -> Self {
         if b { Self::Yes } else { Self::No }
     }
 
@@ -407,21 +407,26 @@ impl When {
                 (!t, why)
             }
             Condition::Equals(expected) => {
-                let t = Tri::from_bool(json_eq(value, expected));
+                let options = std::slice::from_ref(expected);
+                let t = super::coerce::equals_any(value, options, name, env.call.schema);
                 let why = detail.then(|| {
-                    let is = if t == Tri::Yes {
-                        "equals"
-                    } else {
-                        "does not equal"
+                    let is = match t {
+                        Tri::Yes => "equals",
+                        Tri::Unknown => "may equal (as a server coerces it)",
+                        Tri::No => "does not equal",
                     };
                     format!("`{name}` ({}) {is} {expected}", short(value))
                 });
                 (t, why)
             }
             Condition::OneOf(options) => {
-                let t = Tri::from_bool(options.iter().any(|o| json_eq(value, o)));
+                let t = super::coerce::equals_any(value, options, name, env.call.schema);
                 let why = detail.then(|| {
-                    let is = if t == Tri::Yes { "is" } else { "is not" };
+                    let is = match t {
+                        Tri::Yes => "is",
+                        Tri::Unknown => "may be (as a server coerces it)",
+                        Tri::No => "is not",
+                    };
                     format!(
                         "`{name}` ({}) {is} one of {}",
                         short(value),

@@ -74,8 +74,8 @@ impl Session {
             return Outcome::Go(None);
         };
         let policy = self.policy();
-        let annotations = decide::needs_annotations(view, &policy)
-            .then(|| self.pinned_annotations(slot, name))
+        let pinned = decide::needs_annotations(view, &policy)
+            .then(|| self.pinned_definition(slot, name))
             .flatten();
         // Borrowed, not cloned: this runs on every call.
         let cwd = self.slots[slot]
@@ -86,7 +86,7 @@ impl Session {
         let inputs = decide::Inputs {
             policy: &policy,
             flows: &self.flows,
-            annotations: annotations.as_ref(),
+            pinned: pinned.as_ref(),
             cwd,
         };
         let verdict = decide::decide(view, msg, &inputs, &mut self.rate.calls, now);
@@ -190,9 +190,9 @@ impl Session {
         self.stop_request(&view, &ask.request, &ask.origin, &stop);
     }
 
-    /// A tool's `annotations` from its listed (pinned) definition; `None` when pinning
-    /// is off (nothing is pinned) or the tool has none.
-    fn pinned_annotations(&self, slot: usize, exposed: &str) -> Option<Value> {
+    /// A tool's listed (pinned) definition; `None` when pinning is off (nothing is
+    /// pinned) or the tool is not listed.
+    fn pinned_definition(&self, slot: usize, exposed: &str) -> Option<Value> {
         if self.pins.mode() == crate::config::PinningMode::Off {
             return None;
         }
@@ -201,8 +201,7 @@ impl Session {
             return None;
         };
         let item = items.iter().find(|i| i.exposed == exposed)?;
-        let value: Value = serde_json::from_str(&item.source).ok()?;
-        value.get("annotations").cloned()
+        serde_json::from_str(&item.source).ok()
     }
 
     /// A completed tool call, prompt get or resource read counts toward the session's

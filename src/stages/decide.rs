@@ -24,8 +24,9 @@ use crate::policy::{Blocked, Call, Decision, FlowState, Kind, Limits, PolicySet}
 pub struct Inputs<'a> {
     pub policy: &'a PolicySet,
     pub flows: &'a FlowState,
-    /// The tool's pinned `annotations` (rules may match on them).
-    pub annotations: Option<&'a Value>,
+    /// The tool's pinned definition: rules match on its `annotations`, and
+    /// `equals`/`one_of` coerce arguments to its `inputSchema`'s types.
+    pub pinned: Option<&'a Value>,
     /// The directory the server runs in (rules on paths resolve against it).
     pub cwd: Option<&'a Path>,
 }
@@ -83,7 +84,7 @@ fn arguments(view: &View<'_>, kind: Kind, msg: &Message) -> Option<Value> {
     Some(Value::Object(arguments))
 }
 
-/// Whether the rules need a tool's pinned annotations to decide `view` (so the
+/// Whether the rules need a tool's pinned definition to decide `view` (so the
 /// session looks them up only then).
 #[must_use]
 pub fn needs_annotations(view: &View<'_>, policy: &PolicySet) -> bool {
@@ -113,7 +114,8 @@ pub fn decide(
         Kind::Prompt => Call::prompt(name, arguments.as_ref()),
         Kind::Resource => Call::resource(name, arguments.as_ref()),
     }
-    .with_annotations(inputs.annotations)
+    .with_annotations(inputs.pinned.and_then(|d| d.get("annotations")))
+    .with_schema(inputs.pinned.and_then(|d| d.get("inputSchema")))
     .with_cwd(inputs.cwd);
     let decision = policy.evaluate(&call, inputs.flows);
     if view.kind == MessageKind::Call

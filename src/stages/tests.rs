@@ -197,7 +197,7 @@ fn the_call_rate_limit_counts_tool_calls_only() {
     let inputs = decide::Inputs {
         policy: &policy,
         flows: &flows,
-        annotations: None,
+        pinned: None,
         cwd: None,
     };
     let now = Instant::now();
@@ -224,7 +224,7 @@ fn decided(policy: &PolicySet, row: &Row) -> Verdict {
     let inputs = decide::Inputs {
         policy,
         flows: &flows,
-        annotations: None,
+        pinned: None,
         cwd: None,
     };
     let mut rate = limits::CallRate::default();
@@ -497,7 +497,7 @@ fn flows_fire_on_every_decided_kind_after_a_read_and_a_get_armed_them() {
     let inputs = decide::Inputs {
         policy: &policy,
         flows: &flows,
-        annotations: None,
+        pinned: None,
         cwd: None,
     };
     for row in rows() {
