@@ -466,13 +466,9 @@ impl Session {
         let Some(slot) = self.uri_slot_or_reply(&uri, &origin) else {
             return;
         };
-        let server = self.slots[slot].config.name.clone();
-        let view = View::of(Direction::ToUpstream, msg)
-            .server(&server)
-            .name(Some(&uri));
-        let monitor = match self.decide(msg, &origin, &view, slot) {
-            super::policy::Outcome::Go(monitor) => monitor,
-            super::policy::Outcome::Answered => return,
+        let super::policy::Outcome::Go(monitor) = self.decide_routed(msg, &origin, slot, &uri)
+        else {
+            return;
         };
         let forward = Forward {
             method,
@@ -482,6 +478,21 @@ impl Session {
             monitor,
         };
         self.forward_request(slot, msg, origin, forward);
+    }
+
+    /// Runs the decide stage over a request about `item` routed to `slot`.
+    fn decide_routed(
+        &mut self,
+        msg: &Message,
+        origin: &Origin,
+        slot: usize,
+        item: &str,
+    ) -> super::policy::Outcome {
+        let server = self.slots[slot].config.name.clone();
+        let view = View::of(Direction::ToUpstream, msg)
+            .server(&server)
+            .name(Some(item));
+        self.decide(msg, origin, &view, slot)
     }
 
     /// The slot serving `uri`; else answers `origin` with why none does (unknown, or
@@ -558,13 +569,9 @@ impl Session {
                 );
             }
         };
-        let server = self.slots[slot].config.name.clone();
-        let view = View::of(Direction::ToUpstream, msg)
-            .server(&server)
-            .name(Some(&item));
-        let monitor = match self.decide(msg, &origin, &view, slot) {
-            super::policy::Outcome::Go(monitor) => monitor,
-            super::policy::Outcome::Answered => return,
+        let super::policy::Outcome::Go(monitor) = self.decide_routed(msg, &origin, slot, &item)
+        else {
+            return;
         };
         let forward = Forward {
             method: "completion/complete",
