@@ -11,8 +11,9 @@ mod support;
 use serde_json::{Value, json};
 use support::{Env, Serve, example_table};
 
-/// The bypass server as `b`, with `policy` after it.
-fn serve_bypass(policy: &str) -> Serve {
+/// The bypass server as `b`, with `policy` after it; the world lives as long as the
+/// test holds it.
+fn serve_bypass(policy: &str) -> (Env, Serve) {
     let env = Env::new();
     env.user_config(&format!(
         "{}{policy}",
@@ -22,9 +23,7 @@ fn serve_bypass(policy: &str) -> Serve {
     serve.initialize();
     // Waits for the catalogs.
     serve.tool_names(1);
-    // The environment lives as long as the test's serve: leak it with the process.
-    std::mem::forget(env);
-    serve
+    (env, serve)
 }
 
 /// The answer is -32003 with `rule` in its data.
@@ -49,7 +48,7 @@ trifecta = "deny"
 
 #[test]
 fn a_private_resource_read_arms_the_trifecta_and_an_https_read_or_a_prompt_is_denied() {
-    let mut serve = serve_bypass(TRIFECTA);
+    let (_env, mut serve) = serve_bypass(TRIFECTA);
     // Before the trifecta: the template read goes through.
     let early = read(&mut serve, 2, "https://example.com/?q=hello");
     assert!(early["result"]["contents"].is_array(), "{early}");
@@ -90,7 +89,7 @@ action = "deny"
 
 #[test]
 fn subscribe_and_complete_on_a_denied_resource_or_prompt_are_refused() {
-    let mut serve = serve_bypass(DENY_SECRET);
+    let (env, mut serve) = serve_bypass(DENY_SECRET);
     let uri = "file:///secret/notes.txt";
     assert_blocked(&read(&mut serve, 2, uri), "no-secret");
     let sub = serve.request(json!(3), "resources/subscribe", json!({"uri": uri}));
@@ -133,6 +132,19 @@ fn subscribe_and_complete_on_a_denied_resource_or_prompt_are_refused() {
         json!({"uri": "https://example.com/x"}),
     );
     assert_eq!(other["result"], json!({}), "{other}");
+    // Every one of them is a decision on record.
+    serve.close();
+    let audit = audit_text(&env);
+    for method in [
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "completion/complete",
+    ] {
+        assert!(
+            audit.contains(&format!("\"{method}\"")),
+            "{method} not audited:\n{audit}"
+        );
+    }
 }
 
 /// A GitHub token, split so that no scanner flags this file.
@@ -142,7 +154,7 @@ fn token() -> String {
 
 #[test]
 fn a_secret_in_a_key_a_prompt_argument_a_uri_or_a_completion_does_not_leave() {
-    let mut serve = serve_bypass("");
+    let (_env, mut serve) = serve_bypass("");
     let t = token();
     let call = serve.call_tool(2, "b__issue", json!({ t.clone(): 1 }));
     assert_eq!(call["result"]["isError"], true, "{call}");
@@ -449,7 +461,7 @@ fn an_untrusted_workspaces_rule_message_never_reaches_the_model() {
 
 #[test]
 fn file_localhost_and_upper_case_spellings_do_not_escape_a_resource_rule() {
-    let mut serve = serve_bypass(
+    let (_env, mut serve) = serve_bypass(
         "[[policy.rules]]\nid = \"no-secret\"\nresources = [\"file:///secret/**\"]\naction = \"deny\"\n\
          [[policy.rules]]\nid = \"no-evil\"\nresources = [\"https://evil.example/**\"]\naction = \"deny\"\n",
     );
@@ -468,7 +480,7 @@ fn file_localhost_and_upper_case_spellings_do_not_escape_a_resource_rule() {
 
 #[test]
 fn equals_and_one_of_hold_for_the_spellings_an_sdk_coerces() {
-    let mut serve = serve_bypass(
+    let (_env, mut serve) = serve_bypass(
         "[[policy.rules]]\nid = \"no-13\"\ntools = [\"b__issue\"]\n\
          when = { arg = \"number\", one_of = [13, 14] }\naction = \"deny\"\n",
     );

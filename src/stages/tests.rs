@@ -387,7 +387,7 @@ fn the_filters_pass_everything_untouched_when_off() {
 }
 
 #[test]
-fn audit_records_decisions_on_calls_gets_reads_and_server_requests() {
+fn audit_records_decisions_on_every_request_with_model_data_and_server_requests() {
     for row in rows() {
         // The method whose decisions are recorded: the request's own, or for an
         // answer the request it answers.
@@ -397,13 +397,13 @@ fn audit_records_decisions_on_calls_gets_reads_and_server_requests() {
             MessageKind::Call
             | MessageKind::Get
             | MessageKind::Read
+            | MessageKind::Subscribe
+            | MessageKind::Complete
             | MessageKind::Result
             | MessageKind::Error => true,
             MessageKind::ServerRequest => {
                 matches!(method, "sampling/createMessage" | "elicitation/create")
             }
-            // Issue 13: subscriptions and completions are decisions too.
-            MessageKind::Subscribe | MessageKind::Complete => continue,
             _ => false,
         };
         assert_eq!(audited, expected, "{:?} {method}", row.kind);
