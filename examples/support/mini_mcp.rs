@@ -6,7 +6,7 @@
 //! capabilities `{"tools":{"listChanged":true}}`, plus `resources` and `instructions`
 //! when the [`Server`] has them), `ping` (`{}`), `tools/list` (all tools, no
 //! pagination, or the server's error), `resources/templates/list` and `tools/call`
-//! (through the [`Server`] trait); other methods get -32601. Notifications, answers to requests we never sent and lines
+//! (through the [`Server`] trait, whose `answer` may take any method first); other methods get -32601. Notifications, answers to requests we never sent and lines
 //! that are not a JSON object are skipped. Every line written is flushed at once.
 //!
 //! Included by each server with `#[path = "support/mini_mcp.rs"] mod mini_mcp;`.
@@ -72,6 +72,23 @@ pub trait Server {
     /// its own requests to the client).
     fn before_answer(&mut self, _name: &str, _params: &Value, _out: &mut Out) -> io::Result<()> {
         Ok(())
+    }
+
+    /// Answers a request the server handles itself (before the methods above):
+    /// `Some(Ok(result))`, `Some(Err(message))` for a -32602 error, `None` to leave it
+    /// to the built-in answers. It may send messages of its own first, on `out`.
+    fn answer(
+        &mut self,
+        _method: &str,
+        _params: &Value,
+        _out: &mut Out,
+    ) -> Option<Result<Value, String>> {
+        None
+    }
+
+    /// Capabilities to add to the `initialize` answer (an object), if any.
+    fn capabilities(&self) -> Option<Value> {
+        None
     }
 
     /// Runs after the answer to a `tools/call` has been written (whatever it was).
@@ -174,22 +191,19 @@ fn serve(name: &str, server: &mut impl Server) -> io::Result<()> {
             continue;
         };
         let params = message.get("params").unwrap_or(&Value::Null);
-        match method {
-            "initialize" => {
-                let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
-                let mut result = json!({
-                    "protocolVersion": version,
-                    "capabilities": {"tools": {"listChanged": true}},
-                    "serverInfo": {"name": name, "version": "1.0.0"},
-                });
-                if let Some(instructions) = server.instructions() {
-                    result["instructions"] = json!(instructions);
-                }
-                if !server.resource_templates().is_empty() || !server.resources().is_empty() {
-                    result["capabilities"]["resources"] = json!({});
-                }
+        match server.answer(method, params, &mut out) {
+            Some(Ok(result)) => {
                 out.result(id, &result)?;
+                continue;
             }
+            Some(Err(message)) => {
+                out.error(id, -32602, &message)?;
+                continue;
+            }
+            None => {}
+        }
+        match method {
+            "initialize" => out.result(id, &initialize_result(name, server, params))?,
             "ping" => out.result(id, &json!({}))?,
             "tools/list" => match server.tools_error() {
                 Some(message) => out.error(id, -32603, &message)?,
@@ -214,36 +228,61 @@ fn serve(name: &str, server: &mut impl Server) -> io::Result<()> {
                     &json!({"resourceTemplates": server.resource_templates()}),
                 )?;
             }
-            "tools/call" => {
-                let Some(tool) = params.get("name").and_then(Value::as_str) else {
-                    out.error(id, -32602, "tools/call needs a tool `name`")?;
-                    continue;
-                };
-                let empty = json!({});
-                let arguments = params.get("arguments").unwrap_or(&empty);
-                server.before_answer(tool, params, &mut out)?;
-                match server.call(tool, arguments) {
-                    Some(Outcome::Text(text)) => out.result(
-                        id,
-                        &json!({"content": [{"type": "text", "text": text}], "isError": false}),
-                    )?,
-                    Some(Outcome::Failed(text)) => out.result(
-                        id,
-                        &json!({"content": [{"type": "text", "text": text}], "isError": true}),
-                    )?,
-                    Some(Outcome::Result(result)) => out.result(id, &result)?,
-                    Some(Outcome::Error { message, data }) => out.send(&json!({
-                        "jsonrpc": "2.0",
-                        "id": id,
-                        "error": {"code": -32000, "message": message, "data": data},
-                    }))?,
-                    None => out.error(id, -32602, &format!("unknown tool: {tool}"))?,
-                }
-                server.after_call(&mut out)?;
-            }
+            "tools/call" => call(server, id, params, &mut out)?,
             _ => out.error(id, -32601, &format!("method not found: {method}"))?,
         }
     }
+}
+
+/// The `initialize` answer: the client's version where we speak it, tools always,
+/// resources when the server has any, and the server's own extras.
+fn initialize_result(name: &str, server: &impl Server, params: &Value) -> Value {
+    let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
+    let mut result = json!({
+        "protocolVersion": version,
+        "capabilities": {"tools": {"listChanged": true}},
+        "serverInfo": {"name": name, "version": "1.0.0"},
+    });
+    if let Some(instructions) = server.instructions() {
+        result["instructions"] = json!(instructions);
+    }
+    if !server.resource_templates().is_empty() || !server.resources().is_empty() {
+        result["capabilities"]["resources"] = json!({});
+    }
+    if let Some(Value::Object(extra)) = server.capabilities() {
+        for (key, value) in extra {
+            result["capabilities"][key] = value;
+        }
+    }
+    result
+}
+
+/// Answers one `tools/call`, with what the server sends before and after it.
+fn call(server: &mut impl Server, id: &Value, params: &Value, out: &mut Out) -> io::Result<()> {
+    let Some(tool) = params.get("name").and_then(Value::as_str) else {
+        return out.error(id, -32602, "tools/call needs a tool `name`");
+    };
+    let empty = json!({});
+    let arguments = params.get("arguments").unwrap_or(&empty);
+    server.before_answer(tool, params, out)?;
+    match server.call(tool, arguments) {
+        Some(Outcome::Text(text)) => out.result(
+            id,
+            &json!({"content": [{"type": "text", "text": text}], "isError": false}),
+        )?,
+        Some(Outcome::Failed(text)) => out.result(
+            id,
+            &json!({"content": [{"type": "text", "text": text}], "isError": true}),
+        )?,
+        Some(Outcome::Result(result)) => out.result(id, &result)?,
+        Some(Outcome::Error { message, data }) => out.send(&json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {"code": -32000, "message": message, "data": data},
+        }))?,
+        None => out.error(id, -32602, &format!("unknown tool: {tool}"))?,
+    }
+    server.after_call(out)
 }
 
 /// Command-line options, read in order. Exits with status 2 on a bad command line.

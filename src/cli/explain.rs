@@ -125,6 +125,7 @@ pub fn run(
         name,
         arguments: Some(&arguments),
         annotations: None,
+        schema: None,
         cwd: cwd.as_deref(),
     };
     let explanation = policy.explain(&call, &flows);

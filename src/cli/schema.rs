@@ -156,7 +156,14 @@ pub fn schema() -> Value {
                 "scan_arguments": boolean("Check tool inputs for secrets too."),
                 "rules": {"type": "array", "items": rule},
             }), &[]),
-            "labels": {"type": "object", "description": "Label name -> globs over exposed names.", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+            "labels": {"type": "object", "description": "Label name -> globs over exposed tool names, or a table of tools, resources (URI globs) and prompts globs.", "additionalProperties": {"oneOf": [
+                {"type": "array", "items": {"type": "string"}},
+                {"type": "object", "additionalProperties": false, "properties": {
+                    "tools": {"type": "array", "items": {"type": "string"}},
+                    "resources": {"type": "array", "items": {"type": "string"}},
+                    "prompts": {"type": "array", "items": {"type": "string"}},
+                }},
+            ]}},
             "flows": table("Sequence rules.", &json!({
                 "trifecta": one_of(&["deny", "off"], "Once a session used private AND untrusted, deny egress."),
                 "rules": {"type": "array", "items": flow_rule},

@@ -558,8 +558,21 @@ pub fn merge_policy_settings(layers: &[(Layer, &PolicyKeys)], trusted: bool) -> 
     }
     let defaults = Settings::default();
     let output = OutputSettings::default();
+    let mode = merge(layers, trusted, defaults.mode, |k| k.mode);
+    // Mode belongs to its layer: the managed layer's `trifecta = "deny"` follows the
+    // managed file's own mode, whatever the merged one.
+    let trifecta_mode = layers
+        .iter()
+        .filter(|(_, k)| k.trifecta == Some(Trifecta::Deny))
+        .map(|(l, k)| match l {
+            Layer::Managed => k.mode.unwrap_or(PolicyMode::Enforce),
+            _ => mode,
+        })
+        .reduce(PolicyMode::stricter)
+        .unwrap_or(mode);
     Settings {
-        mode: merge(layers, trusted, defaults.mode, |k| k.mode),
+        mode,
+        trifecta_mode,
         scan_arguments: merge(layers, trusted, defaults.scan_arguments, |k| {
             k.scan_arguments
         }),
@@ -653,7 +666,12 @@ pub fn build_policy(files: Vec<PolicyFile<'_>>, trusted: bool, vars: &Vars<'_>) 
             vars
         };
         let mut rules = std::mem::take(&mut keys.rules);
+        let untrusted = layer == Layer::Workspace && !trusted;
         for rule in &mut rules {
+            // Free text of a repository nobody trusted is never shown (SPEC "Policy").
+            if untrusted {
+                rule.message = None;
+            }
             let Some(when) = &mut rule.when else { continue };
             for condition in &mut when.conditions {
                 if let Condition::Under(patterns) | Condition::NotUnder(patterns) = condition {
@@ -671,7 +689,10 @@ pub fn build_policy(files: Vec<PolicyFile<'_>>, trusted: bool, vars: &Vars<'_>) 
             mode_of(layer),
             rules,
         ) {
-            Ok(policy) => layers.push(policy),
+            Ok(mut policy) => {
+                policy.untrusted = untrusted;
+                layers.push(policy);
+            }
             Err(e) => errors.push(Diagnostic::file(
                 source.path,
                 Severity::Error,
@@ -705,8 +726,8 @@ fn merge_labels(files: &[PolicyFile<'_>], errors: &mut Vec<Diagnostic>) -> flows
     let mut entries = Vec::new();
     for file in files {
         for label in &file.keys.labels {
-            for glob in &label.globs {
-                entries.push((file.layer, label.name.clone(), glob.clone()));
+            for (kind, glob) in &label.globs {
+                entries.push((file.layer, label.name.clone(), *kind, glob.clone()));
             }
         }
     }
@@ -1422,6 +1443,23 @@ mod tests {
         assert_eq!(s.trifecta, Trifecta::Deny);
         assert_eq!(s.output.secrets, crate::policy::SecretsAction::Redact);
         assert_eq!(s.limits, Limits::default());
+    }
+
+    #[test]
+    fn the_managed_trifecta_keeps_its_own_mode_under_a_users_monitor() {
+        let managed = "[flows]\ntrifecta = \"deny\"\n";
+        let user = "[policy]\nmode = \"monitor\"\n";
+        let s = settings(&[(Layer::Managed, managed), (Layer::User, user)], false);
+        assert_eq!(s.mode, PolicyMode::Monitor);
+        assert_eq!(s.trifecta_mode, PolicyMode::Enforce);
+        // The user's own trifecta follows the user's mode.
+        let own = "[policy]\nmode = \"monitor\"\n[flows]\ntrifecta = \"deny\"\n";
+        let s = settings(&[(Layer::User, own)], false);
+        assert_eq!(s.trifecta_mode, PolicyMode::Monitor);
+        // A managed file in monitor mode: its trifecta too.
+        let watching = "[policy]\nmode = \"monitor\"\n[flows]\ntrifecta = \"deny\"\n";
+        let s = settings(&[(Layer::Managed, watching)], false);
+        assert_eq!(s.trifecta_mode, PolicyMode::Monitor);
     }
 
     #[test]

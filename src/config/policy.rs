@@ -54,7 +54,8 @@ pub struct LabelDef {
     pub name: String,
     /// Where the label's name is written.
     pub span: Range<usize>,
-    pub globs: Vec<Glob>,
+    /// Each glob with the kind of item it names.
+    pub globs: Vec<(Kind, Glob)>,
 }
 
 /// One `[[flows.rules]]` entry, with the positions of its label names (for `check`).
@@ -112,15 +113,21 @@ pub fn validate(
         check.policy(policy, &mut keys);
     }
     if let Some(labels) = raw.labels.take() {
-        for (name, globs) in labels {
+        for (name, label) in labels {
             let span = super::raw::key_span(table, &["labels", &name]).unwrap_or(0..0);
             if !is_id(&name) {
                 check.error(&span, format!("invalid label name `{name}`"), Some(ID_HINT));
                 continue;
             }
-            let globs = globs
-                .iter()
-                .filter_map(|g| check.glob(g, Kind::Tool).map(|p| p.glob))
+            let kinds = [
+                (Kind::Tool, &label.tools),
+                (Kind::Resource, &label.resources),
+                (Kind::Prompt, &label.prompts),
+            ];
+            let globs = kinds
+                .into_iter()
+                .flat_map(|(kind, globs)| globs.iter().map(move |g| (kind, g)))
+                .filter_map(|(kind, g)| check.glob(g, kind).map(|p| (kind, p.glob)))
                 .collect();
             keys.labels.push(LabelDef { name, span, globs });
         }
@@ -669,6 +676,38 @@ max_result_bytes = 4194304
     }
 
     const RULE: &str = "[[policy.rules]]\nid = \"r\"\ntools = [\"*\"]\naction = \"deny\"\n";
+
+    #[test]
+    fn a_label_takes_tools_resources_and_prompts_and_an_unknown_kind_is_an_error() {
+        let (k, diags) = keys(
+            "[labels]\nprivate = { resources = [\"file:///secret/**\"], prompts = [\"b__*\"] }\n\
+             egress = [\"fetch__*\"]\n",
+        );
+        assert!(diags.is_empty(), "{diags:#?}");
+        let kinds: Vec<(String, Vec<Kind>)> = k
+            .labels
+            .iter()
+            .map(|l| {
+                (
+                    l.name.clone(),
+                    l.globs.iter().map(|(kind, _)| *kind).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("egress".to_owned(), vec![Kind::Tool]),
+                ("private".to_owned(), vec![Kind::Resource, Kind::Prompt])
+            ]
+        );
+        let e = one_error("[labels]\nprivate = { files = [\"x\"] }\n");
+        assert!(e.contains("files"), "{e}");
+        // A resource glob keeps `*` within one path segment, as in rules.
+        let (k, _) = keys("[labels]\nprivate = { resources = [\"file:///*\"] }\n");
+        let glob = k.labels[0].globs[0].1.compile_matcher();
+        assert!(glob.is_match("file:///a") && !glob.is_match("file:///a/b"));
+    }
 
     #[test]
     fn a_rule_without_id_is_an_error_and_the_next_rule_is_still_read() {

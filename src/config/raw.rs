@@ -36,8 +36,9 @@ pub struct RawFile {
     #[serde(default)]
     pub servers: BTreeMap<String, RawServer>,
     pub policy: Option<RawPolicy>,
-    /// Label name → globs over exposed tool names.
-    pub labels: Option<BTreeMap<String, Vec<Spanned<String>>>>,
+    /// Label name → globs over exposed tool names, or over tools, resources and
+    /// prompts.
+    pub labels: Option<BTreeMap<String, RawLabel>>,
     pub flows: Option<RawFlows>,
     pub output: Option<RawOutput>,
     pub limits: Option<RawLimits>,
@@ -103,6 +104,64 @@ pub enum Preset {
     /// `"none"`: no preset, only what the table lists.
     #[serde(rename = "none")]
     Bare,
+}
+
+/// One label of `[labels]`: an array of globs over exposed tool names (the short
+/// form), or a table `{ tools = [...], resources = [...], prompts = [...] }` (SPEC
+/// "Policy": a resource read can be `private`, a URL template `egress`).
+#[derive(Debug, Default)]
+pub struct RawLabel {
+    pub tools: Vec<Spanned<String>>,
+    /// Globs over resource URIs.
+    pub resources: Vec<Spanned<String>>,
+    /// Globs over exposed prompt names.
+    pub prompts: Vec<Spanned<String>>,
+}
+
+/// The table form of a label, as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLabelTable {
+    #[serde(default)]
+    tools: Vec<Spanned<String>>,
+    #[serde(default)]
+    resources: Vec<Spanned<String>>,
+    #[serde(default)]
+    prompts: Vec<Spanned<String>>,
+}
+
+// Written by hand rather than `#[serde(untagged)]`: an untagged enum buffers the value
+// and loses the spans `Spanned` needs.
+impl<'de> Deserialize<'de> for RawLabel {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawLabel;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of tool globs, or a table of `tools`, `resources` and `prompts` globs")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<RawLabel, A::Error> {
+                let tools = Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(RawLabel {
+                    tools,
+                    ..RawLabel::default()
+                })
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawLabel, A::Error> {
+                let table =
+                    RawLabelTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawLabel {
+                    tools: table.tools,
+                    resources: table.resources,
+                    prompts: table.prompts,
+                })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// `[policy]`.

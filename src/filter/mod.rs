@@ -9,6 +9,7 @@
 //! one place.
 
 pub mod injection;
+pub mod input;
 pub mod output;
 pub mod secrets;
 

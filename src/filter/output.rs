@@ -4,8 +4,9 @@
 //! (`output:secrets`); text that looks like a prompt injection is flagged (a first
 //! content block saying it is data, not instructions) or blocked
 //! (`output:injection`); invisible, bidirectional and tag characters and ANSI escapes
-//! are stripped. With `scan_arguments`, the same secrets check runs on a tool call's
-//! arguments, so a key cannot leave through an egress tool.
+//! are stripped. With `scan_arguments`, the same secrets check runs on the model data
+//! of every request the client sends ([`super::input`]), so a key cannot leave
+//! through an egress tool, a prompt, a URI or a completion.
 //!
 //! Every string is looked at, wherever it sits: text content, `structuredContent`,
 //! embedded resources, prompt messages, log data.
@@ -184,32 +185,42 @@ impl OutputFilter {
         Verdict::Rewrite(msg.rewrite(None, &[(span, replacement.as_str())]))
     }
 
-    /// A tool call on its way to an upstream: its arguments must not carry a secret.
+    /// A request on its way to an upstream: its model data (arguments, keys too, a
+    /// URI, a completion) must not carry a secret (see [`super::input`]).
     fn towards_upstream(&mut self, view: &View<'_>, msg: &Message) -> Verdict {
-        if !self.settings.scan_arguments || view.kind != MessageKind::Call {
+        if !self.settings.scan_arguments {
             return Verdict::Allow;
         }
-        let Some((arguments, _)) = msg.param(&["arguments"]) else {
-            return Verdict::Allow;
-        };
-        if !could_hold_a_secret(arguments, &mut self.lower) {
-            return Verdict::Allow;
+        let mut fired: Vec<&'static str> = Vec::new();
+        for raw in super::input::model_data(view.kind, msg) {
+            // A `%` may hide a keyword from the first look: decoded by the full check.
+            if raw.contains('%') || could_hold_a_secret(raw, &mut self.lower) {
+                fired.extend(super::input::secrets_in(raw));
+            }
         }
-        let Ok(mut value) = serde_json::from_str::<Value>(arguments) else {
-            return Verdict::Allow;
-        };
-        let fired = redact_json(&mut value);
         if fired.is_empty() {
             return Verdict::Allow;
         }
+        fired.sort_unstable();
+        fired.dedup();
         Verdict::Block(Block {
             rule: "output:secrets".into(),
             reason: format!(
-                "the arguments of `{}` carry a secret ({}); secrets do not leave through tool arguments (`[policy] scan_arguments`)",
-                view.name.unwrap_or("the tool"),
-                fired.join(", ")
+                "a secret ({}) in the {} of `{}`; secrets do not leave through what is sent to a server (`[policy] scan_arguments`)",
+                fired.join(", "),
+                what_is_sent(view.kind),
+                view.name.unwrap_or("the request")
             ),
         })
+    }
+}
+
+/// What [`OutputFilter::towards_upstream`] looked at, in its reason.
+fn what_is_sent(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Read | MessageKind::Subscribe => "URI",
+        MessageKind::Complete => "completion",
+        _ => "arguments",
     }
 }
 

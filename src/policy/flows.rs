@@ -1,7 +1,9 @@
 //! Labels and sequence rules: the lethal trifecta across servers.
 //!
-//! `[labels]` give exposed tool names capabilities (`private`, `untrusted`, `egress`,
-//! or any name of your own) by glob. A session's [`FlowState`] remembers, for each
+//! `[labels]` give exposed tool and prompt names and resource URIs capabilities
+//! (`private`, `untrusted`, `egress`, or any name of your own) by glob: every request
+//! that carries model data (a call, a get, a read, a subscription, a completion) is
+//! checked, and every completed call, get and read counts towards the history. A session's [`FlowState`] remembers, for each
 //! label, the first completed call that carried it. Before a call, its own labels are
 //! checked against that history (a call's own labels never count towards `after`):
 //!
@@ -20,6 +22,7 @@
 
 use globset::{Candidate, Glob, GlobSet, GlobSetBuilder};
 
+use super::Kind;
 use super::settings::PolicyMode;
 use crate::config::Layer;
 
@@ -77,44 +80,48 @@ pub struct Labels {
     names: Vec<String>,
     /// The globs of each label, as written, each with the layer it comes from.
     globs: Vec<Vec<(Layer, String)>>,
-    set: GlobSet,
-    /// Label index of each glob in `set`.
-    owner: Vec<usize>,
+    /// One set per kind of item (indexed by `Kind as usize`): a tool glob never
+    /// labels a prompt or a URI that happens to match it.
+    sets: [GlobSet; 3],
+    /// Label index of each glob in the set of the same kind.
+    owners: [Vec<usize>; 3],
 }
 
 impl Labels {
-    /// Labels from `(layer, label, glob)` entries; the same label in several layers
-    /// gets the globs of all of them.
-    pub fn new(entries: Vec<(Layer, String, Glob)>) -> Result<Self, TooManyLabels> {
-        let mut names: Vec<String> = entries.iter().map(|(_, n, _)| n.clone()).collect();
+    /// Labels from `(layer, label, kind, glob)` entries; the same label in several
+    /// layers gets the globs of all of them.
+    pub fn new(entries: Vec<(Layer, String, Kind, Glob)>) -> Result<Self, TooManyLabels> {
+        let mut names: Vec<String> = entries.iter().map(|(_, n, _, _)| n.clone()).collect();
         names.sort();
         names.dedup();
         if let Some(name) = names.get(MAX_LABELS) {
             return Err(TooManyLabels { name: name.clone() });
         }
         let mut globs = vec![Vec::new(); names.len()];
-        let mut builder = GlobSetBuilder::new();
-        let mut owner = Vec::new();
-        for (layer, name, glob) in entries {
+        let mut builders = [(); 3].map(|()| GlobSetBuilder::new());
+        let mut owners: [Vec<usize>; 3] = Default::default();
+        for (layer, name, kind, glob) in entries {
             let Ok(id) = names.binary_search(&name) else {
                 continue;
             };
             globs[id].push((layer, glob.glob().to_owned()));
-            builder.add(glob);
-            owner.push(id);
+            builders[kind as usize].add(glob);
+            owners[kind as usize].push(id);
         }
         // Each glob was compiled on its own already; a set of them only fails on
-        // resource limits, and then no tool gets a label from the set: say so loudly
+        // resource limits, and then no item gets a label from the set: say so loudly
         // rather than fail open silently.
-        let set = builder.build().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "labels could not be compiled together; no tool has a label");
-            GlobSet::empty()
+        let sets = builders.map(|b| {
+            b.build().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "labels could not be compiled together; no item has a label");
+                GlobSet::empty()
+            })
         });
         Ok(Self {
             names,
             globs,
-            set,
-            owner,
+            sets,
+            owners,
         })
     }
 
@@ -151,12 +158,26 @@ impl Labels {
     /// The labels of an exposed tool name.
     #[must_use]
     pub fn of(&self, tool: &str) -> LabelSet {
+        self.of_item(Kind::Tool, tool)
+    }
+
+    /// The labels of an item of `kind`: an exposed tool or prompt name, or a URI (by
+    /// every spelling of it: `file://localhost/p` is `file:///p`, see
+    /// [`super::rules::normalized_uri`]; more labels only ever deny more).
+    #[must_use]
+    pub fn of_item(&self, kind: Kind, name: &str) -> LabelSet {
         let mut set = LabelSet::default();
-        if self.owner.is_empty() {
+        let owner = &self.owners[kind as usize];
+        if owner.is_empty() {
             return set;
         }
-        for glob in self.set.matches_candidate(&Candidate::new(tool)) {
-            set.insert(self.owner[glob]);
+        let other = (kind == Kind::Resource)
+            .then(|| super::rules::normalized_uri(name))
+            .flatten();
+        for spelling in std::iter::once(name).chain(other.as_deref()) {
+            for glob in self.sets[kind as usize].matches_candidate(&Candidate::new(spelling)) {
+                set.insert(owner[glob]);
+            }
         }
         set
     }
@@ -213,17 +234,22 @@ impl FlowState {
         Self::default()
     }
 
-    /// Records a completed tool call: call it when the call's answer arrives (an error
-    /// answer too: the server may have read something before it failed), never for a
-    /// call that was denied or held.
+    /// Records a completed tool call (see [`Self::record_item`]).
     pub fn record(&mut self, labels: &Labels, tool: &str) {
+        self.record_item(labels, Kind::Tool, tool);
+    }
+
+    /// Records a completed call, get or read of `item`: call it when the answer
+    /// arrives (an error answer too: the server may have read something before it
+    /// failed), never for a request that was denied or held.
+    pub fn record_item(&mut self, labels: &Labels, kind: Kind, item: &str) {
         let call = self.calls;
         self.calls += 1;
-        for name in labels.named(labels.of(tool)) {
+        for name in labels.named(labels.of_item(kind, item)) {
             if !self.seen.iter().any(|s| s.label == name) {
                 self.seen.push(Seen {
                     label: name.to_owned(),
-                    tool: tool.to_owned(),
+                    tool: item.to_owned(),
                     call,
                 });
             }
@@ -303,8 +329,39 @@ pub fn check(
     state: &FlowState,
     tool: &str,
 ) -> Vec<FlowHit> {
+    let settings = Settings {
+        trifecta,
+        trifecta_mode,
+        rules,
+    };
+    check_item(labels, &settings, state, Kind::Tool, tool)
+}
+
+/// The flow settings in force: `[flows] trifecta` and its mode, and the rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    pub trifecta: bool,
+    pub trifecta_mode: PolicyMode,
+    pub rules: &'a [FlowRule],
+}
+
+/// Every flow rule that fires on a request for `tool` (an exposed tool or prompt
+/// name, or a URI) of `kind`, the trifecta first.
+#[must_use]
+pub fn check_item(
+    labels: &Labels,
+    settings: &Settings<'_>,
+    state: &FlowState,
+    kind: Kind,
+    tool: &str,
+) -> Vec<FlowHit> {
+    let Settings {
+        trifecta,
+        trifecta_mode,
+        rules,
+    } = *settings;
     let mut hits = Vec::new();
-    let own = labels.of(tool);
+    let own = labels.of_item(kind, tool);
     if own == LabelSet::default() {
         return hits;
     }
@@ -373,7 +430,7 @@ mod tests {
         for (name, globs) in spec {
             for g in *globs {
                 let glob = Glob::new(g).unwrap_or_else(|e| panic!("{e}"));
-                entries.push((Layer::User, (*name).to_owned(), glob));
+                entries.push((Layer::User, (*name).to_owned(), Kind::Tool, glob));
             }
         }
         Labels::new(entries).unwrap_or_else(|e| panic!("{e}"))
@@ -504,11 +561,31 @@ mod tests {
     }
 
     #[test]
+    fn a_resource_label_holds_for_every_spelling_of_the_uri() {
+        let glob = Glob::new("file:///secret/**").unwrap_or_else(|e| panic!("{e}"));
+        let l = Labels::new(vec![(Layer::User, "private".into(), Kind::Resource, glob)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        for uri in [
+            "file:///secret/a",
+            "file://LOCALHOST/secret/a",
+            "FILE:/secret/./a",
+        ] {
+            assert_eq!(
+                l.named(l.of_item(Kind::Resource, uri)),
+                ["private"],
+                "{uri}"
+            );
+        }
+        // A tool of that spelling has no resource label.
+        assert!(l.named(l.of("file:///secret/a")).is_empty());
+    }
+
+    #[test]
     fn too_many_labels_is_an_error() {
         let entries: Vec<_> = (0..=MAX_LABELS)
             .map(|i| {
                 let glob = Glob::new("x").unwrap_or_else(|e| panic!("{e}"));
-                (Layer::User, format!("l{i:03}"), glob)
+                (Layer::User, format!("l{i:03}"), Kind::Tool, glob)
             })
             .collect();
         assert!(Labels::new(entries).is_err());

@@ -14,8 +14,9 @@
 //!    never loosen it. A rule whose conditions cannot be evaluated (missing argument,
 //!    wrong type, unresolvable path, annotations of an unpinned tool) matches a `deny`
 //!    or `ask` rule and does not match an `allow` rule: fail closed.
-//! 2. **Flows** ([`flows`]): for tool calls, labels of the session's earlier completed
-//!    calls against this call's labels: the trifecta, then `[[flows.rules]]`.
+//! 2. **Flows** ([`flows`]): for every kind (tools, prompts, resources), labels of
+//!    the session's earlier completed requests against this one's labels: the
+//!    trifecta, then `[[flows.rules]]`.
 //! 3. The outcome, strongest first: an enforced deny (the first layer that denies,
 //!    then the first flow rule), an enforced ask, a denial or ask in `monitor` mode
 //!    ([`Decision::Monitor`]: the call goes through), else allow.
@@ -24,10 +25,11 @@
 //! `policy.mode` is merged like the other settings (enforce is stricter than monitor;
 //! a trusted workspace may set the user's value, nothing loosens the managed layer's
 //! explicit value) and governs the user's and the workspace's rules, their flow rules,
-//! the trifecta and everything blocked outside rules. The managed layer's own rules and
-//! flow rules follow the managed file's own `mode` only (default `enforce`), so a
-//! user's `mode = "monitor"` can never switch off the organisation's rules; an
-//! organisation that wants no monitor anywhere sets `mode = "enforce"` in its file.
+//! the trifecta they set and everything blocked outside rules. The managed layer's own
+//! rules, flow rules and `trifecta = "deny"` follow the managed file's own `mode` only
+//! (default `enforce`), so a user's `mode = "monitor"` can never switch off the
+//! organisation's rules; an organisation that wants no monitor anywhere sets `mode =
+//! "enforce"` in its file.
 //!
 //! # Rule ids on the wire
 //! A rule's own `id`; `default:<layer>` when a layer's default decided
@@ -67,6 +69,7 @@
 //! [`FlowState`], which is small: one entry per label). Everything here is `Send +
 //! Sync` and takes `&self`.
 
+pub mod coerce;
 pub mod flows;
 pub mod path;
 pub mod rules;
@@ -125,6 +128,9 @@ pub struct Call<'a> {
     /// The tool's `annotations` from its pinned definition; `None` when the tool is
     /// not pinned (then `annotation` conditions cannot be evaluated).
     pub annotations: Option<&'a Value>,
+    /// The tool's pinned `inputSchema`: the types `equals` and `one_of` coerce an
+    /// argument to (see [`coerce`]); `None` when not pinned.
+    pub schema: Option<&'a Value>,
     /// What relative path arguments are relative to: the server's working directory.
     /// `None`: a relative path cannot be evaluated.
     pub cwd: Option<&'a Path>,
@@ -139,6 +145,7 @@ impl<'a> Call<'a> {
             name,
             arguments,
             annotations: None,
+            schema: None,
             cwd: None,
         }
     }
@@ -165,6 +172,13 @@ impl<'a> Call<'a> {
     #[must_use]
     pub fn with_annotations(mut self, annotations: Option<&'a Value>) -> Self {
         self.annotations = annotations;
+        self
+    }
+
+    /// With the tool's pinned `inputSchema`.
+    #[must_use]
+    pub fn with_schema(mut self, schema: Option<&'a Value>) -> Self {
+        self.schema = schema;
         self
     }
 
@@ -349,16 +363,13 @@ impl PolicySet {
                 layers.push(decision);
             }
         }
-        let mut hits = Vec::new();
-        if call.kind == Kind::Tool {
-            hits = flows::check(
-                &self.labels,
-                self.settings.trifecta == Trifecta::Deny,
-                self.settings.mode,
-                &self.flow_rules,
-                flows,
-                call.name,
-            );
+        let settings = flows::Settings {
+            trifecta: self.settings.trifecta == Trifecta::Deny,
+            trifecta_mode: self.settings.trifecta_mode,
+            rules: &self.flow_rules,
+        };
+        let hits = flows::check_item(&self.labels, &settings, flows, call.kind, call.name);
+        {
             for hit in &hits {
                 outcome.add(
                     hit.mode,
@@ -372,8 +383,9 @@ impl PolicySet {
                 );
             }
         }
-        let labels = if detail && call.kind == Kind::Tool {
-            self.labels_of(call.name)
+        let labels = if detail {
+            self.labels
+                .named(self.labels.of_item(call.kind, call.name))
                 .into_iter()
                 .map(str::to_owned)
                 .collect()

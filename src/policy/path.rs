@@ -117,20 +117,38 @@ fn uri_scheme(text: &str) -> Option<(&str, &str)> {
     (ok && (rest.starts_with('/') || scheme.eq_ignore_ascii_case("file"))).then_some((scheme, rest))
 }
 
-fn percent_decode(text: &str) -> Option<Vec<u8>> {
+/// [`percent_decode`], keeping a `%` that does not start a valid escape as it is.
+pub(crate) fn percent_decode_lossy(text: &str) -> Vec<u8> {
+    decode(text, false).unwrap_or_default()
+}
+
+/// `text` with its `%XX` escapes decoded; `None` when a `%` starts no valid escape.
+pub(crate) fn percent_decode(text: &str) -> Option<Vec<u8>> {
+    decode(text, true)
+}
+
+fn decode(text: &str, strict: bool) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+            let escape = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match escape {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                None if strict => return None,
+                None => {}
+            }
         }
+        out.push(bytes[i]);
+        i += 1;
     }
     Some(out)
 }

@@ -60,7 +60,7 @@ impl Tri {
         }
     }
 
-    fn from_bool(b: bool) -> Self {
+    pub(crate) fn from_bool(b: bool) -> Self {
         if b { Self::Yes } else { Self::No }
     }
 
@@ -407,21 +407,26 @@ impl When {
                 (!t, why)
             }
             Condition::Equals(expected) => {
-                let t = Tri::from_bool(json_eq(value, expected));
+                let options = std::slice::from_ref(expected);
+                let t = super::coerce::equals_any(value, options, name, env.call.schema);
                 let why = detail.then(|| {
-                    let is = if t == Tri::Yes {
-                        "equals"
-                    } else {
-                        "does not equal"
+                    let is = match t {
+                        Tri::Yes => "equals",
+                        Tri::Unknown => "may equal (as a server coerces it)",
+                        Tri::No => "does not equal",
                     };
                     format!("`{name}` ({}) {is} {expected}", short(value))
                 });
                 (t, why)
             }
             Condition::OneOf(options) => {
-                let t = Tri::from_bool(options.iter().any(|o| json_eq(value, o)));
+                let t = super::coerce::equals_any(value, options, name, env.call.schema);
                 let why = detail.then(|| {
-                    let is = if t == Tri::Yes { "is" } else { "is not" };
+                    let is = match t {
+                        Tri::Yes => "is",
+                        Tri::Unknown => "may be (as a server coerces it)",
+                        Tri::No => "is not",
+                    };
                     format!(
                         "`{name}` ({}) {is} one of {}",
                         short(value),
@@ -823,6 +828,10 @@ pub struct LayerPolicy {
     /// and workspace layers the merged mode (see [`super::Settings::mode`]).
     pub mode: PolicyMode,
     pub rules: Vec<Rule>,
+    /// An untrusted workspace's layer: none of its free text (a rule's `message`, the
+    /// patterns and values of its conditions) is shown to the model or the user, only
+    /// its rule ids (SPEC "Policy"). Default `false`.
+    pub untrusted: bool,
     index: [Index; 3],
     /// How many distinct arguments the rules look at (see [`When::slot`]).
     arg_slots: usize,
@@ -909,6 +918,7 @@ impl LayerPolicy {
             default,
             mode,
             rules,
+            untrusted: false,
             index,
             arg_slots: args.len(),
         })
@@ -924,7 +934,7 @@ impl LayerPolicy {
         let index = self.index(call.kind);
         let raw = index.covering(call.name);
         let Some(other) = (call.kind == Kind::Resource)
-            .then(|| normalized_file_uri(call.name))
+            .then(|| normalized_uri(call.name))
             .flatten()
         else {
             return raw.into_iter().map(|i| (i, Tri::Yes)).collect();
@@ -1044,14 +1054,21 @@ impl LayerPolicy {
                 conditions,
             } => {
                 let rule = &self.rules[*index];
-                if let Some(message) = &rule.message {
-                    return message.clone();
-                }
                 let verb = match rule.action {
                     Action::Allow => "allows",
                     Action::Deny => "denies",
                     Action::Ask => "asks before",
                 };
+                if self.untrusted {
+                    return format!(
+                        "the {layer} policy (not trusted: its own words are not shown) {verb} {} `{}`",
+                        call.kind.noun(),
+                        call.name
+                    );
+                }
+                if let Some(message) = &rule.message {
+                    return message.clone();
+                }
                 let mut text = format!(
                     "the {layer} policy {verb} {} `{}`",
                     call.kind.noun(),
@@ -1102,43 +1119,46 @@ pub fn layer_name(layer: Layer) -> &'static str {
     }
 }
 
-/// A `file:` URI with its path percent-decoded and `.`, `..` and repeated slashes
-/// removed, when that differs from the URI as written: what a server will read, for
-/// matching resource globs. Symlinks are not resolved here (use `under` with
-/// `arg = "uri"` for that).
+/// Another spelling of the same resource, when `uri` is not already in it: the scheme
+/// lower-cased; for a `file:` URI, the host `localhost` (any case) dropped and the path
+/// percent-decoded with `.`, `..` and repeated slashes removed (what a server will
+/// read); for any other URI with an authority, the authority lower-cased. Resource
+/// globs and labels match both spellings. Symlinks are not resolved here (use `under`
+/// with `arg = "uri"` for that).
 #[must_use]
-pub fn normalized_file_uri(uri: &str) -> Option<String> {
-    let lower = uri.get(..5)?.to_ascii_lowercase();
-    if lower != "file:" {
+pub fn normalized_uri(uri: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once(':')?;
+    let is_scheme = scheme.len() >= 2
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !is_scheme {
         return None;
     }
-    let rest = &uri[5..];
-    let (host, path) = match rest.strip_prefix("//") {
-        Some(after) => after.find('/').map_or((after, ""), |i| after.split_at(i)),
-        None => ("", rest),
+    let scheme = scheme.to_ascii_lowercase();
+    let text = if scheme == "file" {
+        let (host, path) = match rest.strip_prefix("//") {
+            Some(after) => after.find('/').map_or((after, ""), |i| after.split_at(i)),
+            None => ("", rest),
+        };
+        // `file://localhost/p` is `file:///p` (RFC 8089).
+        let host = if host.eq_ignore_ascii_case("localhost") {
+            ""
+        } else {
+            host
+        };
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        let raw = path::percent_decode_lossy(path);
+        let normal = path::normalize_lexically(Path::new(String::from_utf8_lossy(&raw).as_ref()));
+        format!("file://{host}{}", normal.display())
+    } else if let Some(after) = rest.strip_prefix("//") {
+        let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+        let (authority, tail) = after.split_at(end);
+        format!("{scheme}://{}{tail}", authority.to_ascii_lowercase())
+    } else {
+        format!("{scheme}:{rest}")
     };
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    let mut decoded = String::new();
-    let bytes = path.as_bytes();
-    let mut i = 0;
-    let mut raw = Vec::new();
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(b) = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            raw.push(b);
-            i += 3;
-            continue;
-        }
-        raw.push(bytes[i]);
-        i += 1;
-    }
-    decoded.push_str(&String::from_utf8_lossy(&raw));
-    let normal = path::normalize_lexically(Path::new(&decoded));
-    let text = format!("file://{host}{}", normal.display());
     (text != uri).then_some(text)
 }
 
@@ -1174,15 +1194,32 @@ mod tests {
     #[test]
     fn file_uris_are_normalized_for_matching() {
         assert_eq!(
-            normalized_file_uri("file:///home/u/%2Eenv").as_deref(),
+            normalized_uri("file:///home/u/%2Eenv").as_deref(),
             Some("file:///home/u/.env")
         );
         assert_eq!(
-            normalized_file_uri("file:///a//b/../.env").as_deref(),
+            normalized_uri("file:///a//b/../.env").as_deref(),
             Some("file:///a/.env")
         );
-        assert_eq!(normalized_file_uri("file:///a/.env"), None);
-        assert_eq!(normalized_file_uri("https://x/../y"), None);
+        assert_eq!(normalized_uri("file:///a/.env"), None);
+        assert_eq!(normalized_uri("https://x/../y"), None);
+        for spelling in [
+            "file://localhost/a/.env",
+            "file://LOCALHOST/a/.env",
+            "FILE:///a/.env",
+            "file:/a/.env",
+        ] {
+            assert_eq!(
+                normalized_uri(spelling).as_deref(),
+                Some("file:///a/.env"),
+                "{spelling}"
+            );
+        }
+        assert_eq!(
+            normalized_uri("HTTPS://Evil.Example/A?B").as_deref(),
+            Some("https://evil.example/A?B")
+        );
+        assert_eq!(normalized_uri("file://server/a"), None);
     }
 
     #[test]

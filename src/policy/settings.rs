@@ -239,14 +239,18 @@ pub struct Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Settings {
     /// The mode of the user's and the workspace's rules, of flow rules other than the
-    /// managed layer's, of the trifecta, and of every block outside the rules (output
-    /// filters, limits). The managed layer's own rules follow the managed file's own
+    /// managed layer's, and of every block outside the rules (output filters, limits). The managed layer's own rules follow the managed file's own
     /// `mode` (see [`super::LayerPolicy::mode`]). Default `enforce`.
     pub mode: PolicyMode,
     /// Check tool inputs for secrets, not only outputs. Default `true`.
     pub scan_arguments: bool,
     /// Default `deny`.
     pub trifecta: Trifecta,
+    /// The mode of the trifecta: that of the layers that set `trifecta = "deny"`, the
+    /// strictest of them (a managed file's own `mode`, default `enforce`, for the
+    /// managed layer), else `mode`. Mode belongs to its layer: a user's `monitor`
+    /// never turns off the managed layer's trifecta.
+    pub trifecta_mode: PolicyMode,
     pub output: OutputSettings,
     pub limits: Limits,
 }
@@ -257,6 +261,7 @@ impl Default for Settings {
             mode: PolicyMode::Enforce,
             scan_arguments: true,
             trifecta: Trifecta::Deny,
+            trifecta_mode: PolicyMode::Enforce,
             output: OutputSettings::default(),
             limits: Limits::default(),
         }

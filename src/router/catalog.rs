@@ -283,57 +283,7 @@ impl Catalog {
     }
 }
 
-/// Whether `uri` is an expansion of the RFC 6570 `template` (levels 1-4 as far as
-/// routing needs: a `{var}` matches anything but `/`, `?` and `#`; `{+var}`, `{#var}`,
-/// `{/var}`, `{?var}`, `{&var}` and `{;var}` match anything).
-#[must_use]
-pub fn template_matches(template: &str, uri: &str) -> bool {
-    // Split into literals and expressions; match left to right, expressions lazily.
-    fn go(parts: &[Part<'_>], uri: &str) -> bool {
-        match parts.split_first() {
-            None => uri.is_empty(),
-            Some((Part::Literal(lit), rest)) => uri.strip_prefix(lit).is_some_and(|u| go(rest, u)),
-            Some((Part::Expr { reserved }, rest)) => {
-                let mut end = 0;
-                loop {
-                    if go(rest, &uri[end..]) {
-                        return true;
-                    }
-                    let Some(c) = uri[end..].chars().next() else {
-                        return false;
-                    };
-                    if !reserved && matches!(c, '/' | '?' | '#') {
-                        return false;
-                    }
-                    end += c.len_utf8();
-                }
-            }
-        }
-    }
-    enum Part<'a> {
-        Literal(&'a str),
-        Expr { reserved: bool },
-    }
-    let mut parts = Vec::new();
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        if open > 0 {
-            parts.push(Part::Literal(&rest[..open]));
-        }
-        let Some(close) = rest[open..].find('}') else {
-            return false;
-        };
-        let expr = &rest[open + 1..open + close];
-        parts.push(Part::Expr {
-            reserved: expr.starts_with(['+', '#', '/', '?', '&', ';', '.']),
-        });
-        rest = &rest[open + close + 1..];
-    }
-    if !rest.is_empty() {
-        parts.push(Part::Literal(rest));
-    }
-    go(&parts, uri)
-}
+pub use super::uri::template_matches;
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,8 @@
 //!   the exposed (namespaced) names, and routing by exposed name;
 //! - [`cursor`]: mcp-warden's own `resources/list` cursors, which page across
 //!   upstreams;
-//! - [`route_uri`]: routing a resource URI to the server that serves it;
+//! - [`uri`]: routing a resource URI to the one server that serves it (collisions,
+//!   the most specific template, matching linear in the URI);
 //! - [`progress_token`]: where a request's progress token sits, for remapping.
 //!
 //! Nothing here does I/O or holds session state: the session keeps the maps (ids in
@@ -14,31 +15,13 @@
 
 pub mod catalog;
 pub mod cursor;
+pub mod uri;
 
 use std::ops::Range;
 
-use catalog::{Catalog, template_matches};
+pub use uri::{Listers, UriRoute, route_uri};
 
 use crate::jsonrpc::Message;
-
-/// The slot serving `uri`: `listed`, the one that listed it, else the one whose
-/// template matches it, else `only`, the one server that offers resources (when only
-/// one does).
-pub fn route_uri(
-    uri: &str,
-    listed: Option<usize>,
-    templates: &Catalog,
-    only: impl FnOnce() -> Option<usize>,
-) -> Option<usize> {
-    if listed.is_some() {
-        return listed;
-    }
-    templates
-        .routes()
-        .find(|(t, _)| template_matches(t, uri))
-        .map(|(_, route)| route.slot)
-        .or_else(only)
-}
 
 /// The span and text of `params._meta.progressToken`, when the request has one.
 #[must_use]
@@ -57,7 +40,7 @@ pub fn progress_token(msg: &Message) -> Option<(Range<usize>, Box<str>)> {
 
 #[cfg(test)]
 mod tests {
-    use super::catalog::{ListKind, Page, read_item};
+    use super::catalog::{Catalog, ListKind, Page, read_item};
     use super::*;
     use crate::config::{Namespace, ServerName};
 
@@ -84,12 +67,68 @@ mod tests {
             3,
             r#"{"resourceTemplates":[{"uriTemplate":"db://{table}/rows","name":"rows"}]}"#,
         );
+        let one = Some(Listers::new(1));
         assert_eq!(
-            route_uri("db://users/rows", Some(1), &t, || Some(9)),
-            Some(1)
+            route_uri("db://users/rows", one, &t, || Some(9)),
+            UriRoute::Slot(1)
         );
-        assert_eq!(route_uri("db://users/rows", None, &t, || Some(9)), Some(3));
-        assert_eq!(route_uri("file:///x", None, &t, || Some(9)), Some(9));
-        assert_eq!(route_uri("file:///x", None, &t, || None), None);
+        assert_eq!(
+            route_uri("db://users/rows", None, &t, || Some(9)),
+            UriRoute::Slot(3)
+        );
+        assert_eq!(
+            route_uri("file:///x", None, &t, || Some(9)),
+            UriRoute::Slot(9)
+        );
+        assert_eq!(route_uri("file:///x", None, &t, || None), UriRoute::Unknown);
+    }
+
+    #[test]
+    fn the_most_specific_template_wins_and_equals_across_servers_collide() {
+        let t = two_servers(&[
+            (1, "file:///{+path}"),
+            (2, "file:///docs/{name}"),
+            (1, "x://{a}"),
+            (2, "x://{b}"),
+        ]);
+        assert_eq!(
+            route_uri("file:///docs/a.md", None, &t, || None),
+            UriRoute::Slot(2)
+        );
+        assert_eq!(
+            route_uri("file:///etc/passwd", None, &t, || None),
+            UriRoute::Slot(1)
+        );
+        assert_eq!(
+            route_uri("x://y", None, &t, || None),
+            UriRoute::Collision(1, 2)
+        );
+    }
+
+    /// A templates catalog over two servers, `a` (slot 1) and `b` (slot 2).
+    fn two_servers(templates: &[(usize, &str)]) -> Catalog {
+        let a = ServerName::new("a").expect("name");
+        let b = ServerName::new("b").expect("name");
+        let items = |slot: usize| {
+            let list: Vec<String> = templates
+                .iter()
+                .filter(|(s, _)| *s == slot)
+                .map(|(_, t)| format!(r#"{{"uriTemplate":"{t}","name":"n"}}"#))
+                .collect();
+            let json = format!(r#"{{"resourceTemplates":[{}]}}"#, list.join(","));
+            let page: Page<'_> = serde_json::from_str(&json).expect("page");
+            let ns = Namespace::new(if slot == 1 { "a" } else { "b" }).expect("namespace");
+            page.items
+                .iter()
+                .filter_map(|t| read_item(ListKind::Templates, &ns, t))
+                .collect::<Vec<_>>()
+        };
+        let (one, two) = (items(1), items(2));
+        Catalog::build(
+            ListKind::Templates,
+            [(1, &a, one.as_slice()), (2, &b, two.as_slice())],
+            |_, _| true,
+        )
+        .0
     }
 }

@@ -395,7 +395,7 @@ impl Session {
             let pins = &self.pins;
             let mut verdict = hold::hold(&view, |_, name| pins.held_named(kind, name));
             if verdict == Verdict::Pass {
-                verdict = decide::hidden(&view, &self.policy, &self.flows);
+                verdict = decide::hidden(&view, &msg, &self.policy, &self.flows);
             }
             if let Verdict::Stop(stop) = verdict {
                 return self.stop_request(&view, &msg, &origin, &stop);
@@ -445,8 +445,8 @@ impl Session {
     }
 
     /// `resources/read`, `subscribe` and `unsubscribe`: routed by URI to the server that
-    /// listed it, else the one whose template matches it, else the only server that
-    /// offers resources.
+    /// listed it, else the one whose template matches it most specifically, else the
+    /// only server that offers resources; a collision serves neither.
     fn route_by_uri(&mut self, msg: &Message, origin: Origin, method: &str) {
         #[derive(Deserialize)]
         struct Params {
@@ -469,20 +469,12 @@ impl Session {
         if let Verdict::Stop(stop) = hold::hold(&unrouted, |_, uri| self.pins.held_resource(uri)) {
             return self.stop_request(&unrouted, msg, &origin, &stop);
         }
-        let Some(slot) = self.slot_for_uri(&uri) else {
-            return self.reply_error(
-                &origin,
-                ErrorCode::InvalidParams,
-                &format!("unknown resource `{uri}`"),
-            );
+        let Some(slot) = self.uri_slot_or_reply(&uri, &origin) else {
+            return;
         };
-        let server = self.slots[slot].config.name.clone();
-        let view = View::of(Direction::ToUpstream, msg)
-            .server(&server)
-            .name(Some(&uri));
-        let monitor = match self.decide(msg, &origin, &view, slot) {
-            super::policy::Outcome::Go(monitor) => monitor,
-            super::policy::Outcome::Answered => return,
+        let super::policy::Outcome::Go(monitor) = self.decide_routed(msg, &origin, slot, &uri)
+        else {
+            return;
         };
         let forward = Forward {
             method,
@@ -494,18 +486,46 @@ impl Session {
         self.forward_request(slot, msg, origin, forward);
     }
 
-    fn slot_for_uri(&self, uri: &str) -> Option<usize> {
+    /// Runs the decide stage over a request about `item` routed to `slot`.
+    fn decide_routed(
+        &mut self,
+        msg: &Message,
+        origin: &Origin,
+        slot: usize,
+        item: &str,
+    ) -> super::policy::Outcome {
+        let server = self.slots[slot].config.name.clone();
+        let view = View::of(Direction::ToUpstream, msg)
+            .server(&server)
+            .name(Some(item));
+        self.decide(msg, origin, &view, slot)
+    }
+
+    /// The slot serving `uri`; else answers `origin` with why none does (unknown, or
+    /// a collision naming both servers) and gives `None`.
+    fn uri_slot_or_reply(&mut self, uri: &str, origin: &Origin) -> Option<usize> {
         let templates = &self.catalogs[ListKind::Templates.index()];
         let listed = self.uri_routes.get(uri).copied();
-        crate::router::route_uri(uri, listed, templates, || {
+        let route = crate::router::route_uri(uri, listed, templates, || {
             let first = self.next_resource_slot(0)?;
             self.next_resource_slot(first + 1)
                 .is_none()
                 .then_some(first)
-        })
+        });
+        let text = match route {
+            crate::router::UriRoute::Slot(slot) => return Some(slot),
+            crate::router::UriRoute::Unknown => format!("unknown resource `{uri}`"),
+            crate::router::UriRoute::Collision(a, b) => format!(
+                "resource `{uri}` is served by servers `{}` and `{}`; neither is served",
+                self.slots[a].config.name, self.slots[b].config.name
+            ),
+        };
+        self.reply_error(origin, ErrorCode::InvalidParams, &text);
+        None
     }
 
-    /// `completion/complete`: by the prompt's exposed name, or the resource template.
+    /// `completion/complete`: by the prompt's exposed name, or the resource template;
+    /// decided as a request for that ref (a hidden or denied ref is refused).
     fn on_complete(&mut self, msg: &Message, origin: Origin) {
         let string = |path: &[&str]| {
             msg.param(path)
@@ -535,7 +555,7 @@ impl Session {
         if let Verdict::Stop(stop) = held {
             return self.stop_request(&view, msg, &origin, &stop);
         }
-        let (slot, edits) = match (
+        let (slot, edits, item) = match (
             kind.as_deref(),
             string(&["ref", "name"]),
             string(&["ref", "uri"]),
@@ -545,6 +565,13 @@ impl Session {
                     .route(&exposed)
                     .cloned()
                 else {
+                    // Hidden by the policy: refused with its rule, not "unknown".
+                    let view = View::of(Direction::ToUpstream, msg).name(Some(&exposed));
+                    if let Verdict::Stop(stop) =
+                        decide::hidden(&view, msg, &self.policy, &self.flows)
+                    {
+                        return self.stop_request(&view, msg, &origin, &stop);
+                    }
                     return self.reply_error(
                         &origin,
                         ErrorCode::InvalidParams,
@@ -552,20 +579,16 @@ impl Session {
                     );
                 };
                 let name = serde_json::to_string(&route.name).unwrap_or_default();
-                (route.slot, vec![(span, name)])
+                (route.slot, vec![(span, name)], exposed)
             }
             (Some("ref/resource"), _, Some((uri, _))) => {
                 let owner = self.catalogs[ListKind::Templates.index()]
                     .route(&uri)
                     .map(|r| r.slot);
-                let Some(slot) = owner.or_else(|| self.slot_for_uri(&uri)) else {
-                    return self.reply_error(
-                        &origin,
-                        ErrorCode::InvalidParams,
-                        &format!("unknown resource `{uri}`"),
-                    );
+                let Some(slot) = owner.or_else(|| self.uri_slot_or_reply(&uri, &origin)) else {
+                    return;
                 };
-                (slot, Vec::new())
+                (slot, Vec::new(), uri)
             }
             _ => {
                 return self.reply_error(
@@ -575,12 +598,16 @@ impl Session {
                 );
             }
         };
+        let super::policy::Outcome::Go(monitor) = self.decide_routed(msg, &origin, slot, &item)
+        else {
+            return;
+        };
         let forward = Forward {
             method: "completion/complete",
             tool: None,
             edits,
             paged: false,
-            monitor: None,
+            monitor,
         };
         self.forward_request(slot, msg, origin, forward);
     }

@@ -35,11 +35,13 @@
 //! itself. The merged catalogs and cursors are the router's ([`crate::router`]).
 
 mod answer;
+mod approvals;
 mod audit;
 mod client;
 mod pins;
 mod policy;
 mod reload;
+mod server_requests;
 mod upstreams;
 pub mod wire;
 
@@ -292,7 +294,7 @@ struct Session {
     /// One merged catalog per [`ListKind`], by its index.
     catalogs: [Catalog; 3],
     /// Resource URIs seen in `resources/list` answers → the slot that listed them.
-    uri_routes: HashMap<String, usize>,
+    uri_routes: HashMap<String, crate::router::Listers>,
     deferred: Vec<Deferred>,
     timers: DelayQueue<Timer>,
     chain: Chain,
@@ -320,13 +322,23 @@ struct Session {
     policy: std::sync::Arc<crate::policy::PolicySet>,
     /// The labels of this session's completed calls (flow rules); never shared.
     flows: crate::policy::FlowState,
-    /// Requests the user allowed once after an `ask`: decided already.
-    approved_once: std::collections::HashSet<Id>,
-    /// Tool calls of the last minute, for `[limits]`.
-    rate: crate::stages::limits::CallRate,
+    /// Requests the user allowed once after an `ask`, each bound to its request.
+    approvals: approvals::Approvals,
+    /// The rates the session limits: tool calls of the last minute (`[limits]`), and
+    /// each server's requests to the client (in a call, bounded, rate-limited).
+    rate: Rates,
     /// Where the configuration watcher sends fresh loads.
     config_tx: mpsc::Sender<reload::ConfigUpdate>,
     config_watcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What the session counts to limit rates.
+#[derive(Debug, Default)]
+struct Rates {
+    /// Tool calls of the last minute, for `[limits]`.
+    calls: crate::stages::limits::CallRate,
+    /// Each server's requests to the client.
+    server_requests: server_requests::Gate,
 }
 
 /// Runs one session over the client's `input` and `output` until the client leaves
@@ -387,8 +399,8 @@ where
         audit_failed: false,
         policy,
         flows: crate::policy::FlowState::default(),
-        approved_once: std::collections::HashSet::new(),
-        rate: crate::stages::limits::CallRate::default(),
+        approvals: approvals::Approvals::default(),
+        rate: Rates::default(),
         config_tx,
         config_watcher: None,
     };

@@ -3,8 +3,8 @@
 //! is sent on, against the session's own flow history; tools an unconditional deny
 //! covers are not listed. `deny` answers with the blocked result (a -32003 error for
 //! reads and gets); `ask` asks the user through elicitation (allow once / deny) where
-//! the client supports it, else denies; `monitor` lets the call through and marks its
-//! answer.
+//! the client supports it, else denies (an "allow once" is bound to the one request:
+//! see `approvals.rs`); `monitor` lets the call through and marks its answer.
 
 use std::sync::Arc;
 
@@ -32,6 +32,8 @@ pub(super) struct PolicyAsk {
     origin: Origin,
     name: String,
     blocked: Blocked,
+    /// The id of the elicitation that asks: the approval's nonce.
+    nonce: u64,
 }
 
 impl PolicyAsk {
@@ -64,15 +66,16 @@ impl Session {
         view: &View<'_>,
         slot: usize,
     ) -> Outcome {
-        if self.approved_once.remove(&origin.id) {
-            return Outcome::Go(None);
-        }
-        let (Some(kind), Some(name)) = (decide::policy_kind(view), view.name) else {
+        let now = std::time::Instant::now();
+        // Bound to this request (id, method, params); it lets through only the rule
+        // the user was asked about, once.
+        let approved = self.approvals.take(&origin.id, msg, now);
+        let (Some(kind), Some(name)) = (decide::policy_kind(view, msg), view.name) else {
             return Outcome::Go(None);
         };
         let policy = self.policy();
-        let annotations = decide::needs_annotations(view, &policy)
-            .then(|| self.pinned_annotations(slot, name))
+        let pinned = decide::needs_annotations(view, &policy)
+            .then(|| self.pinned_definition(slot, name))
             .flatten();
         // Borrowed, not cloned: this runs on every call.
         let cwd = self.slots[slot]
@@ -83,13 +86,17 @@ impl Session {
         let inputs = decide::Inputs {
             policy: &policy,
             flows: &self.flows,
-            annotations: annotations.as_ref(),
+            pinned: pinned.as_ref(),
             cwd,
         };
-        let now = std::time::Instant::now();
-        let verdict = decide::decide(view, msg, &inputs, &mut self.rate, now);
+        let verdict = decide::decide(view, msg, &inputs, &mut self.rate.calls, now);
         match verdict {
             Verdict::Pass => Outcome::Go(None),
+            Verdict::Ask(b) if approved.as_ref().is_some_and(|(rule, _)| *rule == b.rule) => {
+                let nonce = approved.map(|(_, n)| n);
+                tracing::info!(item = name, rule = %b.rule, ?nonce, "allowed once by the user");
+                Outcome::Go(None)
+            }
             Verdict::Mark(rule) => {
                 tracing::info!(item = name, rule = %rule, "monitor: would have been stopped");
                 Outcome::Go(Some(rule))
@@ -147,6 +154,7 @@ impl Session {
                 origin: origin.clone(),
                 name: name.to_owned(),
                 blocked: blocked.clone(),
+                nonce: self.next_reverse,
             })),
         );
         self.out.push_back(super::wire::request(
@@ -165,7 +173,14 @@ impl Session {
             .is_some_and(|a| a["action"] == "accept" && a["content"]["allow"] == Value::Bool(true));
         if allowed {
             tracing::info!(item = %ask.name, rule = %ask.blocked.rule, "the user allowed a call once");
-            self.approved_once.insert(ask.origin.id.clone());
+            let now = std::time::Instant::now();
+            self.approvals.grant(
+                &ask.origin.id,
+                &ask.request,
+                &ask.blocked.rule,
+                ask.nonce,
+                now,
+            );
             let method = ask.request.method().unwrap_or_default().to_owned();
             return self.on_client_request(ask.request, ask.origin, &method);
         }
@@ -175,9 +190,9 @@ impl Session {
         self.stop_request(&view, &ask.request, &ask.origin, &stop);
     }
 
-    /// A tool's `annotations` from its listed (pinned) definition; `None` when pinning
-    /// is off (nothing is pinned) or the tool has none.
-    fn pinned_annotations(&self, slot: usize, exposed: &str) -> Option<Value> {
+    /// A tool's listed (pinned) definition; `None` when pinning is off (nothing is
+    /// pinned) or the tool is not listed.
+    fn pinned_definition(&self, slot: usize, exposed: &str) -> Option<Value> {
         if self.pins.mode() == crate::config::PinningMode::Off {
             return None;
         }
@@ -186,17 +201,21 @@ impl Session {
             return None;
         };
         let item = items.iter().find(|i| i.exposed == exposed)?;
-        let value: Value = serde_json::from_str(&item.source).ok()?;
-        value.get("annotations").cloned()
+        serde_json::from_str(&item.source).ok()
     }
 
-    /// A completed tool call counts toward the session's flow history.
-    pub(super) fn record_flow(&mut self, method: &str, tool: Option<&str>) {
-        if method == "tools/call"
-            && let Some(tool) = tool
-        {
+    /// A completed tool call, prompt get or resource read counts toward the session's
+    /// flow history (`item`: its exposed name or URI).
+    pub(super) fn record_flow(&mut self, method: &str, item: Option<&str>) {
+        let kind = match method {
+            "tools/call" => Kind::Tool,
+            "prompts/get" => Kind::Prompt,
+            "resources/read" => Kind::Resource,
+            _ => return,
+        };
+        if let Some(item) = item {
             let policy = self.policy();
-            self.flows.record(&policy.labels, tool);
+            self.flows.record_item(&policy.labels, kind, item);
         }
     }
 }

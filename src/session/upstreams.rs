@@ -194,7 +194,8 @@ impl Session {
         }
         self.reverse
             .retain(|_, r| !matches!(r, Reverse::Forwarded { slot, .. } if *slot == index));
-        self.uri_routes.retain(|_, slot| *slot != index);
+        self.uri_routes.retain(|_, listers| listers.remove(index));
+        self.rate.server_requests.forget(index);
         self.pins.forget_resources_of(index);
         self.after_state_change();
     }
@@ -621,7 +622,11 @@ impl Session {
                 tracing::warn!(server = %server, uri, rule = %hold.rule, "a listed resource is flagged by the scan; left out, reads held");
                 self.uri_routes.remove(uri);
             } else {
-                self.uri_routes.insert(uri.to_owned(), index);
+                // Listed by a second server too: a collision (SPEC "Names").
+                self.uri_routes
+                    .entry(uri.to_owned())
+                    .and_modify(|listers| listers.add(index))
+                    .or_insert_with(|| crate::router::Listers::new(index));
                 listed.push(raw.get());
             }
             self.pins.judge_resource(index, uri, hold);
@@ -653,6 +658,13 @@ impl Session {
         method: &str,
     ) {
         let name = self.slots[index].config.name.clone();
+        // Before the server's table: only in a call of the client's, bounded and
+        // rate-limited (so a refused flood is bounded too).
+        if matches!(method, "sampling/createMessage" | "elicitation/create")
+            && let Err(refusal) = self.admit_server_request(index)
+        {
+            return self.refuse_server_request(index, &id, method, refusal);
+        }
         match method {
             "ping" => self.answer_upstream(index, &id, Ok("{}".to_owned())),
             "roots/list" => {

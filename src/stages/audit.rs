@@ -8,7 +8,8 @@ use crate::audit::Decision;
 use crate::jsonrpc::Message;
 
 /// Whether decisions on requests of `method` (and on their answers) are recorded:
-/// the ones the SPEC names. Subscriptions and completions are issue 13's.
+/// every request that carries model data (the ones the policy decides), and the
+/// server requests that reach the user.
 #[must_use]
 pub fn is_audited(method: &str) -> bool {
     matches!(
@@ -16,6 +17,9 @@ pub fn is_audited(method: &str) -> bool {
         "tools/call"
             | "prompts/get"
             | "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | "completion/complete"
             | "sampling/createMessage"
             | "elicitation/create"
     )

@@ -1,9 +1,11 @@
-//! The decide stage (SPEC "Policy"): a `tools/call`, `prompts/get` or
-//! `resources/read` is decided by [`PolicySet::evaluate`] against the session's own
-//! flow history, and a tool call against `[limits]`; on the way back, an answer over
+//! The decide stage (SPEC "Policy"): every request that carries model data is
+//! decided by [`PolicySet::evaluate`] against the session's own flow history: a
+//! `tools/call` (and against `[limits]`), a `prompts/get`, a `resources/read`,
+//! `subscribe` or `unsubscribe` (as a read of its URI), and a `completion/complete`
+//! (as a request for its ref: the prompt, or the resource template's URI, with the
+//! value being completed standing for its argument). On the way back, an answer over
 //! `max_result_bytes` is stopped and one let through in monitor mode is marked.
-//! Subscriptions, completions and server requests are not decided here yet (issue 13;
-//! server requests have their own table, `sampling`/`elicitation` per server).
+//! Server requests have their own table (`sampling`/`elicitation` per server).
 
 use std::path::Path;
 use std::time::Instant;
@@ -22,28 +24,67 @@ use crate::policy::{Blocked, Call, Decision, FlowState, Kind, Limits, PolicySet}
 pub struct Inputs<'a> {
     pub policy: &'a PolicySet,
     pub flows: &'a FlowState,
-    /// The tool's pinned `annotations` (rules may match on them).
-    pub annotations: Option<&'a Value>,
+    /// The tool's pinned definition: rules match on its `annotations`, and
+    /// `equals`/`one_of` coerce arguments to its `inputSchema`'s types.
+    pub pinned: Option<&'a Value>,
     /// The directory the server runs in (rules on paths resolve against it).
     pub cwd: Option<&'a Path>,
 }
 
-/// The policy's kind of item a view is about; `None` for the kinds the policy does
-/// not decide.
+/// The policy's kind of item a view of `msg` is about (for a completion: its ref's);
+/// `None` for the kinds the policy does not decide.
 #[must_use]
-pub fn policy_kind(view: &View<'_>) -> Option<Kind> {
+pub fn policy_kind(view: &View<'_>, msg: &Message) -> Option<Kind> {
     if view.direction != super::Direction::ToUpstream {
         return None;
     }
     match view.kind {
         MessageKind::Call => Some(Kind::Tool),
         MessageKind::Get => Some(Kind::Prompt),
-        MessageKind::Read => Some(Kind::Resource),
+        MessageKind::Read | MessageKind::Subscribe => Some(Kind::Resource),
+        MessageKind::Complete => {
+            let (raw, _) = msg.param(&["ref", "type"])?;
+            match serde_json::from_str::<String>(raw).ok()?.as_str() {
+                "ref/prompt" => Some(Kind::Prompt),
+                "ref/resource" => Some(Kind::Resource),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }
 
-/// Whether the rules need a tool's pinned annotations to decide `view` (so the
+/// What a rule's `arg` looks in for a request of `view.kind` about an item of `kind`:
+/// a call's or get's `arguments`; a read's `params` (so `arg = "uri"` works); for a
+/// completion, its `context.arguments` with the value being completed as its
+/// argument (and the ref's `uri`), so a rule on an argument holds for completions of
+/// it too.
+fn arguments(view: &View<'_>, kind: Kind, msg: &Message) -> Option<Value> {
+    let parse = |raw: Option<&str>| raw.and_then(|r| serde_json::from_str::<Value>(r).ok());
+    if view.kind != MessageKind::Complete {
+        return match kind {
+            Kind::Resource => parse(msg.params()),
+            Kind::Tool | Kind::Prompt => parse(msg.param(&["arguments"]).map(|(raw, _)| raw)),
+        };
+    }
+    let mut arguments = match parse(msg.param(&["context", "arguments"]).map(|(raw, _)| raw)) {
+        Some(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let argument = parse(msg.param(&["argument"]).map(|(raw, _)| raw));
+    if let Some(Value::String(name)) = argument.as_ref().and_then(|a| a.get("name")) {
+        let value = argument.as_ref().and_then(|a| a.get("value")).cloned();
+        arguments.insert(name.clone(), value.unwrap_or(Value::Null));
+    }
+    if kind == Kind::Resource
+        && let Some(name) = view.name
+    {
+        arguments.insert("uri".into(), Value::from(name));
+    }
+    Some(Value::Object(arguments))
+}
+
+/// Whether the rules need a tool's pinned definition to decide `view` (so the
 /// session looks them up only then).
 #[must_use]
 pub fn needs_annotations(view: &View<'_>, policy: &PolicySet) -> bool {
@@ -58,7 +99,7 @@ pub fn decide(
     rate: &mut CallRate,
     now: Instant,
 ) -> Verdict {
-    let (Some(kind), Some(name)) = (policy_kind(view), view.name) else {
+    let (Some(kind), Some(name)) = (policy_kind(view, msg), view.name) else {
         return Verdict::Pass;
     };
     let policy = inputs.policy;
@@ -66,21 +107,18 @@ pub fn decide(
     let arguments: Option<Value> = if policy.rule_count() == 0 {
         None
     } else {
-        let raw = match kind {
-            Kind::Resource => msg.params(),
-            Kind::Tool | Kind::Prompt => msg.param(&["arguments"]).map(|(raw, _)| raw),
-        };
-        raw.and_then(|r| serde_json::from_str(r).ok())
+        arguments(view, kind, msg)
     };
     let call = match kind {
         Kind::Tool => Call::tool(name, arguments.as_ref()),
         Kind::Prompt => Call::prompt(name, arguments.as_ref()),
         Kind::Resource => Call::resource(name, arguments.as_ref()),
     }
-    .with_annotations(inputs.annotations)
+    .with_annotations(inputs.pinned.and_then(|d| d.get("annotations")))
+    .with_schema(inputs.pinned.and_then(|d| d.get("inputSchema")))
     .with_cwd(inputs.cwd);
     let decision = policy.evaluate(&call, inputs.flows);
-    if kind == Kind::Tool
+    if view.kind == MessageKind::Call
         && decision.passes()
         && let Err((rule, reason)) = rate.admit(&policy.settings.limits, name, now)
     {
@@ -96,8 +134,9 @@ pub fn decide(
 /// not listed): stopped with the deciding rule rather than "unknown". `Pass` when it
 /// is not hidden.
 #[must_use]
-pub fn hidden(view: &View<'_>, policy: &PolicySet, flows: &FlowState) -> Verdict {
-    let (Some(kind @ (Kind::Tool | Kind::Prompt)), Some(name)) = (policy_kind(view), view.name)
+pub fn hidden(view: &View<'_>, msg: &Message, policy: &PolicySet, flows: &FlowState) -> Verdict {
+    let (Some(kind @ (Kind::Tool | Kind::Prompt)), Some(name)) =
+        (policy_kind(view, msg), view.name)
     else {
         return Verdict::Pass;
     };

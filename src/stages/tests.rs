@@ -58,8 +58,8 @@ fn rows() -> Vec<Row> {
     vec![
         row(K::Call, ToUpstream, Some("a__t"), None, format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"a__t","arguments":{{"q":"{s}"}}}}}}"#)),
         row(K::Get, ToUpstream, Some("a__p"), None, format!(r#"{{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{{"name":"a__p","arguments":{{"q":"{s}"}}}}}}"#)),
-        row(K::Read, ToUpstream, Some("file:///x"), None, r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///x"}}"#.into()),
-        row(K::Subscribe, ToUpstream, Some("file:///x"), None, r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///x"}}"#.into()),
+        row(K::Read, ToUpstream, Some("file:///x"), None, format!(r#"{{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{{"uri":"file:///x?k={s}"}}}}"#)),
+        row(K::Subscribe, ToUpstream, Some("file:///x"), None, format!(r#"{{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{{"uri":"file:///x?k={s}"}}}}"#)),
         row(K::Complete, ToUpstream, Some("a__p"), None, format!(r#"{{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{{"ref":{{"type":"ref/prompt","name":"a__p"}},"argument":{{"name":"q","value":"{s}"}}}}}}"#)),
         row(K::List, ToUpstream, None, None, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.into()),
         row(K::Control, ToUpstream, None, None, r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#.into()),
@@ -85,15 +85,7 @@ fn rows() -> Vec<Row> {
 fn issue_13(stage: &str, row: &Row) -> bool {
     use Direction::ToUpstream;
     use MessageKind as K;
-    let cells: &[(&str, MessageKind, Direction)] = &[
-        ("decide", K::Subscribe, ToUpstream),
-        ("decide", K::Complete, ToUpstream),
-        ("in-filter", K::Read, ToUpstream),
-        ("in-filter", K::Subscribe, ToUpstream),
-        ("in-filter", K::Get, ToUpstream),
-        ("in-filter", K::Complete, ToUpstream),
-        ("in-filter", K::Answer, ToUpstream),
-    ];
+    let cells: &[(&str, MessageKind, Direction)] = &[("in-filter", K::Answer, ToUpstream)];
     cells
         .iter()
         .any(|&(s, k, d)| s == stage && k == row.kind && d == row.direction)
@@ -170,8 +162,9 @@ fn everything(head: &str, action: &str) -> PolicySet {
 fn decided_rule(row: &Row) -> Option<&'static str> {
     match (row.kind, row.direction) {
         (MessageKind::Call, Direction::ToUpstream) => Some("no-tools"),
-        (MessageKind::Get, Direction::ToUpstream) => Some("no-prompts"),
-        (MessageKind::Read, Direction::ToUpstream) => Some("no-resources"),
+        // The row's completion is for a prompt: decided as a request for that prompt.
+        (MessageKind::Get | MessageKind::Complete, Direction::ToUpstream) => Some("no-prompts"),
+        (MessageKind::Read | MessageKind::Subscribe, Direction::ToUpstream) => Some("no-resources"),
         _ => None,
     }
 }
@@ -208,7 +201,7 @@ fn the_call_rate_limit_counts_tool_calls_only() {
     let inputs = decide::Inputs {
         policy: &policy,
         flows: &flows,
-        annotations: None,
+        pinned: None,
         cwd: None,
     };
     let now = Instant::now();
@@ -235,7 +228,7 @@ fn decided(policy: &PolicySet, row: &Row) -> Verdict {
     let inputs = decide::Inputs {
         policy,
         flows: &flows,
-        annotations: None,
+        pinned: None,
         cwd: None,
     };
     let mut rate = limits::CallRate::default();
@@ -272,13 +265,16 @@ fn an_empty_policy_passes_every_kind() {
 }
 
 #[test]
-fn a_hidden_item_is_stopped_by_its_rule_and_only_calls_and_gets_are_hidden() {
+fn a_hidden_item_is_stopped_by_its_rule_and_only_calls_gets_and_completions_are_hidden() {
     let policy = deny_everything();
     let flows = FlowState::new();
     for row in rows() {
-        let verdict = decide::hidden(&row.view(), &policy, &flows);
+        let verdict = decide::hidden(&row.view(), &row.msg, &policy, &flows);
         match (row.kind, row.direction) {
-            (MessageKind::Call | MessageKind::Get, Direction::ToUpstream) => {
+            (
+                MessageKind::Call | MessageKind::Get | MessageKind::Complete,
+                Direction::ToUpstream,
+            ) => {
                 assert!(
                     matches!(verdict, Verdict::Stop(ref s) if s.decision == Decision::Deny),
                     "{verdict:?}"
@@ -339,9 +335,18 @@ fn filtered(direction: Direction, stage: &str) -> Vec<(Row, FilterVerdict)> {
 }
 
 #[test]
-fn the_in_filter_stops_secrets_in_call_arguments_and_passes_every_other_kind() {
+fn the_in_filter_stops_secrets_in_what_every_request_sends_and_passes_every_other_kind() {
     for (row, verdict) in filtered(Direction::ToUpstream, "in-filter") {
-        if row.kind == MessageKind::Call {
+        let has_secret = std::str::from_utf8(row.msg.raw()).is_ok_and(|t| t.contains(&secret()));
+        let carries_model_data = matches!(
+            row.kind,
+            MessageKind::Call
+                | MessageKind::Get
+                | MessageKind::Read
+                | MessageKind::Subscribe
+                | MessageKind::Complete
+        );
+        if carries_model_data && has_secret {
             assert!(
                 matches!(verdict, FilterVerdict::Block(ref b) if b.rule == "output:secrets"),
                 "{verdict:?}"
@@ -460,7 +465,7 @@ fn the_filters_pass_everything_untouched_when_off() {
 }
 
 #[test]
-fn audit_records_decisions_on_calls_gets_reads_and_server_requests() {
+fn audit_records_decisions_on_every_request_with_model_data_and_server_requests() {
     for row in rows() {
         // The method whose decisions are recorded: the request's own, or for an
         // answer the request it answers.
@@ -470,13 +475,13 @@ fn audit_records_decisions_on_calls_gets_reads_and_server_requests() {
             MessageKind::Call
             | MessageKind::Get
             | MessageKind::Read
+            | MessageKind::Subscribe
+            | MessageKind::Complete
             | MessageKind::Result
             | MessageKind::Error => true,
             MessageKind::ServerRequest => {
                 matches!(method, "sampling/createMessage" | "elicitation/create")
             }
-            // Issue 13: subscriptions and completions are decisions too.
-            MessageKind::Subscribe | MessageKind::Complete => continue,
             _ => false,
         };
         assert_eq!(audited, expected, "{:?} {method}", row.kind);
@@ -538,5 +543,64 @@ fn monitor_marks_a_result_with_its_rule() {
     assert!(
         text.contains(r#""mcp-warden/decision":"monitor""#) && text.contains("no-tools"),
         "{text}"
+    );
+}
+
+/// Labels over every kind the decide stage decides: the item each row is about is
+/// `egress` (by tool, prompt or URI glob), and the history has private and untrusted.
+fn every_kind_is_egress() -> (PolicySet, FlowState) {
+    let text = "[labels]\nprivate = { resources = [\"file:///secret/**\"] }\n\
+                untrusted = { prompts = [\"b__issue\"] }\n\
+                egress = { tools = [\"a__*\"], prompts = [\"a__*\"], resources = [\"file:///x\"] }\n\
+                [flows]\ntrifecta = \"deny\"\n";
+    let policy = crate::policy::tests::build(
+        &[(Layer::User, text)],
+        false,
+        None,
+        Path::new("/nonexistent"),
+    );
+    let mut flows = FlowState::new();
+    flows.record_item(
+        &policy.labels,
+        crate::policy::Kind::Resource,
+        "file:///secret/a",
+    );
+    flows.record_item(&policy.labels, crate::policy::Kind::Prompt, "b__issue");
+    (policy, flows)
+}
+
+#[test]
+fn flows_fire_on_every_decided_kind_after_a_read_and_a_get_armed_them() {
+    let (policy, flows) = every_kind_is_egress();
+    let inputs = decide::Inputs {
+        policy: &policy,
+        flows: &flows,
+        pinned: None,
+        cwd: None,
+    };
+    for row in rows() {
+        let mut rate = limits::CallRate::default();
+        let verdict = decide::decide(&row.view(), &row.msg, &inputs, &mut rate, Instant::now());
+        if decided_rule(&row).is_some() {
+            let Verdict::Stop(stop) = verdict else {
+                panic!("{:?} not denied: {verdict:?}", row.kind)
+            };
+            assert_eq!(stop.block.rule, "flow:trifecta", "{:?}", row.kind);
+            assert!(
+                stop.block.reason.contains("file:///secret/a"),
+                "{:?}: {}",
+                row.kind,
+                stop.block.reason
+            );
+        } else {
+            assert_eq!(verdict, Verdict::Pass, "{:?} {:?}", row.kind, row.direction);
+        }
+    }
+    // A tool glob never labels a prompt or a URI of the same spelling.
+    assert!(
+        policy
+            .labels
+            .named(policy.labels.of_item(crate::policy::Kind::Tool, "b__issue"))
+            .is_empty()
     );
 }
