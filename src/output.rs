@@ -168,6 +168,74 @@ pub fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
 }
 
+/// Whether stderr is a terminal, so a progress line can be redrawn there.
+#[must_use]
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Redraws the progress line on stderr (a terminal only: elsewhere it would be noise
+/// in a log): carriage return, the line escaped as a [`line`], cleared to its end.
+/// An empty `text` clears it, before a result or a diagnostic is printed.
+pub fn progress(text: &str) {
+    if !stderr_is_terminal() {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "\r{}\x1b[K", escape(text, Shape::Line));
+    let _ = err.flush();
+}
+
+/// Shows `text` (our own layout, escaped as a [`block`]) through a pager when stdout
+/// is a terminal and the text is taller than it: `$PAGER`, else `less -R` when it is
+/// installed; printed as a [`block`] otherwise, or when the pager cannot start. The
+/// pager receives the escaped text, never the raw one.
+pub fn page(text: &str) {
+    let shown = escape(text, Shape::Block);
+    if stdout_is_terminal()
+        && shown.lines().count() + 2 > terminal_rows()
+        && let Some(mut pager) = pager()
+        && let Ok(mut child) = pager.stdin(std::process::Stdio::piped()).spawn()
+    {
+        if let Some(mut stdin) = child.stdin.take() {
+            // A pager quit early (`q`) closes its stdin: not an error.
+            let _ = writeln!(stdin, "{shown}");
+        }
+        if child.wait().is_ok() {
+            return;
+        }
+    }
+    write_out(&shown);
+}
+
+/// The terminal's height, from `LINES`, else 24 (what a pager would assume).
+fn terminal_rows() -> usize {
+    std::env::var("LINES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(24)
+}
+
+/// The pager to run: `$PAGER` split on whitespace (as git does for simple values),
+/// else `less -R` when `less` is on the PATH.
+fn pager() -> Option<std::process::Command> {
+    let chosen = std::env::var("PAGER").ok().filter(|p| !p.trim().is_empty());
+    let words: Vec<String> = if let Some(p) = chosen {
+        p.split_whitespace().map(str::to_owned).collect()
+    } else {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path).find(|d| d.join("less").is_file())?;
+        vec!["less".into(), "-R".into()]
+    };
+    let (program, args) = words.split_first()?;
+    if program == "cat" {
+        return None;
+    }
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    Some(cmd)
+}
+
 /// Asks a question on stderr, without a newline, so the answer is typed after it.
 /// Escaped as a [`line`].
 pub fn prompt(text: &str) {

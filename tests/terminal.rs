@@ -63,6 +63,7 @@ fn run_on_terminal(env: &Env, wrapper: &str, args: &[&str], vars: &[(&str, &str)
 /// Asserts that `text` holds nothing a terminal acts on or a reader cannot see, other
 /// than the newlines and tabs of our own layout.
 fn assert_nothing_raw(what: &str, text: &str) {
+    let text = &without_progress(text);
     let raw: Vec<String> = text
         .chars()
         .filter(|&c| textclass::needs_escape(c) && !matches!(c, '\n' | '\t'))
@@ -73,6 +74,34 @@ fn assert_nothing_raw(what: &str, text: &str) {
         "{what}: raw characters reached the terminal: {raw:?}\n{}",
         textclass::escape_hidden(text)
     );
+}
+
+/// The marks of our own progress line removed: the CR that starts a frame and the
+/// clear-to-end-of-line that ends it (issue 16 item 5). Only frames of our progress
+/// line, whose text is escaped like any line, and the final clear are removed, so a
+/// CR or ESC that a server smuggled still shows.
+fn without_progress(text: &str) -> String {
+    const CLEAR: &str = "\u{1b}[K";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\r') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        match after.find(CLEAR) {
+            Some(end)
+                if !after[..end].contains('\n')
+                    && (end == 0 || after.starts_with("mcp-warden: ")) =>
+            {
+                rest = &after[end + CLEAR.len()..];
+            }
+            _ => {
+                out.push('\r');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Asserts that the hostile text of `terminal_server` was shown, escaped.
@@ -764,4 +793,43 @@ proptest::proptest! {
             }
         }
     }
+}
+
+/// Issue 16 item 5: on a terminal, `pins` says which server it waits for while it
+/// waits, and gives up on it by name after its wait; without a terminal it is quiet.
+#[test]
+fn a_slow_server_is_named_while_it_is_waited_for() {
+    let env = Env::new();
+    env.user_config_exact(&format!(
+        "{}\n{}request_timeout = \"3s\"\n",
+        test_server_table("quick", &[]),
+        test_server_table("slow", &["--delay-start", "30000"])
+    ));
+    let shown = on_terminal(&env, &["pins"]);
+    assert_nothing_raw("pins", &shown.text);
+    assert!(
+        shown
+            .text
+            .contains("listing servers: 1 of 2 done; waiting for `slow` (starting, `initialize`, "),
+        "the slow server is named while it is waited for:\n{}",
+        textclass::escape_hidden(&shown.text)
+    );
+    assert!(
+        shown
+            .text
+            .contains("server `slow` could not be listed: did not answer `initialize` within 3s"),
+        "{}",
+        shown.text
+    );
+    assert_eq!(shown.code, Some(3), "a server failed: {}", shown.text);
+
+    // Not a terminal: no progress line at all, the failure still named.
+    let out = env.run(&["pins"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("listing servers"), "{stderr}");
+    assert!(!stderr.contains('\r'), "{stderr}");
+    assert!(
+        stderr.contains("server `slow` could not be listed"),
+        "{stderr}"
+    );
 }

@@ -176,11 +176,21 @@ fn check_servers(paths: &Paths, effective: &Effective) -> Vec<ServerCheck> {
         launcher: std::env::current_exe().ok(),
     };
     let root = effective.workspace.as_ref().map(|w| w.root.clone());
-    effective
-        .servers
-        .iter()
-        .map(|config| check_server(config, &spawner, root.as_deref()))
-        .collect()
+    let total = effective.servers.len();
+    let checks = (1..)
+        .zip(&effective.servers)
+        .map(|(n, config)| {
+            // The launcher's probe is quick, but a terminal still says which server
+            // it is at, so a stuck probe names its server (issue 16 item 5).
+            output::progress(&format!(
+                "mcp-warden: checking server `{}` ({n} of {total})",
+                config.name
+            ));
+            check_server(config, &spawner, root.as_deref())
+        })
+        .collect();
+    output::progress("");
+    checks
 }
 
 /// What `doctor` finds wrong with one server, for a person (empty when nothing). The
