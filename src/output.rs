@@ -174,16 +174,55 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// Redraws the progress line on stderr (a terminal only: elsewhere it would be noise
-/// in a log): carriage return, the line escaped as a [`line`], cleared to its end.
-/// An empty `text` clears it, before a result or a diagnostic is printed.
-pub fn progress(text: &str) {
-    if !stderr_is_terminal() {
-        return;
+/// A progress line on stderr, redrawn in place (issue 16 item 5). Only on a terminal
+/// (elsewhere it would be noise in a log), and only once `delay` has passed since it
+/// was made, so a quick command stays quiet. Each frame is a carriage return, the
+/// text escaped as a [`line`], and a clear to the end of the line; [`Progress::clear`]
+/// (or dropping it) erases a line that was drawn, before results are printed.
+#[derive(Debug)]
+pub struct Progress {
+    since: std::time::Instant,
+    delay: std::time::Duration,
+    drawn: bool,
+}
+
+impl Progress {
+    #[must_use]
+    pub fn new(delay: std::time::Duration) -> Self {
+        Self {
+            since: std::time::Instant::now(),
+            delay,
+            drawn: false,
+        }
     }
-    let mut err = std::io::stderr().lock();
-    let _ = write!(err, "\r{}\x1b[K", escape(text, Shape::Line));
-    let _ = err.flush();
+
+    /// Draws `text` over the previous frame, once the delay has passed.
+    pub fn show(&mut self, text: &str) {
+        if self.since.elapsed() < self.delay || !stderr_is_terminal() {
+            return;
+        }
+        Self::frame(&escape(text, Shape::Line));
+        self.drawn = true;
+    }
+
+    /// Erases the line, if one was drawn.
+    pub fn clear(&mut self) {
+        if std::mem::take(&mut self.drawn) {
+            Self::frame("");
+        }
+    }
+
+    fn frame(shown: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r{shown}\x1b[K");
+        let _ = err.flush();
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.clear();
+    }
 }
 
 /// Shows `text` (our own layout, escaped as a [`block`]) through a pager when stdout
@@ -241,6 +280,15 @@ fn pager() -> Option<std::process::Command> {
 pub fn prompt(text: &str) {
     eprint!("{}", escape(text, Shape::Line));
     let _ = std::io::stderr().flush();
+}
+
+/// Asks `question` (escaped as a [`line`]) on stderr and reads one line of answer;
+/// `None` at the end of input.
+pub fn ask(question: &str) -> std::io::Result<Option<String>> {
+    prompt(question);
+    let mut answer = String::new();
+    let read = std::io::stdin().read_line(&mut answer)?;
+    Ok((read > 0).then_some(answer))
 }
 
 /// Asks `question` on the terminal and reads the answer: `y` or `yes` is a yes.

@@ -177,19 +177,20 @@ fn check_servers(paths: &Paths, effective: &Effective) -> Vec<ServerCheck> {
     };
     let root = effective.workspace.as_ref().map(|w| w.root.clone());
     let total = effective.servers.len();
+    let mut progress = output::Progress::new(super::inventory::PROGRESS_DELAY);
     let checks = (1..)
         .zip(&effective.servers)
         .map(|(n, config)| {
             // The launcher's probe is quick, but a terminal still says which server
             // it is at, so a stuck probe names its server (issue 16 item 5).
-            output::progress(&format!(
+            progress.show(&format!(
                 "mcp-warden: checking server `{}` ({n} of {total})",
                 config.name
             ));
             check_server(config, &spawner, root.as_deref())
         })
         .collect();
-    output::progress("");
+    progress.clear();
     checks
 }
 

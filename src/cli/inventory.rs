@@ -60,11 +60,9 @@ pub fn take(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let started = std::time::Instant::now();
+    let mut progress = output::Progress::new(PROGRESS_DELAY);
     let mut watch = |board: &[collect::Progress]| {
-        if started.elapsed() >= PROGRESS_DELAY {
-            output::progress(&progress_line(board, tokio::time::Instant::now()));
-        }
+        progress.show(&progress_line(board, tokio::time::Instant::now()));
     };
     let inventories = runtime.block_on(collect::collect(
         &effective.servers,
@@ -72,7 +70,7 @@ pub fn take(
         root.as_deref(),
         &mut watch,
     ));
-    output::progress("");
+    progress.clear();
     for inv in &inventories {
         if let Err(why) = &inv.outcome {
             output::diag(&format!(
@@ -111,7 +109,7 @@ pub fn take(
 
 /// How long the servers may take before a terminal is shown where they are: a quick
 /// run stays quiet, a slow one (a hung server, an `npx` download) is named.
-const PROGRESS_DELAY: std::time::Duration = std::time::Duration::from_millis(750);
+pub(crate) const PROGRESS_DELAY: std::time::Duration = std::time::Duration::from_millis(750);
 
 /// One line saying how many servers are listed and which one is waited for the
 /// longest, with its step and how long it has left before it is given up on:

@@ -318,3 +318,110 @@ pub fn unified_diff(exposed: &str, pinned: Option<&ItemPin>, offered: Option<&It
     }
     text
 }
+
+/// What a person reads to review one item (issue 16 item 6): its description as text
+/// and every other member flattened to one `path: value` line per leaf
+/// (`inputSchema.properties.path.type: "string"`), as a diff from its pin (`-` pinned,
+/// `+` offered, unchanged lines left out of a change) or in full when there is no pin.
+/// Every line is indented two spaces; outside text is escaped as one line
+/// ([`crate::output::one_line`]), so the result can be printed as a block.
+#[must_use]
+pub fn readable_change(pinned: Option<&ItemPin>, offered: Option<&ItemPin>) -> String {
+    let parse = |pin: Option<&ItemPin>| {
+        pin.and_then(|p| serde_json::from_str::<serde_json::Value>(p.definition()).ok())
+    };
+    let (old, new) = (parse(pinned), parse(offered));
+    let description = |v: &Option<serde_json::Value>| {
+        v.as_ref()
+            .and_then(|v| v.get("description"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    let fields = |v: &Option<serde_json::Value>| {
+        let mut lines = Vec::new();
+        if let Some(serde_json::Value::Object(map)) = v {
+            for (key, value) in map.iter().filter(|(k, _)| *k != "description") {
+                flatten(key, value, &mut lines);
+            }
+        }
+        lines.join("\n")
+    };
+    let mut out = Vec::new();
+    let (old_text, new_text) = (description(&old), description(&new));
+    if pinned.is_none() || old_text != new_text {
+        out.push(if pinned.is_none() {
+            "  description:".to_owned()
+        } else {
+            "  description (- pinned, + offered):".to_owned()
+        });
+        diff_lines(pinned.is_some(), &old_text, &new_text, &mut out);
+    } else {
+        out.push("  description: unchanged".to_owned());
+    }
+    let (old_fields, new_fields) = (fields(&old), fields(&new));
+    if pinned.is_none() || old_fields != new_fields {
+        out.push(if pinned.is_none() {
+            "  schema and other fields:".to_owned()
+        } else {
+            "  schema and other fields (- pinned, + offered):".to_owned()
+        });
+        diff_lines(pinned.is_some(), &old_fields, &new_fields, &mut out);
+    } else {
+        out.push("  schema and other fields: unchanged".to_owned());
+    }
+    out.join("\n")
+}
+
+/// Longest flattened value shown on one line; longer ones are cut with `…` (the full
+/// definition stays in `pins --diff`).
+const MAX_VALUE_CHARS: usize = 160;
+
+/// Appends one `path: value` line per leaf of `value` under `path`.
+fn flatten(path: &str, value: &serde_json::Value, lines: &mut Vec<String>) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, v) in map {
+                flatten(&format!("{path}.{key}"), v, lines);
+            }
+        }
+        Value::Array(items)
+            if !items.is_empty() && items.iter().any(serde_json::Value::is_object) =>
+        {
+            for (i, v) in items.iter().enumerate() {
+                flatten(&format!("{path}[{i}]"), v, lines);
+            }
+        }
+        leaf => {
+            let mut text = leaf.to_string();
+            if let Some((cut, _)) = text.char_indices().nth(MAX_VALUE_CHARS) {
+                text.truncate(cut);
+                text.push('…');
+            }
+            lines.push(format!("{path}: {text}"));
+        }
+    }
+}
+
+/// Appends `old` → `new` line by line, four spaces in: with `changes_only`, the lines
+/// that differ marked `-`/`+`; otherwise every line of `new`.
+fn diff_lines(changes_only: bool, old: &str, new: &str, out: &mut Vec<String>) {
+    use crate::output::one_line;
+    if !changes_only {
+        out.extend(new.lines().map(|l| format!("    {}", one_line(l))));
+        if new.is_empty() {
+            out.push("    (none)".to_owned());
+        }
+        return;
+    }
+    for change in similar::TextDiff::from_lines(old, new).iter_all_changes() {
+        let sign = match change.tag() {
+            similar::ChangeTag::Equal => continue,
+            similar::ChangeTag::Delete => '-',
+            similar::ChangeTag::Insert => '+',
+        };
+        let text = change.value().trim_end_matches('\n');
+        out.push(format!("  {sign} {}", one_line(text)));
+    }
+}
