@@ -148,10 +148,15 @@ pub fn run_pin(
                 &plan,
                 &[],
             ))?);
-        } else {
+        } else if plan.withheld == 0 {
             output::line("nothing to pin: every definition matches its pin");
         }
-        return Ok(failed());
+        // Items withheld for their findings still need a decision.
+        return Ok(if plan.withheld > 0 && !inv.failed() {
+            ExitStatus::Findings
+        } else {
+            failed()
+        });
     }
     let decided_by_flags = !asks || args.yes;
     let chosen = if args.json {
@@ -314,6 +319,8 @@ struct Entry {
 #[derive(Debug, Default)]
 struct Plan {
     entries: Vec<Entry>,
+    /// Items left out because pinning them would accept findings nobody named.
+    withheld: usize,
 }
 
 impl Plan {
@@ -398,6 +405,7 @@ fn plan(inv: &Inventory, args: &PinArgs) -> Option<Plan> {
                     accepts.join(", "),
                     item.exposed
                 ));
+                plan.withheld += 1;
                 continue;
             }
             any_item = true;
