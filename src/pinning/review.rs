@@ -348,29 +348,37 @@ pub fn readable_change(pinned: Option<&ItemPin>, offered: Option<&ItemPin>) -> S
         lines.join("\n")
     };
     let mut out = Vec::new();
-    let (old_text, new_text) = (description(&old), description(&new));
-    if pinned.is_none() || old_text != new_text {
-        out.push(if pinned.is_none() {
-            "  description:".to_owned()
-        } else {
-            "  description (- pinned, + offered):".to_owned()
-        });
-        diff_lines(pinned.is_some(), &old_text, &new_text, &mut out);
-    } else {
-        out.push("  description: unchanged".to_owned());
-    }
+    let is_new = pinned.is_none();
+    section(
+        "description",
+        is_new,
+        &description(&old),
+        &description(&new),
+        &mut out,
+    );
     let (old_fields, new_fields) = (fields(&old), fields(&new));
-    if pinned.is_none() || old_fields != new_fields {
-        out.push(if pinned.is_none() {
-            "  schema and other fields:".to_owned()
-        } else {
-            "  schema and other fields (- pinned, + offered):".to_owned()
-        });
-        diff_lines(pinned.is_some(), &old_fields, &new_fields, &mut out);
-    } else {
-        out.push("  schema and other fields: unchanged".to_owned());
-    }
+    section(
+        "schema and other fields",
+        is_new,
+        &old_fields,
+        &new_fields,
+        &mut out,
+    );
     out.join("\n")
+}
+
+/// One part of an item under its `title`: in full when the item `is_new`, the changed
+/// lines when it differs from its pin, or one line saying it is unchanged.
+fn section(title: &str, is_new: bool, old: &str, new: &str, out: &mut Vec<String>) {
+    if is_new {
+        out.push(format!("  {title}:"));
+    } else if old == new {
+        out.push(format!("  {title}: unchanged"));
+        return;
+    } else {
+        out.push(format!("  {title} (- pinned, + offered):"));
+    }
+    diff_lines(!is_new, old, new, out);
 }
 
 /// Longest flattened value shown on one line; longer ones are cut with `…` (the full
@@ -423,5 +431,51 @@ fn diff_lines(changes_only: bool, old: &str, new: &str, out: &mut Vec<String>) {
         };
         let text = change.value().trim_end_matches('\n');
         out.push(format!("  {sign} {}", one_line(text)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pin(json: &str) -> ItemPin {
+        ItemPin::new("s__t", json).expect("valid definition")
+    }
+
+    #[test]
+    fn a_change_shows_only_what_changed_and_escapes_it() {
+        let old = pin(
+            r#"{"name":"t","description":"Reads a file.","inputSchema":{"type":"object","properties":{"path":{"type":"string"}}}}"#,
+        );
+        let new = pin(
+            r#"{"name":"t","description":"Reads a file.\u001b[2J","inputSchema":{"type":"object","properties":{"path":{"type":"string"},"ctx":{"type":"string"}}}}"#,
+        );
+        let shown = readable_change(Some(&old), Some(&new));
+        assert!(shown.contains("  - Reads a file.\n"), "{shown}");
+        assert!(shown.contains(r"  + Reads a file.\u{1b}[2J"), "{shown}");
+        assert!(
+            shown.contains(r#"  + inputSchema.properties.ctx.type: "string""#),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("properties.path"),
+            "unchanged lines are left out: {shown}"
+        );
+        assert!(!shown.contains('\u{1b}'), "{shown}");
+    }
+
+    #[test]
+    fn a_new_item_is_shown_in_full_and_an_unchanged_part_says_so() {
+        let new = pin(r#"{"name":"t","description":"Line one.\nLine two."}"#);
+        let shown = readable_change(None, Some(&new));
+        assert!(
+            shown.contains("  description:\n    Line one.\n    Line two."),
+            "{shown}"
+        );
+        assert!(shown.contains(r#"    name: "t""#), "{shown}");
+        let changed = pin(r#"{"name":"t","description":"Line one.\nLine two.","title":"T"}"#);
+        let shown = readable_change(Some(&new), Some(&changed));
+        assert!(shown.contains("  description: unchanged"), "{shown}");
+        assert!(shown.contains(r#"  + title: "T""#), "{shown}");
     }
 }
