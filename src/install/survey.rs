@@ -1082,6 +1082,7 @@ mod tests {
                 "servers_at": "mcpServers",
                 "state": "configured",
                 "mcp_warden": {
+                    "key": "mcp-warden",
                     "program": h.exe(),
                     "resolved": {"status": "found", "path": h.exe()},
                     "is_this_binary": true
