@@ -168,11 +168,127 @@ pub fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
 }
 
+/// Whether stderr is a terminal, so a progress line can be redrawn there.
+#[must_use]
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// A progress line on stderr, redrawn in place (issue 16 item 5). Only on a terminal
+/// (elsewhere it would be noise in a log), and only once `delay` has passed since it
+/// was made, so a quick command stays quiet. Each frame is a carriage return, the
+/// text escaped as a [`line`], and a clear to the end of the line; [`Progress::clear`]
+/// (or dropping it) erases a line that was drawn, before results are printed.
+#[derive(Debug)]
+pub struct Progress {
+    since: std::time::Instant,
+    delay: std::time::Duration,
+    drawn: bool,
+}
+
+impl Progress {
+    #[must_use]
+    pub fn new(delay: std::time::Duration) -> Self {
+        Self {
+            since: std::time::Instant::now(),
+            delay,
+            drawn: false,
+        }
+    }
+
+    /// Draws `text` over the previous frame, once the delay has passed.
+    pub fn show(&mut self, text: &str) {
+        if self.since.elapsed() < self.delay || !stderr_is_terminal() {
+            return;
+        }
+        Self::frame(&escape(text, Shape::Line));
+        self.drawn = true;
+    }
+
+    /// Erases the line, if one was drawn.
+    pub fn clear(&mut self) {
+        if std::mem::take(&mut self.drawn) {
+            Self::frame("");
+        }
+    }
+
+    fn frame(shown: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r{shown}\x1b[K");
+        let _ = err.flush();
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// Shows `text` (our own layout, escaped as a [`block`]) through a pager when stdout
+/// is a terminal and the text is taller than it: `$PAGER`, else `less -R` when it is
+/// installed; printed as a [`block`] otherwise, or when the pager cannot start. The
+/// pager receives the escaped text, never the raw one.
+pub fn page(text: &str) {
+    let shown = escape(text, Shape::Block);
+    if stdout_is_terminal()
+        && shown.lines().count() + 2 > terminal_rows()
+        && let Some(mut pager) = pager()
+        && let Ok(mut child) = pager.stdin(std::process::Stdio::piped()).spawn()
+    {
+        if let Some(mut stdin) = child.stdin.take() {
+            // A pager quit early (`q`) closes its stdin: not an error.
+            let _ = writeln!(stdin, "{shown}");
+        }
+        if child.wait().is_ok() {
+            return;
+        }
+    }
+    write_out(&shown);
+}
+
+/// The terminal's height, from `LINES`, else 24 (what a pager would assume).
+fn terminal_rows() -> usize {
+    std::env::var("LINES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(24)
+}
+
+/// The pager to run: `$PAGER` split on whitespace (as git does for simple values),
+/// else `less -R` when `less` is on the PATH.
+fn pager() -> Option<std::process::Command> {
+    let chosen = std::env::var("PAGER").ok().filter(|p| !p.trim().is_empty());
+    let words: Vec<String> = if let Some(p) = chosen {
+        p.split_whitespace().map(str::to_owned).collect()
+    } else {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path).find(|d| d.join("less").is_file())?;
+        vec!["less".into(), "-R".into()]
+    };
+    let (program, args) = words.split_first()?;
+    if program == "cat" {
+        return None;
+    }
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    Some(cmd)
+}
+
 /// Asks a question on stderr, without a newline, so the answer is typed after it.
 /// Escaped as a [`line`].
 pub fn prompt(text: &str) {
     eprint!("{}", escape(text, Shape::Line));
     let _ = std::io::stderr().flush();
+}
+
+/// Asks `question` (escaped as a [`line`]) on stderr and reads one line of answer;
+/// `None` at the end of input.
+pub fn ask(question: &str) -> std::io::Result<Option<String>> {
+    prompt(question);
+    let mut answer = String::new();
+    let read = std::io::stdin().read_line(&mut answer)?;
+    Ok((read > 0).then_some(answer))
 }
 
 /// Asks `question` on the terminal and reads the answer: `y` or `yes` is a yes.

@@ -68,9 +68,12 @@ fn spawner(env: &support::Env) -> Spawner {
 /// Runs `collect`, failing the test if it hangs.
 async fn run(env: &support::Env, servers: &[ServerConfig]) -> Vec<Inventory> {
     let spawner = spawner(env);
-    tokio::time::timeout(HANG, collect(servers, &spawner, Some(&env.workspace)))
-        .await
-        .expect("collect hung")
+    tokio::time::timeout(
+        HANG,
+        collect(servers, &spawner, Some(&env.workspace), &mut |_| {}),
+    )
+    .await
+    .expect("collect hung")
 }
 
 fn listing(inventory: &Inventory) -> &Listing {

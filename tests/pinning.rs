@@ -155,16 +155,25 @@ fn python_client_sees_held_then_pinned_then_a_rug_pull_held_with_its_diff_then_r
         "{table}"
     );
     let diff = expect(&env, &["pins", "--diff", "w__get_weather"], 1);
-    assert!(diff.contains("--- pinned w__get_weather"), "{diff}");
+    // Issue 16 item 6: a readable diff, the description as text and the schema one
+    // field per line, only what changed.
+    assert!(diff.contains("changed tool `w__get_weather`"), "{diff}");
     assert!(
-        diff.contains("-  \"description\": \"Get the current weather for a city.\","),
+        diff.contains("  - Get the current weather for a city.\n"),
         "{diff}"
     );
     assert!(
-        diff.contains("+  \"description\": \"Get the current weather for a city. Always pass"),
+        diff.contains("  + Get the current weather for a city. Always pass"),
         "{diff}"
     );
-    assert!(diff.contains("+      \"context\": {"), "{diff}");
+    assert!(
+        diff.contains("  + inputSchema.properties.context."),
+        "{diff}"
+    );
+    assert!(
+        !diff.contains("inputSchema.properties.city"),
+        "unchanged fields are left out: {diff}"
+    );
 
     // Re-pinned by name (no confirmation needed): callable again.
     let shown = expect(&env, &["pin", "w__get_weather"], 0);

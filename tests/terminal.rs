@@ -40,6 +40,18 @@ fn on_terminal_with(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Shown {
 
 /// [`on_terminal_with`], the command run by `wrapper` (`timeout 2`, words for `sh`).
 fn run_on_terminal(env: &Env, wrapper: &str, args: &[&str], vars: &[(&str, &str)]) -> Shown {
+    typing_on_terminal(env, wrapper, args, vars, b"")
+}
+
+/// [`run_on_terminal`] with `typed` typed on the terminal (its lines reach the
+/// command one by one, as a person's answers).
+fn typing_on_terminal(
+    env: &Env,
+    wrapper: &str,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    typed: &[u8],
+) -> Shown {
     let mut line = format!("stty -onlcr; exec {wrapper} ");
     line.push_str(&sh_quote(&path_str(&bin())));
     for arg in args {
@@ -53,16 +65,40 @@ fn run_on_terminal(env: &Env, wrapper: &str, args: &[&str], vars: &[(&str, &str)
     // what others supply.
     cmd.env("NO_COLOR", "1");
     cmd.envs(vars.iter().copied());
-    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(typed).unwrap();
+        // Kept open a moment: `script` ends the session when its input ends.
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(30));
+            drop(stdin);
+        });
+    }
+    let out = child.wait_with_output().unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !typed.is_empty() {
+        // The terminal echoes each typed line with a CR LF of its own.
+        for line in String::from_utf8_lossy(typed).lines() {
+            text = text.replace(&format!("{line}\r\n"), &format!("{line}\n"));
+        }
+    }
     Shown {
         code: out.status.code(),
-        text: String::from_utf8_lossy(&out.stdout).into_owned(),
+        text,
     }
 }
 
 /// Asserts that `text` holds nothing a terminal acts on or a reader cannot see, other
 /// than the newlines and tabs of our own layout.
 fn assert_nothing_raw(what: &str, text: &str) {
+    let text = &without_progress(text);
     let raw: Vec<String> = text
         .chars()
         .filter(|&c| textclass::needs_escape(c) && !matches!(c, '\n' | '\t'))
@@ -73,6 +109,34 @@ fn assert_nothing_raw(what: &str, text: &str) {
         "{what}: raw characters reached the terminal: {raw:?}\n{}",
         textclass::escape_hidden(text)
     );
+}
+
+/// The marks of our own progress line removed: the CR that starts a frame and the
+/// clear-to-end-of-line that ends it (issue 16 item 5). Only frames of our progress
+/// line, whose text is escaped like any line, and the final clear are removed, so a
+/// CR or ESC that a server smuggled still shows.
+fn without_progress(text: &str) -> String {
+    const CLEAR: &str = "\u{1b}[K";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\r') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        match after.find(CLEAR) {
+            Some(end)
+                if !after[..end].contains('\n')
+                    && (end == 0 || after.starts_with("mcp-warden: ")) =>
+            {
+                rest = &after[end + CLEAR.len()..];
+            }
+            _ => {
+                out.push('\r');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Asserts that the hostile text of `terminal_server` was shown, escaped.
@@ -125,7 +189,7 @@ fn review_screens_show_a_hostile_server_escaped() {
     let diff = on_terminal(&env, &["pins", "--diff"]);
     assert_nothing_raw("pins --diff", &diff.text);
     assert!(diff.text.contains("<IMPORTANT>"), "{}", diff.text);
-    assert!(diff.text.contains(r"\u001b[2J"), "{}", diff.text);
+    assert!(diff.text.contains(r"\u{1b}[2J"), "{}", diff.text);
     let pins = on_terminal(&env, &["pins"]);
     assert_nothing_raw("pins", &pins.text);
     let repin = on_terminal(&env, &["pin", "--yes", "--accept-findings", "t"]);
@@ -764,4 +828,141 @@ proptest::proptest! {
             }
         }
     }
+}
+
+/// Issue 16 item 5: on a terminal, `pins` says which server it waits for while it
+/// waits, and gives up on it by name after its wait; without a terminal it is quiet.
+#[test]
+fn a_slow_server_is_named_while_it_is_waited_for() {
+    let env = Env::new();
+    env.user_config_exact(&format!(
+        "{}\n{}request_timeout = \"3s\"\n",
+        test_server_table("quick", &[]),
+        test_server_table("slow", &["--delay-start", "30000"])
+    ));
+    let shown = on_terminal(&env, &["pins"]);
+    assert_nothing_raw("pins", &shown.text);
+    assert!(
+        shown
+            .text
+            .contains("listing servers: 1 of 2 done; waiting for `slow` (starting, `initialize`, "),
+        "the slow server is named while it is waited for:\n{}",
+        textclass::escape_hidden(&shown.text)
+    );
+    assert!(
+        shown
+            .text
+            .contains("server `slow` could not be listed: did not answer `initialize` within 3s"),
+        "{}",
+        shown.text
+    );
+    assert_eq!(shown.code, Some(3), "a server failed: {}", shown.text);
+
+    // Not a terminal: no progress line at all, the failure still named.
+    let out = env.run(&["pins"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("listing servers"), "{stderr}");
+    assert!(!stderr.contains('\r'), "{stderr}");
+    assert!(
+        stderr.contains("server `slow` could not be listed"),
+        "{stderr}"
+    );
+}
+
+/// Issue 16 item 6: `pin` on a terminal shows a readable review through the pager
+/// (escaped), asks item by item, pins only the yeses, and declining everything
+/// pins nothing and exits 1. Without a terminal it refuses before starting anything.
+#[test]
+fn pin_asks_item_by_item_through_a_pager() {
+    let env = Env::new();
+    env.user_config_exact(&format!(
+        "[pinning]\nmode = \"strict\"\n\n{}",
+        example_table("t", "terminal_server", &[])
+    ));
+    let pager_got = env.dir.path().join("pager_got.txt");
+    let pager = env.dir.path().join("pager.sh");
+    std::fs::write(
+        &pager,
+        format!("#!/bin/sh\ncat > '{}'\n", path_str(&pager_got)),
+    )
+    .unwrap();
+    std::fs::set_permissions(&pager, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let vars = [("PAGER", path_str(&pager)), ("LINES", "5".to_owned())];
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    // No to the server's own pin: its items are not asked, nothing is pinned, exit 1.
+    let declined = typing_on_terminal(&env, "", &["pin", "--accept-findings"], &vars, b"n\n");
+    assert_nothing_raw("pin declined", &declined.text);
+    assert_eq!(declined.code, Some(1), "{}", declined.text);
+    assert!(
+        declined.text.contains("nothing pinned"),
+        "{}",
+        declined.text
+    );
+    assert!(declined.text.contains("(1/"), "{}", declined.text);
+    assert!(
+        !declined.text.contains("(2/"),
+        "items of a declined server are not asked: {}",
+        declined.text
+    );
+    let lock = env.warden_home.join("data").join("mcp-warden.lock");
+    assert!(!lock.exists());
+
+    // The pager got the review, escaped: no raw character, the description as text.
+    let review = std::fs::read_to_string(&pager_got).unwrap();
+    assert_nothing_raw("the pager's text", &review);
+    assert!(review.contains("  description:"), "{review}");
+    assert!(review.contains("findings: "), "{review}");
+    assert!(review.contains(r"\u{1b}[2J"), "{review}");
+
+    // Yes to the server, then each item in turn: y, n, then q (the rest left).
+    let some = typing_on_terminal(
+        &env,
+        "",
+        &["pin", "--accept-findings"],
+        &vars,
+        b"y\ny\nn\nq\n",
+    );
+    assert_nothing_raw("pin some", &some.text);
+    assert_eq!(some.code, Some(0), "{}", some.text);
+    assert!(some.text.contains("[y,n,a,q,?]"), "{}", some.text);
+    assert!(
+        some.text.contains("pinned 1 item(s) and 1 server"),
+        "{}",
+        some.text
+    );
+    let pins = env.run(&["pins", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&pins.stdout).unwrap();
+    let statuses: Vec<&str> = doc["servers"][0]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "pinned").count(),
+        1,
+        "{doc}"
+    );
+    assert!(statuses.len() > 1, "{doc}");
+
+    // No terminal, no --yes: refused before any server starts, nothing printed first.
+    let out = env.run(&["pin"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: refusing to pin"), "{stderr}");
+
+    // --json: the review for scripts, nothing pinned without --yes.
+    let out = env.run(&["pin", "--json", "--accept-findings"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["pinned_any"], false, "{doc}");
+    assert!(
+        doc["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["pinned"] == false)
+    );
 }

@@ -195,24 +195,30 @@ impl Usage {
     /// `mcp-warden.toml`; `None` when every listed tool was called.
     #[must_use]
     pub fn deny_rule(&self, window: &str) -> Option<String> {
-        let names: Vec<String> = self
-            .unused()
-            .map(|t| toml::Value::String(t.tool.clone()).to_string())
-            .collect();
-        if names.is_empty() {
-            return None;
-        }
-        let mut rule = format!(
-            "[[policy.rules]]\n# listed but not called in {window} (mcp-warden usage)\nid = \"unused-tools\"\ntools = [\n"
-        );
-        for name in names {
-            rule.push_str("  ");
-            rule.push_str(&name);
-            rule.push_str(",\n");
-        }
-        rule.push_str("]\naction = \"deny\"\n");
-        Some(rule)
+        let names: Vec<&str> = self.unused().map(|t| t.tool.as_str()).collect();
+        deny_rule_for(
+            "unused-tools",
+            &format!("listed but not called in {window} (mcp-warden usage)"),
+            &names,
+        )
     }
+}
+
+/// A `[[policy.rules]]` table with id `id` and comment `why` that denies `tools`, ready
+/// to paste into `mcp-warden.toml`; `None` when `tools` is empty.
+#[must_use]
+pub fn deny_rule_for(id: &str, why: &str, tools: &[&str]) -> Option<String> {
+    if tools.is_empty() {
+        return None;
+    }
+    let mut rule = format!("[[policy.rules]]\n# {why}\nid = \"{id}\"\ntools = [\n");
+    for name in tools {
+        rule.push_str("  ");
+        rule.push_str(&toml::Value::String((*name).to_owned()).to_string());
+        rule.push_str(",\n");
+    }
+    rule.push_str("]\naction = \"deny\"\n");
+    Some(rule)
 }
 
 /// One example of a near-miss: the most recent.

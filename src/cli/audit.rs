@@ -372,6 +372,7 @@ pub fn run_usage(paths: &Paths, args: &UsageArgs) -> anyhow::Result<ExitStatus> 
     let mut usage = Usage::default();
     each_record(paths, since, |_, record| usage.add(record))?;
     let rule = usage.deny_rule(&window);
+    let fits = cap_suggestions(paths, &usage, &window)?;
     if args.json {
         let tools: Vec<_> = usage.tools().collect();
         let unused: Vec<_> = usage.unused().map(|t| t.tool.as_str()).collect();
@@ -382,6 +383,7 @@ pub fn run_usage(paths: &Paths, args: &UsageArgs) -> anyhow::Result<ExitStatus> 
             "tools": tools,
             "unused": unused,
             "deny_rule": rule,
+            "to_fit": fits,
         }))?);
         return Ok(ExitStatus::Success);
     }
@@ -428,7 +430,74 @@ pub fn run_usage(paths: &Paths, args: &UsageArgs) -> anyhow::Result<ExitStatus> 
         )),
         None => output::line("every listed tool was called"),
     }
+    for fit in &fits {
+        output::line("");
+        output::line(&format!(
+            "client `{}` ({}) takes {} tools and {} were listed: to fit, deny these {} (never called first, then the least called):",
+            fit.client,
+            fit.scope,
+            fit.cap,
+            fit.listed,
+            fit.drop.len()
+        ));
+        output::line("");
+        output::block(fit.rule.trim_end());
+    }
     Ok(ExitStatus::Success)
+}
+
+/// What `usage` suggests for one client that takes fewer tools than were listed.
+#[derive(Debug, serde::Serialize)]
+struct CapSuggestion {
+    client: String,
+    scope: String,
+    cap: usize,
+    listed: usize,
+    drop: Vec<String>,
+    rule: String,
+}
+
+/// For each client that runs mcp-warden and takes fewer tools than were listed in the
+/// window (issue 16 item 8): which grants to drop to fit, and the rule that drops them.
+fn cap_suggestions(
+    paths: &Paths,
+    usage: &Usage,
+    window: &str,
+) -> anyhow::Result<Vec<CapSuggestion>> {
+    let listed = usage.tools().filter(|t| t.listed > 0).count();
+    let exe = std::env::current_exe()?;
+    let workspace = std::env::current_dir().ok();
+    let clients = crate::install::survey::survey(
+        &crate::install::client::Environment::from_env(&paths.home),
+        workspace.as_deref(),
+        &exe.to_string_lossy(),
+    );
+    Ok(super::client_limits::tool_fits(&clients, listed)
+        .into_iter()
+        .filter(|f| !f.fits)
+        .filter_map(|f| {
+            let drop: Vec<&str> = super::client_limits::to_drop(usage, listed - f.cap)
+                .into_iter()
+                .map(|t| t.tool.as_str())
+                .collect();
+            let rule = crate::audit::query::deny_rule_for(
+                &format!("fit-{}", f.client),
+                &format!(
+                    "{} takes {} tools: the least used in {window} (mcp-warden usage)",
+                    f.client, f.cap
+                ),
+                &drop,
+            )?;
+            Some(CapSuggestion {
+                drop: drop.iter().map(|t| (*t).to_owned()).collect(),
+                client: f.client,
+                scope: f.scope,
+                cap: f.cap,
+                listed,
+                rule,
+            })
+        })
+        .collect())
 }
 
 /// Runs `review`.

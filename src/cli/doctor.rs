@@ -10,6 +10,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::json;
 
+use super::client_limits;
 use crate::ExitStatus;
 use crate::config::{self, Effective, ServerConfig};
 use crate::install::client::Environment;
@@ -117,16 +118,40 @@ pub fn run(
             .filter(|c| c.is_problem())
             .map(|c| c.describe(Some(&paths.home))),
     );
+    // The clients' real limits (issue 16 items 7 and 8): the merged tool count against
+    // each one's cap, and the exposed names against each one's name budget.
+    let exposed = effective
+        .as_ref()
+        .map(|e| client_limits::exposed_tools(paths, e))
+        .unwrap_or_default();
+    let tool_fits = client_limits::tool_fits(&clients, exposed.len());
+    let misfits = client_limits::name_misfits(&clients, &exposed);
+    wrong.extend(
+        tool_fits
+            .iter()
+            .filter(|f| !f.fits)
+            .map(client_limits::ToolFit::describe),
+    );
+    wrong.extend(misfits.iter().map(client_limits::NameMisfit::describe));
     if args.json {
         let doc = json!({
             "machine": machine,
             "servers": servers,
             "clients": clients,
+            "tools": exposed.len(),
+            "tool_limits": tool_fits,
+            "name_budgets": misfits,
             "wrong": wrong,
         });
         output::json(&serde_json::to_string_pretty(&doc)?);
     } else {
-        print_text(&machine, &servers, &clients, &wrong, &paths.home);
+        print_text(
+            &machine,
+            &servers,
+            (&clients, &tool_fits),
+            &wrong,
+            &paths.home,
+        );
     }
     Ok(if wrong.is_empty() {
         ExitStatus::Success
@@ -176,11 +201,22 @@ fn check_servers(paths: &Paths, effective: &Effective) -> Vec<ServerCheck> {
         launcher: std::env::current_exe().ok(),
     };
     let root = effective.workspace.as_ref().map(|w| w.root.clone());
-    effective
-        .servers
-        .iter()
-        .map(|config| check_server(config, &spawner, root.as_deref()))
-        .collect()
+    let total = effective.servers.len();
+    let mut progress = output::Progress::new(super::inventory::PROGRESS_DELAY);
+    let checks = (1..)
+        .zip(&effective.servers)
+        .map(|(n, config)| {
+            // The launcher's probe is quick, but a terminal still says which server
+            // it is at, so a stuck probe names its server (issue 16 item 5).
+            progress.show(&format!(
+                "mcp-warden: checking server `{}` ({n} of {total})",
+                config.name
+            ));
+            check_server(config, &spawner, root.as_deref())
+        })
+        .collect();
+    progress.clear();
+    checks
 }
 
 /// What `doctor` finds wrong with one server, for a person (empty when nothing). The
@@ -357,7 +393,7 @@ fn print_server(server: &ServerCheck) {
 fn print_text(
     machine: &Machine,
     servers: &[ServerCheck],
-    clients: &[ClientStatus],
+    (clients, tool_fits): (&[ClientStatus], &[client_limits::ToolFit]),
     wrong: &[String],
     home: &Path,
 ) {
@@ -413,6 +449,18 @@ fn print_text(
     }
     if shown == 0 {
         output::line("  none of the clients mcp-warden knows is installed");
+    }
+    if !tool_fits.is_empty() {
+        output::line("");
+        output::painted(&paint(Tone::Heading, "Tool limits"));
+        for fit in tool_fits {
+            let line = Painted::new().plain("  ");
+            output::painted(&if fit.fits {
+                line.plain(&fit.describe())
+            } else {
+                line.paint(Tone::Bad, &fit.describe())
+            });
+        }
     }
     output::line("");
     if wrong.is_empty() {

@@ -60,11 +60,17 @@ pub fn take(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let mut progress = output::Progress::new(PROGRESS_DELAY);
+    let mut watch = |board: &[collect::Progress]| {
+        progress.show(&progress_line(board, tokio::time::Instant::now()));
+    };
     let inventories = runtime.block_on(collect::collect(
         &effective.servers,
         &spawner,
         root.as_deref(),
+        &mut watch,
     ));
+    progress.clear();
     for inv in &inventories {
         if let Err(why) = &inv.outcome {
             output::diag(&format!(
@@ -99,6 +105,53 @@ pub fn take(
         places,
         reviews,
     }))
+}
+
+/// How long the servers may take before a terminal is shown where they are: a quick
+/// run stays quiet, a slow one (a hung server, an `npx` download) is named.
+pub(crate) const PROGRESS_DELAY: std::time::Duration = std::time::Duration::from_millis(750);
+
+/// One line saying how many servers are listed and which one is waited for the
+/// longest, with its step and how long it has left before it is given up on:
+/// `listing servers: 2 of 3 done; waiting for `slow` (initialize, 12s of 60s)`.
+fn progress_line(board: &[collect::Progress], now: tokio::time::Instant) -> String {
+    let done = board
+        .iter()
+        .filter(|p| p.phase == collect::Phase::Finished)
+        .count();
+    let mut line = format!(
+        "mcp-warden: listing servers: {done} of {} done",
+        board.len()
+    );
+    let waiting = board
+        .iter()
+        .filter(|p| p.phase != collect::Phase::Finished)
+        .max_by_key(|p| now.saturating_duration_since(p.since));
+    if let Some(p) = waiting {
+        let step = match p.phase {
+            collect::Phase::Starting => "starting, `initialize`",
+            collect::Phase::Listing(kind) => match kind {
+                crate::pinning::lock::Kind::Tool => "`tools/list`",
+                crate::pinning::lock::Kind::Prompt => "`prompts/list`",
+                crate::pinning::lock::Kind::ResourceTemplate => "`resources/templates/list`",
+            },
+            collect::Phase::Finished => "",
+        };
+        let _ = std::fmt::Write::write_fmt(
+            &mut line,
+            format_args!(
+                "; waiting for `{}` ({step}, {}s of {}s)",
+                p.server,
+                now.saturating_duration_since(p.since).as_secs(),
+                p.wait.as_secs()
+            ),
+        );
+        let others = board.len() - done - 1;
+        if others > 0 {
+            let _ = std::fmt::Write::write_fmt(&mut line, format_args!(" and {others} more"));
+        }
+    }
+    line
 }
 
 /// Says which configured servers are not started, and why (an untrusted workspace's).

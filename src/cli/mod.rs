@@ -3,6 +3,7 @@
 
 mod audit;
 mod check;
+mod client_limits;
 mod completions;
 mod demo;
 mod doctor;

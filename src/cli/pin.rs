@@ -11,11 +11,12 @@ use super::inventory::{self, Inventory};
 use crate::ExitStatus;
 use crate::config;
 use crate::output;
+use crate::output::one_line;
 use crate::paths::Paths;
 use crate::pinning::files::{self, LockPlaces, LockState};
 use crate::pinning::judge::ServerVerdict;
-use crate::pinning::lock::{ItemPin, LockFile, PinKey};
-use crate::pinning::review::{ItemReview, ServerReview, Status};
+use crate::pinning::lock::{ItemPin, LockFile, PinKey, ServerPin};
+use crate::pinning::review::{self, ItemReview, ServerReview, Status};
 use crate::scan::Finding;
 
 /// Show every pinned item and what the servers offer now: pinned, new, changed,
@@ -32,9 +33,13 @@ pub struct PinsArgs {
 }
 
 /// Pin what the servers offer now. Shows what it accepts (new definitions in full,
-/// changes as a diff, scan findings), then writes `mcp-warden.lock`. With no
-/// argument it pins everything held, after confirmation.
+/// changes as a diff of description and schema, scan findings by severity), in a
+/// pager on a terminal, then writes `mcp-warden.lock`. With no argument it asks
+/// item by item (`y`, `n`, `a` for this and the rest, `q` to stop); declining
+/// everything exits 1.
 #[derive(Debug, Args)]
+// Independent command-line flags, as clap declares them.
+#[allow(clippy::struct_excessive_bools)]
 pub struct PinArgs {
     /// Exposed tool names (`fs__read_file`) or server table names (`fs`).
     #[arg(value_name = "TOOL or SERVER")]
@@ -49,6 +54,10 @@ pub struct PinArgs {
     /// Also pin items whose scan findings would be accepted without naming each one.
     #[arg(long)]
     pub accept_findings: bool,
+    /// Print the review as one JSON document and never ask: pins only what is named,
+    /// or everything with `--yes`; otherwise pins nothing and exits 1.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Remove pins (the items are then held as new in `strict` mode). Does not start
@@ -108,6 +117,16 @@ pub fn run_pin(
     workspace: Option<PathBuf>,
     args: &PinArgs,
 ) -> anyhow::Result<ExitStatus> {
+    let asks = args.targets.is_empty() || args.all;
+    // Refused before anything starts or prints: without a terminal no one can answer,
+    // and a review printed to no one is noise in a log.
+    if asks && !args.yes && !args.json && !output::stdin_is_terminal() {
+        output::diag(
+            "error: refusing to pin without confirmation: no terminal; pass `--yes` \
+             (or `--json` to see the review)",
+        );
+        return Ok(ExitStatus::Usage);
+    }
     let inv = match inventory::take(paths, workspace)? {
         Ok(inv) => inv,
         Err(status) => return Ok(status),
@@ -115,45 +134,75 @@ pub fn run_pin(
     let Some(plan) = plan(&inv, args) else {
         return Ok(ExitStatus::Usage);
     };
-    if plan.is_empty() {
-        output::line("nothing to pin: every definition matches its pin");
-        return Ok(if inv.failed() {
+    let failed = || {
+        if inv.failed() {
             ExitStatus::Failure
         } else {
             ExitStatus::Success
+        }
+    };
+    if plan.is_empty() {
+        if args.json {
+            output::json(&serde_json::to_string_pretty(&review_json(
+                &inv,
+                &plan,
+                &[],
+            ))?);
+        } else if plan.withheld == 0 {
+            output::line("nothing to pin: every definition matches its pin");
+        }
+        // Items withheld for their findings still need a decision.
+        return Ok(if plan.withheld > 0 && !inv.failed() {
+            ExitStatus::Findings
+        } else {
+            failed()
         });
     }
-    show_plan(&inv, &plan);
-    let asks = args.targets.is_empty() || args.all;
-    if asks && !args.yes && !confirm(&format!("pin {}?", plan.summary()))? {
-        return Ok(ExitStatus::Usage);
+    let decided_by_flags = !asks || args.yes;
+    let chosen = if args.json {
+        let chosen = vec![decided_by_flags; plan.entries.len()];
+        output::json(&serde_json::to_string_pretty(&review_json(
+            &inv, &plan, &chosen,
+        ))?);
+        chosen
+    } else if decided_by_flags {
+        output::block(&review_text(&inv, &plan));
+        vec![true; plan.entries.len()]
+    } else {
+        output::page(&review_text(&inv, &plan));
+        decide(&inv, &plan)?
+    };
+    if !chosen.contains(&true) {
+        output::diag("nothing pinned");
+        return Ok(ExitStatus::Findings);
     }
-    for (path, change) in &plan.by_lock {
-        let root = inv.places.root_of(path);
-        let removed = change.remove.clone();
-        files::write_pins(path, root, paths, change.pins.clone(), |lock| {
-            for key in &removed {
+    for (path, change) in plan.changes(&chosen) {
+        let root = inv.places.root_of(&path);
+        files::write_pins(&path, root, paths, change.pins, |lock| {
+            for key in &change.remove {
                 lock.items.remove(key);
             }
         })?;
-        output::line(&format!("pinned in `{}`", path.display()));
+        if !args.json {
+            output::line(&format!("pinned in `{}`", path.display()));
+        }
     }
     // Pinning a server (or any of its items) also accepts the executable it runs now.
     let programs: Vec<PathBuf> = plan
-        .shown
+        .entries
         .iter()
-        .map(|(s, _)| *s)
+        .zip(&chosen)
+        .filter(|(_, c)| **c)
+        .map(|(e, _)| e.server)
         .collect::<BTreeSet<usize>>()
         .into_iter()
         .filter_map(|s| crate::upstream::program_of(&inv.reviews[s].config).ok())
         .collect();
     crate::pinning::machine::accept(paths, &programs)?;
-    output::line(&format!("pinned {}", plan.summary()));
-    Ok(if inv.failed() {
-        ExitStatus::Failure
-    } else {
-        ExitStatus::Success
-    })
+    if !args.json {
+        output::line(&format!("pinned {}", plan.summary(&chosen)));
+    }
+    Ok(failed())
 }
 
 /// Runs `unpin`.
@@ -247,21 +296,60 @@ struct Change {
     remove: Vec<PinKey>,
 }
 
+/// What accepting one entry of the review writes.
+#[derive(Debug)]
+enum Action {
+    Pin(PinKey, ItemPin),
+    Remove(PinKey),
+    Server(String, ServerPin),
+}
+
+/// One thing a person decides on: a server's own pin, or one item.
+#[derive(Debug)]
+struct Entry {
+    /// Index of the server in the inventory.
+    server: usize,
+    /// Index of the item, `None` for the server's own pin.
+    item: Option<usize>,
+    lock: PathBuf,
+    action: Action,
+}
+
+/// What `pin` would write, entry by entry: a server's own pin comes before its items.
 #[derive(Debug, Default)]
 struct Plan {
-    by_lock: BTreeMap<PathBuf, Change>,
-    /// What is shown: (server index, item index or `None` for the server itself).
-    shown: Vec<(usize, Option<usize>)>,
+    entries: Vec<Entry>,
+    /// Items left out because pinning them would accept findings nobody named.
+    withheld: usize,
 }
 
 impl Plan {
     fn is_empty(&self) -> bool {
-        self.shown.is_empty()
+        self.entries.is_empty()
     }
 
-    fn summary(&self) -> String {
-        let items = self.shown.iter().filter(|(_, i)| i.is_some()).count();
-        let servers = self.shown.len() - items;
+    /// The lock changes of the `chosen` entries.
+    fn changes(&self, chosen: &[bool]) -> BTreeMap<PathBuf, Change> {
+        let mut by_lock: BTreeMap<PathBuf, Change> = BTreeMap::new();
+        for (entry, _) in self.entries.iter().zip(chosen).filter(|(_, c)| **c) {
+            let change = by_lock.entry(entry.lock.clone()).or_default();
+            match &entry.action {
+                Action::Pin(key, pin) => {
+                    change.pins.items.insert(key.clone(), pin.clone());
+                }
+                Action::Remove(key) => change.remove.push(key.clone()),
+                Action::Server(name, pin) => {
+                    change.pins.servers.insert(name.clone(), pin.clone());
+                }
+            }
+        }
+        by_lock
+    }
+
+    fn summary(&self, chosen: &[bool]) -> String {
+        let picked = || self.entries.iter().zip(chosen).filter(|(_, c)| **c);
+        let items = picked().filter(|(e, _)| e.item.is_some()).count();
+        let servers = picked().count() - items;
         match (items, servers) {
             (i, 0) => format!("{i} item(s)"),
             (0, s) => format!("{s} server identity/instructions pin(s)"),
@@ -277,6 +365,7 @@ fn plan(inv: &Inventory, args: &PinArgs) -> Option<Plan> {
     let mut plan = Plan::default();
     for (s, review) in inv.reviews.iter().enumerate() {
         let server = review.config.name.as_str();
+        let first = plan.entries.len();
         let whole = args.all || targets.contains(server);
         if targets.contains(server) {
             matched.insert(server);
@@ -316,17 +405,22 @@ fn plan(inv: &Inventory, args: &PinArgs) -> Option<Plan> {
                     accepts.join(", "),
                     item.exposed
                 ));
+                plan.withheld += 1;
                 continue;
             }
             any_item = true;
-            plan.shown.push((s, Some(i)));
-            let change = plan.by_lock.entry(review.lock_path.clone()).or_default();
-            match &item.current {
+            let action = match &item.current {
                 Some(pin) if item.status != Status::Removed => {
-                    change.pins.items.insert(item.key.clone(), pin.clone());
+                    Action::Pin(item.key.clone(), pin.clone())
                 }
-                _ => change.remove.push(item.key.clone()),
-            }
+                _ => Action::Remove(item.key.clone()),
+            };
+            plan.entries.push(Entry {
+                server: s,
+                item: Some(i),
+                lock: review.lock_path.clone(),
+                action,
+            });
         }
         // The server's own pin goes with any of its items (they stay held without it),
         // and with the server itself.
@@ -334,13 +428,16 @@ fn plan(inv: &Inventory, args: &PinArgs) -> Option<Plan> {
             && (any_item || whole || targets.is_empty())
             && let Some(current) = &review.current
         {
-            plan.shown.push((s, None));
-            plan.by_lock
-                .entry(review.lock_path.clone())
-                .or_default()
-                .pins
-                .servers
-                .insert(server.to_owned(), current.clone());
+            // Before its items: declining it leaves them held anyway (see `decide`).
+            plan.entries.insert(
+                first,
+                Entry {
+                    server: s,
+                    item: None,
+                    lock: review.lock_path.clone(),
+                    action: Action::Server(server.to_owned(), current.clone()),
+                },
+            );
         }
     }
     let missing: Vec<&&str> = targets.iter().filter(|t| !matched.contains(**t)).collect();
@@ -372,17 +469,24 @@ fn new_findings(item: &crate::pinning::review::ItemReview) -> Vec<&str> {
         .collect()
 }
 
-fn show_plan(inv: &Inventory, plan: &Plan) {
-    for &(s, item) in &plan.shown {
-        let review = &inv.reviews[s];
-        match item {
-            None => show_server(review),
-            Some(i) => show_item(&review.items[i], review.config.name.as_str()),
+// ----- the review ---------------------------------------------------------------------
+
+/// The whole review, our layout with every outside part escaped as one line: one
+/// section per entry.
+fn review_text(inv: &Inventory, plan: &Plan) -> String {
+    let mut text = String::new();
+    for entry in &plan.entries {
+        let review = &inv.reviews[entry.server];
+        match entry.item {
+            None => server_section(review, &mut text),
+            Some(i) => item_section(&review.items[i], review.config.name.as_str(), &mut text),
         }
+        text.push('\n');
     }
+    text.trim_end().to_owned()
 }
 
-fn show_server(review: &ServerReview) {
+fn server_section(review: &ServerReview, text: &mut String) {
     let name = review.config.name.as_str();
     let what = review.verdict.as_ref().map_or("", server_change);
     let mut command = review.config.raw_command.clone();
@@ -390,16 +494,82 @@ fn show_server(review: &ServerReview) {
         command.push(' ');
         command.push_str(arg);
     }
-    output::line(&format!("server `{name}`: {what}"));
-    output::line(&format!("  command: {command}"));
-    if let Some(text) = &review.instructions {
-        output::line("  instructions:");
-        for line in text.lines() {
-            output::line(&format!("  | {line}"));
+    let _ = writeln!(text, "server `{}`: {what}", one_line(name));
+    let _ = writeln!(text, "  command: {}", one_line(&command));
+    if let Some(instructions) = &review.instructions {
+        let _ = writeln!(text, "  instructions:");
+        for line in instructions.lines() {
+            let _ = writeln!(text, "  | {}", one_line(line));
         }
     }
-    show_findings(&review.instruction_findings);
-    output::line("");
+    findings_section(&review.instruction_findings, text);
+}
+
+fn item_section(item: &ItemReview, server: &str, text: &mut String) {
+    let _ = writeln!(text, "{}", item_label(item, server));
+    match item.status {
+        Status::Removed => {
+            let _ = writeln!(text, "  no longer offered: its pin is removed");
+        }
+        _ => {
+            let _ = writeln!(
+                text,
+                "{}",
+                review::readable_change(item.pinned.as_ref(), item.current.as_ref())
+            );
+        }
+    }
+    findings_section(&item.findings, text);
+}
+
+/// The item's heading, escaped: ``changed tool `fs__read` (server `fs`)``.
+fn item_label(item: &ItemReview, server: &str) -> String {
+    format!(
+        "{} {} `{}` (server `{}`)",
+        item.status.as_str(),
+        item.key.kind,
+        one_line(&item.exposed),
+        one_line(server)
+    )
+}
+
+/// The findings, highest severity first, after a count per severity.
+fn findings_section(findings: &[Finding], text: &mut String) {
+    if findings.is_empty() {
+        return;
+    }
+    let mut sorted: Vec<&Finding> = findings.iter().collect();
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    let _ = writeln!(text, "  findings: {}", severity_counts(findings));
+    for f in sorted {
+        let at = if f.location.is_empty() {
+            "/"
+        } else {
+            &f.location
+        };
+        let _ = writeln!(
+            text,
+            "    {:<6} {} at {}: {}",
+            f.severity.as_str(),
+            f.id,
+            one_line(at),
+            one_line(&f.message)
+        );
+        let _ = writeln!(text, "           \"{}\"", one_line(&f.excerpt));
+    }
+}
+
+/// `1 high, 2 medium`: how many findings of each severity, highest first.
+fn severity_counts(findings: &[Finding]) -> String {
+    let mut counts: BTreeMap<std::cmp::Reverse<crate::scan::Severity>, usize> = BTreeMap::new();
+    for f in findings {
+        *counts.entry(std::cmp::Reverse(f.severity)).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(s, n)| format!("{n} {}", s.0.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn server_change(v: &ServerVerdict) -> &'static str {
@@ -413,56 +583,115 @@ fn server_change(v: &ServerVerdict) -> &'static str {
     }
 }
 
-fn show_item(item: &ItemReview, server: &str) {
-    output::line(&format!(
-        "{} {} `{}` (server `{server}`)",
-        item.status.as_str(),
-        item.key.kind,
-        item.exposed
-    ));
-    match item.status {
-        Status::Changed => output::block(&diff(item)),
-        Status::Removed => output::line("  no longer offered: its pin is removed"),
-        _ => {
-            if let Some(pin) = &item.current {
-                for line in pin.definition_pretty().lines() {
-                    output::line(&format!("  | {line}"));
-                }
+/// The one-line question for an entry.
+fn entry_question(inv: &Inventory, entry: &Entry) -> String {
+    let review = &inv.reviews[entry.server];
+    let name = review.config.name.as_str();
+    match entry.item {
+        None => format!(
+            "pin server `{name}` ({})?",
+            review.verdict.as_ref().map_or("", server_change)
+        ),
+        Some(i) => {
+            let item = &review.items[i];
+            let mut q = format!("pin {}", item_label(item, name));
+            if !item.findings.is_empty() {
+                let _ = write!(q, ", findings: {}", severity_counts(&item.findings));
             }
+            q.push('?');
+            q
         }
     }
-    show_findings(&item.findings);
-    output::line("");
 }
 
-fn show_findings(findings: &[Finding]) {
-    for f in findings {
-        output::line(&format!(
-            "  finding {} [{}] at {}: {}",
-            f.id,
-            f.severity,
-            if f.location.is_empty() {
-                "/"
-            } else {
-                &f.location
-            },
-            f.message,
-        ));
-        output::line(&format!("    \"{}\"", f.excerpt));
+const DECIDE_HELP: &str = "y: pin it; n: leave it; a: pin it and every one after; q: pin none after (keeps the yeses); ?: this help";
+
+/// Asks entry by entry (as `git add -p` does): `y`, `n`, `a` (this and the rest),
+/// `q` (none of the rest). Declining a server's own pin skips its items: they would
+/// stay held without it. The end of input is a `q`.
+fn decide(inv: &Inventory, plan: &Plan) -> anyhow::Result<Vec<bool>> {
+    let mut chosen = vec![false; plan.entries.len()];
+    let mut all = false;
+    let mut declined_server: Option<usize> = None;
+    for (n, entry) in plan.entries.iter().enumerate() {
+        if declined_server == Some(entry.server) && entry.item.is_some() {
+            continue;
+        }
+        if all {
+            chosen[n] = true;
+            continue;
+        }
+        let question = format!(
+            "({}/{}) {} [y,n,a,q,?] ",
+            n + 1,
+            plan.entries.len(),
+            entry_question(inv, entry)
+        );
+        let answer = loop {
+            match output::ask(&question)?.as_deref().map(str::trim) {
+                None | Some("q" | "Q") => break None,
+                Some("y" | "Y" | "yes") => break Some(true),
+                Some("n" | "N" | "no" | "") => break Some(false),
+                Some("a" | "A") => {
+                    all = true;
+                    break Some(true);
+                }
+                Some(_) => output::diag(DECIDE_HELP),
+            }
+        };
+        match answer {
+            None => break,
+            Some(yes) => chosen[n] = yes,
+        }
+        if !chosen[n] && entry.item.is_none() {
+            declined_server = Some(entry.server);
+        }
     }
+    Ok(chosen)
 }
 
-/// Asks on the terminal; refuses (exit 2) without one.
-fn confirm(question: &str) -> anyhow::Result<bool> {
-    if !output::stdin_is_terminal() {
-        output::diag("error: refusing to pin without confirmation: no terminal; pass `--yes`");
-        return Ok(false);
-    }
-    let yes = output::confirm(question)?;
-    if !yes {
-        output::diag("nothing pinned");
-    }
-    Ok(yes)
+/// The review as JSON for scripts: per entry what it is, the readable change, its
+/// findings, and whether this run pins it.
+fn review_json(inv: &Inventory, plan: &Plan, chosen: &[bool]) -> Value {
+    let entries: Vec<Value> = plan
+        .entries
+        .iter()
+        .zip(chosen.iter().chain(std::iter::repeat(&false)))
+        .map(|(entry, pinned)| {
+            let review = &inv.reviews[entry.server];
+            let server = review.config.name.as_str();
+            match entry.item {
+                None => json!({
+                    "kind": "server",
+                    "server": server,
+                    "status": review.verdict.as_ref().map(server_change),
+                    "instructions": review.instructions,
+                    "findings": review.instruction_findings,
+                    "lock": entry.lock,
+                    "pinned": pinned,
+                }),
+                Some(i) => {
+                    let item = &review.items[i];
+                    let definition = |p: Option<&ItemPin>| {
+                        p.and_then(|p| serde_json::from_str::<Value>(p.definition()).ok())
+                    };
+                    json!({
+                        "kind": item.key.kind.as_str(),
+                        "server": server,
+                        "name": item.key.name,
+                        "exposed": item.exposed,
+                        "status": item.status,
+                        "pinned_definition": definition(item.pinned.as_ref()),
+                        "offered_definition": definition(item.current.as_ref()),
+                        "findings": item.findings,
+                        "lock": entry.lock,
+                        "pinned": pinned,
+                    })
+                }
+            }
+        })
+        .collect();
+    json!({ "entries": entries, "pinned_any": chosen.contains(&true) })
 }
 
 // ----- pins: table, JSON, diffs --------------------------------------------------------
@@ -576,7 +805,9 @@ fn print_diffs(inv: &Inventory, only: Option<&str>) {
         };
         if wanted {
             any = true;
-            output::block(&diff(item));
+            let mut text = String::new();
+            item_section(item, item.key.server.as_str(), &mut text);
+            output::block(text.trim_end());
         }
     }
     for review in &inv.reviews {
@@ -597,9 +828,4 @@ fn print_diffs(inv: &Inventory, only: Option<&str>) {
     if !any {
         output::line("no changes: every pinned definition matches what its server offers");
     }
-}
-
-/// The unified diff from an item's pin to its current definition.
-fn diff(item: &ItemReview) -> String {
-    crate::pinning::review::unified_diff(&item.exposed, item.pinned.as_ref(), item.current.as_ref())
 }

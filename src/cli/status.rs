@@ -54,12 +54,38 @@ pub fn run(
         .map(|config| server_status(config, &lock))
         .collect();
     let why = why_this_workspace(&choice, &effective, &paths.home);
+    // The merged tool count against each client that runs mcp-warden (issue 16 item 8).
+    let exe = std::env::current_exe()?;
+    let clients = crate::install::survey::survey(
+        &crate::install::client::Environment::from_env(&paths.home),
+        effective.workspace.as_ref().map(|w| w.root.as_path()),
+        &exe.to_string_lossy(),
+    );
+    let tools: usize = servers.iter().map(|s| s.tools).sum();
+    let fits = super::client_limits::tool_fits(&clients, tools);
     if args.json {
-        output::json(&serde_json::to_string_pretty(&status_json(
-            paths, &effective, &servers, &why,
-        ))?);
+        let mut doc = status_json(paths, &effective, &servers, &why);
+        doc["tools"] = json!(tools);
+        doc["tool_limits"] = json!(fits);
+        output::json(&serde_json::to_string_pretty(&doc)?);
     } else {
         print_text(paths, &effective, &servers, &why);
+        output::painted(&paint(Tone::Heading, "Tools").plain(&format!(
+            "      {tools} pinned in all{}",
+            if fits.is_empty() {
+                ""
+            } else {
+                "; for the clients that run mcp-warden:"
+            }
+        )));
+        for fit in &fits {
+            let line = Painted::new().plain("  ");
+            output::painted(&if fit.fits {
+                line.plain(&fit.describe())
+            } else {
+                line.paint(Tone::Bad, &fit.describe())
+            });
+        }
     }
     Ok(ExitStatus::Success)
 }

@@ -81,6 +81,8 @@ pub struct Servers {
 /// mcp-warden's entry in a client's file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OurEntry {
+    /// Its key in the client's server table (the client prefixes tool names with it).
+    pub key: String,
     /// The program it runs, as written.
     pub program: String,
     pub resolved: Program,
@@ -349,6 +351,7 @@ fn state_of(target: &Target, env: &Environment, exe: &str, path: Option<&OsStr>)
                 let program = entry::program(value).unwrap_or_default();
                 let resolved = resolve(&program, path);
                 servers.mcp_warden = Some(OurEntry {
+                    key: name.clone(),
                     is_this_binary: matches!(&resolved, Program::Found { path } if same_file(path, Path::new(exe))),
                     program,
                     resolved,
@@ -1079,6 +1082,7 @@ mod tests {
                 "servers_at": "mcpServers",
                 "state": "configured",
                 "mcp_warden": {
+                    "key": "mcp-warden",
                     "program": h.exe(),
                     "resolved": {"status": "found", "path": h.exe()},
                     "is_this_binary": true

@@ -80,20 +80,82 @@ pub struct Inventory {
     pub outcome: Result<Listing, String>,
 }
 
+/// How often [`collect`] tells its watcher where each server is.
+pub const PROGRESS_TICK: Duration = Duration::from_millis(250);
+
+/// Where one server's inventory stands, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Started, waiting for its `initialize` answer.
+    Starting,
+    /// Answering a listing (`tools/list`, …).
+    Listing(Kind),
+    /// Listed, or failed: nothing more to wait for.
+    Finished,
+}
+
+/// One server's progress: its phase, since when it has been waiting on it, and how
+/// long it may wait in all (its `request_timeout` per request).
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub server: ServerName,
+    pub phase: Phase,
+    pub since: Instant,
+    pub wait: Duration,
+}
+
+/// Every server's progress, shared between the collecting futures (one thread: they
+/// run on one task) and the watcher.
+type Board = std::cell::RefCell<Vec<Progress>>;
+
 /// Starts every server (in parallel), initializes it, lists all tools, prompts and
 /// resource templates, and stops it. Results are in the order of `servers`.
 ///
 /// `workspace_root` is each server's working directory when its config names none,
-/// and the one root answered to `roots/list`.
+/// and the one root answered to `roots/list`. `watch` is called every
+/// [`PROGRESS_TICK`] while some server is unfinished, with where each stands (a
+/// terminal shows which one it waits for; see `cli::inventory`).
 pub async fn collect(
     servers: &[ServerConfig],
     spawner: &upstream::Spawner,
     workspace_root: Option<&Path>,
+    watch: &mut dyn FnMut(&[Progress]),
 ) -> Vec<Inventory> {
+    let start = Instant::now();
+    let board: Board = std::cell::RefCell::new(
+        servers
+            .iter()
+            .map(|c| Progress {
+                server: c.name.clone(),
+                phase: Phase::Starting,
+                since: start,
+                wait: c.request_timeout,
+            })
+            .collect(),
+    );
     let each = (0..)
         .zip(servers)
-        .map(|(instance, config)| collect_one(config, spawner, workspace_root, instance));
-    futures_util::future::join_all(each).await
+        .map(|(instance, config)| collect_one(config, spawner, workspace_root, instance, &board));
+    let all = futures_util::future::join_all(each);
+    tokio::pin!(all);
+    let mut tick = tokio::time::interval(PROGRESS_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            // The inventories: done when every server is.
+            done = &mut all => return done,
+            // The watcher sees the board between two steps of the servers' futures.
+            _ = tick.tick() => watch(&board.borrow()),
+        }
+    }
+}
+
+/// Records that server `index` is now at `phase`.
+fn advance(board: &Board, index: usize, phase: Phase) {
+    if let Some(p) = board.borrow_mut().get_mut(index) {
+        p.phase = phase;
+        p.since = Instant::now();
+    }
 }
 
 /// One server, start to stop. Each has its own event channel, so no demultiplexing.
@@ -102,7 +164,9 @@ async fn collect_one(
     spawner: &upstream::Spawner,
     workspace_root: Option<&Path>,
     instance: InstanceId,
+    board: &Board,
 ) -> Inventory {
+    let index = usize::try_from(instance).unwrap_or(usize::MAX);
     let (tx, events) = mpsc::channel(EVENT_QUEUE);
     let outcome = match upstream::spawn(config, spawner, workspace_root, instance, tx) {
         Err(e) => Err(spawn_reason(&e)),
@@ -114,6 +178,7 @@ async fn collect_one(
                 timeout: config.request_timeout,
                 workspace_root,
                 server: &config.name,
+                progress: Box::new(move |phase| advance(board, index, phase)),
             };
             let outcome = conn.inventory().await;
             let Connection {
@@ -125,6 +190,7 @@ async fn collect_one(
             outcome
         }
     };
+    advance(board, index, Phase::Finished);
     if let Err(why) = &outcome {
         tracing::warn!(server = %config.name, %why, "could not take the server's inventory");
     }
@@ -164,6 +230,8 @@ struct Connection<'a> {
     timeout: Duration,
     workspace_root: Option<&'a Path>,
     server: &'a ServerName,
+    /// Tells the progress board which step the server is at.
+    progress: Box<dyn Fn(Phase) + 'a>,
 }
 
 impl Connection<'_> {
@@ -197,6 +265,7 @@ impl Connection<'_> {
             if init.capabilities.get(capability(kind)).is_none() {
                 continue;
             }
+            (self.progress)(Phase::Listing(kind));
             match self.list(kind).await {
                 Ok(mut listed) => items.append(&mut listed),
                 Err(Failure::Refused(why)) if kind != Kind::Tool => {

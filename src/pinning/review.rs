@@ -318,3 +318,164 @@ pub fn unified_diff(exposed: &str, pinned: Option<&ItemPin>, offered: Option<&It
     }
     text
 }
+
+/// What a person reads to review one item (issue 16 item 6): its description as text
+/// and every other member flattened to one `path: value` line per leaf
+/// (`inputSchema.properties.path.type: "string"`), as a diff from its pin (`-` pinned,
+/// `+` offered, unchanged lines left out of a change) or in full when there is no pin.
+/// Every line is indented two spaces; outside text is escaped as one line
+/// ([`crate::output::one_line`]), so the result can be printed as a block.
+#[must_use]
+pub fn readable_change(pinned: Option<&ItemPin>, offered: Option<&ItemPin>) -> String {
+    let parse = |pin: Option<&ItemPin>| {
+        pin.and_then(|p| serde_json::from_str::<serde_json::Value>(p.definition()).ok())
+    };
+    let (old, new) = (parse(pinned), parse(offered));
+    let description = |v: &Option<serde_json::Value>| {
+        v.as_ref()
+            .and_then(|v| v.get("description"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    let fields = |v: &Option<serde_json::Value>| {
+        let mut lines = Vec::new();
+        if let Some(serde_json::Value::Object(map)) = v {
+            for (key, value) in map.iter().filter(|(k, _)| *k != "description") {
+                flatten(key, value, &mut lines);
+            }
+        }
+        lines.join("\n")
+    };
+    let mut out = Vec::new();
+    let is_new = pinned.is_none();
+    section(
+        "description",
+        is_new,
+        &description(&old),
+        &description(&new),
+        &mut out,
+    );
+    let (old_fields, new_fields) = (fields(&old), fields(&new));
+    section(
+        "schema and other fields",
+        is_new,
+        &old_fields,
+        &new_fields,
+        &mut out,
+    );
+    out.join("\n")
+}
+
+/// One part of an item under its `title`: in full when the item `is_new`, the changed
+/// lines when it differs from its pin, or one line saying it is unchanged.
+fn section(title: &str, is_new: bool, old: &str, new: &str, out: &mut Vec<String>) {
+    if is_new {
+        out.push(format!("  {title}:"));
+    } else if old == new {
+        out.push(format!("  {title}: unchanged"));
+        return;
+    } else {
+        out.push(format!("  {title} (- pinned, + offered):"));
+    }
+    diff_lines(!is_new, old, new, out);
+}
+
+/// Longest flattened value shown on one line; longer ones are cut with `…` (the full
+/// definition stays in `pins --diff`).
+const MAX_VALUE_CHARS: usize = 160;
+
+/// Appends one `path: value` line per leaf of `value` under `path`.
+fn flatten(path: &str, value: &serde_json::Value, lines: &mut Vec<String>) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, v) in map {
+                flatten(&format!("{path}.{key}"), v, lines);
+            }
+        }
+        Value::Array(items)
+            if !items.is_empty() && items.iter().any(serde_json::Value::is_object) =>
+        {
+            for (i, v) in items.iter().enumerate() {
+                flatten(&format!("{path}[{i}]"), v, lines);
+            }
+        }
+        leaf => {
+            let mut text = leaf.to_string();
+            if let Some((cut, _)) = text.char_indices().nth(MAX_VALUE_CHARS) {
+                text.truncate(cut);
+                text.push('…');
+            }
+            lines.push(format!("{path}: {text}"));
+        }
+    }
+}
+
+/// Appends `old` → `new` line by line, four spaces in: with `changes_only`, the lines
+/// that differ marked `-`/`+`; otherwise every line of `new`.
+fn diff_lines(changes_only: bool, old: &str, new: &str, out: &mut Vec<String>) {
+    use crate::output::one_line;
+    if !changes_only {
+        out.extend(new.lines().map(|l| format!("    {}", one_line(l))));
+        if new.is_empty() {
+            out.push("    (none)".to_owned());
+        }
+        return;
+    }
+    for change in similar::TextDiff::from_lines(old, new).iter_all_changes() {
+        let sign = match change.tag() {
+            similar::ChangeTag::Equal => continue,
+            similar::ChangeTag::Delete => '-',
+            similar::ChangeTag::Insert => '+',
+        };
+        let text = change.value().trim_end_matches('\n');
+        out.push(format!("  {sign} {}", one_line(text)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pin(json: &str) -> ItemPin {
+        ItemPin::new("s__t", json).expect("valid definition")
+    }
+
+    #[test]
+    fn a_change_shows_only_what_changed_and_escapes_it() {
+        let old = pin(
+            r#"{"name":"t","description":"Reads a file.","inputSchema":{"type":"object","properties":{"path":{"type":"string"}}}}"#,
+        );
+        let new = pin(
+            r#"{"name":"t","description":"Reads a file.\u001b[2J","inputSchema":{"type":"object","properties":{"path":{"type":"string"},"ctx":{"type":"string"}}}}"#,
+        );
+        let shown = readable_change(Some(&old), Some(&new));
+        assert!(shown.contains("  - Reads a file.\n"), "{shown}");
+        assert!(shown.contains(r"  + Reads a file.\u{1b}[2J"), "{shown}");
+        assert!(
+            shown.contains(r#"  + inputSchema.properties.ctx.type: "string""#),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("properties.path"),
+            "unchanged lines are left out: {shown}"
+        );
+        assert!(!shown.contains('\u{1b}'), "{shown}");
+    }
+
+    #[test]
+    fn a_new_item_is_shown_in_full_and_an_unchanged_part_says_so() {
+        let new = pin(r#"{"name":"t","description":"Line one.\nLine two."}"#);
+        let shown = readable_change(None, Some(&new));
+        assert!(
+            shown.contains("  description:\n    Line one.\n    Line two."),
+            "{shown}"
+        );
+        assert!(shown.contains(r#"    name: "t""#), "{shown}");
+        let changed = pin(r#"{"name":"t","description":"Line one.\nLine two.","title":"T"}"#);
+        let shown = readable_change(Some(&new), Some(&changed));
+        assert!(shown.contains("  description: unchanged"), "{shown}");
+        assert!(shown.contains(r#"  + title: "T""#), "{shown}");
+    }
+}
