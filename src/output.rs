@@ -22,8 +22,6 @@
 //! Must never: print unescaped text, or decide what is suspicious (that is
 //! [`crate::textclass`] and the scan).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
-// The output module is one of the two writers of stdout (clippy.toml).
-#![allow(clippy::disallowed_methods)]
 
 use std::borrow::Cow;
 use std::io::{IsTerminal, Write as _};
@@ -98,6 +96,7 @@ pub fn json_text(text: &str) -> Cow<'_, str> {
 
 /// Writes `text` and a newline to stdout. A reader that went away (`| head`) is not an
 /// error worth a panic: the rest is dropped.
+#[allow(clippy::disallowed_methods)] // the output module writes stdout (clippy.toml)
 fn write_out(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}");
@@ -124,6 +123,7 @@ pub fn json(text: &str) {
 
 /// Writes `text` and a newline to stdout and flushes: whether the reader is still
 /// there. For output that runs until its reader leaves (`audit --follow`).
+#[allow(clippy::disallowed_methods)] // the output module writes stdout (clippy.toml)
 fn write_flushed(text: &str) -> bool {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}").and_then(|()| out.flush()).is_ok()
@@ -229,6 +229,7 @@ impl Drop for Progress {
 /// is a terminal and the text is taller than it: `$PAGER`, else `less -R` when it is
 /// installed; printed as a [`block`] otherwise, or when the pager cannot start. The
 /// pager receives the escaped text, never the raw one.
+#[allow(clippy::disallowed_methods)] // the pager a person chose ($PAGER) shows a review: not a server
 pub fn page(text: &str) {
     let shown = escape(text, Shape::Block);
     if stdout_is_terminal()
@@ -422,6 +423,7 @@ pub fn block_severity(text: &str) {
 /// Writes bytes a command produced whole from our own definitions (a completion
 /// script) to stdout, unescaped: nothing in it comes from outside. A reader that went
 /// away is not an error.
+#[allow(clippy::disallowed_methods)] // the output module writes stdout (clippy.toml)
 pub fn raw(bytes: &[u8]) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(bytes);
