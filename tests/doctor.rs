@@ -262,3 +262,51 @@ fn commands_that_start_servers_say_what_doctor_says_when_the_uid_cannot_enter() 
         );
     }
 }
+
+/// Regression (issue 16 item 3, the `serve` half): a server its uid cannot reach
+/// exited before its handshake, and the client heard only "exited"; it hears what
+/// `doctor` says, the directory that blocks it and the fix, and the log says it too.
+#[test]
+fn serve_tells_the_client_what_doctor_says_when_the_uid_cannot_enter() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: servers get a uid of their own only when mcp-warden runs as root");
+        return;
+    }
+    let env = Env::new();
+    let (script, private) = server_its_uid_cannot_enter(&env);
+    let finding = format!(
+        "server `s`: uid {{}} cannot read `{}`, which it needs: `{}`: cannot enter it",
+        path_str(&script),
+        path_str(&private)
+    );
+    let (head, tail) = finding.split_once("{}").unwrap();
+    let fix = "install it where every user can read it, or set `sandbox.user`";
+    let diagnosis = |msg: &Value| {
+        let text = msg["params"]["data"].as_str().unwrap_or_default();
+        (msg["method"] == "notifications/message" && text.starts_with(head)).then(|| {
+            // `error`, or `warning` when it was held for the client's `initialize`.
+            let level = &msg["params"]["level"];
+            assert!(level == "error" || level == "warning", "{msg}");
+            text.to_owned()
+        })
+    };
+    let mut serve = env.serve();
+    serve.initialize();
+    // It may come while `initialize` waits for the server, or after.
+    let mut told = serve.seen.iter().find_map(diagnosis);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while told.is_none() && std::time::Instant::now() < deadline {
+        if let Some(line) = serve.recv_line_within(std::time::Duration::from_millis(200)) {
+            told = diagnosis(&serde_json::from_str(&line).unwrap());
+        }
+    }
+    let text = told.unwrap_or_else(|| panic!("no diagnosis; stderr:\n{}", serve.stderr()));
+    assert!(text.contains(tail) && text.ends_with(fix), "{text}");
+    let (_, stderr) = serve.close();
+    assert!(stderr.contains(&format!("mcp-warden: {head}")), "{stderr}");
+    let log = env.log();
+    assert!(
+        log.contains("why the server cannot start") && log.contains(fix),
+        "{log}"
+    );
+}

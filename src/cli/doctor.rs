@@ -17,8 +17,7 @@ use crate::install::client::Environment;
 use crate::install::survey::{self, ClientStatus};
 use crate::output::{self, Painted, Tone, paint};
 use crate::paths::Paths;
-use crate::sandbox::access::{Want, blocked};
-use crate::sandbox::plan::Plan;
+use crate::sandbox::diagnose;
 use crate::sandbox::presets::SYSTEM_READ;
 use crate::sandbox::report::{Report, State};
 use crate::sandbox::support;
@@ -262,7 +261,7 @@ fn check_server(config: &ServerConfig, spawner: &Spawner, root: Option<&Path>) -
         .collect();
     check.write.clone_from(&probe.plan.write);
     check.user.clone_from(&probe.plan.user_note);
-    check.wrong.extend(traps(config, &probe.plan));
+    check.wrong.extend(diagnose::traps(config, &probe.plan));
     match probe.report {
         Ok(report) => {
             if let Some(why) = &report.refused {
@@ -281,59 +280,6 @@ fn check_server(config: &ServerConfig, spawner: &Spawner, root: Option<&Path>) -
             .push(format!("the sandbox could not be tried: {why}")),
     }
     check
-}
-
-/// What will go wrong at run time although the sandbox applies: paths the server's
-/// own uid cannot reach, paths that are not there.
-fn traps(config: &ServerConfig, plan: &Plan) -> Vec<String> {
-    let mut out = Vec::new();
-    for path in config
-        .sandbox
-        .fs_read
-        .iter()
-        .chain(&config.sandbox.fs_write)
-    {
-        if !path.exists() {
-            out.push(format!("sandbox path `{}` does not exist", path.display()));
-        }
-    }
-    let Some(ids) = plan.ids else {
-        return out;
-    };
-    let native = crate::upstream::program_of(config).is_ok_and(|p| is_native(&p));
-    for path in &plan.read {
-        let system = SYSTEM_READ.iter().any(|s| path.starts_with(s));
-        if system || !path.exists() || (native && path.is_file()) {
-            continue;
-        }
-        if let Some((at, why)) = blocked(path, ids, Want::Read) {
-            out.push(format!(
-                "uid {} cannot read `{}`, which it needs: `{}`: {why}; install it where every user can read it, or set `sandbox.user`",
-                ids.uid,
-                path.display(),
-                at.display()
-            ));
-        }
-    }
-    for path in &config.sandbox.fs_write {
-        if !path.exists() {
-            continue;
-        }
-        if let Some((at, why)) = blocked(path, ids, Want::Write) {
-            out.push(format!(
-                "uid {} cannot write `{}` (in `fs_write`): `{}`: {why}; let that uid write it, or set `sandbox.user`",
-                ids.uid,
-                path.display(),
-                at.display()
-            ));
-        }
-    }
-    out
-}
-
-/// Whether `program` is a native executable (see [`crate::sandbox::apply::is_elf`]).
-fn is_native(program: &Path) -> bool {
-    std::fs::File::open(program).is_ok_and(|mut f| crate::sandbox::apply::is_elf(&mut f))
 }
 
 /// One server's part of the text: its command, user, layers, paths and problems.

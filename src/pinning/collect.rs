@@ -382,6 +382,8 @@ impl Connection<'_> {
                 Some(UpstreamEvent::Sandbox(_, report)) => {
                     tracing::info!(server = %self.server, "{}", report.summary());
                 }
+                // Only `serve` diagnoses on this channel; `pin` explains with `doctor`'s.
+                Some(UpstreamEvent::Diagnosed { .. }) => {}
                 Some(UpstreamEvent::Line(_, Line::Overlong { skipped, head })) => {
                     if recover_id(&head).and_then(|i| i.as_u64()) == Some(id) {
                         return Err(format!(

@@ -2,6 +2,8 @@
 //! launcher applies before it execs the server (see `launcher.rs`).
 //!
 //! - [`access`]: whether a dropped uid can reach a path (for `doctor`).
+//! - [`diagnose`]: which path a server's uid cannot reach, and the fix (every
+//!   command that starts servers says it).
 //! - [`settings`]: `[servers.NAME.sandbox]`, as the user wrote it.
 //! - [`plan`]: what one server gets on this machine (built in `serve`).
 //! - [`presets`]: what a runtime (Node.js, Python) needs to read.
@@ -13,6 +15,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod diagnose;
 pub mod plan;
 pub mod presets;
 pub mod report;

@@ -236,6 +236,7 @@ impl Session {
                 };
                 let name = self.slots[index].config.name.clone();
                 self.slots[index].upstream = None;
+                let before_handshake = self.slots[index].state.is_starting();
                 if let Some(why) = self.slots[index].refused.clone() {
                     // A refusal repeats on every restart: it needs the user, not time.
                     self.fail_slot(index, &why);
@@ -254,8 +255,40 @@ impl Session {
                 }
                 self.fail_slot(index, &why);
                 self.schedule_restart(index);
+                // The first of a run of failures before the handshake: say why, as
+                // `doctor` would (issue 16 item 3), once, not at every restart.
+                if before_handshake && self.slots[index].backoff.attempt() == 1 {
+                    self.diagnose(index);
+                }
+            }
+            UpstreamEvent::Diagnosed { server, found } => {
+                for finding in found {
+                    tracing::error!(server = %server, %finding, "why the server cannot start");
+                    let text = format!("server `{server}`: {finding}");
+                    crate::output::diag(&format!("mcp-warden: {text}"));
+                    self.tell_client("error", text);
+                }
             }
         }
+    }
+
+    /// Runs [`crate::sandbox::diagnose::after_failure`] for a slot's server off the
+    /// session's thread (it reads the file system); what it finds comes back as
+    /// [`UpstreamEvent::Diagnosed`].
+    fn diagnose(&self, index: usize) {
+        let config = self.slots[index].config.clone();
+        let workspace = self.workspace_root.clone();
+        let state_dir = self.config.spawner.state_dir.clone();
+        let events = self.upstream_tx.clone();
+        drop(tokio::task::spawn_blocking(move || {
+            let found =
+                crate::sandbox::diagnose::after_failure(&config, workspace.as_deref(), &state_dir);
+            if !found.is_empty() {
+                let server = config.name.clone();
+                // The session may be gone by then: nothing is left to tell.
+                let _ = events.blocking_send(UpstreamEvent::Diagnosed { server, found });
+            }
+        }));
     }
 
     /// What a server's sandbox holds. A missing layer is said once per server (stderr,

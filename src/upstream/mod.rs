@@ -53,6 +53,12 @@ pub enum UpstreamEvent {
         status: String,
         stderr_tail: Vec<String>,
     },
+    /// Why a server that exited before its handshake cannot start (the session's
+    /// diagnosis, made off its thread: [`crate::sandbox::diagnose::after_failure`]).
+    Diagnosed {
+        server: ServerName,
+        found: Vec<String>,
+    },
 }
 
 /// The session's handle on a running upstream.
