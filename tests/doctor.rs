@@ -302,6 +302,15 @@ fn serve_tells_the_client_what_doctor_says_when_the_uid_cannot_enter() {
     }
     let text = told.unwrap_or_else(|| panic!("no diagnosis; stderr:\n{}", serve.stderr()));
     assert!(text.contains(tail) && text.ends_with(fix), "{text}");
+    // Said once for the run of failures, not again at each restart (250 ms, 500 ms,
+    // 1 s apart: three more within two seconds).
+    let quiet = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < quiet {
+        if let Some(line) = serve.recv_line_within(std::time::Duration::from_millis(200)) {
+            let again = diagnosis(&serde_json::from_str(&line).unwrap());
+            assert!(again.is_none(), "said again: {again:?}");
+        }
+    }
     let (_, stderr) = serve.close();
     assert!(stderr.contains(&format!("mcp-warden: {head}")), "{stderr}");
     let log = env.log();
