@@ -19,7 +19,7 @@ pub(super) const MAX_PENDING: usize = 8;
 /// Refusals of one server recorded in the audit a minute.
 pub(super) const AUDITED_REFUSALS_PER_MINUTE: usize = 10;
 
-const MINUTE: Duration = Duration::from_secs(60);
+pub(super) const MINUTE: Duration = Duration::from_secs(60);
 
 /// Why a server request is refused: the rule and the reason the server reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +37,7 @@ struct Window {
     audited: VecDeque<Instant>,
 }
 
-fn prune(times: &mut VecDeque<Instant>, now: Instant) {
+pub(super) fn prune(times: &mut VecDeque<Instant>, now: Instant) {
     while times
         .front()
         .is_some_and(|t| now.saturating_duration_since(*t) >= MINUTE)
