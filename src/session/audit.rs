@@ -36,6 +36,11 @@ impl Budget {
         times.push_back(now);
         Some(std::mem::take(left_out))
     }
+
+    /// The server in `slot` stopped: its window goes with it.
+    pub(super) fn forget(&mut self, slot: usize) {
+        self.windows.remove(&slot);
+    }
 }
 
 /// What a decision is about.
