@@ -134,7 +134,7 @@ fn subscribe_and_complete_on_a_denied_resource_or_prompt_are_refused() {
     assert_eq!(other["result"], json!({}), "{other}");
     // Every one of them is a decision on record.
     serve.close();
-    let audit = audit_text(&env);
+    let audit = env.audit_text();
     for method in [
         "resources/subscribe",
         "resources/unsubscribe",
@@ -400,18 +400,8 @@ fn server_requests_need_a_client_request_in_flight_and_are_bounded() {
         "{passed} of 200 elicitations reached the client"
     );
     serve.close();
-    let records = audit_text(&env).matches("elicitation/create").count();
+    let records = env.audit_text().matches("elicitation/create").count();
     assert!(records <= 64, "{records} audit records for 203 requests");
-}
-
-/// Every audit record written so far (after `serve` closed, so flushed).
-fn audit_text(env: &Env) -> String {
-    let dir = env.warden_home.join("data").join("audit");
-    let mut text = String::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
-    }
-    text
 }
 
 #[test]

@@ -341,3 +341,87 @@ fn the_scan_finds_what_it_missed_and_the_aws_key_rule_takes_every_digit() {
     let text = support::text_of(&answer);
     assert_eq!(text, "key [REDACTED:aws-access-key-id]", "{answer}");
 }
+
+/// The answers to server requests: what the user typed reaches the server unchanged
+/// (the user's choice), and a secret in it is recorded as `flag`, with the rule and
+/// never the secret.
+#[test]
+fn a_secret_in_the_users_answer_reaches_the_server_unchanged_and_is_flagged() {
+    let (env, mut serve) = serve_hostile(&[], "");
+    serve.call_tool(2, "h__elicit", json!({}));
+    let ask = seen(&serve, "elicitation/create");
+    let typed = json!({"action": "accept", "content": {"token": token()}});
+    serve.send(&json!({"jsonrpc": "2.0", "id": ask["id"], "result": typed}));
+    let answer = serve.call_tool(3, "h__answered", json!({}));
+    let reversed: String = support::text_of(&answer).chars().rev().collect();
+    let arrived: Value = serde_json::from_str(&reversed).unwrap();
+    assert_eq!(arrived, typed, "{answer}");
+    serve.close();
+    let audit = env.audit_text();
+    let flagged = audit
+        .lines()
+        .find(|l| l.contains(r#""direction":"to_server""#) && l.contains(r#""decision":"flag""#))
+        .unwrap_or_else(|| panic!("no flag recorded:\n{audit}"));
+    assert!(
+        flagged.contains(r#""method":"elicitation/create""#)
+            && flagged.contains(r#""rule":"output:secrets""#),
+        "{flagged}"
+    );
+    assert!(
+        !audit.contains(&token()),
+        "the secret is in the audit:\n{audit}"
+    );
+}
+
+/// Notifications to the client: their flag / redaction is recorded, within a budget
+/// per server (a flood of 100 does not write 100 records), and a blocked one too.
+#[test]
+fn decisions_on_notifications_are_recorded_within_a_budget_and_blocks_too() {
+    let notes = |audit: &str| -> Vec<String> {
+        audit
+            .lines()
+            .filter(|l| l.contains(r#""method":"notifications/message""#))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (env, mut serve) = serve_hostile(&[], "");
+    serve.call_tool(2, "h__notify", json!({"count": 100}));
+    serve.close();
+    let audit = env.audit_text();
+    let records = notes(&audit);
+    assert!(
+        (1..=10).contains(&records.len()),
+        "{} records for 100 notifications:\n{audit}",
+        records.len()
+    );
+    for record in &records {
+        assert!(
+            record.contains(r#""decision":"flag""#) || record.contains(r#""decision":"redact""#),
+            "{record}"
+        );
+    }
+    assert!(
+        !audit.contains(&token()),
+        "the secret is in the audit:\n{audit}"
+    );
+
+    let (env, mut serve) = serve_hostile(&[], "[output]\ninjection = \"block\"\n");
+    serve.call_tool(2, "h__notify", json!({}));
+    assert!(
+        !serve.seen.iter().any(
+            |m| m["method"] == "notifications/message" && m["params"]["logger"] != "mcp-warden"
+        ),
+        "a blocked notification reached the client: {:?}",
+        serve.seen
+    );
+    serve.close();
+    let audit = env.audit_text();
+    let records = notes(&audit);
+    assert!(
+        records
+            .iter()
+            .any(|r| r.contains(r#""decision":"deny""#)
+                && r.contains(r#""rule":"output:injection""#)),
+        "the dropped notification is not recorded:\n{audit}"
+    );
+}

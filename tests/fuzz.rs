@@ -1,5 +1,6 @@
 //! Fuzz targets on the stable toolchain (issue 14 item 6): the line codec, message
-//! parsing, config and lock parsing, canonical JSON and the output filters, each fed
+//! parsing, config and lock parsing, canonical JSON, the output filters and the URI
+//! template matcher, each fed
 //! its committed seed corpus (`tests/fuzz/corpus/TARGET/`) and then mutations of it.
 //!
 //! No `cargo fuzz` (nightly): a small mutation loop of our own, deterministic for a
@@ -270,6 +271,49 @@ fn fuzz_output_filters() {
             let mut value = value;
             let _ = secrets::redact_json(&mut value);
             let _ = injection::find_injection_json(&value);
+        }
+    });
+}
+
+/// A template with every expression taken empty, as a URI it must match; `None` when
+/// a `{` is not closed.
+fn filled_empty(template: &str) -> Option<String> {
+    let mut uri = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        uri.push_str(&rest[..open]);
+        let close = rest[open..].find('}')?;
+        rest = &rest[open + close + 1..];
+    }
+    uri.push_str(rest);
+    Some(uri)
+}
+
+#[test]
+fn fuzz_uri_template() {
+    use mcp_warden::router::uri::template_matches;
+    fuzz("uri_template", |input| {
+        // A template, a newline, a URI; without a newline, the text is both.
+        let text = String::from_utf8_lossy(input);
+        let (template, uri) = text.split_once('\n').unwrap_or((&text, &text));
+        // Law: linear in the URI, whatever the template (a generous bound: the
+        // machine may be loaded; a backtracking matcher takes hours here).
+        let started = Instant::now();
+        let _ = template_matches(template, uri);
+        let _ = template_matches(uri, template);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "slow: {template:?}"
+        );
+        // Law: a template of a real size matches itself with every expression empty.
+        if template.len() <= 1024
+            && template.matches('{').count() <= 16
+            && let Some(empty) = filled_empty(template)
+        {
+            assert!(
+                template_matches(template, &empty),
+                "{template:?} vs {empty:?}"
+            );
         }
     });
 }

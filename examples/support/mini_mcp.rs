@@ -95,6 +95,9 @@ pub trait Server {
     fn after_call(&mut self, _out: &mut Out) -> io::Result<()> {
         Ok(())
     }
+
+    /// Sees the client's answer (`result` or `error`) to a request of our own.
+    fn on_response(&mut self, _message: &serde_json::Map<String, Value>) {}
 }
 
 /// Stdout, written one flushed line at a time.
@@ -183,6 +186,9 @@ fn serve(name: &str, server: &mut impl Server) -> io::Result<()> {
             }
             continue;
         };
+        if message.contains_key("id") && !message.contains_key("method") {
+            server.on_response(&message);
+        }
         // A notification (no id), or an answer to a request we never sent (no method).
         let (Some(id), Some(method)) = (
             message.get("id"),

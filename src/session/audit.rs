@@ -4,11 +4,44 @@
 //! [`crate::audit::AuditHandle`], which never blocks; the arguments travel as their
 //! text and are hashed (HMAC) by the writer, off the message path.
 
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use super::Session;
+use super::server_requests::prune;
 use crate::audit::{Decision, Direction, Event};
 use crate::filter::Block;
+
+/// Decisions on one server's notifications recorded in the audit a minute: a flood
+/// of flagged notifications must not grow the audit trail without bound.
+pub(super) const NOTIFICATION_RECORDS_PER_MINUTE: usize = 10;
+
+/// Each server's recent records of one sort, and how many were left out since the
+/// last one that was written.
+#[derive(Debug, Default)]
+pub(super) struct Budget {
+    windows: HashMap<usize, (VecDeque<Instant>, u64)>,
+}
+
+impl Budget {
+    /// Whether one more record for the server in `slot` fits in `per_minute`: with
+    /// how many were left out before it, or `None` (and counted) when it does not.
+    pub(super) fn take(&mut self, slot: usize, per_minute: usize, now: Instant) -> Option<u64> {
+        let (times, left_out) = self.windows.entry(slot).or_default();
+        prune(times, now);
+        if times.len() >= per_minute {
+            *left_out += 1;
+            return None;
+        }
+        times.push_back(now);
+        Some(std::mem::take(left_out))
+    }
+
+    /// The server in `slot` stopped: its window goes with it.
+    pub(super) fn forget(&mut self, slot: usize) {
+        self.windows.remove(&slot);
+    }
+}
 
 /// What a decision is about.
 #[derive(Debug, Clone, Copy, Default)]
@@ -88,6 +121,45 @@ impl Session {
             .bytes(bytes as u64);
         if let Some(rule) = rule {
             event = event.rule(rule);
+        }
+        self.audit(event);
+    }
+
+    /// The filter's decision on a notification of the server in `slot` to the client
+    /// (flag, redact, or deny for one dropped), within [`NOTIFICATION_RECORDS_PER_MINUTE`];
+    /// the rest are counted, and the count goes into the next record written.
+    pub(super) fn audit_notification(
+        &mut self,
+        slot: usize,
+        method: &str,
+        (decision, rule): (Decision, Option<String>),
+    ) {
+        if self.audit.is_none() {
+            return;
+        }
+        let server = self.slots[slot].config.name.clone();
+        let per_minute = NOTIFICATION_RECORDS_PER_MINUTE;
+        let Some(left_out) = self
+            .rate
+            .notification_records
+            .take(slot, per_minute, Instant::now())
+        else {
+            tracing::debug!(server = %server, method, "notification decision not recorded (over the audit budget)");
+            return;
+        };
+        let subject = Subject {
+            server: Some(server.as_str()),
+            method,
+            ..Subject::default()
+        };
+        let mut event = subject.event(Direction::ToClient, decision);
+        if let Some(rule) = rule {
+            event = event.rule(rule);
+        }
+        if left_out > 0 {
+            event = event.detail(format!(
+                "{left_out} earlier decisions on this server's notifications not recorded (over {per_minute} a minute)"
+            ));
         }
         self.audit(event);
     }

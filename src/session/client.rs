@@ -269,6 +269,7 @@ impl Session {
                 slot,
                 instance,
                 id: upstream_id,
+                method,
             } => {
                 if self
                     .slots
@@ -279,10 +280,32 @@ impl Session {
                 {
                     return;
                 }
+                self.flag_secret_in_answer(slot, msg, &method);
                 let line = msg.rewrite(Some(upstream_id.as_str()), &[]);
                 self.forward_to_upstream(slot, msg, line, None);
             }
         }
+    }
+
+    /// The in-filter's cell for the user's answer to a server request: it goes on
+    /// unchanged (the user's choice), and a secret in it is recorded as `flag`.
+    fn flag_secret_in_answer(&mut self, slot: usize, msg: &Message, method: &str) {
+        let server = self.slots[slot].config.name.clone();
+        let view = View::of(Direction::ToUpstream, msg).server(&server);
+        let Some(block) = audit::secret_in_answer(&view, msg) else {
+            return;
+        };
+        tracing::info!(server = %server, method, rule = %block.rule, "the user's answer carries a secret; passed on, flagged");
+        let subject = super::audit::Subject {
+            server: Some(server.as_str()),
+            method,
+            ..super::audit::Subject::default()
+        };
+        let (direction, decision) = (
+            crate::audit::Direction::ToServer,
+            crate::audit::Decision::Flag,
+        );
+        self.audit_decision(direction, decision, &subject, Some(&block));
     }
 
     pub(super) fn ask_roots(&mut self) {

@@ -259,6 +259,8 @@ enum Reverse {
         slot: usize,
         instance: InstanceId,
         id: Id,
+        /// The request's method, for the audit record of the answer.
+        method: String,
     },
     /// The user is asked to review a held item before its call goes on.
     PinReview(Box<pins::PinReview>),
@@ -339,6 +341,8 @@ struct Rates {
     calls: crate::stages::limits::CallRate,
     /// Each server's requests to the client.
     server_requests: server_requests::Gate,
+    /// Each server's notification decisions recorded in the audit.
+    notification_records: audit::Budget,
 }
 
 /// Runs one session over the client's `input` and `output` until the client leaves

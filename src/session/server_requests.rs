@@ -19,7 +19,7 @@ pub(super) const MAX_PENDING: usize = 8;
 /// Refusals of one server recorded in the audit a minute.
 pub(super) const AUDITED_REFUSALS_PER_MINUTE: usize = 10;
 
-const MINUTE: Duration = Duration::from_secs(60);
+pub(super) const MINUTE: Duration = Duration::from_secs(60);
 
 /// Why a server request is refused: the rule and the reason the server reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,14 +30,13 @@ pub(super) struct Refusal {
     pub audited: bool,
 }
 
-/// One server's recent requests and refusals.
+/// One server's recent requests.
 #[derive(Debug, Default)]
 struct Window {
     admitted: VecDeque<Instant>,
-    audited: VecDeque<Instant>,
 }
 
-fn prune(times: &mut VecDeque<Instant>, now: Instant) {
+pub(super) fn prune(times: &mut VecDeque<Instant>, now: Instant) {
     while times
         .front()
         .is_some_and(|t| now.saturating_duration_since(*t) >= MINUTE)
@@ -50,6 +49,8 @@ fn prune(times: &mut VecDeque<Instant>, now: Instant) {
 #[derive(Debug, Default)]
 pub(super) struct Gate {
     windows: HashMap<usize, Window>,
+    /// Each server's refusals recorded in the audit.
+    audited: super::audit::Budget,
 }
 
 impl Gate {
@@ -64,7 +65,6 @@ impl Gate {
     ) -> Result<(), Refusal> {
         let window = self.windows.entry(slot).or_default();
         prune(&mut window.admitted, now);
-        prune(&mut window.audited, now);
         let refusal = if in_flight == 0 {
             Some((
                 "limit:server_request_outside_a_call",
@@ -87,10 +87,10 @@ impl Gate {
             window.admitted.push_back(now);
             return Ok(());
         };
-        let audited = window.audited.len() < AUDITED_REFUSALS_PER_MINUTE;
-        if audited {
-            window.audited.push_back(now);
-        }
+        let audited = self
+            .audited
+            .take(slot, AUDITED_REFUSALS_PER_MINUTE, now)
+            .is_some();
         Err(Refusal {
             rule,
             reason,
@@ -101,6 +101,7 @@ impl Gate {
     /// The server in `slot` stopped: its window goes with it.
     pub(super) fn forget(&mut self, slot: usize) {
         self.windows.remove(&slot);
+        self.audited.forget(slot);
     }
 }
 

@@ -811,7 +811,13 @@ impl Session {
         let server = self.slots[index].config.name.clone();
         let Some(msg) = reparse(&line) else { return };
         let view = View::of(Direction::ToClient, &msg).server(&server);
-        match self.chain.inspect(&view, &msg) {
+        let verdict = self.chain.inspect(&view, &msg);
+        // The audit stage's cell for notifications: flag / redact recorded, and a
+        // dropped one too, within a budget per server.
+        if let Some(decision) = audit::of_notification(&view, &verdict) {
+            self.audit_notification(index, msg.method().unwrap_or_default(), decision);
+        }
+        match verdict {
             FilterVerdict::Allow => self.out.push_back(line),
             FilterVerdict::Rewrite(line) => self.out.push_back(line),
             FilterVerdict::Block(block) => {
@@ -866,6 +872,7 @@ impl Session {
                     slot: index,
                     instance,
                     id,
+                    method: subject.method.to_owned(),
                 },
             );
             self.out.push_back(line);

@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 
+use super::{Direction, MessageKind, View};
 use crate::audit::Decision;
+use crate::filter::{Block, Verdict as FilterVerdict};
 use crate::jsonrpc::Message;
 
 /// Whether decisions on requests of `method` (and on their answers) are recorded:
@@ -49,4 +51,46 @@ pub fn decision_of_rewrite(line: &[u8]) -> (Decision, Option<String>) {
         .and_then(|rest| rest.split('"').next())
         .map(str::to_owned);
     (decision, rule)
+}
+
+/// The in-filter's cell for the answer to a server request (`shared/PIPELINE.md`):
+/// what the user typed into an elicitation or approved for sampling is theirs to
+/// send, so it goes on unchanged; a secret in it is flagged, that is recorded, never
+/// silently dropped. `None` for every other kind, and for an answer without one.
+#[must_use]
+pub fn secret_in_answer(view: &View<'_>, msg: &Message) -> Option<Block> {
+    if view.kind != MessageKind::Answer || view.direction != Direction::ToUpstream {
+        return None;
+    }
+    let fired = crate::filter::input::secrets_in(msg.result()?);
+    if fired.is_empty() {
+        return None;
+    }
+    Some(Block {
+        rule: "output:secrets".into(),
+        reason: format!(
+            "the user's answer carries a secret ({}); passed on as typed: the user's choice",
+            fired.join(", ")
+        ),
+    })
+}
+
+/// What the audit records of the filter's `verdict` on a notification to the client:
+/// its flag or redaction, or its block (the notification is dropped); `None` when it
+/// passed untouched or is not a notification to the client.
+#[must_use]
+pub fn of_notification(
+    view: &View<'_>,
+    verdict: &FilterVerdict,
+) -> Option<(Decision, Option<String>)> {
+    if view.kind != MessageKind::Notification || view.direction != Direction::ToClient {
+        return None;
+    }
+    match verdict {
+        FilterVerdict::Allow => None,
+        FilterVerdict::Block(block) => Some((Decision::Deny, Some(block.rule.clone()))),
+        FilterVerdict::Rewrite(line) => {
+            Some(decision_of_rewrite(line)).filter(|(d, _)| *d != Decision::Allow)
+        }
+    }
 }

@@ -113,6 +113,16 @@ pub struct Env {
 }
 
 impl Env {
+    /// Every audit record written so far (after `serve` closed, so flushed).
+    pub fn audit_text(&self) -> String {
+        let dir = self.warden_home.join("data").join("audit");
+        let mut text = String::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+        text
+    }
+
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
