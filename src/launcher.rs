@@ -367,7 +367,9 @@ fn report_line(line: &str) {
 /// Waits for `child`, reaping any other child (orphans re-parented to us) meanwhile,
 /// and returns the child's status as ours.
 fn wait_for(child: Pid) -> ExitStatus {
-    release_own_pages();
+    // All the launcher and the init do from here on is wait: the code that started
+    // them need not stay resident, once per server.
+    crate::resident::release_own_pages();
     loop {
         match waitpid(None, Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Exited(pid, code)) if pid == child => {
@@ -380,87 +382,6 @@ fn wait_for(child: Pid) -> ExitStatus {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(_) => return ExitStatus::Child(1),
         }
-    }
-}
-
-/// Gives back the resident pages of mcp-warden's own binary before a long wait.
-///
-/// The launcher and the namespace init each stay alive as long as their server, and
-/// all they do from here on is `waitpid`. Starting up faulted in a few MiB of the
-/// binary's code and read-only data (the kernel maps 64 KiB around each fault), which
-/// would stay counted in both processes. Only mappings of the binary that are not
-/// writable and hold no private (anonymous) page are dropped: their contents are the
-/// file's, so the few pages the wait loop needs fault back in unchanged. Relocated
-/// read-only data (RELRO) holds private pages and is kept. Best effort: without
-/// `/proc`, nothing is dropped.
-fn release_own_pages() {
-    // An address inside the binary's code, to tell its mappings from the libraries'.
-    let marker = release_own_pages as *const () as usize;
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
-        return;
-    };
-    let mut ours: Option<&str> = None;
-    let mut mappings: Vec<Mapping<'_>> = Vec::new();
-    for line in smaps.lines() {
-        if let Some(mapping) = Mapping::header(line) {
-            if (mapping.start..mapping.end).contains(&marker) {
-                ours = Some(mapping.path);
-            }
-            mappings.push(mapping);
-        } else if let (Some(last), Some(kib)) =
-            (mappings.last_mut(), line.strip_prefix("Anonymous:"))
-        {
-            last.anonymous = kib.trim().trim_end_matches("kB").trim() != "0";
-        }
-    }
-    let Some(ours) = ours else { return };
-    for mapping in mappings {
-        if mapping.path != ours || mapping.writable || mapping.anonymous {
-            continue;
-        }
-        let Some(start) = std::ptr::NonNull::new(mapping.start as *mut std::ffi::c_void) else {
-            continue;
-        };
-        // SAFETY: the range is one whole private, read-only mapping of our binary with
-        // no private page: discarding its pages loses nothing, since they read back from
-        // the file identical. Nothing else runs meanwhile (single-threaded).
-        let _ = unsafe {
-            nix::sys::mman::madvise(
-                start,
-                mapping.end - mapping.start,
-                nix::sys::mman::MmapAdvise::MADV_DONTNEED,
-            )
-        };
-    }
-}
-
-/// One mapping of `/proc/self/smaps`, as far as [`release_own_pages`] needs it.
-struct Mapping<'a> {
-    start: usize,
-    end: usize,
-    writable: bool,
-    path: &'a str,
-    /// Whether it holds private pages (copies written to, such as relocations).
-    anonymous: bool,
-}
-
-impl<'a> Mapping<'a> {
-    /// A mapping's header line (`start-end perms offset dev inode path`), or `None`
-    /// for the lines of fields below it.
-    fn header(line: &'a str) -> Option<Self> {
-        let mut fields = line.split_whitespace();
-        let (start, end) = fields.next()?.split_once('-')?;
-        let perms = fields.next()?;
-        // Anonymous mappings have no path: they are kept as entries of their own.
-        let path = fields.nth(3).unwrap_or("");
-        Some(Self {
-            start: usize::from_str_radix(start, 16).ok()?,
-            end: usize::from_str_radix(end, 16).ok()?,
-            writable: perms.as_bytes().get(1) == Some(&b'w'),
-            path,
-            // Set from the mapping's `Anonymous:` line, which follows.
-            anonymous: true,
-        })
     }
 }
 

@@ -94,6 +94,9 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // Reading and checking the configuration ran code the session never runs again
+    // (the command line, TOML, trust, policy compilation): it need not stay resident.
+    crate::resident::release_own_pages();
     let paths = paths.clone();
     let outcome = runtime.block_on(async {
         let stop = stop_signal()?;
