@@ -7,11 +7,11 @@
 ///
 /// Starting up faults in a few MiB of the binary's code and read-only data (the kernel
 /// maps 64 KiB around each fault, and the whole file is in the page cache), most of it
-/// never run again. Only mappings of the binary that are not
-/// writable and hold no private (anonymous) page are dropped: their contents are the
-/// file's, so the pages still in use fault back in unchanged, from the page cache. Relocated
-/// read-only data (RELRO) holds private pages and is kept. Best effort: without
-/// `/proc`, nothing is dropped.
+/// never run again. Only mappings of the binary that are not writable and hold no
+/// private (anonymous) page are dropped: their contents are the file's, so the pages
+/// still in use fault back in unchanged, from the page cache. Relocated read-only data
+/// (RELRO) holds private pages and is kept. Best effort: without `/proc`, nothing is
+/// dropped.
 pub fn release_own_pages() {
     // An address inside the binary's code, to tell its mappings from the libraries'.
     let marker = release_own_pages as *const () as usize;

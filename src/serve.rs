@@ -104,7 +104,7 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
         // a task woken by another task (the stdin reader, an upstream's reader) runs in
         // the same turn of the scheduler, whereas waking `block_on`'s future makes the
         // runtime poll epoll once more first, one extra syscall per hop, two per call
-        // (docs/benchmark.md, "Fewer hops").
+        // (docs/benchmark.md, "fewer hops per call").
         let session = tokio::spawn(session_task(
             paths,
             config,
