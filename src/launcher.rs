@@ -66,6 +66,63 @@ pub struct Launch<'a> {
     pub command: &'a [OsString],
 }
 
+/// Runs the launcher when `args` is exactly the command line [`crate::upstream`]
+/// builds (`__launch --parent PID [--sandbox JSON] [--report-only] -- PROGRAM ARGS…`);
+/// `None` for anything else, which then goes through the full command-line parser.
+///
+/// Why not clap: a launcher (and the namespace init it forks) stays resident for as
+/// long as its server runs, one pair per upstream. Building clap's whole command tree
+/// touches a few hundred KiB of code and heap that would stay resident in each of them
+/// (measured in `docs/benchmark.md`), for a command line only we write.
+#[must_use]
+pub fn dispatch(args: &[OsString]) -> Option<ExitStatus> {
+    let launch = parse_fixed(args)?;
+    Some(run(&launch))
+}
+
+/// The fixed form of the launcher's command line, or `None`.
+fn parse_fixed(args: &[OsString]) -> Option<Launch<'_>> {
+    let mut rest = args.get(1..)?;
+    if rest.first()?.as_bytes() != SUBCOMMAND.as_bytes() {
+        return None;
+    }
+    rest = &rest[1..];
+    let (mut parent, mut sandbox, mut report_only) = (None, None, false);
+    loop {
+        let (flag, tail) = rest.split_first()?;
+        match flag.as_bytes() {
+            b"--parent" => {
+                let (value, tail) = tail.split_first()?;
+                parent = Some(value.to_str()?.parse::<u32>().ok()?);
+                rest = tail;
+            }
+            b"--sandbox" => {
+                let (value, tail) = tail.split_first()?;
+                sandbox = Some(value.to_str()?);
+                rest = tail;
+            }
+            b"--report-only" => {
+                report_only = true;
+                rest = tail;
+            }
+            b"--" => {
+                rest = tail;
+                break;
+            }
+            _ => return None,
+        }
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    Some(Launch {
+        parent: parent?,
+        sandbox,
+        report_only,
+        command: rest,
+    })
+}
+
 /// Runs the server under the launcher.
 #[must_use]
 pub fn run(launch: &Launch<'_>) -> ExitStatus {
@@ -310,6 +367,9 @@ fn report_line(line: &str) {
 /// Waits for `child`, reaping any other child (orphans re-parented to us) meanwhile,
 /// and returns the child's status as ours.
 fn wait_for(child: Pid) -> ExitStatus {
+    // All the launcher and the init do from here on is wait: the code that started
+    // them need not stay resident, once per server.
+    crate::resident::release_own_pages();
     loop {
         match waitpid(None, Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Exited(pid, code)) if pid == child => {
@@ -382,4 +442,64 @@ fn fail_exec(program: &CString, e: Errno) -> ExitStatus {
         program.to_string_lossy(),
         e.desc()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_command_line_spawn_builds_is_read_without_clap() {
+        let a = args(&[
+            "mcp-warden",
+            "__launch",
+            "--parent",
+            "42",
+            "--sandbox",
+            "{}",
+            "--report-only",
+            "--",
+            "/bin/server",
+            "--flag",
+            "--",
+        ]);
+        let launch = parse_fixed(&a).expect("the fixed form");
+        assert_eq!(launch.parent, 42);
+        assert_eq!(launch.sandbox, Some("{}"));
+        assert!(launch.report_only);
+        assert_eq!(launch.command, &a[8..]);
+        let plain = args(&[
+            "mcp-warden",
+            "__launch",
+            "--parent",
+            "7",
+            "--",
+            "/bin/server",
+        ]);
+        let launch = parse_fixed(&plain).expect("without a sandbox");
+        assert_eq!(
+            (launch.parent, launch.sandbox, launch.report_only),
+            (7, None, false)
+        );
+    }
+
+    #[test]
+    fn any_other_command_line_is_left_to_clap() {
+        for list in [
+            &["mcp-warden", "serve"][..],
+            &["mcp-warden", "__launch", "--parent=7", "--", "/bin/x"],
+            &["mcp-warden", "__launch", "--parent", "x", "--", "/bin/x"],
+            &["mcp-warden", "__launch", "--parent", "7", "--"],
+            &["mcp-warden", "__launch", "--sandbox", "{}", "--", "/bin/x"],
+            &["mcp-warden", "__launch", "--parent", "7", "/bin/x"],
+            &["mcp-warden", "__launch", "--parent"],
+            &["mcp-warden"],
+        ] {
+            assert!(parse_fixed(&args(list)).is_none(), "{list:?}");
+        }
+    }
 }

@@ -46,6 +46,7 @@ pub mod output;
 pub mod paths;
 pub mod pinning;
 pub mod policy;
+pub mod resident;
 pub mod router;
 pub mod sandbox;
 pub mod scan;

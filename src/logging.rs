@@ -27,6 +27,13 @@ pub const LOG_VAR: &str = "MCP_WARDEN_LOG";
 /// The log files' name before the date.
 const PREFIX: &str = "serve.log";
 
+/// Log lines that may wait for the log thread. tracing-appender's default, 128,000,
+/// allocates and touches its whole queue up front (32 bytes a slot: 4 MiB, a third of
+/// `serve`'s resident memory). Lines are written within microseconds, and upstream
+/// stderr, the only source that can flood, is limited to 200 lines a second per server;
+/// past the limit lines are dropped rather than blocking the message path.
+const LOG_QUEUE_LINES: usize = 4096;
+
 /// Mode of the log files: private.
 const MODE: u32 = 0o600;
 
@@ -38,7 +45,9 @@ pub fn init(dir: &Path) -> std::io::Result<WorkerGuard> {
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let (writer, guard) = tracing_appender::non_blocking(DailyFile::new(dir));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .finish(DailyFile::new(dir));
     let writer = Escaping(writer);
     let filter = EnvFilter::try_from_env(LOG_VAR).unwrap_or_else(|_| EnvFilter::new("info"));
     let installed = tracing_subscriber::fmt()

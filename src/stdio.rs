@@ -80,9 +80,17 @@ impl AsyncRead for Polled {
     ) -> Poll<std::io::Result<()>> {
         loop {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
+            let wanted = buf.remaining();
             match guard.try_io(|file| file.get_ref().read(buf.initialize_unfilled())) {
                 Ok(Ok(n)) => {
                     buf.advance(n);
+                    // A short read emptied the pipe or socket: wait for its next edge
+                    // instead of learning that from one more `read` that fails with
+                    // EAGAIN (one syscall per message saved; tokio's own sockets do
+                    // the same). End of file (0) keeps the readiness: it stays true.
+                    if 0 < n && n < wanted {
+                        guard.clear_ready();
+                    }
                     return Poll::Ready(Ok(()));
                 }
                 Ok(Err(e)) => return Poll::Ready(Err(e)),
@@ -102,6 +110,11 @@ impl AsyncWrite for Polled {
         loop {
             let mut guard = ready!(self.fd.poll_write_ready(cx))?;
             if let Ok(result) = guard.try_io(|file| file.get_ref().write(data)) {
+                // A short write filled the pipe: the next one waits for room instead
+                // of failing with EAGAIN first.
+                if matches!(result, Ok(n) if 0 < n && n < data.len()) {
+                    guard.clear_ready();
+                }
                 return Poll::Ready(result);
             }
         }
