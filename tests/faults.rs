@@ -316,8 +316,9 @@ fn fault_23_a_client_that_reads_slowly_bounds_memory_and_its_cancels_still_work(
         r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
     )
     .unwrap();
-    // 40 MiB of answers that nobody reads for a while...
-    for i in 1..=40 {
+    // 100 MiB of answers that nobody reads for a while...
+    const ANSWERS: usize = 100;
+    for i in 1..=ANSWERS {
         writeln!(stdin, r#"{{"jsonrpc":"2.0","id":{i},"method":"tools/call","params":{{"name":"a__big","arguments":{{"mb":1}}}}}}"#).unwrap();
     }
     // ...while a call is made and cancelled: the cancel must still get through.
@@ -338,9 +339,14 @@ fn fault_23_a_client_that_reads_slowly_bounds_memory_and_its_cancels_still_work(
         .parse()
         .unwrap();
     // The budget: 16 + 16 lines of 1 MiB in the two queues, a 4 MiB backlog, codec
-    // buffers and the binary itself; without back-pressure it would be 40 MiB more.
+    // buffers, the copies a line takes on its way (filter, id rewrite), the allocator's
+    // slack and the binary itself: measured 55-82 MiB in a debug build, depending on
+    // how the threads are scheduled, and the same 76 MiB for a flood of 40 answers as
+    // of 100 (the bound does not grow with the flood). Without back-pressure all
+    // 100 MiB of answers would be held on top, so the flood is large enough for the
+    // bound to tell the two apart with room for that spread.
     assert!(
-        peak_kib < 64 * 1024,
+        peak_kib < 100 * 1024,
         "peak RSS {peak_kib} KiB with a client that does not read"
     );
     // Now read everything: every big answer arrives, the cancelled call never does.
@@ -348,7 +354,7 @@ fn fault_23_a_client_that_reads_slowly_bounds_memory_and_its_cancels_still_work(
     let mut reader = std::io::BufReader::new(stdout);
     let mut ids = Vec::new();
     let mut last_seen = false;
-    while !(last_seen && ids.iter().filter(|id: &&Value| id.is_i64()).count() == 41) {
+    while !(last_seen && ids.iter().filter(|id: &&Value| id.is_i64()).count() == ANSWERS + 1) {
         let mut line = String::new();
         assert!(
             std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0,
