@@ -299,6 +299,7 @@ fn fault_37_an_answer_over_the_size_limit_fails_that_call_with_a_clear_error() {
 
 #[test]
 fn fault_23_a_client_that_reads_slowly_bounds_memory_and_its_cancels_still_work() {
+    const ANSWERS: usize = 100;
     let env = two_servers_with("");
     let mut child = env
         .command(&["serve"])
@@ -317,7 +318,6 @@ fn fault_23_a_client_that_reads_slowly_bounds_memory_and_its_cancels_still_work(
     )
     .unwrap();
     // 100 MiB of answers that nobody reads for a while...
-    const ANSWERS: usize = 100;
     for i in 1..=ANSWERS {
         writeln!(stdin, r#"{{"jsonrpc":"2.0","id":{i},"method":"tools/call","params":{{"name":"a__big","arguments":{{"mb":1}}}}}}"#).unwrap();
     }
