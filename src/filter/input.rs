@@ -19,10 +19,10 @@ use crate::jsonrpc::Message;
 use crate::stages::MessageKind;
 
 /// The parameters of a request of `kind` that carry model data, as their raw JSON
-/// text; empty for the kinds that carry none.
-#[must_use]
-pub fn model_data(kind: MessageKind, msg: &Message) -> Vec<&str> {
-    let paths: &[&[&str]] = match kind {
+/// text; none for the kinds that carry none. An iterator: this runs on every request,
+/// and most carry one such part.
+pub fn model_data(kind: MessageKind, msg: &Message) -> impl Iterator<Item = &str> {
+    let paths: &'static [&'static [&'static str]] = match kind {
         MessageKind::Call | MessageKind::Get => &[&["arguments"]],
         MessageKind::Read | MessageKind::Subscribe => &[&["uri"]],
         MessageKind::Complete => &[&["argument"], &["context"]],
@@ -30,8 +30,7 @@ pub fn model_data(kind: MessageKind, msg: &Message) -> Vec<&str> {
     };
     paths
         .iter()
-        .filter_map(|path| msg.param(path).map(|(raw, _)| raw))
-        .collect()
+        .filter_map(move |path| msg.param(path).map(|(raw, _)| raw))
 }
 
 /// The secrets rules that fire on the model data of `raw` (one parameter's JSON
@@ -116,10 +115,7 @@ mod tests {
             ),
         ] {
             let msg = message(&text);
-            let fired: Vec<_> = model_data(kind, &msg)
-                .into_iter()
-                .flat_map(secrets_in)
-                .collect();
+            let fired: Vec<_> = model_data(kind, &msg).flat_map(secrets_in).collect();
             assert!(!fired.is_empty(), "{kind:?}: {text}");
         }
     }
@@ -129,9 +125,9 @@ mod tests {
         let msg = message(
             r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a"},"argument":{"name":"q","value":"hel"}}}"#,
         );
-        let data = model_data(MessageKind::Complete, &msg);
+        let data: Vec<_> = model_data(MessageKind::Complete, &msg).collect();
         assert_eq!(data, [r#"{"name":"q","value":"hel"}"#]);
         assert!(secrets_in(data[0]).is_empty());
-        assert!(model_data(MessageKind::List, &msg).is_empty());
+        assert!(model_data(MessageKind::List, &msg).next().is_none());
     }
 }
