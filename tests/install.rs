@@ -739,6 +739,21 @@ fn config_flag_names_an_unusual_location() {
     );
 }
 
+/// `install --client claude-code --scope local --yes`: this project's local servers.
+fn install_claude_code_local(env: &Env) -> Output {
+    run(
+        env,
+        &[
+            "install",
+            "--client",
+            "claude-code",
+            "--scope",
+            "local",
+            "--yes",
+        ],
+    )
+}
+
 #[test]
 fn claude_code_local_scope_edits_the_projects_entry_in_the_user_file() {
     let env = Env::new();
@@ -748,17 +763,7 @@ fn claude_code_local_scope_edits_the_projects_entry_in_the_user_file() {
         "{{\n  \"numStartups\": 3,\n  \"projects\": {{\n    {key}: {{\n      \"allowedTools\": [],\n      \"mcpServers\": {{\n        \"memory\": {{\n          \"type\": \"stdio\",\n          \"command\": \"npx\",\n          \"args\": [\"-y\", \"@modelcontextprotocol/server-memory@2025.8.4\"],\n          \"env\": {{}}\n        }}\n      }}\n    }}\n  }}\n}}\n"
     );
     fs::write(&file, &text).unwrap();
-    let out = run(
-        &env,
-        &[
-            "install",
-            "--client",
-            "claude-code",
-            "--scope",
-            "local",
-            "--yes",
-        ],
-    );
+    let out = install_claude_code_local(&env);
     assert_exit(&out, 0);
     let installed: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
@@ -1109,17 +1114,7 @@ fn a_local_entry_with_a_secret_stays_with_the_client() {
         "{{\"projects\": {{{key}: {{\"mcpServers\": {{\"api\": {{\"command\": \"api-mcp\", \"env\": {{\"API_TOKEN\": \"t0ken\"}}}}, \"time\": {{\"command\": \"time-mcp\", \"env\": {{\"TZ\": \"UTC\"}}}}}}}}}}}}\n"
     );
     fs::write(&file, &text).unwrap();
-    let out = run(
-        &env,
-        &[
-            "install",
-            "--client",
-            "claude-code",
-            "--scope",
-            "local",
-            "--yes",
-        ],
-    );
+    let out = install_claude_code_local(&env);
     assert_exit(&out, 0);
     let printed = stdout(&out);
     assert!(
