@@ -6,7 +6,7 @@
 #                                   first of ${CARGO_HOME:-~/.cargo}/bin and ~/.local/bin
 #                                   that is on PATH (cargo's when neither is)
 #   ./install.sh --test-deps [DIR]  install the pinned MCP reference servers and the Python
-#                                   `mcp` SDK used by the integration tests into DIR
+#                                   and TypeScript MCP SDKs used by the integration tests into DIR
 #                                   (default: $MCP_WARDEN_TEST_PREFIX or /opt/mcp-warden-test)
 #
 # The test prefix is world-readable on purpose: mcp-warden, run as root, starts servers
@@ -18,7 +18,7 @@ DEPS="$ROOT/tests/deps"
 DEFAULT_TEST_PREFIX=/opt/mcp-warden-test
 STAMP_NAME=mcp-warden-test-deps.stamp
 # Bump when the layout of the prefix or the way it is built changes.
-STAMP_FORMAT=1
+STAMP_FORMAT=2
 
 say() { printf 'install.sh: %s\n' "$*" >&2; }
 die() {
@@ -121,7 +121,8 @@ deps_hash() {
     local python="$1"
     {
         printf 'format %s\n' "$STAMP_FORMAT"
-        sha256sum "$DEPS/package.json" "$DEPS/package-lock.json" "$DEPS/requirements.txt" | cut -d' ' -f1
+        sha256sum "$DEPS/package.json" "$DEPS/package-lock.json" "$DEPS/requirements.txt" \
+            "$DEPS/requirements-mcp1.txt" | cut -d' ' -f1
         printf 'python %s %s\n' "$(readlink -f "$python")" "$("$python" -c 'import sys; print(sys.version.split()[0])')"
         printf 'node %s\n' "$(node --version | cut -d. -f1)"
     } | sha256sum | cut -d' ' -f1
@@ -133,11 +134,71 @@ check_as_nobody() {
     [[ "$(id -u)" == 0 ]] && command -v runuser >/dev/null && id nobody >/dev/null 2>&1 || return 0
     runuser -u nobody -- "$dir/venv/bin/python" -c 'import mcp, mcp_server_time, mcp_server_git' ||
         die "user nobody cannot use $dir/venv (is the interpreter or a parent directory private?)"
+    runuser -u nobody -- "$dir/venv-mcp1/bin/python" -c 'import mcp.server.fastmcp' ||
+        die "user nobody cannot use $dir/venv-mcp1"
+    # Read each package.json directly: the SDK packages do not export it.
     runuser -u nobody -- node -e '
-        const dir = process.argv[1];
-        for (const p of ["server-everything", "server-filesystem", "server-memory"])
-            require(require.resolve("@modelcontextprotocol/" + p + "/package.json", { paths: [dir] }));
+        const fs = require("fs"), path = require("path"), dir = process.argv[1];
+        for (const p of ["server-everything", "server-filesystem", "server-memory", "client", "server"])
+            JSON.parse(fs.readFileSync(path.join(dir, "node_modules/@modelcontextprotocol", p, "package.json")));
     ' "$dir/node" || die "user nobody cannot read $dir/node/node_modules"
+}
+
+# The pinned lines of a requirements file, sorted: what `pip freeze` of its venv must print.
+pins() { grep -v '^#' "$1" | grep -v '^$' | sort; }
+
+# Each part of the prefix is rebuilt only when it differs from its pins, and a rebuilt part
+# replaces the old one by a rename, so tests running from the prefix meanwhile keep
+# working (other checkouts' tests share it).
+node_is_current() {
+    cmp -s "$DEPS/package-lock.json" "$1/node/package-lock.json" &&
+        [[ -f "$1/node/node_modules/.package-lock.json" ]]
+}
+venv_is_current() {
+    local venv="$1" requirements="$2"
+    [[ -x "$venv/bin/python" ]] &&
+        diff -q <(pins "$requirements") \
+            <("$venv/bin/python" -m pip freeze --all --disable-pip-version-check 2>/dev/null |
+                grep -v -E '^(pip|setuptools|wheel)==' | sort) >/dev/null
+}
+
+# swap_in NEW DEST: put the finished NEW in the place of DEST.
+swap_in() {
+    local new="$1" dest="$2"
+    if [[ -e "$dest" ]]; then
+        rm -rf "$dest.old"
+        mv -f "$dest" "$dest.old"
+    fi
+    mv -f "$new" "$dest"
+    rm -rf "$dest.old"
+}
+
+install_node() {
+    local dir="$1" t
+    t="$(now)"
+    rm -rf "$dir/node.new"
+    mkdir -p "$dir/node.new"
+    cp "$DEPS/package.json" "$DEPS/package-lock.json" "$dir/node.new/"
+    say "npm ci ($(node --version), npm $(npm --version)) -> $dir/node/node_modules"
+    (cd "$dir/node.new" &&
+        npm ci --cache "$dir/.npm-cache" --ignore-scripts --no-audit --no-fund \
+            --no-update-notifier --loglevel=warn </dev/null)
+    swap_in "$dir/node.new" "$dir/node"
+    say "npm packages installed ($(since "$t"))"
+}
+
+# install_venv PYTHON REQUIREMENTS DEST: a fresh venv from a world-readable interpreter,
+# fully pinned. A venv holds its own absolute path, so it is built at DEST: while it is
+# rebuilt, that one venv is missing.
+install_venv() {
+    local python="$1" requirements="$2" venv="$3" t
+    t="$(now)"
+    say "python venv from $python ($("$python" --version 2>&1)) -> $venv"
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    PIP_NO_CACHE_DIR=1 "$venv/bin/python" -m pip install --no-cache-dir --no-input \
+        --disable-pip-version-check --quiet -r "$requirements" </dev/null
+    say "python packages installed ($(since "$t"))"
 }
 
 install_test_deps() {
@@ -158,7 +219,7 @@ install_test_deps() {
     fi
 
     if [[ -f "$stamp" && "$(head -n1 "$stamp")" == "$hash" && -x "$dir/venv/bin/python" &&
-        -d "$dir/node/node_modules/.bin" && -d "$dir/wheels" ]]; then
+        -x "$dir/venv-mcp1/bin/python" && -d "$dir/node/node_modules/.bin" && -d "$dir/wheels" ]]; then
         say "test dependencies already installed in $dir (stamp matches)"
         return 0
     fi
@@ -170,32 +231,40 @@ install_test_deps() {
     check_ancestors "$dir"
 
     # npm: exactly what package-lock.json pins; the cache lives in the prefix, not under $HOME.
-    t="$(now)"
-    mkdir -p "$dir/node"
-    cp "$DEPS/package.json" "$DEPS/package-lock.json" "$dir/node/"
-    say "npm ci ($(node --version), npm $(npm --version)) -> $dir/node/node_modules"
-    (cd "$dir/node" &&
-        npm ci --cache "$dir/.npm-cache" --ignore-scripts --no-audit --no-fund \
-            --no-update-notifier --loglevel=warn </dev/null)
-    say "npm packages installed ($(since "$t"))"
+    if node_is_current "$dir"; then
+        say "npm packages in $dir/node match package-lock.json"
+    else
+        install_node "$dir"
+    fi
 
-    # Python: a fresh venv from a world-readable interpreter, requirements fully pinned.
-    t="$(now)"
-    say "python venv from $python ($("$python" --version 2>&1)) -> $dir/venv"
-    rm -rf "$dir/venv"
-    "$python" -m venv "$dir/venv"
-    cp "$DEPS/requirements.txt" "$dir/requirements.txt"
-    PIP_NO_CACHE_DIR=1 "$dir/venv/bin/python" -m pip install --no-cache-dir --no-input \
-        --disable-pip-version-check --quiet -r "$dir/requirements.txt" </dev/null
-    say "python packages installed ($(since "$t"))"
+    # Python: the `mcp` 2.x venv with the reference servers, and the `mcp` 1.x one
+    # (legacy era only). A venv is kept when its interpreter is the chosen one and its
+    # `pip freeze` is the pins.
+    local venv requirements
+    for venv in venv venv-mcp1; do
+        requirements="$DEPS/requirements.txt"
+        [[ "$venv" == venv-mcp1 ]] && requirements="$DEPS/requirements-mcp1.txt"
+        if [[ "$(readlink -f "$dir/$venv/bin/python" 2>/dev/null)" == "$(readlink -f "$python")" ]] &&
+            venv_is_current "$dir/$venv" "$requirements"; then
+            say "python packages in $dir/$venv match $(basename "$requirements")"
+        else
+            install_venv "$python" "$requirements" "$dir/$venv"
+        fi
+    done
 
     # The same pins as wheels, so a `uvx` server can be started offline in the tests.
-    t="$(now)"
-    rm -rf "$dir/wheels"
-    PIP_NO_CACHE_DIR=1 "$dir/venv/bin/python" -m pip download --no-cache-dir --no-input \
-        --disable-pip-version-check --quiet --no-deps --only-binary=:all: \
-        -r "$dir/requirements.txt" -d "$dir/wheels" </dev/null
-    say "wheels for uvx downloaded ($(since "$t"))"
+    if cmp -s "$DEPS/requirements.txt" "$dir/requirements.txt" && [[ -d "$dir/wheels" ]]; then
+        say "wheels in $dir/wheels match requirements.txt"
+    else
+        t="$(now)"
+        rm -rf "$dir/wheels.new"
+        PIP_NO_CACHE_DIR=1 "$dir/venv/bin/python" -m pip download --no-cache-dir --no-input \
+            --disable-pip-version-check --quiet --no-deps --only-binary=:all: \
+            -r "$DEPS/requirements.txt" -d "$dir/wheels.new" </dev/null
+        swap_in "$dir/wheels.new" "$dir/wheels"
+        cp "$DEPS/requirements.txt" "$dir/requirements.txt"
+        say "wheels for uvx downloaded ($(since "$t"))"
+    fi
 
     chmod -R a+rX "$dir"
     check_as_nobody "$dir"
@@ -207,8 +276,10 @@ install_test_deps() {
     chmod a+r "$stamp.tmp"
     mv -f "$stamp.tmp" "$stamp"
     say "test dependencies installed in $dir ($(since "$t0"))"
-    say "  node servers: $dir/node/node_modules/.bin/{mcp-server-everything,mcp-server-filesystem,mcp-server-memory}"
+    say "  node:         $dir/node/node_modules/.bin/{mcp-server-everything,mcp-server-filesystem,mcp-server-memory},"
+    say "                $dir/node/node_modules/@modelcontextprotocol/{client,server} (the TypeScript SDK)"
     say "  python:       $dir/venv/bin/{python,mcp-server-time,mcp-server-git,uvx}, wheels in $dir/wheels"
+    say "  python mcp 1: $dir/venv-mcp1/bin/python (legacy-era SDK)"
 }
 
 case "${1:-}" in
