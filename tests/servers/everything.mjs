@@ -1,0 +1,166 @@
+#!/usr/bin/env node
+// The era-matrix fixture server on the TypeScript SDK `@modelcontextprotocol/server` 2.4.0.
+//
+//     node everything.mjs [--legacy | --dual | --modern-only] [--name NAME]
+//
+// The SDK is loaded from the test prefix's npm tree (`$MCP_WARDEN_TEST_PREFIX/node`, default
+// /opt/mcp-warden-test, installed by `./install.sh --test-deps`), so the script runs from
+// the checkout without a node_modules of its own. Modes:
+//   --dual (default)  `serveStdio(factory)`: the opening request picks the era;
+//   --legacy          `McpServer` with only 2025 versions on a `StdioServerTransport`:
+//                     `initialize` only, no `server/discover`;
+//   --modern-only     `serveStdio(factory, { legacy: 'reject' })`: `initialize` is answered
+//                     -32022 naming the modern versions.
+// Same tools, resources, prompt and completion as tests/servers/everything.py (see its
+// docstring). The elicitation, sampling and roots tools return `inputRequired(...)`; on a
+// legacy connection the SDK's legacy shim turns that into real server-to-client requests.
+
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+// ESM resolution ignores NODE_PATH: resolve the pinned packages from the prefix instead.
+const prefix = process.env.MCP_WARDEN_TEST_PREFIX || '/opt/mcp-warden-test';
+const require = createRequire(join(prefix, 'node', 'package.json'));
+const { McpServer, ResourceTemplate, completable, inputRequired, inputResponse } = require('@modelcontextprotocol/server');
+const { StdioServerTransport, serveStdio } = require('@modelcontextprotocol/server/stdio');
+const z = require('zod');
+
+// Assembled at run time so no whole key-shaped string sits in the repository.
+const FAKE_AWS_KEY = 'AKIA' + 'Q3EGRTXB5NLM7HZD';
+const NAMES = ['Ada', 'Alan', 'Grace'];
+const LEGACY_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'];
+
+function parseArgs(argv) {
+    const args = { mode: 'dual', name: 'everything-ts' };
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i];
+        if (a === '--legacy') args.mode = 'legacy';
+        else if (a === '--dual') args.mode = 'dual';
+        else if (a === '--modern-only') args.mode = 'modern-only';
+        else if (a === '--name') args.name = argv[++i];
+        else {
+            process.stderr.write(`everything.mjs: unknown argument ${a}\n`);
+            process.exit(2);
+        }
+    }
+    return args;
+}
+
+const text = (t) => ({ content: [{ type: 'text', text: t }] });
+const sleep = (ms, signal) =>
+    new Promise((resolve, reject) => {
+        const timer = setTimeout(resolve, ms);
+        signal?.addEventListener('abort', () => {
+            clearTimeout(timer);
+            reject(new Error('cancelled'));
+        });
+    });
+
+function build(name, options = {}) {
+    const server = new McpServer(
+        { name, version: '1.0.0' },
+        { instructions: "A fixture server for mcp-warden's era matrix.", ...options }
+    );
+
+    server.registerTool('echo', { description: 'Returns the text it was given.', inputSchema: z.object({ text: z.string() }) }, async ({ text: t }) => text(t));
+
+    server.registerTool('leak_key', { description: 'Returns a deploy credential (a fake one).' }, async () => text(`the deploy key is ${FAKE_AWS_KEY}`));
+
+    server.registerTool('delete_everything', { description: 'Pretends to delete everything (the fixture policy denies it).' }, async () =>
+        text('deleted nothing: this is a fixture')
+    );
+
+    server.registerTool('ask_name', { description: 'Asks the user for a name (elicitation).' }, async (ctx) => {
+        const answer = inputResponse(ctx.mcpReq.inputResponses, 'name');
+        if (answer.kind === 'missing') {
+            return inputRequired({
+                inputRequests: {
+                    name: inputRequired.elicit({
+                        message: 'What is your name?',
+                        requestedSchema: { type: 'object', properties: { name: { type: 'string', default: 'Ada' } }, required: ['name'] }
+                    })
+                }
+            });
+        }
+        if (answer.kind !== 'elicit' || answer.action !== 'accept') return text(`no name (${answer.action ?? answer.kind})`);
+        return text(`hello ${answer.content?.name}`);
+    });
+
+    server.registerTool(
+        'summarize',
+        { description: "Summarizes the text with the client's model (sampling).", inputSchema: z.object({ text: z.string() }) },
+        async ({ text: t }, ctx) => {
+            const answer = inputResponse(ctx.mcpReq.inputResponses, 'summary');
+            if (answer.kind !== 'sampling') {
+                return inputRequired({
+                    inputRequests: {
+                        summary: inputRequired.createMessage({
+                            messages: [{ role: 'user', content: { type: 'text', text: `Summarize in one line: ${t}` } }],
+                            maxTokens: 64
+                        })
+                    }
+                });
+            }
+            const content = answer.result.content;
+            return text(`summary: ${content?.type === 'text' ? content.text : JSON.stringify(content)}`);
+        }
+    );
+
+    server.registerTool('show_roots', { description: "Lists the client's roots, one URI a line." }, async (ctx) => {
+        const answer = inputResponse(ctx.mcpReq.inputResponses, 'roots');
+        if (answer.kind !== 'roots') return inputRequired({ inputRequests: { roots: inputRequired.listRoots() } });
+        return text(answer.roots.map((r) => r.uri).join('\n') || '(no roots)');
+    });
+
+    server.registerTool(
+        'slow',
+        {
+            description: 'Counts to `steps`, reporting progress, `delay` seconds apart (cancellable).',
+            inputSchema: z.object({ steps: z.number().int().default(5), delay: z.number().default(0.4) })
+        },
+        async ({ steps, delay }, ctx) => {
+            const token = ctx.mcpReq._meta?.progressToken;
+            for (let step = 1; step <= steps; step++) {
+                await sleep(delay * 1000, ctx.mcpReq.signal);
+                if (token !== undefined) {
+                    await ctx.mcpReq.notify({
+                        method: 'notifications/progress',
+                        params: { progressToken: token, progress: step, total: steps, message: `step ${step} of ${steps}` }
+                    });
+                }
+            }
+            return text(`counted to ${steps}`);
+        }
+    );
+
+    server.registerResource('readme', 'fixture://readme', { description: "The fixture's readme.", mimeType: 'text/plain' }, async (uri) => ({
+        contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'fixture readme' }]
+    }));
+
+    server.registerResource(
+        'note',
+        new ResourceTemplate('fixture://notes/{name}', { list: undefined }),
+        { description: 'A note by name.', mimeType: 'text/plain' },
+        async (uri, { name: n }) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: `note ${n}` }] })
+    );
+
+    server.registerPrompt(
+        'greet',
+        {
+            description: 'A greeting for someone.',
+            argsSchema: z.object({ name: completable(z.string(), (value) => NAMES.filter((n) => n.startsWith(value ?? ''))) })
+        },
+        async ({ name: n }) => ({ messages: [{ role: 'user', content: { type: 'text', text: `Say hello to ${n}.` } }] })
+    );
+
+    return server;
+}
+
+const args = parseArgs(process.argv.slice(2));
+if (args.mode === 'legacy') {
+    // No modern version offered: the server has no `server/discover` and only handshakes.
+    const server = build(args.name, { supportedProtocolVersions: LEGACY_VERSIONS });
+    await server.connect(new StdioServerTransport());
+} else {
+    serveStdio(() => build(args.name), args.mode === 'modern-only' ? { legacy: 'reject' } : {});
+}
