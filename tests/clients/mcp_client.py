@@ -5,10 +5,10 @@
 
 Starts COMMAND as a stdio MCP server (the SDK's `stdio_client`, reached through
 `mcp.client.Client` with `StdioServerParameters`), passing it this process's whole
-environment, connects the way the SDK does by default (`--mode auto`: probe
-`server/discover`, fall back to `initialize` on an error; `--mode legacy`: `initialize`
-only), declaring roots, sampling and elicitation, then runs the script's steps in order
-and prints ONE JSON document on stdout:
+environment, connects in the era `--mode` says (`auto`, the SDK default: probe
+`server/discover`, fall back to `initialize` on an error; `legacy`: `initialize` only;
+`2026-07-28`: modern only, no handshake and no fallback), declaring roots, sampling and
+elicitation, then runs the script's steps in order and prints ONE JSON document on stdout:
 
     {"server_info": {...}, "capabilities": {...}, "protocol_version": "...",
      "negotiation": "initialize" | "discover", "instructions": "...",
@@ -20,17 +20,28 @@ exclude_none=True, exclude_unset=True): fields the server did not send (SDK defa
 as resultType or ttlMs) are left out. "notifications" lists every server notification in
 arrival order; "server_requests" every roots/list, sampling and elicitation request the
 server made (answered with the --root list, --sampling-text, and a form filled from each
-property's default/enum/type; --elicit decline|cancel to refuse). Roots, sampling and
+property's default/enum/type; --elicit decline|cancel to refuse; the script's "answers"
+override these). On 2026-07-28 the same answers fill the `inputRequests` of an
+`input_required` result and the SDK retries the request with them, so a request made
+either way is listed in "server_requests". Roots, sampling and
 elicitation are declared unless --no-roots/--no-sampling/--no-elicitation (roots are
 declared even with no --root: the list is then empty). "shutdown_ms" is how long the
 server took to go once its stdin closed (the SDK waits --shutdown-grace, default 2 s, then
 SIGTERMs the process group).
 
-The script is a JSON list of steps (or {"steps": [...]}). Each step is an object with "op":
+The script is a JSON list of steps, or {"steps": [...], "answers": {...}} where "answers"
+says how the client answers the server's questions (each key optional):
+
+    {"roots": ["/path", ...], "sampling_text": "...", "elicit": "accept" | "decline" | "cancel",
+     "elicit_content": {...}}             elicit_content replaces the form filled from the schema
+
+Each step is an object with "op":
 
     {"op": "list_tools"}                      optional "cursor"; "all": true follows every page
     {"op": "call_tool", "name": "echo", "arguments": {...}}
-                                              optional "meta", "progress": true, "timeout"
+                                              optional "meta", "progress": true, "timeout",
+                                              "cancel_after": SECONDS (the SDK cancels the call
+                                              then: result {"cancelled": true, "progress_seen"})
     {"op": "ping"}
     {"op": "list_resources"} / {"op": "list_resource_templates"} / {"op": "list_prompts"}
     {"op": "read_resource", "uri": "..."}
@@ -148,10 +159,17 @@ def sample_value(schema: dict[str, Any]) -> Any:
 class Recorder:
     """What the server did on its own: notifications and requests to the client."""
 
-    def __init__(self, roots: list[types.Root], sampling_text: str, elicit_action: str) -> None:
+    def __init__(
+        self,
+        roots: list[types.Root],
+        sampling_text: str,
+        elicit_action: str,
+        elicit_content: dict[str, Any] | None = None,
+    ) -> None:
         self.roots = roots
         self.sampling_text = sampling_text
         self.elicit_action = elicit_action
+        self.elicit_content = elicit_content
         self.notifications: list[dict[str, Any]] = []
         self.server_requests: list[dict[str, Any]] = []
         self.changed = anyio.Event()
@@ -186,6 +204,8 @@ class Recorder:
             return types.ElicitResult(action=self.elicit_action)
         if getattr(params, "mode", "form") == "url":
             return types.ElicitResult(action="accept")
+        if self.elicit_content is not None:
+            return types.ElicitResult(action="accept", content=self.elicit_content)
         schema = getattr(params, "requested_schema", None) or {}
         content = {name: sample_value(prop) for name, prop in (schema.get("properties") or {}).items()}
         return types.ElicitResult(action="accept", content=content)
@@ -225,13 +245,20 @@ async def run_step(client: Client, rec: Recorder, step: dict[str, Any], step_tim
         async def on_progress(value: float, total: float | None, message: str | None) -> None:
             progress.append({"progress": value, "total": total, "message": message})
 
-        result = await client.call_tool(
+        call = client.call_tool(
             step["name"],
             step.get("arguments"),
             read_timeout_seconds=timeout,
-            progress_callback=on_progress if step.get("progress") else None,
+            progress_callback=on_progress if step.get("progress") or "cancel_after" in step else None,
             meta=step.get("meta"),
         )
+        if "cancel_after" in step:
+            # Leaving the scope cancels the request; the SDK sends notifications/cancelled.
+            with anyio.move_on_after(float(step["cancel_after"])):
+                result = await call
+                return {**dump(result), "cancelled": False, "progress_seen": progress}
+            return {"cancelled": True, "progress_seen": progress}
+        result = await call
         if step.get("progress"):
             return {**dump(result), "progress_seen": progress}
         return result
@@ -277,8 +304,15 @@ async def run_step(client: Client, rec: Recorder, step: dict[str, Any], step_tim
     raise ValueError(f"unknown op {op!r}")
 
 
-async def run(args: argparse.Namespace, script: list[dict[str, Any]], doc: dict[str, Any]) -> int:
-    rec = Recorder([root_of(p) for p in args.root], args.sampling_text, args.elicit)
+async def run(
+    args: argparse.Namespace, script: list[dict[str, Any]], answers: dict[str, Any], doc: dict[str, Any]
+) -> int:
+    rec = Recorder(
+        [root_of(p) for p in answers.get("roots", args.root)],
+        answers.get("sampling_text", args.sampling_text),
+        answers.get("elicit", args.elicit),
+        answers.get("elicit_content"),
+    )
     doc["steps"] = []
     doc["notifications"] = rec.notifications
     doc["server_requests"] = rec.server_requests
@@ -345,7 +379,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--root", action="append", default=[], metavar="PATH", help="a root to declare (repeatable)")
     parser.add_argument("--timeout", type=float, default=60.0, help="overall bound in seconds (default 60)")
     parser.add_argument("--step-timeout", type=float, default=None, help="per-request timeout (default: --timeout)")
-    parser.add_argument("--mode", default="auto", help="'auto' (probe server/discover first, the SDK default) or 'legacy'")
+    parser.add_argument(
+        "--mode",
+        default="auto",
+        choices=["legacy", "auto", "2026-07-28"],
+        help="'auto' (probe server/discover first, the SDK default), 'legacy' (initialize only) "
+        "or '2026-07-28' (modern only, no fallback)",
+    )
     parser.add_argument(
         "--shutdown-grace",
         type=float,
@@ -369,20 +409,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def load_script(path: str) -> list[dict[str, Any]]:
+ANSWER_KEYS = {"roots", "sampling_text", "elicit", "elicit_content"}
+
+
+def load_script(path: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The steps and the answers to the server's questions (empty: the command line's)."""
     text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     data = json.loads(text)
+    answers: Any = {}
     if isinstance(data, dict):
+        answers = data.get("answers", {})
         data = data.get("steps")
     if not isinstance(data, list) or not all(isinstance(s, dict) and "op" in s for s in data):
         raise ValueError("the script must be a list of steps (objects with an 'op'), or {\"steps\": [...]}")
-    return data
+    if not isinstance(answers, dict) or not set(answers) <= ANSWER_KEYS:
+        raise ValueError(f"'answers' must be an object with some of {sorted(ANSWER_KEYS)}")
+    if answers.get("elicit", "accept") not in ("accept", "decline", "cancel"):
+        raise ValueError("answers.elicit must be accept, decline or cancel")
+    return data, answers
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
-        script = load_script(args.script)
+        script, answers = load_script(args.script)
     except (OSError, ValueError) as exc:
         print(f"mcp_client: bad script {args.script}: {exc}", file=sys.stderr)
         return 2
@@ -394,7 +444,7 @@ def main(argv: list[str]) -> int:
 
     async def bounded() -> int:
         with anyio.move_on_after(args.timeout) as scope:
-            return await run(args, script, doc)
+            return await run(args, script, answers, doc)
         doc["timed_out"] = True
         if "server_info" not in doc:
             print(f"mcp_client: could not connect within {args.timeout}s to {args.command!r}", file=sys.stderr)
