@@ -27,6 +27,12 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { format } from 'node:util';
+
+// stdout carries the one JSON document: the SDK's console messages go to stderr.
+for (const level of ['log', 'info', 'debug', 'warn']) {
+    console[level] = (...args) => process.stderr.write(format(...args) + '\n');
+}
 
 const prefix = process.env.MCP_WARDEN_TEST_PREFIX || '/opt/mcp-warden-test';
 const require = createRequire(join(prefix, 'node', 'package.json'));
@@ -235,23 +241,31 @@ function install(client, rec, args) {
     }
 }
 
+// One page of a list, or with `"all": true` every page from the step's cursor on.
+async function list(step, opts, fetch, field) {
+    if (!step.all) return fetch(step.cursor ? { cursor: step.cursor } : undefined, opts);
+    const items = [];
+    let cursor = step.cursor;
+    for (;;) {
+        const page = await fetch(cursor ? { cursor } : undefined, opts);
+        items.push(...page[field]);
+        cursor = page.nextCursor;
+        if (!cursor) return { [field]: items };
+    }
+}
+
 async function runStep(client, rec, step, stepTimeoutS) {
     const timeout = Number(step.timeout ?? stepTimeoutS) * 1000;
     const opts = { timeout };
     switch (step.op) {
-        case 'list_tools': {
-            if (step.all) {
-                const tools = [];
-                let cursor = step.cursor;
-                for (;;) {
-                    const page = await client.listTools(cursor ? { cursor } : undefined, opts);
-                    tools.push(...page.tools);
-                    cursor = page.nextCursor;
-                    if (!cursor) return { tools };
-                }
-            }
-            return client.listTools(step.cursor ? { cursor: step.cursor } : undefined, opts);
-        }
+        case 'list_tools':
+            return list(step, opts, (p, o) => client.listTools(p, o), 'tools');
+        case 'list_resources':
+            return list(step, opts, (p, o) => client.listResources(p, o), 'resources');
+        case 'list_resource_templates':
+            return list(step, opts, (p, o) => client.listResourceTemplates(p, o), 'resourceTemplates');
+        case 'list_prompts':
+            return list(step, opts, (p, o) => client.listPrompts(p, o), 'prompts');
         case 'call_tool': {
             const progress = [];
             const params = { name: step.name, arguments: step.arguments ?? {} };
@@ -280,12 +294,6 @@ async function runStep(client, rec, step, stepTimeoutS) {
         }
         case 'ping':
             return client.ping(opts);
-        case 'list_resources':
-            return client.listResources(step.cursor ? { cursor: step.cursor } : undefined, opts);
-        case 'list_resource_templates':
-            return client.listResourceTemplates(step.cursor ? { cursor: step.cursor } : undefined, opts);
-        case 'list_prompts':
-            return client.listPrompts(step.cursor ? { cursor: step.cursor } : undefined, opts);
         case 'read_resource':
             return client.readResource({ uri: step.uri }, { ...opts, cacheMode: 'bypass' });
         case 'get_prompt':

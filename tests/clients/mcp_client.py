@@ -38,6 +38,7 @@ says how the client answers the server's questions (each key optional):
 Each step is an object with "op":
 
     {"op": "list_tools"}                      optional "cursor"; "all": true follows every page
+                                              (also for the three lists below)
     {"op": "call_tool", "name": "echo", "arguments": {...}}
                                               optional "meta", "progress": true, "timeout",
                                               "cancel_after": SECONDS (the SDK cancels the call
@@ -228,17 +229,25 @@ async def run_step(client: Client, rec: Recorder, step: dict[str, Any], step_tim
     op = step.get("op")
     session = client.session
     timeout = float(step.get("timeout", step_timeout))
-    if op == "list_tools":
+    lists = {
+        "list_tools": (session.list_tools, "tools"),
+        "list_resources": (session.list_resources, "resources"),
+        "list_resource_templates": (session.list_resource_templates, "resource_templates"),
+        "list_prompts": (session.list_prompts, "prompts"),
+    }
+    if op in lists:
+        fetch, field = lists[op]
         if step.get("all"):
-            tools: list[Any] = []
+            items: list[Any] = []
             cursor = step.get("cursor")
             while True:
-                page = await session.list_tools(params=types.PaginatedRequestParams(cursor=cursor))
-                tools.extend(dump(page.tools))
+                page = await fetch(params=types.PaginatedRequestParams(cursor=cursor))
+                items.extend(dump(getattr(page, field)))
                 cursor = page.next_cursor
                 if cursor is None:
-                    return {"tools": tools}
-        return await session.list_tools(params=types.PaginatedRequestParams(cursor=step.get("cursor")))
+                    wire_name = "resourceTemplates" if field == "resource_templates" else field
+                    return {wire_name: items}
+        return await fetch(params=types.PaginatedRequestParams(cursor=step.get("cursor")))
     if op == "call_tool":
         progress: list[dict[str, Any]] = []
 
@@ -264,12 +273,6 @@ async def run_step(client: Client, rec: Recorder, step: dict[str, Any], step_tim
         return result
     if op == "ping":
         return await session.send_ping()
-    if op == "list_resources":
-        return await session.list_resources(params=types.PaginatedRequestParams(cursor=step.get("cursor")))
-    if op == "list_resource_templates":
-        return await session.list_resource_templates(params=types.PaginatedRequestParams(cursor=step.get("cursor")))
-    if op == "list_prompts":
-        return await session.list_prompts(params=types.PaginatedRequestParams(cursor=step.get("cursor")))
     if op == "read_resource":
         return await client.read_resource(step["uri"], cache_mode="bypass")
     if op == "get_prompt":

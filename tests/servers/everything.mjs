@@ -133,15 +133,15 @@ function build(name, options = {}) {
         }
     );
 
-    server.registerResource('readme', 'fixture://readme', { description: "The fixture's readme.", mimeType: 'text/plain' }, async (uri) => ({
+    server.registerResource('readme', `fixture://${name}/readme`, { description: "The fixture's readme.", mimeType: 'text/plain' }, async (uri) => ({
         contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'fixture readme' }]
     }));
 
     server.registerResource(
         'note',
-        new ResourceTemplate('fixture://notes/{name}', { list: undefined }),
-        { description: 'A note by name.', mimeType: 'text/plain' },
-        async (uri, { name: n }) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: `note ${n}` }] })
+        new ResourceTemplate(`fixture://${name}/notes/{title}`, { list: undefined }),
+        { description: 'A note by title.', mimeType: 'text/plain' },
+        async (uri, { title }) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: `note ${title}` }] })
     );
 
     server.registerPrompt(

@@ -17,7 +17,8 @@ tests/servers/legacy_mcp1.py and tests/servers/everything.mjs):
   filter), `delete_everything` (harmless; the fixture policy denies it), `ask_name`
   (elicits a form with a `name`), `summarize` (samples the client's model), `show_roots`
   (the client's roots, one URI a line), `slow` (progress per step; cancellable);
-- a resource `fixture://readme` and a template `fixture://notes/{name}`;
+- a resource `fixture://NAME/readme` and a template `fixture://NAME/notes/{title}` (NAME is
+  `--name`, so two instances in one workspace do not collide);
 - a prompt `greet` whose `name` argument completes from `Ada`, `Alan`, `Grace`.
 
 The elicitation, sampling and roots questions go through the SDK's resolvers (`Resolve`),
@@ -118,15 +119,15 @@ def build(name: str) -> MCPServer:
             await ctx.report_progress(step, steps, f"step {step} of {steps}")
         return f"counted to {steps}"
 
-    @mcp.resource("fixture://readme", name="readme", mime_type="text/plain")
+    @mcp.resource(f"fixture://{name}/readme", name="readme", mime_type="text/plain")
     def readme() -> str:
         """The fixture's readme."""
         return "fixture readme"
 
-    @mcp.resource("fixture://notes/{name}", name="note", mime_type="text/plain")
-    def note(name: str) -> str:
-        """A note by name."""
-        return f"note {name}"
+    @mcp.resource(f"fixture://{name}/notes/{{title}}", name="note", mime_type="text/plain")
+    def note(title: str) -> str:
+        """A note by title."""
+        return f"note {title}"
 
     @mcp.prompt()
     def greet(name: str) -> str:

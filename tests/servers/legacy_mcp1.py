@@ -82,15 +82,15 @@ def build(name: str) -> FastMCP:
             await ctx.report_progress(step, steps, f"step {step} of {steps}")
         return f"counted to {steps}"
 
-    @mcp.resource("fixture://readme", name="readme", mime_type="text/plain")
+    @mcp.resource(f"fixture://{name}/readme", name="readme", mime_type="text/plain")
     def readme() -> str:
         """The fixture's readme."""
         return "fixture readme"
 
-    @mcp.resource("fixture://notes/{name}", name="note", mime_type="text/plain")
-    def note(name: str) -> str:
-        """A note by name."""
-        return f"note {name}"
+    @mcp.resource(f"fixture://{name}/notes/{{title}}", name="note", mime_type="text/plain")
+    def note(title: str) -> str:
+        """A note by title."""
+        return f"note {title}"
 
     @mcp.prompt()
     def greet(name: str) -> str:
