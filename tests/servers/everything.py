@@ -29,9 +29,10 @@ so they are asked as server-to-client requests on a legacy connection and as an
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 import mcp_types as types
@@ -48,10 +49,12 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from pydantic import BaseModel
 
+# The shared part sits next to this file; under mcp-warden (PYTHONSAFEPATH=1) the script's
+# directory is not on sys.path by itself.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixture_common import register_shared  # noqa: E402
+
 MODERN_VERSIONS = ["2026-07-28"]
-# Assembled at run time so no whole key-shaped string sits in the repository.
-FAKE_AWS_KEY = "AKIA" + "Q3EGRTXB5NLM7HZD"
-NAMES = ["Ada", "Alan", "Grace"]
 
 
 class NameForm(BaseModel):
@@ -80,21 +83,6 @@ def build(name: str) -> MCPServer:
     )
 
     @mcp.tool()
-    def echo(text: str) -> str:
-        """Returns the text it was given."""
-        return text
-
-    @mcp.tool()
-    def leak_key() -> str:
-        """Returns a deploy credential (a fake one)."""
-        return f"the deploy key is {FAKE_AWS_KEY}"
-
-    @mcp.tool()
-    def delete_everything() -> str:
-        """Pretends to delete everything (the fixture policy denies it)."""
-        return "deleted nothing: this is a fixture"
-
-    @mcp.tool()
     def ask_name(form: Annotated[NameForm, Resolve(ask_for_name)]) -> str:
         """Asks the user for a name (elicitation)."""
         return f"hello {form.name}"
@@ -111,36 +99,7 @@ def build(name: str) -> MCPServer:
         """Lists the client's roots, one URI a line."""
         return "\n".join(str(root.uri) for root in roots.roots) or "(no roots)"
 
-    @mcp.tool()
-    async def slow(ctx: Context, steps: int = 5, delay: float = 0.4) -> str:
-        """Counts to `steps`, reporting progress, `delay` seconds apart (cancellable)."""
-        for step in range(1, steps + 1):
-            await anyio.sleep(delay)
-            await ctx.report_progress(step, steps, f"step {step} of {steps}")
-        return f"counted to {steps}"
-
-    @mcp.resource(f"fixture://{name}/readme", name="readme", mime_type="text/plain")
-    def readme() -> str:
-        """The fixture's readme."""
-        return "fixture readme"
-
-    @mcp.resource(f"fixture://{name}/notes/{{title}}", name="note", mime_type="text/plain")
-    def note(title: str) -> str:
-        """A note by title."""
-        return f"note {title}"
-
-    @mcp.prompt()
-    def greet(name: str) -> str:
-        """A greeting for someone."""
-        return f"Say hello to {name}."
-
-    @mcp.completion()
-    async def complete(ref: Any, argument: types.CompletionArgument, context: Any) -> types.Completion | None:
-        if isinstance(ref, types.PromptReference) and ref.name == "greet" and argument.name == "name":
-            values = [n for n in NAMES if n.startswith(argument.value)]
-            return types.Completion(values=values, total=len(values), has_more=False)
-        return None
-
+    register_shared(mcp, name, types, Context)
     return mcp
 
 

@@ -13,18 +13,17 @@ sampling and roots are server-to-client requests made during the call.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
-from typing import Any
-
-import anyio
 from mcp import types
 from mcp.server.fastmcp import Context, FastMCP
 from pydantic import BaseModel
 
-# Assembled at run time so no whole key-shaped string sits in the repository.
-FAKE_AWS_KEY = "AKIA" + "Q3EGRTXB5NLM7HZD"
-NAMES = ["Ada", "Alan", "Grace"]
+# The shared part sits next to this file; under mcp-warden (PYTHONSAFEPATH=1) the script's
+# directory is not on sys.path by itself.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixture_common import register_shared  # noqa: E402
 
 
 class NameForm(BaseModel):
@@ -33,21 +32,6 @@ class NameForm(BaseModel):
 
 def build(name: str) -> FastMCP:
     mcp = FastMCP(name, instructions="A fixture server for mcp-warden's era matrix.", log_level="WARNING")
-
-    @mcp.tool()
-    def echo(text: str) -> str:
-        """Returns the text it was given."""
-        return text
-
-    @mcp.tool()
-    def leak_key() -> str:
-        """Returns a deploy credential (a fake one)."""
-        return f"the deploy key is {FAKE_AWS_KEY}"
-
-    @mcp.tool()
-    def delete_everything() -> str:
-        """Pretends to delete everything (the fixture policy denies it)."""
-        return "deleted nothing: this is a fixture"
 
     @mcp.tool()
     async def ask_name(ctx: Context) -> str:
@@ -74,36 +58,7 @@ def build(name: str) -> FastMCP:
         roots = await ctx.session.list_roots()
         return "\n".join(str(root.uri) for root in roots.roots) or "(no roots)"
 
-    @mcp.tool()
-    async def slow(ctx: Context, steps: int = 5, delay: float = 0.4) -> str:
-        """Counts to `steps`, reporting progress, `delay` seconds apart (cancellable)."""
-        for step in range(1, steps + 1):
-            await anyio.sleep(delay)
-            await ctx.report_progress(step, steps, f"step {step} of {steps}")
-        return f"counted to {steps}"
-
-    @mcp.resource(f"fixture://{name}/readme", name="readme", mime_type="text/plain")
-    def readme() -> str:
-        """The fixture's readme."""
-        return "fixture readme"
-
-    @mcp.resource(f"fixture://{name}/notes/{{title}}", name="note", mime_type="text/plain")
-    def note(title: str) -> str:
-        """A note by title."""
-        return f"note {title}"
-
-    @mcp.prompt()
-    def greet(name: str) -> str:
-        """A greeting for someone."""
-        return f"Say hello to {name}."
-
-    @mcp.completion()
-    async def complete(ref: Any, argument: types.CompletionArgument, context: Any) -> types.Completion | None:
-        if isinstance(ref, types.PromptReference) and ref.name == "greet" and argument.name == "name":
-            values = [n for n in NAMES if n.startswith(argument.value)]
-            return types.Completion(values=values, total=len(values), hasMore=False)
-        return None
-
+    register_shared(mcp, name, types, Context)
     return mcp
 
 

@@ -1,0 +1,71 @@
+"""What the Python era-matrix fixture servers share, whatever their SDK version.
+
+`everything.py` (`mcp` 2.3.0) and `legacy_mcp1.py` (`mcp` 1.30.0) register these on their
+server object: the decorators they use (`tool`, `resource`, `prompt`, `completion`) and
+`Context.report_progress` are the same in both SDK versions. The questions a tool asks
+the client (elicitation, sampling, roots) are not: each server defines those itself.
+"""
+
+# No `from __future__ import annotations`: the SDKs read `slow`'s annotations as objects.
+from typing import Any
+
+import anyio
+
+# Assembled at run time so no whole key-shaped string sits in the repository.
+FAKE_AWS_KEY = "AKIA" + "Q3EGRTXB5NLM7HZD"
+NAMES = ["Ada", "Alan", "Grace"]
+
+
+def register_shared(mcp: Any, name: str, types: Any, context_type: type) -> None:
+    """Adds the plain tools, the slow tool, the resources, the prompt and its completion.
+
+    `types` is the SDK's types module and `context_type` its `Context` class (the SDK
+    injects the context into a parameter annotated with it).
+    """
+
+    @mcp.tool()
+    def echo(text: str) -> str:
+        """Returns the text it was given."""
+        return text
+
+    @mcp.tool()
+    def leak_key() -> str:
+        """Returns a deploy credential (a fake one)."""
+        return f"the deploy key is {FAKE_AWS_KEY}"
+
+    @mcp.tool()
+    def delete_everything() -> str:
+        """Pretends to delete everything (the fixture policy denies it)."""
+        return "deleted nothing: this is a fixture"
+
+    async def slow(ctx, steps: int = 5, delay: float = 0.4) -> str:  # noqa: ANN001 (set below)
+        """Counts to `steps`, reporting progress, `delay` seconds apart (cancellable)."""
+        for step in range(1, steps + 1):
+            await anyio.sleep(delay)
+            await ctx.report_progress(step, steps, f"step {step} of {steps}")
+        return f"counted to {steps}"
+
+    slow.__annotations__["ctx"] = context_type
+    mcp.tool()(slow)
+
+    @mcp.resource(f"fixture://{name}/readme", name="readme", mime_type="text/plain")
+    def readme() -> str:
+        """The fixture's readme."""
+        return "fixture readme"
+
+    @mcp.resource(f"fixture://{name}/notes/{{title}}", name="note", mime_type="text/plain")
+    def note(title: str) -> str:
+        """A note by title."""
+        return f"note {title}"
+
+    @mcp.prompt()
+    def greet(name: str) -> str:
+        """A greeting for someone."""
+        return f"Say hello to {name}."
+
+    @mcp.completion()
+    async def complete(ref: Any, argument: Any, context: Any) -> Any:
+        if isinstance(ref, types.PromptReference) and ref.name == "greet" and argument.name == "name":
+            values = [n for n in NAMES if n.startswith(argument.value)]
+            return types.Completion.model_validate({"values": values, "total": len(values), "hasMore": False})
+        return None
