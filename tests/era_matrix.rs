@@ -31,13 +31,18 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::prefix::{PREFIX_ENV, test_prefix, venv_bin};
-use support::{Env, path_str, q};
+use support::{Env, path_str, processes_with_env, q};
 
 /// The text the client's "model" answers sampling with, to tell it apart in results.
 const SAMPLED: &str = "SAMPLED-BY-THE-CLIENT";
+
+/// How long mcp-warden and its servers may take to go once the client has exited (as
+/// `tests/real_servers.rs` waits).
+const LEFTOVER_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sdk {
@@ -314,6 +319,23 @@ fn cell(client_era: Era, client_sdk: Sdk, server_era: Era, server_sdk: Sdk) {
     assert_round_trips(&out, &env, &client_root, &context);
     assert_progress_and_cancellation(&out, &context);
     assert_resources_prompts_completion(&out, &context);
+    assert_nothing_left(&env, &context);
+}
+
+/// The client has gone, and so have mcp-warden, its servers and any process the client's
+/// SDK started on the side (the TypeScript dual client probes on a sibling mcp-warden).
+fn assert_nothing_left(env: &Env, context: &str) {
+    let needle = path_str(env.dir.path());
+    let deadline = Instant::now() + LEFTOVER_WAIT;
+    let mut left = processes_with_env(&needle);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        left = processes_with_env(&needle);
+    }
+    assert!(
+        left.is_empty(),
+        "{context}: processes left running after the client left: {left:?}"
+    );
 }
 
 /// The era the client ended up in: a dual or modern-only client speaks 2026-07-28 with
