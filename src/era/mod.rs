@@ -1,1 +1,2 @@
 pub mod state;
+pub mod mrtr;
