@@ -380,7 +380,11 @@ impl Session {
             Pending::Cancelled { timer } => {
                 self.timers.remove(&timer);
             }
-            Pending::Client(call) => self.on_client_answer(index, msg, *call),
+            Pending::Client(call) => {
+                if let Some(call) = self.take_input_required(index, msg, call) {
+                    self.on_client_answer(index, msg, *call);
+                }
+            }
         }
     }
 
