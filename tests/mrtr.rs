@@ -382,3 +382,47 @@ fn a_state_only_answer_passes_wrapped() {
     serve.send(&again);
     assert_eq!(report(&serve.answer_to(&json!(3)))["round"], 1);
 }
+
+#[test]
+fn a_secret_typed_into_an_answer_goes_on_unchanged_and_is_flagged() {
+    let env = env_with(&["--ask", "elicitation"], "");
+    let mut serve = started(&env, json!({}));
+    let call = modern_call(2, "m__ask", &json!({}));
+    serve.send(&call);
+    let state = serve.answer_to(&json!(2))["result"]["requestState"].clone();
+    let token = format!("{}{}", "ghp_", "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8");
+    let answer = json!({"confirm": {"action": "accept", "content": {"token": token}}});
+    serve.send(&retry(call, 3, &state, answer));
+    let got = report(&serve.answer_to(&json!(3)));
+    // The server got it and echoed it; the echo, being a server's output, is redacted.
+    assert_eq!(
+        got["answers"]["confirm"]["content"]["token"],
+        "[REDACTED:github-pat]"
+    );
+    serve.close();
+    let audit = env.audit_text();
+    assert!(
+        audit.contains(r#""decision":"flag""#) && audit.contains(r#""rule":"output:secrets""#),
+        "{audit}"
+    );
+    assert!(!audit.contains(&token), "no secret in the audit");
+}
+
+#[test]
+fn an_envelope_from_another_run_is_stale() {
+    let env = env_with(&["--ask", "elicitation"], "");
+    let mut serve = started(&env, json!({}));
+    let call = modern_call(2, "m__ask", &json!({}));
+    serve.send(&call);
+    let state = serve.answer_to(&json!(2))["result"]["requestState"].clone();
+    serve.close();
+    // Same install (same key), another process: told apart by the boot id.
+    let mut serve = started(&env, json!({}));
+    serve.send(&retry(
+        call,
+        3,
+        &state,
+        json!({"confirm": {"action": "accept"}}),
+    ));
+    assert_eq!(error_state(&serve.answer_to(&json!(3))), "stale");
+}

@@ -684,7 +684,10 @@ impl Session {
             Err(_) => Err(StateError::Invalid),
         };
         let refusal = match opened {
-            Ok(payload) if payload.k == StateKind::Pass => return Ok(Some(payload)),
+            Ok(payload) if payload.k == StateKind::Pass => {
+                self.flag_secrets_in_responses(index, msg, method, &payload);
+                return Ok(Some(payload));
+            }
             // Kinds this session does not issue yet (held calls, our own asks).
             Ok(_) => StateError::Invalid,
             Err(e) => e,
@@ -718,6 +721,34 @@ impl Session {
             ),
         );
         Err(())
+    }
+
+    /// The in-filter's cell for a modern retry's answers (PIPELINE "answers to server
+    /// requests"): each answer to a key that was asked goes on unchanged (the user's
+    /// choice), and a secret in it is recorded as `flag`, as for a legacy answer.
+    fn flag_secrets_in_responses(
+        &mut self,
+        index: usize,
+        msg: &Message,
+        method: &str,
+        payload: &Payload,
+    ) {
+        let Some((responses, _)) = msg.param(&["inputResponses"]) else {
+            return;
+        };
+        let answers: Vec<Bytes> = mrtr::members(responses)
+            .unwrap_or_default()
+            .iter()
+            .filter(|m| payload.q.iter().any(|k| *k == m.key))
+            .map(|m| {
+                Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":0,"result":{}}}"#, m.value) + "\n")
+            })
+            .collect();
+        for line in answers {
+            if let Some(answer) = reparse(&line) {
+                self.flag_secret_in_answer(index, &answer, method);
+            }
+        }
     }
 
     /// The line for the server of a modern retry whose envelope was `payload`: the
