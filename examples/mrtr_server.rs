@@ -12,6 +12,8 @@
 //! sorted, the answers, and the retry's `_meta`), or, with `--forever`, asked again
 //! with `#N+1`. A state that changed is answered `isError` with `state changed: …`.
 //! Tool `shed`: `input_required` with only a `requestState` (load shedding), then done.
+//! Tool `plain`: answers `called plain`, or an error when the call carries
+//! `inputResponses` or `requestState` (it never asked for any).
 // A test fixture: it may panic and print.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -129,6 +131,10 @@ fn call(opts: &Options, line: &str, params: &Value) -> String {
             keys.sort();
             let report = json!({"round": round, "keys": keys, "answers": answers, "meta": params.get("_meta")});
             text_result(&report.to_string(), false)
+        }
+        // A first try: anything of a retry in it is reported.
+        _ if params.get("inputResponses").is_some() || state.is_some() => {
+            text_result(&format!("called {name} with a retry's members"), true)
         }
         _ => text_result(&format!("called {name}"), false),
     }

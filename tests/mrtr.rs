@@ -426,3 +426,76 @@ fn an_envelope_from_another_run_is_stale() {
     ));
     assert_eq!(error_state(&serve.answer_to(&json!(3))), "stale");
 }
+
+// ----- mcp-warden's own `ask`, put to a modern client ---------------------------------
+
+const ASK_RULE: &str =
+    "\n[[policy.rules]]\nid = \"confirm-plain\"\ntools = [\"m__plain\"]\naction = \"ask\"\n";
+
+fn modern_ask(env: &Env, serve: &mut Serve) -> (Value, Value) {
+    let _ = env;
+    let call = modern_call(2, "m__plain", &json!({"n": 1}));
+    serve.send(&call);
+    let first = serve.answer_to(&json!(2));
+    let result = &first["result"];
+    assert_eq!(result["resultType"], "input_required", "{first}");
+    let ask = &result["inputRequests"]["mw-ask"];
+    assert_eq!(ask["method"], "elicitation/create", "{first}");
+    assert!(
+        ask["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("confirm-plain"),
+        "{first}"
+    );
+    (call, result["requestState"].clone())
+}
+
+#[test]
+fn an_ask_is_put_to_a_modern_client_as_input_required_and_allowed_once() {
+    let env = env_with(&[], ASK_RULE);
+    let mut serve = started(&env, json!({}));
+    let (call, state) = modern_ask(&env, &mut serve);
+    let allow = json!({"mw-ask": {"action": "accept", "content": {"allow": true}}});
+    serve.send(&retry(call.clone(), 3, &state, allow.clone()));
+    let answer = serve.answer_to(&json!(3));
+    // The server saw the first try: no answer of ours, no envelope.
+    assert_eq!(
+        answer["result"]["content"][0]["text"], "called plain",
+        "{answer}"
+    );
+    // Allowed once: the same envelope again is a replay.
+    serve.send(&retry(call, 4, &state, allow));
+    assert_eq!(error_state(&serve.answer_to(&json!(4))), "replayed");
+}
+
+#[test]
+fn a_declined_ask_of_a_modern_client_is_a_deny() {
+    let env = env_with(&[], ASK_RULE);
+    let mut serve = started(&env, json!({}));
+    let (call, state) = modern_ask(&env, &mut serve);
+    let decline = json!({"mw-ask": {"action": "decline"}});
+    serve.send(&retry(call.clone(), 3, &state, decline));
+    let answer = serve.answer_to(&json!(3));
+    let text = answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        text.contains("confirm-plain") && text.contains("declined by the user"),
+        "{answer}"
+    );
+    // An ask's envelope on other arguments is refused, not taken as an answer.
+    let (call, state) = modern_ask(&env, &mut serve);
+    let mut other = retry(
+        call,
+        5,
+        &state,
+        json!({"mw-ask": {"action": "accept", "content": {"allow": true}}}),
+    );
+    other["params"]["arguments"] = json!({"n": 2});
+    serve.send(&other);
+    assert_eq!(error_state(&serve.answer_to(&json!(5))), "mismatch");
+    serve.close();
+    let audit = env.audit_text();
+    assert!(audit.contains(r#""rule":"confirm-plain""#), "{audit}");
+}

@@ -229,16 +229,27 @@ pub fn retry_params(
     responses: &[(String, String)],
     server_state: Option<&str>,
 ) -> Result<String, MrtrError> {
-    let original =
-        members(params.unwrap_or("{}")).ok_or(MrtrError::NotObject { what: "params" })?;
-    let kept = original
+    let kept = first_try_members(params)?
         .into_iter()
-        .filter(|m| !matches!(m.key.as_ref(), "inputResponses" | "requestState"))
         .map(|m| Cow::Borrowed(m.text));
     let answers = object_of(responses.iter().map(|(k, v)| Cow::Owned(member(k, v))));
     let added = std::iter::once(Cow::Owned(member("inputResponses", &answers)))
         .chain(server_state.map(|s| Cow::Owned(member("requestState", s))));
     Ok(object_of(kept.chain(added)))
+}
+
+/// `params` as the first try of the request: without `inputResponses` and
+/// `requestState` (after an `ask` of mcp-warden's own, whose answer is not the
+/// server's business), every other member as written.
+pub fn first_try_params(params: Option<&str>) -> Result<String, MrtrError> {
+    let kept = first_try_members(params)?;
+    Ok(object_of(kept.into_iter().map(|m| Cow::Borrowed(m.text))))
+}
+
+fn first_try_members(params: Option<&str>) -> Result<Vec<Member<'_>>, MrtrError> {
+    let mut all = members(params.unwrap_or("{}")).ok_or(MrtrError::NotObject { what: "params" })?;
+    all.retain(|m| !matches!(m.key.as_ref(), "inputResponses" | "requestState"));
+    Ok(all)
 }
 
 #[cfg(test)]
@@ -329,5 +340,9 @@ mod tests {
             r#"{"inputResponses":{},"requestState":"s"}"#
         );
         assert!(retry_params(Some("[]"), &[], None).is_err());
+        assert_eq!(
+            first_try_params(Some(&retry)).expect("object"),
+            r#"{"name":"t","arguments":{"n":1e2,"s":"\u00e9"},"_meta":{"progressToken":5}}"#
+        );
     }
 }

@@ -328,6 +328,28 @@ impl StateStore {
         now_ms: u64,
         expect: &Binding,
     ) -> Result<Payload, StateError> {
+        let payload = self.check(text, now_ms, expect)?;
+        self.order.retain(|n| *n != payload.n);
+        self.issued.remove(&payload.n);
+        Ok(payload)
+    }
+
+    /// The kind of a genuine envelope (its tag checked, nothing else): which request
+    /// it belongs to decides what it must match.
+    #[must_use]
+    pub fn kind_of(&self, text: &str) -> Option<StateKind> {
+        open(&self.key, text).ok().map(|p| p.k)
+    }
+
+    /// Every check of [`StateStore::redeem`] without using the envelope up (an
+    /// expired one is forgotten all the same): for a step that reads the answers
+    /// before the request goes on to where it is redeemed.
+    pub fn check(
+        &mut self,
+        text: &str,
+        now_ms: u64,
+        expect: &Binding,
+    ) -> Result<Payload, StateError> {
         let payload = open(&self.key, text)?;
         if payload.b != self.boot {
             return Err(StateError::Stale);
@@ -343,10 +365,9 @@ impl StateStore {
         {
             return Err(StateError::Mismatch);
         }
-        if self.issued.remove(&payload.n).is_none() {
+        if !self.issued.contains_key(&payload.n) {
             return Err(StateError::Replayed);
         }
-        self.order.retain(|n| *n != payload.n);
         Ok(payload)
     }
 

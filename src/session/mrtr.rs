@@ -38,7 +38,8 @@ use crate::era::mrtr::{self, Entry, InputRequired, MAX_ROUNDS};
 use crate::era::state::{self, Binding, Draft, Payload, StateError, StateKey, StateKind};
 use crate::filter::{Block, Verdict as FilterVerdict};
 use crate::jsonrpc::{ErrorCode, Id, Message, error_response};
-use crate::stages::{Direction, Stop, View, audit};
+use crate::policy::Blocked;
+use crate::stages::{Direction, Stop, View, audit, decide};
 use crate::upstream::InstanceId;
 
 /// The `_meta` key that makes a request modern (2026-07-28 basic/index.mdx).
@@ -84,6 +85,8 @@ pub(super) struct Mrtr {
     store: state::StateStore,
     rounds: HashMap<u64, Round>,
     next_round: u64,
+    /// mcp-warden's own `ask`s put to modern clients, by handle: what was asked about.
+    asks: BTreeMap<u64, Blocked>,
 }
 
 impl Mrtr {
@@ -97,6 +100,7 @@ impl Mrtr {
             store: state::StateStore::new(key, boot),
             rounds: HashMap::new(),
             next_round: 0,
+            asks: BTreeMap::new(),
         }
     }
 }
@@ -678,33 +682,56 @@ impl Session {
             }
             return Ok(None);
         };
-        let binding = self.binding(index, msg, method);
-        let opened = match serde_json::from_str::<String>(raw) {
-            Ok(text) => self.mrtr.store.redeem(&text, now_ms(), &binding),
-            Err(_) => Err(StateError::Invalid),
+        let text = serde_json::from_str::<String>(raw).unwrap_or_default();
+        let kind = self.mrtr.store.kind_of(&text);
+        let binding = if kind == Some(StateKind::Ask) {
+            ask_binding(msg, method)
+        } else {
+            self.binding(index, msg, method)
         };
-        let refusal = match opened {
+        let refusal = match self.mrtr.store.redeem(&text, now_ms(), &binding) {
             Ok(payload) if payload.k == StateKind::Pass => {
                 self.flag_secrets_in_responses(index, msg, method, &payload);
                 return Ok(Some(payload));
             }
-            // Kinds this session does not issue yet (held calls, our own asks).
+            Ok(payload) if payload.k == StateKind::Ask => {
+                // Its answer was read by the decide stage (`ask_answer`).
+                if let Some(handle) = payload.h {
+                    self.mrtr.asks.remove(&handle);
+                }
+                return Ok(Some(payload));
+            }
+            // Kinds this session does not issue yet (held calls, reviews).
             Ok(_) => StateError::Invalid,
             Err(e) => e,
         };
         let server = self.slots[index].config.name.clone();
+        self.refuse_state(Some(server.as_str()), msg, origin, tool, refusal);
+        Err(())
+    }
+
+    /// Refuses a request whose `requestState` failed a check (§3): -32602 with the
+    /// kind in `data`, and a deny record with rule `state:<kind>`.
+    fn refuse_state(
+        &mut self,
+        server: Option<&str>,
+        msg: &Message,
+        origin: &super::Origin,
+        tool: Option<&str>,
+        refusal: StateError,
+    ) {
         let arguments = audit::arguments_of(msg);
         let subject = Subject {
-            server: Some(server.as_str()),
+            server,
             tool,
-            method,
+            method: msg.method().unwrap_or_default(),
             arguments: arguments.as_deref(),
         };
         let block = Block {
             rule: refusal.rule(),
             reason: refusal.to_string(),
         };
-        tracing::info!(server = %server, rule = %block.rule, "a retry's requestState was refused");
+        tracing::info!(server, rule = %block.rule, "a request's requestState was refused");
         self.audit_decision(
             AuditDirection::ToServer,
             Decision::Deny,
@@ -720,7 +747,6 @@ impl Session {
                 Some(refusal.data()),
             ),
         );
-        Err(())
     }
 
     /// The in-filter's cell for a modern retry's answers (PIPELINE "answers to server
@@ -757,6 +783,12 @@ impl Session {
     fn retry_for_server(&self, line: &Bytes, payload: &Payload) -> Option<Bytes> {
         let msg = reparse(line)?;
         let params = msg.params()?;
+        if payload.k == StateKind::Ask {
+            // The answer was mcp-warden's to read: the server sees the first try.
+            let params = mrtr::first_try_params(Some(params)).ok()?;
+            let span = msg.params_span()?;
+            return Some(msg.rewrite(None, &[(span, &params)]));
+        }
         let given = msg
             .param(&["inputResponses"])
             .and_then(|(raw, _)| mrtr::members(raw))
@@ -772,6 +804,17 @@ impl Session {
         let params = mrtr::retry_params(Some(params), &answers, server_state.as_deref()).ok()?;
         let span = msg.params_span()?;
         Some(msg.rewrite(None, &[(span, &params)]))
+    }
+}
+
+/// What an `ask` envelope binds: the request as the client sent it, no server (the
+/// question was mcp-warden's, before any server saw the call).
+fn ask_binding(msg: &Message, method: &str) -> Binding {
+    Binding {
+        method: method.to_owned(),
+        digest: state::params_digest(msg.params()).unwrap_or_default(),
+        server: None,
+        instance: None,
     }
 }
 
@@ -793,4 +836,128 @@ fn retry_line(
     let params = mrtr::retry_params(msg.params(), answers, server_state).ok()?;
     let span = msg.params_span()?;
     Some(msg.rewrite(None, &[(span, &params)]))
+}
+
+/// The key of mcp-warden's own question in an `input_required` it answers with.
+const ASK_KEY: &str = "mw-ask";
+/// Most `ask`s outstanding with modern clients; past it the oldest is forgotten (its
+/// retry is then refused as replayed).
+const MAX_ASKS: usize = state::MAX_STATES;
+
+/// What the decide stage makes of a request that may answer an `ask` of ours.
+#[derive(Debug)]
+pub(super) enum AskAnswer {
+    /// No answer to an `ask` of ours here.
+    NotAnAsk,
+    /// The user allowed it once past this rule.
+    Allowed(String),
+    /// Answered already: declined, or its envelope refused.
+    Answered,
+}
+
+// ----- our own `ask` with modern clients (issue 15 item 4) ---------------------------
+
+impl Session {
+    /// A policy `ask` for a modern client: the call is answered `input_required` with
+    /// one elicitation keyed `mw-ask` and an envelope of kind `ask`; `false` when the
+    /// request does not declare `elicitation` (then it is denied, as for a legacy
+    /// client without it).
+    pub(super) fn ask_modern(
+        &mut self,
+        msg: &Message,
+        origin: &super::Origin,
+        params: &Value,
+        blocked: &Blocked,
+    ) -> bool {
+        let offers = msg
+            .param(&["_meta", CAPABILITIES_KEY, "elicitation"])
+            .is_some();
+        let method = msg.method().unwrap_or_default();
+        if !offers || !mrtr::supports_input_required(method) {
+            return false;
+        }
+        self.mrtr.next_round += 1;
+        let handle = self.mrtr.next_round;
+        while self.mrtr.asks.len() >= MAX_ASKS {
+            self.mrtr.asks.pop_first();
+        }
+        self.mrtr.asks.insert(handle, blocked.clone());
+        let draft = Draft {
+            kind: StateKind::Ask,
+            binding: ask_binding(msg, method),
+            issued: vec![ASK_KEY.to_owned()],
+            ours: Vec::new(),
+            server_state: None,
+            handle: Some(handle),
+        };
+        let envelope = self.mrtr.store.issue(draft, random(), now_ms());
+        let entry = Entry::value_of("elicitation/create", Some(&params.to_string()));
+        let result = mrtr::object_of([
+            Cow::Owned(mrtr::member("resultType", "\"input_required\"")),
+            Cow::Owned(mrtr::member(
+                "inputRequests",
+                &mrtr::object_of([Cow::Owned(mrtr::member(ASK_KEY, &entry))]),
+            )),
+            Cow::Owned(mrtr::member(
+                "requestState",
+                &serde_json::to_string(&envelope).unwrap_or_default(),
+            )),
+        ]);
+        self.reply_result(origin, &result);
+        true
+    }
+
+    /// A modern request that answers an `ask` of ours: allowed once, declined, or its
+    /// envelope refused. The envelope is used up where the request goes on
+    /// (`open_retry`), or here when the answer ends the request.
+    pub(super) fn ask_answer(
+        &mut self,
+        msg: &Message,
+        origin: &super::Origin,
+        view: &View<'_>,
+    ) -> AskAnswer {
+        if !client_is_modern(msg) {
+            return AskAnswer::NotAnAsk;
+        }
+        let Some(text) = msg
+            .param(&["requestState"])
+            .and_then(|(raw, _)| serde_json::from_str::<String>(raw).ok())
+        else {
+            return AskAnswer::NotAnAsk;
+        };
+        if self.mrtr.store.kind_of(&text) != Some(StateKind::Ask) {
+            return AskAnswer::NotAnAsk;
+        }
+        let method = msg.method().unwrap_or_default();
+        let binding = ask_binding(msg, method);
+        let server = view.server.map(|s| s.as_str().to_owned());
+        let checked = self.mrtr.store.check(&text, now_ms(), &binding);
+        let asked = match checked {
+            Ok(payload) => payload
+                .h
+                .and_then(|h| Some((h, self.mrtr.asks.get(&h)?.clone())))
+                .ok_or(StateError::Replayed),
+            Err(e) => Err(e),
+        };
+        let (handle, blocked) = match asked {
+            Ok(asked) => asked,
+            Err(refusal) => {
+                self.refuse_state(server.as_deref(), msg, origin, view.name, refusal);
+                return AskAnswer::Answered;
+            }
+        };
+        let allowed = msg
+            .param(&["inputResponses", ASK_KEY])
+            .and_then(|(raw, _)| serde_json::from_str::<Value>(raw).ok())
+            .is_some_and(|a| a["action"] == "accept" && a["content"]["allow"] == Value::Bool(true));
+        if allowed {
+            tracing::info!(item = view.name, rule = %blocked.rule, "the user allowed a call once");
+            return AskAnswer::Allowed(blocked.rule);
+        }
+        let _ = self.mrtr.store.redeem(&text, now_ms(), &binding);
+        self.mrtr.asks.remove(&handle);
+        let stop = decide::stop(&blocked, Some("declined by the user"));
+        self.stop_request(view, msg, origin, &stop);
+        AskAnswer::Answered
+    }
 }
