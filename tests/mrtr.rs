@@ -499,3 +499,78 @@ fn a_declined_ask_of_a_modern_client_is_a_deny() {
     let audit = env.audit_text();
     assert!(audit.contains(r#""rule":"confirm-plain""#), "{audit}");
 }
+
+// ----- a legacy server's question during a modern client's call -----------------------
+
+fn legacy_server_env() -> Env {
+    let env = Env::new();
+    env.user_config(&support::test_server_table("a", &[]));
+    env.workspace_config("");
+    env
+}
+
+#[test]
+fn a_legacy_servers_question_reaches_a_modern_client_as_input_required() {
+    let env = legacy_server_env();
+    let mut serve = started(&env, json!({}));
+    let call = modern_call(2, "a__elicit", &json!({}));
+    serve.send(&call);
+    let first = serve.answer_to(&json!(2));
+    let result = &first["result"];
+    assert_eq!(result["resultType"], "input_required", "{first}");
+    let ask = &result["inputRequests"]["mw-1"];
+    assert_eq!(ask["method"], "elicitation/create", "{first}");
+    assert_eq!(ask["params"]["message"], "Your name?");
+    let state = result["requestState"].clone();
+    assert!(state.as_str().unwrap().starts_with("mws1."), "{first}");
+    // Not a server-to-client request: the modern client never gets one.
+    assert!(
+        serve
+            .seen
+            .iter()
+            .all(|m| m.get("method").is_none_or(|m| m != "elicitation/create")),
+        "{:?}",
+        serve.seen
+    );
+    let answer = json!({"mw-1": {"action": "accept", "content": {"name": "Ada"}}});
+    serve.send(&retry(call.clone(), 3, &state, answer.clone()));
+    let done = serve.answer_to(&json!(3));
+    let text = done["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("Ada"), "{done}");
+    serve.send(&retry(call, 4, &state, answer));
+    assert_eq!(error_state(&serve.answer_to(&json!(4))), "replayed");
+}
+
+#[test]
+fn a_held_question_left_unanswered_is_told_to_the_server() {
+    let env = legacy_server_env();
+    let mut serve = started(&env, json!({}));
+    let call = modern_call(2, "a__elicit", &json!({}));
+    serve.send(&call);
+    let state = serve.answer_to(&json!(2))["result"]["requestState"].clone();
+    serve.send(&retry(
+        call,
+        3,
+        &state,
+        json!({"other": {"action": "accept"}}),
+    ));
+    let done = serve.answer_to(&json!(3));
+    let text = done["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("the client gave no answer"), "{done}");
+}
+
+#[test]
+fn a_legacy_servers_sampling_is_still_denied_for_a_modern_client() {
+    let env = legacy_server_env();
+    let mut serve = started(&env, json!({}));
+    serve.send(&modern_call(2, "a__sample", &json!({})));
+    let done = serve.answer_to(&json!(2));
+    let text = done["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("-32003"), "{done}");
+}

@@ -158,6 +158,9 @@ enum Pending {
     Client(Box<ClientCall>),
     /// A client request the client cancelled: a late answer is dropped silently.
     Cancelled { timer: delay_queue::Key },
+    /// A client call held open while a modern client answers the server's questions
+    /// (`mrtr.rs`); the handle of its record.
+    Held(u64),
 }
 
 /// A client request forwarded to an upstream.

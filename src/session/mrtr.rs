@@ -87,6 +87,8 @@ pub(super) struct Mrtr {
     next_round: u64,
     /// mcp-warden's own `ask`s put to modern clients, by handle: what was asked about.
     asks: BTreeMap<u64, Blocked>,
+    /// Legacy servers' calls held open while a modern client answers, by handle.
+    held: HashMap<u64, Held>,
 }
 
 impl Mrtr {
@@ -101,6 +103,7 @@ impl Mrtr {
             rounds: HashMap::new(),
             next_round: 0,
             asks: BTreeMap::new(),
+            held: HashMap::new(),
         }
     }
 }
@@ -125,6 +128,10 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+/// A question after the out-filter: its params as they go on, and the decision (with
+/// the filter's rule) to record.
+type Filtered = (Option<String>, (Decision, Option<String>));
 
 /// One entry after judging: answered by mcp-warden (`ours`), or to be asked of the
 /// client with these params (the out-filter's, when it rewrote them).
@@ -326,16 +333,7 @@ impl Session {
                     reason: format!("entry `{}` is not valid JSON", entry.key),
                 });
             };
-            let view = View::of(Direction::ToClient, &as_msg).server(&name);
-            let (params, decision) = match self.chain.inspect(&view, &as_msg) {
-                FilterVerdict::Block(block) => return Err(block),
-                FilterVerdict::Rewrite(line) => {
-                    let decision = audit::decision_of_rewrite(&line);
-                    let params = reparse(&line).and_then(|m| m.params().map(str::to_owned));
-                    (params, decision)
-                }
-                FilterVerdict::Allow => (entry.params.map(str::to_owned), (Decision::Allow, None)),
-            };
+            let (params, decision) = self.filter_question(index, &as_msg)?;
             records.push((method.to_owned(), decision));
             judged.push(Judged {
                 key: entry.key.clone(),
@@ -357,6 +355,25 @@ impl Session {
             self.audit_decision(AuditDirection::ToClient, decision, &subject, block.as_ref());
         }
         Ok(judged)
+    }
+
+    /// The out-filter over a server's question (`request`, a server-to-client
+    /// request): its params as they go on (rewritten when the filter flagged or
+    /// redacted them) and the decision to record, or why it is stopped.
+    fn filter_question(&mut self, index: usize, request: &Message) -> Result<Filtered, Block> {
+        let name = self.slots[index].config.name.clone();
+        let view = View::of(Direction::ToClient, request).server(&name);
+        match self.chain.inspect(&view, request) {
+            FilterVerdict::Block(block) => Err(block),
+            FilterVerdict::Rewrite(line) => {
+                let decision = audit::decision_of_rewrite(&line);
+                let params = reparse(&line).and_then(|m| m.params().map(str::to_owned));
+                Ok((params, decision))
+            }
+            FilterVerdict::Allow => {
+                Ok((request.params().map(str::to_owned), (Decision::Allow, None)))
+            }
+        }
     }
 
     /// Questions of the server in `index` still open with the client.
@@ -694,6 +711,10 @@ impl Session {
                 self.flag_secrets_in_responses(index, msg, method, &payload);
                 return Ok(Some(payload));
             }
+            Ok(payload) if payload.k == StateKind::Held => {
+                self.resume_held(index, msg, origin, &payload);
+                return Err(());
+            }
             Ok(payload) if payload.k == StateKind::Ask => {
                 // Its answer was read by the decide stage (`ask_answer`).
                 if let Some(handle) = payload.h {
@@ -701,7 +722,7 @@ impl Session {
                 }
                 return Ok(Some(payload));
             }
-            // Kinds this session does not issue yet (held calls, reviews).
+            // Kinds this session does not issue yet (reviews, URL elicitations).
             Ok(_) => StateError::Invalid,
             Err(e) => e,
         };
@@ -959,5 +980,330 @@ impl Session {
         let stop = decide::stop(&blocked, Some("declined by the user"));
         self.stop_request(view, msg, origin, &stop);
         AskAnswer::Answered
+    }
+}
+
+/// Held calls at once per session (§2.2a-8): each keeps a legacy server's call and
+/// its questions open; past it a new question is refused to the server.
+const MAX_HELD: usize = 64;
+
+/// A legacy server's call held open while a modern client answers its questions.
+#[derive(Debug)]
+struct Held {
+    slot: usize,
+    instance: InstanceId,
+    /// Our id of the call at the server (its `pending` key, [`Pending::Held`]).
+    our_id: u64,
+    /// The client's call: answered `input_required`; the retry's id takes it over.
+    call: Box<ClientCall>,
+    /// The questions the client has, in the envelope: key, the server's id, method.
+    asked: Vec<(String, Id, String)>,
+    /// Questions the server asked after that: the next round's, with their entries.
+    queued: Vec<(String, Id, String, String)>,
+    /// The server's answer to the call, when it came before the retry.
+    answer: Option<Message>,
+    /// When the envelope lapses (Unix ms): the call is then cancelled.
+    expires_ms: u64,
+    next_key: u64,
+}
+
+// ----- a legacy server's question during a modern client's call (§2.2a) --------------
+
+impl Session {
+    /// A legacy server's `sampling/createMessage` or `elicitation/create` (allowed by
+    /// its table and the gate) during a modern client's call: the call is held and
+    /// the client gets `input_required` (`true`: taken here). `false` when the oldest
+    /// call of the client's to that server is a legacy one (forwarded as today).
+    pub(super) fn hold_for_modern_client(
+        &mut self,
+        index: usize,
+        msg: &Message,
+        id: &Id,
+        method: &str,
+    ) -> bool {
+        self.expire_held();
+        let Some((our_id, offered)) = self.question_carrier(index, method) else {
+            return false;
+        };
+        if !offered {
+            let text = format!("the client's request does not offer what `{method}` needs");
+            self.answer_upstream(index, id, Err((ErrorCode::MethodNotFound, text, None)));
+            return true;
+        }
+        let (params, (decision, rule)) = match self.filter_question(index, msg) {
+            Ok(filtered) => filtered,
+            Err(block) => {
+                self.refuse_upstream_request(index, id, method, &block.rule, block.reason);
+                return true;
+            }
+        };
+        let server = self.slots[index].config.name.clone();
+        let subject = Subject {
+            server: Some(server.as_str()),
+            method,
+            ..Subject::default()
+        };
+        let block = rule.map(|rule| Block {
+            rule,
+            reason: String::new(),
+        });
+        self.audit_decision(AuditDirection::ToClient, decision, &subject, block.as_ref());
+        let entry = Entry::value_of(method, params.as_deref());
+        if let Some(Pending::Held(h)) = self.slots[index].pending.get(&our_id)
+            && let Some(held) = self.mrtr.held.get_mut(h)
+        {
+            // The client has this call's questions already: the next round's.
+            let key = format!("mw-{}", held.next_key);
+            held.next_key += 1;
+            held.queued
+                .push((key, id.clone(), method.to_owned(), entry));
+            return true;
+        }
+        if self.mrtr.held.len() >= MAX_HELD {
+            let text = format!("too many questions pending ({MAX_HELD} calls held)");
+            self.answer_upstream(index, id, Err((ErrorCode::Internal, text, None)));
+            return true;
+        }
+        let Some(Pending::Client(mut call)) = self.slots[index].pending.remove(&our_id) else {
+            return false;
+        };
+        let Some(instance) = self.slots[index].upstream.as_ref().map(|u| u.instance) else {
+            self.slots[index]
+                .pending
+                .insert(our_id, Pending::Client(call));
+            return false;
+        };
+        // The client is answered now; the server's call stays open, without its timer
+        // (the envelope's expiry bounds it instead).
+        self.timers.remove(&call.timer);
+        self.inflight.remove(&call.origin.id);
+        self.mrtr.next_round += 1;
+        let handle = self.mrtr.next_round;
+        let key = "mw-1".to_owned();
+        let asked = vec![(key.clone(), id.clone(), method.to_owned())];
+        let Some(result) = self.held_round(handle, &call, &[(key, entry)]) else {
+            return false;
+        };
+        let origin = call.origin.clone();
+        call.progress = None;
+        let ttl = u64::try_from(state::STATE_TTL.as_millis()).unwrap_or(u64::MAX);
+        self.mrtr.held.insert(
+            handle,
+            Held {
+                slot: index,
+                instance,
+                our_id,
+                call,
+                asked,
+                queued: Vec::new(),
+                answer: None,
+                expires_ms: now_ms().saturating_add(ttl),
+                next_key: 2,
+            },
+        );
+        self.slots[index]
+            .pending
+            .insert(our_id, Pending::Held(handle));
+        self.reply_result(&origin, &result);
+        true
+    }
+
+    /// The call of a modern client's that a legacy server's question in `index`
+    /// belongs to: the oldest call to that server that could carry it (stdio has no
+    /// related id), when that one is modern or held; with whether its capabilities
+    /// cover `method`.
+    fn question_carrier(&self, index: usize, method: &str) -> Option<(u64, bool)> {
+        let slot = &self.slots[index];
+        let (our_id, modern) = slot
+            .pending
+            .iter()
+            .filter_map(|(ours, p)| match p {
+                Pending::Client(c) => c.mrtr.as_ref().map(|m| (*ours, m.modern.is_some())),
+                Pending::Held(_) => Some((*ours, true)),
+                _ => None,
+            })
+            .min_by_key(|(ours, _)| *ours)?;
+        if !modern {
+            return None;
+        }
+        let capability = if method == "sampling/createMessage" {
+            "sampling"
+        } else {
+            "elicitation"
+        };
+        let covers = |call: &ClientCall| {
+            call.mrtr
+                .as_ref()
+                .and_then(|m| m.modern.as_ref())
+                .is_some_and(|(_, caps)| caps.get(capability).is_some())
+        };
+        let offered = match slot.pending.get(&our_id) {
+            Some(Pending::Client(call)) => covers(call),
+            Some(Pending::Held(h)) => self.mrtr.held.get(h).is_some_and(|held| covers(&held.call)),
+            _ => false,
+        };
+        Some((our_id, offered))
+    }
+
+    /// The `input_required` result of one round of a held call: `entries` (key,
+    /// entry value) and an envelope of kind `held`.
+    fn held_round(
+        &mut self,
+        handle: u64,
+        call: &ClientCall,
+        entries: &[(String, String)],
+    ) -> Option<String> {
+        let (binding, _) = call.mrtr.as_ref()?.modern.clone()?;
+        let draft = Draft {
+            kind: StateKind::Held,
+            binding,
+            issued: entries.iter().map(|(k, _)| k.clone()).collect(),
+            ours: Vec::new(),
+            server_state: None,
+            handle: Some(handle),
+        };
+        let envelope = self.mrtr.store.issue(draft, random(), now_ms());
+        let requests = mrtr::object_of(entries.iter().map(|(k, v)| Cow::Owned(mrtr::member(k, v))));
+        Some(mrtr::object_of([
+            Cow::Owned(mrtr::member("resultType", "\"input_required\"")),
+            Cow::Owned(mrtr::member("inputRequests", &requests)),
+            Cow::Owned(mrtr::member(
+                "requestState",
+                &serde_json::to_string(&envelope).unwrap_or_default(),
+            )),
+        ]))
+    }
+
+    /// The server answered a held call before the retry: kept for the retry.
+    pub(super) fn on_held_answer(&mut self, msg: &Message, handle: u64) {
+        if let Some(held) = self.mrtr.held.get_mut(&handle) {
+            held.answer = Some(msg.clone());
+        }
+    }
+
+    /// The retry of a held call (its envelope redeemed): the answers go to the
+    /// server's questions, and the retry's id takes the call over.
+    fn resume_held(
+        &mut self,
+        index: usize,
+        msg: &Message,
+        origin: &super::Origin,
+        payload: &Payload,
+    ) {
+        let Some(mut held) = payload.h.and_then(|h| self.mrtr.held.remove(&h)) else {
+            return self.reply_error(origin, ErrorCode::Internal, "the held call is gone");
+        };
+        let handle = payload.h.unwrap_or_default();
+        let current = self.slots[index].upstream.as_ref().map(|u| u.instance);
+        if held.slot != index || current != Some(held.instance) {
+            let name = self.slots[index].config.name.clone();
+            let text = format!("server `{name}` is unavailable: it restarted during the call");
+            return self.reply_error(origin, ErrorCode::Unavailable, &text);
+        }
+        let given = msg
+            .param(&["inputResponses"])
+            .and_then(|(raw, _)| mrtr::members(raw))
+            .unwrap_or_default();
+        for (key, upstream_id, method) in std::mem::take(&mut held.asked) {
+            let answer = given
+                .iter()
+                .find(|m| m.key == key.as_str())
+                .map(|m| m.value.to_owned());
+            let Some(answer) = answer else {
+                let text = "the client gave no answer".to_owned();
+                self.answer_upstream(index, &upstream_id, Err((ErrorCode::Internal, text, None)));
+                continue;
+            };
+            let line =
+                Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":0,"result":{answer}}}"#) + "\n");
+            if let Some(as_answer) = reparse(&line) {
+                self.flag_secret_in_answer(index, &as_answer, &method);
+            }
+            self.answer_upstream(index, &upstream_id, Ok(answer));
+        }
+        held.call.origin = origin.clone();
+        held.call.progress = crate::router::progress_token(msg).map(|(_, token)| token);
+        if !held.queued.is_empty() {
+            // The server asked more meanwhile: the next round, on the retry's id.
+            let queued = std::mem::take(&mut held.queued);
+            let entries: Vec<(String, String)> = queued
+                .iter()
+                .map(|(k, _, _, e)| (k.clone(), e.clone()))
+                .collect();
+            held.asked = queued.into_iter().map(|(k, id, m, _)| (k, id, m)).collect();
+            let Some(result) = self.held_round(handle, &held.call, &entries) else {
+                return self.reply_error(origin, ErrorCode::Internal, "could not ask again");
+            };
+            self.mrtr.held.insert(handle, held);
+            return self.reply_result(origin, &result);
+        }
+        let Held {
+            instance,
+            our_id,
+            mut call,
+            answer,
+            ..
+        } = held;
+        let timeout = self.slots[index].config.request_timeout;
+        call.timer = self.timers.insert(
+            Timer::Request {
+                slot: index,
+                instance,
+                id: our_id,
+            },
+            timeout,
+        );
+        if let Some(answer) = answer {
+            // The server finished before the retry came.
+            self.slots[index].pending.remove(&our_id);
+            return self.on_client_answer(index, &answer, *call);
+        }
+        self.inflight.insert(origin.id.clone(), (index, our_id));
+        self.slots[index]
+            .pending
+            .insert(our_id, Pending::Client(call));
+    }
+
+    /// Held calls whose envelope lapsed with no retry: cancelled at the server, their
+    /// open questions answered -32603 (§2.2a-8).
+    fn expire_held(&mut self) {
+        let now = now_ms();
+        let lapsed: Vec<u64> = self
+            .mrtr
+            .held
+            .iter()
+            .filter_map(|(h, held)| (held.expires_ms <= now).then_some(*h))
+            .collect();
+        for handle in lapsed {
+            let Some(held) = self.mrtr.held.remove(&handle) else {
+                continue;
+            };
+            let index = held.slot;
+            let current = self
+                .slots
+                .get(index)
+                .and_then(|s| s.upstream.as_ref())
+                .map(|u| u.instance);
+            if current != Some(held.instance) {
+                continue;
+            }
+            self.slots[index].pending.remove(&held.our_id);
+            let questions = held
+                .asked
+                .iter()
+                .map(|(_, id, _)| id)
+                .chain(held.queued.iter().map(|(_, id, _, _)| id));
+            for id in questions {
+                let text = "the client never came back to answer".to_owned();
+                self.answer_upstream(index, id, Err((ErrorCode::Internal, text, None)));
+            }
+            let cancel = wire::notification(
+                "notifications/cancelled",
+                Some(
+                    serde_json::json!({"requestId": held.our_id, "reason": "the client never came back to answer"}),
+                ),
+            );
+            self.send_upstream_raw(index, cancel);
+        }
     }
 }

@@ -189,7 +189,8 @@ impl Session {
                 Pending::Cancelled { timer } => {
                     self.timers.remove(&timer);
                 }
-                Pending::Init | Pending::List(_) | Pending::Internal => {}
+                // A held call's record fails its retry (the instance is gone).
+                Pending::Init | Pending::List(_) | Pending::Internal | Pending::Held(_) => {}
             }
         }
         self.reverse
@@ -377,6 +378,7 @@ impl Session {
             Pending::Init => self.on_upstream_initialized(index, msg),
             Pending::List(kind) => self.on_list_page(index, kind, msg),
             Pending::Internal => {}
+            Pending::Held(handle) => self.on_held_answer(msg, handle),
             Pending::Cancelled { timer } => {
                 self.timers.remove(&timer);
             }
@@ -390,7 +392,12 @@ impl Session {
 
     /// The answer to a client request we forwarded: through the chain (and monitor,
     /// limits, audit) to the client.
-    fn on_client_answer(&mut self, index: usize, msg: &Message, call: super::ClientCall) {
+    pub(super) fn on_client_answer(
+        &mut self,
+        index: usize,
+        msg: &Message,
+        call: super::ClientCall,
+    ) {
         let super::ClientCall {
             origin,
             method,
@@ -726,7 +733,11 @@ impl Session {
                 } else {
                     "elicitation"
                 };
-                if self.client.initialized && self.client.capabilities.get(capability).is_some() {
+                if self.hold_for_modern_client(index, msg, &id, method) {
+                    // A modern client's call: asked as `input_required` (mrtr.rs).
+                } else if self.client.initialized
+                    && self.client.capabilities.get(capability).is_some()
+                {
                     self.forward_request_to_client(index, msg, id);
                 } else {
                     let text = format!("the client does not offer `{capability}`");
