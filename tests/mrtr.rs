@@ -574,3 +574,25 @@ fn a_legacy_servers_sampling_is_still_denied_for_a_modern_client() {
         .unwrap_or_default();
     assert!(text.contains("-32003"), "{done}");
 }
+
+#[test]
+fn cancelling_a_held_call_cancels_it_at_the_server() {
+    let env = legacy_server_env();
+    let mut serve = started(&env, json!({}));
+    let call = modern_call(2, "a__elicit", &json!({}));
+    serve.send(&call);
+    let state = serve.answer_to(&json!(2))["result"]["requestState"].clone();
+    serve.send(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 2}}),
+    );
+    // The retry finds nothing to take over; the server was told (its question failed).
+    serve.send(&retry(
+        call,
+        3,
+        &state,
+        json!({"mw-1": {"action": "accept", "content": {"name": "Ada"}}}),
+    ));
+    let answer = serve.answer_to(&json!(3));
+    assert!(answer.get("error").is_some(), "{answer}");
+    assert!(!answer.to_string().contains("Ada"), "{answer}");
+}

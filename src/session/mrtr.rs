@@ -584,6 +584,9 @@ impl Session {
     /// The client cancelled `client_id`: when it is a call waiting on its questions,
     /// they are cancelled and the call ends unanswered (`true`).
     pub(super) fn cancel_round(&mut self, client_id: &Id) -> bool {
+        if self.cancel_held(client_id) {
+            return true;
+        }
         let Some(handle) = self
             .mrtr
             .rounds
@@ -1264,6 +1267,53 @@ impl Session {
             .insert(our_id, Pending::Client(call));
     }
 
+    /// The client cancelled the request a held call was last answered on (§2.6): the
+    /// call is cancelled at the server and its questions answered -32603; a retry
+    /// then finds nothing to take over. An id in flight again is another request.
+    fn cancel_held(&mut self, client_id: &Id) -> bool {
+        if self.inflight.contains_key(client_id) {
+            return false;
+        }
+        let found = self
+            .mrtr
+            .held
+            .iter()
+            .find_map(|(h, held)| (held.call.origin.id == *client_id).then_some(*h));
+        let Some(held) = found.and_then(|h| self.mrtr.held.remove(&h)) else {
+            return false;
+        };
+        self.end_held(&held, "the client cancelled the call");
+        true
+    }
+
+    /// Ends a held call at the server: its open questions answered -32603, the call
+    /// cancelled (`notifications/cancelled` with our id).
+    fn end_held(&mut self, held: &Held, why: &str) {
+        let index = held.slot;
+        let current = self
+            .slots
+            .get(index)
+            .and_then(|s| s.upstream.as_ref())
+            .map(|u| u.instance);
+        if current != Some(held.instance) {
+            return;
+        }
+        self.slots[index].pending.remove(&held.our_id);
+        let questions = held
+            .asked
+            .iter()
+            .map(|(_, id, _)| id)
+            .chain(held.queued.iter().map(|(_, id, _, _)| id));
+        for id in questions {
+            self.answer_upstream(index, id, Err((ErrorCode::Internal, why.to_owned(), None)));
+        }
+        let cancel = wire::notification(
+            "notifications/cancelled",
+            Some(serde_json::json!({"requestId": held.our_id, "reason": why})),
+        );
+        self.send_upstream_raw(index, cancel);
+    }
+
     /// Held calls whose envelope lapsed with no retry: cancelled at the server, their
     /// open questions answered -32603 (§2.2a-8).
     fn expire_held(&mut self) {
@@ -1275,35 +1325,9 @@ impl Session {
             .filter_map(|(h, held)| (held.expires_ms <= now).then_some(*h))
             .collect();
         for handle in lapsed {
-            let Some(held) = self.mrtr.held.remove(&handle) else {
-                continue;
-            };
-            let index = held.slot;
-            let current = self
-                .slots
-                .get(index)
-                .and_then(|s| s.upstream.as_ref())
-                .map(|u| u.instance);
-            if current != Some(held.instance) {
-                continue;
+            if let Some(held) = self.mrtr.held.remove(&handle) {
+                self.end_held(&held, "the client never came back to answer");
             }
-            self.slots[index].pending.remove(&held.our_id);
-            let questions = held
-                .asked
-                .iter()
-                .map(|(_, id, _)| id)
-                .chain(held.queued.iter().map(|(_, id, _, _)| id));
-            for id in questions {
-                let text = "the client never came back to answer".to_owned();
-                self.answer_upstream(index, id, Err((ErrorCode::Internal, text, None)));
-            }
-            let cancel = wire::notification(
-                "notifications/cancelled",
-                Some(
-                    serde_json::json!({"requestId": held.our_id, "reason": "the client never came back to answer"}),
-                ),
-            );
-            self.send_upstream_raw(index, cancel);
         }
     }
 }
