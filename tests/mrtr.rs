@@ -596,3 +596,35 @@ fn cancelling_a_held_call_cancels_it_at_the_server() {
     assert!(answer.get("error").is_some(), "{answer}");
     assert!(!answer.to_string().contains("Ada"), "{answer}");
 }
+
+#[test]
+fn a_held_tool_is_reviewed_by_a_modern_client_through_input_required() {
+    let env = Env::new();
+    env.user_config_exact(&format!(
+        "[pinning]\nask = true\n\n{}",
+        support::test_server_table("a", &[])
+    ));
+    env.workspace_config("");
+    let mut serve = env.serve();
+    serve.initialize();
+    let call = modern_call(2, "a__echo", &json!({"message": "hi"}));
+    serve.send(&call);
+    let first = serve.answer_to(&json!(2));
+    let review = &first["result"]["inputRequests"]["mw-review"];
+    assert_eq!(review["method"], "elicitation/create", "{first}");
+    let message = review["params"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("holds tool `a__echo`"), "{message}");
+    let state = first["result"]["requestState"].clone();
+    let pin = json!({"mw-review": {"action": "accept", "content": {"pin": true}}});
+    serve.send(&retry(call.clone(), 3, &state, pin.clone()));
+    let answer = serve.answer_to(&json!(3));
+    assert_eq!(answer["result"]["content"][0]["text"], "hi", "{answer}");
+    // Pinned now: a plain call goes straight through; the envelope is used up.
+    serve.send(&modern_call(4, "a__echo", &json!({"message": "again"})));
+    assert_eq!(
+        serve.answer_to(&json!(4))["result"]["content"][0]["text"],
+        "again"
+    );
+    serve.send(&retry(call, 5, &state, pin));
+    assert_eq!(error_state(&serve.answer_to(&json!(5))), "replayed");
+}

@@ -395,6 +395,10 @@ impl Session {
     /// `tools/call` and `prompts/get`: routed by the exposed name, which becomes the
     /// upstream's own name on the way.
     pub(super) fn route_named(&mut self, msg: Message, origin: Origin, kind: ListKind) {
+        // A modern client's answer to a review of ours comes as a retry of the call.
+        if self.review_answer(&msg, &origin) {
+            return;
+        }
         let method = if kind == ListKind::Tools {
             "tools/call"
         } else {

@@ -87,6 +87,8 @@ pub(super) struct Mrtr {
     next_round: u64,
     /// mcp-warden's own `ask`s put to modern clients, by handle: what was asked about.
     asks: BTreeMap<u64, Blocked>,
+    /// mcp-warden's reviews of held items put to modern clients, by handle.
+    reviews: BTreeMap<u64, Box<super::pins::PinReview>>,
     /// Legacy servers' calls held open while a modern client answers, by handle.
     held: HashMap<u64, Held>,
 }
@@ -103,6 +105,7 @@ impl Mrtr {
             rounds: HashMap::new(),
             next_round: 0,
             asks: BTreeMap::new(),
+            reviews: BTreeMap::new(),
             held: HashMap::new(),
         }
     }
@@ -864,6 +867,8 @@ fn retry_line(
 
 /// The key of mcp-warden's own question in an `input_required` it answers with.
 const ASK_KEY: &str = "mw-ask";
+/// The key of mcp-warden's review of a held item, likewise.
+const REVIEW_KEY: &str = "mw-review";
 /// Most `ask`s outstanding with modern clients; past it the oldest is forgotten (its
 /// retry is then refused as replayed).
 const MAX_ASKS: usize = state::MAX_STATES;
@@ -906,10 +911,27 @@ impl Session {
             self.mrtr.asks.pop_first();
         }
         self.mrtr.asks.insert(handle, blocked.clone());
+        self.put_own_question(msg, origin, ASK_KEY, StateKind::Ask, handle, params);
+        true
+    }
+
+    /// Answers `msg` with `input_required`: one `elicitation/create` of mcp-warden's
+    /// own (`params`) under `key`, and an envelope of `kind` bound to the request as
+    /// the client sent it, pointing at the session's record `handle`.
+    fn put_own_question(
+        &mut self,
+        msg: &Message,
+        origin: &super::Origin,
+        key: &str,
+        kind: StateKind,
+        handle: u64,
+        params: &Value,
+    ) {
+        let method = msg.method().unwrap_or_default();
         let draft = Draft {
-            kind: StateKind::Ask,
+            kind,
             binding: ask_binding(msg, method),
-            issued: vec![ASK_KEY.to_owned()],
+            issued: vec![key.to_owned()],
             ours: Vec::new(),
             server_state: None,
             handle: Some(handle),
@@ -920,7 +942,7 @@ impl Session {
             Cow::Owned(mrtr::member("resultType", "\"input_required\"")),
             Cow::Owned(mrtr::member(
                 "inputRequests",
-                &mrtr::object_of([Cow::Owned(mrtr::member(ASK_KEY, &entry))]),
+                &mrtr::object_of([Cow::Owned(mrtr::member(key, &entry))]),
             )),
             Cow::Owned(mrtr::member(
                 "requestState",
@@ -928,6 +950,85 @@ impl Session {
             )),
         ]);
         self.reply_result(origin, &result);
+    }
+
+    /// `[pinning] ask` for a modern client: the review is put as `input_required`
+    /// keyed `mw-review` (envelope kind `review`); `false` when the request does not
+    /// declare `elicitation` (the call is then held, as for a client without it).
+    pub(super) fn review_modern(
+        &mut self,
+        msg: &Message,
+        origin: &super::Origin,
+        params: &Value,
+        review: Box<super::pins::PinReview>,
+    ) -> bool {
+        let offers = msg
+            .param(&["_meta", CAPABILITIES_KEY, "elicitation"])
+            .is_some();
+        if !offers {
+            return false;
+        }
+        self.mrtr.next_round += 1;
+        let handle = self.mrtr.next_round;
+        while self.mrtr.reviews.len() >= MAX_ASKS {
+            self.mrtr.reviews.pop_first();
+        }
+        self.mrtr.reviews.insert(handle, review);
+        self.put_own_question(msg, origin, REVIEW_KEY, StateKind::Review, handle, params);
+        true
+    }
+
+    /// A modern request that answers a review of ours (`true`: handled here): its
+    /// envelope used up, then pinned and sent on, or declined, as the legacy review
+    /// does (`on_pin_review`), for this request.
+    pub(super) fn review_answer(&mut self, msg: &Message, origin: &super::Origin) -> bool {
+        if !client_is_modern(msg) {
+            return false;
+        }
+        let Some(text) = msg
+            .param(&["requestState"])
+            .and_then(|(raw, _)| serde_json::from_str::<String>(raw).ok())
+        else {
+            return false;
+        };
+        if self.mrtr.store.kind_of(&text) != Some(StateKind::Review) {
+            return false;
+        }
+        let method = msg.method().unwrap_or_default();
+        let redeemed = self
+            .mrtr
+            .store
+            .redeem(&text, now_ms(), &ask_binding(msg, method))
+            .and_then(|p| {
+                p.h.and_then(|h| self.mrtr.reviews.remove(&h))
+                    .ok_or(StateError::Replayed)
+            });
+        let mut review = match redeemed {
+            Ok(review) => review,
+            Err(refusal) => {
+                self.refuse_state(None, msg, origin, None, refusal);
+                return true;
+            }
+        };
+        let answer = msg
+            .param(&["inputResponses", REVIEW_KEY])
+            .map_or("{}", |(raw, _)| raw);
+        let answer = Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":0,"result":{answer}}}"#) + "\n");
+        // The call goes on as its first try: our question and its answer stay here.
+        let first_try = msg.params().and_then(|p| {
+            let params = mrtr::first_try_params(Some(p)).ok()?;
+            reparse(&msg.rewrite(None, &[(msg.params_span()?, &params)]))
+        });
+        let (Some(answer), Some(first_try)) = (reparse(&answer), first_try) else {
+            self.reply_error(
+                origin,
+                ErrorCode::InvalidParams,
+                "an unreadable review answer",
+            );
+            return true;
+        };
+        review.retarget(first_try, origin.clone());
+        self.on_pin_review(&answer, *review);
         true
     }
 
