@@ -12,6 +12,7 @@
 //! sorted, the answers, and the retry's `_meta`), or, with `--forever`, asked again
 //! with `#N+1`. A state that changed is answered `isError` with `state changed: …`.
 //! Tool `shed`: `input_required` with only a `requestState` (load shedding), then done.
+//! Every call with a progress token first reports progress 1 of 2 on it.
 //! Tool `plain`: answers `called plain`, or an error when the call carries
 //! `inputResponses` or `requestState` (it never asked for any).
 // A test fixture: it may panic and print.
@@ -166,7 +167,15 @@ fn main() {
                 {"name": "plain", "description": "Answers at once.", "inputSchema": {"type": "object"}}
             ]})
             .to_string(),
-            "tools/call" => call(&opts, &line, params),
+            "tools/call" => {
+                // Each try reports progress from 1 again, as a stateless server does.
+                if let Some(token) = params["_meta"].get("progressToken") {
+                    let note = json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                        "params": {"progressToken": token, "progress": 1, "total": 2}});
+                    writeln!(out, "{note}").unwrap();
+                }
+                call(&opts, &line, params)
+            }
             "ping" => "{}".to_owned(),
             _ => {
                 let error = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "method not found"}});

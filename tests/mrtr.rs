@@ -90,6 +90,15 @@ fn legacy_client_answers_the_entries_and_the_server_gets_its_state_back_byte_for
     );
     // The retry is a request of ours: the progress token is ours, not the client's.
     assert_ne!(got["meta"]["progressToken"], "tok", "{got}");
+    // The server counted progress from 1 on each try: the client's one token saw it
+    // once (it must only go up), on its own token.
+    let progress: Vec<&Value> = serve
+        .seen
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(progress.len(), 1, "{progress:?}");
+    assert_eq!(progress[0]["params"]["progressToken"], "tok");
     // The client was never asked for roots: mcp-warden answered them.
     assert!(
         serve.seen.iter().all(|m| m["method"] != "roots/list"),

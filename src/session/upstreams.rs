@@ -796,6 +796,10 @@ impl Session {
             tracing::debug!(server = %self.slots[index].config.name, token, "progress for no request in flight; dropped");
             return;
         };
+        // Across the rounds of an `input_required` call the client has one token.
+        if !self.progress_goes_forward(index, token, msg) {
+            return;
+        }
         let line = msg.rewrite(None, &[(span, &client_token)]);
         self.forward_to_client(index, line);
     }

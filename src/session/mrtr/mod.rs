@@ -69,6 +69,10 @@ pub(super) struct CallMrtr {
     sent: Bytes,
     /// Retries sent so far (legacy client).
     rounds: u32,
+    /// The highest progress passed to the client: each round's retry is a new request
+    /// to the server, which may count again from zero, but the client's one token
+    /// must only go up (S/basic/patterns/progress.mdx).
+    progress: Option<f64>,
     /// Modern client: what its envelopes are bound to, and the capabilities the
     /// request declared. `None` for a legacy client.
     modern: Option<(Binding, Value)>,
@@ -195,8 +199,42 @@ impl Session {
         Some(Box::new(CallMrtr {
             sent: line.clone(),
             rounds: 0,
+            progress: None,
             modern,
         }))
+    }
+
+    /// Whether a server's progress for our id `token` (a call that may go through
+    /// rounds) goes forward; one that does not is dropped (docs/dual-era.md §2.6).
+    pub(super) fn progress_goes_forward(
+        &mut self,
+        index: usize,
+        token: &str,
+        msg: &Message,
+    ) -> bool {
+        let ours = token.parse::<u64>().ok();
+        let Some(Pending::Client(call)) = ours.and_then(|o| self.slots[index].pending.get_mut(&o))
+        else {
+            return true;
+        };
+        let Some(extra) = call.mrtr.as_deref_mut() else {
+            return true;
+        };
+        let Some(value) = msg
+            .param(&["progress"])
+            .and_then(|(raw, _)| raw.parse::<f64>().ok())
+        else {
+            return true;
+        };
+        if extra.progress.is_some_and(|last| value <= last) {
+            tracing::debug!(
+                value,
+                "progress that does not go forward across rounds; dropped"
+            );
+            return false;
+        }
+        extra.progress = Some(value);
+        true
     }
 
     /// What an envelope for `msg` (as the client sent it) routed to `index` binds.
