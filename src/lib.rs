@@ -25,6 +25,7 @@
 //! - [`output`]: everything the non-`serve` commands print.
 //! - [`logging`]: the operator's log file (never stdout).
 //! - [`install`]: putting mcp-warden into an MCP client's file in place of its servers, and back.
+//! - [`era`]: the 2026-07-28 protocol's pieces: the `requestState` envelope, `input_required`.
 //! - [`audit`]: the audit trail: typed, hash-chained records, one writer task per session.
 
 // clippy.toml's `disallowed-methods`: the library's invariants (see the layout above).
@@ -36,6 +37,7 @@ pub mod config;
 pub mod demo;
 pub mod downstream;
 pub mod durable;
+pub mod era;
 pub mod filter;
 pub mod install;
 pub mod jsonrpc;

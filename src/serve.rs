@@ -88,6 +88,7 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
             paths: paths.clone(),
         },
         audit: None,
+        state_key: state_key(paths),
     };
     let workspace_root = config.effective.workspace.as_ref().map(|w| w.root.clone());
     let audit_syslog = config.effective.audit_syslog.clone();
@@ -262,4 +263,17 @@ fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
             _ = hup.recv() => {}
         }
     })
+}
+
+/// The `requestState` envelopes' key, derived from the per-install audit key (loaded,
+/// or created, whether or not auditing is on). Without it the session draws a key of
+/// its own: envelopes then cannot outlive the process, which they never do anyway.
+fn state_key(paths: &crate::paths::Paths) -> Option<crate::era::state::StateKey> {
+    match audit::AuditKey::load_or_create(&audit::key_file(paths)) {
+        Ok(key) => Some(crate::era::state::StateKey::from_audit_key(&key)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no per-install key for requestState envelopes; one for this process");
+            None
+        }
+    }
 }

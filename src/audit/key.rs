@@ -35,6 +35,19 @@ impl AuditKey {
         Self(bytes)
     }
 
+    /// A key for another use, derived as HMAC-SHA-256(this key, `label`), so that no
+    /// MAC made for one use can pass as one made for another (the `requestState`
+    /// envelope's key, `crate::era::state`).
+    ///
+    /// # Panics
+    /// Never: HMAC takes keys of any length.
+    #[must_use]
+    pub fn derive(&self, label: &[u8]) -> [u8; KEY_LEN] {
+        let mut mac = <Hmac<Sha256>>::new_from_slice(&self.0).expect("hmac accepts any key length");
+        mac.update(label);
+        mac.finalize().into_bytes().into()
+    }
+
     /// Reads the key at `path`, creating it first (32 random bytes, mode 0600) if there
     /// is none. Safe against another process creating it at the same moment: the new
     /// key is written to a private temporary file and hard-linked into place, which

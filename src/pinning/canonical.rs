@@ -96,12 +96,26 @@ pub fn canonicalize(json_text: &str) -> Result<String, CanonicalError> {
 /// member. `_meta` members nested deeper are kept; a top level that is not an object is
 /// canonicalized whole.
 pub fn canonicalize_without_meta(json_text: &str) -> Result<String, CanonicalError> {
+    canonicalize_without(json_text, &[META_KEY])
+}
+
+/// The RFC 8785 canonical form of `json_text` without the top-level object's members
+/// named in `keys` (deeper members of those names are kept); a top level that is not
+/// an object is canonicalized whole.
+fn canonicalize_without(json_text: &str, keys: &[&str]) -> Result<String, CanonicalError> {
     let mut node = parse(json_text)?;
     if let Node::Object(members) = &mut node {
-        // Keys are unique (duplicates were refused), so there is at most one.
-        members.retain(|(key, _)| key != META_KEY);
+        // Keys are unique (duplicates were refused), so each is removed at most once.
+        members.retain(|(key, _)| !keys.contains(&key.as_str()));
     }
     Ok(to_canonical(&node))
+}
+
+/// `sha256:<lowercase hex>` of [`canonicalize`] without the top-level members named in
+/// `keys` (the digest a `requestState` is bound to: the params without `_meta`,
+/// `inputResponses` and `requestState`, which change between a request and its retry).
+pub fn digest_without(json_text: &str, keys: &[&str]) -> Result<String, CanonicalError> {
+    Ok(sha256_hex(&canonicalize_without(json_text, keys)?))
 }
 
 /// `sha256:<lowercase hex>` of the UTF-8 bytes of [`canonicalize_without_meta`].

@@ -241,6 +241,10 @@ impl Session {
             Some(Reverse::PolicyAsk(ask)) => return self.reply_none(ask.origin()),
             _ => {}
         }
+        // A call waiting on the answers to its server's questions (input_required).
+        if self.cancel_round(&client_id) {
+            return;
+        }
         // Unknown or already answered: nothing to cancel (FAULTS 30).
         let Some((index, our_id)) = self.inflight.remove(&client_id) else {
             return;
@@ -263,6 +267,10 @@ impl Session {
         };
         match reverse {
             Reverse::Roots => self.on_roots(msg),
+            Reverse::Round { call } => {
+                let ours = id.as_u64().unwrap_or_default();
+                self.on_round_answer(call, ours, msg);
+            }
             Reverse::PinReview(review) => self.on_pin_review(msg, *review),
             Reverse::PolicyAsk(ask) => self.on_policy_answer(msg, *ask),
             Reverse::Forwarded {
@@ -289,7 +297,7 @@ impl Session {
 
     /// The in-filter's cell for the user's answer to a server request: it goes on
     /// unchanged (the user's choice), and a secret in it is recorded as `flag`.
-    fn flag_secret_in_answer(&mut self, slot: usize, msg: &Message, method: &str) {
+    pub(super) fn flag_secret_in_answer(&mut self, slot: usize, msg: &Message, method: &str) {
         let server = self.slots[slot].config.name.clone();
         let view = View::of(Direction::ToUpstream, msg).server(&server);
         let Some(block) = audit::secret_in_answer(&view, msg) else {
@@ -387,6 +395,10 @@ impl Session {
     /// `tools/call` and `prompts/get`: routed by the exposed name, which becomes the
     /// upstream's own name on the way.
     pub(super) fn route_named(&mut self, msg: Message, origin: Origin, kind: ListKind) {
+        // A modern client's answer to a review of ours comes as a retry of the call.
+        if self.review_answer(&msg, &origin) {
+            return;
+        }
         let method = if kind == ListKind::Tools {
             "tools/call"
         } else {
@@ -765,6 +777,11 @@ impl Session {
             return self.reply_error(&origin, ErrorCode::Busy, &text);
         }
         let timeout = slot.config.request_timeout;
+        // A modern retry's envelope is checked before anything goes on.
+        let Ok(retry) = self.open_retry(index, msg, &origin, method, tool.as_deref()) else {
+            return;
+        };
+        let slot = &mut self.slots[index];
         slot.next_id += 1;
         let id = slot.next_id;
         let timer = self.timers.insert(
@@ -784,6 +801,12 @@ impl Session {
         let edits: Vec<(std::ops::Range<usize>, &str)> =
             edits.iter().map(|(r, t)| (r.clone(), t.as_str())).collect();
         let line = msg.rewrite(Some(&id.to_string()), &edits);
+        let Some((line, mrtr)) = self.mrtr_outgoing(index, msg, method, line, retry.as_ref())
+        else {
+            self.timers.remove(&timer);
+            let text = "could not rebuild the retry for the server";
+            return self.reply_error(&origin, ErrorCode::Internal, text);
+        };
         let slot = &mut self.slots[index];
         let sent = slot
             .upstream
@@ -804,6 +827,7 @@ impl Session {
                     timer,
                     progress,
                     paged,
+                    mrtr,
                 };
                 slot.pending.insert(id, Pending::Client(Box::new(call)));
                 self.inflight.insert(origin.id, (index, id));

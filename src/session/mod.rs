@@ -38,6 +38,7 @@ mod answer;
 mod approvals;
 mod audit;
 mod client;
+mod mrtr;
 mod pins;
 mod policy;
 mod reload;
@@ -113,6 +114,9 @@ pub struct SessionConfig {
     pub pinning: PinningSetup,
     /// Where decisions are recorded; `None`: not recorded (library tests).
     pub audit: Option<crate::audit::AuditHandle>,
+    /// The key of the `requestState` envelopes (from the per-install audit key);
+    /// `None`: one drawn for this process.
+    pub state_key: Option<crate::era::state::StateKey>,
 }
 
 /// Loads the configuration for the workspace the client's roots point at; `None`
@@ -154,6 +158,9 @@ enum Pending {
     Client(Box<ClientCall>),
     /// A client request the client cancelled: a late answer is dropped silently.
     Cancelled { timer: delay_queue::Key },
+    /// A client call held open while a modern client answers the server's questions
+    /// (`mrtr.rs`); the handle of its record.
+    Held(u64),
 }
 
 /// A client request forwarded to an upstream.
@@ -174,6 +181,8 @@ struct ClientCall {
     progress: Option<Box<str>>,
     /// A page of `resources/list`: the answer's cursor is rewritten to ours.
     paged: bool,
+    /// For a request that may be answered `input_required`: what its retries need.
+    mrtr: Option<Box<mrtr::CallMrtr>>,
 }
 
 #[derive(Debug)]
@@ -266,6 +275,11 @@ enum Reverse {
     PinReview(Box<pins::PinReview>),
     /// The user is asked whether a call the policy says `ask` for may go through.
     PolicyAsk(Box<policy::PolicyAsk>),
+    /// One `inputRequests` entry of a server's `input_required`, asked of a legacy
+    /// client; `call` is the round's handle.
+    Round {
+        call: u64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -332,6 +346,8 @@ struct Session {
     /// Where the configuration watcher sends fresh loads.
     config_tx: mpsc::Sender<reload::ConfigUpdate>,
     config_watcher: Option<tokio::task::JoinHandle<()>>,
+    /// Multi round-trip requests: envelopes issued, rounds waiting on the client.
+    mrtr: mrtr::Mrtr,
 }
 
 /// What the session counts to limit rates.
@@ -347,6 +363,10 @@ struct Rates {
 
 /// Runs one session over the client's `input` and `output` until the client leaves
 /// or `stop` completes; either way every upstream is stopped before it returns.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the literal naming every field of the session is most of it"
+)]
 pub async fn run<R, W>(
     mut config: SessionConfig,
     chain: Chain,
@@ -391,6 +411,8 @@ where
         batches: HashMap::new(),
         next_batch: 0,
         notices,
+        // Before `config` moves in.
+        mrtr: mrtr::Mrtr::new(config.state_key.take()),
         config,
         workspace_root,
         stopping: JoinSet::new(),

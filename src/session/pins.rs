@@ -668,6 +668,13 @@ impl PinReview {
     pub(super) fn origin_id(&self) -> &crate::jsonrpc::Id {
         &self.origin.id
     }
+
+    /// The request the answer arrived with takes the review over (a modern client
+    /// answers on a retry, with an id of its own).
+    pub(super) fn retarget(&mut self, request: crate::jsonrpc::Message, origin: super::Origin) {
+        self.request = request;
+        self.origin = origin;
+    }
 }
 
 impl super::Session {
@@ -681,7 +688,10 @@ impl super::Session {
         kind: ListKind,
         exposed: &str,
     ) -> bool {
-        if !self.client.initialized || self.client.capabilities.get("elicitation").is_none() {
+        let modern = super::mrtr::client_is_modern(request);
+        let can_ask =
+            self.client.initialized && self.client.capabilities.get("elicitation").is_some();
+        if !modern && !can_ask {
             return false;
         }
         let Some(hold) = self.pins.held(kind, exposed).cloned() else {
@@ -751,21 +761,23 @@ impl super::Session {
         }
         message.push_str("\n\nPin this definition and let the call go on?");
         let params = super::wire::pin_review_params(&message);
+        let review = Box::new(PinReview {
+            request: request.clone(),
+            origin: origin.clone(),
+            kind,
+            exposed: exposed.to_owned(),
+            slot,
+            key,
+            pin,
+            server_pin,
+            hold,
+        });
+        if modern {
+            return self.review_modern(request, origin, &params, review);
+        }
         self.next_reverse += 1;
-        self.reverse.insert(
-            self.next_reverse,
-            super::Reverse::PinReview(Box::new(PinReview {
-                request: request.clone(),
-                origin: origin.clone(),
-                kind,
-                exposed: exposed.to_owned(),
-                slot,
-                key,
-                pin,
-                server_pin,
-                hold,
-            })),
-        );
+        self.reverse
+            .insert(self.next_reverse, super::Reverse::PinReview(review));
         tracing::info!(item = exposed, "asking the user to review a held item");
         self.out.push_back(super::wire::request(
             self.next_reverse,

@@ -70,6 +70,12 @@ impl Session {
         // Bound to this request (id, method, params); it lets through only the rule
         // the user was asked about, once.
         let approved = self.approvals.take(&origin.id, msg, now);
+        // A modern client's answer to an `ask` of ours comes as a retry of the call.
+        let approved = match self.ask_answer(msg, origin, view) {
+            super::mrtr::AskAnswer::NotAnAsk => approved,
+            super::mrtr::AskAnswer::Allowed(rule) => Some((rule, 0)),
+            super::mrtr::AskAnswer::Answered => return Outcome::Answered,
+        };
         let (Some(kind), Some(name)) = (decide::policy_kind(view, msg), view.name) else {
             return Outcome::Go(None);
         };
@@ -124,7 +130,10 @@ impl Session {
         name: &str,
         blocked: &Blocked,
     ) -> bool {
-        if !self.client.initialized || self.client.capabilities.get("elicitation").is_none() {
+        let modern = super::mrtr::client_is_modern(msg);
+        let can_ask =
+            self.client.initialized && self.client.capabilities.get("elicitation").is_some();
+        if !modern && !can_ask {
             return false;
         }
         let arguments = msg
@@ -146,6 +155,9 @@ impl Session {
                 "required": ["allow"]
             }
         });
+        if modern {
+            return self.ask_modern(msg, origin, &params, blocked);
+        }
         self.next_reverse += 1;
         self.reverse.insert(
             self.next_reverse,

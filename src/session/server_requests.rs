@@ -111,7 +111,7 @@ impl Session {
         let in_flight = self.slots[index]
             .pending
             .values()
-            .filter(|p| matches!(p, Pending::Client(_)))
+            .filter(|p| matches!(p, Pending::Client(_) | Pending::Held(_)))
             .count();
         let pending = self
             .reverse

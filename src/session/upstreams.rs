@@ -189,7 +189,8 @@ impl Session {
                 Pending::Cancelled { timer } => {
                     self.timers.remove(&timer);
                 }
-                Pending::Init | Pending::List(_) | Pending::Internal => {}
+                // A held call's record fails its retry (the instance is gone).
+                Pending::Init | Pending::List(_) | Pending::Internal | Pending::Held(_) => {}
             }
         }
         self.reverse
@@ -377,16 +378,26 @@ impl Session {
             Pending::Init => self.on_upstream_initialized(index, msg),
             Pending::List(kind) => self.on_list_page(index, kind, msg),
             Pending::Internal => {}
+            Pending::Held(handle) => self.on_held_answer(msg, handle),
             Pending::Cancelled { timer } => {
                 self.timers.remove(&timer);
             }
-            Pending::Client(call) => self.on_client_answer(index, msg, *call),
+            Pending::Client(call) => {
+                if let Some(call) = self.take_input_required(index, msg, call) {
+                    self.on_client_answer(index, msg, *call);
+                }
+            }
         }
     }
 
     /// The answer to a client request we forwarded: through the chain (and monitor,
     /// limits, audit) to the client.
-    fn on_client_answer(&mut self, index: usize, msg: &Message, call: super::ClientCall) {
+    pub(super) fn on_client_answer(
+        &mut self,
+        index: usize,
+        msg: &Message,
+        call: super::ClientCall,
+    ) {
         let super::ClientCall {
             origin,
             method,
@@ -722,7 +733,11 @@ impl Session {
                 } else {
                     "elicitation"
                 };
-                if self.client.initialized && self.client.capabilities.get(capability).is_some() {
+                if self.hold_for_modern_client(index, msg, &id, method) {
+                    // A modern client's call: asked as `input_required` (mrtr.rs).
+                } else if self.client.initialized
+                    && self.client.capabilities.get(capability).is_some()
+                {
                     self.forward_request_to_client(index, msg, id);
                 } else {
                     let text = format!("the client does not offer `{capability}`");
@@ -781,6 +796,10 @@ impl Session {
             tracing::debug!(server = %self.slots[index].config.name, token, "progress for no request in flight; dropped");
             return;
         };
+        // Across the rounds of an `input_required` call the client has one token.
+        if !self.progress_goes_forward(index, token, msg) {
+            return;
+        }
         let line = msg.rewrite(None, &[(span, &client_token)]);
         self.forward_to_client(index, line);
     }

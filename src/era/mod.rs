@@ -1,0 +1,2 @@
+pub mod mrtr;
+pub mod state;
