@@ -1,12 +1,12 @@
 //! The filter seam: every message, both directions, passes one [`Chain`] of stages
-//! that can allow it, rewrite it or block it.
+//! that can pass it, rewrite it or stop it.
 //!
 //! This is the filter column of the pipeline (see [`crate::stages`]): the stages here
-//! see the message's typed [`View`] and its bytes, and may rewrite it, which the hold
-//! and decide stages never do. They are pure decisions; they never do I/O. The
-//! session turns a [`Verdict::Block`] into the answer the SPEC prescribes for that kind
-//! of message (a blocked tool result, a -32003 error, or a dropped notification) in
-//! one place.
+//! see the message's typed [`View`] and its bytes and return the pipeline's one
+//! [`Verdict`]; they may rewrite it, which the hold and decide stages never do. They are
+//! pure decisions; they never do I/O. The session turns a [`Verdict::Stop`] into the
+//! answer the SPEC prescribes for that kind of message (a blocked tool result, a -32003
+//! error, or a dropped notification) in one place.
 
 pub mod injection;
 pub mod input;
@@ -16,7 +16,7 @@ pub mod secrets;
 use bytes::Bytes;
 
 use crate::jsonrpc::Message;
-use crate::stages::View;
+use crate::stages::{Stop, Verdict, View};
 
 /// Why a message was blocked: the rule and a reason a person can read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,17 +24,6 @@ pub struct Block {
     /// A rule id (`pin:changed`, `flow:trifecta`, a policy rule's own id, ...).
     pub rule: String,
     pub reason: String,
-}
-
-/// A stage's decision on one message.
-#[derive(Debug, Clone)]
-pub enum Verdict {
-    /// Let it through unchanged.
-    Allow,
-    /// Let it through as this line instead (a complete JSON-RPC line with `\n`).
-    Rewrite(Bytes),
-    /// Stop it.
-    Block(Block),
 }
 
 /// One filter stage.
@@ -84,30 +73,39 @@ impl Chain {
         }
     }
 
-    /// Runs every stage over `msg`.
+    /// Runs every stage over `msg`. The result is `Pass`, `Rewrite` or `Stop`, never
+    /// `Mark` or `Ask`: those are the decide stage's, and a filter that returned one
+    /// would be misusing them (an ask stops the message: a filter cannot put a question
+    /// to the user, and a gateway fails closed; a mark passes).
     pub fn inspect(&mut self, view: &View<'_>, msg: &Message) -> Verdict {
         let mut current: Option<Message> = None;
         let mut rewritten: Option<Bytes> = None;
         for stage in &mut self.stages {
             let seen = current.as_ref().unwrap_or(msg);
             match stage.inspect(view, seen) {
-                Verdict::Allow => {}
-                Verdict::Block(block) => return Verdict::Block(block),
+                Verdict::Pass | Verdict::Mark(_) => {}
+                Verdict::Stop(stop) => return Verdict::Stop(stop),
+                Verdict::Ask(blocked) => {
+                    return Verdict::Stop(Stop::deny(Block {
+                        rule: blocked.rule,
+                        reason: blocked.reason,
+                    }));
+                }
                 Verdict::Rewrite(line) => {
                     match crate::jsonrpc::message::reparse(&line) {
                         Some(m) => current = Some(m),
                         None => {
-                            return Verdict::Block(Block {
+                            return Verdict::Stop(Stop::deny(Block {
                                 rule: format!("internal:{}", stage.name()),
                                 reason: "a filter produced an invalid message".into(),
-                            });
+                            }));
                         }
                     }
                     rewritten = Some(line);
                 }
             }
         }
-        rewritten.map_or(Verdict::Allow, Verdict::Rewrite)
+        rewritten.map_or(Verdict::Pass, Verdict::Rewrite)
     }
 }
 
@@ -143,10 +141,10 @@ mod tests {
             "deny"
         }
         fn inspect(&mut self, _: &View<'_>, _: &Message) -> Verdict {
-            Verdict::Block(Block {
+            Verdict::Stop(Stop::deny(Block {
                 rule: "test".into(),
                 reason: "no".into(),
-            })
+            }))
         }
     }
 
@@ -179,13 +177,13 @@ mod tests {
 
     #[test]
     fn empty_chain_allows() {
-        assert!(matches!(Chain::new().inspect(&CTX, &msg()), Verdict::Allow));
+        assert_eq!(Chain::new().inspect(&CTX, &msg()), Verdict::Pass);
     }
 
     #[test]
     fn first_block_wins_and_rewrites_carry_forward() {
         let mut chain = Chain::new().with(Box::new(Tag)).with(Box::new(Deny));
-        assert!(matches!(chain.inspect(&CTX, &msg()), Verdict::Block(b) if b.rule == "test"));
+        assert!(matches!(chain.inspect(&CTX, &msg()), Verdict::Stop(s) if s.block.rule == "test"));
         let mut chain = Chain::new().with(Box::new(Tag));
         let Verdict::Rewrite(line) = chain.inspect(&CTX, &msg()) else {
             panic!("rewrite expected")

@@ -25,6 +25,8 @@ pub mod view;
 
 pub use view::{Direction, MessageKind, View};
 
+use bytes::Bytes;
+
 use crate::audit::Decision;
 use crate::filter::Block;
 
@@ -65,11 +67,16 @@ impl Stop {
     }
 }
 
-/// What a stage says about one message.
+/// What a stage says about one message: the one verdict type of every stage (hold,
+/// decide, the filters of [`crate::filter`]). Hold and decide never rewrite; the filters
+/// never mark or ask, so where only a filter spoke, `Mark` and `Ask` cannot occur and a
+/// caller treats everything but `Rewrite` and `Stop` as `Pass`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// The stage does not apply, or found nothing: on to the next stage untouched.
     Pass,
+    /// A filter let it through as this line instead (a complete JSON-RPC line with `\n`).
+    Rewrite(Bytes),
     /// Monitor mode: it goes through, and its answer is marked with this rule.
     Mark(String),
     /// The policy says `ask`: the user decides (else it is stopped as this says).
