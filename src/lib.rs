@@ -26,11 +26,13 @@
 //! - [`logging`]: the operator's log file (never stdout).
 //! - [`install`]: putting mcp-warden into an MCP client's file in place of its servers, and back.
 //! - [`audit`]: the audit trail: typed, hash-chained records, one writer task per session.
+//! - [`canonical`]: RFC 8785 canonical JSON and `sha256:` digests, for pins and audit records.
 
 // clippy.toml's `disallowed-methods`: the library's invariants (see the layout above).
 #![warn(clippy::disallowed_methods)]
 
 pub mod audit;
+pub mod canonical;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -24,7 +24,7 @@ use super::AuditError;
 use super::key::PreparedKey;
 use super::record::GENESIS;
 use super::time::Day;
-use crate::pinning::canonical;
+use crate::canonical;
 
 /// The anchor's file name in the audit directory.
 pub const FILE: &str = "anchor.jsonl";

@@ -73,8 +73,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::canonical::{self, CanonicalError, DIGEST_PREFIX};
 use crate::config::{Diagnostic, Severity, Source};
-use crate::pinning::canonical::{self, CanonicalError, DIGEST_PREFIX};
 
 /// The format version this module writes (and reads).
 pub const VERSION: i64 = 2;
