@@ -57,6 +57,7 @@ pub mod session;
 pub mod stages;
 pub mod stdio;
 pub mod textclass;
+pub mod time;
 pub mod trust;
 pub mod upstream;
 

@@ -23,7 +23,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -31,6 +30,7 @@ use toml::Spanned;
 
 use crate::config::{Diagnostic, Severity, Source, TrustState};
 use crate::paths::{self, Paths};
+use crate::time::Timestamp;
 
 /// What every recorded digest starts with.
 pub const DIGEST_PREFIX: &str = "sha256:";
@@ -275,7 +275,7 @@ pub fn approve(paths: &Paths, review: &Review) -> Result<TrustRecord, TrustError
     let record = TrustRecord {
         config: review.config.digest.clone(),
         lock: review.lock.as_ref().map(|l| l.digest.clone()),
-        trusted_at: now_rfc3339(),
+        trusted_at: Timestamp::now().to_seconds(),
     };
     let mut store = read_store(paths)?;
     store.workspaces.insert(key.to_owned(), record.clone());
@@ -495,24 +495,6 @@ fn write_store(paths: &Paths, store: &Store) -> Result<(), TrustError> {
     );
     crate::durable::replace(&path, text.as_bytes(), PRIVATE)
         .map_err(|cause| TrustError::Write { path, cause })
-}
-
-/// Now as RFC 3339 in UTC, second precision.
-fn now_rfc3339() -> String {
-    rfc3339(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    )
-}
-
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX);
-    let rem = secs % 86_400;
-    let (hour, minute, second) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    let (year, month, day) = crate::audit::time::civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
 }
 
 #[cfg(test)]
@@ -774,12 +756,5 @@ mod tests {
             names.iter().all(|n| !n.starts_with(".trust.toml.")),
             "{names:?}"
         );
-    }
-
-    #[test]
-    fn rfc3339_formats_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_788_300_000), "2026-09-01T22:00:00Z");
     }
 }

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use mcp_warden::audit::{
     self, Audit, AuditHandle, AuditKey, ChainState, Decision, Direction, Event, SessionId,
-    SessionMeta, Timestamp, Written,
+    SessionMeta, Written,
 };
 use mcp_warden::paths::Paths;
+use mcp_warden::time::Timestamp;
 use serde_json::Value;
 use support::Env;
 

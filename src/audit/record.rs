@@ -37,8 +37,8 @@ use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 
 use super::key::PreparedKey;
-use super::time::Timestamp;
 use crate::canonical::{self, CanonicalError};
+use crate::time::Timestamp;
 
 /// The record format's version, the `v` of every line written: 2, the keyed chain
 /// (1 was the unkeyed one, still verified as written).

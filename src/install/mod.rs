@@ -71,6 +71,7 @@ pub use entry::{Disposition, OURS, ServerDef};
 
 use crate::config::Diagnostic;
 use crate::paths::Paths;
+use crate::time::Timestamp;
 use json::JsonFile;
 use record::Record;
 use toml_file::TomlFile;
@@ -699,7 +700,7 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
             paths,
             file,
             before.as_bytes(),
-            &compact_timestamp(unix_now()),
+            &Timestamp::now().compact(),
         )?),
         None => None,
     };
@@ -739,7 +740,7 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
         backup_digest: backup.as_ref().map(|b| b.digest.clone()),
         mode,
         written: crate::trust::digest(plan.client_after.as_bytes()),
-        at: now_rfc3339(),
+        at: Timestamp::now().to_seconds(),
         config: match &plan.layer {
             Layer::User => None,
             Layer::Workspace { .. } => Some(utf8(&plan.config_path)?.to_owned()),
@@ -1093,42 +1094,6 @@ fn lock(paths: &Paths) -> Result<crate::durable::ExclusiveLock, InstallError> {
 
 pub use backup::BACKUP_INFIX;
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn now_rfc3339() -> String {
-    let (date, time) = civil(unix_now());
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        date.0, date.1, date.2, time.0, time.1, time.2
-    )
-}
-
-/// `20260901T120000Z`: sortable, and no `:` (which some file systems refuse).
-fn compact_timestamp(secs: u64) -> String {
-    let (date, time) = civil(secs);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        date.0, date.1, date.2, time.0, time.1, time.2
-    )
-}
-
-/// Unix seconds as a UTC date and time.
-fn civil(secs: u64) -> ((u64, u64, u64), (u64, u64, u64)) {
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX);
-    let rem = secs % 86_400;
-    let (y, m, d) = crate::audit::time::civil_from_days(days);
-    let date = (
-        u64::try_from(y).unwrap_or_default(),
-        u64::try_from(m).unwrap_or_default(),
-        u64::try_from(d).unwrap_or_default(),
-    );
-    (date, (rem / 3600, rem % 3600 / 60, rem % 60))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1271,11 +1236,5 @@ mod tests {
         assert_eq!(d, "--- /f\n+++ /f\n@@ -1,2 +1,2 @@\n a\n-b\n+c");
         assert!(diff(Path::new("/f"), None, Some("x\n")).starts_with("--- /dev/null\n+++ /f"));
         assert!(diff(Path::new("/f"), Some("x"), Some("x")).is_empty());
-    }
-
-    #[test]
-    fn timestamps_are_utc() {
-        assert_eq!(compact_timestamp(0), "19700101T000000Z");
-        assert_eq!(compact_timestamp(1_788_264_000), "20260901T120000Z");
     }
 }
