@@ -38,6 +38,7 @@ pub mod config;
 pub mod demo;
 pub mod downstream;
 pub mod durable;
+pub mod file_error;
 pub mod filter;
 pub mod install;
 pub mod jsonrpc;

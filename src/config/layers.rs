@@ -33,6 +33,7 @@ use super::policy::PolicyKeys;
 use super::validate::{PinningKeys, ServerDef, validate};
 use super::vars::{Vars, process_env};
 use super::{findings, raw};
+use crate::file_error::FileError;
 use crate::paths::{self, Paths};
 use crate::policy::{
     Action, Condition, FlowRule, LayerPolicy, Limit, Limits, OutputSettings, PolicyMode, PolicySet,
@@ -163,7 +164,7 @@ fn load_with(
 fn is_about(problem: &ConfigError, file: &Path) -> bool {
     match problem {
         ConfigError::Invalid { diagnostics } => diagnostics.iter().all(|d| d.path == file),
-        ConfigError::Read { path, .. } => path == file,
+        ConfigError::File(FileError::Read { path, .. }) => path == file,
         _ => false,
     }
 }
@@ -257,7 +258,10 @@ fn gather(paths: &Paths, choice: &WorkspaceChoice) -> Layers {
         Err(cause) => {
             layers
                 .problems
-                .push(ConfigError::Workspace { path: found, cause });
+                .push(ConfigError::File(FileError::Workspace {
+                    path: found,
+                    cause,
+                }));
             return layers;
         }
     };
@@ -285,10 +289,10 @@ fn gather(paths: &Paths, choice: &WorkspaceChoice) -> Layers {
             file = Some(path);
         }
         Err(cause) => {
-            layers.problems.push(ConfigError::Read {
+            layers.problems.push(ConfigError::File(FileError::Read {
                 path: path.clone(),
                 cause,
-            });
+            }));
             file = Some(path);
         }
     }
@@ -309,7 +313,9 @@ impl Layers {
         match crate::durable::read_file(&path, crate::durable::Links::Follow) {
             Ok(Some(bytes)) => self.push(layer, path, bytes),
             Ok(None) => {}
-            Err(cause) => self.problems.push(ConfigError::Read { path, cause }),
+            Err(cause) => self
+                .problems
+                .push(ConfigError::File(FileError::Read { path, cause })),
         }
     }
 
@@ -1205,7 +1211,7 @@ mod tests {
         let env = Env::new();
         let err = env.load(&env.base.join("nope")).err();
         assert!(
-            matches!(err, Some(ConfigError::Workspace { .. })),
+            matches!(err, Some(ConfigError::File(FileError::Workspace { .. }))),
             "{err:?}"
         );
     }

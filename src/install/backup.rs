@@ -21,6 +21,7 @@ use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use super::InstallError;
+use crate::file_error::FileError;
 use crate::paths::Paths;
 
 /// The infix of backup names: `<file>.mcp-warden-backup-<UTC timestamp>`.
@@ -65,13 +66,13 @@ pub fn create(paths: &Paths, file: &Path, bytes: &[u8], stamp: &str) -> Result<M
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(cause) => return Err(InstallError::Write { path, cause }),
+            Err(cause) => return Err(InstallError::File(FileError::Write { path, cause })),
         }
     }
-    Err(InstallError::Write {
+    Err(InstallError::File(FileError::Write {
         path: file.to_path_buf(),
         cause: io::Error::other("no free backup name"),
-    })
+    }))
 }
 
 /// The bytes of the backup at `path`, and its mode, read without following a symlink;
@@ -99,15 +100,17 @@ pub fn read(path: &Path, digest: Option<&str>) -> Result<(Vec<u8>, u32), Install
             return Err(unsafe_backup("it is a symbolic link"));
         }
         Err(cause) => {
-            return Err(InstallError::Read {
+            return Err(InstallError::File(FileError::Read {
                 path: path.to_path_buf(),
                 cause,
-            });
+            }));
         }
     };
-    let read_error = |cause| InstallError::Read {
-        path: path.to_path_buf(),
-        cause,
+    let read_error = |cause| {
+        InstallError::File(FileError::Read {
+            path: path.to_path_buf(),
+            cause,
+        })
     };
     let meta = f.metadata().map_err(read_error)?;
     if !meta.is_file() {
@@ -189,9 +192,11 @@ fn create_private_dir(dir: &Path) -> Result<(), InstallError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|cause| InstallError::Write {
-            path: dir.to_path_buf(),
-            cause,
+        .map_err(|cause| {
+            InstallError::File(FileError::Write {
+                path: dir.to_path_buf(),
+                cause,
+            })
         })
 }
 

@@ -70,6 +70,7 @@ pub use client::{Client, Environment, Scope, Target, client_name_budget, locate}
 pub use entry::{Disposition, OURS, ServerDef};
 
 use crate::config::Diagnostic;
+use crate::file_error::FileError;
 use crate::paths::Paths;
 use crate::time::Timestamp;
 use json::JsonFile;
@@ -78,16 +79,15 @@ use toml_file::TomlFile;
 use user_config::UserConfig;
 
 /// Why `install` or `uninstall` cannot go on. Nothing has been written when one of these
-/// is returned, except where [`InstallError::Write`] says which write failed.
+/// is returned, except where a [`FileError::Write`] says which write failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     /// A file is not what it should be (syntax or shape), at a position; never written.
     #[error("{0}")]
     Invalid(Diagnostic),
-    #[error("cannot read `{}`: {cause}", path.display())]
-    Read { path: PathBuf, cause: io::Error },
-    #[error("cannot write `{}`: {cause}", path.display())]
-    Write { path: PathBuf, cause: io::Error },
+    /// A file that could not be read or written.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// The client has no file for this scope.
     #[error("{client} has no {scope}-level configuration file")]
     NoScope { client: Client, scope: Scope },
@@ -152,10 +152,7 @@ impl InstallError {
     /// Whether this is a failure of the machine (exit 3) rather than of the input (2).
     #[must_use]
     pub fn is_runtime(&self) -> bool {
-        matches!(
-            self,
-            Self::Read { .. } | Self::Write { .. } | Self::Trust(_)
-        )
+        matches!(self, Self::File(_) | Self::Trust(_))
     }
 
     /// What to do about it, when there is something to say.
@@ -768,9 +765,11 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
         mode
     } else {
         if let Some(dir) = file.parent() {
-            fs::create_dir_all(dir).map_err(|cause| InstallError::Write {
-                path: dir.to_path_buf(),
-                cause,
+            fs::create_dir_all(dir).map_err(|cause| {
+                InstallError::File(FileError::Write {
+                    path: dir.to_path_buf(),
+                    cause,
+                })
             })?;
         }
         0o600
@@ -965,10 +964,10 @@ pub fn apply_uninstall(paths: &Paths, plan: &UninstallPlan) -> Result<(), Instal
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(cause) => {
-                return Err(InstallError::Write {
+                return Err(InstallError::File(FileError::Write {
                     path: file.clone(),
                     cause,
-                });
+                }));
             }
         },
     }
@@ -1026,10 +1025,10 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, InstallError>
             .map(Some)
             .map_err(InstallError::Invalid),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(cause) => Err(InstallError::Read {
+        Err(cause) => Err(InstallError::File(FileError::Read {
             path: path.to_path_buf(),
             cause,
-        }),
+        })),
     }
 }
 
@@ -1050,9 +1049,11 @@ fn utf8(path: &Path) -> Result<&str, InstallError> {
 }
 
 fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), InstallError> {
-    crate::durable::replace(path, bytes, mode).map_err(|cause| InstallError::Write {
-        path: path.to_path_buf(),
-        cause,
+    crate::durable::replace(path, bytes, mode).map_err(|cause| {
+        InstallError::File(FileError::Write {
+            path: path.to_path_buf(),
+            cause,
+        })
     })
 }
 
@@ -1078,9 +1079,11 @@ fn create_dir(private: &Path, path: &Path) -> Result<(), InstallError> {
     if dir == private {
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     }
-    builder.create(dir).map_err(|cause| InstallError::Write {
-        path: dir.to_path_buf(),
-        cause,
+    builder.create(dir).map_err(|cause| {
+        InstallError::File(FileError::Write {
+            path: dir.to_path_buf(),
+            cause,
+        })
     })
 }
 
@@ -1089,7 +1092,7 @@ fn lock(paths: &Paths) -> Result<crate::durable::ExclusiveLock, InstallError> {
     let lock = paths.data_dir.join("installs.toml.lock");
     create_dir(&paths.data_dir, &lock)?;
     crate::durable::lock_exclusive(&lock, 0o600)
-        .map_err(|cause| InstallError::Write { path: lock, cause })
+        .map_err(|cause| InstallError::File(FileError::Write { path: lock, cause }))
 }
 
 pub use backup::BACKUP_INFIX;
