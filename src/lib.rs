@@ -14,8 +14,8 @@
 //! in [`upstream`].
 //!
 //! - [`cli`]: argument parsing, one file per subcommand.
-//! - [`config`]: the raw TOML mirror, validation, layers, variables, workspace discovery.
-//! - [`trust`]: which workspaces the user trusts, at which file digests.
+//! - [`config`]: the raw TOML mirror, validation, layers, variables, workspace discovery,
+//!   and which workspaces the user trusts (`config::trust`).
 //! - [`policy`]: the policy engine: per-layer rules, labels and flows, pure decisions.
 //! - [`router`]: merged catalogs, cursors, routing by exposed name and URI.
 //! - [`stages`]: the typed view of a message and the stages over it (hold, decide,
@@ -42,7 +42,6 @@ pub mod file_error;
 pub mod filter;
 pub mod install;
 pub mod jsonrpc;
-pub mod launcher;
 pub mod logging;
 pub mod names;
 pub mod output;
@@ -59,7 +58,6 @@ pub mod stages;
 pub mod stdio;
 pub mod textclass;
 pub mod time;
-pub mod trust;
 pub mod upstream;
 
 use std::ffi::OsString;

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::ExitStatus;
+use crate::config::trust::{self, TrustError};
 use crate::config::{self, Layer, WorkspaceChoice};
 use crate::file_error::FileError;
 use crate::output;
 use crate::paths::{self, Paths};
-use crate::trust::{self, TrustError};
 
 /// Trust this workspace at the current digests of its `mcp-warden.toml` and
 /// `mcp-warden.lock`: its servers may start and its pins count. Shows what trusting

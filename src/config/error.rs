@@ -114,7 +114,7 @@ pub enum ConfigError {
     File(#[from] FileError),
     /// The trust store is unreadable or corrupt; never guessed around.
     #[error(transparent)]
-    Trust(#[from] crate::trust::TrustError),
+    Trust(#[from] crate::config::trust::TrustError),
 }
 
 impl ConfigError {

@@ -272,15 +272,15 @@ fn gather(paths: &Paths, choice: &WorkspaceChoice) -> Layers {
     let mut trust = TrustState::NotTrusted;
     let mut file = None;
     let mut config_digest = None;
-    match crate::trust::snapshot(&path) {
+    match crate::config::trust::snapshot(&path) {
         Ok(None) => {}
         Ok(Some(snapshot)) => {
-            let lock = crate::trust::snapshot(&root.join(paths::LOCK_FILE));
-            let now = crate::trust::Digests {
+            let lock = crate::config::trust::snapshot(&root.join(paths::LOCK_FILE));
+            let now = crate::config::trust::Digests {
                 config: Some(snapshot.digest.clone()),
-                lock: crate::trust::digest_of(&lock),
+                lock: crate::config::trust::digest_of(&lock),
             };
-            match crate::trust::judge(paths, &root, &now) {
+            match crate::config::trust::judge(paths, &root, &now) {
                 Ok(state) => trust = state,
                 Err(e) => layers.problems.push(e.into()),
             }
@@ -1011,7 +1011,7 @@ mod tests {
             "home/p",
             "[servers.b]\ncommand = \"ws-b\"\n[servers.c]\ncommand = \"c\"\n",
         );
-        crate::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
+        crate::config::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
         let eff = env.load(&root).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             names(&eff.servers),
@@ -1051,7 +1051,7 @@ mod tests {
     fn an_edited_workspace_is_untrusted_again() {
         let env = Env::new();
         let root = env.workspace("home/p", "[servers.w]\ncommand = \"w\"\n");
-        crate::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
+        crate::config::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(env.load(&root).map(|e| e.servers.len()).ok(), Some(1));
         Env::write(
             &root.join("mcp-warden.toml"),
@@ -1182,7 +1182,7 @@ mod tests {
         );
         // Trusted, the same file is an error: a trusted workspace never loses its
         // layer silently (a reload keeps the previous state instead).
-        crate::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
+        crate::config::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
         assert!(load_serving(&env.paths, &choice).is_err());
     }
 
@@ -1384,7 +1384,7 @@ mod tests {
             eff.pinning, strict,
             "an untrusted workspace changes nothing"
         );
-        crate::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
+        crate::config::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
         let eff = env.load(&root).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             eff.pinning,

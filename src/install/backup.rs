@@ -62,7 +62,7 @@ pub fn create(paths: &Paths, file: &Path, bytes: &[u8], stamp: &str) -> Result<M
             Ok(()) => {
                 return Ok(Made {
                     path,
-                    digest: crate::trust::digest(bytes),
+                    digest: crate::config::trust::digest(bytes),
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -121,7 +121,7 @@ pub fn read(path: &Path, digest: Option<&str>) -> Result<(Vec<u8>, u32), Install
     }
     let mut bytes = Vec::new();
     f.read_to_end(&mut bytes).map_err(read_error)?;
-    if digest.is_some_and(|d| d != crate::trust::digest(&bytes)) {
+    if digest.is_some_and(|d| d != crate::config::trust::digest(&bytes)) {
         return Err(unsafe_backup("its contents changed since install made it"));
     }
     Ok((bytes, meta.mode() & 0o7777))
@@ -136,7 +136,7 @@ fn file_name(file: &Path) -> String {
 /// The name a backup of `file` starts with in the data dir: many projects have a
 /// `.mcp.json`, so it says which one this was.
 fn data_dir_name(file: &Path) -> String {
-    let which = crate::trust::digest(file.as_os_str().as_encoded_bytes());
+    let which = crate::config::trust::digest(file.as_os_str().as_encoded_bytes());
     let short = which
         .trim_start_matches("sha256:")
         .get(..12)

@@ -145,7 +145,7 @@ pub enum InstallError {
     RuleConflict { id: String, path: PathBuf },
     /// The trust store could not record the workspace `install` wrote.
     #[error("{0}")]
-    Trust(crate::trust::TrustError),
+    Trust(crate::config::trust::TrustError),
 }
 
 impl InstallError {
@@ -336,7 +336,7 @@ fn may_trust(paths: &Paths, root: &Path) -> bool {
 /// Whether the workspace at `root` is trusted at its current files (an unreadable store
 /// reads as not trusted).
 fn is_trusted(paths: &Paths, root: &Path) -> bool {
-    crate::trust::state(paths, root) == crate::config::TrustState::Trusted
+    crate::config::trust::state(paths, root) == crate::config::TrustState::Trusted
 }
 
 /// The one place `install` and `uninstall` record trust: after their own write to a
@@ -344,7 +344,7 @@ fn is_trusted(paths: &Paths, root: &Path) -> bool {
 fn retrust(paths: &Paths, layer: &Layer) -> Result<bool, InstallError> {
     match layer {
         Layer::Workspace { root, trust: true } => {
-            crate::trust::trust(paths, root).map_err(InstallError::Trust)?;
+            crate::config::trust::trust(paths, root).map_err(InstallError::Trust)?;
             Ok(true)
         }
         _ => Ok(false),
@@ -736,7 +736,7 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
             .map(str::to_owned),
         backup_digest: backup.as_ref().map(|b| b.digest.clone()),
         mode,
-        written: crate::trust::digest(plan.client_after.as_bytes()),
+        written: crate::config::trust::digest(plan.client_after.as_bytes()),
         at: Timestamp::now().to_seconds(),
         config: match &plan.layer {
             Layer::User => None,
@@ -864,7 +864,7 @@ pub fn plan_uninstall(
     let client_before = read_optional(file)?;
     let written = client_before
         .as_deref()
-        .map(|t| crate::trust::digest(t.as_bytes()));
+        .map(|t| crate::config::trust::digest(t.as_bytes()));
     if written.as_deref() != Some(record.written.as_str()) && !force {
         return Err(InstallError::ChangedSinceInstall {
             path: file.clone(),

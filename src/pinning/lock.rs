@@ -471,7 +471,7 @@ pub fn read(path: &Path) -> Result<Option<LockFile>, LockError> {
 /// The text of the lock file at `path` and the digest of exactly those bytes, read
 /// once from a regular file (`durable::read_regular`); `None` when it does not exist.
 fn read_text(path: &Path) -> Result<Option<(String, String)>, LockError> {
-    let snapshot = match crate::trust::snapshot(path) {
+    let snapshot = match crate::config::trust::snapshot(path) {
         Ok(Some(snapshot)) => snapshot,
         Ok(None) => return Ok(None),
         Err(cause) => {
@@ -684,7 +684,7 @@ pub fn update_then<T>(
         })?;
     }
     let before = current.as_ref().map(|(_, digest)| digest.as_str());
-    let written_digest = (!unchanged).then(|| crate::trust::digest(text.as_bytes()));
+    let written_digest = (!unchanged).then(|| crate::config::trust::digest(text.as_bytes()));
     let after = after(Written {
         changed: !unchanged,
         before,

@@ -127,7 +127,7 @@ pub struct Spawner {
     /// Holds each server's private HOME and TMPDIR (the data dir).
     pub state_dir: PathBuf,
     /// mcp-warden's own binary, to run each server under its launcher (see
-    /// `launcher.rs`); `None` runs servers directly (library tests).
+    /// `sandbox/launcher.rs`); `None` runs servers directly (library tests).
     pub launcher: Option<PathBuf>,
 }
 
@@ -221,7 +221,7 @@ fn command_for(
         let mut cmd = std::process::Command::new(launcher);
         // The launcher starts a session of its own (no terminal), which is also the
         // process group the supervisor signals.
-        cmd.arg(crate::launcher::SUBCOMMAND)
+        cmd.arg(crate::sandbox::launcher::SUBCOMMAND)
             .arg("--parent")
             .arg(std::process::id().to_string())
             .arg("--sandbox")
