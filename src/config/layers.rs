@@ -31,7 +31,7 @@ use super::model::{
 };
 use super::policy::PolicyKeys;
 use super::validate::{PinningKeys, ServerDef, validate};
-use super::vars::{Vars, process_env};
+use super::vars::{Template, Vars, process_env};
 use super::{findings, raw};
 use crate::file_error::FileError;
 use crate::paths::{self, Paths};
@@ -682,7 +682,11 @@ pub fn build_policy(files: Vec<PolicyFile<'_>>, trusted: bool, vars: &Vars<'_>) 
             for condition in &mut when.conditions {
                 if let Condition::Under(patterns) | Condition::NotUnder(patterns) = condition {
                     for pattern in patterns {
-                        let _ = pattern.resolve(vars);
+                        // Checked when the file was read: parsed again to expand it.
+                        let expanded = Template::parse(&pattern.written)
+                            .map_err(|e| e.to_string())
+                            .and_then(|t| t.expand(vars).map_err(|e| e.to_string()));
+                        let _ = pattern.resolve(expanded, vars.home);
                     }
                 }
             }

@@ -281,8 +281,18 @@ impl Session {
         let state_dir = self.config.spawner.state_dir.clone();
         let events = self.upstream_tx.clone();
         drop(tokio::task::spawn_blocking(move || {
-            let found =
-                crate::sandbox::diagnose::after_failure(&config, workspace.as_deref(), &state_dir);
+            // A command that no longer resolves: the spawn said so already.
+            let found = crate::upstream::program_of(&config).map_or_else(
+                |_| Vec::new(),
+                |program| {
+                    let server = config.sandboxed(&program);
+                    crate::sandbox::diagnose::after_failure(
+                        &server,
+                        workspace.as_deref(),
+                        &state_dir,
+                    )
+                },
+            );
             if !found.is_empty() {
                 let server = config.name.clone();
                 // The session may be gone by then: nothing is left to tell.

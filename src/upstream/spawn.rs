@@ -204,11 +204,13 @@ fn command_for(
         .map(OsString::from)
         .or_else(|| std::env::var_os("PATH"));
     let program = resolve_program(&config.command, path.as_ref()).map_err(start_error)?;
-    let plan = crate::sandbox::plan::prepare(config, &program, default_cwd, &spawner.state_dir)
-        .map_err(|source| SpawnError::Sandbox {
+    let server = config.sandboxed(&program);
+    let plan = crate::sandbox::plan::prepare(&server, default_cwd, &spawner.state_dir).map_err(
+        |source| SpawnError::Sandbox {
             server: name.to_owned(),
             source,
-        })?;
+        },
+    )?;
     // A server kept at our uid gets its directories now; one dropped to a uid of its
     // own makes them itself, after the drop, so root never creates inside them.
     if plan.ids.is_none() {
