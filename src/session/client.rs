@@ -432,6 +432,11 @@ impl Session {
         let view = View::of(Direction::ToUpstream, &msg)
             .server(&server)
             .name(Some(&exposed));
+        // PIPELINE.md's order, as for reads: decide, then the in-filter.
+        let monitor = match self.decide(&msg, &origin, &view, route.slot) {
+            super::policy::Outcome::Go(monitor) => monitor,
+            super::policy::Outcome::Answered => return,
+        };
         let (msg, span) = match self.chain.inspect(&view, &msg) {
             Verdict::Stop(stop) => return self.stop_request(&view, &msg, &origin, &stop),
             // A rewritten message has its name elsewhere: find it again in what is sent.
@@ -450,10 +455,6 @@ impl Session {
             Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => (msg, span),
         };
         let upstream_name = serde_json::to_string(&route.name).unwrap_or_default();
-        let monitor = match self.decide(&msg, &origin, &view, route.slot) {
-            super::policy::Outcome::Go(monitor) => monitor,
-            super::policy::Outcome::Answered => return,
-        };
         let forward = Forward {
             method,
             tool: Some(exposed),

@@ -13,9 +13,8 @@
 //! policy and flow history) that returns a verdict; none does I/O or reaches into the
 //! session. The session is the wiring: it routes, runs the stages, and turns a
 //! [`Stop`] into the client's answer and its audit record in one place
-//! (`Session::answer_stopped`). One exception to the order above, kept from before:
-//! for `tools/call` and `prompts/get` the filter runs before decide (see
-//! `docs/design.md`, "The message path").
+//! (`Session::answer_stopped`). The order holds for every request kind: decide runs
+//! before the in-filter for calls and gets as for reads.
 
 pub mod audit;
 pub mod decide;
