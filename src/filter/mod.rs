@@ -130,6 +130,53 @@ pub(crate) fn rename_keys(
     out
 }
 
+/// The one check of a rule table against its own examples, for the secrets and the
+/// injection tables' tests.
+#[cfg(test)]
+pub(crate) mod rule_table {
+    use std::ops::Range;
+
+    /// What is wrong with a table: each rule's examples must fire that rule, and no
+    /// counter-example (the rule's own, or one of `shared`) may fire anything. `rules`
+    /// is `(id, examples, counter-examples)`; `find` gives each hit's rule and range.
+    pub(crate) fn failures<'a>(
+        rules: impl IntoIterator<Item = (&'static str, &'a [&'a str], &'a [&'a str])>,
+        shared: &[&str],
+        find: impl Fn(&str) -> Vec<(&'static str, Range<usize>)>,
+    ) -> Vec<String> {
+        let hits = |text: &str| -> Vec<(&'static str, String)> {
+            find(text)
+                .into_iter()
+                .map(|(rule, range)| (rule, text.get(range).unwrap_or_default().to_owned()))
+                .collect()
+        };
+        let mut failures = Vec::new();
+        for (id, examples, counter_examples) in rules {
+            for example in examples {
+                let found = hits(example);
+                if !found.iter().any(|(rule, _)| *rule == id) {
+                    failures.push(format!("{id}: missed {example:?} (found {found:?})"));
+                }
+            }
+            for counter in counter_examples {
+                let found = hits(counter);
+                if !found.is_empty() {
+                    failures.push(format!("{id}: counter-example {counter:?} fired {found:?}"));
+                }
+            }
+        }
+        for counter in shared {
+            let found = hits(counter);
+            if !found.is_empty() {
+                failures.push(format!(
+                    "shared counter-example {counter:?} fired {found:?}"
+                ));
+            }
+        }
+        failures
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
