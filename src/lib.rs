@@ -27,6 +27,9 @@
 //! - [`install`]: putting mcp-warden into an MCP client's file in place of its servers, and back.
 //! - [`audit`]: the audit trail: typed, hash-chained records, one writer task per session.
 //! - [`canonical`]: RFC 8785 canonical JSON and `sha256:` digests, for pins and audit records.
+//! - [`time`]: UTC timestamps and dates, the crate's one calendar.
+//! - [`file_error`]: the one "cannot read / write a path" error every subsystem carries.
+//! - [`sandbox`]: the launcher every server runs under and the layers it applies.
 
 // clippy.toml's `disallowed-methods`: the library's invariants (see the layout above).
 #![warn(clippy::disallowed_methods)]
