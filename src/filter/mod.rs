@@ -222,6 +222,38 @@ mod tests {
         request_method: None,
     };
 
+    /// A filter misusing decide's verdicts: it asks, or marks.
+    struct Misused(Verdict);
+    impl Stage for Misused {
+        fn name(&self) -> &'static str {
+            "misused"
+        }
+        fn inspect(&mut self, _: &View<'_>, _: &Message) -> Verdict {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn a_filters_ask_stops_and_its_mark_passes() {
+        let blocked = crate::policy::Blocked {
+            rule: "asked".into(),
+            layer: None,
+            action: crate::policy::Action::Ask,
+            reason: "why".into(),
+            calls: Vec::new(),
+        };
+        let mut chain = Chain::new().with(Box::new(Misused(Verdict::Ask(blocked))));
+        assert_eq!(
+            chain.inspect(&CTX, &msg()),
+            Verdict::Stop(Stop::deny(Block {
+                rule: "asked".into(),
+                reason: "why".into(),
+            }))
+        );
+        let mut chain = Chain::new().with(Box::new(Misused(Verdict::Mark("m".into()))));
+        assert_eq!(chain.inspect(&CTX, &msg()), Verdict::Pass);
+    }
+
     #[test]
     fn empty_chain_allows() {
         assert_eq!(Chain::new().inspect(&CTX, &msg()), Verdict::Pass);
