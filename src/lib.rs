@@ -14,8 +14,8 @@
 //! in [`upstream`].
 //!
 //! - [`cli`]: argument parsing, one file per subcommand.
-//! - [`config`]: the raw TOML mirror, validation, layers, variables, workspace discovery.
-//! - [`trust`]: which workspaces the user trusts, at which file digests.
+//! - [`config`]: the raw TOML mirror, validation, layers, variables, workspace discovery,
+//!   and which workspaces the user trusts (`config::trust`).
 //! - [`policy`]: the policy engine: per-layer rules, labels and flows, pure decisions.
 //! - [`router`]: merged catalogs, cursors, routing by exposed name and URI.
 //! - [`stages`]: the typed view of a message and the stages over it (hold, decide,
@@ -27,21 +27,26 @@
 //! - [`install`]: putting mcp-warden into an MCP client's file in place of its servers, and back.
 //! - [`era`]: the 2026-07-28 protocol's pieces: the `requestState` envelope, `input_required`.
 //! - [`audit`]: the audit trail: typed, hash-chained records, one writer task per session.
+//! - [`canonical`]: RFC 8785 canonical JSON and `sha256:` digests, for pins and audit records.
+//! - [`time`]: UTC timestamps and dates, the crate's one calendar.
+//! - [`file_error`]: the one "cannot read / write a path" error every subsystem carries.
+//! - [`sandbox`]: the launcher every server runs under and the layers it applies.
 
 // clippy.toml's `disallowed-methods`: the library's invariants (see the layout above).
 #![warn(clippy::disallowed_methods)]
 
 pub mod audit;
+pub mod canonical;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod downstream;
 pub mod durable;
 pub mod era;
+pub mod file_error;
 pub mod filter;
 pub mod install;
 pub mod jsonrpc;
-pub mod launcher;
 pub mod logging;
 pub mod names;
 pub mod output;
@@ -57,7 +62,7 @@ pub mod session;
 pub mod stages;
 pub mod stdio;
 pub mod textclass;
-pub mod trust;
+pub mod time;
 pub mod upstream;
 
 use std::ffi::OsString;

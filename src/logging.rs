@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
-use crate::audit::time::{Day, Timestamp};
+use crate::time::{Day, Timestamp};
 
 /// Environment variable with a `tracing` filter for the log file (default `info`).
 pub const LOG_VAR: &str = "MCP_WARDEN_LOG";

@@ -1,5 +1,5 @@
 //! Giving back resident pages of our own binary that a long-lived process no longer
-//! needs: the launcher and namespace init of every server (`launcher.rs`) and `serve`
+//! needs: the launcher and namespace init of every server (`sandbox/launcher.rs`) and `serve`
 //! once it is configured. Memory accounting only: behaviour is unchanged.
 #![allow(unsafe_code)]
 

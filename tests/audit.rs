@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use mcp_warden::audit::{
     self, Audit, AuditHandle, AuditKey, ChainState, Decision, Direction, Event, SessionId,
-    SessionMeta, Timestamp, Written,
+    SessionMeta, Written,
 };
 use mcp_warden::paths::Paths;
+use mcp_warden::time::Timestamp;
 use serde_json::Value;
 use support::Env;
 
@@ -439,7 +440,7 @@ fn verify_finds_an_edited_line_whose_hash_was_recomputed() {
     let mut value: Value = serde_json::from_str(&all[4]).expect("json");
     value["tool"] = "fs__other".into();
     value.as_object_mut().expect("object").remove("hash");
-    let canonical = mcp_warden::pinning::canonical::canonicalize(&value.to_string()).expect("jcs");
+    let canonical = mcp_warden::canonical::canonicalize(&value.to_string()).expect("jcs");
     let prev = value["prev"].as_str().expect("prev").to_owned();
     value["hash"] = audit::record::chain_hash(&prev, &canonical).into();
     all[4] = value.to_string();
@@ -462,8 +463,7 @@ fn rechain_unkeyed(file: &Path, edit: impl Fn(&mut Value)) {
         edit(&mut value);
         value["prev"] = prev.clone().into();
         value.as_object_mut().expect("object").remove("hash");
-        let canonical =
-            mcp_warden::pinning::canonical::canonicalize(&value.to_string()).expect("jcs");
+        let canonical = mcp_warden::canonical::canonicalize(&value.to_string()).expect("jcs");
         prev = audit::record::chain_hash(&prev, &canonical);
         value["hash"] = prev.clone().into();
         all.push(value.to_string());

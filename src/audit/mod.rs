@@ -56,7 +56,6 @@ pub mod read;
 pub mod record;
 pub mod session;
 pub mod syslog;
-pub mod time;
 pub mod verify;
 mod writer;
 
@@ -69,7 +68,6 @@ pub use query::{Filter, Glob, Review, Usage};
 pub use read::{Entry, Location, Reader, Skip, day_files, read};
 pub use record::{Decision, Direction, GENESIS, Record, VERSION};
 pub use session::{Liveness, SessionId, liveness};
-pub use time::{Day, Since, Timestamp};
 pub use verify::{ChainState, Problem, ProblemKind, Report, verify};
 pub use writer::{
     Audit, AuditClosed, AuditHandle, Event, MAX_BACKLOG, MAX_BATCH_RECORDS, MAX_WRITE_BYTES,

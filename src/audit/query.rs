@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::read::Location;
 use super::record::{Decision, Direction, Record};
-use super::time::Timestamp;
+use crate::time::Timestamp;
 
 /// The method of a tool call; `usage` counts records with it as calls.
 pub const CALL_METHOD: &str = "tools/call";

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::AuditError;
 use super::record::{self, LineError, Record};
-use super::time::{Day, Timestamp};
+use crate::time::{Day, Timestamp};
 
 /// Longest line read whole. A record with stored arguments is bounded by the gateway's
 /// `max_message_bytes` (8 MiB by default); anything longer is not ours and is skipped

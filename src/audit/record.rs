@@ -23,7 +23,7 @@
 //!
 //! `prev` is the ASCII text of the record's own `prev` member, `"\n"` one byte
 //! 0x0A, and `JCS(...)` the UTF-8 bytes of the RFC 8785 canonical form
-//! ([`crate::pinning::canonical::canonicalize`]) of the line's top-level object with the
+//! ([`crate::canonical::canonicalize`]) of the line's top-level object with the
 //! `hash` member removed and every other member as written (numbers included: RFC 8785
 //! turns their text into the double it denotes, never through a lossy parser). The
 //! canonical form makes the hash independent of member order and whitespace: a tool
@@ -37,8 +37,8 @@ use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 
 use super::key::PreparedKey;
-use super::time::Timestamp;
-use crate::pinning::canonical::{self, CanonicalError};
+use crate::canonical::{self, CanonicalError};
+use crate::time::Timestamp;
 
 /// The record format's version, the `v` of every line written: 2, the keyed chain
 /// (1 was the unkeyed one, still verified as written).

@@ -504,7 +504,7 @@ impl Chain {
 mod tests {
     use super::*;
     use crate::audit::record::{Direction, Record, VERSION, seal_line};
-    use crate::audit::time::Timestamp;
+    use crate::time::Timestamp;
 
     /// `n` records of `session` (the last a seal when `sealed`), as lines.
     fn chain(session: &str, n: u64, sealed: bool) -> Vec<String> {

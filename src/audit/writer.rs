@@ -56,10 +56,10 @@ use super::key::{AuditKey, PreparedKey};
 use super::record::{self, Decision, Direction, GENESIS, RecordView, VERSION};
 use super::session::SessionId;
 use super::syslog::{Forwarder, SyslogTarget};
-use super::time::{Day, Timestamp};
 use super::{AuditError, audit_dir, key_file};
+use crate::canonical;
 use crate::paths::Paths;
-use crate::pinning::canonical;
+use crate::time::{Day, Timestamp};
 
 /// Most records the writer takes from the channel before it writes: bounds the memory
 /// of one batch and the time before a flush or seal waiter hears back.

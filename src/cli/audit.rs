@@ -11,11 +11,11 @@ use serde_json::json;
 
 use crate::ExitStatus;
 use crate::audit::{
-    self, ChainState, Decision, Entry, Filter, Glob, Location, Reader, Record, Review, Since,
-    Timestamp, Usage,
+    self, ChainState, Decision, Entry, Filter, Glob, Location, Reader, Record, Review, Usage,
 };
 use crate::output;
 use crate::paths::Paths;
+use crate::time::{Since, Timestamp};
 
 /// How often `--follow` looks for new lines: often enough to feel live, rarely enough
 /// to cost nothing (one read of the directory and of the current file per poll).
@@ -32,7 +32,7 @@ pub struct SinceArg {
 }
 
 impl FromStr for SinceArg {
-    type Err = audit::time::TimeError;
+    type Err = crate::time::TimeError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(Self {
             text: s.trim().to_owned(),

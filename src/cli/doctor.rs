@@ -261,7 +261,11 @@ fn check_server(config: &ServerConfig, spawner: &Spawner, root: Option<&Path>) -
         .collect();
     check.write.clone_from(&probe.plan.write);
     check.user.clone_from(&probe.plan.user_note);
-    check.wrong.extend(diagnose::traps(config, &probe.plan));
+    // Unresolved (it was found a moment ago): judged as a script, as before.
+    let program = crate::upstream::program_of(config).unwrap_or_default();
+    check
+        .wrong
+        .extend(diagnose::traps(&config.sandboxed(&program), &probe.plan));
     match probe.report {
         Ok(report) => {
             if let Some(why) = &report.refused {

@@ -96,7 +96,7 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the JSON Schema of the configuration files, for editors to validate them.
     Schema(schema::SchemaArgs),
-    /// Internal: the launcher each upstream server runs under (see `launcher.rs`).
+    /// Internal: the launcher each upstream server runs under (see `sandbox/launcher.rs`).
     #[command(name = "__launch", hide = true)]
     Launch(LaunchArgs),
     /// A narrated tour of what mcp-warden does, over built-in demo servers.
@@ -140,7 +140,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
     };
     // The launcher must stay single-threaded and touch nothing else: dispatch it first.
     if let Command::Launch(args) = &cli.command {
-        return crate::launcher::run(&crate::launcher::Launch {
+        return crate::sandbox::launcher::run(&crate::sandbox::launcher::Launch {
             parent: args.parent,
             sandbox: args.sandbox.as_deref(),
             report_only: args.report_only,

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::ExitStatus;
+use crate::config::trust::{self, TrustError};
 use crate::config::{self, Layer, WorkspaceChoice};
+use crate::file_error::FileError;
 use crate::output;
 use crate::paths::{self, Paths};
-use crate::trust::{self, TrustError};
 
 /// Trust this workspace at the current digests of its `mcp-warden.toml` and
 /// `mcp-warden.lock`: its servers may start and its pins count. Shows what trusting
@@ -246,7 +247,8 @@ fn no_workspace_message(cwd: &Path, home: &Path) -> String {
 /// I/O failures exit 3.
 fn report_error(e: TrustError) -> ExitStatus {
     let status = match e {
-        TrustError::Read { .. } | TrustError::Write { .. } => ExitStatus::Failure,
+        // A root that cannot be used is the user's input: exit 2.
+        TrustError::File(FileError::Read { .. } | FileError::Write { .. }) => ExitStatus::Failure,
         _ => ExitStatus::Usage,
     };
     match e {

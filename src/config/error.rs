@@ -11,6 +11,7 @@
 //!
 //! This module never reads files; it only turns spans into positions and words.
 
+use crate::file_error::FileError;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -106,24 +107,14 @@ pub enum ConfigError {
     /// error can be printed as a block (`output::diag_block`).
     #[error("{}", DisplayAll(diagnostics))]
     Invalid { diagnostics: Vec<Diagnostic> },
-    /// A configuration file exists but cannot be read.
-    #[error("cannot read `{}`: {cause}", crate::output::one_line(&path.to_string_lossy()))]
-    Read {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    /// `--workspace DIR` names something that is not a usable directory.
-    #[error(
-        "workspace `{}` cannot be used: {cause}",
-        crate::output::one_line(&path.to_string_lossy())
-    )]
-    Workspace {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
+    /// A configuration file exists but cannot be read ([`FileError::Read`]), or
+    /// `--workspace DIR` names something that is not a usable directory
+    /// ([`FileError::Workspace`]).
+    #[error(transparent)]
+    File(#[from] FileError),
     /// The trust store is unreadable or corrupt; never guessed around.
     #[error(transparent)]
-    Trust(#[from] crate::trust::TrustError),
+    Trust(#[from] crate::config::trust::TrustError),
 }
 
 impl ConfigError {
@@ -133,9 +124,9 @@ impl ConfigError {
     pub fn into_diagnostics(self) -> Vec<Diagnostic> {
         match self {
             Self::Invalid { diagnostics } => diagnostics,
-            Self::Read { ref path, .. } | Self::Workspace { ref path, .. } => {
+            Self::File(ref e) => {
                 let message = self.to_string();
-                vec![Diagnostic::file(path, Severity::Error, message)]
+                vec![Diagnostic::file(e.path(), Severity::Error, message)]
             }
             Self::Trust(e) => e.into_diagnostics(),
         }

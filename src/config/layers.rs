@@ -31,8 +31,9 @@ use super::model::{
 };
 use super::policy::PolicyKeys;
 use super::validate::{PinningKeys, ServerDef, validate};
-use super::vars::{Vars, process_env};
+use super::vars::{Template, Vars, process_env};
 use super::{findings, raw};
+use crate::file_error::FileError;
 use crate::paths::{self, Paths};
 use crate::policy::{
     Action, Condition, FlowRule, LayerPolicy, Limit, Limits, OutputSettings, PolicyMode, PolicySet,
@@ -163,7 +164,7 @@ fn load_with(
 fn is_about(problem: &ConfigError, file: &Path) -> bool {
     match problem {
         ConfigError::Invalid { diagnostics } => diagnostics.iter().all(|d| d.path == file),
-        ConfigError::Read { path, .. } => path == file,
+        ConfigError::File(FileError::Read { path, .. }) => path == file,
         _ => false,
     }
 }
@@ -257,7 +258,10 @@ fn gather(paths: &Paths, choice: &WorkspaceChoice) -> Layers {
         Err(cause) => {
             layers
                 .problems
-                .push(ConfigError::Workspace { path: found, cause });
+                .push(ConfigError::File(FileError::Workspace {
+                    path: found,
+                    cause,
+                }));
             return layers;
         }
     };
@@ -268,15 +272,15 @@ fn gather(paths: &Paths, choice: &WorkspaceChoice) -> Layers {
     let mut trust = TrustState::NotTrusted;
     let mut file = None;
     let mut config_digest = None;
-    match crate::trust::snapshot(&path) {
+    match crate::config::trust::snapshot(&path) {
         Ok(None) => {}
         Ok(Some(snapshot)) => {
-            let lock = crate::trust::snapshot(&root.join(paths::LOCK_FILE));
-            let now = crate::trust::Digests {
+            let lock = crate::config::trust::snapshot(&root.join(paths::LOCK_FILE));
+            let now = crate::config::trust::Digests {
                 config: Some(snapshot.digest.clone()),
-                lock: crate::trust::digest_of(&lock),
+                lock: crate::config::trust::digest_of(&lock),
             };
-            match crate::trust::judge(paths, &root, &now) {
+            match crate::config::trust::judge(paths, &root, &now) {
                 Ok(state) => trust = state,
                 Err(e) => layers.problems.push(e.into()),
             }
@@ -285,10 +289,10 @@ fn gather(paths: &Paths, choice: &WorkspaceChoice) -> Layers {
             file = Some(path);
         }
         Err(cause) => {
-            layers.problems.push(ConfigError::Read {
+            layers.problems.push(ConfigError::File(FileError::Read {
                 path: path.clone(),
                 cause,
-            });
+            }));
             file = Some(path);
         }
     }
@@ -309,7 +313,9 @@ impl Layers {
         match crate::durable::read_file(&path, crate::durable::Links::Follow) {
             Ok(Some(bytes)) => self.push(layer, path, bytes),
             Ok(None) => {}
-            Err(cause) => self.problems.push(ConfigError::Read { path, cause }),
+            Err(cause) => self
+                .problems
+                .push(ConfigError::File(FileError::Read { path, cause })),
         }
     }
 
@@ -676,7 +682,11 @@ pub fn build_policy(files: Vec<PolicyFile<'_>>, trusted: bool, vars: &Vars<'_>) 
             for condition in &mut when.conditions {
                 if let Condition::Under(patterns) | Condition::NotUnder(patterns) = condition {
                     for pattern in patterns {
-                        let _ = pattern.resolve(vars);
+                        // Checked when the file was read: parsed again to expand it.
+                        let expanded = Template::parse(&pattern.written)
+                            .map_err(|e| e.to_string())
+                            .and_then(|t| t.expand(vars).map_err(|e| e.to_string()));
+                        let _ = pattern.resolve(expanded, vars.home);
                     }
                 }
             }
@@ -1005,7 +1015,7 @@ mod tests {
             "home/p",
             "[servers.b]\ncommand = \"ws-b\"\n[servers.c]\ncommand = \"c\"\n",
         );
-        crate::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
+        crate::config::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
         let eff = env.load(&root).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             names(&eff.servers),
@@ -1045,7 +1055,7 @@ mod tests {
     fn an_edited_workspace_is_untrusted_again() {
         let env = Env::new();
         let root = env.workspace("home/p", "[servers.w]\ncommand = \"w\"\n");
-        crate::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
+        crate::config::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(env.load(&root).map(|e| e.servers.len()).ok(), Some(1));
         Env::write(
             &root.join("mcp-warden.toml"),
@@ -1176,7 +1186,7 @@ mod tests {
         );
         // Trusted, the same file is an error: a trusted workspace never loses its
         // layer silently (a reload keeps the previous state instead).
-        crate::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
+        crate::config::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
         assert!(load_serving(&env.paths, &choice).is_err());
     }
 
@@ -1205,7 +1215,7 @@ mod tests {
         let env = Env::new();
         let err = env.load(&env.base.join("nope")).err();
         assert!(
-            matches!(err, Some(ConfigError::Workspace { .. })),
+            matches!(err, Some(ConfigError::File(FileError::Workspace { .. }))),
             "{err:?}"
         );
     }
@@ -1378,7 +1388,7 @@ mod tests {
             eff.pinning, strict,
             "an untrusted workspace changes nothing"
         );
-        crate::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
+        crate::config::trust::trust(&env.paths, &root).unwrap_or_else(|e| panic!("{e}"));
         let eff = env.load(&root).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             eff.pinning,

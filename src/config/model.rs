@@ -1,21 +1,14 @@
 //! The validated configuration: what `serve` and the other commands work with.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-/// Which file a setting or server came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Layer {
-    /// `/etc/mcp-warden/policy.toml`.
-    Managed,
-    /// The user's `config.toml`.
-    User,
-    /// The workspace's `mcp-warden.toml`.
-    Workspace,
-}
+/// Which file a setting or server came from: the policy's own type (its rules are
+/// per layer), used by configuration as it is.
+pub use crate::policy::Layer;
 
 /// A server's table name (`[servers.NAME]`): `^[A-Za-z0-9_-]{1,64}$`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -121,6 +114,22 @@ pub struct ServerConfig {
     pub sampling: bool,
     /// `[servers.NAME.sandbox]`, paths expanded.
     pub sandbox: crate::sandbox::SandboxSettings,
+}
+
+impl ServerConfig {
+    /// The server as the sandbox sees it, its program resolved to `program`: the one
+    /// place configuration turns into the sandbox's own type.
+    #[must_use]
+    pub fn sandboxed<'a>(&'a self, program: &'a Path) -> crate::sandbox::plan::Server<'a> {
+        crate::sandbox::plan::Server {
+            name: self.name.as_str(),
+            program,
+            args: &self.args,
+            cwd: self.cwd.as_deref(),
+            path: self.env.get("PATH").map(String::as_str),
+            settings: &self.sandbox,
+        }
+    }
 }
 
 /// Whether the user trusts a workspace at its current file digests.

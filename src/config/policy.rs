@@ -382,7 +382,7 @@ impl PolicyChecker<'_, '_> {
                             Some("start it with `${workspace}`, `${home}`, `~` or `/`"),
                         );
                     }
-                    out.push(PathPattern::new(text.clone(), template));
+                    out.push(PathPattern::new(text.clone(), template.uses_env()));
                 }
                 Err(e) => {
                     let at = self.source.offset_in_string(&path.span(), text, e.offset());

@@ -33,9 +33,7 @@ pub struct TempHome(pub PathBuf);
 
 impl TempHome {
     pub fn create() -> anyhow::Result<Self> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
+        let nanos = crate::time::clock_nanos();
         let dir = std::env::temp_dir().join(format!(
             "mcp-warden-demo-{}-{nanos:08x}",
             std::process::id()

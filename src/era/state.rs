@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::audit::key::{AuditKey, KEY_LEN};
-use crate::pinning::canonical;
+use crate::canonical;
 
 /// Every envelope starts so. (`mw1.` is already the `resources/list` cursor's prefix.)
 pub const PREFIX: &str = "mws1.";

@@ -747,41 +747,16 @@ mod tests {
 
     #[test]
     fn every_rule_finds_its_examples_and_nothing_in_counter_examples() {
-        let mut failures = Vec::new();
-        for rule in RULES {
-            for example in rule.examples {
-                if !rules_in(example).contains(&rule.id) {
-                    failures.push(format!(
-                        "{}: missed {example:?} (found {:?})",
-                        rule.id,
-                        rules_in(example)
-                    ));
-                }
-            }
-            for counter in rule.counter_examples {
-                let found = find_injection(counter);
-                if !found.is_empty() {
-                    let hits: Vec<_> = found
-                        .iter()
-                        .map(|m| (m.rule, &counter[m.range.clone()]))
-                        .collect();
-                    failures.push(format!(
-                        "{}: counter-example {counter:?} fired {hits:?}",
-                        rule.id
-                    ));
-                }
-            }
-        }
-        for counter in ORDINARY_TEXT {
-            let found = find_injection(counter);
-            if !found.is_empty() {
-                let hits: Vec<_> = found
-                    .iter()
-                    .map(|m| (m.rule, &counter[m.range.clone()]))
-                    .collect();
-                failures.push(format!("ordinary text {counter:?} fired {hits:?}"));
-            }
-        }
+        let failures = crate::filter::rule_table::failures(
+            RULES.iter().map(|r| (r.id, r.examples, r.counter_examples)),
+            ORDINARY_TEXT,
+            |text| {
+                find_injection(text)
+                    .into_iter()
+                    .map(|m| (m.rule, m.range))
+                    .collect()
+            },
+        );
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 

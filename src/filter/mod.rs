@@ -1,12 +1,12 @@
 //! The filter seam: every message, both directions, passes one [`Chain`] of stages
-//! that can allow it, rewrite it or block it.
+//! that can pass it, rewrite it or stop it.
 //!
 //! This is the filter column of the pipeline (see [`crate::stages`]): the stages here
-//! see the message's typed [`View`] and its bytes, and may rewrite it, which the hold
-//! and decide stages never do. They are pure decisions; they never do I/O. The
-//! session turns a [`Verdict::Block`] into the answer the SPEC prescribes for that kind
-//! of message (a blocked tool result, a -32003 error, or a dropped notification) in
-//! one place.
+//! see the message's typed [`View`] and its bytes and return the pipeline's one
+//! [`Verdict`]; they may rewrite it, which the hold and decide stages never do. They are
+//! pure decisions; they never do I/O. The session turns a [`Verdict::Stop`] into the
+//! answer the SPEC prescribes for that kind of message (a blocked tool result, a -32003
+//! error, or a dropped notification) in one place.
 
 pub mod injection;
 pub mod input;
@@ -16,7 +16,7 @@ pub mod secrets;
 use bytes::Bytes;
 
 use crate::jsonrpc::Message;
-use crate::stages::View;
+use crate::stages::{Stop, Verdict, View};
 
 /// Why a message was blocked: the rule and a reason a person can read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,17 +24,6 @@ pub struct Block {
     /// A rule id (`pin:changed`, `flow:trifecta`, a policy rule's own id, ...).
     pub rule: String,
     pub reason: String,
-}
-
-/// A stage's decision on one message.
-#[derive(Debug, Clone)]
-pub enum Verdict {
-    /// Let it through unchanged.
-    Allow,
-    /// Let it through as this line instead (a complete JSON-RPC line with `\n`).
-    Rewrite(Bytes),
-    /// Stop it.
-    Block(Block),
 }
 
 /// One filter stage.
@@ -84,30 +73,39 @@ impl Chain {
         }
     }
 
-    /// Runs every stage over `msg`.
+    /// Runs every stage over `msg`. The result is `Pass`, `Rewrite` or `Stop`, never
+    /// `Mark` or `Ask`: those are the decide stage's, and a filter that returned one
+    /// would be misusing them (an ask stops the message: a filter cannot put a question
+    /// to the user, and a gateway fails closed; a mark passes).
     pub fn inspect(&mut self, view: &View<'_>, msg: &Message) -> Verdict {
         let mut current: Option<Message> = None;
         let mut rewritten: Option<Bytes> = None;
         for stage in &mut self.stages {
             let seen = current.as_ref().unwrap_or(msg);
             match stage.inspect(view, seen) {
-                Verdict::Allow => {}
-                Verdict::Block(block) => return Verdict::Block(block),
+                Verdict::Pass | Verdict::Mark(_) => {}
+                Verdict::Stop(stop) => return Verdict::Stop(stop),
+                Verdict::Ask(blocked) => {
+                    return Verdict::Stop(Stop::deny(Block {
+                        rule: blocked.rule,
+                        reason: blocked.reason,
+                    }));
+                }
                 Verdict::Rewrite(line) => {
                     match crate::jsonrpc::message::reparse(&line) {
                         Some(m) => current = Some(m),
                         None => {
-                            return Verdict::Block(Block {
+                            return Verdict::Stop(Stop::deny(Block {
                                 rule: format!("internal:{}", stage.name()),
                                 reason: "a filter produced an invalid message".into(),
-                            });
+                            }));
                         }
                     }
                     rewritten = Some(line);
                 }
             }
         }
-        rewritten.map_or(Verdict::Allow, Verdict::Rewrite)
+        rewritten.map_or(Verdict::Pass, Verdict::Rewrite)
     }
 }
 
@@ -132,6 +130,53 @@ pub(crate) fn rename_keys(
     out
 }
 
+/// The one check of a rule table against its own examples, for the secrets and the
+/// injection tables' tests.
+#[cfg(test)]
+pub(crate) mod rule_table {
+    use std::ops::Range;
+
+    /// What is wrong with a table: each rule's examples must fire that rule, and no
+    /// counter-example (the rule's own, or one of `shared`) may fire anything. `rules`
+    /// is `(id, examples, counter-examples)`; `find` gives each hit's rule and range.
+    pub(crate) fn failures<'a>(
+        rules: impl IntoIterator<Item = (&'static str, &'a [&'a str], &'a [&'a str])>,
+        shared: &[&str],
+        find: impl Fn(&str) -> Vec<(&'static str, Range<usize>)>,
+    ) -> Vec<String> {
+        let hits = |text: &str| -> Vec<(&'static str, String)> {
+            find(text)
+                .into_iter()
+                .map(|(rule, range)| (rule, text.get(range).unwrap_or_default().to_owned()))
+                .collect()
+        };
+        let mut failures = Vec::new();
+        for (id, examples, counter_examples) in rules {
+            for example in examples {
+                let found = hits(example);
+                if !found.iter().any(|(rule, _)| *rule == id) {
+                    failures.push(format!("{id}: missed {example:?} (found {found:?})"));
+                }
+            }
+            for counter in counter_examples {
+                let found = hits(counter);
+                if !found.is_empty() {
+                    failures.push(format!("{id}: counter-example {counter:?} fired {found:?}"));
+                }
+            }
+        }
+        for counter in shared {
+            let found = hits(counter);
+            if !found.is_empty() {
+                failures.push(format!(
+                    "shared counter-example {counter:?} fired {found:?}"
+                ));
+            }
+        }
+        failures
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,10 +188,10 @@ mod tests {
             "deny"
         }
         fn inspect(&mut self, _: &View<'_>, _: &Message) -> Verdict {
-            Verdict::Block(Block {
+            Verdict::Stop(Stop::deny(Block {
                 rule: "test".into(),
                 reason: "no".into(),
-            })
+            }))
         }
     }
 
@@ -177,15 +222,47 @@ mod tests {
         request_method: None,
     };
 
+    /// A filter misusing decide's verdicts: it asks, or marks.
+    struct Misused(Verdict);
+    impl Stage for Misused {
+        fn name(&self) -> &'static str {
+            "misused"
+        }
+        fn inspect(&mut self, _: &View<'_>, _: &Message) -> Verdict {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn a_filters_ask_stops_and_its_mark_passes() {
+        let blocked = crate::policy::Blocked {
+            rule: "asked".into(),
+            layer: None,
+            action: crate::policy::Action::Ask,
+            reason: "why".into(),
+            calls: Vec::new(),
+        };
+        let mut chain = Chain::new().with(Box::new(Misused(Verdict::Ask(blocked))));
+        assert_eq!(
+            chain.inspect(&CTX, &msg()),
+            Verdict::Stop(Stop::deny(Block {
+                rule: "asked".into(),
+                reason: "why".into(),
+            }))
+        );
+        let mut chain = Chain::new().with(Box::new(Misused(Verdict::Mark("m".into()))));
+        assert_eq!(chain.inspect(&CTX, &msg()), Verdict::Pass);
+    }
+
     #[test]
     fn empty_chain_allows() {
-        assert!(matches!(Chain::new().inspect(&CTX, &msg()), Verdict::Allow));
+        assert_eq!(Chain::new().inspect(&CTX, &msg()), Verdict::Pass);
     }
 
     #[test]
     fn first_block_wins_and_rewrites_carry_forward() {
         let mut chain = Chain::new().with(Box::new(Tag)).with(Box::new(Deny));
-        assert!(matches!(chain.inspect(&CTX, &msg()), Verdict::Block(b) if b.rule == "test"));
+        assert!(matches!(chain.inspect(&CTX, &msg()), Verdict::Stop(s) if s.block.rule == "test"));
         let mut chain = Chain::new().with(Box::new(Tag));
         let Verdict::Rewrite(line) = chain.inspect(&CTX, &msg()) else {
             panic!("rewrite expected")

@@ -29,10 +29,10 @@ use regex::Regex;
 
 use super::injection::{self, find_injection, find_injection_json, flag_text};
 use super::secrets::{self, find_secrets, redact_json};
-use super::{Block, Stage, Verdict};
+use super::{Block, Stage};
 use crate::jsonrpc::Message;
 use crate::policy::{InjectionAction, SecretsAction};
-use crate::stages::{Direction, MessageKind, View};
+use crate::stages::{Direction, MessageKind, Stop, Verdict, View};
 use crate::textclass;
 
 /// The filters' settings: `[output]` and `[policy] scan_arguments`, merged over the
@@ -95,16 +95,16 @@ impl OutputFilter {
             && s.injection == InjectionAction::Off
             && !s.strip_invisible;
         if filters_off && !elicitation {
-            return Verdict::Allow;
+            return Verdict::Pass;
         }
         let Some((part, text, span)) = Part::of(msg) else {
-            return Verdict::Allow;
+            return Verdict::Pass;
         };
         if !elicitation && !worth_a_closer_look(text, s, &mut self.lower) {
-            return Verdict::Allow;
+            return Verdict::Pass;
         }
         let Ok(mut value) = serde_json::from_str::<Value>(text) else {
-            return Verdict::Allow;
+            return Verdict::Pass;
         };
         let asked = if elicitation {
             secrets_asked_for(&value)
@@ -131,13 +131,13 @@ impl OutputFilter {
                 let mut probe = value.clone();
                 let fired = redact_json(&mut probe);
                 if !fired.is_empty() {
-                    return Verdict::Block(Block {
+                    return Verdict::Stop(Stop::deny(Block {
                         rule: "output:secrets".into(),
                         reason: format!(
                             "the answer carries a secret ({}); `[output] secrets = \"block\"`",
                             fired.join(", ")
                         ),
-                    });
+                    }));
                 }
             }
             SecretsAction::Redact => {
@@ -152,13 +152,13 @@ impl OutputFilter {
             let found = find_injection_json(&value);
             if !found.is_empty() {
                 if s.injection == InjectionAction::Block {
-                    return Verdict::Block(Block {
+                    return Verdict::Stop(Stop::deny(Block {
                         rule: "output:injection".into(),
                         reason: format!(
                             "the answer looks like a prompt injection ({}); `[output] injection = \"block\"`",
                             found.join(", ")
                         ),
-                    });
+                    }));
                 }
                 if list.is_none() {
                     flag(&mut value, part, view.request_method, &found);
@@ -175,7 +175,7 @@ impl OutputFilter {
             }
         }
         if !changed {
-            return Verdict::Allow;
+            return Verdict::Pass;
         }
         if let (Some((decision, rule)), Some(marks)) = (decision, part.marks(&mut value)) {
             marks.insert("mcp-warden/decision".into(), json!(decision));
@@ -189,7 +189,7 @@ impl OutputFilter {
     /// URI, a completion) must not carry a secret (see [`super::input`]).
     fn towards_upstream(&mut self, view: &View<'_>, msg: &Message) -> Verdict {
         if !self.settings.scan_arguments {
-            return Verdict::Allow;
+            return Verdict::Pass;
         }
         let mut fired: Vec<&'static str> = Vec::new();
         for raw in super::input::model_data(view.kind, msg) {
@@ -199,11 +199,11 @@ impl OutputFilter {
             }
         }
         if fired.is_empty() {
-            return Verdict::Allow;
+            return Verdict::Pass;
         }
         fired.sort_unstable();
         fired.dedup();
-        Verdict::Block(Block {
+        Verdict::Stop(Stop::deny(Block {
             rule: "output:secrets".into(),
             reason: format!(
                 "a secret ({}) in the {} of `{}`; secrets do not leave through what is sent to a server (`[policy] scan_arguments`)",
@@ -211,7 +211,7 @@ impl OutputFilter {
                 what_is_sent(view.kind),
                 view.name.unwrap_or("the request")
             ),
-        })
+        }))
     }
 }
 
@@ -562,7 +562,7 @@ mod tests {
         let text = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"42"}],"x":1.50}}"#;
         assert!(matches!(
             run(OutputSettings::default(), Direction::ToClient, text),
-            Verdict::Allow
+            Verdict::Pass
         ));
     }
 
@@ -637,7 +637,7 @@ mod tests {
             token()
         );
         assert!(
-            matches!(run(settings, Direction::ToClient, &text), Verdict::Block(b) if b.rule == "output:secrets")
+            matches!(run(settings, Direction::ToClient, &text), Verdict::Stop(s) if s.block.rule == "output:secrets")
         );
     }
 
@@ -668,7 +668,7 @@ mod tests {
             ..OutputSettings::default()
         };
         assert!(
-            matches!(run(settings, Direction::ToClient, text), Verdict::Block(b) if b.rule == "output:injection")
+            matches!(run(settings, Direction::ToClient, text), Verdict::Stop(s) if s.block.rule == "output:injection")
         );
     }
 
@@ -726,7 +726,7 @@ mod tests {
             ask(
                 r#"{"message":"Your name?","requestedSchema":{"type":"object","properties":{"name":{"type":"string"}}}}"#
             ),
-            Verdict::Allow
+            Verdict::Pass
         ));
         assert!(
             matches!(
@@ -768,7 +768,7 @@ mod tests {
             token()
         );
         assert!(
-            matches!(run(OutputSettings::default(), Direction::ToUpstream, &text), Verdict::Block(b) if b.rule == "output:secrets")
+            matches!(run(OutputSettings::default(), Direction::ToUpstream, &text), Verdict::Stop(s) if s.block.rule == "output:secrets")
         );
         let off = OutputSettings {
             scan_arguments: false,
@@ -776,12 +776,12 @@ mod tests {
         };
         assert!(matches!(
             run(off, Direction::ToUpstream, &text),
-            Verdict::Allow
+            Verdict::Pass
         ));
         let clean = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"q":"weather"}}}"#;
         assert!(matches!(
             run(OutputSettings::default(), Direction::ToUpstream, clean),
-            Verdict::Allow
+            Verdict::Pass
         ));
     }
 }

@@ -1039,35 +1039,16 @@ mod tests {
 
     #[test]
     fn every_rule_finds_its_examples_and_nothing_in_counter_examples() {
-        let mut failures = Vec::new();
-        for rule in RULES {
-            for example in rule.examples {
-                if !rules_in(example).contains(&rule.id) {
-                    failures.push(format!(
-                        "{}: missed {example:?} (found {:?})",
-                        rule.id,
-                        rules_in(example)
-                    ));
-                }
-            }
-            for counter in rule.counter_examples {
-                let found = find_secrets(counter);
-                if !found.is_empty() {
-                    failures.push(format!(
-                        "{}: counter-example {counter:?} fired {found:?}",
-                        rule.id
-                    ));
-                }
-            }
-        }
-        for counter in SHARED_COUNTER_EXAMPLES {
-            let found = find_secrets(counter);
-            if !found.is_empty() {
-                failures.push(format!(
-                    "shared counter-example {counter:?} fired {found:?}"
-                ));
-            }
-        }
+        let failures = crate::filter::rule_table::failures(
+            RULES.iter().map(|r| (r.id, r.examples, r.counter_examples)),
+            SHARED_COUNTER_EXAMPLES,
+            |text| {
+                find_secrets(text)
+                    .into_iter()
+                    .map(|m| (m.rule, m.range))
+                    .collect()
+            },
+        );
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 

@@ -21,6 +21,7 @@ use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use super::InstallError;
+use crate::file_error::FileError;
 use crate::paths::Paths;
 
 /// The infix of backup names: `<file>.mcp-warden-backup-<UTC timestamp>`.
@@ -61,17 +62,17 @@ pub fn create(paths: &Paths, file: &Path, bytes: &[u8], stamp: &str) -> Result<M
             Ok(()) => {
                 return Ok(Made {
                     path,
-                    digest: crate::trust::digest(bytes),
+                    digest: crate::config::trust::digest(bytes),
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(cause) => return Err(InstallError::Write { path, cause }),
+            Err(cause) => return Err(InstallError::File(FileError::Write { path, cause })),
         }
     }
-    Err(InstallError::Write {
+    Err(InstallError::File(FileError::Write {
         path: file.to_path_buf(),
         cause: io::Error::other("no free backup name"),
-    })
+    }))
 }
 
 /// The bytes of the backup at `path`, and its mode, read without following a symlink;
@@ -99,15 +100,17 @@ pub fn read(path: &Path, digest: Option<&str>) -> Result<(Vec<u8>, u32), Install
             return Err(unsafe_backup("it is a symbolic link"));
         }
         Err(cause) => {
-            return Err(InstallError::Read {
+            return Err(InstallError::File(FileError::Read {
                 path: path.to_path_buf(),
                 cause,
-            });
+            }));
         }
     };
-    let read_error = |cause| InstallError::Read {
-        path: path.to_path_buf(),
-        cause,
+    let read_error = |cause| {
+        InstallError::File(FileError::Read {
+            path: path.to_path_buf(),
+            cause,
+        })
     };
     let meta = f.metadata().map_err(read_error)?;
     if !meta.is_file() {
@@ -118,7 +121,7 @@ pub fn read(path: &Path, digest: Option<&str>) -> Result<(Vec<u8>, u32), Install
     }
     let mut bytes = Vec::new();
     f.read_to_end(&mut bytes).map_err(read_error)?;
-    if digest.is_some_and(|d| d != crate::trust::digest(&bytes)) {
+    if digest.is_some_and(|d| d != crate::config::trust::digest(&bytes)) {
         return Err(unsafe_backup("its contents changed since install made it"));
     }
     Ok((bytes, meta.mode() & 0o7777))
@@ -133,7 +136,7 @@ fn file_name(file: &Path) -> String {
 /// The name a backup of `file` starts with in the data dir: many projects have a
 /// `.mcp.json`, so it says which one this was.
 fn data_dir_name(file: &Path) -> String {
-    let which = crate::trust::digest(file.as_os_str().as_encoded_bytes());
+    let which = crate::config::trust::digest(file.as_os_str().as_encoded_bytes());
     let short = which
         .trim_start_matches("sha256:")
         .get(..12)
@@ -189,9 +192,11 @@ fn create_private_dir(dir: &Path) -> Result<(), InstallError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|cause| InstallError::Write {
-            path: dir.to_path_buf(),
-            cause,
+        .map_err(|cause| {
+            InstallError::File(FileError::Write {
+                path: dir.to_path_buf(),
+                cause,
+            })
         })
 }
 

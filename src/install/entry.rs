@@ -64,7 +64,7 @@ impl ServerDef {
         if let (Some(max), Some(map)) = (self.max_name_len, canonical.as_object_mut()) {
             map.insert("max_name_len".to_owned(), max.into());
         }
-        crate::trust::digest(canonical.to_string().as_bytes())
+        crate::config::trust::digest(canonical.to_string().as_bytes())
     }
 
     /// The first `env` name whose value is written out (not `${env:NAME}`) and may be a

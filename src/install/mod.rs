@@ -70,23 +70,24 @@ pub use client::{Client, Environment, Scope, Target, client_name_budget, locate}
 pub use entry::{Disposition, OURS, ServerDef};
 
 use crate::config::Diagnostic;
+use crate::file_error::FileError;
 use crate::paths::Paths;
+use crate::time::Timestamp;
 use json::JsonFile;
 use record::Record;
 use toml_file::TomlFile;
 use user_config::UserConfig;
 
 /// Why `install` or `uninstall` cannot go on. Nothing has been written when one of these
-/// is returned, except where [`InstallError::Write`] says which write failed.
+/// is returned, except where a [`FileError::Write`] says which write failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     /// A file is not what it should be (syntax or shape), at a position; never written.
     #[error("{0}")]
     Invalid(Diagnostic),
-    #[error("cannot read `{}`: {cause}", path.display())]
-    Read { path: PathBuf, cause: io::Error },
-    #[error("cannot write `{}`: {cause}", path.display())]
-    Write { path: PathBuf, cause: io::Error },
+    /// A file that could not be read or written.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// The client has no file for this scope.
     #[error("{client} has no {scope}-level configuration file")]
     NoScope { client: Client, scope: Scope },
@@ -144,17 +145,14 @@ pub enum InstallError {
     RuleConflict { id: String, path: PathBuf },
     /// The trust store could not record the workspace `install` wrote.
     #[error("{0}")]
-    Trust(crate::trust::TrustError),
+    Trust(crate::config::trust::TrustError),
 }
 
 impl InstallError {
     /// Whether this is a failure of the machine (exit 3) rather than of the input (2).
     #[must_use]
     pub fn is_runtime(&self) -> bool {
-        matches!(
-            self,
-            Self::Read { .. } | Self::Write { .. } | Self::Trust(_)
-        )
+        matches!(self, Self::File(_) | Self::Trust(_))
     }
 
     /// What to do about it, when there is something to say.
@@ -338,7 +336,7 @@ fn may_trust(paths: &Paths, root: &Path) -> bool {
 /// Whether the workspace at `root` is trusted at its current files (an unreadable store
 /// reads as not trusted).
 fn is_trusted(paths: &Paths, root: &Path) -> bool {
-    crate::trust::state(paths, root) == crate::config::TrustState::Trusted
+    crate::config::trust::state(paths, root) == crate::config::TrustState::Trusted
 }
 
 /// The one place `install` and `uninstall` record trust: after their own write to a
@@ -346,7 +344,7 @@ fn is_trusted(paths: &Paths, root: &Path) -> bool {
 fn retrust(paths: &Paths, layer: &Layer) -> Result<bool, InstallError> {
     match layer {
         Layer::Workspace { root, trust: true } => {
-            crate::trust::trust(paths, root).map_err(InstallError::Trust)?;
+            crate::config::trust::trust(paths, root).map_err(InstallError::Trust)?;
             Ok(true)
         }
         _ => Ok(false),
@@ -699,7 +697,7 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
             paths,
             file,
             before.as_bytes(),
-            &compact_timestamp(unix_now()),
+            &Timestamp::now().compact(),
         )?),
         None => None,
     };
@@ -738,8 +736,8 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
             .map(str::to_owned),
         backup_digest: backup.as_ref().map(|b| b.digest.clone()),
         mode,
-        written: crate::trust::digest(plan.client_after.as_bytes()),
-        at: now_rfc3339(),
+        written: crate::config::trust::digest(plan.client_after.as_bytes()),
+        at: Timestamp::now().to_seconds(),
         config: match &plan.layer {
             Layer::User => None,
             Layer::Workspace { .. } => Some(utf8(&plan.config_path)?.to_owned()),
@@ -767,9 +765,11 @@ pub fn apply_install(paths: &Paths, plan: &InstallPlan) -> Result<Installed, Ins
         mode
     } else {
         if let Some(dir) = file.parent() {
-            fs::create_dir_all(dir).map_err(|cause| InstallError::Write {
-                path: dir.to_path_buf(),
-                cause,
+            fs::create_dir_all(dir).map_err(|cause| {
+                InstallError::File(FileError::Write {
+                    path: dir.to_path_buf(),
+                    cause,
+                })
             })?;
         }
         0o600
@@ -864,7 +864,7 @@ pub fn plan_uninstall(
     let client_before = read_optional(file)?;
     let written = client_before
         .as_deref()
-        .map(|t| crate::trust::digest(t.as_bytes()));
+        .map(|t| crate::config::trust::digest(t.as_bytes()));
     if written.as_deref() != Some(record.written.as_str()) && !force {
         return Err(InstallError::ChangedSinceInstall {
             path: file.clone(),
@@ -964,10 +964,10 @@ pub fn apply_uninstall(paths: &Paths, plan: &UninstallPlan) -> Result<(), Instal
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(cause) => {
-                return Err(InstallError::Write {
+                return Err(InstallError::File(FileError::Write {
                     path: file.clone(),
                     cause,
-                });
+                }));
             }
         },
     }
@@ -1025,10 +1025,10 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, InstallError>
             .map(Some)
             .map_err(InstallError::Invalid),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(cause) => Err(InstallError::Read {
+        Err(cause) => Err(InstallError::File(FileError::Read {
             path: path.to_path_buf(),
             cause,
-        }),
+        })),
     }
 }
 
@@ -1049,9 +1049,11 @@ fn utf8(path: &Path) -> Result<&str, InstallError> {
 }
 
 fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), InstallError> {
-    crate::durable::replace(path, bytes, mode).map_err(|cause| InstallError::Write {
-        path: path.to_path_buf(),
-        cause,
+    crate::durable::replace(path, bytes, mode).map_err(|cause| {
+        InstallError::File(FileError::Write {
+            path: path.to_path_buf(),
+            cause,
+        })
     })
 }
 
@@ -1077,9 +1079,11 @@ fn create_dir(private: &Path, path: &Path) -> Result<(), InstallError> {
     if dir == private {
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     }
-    builder.create(dir).map_err(|cause| InstallError::Write {
-        path: dir.to_path_buf(),
-        cause,
+    builder.create(dir).map_err(|cause| {
+        InstallError::File(FileError::Write {
+            path: dir.to_path_buf(),
+            cause,
+        })
     })
 }
 
@@ -1088,46 +1092,10 @@ fn lock(paths: &Paths) -> Result<crate::durable::ExclusiveLock, InstallError> {
     let lock = paths.data_dir.join("installs.toml.lock");
     create_dir(&paths.data_dir, &lock)?;
     crate::durable::lock_exclusive(&lock, 0o600)
-        .map_err(|cause| InstallError::Write { path: lock, cause })
+        .map_err(|cause| InstallError::File(FileError::Write { path: lock, cause }))
 }
 
 pub use backup::BACKUP_INFIX;
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn now_rfc3339() -> String {
-    let (date, time) = civil(unix_now());
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        date.0, date.1, date.2, time.0, time.1, time.2
-    )
-}
-
-/// `20260901T120000Z`: sortable, and no `:` (which some file systems refuse).
-fn compact_timestamp(secs: u64) -> String {
-    let (date, time) = civil(secs);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        date.0, date.1, date.2, time.0, time.1, time.2
-    )
-}
-
-/// Unix seconds as a UTC date and time.
-fn civil(secs: u64) -> ((u64, u64, u64), (u64, u64, u64)) {
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX);
-    let rem = secs % 86_400;
-    let (y, m, d) = crate::audit::time::civil_from_days(days);
-    let date = (
-        u64::try_from(y).unwrap_or_default(),
-        u64::try_from(m).unwrap_or_default(),
-        u64::try_from(d).unwrap_or_default(),
-    );
-    (date, (rem / 3600, rem % 3600 / 60, rem % 60))
-}
 
 #[cfg(test)]
 mod tests {
@@ -1271,11 +1239,5 @@ mod tests {
         assert_eq!(d, "--- /f\n+++ /f\n@@ -1,2 +1,2 @@\n a\n-b\n+c");
         assert!(diff(Path::new("/f"), None, Some("x\n")).starts_with("--- /dev/null\n+++ /f"));
         assert!(diff(Path::new("/f"), Some("x"), Some("x")).is_empty());
-    }
-
-    #[test]
-    fn timestamps_are_utc() {
-        assert_eq!(compact_timestamp(0), "19700101T000000Z");
-        assert_eq!(compact_timestamp(1_788_264_000), "20260901T120000Z");
     }
 }

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::InstallError;
 use crate::config::Source;
+use crate::file_error::FileError;
 use crate::paths::Paths;
 
 /// The record file's name in the data dir.
@@ -97,7 +98,7 @@ pub fn read(paths: &Paths) -> Result<Vec<Record>, InstallError> {
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(cause) => return Err(InstallError::Read { path, cause }),
+        Err(cause) => return Err(InstallError::File(FileError::Read { path, cause })),
     };
     let text = crate::config::error::utf8_text(&path, bytes)
         .map_err(|d| InstallError::Invalid(corrupt(d)))?;
@@ -124,15 +125,17 @@ pub fn write(paths: &Paths, records: &[Record]) -> Result<(), InstallError> {
     let store = Store {
         install: records.to_vec(),
     };
-    let body = toml::to_string(&store).map_err(|e| InstallError::Write {
-        path: path.clone(),
-        cause: io::Error::other(e.to_string()),
+    let body = toml::to_string(&store).map_err(|e| {
+        InstallError::File(FileError::Write {
+            path: path.clone(),
+            cause: io::Error::other(e.to_string()),
+        })
     })?;
     let text = format!(
         "# What `mcp-warden install` did, newest last; `mcp-warden uninstall` reads it.\n\n{body}"
     );
     crate::durable::replace(&path, text.as_bytes(), 0o600)
-        .map_err(|cause| InstallError::Write { path, cause })
+        .map_err(|cause| InstallError::File(FileError::Write { path, cause }))
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use super::client::{Client, Environment, Scope, Target, locate};
 use super::entry::{self, Disposition};
 use super::{ClientFile, InstallError, read_optional};
 use crate::config::Diagnostic;
+use crate::file_error::FileError;
 
 /// One client file (or, at user level, one client without a file) and what it says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -390,7 +391,7 @@ fn client_dir(target: &Target, env: &Environment) -> Option<PathBuf> {
 fn unreadable(error: InstallError) -> State {
     match error {
         InstallError::Invalid(d) => broken(d),
-        InstallError::Read { cause, .. } => State::Unreadable {
+        InstallError::File(FileError::Read { cause, .. }) => State::Unreadable {
             error: cause.to_string(),
         },
         other => State::Unreadable {

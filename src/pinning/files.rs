@@ -104,11 +104,11 @@ impl LockPlaces {
 pub fn read_lock(path: &Path, workspace: Option<&WorkspaceLock>, paths: &Paths) -> LockState {
     let read = lock::read_then(path, |lock_digest| {
         workspace.map(|w| {
-            let now = crate::trust::Digests {
+            let now = crate::config::trust::Digests {
                 config: Some(w.config.clone()),
                 lock: lock_digest.map(str::to_owned),
             };
-            crate::trust::judge(paths, &w.root, &now).is_ok_and(|t| t.is_trusted())
+            crate::config::trust::judge(paths, &w.root, &now).is_ok_and(|t| t.is_trusted())
         })
     });
     match read {
@@ -144,12 +144,12 @@ pub fn write_pins(
         |written| {
             let trust = match workspace {
                 Some(w) if written.changed => {
-                    let write = crate::trust::OwnWrite {
+                    let write = crate::config::trust::OwnWrite {
                         config: &w.config,
                         before: written.before,
                         after: written.after,
                     };
-                    crate::trust::record_own_write(paths, &w.root, write).map(|_| ())
+                    crate::config::trust::record_own_write(paths, &w.root, write).map(|_| ())
                 }
                 _ => Ok(()),
             };

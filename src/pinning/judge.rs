@@ -17,8 +17,8 @@
 //! are shown by `scan` but are not signs of attack. A pin lists the finding ids the
 //! user accepted; only a finding outside that list holds the item again.
 
+use crate::canonical::CanonicalError;
 use crate::config::PinningMode;
-use crate::pinning::canonical::CanonicalError;
 use crate::pinning::lock::{ItemPin, LockFile, PinKey, ServerPin, identity_digest};
 use crate::scan::{Finding, Severity};
 
@@ -143,7 +143,7 @@ pub fn server_pin(facts: &ServerFacts<'_>) -> ServerPin {
 pub fn instructions_digest(text: &str) -> String {
     // A JSON string is always valid canonical input.
     let json = serde_json::Value::String(text.to_owned()).to_string();
-    crate::pinning::canonical::digest(&json).unwrap_or_default()
+    crate::canonical::digest(&json).unwrap_or_default()
 }
 
 /// Judges a server's identity and instructions.
@@ -331,7 +331,7 @@ pub fn judge_item(
 /// Whether `source` is what `pin` (a version 1 pin, made without `_meta`) pinned,
 /// but for its `_meta`: the migration case, not a change of the rest.
 fn only_meta_is_new(pin: &ItemPin, source: &str) -> bool {
-    crate::pinning::canonical::canonicalize_without_meta(source)
+    crate::canonical::canonicalize_without_meta(source)
         .is_ok_and(|without| without == pin.definition())
 }
 

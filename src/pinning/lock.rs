@@ -68,13 +68,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::io;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::canonical::{self, CanonicalError, DIGEST_PREFIX};
 use crate::config::{Diagnostic, Severity, Source};
-use crate::pinning::canonical::{self, CanonicalError, DIGEST_PREFIX};
+use crate::file_error::FileError;
 
 /// The format version this module writes (and reads).
 pub const VERSION: i64 = 2;
@@ -96,10 +97,9 @@ pub enum LockError {
     /// The file is not a valid lock file; never replaced automatically.
     #[error("{0}")]
     Invalid(Diagnostic),
-    #[error("cannot read `{}`: {cause}", path.display())]
-    Read { path: PathBuf, cause: io::Error },
-    #[error("cannot write `{}`: {cause}", path.display())]
-    Write { path: PathBuf, cause: io::Error },
+    /// A file that could not be read or written.
+    #[error(transparent)]
+    File(#[from] FileError),
 }
 
 impl LockError {
@@ -108,7 +108,7 @@ impl LockError {
     pub fn into_diagnostics(self) -> Vec<Diagnostic> {
         let path = match self {
             Self::Invalid(d) => return vec![d],
-            Self::Read { ref path, .. } | Self::Write { ref path, .. } => path.clone(),
+            Self::File(ref e) => e.path().to_owned(),
         };
         vec![Diagnostic::file(&path, Severity::Error, self.to_string())]
     }
@@ -471,14 +471,14 @@ pub fn read(path: &Path) -> Result<Option<LockFile>, LockError> {
 /// The text of the lock file at `path` and the digest of exactly those bytes, read
 /// once from a regular file (`durable::read_regular`); `None` when it does not exist.
 fn read_text(path: &Path) -> Result<Option<(String, String)>, LockError> {
-    let snapshot = match crate::trust::snapshot(path) {
+    let snapshot = match crate::config::trust::snapshot(path) {
         Ok(Some(snapshot)) => snapshot,
         Ok(None) => return Ok(None),
         Err(cause) => {
-            return Err(LockError::Read {
+            return Err(LockError::File(FileError::Read {
                 path: path.to_path_buf(),
                 cause,
-            });
+            }));
         }
     };
     crate::config::error::utf8_text(path, snapshot.bytes)
@@ -677,14 +677,14 @@ pub fn update_then<T>(
     };
     if !unchanged {
         crate::durable::replace(path, text.as_bytes(), FILE_MODE).map_err(|cause| {
-            LockError::Write {
+            LockError::File(FileError::Write {
                 path: path.to_path_buf(),
                 cause,
-            }
+            })
         })?;
     }
     let before = current.as_ref().map(|(_, digest)| digest.as_str());
-    let written_digest = (!unchanged).then(|| crate::trust::digest(text.as_bytes()));
+    let written_digest = (!unchanged).then(|| crate::config::trust::digest(text.as_bytes()));
     let after = after(Written {
         changed: !unchanged,
         before,
@@ -732,22 +732,21 @@ fn guard_within(
     let (dir, name) = split(path)?;
     let lock_path = dir.join(format!(".{name}.lck"));
     crate::durable::lock_exclusive_within(&lock_path, FILE_MODE, wait).map_err(|cause| {
-        LockError::Write {
+        LockError::File(FileError::Write {
             path: lock_path.clone(),
             cause,
-        }
+        })
     })
 }
 
 /// The directory and file name of `path` (a bare name lives in `.`).
 fn split(path: &Path) -> Result<(&Path, &str), LockError> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| LockError::Write {
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        LockError::File(FileError::Write {
             path: path.to_path_buf(),
             cause: io::Error::new(io::ErrorKind::InvalidInput, "not a UTF-8 file name"),
-        })?;
+        })
+    })?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

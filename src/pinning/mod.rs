@@ -2,10 +2,10 @@
 //! each server's identity and instructions, pinned by digest so that a poisoned or
 //! silently changed definition is held before the model ever sees it.
 //!
-//! Built in steps: [`canonical`] (RFC 8785 canonical JSON and digests) first, then
-//! [`lock`] (the `mcp-warden.lock` file: model, text, locked atomic update).
+//! Built on [`crate::canonical`] (RFC 8785 canonical JSON and digests, shared with the
+//! audit trail), then [`lock`] (the `mcp-warden.lock` file: model, text, locked atomic
+//! update).
 
-pub mod canonical;
 pub mod collect;
 pub mod files;
 pub mod judge;

@@ -23,8 +23,8 @@
 use globset::{Candidate, Glob, GlobSet, GlobSetBuilder};
 
 use super::Kind;
+use super::Layer;
 use super::settings::PolicyMode;
-use crate::config::Layer;
 
 /// How many distinct labels there may be over all layers: a label set is one `u64`.
 pub const MAX_LABELS: usize = 64;

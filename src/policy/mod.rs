@@ -89,8 +89,19 @@ pub use settings::{
     Strictness, Trifecta,
 };
 
-use crate::config::Layer;
 use rules::Env;
+
+/// Which file a rule, a setting or a server came from, in the order the layers are
+/// stacked: managed, user, workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Layer {
+    /// `/etc/mcp-warden/policy.toml`.
+    Managed,
+    /// The user's `config.toml`.
+    User,
+    /// The workspace's `mcp-warden.toml`.
+    Workspace,
+}
 
 /// What kind of request a call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

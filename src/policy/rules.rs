@@ -26,11 +26,10 @@ use globset::{Candidate, Glob, GlobSet, GlobSetBuilder};
 use regex::Regex;
 use serde_json::Value;
 
+use super::Layer;
 use super::path::{self, PathError};
 use super::settings::{Action, PolicyMode};
 use super::{Call, Kind};
-use crate::config::Layer;
-use crate::config::vars::{Template, Vars};
 
 /// Kleene's three truth values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,12 +138,16 @@ impl ArgRef {
     }
 }
 
-/// A directory of `under` / `not_under`, as written and as resolved at load.
+/// A directory of `under` / `not_under`, as written and as resolved at load. Its
+/// variables are configuration's business: config checks them, expands them and hands
+/// the text to [`PathPattern::resolve`].
 #[derive(Debug, Clone)]
 pub struct PathPattern {
     /// As written (`${workspace}/src`).
     pub written: String,
-    pub(crate) template: Template,
+    /// Whether the environment goes into it (`${env:NAME}`): then the expanded text and
+    /// the directory are never shown.
+    pub(crate) from_env: bool,
     /// The real directory (variables expanded, `~` expanded, symlinks resolved), or
     /// why there is none here (`${workspace}` without a workspace): a condition using
     /// it then cannot be evaluated.
@@ -152,41 +155,43 @@ pub struct PathPattern {
 }
 
 impl PathPattern {
-    /// A pattern whose variables are checked but not expanded yet.
+    /// A pattern whose variables are checked but not expanded yet; `from_env`: one of
+    /// them reads the environment.
     #[must_use]
-    pub fn new(written: String, template: Template) -> Self {
+    pub fn new(written: String, from_env: bool) -> Self {
         Self {
             written,
-            template,
+            from_env,
             resolved: Err("not resolved yet".to_owned()),
         }
     }
 
-    /// Expands the variables and resolves the directory on this machine.
+    /// Resolves the directory on this machine from `expanded`, the pattern with its
+    /// variables expanded (or why they could not be), `~` standing for `home`.
     ///
     /// Messages name the pattern as written, never the expanded text: a value read
     /// from the environment must not reach a blocked result, a record or a log line.
-    pub fn resolve(&mut self, vars: &Vars<'_>) -> &Result<PathBuf, String> {
+    pub fn resolve(
+        &mut self,
+        expanded: Result<String, String>,
+        home: &Path,
+    ) -> &Result<PathBuf, String> {
         let written = &self.written;
-        let secret = self.template.uses_env();
-        self.resolved = self
-            .template
-            .expand(vars)
-            .map_err(|e| e.to_string())
-            .and_then(|text| {
-                let p = path::expand_tilde(Path::new(&text), vars.home)
-                    .ok_or_else(|| format!("`{written}`: `~user` paths are not supported"))?;
-                if !p.is_absolute() {
-                    return Err(format!("`{written}` is not an absolute path"));
+        let secret = self.from_env;
+        self.resolved = expanded.and_then(|text| {
+            let p = path::expand_tilde(Path::new(&text), home)
+                .ok_or_else(|| format!("`{written}`: `~user` paths are not supported"))?;
+            if !p.is_absolute() {
+                return Err(format!("`{written}` is not an absolute path"));
+            }
+            path::resolve(&p).map_err(|e| {
+                if secret {
+                    format!("`{written}` cannot be resolved")
+                } else {
+                    e.to_string()
                 }
-                path::resolve(&p).map_err(|e| {
-                    if secret {
-                        format!("`{written}` cannot be resolved")
-                    } else {
-                        e.to_string()
-                    }
-                })
-            });
+            })
+        });
         &self.resolved
     }
 
@@ -194,7 +199,7 @@ impl PathPattern {
     /// shown (not when the environment went into it).
     fn shown_dir(&self) -> Option<String> {
         match &self.resolved {
-            Ok(dir) if dir.as_os_str() != self.written.as_str() && !self.template.uses_env() => {
+            Ok(dir) if dir.as_os_str() != self.written.as_str() && !self.from_env => {
                 Some(dir.display().to_string())
             }
             _ => None,

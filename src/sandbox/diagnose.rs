@@ -6,21 +6,16 @@
 use std::path::Path;
 
 use super::access::{Want, blocked};
-use super::plan::{self, Plan};
+use super::plan::{self, Plan, Server};
 use super::presets::SYSTEM_READ;
-use crate::config::ServerConfig;
 
 /// What will go wrong at run time although the sandbox applies: paths the server's
 /// own uid cannot reach, paths that are not there. Empty when nothing.
 #[must_use]
-pub fn traps(config: &ServerConfig, plan: &Plan) -> Vec<String> {
+pub fn traps(server: &Server<'_>, plan: &Plan) -> Vec<String> {
     let mut out = Vec::new();
-    for path in config
-        .sandbox
-        .fs_read
-        .iter()
-        .chain(&config.sandbox.fs_write)
-    {
+    let settings = server.settings;
+    for path in settings.fs_read.iter().chain(&settings.fs_write) {
         if !path.exists() {
             out.push(format!("sandbox path `{}` does not exist", path.display()));
         }
@@ -28,7 +23,7 @@ pub fn traps(config: &ServerConfig, plan: &Plan) -> Vec<String> {
     let Some(ids) = plan.ids else {
         return out;
     };
-    let native = crate::upstream::program_of(config).is_ok_and(|p| is_native(&p));
+    let native = is_native(server.program);
     for path in &plan.read {
         let system = SYSTEM_READ.iter().any(|s| path.starts_with(s));
         if system || !path.exists() || (native && path.is_file()) {
@@ -43,7 +38,7 @@ pub fn traps(config: &ServerConfig, plan: &Plan) -> Vec<String> {
             ));
         }
     }
-    for path in &config.sandbox.fs_write {
+    for path in &settings.fs_write {
         if !path.exists() {
             continue;
         }
@@ -62,18 +57,15 @@ pub fn traps(config: &ServerConfig, plan: &Plan) -> Vec<String> {
 /// [`traps`] for a server that failed in `serve`, without the launcher's probe: the
 /// plan is made again as the spawn made it (`workspace` and `state_dir` as there).
 /// It reads the file system, so it runs off the session's thread. Empty when the
-/// command no longer resolves or the plan cannot be made: the spawn said so already.
+/// plan cannot be made: the spawn said so already.
 #[must_use]
 pub fn after_failure(
-    config: &ServerConfig,
+    server: &Server<'_>,
     workspace: Option<&Path>,
     state_dir: &Path,
 ) -> Vec<String> {
-    let Ok(program) = crate::upstream::program_of(config) else {
-        return Vec::new();
-    };
-    plan::prepare(config, &program, workspace, state_dir)
-        .map(|plan| traps(config, &plan))
+    plan::prepare(server, workspace, state_dir)
+        .map(|plan| traps(server, &plan))
         .unwrap_or_default()
 }
 

@@ -1,6 +1,8 @@
 //! Upstream servers under dropped privileges: the layered sandbox each server's
-//! launcher applies before it execs the server (see `launcher.rs`).
+//! launcher applies before it execs the server (see [`launcher`]).
 //!
+//! - [`launcher`]: `mcp-warden __launch`, the process every server runs under: its
+//!   namespaces, its init, then the layers below.
 //! - [`access`]: whether a dropped uid can reach a path (for `doctor`).
 //! - [`diagnose`]: which path a server's uid cannot reach, and the fix (every
 //!   command that starts servers says it).
@@ -16,6 +18,7 @@
 pub mod access;
 pub mod apply;
 pub mod diagnose;
+pub mod launcher;
 pub mod plan;
 pub mod presets;
 pub mod report;

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::presets::{self, SYSTEM_READ, SYSTEM_WRITE};
+use super::settings::SandboxSettings;
 use super::uid::{Ids, UserError, ids_for};
-use crate::config::ServerConfig;
 
 /// Where servers run as another uid keep their private HOME and TMPDIR: the data dir
 /// is private to mcp-warden's user (and usually under root's home), out of their reach.
@@ -58,17 +58,32 @@ pub enum PlanError {
     Dir { path: PathBuf, why: String },
 }
 
-/// Makes the plan for `config`'s server, whose program resolved to `program`.
-/// `workspace` is readable by default; `state_dir` holds private directories of
-/// servers that keep mcp-warden's uid.
+/// One server as the sandbox sees it: its program (resolved), what it is started with,
+/// and its `[servers.NAME.sandbox]` table. The sandbox takes this rather than the
+/// configuration's server type; configuration converts at its edge
+/// (`ServerConfig::sandboxed`), so this room does not depend on `config/`.
+#[derive(Debug, Clone, Copy)]
+pub struct Server<'a> {
+    pub name: &'a str,
+    /// The program as resolved with the server's own PATH.
+    pub program: &'a Path,
+    pub args: &'a [String],
+    /// The configured working directory.
+    pub cwd: Option<&'a Path>,
+    /// The server's own `env.PATH`, when it sets one (else mcp-warden's is used).
+    pub path: Option<&'a str>,
+    pub settings: &'a SandboxSettings,
+}
+
+/// Makes the plan for `server`. `workspace` is readable by default; `state_dir` holds
+/// private directories of servers that keep mcp-warden's uid.
 pub fn prepare(
-    config: &ServerConfig,
-    program: &Path,
+    server: &Server<'_>,
     workspace: Option<&Path>,
     state_dir: &Path,
 ) -> Result<Plan, PlanError> {
-    let settings = &config.sandbox;
-    let name = config.name.as_str();
+    let settings = server.settings;
+    let name = server.name;
     let root = nix::unistd::geteuid().is_root();
     let (ids, user_note) = if root {
         match ids_for(name, &settings.user)? {
@@ -89,17 +104,16 @@ pub fn prepare(
         make_dir(&private, 0o700)?;
     }
     let home_dir = directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf());
-    let path_env = config
-        .env
-        .get("PATH")
+    let path_env = server
+        .path
         .map(std::ffi::OsString::from)
         .or_else(|| std::env::var_os("PATH"));
-    let cwd = config.cwd.as_deref();
+    let cwd = server.cwd;
     let home = home_dir.as_deref().unwrap_or(Path::new("/root"));
     let needs = presets::needs(
         settings.preset,
-        program,
-        &config.args,
+        server.program,
+        server.args,
         cwd,
         path_env.as_deref(),
         home,
@@ -135,7 +149,7 @@ pub fn prepare(
         cpu_seconds: settings.cpu_time.map(|d| d.as_secs().max(1)),
         home: private.join("home"),
         tmp: private.join("tmp"),
-        cwd: config.cwd.clone(),
+        cwd: server.cwd.map(Path::to_path_buf),
         runtime: needs.runtime.map(str::to_owned),
     })
 }

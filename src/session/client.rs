@@ -9,11 +9,10 @@ use serde_json::Value;
 use super::catalog::ListKind;
 use super::{ClientCall, Deferred, Origin, Pending, Reverse, Session, SlotState, Timer, reparse};
 use super::{cursor, wire};
-use crate::filter::Verdict as FilterVerdict;
 use crate::jsonrpc::batch::BatchAnswers;
 use crate::jsonrpc::message::Parsed;
 use crate::jsonrpc::{ErrorCode, Id, Kind, Line, Message, error_response, parse};
-use crate::stages::{Direction, Stop, Verdict, View, audit, decide, hold};
+use crate::stages::{Direction, Verdict, View, audit, decide, hold};
 use crate::upstream::SendError;
 
 impl Session {
@@ -445,13 +444,15 @@ impl Session {
         let view = View::of(Direction::ToUpstream, &msg)
             .server(&server)
             .name(Some(&exposed));
+        // PIPELINE.md's order, as for reads: decide, then the in-filter.
+        let monitor = match self.decide(&msg, &origin, &view, route.slot) {
+            super::policy::Outcome::Go(monitor) => monitor,
+            super::policy::Outcome::Answered => return,
+        };
         let (msg, span) = match self.chain.inspect(&view, &msg) {
-            FilterVerdict::Allow => (msg, span),
-            FilterVerdict::Block(block) => {
-                return self.stop_request(&view, &msg, &origin, &Stop::deny(block));
-            }
+            Verdict::Stop(stop) => return self.stop_request(&view, &msg, &origin, &stop),
             // A rewritten message has its name elsewhere: find it again in what is sent.
-            FilterVerdict::Rewrite(line) => {
+            Verdict::Rewrite(line) => {
                 match reparse(&line).and_then(|m| Some((name_of(&m)?.1, m))) {
                     Some((span, m)) => (m, span),
                     None => {
@@ -463,12 +464,9 @@ impl Session {
                     }
                 }
             }
+            Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => (msg, span),
         };
         let upstream_name = serde_json::to_string(&route.name).unwrap_or_default();
-        let monitor = match self.decide(&msg, &origin, &view, route.slot) {
-            super::policy::Outcome::Go(monitor) => monitor,
-            super::policy::Outcome::Answered => return,
-        };
         let forward = Forward {
             method,
             tool: Some(exposed),
@@ -726,16 +724,16 @@ impl Session {
             .server(&server)
             .name(uri.as_deref());
         match self.chain.inspect(&view, msg) {
-            FilterVerdict::Allow => self.send_client_request(slot, msg, origin, forward),
-            FilterVerdict::Block(block) => {
-                self.stop_request(&view, msg, &origin, &Stop::deny(block));
-            }
+            Verdict::Stop(stop) => self.stop_request(&view, msg, &origin, &stop),
             // A rewritten request would invalidate the spans of `forward.edits`.
-            FilterVerdict::Rewrite(_) => self.reply_error(
+            Verdict::Rewrite(_) => self.reply_error(
                 &origin,
                 ErrorCode::Internal,
                 "a filter may not rewrite this request",
             ),
+            Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => {
+                self.send_client_request(slot, msg, origin, forward);
+            }
         }
     }
 

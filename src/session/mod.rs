@@ -60,13 +60,13 @@ use tokio_util::time::{DelayQueue, delay_queue};
 
 use crate::config::{Effective, ServerConfig, ServerName};
 use crate::downstream::{self, ClientEvent};
-use crate::filter::{Chain, Verdict};
+use crate::filter::Chain;
 use crate::jsonrpc::batch::BatchAnswers;
 use crate::jsonrpc::message::reparse;
 use crate::jsonrpc::{ErrorCode, Id, Message, error_response};
 use crate::router::catalog::{self, Catalog, Collision, ListKind};
 use crate::router::cursor;
-use crate::stages::{Direction, Stop, View};
+use crate::stages::{Direction, Verdict, View};
 use crate::upstream::slot::{Backoff, ListState, SlotState};
 use crate::upstream::{InstanceId, Upstream, UpstreamEvent};
 pub use pins::{LockUpdate, PinningSetup};
@@ -818,17 +818,17 @@ impl Session {
         let mut view = View::of(Direction::ToClient, &msg).answering(method);
         view.server = server;
         match self.chain.inspect(&view, &msg) {
-            Verdict::Allow => self.reply(origin, line),
             Verdict::Rewrite(line) => self.reply(origin, line),
-            Verdict::Block(block) => {
+            Verdict::Stop(stop) => {
                 let subject = audit::Subject {
                     server: server.map(ServerName::as_str),
                     method,
                     ..audit::Subject::default()
                 };
                 let to = answer::Asker::Client(origin);
-                self.answer_stopped(&view, to, &subject, &Stop::deny(block));
+                self.answer_stopped(&view, to, &subject, &stop);
             }
+            Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => self.reply(origin, line),
         }
     }
 }

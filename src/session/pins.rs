@@ -510,7 +510,7 @@ fn digests(path: &Path, workspace: Option<&WorkspaceLock>, paths: &Paths) -> Vec
     }
     files
         .iter()
-        .map(|f| crate::trust::content_digest(f))
+        .map(|f| crate::config::trust::content_digest(f))
         .collect()
 }
 

@@ -97,7 +97,8 @@ impl Session {
         };
         let verdict = decide::decide(view, msg, &inputs, &mut self.rate.calls, now);
         match verdict {
-            Verdict::Pass => Outcome::Go(None),
+            // Decide never rewrites: a rewrite is a filter's.
+            Verdict::Pass | Verdict::Rewrite(_) => Outcome::Go(None),
             Verdict::Ask(b) if approved.as_ref().is_some_and(|(rule, _)| *rule == b.rule) => {
                 let nonce = approved.map(|(_, n)| n);
                 tracing::info!(item = name, rule = %b.rule, ?nonce, "allowed once by the user");

@@ -33,7 +33,7 @@ async fn digests(files: &[PathBuf]) -> Option<Vec<Option<String>>> {
     tokio::task::spawn_blocking(move || {
         files
             .iter()
-            .map(|f| crate::trust::content_digest(f))
+            .map(|f| crate::config::trust::content_digest(f))
             .collect()
     })
     .await

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::audit::{Decision, Direction as AuditDirection};
 use crate::config::ServerConfig;
-use crate::filter::{Block, Verdict as FilterVerdict};
+use crate::filter::Block;
 use crate::jsonrpc::message::Parsed;
 use crate::jsonrpc::{ErrorCode, Id, Kind, Line, Message, error_response, parse};
 use crate::stages::{Direction, MessageKind, Stop, Verdict, View, audit, decide};
@@ -282,8 +282,18 @@ impl Session {
         let state_dir = self.config.spawner.state_dir.clone();
         let events = self.upstream_tx.clone();
         drop(tokio::task::spawn_blocking(move || {
-            let found =
-                crate::sandbox::diagnose::after_failure(&config, workspace.as_deref(), &state_dir);
+            // A command that no longer resolves: the spawn said so already.
+            let found = crate::upstream::program_of(&config).map_or_else(
+                |_| Vec::new(),
+                |program| {
+                    let server = config.sandboxed(&program);
+                    crate::sandbox::diagnose::after_failure(
+                        &server,
+                        workspace.as_deref(),
+                        &state_dir,
+                    )
+                },
+            );
             if !found.is_empty() {
                 let server = config.name.clone();
                 // The session may be gone by then: nothing is left to tell.
@@ -427,22 +437,24 @@ impl Session {
             arguments: arguments.as_deref(),
         };
         let verdict = match (self.chain.inspect(&view, msg), &monitor) {
+            (Verdict::Stop(stop), _) => Verdict::Stop(stop),
             // Monitor mode: the answer says what would have happened.
-            (FilterVerdict::Allow, Some(rule)) => decide::mark_monitor(&msg.to_line(), rule)
-                .map_or(FilterVerdict::Allow, FilterVerdict::Rewrite),
-            (FilterVerdict::Rewrite(line), Some(rule)) => {
-                FilterVerdict::Rewrite(decide::mark_monitor(&line, rule).unwrap_or(line))
+            (Verdict::Rewrite(line), Some(rule)) => {
+                Verdict::Rewrite(decide::mark_monitor(&line, rule).unwrap_or(line))
             }
-            (verdict, _) => verdict,
+            (_, Some(rule)) => {
+                decide::mark_monitor(&msg.to_line(), rule).map_or(Verdict::Pass, Verdict::Rewrite)
+            }
+            (verdict, None) => verdict,
         };
         // `[limits] max_result_bytes`: an answer too big never reaches the client.
         let size = match &verdict {
-            FilterVerdict::Rewrite(line) => line.len(),
+            Verdict::Rewrite(line) => line.len(),
             _ => msg.raw().len(),
         };
         let limits = self.policy().settings.limits;
         let verdict = match decide::answer_size(&view, &limits, size) {
-            Verdict::Stop(stop) => FilterVerdict::Block(stop.block),
+            Verdict::Stop(stop) => Verdict::Stop(stop),
             _ => verdict,
         };
         let decided = |d: (Decision, Option<String>)| match &monitor {
@@ -450,12 +462,12 @@ impl Session {
             None => d,
         };
         match verdict {
-            FilterVerdict::Allow => {
+            Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => {
                 let decision = decided((Decision::Allow, None));
                 self.audit_answer(&subject, decision, started, msg.raw().len());
                 self.reply(&origin, msg.rewrite(Some(origin.id.as_str()), &[]));
             }
-            FilterVerdict::Rewrite(line) => match reparse(&line) {
+            Verdict::Rewrite(line) => match reparse(&line) {
                 Some(m) => {
                     let decision = decided(audit::decision_of_rewrite(&line));
                     self.audit_answer(&subject, decision, started, line.len());
@@ -467,9 +479,9 @@ impl Session {
                     "a filter produced an invalid message",
                 ),
             },
-            FilterVerdict::Block(block) => {
+            Verdict::Stop(stop) => {
                 let to = Asker::Client(&origin);
-                self.answer_stopped(&view, to, &subject, &Stop::deny(block));
+                self.answer_stopped(&view, to, &subject, &stop);
             }
         }
     }
@@ -837,11 +849,11 @@ impl Session {
             self.audit_notification(index, msg.method().unwrap_or_default(), decision);
         }
         match verdict {
-            FilterVerdict::Allow => self.out.push_back(line),
-            FilterVerdict::Rewrite(line) => self.out.push_back(line),
-            FilterVerdict::Block(block) => {
-                tracing::info!(server = %server, rule = %block.rule, "a message to the client was blocked");
+            Verdict::Rewrite(line) => self.out.push_back(line),
+            Verdict::Stop(stop) => {
+                tracing::info!(server = %server, rule = %stop.block.rule, "a message to the client was blocked");
             }
+            Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => self.out.push_back(line),
         }
     }
 
@@ -864,15 +876,17 @@ impl Session {
         self.next_reverse += 1;
         let ours = self.next_reverse.to_string();
         let (line, (decision, rule)) = match self.chain.inspect(&view, msg) {
-            FilterVerdict::Block(block) => {
+            Verdict::Stop(Stop { block, .. }) => {
                 let method = msg.method().unwrap_or_default();
                 return self.refuse_upstream_request(index, &id, method, &block.rule, block.reason);
             }
-            FilterVerdict::Rewrite(line) => (
+            Verdict::Rewrite(line) => (
                 reparse(&line).map(|m| m.rewrite(Some(&ours), &[])),
                 audit::decision_of_rewrite(&line),
             ),
-            FilterVerdict::Allow => (Some(msg.rewrite(Some(&ours), &[])), (Decision::Allow, None)),
+            Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => {
+                (Some(msg.rewrite(Some(&ours), &[])), (Decision::Allow, None))
+            }
         };
         if let Some(line) = line {
             let subject = AuditSubject {
@@ -963,8 +977,8 @@ impl Session {
             .server(&server)
             .name(tool);
         match self.chain.inspect(&view, original) {
-            FilterVerdict::Allow => self.send_upstream_raw(index, line),
-            FilterVerdict::Rewrite(_) | FilterVerdict::Block(_) => {
+            Verdict::Pass => self.send_upstream_raw(index, line),
+            _ => {
                 tracing::info!(server = %server, "a filter stopped a forwarded message");
             }
         }

@@ -4,9 +4,9 @@
 
 use bytes::Bytes;
 
-use super::{Direction, MessageKind, View};
+use super::{Direction, MessageKind, Verdict, View};
 use crate::audit::Decision;
-use crate::filter::{Block, Verdict as FilterVerdict};
+use crate::filter::Block;
 use crate::jsonrpc::Message;
 
 /// Whether decisions on requests of `method` (and on their answers) are recorded:
@@ -79,18 +79,15 @@ pub fn secret_in_answer(view: &View<'_>, msg: &Message) -> Option<Block> {
 /// its flag or redaction, or its block (the notification is dropped); `None` when it
 /// passed untouched or is not a notification to the client.
 #[must_use]
-pub fn of_notification(
-    view: &View<'_>,
-    verdict: &FilterVerdict,
-) -> Option<(Decision, Option<String>)> {
+pub fn of_notification(view: &View<'_>, verdict: &Verdict) -> Option<(Decision, Option<String>)> {
     if view.kind != MessageKind::Notification || view.direction != Direction::ToClient {
         return None;
     }
     match verdict {
-        FilterVerdict::Allow => None,
-        FilterVerdict::Block(block) => Some((Decision::Deny, Some(block.rule.clone()))),
-        FilterVerdict::Rewrite(line) => {
+        Verdict::Stop(stop) => Some((stop.decision, Some(stop.block.rule.clone()))),
+        Verdict::Rewrite(line) => {
             Some(decision_of_rewrite(line)).filter(|(d, _)| *d != Decision::Allow)
         }
+        Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => None,
     }
 }

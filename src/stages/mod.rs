@@ -13,9 +13,8 @@
 //! policy and flow history) that returns a verdict; none does I/O or reaches into the
 //! session. The session is the wiring: it routes, runs the stages, and turns a
 //! [`Stop`] into the client's answer and its audit record in one place
-//! (`Session::answer_stopped`). One exception to the order above, kept from before:
-//! for `tools/call` and `prompts/get` the filter runs before decide (see
-//! `docs/design.md`, "The message path").
+//! (`Session::answer_stopped`). The order holds for every request kind: decide runs
+//! before the in-filter for calls and gets as for reads.
 
 pub mod audit;
 pub mod decide;
@@ -24,6 +23,8 @@ pub mod limits;
 pub mod view;
 
 pub use view::{Direction, MessageKind, View};
+
+use bytes::Bytes;
 
 use crate::audit::Decision;
 use crate::filter::Block;
@@ -65,11 +66,16 @@ impl Stop {
     }
 }
 
-/// What a stage says about one message.
+/// What a stage says about one message: the one verdict type of every stage (hold,
+/// decide, the filters of [`crate::filter`]). Hold and decide never rewrite; the filters
+/// never mark or ask, so where only a filter spoke, `Mark` and `Ask` cannot occur and a
+/// caller treats everything but `Rewrite` and `Stop` as `Pass`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// The stage does not apply, or found nothing: on to the next stage untouched.
     Pass,
+    /// A filter let it through as this line instead (a complete JSON-RPC line with `\n`).
+    Rewrite(Bytes),
     /// Monitor mode: it goes through, and its answer is marked with this rule.
     Mark(String),
     /// The policy says `ask`: the user decides (else it is stopped as this says).

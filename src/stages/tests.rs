@@ -12,8 +12,8 @@ use super::testing::message;
 use super::{Direction, MessageKind, Stop, Verdict, View, audit, decide, hold, limits};
 use crate::audit::Decision;
 use crate::config::Layer;
+use crate::filter::Stage;
 use crate::filter::output::{OutputFilter, OutputSettings};
-use crate::filter::{Stage, Verdict as FilterVerdict};
 use crate::jsonrpc::Message;
 use crate::pinning::judge::{Hold, HoldKind};
 use crate::policy::{FlowState, Limits, PolicySet};
@@ -291,11 +291,8 @@ fn the_result_size_limit_stops_results_and_errors_only() {
     }
 }
 
-fn assert_untouched(kind: MessageKind, verdict: &FilterVerdict) {
-    assert!(
-        matches!(verdict, FilterVerdict::Allow),
-        "{kind:?}: {verdict:?}"
-    );
+fn assert_untouched(kind: MessageKind, verdict: &Verdict) {
+    assert!(*verdict == Verdict::Pass, "{kind:?}: {verdict:?}");
 }
 
 fn filter() -> OutputFilter {
@@ -306,7 +303,7 @@ fn filter() -> OutputFilter {
 }
 
 /// The filter's verdict on every row travelling `direction`.
-fn filtered(direction: Direction) -> Vec<(Row, FilterVerdict)> {
+fn filtered(direction: Direction) -> Vec<(Row, Verdict)> {
     rows()
         .into_iter()
         .filter(|r| r.direction == direction)
@@ -331,7 +328,7 @@ fn the_in_filter_stops_secrets_in_what_every_request_sends_and_passes_every_othe
         );
         if carries_model_data && has_secret {
             assert!(
-                matches!(verdict, FilterVerdict::Block(ref b) if b.rule == "output:secrets"),
+                matches!(verdict, Verdict::Stop(ref s) if s.block.rule == "output:secrets"),
                 "{verdict:?}"
             );
         } else {
@@ -416,7 +413,7 @@ fn the_out_filter_redacts_results_notifications_and_server_requests() {
     for (row, verdict) in filtered(Direction::ToClient) {
         let has_secret = std::str::from_utf8(row.msg.raw()).is_ok_and(|t| t.contains(&secret()));
         match verdict {
-            FilterVerdict::Rewrite(line) => {
+            Verdict::Rewrite(line) => {
                 assert!(has_secret, "{:?} rewritten without a secret", row.kind);
                 let text = String::from_utf8_lossy(&line);
                 assert!(
@@ -425,15 +422,15 @@ fn the_out_filter_redacts_results_notifications_and_server_requests() {
                 );
                 assert_eq!(audit::decision_of_rewrite(&line).0, Decision::Redact);
             }
-            FilterVerdict::Allow => assert!(!has_secret, "{:?} kept its secret", row.kind),
-            FilterVerdict::Block(b) => panic!("{:?} blocked: {b:?}", row.kind),
+            Verdict::Pass => assert!(!has_secret, "{:?} kept its secret", row.kind),
+            other => panic!("{:?} stopped: {other:?}", row.kind),
         }
     }
 }
 
 /// Every row travelling to the client, its secret replaced by `text` (an injection,
 /// or a secret as an object key), with the filter's verdict.
-fn to_client_rows_carrying(text: &str) -> Vec<(MessageKind, FilterVerdict)> {
+fn to_client_rows_carrying(text: &str) -> Vec<(MessageKind, Verdict)> {
     rows()
         .into_iter()
         .filter(|r| r.direction == Direction::ToClient)
@@ -466,7 +463,7 @@ fn the_out_filter_flags_injection_where_the_text_is_in_every_kind() {
         "result, error, notification, server request"
     );
     for (kind, verdict) in rows {
-        let FilterVerdict::Rewrite(line) = verdict else {
+        let Verdict::Rewrite(line) = verdict else {
             panic!("{kind:?} not flagged: {verdict:?}")
         };
         let text = String::from_utf8_lossy(&line);
@@ -494,7 +491,7 @@ fn the_out_filter_redacts_secrets_in_keys_in_every_kind() {
         "result, error, notification, server request"
     );
     for (kind, verdict) in rows {
-        let FilterVerdict::Rewrite(line) = verdict else {
+        let Verdict::Rewrite(line) = verdict else {
             panic!("{kind:?} not redacted: {verdict:?}")
         };
         let text = String::from_utf8_lossy(&line);

@@ -127,7 +127,7 @@ pub struct Spawner {
     /// Holds each server's private HOME and TMPDIR (the data dir).
     pub state_dir: PathBuf,
     /// mcp-warden's own binary, to run each server under its launcher (see
-    /// `launcher.rs`); `None` runs servers directly (library tests).
+    /// `sandbox/launcher.rs`); `None` runs servers directly (library tests).
     pub launcher: Option<PathBuf>,
 }
 
@@ -204,11 +204,13 @@ fn command_for(
         .map(OsString::from)
         .or_else(|| std::env::var_os("PATH"));
     let program = resolve_program(&config.command, path.as_ref()).map_err(start_error)?;
-    let plan = crate::sandbox::plan::prepare(config, &program, default_cwd, &spawner.state_dir)
-        .map_err(|source| SpawnError::Sandbox {
+    let server = config.sandboxed(&program);
+    let plan = crate::sandbox::plan::prepare(&server, default_cwd, &spawner.state_dir).map_err(
+        |source| SpawnError::Sandbox {
             server: name.to_owned(),
             source,
-        })?;
+        },
+    )?;
     // A server kept at our uid gets its directories now; one dropped to a uid of its
     // own makes them itself, after the drop, so root never creates inside them.
     if plan.ids.is_none() {
@@ -221,7 +223,7 @@ fn command_for(
         let mut cmd = std::process::Command::new(launcher);
         // The launcher starts a session of its own (no terminal), which is also the
         // process group the supervisor signals.
-        cmd.arg(crate::launcher::SUBCOMMAND)
+        cmd.arg(crate::sandbox::launcher::SUBCOMMAND)
             .arg("--parent")
             .arg(std::process::id().to_string())
             .arg("--sandbox")

@@ -44,9 +44,10 @@ use super::{ClientCall, Pending, Reverse, Session, SlotState, Timer, reparse, wi
 use crate::audit::{Decision, Direction as AuditDirection};
 use crate::era::mrtr::{self, Entry, InputRequired, MAX_ROUNDS};
 use crate::era::state::{self, Binding, Draft, Payload, StateError, StateKey, StateKind};
-use crate::filter::{Block, Verdict as FilterVerdict};
+use crate::filter::Block;
 use crate::jsonrpc::{ErrorCode, Id, Message, error_response};
 use crate::policy::Blocked;
+use crate::stages::Verdict as FilterVerdict;
 use crate::stages::{Direction, Stop, View, audit};
 use crate::upstream::InstanceId;
 
@@ -413,13 +414,14 @@ impl Session {
         let name = self.slots[index].config.name.clone();
         let view = View::of(Direction::ToClient, request).server(&name);
         match self.chain.inspect(&view, request) {
-            FilterVerdict::Block(block) => Err(block),
+            FilterVerdict::Stop(stop) => Err(stop.block),
             FilterVerdict::Rewrite(line) => {
                 let decision = audit::decision_of_rewrite(&line);
                 let params = reparse(&line).and_then(|m| m.params().map(str::to_owned));
                 Ok((params, decision))
             }
-            FilterVerdict::Allow => {
+            // The chain never asks (a filter's ask is a stop) and marks pass.
+            FilterVerdict::Pass | FilterVerdict::Mark(_) | FilterVerdict::Ask(_) => {
                 Ok((request.params().map(str::to_owned), (Decision::Allow, None)))
             }
         }

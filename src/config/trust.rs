@@ -23,14 +23,15 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use crate::config::{Diagnostic, Severity, Source, TrustState};
+use crate::file_error::FileError;
 use crate::paths::{self, Paths};
+use crate::time::Timestamp;
 
 /// What every recorded digest starts with.
 pub const DIGEST_PREFIX: &str = "sha256:";
@@ -41,16 +42,13 @@ pub enum TrustError {
     /// `trust.toml` is not valid; never replaced automatically.
     #[error("{0}")]
     Invalid(Diagnostic),
-    #[error("cannot read `{}`: {cause}", path.display())]
-    Read { path: PathBuf, cause: io::Error },
-    #[error("cannot write `{}`: {cause}", path.display())]
-    Write { path: PathBuf, cause: io::Error },
+    /// A file that could not be read or written, or a workspace root that cannot be
+    /// resolved to a canonical path.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// Trusting a directory without a workspace file would trust nothing.
     #[error("no `{}` in `{}`: nothing to trust", paths::WORKSPACE_FILE, root.display())]
     NoWorkspaceFile { root: PathBuf },
-    /// The workspace directory cannot be resolved to a canonical path.
-    #[error("workspace `{}` cannot be used: {cause}", path.display())]
-    Root { path: PathBuf, cause: io::Error },
     /// Keys of the store are strings; a non-UTF-8 root cannot be recorded faithfully.
     #[error("workspace path `{}` is not valid UTF-8", path.display())]
     NotUnicode { path: PathBuf },
@@ -62,11 +60,10 @@ impl TrustError {
     pub fn into_diagnostics(self) -> Vec<Diagnostic> {
         let path = match self {
             Self::Invalid(d) => return vec![d],
-            Self::Read { ref path, .. }
-            | Self::Write { ref path, .. }
-            | Self::NoWorkspaceFile { root: ref path }
-            | Self::Root { ref path, .. }
-            | Self::NotUnicode { ref path } => path.clone(),
+            Self::File(ref e) => e.path().to_owned(),
+            Self::NoWorkspaceFile { root: ref path } | Self::NotUnicode { ref path } => {
+                path.clone()
+            }
         };
         vec![Diagnostic::file(&path, Severity::Error, self.to_string())]
     }
@@ -186,7 +183,7 @@ pub fn digest(bytes: &[u8]) -> String {
 fn current_digests(root: &Path) -> Result<Digests, TrustError> {
     let read = |path: PathBuf| match snapshot(&path) {
         Ok(found) => Ok(found.map(|s| s.digest)),
-        Err(cause) => Err(TrustError::Read { path, cause }),
+        Err(cause) => Err(TrustError::File(FileError::Read { path, cause })),
     };
     Ok(Digests {
         config: read(paths::workspace_file(root))?,
@@ -250,7 +247,9 @@ pub struct Review {
 pub fn review(paths: &Paths, root: &Path) -> Result<Review, TrustError> {
     let root = canonical(root)?;
     key(&root)?;
-    let read = |path: PathBuf| snapshot(&path).map_err(|cause| TrustError::Read { path, cause });
+    let read = |path: PathBuf| {
+        snapshot(&path).map_err(|cause| TrustError::File(FileError::Read { path, cause }))
+    };
     let config = read(paths::workspace_file(&root))?
         .ok_or_else(|| TrustError::NoWorkspaceFile { root: root.clone() })?;
     let lock = read(root.join(paths::LOCK_FILE))?;
@@ -275,7 +274,7 @@ pub fn approve(paths: &Paths, review: &Review) -> Result<TrustRecord, TrustError
     let record = TrustRecord {
         config: review.config.digest.clone(),
         lock: review.lock.as_ref().map(|l| l.digest.clone()),
-        trusted_at: now_rfc3339(),
+        trusted_at: Timestamp::now().to_seconds(),
     };
     let mut store = read_store(paths)?;
     store.workspaces.insert(key.to_owned(), record.clone());
@@ -312,7 +311,7 @@ fn keep_copy(paths: &Paths, snapshot: &Snapshot) -> Result<(), TrustError> {
     builder
         .create(&dir)
         .and_then(|()| crate::durable::replace(&path, &snapshot.bytes, PRIVATE))
-        .map_err(|cause| TrustError::Write { path, cause })
+        .map_err(|cause| TrustError::File(FileError::Write { path, cause }))
 }
 
 /// The text trusted with `digest`, when a copy was kept and still matches it.
@@ -386,9 +385,11 @@ pub fn record_own_write(
 }
 
 fn canonical(root: &Path) -> Result<PathBuf, TrustError> {
-    root.canonicalize().map_err(|cause| TrustError::Root {
-        path: root.to_path_buf(),
-        cause,
+    root.canonicalize().map_err(|cause| {
+        TrustError::File(FileError::Workspace {
+            path: root.to_path_buf(),
+            cause,
+        })
     })
 }
 
@@ -404,7 +405,7 @@ fn read_store(paths: &Paths) -> Result<Store, TrustError> {
     let bytes = match crate::durable::read_regular(&path) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Ok(Store::default()),
-        Err(cause) => return Err(TrustError::Read { path, cause }),
+        Err(cause) => return Err(TrustError::File(FileError::Read { path, cause })),
     };
     let text = crate::config::error::utf8_text(&path, bytes)
         .map_err(|d| TrustError::Invalid(corrupt(d)))?;
@@ -461,12 +462,12 @@ fn ensure_data_dir(paths: &Paths) -> Result<(), TrustError> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(&paths.data_dir)
-        .map_err(|cause| TrustError::Write {
+    builder.create(&paths.data_dir).map_err(|cause| {
+        TrustError::File(FileError::Write {
             path: paths.data_dir.clone(),
             cause,
         })
+    })
 }
 
 /// Files of the trust store are the user's alone.
@@ -478,41 +479,25 @@ fn lock_store(paths: &Paths) -> Result<crate::durable::ExclusiveLock, TrustError
     ensure_data_dir(paths)?;
     let path = paths.data_dir.join("trust.toml.lock");
     crate::durable::lock_exclusive(&path, PRIVATE)
-        .map_err(|cause| TrustError::Write { path, cause })
+        .map_err(|cause| TrustError::File(FileError::Write { path, cause }))
 }
 
 /// Writes the store atomically (see `durable::replace`).
 fn write_store(paths: &Paths, store: &Store) -> Result<(), TrustError> {
     ensure_data_dir(paths)?;
     let path = paths.trust_file();
-    let body = toml::to_string(store).map_err(|e| TrustError::Write {
-        path: path.clone(),
-        cause: io::Error::other(e.to_string()),
+    let body = toml::to_string(store).map_err(|e| {
+        TrustError::File(FileError::Write {
+            path: path.clone(),
+            cause: io::Error::other(e.to_string()),
+        })
     })?;
     let text = format!(
         "# Workspaces trusted with `mcp-warden trust`, at the digests of their files.\n\
          # Written by mcp-warden; `mcp-warden untrust` withdraws a workspace.\n\n{body}"
     );
     crate::durable::replace(&path, text.as_bytes(), PRIVATE)
-        .map_err(|cause| TrustError::Write { path, cause })
-}
-
-/// Now as RFC 3339 in UTC, second precision.
-fn now_rfc3339() -> String {
-    rfc3339(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    )
-}
-
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX);
-    let rem = secs % 86_400;
-    let (hour, minute, second) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    let (year, month, day) = crate::audit::time::civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+        .map_err(|cause| TrustError::File(FileError::Write { path, cause }))
 }
 
 #[cfg(test)]
@@ -774,12 +759,5 @@ mod tests {
             names.iter().all(|n| !n.starts_with(".trust.toml.")),
             "{names:?}"
         );
-    }
-
-    #[test]
-    fn rfc3339_formats_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_788_300_000), "2026-09-01T22:00:00Z");
     }
 }

@@ -1,4 +1,5 @@
-//! RFC 8785 (JCS) canonical JSON and `sha256:` digests (SPEC "Pinning").
+//! RFC 8785 (JCS) canonical JSON and `sha256:` digests (SPEC "Pinning"), for pins and
+//! for the audit trail's record digests and argument keys.
 //!
 //! Owns one thing: turning a definition, exactly as an upstream sent it, into the bytes a
 //! pin is taken over. Two texts that mean the same JSON (key order, whitespace, string
@@ -636,8 +637,14 @@ fn index(n: i32) -> usize {
     usize::try_from(n).expect("only called with 0 < n ≤ 21")
 }
 
+/// The tests' generator, shared with `tests/fuzz.rs` (one copy: see its docs).
+#[cfg(test)]
+#[path = "../tests/support/xorshift.rs"]
+mod xorshift;
+
 #[cfg(test)]
 mod tests {
+    use super::xorshift::Xorshift;
     use super::*;
     use proptest::prelude::*;
 
@@ -1064,30 +1071,13 @@ mod tests {
 
     // ---- laws ---------------------------------------------------------------------------
 
-    /// A small deterministic generator for the choices made while writing a variant.
-    struct Choices(u64);
-
-    impl Choices {
-        fn next(&mut self) -> u64 {
-            // xorshift64*; the seed is forced odd so it is never stuck at zero.
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            usize::try_from(self.next() % n as u64).expect("below n")
-        }
-    }
-
     /// Whitespace that JSON allows between tokens.
-    fn space(choices: &mut Choices, out: &mut String) {
+    fn space(choices: &mut Xorshift, out: &mut String) {
         out.push_str(["", " ", "\n  ", "\t", "\r\n"][choices.below(5)]);
     }
 
     /// The same double written one of several ways.
-    fn variant_number(value: f64, choices: &mut Choices) -> String {
+    fn variant_number(value: f64, choices: &mut Xorshift) -> String {
         let scientific = format!("{value:e}");
         let (mantissa, exponent) = scientific.split_once('e').expect("exponent");
         let exponent: i32 = exponent.parse().expect("integer");
@@ -1114,7 +1104,7 @@ mod tests {
     }
 
     /// The same string written with a random mix of escapes.
-    fn variant_string(text: &str, choices: &mut Choices, out: &mut String) {
+    fn variant_string(text: &str, choices: &mut Xorshift, out: &mut String) {
         out.push('"');
         for c in text.chars() {
             let must_escape = c == '"' || c == '\\' || c < '\u{20}';
@@ -1142,7 +1132,7 @@ mod tests {
 
     /// `node` as JSON text with shuffled keys, arbitrary whitespace, string escapes and
     /// number spellings: equivalent to, but rarely the same text as, the canonical form.
-    fn write_variant(node: &Node, choices: &mut Choices, out: &mut String) {
+    fn write_variant(node: &Node, choices: &mut Xorshift, out: &mut String) {
         match node {
             Node::Null | Node::Bool(_) => write_node(node, out),
             Node::Number(value) => out.push_str(&variant_number(*value, choices)),
@@ -1309,7 +1299,7 @@ mod tests {
         #[test]
         fn equivalent_documents_have_one_digest(node in arb_node(), seed in any::<u64>()) {
             let canonical = to_canonical(&node);
-            let mut choices = Choices(seed | 1);
+            let mut choices = Xorshift::new(seed);
             let mut variant = String::new();
             write_variant(&node, &mut choices, &mut variant);
             prop_assert_eq!(canonicalize(&variant).expect("variant parses"), canonical.clone());
@@ -1328,7 +1318,7 @@ mod tests {
             let mut changed = node.clone();
             let mut target = pick.index(node_count(&node));
             prop_assert!(mutate(&mut changed, &mut target, kind));
-            let mut choices = Choices(seed | 1);
+            let mut choices = Xorshift::new(seed);
             let mut before = String::new();
             write_variant(&node, &mut choices, &mut before);
             let mut after = String::new();

@@ -1,6 +1,8 @@
-//! UTC time for the audit log: record timestamps (RFC 3339, milliseconds, `Z`), the UTC
-//! day that names a daily file, and `--since` windows. Pure: the only clock read is
-//! [`Timestamp::now`].
+//! UTC time, the crate's one place for dates: audit record timestamps (RFC 3339,
+//! milliseconds, `Z`), the UTC day that names a daily audit or log file, `--since`
+//! windows, the second-precision times `trusted.toml` and `installs.toml` record, and
+//! the compact stamp in backup names. Pure: the only clock reads are
+//! [`Timestamp::now`] and [`clock_nanos`].
 //!
 //! Own calendar arithmetic (Howard Hinnant's `days_from_civil` / `civil_from_days`) rather
 //! than a date crate: the log needs only the proleptic Gregorian calendar in UTC, with
@@ -31,6 +33,12 @@ impl Timestamp {
             Ok(after) => Self(i64::try_from(after.as_millis()).unwrap_or(i64::MAX)),
             Err(before) => Self(-i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX)),
         }
+    }
+
+    /// From whole seconds since the epoch.
+    #[must_use]
+    pub fn from_secs(secs: u64) -> Self {
+        Self(i64::try_from(secs).map_or(i64::MAX, |s| s.saturating_mul(MS_PER_SECOND)))
     }
 
     /// From milliseconds since the epoch.
@@ -118,14 +126,51 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// To the second: `2026-09-01T12:00:00Z` (what the trust store and `installs.toml`
+    /// record; the milliseconds are cut, not rounded).
+    #[must_use]
+    pub fn to_seconds(self) -> String {
+        let (h, m, s, _) = self.clock();
+        format!("{}T{h:02}:{m:02}:{s:02}Z", self.day())
+    }
+
+    /// `20260901T120000Z`: sortable, and no `:` (which some file systems refuse in a
+    /// file name).
+    #[must_use]
+    pub fn compact(self) -> String {
+        let (year, month, day) = civil_from_days(self.day().0);
+        let (hour, minute, second, _) = self.clock();
+        format!("{year:04}{month:02}{day:02}T{hour:02}{minute:02}{second:02}Z")
+    }
+
+    /// Hour, minute, second and millisecond within the UTC day.
+    const fn clock(self) -> (i64, i64, i64, i64) {
+        let in_day = self.0.rem_euclid(MS_PER_DAY);
+        (
+            in_day / 3_600_000,
+            in_day / 60_000 % 60,
+            in_day / 1000 % 60,
+            in_day % 1000,
+        )
+    }
+}
+
 impl fmt::Display for Timestamp {
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let in_day = self.0.rem_euclid(MS_PER_DAY);
-        let (h, m) = (in_day / 3_600_000, in_day / 60_000 % 60);
-        let (s, ms) = (in_day / 1000 % 60, in_day % 1000);
+        let (h, m, s, ms) = self.clock();
         write!(f, "{}T{h:02}:{m:02}:{s:02}.{ms:03}Z", self.day())
     }
+}
+
+/// The clock's nanoseconds within the current second: a cheap value that varies between
+/// calls, for the names of temporary files and directories (not a time, not a secret).
+#[must_use]
+pub fn clock_nanos() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
 }
 
 impl serde::Serialize for Timestamp {
@@ -287,10 +332,8 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// The date (year, month, day) of a day number counted from 1970-01-01 (Hinnant,
-/// `civil_from_days`). The one calendar routine of the crate: the trust store and
-/// `install`'s backup names use it too.
-#[must_use]
-pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -352,6 +395,20 @@ mod tests {
         ] {
             assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad} parsed");
         }
+    }
+
+    #[test]
+    fn seconds_and_compact_stamps() {
+        let at = Timestamp::from_secs;
+        assert_eq!(at(0).to_seconds(), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400).to_seconds(), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_788_300_000).to_seconds(), "2026-09-01T22:00:00Z");
+        assert_eq!(
+            ts("2026-05-01T12:00:00.999Z").to_seconds(),
+            "2026-05-01T12:00:00Z"
+        );
+        assert_eq!(at(0).compact(), "19700101T000000Z");
+        assert_eq!(at(1_788_264_000).compact(), "20260901T120000Z");
     }
 
     #[test]
