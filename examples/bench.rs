@@ -65,6 +65,12 @@ const TARGET_CALLS_PER_S: f64 = 50_000.0;
 const TARGET_RSS_MIB: f64 = 15.0;
 /// "≈ the slowest upstream": at most this much over it.
 const TARGET_STARTUP_SLACK_MS: f64 = 50.0;
+// Issue 12's targets: ratios to the direct pipe in the same run, which carry across
+// machines of the same kind better than absolute figures, and serve's PSS.
+const TARGET_P50_RATIO: f64 = 3.0;
+const TARGET_P99_RATIO: f64 = 4.0;
+const TARGET_TPUT_SHARE: f64 = 0.12;
+const TARGET_PSS_MIB: f64 = 10.0;
 
 struct Options {
     calls: usize,
@@ -1140,6 +1146,35 @@ impl Summary {
             format!(
                 "mcp-warden peak RSS: {:.1} MiB with 1 upstream, {:.1} MiB with 5 (target ≤ {TARGET_RSS_MIB} MiB)",
                 self.rss1, self.rss5
+            ),
+        );
+        verdict(
+            added50 <= TARGET_P50_RATIO * self.direct_p50,
+            format!(
+                "added latency p50 / direct p50: {:.1}x (target ≤ {TARGET_P50_RATIO}x)",
+                added50 / self.direct_p50
+            ),
+        );
+        verdict(
+            added99 <= TARGET_P99_RATIO * self.direct_p99,
+            format!(
+                "added latency p99 / direct p99: {:.1}x (target ≤ {TARGET_P99_RATIO}x)",
+                added99 / self.direct_p99
+            ),
+        );
+        verdict(
+            self.proxy_tput >= TARGET_TPUT_SHARE * self.direct_tput,
+            format!(
+                "throughput through mcp-warden / direct: {:.1} % (target ≥ {:.0} %)",
+                100.0 * self.proxy_tput / self.direct_tput,
+                100.0 * TARGET_TPUT_SHARE
+            ),
+        );
+        verdict(
+            self.pss1.max(self.pss5) <= TARGET_PSS_MIB,
+            format!(
+                "mcp-warden PSS after the run: {:.1} MiB with 1 upstream, {:.1} MiB with 5 (target ≤ {TARGET_PSS_MIB} MiB)",
+                self.pss1, self.pss5
             ),
         );
         verdict(

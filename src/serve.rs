@@ -16,9 +16,21 @@ use crate::upstream::Spawner;
 
 /// How long the runtime waits for its blocking threads (a stdin read) at exit.
 const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(200);
+/// When `serve` gives back its binary's resident pages again, counted from the start of
+/// the session. Starting the upstreams, their handshakes, pinning their executables and
+/// compiling the scan's patterns run code once, in the first second or so with quick
+/// servers, later with slow ones; what a call runs faults back in within a few calls
+/// (~4 MiB of the 6.7 MiB of code stay resident instead of ~6: docs/benchmark.md).
+const RELEASE_AFTER: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(10),
+    Duration::from_secs(60),
+];
 
 /// Runs the stdio MCP server until the client leaves.
 pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStatus> {
+    // Before the log writer's thread starts (the next line).
+    crate::resident::one_malloc_arena();
     let _log_guard = match crate::logging::init(&paths.log_dir()) {
         Ok(guard) => Some(guard),
         Err(e) => {
@@ -99,33 +111,41 @@ pub fn run(paths: &Paths, workspace: Option<PathBuf>) -> anyhow::Result<ExitStat
     // (the command line, TOML, trust, policy compilation): it need not stay resident.
     crate::resident::release_own_pages();
     let paths = paths.clone();
-    let outcome = runtime.block_on(async {
-        let stop = stop_signal()?;
-        // The session runs as a task of the runtime, not as `block_on`'s own future:
-        // a task woken by another task (the stdin reader, an upstream's reader) runs in
-        // the same turn of the scheduler, whereas waking `block_on`'s future makes the
-        // runtime poll epoll once more first, one extra syscall per hop, two per call
-        // (docs/benchmark.md, "fewer hops per call").
-        let session = tokio::spawn(session_task(
-            paths,
-            config,
-            Audited {
-                workspace_root,
-                syslog: audit_syslog,
-            },
-            output,
-            stop,
-        ));
-        match session.await {
-            Ok(outcome) => Ok::<_, std::io::Error>(outcome),
-            // A panic in the session stays a panic of `serve`, as before it was a task.
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(std::io::Error::other(e)),
-        }
-    })?;
+    let audited = Audited {
+        workspace_root,
+        syslog: audit_syslog,
+    };
+    let outcome = runtime.block_on(session_and_helpers(paths, config, audited, output))?;
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     tracing::info!(?outcome, "session ended");
     Ok(ExitStatus::Success)
+}
+
+/// `serve`'s tasks: the session, and beside it the signals that stop it and the
+/// release of start-up pages; returns when the session ends.
+async fn session_and_helpers(
+    paths: Paths,
+    config: SessionConfig,
+    audited: Audited,
+    output: OutputSettings,
+) -> std::io::Result<session::Outcome> {
+    let (stop, signals) = stop_signal()?;
+    let settle = tokio::spawn(release_when_settled());
+    // The session runs as a task of the runtime, not as `block_on`'s own future: a task
+    // woken by another task (the stdin reader, an upstream's reader) runs in the same
+    // turn of the scheduler, whereas waking `block_on`'s future makes the runtime poll
+    // epoll once more first, one extra syscall per hop, two per call
+    // (docs/benchmark.md, "fewer hops per call").
+    let session = tokio::spawn(session_task(paths, config, audited, output, stop));
+    let ended = session.await;
+    signals.abort();
+    settle.abort();
+    match ended {
+        Ok(outcome) => Ok(outcome),
+        // A panic in the session stays a panic of `serve`, as before it was a task.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(std::io::Error::other(e)),
+    }
 }
 
 /// Where the session's audit trail goes.
@@ -249,20 +269,46 @@ fn notices_of(effective: &Effective) -> Vec<String> {
     out
 }
 
-/// Completes on SIGTERM, SIGINT or SIGHUP, so a terminal closing or a client killing
-/// us politely still stops every upstream.
-fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
+/// Gives back the binary's pages that starting the session faulted in, at
+/// [`RELEASE_AFTER`].
+async fn release_when_settled() {
+    let start = tokio::time::Instant::now();
+    for after in RELEASE_AFTER {
+        tokio::time::sleep_until(start + after).await;
+        // Reading `/proc/self/smaps` is file I/O: off the session's thread.
+        let _ = tokio::task::spawn_blocking(crate::resident::release_own_pages).await;
+    }
+}
+
+/// A future that completes on SIGTERM, SIGINT or SIGHUP, so a terminal closing or a
+/// client killing us politely still stops every upstream; and the task that waits for
+/// the signals.
+///
+/// The session polls its stop future first on every turn of its loop, so that future
+/// is a oneshot receiver (one atomic load when nothing happened), not the three signal
+/// streams themselves: polling those cost ~3 % of `serve`'s CPU per call (a `perf`
+/// profile, docs/benchmark.md).
+fn stop_signal() -> std::io::Result<(impl Future<Output = ()>, tokio::task::JoinHandle<()>)> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    Ok(async move {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let signals = tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
             _ = hup.recv() => {}
         }
-    })
+        let _ = tx.send(());
+    });
+    // Only a signal completes it: the sender lives until the session has ended.
+    let stop = async move {
+        if rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    Ok((stop, signals))
 }
 
 /// The `requestState` envelopes' key, derived from the per-install audit key (loaded,
