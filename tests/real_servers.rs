@@ -261,9 +261,16 @@ fn python_sdk_client_sees_a_crash_mid_call_and_a_cancellation_while_other_server
     ]);
     let (out, killed) = std::thread::scope(|scope| {
         let client = scope.spawn(|| run_client(&env, &prefix, &script, &[]));
-        // The first two steps take about 3 s (1.3 s of them Python's imports); the
-        // third runs for 30 s, so 8 s lands inside it with a wide margin either way.
-        std::thread::sleep(Duration::from_secs(8));
+        // The third step starts as soon as the echo before it is answered, and runs
+        // for 30 s: wait for the echo's audit record (a fixed sleep missed it on a
+        // loaded machine, killing the server before the call and failing with
+        // `unknown tool`), then give the call 2 s to reach the server.
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while !env.audit_text().contains("everything__echo") && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_secs(2));
         let killed = kill_processes(&env, "server-everything");
         (client.join().unwrap(), killed)
     });
