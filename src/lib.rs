@@ -17,6 +17,8 @@
 //! - [`config`]: the raw TOML mirror, validation, layers, variables, workspace discovery.
 //! - [`trust`]: which workspaces the user trusts, at which file digests.
 //! - [`policy`]: the policy engine: per-layer rules, labels and flows, pure decisions.
+//! - [`era`]: the two protocol eras (`initialize` vs per-request `_meta`) and the pure
+//!   adapter between them, used at both edges of the session.
 //! - [`router`]: merged catalogs, cursors, routing by exposed name and URI.
 //! - [`stages`]: the typed view of a message and the stages over it (hold, decide,
 //!   audit); the filter stage is [`filter`].
@@ -36,6 +38,7 @@ pub mod config;
 pub mod demo;
 pub mod downstream;
 pub mod durable;
+pub mod era;
 pub mod filter;
 pub mod install;
 pub mod jsonrpc;

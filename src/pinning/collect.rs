@@ -248,7 +248,8 @@ impl Connection<'_> {
             json!({"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}});
         let info = json!({"name": "mcp-warden", "version": env!("CARGO_PKG_VERSION")});
         // The newest revision we speak, so a server shows everything it has.
-        let line = wire::upstream_initialize(id, wire::negotiate(None), &capabilities, &info);
+        let line =
+            wire::upstream_initialize(id, crate::era::negotiate_legacy(None), &capabilities, &info);
         let answer = self.exchange(id, "initialize", line).await?;
         let init = answer
             .result()

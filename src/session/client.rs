@@ -51,7 +51,7 @@ impl Session {
         &mut self,
         items: Vec<Result<Message, crate::jsonrpc::ParseError>>,
     ) {
-        if self.client.version != wire::BATCH_VERSION {
+        if self.client.version != crate::era::BATCH_VERSION {
             let msg = "batches are only allowed with protocol version 2025-03-26";
             self.out
                 .push_back(error_response(None, ErrorCode::InvalidRequest, msg, None));
@@ -80,6 +80,7 @@ impl Session {
                     let origin = Origin {
                         id: e.id.clone().unwrap_or_else(|| Id::number(0)),
                         batch: Some(batch),
+                        envelope: None,
                     };
                     self.reply(
                         &origin,
@@ -93,7 +94,26 @@ impl Session {
     pub(super) fn on_client_message(&mut self, msg: Message, batch: Option<u64>) {
         match msg.kind().clone() {
             Kind::Request { id, method } => {
-                self.on_client_request(msg, Origin { id, batch }, &method);
+                // The client edge of the era adapter: a request is modern iff it
+                // carries the modern envelope, checked before anything else.
+                let envelope = match crate::era::envelope::classify(&msg) {
+                    Ok(envelope) => envelope.map(std::sync::Arc::new),
+                    Err(e) => {
+                        let origin = Origin {
+                            id: id.clone(),
+                            batch,
+                            envelope: None,
+                        };
+                        let line = error_response(Some(&id), e.code(), &e.to_string(), e.data());
+                        return self.reply(&origin, line);
+                    }
+                };
+                let origin = Origin {
+                    id,
+                    batch,
+                    envelope,
+                };
+                self.on_client_request(msg, origin, &method);
             }
             Kind::Notification { method } => self.on_client_notification(&msg, &method),
             Kind::Response { id, .. } => self.on_client_response(&msg, &id),
@@ -108,13 +128,32 @@ impl Session {
                 error_response(Some(&origin.id), ErrorCode::InvalidRequest, &text, None),
             );
         }
+        // A modern request needs no handshake: the first one starts the upstreams'
+        // (its capabilities are what legacy servers are initialized with).
+        if let Some(envelope) = &origin.envelope
+            && !self.client.started
+        {
+            let envelope = std::sync::Arc::clone(envelope);
+            self.start_for_modern(&envelope);
+        }
         let started = self.client.started;
+        let modern = origin.is_modern();
         match method {
-            "initialize" if started => {
+            "initialize" if self.client.legacy => {
                 self.reply_error(&origin, ErrorCode::InvalidRequest, "already initialized");
             }
             "initialize" => self.on_initialize(&msg, origin),
             "ping" => self.reply_result(&origin, "{}"),
+            "server/discover" if started && !self.is_settled() => {
+                self.deferred.push(Deferred { msg, origin });
+            }
+            "server/discover" => self.on_discover(&origin),
+            // The modern era sets the level per request (`logLevel` in `_meta`).
+            "logging/setLevel" if modern => self.reply_error(
+                &origin,
+                ErrorCode::MethodNotFound,
+                "`logging/setLevel` is not part of protocol version 2026-07-28; set `io.modelcontextprotocol/logLevel` per request",
+            ),
             _ if !started => {
                 self.reply_error(
                     &origin,
@@ -180,7 +219,7 @@ impl Session {
                 );
             }
         };
-        self.client.version = wire::negotiate(params.version.as_deref());
+        self.client.version = crate::era::negotiate_legacy(params.version.as_deref());
         self.client.capabilities = if params.capabilities.is_object() {
             params.capabilities
         } else {
@@ -191,13 +230,51 @@ impl Session {
         } else {
             serde_json::json!({"name": "unknown-client", "version": "0"})
         };
-        self.client.started = true;
+        self.client.legacy = true;
         self.client.initialize = Some(origin);
+        // After modern requests the handshakes are already made (and kept).
+        if !self.client.started {
+            self.start_handshakes();
+        }
+        self.after_state_change();
+    }
+
+    /// The client is there: every upstream's handshake (legacy) or listing (modern)
+    /// starts, and the client waits for them at most [`super::STARTUP_WAIT`].
+    fn start_handshakes(&mut self) {
+        self.client.started = true;
         self.timers.insert(Timer::StartupWait, super::STARTUP_WAIT);
         for index in 0..self.slots.len() {
             self.begin_handshake(index);
         }
-        self.after_state_change();
+    }
+
+    /// A modern client's first request: legacy upstreams are initialized with its
+    /// capabilities and identity at our newest legacy version.
+    fn start_for_modern(&mut self, envelope: &crate::era::envelope::Envelope) {
+        self.client.version = crate::era::LEGACY_VERSIONS[0];
+        self.client.capabilities = envelope.capabilities.clone();
+        self.client.info = envelope
+            .info
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({"name": "unknown-client", "version": "0"}));
+        self.start_handshakes();
+    }
+
+    /// `server/discover`, from any client at any time: every version we speak, the
+    /// merged capabilities, our identity (S/server/discover.mdx).
+    fn on_discover(&mut self, origin: &Origin) {
+        let instructions = self.merged_instructions();
+        let capabilities = self.merged_capabilities();
+        let ttl = self
+            .slots
+            .iter()
+            .filter(|s| s.state.era().is_some_and(crate::era::Era::is_modern))
+            .map(|s| s.probed.ttl_ms.unwrap_or(0))
+            .min()
+            .unwrap_or(0);
+        let result = wire::discover_result(&capabilities, instructions.as_deref(), ttl);
+        self.reply_result(origin, &result);
     }
 
     pub(super) fn on_client_notification(&mut self, msg: &Message, method: &str) {
@@ -375,7 +452,11 @@ impl Session {
 
     pub(super) fn fan_out_set_level(&mut self, msg: &Message) {
         for index in 0..self.slots.len() {
-            if !matches!(self.slots[index].state, SlotState::Ready { .. }) {
+            // A modern server has no `logging/setLevel`: the level goes per request.
+            if !matches!(
+                self.slots[index].state.era(),
+                Some(crate::era::Era::Legacy(_))
+            ) {
                 continue;
             }
             let id = self.slots[index].mint(Pending::Internal);
@@ -781,6 +862,10 @@ impl Session {
             edits.push((span, id.to_string()));
             token
         });
+        // The upstream edge of the era adapter: `_meta` for this server's era.
+        let client_caps = origin.envelope.as_ref().map(|e| &e.capabilities);
+        edits.extend(self.era_edits(index, msg, client_caps));
+        edits.sort_by_key(|(r, _)| r.start);
         let edits: Vec<(std::ops::Range<usize>, &str)> =
             edits.iter().map(|(r, t)| (r.clone(), t.as_str())).collect();
         let line = msg.rewrite(Some(&id.to_string()), &edits);

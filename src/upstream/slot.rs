@@ -1,5 +1,6 @@
 //! The state machine of one upstream slot, as data: where its process is in its
-//! life (spawned → initializing → ready, or failed), where each of its listings is,
+//! life (spawned → probing → initializing → ready in its era, or failed), where each
+//! of its listings is,
 //! and when a failed one is started again. The session drives the transitions (they
 //! send messages and set timers); the states and the backoff rule live here, with the
 //! rest of what concerns an upstream.
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::era::Era;
 use crate::router::catalog::Item;
 
 /// The first restart of a crashed server waits this long; each failure in a row
@@ -21,11 +23,18 @@ pub const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 /// Where an upstream's process is in its life.
 #[derive(Debug)]
 pub enum SlotState {
-    /// Spawned; waiting for the client's `initialize` to start the handshake.
+    /// Our `server/discover` probe is in flight (at this version): its answer decides
+    /// the era for the life of the process.
+    Probing {
+        version: &'static str,
+    },
+    /// Legacy (or not probed); waiting for the client to start the handshake.
     Spawned,
     /// Our `initialize` is in flight.
     Initializing,
     Ready {
+        /// The era found by the probe, with the version agreed.
+        era: Era,
         instructions: Option<String>,
         /// The server's declared capabilities.
         capabilities: Value,
@@ -37,8 +46,35 @@ impl SlotState {
     /// Whether the handshake is still to finish (the client may wait for it).
     #[must_use]
     pub fn is_starting(&self) -> bool {
-        matches!(self, Self::Spawned | Self::Initializing)
+        matches!(
+            self,
+            Self::Probing { .. } | Self::Spawned | Self::Initializing
+        )
     }
+
+    /// The era of a ready server.
+    #[must_use]
+    pub fn era(&self) -> Option<Era> {
+        match self {
+            Self::Ready { era, .. } => Some(*era),
+            _ => None,
+        }
+    }
+}
+
+/// What the probe learnt about a server's process, for `doctor`, `status` and the
+/// discover result's `ttlMs`.
+#[derive(Debug, Default, Clone)]
+pub struct Probed {
+    /// The server's `serverInfo` from its discover result.
+    pub server_info: Option<Value>,
+    /// How long its discover result may be cached.
+    pub ttl_ms: Option<u64>,
+    /// The process exited while probed: restarted without a probe, for this session
+    /// (some SDKs exit on a request before `initialize`).
+    pub fatal: bool,
+    /// The probe was already sent again at a version the server named.
+    pub retried: bool,
 }
 
 /// Where one of an upstream's listings (tools, prompts or templates) is.
