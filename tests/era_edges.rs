@@ -322,3 +322,26 @@ fn a_server_that_refuses_us_is_told_to_the_client() {
     let call = serve.call_tool(3, "future__echo", json!({}));
     assert!(call.get("error").is_some(), "{call}");
 }
+
+#[test]
+fn pin_and_scan_probe_too_and_list_a_modern_only_server() {
+    let env = Env::new();
+    let tables = [
+        example_table("new", "era_server", &["--modern-only"]),
+        example_table("exits", "era_server", &["--exit-on-probe"]),
+    ];
+    env.user_config(&tables.join("\n"));
+    let out = env.run(&["pins", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for tool in ["alpha", "zeta"] {
+        assert!(
+            text.contains(tool),
+            "the modern-only server's `{tool}` is listed: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        text.matches("\"alpha\"").count() >= 2,
+        "both servers listed: {text}"
+    );
+}
