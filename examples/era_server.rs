@@ -11,7 +11,8 @@
 //! Other options: `--starts FILE` (a line appended per start).
 //!
 //! Tools: `zeta`, `alpha`, `echo` (returns `message`), `raw` (returns the request
-//! line exactly as it arrived). Resources: `era://known` only; another URI is -32002
+//! line exactly as it arrived), `log` (first sends a `notifications/message` at `info`
+//! naming the level last set with `logging/setLevel`). Resources: `era://known` only; another URI is -32002
 //! (legacy) or -32602 (modern).
 // A test fixture: it may panic, print, and list one behaviour per match arm.
 #![allow(
@@ -67,11 +68,17 @@ fn error(id: &Value, code: i64, message: &str, data: Option<Value>) {
 
 fn tools() -> Value {
     let tool = |name: &str| json!({"name": name, "description": format!("The `{name}` tool."), "inputSchema": {"type": "object"}});
-    json!([tool("zeta"), tool("echo"), tool("alpha"), tool("raw")])
+    json!([
+        tool("zeta"),
+        tool("echo"),
+        tool("alpha"),
+        tool("raw"),
+        tool("log")
+    ])
 }
 
 fn capabilities() -> Value {
-    json!({"tools": {"listChanged": true}, "resources": {}})
+    json!({"tools": {"listChanged": true}, "resources": {}, "logging": {}})
 }
 
 fn main() {
@@ -100,6 +107,7 @@ fn main() {
     }
     let speaks_legacy = !matches!(mode, Mode::ModernOnly | Mode::Refuse);
     let mut locked = Locked::None;
+    let mut level = String::from("unset");
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let Ok(msg) = serde_json::from_str::<Value>(&line) else {
@@ -187,7 +195,20 @@ fn main() {
                 }
                 answer(&id, result);
             }
+            "logging/setLevel" if locked == Locked::Legacy => {
+                params["level"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .clone_into(&mut level);
+                answer(&id, json!({}));
+            }
             "tools/call" => {
+                if params["name"] == "log" {
+                    // One message at `info`, carrying the level last set.
+                    send(
+                        &json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "logger": "era", "data": format!("level={level}")}}),
+                    );
+                }
                 let text = match params["name"].as_str() {
                     Some("raw") => line.clone(),
                     Some("echo") => params["arguments"]["message"]

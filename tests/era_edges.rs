@@ -100,7 +100,13 @@ fn a_modern_client_calls_a_legacy_server_without_initialize() {
     let listing = modern(&mut serve, 1, "tools/list", json!({}));
     assert_eq!(
         names(&listing),
-        ["old__alpha", "old__echo", "old__raw", "old__zeta"],
+        [
+            "old__alpha",
+            "old__echo",
+            "old__log",
+            "old__raw",
+            "old__zeta"
+        ],
         "tools sorted by exposed name: {listing}"
     );
     assert_eq!(listing["result"]["resultType"], "complete");
@@ -155,7 +161,13 @@ fn a_legacy_client_calls_a_modern_only_server() {
     let listing = serve.request(json!(1), "tools/list", json!({}));
     assert_eq!(
         names(&listing),
-        ["new__alpha", "new__echo", "new__raw", "new__zeta"],
+        [
+            "new__alpha",
+            "new__echo",
+            "new__log",
+            "new__raw",
+            "new__zeta"
+        ],
         "{listing}"
     );
     // The modern server's own `ttlMs` for its list.
@@ -178,6 +190,16 @@ fn a_legacy_client_calls_a_modern_only_server() {
     );
     let echo = serve.call_tool(3, "new__echo", json!({"message": "across eras"}));
     assert_eq!(text(&echo), "across eras");
+    // The modern era has no `logging/setLevel`: the legacy client's level goes per
+    // request.
+    let level_set = serve.request(json!(4), "logging/setLevel", json!({"level": "warning"}));
+    assert!(level_set.get("result").is_some(), "{level_set}");
+    let answer = serve.call_tool(5, "new__raw", json!({}));
+    let sent: Value = serde_json::from_str(&text(&answer)).expect("the raw request");
+    assert_eq!(
+        sent["params"]["_meta"]["io.modelcontextprotocol/logLevel"], "warning",
+        "{sent}"
+    );
 }
 
 /// The id member of a request line, cut out (the upstream gets an id of ours).
@@ -344,4 +366,37 @@ fn pin_and_scan_probe_too_and_list_a_modern_only_server() {
         text.matches("\"alpha\"").count() >= 2,
         "both servers listed: {text}"
     );
+}
+
+#[test]
+fn a_modern_requests_log_level_reaches_a_legacy_server_and_its_messages_come_back() {
+    let (_env, mut serve) = serve_with(&[("old", "--legacy")]);
+    // No level asked: the server's message is not the client's.
+    let quiet = modern(
+        &mut serve,
+        1,
+        "tools/call",
+        json!({"name": "old__log", "arguments": {}}),
+    );
+    assert_eq!(text(&quiet), "log called");
+    assert!(
+        !serve
+            .seen
+            .iter()
+            .any(|m| m["method"] == "notifications/message"),
+        "{:?}",
+        serve.seen
+    );
+    let mut params = json!({"name": "old__log", "arguments": {}});
+    params["_meta"] = envelope();
+    params["_meta"]["io.modelcontextprotocol/logLevel"] = json!("debug");
+    let loud = serve.request(json!(2), "tools/call", params);
+    assert_eq!(text(&loud), "log called");
+    let message = serve
+        .seen
+        .iter()
+        .find(|m| m["method"] == "notifications/message")
+        .unwrap_or_else(|| panic!("no message in {:?}", serve.seen));
+    // mcp-warden set the legacy server's level first.
+    assert_eq!(message["params"]["data"], "level=debug", "{message}");
 }

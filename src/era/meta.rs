@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{ENVELOPE_KEYS, KEY_CAPABILITIES, KEY_CLIENT_INFO, KEY_VERSION};
+use super::{
+    ENVELOPE_KEYS, KEY_CAPABILITIES, KEY_CLIENT_INFO, KEY_LOG_LEVEL, KEY_SERVER_INFO, KEY_VERSION,
+};
 use crate::jsonrpc::Message;
 use crate::jsonrpc::message::{span_in, string_end};
 
@@ -133,6 +135,9 @@ pub struct Owned {
     pub version: &'static str,
     /// The capabilities mcp-warden mediates for this request (see [`mediated`]).
     pub capabilities: Value,
+    /// A level to ask for when the request names none (a legacy client's
+    /// `logging/setLevel`, carried to modern servers per request).
+    pub log_level: Option<String>,
 }
 
 /// mcp-warden's own client info, sent to modern upstreams.
@@ -171,7 +176,7 @@ pub fn mediated(client: &Value, elicitation: bool, sampling: bool) -> Value {
 /// Every other byte stays.
 #[must_use]
 pub fn set_owned(msg: &Message, owned: &Owned) -> Vec<Edit> {
-    let ours = [
+    let mut ours = vec![
         (
             KEY_VERSION,
             Value::String(owned.version.to_owned()).to_string(),
@@ -179,6 +184,12 @@ pub fn set_owned(msg: &Message, owned: &Owned) -> Vec<Edit> {
         (KEY_CAPABILITIES, owned.capabilities.to_string()),
         (KEY_CLIENT_INFO, our_info().to_string()),
     ];
+    // A level of ours only where the request names none: the client's own wins.
+    let names_level =
+        meta_members(msg).is_some_and(|(_, meta)| meta.iter().any(|m| m.key == KEY_LOG_LEVEL));
+    if let (Some(level), false) = (&owned.log_level, names_level) {
+        ours.push((KEY_LOG_LEVEL, Value::String(level.clone()).to_string()));
+    }
     let Some((params_span, params)) = params_members(msg) else {
         if msg.params_span().is_some() {
             // Array params: no place for `_meta`; left as they are.
@@ -259,6 +270,21 @@ pub fn splice_result_type(msg: &Message) -> Vec<Edit> {
     add_missing(line, result, &[("resultType", "\"complete\"".to_owned())])
 }
 
+/// The edit that puts our `serverInfo` in place of a server's in a result's `_meta`
+/// (S/basic/index.mdx "Per-response protocol fields": the client talks to us).
+#[must_use]
+pub fn replace_server_info(msg: &Message) -> Vec<Edit> {
+    let (Ok(line), Some(result)) = (std::str::from_utf8(msg.raw()), msg.result_span()) else {
+        return Vec::new();
+    };
+    members(line, result)
+        .and_then(|all| all.into_iter().find(|m| m.key == "_meta"))
+        .and_then(|meta| members(line, meta.value))
+        .and_then(|all| all.into_iter().find(|m| m.key == KEY_SERVER_INFO))
+        .map(|m| vec![(m.value, our_info().to_string())])
+        .unwrap_or_default()
+}
+
 /// The caching members of a list result: how long it may be kept and that it is this
 /// client's alone (it passed per-workspace filters).
 #[must_use]
@@ -297,6 +323,8 @@ pub fn for_client(line: bytes::Bytes, modern: bool) -> bytes::Bytes {
     let mut edits = super::errors::map_code(&msg, modern);
     if modern {
         edits.extend(splice_result_type(&msg));
+        edits.extend(replace_server_info(&msg));
+        edits.sort_by_key(|(r, _)| r.start);
     }
     if edits.is_empty() {
         return line;
@@ -337,7 +365,45 @@ mod tests {
         Owned {
             version: "2026-07-28",
             capabilities: serde_json::json!({"roots": {}}),
+            log_level: None,
         }
+    }
+
+    #[test]
+    fn a_log_level_is_added_only_where_the_request_names_none() {
+        let owned = Owned {
+            log_level: Some("warning".into()),
+            ..owned()
+        };
+        let m = msg(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}"#);
+        let out = msg(&apply(&m, &set_owned(&m, &owned)));
+        assert_eq!(
+            out.param(&["_meta", KEY_LOG_LEVEL]).map(|p| p.0),
+            Some("\"warning\"")
+        );
+        let m = msg(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"io.modelcontextprotocol/logLevel":"debug"}}}"#,
+        );
+        let out = msg(&apply(&m, &set_owned(&m, &owned)));
+        assert_eq!(
+            out.param(&["_meta", KEY_LOG_LEVEL]).map(|p| p.0),
+            Some("\"debug\"")
+        );
+    }
+
+    #[test]
+    fn a_results_server_info_becomes_ours() {
+        let m = msg(
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"up"},"k":1}}}"#,
+        );
+        let out = apply(&m, &replace_server_info(&m));
+        assert_eq!(
+            out,
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"result":{{"content":[],"_meta":{{"io.modelcontextprotocol/serverInfo":{},"k":1}}}}}}"#,
+                our_info()
+            )
+        );
     }
 
     #[test]

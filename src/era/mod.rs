@@ -80,6 +80,24 @@ impl Era {
     }
 }
 
+/// The syslog levels of `notifications/message`, lowest first.
+pub const LOG_LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
+/// Where `level` ranks among [`LOG_LEVELS`] (`None`: not a level).
+#[must_use]
+pub fn log_rank(level: &str) -> Option<usize> {
+    LOG_LEVELS.iter().position(|l| *l == level)
+}
+
 /// Every revision mcp-warden speaks, newest first (the modern ones, then the legacy
 /// ones): what a discover result and a -32022 list.
 pub fn all_versions() -> impl Iterator<Item = &'static str> {
@@ -144,6 +162,13 @@ mod tests {
         // A modern version is not a legacy one: `initialize` answers the newest legacy.
         assert_eq!(negotiate_legacy(Some("2026-07-28")), "2025-11-25");
         assert_eq!(negotiate_legacy(None), "2025-11-25");
+    }
+
+    #[test]
+    fn log_levels_rank_from_debug_to_emergency() {
+        assert!(log_rank("debug") < log_rank("warning"));
+        assert_eq!(log_rank("emergency"), Some(7));
+        assert_eq!(log_rank("loud"), None);
     }
 
     #[test]

@@ -451,6 +451,10 @@ impl Session {
     }
 
     pub(super) fn fan_out_set_level(&mut self, msg: &Message) {
+        let level = msg
+            .param(&["level"])
+            .and_then(|(raw, _)| serde_json::from_str::<String>(raw).ok());
+        self.client.log_level.clone_from(&level);
         for index in 0..self.slots.len() {
             // A modern server has no `logging/setLevel`: the level goes per request.
             if !matches!(
@@ -459,10 +463,35 @@ impl Session {
             ) {
                 continue;
             }
+            self.slots[index].log_level.clone_from(&level);
             let id = self.slots[index].mint(Pending::Internal);
             let line = msg.rewrite(Some(&id.to_string()), &[]);
             self.forward_to_upstream(index, msg, line, None);
         }
+    }
+
+    /// A modern request's `logLevel` toward a legacy server that logs: the server is
+    /// sent `logging/setLevel` first when the request asks a lower level than the one
+    /// last set (its messages are then passed on only for such requests, see
+    /// `on_upstream_notification`).
+    fn lower_log_level(&mut self, index: usize, origin: &Origin) {
+        let Some(wanted) = origin.envelope.as_ref().and_then(|e| e.log_level.clone()) else {
+            return;
+        };
+        let slot = &self.slots[index];
+        let logs = matches!(&slot.state, SlotState::Ready { era: crate::era::Era::Legacy(_), capabilities, .. } if capabilities.get("logging").is_some());
+        let rank = |l: Option<&String>| l.and_then(|l| crate::era::log_rank(l));
+        let Some(wanted_rank) = rank(Some(&wanted)) else {
+            return;
+        };
+        if !logs || rank(slot.log_level.as_ref()).is_some_and(|set| set <= wanted_rank) {
+            return;
+        }
+        let slot = &mut self.slots[index];
+        slot.log_level = Some(wanted.clone());
+        let id = slot.mint(Pending::Internal);
+        let params = serde_json::json!({ "level": wanted });
+        self.send_upstream_raw(index, wire::request(id, "logging/setLevel", Some(&params)));
     }
 
     /// `tools/call` and `prompts/get`: routed by the exposed name, which becomes the
@@ -845,6 +874,8 @@ impl Session {
             );
             return self.reply_error(&origin, ErrorCode::Busy, &text);
         }
+        self.lower_log_level(index, &origin);
+        let slot = &mut self.slots[index];
         let timeout = slot.config.request_timeout;
         slot.next_id += 1;
         let id = slot.next_id;

@@ -208,6 +208,8 @@ struct Slot {
     blocking: bool,
     /// Why the launcher refused to start it (its sandbox), for good.
     refused: Option<String>,
+    /// The level last set with `logging/setLevel` on this (legacy) server.
+    log_level: Option<String>,
     /// Whether missing sandbox layers were already said for this server.
     sandbox_warned: bool,
     /// What the probe of its process learnt.
@@ -297,6 +299,9 @@ struct ClientState {
     started: bool,
     /// `initialize` arrived (the connection speaks the legacy era too).
     legacy: bool,
+    /// The level of the client's last `logging/setLevel`, stamped as `logLevel` on
+    /// its requests to modern servers (which have no `logging/setLevel`).
+    log_level: Option<String>,
     /// The `initialize` request still to be answered.
     initialize: Option<Origin>,
     /// `notifications/initialized` arrived: notifications may flow to the client.

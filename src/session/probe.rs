@@ -129,6 +129,7 @@ impl Session {
                 let owned = meta::Owned {
                     version,
                     capabilities: self.declared_capabilities(index, client),
+                    log_level: self.client.log_level.clone(),
                 };
                 meta::set_owned(msg, &owned)
             }

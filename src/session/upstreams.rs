@@ -41,6 +41,7 @@ impl Session {
                 instance: 0,
                 blocking: true,
                 refused: None,
+                log_level: None,
                 sandbox_warned: false,
                 probed: crate::upstream::slot::Probed::default(),
                 list_ttl: [None; 3],
@@ -819,6 +820,11 @@ impl Session {
             "notifications/cancelled" if self.client.initialized => {
                 self.on_upstream_cancel(index, msg);
             }
+            // A modern client gets a server's log only within one of its requests
+            // to that server that asked for that level (S/server/utilities/logging.mdx).
+            "notifications/message" if !self.client.initialized && self.wants_log(index, msg) => {
+                self.forward_to_client(index, msg.to_line());
+            }
             "notifications/message" | "notifications/resources/updated"
                 if self.client.initialized =>
             {
@@ -828,6 +834,28 @@ impl Session {
                 tracing::debug!(server = %self.slots[index].config.name, method, "notification not forwarded");
             }
         }
+    }
+
+    /// Whether a request of the client's to slot `index` in flight asked for the
+    /// level of this `notifications/message` or a lower one.
+    fn wants_log(&self, index: usize, msg: &Message) -> bool {
+        let Some(level) = msg
+            .param(&["level"])
+            .and_then(|(raw, _)| serde_json::from_str::<String>(raw).ok())
+            .and_then(|l| crate::era::log_rank(&l))
+        else {
+            return false;
+        };
+        self.slots[index].pending.values().any(|p| match p {
+            Pending::Client(call) => call
+                .origin
+                .envelope
+                .as_ref()
+                .and_then(|e| e.log_level.as_deref())
+                .and_then(crate::era::log_rank)
+                .is_some_and(|wanted| wanted <= level),
+            _ => false,
+        })
     }
 
     /// Progress for a request we forwarded: the upstream knows our token (our id for
