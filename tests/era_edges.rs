@@ -400,3 +400,44 @@ fn a_modern_requests_log_level_reaches_a_legacy_server_and_its_messages_come_bac
     // mcp-warden set the legacy server's level first.
     assert_eq!(message["params"]["data"], "level=debug", "{message}");
 }
+
+#[test]
+fn doctor_shows_each_servers_era_and_why_one_refuses_us() {
+    let env = Env::new();
+    let tables = [
+        example_table("new", "era_server", &["--modern-only"]),
+        example_table("old", "era_server", &["--legacy"]),
+        example_table("future", "era_server", &["--refuse"]),
+    ];
+    env.user_config(&tables.join("\n"));
+    let out = env.run(&["doctor", "--json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
+    });
+    let protocol = |name: &str| {
+        doc["servers"]
+            .as_array()
+            .expect("servers")
+            .iter()
+            .find(|s| s["name"] == name)
+            .map(|s| s["protocol"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(protocol("new"), "modern 2026-07-28 (era-server 1)", "{doc}");
+    assert_eq!(protocol("old"), "legacy 2025-11-25 (era-server 1)", "{doc}");
+    assert!(
+        protocol("future").contains("speaks only 2099-01-01"),
+        "{doc}"
+    );
+    let wrong = doc["wrong"].to_string();
+    assert!(
+        wrong.contains("server `future`: refuses mcp-warden"),
+        "{wrong}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&env.run(&["doctor"]).stdout).into_owned();
+    assert!(
+        text.contains("protocol        modern 2026-07-28 (era-server 1)"),
+        "{text}"
+    );
+}

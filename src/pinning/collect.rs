@@ -71,6 +71,10 @@ pub struct Listing {
     pub instructions: Option<String>,
     /// In the order listed: tools, then prompts, then resource templates.
     pub items: Vec<Definition>,
+    /// The era the probe found, with the version agreed (for `doctor`).
+    pub era: crate::era::Era,
+    /// The server's `serverInfo` as `name version`, when it gave one.
+    pub server_info: Option<String>,
 }
 
 /// One configured server's inventory, or why it could not be taken.
@@ -278,14 +282,22 @@ impl Connection<'_> {
             #[serde(default)]
             capabilities: Value,
             instructions: Option<String>,
+            #[serde(rename = "protocolVersion", default)]
+            version: String,
+            #[serde(rename = "serverInfo")]
+            server_info: Option<Value>,
         }
         let capabilities =
             json!({"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}});
-        let init = if let Some(found) = self.probe(probe, &capabilities).await? {
-            InitResult {
+        let (init, era) = if let Some(found) = self.probe(probe, &capabilities).await? {
+            let era = crate::era::Era::Modern(found.version);
+            let init = InitResult {
                 capabilities: found.capabilities,
                 instructions: found.instructions,
-            }
+                version: found.version.to_owned(),
+                server_info: found.server_info,
+            };
+            (init, era)
         } else {
             let id = self.mint();
             let info = crate::era::meta::our_info();
@@ -310,7 +322,12 @@ impl Connection<'_> {
                 }));
             };
             self.send(wire::notification("notifications/initialized", None));
-            init
+            let version = crate::era::LEGACY_VERSIONS
+                .iter()
+                .find(|v| **v == init.version)
+                .copied()
+                .unwrap_or(version);
+            (init, crate::era::Era::Legacy(version))
         };
         let mut items = Vec::new();
         for kind in [Kind::Tool, Kind::Prompt, Kind::ResourceTemplate] {
@@ -326,9 +343,16 @@ impl Connection<'_> {
                 Err(Failure::Refused(why) | Failure::Lost(why)) => return Err(Lost::Failed(why)),
             }
         }
+        let server_info = init.server_info.as_ref().and_then(|info| {
+            let name = info.get("name")?.as_str()?;
+            let version = info.get("version").and_then(Value::as_str).unwrap_or("?");
+            Some(format!("{name} {version}"))
+        });
         Ok(Listing {
             instructions: init.instructions,
             items,
+            era,
+            server_info,
         })
     }
 
