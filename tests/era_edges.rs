@@ -441,3 +441,36 @@ fn doctor_shows_each_servers_era_and_why_one_refuses_us() {
         "{text}"
     );
 }
+
+#[test]
+fn a_modern_client_hears_of_a_refusing_server_on_a_request_that_asks_for_warnings() {
+    let (_env, mut serve) = serve_with(&[("future", "--refuse"), ("old", "--legacy")]);
+    let listing = modern(&mut serve, 1, "tools/list", json!({}));
+    assert!(
+        names(&listing).contains(&"old__echo".to_owned()),
+        "{listing}"
+    );
+    assert!(
+        !serve
+            .seen
+            .iter()
+            .any(|m| m["method"] == "notifications/message"),
+        "not asked for: {:?}",
+        serve.seen
+    );
+    let mut params = json!({});
+    params["_meta"] = envelope();
+    params["_meta"]["io.modelcontextprotocol/logLevel"] = json!("info");
+    let _ = serve.request(json!(2), "tools/list", params);
+    assert!(
+        serve
+            .seen
+            .iter()
+            .any(|m| m["method"] == "notifications/message"
+                && m["params"]["data"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("refuses mcp-warden"))),
+        "{:?}",
+        serve.seen
+    );
+}

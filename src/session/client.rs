@@ -136,6 +136,7 @@ impl Session {
             let envelope = std::sync::Arc::clone(envelope);
             self.start_for_modern(&envelope);
         }
+        self.tell_modern_client(&origin);
         let started = self.client.started;
         let modern = origin.is_modern();
         match method {
@@ -246,6 +247,25 @@ impl Session {
         self.timers.insert(Timer::StartupWait, super::STARTUP_WAIT);
         for index in 0..self.slots.len() {
             self.begin_handshake(index);
+        }
+    }
+
+    /// What mcp-warden has to tell a client that never sent `initialize` (a server
+    /// that refuses us, a collision) goes out as `notifications/message` within its
+    /// next request that asks for warnings: the only channel the modern era leaves
+    /// (S/server/utilities/logging.mdx).
+    fn tell_modern_client(&mut self, origin: &Origin) {
+        let wants = origin
+            .envelope
+            .as_ref()
+            .and_then(|e| e.log_level.as_deref())
+            .and_then(crate::era::log_rank)
+            .is_some_and(|rank| Some(rank) <= crate::era::log_rank("warning"));
+        if !wants || self.client.initialized {
+            return;
+        }
+        for notice in std::mem::take(&mut self.notices) {
+            self.out.push_back(wire::log_message("warning", &notice));
         }
     }
 
