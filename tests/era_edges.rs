@@ -55,19 +55,20 @@ fn text(answer: &Value) -> String {
         .to_owned()
 }
 
+/// Every version mcp-warden speaks, newest first.
+fn every_version() -> Value {
+    json!([
+        "2026-07-28",
+        "2025-11-25",
+        "2025-06-18",
+        "2025-03-26",
+        "2024-11-05"
+    ])
+}
+
 fn assert_discover_result(answer: &Value) {
     let result = &answer["result"];
-    assert_eq!(
-        result["supportedVersions"],
-        json!([
-            "2026-07-28",
-            "2025-11-25",
-            "2025-06-18",
-            "2025-03-26",
-            "2024-11-05"
-        ]),
-        "{answer}"
-    );
+    assert_eq!(result["supportedVersions"], every_version(), "{answer}");
     assert_eq!(result["resultType"], "complete", "{answer}");
     assert_eq!(result["cacheScope"], "private", "{answer}");
     assert!(result["ttlMs"].is_u64(), "{answer}");
@@ -240,13 +241,7 @@ fn an_unknown_modern_version_is_minus_32022_listing_every_version() {
     assert_eq!(answer["error"]["code"], -32022, "{answer}");
     assert_eq!(
         answer["error"]["data"]["supported"],
-        json!([
-            "2026-07-28",
-            "2025-11-25",
-            "2025-06-18",
-            "2025-03-26",
-            "2024-11-05"
-        ]),
+        every_version(),
         "{answer}"
     );
     let mut meta = envelope();
