@@ -115,8 +115,9 @@ impl Session {
         )
     }
 
-    /// The `_meta` edits of a request for slot `index`: our envelope for a modern
-    /// server, the modern keys removed for a legacy one (the Python SDK's dual
+    /// The `_meta` edits of a request for slot `index` (`client`: the capabilities
+    /// of a modern request, `None` for a legacy one): our envelope for a modern
+    /// server, the modern keys of a modern request removed for a legacy one (the Python SDK's dual
     /// server refuses an enveloped request on a connection opened with `initialize`).
     pub(super) fn era_edits(
         &self,
@@ -133,6 +134,9 @@ impl Session {
                 };
                 meta::set_owned(msg, &owned)
             }
+            // A legacy request has no envelope to remove (it would be modern):
+            // legacy to legacy is left exactly as before, at no cost.
+            _ if client.is_none() => Vec::new(),
             _ => meta::strip_owned(msg),
         }
     }
