@@ -102,6 +102,11 @@ impl Session {
         crate::output::diag(&format!("mcp-warden: {text}"));
         self.tell_client("warning", text);
         self.fail_slot(index, why);
+        // Its process is of no use: stopped now rather than at the end of the session.
+        if let Some(up) = self.slots[index].upstream.take() {
+            self.instances.remove(&up.instance);
+            self.stopping.spawn(up.shutdown());
+        }
     }
 
     /// The client capabilities declared to slot `index` for a request whose client
