@@ -10,6 +10,7 @@ use crate::era::probe::{self, ProbeOutcome};
 use crate::era::{Era, meta};
 use crate::jsonrpc::Message;
 use crate::upstream::InstanceId;
+use crate::upstream::slot::AfterProbe;
 
 impl Session {
     /// Sends the probe at `version`; the slot waits in [`SlotState::Probing`] for at
@@ -39,31 +40,25 @@ impl Session {
         if !matches!(self.slots[index].state, SlotState::Probing { .. }) {
             return;
         }
-        let name = self.slots[index].config.name.clone();
-        match probe::classify(msg, asked) {
-            ProbeOutcome::Modern(found) => {
-                tracing::info!(server = %name, version = found.version, "modern server (answered `server/discover`)");
+        let outcome = probe::classify(msg, asked);
+        self.after_probe(index, outcome);
+    }
+
+    /// Carries out what [`crate::upstream::slot::Probed::after`] says an outcome asks.
+    pub(super) fn after_probe(&mut self, index: usize, outcome: ProbeOutcome) {
+        match self.slots[index].probed.after(outcome) {
+            AfterProbe::Ready(state) => {
                 let slot = &mut self.slots[index];
-                slot.probed.server_info = found.server_info;
-                slot.probed.ttl_ms = found.ttl_ms;
-                slot.state = SlotState::Ready {
-                    era: Era::Modern(found.version),
-                    instructions: found.instructions,
-                    capabilities: found.capabilities,
-                };
+                tracing::info!(server = %slot.config.name, era = ?state.era(), "modern server (answered `server/discover`)");
+                slot.state = state;
                 if self.client.started {
                     self.begin_handshake(index);
                 }
                 self.after_state_change();
             }
-            ProbeOutcome::RetryAt(version) if !self.slots[index].probed.retried => {
-                self.slots[index].probed.retried = true;
-                self.send_probe(index, version);
-            }
-            ProbeOutcome::RetryAt(_) | ProbeOutcome::Legacy => self.probed_legacy(index),
-            ProbeOutcome::Refuses { supported } => {
-                self.refuses_us(index, &probe::refusal_reason(&supported));
-            }
+            AfterProbe::ProbeAgain(version) => self.send_probe(index, version),
+            AfterProbe::Handshake => self.probed_legacy(index),
+            AfterProbe::Refused(why) => self.refuses_us(index, &why),
         }
     }
 

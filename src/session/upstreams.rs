@@ -266,15 +266,15 @@ impl Session {
                 let name = self.slots[index].config.name.clone();
                 self.slots[index].upstream = None;
                 let before_handshake = self.slots[index].state.is_starting();
-                if matches!(self.slots[index].state, SlotState::Probing { .. })
-                    && !self.slots[index].probed.fatal
-                    && self.slots[index].refused.is_none()
+                let slot = &mut self.slots[index];
+                if slot
+                    .probed
+                    .restart_without_probe(&slot.state, slot.refused.is_some())
                 {
                     // Some SDKs exit on any request before `initialize`: such a server
                     // is legacy. Started again at once, without a probe and without
                     // counting as a failure (it did not fail; we asked the wrong way).
                     tracing::info!(server = %name, %status, "exited on the `server/discover` probe; restarting it as a legacy server");
-                    self.slots[index].probed.fatal = true;
                     self.slots[index].pending.clear();
                     self.spawn_slot(index);
                     return;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::era::Era;
+use crate::era::probe::ProbeOutcome;
 use crate::router::catalog::Item;
 
 /// The first restart of a crashed server waits this long; each failure in a row
@@ -75,6 +76,58 @@ pub struct Probed {
     pub fatal: bool,
     /// The probe was already sent again at a version the server named.
     pub retried: bool,
+}
+
+/// What a slot does next after its probe's answer (or a -32022 to its
+/// `initialize`, read the same way).
+#[derive(Debug)]
+pub enum AfterProbe {
+    /// Modern: ready at once, in this state (no `initialize`).
+    Ready(SlotState),
+    /// Ask again at the version the server named (once per process).
+    ProbeAgain(&'static str),
+    /// Legacy: `initialize` it when the client is there.
+    Handshake,
+    /// It speaks no version we do: failed, with why, and never restarted by time.
+    Refused(String),
+}
+
+impl Probed {
+    /// The transition a probe's `outcome` asks for; records what a modern server
+    /// said about itself.
+    pub fn after(&mut self, outcome: ProbeOutcome) -> AfterProbe {
+        match outcome {
+            ProbeOutcome::Modern(found) => {
+                self.server_info = found.server_info;
+                self.ttl_ms = found.ttl_ms;
+                AfterProbe::Ready(SlotState::Ready {
+                    era: Era::Modern(found.version),
+                    instructions: found.instructions,
+                    capabilities: found.capabilities,
+                })
+            }
+            ProbeOutcome::RetryAt(version) if !self.retried => {
+                self.retried = true;
+                AfterProbe::ProbeAgain(version)
+            }
+            ProbeOutcome::RetryAt(_) | ProbeOutcome::Legacy => AfterProbe::Handshake,
+            ProbeOutcome::Refuses { supported } => {
+                AfterProbe::Refused(crate::era::probe::refusal_reason(&supported))
+            }
+        }
+    }
+
+    /// Whether a process that exited in `state` is started again at once without a
+    /// probe, outside the backoff: it exited on the probe itself (some SDKs exit on
+    /// a request before `initialize`), the first time, and the launcher did not
+    /// refuse it. Marks the slot probe-fatal for the session.
+    pub fn restart_without_probe(&mut self, state: &SlotState, refused: bool) -> bool {
+        if matches!(state, SlotState::Probing { .. }) && !self.fatal && !refused {
+            self.fatal = true;
+            return true;
+        }
+        false
+    }
 }
 
 /// Where one of an upstream's listings (tools, prompts or templates) is.
@@ -143,6 +196,50 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_probe_decides_the_era_and_retries_only_once() {
+        let mut probed = Probed::default();
+        let modern = ProbeOutcome::Modern(crate::era::probe::Discovered {
+            version: "2026-07-28",
+            capabilities: serde_json::json!({"tools": {}}),
+            instructions: None,
+            ttl_ms: Some(5),
+            server_info: None,
+        });
+        let AfterProbe::Ready(state) = probed.after(modern) else {
+            panic!("modern is ready");
+        };
+        assert_eq!(state.era(), Some(Era::Modern("2026-07-28")));
+        assert_eq!(probed.ttl_ms, Some(5));
+        assert!(matches!(
+            probed.after(ProbeOutcome::RetryAt("2026-07-28")),
+            AfterProbe::ProbeAgain(_)
+        ));
+        assert!(matches!(
+            probed.after(ProbeOutcome::RetryAt("2026-07-28")),
+            AfterProbe::Handshake
+        ));
+        assert!(matches!(
+            probed.after(ProbeOutcome::Refuses {
+                supported: vec!["2099-01-01".into()]
+            }),
+            AfterProbe::Refused(why) if why.contains("2099-01-01")
+        ));
+    }
+
+    #[test]
+    fn an_exit_on_the_probe_restarts_once_without_it() {
+        let mut probed = Probed::default();
+        let probing = SlotState::Probing {
+            version: "2026-07-28",
+        };
+        assert!(!probed.restart_without_probe(&probing, true), "refused");
+        assert!(!probed.restart_without_probe(&SlotState::Initializing, false));
+        assert!(probed.restart_without_probe(&probing, false));
+        assert!(probed.fatal);
+        assert!(!probed.restart_without_probe(&probing, false), "once only");
+    }
 
     #[test]
     fn restarts_double_up_to_the_cap_and_start_afresh_after_a_healthy_run() {
