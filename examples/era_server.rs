@@ -8,7 +8,9 @@
 //! (`initialize` is -32022 naming 2026-07-28), `--refuse` (modern at 2099-01-01 only),
 //! `--garbage-probe` / `--silent-probe` / `--exit-on-probe` (legacy servers that
 //! answer the probe with a non-JSON line, never, or by exiting).
-//! Other options: `--starts FILE` (a line appended per start).
+//! Other options: `--starts FILE` (a line appended per start), `--probe-delay MS`
+//! (answer the first `server/discover` that late: a slow start that outlasts the
+//! probe's wait).
 //!
 //! Tools: `zeta`, `alpha`, `echo` (returns `message`), `raw` (returns the request
 //! line exactly as it arrived), `log` (first sends a `notifications/message` at `info`
@@ -83,6 +85,7 @@ fn capabilities() -> Value {
 
 fn main() {
     let mut mode = Mode::Legacy;
+    let mut probe_delay = 0u64;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -93,6 +96,7 @@ fn main() {
             "--garbage-probe" => mode = Mode::GarbageProbe,
             "--silent-probe" => mode = Mode::SilentProbe,
             "--exit-on-probe" => mode = Mode::ExitOnProbe,
+            "--probe-delay" => probe_delay = args.next().unwrap().parse().unwrap(),
             "--starts" => {
                 let file = args.next().unwrap();
                 let mut f = std::fs::OpenOptions::new()
@@ -136,6 +140,9 @@ fn main() {
                     ),
                 ),
                 Mode::Dual | Mode::ModernOnly => {
+                    // Slow once, as a server's start is.
+                    std::thread::sleep(std::time::Duration::from_millis(probe_delay));
+                    probe_delay = 0;
                     locked = Locked::Modern;
                     answer(
                         &id,

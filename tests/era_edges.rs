@@ -469,3 +469,30 @@ fn a_modern_client_hears_of_a_refusing_server_on_a_request_that_asks_for_warning
         serve.seen
     );
 }
+
+#[test]
+fn a_dual_server_too_slow_for_the_probe_ends_modern_after_refusing_initialize() {
+    // It answers the probe after the wait: by then it is locked into the modern era
+    // (as the Python SDK's runner is by its first request), refuses `initialize` with
+    // -32022 naming 2026-07-28, and is probed again.
+    let env = Env::new();
+    env.user_config(&example_table(
+        "slow",
+        "era_server",
+        &["--dual", "--probe-delay", "2500"],
+    ));
+    let mut serve = env.serve();
+    serve.initialize();
+    let tools = serve.tool_names(1);
+    assert!(
+        tools.contains(&"slow__raw".to_owned()),
+        "{tools:?}\n{}",
+        env.log()
+    );
+    let answer = serve.call_tool(2, "slow__raw", json!({}));
+    let sent: Value = serde_json::from_str(&text(&answer)).expect("the raw request");
+    assert_eq!(
+        sent["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], MODERN,
+        "{sent}"
+    );
+}

@@ -156,6 +156,9 @@ impl Origin {
 enum Pending {
     /// Our `server/discover` probe, at this version.
     Probe(&'static str),
+    /// A probe that timed out: a late discover result still makes the server modern
+    /// (a slow start, not a legacy server).
+    LateProbe(&'static str),
     /// Our `initialize`.
     Init,
     /// One page of our own listing of a kind.

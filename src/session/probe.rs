@@ -73,9 +73,31 @@ impl Session {
         {
             return;
         }
-        slot.pending.remove(&id);
+        // Kept: a late discover result still counts (see `on_late_probe_answer`).
+        if let Some(Pending::Probe(version)) = slot.pending.remove(&id) {
+            slot.pending.insert(id, Pending::LateProbe(version));
+        }
         tracing::info!(server = %slot.config.name, "no answer to `server/discover` in time; taken for a legacy server");
         self.probed_legacy(index);
+    }
+
+    /// A discover result after the probe's wait, while the server's `initialize` is
+    /// still unanswered: modern after all (a slow start); the `initialize` answer is
+    /// then ignored. Anything else, or once the handshake is done, is dropped.
+    pub(super) fn on_late_probe_answer(
+        &mut self,
+        index: usize,
+        msg: &Message,
+        asked: &'static str,
+    ) {
+        let outcome = probe::classify(msg, asked);
+        let slot = &self.slots[index];
+        if matches!(outcome, ProbeOutcome::Modern(_))
+            && matches!(slot.state, SlotState::Spawned | SlotState::Initializing)
+        {
+            tracing::info!(server = %slot.config.name, "a late answer to `server/discover`: a modern server after all");
+            self.after_probe(index, outcome);
+        }
     }
 
     fn probed_legacy(&mut self, index: usize) {

@@ -218,7 +218,11 @@ impl Session {
                 Pending::Cancelled { timer } => {
                     self.timers.remove(&timer);
                 }
-                Pending::Probe(_) | Pending::Init | Pending::List(_) | Pending::Internal => {}
+                Pending::Probe(_)
+                | Pending::LateProbe(_)
+                | Pending::Init
+                | Pending::List(_)
+                | Pending::Internal => {}
             }
         }
         self.reverse
@@ -417,6 +421,7 @@ impl Session {
         };
         match pending {
             Pending::Probe(version) => self.on_probe_answer(index, msg, version),
+            Pending::LateProbe(version) => self.on_late_probe_answer(index, msg, version),
             Pending::Init => self.on_upstream_initialized(index, msg),
             Pending::List(kind) => self.on_list_page(index, kind, msg),
             Pending::Internal => {}
@@ -518,6 +523,11 @@ impl Session {
         let parsed = msg
             .result()
             .and_then(|r| serde_json::from_str::<InitResult>(r).ok());
+        // A late discover result made it modern meanwhile: this answer is moot.
+        if slot.state.era().is_some_and(crate::era::Era::is_modern) {
+            tracing::debug!(server = %slot.config.name, "`initialize` answered after a late discover result; ignored");
+            return;
+        }
         // A modern-only server (or one a timed-out probe locked into the modern era)
         // refuses `initialize` with -32022 naming its versions.
         if let Some(supported) = crate::era::probe::unsupported_versions(msg) {
