@@ -8,6 +8,8 @@
 //! (`initialize` is -32022 naming 2026-07-28), `--refuse` (modern at 2099-01-01 only),
 //! `--garbage-probe` / `--silent-probe` / `--exit-on-probe` (legacy servers that
 //! answer the probe with a non-JSON line, never, or by exiting).
+//! A modern server's `tools/list` also has `listed_N` (N: its count of listings) and
+//! `ttlMs` 45000 (`--list-ttl MS`).
 //! Other options: `--starts FILE` (a line appended per start), `--probe-delay MS`
 //! (answer the first `server/discover` that late: a slow start that outlasts the
 //! probe's wait).
@@ -86,6 +88,8 @@ fn capabilities() -> Value {
 fn main() {
     let mut mode = Mode::Legacy;
     let mut probe_delay = 0u64;
+    let mut list_ttl = 45_000u64;
+    let mut listings = 0u32;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -97,6 +101,7 @@ fn main() {
             "--silent-probe" => mode = Mode::SilentProbe,
             "--exit-on-probe" => mode = Mode::ExitOnProbe,
             "--probe-delay" => probe_delay = args.next().unwrap().parse().unwrap(),
+            "--list-ttl" => list_ttl = args.next().unwrap().parse().unwrap(),
             "--starts" => {
                 let file = args.next().unwrap();
                 let mut f = std::fs::OpenOptions::new()
@@ -195,9 +200,15 @@ fn main() {
             }
             "tools/list" => {
                 let mut result = json!({"tools": tools()});
+                listings += 1;
                 if locked == Locked::Modern {
+                    // Its list changes at every listing: `listed_N` names the count.
+                    if let Some(all) = result["tools"].as_array_mut() {
+                        let name = format!("listed_{listings}");
+                        all.push(json!({"name": name, "inputSchema": {"type": "object"}}));
+                    }
                     result["resultType"] = json!("complete");
-                    result["ttlMs"] = json!(45000);
+                    result["ttlMs"] = json!(list_ttl);
                     result["cacheScope"] = json!("public");
                 }
                 answer(&id, result);

@@ -165,6 +165,7 @@ fn a_legacy_client_calls_a_modern_only_server() {
         [
             "new__alpha",
             "new__echo",
+            "new__listed_1",
             "new__log",
             "new__raw",
             "new__zeta"
@@ -495,4 +496,21 @@ fn a_dual_server_too_slow_for_the_probe_ends_modern_after_refusing_initialize() 
         sent["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], MODERN,
         "{sent}"
     );
+}
+
+#[test]
+fn a_modern_servers_list_is_fetched_again_once_its_ttl_runs_out() {
+    let env = Env::new();
+    env.user_config(&example_table(
+        "new",
+        "era_server",
+        &["--modern-only", "--list-ttl", "0"],
+    ));
+    let mut serve = env.serve();
+    serve.initialize();
+    // Listed at start-up; this answer comes from that listing and asks for another.
+    assert!(serve.tool_names(1).contains(&"new__listed_1".to_owned()));
+    std::thread::sleep(Duration::from_millis(300));
+    let tools = serve.tool_names(2);
+    assert!(tools.contains(&"new__listed_2".to_owned()), "{tools:?}");
 }

@@ -220,6 +220,8 @@ struct Slot {
     /// Per [`ListKind`]: the `ttlMs` of its last listing (a modern server's; the
     /// smallest over its pages).
     list_ttl: [Option<u64>; 3],
+    /// Per [`ListKind`]: when its last listing completed.
+    listed_at: [Option<std::time::Instant>; 3],
 }
 
 impl Slot {
@@ -809,6 +811,7 @@ impl Session {
 
     /// A merged list passes the chain like any other answer to the client.
     fn reply_listing(&mut self, origin: &Origin, kind: ListKind) {
+        self.refresh_expired(kind);
         self.client_listed[kind.index()] = true;
         self.audit_listing(kind);
         let listing = crate::era::meta::with_cache_hints(

@@ -176,6 +176,30 @@ impl Session {
         (!params.is_empty()).then_some(Value::Object(params))
     }
 
+    /// Lists again each modern server's list of `kind` whose `ttlMs` has run out: a
+    /// modern server sends no `list_changed` outside `subscriptions/listen`, so its
+    /// `ttlMs` is the only word on when its list may have changed. The client is
+    /// answered from what was listed meanwhile; the next list sees the new one.
+    pub(super) fn refresh_expired(&mut self, kind: ListKind) {
+        let i = kind.index();
+        let expired: Vec<usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                matches!(&s.state, SlotState::Ready { era: Era::Modern(_), capabilities, .. } if capabilities.get(kind.capability()).is_some())
+                    && matches!(s.lists[i], super::ListState::Listed(_))
+                    && s.listed_at[i].is_none_or(|at| {
+                        at.elapsed() >= std::time::Duration::from_millis(s.list_ttl[i].unwrap_or(0))
+                    })
+            })
+            .map(|(index, _)| index)
+            .collect();
+        for index in expired {
+            self.list(index, kind, None);
+        }
+    }
+
     /// The smallest `ttlMs` of the lists of `kind` the catalog merges: a modern
     /// server's own (0 when it gave none), a legacy server's [`LIST_TTL_CAP`] when it
     /// announces changes, else 0 (we cannot know when it changes).

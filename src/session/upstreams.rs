@@ -45,6 +45,7 @@ impl Session {
                 sandbox_warned: false,
                 probed: crate::upstream::slot::Probed::default(),
                 list_ttl: [None; 3],
+                listed_at: [None; 3],
             });
             self.spawn_slot(index);
         }
@@ -678,6 +679,7 @@ impl Session {
         let again = *again;
         let acc = std::mem::take(acc);
         slot.lists[kind.index()] = ListState::Listed(acc);
+        slot.listed_at[kind.index()] = Some(std::time::Instant::now());
         self.announce[kind.index()] = true;
         if again {
             self.list(index, kind, None);
