@@ -509,8 +509,14 @@ fn a_modern_servers_list_is_fetched_again_once_its_ttl_runs_out() {
     let mut serve = env.serve();
     serve.initialize();
     // Listed at start-up; this answer comes from that listing and asks for another.
+    std::thread::sleep(Duration::from_millis(1100));
     assert!(serve.tool_names(1).contains(&"new__listed_1".to_owned()));
     std::thread::sleep(Duration::from_millis(300));
     let tools = serve.tool_names(2);
     assert!(tools.contains(&"new__listed_2".to_owned()), "{tools:?}");
+    // Within a second of that refresh: answered as listed, not listed again.
+    let tools = serve.tool_names(3);
+    assert!(tools.contains(&"new__listed_2".to_owned()), "{tools:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(serve.tool_names(4).contains(&"new__listed_2".to_owned()));
 }

@@ -222,6 +222,8 @@ struct Slot {
     list_ttl: [Option<u64>; 3],
     /// Per [`ListKind`]: when its last listing completed.
     listed_at: [Option<std::time::Instant>; 3],
+    /// Per [`ListKind`]: the listing under way is a refresh for an expired `ttlMs`.
+    refreshing: [bool; 3],
 }
 
 impl Slot {

@@ -190,12 +190,14 @@ impl Session {
                 matches!(&s.state, SlotState::Ready { era: Era::Modern(_), capabilities, .. } if capabilities.get(kind.capability()).is_some())
                     && matches!(s.lists[i], super::ListState::Listed(_))
                     && s.listed_at[i].is_none_or(|at| {
-                        at.elapsed() >= std::time::Duration::from_millis(s.list_ttl[i].unwrap_or(0))
+                        let ttl = std::time::Duration::from_millis(s.list_ttl[i].unwrap_or(0));
+                        at.elapsed() >= ttl.max(LIST_REFRESH_FLOOR)
                     })
             })
             .map(|(index, _)| index)
             .collect();
         for index in expired {
+            self.slots[index].refreshing[i] = true;
             self.list(index, kind, None);
         }
     }
@@ -227,6 +229,10 @@ impl Session {
             .fold(LIST_TTL_CAP, u64::min)
     }
 }
+
+/// The least time between two refreshes of a modern server's list: one with `ttlMs`
+/// 0 (or none) is not listed again at every client request of a busy client.
+const LIST_REFRESH_FLOOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The longest `ttlMs` mcp-warden gives a merged list: five minutes. A list can
 /// change without any upstream saying so (a held item approved, a policy reload), and

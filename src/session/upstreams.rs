@@ -46,6 +46,7 @@ impl Session {
                 probed: crate::upstream::slot::Probed::default(),
                 list_ttl: [None; 3],
                 listed_at: [None; 3],
+                refreshing: [false; 3],
             });
             self.spawn_slot(index);
         }
@@ -680,7 +681,12 @@ impl Session {
         let acc = std::mem::take(acc);
         slot.lists[kind.index()] = ListState::Listed(acc);
         slot.listed_at[kind.index()] = Some(std::time::Instant::now());
-        self.announce[kind.index()] = true;
+        // A refresh for an expired `ttlMs` is announced only if the catalog changes
+        // (`rebuild_catalog`): a client that lists on `list_changed` would otherwise
+        // make the next refresh, and so on.
+        if !std::mem::take(&mut slot.refreshing[kind.index()]) {
+            self.announce[kind.index()] = true;
+        }
         if again {
             self.list(index, kind, None);
         }
