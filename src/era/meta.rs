@@ -313,8 +313,9 @@ pub fn with_cache_hints(result: &str, ttl_ms: u64) -> String {
 /// ([`super::errors::map_code`]). A line that needs nothing is returned as it is.
 #[must_use]
 pub fn for_client(line: bytes::Bytes, modern: bool) -> bytes::Bytes {
-    // Cheap tests first: a legacy answer is only touched for a -32021.
-    if !modern && !contains(&line, b"-32021") {
+    // Cheap tests first: a legacy answer is only touched for a -32021, which only a
+    // short error answer carries (a long result is never scanned for it).
+    if !modern && (line.len() > MAX_MAPPED_ERROR || !contains(&line, b"-32021")) {
         return line;
     }
     let Some(msg) = crate::jsonrpc::message::reparse(&line) else {
@@ -333,6 +334,10 @@ pub fn for_client(line: bytes::Bytes, modern: bool) -> bytes::Bytes {
         edits.iter().map(|(r, t)| (r.clone(), t.as_str())).collect();
     msg.rewrite(None, &edits)
 }
+
+/// The longest answer to a legacy request looked at for a code to map: error answers
+/// are short, and every answer passes here.
+const MAX_MAPPED_ERROR: usize = 16 * 1024;
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
