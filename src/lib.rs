@@ -17,6 +17,9 @@
 //! - [`config`]: the raw TOML mirror, validation, layers, variables, workspace discovery,
 //!   and which workspaces the user trusts (`config::trust`).
 //! - [`policy`]: the policy engine: per-layer rules, labels and flows, pure decisions.
+//! - [`era`]: the two protocol eras (`initialize` vs per-request `_meta`) and the pure
+//!   adapter between them, used at both edges of the session; the `requestState`
+//!   envelope and `input_required` as data.
 //! - [`router`]: merged catalogs, cursors, routing by exposed name and URI.
 //! - [`stages`]: the typed view of a message and the stages over it (hold, decide,
 //!   audit); the filter stage is [`filter`].
@@ -25,7 +28,6 @@
 //! - [`output`]: everything the non-`serve` commands print.
 //! - [`logging`]: the operator's log file (never stdout).
 //! - [`install`]: putting mcp-warden into an MCP client's file in place of its servers, and back.
-//! - [`era`]: the 2026-07-28 protocol's pieces: the `requestState` envelope, `input_required`.
 //! - [`audit`]: the audit trail: typed, hash-chained records, one writer task per session.
 //! - [`canonical`]: RFC 8785 canonical JSON and `sha256:` digests, for pins and audit records.
 //! - [`time`]: UTC timestamps and dates, the crate's one calendar.

@@ -458,7 +458,10 @@ fn with_ask_a_held_tool_is_reviewed_and_pinned_from_inside_the_client() {
         json!({"op": "request", "label": label, "method": "tools/call",
                "params": {"name": "a__echo", "arguments": {"message": "hi"}}})
     };
-    let out = run_client(&env, &prefix, &json!([call("first")]), &[]);
+    // A legacy client: the in-client review is an elicitation (a modern client gets
+    // it as `input_required`, issue 15 item 4).
+    let script = json!([call("first")]);
+    let out = support::prefix::run_client_with(&env, &prefix, &script, &["--mode", "legacy"]);
     let asked = out["server_requests"]
         .as_array()
         .unwrap()
@@ -485,7 +488,12 @@ fn with_ask_a_held_tool_is_reviewed_and_pinned_from_inside_the_client() {
     ));
     let script = json!([{"op": "request", "label": "declined", "method": "tools/call",
                          "params": {"name": "b__echo", "arguments": {}}}]);
-    let out = support::prefix::run_client_with(&env, &prefix, &script, &["--elicit", "decline"]);
+    let out = support::prefix::run_client_with(
+        &env,
+        &prefix,
+        &script,
+        &["--elicit", "decline", "--mode", "legacy"],
+    );
     let result = &step(&out, "declined")["result"];
     assert_held(result, "pin:new");
     assert!(text_of(result).contains("declined by the user"), "{result}");

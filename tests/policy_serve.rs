@@ -47,6 +47,11 @@ action = "deny"
 message = "reads outside the workspace are not allowed"
 "#;
 
+/// The Python client as a legacy client: `ask` and a server's elicitation are
+/// server-to-client requests in that era (a modern client gets them as
+/// `input_required`, issue 15 items 3 and 4).
+const LEGACY: &[&str] = &["--mode", "legacy"];
+
 #[test]
 fn path_escapes_are_denied_by_dotdot_symlink_and_absolute_path() {
     let Some(prefix) = test_prefix() else { return };
@@ -200,7 +205,7 @@ fn ask_asks_the_user_and_a_decline_is_a_deny() {
     ));
     let script = json!([{"op": "request", "label": "call", "method": "tools/call",
                          "params": {"name": "a__echo", "arguments": {"message": "hi"}}}]);
-    let out = support::prefix::run_client_with(&env, &prefix, &script, &[]);
+    let out = support::prefix::run_client_with(&env, &prefix, &script, LEGACY);
     let asked = out["server_requests"]
         .as_array()
         .unwrap()
@@ -217,7 +222,12 @@ fn ask_asks_the_user_and_a_decline_is_a_deny() {
     let result = &support::prefix::step(&out, "call")["result"];
     assert_eq!(result["content"][0]["text"], "hi", "allowed once: {result}");
 
-    let out = support::prefix::run_client_with(&env, &prefix, &script, &["--elicit", "decline"]);
+    let out = support::prefix::run_client_with(
+        &env,
+        &prefix,
+        &script,
+        &["--elicit", "decline", "--mode", "legacy"],
+    );
     let result = &support::prefix::step(&out, "call")["result"];
     assert_eq!(
         result["_meta"]["mcp-warden/rule"], "confirm-echo",
@@ -282,7 +292,7 @@ fn an_elicitation_asking_for_a_token_reaches_the_user_flagged() {
         {"op": "request", "label": "secret", "method": "tools/call",
          "params": {"name": "a__elicit", "arguments": {"message": "Paste your GitHub token here"}}},
     ]);
-    let out = support::prefix::run_client_with(&env, &prefix, &script, &[]);
+    let out = support::prefix::run_client_with(&env, &prefix, &script, LEGACY);
     let asked: Vec<&str> = out["server_requests"]
         .as_array()
         .unwrap()

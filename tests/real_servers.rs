@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::prefix::{node_bin, run_client, step, test_prefix, venv_bin};
+use support::prefix::{node_bin, run_client, run_client_with, step, test_prefix, venv_bin};
 use support::{Env, path_str, processes_with_env, q};
 
 /// A user config with server-everything and mcp-server-time from the test prefix.
@@ -36,9 +36,12 @@ fn python_sdk_client_lists_and_calls_server_everything_and_mcp_server_time_throu
     ]);
     let out = run_client(&env, &prefix, &script, &[]);
     assert_eq!(out["server_info"]["name"], "mcp-warden", "{out}");
+    // The SDK's client probes `server/discover` and, since mcp-warden speaks
+    // 2026-07-28, goes modern (issue 15): a modern client in front of a legacy server
+    // (server-everything) and a dual one (mcp-server-time, modern by our probe).
     assert_eq!(
-        out["negotiation"], "initialize",
-        "server/discover must fall back: {out}"
+        out["negotiation"], "discover",
+        "a dual client goes modern through mcp-warden: {out}"
     );
 
     let tools: Vec<&str> = step(&out, "list")["result"]["tools"]
@@ -121,7 +124,12 @@ fn python_sdk_client_uses_resources_prompts_completion_progress_sampling_and_log
         {"op": "call_tool", "name": "everything__trigger-sampling-request", "arguments": {"prompt": "hi", "maxTokens": 5}, "label": "sample"},
         {"op": "call_tool", "name": "time__get_current_time", "arguments": {"timezone": "UTC"}, "label": "time"},
     ]);
-    let out = run_client(&env, &prefix, &script, &[&env.workspace]);
+    // A legacy client (`initialize`), so that elicitation and sampling are real
+    // server-to-client requests; mcp-server-time is modern behind it (our probe).
+    let root = path_str(&env.workspace);
+    let options = ["--root", root.as_str(), "--mode", "legacy"];
+    let out = run_client_with(&env, &prefix, &script, &options);
+    assert_eq!(out["negotiation"], "initialize", "{out}");
     assert_resources_prompts_and_completion(&out);
     assert_calls_progress_and_server_requests(&out, &env);
 }

@@ -87,8 +87,9 @@ fn ping_is_answered_locally_even_without_servers() {
     assert_eq!(serve.tool_names(1), Vec::<String>::new());
     let unknown = serve.request(json!(2), "no/such/method", json!({}));
     assert_eq!(unknown["error"]["code"], -32601);
+    // mcp-warden speaks 2026-07-28 too (issue 15): `server/discover` is answered.
     let discover = serve.request(json!(3), "server/discover", json!({}));
-    assert_eq!(discover["error"]["code"], -32601);
+    assert_eq!(discover["result"]["supportedVersions"][0], "2026-07-28");
 }
 
 #[test]

@@ -58,6 +58,9 @@ struct ServerCheck {
     /// server that fails to write knows what it may.
     read: Vec<PathBuf>,
     write: Vec<PathBuf>,
+    /// Which protocol era it speaks, at which version, and who it says it is
+    /// (`modern 2026-07-28 (name 1.0)`); why it could not be asked, when it could not.
+    protocol: Option<String>,
     /// What is wrong with it, for a person.
     wrong: Vec<String>,
 }
@@ -211,11 +214,54 @@ fn check_servers(paths: &Paths, effective: &Effective) -> Vec<ServerCheck> {
                 "mcp-warden: checking server `{}` ({n} of {total})",
                 config.name
             ));
-            check_server(config, &spawner, root.as_deref())
+            let mut check = check_server(config, &spawner, root.as_deref());
+            if check.wrong.is_empty() {
+                ask_protocol(&mut check, config, &spawner, root.as_deref());
+            }
+            check
         })
         .collect();
     progress.clear();
     checks
+}
+
+/// Starts the server once more, as `pin` does (the era probe, the handshake of a
+/// legacy server, its listings), to say which era and version it speaks; a server
+/// that refuses every version mcp-warden speaks is something wrong (issue 15 item 8).
+fn ask_protocol(
+    check: &mut ServerCheck,
+    config: &ServerConfig,
+    spawner: &Spawner,
+    root: Option<&Path>,
+) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let inventories = runtime.block_on(crate::pinning::collect::collect(
+        std::slice::from_ref(config),
+        spawner,
+        root,
+        &mut |_| {},
+    ));
+    let Some(inventory) = inventories.into_iter().next() else {
+        return;
+    };
+    check.protocol = Some(match inventory.outcome {
+        Ok(listing) => {
+            let who = listing
+                .server_info
+                .map_or_else(String::new, |info| format!(" ({info})"));
+            format!("{} {}{who}", listing.era.name(), listing.era.version())
+        }
+        Err(why) if why.starts_with("refuses mcp-warden") => {
+            check.wrong.push(why.clone());
+            why
+        }
+        Err(why) => format!("not known: {why}"),
+    });
 }
 
 /// What `doctor` finds wrong with one server, for a person (empty when nothing). The
@@ -238,6 +284,7 @@ fn check_server(config: &ServerConfig, spawner: &Spawner, root: Option<&Path>) -
         report: None,
         read: Vec::new(),
         write: Vec::new(),
+        protocol: None,
         wrong: Vec::new(),
     };
     if let Some(why) = super::check::missing_command(config) {
@@ -299,6 +346,9 @@ fn print_server(server: &ServerCheck) {
     ));
     if !server.user.is_empty() {
         output::line(&format!("    user            {}", server.user));
+    }
+    if let Some(protocol) = &server.protocol {
+        output::line(&format!("    protocol        {protocol}"));
     }
     if let Some(report) = &server.report {
         for layer in &report.layers {

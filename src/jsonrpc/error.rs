@@ -18,8 +18,9 @@ pub enum ErrorCode {
     InvalidParams,
     /// -32603: mcp-warden failed internally.
     Internal,
-    /// -32002: the server has not been initialized yet.
-    NotInitialized,
+    /// -32002: resource not found (legacy clients only: the modern era forbids it;
+    /// see [`crate::era::errors`]).
+    ResourceNotFound,
     /// -32003: blocked by policy.
     Blocked,
     /// -32004: the upstream is unavailable (not started, crashed).
@@ -28,6 +29,8 @@ pub enum ErrorCode {
     Timeout,
     /// -32006: too many requests in flight.
     Busy,
+    /// -32022: a protocol version mcp-warden does not speak (the spec's code).
+    UnsupportedVersion,
 }
 
 impl ErrorCode {
@@ -40,11 +43,12 @@ impl ErrorCode {
             Self::MethodNotFound => -32601,
             Self::InvalidParams => -32602,
             Self::Internal => -32603,
-            Self::NotInitialized => -32002,
+            Self::ResourceNotFound => -32002,
             Self::Blocked => -32003,
             Self::Unavailable => -32004,
             Self::Timeout => -32005,
             Self::Busy => -32006,
+            Self::UnsupportedVersion => -32022,
         }
     }
 }

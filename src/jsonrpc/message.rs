@@ -317,7 +317,7 @@ pub fn recover_id(head: &[u8]) -> Option<Id> {
 }
 
 /// The index just past the JSON string starting at `start` (a `"`), if it ends.
-fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+pub(crate) fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     while i < bytes.len() {
         match bytes[i] {
@@ -348,7 +348,7 @@ pub fn parse(line: Bytes) -> Result<Parsed, ParseError> {
     Strict.deserialize(&mut de).map_err(|e| {
         // The visitor's own error (a repeated key) is a well-formed but invalid message.
         if e.classify() == serde_json::error::Category::Data {
-            ParseError::invalid(e.to_string(), None)
+            ParseError::invalid(e.to_string(), unambiguous_id(text))
         } else {
             ParseError::parse(e)
         }
@@ -462,6 +462,35 @@ struct Envelope<'a> {
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
     <&RawValue>::deserialize(d).map(Some)
+}
+
+/// The id of a message refused for a repeated key, so the error can be addressed
+/// (issue 15 item 9): the top level must have exactly one `id` member (keys compared
+/// after unescaping, so `"\u0069d"` counts) and it must be a valid id; else `None`.
+fn unambiguous_id(text: &str) -> Option<Id> {
+    struct TopIds<'a>(std::marker::PhantomData<&'a ()>);
+    impl<'de> Visitor<'de> for TopIds<'de> {
+        type Value = Vec<&'de RawValue>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut ids = Vec::new();
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                let value: &'de RawValue = map.next_value()?;
+                if key == "id" {
+                    ids.push(value);
+                }
+            }
+            Ok(ids)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let ids = de.deserialize_map(TopIds(std::marker::PhantomData)).ok()?;
+    match ids.as_slice() {
+        [one] => Id::from_raw(one).ok(),
+        _ => None,
+    }
 }
 
 /// Walks a whole JSON value and fails on the first object with a repeated key.
@@ -633,7 +662,25 @@ mod tests {
             let e = one(line).expect_err(line);
             assert_eq!(e.code, ErrorCode::InvalidRequest, "{line}");
             assert!(e.reason.contains("duplicate key"), "{}", e.reason);
+            assert_eq!(e.id, Some(Id::number(1)), "{line}");
         }
+    }
+
+    #[test]
+    fn a_duplicate_key_error_carries_the_id_only_when_it_is_unambiguous() {
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"a"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"\u0069d":1,"method":"a"}"#,
+            r#"{"jsonrpc":"2.0","id":null,"method":"a","method":"b"}"#,
+            r#"{"jsonrpc":"2.0","id":1.5,"method":"a","method":"b"}"#,
+            r#"{"jsonrpc":"2.0","method":"a","method":"b"}"#,
+        ] {
+            assert_eq!(one(line).expect_err(line).id, None, "{line}");
+        }
+        let e =
+            one(r#"{"jsonrpc":"2.0","\u0069d":"x","params":{"id":2},"method":"a","method":"b"}"#)
+                .expect_err("dup");
+        assert_eq!(e.id.as_ref().map(Id::as_str), Some(r#""x""#));
     }
 
     #[test]

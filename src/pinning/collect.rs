@@ -71,6 +71,10 @@ pub struct Listing {
     pub instructions: Option<String>,
     /// In the order listed: tools, then prompts, then resource templates.
     pub items: Vec<Definition>,
+    /// The era the probe found, with the version agreed (for `doctor`).
+    pub era: crate::era::Era,
+    /// The server's `serverInfo` as `name version`, when it gave one.
+    pub server_info: Option<String>,
 }
 
 /// One configured server's inventory, or why it could not be taken.
@@ -167,9 +171,46 @@ async fn collect_one(
     board: &Board,
 ) -> Inventory {
     let index = usize::try_from(instance).unwrap_or(usize::MAX);
+    let mut outcome = run_once(config, spawner, workspace_root, instance, board, true).await;
+    if matches!(outcome, Err(Lost::ExitedOnProbe)) {
+        // As in `serve`: a server that exits on the probe is legacy; once more, asked
+        // the legacy way only.
+        outcome = run_once(config, spawner, workspace_root, instance, board, false).await;
+    }
+    let outcome = outcome.map_err(|lost| match lost {
+        Lost::ExitedOnProbe => "exited on the `server/discover` probe".to_owned(),
+        Lost::Failed(why) => why,
+    });
+    advance(board, index, Phase::Finished);
+    if let Err(why) = &outcome {
+        tracing::warn!(server = %config.name, %why, "could not take the server's inventory");
+    }
+    Inventory {
+        server: config.name.clone(),
+        outcome,
+    }
+}
+
+/// Why a run of one server gave no listing.
+enum Lost {
+    /// Its process exited on our probe: to be started again without it.
+    ExitedOnProbe,
+    Failed(String),
+}
+
+/// One start of a server: probe (when `probe`), handshake, listings, stop.
+async fn run_once(
+    config: &ServerConfig,
+    spawner: &upstream::Spawner,
+    workspace_root: Option<&Path>,
+    instance: InstanceId,
+    board: &Board,
+    probe: bool,
+) -> Result<Listing, Lost> {
+    let index = usize::try_from(instance).unwrap_or(usize::MAX);
     let (tx, events) = mpsc::channel(EVENT_QUEUE);
-    let outcome = match upstream::spawn(config, spawner, workspace_root, instance, tx) {
-        Err(e) => Err(spawn_reason(&e)),
+    match upstream::spawn(config, spawner, workspace_root, instance, tx) {
+        Err(e) => Err(Lost::Failed(spawn_reason(&e))),
         Ok(upstream) => {
             let mut conn = Connection {
                 upstream,
@@ -179,8 +220,10 @@ async fn collect_one(
                 workspace_root,
                 server: &config.name,
                 progress: Box::new(move |phase| advance(board, index, phase)),
+                modern: None,
+                exited: false,
             };
-            let outcome = conn.inventory().await;
+            let outcome = conn.inventory(probe).await;
             let Connection {
                 upstream, events, ..
             } = conn;
@@ -189,14 +232,6 @@ async fn collect_one(
             upstream.shutdown().await;
             outcome
         }
-    };
-    advance(board, index, Phase::Finished);
-    if let Err(why) = &outcome {
-        tracing::warn!(server = %config.name, %why, "could not take the server's inventory");
-    }
-    Inventory {
-        server: config.name.clone(),
-        outcome,
     }
 }
 
@@ -232,34 +267,68 @@ struct Connection<'a> {
     server: &'a ServerName,
     /// Tells the progress board which step the server is at.
     progress: Box<dyn Fn(Phase) + 'a>,
+    /// The modern version agreed at the probe (`None`: a legacy server).
+    modern: Option<&'static str>,
+    /// Its process exited.
+    exited: bool,
 }
 
 impl Connection<'_> {
-    /// The handshake and every listing the server's capabilities offer.
-    async fn inventory(&mut self) -> Result<Listing, String> {
+    /// The era probe (as `serve` does it: [`crate::era::probe`]), the handshake of a
+    /// legacy server, and every listing the server's capabilities offer.
+    async fn inventory(&mut self, probe: bool) -> Result<Listing, Lost> {
         #[derive(Deserialize)]
         struct InitResult {
             #[serde(default)]
             capabilities: Value,
             instructions: Option<String>,
+            #[serde(rename = "protocolVersion", default)]
+            version: String,
+            #[serde(rename = "serverInfo")]
+            server_info: Option<Value>,
         }
-        let id = self.mint();
         let capabilities =
             json!({"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}});
-        let info = json!({"name": "mcp-warden", "version": env!("CARGO_PKG_VERSION")});
-        // The newest revision we speak, so a server shows everything it has.
-        let line = wire::upstream_initialize(id, wire::negotiate(None), &capabilities, &info);
-        let answer = self.exchange(id, "initialize", line).await?;
-        let init = answer
-            .result()
-            .and_then(|r| serde_json::from_str::<InitResult>(r).ok());
-        let Some(init) = init else {
-            return Err(match answer.result() {
-                Some(_) => "`initialize` answer has no valid result".to_owned(),
-                None => format!("`initialize` failed: {}", error_text(&answer)),
-            });
+        let (init, era) = if let Some(found) = self.probe(probe, &capabilities).await? {
+            let era = crate::era::Era::Modern(found.version);
+            let init = InitResult {
+                capabilities: found.capabilities,
+                instructions: found.instructions,
+                version: found.version.to_owned(),
+                server_info: found.server_info,
+            };
+            (init, era)
+        } else {
+            let id = self.mint();
+            let info = crate::era::meta::our_info();
+            // The newest revision we speak, so a server shows everything it has.
+            let version = crate::era::negotiate_legacy(None);
+            let line = wire::upstream_initialize(id, version, &capabilities, &info);
+            let answer = self
+                .exchange(id, "initialize", line, self.timeout)
+                .await
+                .map_err(Lost::Failed)?;
+            if let Some(supported) = crate::era::probe::unsupported_versions(&answer) {
+                let why = crate::era::probe::refusal_reason(&supported);
+                return Err(Lost::Failed(format!("refuses mcp-warden: {why}")));
+            }
+            let init = answer
+                .result()
+                .and_then(|r| serde_json::from_str::<InitResult>(r).ok());
+            let Some(init) = init else {
+                return Err(Lost::Failed(match answer.result() {
+                    Some(_) => "`initialize` answer has no valid result".to_owned(),
+                    None => format!("`initialize` failed: {}", error_text(&answer)),
+                }));
+            };
+            self.send(wire::notification("notifications/initialized", None));
+            let version = crate::era::LEGACY_VERSIONS
+                .iter()
+                .find(|v| **v == init.version)
+                .copied()
+                .unwrap_or(version);
+            (init, crate::era::Era::Legacy(version))
         };
-        self.send(wire::notification("notifications/initialized", None));
         let mut items = Vec::new();
         for kind in [Kind::Tool, Kind::Prompt, Kind::ResourceTemplate] {
             if init.capabilities.get(capability(kind)).is_none() {
@@ -271,13 +340,55 @@ impl Connection<'_> {
                 Err(Failure::Refused(why)) if kind != Kind::Tool => {
                     tracing::warn!(server = %self.server, %why, "listing refused; taken as empty");
                 }
-                Err(Failure::Refused(why) | Failure::Lost(why)) => return Err(why),
+                Err(Failure::Refused(why) | Failure::Lost(why)) => return Err(Lost::Failed(why)),
             }
         }
+        let server_info = init.server_info.as_ref().and_then(|info| {
+            let name = info.get("name")?.as_str()?;
+            let version = info.get("version").and_then(Value::as_str).unwrap_or("?");
+            Some(format!("{name} {version}"))
+        });
         Ok(Listing {
             instructions: init.instructions,
             items,
+            era,
+            server_info,
         })
+    }
+
+    /// The `server/discover` probe: what a modern server said about itself, `None`
+    /// for a legacy one (any other answer, or none within [`PROBE_WAIT`]).
+    ///
+    /// [`PROBE_WAIT`]: crate::era::probe::PROBE_WAIT
+    async fn probe(
+        &mut self,
+        probe: bool,
+        capabilities: &Value,
+    ) -> Result<Option<crate::era::probe::Discovered>, Lost> {
+        use crate::era::probe::{self, ProbeOutcome};
+        if !probe {
+            return Ok(None);
+        }
+        let version = crate::era::MODERN_VERSIONS[0];
+        let id = self.mint();
+        let line = probe::discover_request(id, version, capabilities);
+        let wait = probe::PROBE_WAIT.min(self.timeout);
+        let answer = match self.exchange(id, "server/discover", line, wait).await {
+            Ok(answer) => answer,
+            Err(_) if self.exited => return Err(Lost::ExitedOnProbe),
+            Err(_) => return Ok(None),
+        };
+        match probe::classify(&answer, version) {
+            ProbeOutcome::Modern(found) => {
+                self.modern = Some(found.version);
+                Ok(Some(found))
+            }
+            ProbeOutcome::Refuses { supported } => Err(Lost::Failed(format!(
+                "refuses mcp-warden: {}",
+                probe::refusal_reason(&supported)
+            ))),
+            ProbeOutcome::RetryAt(_) | ProbeOutcome::Legacy => Ok(None),
+        }
     }
 
     /// Every item of one kind, following `nextCursor` within [`MAX_PAGES`] and
@@ -289,10 +400,18 @@ impl Connection<'_> {
         let mut cursor: Option<String> = None;
         for page_number in 1..=MAX_PAGES {
             let id = self.mint();
-            let params = cursor.as_ref().map(|c| json!({ "cursor": c }));
+            let mut params = serde_json::Map::new();
+            if let Some(c) = &cursor {
+                params.insert("cursor".into(), Value::String(c.clone()));
+            }
+            if let Some(version) = self.modern {
+                let caps = json!({"roots": {}, "sampling": {}, "elicitation": {}});
+                params.insert("_meta".into(), crate::era::meta::envelope(version, &caps));
+            }
+            let params = (!params.is_empty()).then_some(Value::Object(params));
             let line = wire::request(id, method, params.as_ref());
             let answer = self
-                .exchange(id, method, line)
+                .exchange(id, method, line, self.timeout)
                 .await
                 .map_err(Failure::Lost)?;
             let Some(result) = answer.result() else {
@@ -355,8 +474,14 @@ impl Connection<'_> {
     /// Sends request `id` (`line`) and waits, at most the server's `request_timeout`,
     /// for its answer, serving the server's own requests meanwhile. The answer may be
     /// an error response; `Err` means there was none.
-    async fn exchange(&mut self, id: u64, method: &str, line: Bytes) -> Result<Message, String> {
-        let deadline = Instant::now() + self.timeout;
+    async fn exchange(
+        &mut self,
+        id: u64,
+        method: &str,
+        line: Bytes,
+        wait: Duration,
+    ) -> Result<Message, String> {
+        let deadline = Instant::now() + wait;
         let unsent = self.upstream.send(line).err();
         loop {
             let Ok(event) = tokio::time::timeout_at(deadline, self.events.recv()).await else {
@@ -367,7 +492,7 @@ impl Connection<'_> {
                     Some(SendError::Full) => {
                         format!("could not send `{method}`: it does not read its stdin")
                     }
-                    None => format!("did not answer `{method}` within {}", human(self.timeout)),
+                    None => format!("did not answer `{method}` within {}", human(wait)),
                 });
             };
             match event {
@@ -378,7 +503,10 @@ impl Connection<'_> {
                     status,
                     stderr_tail,
                     ..
-                }) => return Err(exited(&status, &stderr_tail)),
+                }) => {
+                    self.exited = true;
+                    return Err(exited(&status, &stderr_tail));
+                }
                 Some(UpstreamEvent::Sandbox(_, report)) => {
                     tracing::info!(server = %self.server, "{}", report.summary());
                 }

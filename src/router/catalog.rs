@@ -130,6 +130,9 @@ pub struct Page<'a> {
     pub items: Vec<&'a RawValue>,
     #[serde(rename = "nextCursor", default)]
     pub next_cursor: Option<String>,
+    /// A modern server's caching hint for this page.
+    #[serde(rename = "ttlMs", default)]
+    pub ttl_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -229,6 +232,11 @@ impl Catalog {
                 }
                 entry.push((slot, server, item));
             }
+        }
+        // Tools in byte order of their exposed names (S/changelog.mdx minor 3): the
+        // same servers give the same list, whatever order they started in.
+        if kind == ListKind::Tools {
+            order.sort_unstable();
         }
         let mut catalog = Self::default();
         let mut collisions = Vec::new();

@@ -50,7 +50,7 @@ impl Session {
         &mut self,
         items: Vec<Result<Message, crate::jsonrpc::ParseError>>,
     ) {
-        if self.client.version != wire::BATCH_VERSION {
+        if self.client.version != crate::era::BATCH_VERSION {
             let msg = "batches are only allowed with protocol version 2025-03-26";
             self.out
                 .push_back(error_response(None, ErrorCode::InvalidRequest, msg, None));
@@ -79,6 +79,7 @@ impl Session {
                     let origin = Origin {
                         id: e.id.clone().unwrap_or_else(|| Id::number(0)),
                         batch: Some(batch),
+                        envelope: None,
                     };
                     self.reply(
                         &origin,
@@ -92,7 +93,26 @@ impl Session {
     pub(super) fn on_client_message(&mut self, msg: Message, batch: Option<u64>) {
         match msg.kind().clone() {
             Kind::Request { id, method } => {
-                self.on_client_request(msg, Origin { id, batch }, &method);
+                // The client edge of the era adapter: a request is modern iff it
+                // carries the modern envelope, checked before anything else.
+                let envelope = match crate::era::envelope::classify(&msg) {
+                    Ok(envelope) => envelope.map(std::sync::Arc::new),
+                    Err(e) => {
+                        let origin = Origin {
+                            id: id.clone(),
+                            batch,
+                            envelope: None,
+                        };
+                        let line = error_response(Some(&id), e.code(), &e.to_string(), e.data());
+                        return self.reply(&origin, line);
+                    }
+                };
+                let origin = Origin {
+                    id,
+                    batch,
+                    envelope,
+                };
+                self.on_client_request(msg, origin, &method);
             }
             Kind::Notification { method } => self.on_client_notification(&msg, &method),
             Kind::Response { id, .. } => self.on_client_response(&msg, &id),
@@ -107,13 +127,33 @@ impl Session {
                 error_response(Some(&origin.id), ErrorCode::InvalidRequest, &text, None),
             );
         }
+        // A modern request needs no handshake: the first one starts the upstreams'
+        // (its capabilities are what legacy servers are initialized with).
+        if let Some(envelope) = &origin.envelope
+            && !self.client.started
+        {
+            let envelope = std::sync::Arc::clone(envelope);
+            self.start_for_modern(&envelope);
+        }
+        self.tell_modern_client(&origin);
         let started = self.client.started;
+        let modern = origin.is_modern();
         match method {
-            "initialize" if started => {
+            "initialize" if self.client.legacy => {
                 self.reply_error(&origin, ErrorCode::InvalidRequest, "already initialized");
             }
             "initialize" => self.on_initialize(&msg, origin),
             "ping" => self.reply_result(&origin, "{}"),
+            "server/discover" if started && !self.is_settled() => {
+                self.deferred.push(Deferred { msg, origin });
+            }
+            "server/discover" => self.on_discover(&origin),
+            // The modern era sets the level per request (`logLevel` in `_meta`).
+            "logging/setLevel" if modern => self.reply_error(
+                &origin,
+                ErrorCode::MethodNotFound,
+                "`logging/setLevel` is not part of protocol version 2026-07-28; set `io.modelcontextprotocol/logLevel` per request",
+            ),
             _ if !started => {
                 self.reply_error(
                     &origin,
@@ -179,7 +219,7 @@ impl Session {
                 );
             }
         };
-        self.client.version = wire::negotiate(params.version.as_deref());
+        self.client.version = crate::era::negotiate_legacy(params.version.as_deref());
         self.client.capabilities = if params.capabilities.is_object() {
             params.capabilities
         } else {
@@ -190,13 +230,70 @@ impl Session {
         } else {
             serde_json::json!({"name": "unknown-client", "version": "0"})
         };
-        self.client.started = true;
+        self.client.legacy = true;
         self.client.initialize = Some(origin);
+        // After modern requests the handshakes are already made (and kept).
+        if !self.client.started {
+            self.start_handshakes();
+        }
+        self.after_state_change();
+    }
+
+    /// The client is there: every upstream's handshake (legacy) or listing (modern)
+    /// starts, and the client waits for them at most [`super::STARTUP_WAIT`].
+    fn start_handshakes(&mut self) {
+        self.client.started = true;
         self.timers.insert(Timer::StartupWait, super::STARTUP_WAIT);
         for index in 0..self.slots.len() {
             self.begin_handshake(index);
         }
-        self.after_state_change();
+    }
+
+    /// What mcp-warden has to tell a client that never sent `initialize` (a server
+    /// that refuses us, a collision) goes out as `notifications/message` within its
+    /// next request that asks for warnings: the only channel the modern era leaves
+    /// (S/server/utilities/logging.mdx).
+    fn tell_modern_client(&mut self, origin: &Origin) {
+        let wants = origin
+            .envelope
+            .as_ref()
+            .and_then(|e| e.log_level.as_deref())
+            .and_then(crate::era::log_rank)
+            .is_some_and(|rank| Some(rank) <= crate::era::log_rank("warning"));
+        if !wants || self.client.initialized {
+            return;
+        }
+        for notice in std::mem::take(&mut self.notices) {
+            self.out.push_back(wire::log_message("warning", &notice));
+        }
+    }
+
+    /// A modern client's first request: legacy upstreams are initialized with its
+    /// capabilities and identity at our newest legacy version.
+    fn start_for_modern(&mut self, envelope: &crate::era::envelope::Envelope) {
+        self.client.version = crate::era::LEGACY_VERSIONS[0];
+        self.client.capabilities = envelope.capabilities.clone();
+        self.client.info = envelope
+            .info
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({"name": "unknown-client", "version": "0"}));
+        self.start_handshakes();
+    }
+
+    /// `server/discover`, from any client at any time: every version we speak, the
+    /// merged capabilities, our identity (S/server/discover.mdx).
+    fn on_discover(&mut self, origin: &Origin) {
+        let instructions = self.merged_instructions();
+        let capabilities = self.merged_capabilities();
+        let ttl = self
+            .slots
+            .iter()
+            .filter(|s| s.state.era().is_some_and(crate::era::Era::is_modern))
+            .map(|s| s.probed.ttl_ms.unwrap_or(0))
+            .min()
+            .unwrap_or(0);
+        let result = wire::discover_result(&capabilities, instructions.as_deref(), ttl);
+        self.reply_result(origin, &result);
     }
 
     pub(super) fn on_client_notification(&mut self, msg: &Message, method: &str) {
@@ -381,14 +478,47 @@ impl Session {
     }
 
     pub(super) fn fan_out_set_level(&mut self, msg: &Message) {
+        let level = msg
+            .param(&["level"])
+            .and_then(|(raw, _)| serde_json::from_str::<String>(raw).ok());
+        self.client.log_level.clone_from(&level);
         for index in 0..self.slots.len() {
-            if !matches!(self.slots[index].state, SlotState::Ready { .. }) {
+            // A modern server has no `logging/setLevel`: the level goes per request.
+            if !matches!(
+                self.slots[index].state.era(),
+                Some(crate::era::Era::Legacy(_))
+            ) {
                 continue;
             }
+            self.slots[index].log_level.clone_from(&level);
             let id = self.slots[index].mint(Pending::Internal);
             let line = msg.rewrite(Some(&id.to_string()), &[]);
             self.forward_to_upstream(index, msg, line, None);
         }
+    }
+
+    /// A modern request's `logLevel` toward a legacy server that logs: the server is
+    /// sent `logging/setLevel` first when the request asks a lower level than the one
+    /// last set (its messages are then passed on only for such requests, see
+    /// `on_upstream_notification`).
+    fn lower_log_level(&mut self, index: usize, origin: &Origin) {
+        let Some(wanted) = origin.envelope.as_ref().and_then(|e| e.log_level.clone()) else {
+            return;
+        };
+        let slot = &self.slots[index];
+        let logs = matches!(&slot.state, SlotState::Ready { era: crate::era::Era::Legacy(_), capabilities, .. } if capabilities.get("logging").is_some());
+        let rank = |l: Option<&String>| l.and_then(|l| crate::era::log_rank(l));
+        let Some(wanted_rank) = rank(Some(&wanted)) else {
+            return;
+        };
+        if !logs || rank(slot.log_level.as_ref()).is_some_and(|set| set <= wanted_rank) {
+            return;
+        }
+        let slot = &mut self.slots[index];
+        slot.log_level = Some(wanted.clone());
+        let id = slot.mint(Pending::Internal);
+        let params = serde_json::json!({ "level": wanted });
+        self.send_upstream_raw(index, wire::request(id, "logging/setLevel", Some(&params)));
     }
 
     /// `tools/call` and `prompts/get`: routed by the exposed name, which becomes the
@@ -737,6 +867,37 @@ impl Session {
         }
     }
 
+    /// The instance of the server in `index` when it can take one more request;
+    /// otherwise the client is answered why not (unavailable, busy) and `None`.
+    fn ready_instance(
+        &mut self,
+        index: usize,
+        origin: &Origin,
+    ) -> Option<crate::upstream::InstanceId> {
+        let slot = &self.slots[index];
+        let name = &slot.config.name;
+        let (Some(instance), SlotState::Ready { .. }) =
+            (slot.upstream.as_ref().map(|u| u.instance), &slot.state)
+        else {
+            let why = match &slot.state {
+                SlotState::Failed(why) => why.clone(),
+                _ => "not started".to_owned(),
+            };
+            let text = format!("server `{name}` is unavailable: {why}");
+            self.reply_error(origin, ErrorCode::Unavailable, &text);
+            return None;
+        };
+        if slot.pending.len() >= super::MAX_IN_FLIGHT {
+            let text = format!(
+                "server `{name}` is busy: {} requests in flight",
+                super::MAX_IN_FLIGHT
+            );
+            self.reply_error(origin, ErrorCode::Busy, &text);
+            return None;
+        }
+        Some(instance)
+    }
+
     /// Forwards a client request to an upstream under a fresh id, with a deadline.
     pub(super) fn send_client_request(
         &mut self,
@@ -752,28 +913,12 @@ impl Session {
             paged,
             monitor,
         } = forward;
-        let slot = &mut self.slots[index];
-        let name = slot.config.name.clone();
-        let (Some(instance), SlotState::Ready { .. }) =
-            (slot.upstream.as_ref().map(|u| u.instance), &slot.state)
-        else {
-            let why = match &slot.state {
-                SlotState::Failed(why) => why.clone(),
-                _ => "not started".to_owned(),
-            };
-            return self.reply_error(
-                &origin,
-                ErrorCode::Unavailable,
-                &format!("server `{name}` is unavailable: {why}"),
-            );
+        let Some(instance) = self.ready_instance(index, &origin) else {
+            return;
         };
-        if slot.pending.len() >= super::MAX_IN_FLIGHT {
-            let text = format!(
-                "server `{name}` is busy: {} requests in flight",
-                super::MAX_IN_FLIGHT
-            );
-            return self.reply_error(&origin, ErrorCode::Busy, &text);
-        }
+        let name = self.slots[index].config.name.clone();
+        self.lower_log_level(index, &origin);
+        let slot = &mut self.slots[index];
         let timeout = slot.config.request_timeout;
         // A modern retry's envelope is checked before anything goes on.
         let Ok(retry) = self.open_retry(index, msg, &origin, method, tool.as_deref()) else {
@@ -796,6 +941,10 @@ impl Session {
             edits.push((span, id.to_string()));
             token
         });
+        // The upstream edge of the era adapter: `_meta` for this server's era.
+        let client_caps = origin.envelope.as_ref().map(|e| &e.capabilities);
+        edits.extend(self.era_edits(index, msg, client_caps));
+        edits.sort_by_key(|(r, _)| r.start);
         let edits: Vec<(std::ops::Range<usize>, &str)> =
             edits.iter().map(|(r, t)| (r.clone(), t.as_str())).collect();
         let line = msg.rewrite(Some(&id.to_string()), &edits);

@@ -41,6 +41,7 @@ mod client;
 mod mrtr;
 mod pins;
 mod policy;
+mod probe;
 mod reload;
 mod server_requests;
 mod upstreams;
@@ -138,16 +139,30 @@ pub enum Outcome {
     Stopped,
 }
 
-/// Where an answer to the client goes: its id, and the batch it belongs to.
+/// Where an answer to the client goes: its id, the batch it belongs to, and the
+/// request's modern envelope (`None`: a legacy request), which decides the era of
+/// the answer and of the requests made for it upstream.
 #[derive(Debug, Clone)]
 struct Origin {
     id: Id,
     batch: Option<u64>,
+    envelope: Option<std::sync::Arc<crate::era::envelope::Envelope>>,
+}
+
+impl Origin {
+    fn is_modern(&self) -> bool {
+        self.envelope.is_some()
+    }
 }
 
 /// What an id we sent to an upstream stands for.
 #[derive(Debug)]
 enum Pending {
+    /// Our `server/discover` probe, at this version.
+    Probe(&'static str),
+    /// A probe that timed out: a late discover result still makes the server modern
+    /// (a slow start, not a legacy server).
+    LateProbe(&'static str),
     /// Our `initialize`.
     Init,
     /// One page of our own listing of a kind.
@@ -205,8 +220,19 @@ struct Slot {
     blocking: bool,
     /// Why the launcher refused to start it (its sandbox), for good.
     refused: Option<String>,
+    /// The level last set with `logging/setLevel` on this (legacy) server.
+    log_level: Option<String>,
     /// Whether missing sandbox layers were already said for this server.
     sandbox_warned: bool,
+    /// What the probe of its process learnt.
+    probed: crate::upstream::slot::Probed,
+    /// Per [`ListKind`]: the `ttlMs` of its last listing (a modern server's; the
+    /// smallest over its pages).
+    list_ttl: [Option<u64>; 3],
+    /// Per [`ListKind`]: when its last listing completed.
+    listed_at: [Option<std::time::Instant>; 3],
+    /// Per [`ListKind`]: the listing under way is a refresh for an expired `ttlMs`.
+    refreshing: [bool; 3],
 }
 
 impl Slot {
@@ -240,6 +266,12 @@ enum Timer {
     },
     /// An upstream's `initialize` ran out of time.
     Init { slot: usize, instance: InstanceId },
+    /// An upstream did not answer our probe in time: it is legacy.
+    Probe {
+        slot: usize,
+        instance: InstanceId,
+        id: u64,
+    },
     /// Time to restart a failed upstream, if it is still the `instance` that failed.
     Restart { slot: usize, instance: InstanceId },
     /// A listing of `slot` (our id `id`) ran out of time.
@@ -284,8 +316,13 @@ enum Reverse {
 
 #[derive(Debug, Default)]
 struct ClientState {
-    /// `initialize` arrived; upstream handshakes may start.
+    /// `initialize` or a first modern request arrived; upstream handshakes may start.
     started: bool,
+    /// `initialize` arrived (the connection speaks the legacy era too).
+    legacy: bool,
+    /// The level of the client's last `logging/setLevel`, stamped as `logLevel` on
+    /// its requests to modern servers (which have no `logging/setLevel`).
+    log_level: Option<String>,
     /// The `initialize` request still to be answered.
     initialize: Option<Origin>,
     /// `notifications/initialized` arrived: notifications may flow to the client.
@@ -588,6 +625,7 @@ impl Session {
                 }
             }
             Timer::Restart { slot, instance } => self.on_restart_timer(slot, instance),
+            Timer::Probe { slot, instance, id } => self.on_probe_timeout(slot, instance, id),
             Timer::List {
                 slot: index,
                 instance,
@@ -754,7 +792,11 @@ impl Session {
 
     // ----- answering the client ---------------------------------------------------
 
+    /// Every answer to a client request goes out here: the client edge of the era
+    /// adapter ([`crate::era::meta::for_client`]) gives a modern request's result its
+    /// `resultType` and maps error codes to the request's era.
     fn reply(&mut self, origin: &Origin, line: Bytes) {
+        let line = crate::era::meta::for_client(line, origin.is_modern());
         self.answer_batch_part(origin, Some(line));
     }
 
@@ -793,10 +835,14 @@ impl Session {
 
     /// A merged list passes the chain like any other answer to the client.
     fn reply_listing(&mut self, origin: &Origin, kind: ListKind) {
+        self.refresh_expired(kind);
         self.client_listed[kind.index()] = true;
         self.audit_listing(kind);
-        let listing = self.catalogs[kind.index()].listing();
-        let line = crate::jsonrpc::error::result_response(&origin.id, listing);
+        let listing = crate::era::meta::with_cache_hints(
+            self.catalogs[kind.index()].listing(),
+            self.list_ttl(kind),
+        );
+        let line = crate::jsonrpc::error::result_response(&origin.id, &listing);
         self.reply_checked(origin, line, None, kind.method());
     }
 

@@ -41,7 +41,12 @@ impl Session {
                 instance: 0,
                 blocking: true,
                 refused: None,
+                log_level: None,
                 sandbox_warned: false,
+                probed: crate::upstream::slot::Probed::default(),
+                list_ttl: [None; 3],
+                listed_at: [None; 3],
+                refreshing: [false; 3],
             });
             self.spawn_slot(index);
         }
@@ -52,10 +57,11 @@ impl Session {
         }
     }
 
-    /// Starts (or restarts) the process of a slot, and its handshake when the client
-    /// has already sent `initialize`. A spawn error (a missing command) is not retried:
-    /// it needs the user, not time.
-    fn spawn_slot(&mut self, index: usize) {
+    /// Starts (or restarts) the process of a slot and probes its era; a server whose
+    /// process exited while probed is not probed again, and handshakes at once when
+    /// the client is there. A spawn error (a missing command) is not retried: it needs
+    /// the user, not time.
+    pub(super) fn spawn_slot(&mut self, index: usize) {
         let instance = self.next_instance;
         self.next_instance += 1;
         let default_cwd = self.workspace_root.clone();
@@ -74,8 +80,14 @@ impl Session {
                 self.instances.insert(instance, index);
                 slot.upstream = Some(up);
                 slot.state = SlotState::Spawned;
-                if self.client.started {
-                    self.begin_handshake(index);
+                slot.list_ttl = [None; 3];
+                if slot.probed.fatal {
+                    if self.client.started {
+                        self.begin_handshake(index);
+                    }
+                } else {
+                    slot.probed = crate::upstream::slot::Probed::default();
+                    self.send_probe(index, crate::era::MODERN_VERSIONS[0]);
                 }
             }
             Err(e) => {
@@ -135,8 +147,27 @@ impl Session {
         }
     }
 
+    /// The client is there: a legacy server gets our `initialize` (declaring the
+    /// client's capabilities), a modern one, ready since its probe, is listed (with
+    /// them in each request's envelope).
     pub(super) fn begin_handshake(&mut self, index: usize) {
         let slot = &mut self.slots[index];
+        if let SlotState::Ready {
+            era: crate::era::Era::Modern(_),
+            capabilities,
+            ..
+        } = &slot.state
+        {
+            let offered: Vec<ListKind> = ListKind::ALL
+                .into_iter()
+                .filter(|k| capabilities.get(k.capability()).is_some())
+                .filter(|k| matches!(slot.lists[k.index()], ListState::None))
+                .collect();
+            for kind in offered {
+                self.list(index, kind, None);
+            }
+            return;
+        }
         if !matches!(slot.state, SlotState::Spawned) {
             return;
         }
@@ -190,7 +221,12 @@ impl Session {
                     self.timers.remove(&timer);
                 }
                 // A held call's record fails its retry (the instance is gone).
-                Pending::Init | Pending::List(_) | Pending::Internal | Pending::Held(_) => {}
+                Pending::Probe(_)
+                | Pending::LateProbe(_)
+                | Pending::Init
+                | Pending::List(_)
+                | Pending::Internal
+                | Pending::Held(_) => {}
             }
         }
         self.reverse
@@ -238,6 +274,19 @@ impl Session {
                 let name = self.slots[index].config.name.clone();
                 self.slots[index].upstream = None;
                 let before_handshake = self.slots[index].state.is_starting();
+                let slot = &mut self.slots[index];
+                if slot
+                    .probed
+                    .restart_without_probe(&slot.state, slot.refused.is_some())
+                {
+                    // Some SDKs exit on any request before `initialize`: such a server
+                    // is legacy. Started again at once, without a probe and without
+                    // counting as a failure (it did not fail; we asked the wrong way).
+                    tracing::info!(server = %name, %status, "exited on the `server/discover` probe; restarting it as a legacy server");
+                    self.slots[index].pending.clear();
+                    self.spawn_slot(index);
+                    return;
+                }
                 if let Some(why) = self.slots[index].refused.clone() {
                     // A refusal repeats on every restart: it needs the user, not time.
                     self.fail_slot(index, &why);
@@ -332,7 +381,7 @@ impl Session {
     }
 
     /// A logging notification now, or a notice for when the client is ready.
-    fn tell_client(&mut self, level: &str, text: String) {
+    pub(super) fn tell_client(&mut self, level: &str, text: String) {
         if self.client.initialized {
             self.out.push_back(wire::log_message(level, &text));
         } else {
@@ -385,6 +434,8 @@ impl Session {
             return;
         };
         match pending {
+            Pending::Probe(version) => self.on_probe_answer(index, msg, version),
+            Pending::LateProbe(version) => self.on_late_probe_answer(index, msg, version),
             Pending::Init => self.on_upstream_initialized(index, msg),
             Pending::List(kind) => self.on_list_page(index, kind, msg),
             Pending::Internal => {}
@@ -498,6 +549,25 @@ impl Session {
         let parsed = msg
             .result()
             .and_then(|r| serde_json::from_str::<InitResult>(r).ok());
+        // A late discover result made it modern meanwhile: this answer is moot.
+        if slot.state.era().is_some_and(crate::era::Era::is_modern) {
+            tracing::debug!(server = %slot.config.name, "`initialize` answered after a late discover result; ignored");
+            return;
+        }
+        // A modern-only server (or one a timed-out probe locked into the modern era)
+        // refuses `initialize` with -32022 naming its versions.
+        if let Some(supported) = crate::era::probe::unsupported_versions(msg) {
+            match crate::era::probe::refusal(&supported, self.client.version) {
+                crate::era::probe::ProbeOutcome::RetryAt(version) if !slot.probed.retried => {
+                    slot.probed.retried = true;
+                    slot.state = SlotState::Spawned;
+                    return self.send_probe(index, version);
+                }
+                _ => {
+                    return self.refuses_us(index, &crate::era::probe::refusal_reason(&supported));
+                }
+            }
+        }
         let Some(result) = parsed else {
             let why = if matches!(msg.kind(), Kind::Response { is_error: true, .. }) {
                 format!("initialize failed: {}", String::from_utf8_lossy(msg.raw()))
@@ -513,6 +583,7 @@ impl Session {
             .filter(|k| result.capabilities.get(k.capability()).is_some())
             .collect();
         slot.state = SlotState::Ready {
+            era: crate::era::Era::Legacy(self.client.version),
             instructions: result.instructions,
             capabilities: result.capabilities,
         };
@@ -560,7 +631,7 @@ impl Session {
                 timeout,
             );
         }
-        let params = cursor.map(|c| serde_json::json!({ "cursor": c }));
+        let params = self.list_params(index, cursor);
         self.send_upstream_raw(index, wire::request(id, kind.method(), params.as_ref()));
     }
 
@@ -593,6 +664,14 @@ impl Session {
             tracing::error!(server = %name, method = kind.method(), "the listing failed or was malformed; keeping what was listed before");
             return self.abandon_listing(index, kind);
         };
+        // A modern server's caching hint: the smallest over the listing's pages.
+        if *pages == 0 {
+            slot.list_ttl[kind.index()] = None;
+        }
+        if let Some(ttl) = page.ttl_ms {
+            let kept = &mut slot.list_ttl[kind.index()];
+            *kept = Some(kept.map_or(ttl, |k| k.min(ttl)));
+        }
         for raw in page.items {
             if acc.len() >= MAX_ITEMS_PER_SERVER {
                 tracing::warn!(server = %name, method = kind.method(), "more than {MAX_ITEMS_PER_SERVER} items; the rest are dropped");
@@ -625,7 +704,13 @@ impl Session {
         let again = *again;
         let acc = std::mem::take(acc);
         slot.lists[kind.index()] = ListState::Listed(acc);
-        self.announce[kind.index()] = true;
+        slot.listed_at[kind.index()] = Some(std::time::Instant::now());
+        // A refresh for an expired `ttlMs` is announced only if the catalog changes
+        // (`rebuild_catalog`): a client that lists on `list_changed` would otherwise
+        // make the next refresh, and so on.
+        if !std::mem::take(&mut slot.refreshing[kind.index()]) {
+            self.announce[kind.index()] = true;
+        }
         if again {
             self.list(index, kind, None);
         }
@@ -695,7 +780,10 @@ impl Session {
                 .and_then(instance_of)
                 .map(|i| super::cursor::encode(i, None)),
         };
-        let mut result = format!("{{\"resources\":[{}]", listed.join(","));
+        let hints = crate::era::meta::cache_hints(self.list_ttl(ListKind::Templates))
+            .map(|(k, v)| format!("\"{k}\":{v},"))
+            .concat();
+        let mut result = format!("{{{hints}\"resources\":[{}]", listed.join(","));
         if let Some(next) = next {
             result.push_str(",\"nextCursor\":");
             result.push_str(&serde_json::to_string(&next).unwrap_or_default());
@@ -772,11 +860,16 @@ impl Session {
             "notifications/tools/list_changed" => self.list(index, ListKind::Tools, None),
             "notifications/prompts/list_changed" => self.list(index, ListKind::Prompts, None),
             "notifications/resources/list_changed" => self.list(index, ListKind::Templates, None),
-            "notifications/progress" if self.client.initialized => {
-                self.on_upstream_progress(index, msg);
-            }
+            // Progress belongs to a request in flight: a modern client (never
+            // `initialized`) gets it too.
+            "notifications/progress" => self.on_upstream_progress(index, msg),
             "notifications/cancelled" if self.client.initialized => {
                 self.on_upstream_cancel(index, msg);
+            }
+            // A modern client gets a server's log only within one of its requests
+            // to that server that asked for that level (S/server/utilities/logging.mdx).
+            "notifications/message" if !self.client.initialized && self.wants_log(index, msg) => {
+                self.forward_to_client(index, msg.to_line());
             }
             "notifications/message" | "notifications/resources/updated"
                 if self.client.initialized =>
@@ -787,6 +880,28 @@ impl Session {
                 tracing::debug!(server = %self.slots[index].config.name, method, "notification not forwarded");
             }
         }
+    }
+
+    /// Whether a request of the client's to slot `index` in flight asked for the
+    /// level of this `notifications/message` or a lower one.
+    fn wants_log(&self, index: usize, msg: &Message) -> bool {
+        let Some(level) = msg
+            .param(&["level"])
+            .and_then(|(raw, _)| serde_json::from_str::<String>(raw).ok())
+            .and_then(|l| crate::era::log_rank(&l))
+        else {
+            return false;
+        };
+        self.slots[index].pending.values().any(|p| match p {
+            Pending::Client(call) => call
+                .origin
+                .envelope
+                .as_ref()
+                .and_then(|e| e.log_level.as_deref())
+                .and_then(crate::era::log_rank)
+                .is_some_and(|wanted| wanted <= level),
+            _ => false,
+        })
     }
 
     /// Progress for a request we forwarded: the upstream knows our token (our id for

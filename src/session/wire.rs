@@ -9,21 +9,6 @@ use serde_json::{Value, json};
 
 use crate::filter::Block;
 
-/// The protocol revisions mcp-warden speaks, oldest first.
-pub const SUPPORTED_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
-/// The revision that allowed JSON-RPC batches.
-pub const BATCH_VERSION: &str = "2025-03-26";
-
-/// The version to answer a client that asked for `requested`: the same when we speak
-/// it, else our newest (the client then decides whether it can go on).
-#[must_use]
-pub fn negotiate(requested: Option<&str>) -> &'static str {
-    requested
-        .and_then(|r| SUPPORTED_VERSIONS.iter().find(|v| **v == r))
-        .copied()
-        .unwrap_or(SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.len() - 1])
-}
-
 fn line(value: &Value) -> Bytes {
     let mut text = value.to_string();
     text.push('\n');
@@ -89,7 +74,26 @@ pub fn initialize_result(
     let mut result = json!({
         "protocolVersion": version,
         "capabilities": capabilities,
-        "serverInfo": {"name": "mcp-warden", "version": env!("CARGO_PKG_VERSION")},
+        "serverInfo": crate::era::meta::our_info(),
+    });
+    if let Some(text) = instructions {
+        result["instructions"] = Value::String(text.to_owned());
+    }
+    result.to_string()
+}
+
+/// The result of `server/discover` (S/server/discover.mdx): every version we speak,
+/// newest first; the merged capabilities; our identity in `_meta`; private caching.
+#[must_use]
+pub fn discover_result(capabilities: &Value, instructions: Option<&str>, ttl_ms: u64) -> String {
+    let versions: Vec<&str> = crate::era::all_versions().collect();
+    let mut result = json!({
+        "resultType": "complete",
+        "supportedVersions": versions,
+        "capabilities": capabilities,
+        "ttlMs": ttl_ms,
+        "cacheScope": "private",
+        "_meta": {crate::era::KEY_SERVER_INFO: crate::era::meta::our_info()},
     });
     if let Some(text) = instructions {
         result["instructions"] = Value::String(text.to_owned());
@@ -197,13 +201,6 @@ pub fn uri_path(uri: &str) -> Option<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn negotiates_known_versions_and_falls_back_to_the_newest() {
-        assert_eq!(negotiate(Some("2025-03-26")), "2025-03-26");
-        assert_eq!(negotiate(Some("2099-01-01")), "2025-11-25");
-        assert_eq!(negotiate(None), "2025-11-25");
-    }
 
     #[test]
     fn file_uris_round_trip() {

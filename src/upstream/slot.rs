@@ -1,5 +1,6 @@
 //! The state machine of one upstream slot, as data: where its process is in its
-//! life (spawned → initializing → ready, or failed), where each of its listings is,
+//! life (spawned → probing → initializing → ready in its era, or failed), where each
+//! of its listings is,
 //! and when a failed one is started again. The session drives the transitions (they
 //! send messages and set timers); the states and the backoff rule live here, with the
 //! rest of what concerns an upstream.
@@ -8,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::era::Era;
+use crate::era::probe::ProbeOutcome;
 use crate::router::catalog::Item;
 
 /// The first restart of a crashed server waits this long; each failure in a row
@@ -21,11 +24,18 @@ pub const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 /// Where an upstream's process is in its life.
 #[derive(Debug)]
 pub enum SlotState {
-    /// Spawned; waiting for the client's `initialize` to start the handshake.
+    /// Our `server/discover` probe is in flight (at this version): its answer decides
+    /// the era for the life of the process.
+    Probing {
+        version: &'static str,
+    },
+    /// Legacy (or not probed); waiting for the client to start the handshake.
     Spawned,
     /// Our `initialize` is in flight.
     Initializing,
     Ready {
+        /// The era found by the probe, with the version agreed.
+        era: Era,
         instructions: Option<String>,
         /// The server's declared capabilities.
         capabilities: Value,
@@ -37,7 +47,86 @@ impl SlotState {
     /// Whether the handshake is still to finish (the client may wait for it).
     #[must_use]
     pub fn is_starting(&self) -> bool {
-        matches!(self, Self::Spawned | Self::Initializing)
+        matches!(
+            self,
+            Self::Probing { .. } | Self::Spawned | Self::Initializing
+        )
+    }
+
+    /// The era of a ready server.
+    #[must_use]
+    pub fn era(&self) -> Option<Era> {
+        match self {
+            Self::Ready { era, .. } => Some(*era),
+            _ => None,
+        }
+    }
+}
+
+/// What the probe learnt about a server's process, for `doctor`, `status` and the
+/// discover result's `ttlMs`.
+#[derive(Debug, Default, Clone)]
+pub struct Probed {
+    /// The server's `serverInfo` from its discover result.
+    pub server_info: Option<Value>,
+    /// How long its discover result may be cached.
+    pub ttl_ms: Option<u64>,
+    /// The process exited while probed: restarted without a probe, for this session
+    /// (some SDKs exit on a request before `initialize`).
+    pub fatal: bool,
+    /// The probe was already sent again at a version the server named.
+    pub retried: bool,
+}
+
+/// What a slot does next after its probe's answer (or a -32022 to its
+/// `initialize`, read the same way).
+#[derive(Debug)]
+pub enum AfterProbe {
+    /// Modern: ready at once, in this state (no `initialize`).
+    Ready(SlotState),
+    /// Ask again at the version the server named (once per process).
+    ProbeAgain(&'static str),
+    /// Legacy: `initialize` it when the client is there.
+    Handshake,
+    /// It speaks no version we do: failed, with why, and never restarted by time.
+    Refused(String),
+}
+
+impl Probed {
+    /// The transition a probe's `outcome` asks for; records what a modern server
+    /// said about itself.
+    pub fn after(&mut self, outcome: ProbeOutcome) -> AfterProbe {
+        match outcome {
+            ProbeOutcome::Modern(found) => {
+                self.server_info = found.server_info;
+                self.ttl_ms = found.ttl_ms;
+                AfterProbe::Ready(SlotState::Ready {
+                    era: Era::Modern(found.version),
+                    instructions: found.instructions,
+                    capabilities: found.capabilities,
+                })
+            }
+            ProbeOutcome::RetryAt(version) if !self.retried => {
+                self.retried = true;
+                AfterProbe::ProbeAgain(version)
+            }
+            ProbeOutcome::RetryAt(_) | ProbeOutcome::Legacy => AfterProbe::Handshake,
+            ProbeOutcome::Refuses { supported } => {
+                AfterProbe::Refused(crate::era::probe::refusal_reason(&supported))
+            }
+        }
+    }
+
+    /// Whether a process that exited in `state` is started again at once without a
+    /// probe, outside the backoff: it exited on the probe itself (some SDKs exit on
+    /// a request before `initialize`), the first time, and the launcher did not
+    /// refuse it. Marks the slot probe-fatal for the session.
+    pub fn restart_without_probe(&mut self, state: &SlotState, refused: bool) -> bool {
+        if matches!(state, SlotState::Probing { .. }) && !self.fatal && !refused {
+            self.fatal = true;
+            return true;
+        }
+        false
     }
 }
 
@@ -107,6 +196,50 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_probe_decides_the_era_and_retries_only_once() {
+        let mut probed = Probed::default();
+        let modern = ProbeOutcome::Modern(crate::era::probe::Discovered {
+            version: "2026-07-28",
+            capabilities: serde_json::json!({"tools": {}}),
+            instructions: None,
+            ttl_ms: Some(5),
+            server_info: None,
+        });
+        let AfterProbe::Ready(state) = probed.after(modern) else {
+            panic!("modern is ready");
+        };
+        assert_eq!(state.era(), Some(Era::Modern("2026-07-28")));
+        assert_eq!(probed.ttl_ms, Some(5));
+        assert!(matches!(
+            probed.after(ProbeOutcome::RetryAt("2026-07-28")),
+            AfterProbe::ProbeAgain(_)
+        ));
+        assert!(matches!(
+            probed.after(ProbeOutcome::RetryAt("2026-07-28")),
+            AfterProbe::Handshake
+        ));
+        assert!(matches!(
+            probed.after(ProbeOutcome::Refuses {
+                supported: vec!["2099-01-01".into()]
+            }),
+            AfterProbe::Refused(why) if why.contains("2099-01-01")
+        ));
+    }
+
+    #[test]
+    fn an_exit_on_the_probe_restarts_once_without_it() {
+        let mut probed = Probed::default();
+        let probing = SlotState::Probing {
+            version: "2026-07-28",
+        };
+        assert!(!probed.restart_without_probe(&probing, true), "refused");
+        assert!(!probed.restart_without_probe(&SlotState::Initializing, false));
+        assert!(probed.restart_without_probe(&probing, false));
+        assert!(probed.fatal);
+        assert!(!probed.restart_without_probe(&probing, false), "once only");
+    }
 
     #[test]
     fn restarts_double_up_to_the_cap_and_start_afresh_after_a_healthy_run() {

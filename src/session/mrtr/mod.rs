@@ -22,9 +22,9 @@
 //! mcp-warden's own questions are in `own.rs`, a legacy server's questions to a
 //! modern client (held calls) in `held.rs`.
 //!
-//! This branch does not know eras yet: the upstream's `input_required` is recognised
-//! from the result itself, and a client request is modern when it carries the
-//! 2026-07-28 `_meta` ([`client_is_modern`]).
+//! The upstream's `input_required` is recognised from the result itself (only a modern
+//! server sends one), and a client request is modern when it carries the 2026-07-28
+//! `_meta` ([`client_is_modern`]).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -51,15 +51,14 @@ use crate::stages::Verdict as FilterVerdict;
 use crate::stages::{Direction, Stop, View, audit};
 use crate::upstream::InstanceId;
 
-/// The `_meta` key that makes a request modern (2026-07-28 basic/index.mdx).
-const PROTOCOL_VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 /// The `_meta` key of a modern request's capabilities.
-const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
+use crate::era::KEY_CAPABILITIES as CAPABILITIES_KEY;
 
-/// Whether a client request is of the modern era: its `params._meta` names a protocol
-/// version. (The lead swaps in `era::envelope` at the merge.)
+/// Whether a client request (as the client sent it) is of the modern era. The edge
+/// has already classified it with [`crate::era::envelope::classify`] and refused a
+/// broken envelope, so the rule here is that function's: the version key is there.
 pub(super) fn client_is_modern(msg: &Message) -> bool {
-    msg.param(&["_meta", PROTOCOL_VERSION_KEY]).is_some()
+    msg.param(&["_meta", crate::era::KEY_VERSION]).is_some()
 }
 
 /// What a call that may get `input_required` carries besides [`ClientCall`].
