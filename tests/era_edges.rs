@@ -130,6 +130,24 @@ fn a_modern_client_calls_a_legacy_server_without_initialize() {
         "{line}"
     );
     assert_eq!(answer["result"]["resultType"], "complete", "{answer}");
+    // Every result to a modern client names mcp-warden, built by us or forwarded.
+    for result in [&listing["result"], &answer["result"]] {
+        assert_eq!(
+            result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "mcp-warden",
+            "{result}"
+        );
+    }
+    // A read is cacheable in the modern era: the legacy server gave no `ttlMs`, so 0,
+    // and never shared between users (it passed this workspace's filters).
+    let read = modern(
+        &mut serve,
+        6,
+        "resources/read",
+        json!({"uri": "era://known"}),
+    );
+    assert_eq!(read["result"]["contents"][0]["text"], "known", "{read}");
+    assert_eq!(read["result"]["ttlMs"], 0, "{read}");
+    assert_eq!(read["result"]["cacheScope"], "private", "{read}");
 
     // The legacy server's -32002 is -32602 for a modern client.
     let missing = modern(

@@ -20,9 +20,6 @@
 //! server and denied for the other, roots (the workspace, never the client's), progress,
 //! cancellation, resources and a template, prompts, completion, and the audit records of
 //! the denial and the redaction.
-//!
-//! Cells that need the dual-era core are `#[ignore]`d until it is merged; run them with
-//! `cargo test --test era_matrix -- --include-ignored`.
 
 // Tests fail by panicking, so unwrap is the clearest way to say "this must hold".
 #![allow(clippy::unwrap_used)]
@@ -313,7 +310,7 @@ fn cell(client_era: Era, client_sdk: Sdk, server_era: Era, server_sdk: Sdk) {
     let context =
         format!("cell: {client_era:?} {client_sdk:?} client, {server_era:?} {server_sdk:?} server");
 
-    assert_era(&out, client_era, &context);
+    assert_era(&out, client_sdk, client_era, &context);
     assert_tools(&out, modern_client, &context);
     assert_decisions(&out, &env, &context);
     assert_round_trips(&out, &env, &client_root, &context);
@@ -340,8 +337,17 @@ fn assert_nothing_left(env: &Env, context: &str) {
 
 /// The era the client ended up in: a dual or modern-only client speaks 2026-07-28 with
 /// mcp-warden, whatever the server behind it speaks.
-fn assert_era(out: &Value, client_era: Era, context: &str) {
-    assert_eq!(out["server_info"]["name"], "mcp-warden", "{context}: {out}");
+fn assert_era(out: &Value, client_sdk: Sdk, client_era: Era, context: &str) {
+    // The Python SDK pinned to 2026-07-28 adopts a discover result it makes up itself
+    // (`_synthesize_discover`) and drops the reserved `_meta` keys of results, so it
+    // never learns who answers (mcp-warden stamps its `serverInfo` on every result to
+    // a modern client: tests/era_edges.rs); the namespaced tools of `assert_tools`
+    // show it is mcp-warden.
+    if (client_sdk, client_era) == (Sdk::Python, Era::ModernOnly) {
+        assert!(out["server_info"].is_null(), "{context}: {out}");
+    } else {
+        assert_eq!(out["server_info"]["name"], "mcp-warden", "{context}: {out}");
+    }
     if client_era == Era::Legacy {
         assert_eq!(out["negotiation"], "initialize", "{context}: {out}");
     } else {
@@ -533,43 +539,36 @@ fn legacy_typescript_client_before_dual_python_server() {
 }
 
 #[test]
-#[ignore = "needs the dual-era core (issue 15): un-ignore at merge"]
 fn legacy_python_client_before_modern_only_typescript_server() {
     cell(Era::Legacy, Sdk::Python, Era::ModernOnly, Sdk::TypeScript);
 }
 
 #[test]
-#[ignore = "needs the dual-era core (issue 15): un-ignore at merge"]
 fn dual_typescript_client_before_legacy_python_server() {
     cell(Era::Dual, Sdk::TypeScript, Era::Legacy, Sdk::Python);
 }
 
 #[test]
-#[ignore = "needs the dual-era core (issue 15): un-ignore at merge"]
 fn dual_python_client_before_dual_typescript_server() {
     cell(Era::Dual, Sdk::Python, Era::Dual, Sdk::TypeScript);
 }
 
 #[test]
-#[ignore = "needs the dual-era core (issue 15): un-ignore at merge"]
 fn dual_typescript_client_before_modern_only_python_server() {
     cell(Era::Dual, Sdk::TypeScript, Era::ModernOnly, Sdk::Python);
 }
 
 #[test]
-#[ignore = "needs the dual-era core (issue 15): un-ignore at merge"]
 fn modern_only_python_client_before_legacy_typescript_server() {
     cell(Era::ModernOnly, Sdk::Python, Era::Legacy, Sdk::TypeScript);
 }
 
 #[test]
-#[ignore = "needs the dual-era core (issue 15): un-ignore at merge"]
 fn modern_only_typescript_client_before_dual_python_server() {
     cell(Era::ModernOnly, Sdk::TypeScript, Era::Dual, Sdk::Python);
 }
 
 #[test]
-#[ignore = "needs the dual-era core (issue 15): un-ignore at merge"]
 fn modern_only_typescript_client_before_modern_only_typescript_server() {
     cell(
         Era::ModernOnly,

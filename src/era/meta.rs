@@ -259,30 +259,43 @@ pub fn add_missing(line: &str, object: Range<usize>, new: &[(&str, String)]) -> 
         .collect()
 }
 
-/// The edit that gives a result without `resultType` the member `"resultType":
-/// "complete"` (what an absent one means), first in it; none for an error or a result
-/// that has one.
+/// The edits a result to a modern request needs, as one set (two insertions at the
+/// same place would need a comma between them): `"resultType": "complete"` first when
+/// absent (what an absent one means, but every result to a modern request carries
+/// it), and our `serverInfo` in its `_meta`, in place of a server's or added, with
+/// `_meta` itself when the result has none: the client talks to us (S/basic/index.mdx
+/// "Per-response protocol fields"), and a modern client that never asks
+/// `server/discover` learns who answers from here. None for an error.
 #[must_use]
-pub fn splice_result_type(msg: &Message) -> Vec<Edit> {
+pub fn stamp_modern_result(msg: &Message) -> Vec<Edit> {
     let (Ok(line), Some(result)) = (std::str::from_utf8(msg.raw()), msg.result_span()) else {
         return Vec::new();
     };
-    add_missing(line, result, &[("resultType", "\"complete\"".to_owned())])
-}
-
-/// The edit that puts our `serverInfo` in place of a server's in a result's `_meta`
-/// (S/basic/index.mdx "Per-response protocol fields": the client talks to us).
-#[must_use]
-pub fn replace_server_info(msg: &Message) -> Vec<Edit> {
-    let (Ok(line), Some(result)) = (std::str::from_utf8(msg.raw()), msg.result_span()) else {
+    let Some(existing) = members(line, result.clone()) else {
         return Vec::new();
     };
-    members(line, result)
-        .and_then(|all| all.into_iter().find(|m| m.key == "_meta"))
-        .and_then(|meta| members(line, meta.value))
-        .and_then(|all| all.into_iter().find(|m| m.key == KEY_SERVER_INFO))
-        .map(|m| vec![(m.value, our_info().to_string())])
-        .unwrap_or_default()
+    let info = our_info().to_string();
+    let mut missing = Vec::new();
+    if !existing.iter().any(|m| m.key == "resultType") {
+        missing.push(("resultType", "\"complete\"".to_owned()));
+    }
+    let mut edits = Vec::new();
+    match existing.iter().find(|m| m.key == "_meta") {
+        None => missing.push(("_meta", object_text(&[(KEY_SERVER_INFO, info)]))),
+        Some(meta) => match members(line, meta.value.clone())
+            .and_then(|all| all.into_iter().find(|m| m.key == KEY_SERVER_INFO))
+        {
+            Some(theirs) => edits.push((theirs.value, info)),
+            None => edits.extend(add_missing(
+                line,
+                meta.value.clone(),
+                &[(KEY_SERVER_INFO, info)],
+            )),
+        },
+    }
+    edits.extend(insert_first(&result, &existing, &missing));
+    edits.sort_by_key(|(r, _)| r.start);
+    edits
 }
 
 /// The caching members of a list result: how long it may be kept and that it is this
@@ -307,6 +320,32 @@ pub fn with_cache_hints(result: &str, ttl_ms: u64) -> String {
     out
 }
 
+/// The edits a `resources/read` result needs on its way to a modern client: it is a
+/// cacheable result (S/server/utilities/caching.mdx), so it carries `ttlMs` (a legacy
+/// server's none: 0, we cannot know how long it holds) and `cacheScope`, which is
+/// always `"private"` here: the contents passed this workspace's filters.
+#[must_use]
+pub fn read_cache_hints(msg: &Message) -> Vec<Edit> {
+    let (Ok(line), Some(result)) = (std::str::from_utf8(msg.raw()), msg.result_span()) else {
+        return Vec::new();
+    };
+    let mut edits = add_missing(
+        line,
+        result.clone(),
+        &[
+            ("ttlMs", "0".to_owned()),
+            ("cacheScope", "\"private\"".to_owned()),
+        ],
+    );
+    let shared = members(line, result)
+        .and_then(|all| all.into_iter().find(|m| m.key == "cacheScope"))
+        .filter(|m| &line[m.value.clone()] != "\"private\"");
+    if let Some(member) = shared {
+        edits.push((member.value, "\"private\"".to_owned()));
+    }
+    edits
+}
+
 /// An answer line (with its `\n`) as a client of this era must see it: a modern
 /// request's result gets `resultType` (absent means `"complete"`, but every result
 /// to a modern request carries it), and error codes are mapped per era
@@ -323,8 +362,7 @@ pub fn for_client(line: bytes::Bytes, modern: bool) -> bytes::Bytes {
     };
     let mut edits = super::errors::map_code(&msg, modern);
     if modern {
-        edits.extend(splice_result_type(&msg));
-        edits.extend(replace_server_info(&msg));
+        edits.extend(stamp_modern_result(&msg));
         edits.sort_by_key(|(r, _)| r.start);
     }
     if edits.is_empty() {
@@ -397,18 +435,68 @@ mod tests {
     }
 
     #[test]
-    fn a_results_server_info_becomes_ours() {
-        let m = msg(
-            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"up"},"k":1}}}"#,
+    fn a_modern_result_gets_its_type_and_our_server_info_once() {
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"_meta":{"k":1}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"_meta":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required","_meta":{"io.modelcontextprotocol/serverInfo":{"name":"up"},"k":1}}}"#,
+        ] {
+            let m = msg(line);
+            let out = apply(&m, &stamp_modern_result(&m));
+            let value: serde_json::Value = serde_json::from_str(&out).expect("json");
+            let was: serde_json::Value = serde_json::from_str(line).expect("json");
+            assert_eq!(
+                value["result"]["_meta"][KEY_SERVER_INFO],
+                our_info(),
+                "{out}"
+            );
+            let kind = was["result"]
+                .get("resultType")
+                .cloned()
+                .unwrap_or("complete".into());
+            assert_eq!(value["result"]["resultType"], kind, "{out}");
+            // Nothing else changes.
+            let (mut value, mut was) = (value, was);
+            for v in [&mut value, &mut was] {
+                let result = v["result"].as_object_mut().expect("object");
+                result.remove("resultType");
+                if let Some(meta) = result.get_mut("_meta").and_then(|m| m.as_object_mut()) {
+                    meta.remove(KEY_SERVER_INFO);
+                }
+                if result.get("_meta") == Some(&serde_json::json!({})) {
+                    result.remove("_meta");
+                }
+            }
+            assert_eq!(value, was, "{out}");
+        }
+        let m = msg(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#);
+        assert!(
+            apply(&m, &stamp_modern_result(&m))
+                .starts_with(r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","#)
         );
-        let out = apply(&m, &replace_server_info(&m));
-        assert_eq!(
-            out,
-            format!(
-                r#"{{"jsonrpc":"2.0","id":1,"result":{{"content":[],"_meta":{{"io.modelcontextprotocol/serverInfo":{},"k":1}}}}}}"#,
-                our_info()
-            )
+        let m = msg(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#);
+        assert!(stamp_modern_result(&m).is_empty());
+    }
+
+    #[test]
+    fn a_read_for_a_modern_client_is_cached_privately_for_the_servers_ttl_or_none() {
+        let hinted = |line: &str| {
+            let m = msg(line);
+            let mut edits = read_cache_hints(&m);
+            edits.sort_by_key(|(r, _)| r.start);
+            let out = apply(&m, &edits);
+            serde_json::from_str::<serde_json::Value>(&out).expect("json")
+        };
+        let legacy = hinted(r#"{"jsonrpc":"2.0","id":1,"result":{"contents":[]}}"#);
+        assert_eq!(legacy["result"]["ttlMs"], 0, "{legacy}");
+        assert_eq!(legacy["result"]["cacheScope"], "private", "{legacy}");
+        let public = hinted(
+            r#"{"jsonrpc":"2.0","id":1,"result":{"contents":[],"ttlMs":5000,"cacheScope":"public"}}"#,
         );
+        assert_eq!(public["result"]["ttlMs"], 5000, "{public}");
+        assert_eq!(public["result"]["cacheScope"], "private", "{public}");
     }
 
     #[test]
@@ -487,24 +575,6 @@ mod tests {
             let m = msg(line);
             assert_eq!(apply(&m, &strip_owned(&m)), want);
         }
-    }
-
-    #[test]
-    fn result_type_is_spliced_first_only_when_absent() {
-        let m = msg(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#);
-        assert_eq!(
-            apply(&m, &splice_result_type(&m)),
-            r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","content":[]}}"#
-        );
-        let m = msg(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
-        assert_eq!(
-            apply(&m, &splice_result_type(&m)),
-            r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete"}}"#
-        );
-        let m = msg(r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required"}}"#);
-        assert!(splice_result_type(&m).is_empty());
-        let m = msg(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#);
-        assert!(splice_result_type(&m).is_empty());
     }
 
     #[test]

@@ -516,13 +516,13 @@ impl Session {
             Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => {
                 let decision = decided((Decision::Allow, None));
                 self.audit_answer(&subject, decision, started, msg.raw().len());
-                self.reply(&origin, msg.rewrite(Some(origin.id.as_str()), &[]));
+                self.reply_answer(&origin, &method, msg);
             }
             Verdict::Rewrite(line) => match reparse(&line) {
                 Some(m) => {
                     let decision = decided(audit::decision_of_rewrite(&line));
                     self.audit_answer(&subject, decision, started, line.len());
-                    self.reply(&origin, m.rewrite(Some(origin.id.as_str()), &[]));
+                    self.reply_answer(&origin, &method, &m);
                 }
                 None => self.reply_error(
                     &origin,
@@ -535,6 +535,19 @@ impl Session {
                 self.answer_stopped(&view, to, &subject, &stop);
             }
         }
+    }
+
+    /// A server's answer to a client's `method`, under the client's id: a read's result
+    /// to a modern client gets its cache hints ([`crate::era::meta::read_cache_hints`]).
+    fn reply_answer(&mut self, origin: &super::Origin, method: &str, msg: &Message) {
+        let mut edits = Vec::new();
+        if method == "resources/read" && origin.is_modern() {
+            edits = crate::era::meta::read_cache_hints(msg);
+            edits.sort_by_key(|(r, _)| r.start);
+        }
+        let edits: Vec<(std::ops::Range<usize>, &str)> =
+            edits.iter().map(|(r, t)| (r.clone(), t.as_str())).collect();
+        self.reply(origin, msg.rewrite(Some(origin.id.as_str()), &edits));
     }
 
     pub(super) fn on_upstream_initialized(&mut self, index: usize, msg: &Message) {

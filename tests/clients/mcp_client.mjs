@@ -175,6 +175,9 @@ class Recorder {
         this.serverRequests = [];
         this.consumed = new Map();
         this.waiters = [];
+        // The last result as it came off the wire: the SDK removes protocol members
+        // (`resultType`) from the results it hands out, and a raw step must show them.
+        this.wireResult = undefined;
     }
 
     note(notification) {
@@ -305,9 +308,13 @@ async function runStep(client, rec, step, stepTimeoutS) {
         }
         case 'set_logging_level':
             return client.setLoggingLevel(step.level, opts);
-        case 'request':
-            // The raw result, through a schema that keeps every member.
-            return client.request({ method: step.method, params: step.params }, AnyResult, opts);
+        case 'request': {
+            // The raw result as it came off the wire (steps run one at a time, so the
+            // last result received is this request's).
+            rec.wireResult = undefined;
+            const typed = await client.request({ method: step.method, params: step.params }, AnyResult, opts);
+            return rec.wireResult ?? typed;
+        }
         case 'notify':
             await client.notification({ method: step.method, params: step.params });
             return {};
@@ -359,6 +366,12 @@ async function run(args, script, answers, doc) {
         process.stderr.write(`mcp_client.mjs: could not connect to ${JSON.stringify(args.command)}: ${errorEntry(err).message}\n`);
         return 1;
     }
+    // Sees every message before the SDK does (see Recorder.wireResult).
+    const deliver = transport.onmessage;
+    transport.onmessage = (message, ...rest) => {
+        if (message && typeof message === 'object' && 'result' in message) rec.wireResult = message.result;
+        return deliver?.call(transport, message, ...rest);
+    };
     doc.server_info = client.getServerVersion();
     doc.capabilities = client.getServerCapabilities();
     doc.protocol_version = client.getNegotiatedProtocolVersion();
