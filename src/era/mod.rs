@@ -14,6 +14,7 @@ pub mod envelope;
 pub mod errors;
 pub mod meta;
 pub mod probe;
+pub mod tasks;
 
 /// The legacy revisions mcp-warden speaks, newest first.
 pub const LEGACY_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];

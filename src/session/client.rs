@@ -188,6 +188,10 @@ impl Session {
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                 self.route_by_uri(&msg, origin, method);
             }
+            "tasks/get" | "tasks/result" | "tasks/cancel" if !modern => {
+                self.on_task_request(&msg, origin, method);
+            }
+            "tasks/list" if !modern => self.on_tasks_list(&origin),
             "logging/setLevel" => {
                 self.fan_out_set_level(&msg);
                 self.reply_result(&origin, "{}");
@@ -829,7 +833,7 @@ impl Session {
     }
 
     /// Passes a routed request through the chain, then on to the upstream.
-    fn forward_request(
+    pub(super) fn forward_request(
         &mut self,
         slot: usize,
         msg: &Message,
@@ -940,6 +944,7 @@ impl Session {
                     timer,
                     progress,
                     paged,
+                    task: None,
                 };
                 slot.pending.insert(id, Pending::Client(Box::new(call)));
                 self.inflight.insert(origin.id, (index, id));

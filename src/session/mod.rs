@@ -43,6 +43,7 @@ mod policy;
 mod probe;
 mod reload;
 mod server_requests;
+mod tasks;
 mod upstreams;
 pub mod wire;
 
@@ -186,6 +187,8 @@ struct ClientCall {
     progress: Option<Box<str>>,
     /// A page of `resources/list`: the answer's cursor is rewritten to ours.
     paged: bool,
+    /// A request about one of our tasks: its answer's task id is made ours.
+    task: Option<tasks::TaskHook>,
 }
 
 #[derive(Debug)]
@@ -309,6 +312,8 @@ struct ClientState {
     version: &'static str,
     capabilities: Value,
     info: Value,
+    /// The tasks upstreams created for this client, under ids of ours.
+    tasks: crate::era::tasks::TaskTable,
 }
 
 struct Session {
@@ -690,6 +695,9 @@ impl Session {
         }
         if offered("completions").next().is_some() {
             caps["completions"] = serde_json::json!({});
+        }
+        if let Some(tasks) = crate::era::tasks::legacy_capability(offered("tasks")) {
+            caps["tasks"] = tasks;
         }
         caps
     }

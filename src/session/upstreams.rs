@@ -430,6 +430,9 @@ impl Session {
     /// The answer to a client request we forwarded: through the chain (and monitor,
     /// limits, audit) to the client.
     fn on_client_answer(&mut self, index: usize, msg: &Message, call: super::ClientCall) {
+        // Task ids in the answer become ours before any stage sees it.
+        let retagged = self.task_answer(index, msg, &call);
+        let msg = retagged.as_ref().unwrap_or(msg);
         let super::ClientCall {
             origin,
             method,
@@ -824,6 +827,11 @@ impl Session {
             // to that server that asked for that level (S/server/utilities/logging.mdx).
             "notifications/message" if !self.client.initialized && self.wants_log(index, msg) => {
                 self.forward_to_client(index, msg.to_line());
+            }
+            "notifications/tasks/status" if self.client.initialized => {
+                if let Some(line) = self.task_status(index, msg) {
+                    self.forward_to_client(index, line);
+                }
             }
             "notifications/message" | "notifications/resources/updated"
                 if self.client.initialized =>

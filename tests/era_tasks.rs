@@ -1,0 +1,175 @@
+//! Tasks through the real binary (issue 15 item 7, docs/dual-era.md §2.5): 2025-11-25
+//! `tasks/*` between a legacy client and a legacy server, cross-checked against the
+//! real reference server (`@modelcontextprotocol/server-everything` 2026.8.31 offers
+//! 2025-11-25 tasks: its `simulate-research-query` has `taskSupport: "required"`).
+
+// Tests fail by panicking, so unwrap is the clearest way to say "this must hold".
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::prefix::{node_bin, test_prefix};
+use support::{Env, Serve, path_str, q};
+
+/// A token the default out-filter redacts; the research report echoes its topic.
+const SECRET: &str = "ghp_R8x2Lq9ZtW4mKp7Vn3Jc6Hs1Fd5Gb0YeUa2T";
+
+/// server-everything from the test prefix; `scan_arguments` off, so that a secret may
+/// go to the server and come back in its report (where the out-filter meets it).
+fn everything(env: &Env) -> Option<()> {
+    let prefix = test_prefix()?;
+    env.user_config(&format!(
+        "[policy]\nscan_arguments = false\n\n[servers.everything]\ncommand = {}\n",
+        q(path_str(&node_bin(&prefix, "mcp-server-everything"))),
+    ));
+    Some(())
+}
+
+/// `initialize` at 2025-11-25 (the version with tasks) and `initialized`.
+fn initialize(serve: &mut Serve) -> Value {
+    let answer = serve.request(
+        json!(0),
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "harness", "version": "1"}}),
+    );
+    serve.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    answer
+}
+
+/// Starts a research task through mcp-warden; gives its task id (ours).
+fn start_task(serve: &mut Serve, id: i64, topic: &str) -> String {
+    let created = serve.request(
+        json!(id),
+        "tools/call",
+        json!({"name": "everything__simulate-research-query", "arguments": {"topic": topic}, "task": {"ttl": 60000}}),
+    );
+    let task = &created["result"]["task"];
+    let task_id = task["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no task in {created}"));
+    assert!(
+        task_id.starts_with("mwt-"),
+        "our id, not the server's: {created}"
+    );
+    assert_eq!(
+        task_id.len(),
+        26,
+        "mwt- and 16 bytes in base64url: {task_id}"
+    );
+    assert_eq!(task["status"], "working", "{created}");
+    task_id.to_owned()
+}
+
+#[test]
+fn legacy_tasks_of_server_everything_run_through_warden_under_ids_of_ours() {
+    let env = Env::new();
+    if everything(&env).is_none() {
+        return;
+    }
+    let mut serve = env.serve();
+    let init = initialize(&mut serve);
+    assert_eq!(
+        init["result"]["capabilities"]["tasks"],
+        json!({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}),
+        "tasks advertised because the upstream offers them: {init}"
+    );
+    let tools = serve.request(json!(1), "tools/list", json!({}));
+    let research = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "everything__simulate-research-query")
+        .unwrap_or_else(|| panic!("no research tool in {tools}"));
+    assert_eq!(research["execution"]["taskSupport"], "required");
+
+    let ours = start_task(&mut serve, 2, SECRET);
+
+    // Polled under our id: the server's id never shows.
+    let got = serve.request(json!(3), "tasks/get", json!({"taskId": ours}));
+    assert_eq!(got["result"]["taskId"], json!(ours), "{got}");
+    let listed = serve.request(json!(4), "tasks/list", json!({}));
+    let tasks = listed["result"]["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1, "{listed}");
+    assert_eq!(tasks[0]["taskId"], json!(ours));
+
+    // The terminal result: through the out-filter like the call's answer, and
+    // tagged with our id.
+    let result = serve.request(json!(5), "tasks/result", json!({"taskId": ours}));
+    let text = result["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{result}"));
+    assert!(text.contains("# Research Report"), "{result}");
+    assert!(!text.contains(SECRET), "the secret is redacted: {text}");
+    assert!(text.contains("[REDACTED:"), "{text}");
+    assert_eq!(
+        result["result"]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"],
+        json!(ours),
+        "{result}"
+    );
+
+    // Status notifications came re-tagged, and only with ids of ours.
+    let statuses: Vec<&Value> = serve
+        .seen
+        .iter()
+        .filter(|m| m["method"] == "notifications/tasks/status")
+        .collect();
+    assert!(!statuses.is_empty(), "no status seen: {:?}", serve.seen);
+    for s in &statuses {
+        assert_eq!(s["params"]["taskId"], json!(ours), "{s}");
+    }
+    let listed = serve.request(json!(6), "tasks/list", json!({}));
+    assert_eq!(
+        listed["result"]["tasks"][0]["status"], "completed",
+        "{listed}"
+    );
+
+    // The server's own ids, or made-up ones, route nowhere.
+    let unknown = serve.request(
+        json!(7),
+        "tasks/get",
+        json!({"taskId": "mwt-AAAAAAAAAAAAAAAAAAAAAA"}),
+    );
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+    let (status, _) = serve.close();
+    assert!(status.success());
+
+    // The terminal result is audited as the call's answer, with the redaction.
+    let audit = env.audit_text();
+    let redacted = audit
+        .lines()
+        .filter(|l| l.contains("simulate-research-query") && l.contains("redact"))
+        .count();
+    assert!(
+        redacted >= 1,
+        "the terminal result's redaction is audited:\n{audit}"
+    );
+}
+
+#[test]
+fn a_cancelled_task_is_cancelled_at_the_server_under_its_own_id() {
+    let env = Env::new();
+    if everything(&env).is_none() {
+        return;
+    }
+    let mut serve = env.serve();
+    initialize(&mut serve);
+    serve.request(json!(1), "tools/list", json!({}));
+    let ours = start_task(&mut serve, 2, "cats");
+    let cancelled = serve.request(json!(3), "tasks/cancel", json!({"taskId": ours}));
+    assert_eq!(cancelled["result"]["taskId"], json!(ours), "{cancelled}");
+    assert_eq!(cancelled["result"]["status"], "cancelled", "{cancelled}");
+    // The server agrees when asked again, still under our id.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = serve.request(json!(4), "tasks/get", json!({"taskId": ours}));
+        if got["result"]["status"] == "cancelled" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{got}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    serve.close();
+}
