@@ -173,3 +173,55 @@ fn a_cancelled_task_is_cancelled_at_the_server_under_its_own_id() {
     }
     serve.close();
 }
+
+#[test]
+fn a_tasks_elicitation_reaches_the_client_tagged_with_our_task_id() {
+    let env = Env::new();
+    if everything(&env).is_none() {
+        return;
+    }
+    let mut serve = env.serve();
+    serve.request(
+        json!(0),
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}}, "clientInfo": {"name": "harness", "version": "1"}}),
+    );
+    serve.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    serve.request(json!(1), "tools/list", json!({}));
+    let created = serve.request(
+        json!(2),
+        "tools/call",
+        json!({"name": "everything__simulate-research-query", "arguments": {"topic": "python", "ambiguous": true}, "task": {"ttl": 60000}}),
+    );
+    let ours = created["result"]["task"]["taskId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // `tasks/result` is where the server asks its question (related-task tagged).
+    serve.send(
+        &json!({"jsonrpc": "2.0", "id": 3, "method": "tasks/result", "params": {"taskId": ours}}),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ask = loop {
+        let msg: Value = serde_json::from_str(&serve.recv_line()).unwrap();
+        if msg["method"] == "elicitation/create" {
+            break msg;
+        }
+        assert!(Instant::now() < deadline, "no elicitation: {msg}");
+    };
+    assert_eq!(
+        ask["params"]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"],
+        json!(ours),
+        "{ask}"
+    );
+    let schema = &ask["params"]["requestedSchema"]["properties"];
+    let field = schema.as_object().unwrap().keys().next().unwrap().clone();
+    let choice = schema[&field]["enum"][0].clone();
+    serve.send(&json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"action": "accept", "content": {field: choice}}}));
+    let result = serve.answer_to(&json!(3));
+    let text = result["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{result}"));
+    assert!(text.contains("# Research Report"), "{result}");
+    serve.close();
+}

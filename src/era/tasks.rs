@@ -12,8 +12,8 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
+use crate::jsonrpc::message::member_at;
 use crate::upstream::InstanceId;
 
 /// Tasks remembered per session; past it the oldest terminal one is forgotten (the
@@ -154,23 +154,10 @@ impl TaskTable {
     }
 }
 
-/// The raw JSON text at `path` (object keys, outermost first) inside the JSON object
-/// `text`, and where it sits in `line` (`text` must be a slice of `line`).
-#[must_use]
-pub fn find<'a>(line: &str, text: &'a str, path: &[&str]) -> Option<(&'a str, Range<usize>)> {
-    let mut value = text;
-    for key in path {
-        let object: HashMap<std::borrow::Cow<'_, str>, &RawValue> =
-            serde_json::from_str(value).ok()?;
-        value = object.get(*key)?.get();
-    }
-    Some((value, crate::jsonrpc::message::span_in(line, value)))
-}
-
 /// A task id at `path` inside `text` (a slice of `line`): its decoded value and span.
 #[must_use]
 pub fn task_id_at(line: &str, text: &str, path: &[&str]) -> Option<(String, Range<usize>)> {
-    let (raw, span) = find(line, text, path)?;
+    let (raw, span) = member_at(line, text, path)?;
     let id = serde_json::from_str::<String>(raw).ok()?;
     Some((id, span))
 }

@@ -18,8 +18,9 @@ use crate::jsonrpc::{ErrorCode, Message};
 pub(super) enum TaskHook {
     /// `tasks/get` or `tasks/cancel` of our task: the answer is a task.
     Follow(String),
-    /// `tasks/result` of our task: the answer is the call's result.
-    Result(String),
+    /// `tasks/result`: the answer is the call's result (its `related-task` was made
+    /// ours as it arrived), never a new task.
+    Result,
 }
 
 impl Session {
@@ -64,7 +65,7 @@ impl Session {
             if result {
                 call.arguments.clone_from(&route.arguments);
                 call.monitor.clone_from(&route.monitor);
-                call.task = Some(TaskHook::Result(ours));
+                call.task = Some(TaskHook::Result);
             } else {
                 call.task = Some(TaskHook::Follow(ours));
             }
@@ -94,7 +95,7 @@ impl Session {
         let (ours, span) = match &call.task {
             None if &*call.method == "tools/call" => {
                 let (server_id, span) = task_id_at(line, result, &["task", "taskId"])?;
-                let (task, _) = crate::era::tasks::find(line, result, &["task"])?;
+                let (task, _) = crate::jsonrpc::message::member_at(line, result, &["task"])?;
                 let route = TaskRoute {
                     slot: index,
                     instance: self.slots[index].upstream.as_ref()?.instance,
@@ -112,18 +113,32 @@ impl Session {
                     }
                 }
             }
-            None => return None,
+            None | Some(TaskHook::Result) => return None,
             Some(TaskHook::Follow(ours)) => {
                 let (_, span) = task_id_at(line, result, &["taskId"])?;
                 self.client.tasks.note(ours, result);
                 (ours.clone(), span)
             }
-            Some(TaskHook::Result(ours)) => {
-                let (_, span) = task_id_at(line, result, &RELATED_TASK)?;
-                (ours.clone(), span)
-            }
         };
         let ours = serde_json::to_string(&ours).unwrap_or_default();
+        reparse(&msg.rewrite(None, &[(span, &ours)]))
+    }
+
+    /// A message from slot `index` whose `params` or `result` carries
+    /// `_meta["io.modelcontextprotocol/related-task"]` of a task we know: the same
+    /// message naming our id. `None`: nothing to change (no such key, or a task id
+    /// that is not one of this session's, left as it is: it routes nowhere).
+    pub(super) fn retag_related_task(&self, index: usize, msg: &Message) -> Option<Message> {
+        let line = std::str::from_utf8(msg.raw()).ok()?;
+        // Cheap test first: most messages never mention a related task.
+        if !line.contains("io.modelcontextprotocol/related-task") {
+            return None;
+        }
+        let body = msg.params().or_else(|| msg.result())?;
+        let (server_id, span) = task_id_at(line, body, &RELATED_TASK)?;
+        let instance = self.slots[index].upstream.as_ref()?.instance;
+        let ours = self.client.tasks.ours(index, instance, &server_id)?;
+        let ours = serde_json::to_string(ours).unwrap_or_default();
         reparse(&msg.rewrite(None, &[(span, &ours)]))
     }
 

@@ -402,6 +402,9 @@ impl Session {
     }
 
     pub(super) fn on_upstream_message(&mut self, index: usize, msg: &Message) {
+        // A task a message relates to is named by our id before anything reads it.
+        let retagged = self.retag_related_task(index, msg);
+        let msg = retagged.as_ref().unwrap_or(msg);
         match msg.kind().clone() {
             Kind::Response { id, .. } => self.on_upstream_response(index, msg, &id),
             Kind::Request { id, method } => self.on_upstream_request(index, msg, id, &method),
