@@ -225,3 +225,33 @@ fn a_tasks_elicitation_reaches_the_client_tagged_with_our_task_id() {
     assert!(text.contains("# Research Report"), "{result}");
     serve.close();
 }
+
+#[test]
+fn a_modern_client_is_not_shown_tools_only_a_task_can_run() {
+    let env = Env::new();
+    if everything(&env).is_none() {
+        return;
+    }
+    let mut serve = env.serve();
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "modern-client", "version": "1"},
+    });
+    let listed = serve.request(json!(1), "tools/list", json!({"_meta": meta}));
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"everything__echo"), "{listed}");
+    assert!(
+        !names.contains(&"everything__simulate-research-query"),
+        "taskSupport required, and tasks are not mediated for modern clients: {names:?}"
+    );
+    // Nor do the 2025-11-25 task methods exist for it.
+    let get = serve.request(json!(2), "tasks/list", json!({"_meta": meta}));
+    assert_eq!(get["error"]["code"], -32601, "{get}");
+    serve.close();
+}

@@ -13,6 +13,8 @@ use std::ops::Range;
 use bytes::Bytes;
 use serde_json::Value;
 
+use serde_json::value::RawValue;
+
 use crate::jsonrpc::message::member_at;
 use crate::upstream::InstanceId;
 
@@ -174,6 +176,46 @@ pub fn legacy_capability<'a>(mut offered: impl Iterator<Item = &'a Value>) -> Op
         .flatten()
 }
 
+/// A merged `tools/list` result (`{"tools":[…]}`, see [`crate::router::catalog`])
+/// without the tools only a task can run (`execution.taskSupport: "required"`), for a
+/// client that cannot make tasks through mcp-warden (design §6 Q3): it could only
+/// fail calling them. Every other item stays byte for byte. `None`: none to hide;
+/// else the new listing and the hidden tools' names.
+#[must_use]
+pub fn without_task_only_tools(listing: &str) -> Option<(String, Vec<String>)> {
+    #[derive(serde::Deserialize)]
+    struct Listing<'a> {
+        #[serde(borrow)]
+        tools: Vec<&'a RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Execution {
+        #[serde(rename = "taskSupport")]
+        task_support: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Tool {
+        name: String,
+        execution: Option<Execution>,
+    }
+    let listing: Listing<'_> = serde_json::from_str(listing).ok()?;
+    let mut hidden = Vec::new();
+    let mut kept = Vec::with_capacity(listing.tools.len());
+    for raw in listing.tools {
+        match serde_json::from_str::<Tool>(raw.get()) {
+            Ok(Tool {
+                name,
+                execution:
+                    Some(Execution {
+                        task_support: Some(support),
+                    }),
+            }) if support == "required" => hidden.push(name),
+            _ => kept.push(raw.get()),
+        }
+    }
+    (!hidden.is_empty()).then(|| (format!("{{\"tools\":[{}]}}", kept.join(",")), hidden))
+}
+
 /// Unpadded base64url (RFC 4648 §5).
 fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -274,6 +316,18 @@ mod tests {
         assert_eq!(id, "a\"b");
         assert_eq!(&line[span], r#""a\"b""#);
         assert!(task_id_at(line, result, &["taskId"]).is_none());
+    }
+
+    #[test]
+    fn task_only_tools_are_hidden_and_the_rest_kept_byte_for_byte() {
+        let listing = r#"{"tools":[{"name":"a","execution":{"taskSupport":"optional"},"x":1e3},{"name":"b","execution":{"taskSupport":"required"}},{"name":"c"}]}"#;
+        let (kept, hidden) = without_task_only_tools(listing).expect("one hidden");
+        assert_eq!(
+            kept,
+            r#"{"tools":[{"name":"a","execution":{"taskSupport":"optional"},"x":1e3},{"name":"c"}]}"#
+        );
+        assert_eq!(hidden, ["b"]);
+        assert!(without_task_only_tools(r#"{"tools":[{"name":"c"}]}"#).is_none());
     }
 
     #[test]

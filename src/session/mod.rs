@@ -817,7 +817,7 @@ impl Session {
         self.client_listed[kind.index()] = true;
         self.audit_listing(kind);
         let listing = crate::era::meta::with_cache_hints(
-            self.catalogs[kind.index()].listing(),
+            &self.listing_for(origin, kind),
             self.list_ttl(kind),
         );
         let line = crate::jsonrpc::error::result_response(&origin.id, &listing);

@@ -5,6 +5,8 @@
 //! tasks only), and `tasks/result`'s payload, the call's real answer, goes through
 //! the out-filter, limits and audit as the answer of the call that made the task.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use super::client::Forward;
@@ -12,6 +14,7 @@ use super::{Origin, Pending, Session};
 use crate::era::tasks::{RELATED_TASK, TaskRoute, task_id_at};
 use crate::jsonrpc::message::reparse;
 use crate::jsonrpc::{ErrorCode, Message};
+use crate::router::catalog::ListKind;
 
 /// What the answer to a request about a task needs.
 #[derive(Debug, Clone)]
@@ -78,6 +81,25 @@ impl Session {
         let result = self.client.tasks.list_result();
         let line = crate::jsonrpc::error::result_response(&origin.id, &result);
         self.reply_checked(origin, line, None, "tasks/list");
+    }
+
+    /// The merged list of `kind` for `origin`: a modern client, for which mcp-warden
+    /// does not mediate tasks, is not shown the tools only a task can run.
+    pub(super) fn listing_for(&self, origin: &Origin, kind: ListKind) -> Cow<'_, str> {
+        let listing = self.catalogs[kind.index()].listing();
+        if !origin.is_modern() || kind != ListKind::Tools {
+            return Cow::Borrowed(listing);
+        }
+        match crate::era::tasks::without_task_only_tools(listing) {
+            Some((kept, hidden)) => {
+                tracing::info!(
+                    ?hidden,
+                    "tools only a task can run are not listed to a modern client (mcp-warden does not mediate io.modelcontextprotocol/tasks)"
+                );
+                Cow::Owned(kept)
+            }
+            None => Cow::Borrowed(listing),
+        }
     }
 
     /// The answer to a request we forwarded about tasks, with the server's task ids
