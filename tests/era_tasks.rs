@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::prefix::{node_bin, test_prefix};
-use support::{Env, Serve, path_str, q};
+use support::{Env, Serve, example_table, path_str, q};
 
 /// A token the default out-filter redacts; the research report echoes its topic.
 const SECRET: &str = "ghp_R8x2Lq9ZtW4mKp7Vn3Jc6Hs1Fd5Gb0YeUa2T";
@@ -253,5 +253,65 @@ fn a_modern_client_is_not_shown_tools_only_a_task_can_run() {
     // Nor do the 2025-11-25 task methods exist for it.
     let get = serve.request(json!(2), "tasks/list", json!({"_meta": meta}));
     assert_eq!(get["error"]["code"], -32601, "{get}");
+    serve.close();
+}
+
+#[test]
+fn two_servers_using_the_same_task_id_never_meet() {
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}\n{}",
+        example_table("a", "task_server", &["--name", "a"]),
+        example_table("b", "task_server", &["--name", "b"]),
+    ));
+    let mut serve = env.serve();
+    initialize(&mut serve);
+    serve.request(json!(1), "tools/list", json!({}));
+    let mut ours = Vec::new();
+    for (id, server) in [(2, "a"), (3, "b")] {
+        let created = serve.request(
+            json!(id),
+            "tools/call",
+            json!({"name": format!("{server}__work"), "arguments": {"text": format!("for {server}")}, "task": {"ttl": 60000}}),
+        );
+        let task_id = created["result"]["task"]["taskId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{created}"));
+        assert!(task_id.starts_with("mwt-"), "{created}");
+        ours.push(task_id.to_owned());
+    }
+    assert_ne!(ours[0], ours[1], "both servers said task \"1\"");
+    for (i, (task_id, server)) in ours.iter().zip(["a", "b"]).enumerate() {
+        let result = serve.request(json!(10 + i), "tasks/result", json!({"taskId": task_id}));
+        assert_eq!(
+            result["result"]["content"][0]["text"],
+            format!("{server}: for {server}"),
+            "{result}"
+        );
+        assert_eq!(
+            result["result"]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"],
+            json!(task_id)
+        );
+    }
+    // The server's own id routes nowhere: it is not one of ours.
+    let raw = serve.request(json!(20), "tasks/get", json!({"taskId": "1"}));
+    assert_eq!(raw["error"]["code"], -32602, "{raw}");
+    // Statuses: ours only, and none for the task "2" no server made through us.
+    let listed = serve.request(json!(21), "tasks/list", json!({}));
+    let listed_ids: Vec<&Value> = listed["result"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["taskId"])
+        .collect();
+    assert_eq!(listed_ids, [&json!(ours[0]), &json!(ours[1])], "{listed}");
+    for s in serve
+        .seen
+        .iter()
+        .filter(|m| m["method"] == "notifications/tasks/status")
+    {
+        let id = s["params"]["taskId"].as_str().unwrap();
+        assert!(id.starts_with("mwt-"), "a server's own task id leaked: {s}");
+    }
     serve.close();
 }
