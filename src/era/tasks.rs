@@ -177,12 +177,15 @@ pub fn legacy_capability<'a>(mut offered: impl Iterator<Item = &'a Value>) -> Op
 }
 
 /// A merged `tools/list` result (`{"tools":[…]}`, see [`crate::router::catalog`])
-/// without the tools only a task can run (`execution.taskSupport: "required"`), for a
-/// client that cannot make tasks through mcp-warden (design §6 Q3): it could only
-/// fail calling them. Every other item stays byte for byte. `None`: none to hide;
-/// else the new listing and the hidden tools' names.
+/// without the tools only a task can run (`execution.taskSupport: "required"`) that
+/// `cannot(name)` says the client cannot make a task of through mcp-warden (design
+/// §6 Q3): it could only fail calling them. Every other item stays byte for byte.
+/// `None`: none to hide; else the new listing and the hidden tools' names.
 #[must_use]
-pub fn without_task_only_tools(listing: &str) -> Option<(String, Vec<String>)> {
+pub fn without_task_only_tools(
+    listing: &str,
+    cannot: impl Fn(&str) -> bool,
+) -> Option<(String, Vec<String>)> {
     #[derive(serde::Deserialize)]
     struct Listing<'a> {
         #[serde(borrow)]
@@ -209,7 +212,7 @@ pub fn without_task_only_tools(listing: &str) -> Option<(String, Vec<String>)> {
                     Some(Execution {
                         task_support: Some(support),
                     }),
-            }) if support == "required" => hidden.push(name),
+            }) if support == "required" && cannot(&name) => hidden.push(name),
             _ => kept.push(raw.get()),
         }
     }
@@ -321,13 +324,14 @@ mod tests {
     #[test]
     fn task_only_tools_are_hidden_and_the_rest_kept_byte_for_byte() {
         let listing = r#"{"tools":[{"name":"a","execution":{"taskSupport":"optional"},"x":1e3},{"name":"b","execution":{"taskSupport":"required"}},{"name":"c"}]}"#;
-        let (kept, hidden) = without_task_only_tools(listing).expect("one hidden");
+        assert!(without_task_only_tools(listing, |_| false).is_none());
+        let (kept, hidden) = without_task_only_tools(listing, |_| true).expect("one hidden");
         assert_eq!(
             kept,
             r#"{"tools":[{"name":"a","execution":{"taskSupport":"optional"},"x":1e3},{"name":"c"}]}"#
         );
         assert_eq!(hidden, ["b"]);
-        assert!(without_task_only_tools(r#"{"tools":[{"name":"c"}]}"#).is_none());
+        assert!(without_task_only_tools(r#"{"tools":[{"name":"c"}]}"#, |_| true).is_none());
     }
 
     #[test]

@@ -83,18 +83,31 @@ impl Session {
         self.reply_checked(origin, line, None, "tasks/list");
     }
 
-    /// The merged list of `kind` for `origin`: a modern client, for which mcp-warden
-    /// does not mediate tasks, is not shown the tools only a task can run.
+    /// The merged list of `kind` for `origin`, without the tools only a task can run
+    /// that it cannot make a task of: mcp-warden mediates 2025-11-25 tasks between a
+    /// legacy client and a legacy server only (not the 2026 extension, nor across
+    /// eras), so a modern client is shown none of them, a legacy one none of a modern
+    /// server's.
     pub(super) fn listing_for(&self, origin: &Origin, kind: ListKind) -> Cow<'_, str> {
-        let listing = self.catalogs[kind.index()].listing();
-        if !origin.is_modern() || kind != ListKind::Tools {
+        let catalog = &self.catalogs[kind.index()];
+        let listing = catalog.listing();
+        if kind != ListKind::Tools {
             return Cow::Borrowed(listing);
         }
-        match crate::era::tasks::without_task_only_tools(listing) {
+        let cannot = |name: &str| {
+            origin.is_modern()
+                || catalog.route(name).is_none_or(|route| {
+                    self.slots[route.slot]
+                        .state
+                        .era()
+                        .is_none_or(crate::era::Era::is_modern)
+                })
+        };
+        match crate::era::tasks::without_task_only_tools(listing, cannot) {
             Some((kept, hidden)) => {
                 tracing::info!(
                     ?hidden,
-                    "tools only a task can run are not listed to a modern client (mcp-warden does not mediate io.modelcontextprotocol/tasks)"
+                    "tools only a task can run are not listed to a client that cannot make a task of them through mcp-warden (the io.modelcontextprotocol/tasks extension is not mediated)"
                 );
                 Cow::Owned(kept)
             }
