@@ -250,7 +250,11 @@ fn a_modern_client_is_not_shown_tools_only_a_task_can_run() {
         !names.contains(&"everything__simulate-research-query"),
         "taskSupport required, and tasks are not mediated for modern clients: {names:?}"
     );
-    // Nor do the 2025-11-25 task methods exist for it.
+    // Nor are 2025-11-25 tasks (a legacy capability) offered, nor their methods.
+    let discover = serve.request(json!(3), "server/discover", json!({"_meta": meta}));
+    let caps = &discover["result"]["capabilities"];
+    assert!(caps["tools"].is_object(), "{discover}");
+    assert!(caps.get("tasks").is_none(), "{discover}");
     let get = serve.request(json!(2), "tasks/list", json!({"_meta": meta}));
     assert_eq!(get["error"]["code"], -32601, "{get}");
     serve.close();

@@ -289,7 +289,11 @@ impl Session {
     /// merged capabilities, our identity (S/server/discover.mdx).
     fn on_discover(&mut self, origin: &Origin) {
         let instructions = self.merged_instructions();
-        let capabilities = self.merged_capabilities();
+        let mut capabilities = self.merged_capabilities();
+        // 2025-11-25 tasks are a legacy capability; the 2026 extension is not mediated.
+        if let Some(caps) = capabilities.as_object_mut() {
+            caps.remove("tasks");
+        }
         let ttl = self
             .slots
             .iter()
