@@ -16,6 +16,7 @@ pub mod meta;
 pub mod mrtr;
 pub mod probe;
 pub mod state;
+pub mod tasks;
 
 /// The legacy revisions mcp-warden speaks, newest first.
 pub const LEGACY_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];

@@ -219,13 +219,7 @@ impl Message {
     #[must_use]
     pub fn param(&self, path: &[&str]) -> Option<(&str, Range<usize>)> {
         let line = std::str::from_utf8(&self.raw).ok()?;
-        let mut value = self.params()?;
-        for key in path {
-            let object: std::collections::HashMap<Cow<'_, str>, &RawValue> =
-                serde_json::from_str(value).ok()?;
-            value = object.get(*key)?.get();
-        }
-        Some((value, span_in(line, value)))
+        member_at(line, self.params()?, path)
     }
 
     fn text(&self, range: Range<usize>) -> &str {
@@ -263,6 +257,19 @@ impl Message {
     pub fn to_line(&self) -> Bytes {
         self.rewrite(None, &[])
     }
+}
+
+/// The raw JSON text of the value at `path` (object keys, outermost first) inside the
+/// JSON value `text`, a slice of `line`, and where it sits in `line`.
+#[must_use]
+pub fn member_at<'a>(line: &str, text: &'a str, path: &[&str]) -> Option<(&'a str, Range<usize>)> {
+    let mut value = text;
+    for key in path {
+        let object: std::collections::HashMap<Cow<'_, str>, &RawValue> =
+            serde_json::from_str(value).ok()?;
+        value = object.get(*key)?.get();
+    }
+    Some((value, span_in(line, value)))
 }
 
 /// Where `inner` (a sub-slice of `outer`) starts and ends within `outer`.

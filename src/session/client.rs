@@ -187,6 +187,10 @@ impl Session {
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                 self.route_by_uri(&msg, origin, method);
             }
+            "tasks/get" | "tasks/result" | "tasks/cancel" if !modern => {
+                self.on_task_request(&msg, origin, method);
+            }
+            "tasks/list" if !modern => self.on_tasks_list(&origin),
             "logging/setLevel" => {
                 self.fan_out_set_level(&msg);
                 self.reply_result(&origin, "{}");
@@ -284,7 +288,11 @@ impl Session {
     /// merged capabilities, our identity (S/server/discover.mdx).
     fn on_discover(&mut self, origin: &Origin) {
         let instructions = self.merged_instructions();
-        let capabilities = self.merged_capabilities();
+        let mut capabilities = self.merged_capabilities();
+        // 2025-11-25 tasks are a legacy capability; the 2026 extension is not mediated.
+        if let Some(caps) = capabilities.as_object_mut() {
+            caps.remove("tasks");
+        }
         let ttl = self
             .slots
             .iter()
@@ -839,7 +847,7 @@ impl Session {
     }
 
     /// Passes a routed request through the chain, then on to the upstream.
-    fn forward_request(
+    pub(super) fn forward_request(
         &mut self,
         slot: usize,
         msg: &Message,
@@ -975,6 +983,7 @@ impl Session {
                     progress,
                     paged,
                     mrtr,
+                    task: None,
                 };
                 slot.pending.insert(id, Pending::Client(Box::new(call)));
                 self.inflight.insert(origin.id, (index, id));

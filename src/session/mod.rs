@@ -44,6 +44,7 @@ mod policy;
 mod probe;
 mod reload;
 mod server_requests;
+mod tasks;
 mod upstreams;
 pub mod wire;
 
@@ -198,6 +199,8 @@ struct ClientCall {
     paged: bool,
     /// For a request that may be answered `input_required`: what its retries need.
     mrtr: Option<Box<mrtr::CallMrtr>>,
+    /// A request about one of our tasks: its answer's task id is made ours.
+    task: Option<tasks::TaskHook>,
 }
 
 #[derive(Debug)]
@@ -330,6 +333,8 @@ struct ClientState {
     version: &'static str,
     capabilities: Value,
     info: Value,
+    /// The tasks upstreams created for this client, under ids of ours.
+    tasks: crate::era::tasks::TaskTable,
 }
 
 struct Session {
@@ -720,6 +725,9 @@ impl Session {
         if offered("completions").next().is_some() {
             caps["completions"] = serde_json::json!({});
         }
+        if let Some(tasks) = crate::era::tasks::legacy_capability(offered("tasks")) {
+            caps["tasks"] = tasks;
+        }
         caps
     }
 
@@ -839,7 +847,7 @@ impl Session {
         self.client_listed[kind.index()] = true;
         self.audit_listing(kind);
         let listing = crate::era::meta::with_cache_hints(
-            self.catalogs[kind.index()].listing(),
+            &self.listing_for(origin, kind),
             self.list_ttl(kind),
         );
         let line = crate::jsonrpc::error::result_response(&origin.id, &listing);

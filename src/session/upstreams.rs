@@ -420,6 +420,9 @@ impl Session {
     }
 
     pub(super) fn on_upstream_message(&mut self, index: usize, msg: &Message) {
+        // A task a message relates to is named by our id before anything reads it.
+        let retagged = self.retag_related_task(index, msg);
+        let msg = retagged.as_ref().unwrap_or(msg);
         match msg.kind().clone() {
             Kind::Response { id, .. } => self.on_upstream_response(index, msg, &id),
             Kind::Request { id, method } => self.on_upstream_request(index, msg, id, &method),
@@ -459,6 +462,9 @@ impl Session {
         msg: &Message,
         call: super::ClientCall,
     ) {
+        // Task ids in the answer become ours before any stage sees it.
+        let retagged = self.task_answer(index, msg, &call);
+        let msg = retagged.as_ref().unwrap_or(msg);
         let super::ClientCall {
             origin,
             method,
@@ -883,6 +889,11 @@ impl Session {
             // to that server that asked for that level (S/server/utilities/logging.mdx).
             "notifications/message" if !self.client.initialized && self.wants_log(index, msg) => {
                 self.forward_to_client(index, msg.to_line());
+            }
+            "notifications/tasks/status" if self.client.initialized => {
+                if let Some(line) = self.task_status(index, msg) {
+                    self.forward_to_client(index, line);
+                }
             }
             "notifications/message" | "notifications/resources/updated"
                 if self.client.initialized =>

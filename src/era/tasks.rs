@@ -1,0 +1,320 @@
+//! Tasks (2025-11-25 `tasks/*`, docs/dual-era.md §2.5): the session's table of task
+//! ids and the shapes mcp-warden reads in task messages.
+//!
+//! Every task id an upstream creates is replaced by an opaque one of ours, `mwt-` and
+//! 16 random bytes in base64url. Upstreams pick their own ids, so two of them may use
+//! the same one, and a server must never learn or address another server's task: the
+//! table is the only way from our id back to a server and its id, and nothing is ever
+//! parsed out of an id (SPEC "Names").
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use serde_json::value::RawValue;
+
+use crate::jsonrpc::message::member_at;
+use crate::upstream::InstanceId;
+
+/// Tasks remembered per session; past it the oldest terminal one is forgotten (the
+/// oldest of all when none is terminal), so a server creating tasks without end
+/// costs bounded memory.
+pub const MAX_TASKS: usize = 4096;
+/// What every task id of ours starts with.
+pub const PREFIX: &str = "mwt-";
+/// The capability offered to a legacy client when a ready upstream offers tasks for
+/// `tools/call` (L-schema.ts `ServerCapabilities.tasks`).
+pub const LEGACY_CAPABILITY: &str = r#"{"list":{},"cancel":{},"requests":{"tools":{"call":{}}}}"#;
+
+/// Why a task could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("no random bytes for a task id: {0}")]
+    Random(#[from] std::io::Error),
+}
+
+/// Where one task of ours lives, and the call that made it (its terminal result is
+/// filtered and audited as that call's answer).
+#[derive(Debug, Clone)]
+pub struct TaskRoute {
+    pub slot: usize,
+    /// The server process that made it: a restarted server no longer knows it.
+    pub instance: InstanceId,
+    /// The server's own id (decoded).
+    pub server_id: String,
+    /// The exposed tool name of the call that made it.
+    pub tool: Option<String>,
+    /// That call's `arguments` as they arrived (the audit's HMAC).
+    pub arguments: Option<Bytes>,
+    /// Monitor mode: the rule that would have stopped that call.
+    pub monitor: Option<String>,
+    /// The task as last seen (`taskId` ours), for `tasks/list`.
+    pub task: Value,
+}
+
+impl TaskRoute {
+    fn is_terminal(&self) -> bool {
+        self.task
+            .get("status")
+            .and_then(Value::as_str)
+            .is_some_and(is_terminal)
+    }
+}
+
+/// Whether a 2025-11-25 task status is final.
+#[must_use]
+pub fn is_terminal(status: &str) -> bool {
+    matches!(status, "completed" | "failed" | "cancelled")
+}
+
+/// This session's tasks: our id → route, oldest first.
+#[derive(Debug, Default)]
+pub struct TaskTable {
+    routes: HashMap<String, TaskRoute>,
+    order: VecDeque<String>,
+}
+
+impl TaskTable {
+    /// Records a task a server created under a fresh id of ours, which it returns.
+    ///
+    /// # Errors
+    /// When no random bytes could be read for the id.
+    pub fn insert(&mut self, mut route: TaskRoute) -> Result<String, TaskError> {
+        let mut bytes = [0u8; 16];
+        crate::audit::key::random_bytes(&mut bytes)?;
+        let id = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+        if self.routes.len() >= MAX_TASKS {
+            self.evict();
+        }
+        if let Some(task) = route.task.as_object_mut() {
+            task.insert("taskId".to_owned(), Value::String(id.clone()));
+        }
+        self.routes.insert(id.clone(), route);
+        self.order.push_back(id.clone());
+        Ok(id)
+    }
+
+    fn evict(&mut self) {
+        let victim = self
+            .order
+            .iter()
+            .position(|id| self.routes.get(id).is_some_and(TaskRoute::is_terminal))
+            .unwrap_or(0);
+        if let Some(id) = self.order.remove(victim) {
+            self.routes.remove(&id);
+        }
+    }
+
+    #[must_use]
+    pub fn get(&self, id: &str) -> Option<&TaskRoute> {
+        self.routes.get(id)
+    }
+
+    /// Our id for the task `server_id` of the server process `instance` in `slot`.
+    #[must_use]
+    pub fn ours(&self, slot: usize, instance: InstanceId, server_id: &str) -> Option<&str> {
+        self.routes
+            .iter()
+            .find(|(_, r)| r.slot == slot && r.instance == instance && r.server_id == server_id)
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// Keeps the task object a server just sent about our task `id` (its `taskId`
+    /// made ours), for `tasks/list`.
+    pub fn note(&mut self, id: &str, task: &str) {
+        let Some(route) = self.routes.get_mut(id) else {
+            return;
+        };
+        if let Ok(Value::Object(mut task)) = serde_json::from_str::<Value>(task) {
+            task.insert("taskId".to_owned(), Value::String(id.to_owned()));
+            task.remove("_meta");
+            route.task = Value::Object(task);
+        }
+    }
+
+    /// The `tasks/list` result: this session's tasks, oldest first.
+    #[must_use]
+    pub fn list_result(&self) -> String {
+        let tasks: Vec<&Value> = self
+            .order
+            .iter()
+            .filter_map(|id| self.routes.get(id).map(|r| &r.task))
+            .collect();
+        serde_json::json!({ "tasks": tasks }).to_string()
+    }
+
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+/// A task id at `path` inside `text` (a slice of `line`): its decoded value and span.
+#[must_use]
+pub fn task_id_at(line: &str, text: &str, path: &[&str]) -> Option<(String, Range<usize>)> {
+    let (raw, span) = member_at(line, text, path)?;
+    let id = serde_json::from_str::<String>(raw).ok()?;
+    Some((id, span))
+}
+
+/// Where `_meta["io.modelcontextprotocol/related-task"].taskId` sits in `text`.
+pub const RELATED_TASK: [&str; 3] = ["_meta", "io.modelcontextprotocol/related-task", "taskId"];
+
+/// The capability a legacy client is offered when any of `offered` (the ready
+/// upstreams' `tasks` capabilities) runs `tools/call` as tasks.
+pub fn legacy_capability<'a>(mut offered: impl Iterator<Item = &'a Value>) -> Option<Value> {
+    offered
+        .any(|t| t.pointer("/requests/tools/call").is_some())
+        .then(|| serde_json::from_str(LEGACY_CAPABILITY).ok())
+        .flatten()
+}
+
+/// A merged `tools/list` result (`{"tools":[…]}`, see [`crate::router::catalog`])
+/// without the tools only a task can run (`execution.taskSupport: "required"`) that
+/// `cannot(name)` says the client cannot make a task of through mcp-warden (design
+/// §6 Q3): it could only fail calling them. Every other item stays byte for byte.
+/// `None`: none to hide; else the new listing and the hidden tools' names.
+#[must_use]
+pub fn without_task_only_tools(
+    listing: &str,
+    cannot: impl Fn(&str) -> bool,
+) -> Option<(String, Vec<String>)> {
+    #[derive(serde::Deserialize)]
+    struct Listing<'a> {
+        #[serde(borrow)]
+        tools: Vec<&'a RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Execution {
+        #[serde(rename = "taskSupport")]
+        task_support: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Tool {
+        name: String,
+        execution: Option<Execution>,
+    }
+    let listing: Listing<'_> = serde_json::from_str(listing).ok()?;
+    let mut hidden = Vec::new();
+    let mut kept = Vec::with_capacity(listing.tools.len());
+    for raw in listing.tools {
+        match serde_json::from_str::<Tool>(raw.get()) {
+            Ok(Tool {
+                name,
+                execution:
+                    Some(Execution {
+                        task_support: Some(support),
+                    }),
+            }) if support == "required" && cannot(&name) => hidden.push(name),
+            _ => kept.push(raw.get()),
+        }
+    }
+    (!hidden.is_empty()).then(|| (format!("{{\"tools\":[{}]}}", kept.join(",")), hidden))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(slot: usize, server_id: &str, status: &str) -> TaskRoute {
+        TaskRoute {
+            slot,
+            instance: 1,
+            server_id: server_id.to_owned(),
+            tool: Some("s__t".to_owned()),
+            arguments: None,
+            monitor: None,
+            task: serde_json::json!({"taskId": server_id, "status": status}),
+        }
+    }
+
+    #[test]
+    fn ids_are_opaque_and_unique_and_route_back_to_their_server() {
+        let mut table = TaskTable::default();
+        // Two servers using the same id of their own get two ids of ours.
+        let a = table.insert(route(0, "1", "working")).expect("id");
+        let b = table.insert(route(1, "1", "working")).expect("id");
+        assert_ne!(a, b);
+        for id in [&a, &b] {
+            assert!(id.starts_with(PREFIX));
+            assert_eq!(id.len(), PREFIX.len() + 22);
+        }
+        assert_eq!(table.get(&a).map(|r| r.slot), Some(0));
+        assert_eq!(table.ours(1, 1, "1"), Some(b.as_str()));
+        assert_eq!(table.ours(1, 2, "1"), None, "another process of the server");
+        assert!(table.get("1").is_none());
+    }
+
+    #[test]
+    fn the_oldest_terminal_task_goes_first_when_full() {
+        let mut table = TaskTable::default();
+        let first = table.insert(route(0, "first", "working")).expect("id");
+        let done = table.insert(route(0, "done", "completed")).expect("id");
+        for i in 2..MAX_TASKS {
+            table
+                .insert(route(0, &i.to_string(), "working"))
+                .expect("id");
+        }
+        assert_eq!(table.len(), MAX_TASKS);
+        table.insert(route(0, "new", "working")).expect("id");
+        assert_eq!(table.len(), MAX_TASKS);
+        assert!(table.get(&done).is_none(), "the terminal one was evicted");
+        assert!(table.get(&first).is_some(), "a working one stays");
+    }
+
+    #[test]
+    fn note_keeps_our_id_and_list_shows_it() {
+        let mut table = TaskTable::default();
+        let id = table.insert(route(0, "abc", "working")).expect("id");
+        table.note(
+            &id,
+            r#"{"taskId":"abc","status":"completed","_meta":{"x":1}}"#,
+        );
+        let list: Value = serde_json::from_str(&table.list_result()).expect("json");
+        assert_eq!(
+            list,
+            serde_json::json!({"tasks": [{"taskId": id, "status": "completed"}]})
+        );
+    }
+
+    #[test]
+    fn find_gives_spans_in_the_line() {
+        let line = r#"{"result":{"task":{"taskId":"a\"b","status":"working"}}}"#;
+        let result = &line[10..line.len() - 1];
+        let (id, span) = task_id_at(line, result, &["task", "taskId"]).expect("found");
+        assert_eq!(id, "a\"b");
+        assert_eq!(&line[span], r#""a\"b""#);
+        assert!(task_id_at(line, result, &["taskId"]).is_none());
+    }
+
+    #[test]
+    fn task_only_tools_are_hidden_and_the_rest_kept_byte_for_byte() {
+        let listing = r#"{"tools":[{"name":"a","execution":{"taskSupport":"optional"},"x":1e3},{"name":"b","execution":{"taskSupport":"required"}},{"name":"c"}]}"#;
+        assert!(without_task_only_tools(listing, |_| false).is_none());
+        let (kept, hidden) = without_task_only_tools(listing, |_| true).expect("one hidden");
+        assert_eq!(
+            kept,
+            r#"{"tools":[{"name":"a","execution":{"taskSupport":"optional"},"x":1e3},{"name":"c"}]}"#
+        );
+        assert_eq!(hidden, ["b"]);
+        assert!(without_task_only_tools(r#"{"tools":[{"name":"c"}]}"#, |_| true).is_none());
+    }
+
+    #[test]
+    fn only_a_tools_call_task_capability_is_offered() {
+        let yes = serde_json::json!({"list": {}, "requests": {"tools": {"call": {}}}});
+        let no = serde_json::json!({"list": {}});
+        assert!(legacy_capability([&no].into_iter()).is_none());
+        let offered = legacy_capability([&no, &yes].into_iter()).expect("offered");
+        assert_eq!(offered["requests"]["tools"]["call"], serde_json::json!({}));
+    }
+}
