@@ -12,7 +12,8 @@
 //! `done: TEXT` and a fake AWS key (the out-filter's to redact). `tasks/update` and
 //! `tasks/cancel` answer `{}`; any other task id is -32602. Tool `stats` answers
 //! `{"gets":N,"updates":[…]}`: how many `tasks/get` it got, and each `tasks/update`'s
-//! params as they arrived (without `_meta`).
+//! params as they arrived (without `_meta`). `--always-task`: `job` answers a task even
+//! to a request that did not declare the extension (a server breaking the rule).
 // A test fixture: it may panic and print.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -25,6 +26,7 @@ const EXTENSION: &str = "io.modelcontextprotocol/tasks";
 
 #[derive(Default)]
 struct State {
+    always_task: bool,
     text: String,
     gets: u64,
     updates: Vec<Value>,
@@ -100,7 +102,7 @@ fn answer(state: &mut State, method: &str, params: &Value) -> Result<Value, (i64
         }
         "tools/call" => {
             let text = params["arguments"]["text"].as_str().unwrap_or_default();
-            if !declares_extension(params) {
+            if !declares_extension(params) && !state.always_task {
                 return Ok(json!({"content": [{"type": "text", "text": format!("sync: {text}")}]}));
             }
             text.clone_into(&mut state.text);
@@ -130,7 +132,10 @@ fn answer(state: &mut State, method: &str, params: &Value) -> Result<Value, (i64
 }
 
 fn main() {
-    let mut state = State::default();
+    let mut state = State {
+        always_task: std::env::args().any(|a| a == "--always-task"),
+        ..State::default()
+    };
     let mut out = std::io::stdout();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { return };

@@ -499,3 +499,24 @@ fn server_got_answers_to_what_was_asked(serve: &mut Serve) {
         "{seen}"
     );
 }
+
+#[test]
+fn a_task_the_request_did_not_allow_is_refused() {
+    let env = Env::new();
+    env.user_config(&example_table("ext", "ext_task_server", &["--always-task"]));
+    let mut serve = env.serve();
+    let answer = serve.request(
+        json!(1),
+        "tools/call",
+        json!({"name": "ext__job", "arguments": {"text": "now"}, "_meta": modern_meta(false)}),
+    );
+    assert_eq!(answer["error"]["code"], -32603, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("did not allow")),
+        "{answer}"
+    );
+    assert!(!answer.to_string().contains("\"taskId\""), "{answer}");
+    serve.close();
+}

@@ -336,7 +336,25 @@ impl Session {
         let (ours, span) = match &call.task {
             None if &*call.method == "tools/call" => {
                 // The extension's task is the result itself; a 2025-11-25 one is in it.
-                let modern = call.origin.is_modern() && is_task_result(result);
+                let modern = is_task_result(result);
+                let declared = call
+                    .origin
+                    .envelope
+                    .as_ref()
+                    .is_some_and(|e| crate::era::tasks::declares_extension(&e.capabilities));
+                if modern && !declared {
+                    // The extension was not declared to the server for this request: a
+                    // task is an invalid answer (seps/2663 "MUST NOT"), and its id would
+                    // reach the client unrouted.
+                    let name = &self.slots[index].config.name;
+                    tracing::warn!(server = %name, "a task answered to a request that did not declare the tasks extension");
+                    let text = format!(
+                        "server `{name}` answered with a task, which this request did not allow"
+                    );
+                    let line =
+                        crate::jsonrpc::error_response(msg.id(), ErrorCode::Internal, &text, None);
+                    return reparse(&line);
+                }
                 let path: &[&str] = if modern {
                     &["taskId"]
                 } else {
