@@ -18,8 +18,14 @@
 //! `mcp` 2.x stdio server is dual. Per cell the script checks the era the client got,
 //! list, call, a denied call, a redacted secret, elicitation, sampling allowed for one
 //! server and denied for the other, roots (the workspace, never the client's), progress,
-//! cancellation, resources and a template, prompts, completion, and the audit records of
-//! the denial and the redaction.
+//! cancellation, resources and a template, prompts, completion, a rug pull held, and the
+//! audit records of the denial, the redaction and the hold.
+//!
+//! The rug pull: each cell runs with pinning on (`strict`); `mcp-warden pin --yes`
+//! pins every tool of the fixture servers first, then the session starts them with
+//! `FIXTURE_RUG_PULL=1` in their environment (not part of a server's pinned identity),
+//! which changes `forecast`'s description: the changed tool is held (absent from the
+//! list, its call blocked with decision `hold`), everything else runs as pinned.
 
 // Tests fail by panicking, so unwrap is the clearest way to say "this must hold".
 #![allow(clippy::unwrap_used)]
@@ -139,7 +145,15 @@ fn server_command(prefix: &Path, era: Era, sdk: Sdk, name: &str) -> Option<Vec<S
 /// A `[servers.NAME]` table for a fixture server; `extra` lines go at its end. The
 /// sandbox lets the TypeScript fixture read the SDK it loads from the prefix (the node
 /// preset grants a script's own `node_modules` tree only, and the fixture has none).
-fn server_table(prefix: &Path, name: &str, command: &[String], sdk: Sdk, extra: &str) -> String {
+/// `pulled`: the server runs with `FIXTURE_RUG_PULL=1` (its `forecast` changed).
+fn server_table(
+    prefix: &Path,
+    name: &str,
+    command: &[String],
+    sdk: Sdk,
+    extra: &str,
+    pulled: bool,
+) -> String {
     let args: Vec<String> = command[1..].iter().map(q).collect();
     let sandbox = match sdk {
         Sdk::TypeScript => format!(
@@ -149,10 +163,11 @@ fn server_table(prefix: &Path, name: &str, command: &[String], sdk: Sdk, extra: 
         Sdk::Python => String::new(),
     };
     format!(
-        "[servers.{name}]\ncommand = {}\nargs = [{}]\nenv = {{ {PREFIX_ENV} = {} }}\n{extra}\n{sandbox}\n",
+        "[servers.{name}]\ncommand = {}\nargs = [{}]\nenv = {{ {PREFIX_ENV} = {}, FIXTURE_RUG_PULL = \"{}\" }}\n{extra}\n{sandbox}\n",
         q(&command[0]),
         args.join(", "),
         q(path_str(prefix)),
+        u8::from(pulled),
     )
 }
 
@@ -162,6 +177,7 @@ fn script(client_root: &Path, modern_client: bool) -> Value {
         json!({"op": "list_tools", "all": true, "label": "list"}),
         json!({"op": "call_tool", "name": "a__echo", "arguments": {"text": "through the warden"}, "label": "call"}),
         json!({"op": "call_tool", "name": "a__delete_everything", "arguments": {}, "label": "denied"}),
+        json!({"op": "call_tool", "name": "a__forecast", "arguments": {"city": "Oslo"}, "label": "rug-pull"}),
         json!({"op": "call_tool", "name": "a__leak_key", "arguments": {}, "label": "secret"}),
         json!({"op": "call_tool", "name": "a__ask_name", "arguments": {}, "label": "elicit"}),
         json!({"op": "call_tool", "name": "a__summarize", "arguments": {"text": "a long text"}, "label": "sample-allowed"}),
@@ -287,14 +303,26 @@ fn cell(client_era: Era, client_sdk: Sdk, server_era: Era, server_sdk: Sdk) {
         return;
     }
     let env = Env::new();
-    env.user_config(&format!(
-        "{}{}",
-        server_table(&prefix, "a", &a, server_sdk, "sampling = \"allow\""),
-        server_table(&prefix, "b", &b, server_sdk, ""),
-    ));
+    let config = |pulled: bool| {
+        format!(
+            "{}{}[pinning]\nmode = \"strict\"\n",
+            server_table(&prefix, "a", &a, server_sdk, "sampling = \"allow\"", pulled),
+            server_table(&prefix, "b", &b, server_sdk, "", pulled),
+        )
+    };
+    env.user_config(&config(false));
     env.workspace_config(
         "[[policy.rules]]\nid = \"no-deletes\"\ntools = [\"*__delete_everything\"]\naction = \"deny\"\n",
     );
+    // Everything pinned as first seen; then the rug pull.
+    let pinned = env.run(&["pin", "--yes"]);
+    assert!(
+        pinned.status.success(),
+        "pin: {}\n{}",
+        String::from_utf8_lossy(&pinned.stdout),
+        String::from_utf8_lossy(&pinned.stderr)
+    );
+    env.user_config(&config(true));
     // The client's own root: a directory without mcp-warden.toml, so it never becomes the
     // workspace, and a server asking for roots must never see it.
     let client_root = env.dir.path().join("client-root");
@@ -378,9 +406,12 @@ fn assert_tools(out: &Value, modern_client: bool, context: &str) {
             );
         }
     }
-    // An unconditional deny hides the tool (README "Rules and conditions").
+    // An unconditional deny hides the tool (README "Rules and conditions"); a
+    // changed one is held, and a held tool is not listed (SPEC "Pinning").
     assert!(
-        !tools.iter().any(|t| t.ends_with("__delete_everything")),
+        !tools
+            .iter()
+            .any(|t| t.ends_with("__delete_everything") || t.ends_with("__forecast")),
         "{context}: {tools:?}"
     );
     assert_eq!(text(out, "call"), "through the warden", "{context}");
@@ -425,6 +456,19 @@ fn assert_decisions(out: &Value, env: &Env, context: &str) {
     assert!(
         record("a__leak_key", "redact"),
         "{context}: no redact record:\n{audit}"
+    );
+    // The rug pull: held, with the command that resolves it.
+    let held = result(out, "rug-pull");
+    let said = text(out, "rug-pull");
+    assert!(
+        held["isError"] == true
+            && said.starts_with("Blocked by mcp-warden:")
+            && said.contains("mcp-warden pin a__forecast"),
+        "{context}: {held}"
+    );
+    assert!(
+        record("a__forecast", "hold"),
+        "{context}: no hold record:\n{audit}"
     );
 }
 

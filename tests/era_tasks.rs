@@ -1,7 +1,10 @@
 //! Tasks through the real binary (issue 15 item 7, docs/dual-era.md §2.5): 2025-11-25
 //! `tasks/*` between a legacy client and a legacy server, cross-checked against the
 //! real reference server (`@modelcontextprotocol/server-everything` 2026.8.31 offers
-//! 2025-11-25 tasks: its `simulate-research-query` has `taskSupport: "required"`).
+//! 2025-11-25 tasks: its `simulate-research-query` has `taskSupport: "required"`);
+//! and the 2026 `io.modelcontextprotocol/tasks` extension between a modern client
+//! and a modern server (`examples/ext_task_server.rs`, raw JSON lines: no SDK ships
+//! the extension).
 
 // Tests fail by panicking, so unwrap is the clearest way to say "this must hold".
 #![allow(clippy::unwrap_used)]
@@ -317,5 +320,203 @@ fn two_servers_using_the_same_task_id_never_meet() {
         let id = s["params"]["taskId"].as_str().unwrap();
         assert!(id.starts_with("mwt-"), "a server's own task id leaked: {s}");
     }
+    serve.close();
+}
+
+/// The `_meta` of a modern request; `tasks`: it declares the tasks extension.
+fn modern_meta(tasks: bool) -> Value {
+    let mut caps = json!({"elicitation": {}});
+    if tasks {
+        caps["extensions"] = json!({"io.modelcontextprotocol/tasks": {}});
+    }
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": caps,
+        "io.modelcontextprotocol/clientInfo": {"name": "modern-client", "version": "1"},
+    })
+}
+
+/// With `_meta` (the tasks extension declared) added to `params`.
+fn modern(mut params: Value) -> Value {
+    params["_meta"] = modern_meta(true);
+    params
+}
+
+#[test]
+fn the_tasks_extension_runs_under_our_ids_and_its_result_is_filtered_once() {
+    let env = Env::new();
+    env.user_config(&example_table("ext", "ext_task_server", &[]));
+    let mut serve = env.serve();
+
+    // Advertised: a ready server offers it.
+    let discover = serve.request(json!(1), "server/discover", modern(json!({})));
+    assert_eq!(
+        discover["result"]["capabilities"]["extensions"],
+        json!({"io.modelcontextprotocol/tasks": {}}),
+        "{discover}"
+    );
+    // Declared upstream only when the client declares it: without, a plain answer.
+    let plain = serve.request(
+        json!(2),
+        "tools/call",
+        json!({"name": "ext__job", "arguments": {"text": "now"}, "_meta": modern_meta(false)}),
+    );
+    assert_eq!(
+        plain["result"]["content"][0]["text"], "sync: now",
+        "{plain}"
+    );
+
+    let created = serve.request(
+        json!(3),
+        "tools/call",
+        modern(json!({"name": "ext__job", "arguments": {"text": "later"}})),
+    );
+    assert_eq!(created["result"]["resultType"], "task", "{created}");
+    let ours = created["result"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no task in {created}"))
+        .to_owned();
+    assert!(ours.starts_with("mwt-") && ours.len() == 26, "{created}");
+
+    // The server's own id, and a made-up one, route nowhere.
+    for (id, forged) in [(4, "1"), (5, "mwt-AAAAAAAAAAAAAAAAAAAAAA")] {
+        let got = serve.request(json!(id), "tasks/get", modern(json!({"taskId": forged})));
+        assert_eq!(got["error"]["code"], -32602, "{got}");
+    }
+    // Methods the extension does not have: -32601.
+    for (id, method) in [
+        (6, "tasks/result"),
+        (7, "tasks/list"),
+        (8, "tasks/frobnicate"),
+    ] {
+        let got = serve.request(json!(id), method, modern(json!({"taskId": ours})));
+        assert_eq!(got["error"]["code"], -32601, "{method}: {got}");
+    }
+
+    // Waiting for input: the client is asked what is its to answer (roots are ours).
+    let waiting = serve.request(json!(9), "tasks/get", modern(json!({"taskId": ours})));
+    let task = &waiting["result"];
+    assert_eq!(task["status"], "input_required", "{waiting}");
+    assert_eq!(task["taskId"], json!(ours), "{waiting}");
+    assert_eq!(task["requestState"], "rs-1", "{waiting}");
+    let keys: Vec<&String> = task["inputRequests"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["confirm"], "{waiting}");
+
+    // The update answers only the keys asked, under the server's id.
+    let update_answer = serve.request(
+        json!(10),
+        "tasks/update",
+        modern(
+            json!({"taskId": ours, "requestState": "rs-1", "inputResponses": {
+                "confirm": {"action": "accept", "content": {"ok": true, "note": SECRET}},
+                "where": {"roots": [{"uri": "file:///etc"}]},
+                "made-up": {"x": 1},
+            }}),
+        ),
+    );
+    assert!(update_answer.get("result").is_some(), "{update_answer}");
+    let nothing_asked = serve.request(
+        json!(11),
+        "tasks/update",
+        modern(json!({"taskId": ours, "inputResponses": {"made-up": {}}})),
+    );
+    assert_eq!(nothing_asked["error"]["code"], -32602, "{nothing_asked}");
+
+    // Completed: the inline result is the call's answer, redacted.
+    let done = serve.request(json!(12), "tasks/get", modern(json!({"taskId": ours})));
+    assert_eq!(done["result"]["status"], "completed", "{done}");
+    assert_eq!(done["result"]["taskId"], json!(ours), "{done}");
+    let text = done["result"]["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{done}"));
+    assert!(
+        text.starts_with("done: later") && text.contains("[REDACTED:") && !text.contains("AKIA"),
+        "{done}"
+    );
+    // A later poll is the same answer, not asked upstream again.
+    let again = serve.request(json!(13), "tasks/get", modern(json!({"taskId": ours})));
+    assert_eq!(again["result"], done["result"], "{again}");
+
+    server_got_answers_to_what_was_asked(&mut serve);
+
+    let cancelled = serve.request(json!(15), "tasks/cancel", modern(json!({"taskId": ours})));
+    assert!(cancelled.get("result").is_some(), "{cancelled}");
+    let (status, _) = serve.close();
+    assert!(status.success());
+
+    // Audited as the call's answer once, with the redaction.
+    let audit = env.audit_text();
+    let redacted = audit
+        .lines()
+        .filter(|l| l.contains("ext__job") && l.contains(r#""decision":"redact""#))
+        .count();
+    assert_eq!(redacted, 1, "{audit}");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains(r#""decision":"flag""#) && l.contains("secret")),
+        "the secret in the update is flagged:\n{audit}"
+    );
+}
+
+/// What `ext_task_server` got (its `stats` tool): two `tasks/get` (the third poll was
+/// answered by mcp-warden), our `tasks/update` for roots, then the client's with only
+/// the key it was asked.
+fn server_got_answers_to_what_was_asked(serve: &mut Serve) {
+    let answer = serve.request(
+        json!(14),
+        "tools/call",
+        json!({"name": "ext__stats", "arguments": {}, "_meta": modern_meta(false)}),
+    );
+    let seen: Value =
+        serde_json::from_str(answer["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(seen["gets"], 2, "input_required, then completed: {seen}");
+    let updates = seen["updates"].as_array().unwrap();
+    assert_eq!(updates.len(), 2, "{seen}");
+    // Ours first: the roots question answered with the workspace.
+    assert_eq!(updates[0]["taskId"], "1", "{seen}");
+    assert_eq!(
+        updates[0]["inputResponses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["where"],
+        "{seen}"
+    );
+    assert!(
+        !updates[0]["inputResponses"]["where"]["roots"]
+            .to_string()
+            .contains("/etc"),
+        "{seen}"
+    );
+    // The client's: its answer to `confirm` only (the user's words, secret and all:
+    // flagged, not dropped; `stats` itself is out-filtered on its way back), its
+    // state passed back.
+    assert_eq!(
+        updates[1],
+        json!({"taskId": "1", "requestState": "rs-1", "inputResponses": {"confirm": {"action": "accept", "content": {"ok": true, "note": "[REDACTED:github-pat]"}}}}),
+        "{seen}"
+    );
+}
+
+#[test]
+fn a_task_the_request_did_not_allow_is_refused() {
+    let env = Env::new();
+    env.user_config(&example_table("ext", "ext_task_server", &["--always-task"]));
+    let mut serve = env.serve();
+    let answer = serve.request(
+        json!(1),
+        "tools/call",
+        json!({"name": "ext__job", "arguments": {"text": "now"}, "_meta": modern_meta(false)}),
+    );
+    assert_eq!(answer["error"]["code"], -32603, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("did not allow")),
+        "{answer}"
+    );
+    assert!(!answer.to_string().contains("\"taskId\""), "{answer}");
     serve.close();
 }

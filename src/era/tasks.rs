@@ -1,5 +1,6 @@
-//! Tasks (2025-11-25 `tasks/*`, docs/dual-era.md §2.5): the session's table of task
-//! ids and the shapes mcp-warden reads in task messages.
+//! Tasks (2025-11-25 `tasks/*` and the 2026 `io.modelcontextprotocol/tasks`
+//! extension, docs/dual-era.md §2.5): the session's table of task ids and the shapes
+//! mcp-warden reads in task messages.
 //!
 //! Every task id an upstream creates is replaced by an opaque one of ours, `mwt-` and
 //! 16 random bytes in base64url. Upstreams pick their own ids, so two of them may use
@@ -30,6 +31,44 @@ pub const PREFIX: &str = "mwt-";
 /// `tools/call` (L-schema.ts `ServerCapabilities.tasks`).
 pub const LEGACY_CAPABILITY: &str = r#"{"list":{},"cancel":{},"requests":{"tools":{"call":{}}}}"#;
 
+/// The 2026 tasks extension's identifier (seps/2663-tasks-extension.md).
+pub const EXTENSION: &str = "io.modelcontextprotocol/tasks";
+
+/// Whether `capabilities` (a modern request's `clientCapabilities`, or a server's
+/// discover capabilities) declare the tasks extension.
+#[must_use]
+pub fn declares_extension(capabilities: &Value) -> bool {
+    capabilities
+        .get("extensions")
+        .and_then(|e| e.get(EXTENSION))
+        .is_some()
+}
+
+/// The `extensions` member that declares the tasks extension (no settings are
+/// defined: an empty object means support).
+#[must_use]
+pub fn extension_capability() -> Value {
+    serde_json::json!({ EXTENSION: {} })
+}
+
+/// Whether `result` (a result's JSON text) is the extension's `CreateTaskResult`.
+#[must_use]
+pub fn is_task_result(result: &str) -> bool {
+    result.contains("\"task\"")
+        && serde_json::from_str::<Value>(result)
+            .is_ok_and(|v| v.get("resultType").and_then(Value::as_str) == Some("task"))
+}
+
+/// The `status` of a task object (a `tasks/get` result), when it has one.
+#[must_use]
+pub fn status_of(task: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        status: Option<String>,
+    }
+    serde_json::from_str::<Head>(task).ok()?.status
+}
+
 /// Why a task could not be recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
@@ -54,6 +93,17 @@ pub struct TaskRoute {
     pub monitor: Option<String>,
     /// The task as last seen (`taskId` ours), for `tasks/list`.
     pub task: Value,
+    /// Made under the 2026 extension (`resultType: "task"`), not 2025-11-25 `tasks/*`:
+    /// only a modern client's extension methods reach it, only a legacy client's
+    /// 2025-11-25 methods the others.
+    pub modern: bool,
+    /// The `inputRequests` keys the client was last shown: `tasks/update` answers
+    /// only these.
+    pub issued: Vec<String>,
+    /// The terminal `tasks/get` result as the client got it (filtered, ids ours):
+    /// later polls are answered with it, so the call's answer is filtered and
+    /// audited once.
+    pub terminal: Option<String>,
 }
 
 impl TaskRoute {
@@ -112,6 +162,10 @@ impl TaskTable {
     #[must_use]
     pub fn get(&self, id: &str) -> Option<&TaskRoute> {
         self.routes.get(id)
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut TaskRoute> {
+        self.routes.get_mut(id)
     }
 
     /// Our id for the task `server_id` of the server process `instance` in `slot`.
@@ -234,6 +288,9 @@ mod tests {
             arguments: None,
             monitor: None,
             task: serde_json::json!({"taskId": server_id, "status": status}),
+            modern: false,
+            issued: Vec::new(),
+            terminal: None,
         }
     }
 
@@ -307,6 +364,26 @@ mod tests {
         );
         assert_eq!(hidden, ["b"]);
         assert!(without_task_only_tools(r#"{"tools":[{"name":"c"}]}"#, |_| true).is_none());
+    }
+
+    #[test]
+    fn the_extension_is_read_from_capabilities_and_results() {
+        let declared = serde_json::json!({"extensions": {EXTENSION: {}}, "roots": {}});
+        assert!(declares_extension(&declared));
+        assert!(!declares_extension(
+            &serde_json::json!({"extensions": {"x": {}}})
+        ));
+        assert_eq!(extension_capability(), declared["extensions"]);
+        assert!(is_task_result(
+            r#"{"resultType":"task","taskId":"1","status":"working"}"#
+        ));
+        assert!(!is_task_result(
+            r#"{"content":[{"type":"text","text":"\"task\""}]}"#
+        ));
+        assert_eq!(
+            status_of(r#"{"taskId":"1","status":"completed","result":{}}"#).as_deref(),
+            Some("completed")
+        );
     }
 
     #[test]

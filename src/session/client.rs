@@ -191,6 +191,11 @@ impl Session {
                 self.on_task_request(&msg, origin, method);
             }
             "tasks/list" if !modern => self.on_tasks_list(&origin),
+            // The 2026 extension's methods (`tasks/result` and `tasks/list` are not
+            // among them: -32601 below, as any other method we do not mediate).
+            "tasks/get" | "tasks/update" | "tasks/cancel" => {
+                self.on_task_request(&msg, origin, method);
+            }
             "logging/setLevel" => {
                 self.fan_out_set_level(&msg);
                 self.reply_result(&origin, "{}");
@@ -289,9 +294,16 @@ impl Session {
     fn on_discover(&mut self, origin: &Origin) {
         let instructions = self.merged_instructions();
         let mut capabilities = self.merged_capabilities();
-        // 2025-11-25 tasks are a legacy capability; the 2026 extension is not mediated.
+        // 2025-11-25 tasks are a legacy capability; the 2026 extension is offered when
+        // a ready server offers it.
         if let Some(caps) = capabilities.as_object_mut() {
             caps.remove("tasks");
+            if self.offers_tasks_extension() {
+                caps.insert(
+                    "extensions".to_owned(),
+                    crate::era::tasks::extension_capability(),
+                );
+            }
         }
         let ttl = self
             .slots

@@ -128,13 +128,18 @@ impl Session {
 
     /// The client capabilities declared to slot `index` for a request whose client
     /// declared `client` (`None`: those of the connection): see [`meta::mediated`].
+    /// A modern request that declares the tasks extension has it declared too.
     pub(super) fn declared_capabilities(&self, index: usize, client: Option<&Value>) -> Value {
         let config = &self.slots[index].config;
-        meta::mediated(
+        let mut caps = meta::mediated(
             client.unwrap_or(&self.client.capabilities),
             config.elicitation,
             config.sampling,
-        )
+        );
+        if client.is_some_and(crate::era::tasks::declares_extension) {
+            caps["extensions"] = crate::era::tasks::extension_capability();
+        }
+        caps
     }
 
     /// The `_meta` edits of a request for slot `index` (`client`: the capabilities

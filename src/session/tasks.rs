@@ -4,6 +4,15 @@
 //! server's id put back, `tasks/list` is answered from the table (this session's
 //! tasks only), and `tasks/result`'s payload, the call's real answer, goes through
 //! the out-filter, limits and audit as the answer of the call that made the task.
+//!
+//! The 2026 `io.modelcontextprotocol/tasks` extension (cell MC→MS) goes through the
+//! same table: a `resultType: "task"` answer to a modern client's `tools/call` is
+//! recorded, `tasks/get`, `tasks/update` and `tasks/cancel` are routed by it. The
+//! first `tasks/get` that finds the task `completed` or `failed` is the call's answer
+//! (filtered, limited, audited as `tools/call`); the client's bytes are kept and
+//! later polls answered with them, so that happens once. A task waiting for input has
+//! its `inputRequests` judged as a call's (`mrtr::judge_task_input`), and a
+//! `tasks/update` answers only the keys the client was shown.
 
 use std::borrow::Cow;
 
@@ -11,7 +20,8 @@ use bytes::Bytes;
 
 use super::client::Forward;
 use super::{Origin, Pending, Session};
-use crate::era::tasks::{RELATED_TASK, TaskRoute, task_id_at};
+use crate::era::mrtr as era_mrtr;
+use crate::era::tasks::{RELATED_TASK, TaskRoute, is_task_result, status_of, task_id_at};
 use crate::jsonrpc::message::reparse;
 use crate::jsonrpc::{ErrorCode, Message};
 use crate::router::catalog::ListKind;
@@ -24,6 +34,9 @@ pub(super) enum TaskHook {
     /// `tasks/result`: the answer is the call's result (its `related-task` was made
     /// ours as it arrived), never a new task.
     Result,
+    /// The extension's `tasks/get` of our task: a task whose terminal form is the
+    /// call's answer, or that waits for input.
+    Get(String),
 }
 
 impl Session {
@@ -38,10 +51,23 @@ impl Session {
             let text = format!("`{method}` needs a string `taskId`");
             return self.reply_error(&origin, ErrorCode::InvalidParams, &text);
         };
-        let Some(route) = self.client.tasks.get(&ours).cloned() else {
+        // A task is only reachable by the methods of the era that made it.
+        let Some(route) = self
+            .client
+            .tasks
+            .get(&ours)
+            .filter(|r| r.modern == origin.is_modern())
+            .cloned()
+        else {
             let text = format!("unknown task `{ours}`");
             return self.reply_error(&origin, ErrorCode::InvalidParams, &text);
         };
+        if method == "tasks/get"
+            && let Some(terminal) = &route.terminal
+        {
+            // Filtered and audited when it first came: the same bytes again.
+            return self.reply_result(&origin, terminal);
+        }
         let running = self.slots[route.slot].upstream.as_ref().map(|u| u.instance);
         if running != Some(route.instance) {
             let name = &self.slots[route.slot].config.name;
@@ -49,15 +75,28 @@ impl Session {
             return self.reply_error(&origin, ErrorCode::InvalidParams, &text);
         }
         let server_id = serde_json::to_string(&route.server_id).unwrap_or_default();
+        let mut edits = vec![(span, server_id)];
+        if method == "tasks/update" {
+            match self.task_update_input(route.slot, msg, &route) {
+                Ok(edit) => edits.push(edit),
+                Err(text) => return self.reply_error(&origin, ErrorCode::InvalidParams, &text),
+            }
+            edits.sort_by_key(|(r, _)| r.start);
+        }
         let result = method == "tasks/result";
         let forward = Forward {
             // The payload of `tasks/result` is the call's answer: the filters, limits
             // and audit see it as one.
             method: if result { "tools/call" } else { method },
-            tool: if result { route.tool.clone() } else { None },
-            edits: vec![(span, server_id)],
+            // The extension's methods are seen as about the call's tool.
+            tool: if result || route.modern {
+                route.tool.clone()
+            } else {
+                None
+            },
+            edits,
             paged: false,
-            monitor: None,
+            monitor: route.monitor.clone().filter(|_| route.modern),
         };
         let id = origin.id.clone();
         self.forward_request(route.slot, msg, origin, forward);
@@ -65,14 +104,177 @@ impl Session {
             return;
         };
         if let Some(Pending::Client(call)) = self.slots[slot].pending.get_mut(&ours_upstream) {
-            if result {
+            if result || route.modern {
+                // Audited under the call that made the task.
                 call.arguments.clone_from(&route.arguments);
                 call.monitor.clone_from(&route.monitor);
-                call.task = Some(TaskHook::Result);
-            } else {
-                call.task = Some(TaskHook::Follow(ours));
+            }
+            call.task = Some(match method {
+                "tasks/result" => TaskHook::Result,
+                "tasks/get" if route.modern => TaskHook::Get(ours),
+                _ => TaskHook::Follow(ours),
+            });
+        }
+    }
+
+    /// A `tasks/update`'s `inputResponses` as the server gets them: only the keys the
+    /// client was shown (the server's other questions, and roots, are not the
+    /// client's to answer), each answer passed through the in-filter's cell for
+    /// answers (a secret in it is flagged: the user's choice). The edit, or why the
+    /// update is refused.
+    fn task_update_input(
+        &mut self,
+        slot: usize,
+        msg: &Message,
+        route: &TaskRoute,
+    ) -> Result<(std::ops::Range<usize>, String), String> {
+        let Some((raw, span)) = msg.param(&["inputResponses"]) else {
+            return Err("`tasks/update` needs `inputResponses`".to_owned());
+        };
+        let given = era_mrtr::members(raw)
+            .ok_or_else(|| "`inputResponses` must be an object".to_owned())?;
+        let kept: Vec<_> = given
+            .iter()
+            .filter(|m| route.issued.iter().any(|k| *k == m.key))
+            .collect();
+        if kept.is_empty() {
+            return Err("no input was asked of the client under these keys".to_owned());
+        }
+        for m in &kept {
+            let line =
+                Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":0,"result":{}}}"#, m.value) + "\n");
+            if let Some(answer) = reparse(&line) {
+                self.flag_secret_in_answer(slot, &answer, "elicitation/create");
             }
         }
+        let object = era_mrtr::object_of(
+            kept.iter()
+                .map(|m| Cow::Owned(era_mrtr::member(&m.key, m.value))),
+        );
+        Ok((span, object))
+    }
+
+    /// The answer to an extension `tasks/get` (ids already ours), before the stages:
+    /// a terminal task becomes the answer of the call that made it (`call` now
+    /// describes that call); a task waiting for input has its entries judged and is
+    /// answered here (`None`).
+    pub(super) fn task_poll(
+        &mut self,
+        index: usize,
+        msg: &Message,
+        mut call: super::ClientCall,
+    ) -> Option<super::ClientCall> {
+        let Some(TaskHook::Get(ours)) = &call.task else {
+            return Some(call);
+        };
+        let ours = ours.clone();
+        let result = msg.result()?;
+        let route = self.client.tasks.get(&ours)?.clone();
+        match status_of(result).as_deref() {
+            Some("completed" | "failed") => {
+                call.method = "tools/call".into();
+                call.tool.clone_from(&route.tool);
+                Some(call)
+            }
+            Some("input_required") => {
+                let Ok(ir) = era_mrtr::parse(result) else {
+                    return Some(call);
+                };
+                let capabilities = call
+                    .origin
+                    .envelope
+                    .as_ref()
+                    .map(|e| e.capabilities.clone())
+                    .unwrap_or_default();
+                self.timers.remove(&call.timer);
+                self.inflight.remove(&call.origin.id);
+                let input = match self.judge_task_input(index, &ir.entries, &capabilities) {
+                    Ok(input) => input,
+                    Err(block) => {
+                        // Stopped as the call would be: under its tool, audited.
+                        call.method = "tools/call".into();
+                        call.tool.clone_from(&route.tool);
+                        self.block_call(index, msg, &call, block);
+                        return None;
+                    }
+                };
+                if !input.ours.is_empty() {
+                    self.answer_task_input(index, &route, &input.ours, ir.request_state);
+                }
+                let mut members: Vec<Cow<'_, str>> =
+                    ir.rest.iter().map(|m| Cow::Borrowed(m.text)).collect();
+                if !input.asked.is_empty() {
+                    members.push(Cow::Owned(era_mrtr::member(
+                        "inputRequests",
+                        &input.requests,
+                    )));
+                }
+                if let Some(state) = ir.request_state {
+                    members.push(Cow::Owned(era_mrtr::member("requestState", state)));
+                }
+                let text = era_mrtr::object_of(members);
+                if let Some(route) = self.client.tasks.get_mut(&ours) {
+                    route.issued = input.asked;
+                }
+                self.reply_result(&call.origin, &text);
+                None
+            }
+            _ => Some(call),
+        }
+    }
+
+    /// mcp-warden's own answers to a task's questions (the workspace for `roots/list`),
+    /// sent to the server as a `tasks/update` of ours.
+    fn answer_task_input(
+        &mut self,
+        index: usize,
+        route: &TaskRoute,
+        answers: &[(String, String)],
+        request_state: Option<&str>,
+    ) {
+        let Some(crate::era::Era::Modern(version)) = self.slots[index].state.era() else {
+            return;
+        };
+        let responses: serde_json::Map<String, serde_json::Value> = answers
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), serde_json::from_str(v).ok()?)))
+            .collect();
+        let caps = self.declared_capabilities(index, None);
+        let mut params = serde_json::json!({
+            "taskId": route.server_id,
+            "inputResponses": responses,
+            "_meta": crate::era::meta::envelope(version, &caps),
+        });
+        if let Some(state) = request_state.and_then(|s| serde_json::from_str::<String>(s).ok()) {
+            params["requestState"] = serde_json::Value::String(state);
+        }
+        let id = self.slots[index].mint(Pending::Internal);
+        self.send_upstream_raw(
+            index,
+            super::wire::request(id, "tasks/update", Some(&params)),
+        );
+    }
+
+    /// Keeps the terminal answer of an extension task as the client got it (`msg`,
+    /// after the stages), for later polls.
+    pub(super) fn keep_terminal(&mut self, task: Option<&TaskHook>, method: &str, msg: &Message) {
+        if let (Some(TaskHook::Get(ours)), "tools/call", Some(result)) =
+            (task, method, msg.result())
+            && let Some(route) = self.client.tasks.get_mut(ours)
+        {
+            route.terminal = Some(result.to_owned());
+        }
+    }
+
+    /// Whether a ready server offers the 2026 tasks extension (its discover
+    /// capabilities): only then is it advertised to modern clients.
+    pub(super) fn offers_tasks_extension(&self) -> bool {
+        self.slots.iter().any(|s| match &s.state {
+            super::SlotState::Ready { capabilities, .. } => {
+                crate::era::tasks::declares_extension(capabilities)
+            }
+            _ => false,
+        })
     }
 
     /// `tasks/list`: this session's tasks, as last seen; never asked upstream (a
@@ -94,20 +296,24 @@ impl Session {
         if kind != ListKind::Tools {
             return Cow::Borrowed(listing);
         }
+        // A client can make a task of a tool when it is of the same era as the tool's
+        // server, and, modern, declares the tasks extension.
+        let extension = origin
+            .envelope
+            .as_ref()
+            .is_some_and(|e| crate::era::tasks::declares_extension(&e.capabilities));
         let cannot = |name: &str| {
-            origin.is_modern()
-                || catalog.route(name).is_none_or(|route| {
-                    self.slots[route.slot]
-                        .state
-                        .era()
-                        .is_none_or(crate::era::Era::is_modern)
+            catalog.route(name).is_none_or(|route| {
+                self.slots[route.slot].state.era().is_none_or(|era| {
+                    era.is_modern() != origin.is_modern() || (era.is_modern() && !extension)
                 })
+            })
         };
         match crate::era::tasks::without_task_only_tools(listing, cannot) {
             Some((kept, hidden)) => {
                 tracing::info!(
                     ?hidden,
-                    "tools only a task can run are not listed to a client that cannot make a task of them through mcp-warden (the io.modelcontextprotocol/tasks extension is not mediated)"
+                    "tools only a task can run are not listed to a client that cannot make a task of them through mcp-warden (tasks are mediated within one era)"
                 );
                 Cow::Owned(kept)
             }
@@ -129,8 +335,37 @@ impl Session {
         let line = std::str::from_utf8(msg.raw()).ok()?;
         let (ours, span) = match &call.task {
             None if &*call.method == "tools/call" => {
-                let (server_id, span) = task_id_at(line, result, &["task", "taskId"])?;
-                let (task, _) = crate::jsonrpc::message::member_at(line, result, &["task"])?;
+                // The extension's task is the result itself; a 2025-11-25 one is in it.
+                let modern = is_task_result(result);
+                let declared = call
+                    .origin
+                    .envelope
+                    .as_ref()
+                    .is_some_and(|e| crate::era::tasks::declares_extension(&e.capabilities));
+                if modern && !declared {
+                    // The extension was not declared to the server for this request: a
+                    // task is an invalid answer (seps/2663 "MUST NOT"), and its id would
+                    // reach the client unrouted.
+                    let name = &self.slots[index].config.name;
+                    tracing::warn!(server = %name, "a task answered to a request that did not declare the tasks extension");
+                    let text = format!(
+                        "server `{name}` answered with a task, which this request did not allow"
+                    );
+                    let line =
+                        crate::jsonrpc::error_response(msg.id(), ErrorCode::Internal, &text, None);
+                    return reparse(&line);
+                }
+                let path: &[&str] = if modern {
+                    &["taskId"]
+                } else {
+                    &["task", "taskId"]
+                };
+                let (server_id, span) = task_id_at(line, result, path)?;
+                let task = if modern {
+                    result
+                } else {
+                    crate::jsonrpc::message::member_at(line, result, &["task"])?.0
+                };
                 let route = TaskRoute {
                     slot: index,
                     instance: self.slots[index].upstream.as_ref()?.instance,
@@ -139,6 +374,9 @@ impl Session {
                     arguments: call.arguments.clone(),
                     monitor: call.monitor.clone(),
                     task: serde_json::from_str(task).unwrap_or_default(),
+                    modern,
+                    issued: Vec::new(),
+                    terminal: None,
                 };
                 match self.client.tasks.insert(route) {
                     Ok(ours) => (ours, span),
@@ -149,7 +387,7 @@ impl Session {
                 }
             }
             None | Some(TaskHook::Result) => return None,
-            Some(TaskHook::Follow(ours)) => {
+            Some(TaskHook::Follow(ours) | TaskHook::Get(ours)) => {
                 let (_, span) = task_id_at(line, result, &["taskId"])?;
                 self.client.tasks.note(ours, result);
                 (ours.clone(), span)

@@ -465,6 +465,10 @@ impl Session {
         // Task ids in the answer become ours before any stage sees it.
         let retagged = self.task_answer(index, msg, &call);
         let msg = retagged.as_ref().unwrap_or(msg);
+        // An extension task's poll: its terminal form is the call's answer.
+        let Some(call) = self.task_poll(index, msg, call) else {
+            return;
+        };
         let super::ClientCall {
             origin,
             method,
@@ -474,6 +478,7 @@ impl Session {
             started,
             arguments,
             monitor,
+            task,
             ..
         } = call;
         self.timers.remove(&timer);
@@ -522,12 +527,14 @@ impl Session {
             Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => {
                 let decision = decided((Decision::Allow, None));
                 self.audit_answer(&subject, decision, started, msg.raw().len());
+                self.keep_terminal(task.as_ref(), &method, msg);
                 self.reply_answer(&origin, &method, msg);
             }
             Verdict::Rewrite(line) => match reparse(&line) {
                 Some(m) => {
                     let decision = decided(audit::decision_of_rewrite(&line));
                     self.audit_answer(&subject, decision, started, line.len());
+                    self.keep_terminal(task.as_ref(), &method, &m);
                     self.reply_answer(&origin, &method, &m);
                 }
                 None => self.reply_error(

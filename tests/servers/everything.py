@@ -16,7 +16,9 @@ tests/servers/legacy_mcp1.py and tests/servers/everything.mjs):
 - tools: `echo` (text back), `leak_key` (a fake AWS access key id, for the redaction
   filter), `delete_everything` (harmless; the fixture policy denies it), `ask_name`
   (elicits a form with a `name`), `summarize` (samples the client's model), `show_roots`
-  (the client's roots, one URI a line), `slow` (progress per step; cancellable);
+  (the client's roots, one URI a line), `slow` (progress per step; cancellable),
+  `forecast` (`sunny in CITY`; its description changes when the server runs with
+  FIXTURE_RUG_PULL=1: the rug pull, see fixture_common.py);
 - a resource `fixture://NAME/readme` and a template `fixture://NAME/notes/{title}` (NAME is
   `--name`, so two instances in one workspace do not collide);
 - a prompt `greet` whose `name` argument completes from `Ada`, `Alan`, `Grace`.

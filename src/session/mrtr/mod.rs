@@ -157,6 +157,16 @@ struct Judged {
     ours: Option<String>,
 }
 
+/// A task's `inputRequests` after judging ([`Session::judge_task_input`]).
+pub(super) struct TaskInput {
+    /// The `inputRequests` object the client is shown (JSON text).
+    pub requests: String,
+    /// Its keys: the only ones a `tasks/update` may answer.
+    pub asked: Vec<String>,
+    /// mcp-warden's own answers (`roots/list`), by key (result JSON text).
+    pub ours: Vec<(String, String)>,
+}
+
 impl Session {
     /// A client request about to go to `index` as `line`: a modern retry rebuilt for
     /// the server (`retry`, its opened envelope), and what its own retries will need.
@@ -406,6 +416,33 @@ impl Session {
         Ok(judged)
     }
 
+    /// The `inputRequests` of a task waiting for input (the tasks extension,
+    /// docs/dual-era.md §2.5), judged entry by entry as a call's are: what the client
+    /// is shown, or the entry that stops the task.
+    pub(super) fn judge_task_input(
+        &mut self,
+        index: usize,
+        entries: &[Entry<'_>],
+        capabilities: &Value,
+    ) -> Result<TaskInput, Block> {
+        let judged = self.judge_entries(index, entries, capabilities)?;
+        let asked: Vec<&Judged> = judged.iter().filter(|j| j.ours.is_none()).collect();
+        let requests = mrtr::object_of(asked.iter().map(|j| {
+            Cow::Owned(mrtr::member(
+                &j.key,
+                &Entry::value_of(&j.method, j.params.as_deref()),
+            ))
+        }));
+        Ok(TaskInput {
+            requests,
+            asked: asked.iter().map(|j| j.key.clone()).collect(),
+            ours: judged
+                .iter()
+                .filter_map(|j| Some((j.key.clone(), j.ours.clone()?)))
+                .collect(),
+        })
+    }
+
     /// The out-filter over a server's question (`request`, a server-to-client
     /// request): its params as they go on (rewritten when the filter flagged or
     /// redacted them) and the decision to record, or why it is stopped.
@@ -445,7 +482,13 @@ impl Session {
 
     /// The call is answered as blocked by `block` (a tool result for `tools/call`,
     /// -32003 otherwise), with its audit record.
-    fn block_call(&mut self, index: usize, msg: &Message, call: &ClientCall, block: Block) {
+    pub(super) fn block_call(
+        &mut self,
+        index: usize,
+        msg: &Message,
+        call: &ClientCall,
+        block: Block,
+    ) {
         let server = self.slots[index].config.name.clone();
         let view = View::of(Direction::ToClient, msg)
             .server(&server)

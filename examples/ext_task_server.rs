@@ -1,0 +1,158 @@
+//! A modern-only MCP server (2026-07-28) speaking the `io.modelcontextprotocol/tasks`
+//! extension (seps/2663-tasks-extension.md), which no SDK ships: the fixture of
+//! `tests/era_tasks.rs` for the cell modern client → modern server. Raw
+//! newline-delimited JSON over stdio; `initialize` is -32022.
+//!
+//! `server/discover` offers the extension. Tool `job {text}`: when the request's
+//! `clientCapabilities` declare the extension it answers `resultType: "task"` for task
+//! `"1"` (every copy of this server names its task `"1"`), else `sync: TEXT` at once.
+//! `tasks/get` of `"1"`: `input_required` with `inputRequests` `confirm`
+//! (`elicitation/create`) and `where` (`roots/list`) and `requestState` `"rs-1"`, until
+//! a `tasks/update` has answered `confirm`; then `completed` with the call's result:
+//! `done: TEXT` and a fake AWS key (the out-filter's to redact). `tasks/update` and
+//! `tasks/cancel` answer `{}`; any other task id is -32602. Tool `stats` answers
+//! `{"gets":N,"updates":[…]}`: how many `tasks/get` it got, and each `tasks/update`'s
+//! params as they arrived (without `_meta`). `--always-task`: `job` answers a task even
+//! to a request that did not declare the extension (a server breaking the rule).
+// A test fixture: it may panic and print.
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+use std::io::{BufRead, Write};
+
+use serde_json::{Value, json};
+
+const MODERN: &str = "2026-07-28";
+const EXTENSION: &str = "io.modelcontextprotocol/tasks";
+
+#[derive(Default)]
+struct State {
+    always_task: bool,
+    text: String,
+    gets: u64,
+    updates: Vec<Value>,
+    confirmed: bool,
+    cancelled: bool,
+}
+
+fn task(status: &str) -> Value {
+    json!({
+        "taskId": "1",
+        "status": status,
+        "createdAt": "2026-12-07T00:00:00Z",
+        "lastUpdatedAt": "2026-12-07T00:00:00Z",
+        "ttlSeconds": 60,
+        "pollIntervalMilliseconds": 10,
+    })
+}
+
+fn declares_extension(params: &Value) -> bool {
+    params
+        .pointer("/_meta/io.modelcontextprotocol~1clientCapabilities/extensions")
+        .and_then(|e| e.get(EXTENSION))
+        .is_some()
+}
+
+fn tasks_get(state: &mut State) -> Value {
+    state.gets += 1;
+    if state.cancelled {
+        let mut t = task("cancelled");
+        t["resultType"] = json!("complete");
+        return t;
+    }
+    if !state.confirmed {
+        let mut t = task("input_required");
+        t["resultType"] = json!("complete");
+        t["requestState"] = json!("rs-1");
+        t["inputRequests"] = json!({
+            "confirm": {"method": "elicitation/create", "params": {
+                "message": "Run the job?",
+                "requestedSchema": {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+            }},
+            "where": {"method": "roots/list", "params": {}},
+        });
+        return t;
+    }
+    let mut t = task("completed");
+    t["resultType"] = json!("complete");
+    let key = format!("{}{}", "AKIA", "Q3EGRTXB5NLM7HZD");
+    t["result"] = json!({"content": [{"type": "text", "text": format!("done: {} with key {key}", state.text)}]});
+    t
+}
+
+/// The answer to one request: a result, or an error (code, message).
+fn answer(state: &mut State, method: &str, params: &Value) -> Result<Value, (i64, String)> {
+    let unknown = || (-32602, "unknown task".to_owned());
+    match method {
+        "server/discover" => Ok(json!({
+            "resultType": "complete",
+            "supportedVersions": [MODERN],
+            "capabilities": {"tools": {}, "extensions": {EXTENSION: {}}},
+            "ttlMs": 60000,
+            "cacheScope": "public",
+            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "ext-task-server", "version": "1"}},
+        })),
+        "initialize" => Err((-32022, "Unsupported protocol version".to_owned())),
+        "tools/list" => Ok(json!({"resultType": "complete", "tools": [
+            {"name": "job", "description": "Runs a job, as a task when it may.", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}},
+            {"name": "stats", "description": "What this server was asked.", "inputSchema": {"type": "object"}},
+        ]})),
+        "tools/call" if params["name"] == "stats" => {
+            let seen = json!({"gets": state.gets, "updates": state.updates});
+            Ok(json!({"content": [{"type": "text", "text": seen.to_string()}]}))
+        }
+        "tools/call" => {
+            let text = params["arguments"]["text"].as_str().unwrap_or_default();
+            if !declares_extension(params) && !state.always_task {
+                return Ok(json!({"content": [{"type": "text", "text": format!("sync: {text}")}]}));
+            }
+            text.clone_into(&mut state.text);
+            let mut t = task("working");
+            t["resultType"] = json!("task");
+            Ok(t)
+        }
+        _ if method.starts_with("tasks/") && params["taskId"] != "1" => Err(unknown()),
+        "tasks/get" => Ok(tasks_get(state)),
+        "tasks/update" => {
+            let mut seen = params.clone();
+            if let Some(p) = seen.as_object_mut() {
+                p.remove("_meta");
+            }
+            state.updates.push(seen);
+            if params["inputResponses"].get("confirm").is_some() {
+                state.confirmed = true;
+            }
+            Ok(json!({"resultType": "complete"}))
+        }
+        "tasks/cancel" => {
+            state.cancelled = true;
+            Ok(json!({"resultType": "complete"}))
+        }
+        _ => Err((-32601, "method not found".to_owned())),
+    }
+}
+
+fn main() {
+    let mut state = State {
+        always_task: std::env::args().any(|a| a == "--always-task"),
+        ..State::default()
+    };
+    let mut out = std::io::stdout();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { return };
+        let Ok(msg) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let (Some(id), Some(method)) = (msg.get("id"), msg["method"].as_str()) else {
+            continue;
+        };
+        let reply = match answer(&mut state, method, &msg["params"]) {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Err((code, message)) => {
+                let data = (code == -32022).then(|| json!({"supported": [MODERN]}));
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message, "data": data}})
+            }
+        };
+        writeln!(out, "{reply}").unwrap();
+        out.flush().unwrap();
+    }
+}
