@@ -608,6 +608,7 @@ impl Session {
         };
         tracing::info!(server = %slot.config.name, ?instance, "upstream initialized");
         self.send_upstream_raw(index, wire::notification("notifications/initialized", None));
+        self.resubscribe(index);
         for kind in offered {
             self.list(index, kind, None);
         }
@@ -895,9 +896,13 @@ impl Session {
                     self.forward_to_client(index, line);
                 }
             }
-            "notifications/message" | "notifications/resources/updated"
-                if self.client.initialized =>
-            {
+            "notifications/resources/updated" => {
+                self.updated_to_listens(index, msg);
+                if self.client.initialized {
+                    self.forward_to_client(index, msg.to_line());
+                }
+            }
+            "notifications/message" if self.client.initialized => {
                 self.forward_to_client(index, msg.to_line());
             }
             _ => {
@@ -977,7 +982,7 @@ impl Session {
 
     /// Passes a message from an upstream, already remapped for the client (`line`),
     /// through the chain to the client: stages see what the client would see.
-    fn forward_to_client(&mut self, index: usize, line: Bytes) {
+    pub(super) fn forward_to_client(&mut self, index: usize, line: Bytes) {
         let server = self.slots[index].config.name.clone();
         let Some(msg) = reparse(&line) else { return };
         let view = View::of(Direction::ToClient, &msg).server(&server);

@@ -1,0 +1,171 @@
+//! `subscriptions/listen` through the real binary (issue 15 item 6, docs/dual-era.md
+//! §2.4), with raw JSON lines: a modern client in front of `examples/era_server.rs`
+//! (`--subscribe`: it keeps the URIs it was subscribed to, and its `touch` tool sends
+//! an update for each and a `tools/list_changed`, then names them).
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Env, Serve, example_table};
+
+const TAG: &str = "io.modelcontextprotocol/subscriptionId";
+
+fn envelope() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "modern-client", "version": "1"},
+    })
+}
+
+fn with_envelope(mut params: Value) -> Value {
+    params["_meta"] = envelope();
+    params
+}
+
+fn serve(mode: &str) -> (Env, Serve) {
+    let env = Env::new();
+    env.user_config(&example_table("era", "era_server", &[mode, "--subscribe"]));
+    let serve = env.serve();
+    (env, serve)
+}
+
+fn listen(serve: &mut Serve, id: &Value, notifications: &Value) {
+    serve.send(
+        &json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen",
+        "params": with_envelope(json!({"notifications": notifications}))}),
+    );
+}
+
+fn cancel(serve: &mut Serve, id: &Value) {
+    serve.send(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": id}}),
+    );
+}
+
+/// Calls `touch`: the URIs the server is subscribed to.
+fn touch(serve: &mut Serve, id: i64) -> String {
+    let answer = serve.request(
+        json!(id),
+        "tools/call",
+        with_envelope(json!({"name": "era__touch", "arguments": {}})),
+    );
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {answer}"))
+        .to_owned()
+}
+
+fn is(method: &str, tag: &Value) -> impl Fn(&Value) -> bool {
+    move |m: &Value| m["method"] == method && m["params"]["_meta"][TAG] == *tag
+}
+
+#[test]
+fn a_listen_is_acknowledged_told_of_changes_and_updates_and_ends_on_cancel_or_shutdown() {
+    let (_env, mut serve) = serve("--legacy");
+    let first = json!("L1");
+    listen(
+        &mut serve,
+        &first,
+        &json!({"toolsListChanged": true, "resourceSubscriptions": ["era://known", "era://known"]}),
+    );
+    let ack = serve.wait_for(
+        "acknowledgement",
+        is("notifications/subscriptions/acknowledged", &first),
+    );
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true, "resourceSubscriptions": ["era://known"]}),
+        "{ack}"
+    );
+    // The legacy server was subscribed to the URI for the listen.
+    assert_eq!(touch(&mut serve, 2), "subscribed=era://known");
+    let updated = serve.wait_for(
+        "resources/updated tagged L1",
+        is("notifications/resources/updated", &first),
+    );
+    assert_eq!(updated["params"]["uri"], "era://known");
+    // The out-filter applies to it as to every notification.
+    assert!(
+        !updated
+            .to_string()
+            .contains(&format!("{}{}", "AKIA", "Q3EGRTXB5NLM7HZD")),
+        "{updated}"
+    );
+    serve.wait_for(
+        "tools/list_changed tagged L1",
+        is("notifications/tools/list_changed", &first),
+    );
+
+    // A second listen on the same URI: the upstream subscription is counted.
+    let second = json!(3);
+    listen(
+        &mut serve,
+        &second,
+        &json!({"resourceSubscriptions": ["era://known"]}),
+    );
+    serve.wait_for(
+        "acknowledgement of 3",
+        is("notifications/subscriptions/acknowledged", &second),
+    );
+    cancel(&mut serve, &first);
+    assert_eq!(touch(&mut serve, 4), "subscribed=era://known");
+    serve.wait_for(
+        "resources/updated tagged 3",
+        is("notifications/resources/updated", &second),
+    );
+    cancel(&mut serve, &second);
+    assert_eq!(touch(&mut serve, 5), "subscribed=");
+    // Neither listen was answered, and the first heard nothing after its cancel.
+    serve.seen.clear();
+    let last = json!("last");
+    listen(&mut serve, &last, &json!({"promptsListChanged": true}));
+    serve.wait_for(
+        "acknowledgement of last",
+        is("notifications/subscriptions/acknowledged", &last),
+    );
+    assert!(
+        !serve.seen.iter().any(|m| m.get("id") == Some(&first)
+            || m.get("id") == Some(&second)
+            || m["params"]["_meta"][TAG] == first),
+        "{:?}",
+        serve.seen
+    );
+    // At the end the open listen is closed with a result.
+    serve.close_stdin();
+    let closing = serve.wait_for("the listen's result", |m| {
+        m.get("id") == Some(&last) && m.get("method").is_none()
+    });
+    assert_eq!(
+        closing["result"],
+        json!({"resultType": "complete", "_meta": {TAG: "last"}}),
+        "{closing}"
+    );
+}
+
+#[test]
+fn more_than_1024_listens_are_refused() {
+    let (_env, mut serve) = serve("--legacy");
+    for n in 0..1024 {
+        listen(&mut serve, &json!(n), &json!({"toolsListChanged": true}));
+    }
+    let over = serve.request(
+        json!(5000),
+        "subscriptions/listen",
+        with_envelope(json!({"notifications": {"toolsListChanged": true}})),
+    );
+    assert_eq!(over["error"]["code"], -32603, "{over}");
+    assert_eq!(
+        over["error"]["message"], "Subscription limit reached",
+        "{over}"
+    );
+    // One closed makes room again.
+    cancel(&mut serve, &json!(7));
+    let again = json!(5001);
+    listen(&mut serve, &again, &json!({}));
+    serve.wait_for(
+        "acknowledgement after a cancel",
+        is("notifications/subscriptions/acknowledged", &again),
+    );
+}
