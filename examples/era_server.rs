@@ -14,6 +14,10 @@
 //! `unsubscribe` are kept in a set) and a tool `touch` sends
 //! `notifications/resources/updated` for each subscribed URI and a
 //! `notifications/tools/list_changed`, then answers `subscribed=` and the set.
+//! Modern, `subscriptions/listen` is acknowledged and kept open (until cancelled);
+//! `touch` then sends, for each listen, an update of each URI it names and a
+//! `tools/list_changed` if it asked, tagged with its id; its answer names the URIs of
+//! every listen and ends ` listens=N`. Tool `exit` ends the process (a crash).
 //! Other options: `--starts FILE` (a line appended per start), `--probe-delay MS`
 //! (answer the first `server/discover` that late: a slow start that outlasts the
 //! probe's wait).
@@ -101,6 +105,8 @@ fn main() {
     let mut listings = 0u32;
     let mut subscribe = false;
     let mut subscribed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    // Open listens: (id, URIs, whether it asked for tools/list_changed).
+    let mut listens: Vec<(Value, Vec<String>, bool)> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -134,6 +140,9 @@ fn main() {
         let Ok(msg) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
+        if msg["method"] == "notifications/cancelled" {
+            listens.retain(|(id, _, _)| *id != msg["params"]["requestId"]);
+        }
         let (Some(method), Some(id)) = (msg["method"].as_str(), msg.get("id").cloned()) else {
             eprintln!("era-server: notification or answer: {line}");
             continue;
@@ -214,6 +223,7 @@ fn main() {
                 let mut result = json!({"tools": tools()});
                 if subscribe && let Some(all) = result["tools"].as_array_mut() {
                     all.push(json!({"name": "touch", "inputSchema": {"type": "object"}}));
+                    all.push(json!({"name": "exit", "inputSchema": {"type": "object"}}));
                 }
                 listings += 1;
                 if locked == Locked::Modern {
@@ -242,7 +252,23 @@ fn main() {
                         &json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "logger": "era", "data": format!("level={level}")}}),
                     );
                 }
+                if params["name"] == "exit" {
+                    std::process::exit(9);
+                }
                 if params["name"] == "touch" {
+                    for (listen, uris, tools) in &listens {
+                        let tag = json!({"io.modelcontextprotocol/subscriptionId": listen});
+                        for uri in uris {
+                            send(
+                                &json!({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri, "_meta": tag}}),
+                            );
+                        }
+                        if *tools {
+                            send(
+                                &json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed", "params": {"_meta": tag}}),
+                            );
+                        }
+                    }
                     for uri in &subscribed {
                         send(
                             &json!({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri, "title": format!("key {}{}", "AKIA", "Q3EGRTXB5NLM7HZD")}}),
@@ -252,6 +278,15 @@ fn main() {
                 }
                 let text = match params["name"].as_str() {
                     Some("raw") => line.clone(),
+                    Some("touch") if locked == Locked::Modern => {
+                        let mut all: Vec<String> = listens
+                            .iter()
+                            .flat_map(|(_, uris, _)| uris.clone())
+                            .collect();
+                        all.sort();
+                        all.dedup();
+                        format!("subscribed={} listens={}", all.join(","), listens.len())
+                    }
                     Some("touch") => format!(
                         "subscribed={}",
                         subscribed.iter().cloned().collect::<Vec<_>>().join(",")
@@ -294,6 +329,20 @@ fn main() {
                         Some(json!({"uri": params["uri"]})),
                     );
                 }
+            }
+            "subscriptions/listen" if subscribe && locked == Locked::Modern => {
+                let asked = &params["notifications"];
+                let uris = asked["resourceSubscriptions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|u| u.as_str().map(str::to_owned))
+                    .collect();
+                let tools = asked["toolsListChanged"] == true;
+                send(
+                    &json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged", "params": {"notifications": asked, "_meta": {"io.modelcontextprotocol/subscriptionId": id}}}),
+                );
+                listens.push((id, uris, tools));
             }
             "resources/subscribe" if subscribe && locked == Locked::Legacy => {
                 subscribed.insert(params["uri"].as_str().unwrap_or_default().to_owned());

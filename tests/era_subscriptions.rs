@@ -169,3 +169,134 @@ fn more_than_1024_listens_are_refused() {
         is("notifications/subscriptions/acknowledged", &again),
     );
 }
+
+/// Calls `touch` until it answers (the server may be restarting): its text.
+fn touch_when_back(serve: &mut Serve, from: i64, modern: bool) -> String {
+    for n in from..from + 100 {
+        let params = json!({"name": "era__touch", "arguments": {}});
+        let params = if modern {
+            with_envelope(params)
+        } else {
+            params
+        };
+        let answer = serve.request(json!(n), "tools/call", params);
+        if let Some(text) = answer["result"]["content"][0]["text"].as_str() {
+            return text.to_owned();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("the server never came back; stderr:\n{}", serve.stderr());
+}
+
+fn crash(serve: &mut Serve, id: i64, modern: bool) {
+    let params = json!({"name": "era__exit", "arguments": {}});
+    let params = if modern {
+        with_envelope(params)
+    } else {
+        params
+    };
+    let answer = serve.request(json!(id), "tools/call", params);
+    assert!(answer.get("error").is_some(), "{answer}");
+}
+
+#[test]
+fn a_modern_server_gets_our_own_listen_widened_for_a_client_listen_and_again_after_a_restart() {
+    let (_env, mut serve) = serve("--modern-only");
+    // Before any client listens: mcp-warden's own listen, for the tools' changes.
+    assert_eq!(touch(&mut serve, 1), "subscribed= listens=1");
+    let client = json!("M");
+    listen(
+        &mut serve,
+        &client,
+        &json!({"toolsListChanged": true, "resourceSubscriptions": ["era://known"]}),
+    );
+    let ack = serve.wait_for(
+        "acknowledgement",
+        is("notifications/subscriptions/acknowledged", &client),
+    );
+    assert_eq!(
+        ack["params"]["notifications"]["resourceSubscriptions"],
+        json!(["era://known"]),
+        "{ack}"
+    );
+    // Ours replaced by one that also names the URI (the old one cancelled).
+    assert_eq!(touch(&mut serve, 2), "subscribed=era://known listens=1");
+    let updated = serve.wait_for(
+        "resources/updated re-tagged M",
+        is("notifications/resources/updated", &client),
+    );
+    assert_eq!(updated["params"]["uri"], "era://known", "{updated}");
+    serve.wait_for(
+        "tools/list_changed tagged M",
+        is("notifications/tools/list_changed", &client),
+    );
+    // A crash: the new process is listened to again, for the same.
+    crash(&mut serve, 3, true);
+    assert_eq!(
+        touch_when_back(&mut serve, 10, true),
+        "subscribed=era://known listens=1"
+    );
+    serve.wait_for(
+        "resources/updated after the restart",
+        is("notifications/resources/updated", &client),
+    );
+    cancel(&mut serve, &client);
+    assert_eq!(touch(&mut serve, 200), "subscribed= listens=1");
+}
+
+#[test]
+fn a_legacy_servers_subscriptions_are_made_again_after_a_restart() {
+    let (_env, mut serve) = serve("--legacy");
+    let client = json!(1);
+    listen(
+        &mut serve,
+        &client,
+        &json!({"resourceSubscriptions": ["era://known"]}),
+    );
+    serve.wait_for(
+        "acknowledgement",
+        is("notifications/subscriptions/acknowledged", &client),
+    );
+    assert_eq!(touch(&mut serve, 2), "subscribed=era://known");
+    crash(&mut serve, 3, true);
+    assert_eq!(
+        touch_when_back(&mut serve, 10, true),
+        "subscribed=era://known"
+    );
+}
+
+#[test]
+fn a_legacy_clients_subscribe_to_a_modern_server_is_a_listen_and_its_updates_come_untagged() {
+    let (_env, mut serve) = serve("--modern-only");
+    serve.initialize();
+    let subscribed = serve.request(
+        json!(1),
+        "resources/subscribe",
+        json!({"uri": "era://known"}),
+    );
+    assert_eq!(subscribed["result"], json!({}), "{subscribed}");
+    let text = serve.call_tool(2, "era__touch", json!({}));
+    assert_eq!(
+        text["result"]["content"][0]["text"], "subscribed=era://known listens=1",
+        "{text}"
+    );
+    let updated = serve.wait_for("resources/updated", |m| {
+        m["method"] == "notifications/resources/updated"
+    });
+    assert_eq!(
+        updated["params"],
+        json!({"uri": "era://known"}),
+        "{updated}"
+    );
+    let gone = serve.request(
+        json!(3),
+        "resources/unsubscribe",
+        json!({"uri": "era://known"}),
+    );
+    assert_eq!(gone["result"], json!({}), "{gone}");
+    let text = serve.call_tool(4, "era__touch", json!({}));
+    assert_eq!(
+        text["result"]["content"][0]["text"], "subscribed= listens=1",
+        "{text}"
+    );
+}

@@ -81,6 +81,31 @@ impl Filter {
 #[error("Subscription limit reached")]
 pub struct LimitReached;
 
+/// How often one process of a modern server may close our listen before it is
+/// left closed (a server that answers every listen at once would make a loop).
+pub const MAX_REOPEN: u32 = 3;
+
+/// mcp-warden's own `subscriptions/listen` to one modern server: one per server,
+/// for the union of what the session needs of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct UpstreamListen {
+    /// Our id of the open listen; `None`: none open.
+    id: Option<u64>,
+    /// What it asked.
+    filter: Filter,
+    /// How often this process closed it.
+    closures: u32,
+}
+
+/// What to do about mcp-warden's listen on a modern server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamChange {
+    /// It asks what is needed already.
+    Keep,
+    /// Cancel `cancel` (if one is open) and open one for the new filter (if not empty).
+    Replace { cancel: Option<u64> },
+}
+
 /// The open listens and the upstream subscriptions they need.
 #[derive(Debug, Default)]
 pub struct Subscriptions {
@@ -88,6 +113,10 @@ pub struct Subscriptions {
     listens: HashMap<Id, Filter>,
     /// Resource URI → how many listens and legacy subscribe calls need it.
     counts: HashMap<String, usize>,
+    /// The URIs a legacy client subscribed to (a set: subscribing twice is once).
+    legacy: std::collections::HashSet<String>,
+    /// Slot index → our listen to that modern server.
+    upstream: HashMap<usize, UpstreamListen>,
 }
 
 impl Subscriptions {
@@ -130,17 +159,17 @@ impl Subscriptions {
 
     /// A legacy client's `resources/subscribe`: whether it is the first need of `uri`.
     pub fn subscribe(&mut self, uri: &str) -> bool {
-        self.count_up(uri)
+        self.legacy.insert(uri.to_owned()) && self.count_up(uri)
     }
 
     /// A legacy client's `resources/unsubscribe`: whether nothing needs `uri` any
-    /// more (only then is it unsubscribed upstream). An unsubscribe of a URI never
-    /// subscribed is passed on (`true`).
+    /// more (only then is it unsubscribed upstream). An unsubscribe of a URI the
+    /// client did not subscribe to is passed on (`true`) unless a listen needs it.
     pub fn unsubscribe(&mut self, uri: &str) -> bool {
-        if self.counts.contains_key(uri) {
+        if self.legacy.remove(uri) {
             self.count_down(uri)
         } else {
-            true
+            !self.counts.contains_key(uri)
         }
     }
 
@@ -171,9 +200,60 @@ impl Subscriptions {
         self.counts.keys().map(String::as_str)
     }
 
+    /// Whether `uri` is needed by a listen or a legacy subscribe call.
+    #[must_use]
+    pub fn is_needed(&self, uri: &str) -> bool {
+        self.counts.contains_key(uri)
+    }
+
+    /// A new process of modern server `slot`: nothing of ours is open there.
+    pub fn forget_upstream(&mut self, slot: usize) {
+        self.upstream.remove(&slot);
+    }
+
+    /// The listen mcp-warden should have open on `slot` is `filter` (empty: none):
+    /// what to do about the one open there. After a replace,
+    /// [`Self::opened_upstream`] records the new one.
+    #[must_use]
+    pub fn upstream_change(&self, slot: usize, filter: &Filter) -> UpstreamChange {
+        let current = self.upstream.get(&slot);
+        let open = current.and_then(|u| u.id);
+        let empty = *filter == Filter::default();
+        match current {
+            Some(u) if u.id.is_some() && u.filter == *filter => UpstreamChange::Keep,
+            _ if empty && open.is_none() => UpstreamChange::Keep,
+            _ => UpstreamChange::Replace { cancel: open },
+        }
+    }
+
+    /// Records our listen `id` (`None`: none) on `slot` asking `filter`.
+    pub fn opened_upstream(&mut self, slot: usize, id: Option<u64>, filter: Filter) {
+        let entry = self.upstream.entry(slot).or_default();
+        entry.id = id;
+        entry.filter = filter;
+    }
+
+    /// Whether `id` is our open listen on `slot`.
+    #[must_use]
+    pub fn is_upstream(&self, slot: usize, id: u64) -> bool {
+        self.upstream.get(&slot).and_then(|u| u.id) == Some(id)
+    }
+
+    /// The server closed our listen `id` on `slot`: whether to open it again (it
+    /// was the current one, and this process has not closed it too often).
+    pub fn upstream_closed(&mut self, slot: usize, id: u64) -> bool {
+        let Some(u) = self.upstream.get_mut(&slot).filter(|u| u.id == Some(id)) else {
+            return false;
+        };
+        u.id = None;
+        u.closures += 1;
+        u.closures <= MAX_REOPEN
+    }
+
     /// Ends every listen (at shutdown); gives their ids.
     pub fn drain(&mut self) -> Vec<Id> {
         self.counts.clear();
+        self.legacy.clear();
         self.listens.drain().map(|(id, _)| id).collect()
     }
 
@@ -196,6 +276,22 @@ impl Subscriptions {
             None => false,
         }
     }
+}
+
+/// `params` of a notification with the subscription tag removed (and `_meta` too,
+/// when that empties it), every other member kept: for a legacy client.
+#[must_use]
+pub fn untagged(params: Option<&str>) -> Option<Value> {
+    let mut params = params.and_then(|p| serde_json::from_str::<Value>(p).ok())?;
+    if let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) {
+        meta.remove(SUBSCRIPTION_ID);
+        if meta.is_empty()
+            && let Some(all) = params.as_object_mut()
+        {
+            all.remove("_meta");
+        }
+    }
+    Some(params)
 }
 
 /// `params` of a notification tagged for listen `id`: `_meta[subscriptionId]` set
@@ -284,6 +380,50 @@ mod tests {
         assert_eq!(s.naming("a://1").collect::<Vec<_>>(), [&Id::number(1)]);
         assert_eq!(s.drain().len(), 2);
         assert!(!s.is_open(&Id::number(1)));
+    }
+
+    #[test]
+    fn an_upstream_listen_changes_only_when_its_filter_does_and_reopens_at_most_thrice() {
+        let mut s = Subscriptions::default();
+        let f = filter(&["a://1"]);
+        assert_eq!(
+            s.upstream_change(0, &Filter::default()),
+            UpstreamChange::Keep
+        );
+        assert_eq!(
+            s.upstream_change(0, &f),
+            UpstreamChange::Replace { cancel: None }
+        );
+        s.opened_upstream(0, Some(5), f.clone());
+        assert_eq!(s.upstream_change(0, &f), UpstreamChange::Keep);
+        assert!(s.is_upstream(0, 5) && !s.is_upstream(1, 5));
+        assert_eq!(
+            s.upstream_change(0, &Filter::default()),
+            UpstreamChange::Replace { cancel: Some(5) }
+        );
+        for n in 0..MAX_REOPEN {
+            assert!(s.upstream_closed(0, 5 + u64::from(n)));
+            s.opened_upstream(0, Some(6 + u64::from(n)), f.clone());
+        }
+        assert!(!s.upstream_closed(0, 5 + u64::from(MAX_REOPEN)));
+        assert!(!s.upstream_closed(0, 99));
+        s.forget_upstream(0);
+        assert_eq!(
+            s.upstream_change(0, &f),
+            UpstreamChange::Replace { cancel: None }
+        );
+    }
+
+    #[test]
+    fn untagged_removes_the_tag_and_an_emptied_meta() {
+        let p = untagged(Some(
+            r#"{"uri":"a://1","_meta":{"io.modelcontextprotocol/subscriptionId":4}}"#,
+        ));
+        assert_eq!(p, Some(json!({"uri": "a://1"})));
+        let p = untagged(Some(
+            r#"{"uri":"a://1","_meta":{"k":1,"io.modelcontextprotocol/subscriptionId":4}}"#,
+        ));
+        assert_eq!(p, Some(json!({"uri": "a://1", "_meta": {"k": 1}})));
     }
 
     #[test]

@@ -652,6 +652,9 @@ impl Session {
         else {
             return;
         };
+        if method != "resources/read" && self.legacy_subscription(slot, &uri, method, &origin) {
+            return;
+        }
         let forward = Forward {
             method,
             tool: (method == "resources/read").then(|| uri.clone()),

@@ -171,6 +171,9 @@ enum Pending {
     List(ListKind),
     /// Our own request whose answer nobody needs (e.g. `logging/setLevel` fan-out).
     Internal,
+    /// Our own `subscriptions/listen` to a modern server (`subscriptions.rs`): an
+    /// answer means the server closed it.
+    Listen,
     /// A client request; the answer goes back to its origin.
     Client(Box<ClientCall>),
     /// A client request the client cancelled: a late answer is dropped silently.

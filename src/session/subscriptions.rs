@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::catalog::ListKind;
 use super::{Origin, Pending, Session, SlotState, reparse, wire};
-use crate::era::subscriptions::{Filter, tagged};
+use crate::era::Era;
+use crate::era::subscriptions::{Filter, UpstreamChange, tagged};
 use crate::jsonrpc::{ErrorCode, Id, Message};
 use crate::router::UriRoute;
 use crate::stages::{Direction, Verdict, View, decide, hold};
@@ -26,7 +27,7 @@ impl Session {
             .and_then(|p| serde_json::from_str(p).ok())
             .unwrap_or(Value::Null);
         let mut filter = Filter::parse(&params);
-        // Only the URIs a legacy upstream subscribes to, that no hold or policy stops.
+        // Only the URIs a server subscribes to, that no hold or policy stops.
         let routed: Vec<(String, usize)> = std::mem::take(&mut filter.uris)
             .into_iter()
             .filter_map(|uri| self.subscribable(&uri).map(|slot| (uri, slot)))
@@ -43,11 +44,10 @@ impl Session {
             "notifications/subscriptions/acknowledged",
             Some(params),
         ));
-        for (uri, slot) in routed {
-            if first.contains(&uri) {
-                self.send_subscription(slot, "resources/subscribe", &uri);
-            }
-        }
+        self.need_changed(
+            routed.into_iter().filter(|(uri, _)| first.contains(uri)),
+            "resources/subscribe",
+        );
     }
 
     /// The client's `notifications/cancelled` for an open listen ends it (no answer);
@@ -56,12 +56,33 @@ impl Session {
         let Some((_, last)) = self.subs.close(id) else {
             return false;
         };
-        for uri in last {
-            if let UriRoute::Slot(slot) = self.uri_route(&uri) {
-                self.send_subscription(slot, "resources/unsubscribe", &uri);
+        let routed: Vec<(String, usize)> = last
+            .into_iter()
+            .filter_map(|uri| match self.uri_route(&uri) {
+                UriRoute::Slot(slot) => Some((uri, slot)),
+                _ => None,
+            })
+            .collect();
+        self.need_changed(routed.into_iter(), "resources/unsubscribe");
+        true
+    }
+
+    /// URIs whose need began or ended, each with its slot: a legacy server is sent
+    /// `method` for each; a modern one gets its listen changed once.
+    fn need_changed(&mut self, routed: impl Iterator<Item = (String, usize)>, method: &str) {
+        let mut modern: Vec<usize> = Vec::new();
+        for (uri, slot) in routed {
+            if matches!(self.slots[slot].state.era(), Some(Era::Modern(_))) {
+                if !modern.contains(&slot) {
+                    modern.push(slot);
+                }
+            } else {
+                self.send_subscription(slot, method, &uri);
             }
         }
-        true
+        for slot in modern {
+            self.listen_upstream(slot);
+        }
     }
 
     /// Our catalog of `kind` changed: each listen that asked is told, tagged.
@@ -121,14 +142,14 @@ impl Session {
         }
     }
 
-    /// The legacy slot that subscribes `uri` for a listen, when no hold and no policy
+    /// The slot that subscribes `uri` for a listen, when no hold and no policy
     /// rule stops a subscription to it (judged as the client's own
     /// `resources/subscribe` would be, without asking: `ask` is not honoured).
     fn subscribable(&mut self, uri: &str) -> Option<usize> {
         let UriRoute::Slot(slot) = self.uri_route(uri) else {
             return None;
         };
-        let offers = matches!(&self.slots[slot].state, SlotState::Ready { era: crate::era::Era::Legacy(_), capabilities, .. }
+        let offers = matches!(&self.slots[slot].state, SlotState::Ready { capabilities, .. }
             if capabilities["resources"]["subscribe"] == Value::Bool(true));
         if !offers {
             return None;
@@ -179,5 +200,123 @@ impl Session {
         let id = self.slots[slot].mint(Pending::Internal);
         let params = serde_json::json!({"uri": uri});
         self.send_upstream_raw(slot, wire::request(id, method, Some(&params)));
+    }
+}
+
+impl Session {
+    /// An upstream's `notifications/resources/updated`: to each listen naming the
+    /// URI (tagged with its id), and to a legacy client as it came, less a modern
+    /// server's tag (the id of our listen means nothing to the client).
+    pub(super) fn on_resource_updated(&mut self, index: usize, msg: &Message) {
+        self.updated_to_listens(index, msg);
+        if !self.client.initialized {
+            return;
+        }
+        let tagged_by_server = msg
+            .param(&["_meta", crate::era::subscriptions::SUBSCRIPTION_ID])
+            .is_some();
+        let line = if tagged_by_server {
+            let params = crate::era::subscriptions::untagged(msg.params());
+            wire::notification(msg.method().unwrap_or_default(), params)
+        } else {
+            msg.to_line()
+        };
+        self.forward_to_client(index, line);
+    }
+
+    /// A legacy client's `resources/subscribe` or `unsubscribe` of `uri`, decided and
+    /// routed to `slot`: counted with the listens' needs. A modern server (which has
+    /// no such methods) gets our listen changed instead, and an unsubscribe a listen
+    /// still needs is not sent on; both answered `{}` here (`true`). `false`: send it
+    /// on as it is.
+    pub(super) fn legacy_subscription(
+        &mut self,
+        slot: usize,
+        uri: &str,
+        method: &str,
+        origin: &Origin,
+    ) -> bool {
+        let modern = matches!(self.slots[slot].state.era(), Some(Era::Modern(_)));
+        let changed = if method == "resources/subscribe" {
+            self.subs.subscribe(uri)
+        } else {
+            self.subs.unsubscribe(uri)
+        };
+        if modern {
+            if changed {
+                self.listen_upstream(slot);
+            }
+        } else if changed || method == "resources/subscribe" {
+            return false;
+        }
+        self.reply_result(origin, "{}");
+        true
+    }
+
+    /// mcp-warden's own listen on modern server `index`, for the union of what the
+    /// session needs of it: its lists' changes (the rug-pull check must not depend on
+    /// a client listening, or on `ttlMs`) and the URIs routed to it. Opened when the
+    /// server is ready; replaced (the old one cancelled) when that union changes.
+    pub(super) fn listen_upstream(&mut self, index: usize) {
+        let SlotState::Ready {
+            era: Era::Modern(version),
+            capabilities,
+            ..
+        } = &self.slots[index].state
+        else {
+            return;
+        };
+        let version = *version;
+        let mut filter = Filter::default();
+        for kind in ListKind::ALL {
+            filter.lists[kind.index()] =
+                capabilities[kind.capability()]["listChanged"] == Value::Bool(true);
+        }
+        let mut uris: Vec<String> = self.subs.uris().map(str::to_owned).collect();
+        uris.retain(|uri| matches!(self.uri_route(uri), UriRoute::Slot(s) if s == index));
+        uris.sort();
+        filter.uris = uris;
+        let UpstreamChange::Replace { cancel: old } = self.subs.upstream_change(index, &filter)
+        else {
+            return;
+        };
+        if let Some(old) = old {
+            self.slots[index].pending.remove(&old);
+            let params = serde_json::json!({"requestId": old});
+            self.send_upstream_raw(
+                index,
+                wire::notification("notifications/cancelled", Some(params)),
+            );
+        }
+        let id = (filter != Filter::default()).then(|| {
+            let caps = self.declared_capabilities(index, None);
+            let params = serde_json::json!({
+                "notifications": filter.to_ack(),
+                "_meta": crate::era::meta::envelope(version, &caps),
+            });
+            let id = self.slots[index].mint(Pending::Listen);
+            self.send_upstream_raw(
+                index,
+                wire::request(id, "subscriptions/listen", Some(&params)),
+            );
+            id
+        });
+        self.subs.opened_upstream(index, id, filter);
+    }
+
+    /// A modern server answered our listen: it closed it (S/basic/patterns/
+    /// subscriptions.mdx); opened again, unless this process keeps closing it.
+    pub(super) fn on_upstream_listen_closed(&mut self, index: usize, msg: &Message, id: &Id) {
+        let Some(ours) = id.as_u64() else { return };
+        let reopen = self.subs.upstream_closed(index, ours);
+        let server = &self.slots[index].config.name;
+        if let Some(error) = msg.error() {
+            // Refused (a server without subscriptions): asking again would be refused.
+            tracing::info!(server = %server, error, "the server refused mcp-warden's subscriptions/listen; its lists are relisted on `ttlMs` only");
+        } else if reopen {
+            self.listen_upstream(index);
+        } else {
+            tracing::warn!(server = %server, "the server keeps closing mcp-warden's subscriptions/listen; left closed");
+        }
     }
 }

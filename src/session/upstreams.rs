@@ -166,6 +166,7 @@ impl Session {
             for kind in offered {
                 self.list(index, kind, None);
             }
+            self.listen_upstream(index);
             return;
         }
         if !matches!(slot.state, SlotState::Spawned) {
@@ -226,6 +227,7 @@ impl Session {
                 | Pending::Init
                 | Pending::List(_)
                 | Pending::Internal
+                | Pending::Listen
                 | Pending::Held(_) => {}
             }
         }
@@ -442,6 +444,7 @@ impl Session {
             Pending::Init => self.on_upstream_initialized(index, msg),
             Pending::List(kind) => self.on_list_page(index, kind, msg),
             Pending::Internal => {}
+            Pending::Listen => self.on_upstream_listen_closed(index, msg, id),
             Pending::Held(handle) => self.on_held_answer(msg, handle),
             Pending::Cancelled { timer } => {
                 self.timers.remove(&timer);
@@ -896,12 +899,7 @@ impl Session {
                     self.forward_to_client(index, line);
                 }
             }
-            "notifications/resources/updated" => {
-                self.updated_to_listens(index, msg);
-                if self.client.initialized {
-                    self.forward_to_client(index, msg.to_line());
-                }
-            }
+            "notifications/resources/updated" => self.on_resource_updated(index, msg),
             "notifications/message" if self.client.initialized => {
                 self.forward_to_client(index, msg.to_line());
             }
