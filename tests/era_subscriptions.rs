@@ -24,8 +24,15 @@ fn with_envelope(mut params: Value) -> Value {
 }
 
 fn serve(mode: &str) -> (Env, Serve) {
+    serve_with_policy(mode, "")
+}
+
+fn serve_with_policy(mode: &str, policy: &str) -> (Env, Serve) {
     let env = Env::new();
-    env.user_config(&example_table("era", "era_server", &[mode, "--subscribe"]));
+    env.user_config(&format!(
+        "{}{policy}",
+        example_table("era", "era_server", &[mode, "--subscribe"])
+    ));
     let serve = env.serve();
     (env, serve)
 }
@@ -299,4 +306,30 @@ fn a_legacy_clients_subscribe_to_a_modern_server_is_a_listen_and_its_updates_com
         text["result"]["content"][0]["text"], "subscribed= listens=1",
         "{text}"
     );
+}
+
+/// Hostile: a listen must not reach a URI the policy denies a subscription to (the
+/// listen is a second way to subscribe, so it is judged as `resources/subscribe`).
+#[test]
+fn a_listen_does_not_subscribe_to_a_uri_the_policy_denies() {
+    let (_env, mut serve) = serve_with_policy(
+        "--legacy",
+        "[[policy.rules]]\nid = \"no-secret\"\nresources = [\"era://secret/**\"]\naction = \"deny\"\n",
+    );
+    let client = json!("H");
+    listen(
+        &mut serve,
+        &client,
+        &json!({"resourceSubscriptions": ["era://secret/keys", "ERA://secret/keys", "era://known"]}),
+    );
+    let ack = serve.wait_for(
+        "acknowledgement",
+        is("notifications/subscriptions/acknowledged", &client),
+    );
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"resourceSubscriptions": ["era://known"]}),
+        "{ack}"
+    );
+    assert_eq!(touch(&mut serve, 2), "subscribed=era://known");
 }
