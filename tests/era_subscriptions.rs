@@ -333,3 +333,25 @@ fn a_listen_does_not_subscribe_to_a_uri_the_policy_denies() {
     );
     assert_eq!(touch(&mut serve, 2), "subscribed=era://known");
 }
+
+/// A listen is never answered while open, so a batch holding one would never be.
+#[test]
+fn a_listen_in_a_batch_is_refused() {
+    let (_env, mut serve) = serve("--legacy");
+    serve.request(
+        json!(0),
+        "initialize",
+        json!({"protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "old", "version": "1"}}),
+    );
+    serve.send(&json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "subscriptions/listen",
+         "params": with_envelope(json!({"notifications": {"toolsListChanged": true}}))},
+        {"jsonrpc": "2.0", "id": 2, "method": "ping"},
+    ]));
+    let answers = serve.wait_for("the batch's answers", Value::is_array);
+    let refused = answers
+        .as_array()
+        .and_then(|all| all.iter().find(|a| a["id"] == 1))
+        .unwrap_or_else(|| panic!("{answers}"));
+    assert_eq!(refused["error"]["code"], -32600, "{answers}");
+}

@@ -18,6 +18,11 @@ use crate::stages::{Direction, Verdict, View, decide, hold};
 impl Session {
     /// `subscriptions/listen` (id `c`): acknowledged at once; never answered while open.
     pub(super) fn on_listen(&mut self, msg: &Message, origin: &Origin) {
+        // Never answered while open: a batch holding one would never be answered.
+        if origin.batch.is_some() {
+            let text = "`subscriptions/listen` cannot be part of a batch";
+            return self.reply_error(origin, ErrorCode::InvalidRequest, text);
+        }
         if self.subs.is_open(&origin.id) {
             let text = format!("subscription {} is already open", origin.id);
             return self.reply_error(origin, ErrorCode::InvalidRequest, &text);
