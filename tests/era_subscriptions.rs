@@ -210,7 +210,29 @@ fn crash(serve: &mut Serve, id: i64, modern: bool) {
 fn a_modern_server_gets_our_own_listen_widened_for_a_client_listen_and_again_after_a_restart() {
     let (_env, mut serve) = serve("--modern-only");
     // Before any client listens: mcp-warden's own listen, for the tools' changes.
+    // Its `tools/list_changed` (tagged with our listen's id) relists the server at
+    // once: its list names the count of listings, and its `ttlMs` (45 s) is far off.
+    let listed = |serve: &mut Serve, id: i64| {
+        let listing = serve.request(json!(id), "tools/list", with_envelope(json!({})));
+        let text = listing.to_string();
+        let at = text
+            .find("era__listed_")
+            .unwrap_or_else(|| panic!("{text}"));
+        text[at..].split('"').next().unwrap_or_default().to_owned()
+    };
+    let before = listed(&mut serve, 100);
     assert_eq!(touch(&mut serve, 1), "subscribed= listens=1");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for n in 101.. {
+        if listed(&mut serve, n) != before {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not relisted on our listen's list_changed (still {before})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let client = json!("M");
     listen(
         &mut serve,
