@@ -377,3 +377,36 @@ fn a_listen_in_a_batch_is_refused() {
         .unwrap_or_else(|| panic!("{answers}"));
     assert_eq!(refused["error"]["code"], -32600, "{answers}");
 }
+
+/// One connection speaking both eras: the legacy `resources/unsubscribe` does not
+/// take away a URI a listen still needs, and the listen's end does.
+#[test]
+fn a_legacy_unsubscribe_keeps_what_a_listen_still_needs() {
+    let (_env, mut serve) = serve("--legacy");
+    serve.initialize();
+    let client = json!("both");
+    listen(
+        &mut serve,
+        &client,
+        &json!({"resourceSubscriptions": ["era://known"]}),
+    );
+    serve.wait_for(
+        "acknowledgement",
+        is("notifications/subscriptions/acknowledged", &client),
+    );
+    let subscribed = serve.request(
+        json!(1),
+        "resources/subscribe",
+        json!({"uri": "era://known"}),
+    );
+    assert_eq!(subscribed["result"], json!({}), "{subscribed}");
+    let gone = serve.request(
+        json!(2),
+        "resources/unsubscribe",
+        json!({"uri": "era://known"}),
+    );
+    assert_eq!(gone["result"], json!({}), "{gone}");
+    assert_eq!(touch(&mut serve, 3), "subscribed=era://known");
+    cancel(&mut serve, &client);
+    assert_eq!(touch(&mut serve, 4), "subscribed=");
+}
