@@ -17,7 +17,8 @@
 //! Modern, `subscriptions/listen` is acknowledged and kept open (until cancelled);
 //! `touch` then sends, for each listen, an update of each URI it names and a
 //! `tools/list_changed` if it asked, tagged with its id; its answer names the URIs of
-//! every listen and ends ` listens=N`. Tool `exit` ends the process (a crash).
+//! every listen and ends ` listens=N`. Tool `exit` ends the process (a crash); tool
+//! `close` closes every listen with `notifications/cancelled`.
 //! Other options: `--starts FILE` (a line appended per start), `--probe-delay MS`
 //! (answer the first `server/discover` that late: a slow start that outlasts the
 //! probe's wait).
@@ -224,6 +225,7 @@ fn main() {
                 if subscribe && let Some(all) = result["tools"].as_array_mut() {
                     all.push(json!({"name": "touch", "inputSchema": {"type": "object"}}));
                     all.push(json!({"name": "exit", "inputSchema": {"type": "object"}}));
+                    all.push(json!({"name": "close", "inputSchema": {"type": "object"}}));
                 }
                 listings += 1;
                 if locked == Locked::Modern {
@@ -254,6 +256,13 @@ fn main() {
                 }
                 if params["name"] == "exit" {
                     std::process::exit(9);
+                }
+                if params["name"] == "close" {
+                    for (listen, _, _) in listens.drain(..) {
+                        send(
+                            &json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": listen}}),
+                        );
+                    }
                 }
                 if params["name"] == "touch" {
                     for (listen, uris, tools) in &listens {

@@ -269,6 +269,14 @@ fn a_modern_server_gets_our_own_listen_widened_for_a_client_listen_and_again_aft
         "resources/updated after the restart",
         is("notifications/resources/updated", &client),
     );
+    // The server closes our listen: opened again, the same.
+    let closed = serve.request(
+        json!(150),
+        "tools/call",
+        with_envelope(json!({"name": "era__close", "arguments": {}})),
+    );
+    assert!(closed.get("result").is_some(), "{closed}");
+    assert_eq!(touch(&mut serve, 151), "subscribed=era://known listens=1");
     cancel(&mut serve, &client);
     assert_eq!(touch(&mut serve, 200), "subscribed= listens=1");
 }

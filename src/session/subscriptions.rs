@@ -309,6 +309,23 @@ impl Session {
         self.subs.opened_upstream(index, id, filter);
     }
 
+    /// A modern server's `notifications/cancelled` for our listen: closed as by an
+    /// answer; `false` when it is about something else.
+    pub(super) fn upstream_listen_cancelled(&mut self, index: usize, msg: &Message) -> bool {
+        let Some(ours) = msg
+            .param(&["requestId"])
+            .and_then(|(raw, _)| raw.parse::<u64>().ok())
+            .filter(|&ours| self.subs.is_upstream(index, ours))
+        else {
+            return false;
+        };
+        self.slots[index].pending.remove(&ours);
+        if self.subs.upstream_closed(index, ours) {
+            self.listen_upstream(index);
+        }
+        true
+    }
+
     /// A modern server answered our listen: it closed it (S/basic/patterns/
     /// subscriptions.mdx); opened again, unless this process keeps closing it.
     pub(super) fn on_upstream_listen_closed(&mut self, index: usize, msg: &Message, id: &Id) {

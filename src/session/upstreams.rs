@@ -886,6 +886,8 @@ impl Session {
             // Progress belongs to a request in flight: a modern client (never
             // `initialized`) gets it too.
             "notifications/progress" => self.on_upstream_progress(index, msg),
+            // A modern server closes our listen this way too (S/basic/patterns/cancellation.mdx).
+            "notifications/cancelled" if self.upstream_listen_cancelled(index, msg) => {}
             "notifications/cancelled" if self.client.initialized => {
                 self.on_upstream_cancel(index, msg);
             }
