@@ -37,11 +37,16 @@ fn serve_with_policy(mode: &str, policy: &str) -> (Env, Serve) {
     (env, serve)
 }
 
-fn listen(serve: &mut Serve, id: &Value, notifications: &Value) {
+/// Opens a listen and waits for its acknowledgement, which it gives.
+fn listen(serve: &mut Serve, id: &Value, notifications: &Value) -> Value {
     serve.send(
         &json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen",
-        "params": with_envelope(json!({"notifications": notifications}))}),
+        "params": with_envelope(json!({ "notifications": notifications }))}),
     );
+    serve.wait_for(
+        &format!("the acknowledgement of {id}"),
+        is("notifications/subscriptions/acknowledged", id),
+    )
 }
 
 fn cancel(serve: &mut Serve, id: &Value) {
@@ -72,14 +77,10 @@ fn is(method: &str, tag: &Value) -> impl Fn(&Value) -> bool {
 fn a_listen_is_acknowledged_told_of_changes_and_updates_and_ends_on_cancel_or_shutdown() {
     let (_env, mut serve) = serve("--legacy");
     let first = json!("L1");
-    listen(
+    let ack = listen(
         &mut serve,
         &first,
         &json!({"toolsListChanged": true, "resourceSubscriptions": ["era://known", "era://known"]}),
-    );
-    let ack = serve.wait_for(
-        "acknowledgement",
-        is("notifications/subscriptions/acknowledged", &first),
     );
     assert_eq!(
         ack["params"]["notifications"],
@@ -112,10 +113,6 @@ fn a_listen_is_acknowledged_told_of_changes_and_updates_and_ends_on_cancel_or_sh
         &second,
         &json!({"resourceSubscriptions": ["era://known"]}),
     );
-    serve.wait_for(
-        "acknowledgement of 3",
-        is("notifications/subscriptions/acknowledged", &second),
-    );
     cancel(&mut serve, &first);
     assert_eq!(touch(&mut serve, 4), "subscribed=era://known");
     serve.wait_for(
@@ -128,10 +125,6 @@ fn a_listen_is_acknowledged_told_of_changes_and_updates_and_ends_on_cancel_or_sh
     serve.seen.clear();
     let last = json!("last");
     listen(&mut serve, &last, &json!({"promptsListChanged": true}));
-    serve.wait_for(
-        "acknowledgement of last",
-        is("notifications/subscriptions/acknowledged", &last),
-    );
     assert!(
         !serve.seen.iter().any(|m| m.get("id") == Some(&first)
             || m.get("id") == Some(&second)
@@ -171,10 +164,22 @@ fn more_than_1024_listens_are_refused() {
     cancel(&mut serve, &json!(7));
     let again = json!(5001);
     listen(&mut serve, &again, &json!({}));
-    serve.wait_for(
-        "acknowledgement after a cancel",
-        is("notifications/subscriptions/acknowledged", &again),
-    );
+}
+
+/// A legacy client's `resources/subscribe` or `unsubscribe` of `era://known`,
+/// answered `{}`.
+fn legacy_subscription(serve: &mut Serve, id: i64, method: &str) {
+    let answer = serve.request(json!(id), method, json!({"uri": "era://known"}));
+    assert_eq!(answer["result"], json!({}), "{answer}");
+}
+
+/// A legacy client's `touch`: its text.
+fn legacy_touch(serve: &mut Serve, id: i64) -> String {
+    let answer = serve.call_tool(id, "era__touch", json!({}));
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {answer}"))
+        .to_owned()
 }
 
 /// Calls `touch` until it answers (the server may be restarting): its text.
@@ -234,14 +239,10 @@ fn a_modern_server_gets_our_own_listen_widened_for_a_client_listen_and_again_aft
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let client = json!("M");
-    listen(
+    let ack = listen(
         &mut serve,
         &client,
         &json!({"toolsListChanged": true, "resourceSubscriptions": ["era://known"]}),
-    );
-    let ack = serve.wait_for(
-        "acknowledgement",
-        is("notifications/subscriptions/acknowledged", &client),
     );
     assert_eq!(
         ack["params"]["notifications"]["resourceSubscriptions"],
@@ -290,10 +291,6 @@ fn a_legacy_servers_subscriptions_are_made_again_after_a_restart() {
         &client,
         &json!({"resourceSubscriptions": ["era://known"]}),
     );
-    serve.wait_for(
-        "acknowledgement",
-        is("notifications/subscriptions/acknowledged", &client),
-    );
     assert_eq!(touch(&mut serve, 2), "subscribed=era://known");
     crash(&mut serve, 3, true);
     assert_eq!(
@@ -306,16 +303,10 @@ fn a_legacy_servers_subscriptions_are_made_again_after_a_restart() {
 fn a_legacy_clients_subscribe_to_a_modern_server_is_a_listen_and_its_updates_come_untagged() {
     let (_env, mut serve) = serve("--modern-only");
     serve.initialize();
-    let subscribed = serve.request(
-        json!(1),
-        "resources/subscribe",
-        json!({"uri": "era://known"}),
-    );
-    assert_eq!(subscribed["result"], json!({}), "{subscribed}");
-    let text = serve.call_tool(2, "era__touch", json!({}));
+    legacy_subscription(&mut serve, 1, "resources/subscribe");
     assert_eq!(
-        text["result"]["content"][0]["text"], "subscribed=era://known listens=1",
-        "{text}"
+        legacy_touch(&mut serve, 2),
+        "subscribed=era://known listens=1"
     );
     let updated = serve.wait_for("resources/updated", |m| {
         m["method"] == "notifications/resources/updated"
@@ -325,17 +316,8 @@ fn a_legacy_clients_subscribe_to_a_modern_server_is_a_listen_and_its_updates_com
         json!({"uri": "era://known"}),
         "{updated}"
     );
-    let gone = serve.request(
-        json!(3),
-        "resources/unsubscribe",
-        json!({"uri": "era://known"}),
-    );
-    assert_eq!(gone["result"], json!({}), "{gone}");
-    let text = serve.call_tool(4, "era__touch", json!({}));
-    assert_eq!(
-        text["result"]["content"][0]["text"], "subscribed= listens=1",
-        "{text}"
-    );
+    legacy_subscription(&mut serve, 3, "resources/unsubscribe");
+    assert_eq!(legacy_touch(&mut serve, 4), "subscribed= listens=1");
 }
 
 /// Hostile: a listen must not reach a URI the policy denies a subscription to (the
@@ -347,14 +329,10 @@ fn a_listen_does_not_subscribe_to_a_uri_the_policy_denies() {
         "[[policy.rules]]\nid = \"no-secret\"\nresources = [\"era://secret/**\"]\naction = \"deny\"\n",
     );
     let client = json!("H");
-    listen(
+    let ack = listen(
         &mut serve,
         &client,
         &json!({"resourceSubscriptions": ["era://secret/keys", "ERA://secret/keys", "era://known"]}),
-    );
-    let ack = serve.wait_for(
-        "acknowledgement",
-        is("notifications/subscriptions/acknowledged", &client),
     );
     assert_eq!(
         ack["params"]["notifications"],
@@ -398,22 +376,8 @@ fn a_legacy_unsubscribe_keeps_what_a_listen_still_needs() {
         &client,
         &json!({"resourceSubscriptions": ["era://known"]}),
     );
-    serve.wait_for(
-        "acknowledgement",
-        is("notifications/subscriptions/acknowledged", &client),
-    );
-    let subscribed = serve.request(
-        json!(1),
-        "resources/subscribe",
-        json!({"uri": "era://known"}),
-    );
-    assert_eq!(subscribed["result"], json!({}), "{subscribed}");
-    let gone = serve.request(
-        json!(2),
-        "resources/unsubscribe",
-        json!({"uri": "era://known"}),
-    );
-    assert_eq!(gone["result"], json!({}), "{gone}");
+    legacy_subscription(&mut serve, 1, "resources/subscribe");
+    legacy_subscription(&mut serve, 2, "resources/unsubscribe");
     assert_eq!(touch(&mut serve, 3), "subscribed=era://known");
     cancel(&mut serve, &client);
     assert_eq!(touch(&mut serve, 4), "subscribed=");
