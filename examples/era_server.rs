@@ -10,6 +10,15 @@
 //! answer the probe with a non-JSON line, never, or by exiting).
 //! A modern server's `tools/list` also has `listed_N` (N: its count of listings) and
 //! `ttlMs` 45000 (`--list-ttl MS`).
+//! `--subscribe`: resources offer `subscribe` (legacy `resources/subscribe` and
+//! `unsubscribe` are kept in a set) and a tool `touch` sends
+//! `notifications/resources/updated` for each subscribed URI and a
+//! `notifications/tools/list_changed`, then answers `subscribed=` and the set.
+//! Modern, `subscriptions/listen` is acknowledged and kept open (until cancelled);
+//! `touch` then sends, for each listen, an update of each URI it names and a
+//! `tools/list_changed` if it asked, tagged with its id; its answer names the URIs of
+//! every listen and ends ` listens=N`. Tool `exit` ends the process (a crash); tool
+//! `close` closes every listen with `notifications/cancelled`.
 //! Other options: `--starts FILE` (a line appended per start), `--probe-delay MS`
 //! (answer the first `server/discover` that late: a slow start that outlasts the
 //! probe's wait).
@@ -81,8 +90,13 @@ fn tools() -> Value {
     ])
 }
 
-fn capabilities() -> Value {
-    json!({"tools": {"listChanged": true}, "resources": {}, "logging": {}})
+fn capabilities(subscribe: bool) -> Value {
+    let resources = if subscribe {
+        json!({"subscribe": true})
+    } else {
+        json!({})
+    };
+    json!({"tools": {"listChanged": true}, "resources": resources, "logging": {}})
 }
 
 fn main() {
@@ -90,10 +104,15 @@ fn main() {
     let mut probe_delay = 0u64;
     let mut list_ttl = 45_000u64;
     let mut listings = 0u32;
+    let mut subscribe = false;
+    let mut subscribed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    // Open listens: (id, URIs, whether it asked for tools/list_changed).
+    let mut listens: Vec<(Value, Vec<String>, bool)> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--legacy" => mode = Mode::Legacy,
+            "--subscribe" => subscribe = true,
             "--dual" => mode = Mode::Dual,
             "--modern-only" => mode = Mode::ModernOnly,
             "--refuse" => mode = Mode::Refuse,
@@ -122,6 +141,9 @@ fn main() {
         let Ok(msg) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
+        if msg["method"] == "notifications/cancelled" {
+            listens.retain(|(id, _, _)| *id != msg["params"]["requestId"]);
+        }
         let (Some(method), Some(id)) = (msg["method"].as_str(), msg.get("id").cloned()) else {
             eprintln!("era-server: notification or answer: {line}");
             continue;
@@ -154,7 +176,7 @@ fn main() {
                         json!({
                             "resultType": "complete",
                             "supportedVersions": [MODERN],
-                            "capabilities": capabilities(),
+                            "capabilities": capabilities(subscribe),
                             "instructions": "era-server instructions",
                             "ttlMs": 60000,
                             "cacheScope": "public",
@@ -182,7 +204,7 @@ fn main() {
                     &id,
                     json!({
                         "protocolVersion": params["protocolVersion"],
-                        "capabilities": capabilities(),
+                        "capabilities": capabilities(subscribe),
                         "serverInfo": {"name": "era-server", "version": "1"},
                     }),
                 );
@@ -200,6 +222,11 @@ fn main() {
             }
             "tools/list" => {
                 let mut result = json!({"tools": tools()});
+                if subscribe && let Some(all) = result["tools"].as_array_mut() {
+                    all.push(json!({"name": "touch", "inputSchema": {"type": "object"}}));
+                    all.push(json!({"name": "exit", "inputSchema": {"type": "object"}}));
+                    all.push(json!({"name": "close", "inputSchema": {"type": "object"}}));
+                }
                 listings += 1;
                 if locked == Locked::Modern {
                     // Its list changes at every listing: `listed_N` names the count.
@@ -227,8 +254,52 @@ fn main() {
                         &json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "logger": "era", "data": format!("level={level}")}}),
                     );
                 }
+                if params["name"] == "exit" {
+                    std::process::exit(9);
+                }
+                if params["name"] == "close" {
+                    for (listen, _, _) in listens.drain(..) {
+                        send(
+                            &json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": listen}}),
+                        );
+                    }
+                }
+                if params["name"] == "touch" {
+                    for (listen, uris, tools) in &listens {
+                        let tag = json!({"io.modelcontextprotocol/subscriptionId": listen});
+                        for uri in uris {
+                            send(
+                                &json!({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri, "_meta": tag}}),
+                            );
+                        }
+                        if *tools {
+                            send(
+                                &json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed", "params": {"_meta": tag}}),
+                            );
+                        }
+                    }
+                    for uri in &subscribed {
+                        send(
+                            &json!({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri, "title": format!("key {}{}", "AKIA", "Q3EGRTXB5NLM7HZD")}}),
+                        );
+                    }
+                    send(&json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}));
+                }
                 let text = match params["name"].as_str() {
                     Some("raw") => line.clone(),
+                    Some("touch") if locked == Locked::Modern => {
+                        let mut all: Vec<String> = listens
+                            .iter()
+                            .flat_map(|(_, uris, _)| uris.clone())
+                            .collect();
+                        all.sort();
+                        all.dedup();
+                        format!("subscribed={} listens={}", all.join(","), listens.len())
+                    }
+                    Some("touch") => format!(
+                        "subscribed={}",
+                        subscribed.iter().cloned().collect::<Vec<_>>().join(",")
+                    ),
                     Some("echo") => params["arguments"]["message"]
                         .as_str()
                         .unwrap_or_default()
@@ -267,6 +338,28 @@ fn main() {
                         Some(json!({"uri": params["uri"]})),
                     );
                 }
+            }
+            "subscriptions/listen" if subscribe && locked == Locked::Modern => {
+                let asked = &params["notifications"];
+                let uris = asked["resourceSubscriptions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|u| u.as_str().map(str::to_owned))
+                    .collect();
+                let tools = asked["toolsListChanged"] == true;
+                send(
+                    &json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged", "params": {"notifications": asked, "_meta": {"io.modelcontextprotocol/subscriptionId": id}}}),
+                );
+                listens.push((id, uris, tools));
+            }
+            "resources/subscribe" if subscribe && locked == Locked::Legacy => {
+                subscribed.insert(params["uri"].as_str().unwrap_or_default().to_owned());
+                answer(&id, json!({}));
+            }
+            "resources/unsubscribe" if subscribe && locked == Locked::Legacy => {
+                subscribed.remove(params["uri"].as_str().unwrap_or_default());
+                answer(&id, json!({}));
             }
             "ping" if locked == Locked::Legacy => answer(&id, json!({})),
             _ => error(&id, -32601, "Method not found", None),

@@ -16,6 +16,7 @@ pub mod meta;
 pub mod mrtr;
 pub mod probe;
 pub mod state;
+pub mod subscriptions;
 pub mod tasks;
 
 /// The legacy revisions mcp-warden speaks, newest first.

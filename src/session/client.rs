@@ -173,6 +173,7 @@ impl Session {
             | "resources/subscribe"
             | "resources/unsubscribe"
             | "resources/list"
+            | "subscriptions/listen"
                 if !self.is_settled() =>
             {
                 self.deferred.push(Deferred { msg, origin });
@@ -196,6 +197,7 @@ impl Session {
             "tasks/get" | "tasks/update" | "tasks/cancel" => {
                 self.on_task_request(&msg, origin, method);
             }
+            "subscriptions/listen" if modern => self.on_listen(&msg, &origin),
             "logging/setLevel" => {
                 self.fan_out_set_level(&msg);
                 self.reply_result(&origin, "{}");
@@ -341,6 +343,9 @@ impl Session {
         let Ok(client_id) = Id::from_json(request_id) else {
             return;
         };
+        if self.cancel_listen(&client_id) {
+            return;
+        }
         // Not sent on yet: waiting for the catalogs, or for the user's review of a
         // held tool. Dropped there, never answered.
         if let Some(at) = self.deferred.iter().position(|d| d.origin.id == client_id) {
@@ -659,6 +664,9 @@ impl Session {
         else {
             return;
         };
+        if method != "resources/read" && self.legacy_subscription(slot, &uri, method, &origin) {
+            return;
+        }
         let forward = Forward {
             method,
             tool: (method == "resources/read").then(|| uri.clone()),
@@ -687,15 +695,7 @@ impl Session {
     /// The slot serving `uri`; else answers `origin` with why none does (unknown, or
     /// a collision naming both servers) and gives `None`.
     fn uri_slot_or_reply(&mut self, uri: &str, origin: &Origin) -> Option<usize> {
-        let templates = &self.catalogs[ListKind::Templates.index()];
-        let listed = self.uri_routes.get(uri).copied();
-        let route = crate::router::route_uri(uri, listed, templates, || {
-            let first = self.next_resource_slot(0)?;
-            self.next_resource_slot(first + 1)
-                .is_none()
-                .then_some(first)
-        });
-        let text = match route {
+        let text = match self.uri_route(uri) {
             crate::router::UriRoute::Slot(slot) => return Some(slot),
             crate::router::UriRoute::Unknown => format!("unknown resource `{uri}`"),
             crate::router::UriRoute::Collision(a, b) => format!(
@@ -705,6 +705,19 @@ impl Session {
         };
         self.reply_error(origin, ErrorCode::InvalidParams, &text);
         None
+    }
+
+    /// Where `uri` routes: the server that listed it, else the most specific
+    /// template's, else the only server that offers resources.
+    pub(super) fn uri_route(&self, uri: &str) -> crate::router::UriRoute {
+        let templates = &self.catalogs[ListKind::Templates.index()];
+        let listed = self.uri_routes.get(uri).copied();
+        crate::router::route_uri(uri, listed, templates, || {
+            let first = self.next_resource_slot(0)?;
+            self.next_resource_slot(first + 1)
+                .is_none()
+                .then_some(first)
+        })
     }
 
     /// `completion/complete`: by the prompt's exposed name, or the resource template;

@@ -44,6 +44,7 @@ mod policy;
 mod probe;
 mod reload;
 mod server_requests;
+mod subscriptions;
 mod tasks;
 mod upstreams;
 pub mod wire;
@@ -170,6 +171,9 @@ enum Pending {
     List(ListKind),
     /// Our own request whose answer nobody needs (e.g. `logging/setLevel` fan-out).
     Internal,
+    /// Our own `subscriptions/listen` to a modern server (`subscriptions.rs`): an
+    /// answer means the server closed it.
+    Listen,
     /// A client request; the answer goes back to its origin.
     Client(Box<ClientCall>),
     /// A client request the client cancelled: a late answer is dropped silently.
@@ -390,6 +394,8 @@ struct Session {
     config_watcher: Option<tokio::task::JoinHandle<()>>,
     /// Multi round-trip requests: envelopes issued, rounds waiting on the client.
     mrtr: mrtr::Mrtr,
+    /// The client's open `subscriptions/listen` and the URIs they need upstream.
+    subs: crate::era::subscriptions::Subscriptions,
 }
 
 /// What the session counts to limit rates.
@@ -471,6 +477,7 @@ where
         rate: Rates::default(),
         config_tx,
         config_watcher: None,
+        subs: crate::era::subscriptions::Subscriptions::default(),
     };
     session.watch_config();
     let servers = session.config.effective.servers.clone();
@@ -522,6 +529,8 @@ where
             () = tokio::time::sleep(AUDIT_RECHECK), if audit_behind => {}
         }
     };
+    // Each open listen is closed with a result before the end (graceful closure).
+    session.close_listens();
     // What is already answered still goes out, within a bound.
     for line in std::mem::take(&mut session.out) {
         if tokio::time::timeout(FINAL_FLUSH, out_tx.send(line))
@@ -688,12 +697,12 @@ impl Session {
             self.rebuild_catalog(kind);
             // A client that never listed has nothing stale to be told about.
             let i = kind.index();
-            if std::mem::take(&mut self.announce[i])
-                && self.client.initialized
-                && self.client_listed[i]
-            {
-                self.out
-                    .push_back(wire::notification(kind.changed_notification(), None));
+            if std::mem::take(&mut self.announce[i]) {
+                if self.client.initialized && self.client_listed[i] {
+                    self.out
+                        .push_back(wire::notification(kind.changed_notification(), None));
+                }
+                self.tell_listens(kind);
             }
         }
         // Requests that waited for the catalogs, in the order they came.

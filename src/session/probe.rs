@@ -51,6 +51,8 @@ impl Session {
                 let slot = &mut self.slots[index];
                 tracing::info!(server = %slot.config.name, era = ?state.era(), "modern server (answered `server/discover`)");
                 slot.state = state;
+                // A new process: our listen on the last one is gone with it.
+                self.subs.forget_upstream(index);
                 if self.client.started {
                     self.begin_handshake(index);
                 }

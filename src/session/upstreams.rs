@@ -166,6 +166,7 @@ impl Session {
             for kind in offered {
                 self.list(index, kind, None);
             }
+            self.listen_upstream(index);
             return;
         }
         if !matches!(slot.state, SlotState::Spawned) {
@@ -226,6 +227,7 @@ impl Session {
                 | Pending::Init
                 | Pending::List(_)
                 | Pending::Internal
+                | Pending::Listen
                 | Pending::Held(_) => {}
             }
         }
@@ -442,6 +444,7 @@ impl Session {
             Pending::Init => self.on_upstream_initialized(index, msg),
             Pending::List(kind) => self.on_list_page(index, kind, msg),
             Pending::Internal => {}
+            Pending::Listen => self.on_upstream_listen_closed(index, msg, id),
             Pending::Held(handle) => self.on_held_answer(msg, handle),
             Pending::Cancelled { timer } => {
                 self.timers.remove(&timer);
@@ -615,6 +618,7 @@ impl Session {
         };
         tracing::info!(server = %slot.config.name, ?instance, "upstream initialized");
         self.send_upstream_raw(index, wire::notification("notifications/initialized", None));
+        self.resubscribe(index);
         for kind in offered {
             self.list(index, kind, None);
         }
@@ -889,6 +893,8 @@ impl Session {
             // Progress belongs to a request in flight: a modern client (never
             // `initialized`) gets it too.
             "notifications/progress" => self.on_upstream_progress(index, msg),
+            // A modern server closes our listen this way too (S/basic/patterns/cancellation.mdx).
+            "notifications/cancelled" if self.upstream_listen_cancelled(index, msg) => {}
             "notifications/cancelled" if self.client.initialized => {
                 self.on_upstream_cancel(index, msg);
             }
@@ -902,9 +908,8 @@ impl Session {
                     self.forward_to_client(index, line);
                 }
             }
-            "notifications/message" | "notifications/resources/updated"
-                if self.client.initialized =>
-            {
+            "notifications/resources/updated" => self.on_resource_updated(index, msg),
+            "notifications/message" if self.client.initialized => {
                 self.forward_to_client(index, msg.to_line());
             }
             _ => {
@@ -984,7 +989,7 @@ impl Session {
 
     /// Passes a message from an upstream, already remapped for the client (`line`),
     /// through the chain to the client: stages see what the client would see.
-    fn forward_to_client(&mut self, index: usize, line: Bytes) {
+    pub(super) fn forward_to_client(&mut self, index: usize, line: Bytes) {
         let server = self.slots[index].config.name.clone();
         let Some(msg) = reparse(&line) else { return };
         let view = View::of(Direction::ToClient, &msg).server(&server);

@@ -316,9 +316,16 @@ impl Serve {
     /// Waits for the answer with `id` (compared as JSON, so `"1"` and `1` differ),
     /// keeping other messages in `seen`.
     pub fn answer_to(&mut self, id: &Value) -> Value {
-        // It may have come while another answer was awaited.
-        let is_answer = |msg: &Value| msg.get("method").is_none() && msg.get("id") == Some(id);
-        if let Some(at) = self.seen.iter().position(is_answer) {
+        self.wait_for(&format!("answer to id {id}"), |msg| {
+            msg.get("method").is_none() && msg.get("id") == Some(id)
+        })
+    }
+
+    /// Waits for the first message (one already seen, or to come) that `pick`
+    /// accepts, keeping the others in `seen`; panics naming `what`.
+    pub fn wait_for(&mut self, what: &str, pick: impl Fn(&Value) -> bool) -> Value {
+        // It may have come while another message was awaited.
+        if let Some(at) = self.seen.iter().position(&pick) {
             return self.seen.remove(at);
         }
         let deadline = Instant::now() + WAIT;
@@ -326,13 +333,13 @@ impl Serve {
             let left = deadline.saturating_duration_since(Instant::now());
             let Some(line) = self.recv_line_within(left) else {
                 panic!(
-                    "no answer to id {id} within {WAIT:?}; seen {:?}; stderr:\n{}",
+                    "no {what} within {WAIT:?}; seen {:?}; stderr:\n{}",
                     self.seen,
                     self.stderr()
                 );
             };
             let msg: Value = serde_json::from_str(&line).unwrap();
-            if msg.get("method").is_none() && msg.get("id") == Some(id) {
+            if pick(&msg) {
                 return msg;
             }
             self.seen.push(msg);
@@ -408,6 +415,12 @@ impl Serve {
             .iter()
             .map(|t| t["name"].as_str().unwrap().to_owned())
             .collect()
+    }
+
+    /// Closes stdin (the client leaves) without waiting: what comes after can still
+    /// be read.
+    pub fn close_stdin(&mut self) {
+        drop(self.stdin.take());
     }
 
     /// Closes stdin and waits for the process to exit.
