@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Env, path_str, test_server_table};
+use support::{Env, example_table, path_str, test_server_table};
 
 /// How long the flipping thread runs while `serve` reloads.
 const FLIP_FOR: Duration = Duration::from_secs(6);
@@ -624,4 +624,44 @@ fn no_raw_secret_reaches_the_audit_trail() {
         !env.log().contains(&token),
         "the operator log holds the token"
     );
+}
+
+/// SPEC "Audit": no raw URI or path reaches any audit field. A read names its resource
+/// by scheme and host only; the whole URI is kept keyed (`args_hmac`).
+#[test]
+fn a_reads_uri_reaches_the_audit_trail_without_its_path_or_query() {
+    let env = Env::new();
+    env.user_config(&example_table("old", "era_server", &["--legacy"]));
+    let mut serve = env.ready_serve();
+    for (id, uri) in [
+        (2, "era://known?token=PLAINTOKEN42"),
+        (3, "era://known/home/me/.ssh/id_rsa"),
+        (4, "era://known"),
+    ] {
+        serve.request(json!(id), "resources/read", json!({ "uri": uri }));
+    }
+    let (status, _) = serve.close();
+    assert!(status.success());
+    let trail = env.audit_text();
+    assert!(!trail.contains("PLAINTOKEN42"), "{trail}");
+    assert!(!trail.contains(".ssh"), "{trail}");
+    let reads: Vec<serde_json::Value> = trail
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["method"] == "resources/read")
+        .collect();
+    assert_eq!(reads.len(), 3, "{trail}");
+    let shown: Vec<&str> = reads.iter().filter_map(|r| r["tool"].as_str()).collect();
+    assert_eq!(
+        shown,
+        ["era://known/…", "era://known/…", "era://known"],
+        "{trail}"
+    );
+    // Keyed, and different for different URIs: two reads still tell apart.
+    let keyed: Vec<&str> = reads
+        .iter()
+        .filter_map(|r| r["args_hmac"].as_str())
+        .collect();
+    assert_eq!(keyed.len(), 3, "{trail}");
+    assert_ne!(keyed[0], keyed[1], "{trail}");
 }

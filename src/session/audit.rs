@@ -61,10 +61,19 @@ impl Subject<'_> {
         if let Some(server) = self.server {
             event = event.server(server);
         }
-        if let Some(tool) = self.tool {
+        let uri = self
+            .tool
+            .filter(|_| crate::stages::audit::names_a_uri(self.method));
+        if let Some(uri) = uri {
+            // No raw URI in a record (SPEC "Audit"): its scheme and host, and the
+            // whole URI keyed, so two reads of one resource still match.
+            event = event
+                .tool(crate::stages::audit::redacted_uri(uri))
+                .arguments(serde_json::Value::String(uri.to_owned()).to_string());
+        } else if let Some(tool) = self.tool {
             event = event.tool(tool);
         }
-        if let Some(args) = self.arguments {
+        if let Some(args) = self.arguments.filter(|_| uri.is_none()) {
             event = event.arguments(String::from_utf8_lossy(args));
         }
         event

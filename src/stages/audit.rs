@@ -9,6 +9,41 @@ use crate::audit::Decision;
 use crate::filter::Block;
 use crate::jsonrpc::Message;
 
+/// Whether `method`'s subject is a resource URI (in the record's `tool` field).
+#[must_use]
+pub fn names_a_uri(method: &str) -> bool {
+    matches!(
+        method,
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe"
+    )
+}
+
+/// A resource URI as an audit record may show it (SPEC "Audit": no raw URI or path
+/// reaches any field): its scheme and host, with `/…` for whatever followed
+/// (path, query, fragment: where tokens and private paths live). The whole URI goes
+/// to the record keyed (`args_hmac`), so two reads of one resource still match.
+#[must_use]
+pub fn redacted_uri(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return "…".to_owned();
+    };
+    let Some(after) = rest.strip_prefix("//") else {
+        return if rest.is_empty() {
+            format!("{scheme}:")
+        } else {
+            format!("{scheme}:…")
+        };
+    };
+    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let authority = &after[..end];
+    // Credentials in the authority (`user:password@host`) are never shown.
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let more = if end < after.len() { "/…" } else { "" };
+    format!("{scheme}://{host}{more}")
+}
+
 /// Whether decisions on requests of `method` (and on their answers) are recorded:
 /// every request that carries model data (the ones the policy decides), and the
 /// server requests that reach the user.

@@ -656,3 +656,24 @@ fn flows_fire_on_every_decided_kind_after_a_read_and_a_get_armed_them() {
             .is_empty()
     );
 }
+
+/// Audit records name a resource without its path, query or credentials.
+#[test]
+fn a_uri_is_recorded_as_its_scheme_and_host_only() {
+    for (uri, shown) in [
+        ("file:///home/me/.ssh/id_rsa", "file:///…"),
+        (
+            "https://user:pw@api.example.com/v1?token=s3cret",
+            "https://api.example.com/…",
+        ),
+        ("era://known", "era://known"),
+        ("era://known?token=s3cret", "era://known/…"),
+        ("mailto:someone@example.com", "mailto:…"),
+        ("urn:", "urn:"),
+        ("no scheme at all", "…"),
+    ] {
+        assert_eq!(audit::redacted_uri(uri), shown, "{uri}");
+    }
+    assert!(audit::names_a_uri("resources/read"));
+    assert!(!audit::names_a_uri("tools/call"));
+}
