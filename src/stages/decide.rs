@@ -120,6 +120,7 @@ pub fn decide(
     let decision = policy.evaluate(&call, inputs.flows);
     if view.kind == MessageKind::Call
         && decision.passes()
+        && !continues_a_call(msg)
         && let Err((rule, reason)) = rate.admit(&policy.settings.limits, name, now)
     {
         return Verdict::Stop(Stop::deny(Block {
@@ -128,6 +129,17 @@ pub fn decide(
         }));
     }
     verdict_of(decision)
+}
+
+/// Whether `msg` is the retry of a call mcp-warden answered `input_required` (it
+/// carries our `requestState` envelope): the same call, already counted by `[limits]`
+/// when it was first made. A forged envelope gains nothing by it: the retry is refused
+/// before anything goes upstream (`era::state`).
+fn continues_a_call(msg: &Message) -> bool {
+    msg.param(&["requestState"]).is_some_and(|(raw, _)| {
+        raw.strip_prefix('"')
+            .is_some_and(|s| s.starts_with(crate::era::state::PREFIX))
+    })
 }
 
 /// A request for an item the policy hides (an unconditional deny covers it, so it is

@@ -206,6 +206,46 @@ fn the_call_rate_limit_counts_tool_calls_only() {
     }
 }
 
+/// A retry that carries our `requestState` envelope continues a call already counted:
+/// an `input_required` round trip must not spend the user's `[limits]` twice.
+#[test]
+fn a_retry_with_our_envelope_is_not_counted_again() {
+    let mut policy = PolicySet::default();
+    policy.settings.limits.calls_per_minute = Some(1);
+    let flows = FlowState::new();
+    let inputs = decide::Inputs {
+        policy: &policy,
+        flows: &flows,
+        pinned: None,
+        cwd: None,
+    };
+    let now = Instant::now();
+    let call = message(
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a__t","arguments":{}}}"#,
+    );
+    let retry = message(
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a__t","arguments":{},"inputResponses":{},"requestState":"mws1.e30.AAAA"}}"#,
+    );
+    let theirs = message(
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"a__t","arguments":{},"requestState":"server-state"}}"#,
+    );
+    let view = |m| View::of(Direction::ToUpstream, m).name(Some("a__t"));
+    let mut rate = limits::CallRate::default();
+    assert_eq!(
+        decide::decide(&view(&call), &call, &inputs, &mut rate, now),
+        Verdict::Pass
+    );
+    assert_eq!(
+        decide::decide(&view(&retry), &retry, &inputs, &mut rate, now),
+        Verdict::Pass
+    );
+    // A `requestState` that is not ours is a new call, counted (and over the limit).
+    assert!(matches!(
+        decide::decide(&view(&theirs), &theirs, &inputs, &mut rate, now),
+        Verdict::Stop(ref s) if s.block.rule == "limit:calls_per_minute"
+    ));
+}
+
 /// The decide stage's verdict on `row` under `policy`, in a fresh session.
 fn decided(policy: &PolicySet, row: &Row) -> Verdict {
     let flows = FlowState::new();
