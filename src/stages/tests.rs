@@ -177,23 +177,21 @@ fn ask_asks_for_calls_gets_and_reads_and_passes_every_other_kind() {
     }
 }
 
-#[test]
-fn the_call_rate_limit_counts_tool_calls_only() {
+/// A policy whose only setting is `[limits] calls_per_minute = 1`.
+fn one_call_a_minute() -> PolicySet {
     let mut policy = PolicySet::default();
     policy.settings.limits.calls_per_minute = Some(1);
-    let flows = FlowState::new();
-    let inputs = decide::Inputs {
-        policy: &policy,
-        flows: &flows,
-        pinned: None,
-        cwd: None,
-    };
-    let now = Instant::now();
+    policy
+}
+
+#[test]
+fn the_call_rate_limit_counts_tool_calls_only() {
+    let policy = one_call_a_minute();
     for row in rows() {
         // One session's minute: the first call is admitted, the second is over.
         let mut rate = limits::CallRate::default();
-        let first = decide::decide(&row.view(), &row.msg, &inputs, &mut rate, now);
-        let second = decide::decide(&row.view(), &row.msg, &inputs, &mut rate, now);
+        let first = decided_in(&policy, &row.view(), &row.msg, &mut rate);
+        let second = decided_in(&policy, &row.view(), &row.msg, &mut rate);
         assert_eq!(first, Verdict::Pass, "{:?}", row.kind);
         if row.kind == MessageKind::Call {
             assert!(
@@ -210,16 +208,7 @@ fn the_call_rate_limit_counts_tool_calls_only() {
 /// an `input_required` round trip must not spend the user's `[limits]` twice.
 #[test]
 fn a_retry_with_our_envelope_is_not_counted_again() {
-    let mut policy = PolicySet::default();
-    policy.settings.limits.calls_per_minute = Some(1);
-    let flows = FlowState::new();
-    let inputs = decide::Inputs {
-        policy: &policy,
-        flows: &flows,
-        pinned: None,
-        cwd: None,
-    };
-    let now = Instant::now();
+    let policy = one_call_a_minute();
     let call = message(
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a__t","arguments":{}}}"#,
     );
@@ -229,25 +218,27 @@ fn a_retry_with_our_envelope_is_not_counted_again() {
     let theirs = message(
         r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"a__t","arguments":{},"requestState":"server-state"}}"#,
     );
-    let view = |m| View::of(Direction::ToUpstream, m).name(Some("a__t"));
     let mut rate = limits::CallRate::default();
-    assert_eq!(
-        decide::decide(&view(&call), &call, &inputs, &mut rate, now),
-        Verdict::Pass
-    );
-    assert_eq!(
-        decide::decide(&view(&retry), &retry, &inputs, &mut rate, now),
-        Verdict::Pass
-    );
+    let mut decide = |m: &Message| {
+        let view = View::of(Direction::ToUpstream, m).name(Some("a__t"));
+        decided_in(&policy, &view, m, &mut rate)
+    };
+    assert_eq!(decide(&call), Verdict::Pass);
+    assert_eq!(decide(&retry), Verdict::Pass);
     // A `requestState` that is not ours is a new call, counted (and over the limit).
     assert!(matches!(
-        decide::decide(&view(&theirs), &theirs, &inputs, &mut rate, now),
+        decide(&theirs),
         Verdict::Stop(ref s) if s.block.rule == "limit:calls_per_minute"
     ));
 }
 
-/// The decide stage's verdict on `row` under `policy`, in a fresh session.
-fn decided(policy: &PolicySet, row: &Row) -> Verdict {
+/// The decide stage's verdict on `msg` under `policy`, counting calls in `rate`.
+fn decided_in(
+    policy: &PolicySet,
+    view: &View<'_>,
+    msg: &Message,
+    rate: &mut limits::CallRate,
+) -> Verdict {
     let flows = FlowState::new();
     let inputs = decide::Inputs {
         policy,
@@ -255,8 +246,17 @@ fn decided(policy: &PolicySet, row: &Row) -> Verdict {
         pinned: None,
         cwd: None,
     };
-    let mut rate = limits::CallRate::default();
-    decide::decide(&row.view(), &row.msg, &inputs, &mut rate, Instant::now())
+    decide::decide(view, msg, &inputs, rate, Instant::now())
+}
+
+/// The decide stage's verdict on `row` under `policy`, in a fresh session.
+fn decided(policy: &PolicySet, row: &Row) -> Verdict {
+    decided_in(
+        policy,
+        &row.view(),
+        &row.msg,
+        &mut limits::CallRate::default(),
+    )
 }
 
 #[test]
