@@ -146,6 +146,14 @@ pub fn our_info() -> Value {
     serde_json::json!({"name": "mcp-warden", "version": env!("CARGO_PKG_VERSION")})
 }
 
+/// [`our_info`] as JSON text, made once: it is spliced into every request to a modern
+/// upstream and every result to a modern client.
+#[must_use]
+pub fn our_info_text() -> &'static str {
+    static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| our_info().to_string());
+    &TEXT
+}
+
 /// The `_meta` object of a request mcp-warden makes itself to a modern upstream.
 #[must_use]
 pub fn envelope(version: &str, capabilities: &Value) -> Value {
@@ -182,7 +190,7 @@ pub fn set_owned(msg: &Message, owned: &Owned) -> Vec<Edit> {
             Value::String(owned.version.to_owned()).to_string(),
         ),
         (KEY_CAPABILITIES, owned.capabilities.to_string()),
-        (KEY_CLIENT_INFO, our_info().to_string()),
+        (KEY_CLIENT_INFO, our_info_text().to_owned()),
     ];
     // A level of ours only where the request names none: the client's own wins.
     let names_level =
@@ -274,7 +282,7 @@ pub fn stamp_modern_result(msg: &Message) -> Vec<Edit> {
     let Some(existing) = members(line, result.clone()) else {
         return Vec::new();
     };
-    let info = our_info().to_string();
+    let info = our_info_text().to_owned();
     let mut missing = Vec::new();
     if !existing.iter().any(|m| m.key == "resultType") {
         missing.push(("resultType", "\"complete\"".to_owned()));
