@@ -46,6 +46,7 @@ mod reload;
 mod server_requests;
 mod subscriptions;
 mod tasks;
+mod tasks_poll;
 mod upstreams;
 pub mod wire;
 
@@ -181,6 +182,9 @@ enum Pending {
     /// A client call held open while a modern client answers the server's questions
     /// (`mrtr.rs`); the handle of its record.
     Held(u64),
+    /// Our own request about a legacy client's task on a modern server
+    /// (`tasks_poll.rs`).
+    Bridge(Box<tasks_poll::BridgeAsk>),
 }
 
 /// A client request forwarded to an upstream.
@@ -289,6 +293,8 @@ enum Timer {
     },
     /// The client has waited long enough for slow servers at start-up.
     StartupWait,
+    /// A timer of a legacy client's task on a modern server (`tasks_poll.rs`).
+    Task(tasks_poll::TaskTimer),
 }
 
 /// A request the client made while a catalog was being built.
@@ -319,6 +325,13 @@ enum Reverse {
     Round {
         call: u64,
     },
+    /// One `inputRequests` entry of a modern server's task, asked of the legacy
+    /// client that made the task (`tasks_poll.rs`).
+    TaskInput {
+        task: String,
+        key: String,
+        method: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -339,6 +352,9 @@ struct ClientState {
     info: Value,
     /// The tasks upstreams created for this client, under ids of ours.
     tasks: crate::era::tasks::TaskTable,
+    /// Those of its tasks made on modern servers for it as a legacy client, polled
+    /// by mcp-warden.
+    bridges: tasks_poll::Bridges,
 }
 
 struct Session {
@@ -654,6 +670,7 @@ impl Session {
                     self.abandon_listing(index, kind);
                 }
             }
+            Timer::Task(ref task) => self.on_task_timer(task),
             Timer::StartupWait => {
                 // Servers still starting no longer hold up the client: they join later,
                 // announced with `list_changed`.
@@ -734,7 +751,14 @@ impl Session {
         if offered("completions").next().is_some() {
             caps["completions"] = serde_json::json!({});
         }
-        if let Some(tasks) = crate::era::tasks::legacy_capability(offered("tasks")) {
+        // A modern server's extension is offered as 2025 tasks too: mcp-warden polls
+        // it for the legacy client (`tasks_poll.rs`).
+        let tasks = crate::era::tasks::legacy_capability(offered("tasks")).or_else(|| {
+            self.offers_tasks_extension()
+                .then(|| serde_json::from_str(crate::era::tasks::LEGACY_CAPABILITY).ok())
+                .flatten()
+        });
+        if let Some(tasks) = tasks {
             caps["tasks"] = tasks;
         }
         caps

@@ -37,6 +37,11 @@ pub(super) enum TaskHook {
     /// The extension's `tasks/get` of our task: a task whose terminal form is the
     /// call's answer, or that waits for input.
     Get(String),
+    /// A legacy client's `tools/call` asking a modern server for a task
+    /// (`tasks_poll.rs`): a task answer is recorded and made a 2025 one.
+    LegacyCreate,
+    /// The end of such a task, polled by mcp-warden: the call's answer, kept.
+    Bridged(String),
 }
 
 impl Session {
@@ -62,6 +67,10 @@ impl Session {
             let text = format!("unknown task `{ours}`");
             return self.reply_error(&origin, ErrorCode::InvalidParams, &text);
         };
+        if self.client.bridges.contains(&ours) {
+            // A legacy client's task on a modern server: mcp-warden speaks for it.
+            return self.on_bridged_request(origin, method, &ours);
+        }
         if method == "tasks/get"
             && let Some(terminal) = &route.terminal
         {
@@ -225,7 +234,7 @@ impl Session {
 
     /// mcp-warden's own answers to a task's questions (the workspace for `roots/list`),
     /// sent to the server as a `tasks/update` of ours.
-    fn answer_task_input(
+    pub(super) fn answer_task_input(
         &mut self,
         index: usize,
         route: &TaskRoute,
@@ -258,7 +267,7 @@ impl Session {
     /// Keeps the terminal answer of an extension task as the client got it (`msg`,
     /// after the stages), for later polls.
     pub(super) fn keep_terminal(&mut self, task: Option<&TaskHook>, method: &str, msg: &Message) {
-        if let (Some(TaskHook::Get(ours)), "tools/call", Some(result)) =
+        if let (Some(TaskHook::Get(ours) | TaskHook::Bridged(ours)), "tools/call", Some(result)) =
             (task, method, msg.result())
             && let Some(route) = self.client.tasks.get_mut(ours)
         {
@@ -286,10 +295,10 @@ impl Session {
     }
 
     /// The merged list of `kind` for `origin`, without the tools only a task can run
-    /// that it cannot make a task of: mcp-warden mediates 2025-11-25 tasks between a
-    /// legacy client and a legacy server only (not the 2026 extension, nor across
-    /// eras), so a modern client is shown none of them, a legacy one none of a modern
-    /// server's.
+    /// that it cannot make a task of through mcp-warden: a modern client that does
+    /// not declare the extension, or whose tool is a legacy server's (tasks from a
+    /// modern client to a legacy server are not mediated), and a legacy client whose
+    /// tool is a modern server's that does not offer the extension.
     pub(super) fn listing_for(&self, origin: &Origin, kind: ListKind) -> Cow<'_, str> {
         let catalog = &self.catalogs[kind.index()];
         let listing = catalog.listing();
@@ -297,15 +306,20 @@ impl Session {
             return Cow::Borrowed(listing);
         }
         // A client can make a task of a tool when it is of the same era as the tool's
-        // server, and, modern, declares the tasks extension.
+        // server, and, modern, declares the tasks extension; a legacy client also of a
+        // modern server's that offers the extension (`tasks_poll.rs` polls for it).
         let extension = origin
             .envelope
             .as_ref()
             .is_some_and(|e| crate::era::tasks::declares_extension(&e.capabilities));
         let cannot = |name: &str| {
             catalog.route(name).is_none_or(|route| {
-                self.slots[route.slot].state.era().is_none_or(|era| {
-                    era.is_modern() != origin.is_modern() || (era.is_modern() && !extension)
+                let state = &self.slots[route.slot].state;
+                state.era().is_none_or(|era| match (origin.is_modern(), era.is_modern()) {
+                    (true, true) => !extension,
+                    (false, false) => false,
+                    (true, false) => true,
+                    (false, true) => !matches!(state, super::SlotState::Ready { capabilities, .. } if crate::era::tasks::declares_extension(capabilities)),
                 })
             })
         };
@@ -313,7 +327,7 @@ impl Session {
             Some((kept, hidden)) => {
                 tracing::info!(
                     ?hidden,
-                    "tools only a task can run are not listed to a client that cannot make a task of them through mcp-warden (tasks are mediated within one era)"
+                    "tools only a task can run are not listed to a client that cannot make a task of them through mcp-warden"
                 );
                 Cow::Owned(kept)
             }
@@ -386,7 +400,8 @@ impl Session {
                     }
                 }
             }
-            None | Some(TaskHook::Result) => return None,
+            Some(TaskHook::LegacyCreate) => return self.legacy_task_created(index, msg, call),
+            None | Some(TaskHook::Result | TaskHook::Bridged(_)) => return None,
             Some(TaskHook::Follow(ours) | TaskHook::Get(ours)) => {
                 let (_, span) = task_id_at(line, result, &["taskId"])?;
                 self.client.tasks.note(ours, result);
@@ -432,6 +447,11 @@ impl Session {
             tracing::debug!(server = %self.slots[index].config.name, "status of a task not ours (yet); dropped");
             return None;
         };
+        if self.client.bridges.contains(&ours) {
+            // mcp-warden polls it and tells the legacy client itself; the server's
+            // modern shape would carry the result past the filters.
+            return None;
+        }
         self.client.tasks.note(&ours, params);
         let ours = serde_json::to_string(&ours).unwrap_or_default();
         Some(msg.rewrite(None, &[(span, &ours)]))
