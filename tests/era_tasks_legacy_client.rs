@@ -377,3 +377,61 @@ fn two_modern_servers_naming_their_tasks_alike_never_meet() {
     assert!(result.get("error").is_some(), "{result}");
     serve.close();
 }
+
+/// The real SDK in the legacy client's role: Python `mcp` 1.30.0 (2025-11-25 only, its
+/// experimental task API) makes a task of a modern server's tool through mcp-warden,
+/// polls it, answers the question asked during `tasks/result`, and gets the result.
+#[test]
+fn the_python_sdks_legacy_task_client_runs_a_task_on_a_modern_server() {
+    let Some(prefix) = support::prefix::test_prefix() else {
+        return;
+    };
+    let python = prefix.join("venv-mcp1").join("bin").join("python");
+    // Installed with the others by `install.sh --test-deps`: never a silent skip.
+    assert!(python.exists(), "{} is missing", python.display());
+    let env = Env::new();
+    env.user_config(&example_table(
+        "ext",
+        "ext_task_server",
+        &["--working", "1"],
+    ));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("clients")
+        .join("legacy_task_client.py");
+    let mut client = std::process::Command::new(&python);
+    client
+        .arg(&script)
+        .args(["ext__job", "from the sdk", "--"])
+        .arg(support::bin())
+        .arg("serve");
+    env.apply(&mut client);
+    let output = client.stdin(std::process::Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the SDK client failed ({}):\nstdout: {stdout}\nstderr: {}\nlog:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        env.log()
+    );
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["protocol_version"], "2025-11-25", "{doc}");
+    assert!(
+        doc["capabilities"]["tasks"]["requests"]["tools"]["call"].is_object(),
+        "{doc}"
+    );
+    let ours = doc["created"]["task"]["taskId"].as_str().unwrap();
+    assert!(ours.starts_with("mwt-"), "{doc}");
+    assert_eq!(doc["polled"][0], "working", "{doc}");
+    assert_eq!(doc["elicitations"][0]["message"], "Run the job?", "{doc}");
+    let text = doc["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("done: from the sdk")
+            && text.contains("[REDACTED:")
+            && !text.contains(AWS),
+        "{doc}"
+    );
+    assert_eq!(doc["tasks"]["tasks"][0]["taskId"], json!(ours), "{doc}");
+    assert_eq!(doc["tasks"]["tasks"][0]["status"], "completed", "{doc}");
+}

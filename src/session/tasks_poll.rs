@@ -527,6 +527,10 @@ impl Session {
         let Some(bridge) = self.client.bridges.tasks.get_mut(ours) else {
             return;
         };
+        if bridge.waiters.is_empty() {
+            // Nobody waits any more: the next `tasks/result` polls again.
+            return;
+        }
         let waiters = std::mem::take(&mut bridge.waiters);
         let name = self.slots[index].config.name.clone();
         let why = format!("task `{ours}` ended; its answer was given to the first `tasks/result`");
