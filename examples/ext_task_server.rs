@@ -23,7 +23,9 @@
 //! the questions; `--push-status` follows the task's creation with a
 //! `notifications/tasks/status` of the task `completed`, its result carrying the
 //! fake key; `--foreign-ids` answers `tasks/get` under task id `"2"` and tags the
-//! completed result with `related-task` `"2"` (another task's ids).
+//! completed result with `related-task` `"2"` (another task's ids). `--never-task`:
+//! `job` answers at once even when the extension is declared (the server decides),
+//! with the job's result and its fake key.
 // A test fixture: it may panic and print.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -41,6 +43,7 @@ const EXTENSION: &str = "io.modelcontextprotocol/tasks";
 )]
 struct State {
     always_task: bool,
+    never_task: bool,
     working: u64,
     ask_sampling: bool,
     push_status: bool,
@@ -154,6 +157,9 @@ fn answer(state: &mut State, method: &str, params: &Value) -> Result<Value, (i64
                 return Ok(json!({"content": [{"type": "text", "text": format!("sync: {text}")}]}));
             }
             text.clone_into(&mut state.text);
+            if state.never_task {
+                return Ok(job_result(state));
+            }
             let mut t = task("working");
             t["resultType"] = json!("task");
             Ok(t)
@@ -186,6 +192,7 @@ fn flag(name: &str) -> bool {
 fn main() {
     let mut state = State {
         always_task: flag("--always-task"),
+        never_task: flag("--never-task"),
         working: std::env::args()
             .skip_while(|a| a != "--working")
             .nth(1)

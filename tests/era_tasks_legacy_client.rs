@@ -435,3 +435,50 @@ fn the_python_sdks_legacy_task_client_runs_a_task_on_a_modern_server() {
     assert_eq!(doc["tasks"]["tasks"][0]["taskId"], json!(ours), "{doc}");
     assert_eq!(doc["tasks"]["tasks"][0]["status"], "completed", "{doc}");
 }
+
+#[test]
+fn a_call_the_server_answers_at_once_is_still_a_task_to_the_legacy_client() {
+    let env = Env::new();
+    env.user_config(&example_table("ext", "ext_task_server", &["--never-task"]));
+    let mut serve = env.serve();
+    initialize(&mut serve);
+    let created = serve.request(
+        json!(1),
+        "tools/call",
+        json!({"name": "ext__job", "arguments": {"text": "quick"}, "task": {"ttl": 60000}}),
+    );
+    let task = &created["result"]["task"];
+    let ours = task["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"));
+    assert!(ours.starts_with("mwt-"), "{created}");
+    assert_eq!(task["status"], "completed", "{created}");
+    // The key is not in the creation: the answer waits for `tasks/result`.
+    assert!(!created.to_string().contains(AWS), "{created}");
+    let got = serve.request(json!(2), "tasks/get", json!({"taskId": ours}));
+    assert_eq!(got["result"]["status"], "completed", "{got}");
+    let result = serve.request(json!(3), "tasks/result", json!({"taskId": ours}));
+    let text = result["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{result}"));
+    assert!(
+        text.starts_with("done: quick") && text.contains("[REDACTED:") && !text.contains(AWS),
+        "{result}"
+    );
+    assert_eq!(
+        result["result"]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"],
+        json!(ours),
+        "{result}"
+    );
+    let again = serve.request(json!(4), "tasks/result", json!({"taskId": ours}));
+    assert_eq!(again["result"], result["result"], "{again}");
+    let cancel = serve.request(json!(5), "tasks/cancel", json!({"taskId": ours}));
+    assert_eq!(cancel["error"]["code"], -32602, "{cancel}");
+    serve.close();
+    let audit = env.audit_text();
+    let redacted = audit
+        .lines()
+        .filter(|l| l.contains("ext__job") && l.contains(r#""decision":"redact""#))
+        .count();
+    assert_eq!(redacted, 1, "audited once:\n{audit}");
+}

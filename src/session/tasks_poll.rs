@@ -103,6 +103,10 @@ struct Bridge {
     open: usize,
     /// Why a `tasks/result` now fails: the task ended without a result to give.
     ended: Option<String>,
+    /// The server answered the call at once: no task of its own stands behind ours.
+    at_once: bool,
+    /// That answer (a line under id 0), until the first `tasks/result` takes it.
+    ready: Option<String>,
 }
 
 /// The session's bridged tasks, by our id.
@@ -154,9 +158,6 @@ impl Session {
         call: &ClientCall,
     ) -> Option<Message> {
         let result = msg.result()?;
-        if !is_task_result(result) {
-            return None;
-        }
         let line = std::str::from_utf8(msg.raw()).ok()?;
         let name = self.slots[index].config.name.clone();
         let invalid = |why: &str| {
@@ -169,11 +170,22 @@ impl Session {
                 None,
             ))
         };
-        let Some((server_id, _)) = task_id_at(line, result, &["taskId"]) else {
-            return invalid("no string `taskId`");
-        };
-        let Ok(modern) = serde_json::from_str::<Value>(result) else {
-            return invalid("not JSON");
+        let at_once = !is_task_result(result);
+        let (server_id, modern) = if at_once {
+            // The server answered at once (it decides, seps/2663): the legacy client,
+            // which asked for a task, gets one already completed whose result is that
+            // answer, judged when its `tasks/result` comes.
+            let now = crate::time::Timestamp::now().to_string();
+            let task = serde_json::json!({"status": "completed", "createdAt": now, "lastUpdatedAt": now, "ttlSeconds": null});
+            (String::new(), task)
+        } else {
+            let Some((server_id, _)) = task_id_at(line, result, &["taskId"]) else {
+                return invalid("no string `taskId`");
+            };
+            let Ok(modern) = serde_json::from_str::<Value>(result) else {
+                return invalid("not JSON");
+            };
+            (server_id, modern)
         };
         let instance = self.slots[index].upstream.as_ref()?.instance;
         let route = TaskRoute {
@@ -216,6 +228,11 @@ impl Session {
             asked: HashSet::new(),
             open: 0,
             ended: None,
+            at_once,
+            ready: at_once.then(|| {
+                let payload = shapes::with_related_task(result, &ours);
+                format!(r#"{{"jsonrpc":"2.0","id":0,"result":{payload}}}"#)
+            }),
         };
         self.client.bridges.tasks.insert(ours.clone(), bridge);
         let created = shapes::legacy_from_modern_create(&modern, &ours);
@@ -226,7 +243,18 @@ impl Session {
     /// `tasks/get`, `tasks/result`, `tasks/cancel` (and a stray `tasks/update`) of the
     /// legacy client about a bridged task.
     pub(super) fn on_bridged_request(&mut self, origin: Origin, method: &str, ours: &str) {
+        let at_once = self
+            .client
+            .bridges
+            .tasks
+            .get(ours)
+            .is_some_and(|b| b.at_once);
         match method {
+            "tasks/get" if at_once => {
+                // No task of the server's: the table's copy is the whole truth.
+                let task = self.client.tasks.get(ours).map(|r| r.task.to_string());
+                self.reply_result(&origin, &task.unwrap_or_default());
+            }
             "tasks/get" => {
                 let ask = BridgeAsk::Get(ours.to_owned(), origin.clone());
                 if let Err(text) = self.ask_about_task(ours, "tasks/get", ask) {
@@ -270,6 +298,11 @@ impl Session {
         };
         if let Some(why) = bridge.ended.clone() {
             return self.reply_error(&origin, ErrorCode::Internal, &why);
+        }
+        if let Some(line) = bridge.ready.take() {
+            bridge.waiters.push(origin);
+            let slot = bridge.slot;
+            return self.deliver(slot, ours, &line);
         }
         if bridge.waiters.len() >= MAX_WAITERS {
             let text = format!("task `{ours}` has {MAX_WAITERS} `tasks/result` waiting already");
@@ -420,11 +453,7 @@ impl Session {
     pub(super) fn on_bridge_answer(&mut self, index: usize, msg: &Message, ask: BridgeAsk) {
         let Some(result) = msg.result() else {
             let name = self.slots[index].config.name.clone();
-            let why = msg
-                .error()
-                .and_then(|e| serde_json::from_str::<Value>(e).ok())
-                .and_then(|e| e["message"].as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let why = msg.error_message().unwrap_or_default();
             let text = format!("server `{name}`: {why}");
             return self.bridge_failed(ask, &text);
         };
