@@ -18,7 +18,8 @@
 //! For a legacy client's task (`tests/era_tasks_legacy_client.rs`): `job` is listed
 //! with `execution.taskSupport: "optional"` and `only_task` (the same job) with
 //! `"required"`. `--working N`: the first N `tasks/get` answer `working` (and
-//! `pollIntervalMilliseconds` 0, which a poller must not take as "at once").
+//! `pollIntervalMilliseconds` 0, which a poller must not take as "at once"). `--ttl S`:
+//! the task is created with `ttlSeconds` S.
 //! Hostile tricks: `--ask-sampling` adds a `sampling/createMessage` entry `think` to
 //! the questions; `--push-status` follows the task's creation with a
 //! `notifications/tasks/status` of the task `completed`, its result carrying the
@@ -45,6 +46,7 @@ struct State {
     always_task: bool,
     never_task: bool,
     working: u64,
+    ttl: Option<u64>,
     ask_sampling: bool,
     push_status: bool,
     foreign_ids: bool,
@@ -162,6 +164,9 @@ fn answer(state: &mut State, method: &str, params: &Value) -> Result<Value, (i64
             }
             let mut t = task("working");
             t["resultType"] = json!("task");
+            if let Some(ttl) = state.ttl {
+                t["ttlSeconds"] = json!(ttl);
+            }
             Ok(t)
         }
         _ if method.starts_with("tasks/") && params["taskId"] != "1" => Err(unknown()),
@@ -185,6 +190,13 @@ fn answer(state: &mut State, method: &str, params: &Value) -> Result<Value, (i64
     }
 }
 
+fn number(name: &str) -> Option<u64> {
+    std::env::args()
+        .skip_while(|a| a != name)
+        .nth(1)
+        .map(|n| n.parse().unwrap())
+}
+
 fn flag(name: &str) -> bool {
     std::env::args().any(|a| a == name)
 }
@@ -193,10 +205,8 @@ fn main() {
     let mut state = State {
         always_task: flag("--always-task"),
         never_task: flag("--never-task"),
-        working: std::env::args()
-            .skip_while(|a| a != "--working")
-            .nth(1)
-            .map_or(0, |n| n.parse().unwrap()),
+        working: number("--working").unwrap_or(0),
+        ttl: number("--ttl"),
         ask_sampling: flag("--ask-sampling"),
         push_status: flag("--push-status"),
         foreign_ids: flag("--foreign-ids"),

@@ -44,8 +44,11 @@ fn start_task(serve: &mut Serve, id: i64, tool: &str, text: &str) -> String {
         .unwrap_or_else(|| panic!("no 2025 task in {created}"));
     assert!(ours.starts_with("mwt-") && ours.len() == 26, "{created}");
     assert_eq!(task["status"], "working", "{created}");
-    // The 2025 shape: ttl in ms, the modern members gone.
-    assert_eq!(task["ttl"], 60000, "{created}");
+    // The 2025 shape: ttl in ms (the server's `ttlSeconds`), the modern members gone.
+    assert!(
+        task["ttl"].as_u64().is_some_and(|ms| ms % 1000 == 0),
+        "{created}"
+    );
     for modern in ["ttlSeconds", "pollIntervalMilliseconds", "requestState"] {
         assert!(task.get(modern).is_none(), "{modern} in {created}");
     }
@@ -481,4 +484,61 @@ fn a_call_the_server_answers_at_once_is_still_a_task_to_the_legacy_client() {
         .filter(|l| l.contains("ext__job") && l.contains(r#""decision":"redact""#))
         .count();
     assert_eq!(redacted, 1, "audited once:\n{audit}");
+}
+
+/// How many `tasks/get` the server `tool` belongs to has had.
+fn gets(serve: &mut Serve, id: i64, tool: &str) -> u64 {
+    stats(serve, id, tool)["gets"].as_u64().unwrap()
+}
+
+#[test]
+fn polling_ends_when_nobody_waits_and_when_the_ttl_passes() {
+    let env = Env::new();
+    env.user_config(&format!(
+        "{}\n{}",
+        example_table("a", "ext_task_server", &["--working", "1000000"]),
+        example_table(
+            "b",
+            "ext_task_server",
+            &["--working", "1000000", "--ttl", "1"]
+        )
+    ));
+    let mut serve = env.serve();
+    initialize(&mut serve);
+
+    // Nobody waits any more: the polls stop.
+    let on_a = start_task(&mut serve, 1, "a__job", "a");
+    serve.send(
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "tasks/result", "params": {"taskId": on_a}}),
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    serve.send(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 2}}),
+    );
+    let polled = gets(&mut serve, 3, "a__stats");
+    // At least 250 ms apart: no busy loop.
+    assert!((1..=4).contains(&polled), "{polled} polls in 700 ms");
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        gets(&mut serve, 4, "a__stats") <= polled + 1,
+        "polling went on"
+    );
+
+    // The ttl passed: the wait ends with an error, and so do later ones.
+    let on_b = start_task(&mut serve, 5, "b__job", "b");
+    let started = Instant::now();
+    let expired = serve.request(json!(6), "tasks/result", json!({"taskId": on_b}));
+    assert!(started.elapsed() >= Duration::from_millis(900), "{expired}");
+    assert!(
+        expired["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("expired")),
+        "{expired}"
+    );
+    let later = serve.request(json!(7), "tasks/result", json!({"taskId": on_b}));
+    assert!(later.get("error").is_some(), "{later}");
+    let polled = gets(&mut serve, 8, "b__stats");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(gets(&mut serve, 9, "b__stats"), polled, "polling went on");
+    serve.close();
 }
