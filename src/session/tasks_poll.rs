@@ -6,7 +6,9 @@
 //! has no such parameter: the server decides) and with the extension declared in our
 //! envelope. A `resultType: "task"` answer is recorded in the session's
 //! [`crate::era::tasks::TaskTable`] under an id of ours and answered as a 2025
-//! `CreateTaskResult` ([`crate::era::task_shapes`]). Then:
+//! `CreateTaskResult` ([`crate::era::task_shapes`]); a result the server gives at once
+//! (it decides) becomes a task of ours already `completed`, whose `tasks/result` is
+//! that answer, judged then. Then:
 //! - `tasks/get` → the server's `tasks/get`, answered in the 2025 shape (no inline
 //!   result: 2025 fetches it with `tasks/result`);
 //! - `tasks/result` → mcp-warden polls the server's `tasks/get` on a session timer,
@@ -149,8 +151,8 @@ impl Session {
     }
 
     /// The answer to such a call (`TaskHook::LegacyCreate`): a task is recorded under
-    /// an id of ours and becomes a 2025 `CreateTaskResult`; any other answer passes
-    /// (`None`).
+    /// an id of ours and becomes a 2025 `CreateTaskResult`; a result given at once
+    /// becomes a task of ours already completed; an error passes (`None`).
     pub(super) fn legacy_task_created(
         &mut self,
         index: usize,
@@ -294,7 +296,8 @@ impl Session {
             return self.reply_result(&origin, &kept);
         }
         let Some(bridge) = self.client.bridges.tasks.get_mut(ours) else {
-            return;
+            let text = format!("unknown task `{ours}`");
+            return self.reply_error(&origin, ErrorCode::InvalidParams, &text);
         };
         if let Some(why) = bridge.ended.clone() {
             return self.reply_error(&origin, ErrorCode::Internal, &why);
