@@ -99,15 +99,36 @@ fn forged_ids_route_nowhere(serve: &mut Serve) {
     }
 }
 
+/// A `tasks/result` answer of `ext__job` for our task `ours`: its text starts with
+/// `start`, the fake key redacted, and `related-task` names our id.
+fn assert_the_jobs_answer(answer: &Value, ours: &str, start: &str) {
+    let text = answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert!(
+        text.starts_with(start) && text.contains("[REDACTED:") && !text.contains(AWS),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["result"]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"],
+        json!(ours),
+        "{answer}"
+    );
+}
+
+/// The audit records of `ext__job` that redacted something.
+fn redactions(env: &Env) -> usize {
+    env.audit_text()
+        .lines()
+        .filter(|l| l.contains("ext__job") && l.contains(r#""decision":"redact""#))
+        .count()
+}
+
 /// The task's result is audited as the call's answer once, with its redaction, and
 /// the secret in the user's answer flagged.
 fn audited_once(env: &Env) {
     let audit = env.audit_text();
-    let redacted = audit
-        .lines()
-        .filter(|l| l.contains("ext__job") && l.contains(r#""decision":"redact""#))
-        .count();
-    assert_eq!(redacted, 1, "audited once:\n{audit}");
+    assert_eq!(redactions(env), 1, "audited once:\n{audit}");
     assert!(
         audit
             .lines()
@@ -194,18 +215,7 @@ fn a_legacy_clients_task_on_a_modern_server_is_polled_and_its_result_filtered_on
     assert_eq!(said, ["input_required", "completed"], "{seen:?}");
 
     let answer = seen.last().unwrap();
-    let text = answer["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{answer}"));
-    assert!(
-        text.starts_with("done: later") && text.contains("[REDACTED:") && !text.contains(AWS),
-        "{answer}"
-    );
-    assert_eq!(
-        answer["result"]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"],
-        json!(ours),
-        "{answer}"
-    );
+    assert_the_jobs_answer(answer, &ours, "done: later");
     // Again: the same bytes, not asked upstream again.
     let again = serve.request(json!(9), "tasks/result", json!({"taskId": ours}));
     assert_eq!(again["result"], answer["result"], "{again}");
@@ -461,29 +471,13 @@ fn a_call_the_server_answers_at_once_is_still_a_task_to_the_legacy_client() {
     let got = serve.request(json!(2), "tasks/get", json!({"taskId": ours}));
     assert_eq!(got["result"]["status"], "completed", "{got}");
     let result = serve.request(json!(3), "tasks/result", json!({"taskId": ours}));
-    let text = result["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{result}"));
-    assert!(
-        text.starts_with("done: quick") && text.contains("[REDACTED:") && !text.contains(AWS),
-        "{result}"
-    );
-    assert_eq!(
-        result["result"]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"],
-        json!(ours),
-        "{result}"
-    );
+    assert_the_jobs_answer(&result, ours, "done: quick");
     let again = serve.request(json!(4), "tasks/result", json!({"taskId": ours}));
     assert_eq!(again["result"], result["result"], "{again}");
     let cancel = serve.request(json!(5), "tasks/cancel", json!({"taskId": ours}));
     assert_eq!(cancel["error"]["code"], -32602, "{cancel}");
     serve.close();
-    let audit = env.audit_text();
-    let redacted = audit
-        .lines()
-        .filter(|l| l.contains("ext__job") && l.contains(r#""decision":"redact""#))
-        .count();
-    assert_eq!(redacted, 1, "audited once:\n{audit}");
+    assert_eq!(redactions(&env), 1, "audited once:\n{}", env.audit_text());
 }
 
 /// How many `tasks/get` the server `tool` belongs to has had.
