@@ -166,6 +166,16 @@ fn a_legacy_clients_task_on_a_modern_server_is_polled_and_its_result_filtered_on
 
     let ours = start_task(&mut serve, 3, "ext__job", "later");
     forged_ids_route_nowhere(&mut serve);
+    // The legacy client's task is not reachable by the extension's methods.
+    let modern = serve.request(
+        json!(50),
+        "tasks/get",
+        json!({"taskId": ours, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {"extensions": {"io.modelcontextprotocol/tasks": {}}},
+        }}),
+    );
+    assert_eq!(modern["error"]["code"], -32602, "{modern}");
     let got = serve.request(json!(6), "tasks/get", json!({"taskId": ours}));
     assert_eq!(got["result"]["taskId"], json!(ours), "{got}");
     assert_eq!(got["result"]["status"], "working", "{got}");
