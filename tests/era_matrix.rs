@@ -18,8 +18,19 @@
 //! `mcp` 2.x stdio server is dual. Per cell the script checks the era the client got,
 //! list, call, a denied call, a redacted secret, elicitation, sampling allowed for one
 //! server and denied for the other, roots (the workspace, never the client's), progress,
-//! cancellation, resources and a template, prompts, completion, a rug pull held, and the
-//! audit records of the denial, the redaction and the hold.
+//! cancellation, resources and a template, prompts, completion, a rug pull held, a task
+//! run to completion, and the audit records of the denial, the redaction, the hold and
+//! the task's call.
+//!
+//! The task: the client makes a task-augmented call of `a__slow_task` and polls it to its
+//! end, in the task protocol of its era as mcp-warden resolves the cell (a dual client
+//! speaks the modern era with mcp-warden, a dual server is modern upstream): 2025-11-25
+//! `tasks/*` on a legacy connection, the 2026 `io.modelcontextprotocol/tasks` extension
+//! on a modern one. Both sides of mcp-warden in one era: tasks are mediated as they are.
+//! Across eras (a legacy client before a modern server, a modern client before a legacy
+//! one) mcp-warden bridges the two protocols: those cells run the task only when
+//! [`TASKS_ACROSS_ERAS`] says the bridge of that direction is built. The answer must be
+//! the tool's, under an `mwt-` task id of ours (never the server's), and audited.
 //!
 //! The rug pull: each cell runs with pinning on (`strict`); `mcp-warden pin --yes`
 //! pins every tool of the fixture servers first, then the session starts them with
@@ -46,6 +57,16 @@ const SAMPLED: &str = "SAMPLED-BY-THE-CLIENT";
 /// How long mcp-warden and its servers may take to go once the client has exited (as
 /// `tests/real_servers.rs` waits).
 const LEFTOVER_WAIT: Duration = Duration::from_secs(5);
+
+/// What the task step asks `slow_task` to answer (`done: TEXT`).
+const TASK_TEXT: &str = "a task through the warden";
+
+/// Whether the cells whose client and server speak different eras run the task step:
+/// (legacy client → modern server, modern client → legacy server). Those bridges
+/// (docs/dual-era.md §2.5 rows LC→MS and MC→LS) are built on their own branches; each
+/// flag is turned on when its branch is merged. A cell whose flag is off says so on
+/// stderr and checks everything else.
+const TASKS_ACROSS_ERAS: (bool, bool) = (false, false);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sdk {
@@ -171,8 +192,28 @@ fn server_table(
     )
 }
 
+/// Whether a cell runs the task step (see [`TASKS_ACROSS_ERAS`]): the client's era with
+/// mcp-warden is modern unless it is legacy-only, the server's is legacy only when it
+/// speaks nothing else.
+#[allow(clippy::print_stderr)]
+fn runs_task(client_era: Era, server_era: Era) -> bool {
+    let (legacy_client, legacy_server) = (client_era == Era::Legacy, server_era == Era::Legacy);
+    let (up, down) = TASKS_ACROSS_ERAS;
+    let runs = match (legacy_client, legacy_server) {
+        (true, false) => up,
+        (false, true) => down,
+        _ => true,
+    };
+    if !runs {
+        eprintln!(
+            "task step not run: the {client_era:?} client → {server_era:?} server task bridge is off (TASKS_ACROSS_ERAS)"
+        );
+    }
+    runs
+}
+
 /// The script every cell runs. Server `a` may sample, `b` may not.
-fn script(client_root: &Path, modern_client: bool) -> Value {
+fn script(client_root: &Path, modern_client: bool, task: bool) -> Value {
     let mut steps = vec![
         json!({"op": "list_tools", "all": true, "label": "list"}),
         json!({"op": "call_tool", "name": "a__echo", "arguments": {"text": "through the warden"}, "label": "call"}),
@@ -194,6 +235,9 @@ fn script(client_root: &Path, modern_client: bool) -> Value {
         json!({"op": "get_prompt", "name": "a__greet", "arguments": {"name": "Bob"}, "label": "prompt"}),
         json!({"op": "complete", "ref": {"type": "ref/prompt", "name": "a__greet"}, "argument": {"name": "name", "value": "A"}, "label": "complete"}),
     ];
+    if task {
+        steps.push(json!({"op": "task", "name": "a__slow_task", "arguments": {"text": TASK_TEXT}, "label": "task"}));
+    }
     if modern_client {
         // The list as it came over the wire: the caching members of a modern result.
         steps.push(
@@ -328,12 +372,13 @@ fn cell(client_era: Era, client_sdk: Sdk, server_era: Era, server_sdk: Sdk) {
     let client_root = env.dir.path().join("client-root");
     std::fs::create_dir_all(&client_root).unwrap();
     let modern_client = client_era != Era::Legacy;
+    let task = runs_task(client_era, server_era);
     let out = run_client(
         &env,
         &prefix,
         client_sdk,
         client_era,
-        &script(&client_root, modern_client),
+        &script(&client_root, modern_client, task),
     );
     let context =
         format!("cell: {client_era:?} {client_sdk:?} client, {server_era:?} {server_sdk:?} server");
@@ -344,7 +389,49 @@ fn cell(client_era: Era, client_sdk: Sdk, server_era: Era, server_sdk: Sdk) {
     assert_round_trips(&out, &env, &client_root, &context);
     assert_progress_and_cancellation(&out, &context);
     assert_resources_prompts_completion(&out, &context);
+    if task {
+        assert_task(&out, &env, modern_client, &context);
+    }
     assert_nothing_left(&env, &context);
+}
+
+/// The task ran to its end: the tool's own answer, in the client's task protocol, under
+/// a task id of ours from the first answer to the last, and the call in the audit trail.
+fn assert_task(out: &Value, env: &Env, modern_client: bool, context: &str) {
+    assert_eq!(text(out, "task"), format!("done: {TASK_TEXT}"), "{context}");
+    let task = &result(out, "task")["task"];
+    let protocol = if modern_client {
+        "2026-extension"
+    } else {
+        "2025-11-25"
+    };
+    assert_eq!(task["protocol"], protocol, "{context}: {task}");
+    let id = task["task_id"].as_str().unwrap_or_default();
+    assert!(
+        id.starts_with("mwt-") && id.len() == 26,
+        "{context}: the client must see our task id, never the server's: {task}"
+    );
+    let statuses = task["statuses"].as_array().unwrap();
+    assert_eq!(
+        statuses.last(),
+        Some(&json!("completed")),
+        "{context}: {task}"
+    );
+    if !modern_client {
+        // The terminal result names the task it belongs to: ours.
+        assert_eq!(task["related_task"]["taskId"], id, "{context}: {task}");
+    }
+    // The fixture servers call their tasks `task-N`: no such id reaches the client,
+    // in an answer or a notification.
+    assert!(
+        !out.to_string().contains("\"task-1\""),
+        "{context}: a server's task id leaked: {out}"
+    );
+    let audit = env.audit_text();
+    assert!(
+        audit.lines().any(|l| l.contains("a__slow_task")),
+        "{context}: the task's call is not audited:\n{audit}"
+    );
 }
 
 /// The client has gone, and so have mcp-warden, its servers and any process the client's
@@ -398,6 +485,7 @@ fn assert_tools(out: &Value, modern_client: bool, context: &str) {
             "summarize",
             "show_roots",
             "slow",
+            "slow_task",
         ] {
             let name = format!("{server}__{tool}");
             assert!(
