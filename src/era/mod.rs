@@ -17,6 +17,7 @@ pub mod mrtr;
 pub mod probe;
 pub mod state;
 pub mod subscriptions;
+pub mod task_shapes;
 pub mod tasks;
 
 /// The legacy revisions mcp-warden speaks, newest first.

@@ -46,6 +46,7 @@ mod reload;
 mod server_requests;
 mod subscriptions;
 mod tasks;
+mod tasks_inline;
 mod upstreams;
 pub mod wire;
 
@@ -181,6 +182,9 @@ enum Pending {
     /// A client call held open while a modern client answers the server's questions
     /// (`mrtr.rs`); the handle of its record.
     Held(u64),
+    /// Our `tasks/result` for a modern client's task on a legacy server (its id of
+    /// ours): the task's questions come during it, its payload as the answer.
+    TaskResult(String),
 }
 
 /// A client request forwarded to an upstream.
@@ -339,6 +343,8 @@ struct ClientState {
     info: Value,
     /// The tasks upstreams created for this client, under ids of ours.
     tasks: crate::era::tasks::TaskTable,
+    /// Its 2026 tasks on legacy servers: what mediating them needs besides.
+    inline_tasks: tasks_inline::InlineTasks,
 }
 
 struct Session {

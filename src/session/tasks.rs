@@ -37,6 +37,9 @@ pub(super) enum TaskHook {
     /// The extension's `tasks/get` of our task: a task whose terminal form is the
     /// call's answer, or that waits for input.
     Get(String),
+    /// The extension's `tasks/get` or `tasks/cancel` of our task on a legacy server,
+    /// or the `tasks/result` a poll asked: made 2026 answers (`tasks_inline.rs`).
+    Inline(String),
 }
 
 impl Session {
@@ -73,6 +76,11 @@ impl Session {
             let name = &self.slots[route.slot].config.name;
             let text = format!("task `{ours}` is gone: server `{name}` restarted since");
             return self.reply_error(&origin, ErrorCode::InvalidParams, &text);
+        }
+        // A modern client's task on a legacy server: `tasks_inline.rs`.
+        let inline = route.modern && self.is_legacy(route.slot);
+        if inline && method == "tasks/update" {
+            return self.legacy_task_update(msg, &origin, &ours, &route);
         }
         let server_id = serde_json::to_string(&route.server_id).unwrap_or_default();
         let mut edits = vec![(span, server_id)];
@@ -111,6 +119,7 @@ impl Session {
             }
             call.task = Some(match method {
                 "tasks/result" => TaskHook::Result,
+                _ if inline => TaskHook::Inline(ours),
                 "tasks/get" if route.modern => TaskHook::Get(ours),
                 _ => TaskHook::Follow(ours),
             });
@@ -122,7 +131,7 @@ impl Session {
     /// client's to answer), each answer passed through the in-filter's cell for
     /// answers (a secret in it is flagged: the user's choice). The edit, or why the
     /// update is refused.
-    fn task_update_input(
+    pub(super) fn task_update_input(
         &mut self,
         slot: usize,
         msg: &Message,
@@ -267,11 +276,17 @@ impl Session {
     }
 
     /// Whether a ready server offers the 2026 tasks extension (its discover
-    /// capabilities): only then is it advertised to modern clients.
+    /// capabilities), or is a legacy one offering 2025-11-25 tasks for `tools/call`
+    /// (mediated as the extension, `tasks_inline.rs`): only then is it advertised to
+    /// modern clients.
     pub(super) fn offers_tasks_extension(&self) -> bool {
         self.slots.iter().any(|s| match &s.state {
-            super::SlotState::Ready { capabilities, .. } => {
+            super::SlotState::Ready {
+                capabilities, era, ..
+            } => {
                 crate::era::tasks::declares_extension(capabilities)
+                    || (!era.is_modern()
+                        && capabilities.pointer("/tasks/requests/tools/call").is_some())
             }
             _ => false,
         })
@@ -286,18 +301,18 @@ impl Session {
     }
 
     /// The merged list of `kind` for `origin`, without the tools only a task can run
-    /// that it cannot make a task of: mcp-warden mediates 2025-11-25 tasks between a
-    /// legacy client and a legacy server only (not the 2026 extension, nor across
-    /// eras), so a modern client is shown none of them, a legacy one none of a modern
-    /// server's.
+    /// that it cannot make a task of: a modern client that does not declare the tasks
+    /// extension (it could only fail calling them), and a legacy client a modern
+    /// server's (not mediated in that direction).
     pub(super) fn listing_for(&self, origin: &Origin, kind: ListKind) -> Cow<'_, str> {
         let catalog = &self.catalogs[kind.index()];
         let listing = catalog.listing();
         if kind != ListKind::Tools {
             return Cow::Borrowed(listing);
         }
-        // A client can make a task of a tool when it is of the same era as the tool's
-        // server, and, modern, declares the tasks extension.
+        // A modern client can make a task of a tool when it declares the tasks
+        // extension (a legacy server's tasks are mediated as the extension), a legacy
+        // client of a legacy server's.
         let extension = origin
             .envelope
             .as_ref()
@@ -305,7 +320,10 @@ impl Session {
         let cannot = |name: &str| {
             catalog.route(name).is_none_or(|route| {
                 self.slots[route.slot].state.era().is_none_or(|era| {
-                    era.is_modern() != origin.is_modern() || (era.is_modern() && !extension)
+                    match (origin.is_modern(), era.is_modern()) {
+                        (true, _) => !extension,
+                        (false, server_modern) => server_modern,
+                    }
                 })
             })
         };
@@ -313,7 +331,7 @@ impl Session {
             Some((kept, hidden)) => {
                 tracing::info!(
                     ?hidden,
-                    "tools only a task can run are not listed to a client that cannot make a task of them through mcp-warden (tasks are mediated within one era)"
+                    "tools only a task can run are not listed to a client that cannot make a task of them through mcp-warden (a modern client that does not declare the tasks extension, or a legacy client and a modern server)"
                 );
                 Cow::Owned(kept)
             }
@@ -334,6 +352,13 @@ impl Session {
         let result = msg.result()?;
         let line = std::str::from_utf8(msg.raw()).ok()?;
         let (ours, span) = match &call.task {
+            // A modern client's task on a legacy server: made a 2026 one.
+            None if &*call.method == "tools/call"
+                && call.origin.is_modern()
+                && self.is_legacy(index) =>
+            {
+                return self.legacy_task_created(index, msg, call);
+            }
             None if &*call.method == "tools/call" => {
                 // The extension's task is the result itself; a 2025-11-25 one is in it.
                 let modern = is_task_result(result);
@@ -366,18 +391,8 @@ impl Session {
                 } else {
                     crate::jsonrpc::message::member_at(line, result, &["task"])?.0
                 };
-                let route = TaskRoute {
-                    slot: index,
-                    instance: self.slots[index].upstream.as_ref()?.instance,
-                    server_id,
-                    tool: call.tool.clone(),
-                    arguments: call.arguments.clone(),
-                    monitor: call.monitor.clone(),
-                    task: serde_json::from_str(task).unwrap_or_default(),
-                    modern,
-                    issued: Vec::new(),
-                    terminal: None,
-                };
+                let task = serde_json::from_str(task).unwrap_or_default();
+                let route = self.task_route(index, call, server_id, task, modern)?;
                 match self.client.tasks.insert(route) {
                     Ok(ours) => (ours, span),
                     Err(e) => {
@@ -387,7 +402,7 @@ impl Session {
                 }
             }
             None | Some(TaskHook::Result) => return None,
-            Some(TaskHook::Follow(ours) | TaskHook::Get(ours)) => {
+            Some(TaskHook::Follow(ours) | TaskHook::Get(ours) | TaskHook::Inline(ours)) => {
                 let (_, span) = task_id_at(line, result, &["taskId"])?;
                 self.client.tasks.note(ours, result);
                 (ours.clone(), span)
@@ -395,6 +410,29 @@ impl Session {
         };
         let ours = serde_json::to_string(&ours).unwrap_or_default();
         reparse(&msg.rewrite(None, &[(span, &ours)]))
+    }
+
+    /// The route of a task slot `index` just created for `call`.
+    pub(super) fn task_route(
+        &self,
+        index: usize,
+        call: &super::ClientCall,
+        server_id: String,
+        task: serde_json::Value,
+        modern: bool,
+    ) -> Option<TaskRoute> {
+        Some(TaskRoute {
+            slot: index,
+            instance: self.slots[index].upstream.as_ref()?.instance,
+            server_id,
+            tool: call.tool.clone(),
+            arguments: call.arguments.clone(),
+            monitor: call.monitor.clone(),
+            task,
+            modern,
+            issued: Vec::new(),
+            terminal: None,
+        })
     }
 
     /// A message from slot `index` whose `params` or `result` carries
