@@ -384,20 +384,34 @@ fn cell(client_era: Era, client_sdk: Sdk, server_era: Era, server_sdk: Sdk) {
         format!("cell: {client_era:?} {client_sdk:?} client, {server_era:?} {server_sdk:?} server");
 
     assert_era(&out, client_sdk, client_era, &context);
+    // First after the era: a task that breaks the connection fails every later step.
+    if task {
+        assert_task(&out, &env, modern_client, &context);
+    }
     assert_tools(&out, modern_client, &context);
     assert_decisions(&out, &env, &context);
     assert_round_trips(&out, &env, &client_root, &context);
     assert_progress_and_cancellation(&out, &context);
     assert_resources_prompts_completion(&out, &context);
-    if task {
-        assert_task(&out, &env, modern_client, &context);
-    }
     assert_nothing_left(&env, &context);
 }
 
 /// The task ran to its end: the tool's own answer, in the client's task protocol, under
 /// a task id of ours from the first answer to the last, and the call in the audit trail.
 fn assert_task(out: &Value, env: &Env, modern_client: bool, context: &str) {
+    let step = out["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["label"] == "task")
+        .unwrap_or_else(|| panic!("{context}: no task step: {out}"));
+    // A task crosses more of mcp-warden than any other step: when it fails, its log
+    // says where.
+    assert!(
+        step.get("error").is_none(),
+        "{context}: the task failed: {step}\nmcp-warden log:\n{}",
+        env.log()
+    );
     assert_eq!(text(out, "task"), format!("done: {TASK_TEXT}"), "{context}");
     let task = &result(out, "task")["task"];
     let protocol = if modern_client {
