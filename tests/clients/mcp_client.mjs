@@ -27,7 +27,7 @@
 // cannot decode, a 2026 `resultType: "task"`, is read off the wire (see runTask). On a legacy connection:
 // `tools/call` with `params.task`, `tasks/get` until terminal, `tasks/result`. On a
 // modern one: the extension is declared in the client's capabilities (so in every
-// request's envelope), `tools/call` answers `resultType: "task"`, and `tasks/get` is
+// request's envelope) when the script has a task step, `tools/call` answers `resultType: "task"`, and `tasks/get` is
 // polled until `completed` (its result inline). The SDK's era gate refuses `tasks/get`
 // toward a 2026 peer only on the schema-less form; with an explicit schema it lets
 // through the two names the extension reuses (`tasks/get`, `tasks/cancel`).
@@ -428,8 +428,9 @@ async function run(args, script, answers, doc) {
     if (!args.noRoots) capabilities.roots = { listChanged: true };
     if (!args.noSampling) capabilities.sampling = {};
     if (!args.noElicitation) capabilities.elicitation = { form: {}, url: {} };
-    // The tasks extension (the `task` step); a legacy connection does not carry it.
-    capabilities.extensions = { [TASKS_EXTENSION]: {} };
+    // The tasks extension, for a script with a task step only (it changes what a modern
+    // client is offered: tools only a task can run); a legacy connection does not carry it.
+    if (script.some((step) => step.op === 'task')) capabilities.extensions = { [TASKS_EXTENSION]: {} };
     const client = new Client(CLIENT_INFO, { capabilities, versionNegotiation: { mode: negotiationMode(args.mode) } });
     install(client, rec, args);
     const transport = new StdioClientTransport({

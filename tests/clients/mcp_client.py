@@ -69,8 +69,9 @@ SDK has the 2025-11-25 task types but no API that sends them (its request unions
 the `tasks/*` methods out), so the step sends them with the SDK's raw request API
 (`send_raw_request`) on the same connection and validates every answer with the SDK's
 own task models ("via": "raw-request"). On a modern connection, the 2026
-`io.modelcontextprotocol/tasks` extension through the SDK's extension API: the client is
-built with a `ClientExtension` (declared in every request's client capabilities) whose
+`io.modelcontextprotocol/tasks` extension through the SDK's extension API: when the
+script has a task step, the client is built with a `ClientExtension` (declared in every
+request's client capabilities) whose
 `ResultClaim` takes a `resultType: "task"` answer to `tools/call` and polls `tasks/get`
 (sent with `ClientSession.send_request`, `_meta` envelope and all) until the task is
 `completed`, whose inline result the SDK's `call_tool` returns ("via": "extension").
@@ -446,7 +447,9 @@ async def run(
         elicitation_callback=None if args.no_elicitation else rec.elicitation,
         client_info=types.Implementation(name=CLIENT_NAME, version=CLIENT_VERSION),
         cache=None,
-        extensions=[rec.tasks],
+        # Declared only for a script with a task step: the extension changes what a
+        # modern client is offered (tools only a task can run).
+        extensions=[rec.tasks] if any(step.get("op") == "task" for step in script) else None,
     )
     connected = False
     shutdown_started = time.monotonic()
