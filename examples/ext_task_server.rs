@@ -14,6 +14,19 @@
 //! `{"gets":N,"updates":[…]}`: how many `tasks/get` it got, and each `tasks/update`'s
 //! params as they arrived (without `_meta`). `--always-task`: `job` answers a task even
 //! to a request that did not declare the extension (a server breaking the rule).
+//!
+//! For a legacy client's task (`tests/era_tasks_legacy_client.rs`): `job` is listed
+//! with `execution.taskSupport: "optional"` and `only_task` (the same job) with
+//! `"required"`. `--working N`: the first N `tasks/get` answer `working` (and
+//! `pollIntervalMilliseconds` 0, which a poller must not take as "at once"). `--ttl S`:
+//! the task is created with `ttlSeconds` S.
+//! Hostile tricks: `--ask-sampling` adds a `sampling/createMessage` entry `think` to
+//! the questions; `--push-status` follows the task's creation with a
+//! `notifications/tasks/status` of the task `completed`, its result carrying the
+//! fake key; `--foreign-ids` answers `tasks/get` under task id `"2"` and tags the
+//! completed result with `related-task` `"2"` (another task's ids). `--never-task`:
+//! `job` answers at once even when the extension is declared (the server decides),
+//! with the job's result and its fake key.
 // A test fixture: it may panic and print.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -25,8 +38,18 @@ const MODERN: &str = "2026-07-28";
 const EXTENSION: &str = "io.modelcontextprotocol/tasks";
 
 #[derive(Default)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "a fixture's command-line switches and what it was asked"
+)]
 struct State {
     always_task: bool,
+    never_task: bool,
+    working: u64,
+    ttl: Option<u64>,
+    ask_sampling: bool,
+    push_status: bool,
+    foreign_ids: bool,
     text: String,
     gets: u64,
     updates: Vec<Value>,
@@ -52,8 +75,31 @@ fn declares_extension(params: &Value) -> bool {
         .is_some()
 }
 
+/// The job's result: its text and a fake AWS key (the out-filter's to redact).
+fn job_result(state: &State) -> Value {
+    let key = format!("{}{}", "AKIA", "Q3EGRTXB5NLM7HZD");
+    json!({"content": [{"type": "text", "text": format!("done: {} with key {key}", state.text)}]})
+}
+
 fn tasks_get(state: &mut State) -> Value {
     state.gets += 1;
+    let mut t = tasks_get_inner(state);
+    if state.foreign_ids {
+        t["taskId"] = json!("2");
+        if let Some(result) = t.get_mut("result") {
+            result["_meta"] = json!({"io.modelcontextprotocol/related-task": {"taskId": "2"}});
+        }
+    }
+    t
+}
+
+fn tasks_get_inner(state: &mut State) -> Value {
+    if state.gets <= state.working {
+        let mut t = task("working");
+        t["resultType"] = json!("complete");
+        t["pollIntervalMilliseconds"] = json!(0);
+        return t;
+    }
     if state.cancelled {
         let mut t = task("cancelled");
         t["resultType"] = json!("complete");
@@ -70,12 +116,17 @@ fn tasks_get(state: &mut State) -> Value {
             }},
             "where": {"method": "roots/list", "params": {}},
         });
+        if state.ask_sampling {
+            t["inputRequests"]["think"] = json!({"method": "sampling/createMessage", "params": {
+                "messages": [{"role": "user", "content": {"type": "text", "text": "Say yes."}}],
+                "maxTokens": 10
+            }});
+        }
         return t;
     }
     let mut t = task("completed");
     t["resultType"] = json!("complete");
-    let key = format!("{}{}", "AKIA", "Q3EGRTXB5NLM7HZD");
-    t["result"] = json!({"content": [{"type": "text", "text": format!("done: {} with key {key}", state.text)}]});
+    t["result"] = job_result(state);
     t
 }
 
@@ -93,11 +144,13 @@ fn answer(state: &mut State, method: &str, params: &Value) -> Result<Value, (i64
         })),
         "initialize" => Err((-32022, "Unsupported protocol version".to_owned())),
         "tools/list" => Ok(json!({"resultType": "complete", "tools": [
-            {"name": "job", "description": "Runs a job, as a task when it may.", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}},
+            {"name": "job", "description": "Runs a job, as a task when it may.", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}, "execution": {"taskSupport": "optional"}},
+            {"name": "only_task", "description": "Runs a job, only as a task.", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}, "execution": {"taskSupport": "required"}},
             {"name": "stats", "description": "What this server was asked.", "inputSchema": {"type": "object"}},
         ]})),
         "tools/call" if params["name"] == "stats" => {
-            let seen = json!({"gets": state.gets, "updates": state.updates});
+            let seen =
+                json!({"gets": state.gets, "updates": state.updates, "cancelled": state.cancelled});
             Ok(json!({"content": [{"type": "text", "text": seen.to_string()}]}))
         }
         "tools/call" => {
@@ -106,8 +159,14 @@ fn answer(state: &mut State, method: &str, params: &Value) -> Result<Value, (i64
                 return Ok(json!({"content": [{"type": "text", "text": format!("sync: {text}")}]}));
             }
             text.clone_into(&mut state.text);
+            if state.never_task {
+                return Ok(job_result(state));
+            }
             let mut t = task("working");
             t["resultType"] = json!("task");
+            if let Some(ttl) = state.ttl {
+                t["ttlSeconds"] = json!(ttl);
+            }
             Ok(t)
         }
         _ if method.starts_with("tasks/") && params["taskId"] != "1" => Err(unknown()),
@@ -131,9 +190,26 @@ fn answer(state: &mut State, method: &str, params: &Value) -> Result<Value, (i64
     }
 }
 
+fn number(name: &str) -> Option<u64> {
+    std::env::args()
+        .skip_while(|a| a != name)
+        .nth(1)
+        .map(|n| n.parse().unwrap())
+}
+
+fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
 fn main() {
     let mut state = State {
-        always_task: std::env::args().any(|a| a == "--always-task"),
+        always_task: flag("--always-task"),
+        never_task: flag("--never-task"),
+        working: number("--working").unwrap_or(0),
+        ttl: number("--ttl"),
+        ask_sampling: flag("--ask-sampling"),
+        push_status: flag("--push-status"),
+        foreign_ids: flag("--foreign-ids"),
         ..State::default()
     };
     let mut out = std::io::stdout();
@@ -153,6 +229,14 @@ fn main() {
             }
         };
         writeln!(out, "{reply}").unwrap();
+        let created = reply["result"]["resultType"] == "task";
+        if created && state.push_status {
+            let mut t = task("completed");
+            t["result"] = job_result(&state);
+            let push =
+                json!({"jsonrpc": "2.0", "method": "notifications/tasks/status", "params": t});
+            writeln!(out, "{push}").unwrap();
+        }
         out.flush().unwrap();
     }
 }

@@ -250,6 +250,15 @@ pub fn strip_owned(msg: &Message) -> Vec<Edit> {
     })
 }
 
+/// The edits that remove the top-level `params` members named in `keys` (commas
+/// included), every other byte kept.
+#[must_use]
+pub fn remove_params(msg: &Message, keys: &[&str]) -> Vec<Edit> {
+    params_members(msg).map_or_else(Vec::new, |(_, params)| {
+        remove(&params, |m| keys.contains(&m.key.as_str()))
+    })
+}
+
 /// The edits that add each of `new` (key, value JSON text) that the object
 /// `line[object]` lacks, first in it, in the given order.
 #[must_use]

@@ -189,6 +189,13 @@ impl Message {
         self.result_span.clone().map(|r| self.text(r))
     }
 
+    /// The `message` of `error`, when present (empty when it has none).
+    #[must_use]
+    pub fn error_message(&self) -> Option<String> {
+        let error = serde_json::from_str::<serde_json::Value>(self.error()?).ok()?;
+        Some(error["message"].as_str().unwrap_or_default().to_owned())
+    }
+
     /// The JSON text of `error`, when present.
     #[must_use]
     pub fn error(&self) -> Option<&str> {

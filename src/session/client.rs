@@ -363,7 +363,7 @@ impl Session {
             _ => {}
         }
         // A call waiting on the answers to its server's questions (input_required).
-        if self.cancel_round(&client_id) {
+        if self.cancel_round(&client_id) || self.cancel_task_wait(&client_id) {
             return;
         }
         // Unknown or already answered: nothing to cancel (FAULTS 30).
@@ -391,6 +391,9 @@ impl Session {
             Reverse::Round { call } => {
                 let ours = id.as_u64().unwrap_or_default();
                 self.on_round_answer(call, ours, msg);
+            }
+            Reverse::TaskInput { task, key, method } => {
+                self.on_task_input_answer(&task, key, &method, msg);
             }
             Reverse::PinReview(review) => self.on_pin_review(msg, *review),
             Reverse::PolicyAsk(ask) => self.on_policy_answer(msg, *ask),
@@ -997,13 +1000,27 @@ impl Session {
             edits.push((span, id.to_string()));
             token
         });
-        // The upstream edge of the era adapter: `_meta` for this server's era.
-        let client_caps = origin.envelope.as_ref().map(|e| &e.capabilities);
+        // The upstream edge of the era adapter: `_meta` for this server's era. A
+        // legacy client's task on a modern server declares the tasks extension.
+        let legacy_task = self.legacy_task_capabilities(index, msg, &origin, method);
+        let client_caps = origin
+            .envelope
+            .as_ref()
+            .map(|e| &e.capabilities)
+            .or(legacy_task.as_ref());
         edits.extend(self.era_edits(index, msg, client_caps));
         edits.sort_by_key(|(r, _)| r.start);
         let edits: Vec<(std::ops::Range<usize>, &str)> =
             edits.iter().map(|(r, t)| (r.clone(), t.as_str())).collect();
-        let line = msg.rewrite(Some(&id.to_string()), &edits);
+        let mut line = msg.rewrite(Some(&id.to_string()), &edits);
+        if legacy_task.is_some()
+            && let Some(sent) = reparse(&line)
+        {
+            // The extension has no `params.task`: the server decides.
+            let edits = crate::era::meta::remove_params(&sent, &["task"]);
+            let edits: Vec<_> = edits.iter().map(|(r, t)| (r.clone(), t.as_str())).collect();
+            line = sent.rewrite(None, &edits);
+        }
         let Some((line, mrtr)) = self.mrtr_outgoing(index, msg, method, line, retry.as_ref())
         else {
             self.timers.remove(&timer);
@@ -1031,7 +1048,7 @@ impl Session {
                     progress,
                     paged,
                     mrtr,
-                    task: None,
+                    task: legacy_task.map(|_| super::tasks::TaskHook::LegacyCreate),
                 };
                 slot.pending.insert(id, Pending::Client(Box::new(call)));
                 self.inflight.insert(origin.id, (index, id));

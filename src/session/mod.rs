@@ -47,6 +47,7 @@ mod server_requests;
 mod subscriptions;
 mod tasks;
 mod tasks_inline;
+mod tasks_poll;
 mod upstreams;
 pub mod wire;
 
@@ -185,6 +186,9 @@ enum Pending {
     /// Our `tasks/result` for a modern client's task on a legacy server (its id of
     /// ours): the task's questions come during it, its payload as the answer.
     TaskResult(String),
+    /// Our own request about a legacy client's task on a modern server
+    /// (`tasks_poll.rs`).
+    Bridge(Box<tasks_poll::BridgeAsk>),
 }
 
 /// A client request forwarded to an upstream.
@@ -293,6 +297,8 @@ enum Timer {
     },
     /// The client has waited long enough for slow servers at start-up.
     StartupWait,
+    /// A timer of a legacy client's task on a modern server (`tasks_poll.rs`).
+    Task(tasks_poll::TaskTimer),
 }
 
 /// A request the client made while a catalog was being built.
@@ -323,6 +329,13 @@ enum Reverse {
     Round {
         call: u64,
     },
+    /// One `inputRequests` entry of a modern server's task, asked of the legacy
+    /// client that made the task (`tasks_poll.rs`).
+    TaskInput {
+        task: String,
+        key: String,
+        method: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -345,6 +358,9 @@ struct ClientState {
     tasks: crate::era::tasks::TaskTable,
     /// Its 2026 tasks on legacy servers: what mediating them needs besides.
     inline_tasks: tasks_inline::InlineTasks,
+    /// Those of its tasks made on modern servers for it as a legacy client, polled
+    /// by mcp-warden.
+    bridges: tasks_poll::Bridges,
 }
 
 struct Session {
@@ -660,6 +676,7 @@ impl Session {
                     self.abandon_listing(index, kind);
                 }
             }
+            Timer::Task(ref task) => self.on_task_timer(task),
             Timer::StartupWait => {
                 // Servers still starting no longer hold up the client: they join later,
                 // announced with `list_changed`.
@@ -740,7 +757,14 @@ impl Session {
         if offered("completions").next().is_some() {
             caps["completions"] = serde_json::json!({});
         }
-        if let Some(tasks) = crate::era::tasks::legacy_capability(offered("tasks")) {
+        // A modern server's extension is offered as 2025 tasks too: mcp-warden polls
+        // it for the legacy client (`tasks_poll.rs`).
+        let tasks = crate::era::tasks::legacy_capability(offered("tasks")).or_else(|| {
+            self.offers_tasks_extension()
+                .then(|| serde_json::from_str(crate::era::tasks::LEGACY_CAPABILITY).ok())
+                .flatten()
+        });
+        if let Some(tasks) = tasks {
             caps["tasks"] = tasks;
         }
         caps

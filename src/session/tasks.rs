@@ -40,6 +40,11 @@ pub(super) enum TaskHook {
     /// The extension's `tasks/get` or `tasks/cancel` of our task on a legacy server,
     /// or the `tasks/result` a poll asked: made 2026 answers (`tasks_inline.rs`).
     Inline(String),
+    /// A legacy client's `tools/call` asking a modern server for a task
+    /// (`tasks_poll.rs`): a task answer is recorded and made a 2025 one.
+    LegacyCreate,
+    /// The end of such a task, polled by mcp-warden: the call's answer, kept.
+    Bridged(String),
 }
 
 impl Session {
@@ -65,6 +70,10 @@ impl Session {
             let text = format!("unknown task `{ours}`");
             return self.reply_error(&origin, ErrorCode::InvalidParams, &text);
         };
+        if self.client.bridges.contains(&ours) {
+            // A legacy client's task on a modern server: mcp-warden speaks for it.
+            return self.on_bridged_request(origin, method, &ours);
+        }
         if method == "tasks/get"
             && let Some(terminal) = &route.terminal
         {
@@ -234,7 +243,7 @@ impl Session {
 
     /// mcp-warden's own answers to a task's questions (the workspace for `roots/list`),
     /// sent to the server as a `tasks/update` of ours.
-    fn answer_task_input(
+    pub(super) fn answer_task_input(
         &mut self,
         index: usize,
         route: &TaskRoute,
@@ -267,7 +276,7 @@ impl Session {
     /// Keeps the terminal answer of an extension task as the client got it (`msg`,
     /// after the stages), for later polls.
     pub(super) fn keep_terminal(&mut self, task: Option<&TaskHook>, method: &str, msg: &Message) {
-        if let (Some(TaskHook::Get(ours)), "tools/call", Some(result)) =
+        if let (Some(TaskHook::Get(ours) | TaskHook::Bridged(ours)), "tools/call", Some(result)) =
             (task, method, msg.result())
             && let Some(route) = self.client.tasks.get_mut(ours)
         {
@@ -301,9 +310,9 @@ impl Session {
     }
 
     /// The merged list of `kind` for `origin`, without the tools only a task can run
-    /// that it cannot make a task of: a modern client that does not declare the tasks
-    /// extension (it could only fail calling them), and a legacy client a modern
-    /// server's (not mediated in that direction).
+    /// that it cannot make a task of through mcp-warden: a modern client that does
+    /// not declare the tasks extension (it could only fail calling them), and a legacy
+    /// client whose tool is a modern server's that does not offer the extension.
     pub(super) fn listing_for(&self, origin: &Origin, kind: ListKind) -> Cow<'_, str> {
         let catalog = &self.catalogs[kind.index()];
         let listing = catalog.listing();
@@ -311,19 +320,20 @@ impl Session {
             return Cow::Borrowed(listing);
         }
         // A modern client can make a task of a tool when it declares the tasks
-        // extension (a legacy server's tasks are mediated as the extension), a legacy
-        // client of a legacy server's.
+        // extension (a legacy server's tasks are mediated as the extension); a legacy
+        // client of a legacy server's, and of a modern server's that offers the
+        // extension (`tasks_poll.rs` polls for it).
         let extension = origin
             .envelope
             .as_ref()
             .is_some_and(|e| crate::era::tasks::declares_extension(&e.capabilities));
         let cannot = |name: &str| {
             catalog.route(name).is_none_or(|route| {
-                self.slots[route.slot].state.era().is_none_or(|era| {
-                    match (origin.is_modern(), era.is_modern()) {
-                        (true, _) => !extension,
-                        (false, server_modern) => server_modern,
-                    }
+                let state = &self.slots[route.slot].state;
+                state.era().is_none_or(|era| match (origin.is_modern(), era.is_modern()) {
+                    (true, _) => !extension,
+                    (false, false) => false,
+                    (false, true) => !matches!(state, super::SlotState::Ready { capabilities, .. } if crate::era::tasks::declares_extension(capabilities)),
                 })
             })
         };
@@ -331,7 +341,7 @@ impl Session {
             Some((kept, hidden)) => {
                 tracing::info!(
                     ?hidden,
-                    "tools only a task can run are not listed to a client that cannot make a task of them through mcp-warden (a modern client that does not declare the tasks extension, or a legacy client and a modern server)"
+                    "tools only a task can run are not listed to a client that cannot make a task of them through mcp-warden"
                 );
                 Cow::Owned(kept)
             }
@@ -401,7 +411,10 @@ impl Session {
                     }
                 }
             }
-            None | Some(TaskHook::Result) => return None,
+            Some(TaskHook::LegacyCreate) => {
+                return self.legacy_client_task_created(index, msg, call);
+            }
+            None | Some(TaskHook::Result | TaskHook::Bridged(_)) => return None,
             Some(TaskHook::Follow(ours) | TaskHook::Get(ours) | TaskHook::Inline(ours)) => {
                 let (_, span) = task_id_at(line, result, &["taskId"])?;
                 self.client.tasks.note(ours, result);
@@ -470,6 +483,11 @@ impl Session {
             tracing::debug!(server = %self.slots[index].config.name, "status of a task not ours (yet); dropped");
             return None;
         };
+        if self.client.bridges.contains(&ours) {
+            // mcp-warden polls it and tells the legacy client itself; the server's
+            // modern shape would carry the result past the filters.
+            return None;
+        }
         self.client.tasks.note(&ours, params);
         let ours = serde_json::to_string(&ours).unwrap_or_default();
         Some(msg.rewrite(None, &[(span, &ours)]))

@@ -221,6 +221,10 @@ impl Session {
                 Pending::Cancelled { timer } => {
                     self.timers.remove(&timer);
                 }
+                Pending::Bridge(ask) => {
+                    let msg = format!("server `{name}` is unavailable: {why}");
+                    self.bridge_failed(*ask, &msg);
+                }
                 // A held call's record fails its retry (the instance is gone), a
                 // task's poll finds its server restarted.
                 Pending::Probe(_)
@@ -449,6 +453,7 @@ impl Session {
             Pending::Listen => self.on_upstream_listen_closed(index, msg, id),
             Pending::Held(handle) => self.on_held_answer(msg, handle),
             Pending::TaskResult(ours) => self.on_task_fetched(&ours, msg),
+            Pending::Bridge(ask) => self.on_bridge_answer(index, msg, *ask),
             Pending::Cancelled { timer } => {
                 self.timers.remove(&timer);
             }

@@ -577,11 +577,7 @@ impl Session {
             // goes upstream.
             let round = self.mrtr.rounds.remove(&handle).expect("found above");
             self.cancel_questions(&round);
-            let why = msg
-                .error()
-                .and_then(|e| serde_json::from_str::<Value>(e).ok())
-                .and_then(|e| e["message"].as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let why = msg.error_message().unwrap_or_default();
             let text = format!("the client could not answer `{method}`: {why}");
             return self.end_call(&round.call, ErrorCode::Internal, &text);
         };
