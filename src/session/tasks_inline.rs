@@ -413,6 +413,8 @@ impl Session {
             .get("status")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        // On through the stages as a plain `tasks/get` answer, unless it is the end.
+        call.task = None;
         let text = if status == "cancelled" {
             task_shapes::with_members(task, &[])
         } else if let Some(payload) = &state.payload {
