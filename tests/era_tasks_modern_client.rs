@@ -238,6 +238,16 @@ fn a_task_of_an_optional_tool_only_for_a_client_declaring_the_extension() {
     assert_eq!(plain["result"]["content"][0]["text"], "t: now", "{plain}");
     assert!(plain["result"].get("task").is_none(), "{plain}");
 
+    // A task the call did not ask mcp-warden for (a 2025 `task` param from a client
+    // that does not declare the extension): refused, its id never shown.
+    let unasked = serve.request(
+        json!(30),
+        "tools/call",
+        json!({"name": "t__work", "arguments": {"text": "x"}, "task": {"ttl": 1000}, "_meta": modern_meta(false)}),
+    );
+    assert_eq!(unasked["error"]["code"], -32603, "{unasked}");
+    assert!(!unasked.to_string().contains("taskId"), "{unasked}");
+
     // Declared: a task, already completed at the server; its statuses (one about a
     // task "2" it never made) are not forwarded.
     let ours = create(&mut serve, 2, "t__work", &json!({"text": "later"}));

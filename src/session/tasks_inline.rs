@@ -214,6 +214,10 @@ impl Session {
             state.fetching = false;
             state.payload = Some(msg.clone());
         }
+        // The task ended: a question still open is moot.
+        if let Some(slot) = self.client.tasks.get(ours).map(|r| r.slot) {
+            self.end_questions(slot, ours, "the task ended");
+        }
     }
 
     /// A `notifications/tasks/status` from a legacy server about a modern client's
