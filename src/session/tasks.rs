@@ -13,6 +13,9 @@
 //! later polls answered with them, so that happens once. A task waiting for input has
 //! its `inputRequests` judged as a call's (`mrtr::judge_task_input`), and a
 //! `tasks/update` answers only the keys the client was shown.
+//!
+//! A modern client's task on a legacy server (cell MC→LS) is in `tasks_inline.rs`:
+//! the same table, the extension to the client, 2025-11-25 `tasks/*` to the server.
 
 use std::borrow::Cow;
 
