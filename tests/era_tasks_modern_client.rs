@@ -25,11 +25,7 @@ fn modern_meta(tasks: bool) -> Value {
     if tasks {
         caps["extensions"] = json!({"io.modelcontextprotocol/tasks": {}});
     }
-    json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": caps,
-        "io.modelcontextprotocol/clientInfo": {"name": "modern-client", "version": "1"},
-    })
+    support::modern_meta_with(caps)
 }
 
 /// `params` with `_meta` (the extension declared).
