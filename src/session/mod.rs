@@ -157,6 +157,21 @@ impl Origin {
     fn is_modern(&self) -> bool {
         self.envelope.is_some()
     }
+
+    /// A modern request's declared capabilities (`{}`-less `Null` for a legacy one).
+    fn capabilities(&self) -> Value {
+        self.envelope
+            .as_ref()
+            .map(|e| e.capabilities.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether a modern request declares the tasks extension.
+    fn declares_tasks(&self) -> bool {
+        self.envelope
+            .as_ref()
+            .is_some_and(|e| crate::era::tasks::declares_extension(&e.capabilities))
+    }
 }
 
 /// What an id we sent to an upstream stands for.

@@ -13,6 +13,9 @@
 //! later polls answered with them, so that happens once. A task waiting for input has
 //! its `inputRequests` judged as a call's (`mrtr::judge_task_input`), and a
 //! `tasks/update` answers only the keys the client was shown.
+//!
+//! A modern client's task on a legacy server (cell MC→LS) is in `tasks_inline.rs`:
+//! the same table, the extension to the client, 2025-11-25 `tasks/*` to the server.
 
 use std::borrow::Cow;
 
@@ -198,12 +201,7 @@ impl Session {
                 let Ok(ir) = era_mrtr::parse(result) else {
                     return Some(call);
                 };
-                let capabilities = call
-                    .origin
-                    .envelope
-                    .as_ref()
-                    .map(|e| e.capabilities.clone())
-                    .unwrap_or_default();
+                let capabilities = call.origin.capabilities();
                 self.timers.remove(&call.timer);
                 self.inflight.remove(&call.origin.id);
                 let input = match self.judge_task_input(index, &ir.entries, &capabilities) {
@@ -323,10 +321,7 @@ impl Session {
         // extension (a legacy server's tasks are mediated as the extension); a legacy
         // client of a legacy server's, and of a modern server's that offers the
         // extension (`tasks_poll.rs` polls for it).
-        let extension = origin
-            .envelope
-            .as_ref()
-            .is_some_and(|e| crate::era::tasks::declares_extension(&e.capabilities));
+        let extension = origin.declares_tasks();
         let cannot = |name: &str| {
             catalog.route(name).is_none_or(|route| {
                 let state = &self.slots[route.slot].state;
@@ -372,11 +367,7 @@ impl Session {
             None if &*call.method == "tools/call" => {
                 // The extension's task is the result itself; a 2025-11-25 one is in it.
                 let modern = is_task_result(result);
-                let declared = call
-                    .origin
-                    .envelope
-                    .as_ref()
-                    .is_some_and(|e| crate::era::tasks::declares_extension(&e.capabilities));
+                let declared = call.origin.declares_tasks();
                 if modern && !declared {
                     // The extension was not declared to the server for this request: a
                     // task is an invalid answer (seps/2663 "MUST NOT"), and its id would
@@ -466,20 +457,26 @@ impl Session {
         reparse(&msg.rewrite(None, &[(span, &ours)]))
     }
 
+    /// The task a `notifications/tasks/status` from slot `index` is about, when it is
+    /// one of ours: our id, and where the server's is in the message.
+    pub(super) fn status_subject(
+        &self,
+        index: usize,
+        msg: &Message,
+    ) -> Option<(String, std::ops::Range<usize>)> {
+        let line = std::str::from_utf8(msg.raw()).ok()?;
+        let (server_id, span) = task_id_at(line, msg.params()?, &["taskId"])?;
+        let instance = self.slots[index].upstream.as_ref()?.instance;
+        let ours = self.client.tasks.ours(index, instance, &server_id)?;
+        Some((ours.to_owned(), span))
+    }
+
     /// `notifications/tasks/status` from slot `index`: re-tagged with our id; a status
     /// of a task we do not know (not ours, or before its `CreateTaskResult`) is
     /// dropped, since its id would mean nothing to the client.
     pub(super) fn task_status(&mut self, index: usize, msg: &Message) -> Option<Bytes> {
-        let line = std::str::from_utf8(msg.raw()).ok()?;
         let params = msg.params()?;
-        let (server_id, span) = task_id_at(line, params, &["taskId"])?;
-        let instance = self.slots[index].upstream.as_ref()?.instance;
-        let Some(ours) = self
-            .client
-            .tasks
-            .ours(index, instance, &server_id)
-            .map(str::to_owned)
-        else {
+        let Some((ours, span)) = self.status_subject(index, msg) else {
             tracing::debug!(server = %self.slots[index].config.name, "status of a task not ours (yet); dropped");
             return None;
         };

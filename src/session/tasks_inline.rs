@@ -83,10 +83,7 @@ impl Session {
     /// a 2025-11-25 task for a modern client: the client declares the extension, the
     /// server is legacy, and the tool can run as a task.
     fn runs_as_legacy_task(&self, slot: usize, exposed: &str, origin: &Origin) -> bool {
-        let declared = origin
-            .envelope
-            .as_ref()
-            .is_some_and(|e| crate::era::tasks::declares_extension(&e.capabilities));
+        let declared = origin.declares_tasks();
         if !declared || !self.is_legacy(slot) {
             return false;
         }
@@ -159,12 +156,7 @@ impl Session {
             }
         };
         let created = task_shapes::modern_created_from_legacy(result, &ours)?;
-        let capabilities = call
-            .origin
-            .envelope
-            .as_ref()
-            .map(|e| e.capabilities.clone())
-            .unwrap_or_default();
+        let capabilities = call.origin.capabilities();
         let inline = &mut self.client.inline_tasks.tasks;
         // Bounded as the table is: state of tasks it forgot goes.
         if inline.len() >= crate::era::tasks::MAX_TASKS {
@@ -214,25 +206,16 @@ impl Session {
             state.fetching = false;
             state.payload = Some(msg.clone());
         }
+        // The task ended: a question still open is moot.
+        if let Some(slot) = self.client.tasks.get(ours).map(|r| r.slot) {
+            self.end_questions(slot, ours, "the task ended");
+        }
     }
 
     /// A `notifications/tasks/status` from a legacy server about a modern client's
     /// task: read (it may be time to fetch), never forwarded (`true`: it was one).
     pub(super) fn legacy_task_status(&mut self, index: usize, msg: &Message) -> bool {
-        let (Ok(line), Some(params)) = (std::str::from_utf8(msg.raw()), msg.params()) else {
-            return false;
-        };
-        let Some((server_id, _)) = task_id_at(line, params, &["taskId"]) else {
-            return false;
-        };
-        let Some(instance) = self.slots[index].upstream.as_ref().map(|u| u.instance) else {
-            return false;
-        };
-        let Some(ours) = self
-            .client
-            .tasks
-            .ours(index, instance, &server_id)
-            .map(str::to_owned)
+        let (Some(params), Some((ours, _))) = (msg.params(), self.status_subject(index, msg))
         else {
             return false;
         };
@@ -413,6 +396,8 @@ impl Session {
             .get("status")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        // On through the stages as a plain `tasks/get` answer, unless it is the end.
+        call.task = None;
         let text = if status == "cancelled" {
             task_shapes::with_members(task, &[])
         } else if let Some(payload) = &state.payload {
