@@ -410,7 +410,9 @@ impl Session {
             call.task = Some(TaskHook::Get(ours.to_owned()));
             task_shapes::modern_terminal_from_legacy(task, outcome)
         } else if matches!(status, "completed" | "failed") {
-            // Ended, payload not in yet: asked now, on this poll.
+            // Ended, payload not in yet: asked now, on this poll. Its answer must come
+            // back here to be made the 2026 task (the hook cleared above is put back).
+            call.task = Some(TaskHook::Inline(ours.to_owned()));
             return self.fetch_for_poll(index, call, ours);
         } else if !state.questions.is_empty() {
             let requests =
