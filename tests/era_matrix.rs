@@ -26,11 +26,11 @@
 //! end, in the task protocol of its era as mcp-warden resolves the cell (a dual client
 //! speaks the modern era with mcp-warden, a dual server is modern upstream): 2025-11-25
 //! `tasks/*` on a legacy connection, the 2026 `io.modelcontextprotocol/tasks` extension
-//! on a modern one. Both sides of mcp-warden in one era: tasks are mediated as they are.
-//! Across eras (a legacy client before a modern server, a modern client before a legacy
-//! one) mcp-warden bridges the two protocols: those cells run the task only when
-//! [`TASKS_ACROSS_ERAS`] says the bridge of that direction is built. The answer must be
-//! the tool's, under an `mwt-` task id of ours (never the server's), and audited.
+//! on a modern one. Both sides of mcp-warden in one era: tasks are mediated as they are;
+//! across eras (a legacy client before a modern server, a modern client before a legacy
+//! one) mcp-warden bridges the two protocols (docs/dual-era.md §2.5.1, §2.5.2). The
+//! answer must be the tool's, under an `mwt-` task id of ours (never the server's), and
+//! audited.
 //!
 //! The rug pull: each cell runs with pinning on (`strict`); `mcp-warden pin --yes`
 //! pins every tool of the fixture servers first, then the session starts them with
@@ -60,13 +60,6 @@ const LEFTOVER_WAIT: Duration = Duration::from_secs(5);
 
 /// What the task step asks `slow_task` to answer (`done: TEXT`).
 const TASK_TEXT: &str = "a task through the warden";
-
-/// Whether the cells whose client and server speak different eras run the task step:
-/// (legacy client → modern server, modern client → legacy server). Those bridges
-/// (docs/dual-era.md §2.5 rows LC→MS and MC→LS) are built on their own branches; each
-/// flag is turned on when its branch is merged. A cell whose flag is off says so on
-/// stderr and checks everything else.
-const TASKS_ACROSS_ERAS: (bool, bool) = (false, false);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sdk {
@@ -192,28 +185,8 @@ fn server_table(
     )
 }
 
-/// Whether a cell runs the task step (see [`TASKS_ACROSS_ERAS`]): the client's era with
-/// mcp-warden is modern unless it is legacy-only, the server's is legacy only when it
-/// speaks nothing else.
-#[allow(clippy::print_stderr)]
-fn runs_task(client_era: Era, server_era: Era) -> bool {
-    let (legacy_client, legacy_server) = (client_era == Era::Legacy, server_era == Era::Legacy);
-    let (up, down) = TASKS_ACROSS_ERAS;
-    let runs = match (legacy_client, legacy_server) {
-        (true, false) => up,
-        (false, true) => down,
-        _ => true,
-    };
-    if !runs {
-        eprintln!(
-            "task step not run: the {client_era:?} client → {server_era:?} server task bridge is off (TASKS_ACROSS_ERAS)"
-        );
-    }
-    runs
-}
-
 /// The script every cell runs. Server `a` may sample, `b` may not.
-fn script(client_root: &Path, modern_client: bool, task: bool) -> Value {
+fn script(client_root: &Path, modern_client: bool) -> Value {
     let mut steps = vec![
         json!({"op": "list_tools", "all": true, "label": "list"}),
         json!({"op": "call_tool", "name": "a__echo", "arguments": {"text": "through the warden"}, "label": "call"}),
@@ -234,10 +207,8 @@ fn script(client_root: &Path, modern_client: bool, task: bool) -> Value {
         json!({"op": "list_prompts", "all": true, "label": "prompts"}),
         json!({"op": "get_prompt", "name": "a__greet", "arguments": {"name": "Bob"}, "label": "prompt"}),
         json!({"op": "complete", "ref": {"type": "ref/prompt", "name": "a__greet"}, "argument": {"name": "name", "value": "A"}, "label": "complete"}),
+        json!({"op": "task", "name": "a__slow_task", "arguments": {"text": TASK_TEXT}, "label": "task"}),
     ];
-    if task {
-        steps.push(json!({"op": "task", "name": "a__slow_task", "arguments": {"text": TASK_TEXT}, "label": "task"}));
-    }
     if modern_client {
         // The list as it came over the wire: the caching members of a modern result.
         steps.push(
@@ -372,22 +343,19 @@ fn cell(client_era: Era, client_sdk: Sdk, server_era: Era, server_sdk: Sdk) {
     let client_root = env.dir.path().join("client-root");
     std::fs::create_dir_all(&client_root).unwrap();
     let modern_client = client_era != Era::Legacy;
-    let task = runs_task(client_era, server_era);
     let out = run_client(
         &env,
         &prefix,
         client_sdk,
         client_era,
-        &script(&client_root, modern_client, task),
+        &script(&client_root, modern_client),
     );
     let context =
         format!("cell: {client_era:?} {client_sdk:?} client, {server_era:?} {server_sdk:?} server");
 
     assert_era(&out, client_sdk, client_era, &context);
     // First after the era: a task that breaks the connection fails every later step.
-    if task {
-        assert_task(&out, &env, modern_client, &context);
-    }
+    assert_task(&out, &env, modern_client, &context);
     assert_tools(&out, modern_client, &context);
     assert_decisions(&out, &env, &context);
     assert_round_trips(&out, &env, &client_root, &context);
