@@ -268,14 +268,19 @@ fn run_client(env: &Env, prefix: &Path, sdk: Sdk, era: Era, script: &Value) -> V
         .unwrap_or_else(|e| panic!("client output is not JSON ({e}): {stdout}"))
 }
 
-/// The step labelled `label`, which must have a result; its result.
-fn result<'a>(out: &'a Value, label: &str) -> &'a Value {
-    let step = out["steps"]
+/// The step labelled `label`, as the client reported it.
+fn step<'a>(out: &'a Value, label: &str) -> &'a Value {
+    out["steps"]
         .as_array()
         .unwrap()
         .iter()
         .find(|s| s["label"] == label)
-        .unwrap_or_else(|| panic!("no step {label}: {out}"));
+        .unwrap_or_else(|| panic!("no step {label}: {out}"))
+}
+
+/// The step labelled `label`, which must have a result; its result.
+fn result<'a>(out: &'a Value, label: &str) -> &'a Value {
+    let step = step(out, label);
     assert!(
         step.get("error").is_none(),
         "step {label} failed: {step}\nwhole run: {out}"
@@ -367,12 +372,7 @@ fn cell(client_era: Era, client_sdk: Sdk, server_era: Era, server_sdk: Sdk) {
 /// The task ran to its end: the tool's own answer, in the client's task protocol, under
 /// a task id of ours from the first answer to the last, and the call in the audit trail.
 fn assert_task(out: &Value, env: &Env, modern_client: bool, context: &str) {
-    let step = out["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["label"] == "task")
-        .unwrap_or_else(|| panic!("{context}: no task step: {out}"));
+    let step = step(out, "task");
     // A task crosses more of mcp-warden than any other step: when it fails, its log
     // says where.
     assert!(
@@ -551,12 +551,7 @@ fn assert_round_trips(out: &Value, env: &Env, client_root: &Path, context: &str)
         format!("summary: {SAMPLED}"),
         "{context}"
     );
-    let denied = out["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["label"] == "sample-denied")
-        .unwrap();
+    let denied = step(out, "sample-denied");
     assert!(
         !denied.to_string().contains(SAMPLED)
             && (denied["result"]["isError"] == true || denied.get("error").is_some()),
