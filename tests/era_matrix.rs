@@ -410,8 +410,13 @@ fn assert_task(out: &Value, env: &Env, modern_client: bool, context: &str) {
         "{context}: a server's task id leaked: {out}"
     );
     let audit = env.audit_text();
+    // Its call and its terminal result, each audited as the call's (decision `allow`).
+    let records = audit
+        .lines()
+        .filter(|l| l.contains(r#""tool":"a__slow_task""#) && l.contains(r#""decision":"allow""#))
+        .count();
     assert!(
-        audit.lines().any(|l| l.contains("a__slow_task")),
+        records >= 1,
         "{context}: the task's call is not audited:\n{audit}"
     );
 }
