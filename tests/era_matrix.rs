@@ -410,7 +410,8 @@ fn assert_task(out: &Value, env: &Env, modern_client: bool, context: &str) {
         "{context}: a server's task id leaked: {out}"
     );
     let audit = env.audit_text();
-    // Its call and its terminal result, each audited as the call's (decision `allow`).
+    // Audited as the call (today twice: the answer that made the task, and the
+    // terminal result, each as the call's answer).
     let records = audit
         .lines()
         .filter(|l| l.contains(r#""tool":"a__slow_task""#) && l.contains(r#""decision":"allow""#))
