@@ -10,6 +10,16 @@
 //! itself. `tasks/result` of `"1"` answers `NAME: TEXT` (`NAME` from `--name`) tagged
 //! `related-task` `"1"`; `tasks/get` and `tasks/cancel` answer the task; `tasks/list`
 //! answers it too (mcp-warden never asks). Anything else about an unknown task: -32602.
+//!
+//! Tool `ask {text}` (`taskSupport: "required"`, for `tests/era_tasks_modern_client.rs`)
+//! makes task `"q"`, `input_required` until its question is answered. `tasks/result`
+//! of `"q"` is where it asks: an `elicitation/create` tagged `related-task` `"q"`
+//! (`Which colour, says NAME?`; with `--sample`, first a `sampling/createMessage` tagged the same, which
+//! mcp-warden should refuse by default); the `tasks/result` is answered once the
+//! elicitation is: `ask: TEXT, told: ANSWER` and a fake AWS key (the out-filter's to
+//! redact). `--foreign-tag`: the elicitation is tagged with task `"zz"`, which it
+//! never created. Tool `seen` answers what came back to its own requests, by id:
+//! `{"e1": {…result or error…}, "s1": …}`.
 // A test fixture: it reports on stderr.
 #![allow(clippy::print_stderr)]
 
@@ -19,12 +29,27 @@ mod mini_mcp;
 use std::process::ExitCode;
 
 use mini_mcp::{Args, Out, Outcome, Server, tool};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
+#[derive(Default)]
 struct TaskServer {
     name: String,
     /// The text of the last task-augmented call (the one task there is).
     text: Option<String>,
+    /// `ask`: its text, the elicitation's answer once given, and the `tasks/result`
+    /// requests waiting for it.
+    ask: Option<String>,
+    told: Option<Value>,
+    waiting: Vec<Value>,
+    asked: bool,
+    sample: bool,
+    foreign_tag: bool,
+    /// What came back to our own requests, by id.
+    seen: Map<String, Value>,
+}
+
+fn ask_task(status: &str) -> Value {
+    json!({"taskId": "q", "status": status, "ttl": 60000, "createdAt": "2026-12-07T00:00:00Z", "lastUpdatedAt": "2026-12-07T00:00:00Z", "pollInterval": 50})
 }
 
 fn task() -> Value {
@@ -34,6 +59,23 @@ fn task() -> Value {
 impl TaskServer {
     fn answer_of(&self, text: &str) -> String {
         format!("{}: {text}", self.name)
+    }
+
+    /// The payload of task `"q"`: its text, what the user said, and a fake key.
+    fn ask_result(&self) -> Value {
+        let told = self.told.as_ref().map(Value::to_string).unwrap_or_default();
+        // A fake AWS access key, in two pieces so no scanner flags this file.
+        let text = format!(
+            "{}: ask: {}, told: {told}, key {}{}",
+            self.name,
+            self.ask.as_deref().unwrap_or_default(),
+            "AKIA",
+            "Q3EGRTXB5NLM7HZD"
+        );
+        json!({
+            "content": [{"type": "text", "text": text}],
+            "_meta": {"io.modelcontextprotocol/related-task": {"taskId": "q"}},
+        })
     }
 }
 
@@ -45,12 +87,84 @@ impl Server for TaskServer {
             json!({"type": "object", "properties": {"text": {"type": "string"}}}),
         );
         work["execution"] = json!({"taskSupport": "optional"});
-        vec![work]
+        let mut ask = tool(
+            "ask",
+            "Asks the user something, as a task only",
+            json!({"type": "object", "properties": {"text": {"type": "string"}}}),
+        );
+        ask["execution"] = json!({"taskSupport": "required"});
+        let seen = tool(
+            "seen",
+            "What came back to its requests",
+            json!({"type": "object"}),
+        );
+        vec![work, ask, seen]
     }
 
     fn call(&mut self, name: &str, arguments: &Value) -> Option<Outcome> {
+        if name == "seen" {
+            return Some(Outcome::Text(Value::Object(self.seen.clone()).to_string()));
+        }
         let text = arguments.get("text").and_then(Value::as_str)?;
         (name == "work").then(|| Outcome::Text(self.answer_of(text)))
+    }
+
+    fn on_response(&mut self, message: &Map<String, Value>) {
+        let Some(id) = message.get("id").and_then(Value::as_str) else {
+            return;
+        };
+        let answer = message
+            .get("result")
+            .or_else(|| message.get("error"))
+            .cloned()
+            .unwrap_or_default();
+        if id == "e1" {
+            self.told = Some(answer.clone());
+        }
+        self.seen.insert(id.to_owned(), answer);
+    }
+
+    fn after_response(&mut self, out: &mut Out) -> std::io::Result<()> {
+        if self.told.is_some() {
+            for id in std::mem::take(&mut self.waiting) {
+                out.result(&id, &self.ask_result())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn defer(
+        &mut self,
+        id: &Value,
+        method: &str,
+        params: &Value,
+        out: &mut Out,
+    ) -> std::io::Result<bool> {
+        let about_q = params.get("taskId").and_then(Value::as_str) == Some("q");
+        if method != "tasks/result" || !about_q || self.told.is_some() {
+            return Ok(false);
+        }
+        // The legacy way: the question comes while `tasks/result` is open.
+        let tag = if self.foreign_tag { "zz" } else { "q" };
+        let meta = json!({"io.modelcontextprotocol/related-task": {"taskId": tag}});
+        if !self.asked {
+            self.asked = true;
+            if self.sample {
+                out.request(
+                    "s1",
+                    "sampling/createMessage",
+                    &json!({"messages": [{"role": "user", "content": {"type": "text", "text": "write my answer"}}], "maxTokens": 10, "_meta": meta}),
+                )?;
+            }
+            let message = format!("Which colour, says {}?", self.name);
+            out.request(
+                "e1",
+                "elicitation/create",
+                &json!({"message": message, "requestedSchema": {"type": "object", "properties": {"colour": {"type": "string"}}}, "_meta": meta}),
+            )?;
+        }
+        self.waiting.push(id.clone());
+        Ok(true)
     }
 
     fn capabilities(&self) -> Option<Value> {
@@ -65,6 +179,25 @@ impl Server for TaskServer {
     ) -> Option<Result<Value, String>> {
         let asked = params.get("taskId").and_then(Value::as_str);
         match method {
+            "tools/call"
+                if params.get("task").is_some()
+                    && params.get("name").and_then(Value::as_str) == Some("ask") =>
+            {
+                let text = params.pointer("/arguments/text").and_then(Value::as_str)?;
+                self.ask = Some(text.to_owned());
+                Some(Ok(json!({"task": ask_task("input_required")})))
+            }
+            "tasks/get" | "tasks/cancel" if asked == Some("q") => {
+                let status = if method == "tasks/cancel" {
+                    "cancelled"
+                } else if self.told.is_some() {
+                    "completed"
+                } else {
+                    "input_required"
+                };
+                Some(Ok(ask_task(status)))
+            }
+            "tasks/result" if asked == Some("q") => Some(Ok(self.ask_result())),
             "tools/call" if params.get("task").is_some() => {
                 let text = params.pointer("/arguments/text").and_then(Value::as_str)?;
                 self.text = Some(text.to_owned());
@@ -81,7 +214,7 @@ impl Server for TaskServer {
                 Some(Ok(json!({"task": task()})))
             }
             "tasks/get" | "tasks/cancel" | "tasks/result" | "tasks/list"
-                if asked.is_some_and(|id| id != "1") =>
+                if asked.is_some_and(|id| id != "1" && id != "q") =>
             {
                 Some(Err(format!("unknown task {asked:?}")))
             }
@@ -101,12 +234,17 @@ impl Server for TaskServer {
 
 fn main() -> ExitCode {
     let mut args = Args::new("task_server");
-    let mut name = "task_server".to_owned();
+    let mut server = TaskServer {
+        name: "task_server".to_owned(),
+        ..TaskServer::default()
+    };
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--name" => name = args.value("--name"),
+            "--name" => server.name = args.value("--name"),
+            "--sample" => server.sample = true,
+            "--foreign-tag" => server.foreign_tag = true,
             other => args.usage(&format!("unknown argument {other}")),
         }
     }
-    mini_mcp::run("task_server", &mut TaskServer { name, text: None })
+    mini_mcp::run("task_server", &mut server)
 }

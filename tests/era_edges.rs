@@ -383,6 +383,30 @@ fn pin_and_scan_probe_too_and_list_a_modern_only_server() {
 }
 
 #[test]
+fn pin_lists_a_dual_server_too_slow_for_the_probe_as_modern() {
+    // As `serve` does (a_dual_server_too_slow_for_the_probe_ends_modern_after_refusing_
+    // initialize): the late probe locked it modern, `initialize` is refused -32022
+    // naming 2026-07-28, and it is probed again. (A Python `mcp` 2.x server on a busy
+    // machine takes longer than the probe's wait just to import its SDK.)
+    let env = Env::new();
+    env.user_config(&example_table(
+        "slow",
+        "era_server",
+        &["--dual", "--probe-delay", "2500"],
+    ));
+    let out = env.run(&["pins", "--json"]);
+    let (text, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    // `listed_1`: a tool only the server's modern `tools/list` has.
+    assert!(
+        text.contains("\"raw\"") && text.contains("\"listed_1\"") && !err.contains("refuses"),
+        "the slow server is listed, as modern: {text}\n{err}"
+    );
+}
+
+#[test]
 fn a_modern_requests_log_level_reaches_a_legacy_server_and_its_messages_come_back() {
     let (_env, mut serve) = serve_with(&[("old", "--legacy")]);
     // No level asked: the server's message is not the client's.

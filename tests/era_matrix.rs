@@ -18,8 +18,19 @@
 //! `mcp` 2.x stdio server is dual. Per cell the script checks the era the client got,
 //! list, call, a denied call, a redacted secret, elicitation, sampling allowed for one
 //! server and denied for the other, roots (the workspace, never the client's), progress,
-//! cancellation, resources and a template, prompts, completion, a rug pull held, and the
-//! audit records of the denial, the redaction and the hold.
+//! cancellation, resources and a template, prompts, completion, a rug pull held, a task
+//! run to completion, and the audit records of the denial, the redaction, the hold and
+//! the task's call.
+//!
+//! The task: the client makes a task-augmented call of `a__slow_task` and polls it to its
+//! end, in the task protocol of its era as mcp-warden resolves the cell (a dual client
+//! speaks the modern era with mcp-warden, a dual server is modern upstream): 2025-11-25
+//! `tasks/*` on a legacy connection, the 2026 `io.modelcontextprotocol/tasks` extension
+//! on a modern one. Both sides of mcp-warden in one era: tasks are mediated as they are;
+//! across eras (a legacy client before a modern server, a modern client before a legacy
+//! one) mcp-warden bridges the two protocols (docs/dual-era.md §2.5.1, §2.5.2). The
+//! answer must be the tool's, under an `mwt-` task id of ours (never the server's), and
+//! audited.
 //!
 //! The rug pull: each cell runs with pinning on (`strict`); `mcp-warden pin --yes`
 //! pins every tool of the fixture servers first, then the session starts them with
@@ -46,6 +57,9 @@ const SAMPLED: &str = "SAMPLED-BY-THE-CLIENT";
 /// How long mcp-warden and its servers may take to go once the client has exited (as
 /// `tests/real_servers.rs` waits).
 const LEFTOVER_WAIT: Duration = Duration::from_secs(5);
+
+/// What the task step asks `slow_task` to answer (`done: TEXT`).
+const TASK_TEXT: &str = "a task through the warden";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sdk {
@@ -193,6 +207,7 @@ fn script(client_root: &Path, modern_client: bool) -> Value {
         json!({"op": "list_prompts", "all": true, "label": "prompts"}),
         json!({"op": "get_prompt", "name": "a__greet", "arguments": {"name": "Bob"}, "label": "prompt"}),
         json!({"op": "complete", "ref": {"type": "ref/prompt", "name": "a__greet"}, "argument": {"name": "name", "value": "A"}, "label": "complete"}),
+        json!({"op": "task", "name": "a__slow_task", "arguments": {"text": TASK_TEXT}, "label": "task"}),
     ];
     if modern_client {
         // The list as it came over the wire: the caching members of a modern result.
@@ -253,14 +268,19 @@ fn run_client(env: &Env, prefix: &Path, sdk: Sdk, era: Era, script: &Value) -> V
         .unwrap_or_else(|e| panic!("client output is not JSON ({e}): {stdout}"))
 }
 
-/// The step labelled `label`, which must have a result; its result.
-fn result<'a>(out: &'a Value, label: &str) -> &'a Value {
-    let step = out["steps"]
+/// The step labelled `label`, as the client reported it.
+fn step<'a>(out: &'a Value, label: &str) -> &'a Value {
+    out["steps"]
         .as_array()
         .unwrap()
         .iter()
         .find(|s| s["label"] == label)
-        .unwrap_or_else(|| panic!("no step {label}: {out}"));
+        .unwrap_or_else(|| panic!("no step {label}: {out}"))
+}
+
+/// The step labelled `label`, which must have a result; its result.
+fn result<'a>(out: &'a Value, label: &str) -> &'a Value {
+    let step = step(out, label);
     assert!(
         step.get("error").is_none(),
         "step {label} failed: {step}\nwhole run: {out}"
@@ -339,12 +359,67 @@ fn cell(client_era: Era, client_sdk: Sdk, server_era: Era, server_sdk: Sdk) {
         format!("cell: {client_era:?} {client_sdk:?} client, {server_era:?} {server_sdk:?} server");
 
     assert_era(&out, client_sdk, client_era, &context);
+    // First after the era: a task that breaks the connection fails every later step.
+    assert_task(&out, &env, modern_client, &context);
     assert_tools(&out, modern_client, &context);
     assert_decisions(&out, &env, &context);
     assert_round_trips(&out, &env, &client_root, &context);
     assert_progress_and_cancellation(&out, &context);
     assert_resources_prompts_completion(&out, &context);
     assert_nothing_left(&env, &context);
+}
+
+/// The task ran to its end: the tool's own answer, in the client's task protocol, under
+/// a task id of ours from the first answer to the last, and the call in the audit trail.
+fn assert_task(out: &Value, env: &Env, modern_client: bool, context: &str) {
+    let step = step(out, "task");
+    // A task crosses more of mcp-warden than any other step: when it fails, its log
+    // says where.
+    assert!(
+        step.get("error").is_none(),
+        "{context}: the task failed: {step}\nmcp-warden log:\n{}",
+        env.log()
+    );
+    assert_eq!(text(out, "task"), format!("done: {TASK_TEXT}"), "{context}");
+    let task = &result(out, "task")["task"];
+    let protocol = if modern_client {
+        "2026-extension"
+    } else {
+        "2025-11-25"
+    };
+    assert_eq!(task["protocol"], protocol, "{context}: {task}");
+    let id = task["task_id"].as_str().unwrap_or_default();
+    assert!(
+        id.starts_with("mwt-") && id.len() == 26,
+        "{context}: the client must see our task id, never the server's: {task}"
+    );
+    let statuses = task["statuses"].as_array().unwrap();
+    assert_eq!(
+        statuses.last(),
+        Some(&json!("completed")),
+        "{context}: {task}"
+    );
+    if !modern_client {
+        // The terminal result names the task it belongs to: ours.
+        assert_eq!(task["related_task"]["taskId"], id, "{context}: {task}");
+    }
+    // The fixture servers call their tasks `task-N`: no such id reaches the client,
+    // in an answer or a notification.
+    assert!(
+        !out.to_string().contains("\"task-1\""),
+        "{context}: a server's task id leaked: {out}"
+    );
+    let audit = env.audit_text();
+    // Audited as the call (today twice: the answer that made the task, and the
+    // terminal result, each as the call's answer).
+    let records = audit
+        .lines()
+        .filter(|l| l.contains(r#""tool":"a__slow_task""#) && l.contains(r#""decision":"allow""#))
+        .count();
+    assert!(
+        records >= 1,
+        "{context}: the task's call is not audited:\n{audit}"
+    );
 }
 
 /// The client has gone, and so have mcp-warden, its servers and any process the client's
@@ -398,6 +473,7 @@ fn assert_tools(out: &Value, modern_client: bool, context: &str) {
             "summarize",
             "show_roots",
             "slow",
+            "slow_task",
         ] {
             let name = format!("{server}__{tool}");
             assert!(
@@ -481,12 +557,7 @@ fn assert_round_trips(out: &Value, env: &Env, client_root: &Path, context: &str)
         format!("summary: {SAMPLED}"),
         "{context}"
     );
-    let denied = out["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["label"] == "sample-denied")
-        .unwrap();
+    let denied = step(out, "sample-denied");
     assert!(
         !denied.to_string().contains(SAMPLED)
             && (denied["result"]["isError"] == true || denied.get("error").is_some()),

@@ -98,6 +98,24 @@ pub trait Server {
 
     /// Sees the client's answer (`result` or `error`) to a request of our own.
     fn on_response(&mut self, _message: &serde_json::Map<String, Value>) {}
+
+    /// Runs after [`Server::on_response`], with stdout: to answer a request it
+    /// deferred.
+    fn after_response(&mut self, _out: &mut Out) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Sees every request first: `true` leaves it unanswered for now (the server
+    /// answers it later itself, e.g. in [`Server::after_response`]).
+    fn defer(
+        &mut self,
+        _id: &Value,
+        _method: &str,
+        _params: &Value,
+        _out: &mut Out,
+    ) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// Stdout, written one flushed line at a time.
@@ -188,6 +206,7 @@ fn serve(name: &str, server: &mut impl Server) -> io::Result<()> {
         };
         if message.contains_key("id") && !message.contains_key("method") {
             server.on_response(&message);
+            server.after_response(&mut out)?;
         }
         // A notification (no id), or an answer to a request we never sent (no method).
         let (Some(id), Some(method)) = (
@@ -197,6 +216,9 @@ fn serve(name: &str, server: &mut impl Server) -> io::Result<()> {
             continue;
         };
         let params = message.get("params").unwrap_or(&Value::Null);
+        if server.defer(id, method, params, &mut out)? {
+            continue;
+        }
         match server.answer(method, params, &mut out) {
             Some(Ok(result)) => {
                 out.result(id, &result)?;

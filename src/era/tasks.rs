@@ -248,27 +248,16 @@ pub fn without_task_only_tools(
         tools: Vec<&'a RawValue>,
     }
     #[derive(serde::Deserialize)]
-    struct Execution {
-        #[serde(rename = "taskSupport")]
-        task_support: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
     struct Tool {
         name: String,
-        execution: Option<Execution>,
     }
     let listing: Listing<'_> = serde_json::from_str(listing).ok()?;
     let mut hidden = Vec::new();
     let mut kept = Vec::with_capacity(listing.tools.len());
     for raw in listing.tools {
+        let required = super::task_shapes::task_support(raw.get()).as_deref() == Some("required");
         match serde_json::from_str::<Tool>(raw.get()) {
-            Ok(Tool {
-                name,
-                execution:
-                    Some(Execution {
-                        task_support: Some(support),
-                    }),
-            }) if support == "required" && cannot(&name) => hidden.push(name),
+            Ok(Tool { name }) if required && cannot(&name) => hidden.push(name),
             _ => kept.push(raw.get()),
         }
     }

@@ -289,7 +289,7 @@ impl Connection<'_> {
         }
         let capabilities =
             json!({"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}});
-        let (init, era) = if let Some(found) = self.probe(probe, &capabilities).await? {
+        let modern = |found: crate::era::probe::Discovered| {
             let era = crate::era::Era::Modern(found.version);
             let init = InitResult {
                 capabilities: found.capabilities,
@@ -298,6 +298,12 @@ impl Connection<'_> {
                 server_info: found.server_info,
             };
             (init, era)
+        };
+        let first = crate::era::MODERN_VERSIONS[0];
+        let wait = crate::era::probe::PROBE_WAIT.min(self.timeout);
+        let (init, era) = if let Some(found) = self.probe(probe, &capabilities, first, wait).await?
+        {
+            modern(found)
         } else {
             let id = self.mint();
             let info = crate::era::meta::our_info();
@@ -309,25 +315,39 @@ impl Connection<'_> {
                 .await
                 .map_err(Lost::Failed)?;
             if let Some(supported) = crate::era::probe::unsupported_versions(&answer) {
-                let why = crate::era::probe::refusal_reason(&supported);
-                return Err(Lost::Failed(format!("refuses mcp-warden: {why}")));
+                // A dual server too slow for the probe's wait took it late and is locked
+                // in the modern era (as the Python SDK's runner is by its first
+                // request), so it refuses `initialize` naming a modern version: probed
+                // again at that version, with the whole timeout, as `serve` does.
+                let again = match crate::era::probe::refusal(&supported, version) {
+                    crate::era::probe::ProbeOutcome::RetryAt(at) if probe => {
+                        self.probe(true, &capabilities, at, self.timeout).await?
+                    }
+                    _ => None,
+                };
+                let Some(found) = again else {
+                    let why = crate::era::probe::refusal_reason(&supported);
+                    return Err(Lost::Failed(format!("refuses mcp-warden: {why}")));
+                };
+                modern(found)
+            } else {
+                let init = answer
+                    .result()
+                    .and_then(|r| serde_json::from_str::<InitResult>(r).ok());
+                let Some(init) = init else {
+                    return Err(Lost::Failed(match answer.result() {
+                        Some(_) => "`initialize` answer has no valid result".to_owned(),
+                        None => format!("`initialize` failed: {}", error_text(&answer)),
+                    }));
+                };
+                self.send(wire::notification("notifications/initialized", None));
+                let version = crate::era::LEGACY_VERSIONS
+                    .iter()
+                    .find(|v| **v == init.version)
+                    .copied()
+                    .unwrap_or(version);
+                (init, crate::era::Era::Legacy(version))
             }
-            let init = answer
-                .result()
-                .and_then(|r| serde_json::from_str::<InitResult>(r).ok());
-            let Some(init) = init else {
-                return Err(Lost::Failed(match answer.result() {
-                    Some(_) => "`initialize` answer has no valid result".to_owned(),
-                    None => format!("`initialize` failed: {}", error_text(&answer)),
-                }));
-            };
-            self.send(wire::notification("notifications/initialized", None));
-            let version = crate::era::LEGACY_VERSIONS
-                .iter()
-                .find(|v| **v == init.version)
-                .copied()
-                .unwrap_or(version);
-            (init, crate::era::Era::Legacy(version))
         };
         let mut items = Vec::new();
         for kind in [Kind::Tool, Kind::Prompt, Kind::ResourceTemplate] {
@@ -356,23 +376,24 @@ impl Connection<'_> {
         })
     }
 
-    /// The `server/discover` probe: what a modern server said about itself, `None`
-    /// for a legacy one (any other answer, or none within [`PROBE_WAIT`]).
+    /// The `server/discover` probe at `version`: what a modern server said about
+    /// itself, `None` for a legacy one (any other answer, or none within `wait`:
+    /// [`PROBE_WAIT`] at first).
     ///
     /// [`PROBE_WAIT`]: crate::era::probe::PROBE_WAIT
     async fn probe(
         &mut self,
         probe: bool,
         capabilities: &Value,
+        version: &'static str,
+        wait: Duration,
     ) -> Result<Option<crate::era::probe::Discovered>, Lost> {
         use crate::era::probe::{self, ProbeOutcome};
         if !probe {
             return Ok(None);
         }
-        let version = crate::era::MODERN_VERSIONS[0];
         let id = self.mint();
         let line = probe::discover_request(id, version, capabilities);
-        let wait = probe::PROBE_WAIT.min(self.timeout);
         let answer = match self.exchange(id, "server/discover", line, wait).await {
             Ok(answer) => answer,
             Err(_) if self.exited => return Err(Lost::ExitedOnProbe),

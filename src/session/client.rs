@@ -625,10 +625,15 @@ impl Session {
             Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => (msg, span),
         };
         let upstream_name = serde_json::to_string(&route.name).unwrap_or_default();
+        let mut edits = vec![(span, upstream_name)];
+        // A modern client's task on a legacy server: asked as a 2025-11-25 one.
+        if kind == ListKind::Tools {
+            edits.extend(self.legacy_task_edit(route.slot, &exposed, &msg, &origin));
+        }
         let forward = Forward {
             method,
             tool: Some(exposed),
-            edits: vec![(span, upstream_name)],
+            edits,
             paged: false,
             monitor,
         };
@@ -882,24 +887,42 @@ impl Session {
         origin: Origin,
         forward: Forward<'_>,
     ) {
-        let server = self.slots[slot].config.name.clone();
         let uri = msg
             .param(&["uri"])
             .and_then(|(raw, _)| serde_json::from_str::<String>(raw).ok());
+        if self.passes_in_filter(slot, msg, &origin, uri.as_deref()) {
+            self.send_client_request(slot, msg, origin, forward);
+        }
+    }
+
+    /// The in-filter over a client request to slot `slot` about `name`: whether it
+    /// may go on; when not, the client was answered.
+    pub(super) fn passes_in_filter(
+        &mut self,
+        slot: usize,
+        msg: &Message,
+        origin: &Origin,
+        name: Option<&str>,
+    ) -> bool {
+        let server = self.slots[slot].config.name.clone();
         let view = View::of(Direction::ToUpstream, msg)
             .server(&server)
-            .name(uri.as_deref());
+            .name(name);
         match self.chain.inspect(&view, msg) {
-            Verdict::Stop(stop) => self.stop_request(&view, msg, &origin, &stop),
-            // A rewritten request would invalidate the spans of `forward.edits`.
-            Verdict::Rewrite(_) => self.reply_error(
-                &origin,
-                ErrorCode::Internal,
-                "a filter may not rewrite this request",
-            ),
-            Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => {
-                self.send_client_request(slot, msg, origin, forward);
+            Verdict::Stop(stop) => {
+                self.stop_request(&view, msg, origin, &stop);
+                false
             }
+            // A rewritten request would invalidate the spans of the edits to make.
+            Verdict::Rewrite(_) => {
+                self.reply_error(
+                    origin,
+                    ErrorCode::Internal,
+                    "a filter may not rewrite this request",
+                );
+                false
+            }
+            Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => true,
         }
     }
 

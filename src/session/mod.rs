@@ -46,6 +46,7 @@ mod reload;
 mod server_requests;
 mod subscriptions;
 mod tasks;
+mod tasks_inline;
 mod tasks_poll;
 mod upstreams;
 pub mod wire;
@@ -156,6 +157,21 @@ impl Origin {
     fn is_modern(&self) -> bool {
         self.envelope.is_some()
     }
+
+    /// A modern request's declared capabilities (`{}`-less `Null` for a legacy one).
+    fn capabilities(&self) -> Value {
+        self.envelope
+            .as_ref()
+            .map(|e| e.capabilities.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether a modern request declares the tasks extension.
+    fn declares_tasks(&self) -> bool {
+        self.envelope
+            .as_ref()
+            .is_some_and(|e| crate::era::tasks::declares_extension(&e.capabilities))
+    }
 }
 
 /// What an id we sent to an upstream stands for.
@@ -182,6 +198,9 @@ enum Pending {
     /// A client call held open while a modern client answers the server's questions
     /// (`mrtr.rs`); the handle of its record.
     Held(u64),
+    /// Our `tasks/result` for a modern client's task on a legacy server (its id of
+    /// ours): the task's questions come during it, its payload as the answer.
+    TaskResult(String),
     /// Our own request about a legacy client's task on a modern server
     /// (`tasks_poll.rs`).
     Bridge(Box<tasks_poll::BridgeAsk>),
@@ -352,6 +371,8 @@ struct ClientState {
     info: Value,
     /// The tasks upstreams created for this client, under ids of ours.
     tasks: crate::era::tasks::TaskTable,
+    /// Its 2026 tasks on legacy servers: what mediating them needs besides.
+    inline_tasks: tasks_inline::InlineTasks,
     /// Those of its tasks made on modern servers for it as a legacy client, polled
     /// by mcp-warden.
     bridges: tasks_poll::Bridges,

@@ -111,7 +111,12 @@ impl Session {
         let in_flight = self.slots[index]
             .pending
             .values()
-            .filter(|p| matches!(p, Pending::Client(_) | Pending::Held(_)))
+            .filter(|p| {
+                matches!(
+                    p,
+                    Pending::Client(_) | Pending::Held(_) | Pending::TaskResult(_)
+                )
+            })
             .count();
         let pending = self
             .reverse

@@ -13,6 +13,9 @@
 //! later polls answered with them, so that happens once. A task waiting for input has
 //! its `inputRequests` judged as a call's (`mrtr::judge_task_input`), and a
 //! `tasks/update` answers only the keys the client was shown.
+//!
+//! A modern client's task on a legacy server (cell MC→LS) is in `tasks_inline.rs`:
+//! the same table, the extension to the client, 2025-11-25 `tasks/*` to the server.
 
 use std::borrow::Cow;
 
@@ -37,6 +40,9 @@ pub(super) enum TaskHook {
     /// The extension's `tasks/get` of our task: a task whose terminal form is the
     /// call's answer, or that waits for input.
     Get(String),
+    /// The extension's `tasks/get` or `tasks/cancel` of our task on a legacy server,
+    /// or the `tasks/result` a poll asked: made 2026 answers (`tasks_inline.rs`).
+    Inline(String),
     /// A legacy client's `tools/call` asking a modern server for a task
     /// (`tasks_poll.rs`): a task answer is recorded and made a 2025 one.
     LegacyCreate,
@@ -83,6 +89,11 @@ impl Session {
             let text = format!("task `{ours}` is gone: server `{name}` restarted since");
             return self.reply_error(&origin, ErrorCode::InvalidParams, &text);
         }
+        // A modern client's task on a legacy server: `tasks_inline.rs`.
+        let inline = route.modern && self.is_legacy(route.slot);
+        if inline && method == "tasks/update" {
+            return self.legacy_task_update(msg, &origin, &ours, &route);
+        }
         let server_id = serde_json::to_string(&route.server_id).unwrap_or_default();
         let mut edits = vec![(span, server_id)];
         if method == "tasks/update" {
@@ -120,6 +131,7 @@ impl Session {
             }
             call.task = Some(match method {
                 "tasks/result" => TaskHook::Result,
+                _ if inline => TaskHook::Inline(ours),
                 "tasks/get" if route.modern => TaskHook::Get(ours),
                 _ => TaskHook::Follow(ours),
             });
@@ -131,7 +143,7 @@ impl Session {
     /// client's to answer), each answer passed through the in-filter's cell for
     /// answers (a secret in it is flagged: the user's choice). The edit, or why the
     /// update is refused.
-    fn task_update_input(
+    pub(super) fn task_update_input(
         &mut self,
         slot: usize,
         msg: &Message,
@@ -189,12 +201,7 @@ impl Session {
                 let Ok(ir) = era_mrtr::parse(result) else {
                     return Some(call);
                 };
-                let capabilities = call
-                    .origin
-                    .envelope
-                    .as_ref()
-                    .map(|e| e.capabilities.clone())
-                    .unwrap_or_default();
+                let capabilities = call.origin.capabilities();
                 self.timers.remove(&call.timer);
                 self.inflight.remove(&call.origin.id);
                 let input = match self.judge_task_input(index, &ir.entries, &capabilities) {
@@ -276,11 +283,17 @@ impl Session {
     }
 
     /// Whether a ready server offers the 2026 tasks extension (its discover
-    /// capabilities): only then is it advertised to modern clients.
+    /// capabilities), or is a legacy one offering 2025-11-25 tasks for `tools/call`
+    /// (mediated as the extension, `tasks_inline.rs`): only then is it advertised to
+    /// modern clients.
     pub(super) fn offers_tasks_extension(&self) -> bool {
         self.slots.iter().any(|s| match &s.state {
-            super::SlotState::Ready { capabilities, .. } => {
+            super::SlotState::Ready {
+                capabilities, era, ..
+            } => {
                 crate::era::tasks::declares_extension(capabilities)
+                    || (!era.is_modern()
+                        && capabilities.pointer("/tasks/requests/tools/call").is_some())
             }
             _ => false,
         })
@@ -296,29 +309,25 @@ impl Session {
 
     /// The merged list of `kind` for `origin`, without the tools only a task can run
     /// that it cannot make a task of through mcp-warden: a modern client that does
-    /// not declare the extension, or whose tool is a legacy server's (tasks from a
-    /// modern client to a legacy server are not mediated), and a legacy client whose
-    /// tool is a modern server's that does not offer the extension.
+    /// not declare the tasks extension (it could only fail calling them), and a legacy
+    /// client whose tool is a modern server's that does not offer the extension.
     pub(super) fn listing_for(&self, origin: &Origin, kind: ListKind) -> Cow<'_, str> {
         let catalog = &self.catalogs[kind.index()];
         let listing = catalog.listing();
         if kind != ListKind::Tools {
             return Cow::Borrowed(listing);
         }
-        // A client can make a task of a tool when it is of the same era as the tool's
-        // server, and, modern, declares the tasks extension; a legacy client also of a
-        // modern server's that offers the extension (`tasks_poll.rs` polls for it).
-        let extension = origin
-            .envelope
-            .as_ref()
-            .is_some_and(|e| crate::era::tasks::declares_extension(&e.capabilities));
+        // A modern client can make a task of a tool when it declares the tasks
+        // extension (a legacy server's tasks are mediated as the extension); a legacy
+        // client of a legacy server's, and of a modern server's that offers the
+        // extension (`tasks_poll.rs` polls for it).
+        let extension = origin.declares_tasks();
         let cannot = |name: &str| {
             catalog.route(name).is_none_or(|route| {
                 let state = &self.slots[route.slot].state;
                 state.era().is_none_or(|era| match (origin.is_modern(), era.is_modern()) {
-                    (true, true) => !extension,
+                    (true, _) => !extension,
                     (false, false) => false,
-                    (true, false) => true,
                     (false, true) => !matches!(state, super::SlotState::Ready { capabilities, .. } if crate::era::tasks::declares_extension(capabilities)),
                 })
             })
@@ -348,14 +357,17 @@ impl Session {
         let result = msg.result()?;
         let line = std::str::from_utf8(msg.raw()).ok()?;
         let (ours, span) = match &call.task {
+            // A modern client's task on a legacy server: made a 2026 one.
+            None if &*call.method == "tools/call"
+                && call.origin.is_modern()
+                && self.is_legacy(index) =>
+            {
+                return self.legacy_task_created(index, msg, call);
+            }
             None if &*call.method == "tools/call" => {
                 // The extension's task is the result itself; a 2025-11-25 one is in it.
                 let modern = is_task_result(result);
-                let declared = call
-                    .origin
-                    .envelope
-                    .as_ref()
-                    .is_some_and(|e| crate::era::tasks::declares_extension(&e.capabilities));
+                let declared = call.origin.declares_tasks();
                 if modern && !declared {
                     // The extension was not declared to the server for this request: a
                     // task is an invalid answer (seps/2663 "MUST NOT"), and its id would
@@ -380,18 +392,8 @@ impl Session {
                 } else {
                     crate::jsonrpc::message::member_at(line, result, &["task"])?.0
                 };
-                let route = TaskRoute {
-                    slot: index,
-                    instance: self.slots[index].upstream.as_ref()?.instance,
-                    server_id,
-                    tool: call.tool.clone(),
-                    arguments: call.arguments.clone(),
-                    monitor: call.monitor.clone(),
-                    task: serde_json::from_str(task).unwrap_or_default(),
-                    modern,
-                    issued: Vec::new(),
-                    terminal: None,
-                };
+                let task = serde_json::from_str(task).unwrap_or_default();
+                let route = self.task_route(index, call, server_id, task, modern)?;
                 match self.client.tasks.insert(route) {
                     Ok(ours) => (ours, span),
                     Err(e) => {
@@ -400,9 +402,11 @@ impl Session {
                     }
                 }
             }
-            Some(TaskHook::LegacyCreate) => return self.legacy_task_created(index, msg, call),
+            Some(TaskHook::LegacyCreate) => {
+                return self.legacy_client_task_created(index, msg, call);
+            }
             None | Some(TaskHook::Result | TaskHook::Bridged(_)) => return None,
-            Some(TaskHook::Follow(ours) | TaskHook::Get(ours)) => {
+            Some(TaskHook::Follow(ours) | TaskHook::Get(ours) | TaskHook::Inline(ours)) => {
                 let (_, span) = task_id_at(line, result, &["taskId"])?;
                 self.client.tasks.note(ours, result);
                 (ours.clone(), span)
@@ -410,6 +414,29 @@ impl Session {
         };
         let ours = serde_json::to_string(&ours).unwrap_or_default();
         reparse(&msg.rewrite(None, &[(span, &ours)]))
+    }
+
+    /// The route of a task slot `index` just created for `call`.
+    pub(super) fn task_route(
+        &self,
+        index: usize,
+        call: &super::ClientCall,
+        server_id: String,
+        task: serde_json::Value,
+        modern: bool,
+    ) -> Option<TaskRoute> {
+        Some(TaskRoute {
+            slot: index,
+            instance: self.slots[index].upstream.as_ref()?.instance,
+            server_id,
+            tool: call.tool.clone(),
+            arguments: call.arguments.clone(),
+            monitor: call.monitor.clone(),
+            task,
+            modern,
+            issued: Vec::new(),
+            terminal: None,
+        })
     }
 
     /// A message from slot `index` whose `params` or `result` carries
@@ -430,20 +457,26 @@ impl Session {
         reparse(&msg.rewrite(None, &[(span, &ours)]))
     }
 
+    /// The task a `notifications/tasks/status` from slot `index` is about, when it is
+    /// one of ours: our id, and where the server's is in the message.
+    pub(super) fn status_subject(
+        &self,
+        index: usize,
+        msg: &Message,
+    ) -> Option<(String, std::ops::Range<usize>)> {
+        let line = std::str::from_utf8(msg.raw()).ok()?;
+        let (server_id, span) = task_id_at(line, msg.params()?, &["taskId"])?;
+        let instance = self.slots[index].upstream.as_ref()?.instance;
+        let ours = self.client.tasks.ours(index, instance, &server_id)?;
+        Some((ours.to_owned(), span))
+    }
+
     /// `notifications/tasks/status` from slot `index`: re-tagged with our id; a status
     /// of a task we do not know (not ours, or before its `CreateTaskResult`) is
     /// dropped, since its id would mean nothing to the client.
     pub(super) fn task_status(&mut self, index: usize, msg: &Message) -> Option<Bytes> {
-        let line = std::str::from_utf8(msg.raw()).ok()?;
         let params = msg.params()?;
-        let (server_id, span) = task_id_at(line, params, &["taskId"])?;
-        let instance = self.slots[index].upstream.as_ref()?.instance;
-        let Some(ours) = self
-            .client
-            .tasks
-            .ours(index, instance, &server_id)
-            .map(str::to_owned)
-        else {
+        let Some((ours, span)) = self.status_subject(index, msg) else {
             tracing::debug!(server = %self.slots[index].config.name, "status of a task not ours (yet); dropped");
             return None;
         };

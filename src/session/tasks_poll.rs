@@ -153,7 +153,7 @@ impl Session {
     /// The answer to such a call (`TaskHook::LegacyCreate`): a task is recorded under
     /// an id of ours and becomes a 2025 `CreateTaskResult`; a result given at once
     /// becomes a task of ours already completed; an error passes (`None`).
-    pub(super) fn legacy_task_created(
+    pub(super) fn legacy_client_task_created(
         &mut self,
         index: usize,
         msg: &Message,

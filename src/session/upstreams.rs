@@ -225,14 +225,16 @@ impl Session {
                     let msg = format!("server `{name}` is unavailable: {why}");
                     self.bridge_failed(*ask, &msg);
                 }
-                // A held call's record fails its retry (the instance is gone).
+                // A held call's record fails its retry (the instance is gone), a
+                // task's poll finds its server restarted.
                 Pending::Probe(_)
                 | Pending::LateProbe(_)
                 | Pending::Init
                 | Pending::List(_)
                 | Pending::Internal
                 | Pending::Listen
-                | Pending::Held(_) => {}
+                | Pending::Held(_)
+                | Pending::TaskResult(_) => {}
             }
         }
         self.reverse
@@ -450,6 +452,7 @@ impl Session {
             Pending::Internal => {}
             Pending::Listen => self.on_upstream_listen_closed(index, msg, id),
             Pending::Held(handle) => self.on_held_answer(msg, handle),
+            Pending::TaskResult(ours) => self.on_task_fetched(&ours, msg),
             Pending::Bridge(ask) => self.on_bridge_answer(index, msg, *ask),
             Pending::Cancelled { timer } => {
                 self.timers.remove(&timer);
@@ -473,6 +476,10 @@ impl Session {
         // Task ids in the answer become ours before any stage sees it.
         let retagged = self.task_answer(index, msg, &call);
         let msg = retagged.as_ref().unwrap_or(msg);
+        // A modern client's task on a legacy server: made a 2026 answer first.
+        let Some(call) = self.legacy_task_answer(index, msg, call) else {
+            return;
+        };
         // An extension task's poll: its terminal form is the call's answer.
         let Some(call) = self.task_poll(index, msg, call) else {
             return;
@@ -868,7 +875,9 @@ impl Session {
                 } else {
                     "elicitation"
                 };
-                if self.hold_for_modern_client(index, msg, &id, method) {
+                if self.ask_for_legacy_task(index, msg, &id, method) {
+                    // A modern client's task: asked on its next `tasks/get`.
+                } else if self.hold_for_modern_client(index, msg, &id, method) {
                     // A modern client's call: asked as `input_required` (mrtr.rs).
                 } else if self.client.initialized
                     && self.client.capabilities.get(capability).is_some()
@@ -908,6 +917,8 @@ impl Session {
             "notifications/message" if !self.client.initialized && self.wants_log(index, msg) => {
                 self.forward_to_client(index, msg.to_line());
             }
+            // A modern client's task: read, not forwarded (tasks_inline.rs).
+            "notifications/tasks/status" if self.legacy_task_status(index, msg) => {}
             "notifications/tasks/status" if self.client.initialized => {
                 if let Some(line) = self.task_status(index, msg) {
                     self.forward_to_client(index, line);

@@ -19,6 +19,19 @@
 // client, both SDK behaviour: results are what the SDK's schemas kept (it fills no
 // defaults), and a step error that is not a JSON-RPC error has `code: null`.
 //
+// Tasks (the `task` step, same output as the Python client's): the SDK ships the
+// 2025-11-25 task types but no task API, and nothing of the 2026
+// `io.modelcontextprotocol/tasks` extension, so the step sends the task messages with
+// the SDK's own `client.request(request, schema)` on the same connection, validating
+// each answer against a schema of its own ("via": "request"); the one answer the SDK
+// cannot decode, a 2026 `resultType: "task"`, is read off the wire (see runTask). On a legacy connection:
+// `tools/call` with `params.task`, `tasks/get` until terminal, `tasks/result`. On a
+// modern one: the extension is declared in the client's capabilities (so in every
+// request's envelope) when the script has a task step, `tools/call` answers `resultType: "task"`, and `tasks/get` is
+// polled until `completed` (its result inline). The SDK's era gate refuses `tasks/get`
+// toward a 2026 peer only on the schema-less form; with an explicit schema it lets
+// through the two names the extension reuses (`tasks/get`, `tasks/cancel`).
+//
 // Exit status: 0 when the script ran (step errors included); 1 when the server could not
 // be started or the connection failed; 2 for bad usage or a bad script; 3 when --timeout
 // ran out (the document so far is still printed, with "timed_out": true).
@@ -46,6 +59,22 @@ const ELICIT_ACTIONS = ['accept', 'decline', 'cancel'];
 const MODES = ['legacy', 'auto', '2026-07-28'];
 // Any JSON object: the schema for a raw request to a method the SDK has no type for.
 const AnyResult = z.looseObject({});
+const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
+const TERMINAL = ['completed', 'failed', 'cancelled'];
+// Bounds on the server's suggested poll interval (ms): short, never a busy loop.
+const POLL_MIN_MS = 20;
+const POLL_MAX_MS = 250;
+// The task shapes the step accepts (2025-11-25 `Task`; a 2026 task, result inline).
+const TaskSchema = z.looseObject({ taskId: z.string(), status: z.string(), pollInterval: z.number().nullish() });
+const CreateTaskSchema = z.looseObject({ task: TaskSchema });
+const ModernTaskSchema = z.looseObject({
+    taskId: z.string(),
+    status: z.string(),
+    pollIntervalMilliseconds: z.number().nullish(),
+    result: z.looseObject({}).optional(),
+    error: z.looseObject({}).optional()
+});
+const ToolResultSchema = z.looseObject({ content: z.array(z.looseObject({})) });
 
 function usage(message) {
     process.stderr.write(`mcp_client.mjs: ${message}\n`);
@@ -257,6 +286,52 @@ async function list(step, opts, fetch, field) {
     }
 }
 
+const pollWait = (suggestedMs) =>
+    new Promise((r) => setTimeout(r, Math.min(Math.max(Number(suggestedMs) || POLL_MAX_MS, POLL_MIN_MS), POLL_MAX_MS)));
+
+// A task-augmented call of `step.name` run to its end (see the header); the tool's
+// answer with `task: {protocol, via, task_id, statuses}`.
+async function runTask(client, rec, step, opts) {
+    const call = { name: step.name, arguments: step.arguments ?? {} };
+    if (client.getProtocolEra() !== 'modern') {
+        const created = await client.request({ method: 'tools/call', params: { ...call, task: { ttl: 60000 } } }, CreateTaskSchema, opts);
+        const taskId = created.task.taskId;
+        const noted = { protocol: '2025-11-25', via: 'request', task_id: taskId, statuses: [created.task.status] };
+        let task = created.task;
+        while (!TERMINAL.includes(task.status) && task.status !== 'input_required') {
+            await pollWait(task.pollInterval);
+            task = await client.request({ method: 'tasks/get', params: { taskId } }, TaskSchema, opts);
+            noted.statuses.push(task.status);
+        }
+        // `tasks/result` waits for the end and carries the call's result.
+        const result = await client.request({ method: 'tasks/result', params: { taskId } }, ToolResultSchema, opts);
+        return { ...result, task: { ...noted, related_task: result._meta?.['io.modelcontextprotocol/related-task'] ?? null } };
+    }
+    rec.wireResult = undefined;
+    try {
+        await client.request({ method: 'tools/call', params: call }, AnyResult, opts);
+    } catch (err) {
+        // The SDK's 2026 codec knows `complete` and `input_required` only and rejects any
+        // other `resultType` (`UnsupportedResultType`, no extension hook in 2.4.0): the
+        // answer is read as it came off the wire (Recorder.wireResult) instead.
+        if (rec.wireResult?.resultType !== 'task') throw err;
+    }
+    const created = rec.wireResult;
+    if (created?.resultType !== 'task') throw new Error(`${step.name} answered without a task: ${JSON.stringify(created)}`);
+    let task = ModernTaskSchema.parse(created);
+    const noted = { protocol: '2026-extension', via: 'request', task_id: task.taskId, statuses: [task.status] };
+    while (!TERMINAL.includes(task.status)) {
+        if (task.status === 'input_required') throw new Error(`task ${task.taskId} asks for input; this client does not answer task input`);
+        await pollWait(task.pollIntervalMilliseconds);
+        task = await client.request({ method: 'tasks/get', params: { taskId: noted.task_id } }, ModernTaskSchema, opts);
+        noted.statuses.push(task.status);
+        if (task.taskId !== noted.task_id) throw new Error(`tasks/get of ${noted.task_id} answered task ${task.taskId}`);
+    }
+    if (task.status === 'failed') throw Object.assign(new Error(task.error?.message ?? 'task failed'), { code: task.error?.code, data: task.error?.data });
+    if (task.status !== 'completed' || !task.result) throw new Error(`task ${task.taskId} ended ${task.status} without a result`);
+    return { ...ToolResultSchema.parse(task.result), task: noted };
+}
+
 async function runStep(client, rec, step, stepTimeoutS) {
     const timeout = Number(step.timeout ?? stepTimeoutS) * 1000;
     const opts = { timeout };
@@ -295,6 +370,8 @@ async function runStep(client, rec, step, stepTimeoutS) {
             const result = await client.callTool(params, callOpts);
             return step.progress ? { ...result, progress_seen: progress } : result;
         }
+        case 'task':
+            return runTask(client, rec, step, opts);
         case 'ping':
             return client.ping(opts);
         case 'read_resource':
@@ -351,6 +428,9 @@ async function run(args, script, answers, doc) {
     if (!args.noRoots) capabilities.roots = { listChanged: true };
     if (!args.noSampling) capabilities.sampling = {};
     if (!args.noElicitation) capabilities.elicitation = { form: {}, url: {} };
+    // The tasks extension, for a script with a task step only (it changes what a modern
+    // client is offered: tools only a task can run); a legacy connection does not carry it.
+    if (script.some((step) => step.op === 'task')) capabilities.extensions = { [TASKS_EXTENSION]: {} };
     const client = new Client(CLIENT_INFO, { capabilities, versionNegotiation: { mode: negotiationMode(args.mode) } });
     install(client, rec, args);
     const transport = new StdioClientTransport({

@@ -43,6 +43,10 @@ Each step is an object with "op":
                                               optional "meta", "progress": true, "timeout",
                                               "cancel_after": SECONDS (the SDK cancels the call
                                               then: result {"cancelled": true, "progress_seen"})
+    {"op": "task", "name": "slow_task", "arguments": {...}}
+                                              a task-augmented call run to its end (see "Tasks"
+                                              below); result: the tool's answer plus "task":
+                                              {"protocol", "task_id", "statuses", "via"}
     {"op": "ping"}
     {"op": "list_resources"} / {"op": "list_resource_templates"} / {"op": "list_prompts"}
     {"op": "read_resource", "uri": "..."}
@@ -58,6 +62,19 @@ Each step is an object with "op":
 As in any SDK client, call_tool checks structuredContent against the tool's outputSchema
 (a mismatch is a step error) and, for a tool it has not listed yet, first sends its own
 tools/list. Use "request" to see a result exactly as it came over the wire.
+
+Tasks: on a legacy connection, the 2025-11-25 protocol: `tools/call` with `params.task`
+(a `CreateTaskResult`), `tasks/get` until the task is terminal, then `tasks/result`. The
+SDK has the 2025-11-25 task types but no API that sends them (its request unions leave
+the `tasks/*` methods out), so the step sends them with the SDK's raw request API
+(`send_raw_request`) on the same connection and validates every answer with the SDK's
+own task models ("via": "raw-request"). On a modern connection, the 2026
+`io.modelcontextprotocol/tasks` extension through the SDK's extension API: when the
+script has a task step, the client is built with a `ClientExtension` (declared in every
+request's client capabilities) whose
+`ResultClaim` takes a `resultType: "task"` answer to `tools/call` and polls `tasks/get`
+(sent with `ClientSession.send_request`, `_meta` envelope and all) until the task is
+`completed`, whose inline result the SDK's `call_tool` returns ("via": "extension").
 
 Any step may carry "label", which is echoed in its output entry. A failing step records
 {"error": {"code", "message"[, "data"]}} (code is null for errors that are not JSON-RPC
@@ -77,19 +94,26 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import mcp_types as types
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcp.client import Client
 from mcp.client.context import ClientRequestContext
 from mcp.client import stdio as mcp_stdio
+from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 CLIENT_NAME = "mcp-warden-test-client"
 CLIENT_VERSION = "1.0.0"
+TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
+TERMINAL = ("completed", "failed", "cancelled")
+# Bounds on the server's suggested poll interval (seconds): short, so a test waits
+# little, and never a busy loop.
+POLL_MIN, POLL_MAX = 0.02, 0.25
 
 
 def dump(value: Any) -> Any:
@@ -175,6 +199,7 @@ class Recorder:
         self.server_requests: list[dict[str, Any]] = []
         self.changed = anyio.Event()
         self.consumed: dict[str, int] = {}
+        self.tasks = TasksExtension()
 
     async def message_handler(self, message: Any) -> None:
         if isinstance(message, Exception):
@@ -225,6 +250,85 @@ class Recorder:
         raise TimeoutError(f"no {method} notification within {timeout}s")
 
 
+def poll_wait(suggested_ms: Any) -> float:
+    seconds = suggested_ms / 1000 if isinstance(suggested_ms, int | float) else POLL_MAX
+    return min(max(seconds, POLL_MIN), POLL_MAX)
+
+
+class ModernTask(types.Result):
+    """A 2026 task (seps/2663): the `tools/call` answer claimed by `resultType: "task"`,
+    and a `tasks/get` answer (`resultType: "complete"`, the call's result inline once
+    `completed`, its `error` once `failed`)."""
+
+    model_config = ConfigDict(extra="allow")
+    result_type: str = "complete"
+    task_id: str
+    status: str
+    poll_interval_milliseconds: int | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class CreatedTask(ModernTask):
+    result_type: Literal["task"]  # type: ignore[assignment]
+
+
+class TasksExtension(ClientExtension):
+    """The tasks extension on the client side, through the SDK's extension API: every
+    task it resolves is noted in `seen` (its id as the wire had it, and each status)."""
+
+    identifier = TASKS_EXTENSION
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def claims(self) -> list[ResultClaim[Any]]:
+        return [ResultClaim(result_type="task", model=CreatedTask, resolve=self.resolve)]
+
+    async def resolve(self, created: CreatedTask, ctx: ClaimContext) -> types.CallToolResult:
+        noted = {"protocol": "2026-extension", "via": "extension", "task_id": created.task_id, "statuses": [created.status]}
+        self.seen.append(noted)
+        task: ModernTask = created
+        while task.status not in TERMINAL:
+            if task.status == "input_required":
+                raise RuntimeError(f"task {task.task_id} asks for input; this client does not answer task input")
+            await anyio.sleep(poll_wait(task.poll_interval_milliseconds))
+            request = types.GetTaskRequest(params=types.GetTaskRequestParams(task_id=created.task_id))
+            task = await ctx.session.send_request(request, ModernTask, ctx.read_timeout_seconds)
+            noted["statuses"].append(task.status)
+            if task.task_id != created.task_id:
+                raise RuntimeError(f"tasks/get of {created.task_id} answered task {task.task_id}")
+        if task.status == "failed":
+            error = task.error or {}
+            raise MCPError(code=error.get("code", -32603), message=error.get("message", "task failed"))
+        if task.status != "completed" or task.result is None:
+            raise RuntimeError(f"task {task.task_id} ended {task.status} without a result")
+        return types.CallToolResult.model_validate(task.result)
+
+
+async def legacy_task(client: Client, step: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """A 2025-11-25 task over the SDK's raw request API (see the docstring)."""
+    dispatcher = client.session._dispatcher  # noqa: SLF001 (pinned SDK version)
+    opts: Any = {"timeout": timeout}
+    params = {"name": step["name"], "arguments": step.get("arguments") or {}, "task": {"ttl": 60000}}
+    created = types.CreateTaskResult.model_validate(await dispatcher.send_raw_request("tools/call", params, opts))
+    task_id = created.task.task_id
+    noted = {"protocol": "2025-11-25", "via": "raw-request", "task_id": task_id, "statuses": [created.task.status]}
+    task: types.Task = created.task
+    while task.status not in TERMINAL and task.status != "input_required":
+        await anyio.sleep(poll_wait(task.poll_interval))
+        task = types.GetTaskResult.model_validate(
+            await dispatcher.send_raw_request("tasks/get", {"taskId": task_id}, opts)
+        )
+        noted["statuses"].append(task.status)
+    # `tasks/result` waits for the end (and is where a task asks for input) and carries
+    # the call's result.
+    raw = await dispatcher.send_raw_request("tasks/result", {"taskId": task_id}, opts)
+    result = types.CallToolResult.model_validate(raw)
+    related = (raw.get("_meta") or {}).get("io.modelcontextprotocol/related-task")
+    return {**dump(result), "task": {**noted, "related_task": related}}
+
+
 async def run_step(client: Client, rec: Recorder, step: dict[str, Any], step_timeout: float) -> Any:
     op = step.get("op")
     session = client.session
@@ -271,6 +375,14 @@ async def run_step(client: Client, rec: Recorder, step: dict[str, Any], step_tim
         if step.get("progress"):
             return {**dump(result), "progress_seen": progress}
         return result
+    if op == "task":
+        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return await legacy_task(client, step, timeout)
+        before = len(rec.tasks.seen)
+        result = await client.call_tool(step["name"], step.get("arguments"), read_timeout_seconds=timeout)
+        if len(rec.tasks.seen) == before:
+            raise RuntimeError(f"{step['name']} answered without a task: {dump(result)}")
+        return {**dump(result), "task": rec.tasks.seen[-1]}
     if op == "ping":
         return await session.send_ping()
     if op == "read_resource":
@@ -335,6 +447,9 @@ async def run(
         elicitation_callback=None if args.no_elicitation else rec.elicitation,
         client_info=types.Implementation(name=CLIENT_NAME, version=CLIENT_VERSION),
         cache=None,
+        # Declared only for a script with a task step: the extension changes what a
+        # modern client is offered (tools only a task can run).
+        extensions=[rec.tasks] if any(step.get("op") == "task" for step in script) else None,
     )
     connected = False
     shutdown_started = time.monotonic()

@@ -31,10 +31,12 @@ so they are asked as server-to-client requests on a legacy connection and as an
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 import warnings
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import anyio
 import mcp_types as types
@@ -47,6 +49,8 @@ from mcp.server.mcpserver import (
     Resolve,
     Sample,
 )
+from mcp.server.extension import Extension, MethodBinding
+from mcp.shared.exceptions import MCPError
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from pydantic import BaseModel
@@ -54,9 +58,13 @@ from pydantic import BaseModel
 # The shared part sits next to this file; under mcp-warden (PYTHONSAFEPATH=1) the script's
 # directory is not on sys.path by itself.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture_common import register_shared  # noqa: E402
+from fixture_common import SLOW_TASK, SLOW_TASK_DELAY, register_shared  # noqa: E402
 
 MODERN_VERSIONS = ["2026-07-28"]
+TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
+CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
+# How soon a client should poll again (short: the era matrix waits on it).
+POLL_INTERVAL_MS = 50
 
 
 class NameForm(BaseModel):
@@ -76,12 +84,96 @@ def ask_for_roots() -> ListRoots:
     return ListRoots()
 
 
+class TaskIdParams(types.RequestParams):
+    task_id: str
+
+
+class TaskUpdateParams(TaskIdParams):
+    input_responses: dict[str, Any] | None = None
+    request_state: str | None = None
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Tasks(Extension):
+    """The 2026 tasks extension (seps/2663), which `mcp` 2.3.0 does not ship: a
+    `tools/call` of `slow_task` whose request declares the extension answers
+    `resultType: "task"`, and the tool runs in the background (after `delay` seconds,
+    through the SDK's own handler, so the task's result is the tool's real answer);
+    `tasks/get` polls it (the result inline once `completed`), `tasks/update` and
+    `tasks/cancel` answer `{}`. Task ids are `task-N`, the same in every copy of the
+    server (mcp-warden must keep two servers' tasks apart)."""
+
+    identifier = TASKS_EXTENSION
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, dict[str, Any]] = {}
+
+    def methods(self) -> list[MethodBinding]:
+        return [
+            MethodBinding("tasks/get", TaskIdParams, self.get),
+            MethodBinding("tasks/update", TaskUpdateParams, self.update),
+            MethodBinding("tasks/cancel", TaskIdParams, self.cancel),
+        ]
+
+    async def intercept_tool_call(self, params: types.CallToolRequestParams, ctx: Any, call_next: Any) -> Any:
+        capabilities = (params.meta or {}).get(CLIENT_CAPABILITIES_KEY) or {}
+        declared = TASKS_EXTENSION in (capabilities.get("extensions") or {})
+        if params.name != SLOW_TASK or not declared:
+            return await call_next(ctx)
+        task_id = f"task-{len(self.tasks) + 1}"
+        delay = float((params.arguments or {}).get("delay", SLOW_TASK_DELAY))
+
+        async def run() -> Any:
+            await asyncio.sleep(delay)
+            return await call_next(ctx)
+
+        created = now()
+        task = {"taskId": task_id, "status": "working", "createdAt": created, "lastUpdatedAt": created}
+        task |= {"ttlSeconds": 60, "pollIntervalMilliseconds": POLL_INTERVAL_MS}
+        self.tasks[task_id] = {"task": task, "run": asyncio.ensure_future(run())}
+        return {"resultType": "task", **task}
+
+    def lookup(self, params: TaskIdParams) -> dict[str, Any]:
+        entry = self.tasks.get(params.task_id)
+        if entry is None:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"unknown task {params.task_id}")
+        return entry
+
+    async def get(self, ctx: Any, params: TaskIdParams) -> dict[str, Any]:
+        entry = self.lookup(params)
+        task, run = dict(entry["task"]), entry["run"]
+        if task["status"] == "working" and run.done():
+            task["lastUpdatedAt"] = now()
+            if run.exception() is not None:
+                task |= {"status": "failed", "error": {"code": types.INTERNAL_ERROR, "message": str(run.exception())}}
+            else:
+                answer = run.result()
+                dumped = answer.model_dump(mode="json", by_alias=True, exclude_none=True) if isinstance(answer, BaseModel) else answer
+                task |= {"status": "completed", "result": dumped}
+            entry["task"] = task
+        return {"resultType": "complete", **task}
+
+    async def update(self, ctx: Any, params: TaskUpdateParams) -> dict[str, Any]:
+        self.lookup(params)
+        return {}
+
+    async def cancel(self, ctx: Any, params: TaskIdParams) -> dict[str, Any]:
+        entry = self.lookup(params)
+        entry["run"].cancel()
+        entry["task"] = {**entry["task"], "status": "cancelled", "lastUpdatedAt": now()}
+        return {}
+
+
 def build(name: str) -> MCPServer:
     mcp = MCPServer(
         name,
         version="1.0.0",
         instructions="A fixture server for mcp-warden's era matrix.",
         request_state_security=RequestStateSecurity.ephemeral(),
+        extensions=[Tasks()],
     )
 
     @mcp.tool()

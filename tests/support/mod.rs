@@ -24,6 +24,15 @@ use serde_json::{Value, json};
 /// How long a test waits for one expected message before failing.
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// The `_meta` of a 2026-07-28 request from a client declaring `capabilities`.
+pub fn modern_meta_with(capabilities: Value) -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+        "io.modelcontextprotocol/clientInfo": {"name": "modern-client", "version": "1"},
+    })
+}
+
 /// The `mcp-warden` binary under test.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mcp-warden"))

@@ -64,25 +64,9 @@ impl Session {
             self.answer_upstream(index, id, Err((ErrorCode::MethodNotFound, text, None)));
             return true;
         }
-        let (params, (decision, rule)) = match self.filter_question(index, msg) {
-            Ok(filtered) => filtered,
-            Err(block) => {
-                self.refuse_upstream_request(index, id, method, &block.rule, block.reason);
-                return true;
-            }
+        let Some(entry) = self.judge_question(index, msg, id, method) else {
+            return true;
         };
-        let server = self.slots[index].config.name.clone();
-        let subject = Subject {
-            server: Some(server.as_str()),
-            method,
-            ..Subject::default()
-        };
-        let block = rule.map(|rule| Block {
-            rule,
-            reason: String::new(),
-        });
-        self.audit_decision(AuditDirection::ToClient, decision, &subject, block.as_ref());
-        let entry = Entry::value_of(method, params.as_deref());
         if let Some(Pending::Held(h)) = self.slots[index].pending.get(&our_id)
             && let Some(held) = self.mrtr.held.get_mut(h)
         {
@@ -140,6 +124,37 @@ impl Session {
             .insert(our_id, Pending::Held(handle));
         self.reply_result(&origin, &result);
         true
+    }
+
+    /// A legacy server's question (allowed by its table and the gate) as the
+    /// `inputRequests` entry a modern client is shown: through the out-filter, its
+    /// decision audited. `None`: the filter stopped it, and the server was answered.
+    pub(in crate::session) fn judge_question(
+        &mut self,
+        index: usize,
+        msg: &Message,
+        id: &Id,
+        method: &str,
+    ) -> Option<String> {
+        let (params, (decision, rule)) = match self.filter_question(index, msg) {
+            Ok(filtered) => filtered,
+            Err(block) => {
+                self.refuse_upstream_request(index, id, method, &block.rule, block.reason);
+                return None;
+            }
+        };
+        let server = self.slots[index].config.name.clone();
+        let subject = Subject {
+            server: Some(server.as_str()),
+            method,
+            ..Subject::default()
+        };
+        let block = rule.map(|rule| Block {
+            rule,
+            reason: String::new(),
+        });
+        self.audit_decision(AuditDirection::ToClient, decision, &subject, block.as_ref());
+        Some(Entry::value_of(method, params.as_deref()))
     }
 
     /// The call of a modern client's that a legacy server's question in `index`

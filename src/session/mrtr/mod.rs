@@ -626,7 +626,7 @@ impl Session {
     }
 
     /// Sends `line` (a retry under our id `id`) and keeps `call` pending for it.
-    fn send_retry(
+    pub(in crate::session) fn send_retry(
         &mut self,
         index: usize,
         instance: InstanceId,
