@@ -268,6 +268,40 @@ fn a_task_of_an_optional_tool_only_for_a_client_declaring_the_extension() {
 }
 
 #[test]
+fn a_task_that_ended_before_its_payload_came_is_answered_on_the_same_poll() {
+    let env = Env::new();
+    env.user_config(&example_table(
+        "t",
+        "task_server",
+        &["--name", "t", "--late-result"],
+    ));
+    let mut serve = env.serve();
+    // mcp-warden's own `tasks/result` (asked at creation) is held by the server.
+    let ours = create(&mut serve, 1, "t__work", &json!({"text": "late"}));
+    // The server says `completed`: the payload is asked on this poll and inlined.
+    let done = serve.request(json!(2), "tasks/get", modern(json!({"taskId": ours})));
+    assert_eq!(done["result"]["taskId"], json!(ours), "{done}");
+    assert_eq!(done["result"]["status"], "completed", "{done}");
+    assert_eq!(
+        done["result"]["result"]["content"][0]["text"], "t: late",
+        "{done}"
+    );
+    let replay = serve.request(json!(3), "tasks/get", modern(json!({"taskId": ours})));
+    assert_eq!(replay["result"], done["result"]);
+    let (status, _) = serve.close();
+    assert!(status.success());
+    let audit = env.audit_text();
+    let answers = audit
+        .lines()
+        .filter(|l| l.contains("t__work") && l.contains(r#""direction":"to_client""#))
+        .count();
+    assert_eq!(
+        answers, 2,
+        "the task created, then its result, once:\n{audit}"
+    );
+}
+
+#[test]
 fn a_question_tagged_with_a_task_not_ours_reaches_no_client() {
     let env = Env::new();
     env.user_config(&example_table(

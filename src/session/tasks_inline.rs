@@ -450,6 +450,7 @@ impl Session {
         let instance = route.instance;
         self.timers.remove(&call.timer);
         call.method = "tasks/result".into();
+        call.task = Some(TaskHook::Inline(ours.to_owned()));
         let id = self.slots[index].next_id + 1;
         let line = wire::request(id, "tasks/result", Some(&params));
         self.send_retry(index, instance, id, Box::new(call), line);
