@@ -302,6 +302,31 @@ fn a_task_that_ended_before_its_payload_came_is_answered_on_the_same_poll() {
 }
 
 #[test]
+fn cancelling_a_task_answers_its_open_questions_at_the_server() {
+    let env = Env::new();
+    env.user_config(&example_table("t", "task_server", &["--name", "t"]));
+    let mut serve = env.serve();
+    let ours = create(&mut serve, 1, "t__ask", &json!({"text": "hi"}));
+    poll_until(&mut serve, 2, &ours, Duration::from_secs(10), |t| {
+        t["status"] == "input_required"
+    });
+    let cancelled = serve.request(json!(50), "tasks/cancel", modern(json!({"taskId": ours})));
+    assert_eq!(cancelled["result"]["resultType"], "complete", "{cancelled}");
+    assert!(cancelled["result"].get("taskId").is_none(), "{cancelled}");
+    // The server's question was answered for it: -32603, never by a made-up answer.
+    let seen = seen_by(&mut serve, 51);
+    assert_eq!(seen["e1"]["code"], -32603, "{seen}");
+    // Nothing is left to answer.
+    let update = serve.request(
+        json!(52),
+        "tasks/update",
+        modern(json!({"taskId": ours, "inputResponses": {"mw-1": {"action": "accept"}}})),
+    );
+    assert_eq!(update["error"]["code"], -32602, "{update}");
+    serve.close();
+}
+
+#[test]
 fn a_question_tagged_with_a_task_not_ours_reaches_no_client() {
     let env = Env::new();
     env.user_config(&example_table(

@@ -462,8 +462,12 @@ impl Session {
         self.reply_error(&call.origin, code, text);
     }
 
-    /// The server's questions still open on task `ours`, answered -32603.
+    /// The server's questions still open on task `ours`, answered -32603; the client
+    /// has none left to answer.
     fn end_questions(&mut self, index: usize, ours: &str, why: &str) {
+        if let Some(route) = self.client.tasks.get_mut(ours) {
+            route.issued.clear();
+        }
         let open = self
             .client
             .inline_tasks
