@@ -455,3 +455,49 @@ fn a_modern_client_makes_a_task_of_server_everythings_task_only_tool() {
     let (status, _) = serve.close();
     assert!(status.success());
 }
+
+#[test]
+fn server_everythings_question_during_a_task_reaches_a_modern_client_as_input_requests() {
+    let env = Env::new();
+    let Some(prefix) = test_prefix() else {
+        return;
+    };
+    env.user_config(&format!(
+        "[servers.everything]\ncommand = {}\n",
+        q(path_str(&node_bin(&prefix, "mcp-server-everything"))),
+    ));
+    let mut serve = env.serve();
+    serve.request(json!(1), "tools/list", modern(json!({})));
+    let ours = create(
+        &mut serve,
+        2,
+        "everything__simulate-research-query",
+        &json!({"topic": "python", "ambiguous": true}),
+    );
+    // Its SDK asks during `tasks/result`, tagged with its task: ours to the client.
+    let waiting = poll_until(&mut serve, 3, &ours, Duration::from_secs(30), |t| {
+        t["status"] == "input_required"
+    });
+    let requests = waiting["result"]["inputRequests"].as_object().unwrap();
+    assert_eq!(requests.len(), 1, "{waiting}");
+    let (key, entry) = requests.iter().next().unwrap();
+    assert_eq!(entry["method"], "elicitation/create", "{waiting}");
+    let schema = &entry["params"]["requestedSchema"]["properties"];
+    let field = schema.as_object().unwrap().keys().next().unwrap().clone();
+    let choice = schema[&field]["enum"][0].clone();
+    let update = serve.request(
+        json!(200),
+        "tasks/update",
+        modern(json!({"taskId": ours, "inputResponses": {
+            key.as_str(): {"action": "accept", "content": {field: choice}}}})),
+    );
+    assert!(update.get("result").is_some(), "{update}");
+    let done = poll_until(&mut serve, 201, &ours, Duration::from_secs(60), |t| {
+        t["status"] == "completed" || t["status"] == "failed"
+    });
+    let text = done["result"]["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{done}"));
+    assert!(text.contains("# Research Report"), "{done}");
+    serve.close();
+}
