@@ -302,6 +302,33 @@ fn a_task_that_ended_before_its_payload_came_is_answered_on_the_same_poll() {
 }
 
 #[test]
+fn two_polls_in_flight_when_a_task_ends_get_one_answer_audited_once() {
+    let env = Env::new();
+    env.user_config(&example_table("t", "task_server", &["--name", "t"]));
+    let mut serve = env.serve();
+    // Completed at once: mcp-warden fetches its payload as it is created.
+    let ours = create(&mut serve, 1, "t__work", &json!({"text": "twice"}));
+    for id in [2, 3] {
+        serve.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tasks/get", "params": modern(json!({"taskId": ours}))}));
+    }
+    let first = serve.answer_to(&json!(2));
+    let second = serve.answer_to(&json!(3));
+    assert_eq!(first["result"]["status"], "completed", "{first}");
+    assert_eq!(first["result"], second["result"]);
+    let (status, _) = serve.close();
+    assert!(status.success());
+    let audit = env.audit_text();
+    let answers = audit
+        .lines()
+        .filter(|l| l.contains("t__work") && l.contains(r#""direction":"to_client""#))
+        .count();
+    assert_eq!(
+        answers, 2,
+        "the task created, then its result, once:\n{audit}"
+    );
+}
+
+#[test]
 fn cancelling_a_task_answers_its_open_questions_at_the_server() {
     let env = Env::new();
     env.user_config(&example_table("t", "task_server", &["--name", "t"]));

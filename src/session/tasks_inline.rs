@@ -382,6 +382,13 @@ impl Session {
                 _ => {}
             }
         }
+        if let Some(terminal) = self.client.tasks.get(ours).and_then(|r| r.terminal.clone()) {
+            // A poll sent before another one's answer ended the task: the same bytes,
+            // audited once.
+            self.timers.remove(&call.timer);
+            self.inflight.remove(&call.origin.id);
+            return self.reply_result(&call.origin, &terminal);
+        }
         self.fetch_when_due(ours);
         let Some(state) = self.client.inline_tasks.tasks.get(ours) else {
             call.task = None;
