@@ -18,7 +18,9 @@
 //! mcp-warden should refuse by default); the `tasks/result` is answered once the
 //! elicitation is: `ask: TEXT, told: ANSWER` and a fake AWS key (the out-filter's to
 //! redact). `--foreign-tag`: the elicitation is tagged with task `"zz"`, which it
-//! never created. Tool `seen` answers what came back to its own requests, by id:
+//! never created. `--late-result`: the first `tasks/result` of `"1"` is answered only
+//! when a second one comes (a payload that comes after the server says `completed`).
+//! Tool `seen` answers what came back to its own requests, by id:
 //! `{"e1": {…result or error…}, "s1": …}`.
 // A test fixture: it reports on stderr.
 #![allow(clippy::print_stderr)]
@@ -31,6 +33,17 @@ use std::process::ExitCode;
 use mini_mcp::{Args, Out, Outcome, Server, tool};
 use serde_json::{Map, Value, json};
 
+/// What the command line asked this server to try.
+#[derive(Default)]
+struct Tricks {
+    /// `--sample`: a sampling request before the task's question.
+    sample: bool,
+    /// `--foreign-tag`: the question tagged with a task it never made.
+    foreign_tag: bool,
+    /// `--late-result`: the first `tasks/result` of `"1"` waits for the next one.
+    late_result: bool,
+}
+
 #[derive(Default)]
 struct TaskServer {
     name: String,
@@ -42,8 +55,9 @@ struct TaskServer {
     told: Option<Value>,
     waiting: Vec<Value>,
     asked: bool,
-    sample: bool,
-    foreign_tag: bool,
+    tricks: Tricks,
+    /// `tasks/result` requests of `"1"` held back (`--late-result`).
+    late: Vec<Value>,
     /// What came back to our own requests, by id.
     seen: Map<String, Value>,
 }
@@ -59,6 +73,15 @@ fn task() -> Value {
 impl TaskServer {
     fn answer_of(&self, text: &str) -> String {
         format!("{}: {text}", self.name)
+    }
+
+    /// The payload of task `"1"`.
+    fn work_result(&self) -> Value {
+        let text = self.answer_of(self.text.as_deref().unwrap_or_default());
+        json!({
+            "content": [{"type": "text", "text": text}],
+            "_meta": {"io.modelcontextprotocol/related-task": {"taskId": "1"}},
+        })
     }
 
     /// The payload of task `"q"`: its text, what the user said, and a fake key.
@@ -140,16 +163,30 @@ impl Server for TaskServer {
         params: &Value,
         out: &mut Out,
     ) -> std::io::Result<bool> {
+        if method == "tasks/result"
+            && self.tricks.late_result
+            && params.get("taskId").and_then(Value::as_str) == Some("1")
+        {
+            if self.late.is_empty() {
+                self.late.push(id.clone());
+                return Ok(true);
+            }
+            let result = self.work_result();
+            for waiting in std::mem::take(&mut self.late) {
+                out.result(&waiting, &result)?;
+            }
+            return Ok(false);
+        }
         let about_q = params.get("taskId").and_then(Value::as_str) == Some("q");
         if method != "tasks/result" || !about_q || self.told.is_some() {
             return Ok(false);
         }
         // The legacy way: the question comes while `tasks/result` is open.
-        let tag = if self.foreign_tag { "zz" } else { "q" };
+        let tag = if self.tricks.foreign_tag { "zz" } else { "q" };
         let meta = json!({"io.modelcontextprotocol/related-task": {"taskId": tag}});
         if !self.asked {
             self.asked = true;
-            if self.sample {
+            if self.tricks.sample {
                 out.request(
                     "s1",
                     "sampling/createMessage",
@@ -220,13 +257,7 @@ impl Server for TaskServer {
             }
             "tasks/get" | "tasks/cancel" => Some(Ok(task())),
             "tasks/list" => Some(Ok(json!({"tasks": [task()]}))),
-            "tasks/result" => {
-                let text = self.answer_of(self.text.as_deref().unwrap_or_default());
-                Some(Ok(json!({
-                    "content": [{"type": "text", "text": text}],
-                    "_meta": {"io.modelcontextprotocol/related-task": {"taskId": "1"}},
-                })))
-            }
+            "tasks/result" => Some(Ok(self.work_result())),
             _ => None,
         }
     }
@@ -241,8 +272,9 @@ fn main() -> ExitCode {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--name" => server.name = args.value("--name"),
-            "--sample" => server.sample = true,
-            "--foreign-tag" => server.foreign_tag = true,
+            "--sample" => server.tricks.sample = true,
+            "--foreign-tag" => server.tricks.foreign_tag = true,
+            "--late-result" => server.tricks.late_result = true,
             other => args.usage(&format!("unknown argument {other}")),
         }
     }

@@ -268,6 +268,92 @@ fn a_task_of_an_optional_tool_only_for_a_client_declaring_the_extension() {
 }
 
 #[test]
+fn a_task_that_ended_before_its_payload_came_is_answered_on_the_same_poll() {
+    let env = Env::new();
+    env.user_config(&example_table(
+        "t",
+        "task_server",
+        &["--name", "t", "--late-result"],
+    ));
+    let mut serve = env.serve();
+    // mcp-warden's own `tasks/result` (asked at creation) is held by the server.
+    let ours = create(&mut serve, 1, "t__work", &json!({"text": "late"}));
+    // The server says `completed`: the payload is asked on this poll and inlined.
+    let done = serve.request(json!(2), "tasks/get", modern(json!({"taskId": ours})));
+    assert_eq!(done["result"]["taskId"], json!(ours), "{done}");
+    assert_eq!(done["result"]["status"], "completed", "{done}");
+    assert_eq!(
+        done["result"]["result"]["content"][0]["text"], "t: late",
+        "{done}"
+    );
+    let replay = serve.request(json!(3), "tasks/get", modern(json!({"taskId": ours})));
+    assert_eq!(replay["result"], done["result"]);
+    let (status, _) = serve.close();
+    assert!(status.success());
+    let audit = env.audit_text();
+    let answers = audit
+        .lines()
+        .filter(|l| l.contains("t__work") && l.contains(r#""direction":"to_client""#))
+        .count();
+    assert_eq!(
+        answers, 2,
+        "the task created, then its result, once:\n{audit}"
+    );
+}
+
+#[test]
+fn two_polls_in_flight_when_a_task_ends_get_one_answer_audited_once() {
+    let env = Env::new();
+    env.user_config(&example_table("t", "task_server", &["--name", "t"]));
+    let mut serve = env.serve();
+    // Completed at once: mcp-warden fetches its payload as it is created.
+    let ours = create(&mut serve, 1, "t__work", &json!({"text": "twice"}));
+    for id in [2, 3] {
+        serve.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tasks/get", "params": modern(json!({"taskId": ours}))}));
+    }
+    let first = serve.answer_to(&json!(2));
+    let second = serve.answer_to(&json!(3));
+    assert_eq!(first["result"]["status"], "completed", "{first}");
+    assert_eq!(first["result"], second["result"]);
+    let (status, _) = serve.close();
+    assert!(status.success());
+    let audit = env.audit_text();
+    let answers = audit
+        .lines()
+        .filter(|l| l.contains("t__work") && l.contains(r#""direction":"to_client""#))
+        .count();
+    assert_eq!(
+        answers, 2,
+        "the task created, then its result, once:\n{audit}"
+    );
+}
+
+#[test]
+fn cancelling_a_task_answers_its_open_questions_at_the_server() {
+    let env = Env::new();
+    env.user_config(&example_table("t", "task_server", &["--name", "t"]));
+    let mut serve = env.serve();
+    let ours = create(&mut serve, 1, "t__ask", &json!({"text": "hi"}));
+    poll_until(&mut serve, 2, &ours, Duration::from_secs(10), |t| {
+        t["status"] == "input_required"
+    });
+    let cancelled = serve.request(json!(50), "tasks/cancel", modern(json!({"taskId": ours})));
+    assert_eq!(cancelled["result"]["resultType"], "complete", "{cancelled}");
+    assert!(cancelled["result"].get("taskId").is_none(), "{cancelled}");
+    // The server's question was answered for it: -32603, never by a made-up answer.
+    let seen = seen_by(&mut serve, 51);
+    assert_eq!(seen["e1"]["code"], -32603, "{seen}");
+    // Nothing is left to answer.
+    let update = serve.request(
+        json!(52),
+        "tasks/update",
+        modern(json!({"taskId": ours, "inputResponses": {"mw-1": {"action": "accept"}}})),
+    );
+    assert_eq!(update["error"]["code"], -32602, "{update}");
+    serve.close();
+}
+
+#[test]
 fn a_question_tagged_with_a_task_not_ours_reaches_no_client() {
     let env = Env::new();
     env.user_config(&example_table(
@@ -395,4 +481,50 @@ fn a_modern_client_makes_a_task_of_server_everythings_task_only_tool() {
     no_task_notifications(&serve);
     let (status, _) = serve.close();
     assert!(status.success());
+}
+
+#[test]
+fn server_everythings_question_during_a_task_reaches_a_modern_client_as_input_requests() {
+    let env = Env::new();
+    let Some(prefix) = test_prefix() else {
+        return;
+    };
+    env.user_config(&format!(
+        "[servers.everything]\ncommand = {}\n",
+        q(path_str(&node_bin(&prefix, "mcp-server-everything"))),
+    ));
+    let mut serve = env.serve();
+    serve.request(json!(1), "tools/list", modern(json!({})));
+    let ours = create(
+        &mut serve,
+        2,
+        "everything__simulate-research-query",
+        &json!({"topic": "python", "ambiguous": true}),
+    );
+    // Its SDK asks during `tasks/result`, tagged with its task: ours to the client.
+    let waiting = poll_until(&mut serve, 3, &ours, Duration::from_secs(30), |t| {
+        t["status"] == "input_required"
+    });
+    let requests = waiting["result"]["inputRequests"].as_object().unwrap();
+    assert_eq!(requests.len(), 1, "{waiting}");
+    let (key, entry) = requests.iter().next().unwrap();
+    assert_eq!(entry["method"], "elicitation/create", "{waiting}");
+    let schema = &entry["params"]["requestedSchema"]["properties"];
+    let field = schema.as_object().unwrap().keys().next().unwrap().clone();
+    let choice = schema[&field]["enum"][0].clone();
+    let update = serve.request(
+        json!(200),
+        "tasks/update",
+        modern(json!({"taskId": ours, "inputResponses": {
+            key.as_str(): {"action": "accept", "content": {field: choice}}}})),
+    );
+    assert!(update.get("result").is_some(), "{update}");
+    let done = poll_until(&mut serve, 201, &ours, Duration::from_secs(60), |t| {
+        t["status"] == "completed" || t["status"] == "failed"
+    });
+    let text = done["result"]["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{done}"));
+    assert!(text.contains("# Research Report"), "{done}");
+    serve.close();
 }

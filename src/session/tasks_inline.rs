@@ -382,6 +382,13 @@ impl Session {
                 _ => {}
             }
         }
+        if let Some(terminal) = self.client.tasks.get(ours).and_then(|r| r.terminal.clone()) {
+            // A poll sent before another one's answer ended the task: the same bytes,
+            // audited once.
+            self.timers.remove(&call.timer);
+            self.inflight.remove(&call.origin.id);
+            return self.reply_result(&call.origin, &terminal);
+        }
         self.fetch_when_due(ours);
         let Some(state) = self.client.inline_tasks.tasks.get(ours) else {
             call.task = None;
@@ -452,6 +459,7 @@ impl Session {
         let instance = route.instance;
         self.timers.remove(&call.timer);
         call.method = "tasks/result".into();
+        call.task = Some(TaskHook::Inline(ours.to_owned()));
         let id = self.slots[index].next_id + 1;
         let line = wire::request(id, "tasks/result", Some(&params));
         self.send_retry(index, instance, id, Box::new(call), line);
@@ -463,8 +471,12 @@ impl Session {
         self.reply_error(&call.origin, code, text);
     }
 
-    /// The server's questions still open on task `ours`, answered -32603.
+    /// The server's questions still open on task `ours`, answered -32603; the client
+    /// has none left to answer.
     fn end_questions(&mut self, index: usize, ours: &str, why: &str) {
+        if let Some(route) = self.client.tasks.get_mut(ours) {
+            route.issued.clear();
+        }
         let open = self
             .client
             .inline_tasks
