@@ -1,8 +1,6 @@
 //! The upstream side of the session: starting and stopping servers, their handshake and
 //! tool listings, and everything they send.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
@@ -33,8 +31,7 @@ impl Session {
                 config,
                 upstream: None,
                 state: SlotState::Spawned,
-                pending: HashMap::new(),
-                next_id: 0,
+                pending: crate::router::ids::OurIds::default(),
                 lists: Default::default(),
                 noise: 0,
                 backoff: Backoff::new(std::time::Instant::now()),
@@ -947,14 +944,12 @@ impl Session {
         let Some((token, span)) = msg.param(&["progressToken"]) else {
             return;
         };
-        let client_token =
-            token
-                .parse::<u64>()
-                .ok()
-                .and_then(|ours| match self.slots[index].pending.get(&ours) {
-                    Some(Pending::Client(call)) => call.progress.clone(),
-                    _ => None,
-                });
+        let client_token = crate::router::ids::our_id(token).and_then(|ours| {
+            match self.slots[index].pending.get(&ours) {
+                Some(Pending::Client(call)) => call.progress.clone(),
+                _ => None,
+            }
+        });
         let Some(client_token) = client_token else {
             tracing::debug!(server = %self.slots[index].config.name, token, "progress for no request in flight; dropped");
             return;
@@ -975,14 +970,10 @@ impl Session {
         let Ok(upstream_id) = Id::from_json(request_id) else {
             return;
         };
-        let ours = self.reverse.iter().find_map(|(ours, r)| match r {
-            Reverse::Forwarded { slot, id, .. } if *slot == index && *id == upstream_id => {
-                Some(*ours)
-            }
-            _ => None,
+        let forwarded = self.reverse.take_where(|r| {
+            matches!(r, Reverse::Forwarded { slot, id, .. } if *slot == index && *id == upstream_id)
         });
-        let Some(ours) = ours else { return };
-        self.reverse.remove(&ours);
+        let Some((ours, _)) = forwarded else { return };
         let line = msg.rewrite(None, &[(span, &ours.to_string())]);
         self.forward_to_client(index, line);
     }
@@ -1024,8 +1015,8 @@ impl Session {
         };
         let server = self.slots[index].config.name.clone();
         let view = View::of(Direction::ToClient, msg).server(&server);
-        self.next_reverse += 1;
-        let ours = self.next_reverse.to_string();
+        let reserved = self.reverse.reserve();
+        let ours = reserved.to_string();
         let (line, (decision, rule)) = match self.chain.inspect(&view, msg) {
             Verdict::Stop(Stop { block, .. }) => {
                 let method = msg.method().unwrap_or_default();
@@ -1051,7 +1042,7 @@ impl Session {
             });
             self.audit_decision(AuditDirection::ToClient, decision, &subject, block.as_ref());
             self.reverse.insert(
-                self.next_reverse,
+                reserved,
                 Reverse::Forwarded {
                     slot: index,
                     instance,
