@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::collect::{Inventory, Listing};
 use super::files::LockState;
 use super::judge::{self, Hold, ItemStatus, ServerFacts, ServerStatus, ServerVerdict};
+use super::listed::{Inventory, Listing};
 use super::lock::{ItemPin, Kind, LockFile, PinKey, ServerPin};
 use crate::config::{PinningMode, ServerConfig};
 use crate::names::exposed_name;

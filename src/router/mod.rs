@@ -33,7 +33,8 @@ mod tests {
         let page: Page<'_> = serde_json::from_str(json).expect("page");
         let ns = Namespace::new("a").expect("namespace");
         let items: Vec<_> = page
-            .items
+            .items("resourceTemplates")
+            .unwrap_or_default()
             .iter()
             .filter_map(|t| read_item(ListKind::Templates, &ns, t))
             .collect();
@@ -103,7 +104,8 @@ mod tests {
             let json = format!(r#"{{"resourceTemplates":[{}]}}"#, list.join(","));
             let page: Page<'_> = serde_json::from_str(&json).expect("page");
             let ns = Namespace::new(if slot == 1 { "a" } else { "b" }).expect("namespace");
-            page.items
+            page.items("resourceTemplates")
+                .unwrap_or_default()
                 .iter()
                 .filter_map(|t| read_item(ListKind::Templates, &ns, t))
                 .collect::<Vec<_>>()

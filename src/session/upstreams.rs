@@ -2,12 +2,11 @@
 //! tool listings, and everything they send.
 
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::answer::Asker;
 use super::audit::Subject as AuditSubject;
-use super::catalog::{self, ListKind, MAX_ITEMS_PER_SERVER, MAX_PAGES, Page};
+use super::catalog::{self, ListKind};
 use super::wire;
 use super::{
     ListState, NOISE_LOG_EVERY, Pending, Reverse, Session, Slot, SlotState, Timer, reparse,
@@ -564,17 +563,9 @@ impl Session {
     }
 
     pub(super) fn on_upstream_initialized(&mut self, index: usize, msg: &Message) {
-        #[derive(Deserialize)]
-        struct InitResult {
-            #[serde(default)]
-            capabilities: Value,
-            instructions: Option<String>,
-        }
         let slot = &mut self.slots[index];
         let instance = slot.upstream.as_ref().map(|u| u.instance);
-        let parsed = msg
-            .result()
-            .and_then(|r| serde_json::from_str::<InitResult>(r).ok());
+        let parsed = upstream::handshake::Initialized::read(msg);
         // A late discover result made it modern meanwhile: this answer is moot.
         if slot.state.era().is_some_and(crate::era::Era::is_modern) {
             tracing::debug!(server = %slot.config.name, "`initialize` answered after a late discover result; ignored");
@@ -638,9 +629,7 @@ impl Session {
                 };
                 *state = ListState::Listing {
                     previous,
-                    acc: Vec::new(),
-                    seen: std::collections::HashSet::new(),
-                    pages: 0,
+                    paging: upstream::listing::Paging::default(),
                     again: false,
                 };
             }
@@ -674,63 +663,44 @@ impl Session {
     pub(super) fn on_list_page(&mut self, index: usize, kind: ListKind, msg: &Message) {
         let slot = &mut self.slots[index];
         let name = slot.config.name.clone();
-        let page = msg
-            .result()
-            .and_then(|r| serde_json::from_str::<Page<'_>>(r).ok());
-        let ListState::Listing {
-            acc,
-            seen,
-            pages,
-            again,
-            ..
-        } = &mut slot.lists[kind.index()]
-        else {
+        let page = upstream::listing::read_page(msg, kind.method(), kind.field());
+        let ListState::Listing { paging, again, .. } = &mut slot.lists[kind.index()] else {
             return;
         };
-        let Some(page) = page else {
-            tracing::error!(server = %name, method = kind.method(), "the listing failed or was malformed; keeping what was listed before");
-            return self.abandon_listing(index, kind);
+        let page = match page {
+            Ok(page) => page,
+            Err(why) => {
+                tracing::error!(server = %name, %why, "the listing failed; keeping what was listed before");
+                return self.abandon_listing(index, kind);
+            }
         };
         // A modern server's caching hint: the smallest over the listing's pages.
-        if *pages == 0 {
+        if paging.pages() == 0 {
             slot.list_ttl[kind.index()] = None;
         }
         if let Some(ttl) = page.ttl_ms {
             let kept = &mut slot.list_ttl[kind.index()];
             *kept = Some(kept.map_or(ttl, |k| k.min(ttl)));
         }
-        for raw in page.items {
-            if acc.len() >= MAX_ITEMS_PER_SERVER {
-                tracing::warn!(server = %name, method = kind.method(), "more than {MAX_ITEMS_PER_SERVER} items; the rest are dropped");
-                break;
-            }
-            let Some(item) = catalog::read_item(kind, &slot.config.namespace, raw) else {
-                tracing::warn!(server = %name, method = kind.method(), "an item without its name was dropped");
-                continue;
-            };
-            if kind != ListKind::Templates && item.is_mapped(&slot.config.namespace) {
+        let namespace = &slot.config.namespace;
+        let of = upstream::listing::Of {
+            server: name.as_str(),
+            method: kind.method(),
+        };
+        let listed = page.items(kind.field()).unwrap_or_default().iter().copied();
+        let next = paging.take_page(listed, page.next_cursor.clone(), of, |raw| {
+            let item = catalog::read_item(kind, namespace, raw)?;
+            if kind != ListKind::Templates && item.is_mapped(namespace) {
                 tracing::info!(server = %name, item = %item.name, exposed = %item.exposed, "name mapped to a client-valid name");
             }
-            if !seen.insert(item.exposed.clone()) {
-                tracing::warn!(server = %name, item = %item.name, "listed twice; the first definition is kept");
-                continue;
-            }
-            acc.push(item);
-        }
-        *pages += 1;
-        if page.next_cursor.is_some() && (*pages >= MAX_PAGES || acc.len() >= MAX_ITEMS_PER_SERVER)
-        {
-            tracing::warn!(server = %name, method = kind.method(), pages = *pages, items = acc.len(), "listing cut short: the server keeps paging (FAULTS 33)");
-        }
-        let next = page
-            .next_cursor
-            .filter(|_| *pages < MAX_PAGES && acc.len() < MAX_ITEMS_PER_SERVER);
+            Some((item.exposed.clone(), item))
+        });
         if let Some(cursor) = next {
             return self.list(index, kind, Some(&cursor));
         }
         let again = *again;
-        let acc = std::mem::take(acc);
-        slot.lists[kind.index()] = ListState::Listed(acc);
+        let items = std::mem::take(paging).into_items();
+        slot.lists[kind.index()] = ListState::Listed(items);
         slot.listed_at[kind.index()] = Some(std::time::Instant::now());
         // A refresh for an expired `ttlMs` is announced only if the catalog changes
         // (`rebuild_catalog`): a client that lists on `list_changed` would otherwise
@@ -748,9 +718,7 @@ impl Session {
     /// routing, and its cursor becomes one of ours that also names the server.
     fn on_resources_page(&mut self, index: usize, msg: &Message, origin: &super::Origin) {
         let server = self.slots[index].config.name.clone();
-        let page = msg
-            .result()
-            .and_then(|r| serde_json::from_str::<Page<'_>>(r).ok());
+        let page = upstream::listing::read_page(msg, "resources/list", "resources").ok();
         let Some(page) = page else {
             // An error answer (or garbage): pass it on as it is.
             let line = msg.rewrite(Some(origin.id.as_str()), &[]);
@@ -764,8 +732,9 @@ impl Session {
         } else {
             crate::scan::ScanContext::default()
         };
-        let mut listed = Vec::with_capacity(page.items.len());
-        for raw in &page.items {
+        let items = page.items("resources").unwrap_or_default();
+        let mut listed = Vec::with_capacity(items.len());
+        for raw in items {
             let Ok(item) = serde_json::from_str::<Value>(raw.get()) else {
                 continue;
             };

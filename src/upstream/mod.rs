@@ -1,6 +1,10 @@
 //! Upstream servers: the child process and the tasks that move its bytes, and the
 //! states of a slot ([`slot`]: start, handshake, restart backoff, listings). This is
-//! the only module that spawns processes.
+//! the only module that spawns processes: `serve`'s servers (driven by the session)
+//! and those `pin`, `pins`, `scan` and `doctor` take the inventory of
+//! ([`inventory`]). Both read the `initialize` answer ([`handshake`]) and page
+//! through lists ([`listing`]: the same parameters, page reading and bounds) the
+//! same way, after the same era probe ([`crate::era::probe`]).
 //!
 //! Each upstream gets a writer task (our queue → its stdin), a reader task (its
 //! stdout → framed lines → the session), a stderr task (→ the log file, tagged with the
@@ -8,6 +12,9 @@
 //! exit and stops it on request: close stdin, grace period, SIGTERM to its process
 //! group, SIGKILL, with a deadline.
 
+pub mod handshake;
+pub mod inventory;
+pub mod listing;
 pub mod slot;
 mod spawn;
 

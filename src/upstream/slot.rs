@@ -140,10 +140,8 @@ pub enum ListState {
     Listing {
         /// What was listed before (served until the new listing completes).
         previous: Vec<Item>,
-        acc: Vec<Item>,
-        /// Exposed names in `acc`: a server that lists a name twice keeps the first.
-        seen: std::collections::HashSet<String>,
-        pages: u32,
+        /// The pages so far, by exposed name.
+        paging: super::listing::Paging<Item>,
         again: bool,
     },
     Listed(Vec<Item>),
