@@ -382,6 +382,30 @@ fn pin_and_scan_probe_too_and_list_a_modern_only_server() {
     );
 }
 
+/// A dual server `slow` that answers the probe after its wait, locked into the modern
+/// era by then (as the Python SDK's runner is by its first request).
+fn slow_dual_server() -> String {
+    example_table("slow", "era_server", &["--dual", "--probe-delay", "2500"])
+}
+
+#[test]
+fn pins_lists_a_dual_server_too_slow_for_the_probe_after_probing_again() {
+    // As `serve` does (the test above): the late server refuses `initialize` with
+    // -32022 naming 2026-07-28 and is probed again, instead of failing the inventory
+    // with "refuses mcp-warden" while speaking a version we speak.
+    let env = Env::new();
+    env.user_config(&slow_dual_server());
+    let out = env.run(&["pins", "--json"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains("\"alpha\"") && !stderr.contains("refuses mcp-warden"),
+        "{stdout}\n{stderr}"
+    );
+}
+
 #[test]
 fn a_modern_requests_log_level_reaches_a_legacy_server_and_its_messages_come_back() {
     let (_env, mut serve) = serve_with(&[("old", "--legacy")]);
@@ -495,11 +519,7 @@ fn a_dual_server_too_slow_for_the_probe_ends_modern_after_refusing_initialize() 
     // (as the Python SDK's runner is by its first request), refuses `initialize` with
     // -32022 naming 2026-07-28, and is probed again.
     let env = Env::new();
-    env.user_config(&example_table(
-        "slow",
-        "era_server",
-        &["--dual", "--probe-delay", "2500"],
-    ));
+    env.user_config(&slow_dual_server());
     let mut serve = env.serve();
     serve.initialize();
     let tools = serve.tool_names(1);

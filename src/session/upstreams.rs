@@ -574,15 +574,15 @@ impl Session {
         // A modern-only server (or one a timed-out probe locked into the modern era)
         // refuses `initialize` with -32022 naming its versions.
         if let Some(supported) = crate::era::probe::unsupported_versions(msg) {
-            match crate::era::probe::refusal(&supported, self.client.version) {
-                crate::era::probe::ProbeOutcome::RetryAt(version) if !slot.probed.retried => {
-                    slot.probed.retried = true;
+            match slot
+                .probed
+                .after_initialize_refused(&supported, self.client.version)
+            {
+                Ok(version) => {
                     slot.state = SlotState::Spawned;
                     return self.send_probe(index, version);
                 }
-                _ => {
-                    return self.refuses_us(index, &crate::era::probe::refusal_reason(&supported));
-                }
+                Err(why) => return self.refuses_us(index, &why),
             }
         }
         let Some(result) = parsed else {

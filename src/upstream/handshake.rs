@@ -49,13 +49,21 @@ impl Initialized {
     }
 }
 
-impl From<crate::era::probe::Discovered> for Initialized {
-    fn from(found: crate::era::probe::Discovered) -> Self {
+impl Initialized {
+    /// What a modern server said in its discover result (the probe's transition,
+    /// [`super::slot::Probed::after`], keeps its `serverInfo`).
+    #[must_use]
+    pub fn modern(
+        version: &str,
+        capabilities: Value,
+        instructions: Option<String>,
+        server_info: Option<Value>,
+    ) -> Self {
         Self {
-            capabilities: found.capabilities,
-            instructions: found.instructions,
-            version: Value::String(found.version.to_owned()),
-            server_info: found.server_info,
+            capabilities,
+            instructions,
+            version: Value::String(version.to_owned()),
+            server_info,
         }
     }
 }

@@ -37,7 +37,10 @@ use tokio::time::Instant;
 
 use super::handshake::Initialized;
 use super::listing::{self, Of, PageError, Paging};
+use super::slot::{AfterProbe, Probed, SlotState};
 use crate::config::{ServerConfig, ServerName};
+use crate::era::Era;
+use crate::era::probe::ProbeOutcome;
 use crate::jsonrpc::codec::DEFAULT_MAX_LINE;
 use crate::jsonrpc::error::result_response;
 use crate::jsonrpc::message::Parsed;
@@ -243,6 +246,21 @@ enum Failure {
     Lost(String),
 }
 
+/// How a legacy `initialize` ended, when the server answered it.
+enum Initialize {
+    Done(Box<Initialized>, Era),
+    /// A -32022 naming the versions it speaks, to our `initialize` at `asked`.
+    Refused {
+        supported: Vec<String>,
+        asked: &'static str,
+    },
+}
+
+/// Every client capability, so a server offers everything it would offer any client.
+fn declared_capabilities() -> Value {
+    json!({"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}})
+}
+
 /// A running server and the events of its tasks.
 struct Connection<'a> {
     upstream: Upstream,
@@ -264,39 +282,7 @@ impl Connection<'_> {
     /// The era probe (as `serve` does it: [`crate::era::probe`]), the handshake of a
     /// legacy server, and every listing the server's capabilities offer.
     async fn inventory(&mut self, probe: bool) -> Result<Listing, Lost> {
-        let capabilities =
-            json!({"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}});
-        let (init, era) = if let Some(found) = self.probe(probe, &capabilities).await? {
-            let era = crate::era::Era::Modern(found.version);
-            (Initialized::from(found), era)
-        } else {
-            let id = self.ids.mint(());
-            let info = crate::era::meta::our_info();
-            // The newest revision we speak, so a server shows everything it has.
-            let version = crate::era::negotiate_legacy(None);
-            let line = wire::upstream_initialize(id, version, &capabilities, &info);
-            let answer = self
-                .exchange(id, "initialize", line, self.timeout)
-                .await
-                .map_err(Lost::Failed)?;
-            if let Some(supported) = crate::era::probe::unsupported_versions(&answer) {
-                let why = crate::era::probe::refusal_reason(&supported);
-                return Err(Lost::Failed(format!("refuses mcp-warden: {why}")));
-            }
-            let Some(init) = Initialized::read(&answer) else {
-                return Err(Lost::Failed(match answer.result() {
-                    Some(_) => "`initialize` answer has no valid result".to_owned(),
-                    None => format!("`initialize` failed: {}", listing::error_text(&answer)),
-                }));
-            };
-            self.send(wire::notification("notifications/initialized", None));
-            let version = crate::era::LEGACY_VERSIONS
-                .iter()
-                .find(|v| Some(**v) == init.version())
-                .copied()
-                .unwrap_or(version);
-            (init, crate::era::Era::Legacy(version))
-        };
+        let (init, era) = self.handshake(probe).await?;
         let mut items = Vec::new();
         for kind in [Kind::Tool, Kind::Prompt, Kind::ResourceTemplate] {
             if init
@@ -325,39 +311,100 @@ impl Connection<'_> {
         })
     }
 
-    /// The `server/discover` probe: what a modern server said about itself, `None`
-    /// for a legacy one (any other answer, or none within [`PROBE_WAIT`]).
+    /// The handshake as `serve` makes it, through the same transitions
+    /// ([`Probed::after`], [`Probed::after_initialize_refused`]): the era probe
+    /// (asked again, once, at a version the server names), else `initialize`; a
+    /// -32022 to it from a server a timed-out probe locked into the modern era (a
+    /// slow start) probes again.
+    async fn handshake(&mut self, probe: bool) -> Result<(Initialized, Era), Lost> {
+        let mut probed = Probed::default();
+        let mut next = if probe {
+            AfterProbe::ProbeAgain(crate::era::MODERN_VERSIONS[0])
+        } else {
+            AfterProbe::Handshake
+        };
+        loop {
+            next = match next {
+                AfterProbe::ProbeAgain(version) => {
+                    let outcome = self.probe(version).await?;
+                    probed.after(outcome)
+                }
+                AfterProbe::Ready(SlotState::Ready {
+                    era,
+                    instructions,
+                    capabilities,
+                }) => {
+                    let Era::Modern(version) = era else {
+                        return Err(Lost::Failed("a probe made it ready as legacy".into()));
+                    };
+                    self.modern = Some(version);
+                    let server_info = probed.server_info.take();
+                    let init =
+                        Initialized::modern(version, capabilities, instructions, server_info);
+                    return Ok((init, era));
+                }
+                AfterProbe::Ready(_) => {
+                    return Err(Lost::Failed("a probe ended in no ready state".into()));
+                }
+                AfterProbe::Refused(why) => {
+                    return Err(Lost::Failed(format!("refuses mcp-warden: {why}")));
+                }
+                AfterProbe::Handshake => match self.initialize().await? {
+                    Initialize::Done(init, era) => return Ok((*init, era)),
+                    Initialize::Refused { supported, asked } => {
+                        match probed.after_initialize_refused(&supported, asked) {
+                            Ok(version) => AfterProbe::ProbeAgain(version),
+                            Err(why) => AfterProbe::Refused(why),
+                        }
+                    }
+                },
+            };
+        }
+    }
+
+    /// One `server/discover` probe at `version`: its outcome, legacy for silence
+    /// (within [`PROBE_WAIT`]); an exit on it is [`Lost::ExitedOnProbe`].
     ///
     /// [`PROBE_WAIT`]: crate::era::probe::PROBE_WAIT
-    async fn probe(
-        &mut self,
-        probe: bool,
-        capabilities: &Value,
-    ) -> Result<Option<crate::era::probe::Discovered>, Lost> {
-        use crate::era::probe::{self, ProbeOutcome};
-        if !probe {
-            return Ok(None);
-        }
-        let version = crate::era::MODERN_VERSIONS[0];
+    async fn probe(&mut self, version: &'static str) -> Result<ProbeOutcome, Lost> {
+        use crate::era::probe;
         let id = self.ids.mint(());
-        let line = probe::discover_request(id, version, capabilities);
+        let line = probe::discover_request(id, version, &declared_capabilities());
         let wait = probe::PROBE_WAIT.min(self.timeout);
-        let answer = match self.exchange(id, "server/discover", line, wait).await {
-            Ok(answer) => answer,
-            Err(_) if self.exited => return Err(Lost::ExitedOnProbe),
-            Err(_) => return Ok(None),
-        };
-        match probe::classify(&answer, version) {
-            ProbeOutcome::Modern(found) => {
-                self.modern = Some(found.version);
-                Ok(Some(found))
-            }
-            ProbeOutcome::Refuses { supported } => Err(Lost::Failed(format!(
-                "refuses mcp-warden: {}",
-                probe::refusal_reason(&supported)
-            ))),
-            ProbeOutcome::RetryAt(_) | ProbeOutcome::Legacy => Ok(None),
+        match self.exchange(id, "server/discover", line, wait).await {
+            Ok(answer) => Ok(probe::classify(&answer, version)),
+            Err(_) if self.exited => Err(Lost::ExitedOnProbe),
+            Err(_) => Ok(ProbeOutcome::Legacy),
         }
+    }
+
+    /// The legacy handshake: `initialize` at the newest revision we speak (so a
+    /// server shows everything it has), then `notifications/initialized`.
+    async fn initialize(&mut self) -> Result<Initialize, Lost> {
+        let id = self.ids.mint(());
+        let info = crate::era::meta::our_info();
+        let asked = crate::era::negotiate_legacy(None);
+        let line = wire::upstream_initialize(id, asked, &declared_capabilities(), &info);
+        let answer = self
+            .exchange(id, "initialize", line, self.timeout)
+            .await
+            .map_err(Lost::Failed)?;
+        if let Some(supported) = crate::era::probe::unsupported_versions(&answer) {
+            return Ok(Initialize::Refused { supported, asked });
+        }
+        let Some(init) = Initialized::read(&answer) else {
+            return Err(Lost::Failed(match answer.result() {
+                Some(_) => "`initialize` answer has no valid result".to_owned(),
+                None => format!("`initialize` failed: {}", listing::error_text(&answer)),
+            }));
+        };
+        self.send(wire::notification("notifications/initialized", None));
+        let version = crate::era::LEGACY_VERSIONS
+            .iter()
+            .find(|v| Some(**v) == init.version())
+            .copied()
+            .unwrap_or(asked);
+        Ok(Initialize::Done(Box::new(init), Era::Legacy(version)))
     }
 
     /// Every item of one kind, following `nextCursor` within [`MAX_PAGES`] and
