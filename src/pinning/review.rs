@@ -1,5 +1,5 @@
 //! What the servers offer now, next to what is pinned: the model behind `pins`, `pin`
-//! and `scan`. Built from the [`collect`](super::collect) inventories and the lock
+//! and `scan`. Built from the [inventories](crate::upstream::inventory) and the lock
 //! files, judged by the same [`judge`](super::judge) functions `serve` uses, so a
 //! command shows exactly what `serve` would hold.
 
