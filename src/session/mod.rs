@@ -603,8 +603,10 @@ impl Session {
                             ),
                         );
                         self.send_upstream_raw(index, cancel);
-                        let text =
-                            format!("server `{name}` did not answer within {}", humantime(after));
+                        let text = format!(
+                            "server `{name}` did not answer within {}",
+                            crate::upstream::timeout_text(after)
+                        );
                         self.reply_error(&origin, ErrorCode::Timeout, &text);
                     }
                     Some(Pending::Cancelled { .. }) | None => {}
@@ -624,7 +626,7 @@ impl Session {
                 if current && matches!(slot.state, SlotState::Initializing) {
                     let why = format!(
                         "did not answer `initialize` within {}",
-                        humantime(slot.config.request_timeout)
+                        crate::upstream::timeout_text(slot.config.request_timeout)
                     );
                     tracing::error!(server = %slot.config.name, %why, "upstream handshake timed out");
                     self.fail_slot(index, &why);
@@ -890,13 +892,5 @@ impl Session {
             }
             Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => self.reply(origin, line),
         }
-    }
-}
-
-fn humantime(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
     }
 }

@@ -290,10 +290,7 @@ impl Session {
                     self.fail_slot(index, &why);
                     return;
                 }
-                let mut why = format!("exited ({status})");
-                if let Some(last) = stderr_tail.last() {
-                    why = format!("{why}; last stderr line: {last}");
-                }
+                let why = upstream::exit_reason(&status, &stderr_tail);
                 tracing::error!(server = %name, %why, "upstream exited");
                 if self.client.initialized {
                     self.out.push_back(wire::log_message(

@@ -469,7 +469,10 @@ impl Connection<'_> {
                     Some(SendError::Full) => {
                         format!("could not send `{method}`: it does not read its stdin")
                     }
-                    None => format!("did not answer `{method}` within {}", human(wait)),
+                    None => format!(
+                        "did not answer `{method}` within {}",
+                        super::timeout_text(wait)
+                    ),
                 });
             };
             match event {
@@ -482,7 +485,7 @@ impl Connection<'_> {
                     ..
                 }) => {
                     self.exited = true;
-                    return Err(exited(&status, &stderr_tail));
+                    return Err(super::exit_reason(&status, &stderr_tail));
                 }
                 Some(UpstreamEvent::Sandbox(_, report)) => {
                     tracing::info!(server = %self.server, "{}", report.summary());
@@ -579,24 +582,6 @@ fn list_kind(kind: Kind) -> ListKind {
     }
 }
 
-/// Why a server is gone, worded as the session words it.
-fn exited(status: &str, stderr_tail: &[String]) -> String {
-    let mut why = format!("exited ({status})");
-    if let Some(last) = stderr_tail.last() {
-        why = format!("{why}; last stderr line: {last}");
-    }
-    why
-}
-
-/// A timeout as the configuration writes it.
-fn human(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -622,15 +607,6 @@ mod tests {
         assert_eq!(
             item_name(Kind::ResourceTemplate, &raw(r#"{"name":"f"}"#)),
             None
-        );
-    }
-
-    #[test]
-    fn exits_name_the_status_and_the_last_stderr_line() {
-        assert_eq!(exited("exit status: 7", &[]), "exited (exit status: 7)");
-        assert_eq!(
-            exited("exit status: 7", &["a".into(), "b".into()]),
-            "exited (exit status: 7); last stderr line: b"
         );
     }
 }
