@@ -321,6 +321,32 @@ mod tests {
         assert!(ids.is_empty());
     }
 
+    /// One client request's life through both tables, as the session wires them.
+    #[test]
+    fn a_cancelled_requests_late_answer_is_dropped_and_its_id_freed() {
+        #[derive(Debug, PartialEq)]
+        enum Entry {
+            Client,
+            Cancelled,
+        }
+        let mut pending = OurIds::default();
+        let mut inflight = ClientIds::default();
+        let client = Id::from_json("\"req-1\"").expect("id");
+        let ours = pending.reserve();
+        pending.insert(ours, Entry::Client);
+        inflight.insert(client.clone(), (3, ours));
+        // notifications/cancelled names the client's id: it finds the slot and our id.
+        let (slot, found) = inflight.remove(&client).expect("in flight");
+        assert_eq!((slot, found), (3, ours));
+        assert_eq!(pending.remove(&found), Some(Entry::Client));
+        pending.insert(found, Entry::Cancelled);
+        // The client may reuse its id at once; the server's late answer is dropped once.
+        assert!(!inflight.contains_key(&client));
+        assert_eq!(pending.remove(&ours), Some(Entry::Cancelled));
+        assert_eq!(pending.remove(&ours), None);
+        assert!(pending.is_empty());
+    }
+
     #[test]
     fn client_ids_are_their_exact_text() {
         let mut inflight = ClientIds::default();
