@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! The spine is the message path: client stdin → [`jsonrpc`] codec → [`session`]
-//! (ids, state, the wiring) → [`router`] (exposed name or URI → server) → the
+//! (state, the wiring) → [`router`] (exposed name or URI → server; ids and progress
+//! tokens remapped) → the
 //! [`stages`] in order: classify, hold, decide, [`filter`], audit → [`upstream`] →
 //! child process, and the same way back through [`downstream`], the only module that
 //! writes to stdout in `serve`. `clippy.toml` checks the two invariants: stdout is
@@ -20,9 +21,13 @@
 //! - [`era`]: the two protocol eras (`initialize` vs per-request `_meta`) and the pure
 //!   adapter between them, used at both edges of the session; the `requestState`
 //!   envelope and `input_required` as data.
-//! - [`router`]: merged catalogs, cursors, routing by exposed name and URI.
+//! - [`router`]: merged catalogs, cursors, routing by exposed name and URI, the id and
+//!   progress-token maps.
 //! - [`stages`]: the typed view of a message and the stages over it (hold, decide,
 //!   audit); the filter stage is [`filter`].
+//! - [`upstream`]: server processes, a slot's states, and the handshake and paged
+//!   listing that `serve` and the inventory of `pin`, `pins`, `scan`, `doctor` share.
+//! - [`pinning`]: the lock file and what is pinned or held; it starts no process.
 //! - [`paths`]: where the user and data directories are.
 //! - [`names`]: how upstream tool names become exposed names.
 //! - [`output`]: everything the non-`serve` commands print.

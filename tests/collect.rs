@@ -1,4 +1,4 @@
-//! The inventory collector (`pinning::collect`) against real processes: the example
+//! The inventory collector (`upstream::inventory`) against real processes: the example
 //! test server, and small `sh` scripts where a test needs a server to say something
 //! exact (junk on stdout, its own requests, error answers, endless pages).
 // Tests fail by panicking, so unwrap is the clearest way to say "this must hold".
@@ -10,9 +10,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mcp_warden::config::{Layer, Namespace, ServerConfig, ServerName};
-use mcp_warden::pinning::collect::{Definition, Inventory, Listing, MAX_ITEMS, MAX_PAGES, collect};
+use mcp_warden::pinning::listed::{Definition, Inventory, Listing};
 use mcp_warden::pinning::lock::Kind;
 use mcp_warden::upstream::Spawner;
+use mcp_warden::upstream::inventory::{MAX_ITEMS, MAX_PAGES, collect};
 
 /// Longest any one test's collection may take before the test fails as hung.
 const HANG: Duration = Duration::from_secs(60);

@@ -382,6 +382,12 @@ fn pin_and_scan_probe_too_and_list_a_modern_only_server() {
     );
 }
 
+/// A dual server `slow` that answers the probe after its wait, locked into the modern
+/// era by then (as the Python SDK's runner is by its first request).
+fn slow_dual_server() -> String {
+    example_table("slow", "era_server", &["--dual", "--probe-delay", "2500"])
+}
+
 #[test]
 fn pin_lists_a_dual_server_too_slow_for_the_probe_as_modern() {
     // As `serve` does (a_dual_server_too_slow_for_the_probe_ends_modern_after_refusing_
@@ -389,11 +395,7 @@ fn pin_lists_a_dual_server_too_slow_for_the_probe_as_modern() {
     // naming 2026-07-28, and it is probed again. (A Python `mcp` 2.x server on a busy
     // machine takes longer than the probe's wait just to import its SDK.)
     let env = Env::new();
-    env.user_config(&example_table(
-        "slow",
-        "era_server",
-        &["--dual", "--probe-delay", "2500"],
-    ));
+    env.user_config(&slow_dual_server());
     let out = env.run(&["pins", "--json"]);
     let (text, err) = (
         String::from_utf8_lossy(&out.stdout),
@@ -519,11 +521,7 @@ fn a_dual_server_too_slow_for_the_probe_ends_modern_after_refusing_initialize() 
     // (as the Python SDK's runner is by its first request), refuses `initialize` with
     // -32022 naming 2026-07-28, and is probed again.
     let env = Env::new();
-    env.user_config(&example_table(
-        "slow",
-        "era_server",
-        &["--dual", "--probe-delay", "2500"],
-    ));
+    env.user_config(&slow_dual_server());
     let mut serve = env.serve();
     serve.initialize();
     let tools = serve.tool_names(1);

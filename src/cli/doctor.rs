@@ -240,7 +240,7 @@ fn ask_protocol(
     else {
         return;
     };
-    let inventories = runtime.block_on(crate::pinning::collect::collect(
+    let inventories = runtime.block_on(crate::upstream::inventory::collect(
         std::slice::from_ref(config),
         spawner,
         root,

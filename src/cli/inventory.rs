@@ -9,10 +9,10 @@ use crate::ExitStatus;
 use crate::config::{Effective, TrustState};
 use crate::output;
 use crate::paths::Paths;
-use crate::pinning::collect;
 use crate::pinning::files::{LockPlaces, LockState};
 use crate::pinning::review::{self, ServerReview};
 use crate::upstream::Spawner;
+use crate::upstream::inventory as collect;
 
 /// Everything the servers offer now, next to the locks.
 #[derive(Debug)]

@@ -4,11 +4,13 @@
 //!
 //! Built on [`crate::canonical`] (RFC 8785 canonical JSON and digests, shared with the
 //! audit trail), then [`lock`] (the `mcp-warden.lock` file: model, text, locked atomic
-//! update).
+//! update). Pure: what it judges ([`listed`]) is listed by the upstream room
+//! ([`crate::upstream::inventory`] for `pin`, `pins`, `scan`, `doctor`; the session
+//! for `serve`), which alone starts processes.
 
-pub mod collect;
 pub mod files;
 pub mod judge;
+pub mod listed;
 pub mod lock;
 pub mod machine;
 pub mod review;

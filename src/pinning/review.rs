@@ -1,5 +1,5 @@
 //! What the servers offer now, next to what is pinned: the model behind `pins`, `pin`
-//! and `scan`. Built from the [`collect`](super::collect) inventories and the lock
+//! and `scan`. Built from the [inventories](crate::upstream::inventory) and the lock
 //! files, judged by the same [`judge`](super::judge) functions `serve` uses, so a
 //! command shows exactly what `serve` would hold.
 
@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::collect::{Inventory, Listing};
 use super::files::LockState;
 use super::judge::{self, Hold, ItemStatus, ServerFacts, ServerStatus, ServerVerdict};
+use super::listed::{Inventory, Listing};
 use super::lock::{ItemPin, Kind, LockFile, PinKey, ServerPin};
 use crate::config::{PinningMode, ServerConfig};
 use crate::names::exposed_name;

@@ -16,11 +16,6 @@ use crate::config::{Namespace, ServerName};
 use crate::jsonrpc::message::span_in;
 use crate::names::exposed_name;
 
-/// Most items of one kind one upstream may list; past this the rest are dropped.
-pub const MAX_ITEMS_PER_SERVER: usize = 10_000;
-/// Most list pages fetched from one upstream in one listing.
-pub const MAX_PAGES: u32 = 100;
-
 /// The kinds of list mcp-warden keeps a catalog of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListKind {
@@ -117,22 +112,39 @@ impl Item {
     }
 }
 
-/// One page of a list result, borrowed from the response text.
-#[derive(Deserialize)]
+/// One page of a list result, borrowed from the response text. Each kind has its own
+/// field ([`Page::items`]), so a page carrying another kind's field is not taken for
+/// this one.
+#[derive(Debug, Deserialize)]
 pub struct Page<'a> {
-    #[serde(
-        borrow,
-        alias = "tools",
-        alias = "prompts",
-        alias = "resourceTemplates",
-        alias = "resources"
-    )]
-    pub items: Vec<&'a RawValue>,
+    #[serde(borrow, default)]
+    tools: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    prompts: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default, rename = "resourceTemplates")]
+    templates: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    resources: Option<Vec<&'a RawValue>>,
     #[serde(rename = "nextCursor", default)]
     pub next_cursor: Option<String>,
     /// A modern server's caching hint for this page.
     #[serde(rename = "ttlMs", default)]
     pub ttl_ms: Option<u64>,
+}
+
+impl<'a> Page<'a> {
+    /// The items in `field` (`tools`, `prompts`, `resourceTemplates`, `resources`);
+    /// `None` when the page has no such field.
+    #[must_use]
+    pub fn items(&self, field: &str) -> Option<&[&'a RawValue]> {
+        match field {
+            "tools" => self.tools.as_deref(),
+            "prompts" => self.prompts.as_deref(),
+            "resourceTemplates" => self.templates.as_deref(),
+            "resources" => self.resources.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -300,7 +312,8 @@ mod tests {
     fn items(kind: ListKind, ns: &str, json: &str) -> Vec<Item> {
         let page: Page<'_> = serde_json::from_str(json).expect("page");
         let ns = Namespace::new(ns).expect("ns");
-        page.items
+        page.items(kind.field())
+            .unwrap_or_default()
             .iter()
             .filter_map(|t| read_item(kind, &ns, t))
             .collect()

@@ -8,35 +8,20 @@
 //!   upstreams;
 //! - [`uri`]: routing a resource URI to the one server that serves it (collisions,
 //!   the most specific template, matching linear in the URI);
-//! - [`progress_token`]: where a request's progress token sits, for remapping.
+//! - [`ids`]: the id and progress-token maps (our ids per upstream and for requests
+//!   to the client, the client's ids in flight, batches), and where a request's
+//!   progress token sits, for remapping.
 //!
-//! Nothing here does I/O or holds session state: the session keeps the maps (ids in
-//! flight, URIs seen in listings) and asks these functions.
+//! Nothing here does I/O or spawns anything: the session holds these tables and URIs
+//! seen in listings, and wires them to the stages and the upstreams.
 
 pub mod catalog;
 pub mod cursor;
+pub mod ids;
 pub mod uri;
 
-use std::ops::Range;
-
+pub use ids::progress_token;
 pub use uri::{Listers, UriRoute, route_uri};
-
-use crate::jsonrpc::Message;
-
-/// The span and text of `params._meta.progressToken`, when the request has one.
-#[must_use]
-pub fn progress_token(msg: &Message) -> Option<(Range<usize>, Box<str>)> {
-    // Most requests carry none: skip parsing their params for it.
-    if !msg
-        .raw()
-        .windows(b"progressToken".len())
-        .any(|w| w == b"progressToken")
-    {
-        return None;
-    }
-    let (token, span) = msg.param(&["_meta", "progressToken"])?;
-    Some((span, token.into()))
-}
 
 #[cfg(test)]
 mod tests {
@@ -48,7 +33,8 @@ mod tests {
         let page: Page<'_> = serde_json::from_str(json).expect("page");
         let ns = Namespace::new("a").expect("namespace");
         let items: Vec<_> = page
-            .items
+            .items("resourceTemplates")
+            .unwrap_or_default()
             .iter()
             .filter_map(|t| read_item(ListKind::Templates, &ns, t))
             .collect();
@@ -118,7 +104,8 @@ mod tests {
             let json = format!(r#"{{"resourceTemplates":[{}]}}"#, list.join(","));
             let page: Page<'_> = serde_json::from_str(&json).expect("page");
             let ns = Namespace::new(if slot == 1 { "a" } else { "b" }).expect("namespace");
-            page.items
+            page.items("resourceTemplates")
+                .unwrap_or_default()
                 .iter()
                 .filter_map(|t| read_item(ListKind::Templates, &ns, t))
                 .collect::<Vec<_>>()

@@ -69,9 +69,7 @@ impl Session {
             }
             return;
         }
-        self.next_batch += 1;
-        let batch = self.next_batch;
-        self.batches.insert(batch, BatchAnswers::new(answers));
+        let batch = self.batches.mint(BatchAnswers::new(answers));
         for item in items {
             match item {
                 Ok(msg) => self.on_client_message(msg, Some(batch)),
@@ -352,14 +350,14 @@ impl Session {
             let deferred = self.deferred.remove(at);
             return self.reply_none(&deferred.origin);
         }
-        let reviewing = self.reverse.iter().find_map(|(ours, r)| match r {
-            Reverse::PinReview(review) if review.origin_id() == &client_id => Some(*ours),
-            Reverse::PolicyAsk(ask) if ask.origin().id == client_id => Some(*ours),
-            _ => None,
+        let reviewing = self.reverse.take_where(|r| match r {
+            Reverse::PinReview(review) => review.origin_id() == &client_id,
+            Reverse::PolicyAsk(ask) => ask.origin().id == client_id,
+            _ => false,
         });
-        match reviewing.and_then(|ours| self.reverse.remove(&ours)) {
-            Some(Reverse::PinReview(review)) => return self.reply_none(review.origin()),
-            Some(Reverse::PolicyAsk(ask)) => return self.reply_none(ask.origin()),
+        match reviewing {
+            Some((_, Reverse::PinReview(review))) => return self.reply_none(review.origin()),
+            Some((_, Reverse::PolicyAsk(ask))) => return self.reply_none(ask.origin()),
             _ => {}
         }
         // A call waiting on the answers to its server's questions (input_required).
@@ -445,10 +443,8 @@ impl Session {
         if self.config.reload.is_none() || !offers_roots || !self.client.initialized {
             return;
         }
-        self.next_reverse += 1;
-        self.reverse.insert(self.next_reverse, Reverse::Roots);
-        self.out
-            .push_back(wire::request(self.next_reverse, "roots/list", None));
+        let ours = self.reverse.mint(Reverse::Roots);
+        self.out.push_back(wire::request(ours, "roots/list", None));
     }
 
     pub(super) fn on_roots(&mut self, msg: &Message) {
@@ -984,8 +980,7 @@ impl Session {
             return;
         };
         let slot = &mut self.slots[index];
-        slot.next_id += 1;
-        let id = slot.next_id;
+        let id = slot.pending.reserve();
         let timer = self.timers.insert(
             Timer::Request {
                 slot: index,

@@ -4,13 +4,13 @@
 //!
 //! # Ids
 //! Upstreams all number their requests from 0 or 1, and so does the client, so ids are
-//! remapped both ways. Each upstream slot mints its own increasing integers for every
-//! request sent to it and keeps `our id → where the answer goes`; the client's id is
-//! kept as the exact JSON text it arrived as and spliced back into the answer. Requests
-//! an upstream sends to the client get ids from one session-wide counter, mapped back
-//! the same way. Progress tokens follow the ids: an upstream is given our id for the
-//! request as its token. Nothing is ever split out of an id string, so no name can
-//! smuggle a delimiter into routing.
+//! remapped both ways, with the router's tables ([`crate::router::ids`]). Each upstream
+//! slot mints its own increasing integers for every request sent to it and keeps
+//! `our id → where the answer goes` (`Slot.pending`); the client's id is kept as the
+//! exact JSON text it arrived as and spliced back into the answer (`inflight`).
+//! Requests mcp-warden sends to the client get ids from one session-wide table
+//! (`reverse`), mapped back the same way. Progress tokens follow the ids: an upstream
+//! is given our id for the request as its token.
 //!
 //! # Order of events
 //! The client's `initialize` starts the upstream handshakes (the servers were spawned
@@ -71,6 +71,7 @@ use crate::jsonrpc::message::reparse;
 use crate::jsonrpc::{ErrorCode, Id, Message, error_response};
 use crate::router::catalog::{self, Catalog, Collision, ListKind};
 use crate::router::cursor;
+use crate::router::ids::{ClientIds, OurIds};
 use crate::stages::{Direction, Verdict, View};
 use crate::upstream::slot::{Backoff, ListState, SlotState};
 use crate::upstream::{InstanceId, Upstream, UpstreamEvent};
@@ -235,8 +236,8 @@ struct Slot {
     config: ServerConfig,
     upstream: Option<Upstream>,
     state: SlotState,
-    pending: HashMap<u64, Pending>,
-    next_id: u64,
+    /// Our ids for what was sent to it → what each answer is for.
+    pending: OurIds<Pending>,
     /// One listing per [`ListKind`], by its index.
     lists: [ListState; 3],
     noise: u64,
@@ -280,9 +281,7 @@ impl Slot {
     }
 
     fn mint(&mut self, pending: Pending) -> u64 {
-        self.next_id += 1;
-        self.pending.insert(self.next_id, pending);
-        self.next_id
+        self.pending.mint(pending)
     }
 }
 
@@ -387,9 +386,9 @@ struct Session {
     next_instance: InstanceId,
     client: ClientState,
     /// Client requests in flight: client id → (slot, our id). Also refuses a reused id.
-    inflight: HashMap<Id, (usize, u64)>,
-    reverse: HashMap<u64, Reverse>,
-    next_reverse: u64,
+    inflight: ClientIds,
+    /// Requests mcp-warden sent to the client: our id → what the answer is for.
+    reverse: OurIds<Reverse>,
     /// One merged catalog per [`ListKind`], by its index.
     catalogs: [Catalog; 3],
     /// Resource URIs seen in `resources/list` answers → the slot that listed them.
@@ -397,8 +396,8 @@ struct Session {
     deferred: Vec<Deferred>,
     timers: DelayQueue<Timer>,
     chain: Chain,
-    batches: HashMap<u64, BatchAnswers>,
-    next_batch: u64,
+    /// The client's batches still being answered, under numbers of ours.
+    batches: OurIds<BatchAnswers>,
     notices: Vec<String>,
     config: SessionConfig,
     workspace_root: Option<PathBuf>,
@@ -485,16 +484,14 @@ where
         instances: HashMap::new(),
         next_instance: 0,
         client: ClientState::default(),
-        inflight: HashMap::new(),
-        reverse: HashMap::new(),
-        next_reverse: 0,
+        inflight: ClientIds::default(),
+        reverse: OurIds::default(),
         catalogs: Default::default(),
         uri_routes: HashMap::new(),
         deferred: Vec::new(),
         timers: DelayQueue::new(),
         chain,
-        batches: HashMap::new(),
-        next_batch: 0,
+        batches: OurIds::default(),
         notices,
         // Before `config` moves in.
         mrtr: mrtr::Mrtr::new(config.state_key.take()),
@@ -643,8 +640,10 @@ impl Session {
                             ),
                         );
                         self.send_upstream_raw(index, cancel);
-                        let text =
-                            format!("server `{name}` did not answer within {}", humantime(after));
+                        let text = format!(
+                            "server `{name}` did not answer within {}",
+                            crate::upstream::timeout_text(after)
+                        );
                         self.reply_error(&origin, ErrorCode::Timeout, &text);
                     }
                     Some(Pending::Cancelled { .. }) | None => {}
@@ -664,7 +663,7 @@ impl Session {
                 if current && matches!(slot.state, SlotState::Initializing) {
                     let why = format!(
                         "did not answer `initialize` within {}",
-                        humantime(slot.config.request_timeout)
+                        crate::upstream::timeout_text(slot.config.request_timeout)
                     );
                     tracing::error!(server = %slot.config.name, %why, "upstream handshake timed out");
                     self.fail_slot(index, &why);
@@ -938,13 +937,5 @@ impl Session {
             }
             Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => self.reply(origin, line),
         }
-    }
-}
-
-fn humantime(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
     }
 }

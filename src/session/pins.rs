@@ -775,12 +775,10 @@ impl super::Session {
         if modern {
             return self.review_modern(request, origin, &params, review);
         }
-        self.next_reverse += 1;
-        self.reverse
-            .insert(self.next_reverse, super::Reverse::PinReview(review));
+        let ours = self.reverse.mint(super::Reverse::PinReview(review));
         tracing::info!(item = exposed, "asking the user to review a held item");
         self.out.push_back(super::wire::request(
-            self.next_reverse,
+            ours,
             "elicitation/create",
             Some(&params),
         ));

@@ -159,19 +159,19 @@ impl Session {
         if modern {
             return self.ask_modern(msg, origin, &params, blocked);
         }
-        self.next_reverse += 1;
+        let ours = self.reverse.reserve();
         self.reverse.insert(
-            self.next_reverse,
+            ours,
             super::Reverse::PolicyAsk(Box::new(PolicyAsk {
                 request: msg.clone(),
                 origin: origin.clone(),
                 name: name.to_owned(),
                 blocked: blocked.clone(),
-                nonce: self.next_reverse,
+                nonce: ours,
             })),
         );
         self.out.push_back(super::wire::request(
-            self.next_reverse,
+            ours,
             "elicitation/create",
             Some(&params),
         ));

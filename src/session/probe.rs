@@ -172,15 +172,12 @@ impl Session {
 
     /// The params of one of our own list requests to slot `index`.
     pub(super) fn list_params(&self, index: usize, cursor: Option<&str>) -> Option<Value> {
-        let mut params = serde_json::Map::new();
-        if let Some(c) = cursor {
-            params.insert("cursor".into(), Value::String(c.to_owned()));
-        }
-        if let Some(Era::Modern(version)) = self.slots[index].state.era() {
-            let caps = self.declared_capabilities(index, None);
-            params.insert("_meta".into(), meta::envelope(version, &caps));
-        }
-        (!params.is_empty()).then_some(Value::Object(params))
+        let modern = match self.slots[index].state.era() {
+            Some(Era::Modern(version)) => Some((version, self.declared_capabilities(index, None))),
+            _ => None,
+        };
+        let modern = modern.as_ref().map(|(v, caps)| (*v, caps));
+        crate::upstream::listing::list_params(cursor, modern)
     }
 
     /// Lists again each modern server's list of `kind` whose `ttlMs` has run out: a

@@ -460,7 +460,7 @@ impl Session {
         self.timers.remove(&call.timer);
         call.method = "tasks/result".into();
         call.task = Some(TaskHook::Inline(ours.to_owned()));
-        let id = self.slots[index].next_id + 1;
+        let id = self.slots[index].pending.reserve();
         let line = wire::request(id, "tasks/result", Some(&params));
         self.send_retry(index, instance, id, Box::new(call), line);
     }

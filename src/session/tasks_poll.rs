@@ -432,7 +432,7 @@ impl Session {
                     let text = format!(
                         "server `{}` did not answer within {}",
                         s.config.name,
-                        super::humantime(s.config.request_timeout)
+                        crate::upstream::timeout_text(s.config.request_timeout)
                     );
                     self.bridge_failed(*ask, &text);
                 }
@@ -670,8 +670,7 @@ impl Session {
             let params = request
                 .get("params")
                 .map(|p| shapes::with_related_task(&p.to_string(), ours));
-            self.next_reverse += 1;
-            let id = self.next_reverse;
+            let id = self.reverse.reserve();
             let line = Entry {
                 key: m.key.clone().into_owned(),
                 method: method.clone(),

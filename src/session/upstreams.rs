@@ -1,15 +1,12 @@
 //! The upstream side of the session: starting and stopping servers, their handshake and
 //! tool listings, and everything they send.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::answer::Asker;
 use super::audit::Subject as AuditSubject;
-use super::catalog::{self, ListKind, MAX_ITEMS_PER_SERVER, MAX_PAGES, Page};
+use super::catalog::{self, ListKind};
 use super::wire;
 use super::{
     ListState, NOISE_LOG_EVERY, Pending, Reverse, Session, Slot, SlotState, Timer, reparse,
@@ -33,8 +30,7 @@ impl Session {
                 config,
                 upstream: None,
                 state: SlotState::Spawned,
-                pending: HashMap::new(),
-                next_id: 0,
+                pending: crate::router::ids::OurIds::default(),
                 lists: Default::default(),
                 noise: 0,
                 backoff: Backoff::new(std::time::Instant::now()),
@@ -300,10 +296,7 @@ impl Session {
                     self.fail_slot(index, &why);
                     return;
                 }
-                let mut why = format!("exited ({status})");
-                if let Some(last) = stderr_tail.last() {
-                    why = format!("{why}; last stderr line: {last}");
-                }
+                let why = upstream::exit_reason(&status, &stderr_tail);
                 tracing::error!(server = %name, %why, "upstream exited");
                 if self.client.initialized {
                     self.out.push_back(wire::log_message(
@@ -579,17 +572,9 @@ impl Session {
     }
 
     pub(super) fn on_upstream_initialized(&mut self, index: usize, msg: &Message) {
-        #[derive(Deserialize)]
-        struct InitResult {
-            #[serde(default)]
-            capabilities: Value,
-            instructions: Option<String>,
-        }
         let slot = &mut self.slots[index];
         let instance = slot.upstream.as_ref().map(|u| u.instance);
-        let parsed = msg
-            .result()
-            .and_then(|r| serde_json::from_str::<InitResult>(r).ok());
+        let parsed = upstream::handshake::Initialized::read(msg);
         // A late discover result made it modern meanwhile: this answer is moot.
         if slot.state.era().is_some_and(crate::era::Era::is_modern) {
             tracing::debug!(server = %slot.config.name, "`initialize` answered after a late discover result; ignored");
@@ -598,15 +583,15 @@ impl Session {
         // A modern-only server (or one a timed-out probe locked into the modern era)
         // refuses `initialize` with -32022 naming its versions.
         if let Some(supported) = crate::era::probe::unsupported_versions(msg) {
-            match crate::era::probe::refusal(&supported, self.client.version) {
-                crate::era::probe::ProbeOutcome::RetryAt(version) if !slot.probed.retried => {
-                    slot.probed.retried = true;
+            match slot
+                .probed
+                .after_initialize_refused(&supported, self.client.version)
+            {
+                Ok(version) => {
                     slot.state = SlotState::Spawned;
                     return self.send_probe(index, version);
                 }
-                _ => {
-                    return self.refuses_us(index, &crate::era::probe::refusal_reason(&supported));
-                }
+                Err(why) => return self.refuses_us(index, &why),
             }
         }
         let Some(result) = parsed else {
@@ -653,9 +638,7 @@ impl Session {
                 };
                 *state = ListState::Listing {
                     previous,
-                    acc: Vec::new(),
-                    seen: std::collections::HashSet::new(),
-                    pages: 0,
+                    paging: upstream::listing::Paging::default(),
                     again: false,
                 };
             }
@@ -689,63 +672,44 @@ impl Session {
     pub(super) fn on_list_page(&mut self, index: usize, kind: ListKind, msg: &Message) {
         let slot = &mut self.slots[index];
         let name = slot.config.name.clone();
-        let page = msg
-            .result()
-            .and_then(|r| serde_json::from_str::<Page<'_>>(r).ok());
-        let ListState::Listing {
-            acc,
-            seen,
-            pages,
-            again,
-            ..
-        } = &mut slot.lists[kind.index()]
-        else {
+        let page = upstream::listing::read_page(msg, kind.method(), kind.field());
+        let ListState::Listing { paging, again, .. } = &mut slot.lists[kind.index()] else {
             return;
         };
-        let Some(page) = page else {
-            tracing::error!(server = %name, method = kind.method(), "the listing failed or was malformed; keeping what was listed before");
-            return self.abandon_listing(index, kind);
+        let page = match page {
+            Ok(page) => page,
+            Err(why) => {
+                tracing::error!(server = %name, %why, "the listing failed; keeping what was listed before");
+                return self.abandon_listing(index, kind);
+            }
         };
         // A modern server's caching hint: the smallest over the listing's pages.
-        if *pages == 0 {
+        if paging.pages() == 0 {
             slot.list_ttl[kind.index()] = None;
         }
         if let Some(ttl) = page.ttl_ms {
             let kept = &mut slot.list_ttl[kind.index()];
             *kept = Some(kept.map_or(ttl, |k| k.min(ttl)));
         }
-        for raw in page.items {
-            if acc.len() >= MAX_ITEMS_PER_SERVER {
-                tracing::warn!(server = %name, method = kind.method(), "more than {MAX_ITEMS_PER_SERVER} items; the rest are dropped");
-                break;
-            }
-            let Some(item) = catalog::read_item(kind, &slot.config.namespace, raw) else {
-                tracing::warn!(server = %name, method = kind.method(), "an item without its name was dropped");
-                continue;
-            };
-            if kind != ListKind::Templates && item.is_mapped(&slot.config.namespace) {
+        let namespace = &slot.config.namespace;
+        let of = upstream::listing::Of {
+            server: name.as_str(),
+            method: kind.method(),
+        };
+        let listed = page.items(kind.field()).unwrap_or_default().iter().copied();
+        let next = paging.take_page(listed, page.next_cursor.clone(), of, |raw| {
+            let item = catalog::read_item(kind, namespace, raw)?;
+            if kind != ListKind::Templates && item.is_mapped(namespace) {
                 tracing::info!(server = %name, item = %item.name, exposed = %item.exposed, "name mapped to a client-valid name");
             }
-            if !seen.insert(item.exposed.clone()) {
-                tracing::warn!(server = %name, item = %item.name, "listed twice; the first definition is kept");
-                continue;
-            }
-            acc.push(item);
-        }
-        *pages += 1;
-        if page.next_cursor.is_some() && (*pages >= MAX_PAGES || acc.len() >= MAX_ITEMS_PER_SERVER)
-        {
-            tracing::warn!(server = %name, method = kind.method(), pages = *pages, items = acc.len(), "listing cut short: the server keeps paging (FAULTS 33)");
-        }
-        let next = page
-            .next_cursor
-            .filter(|_| *pages < MAX_PAGES && acc.len() < MAX_ITEMS_PER_SERVER);
+            Some((item.exposed.clone(), item))
+        });
         if let Some(cursor) = next {
             return self.list(index, kind, Some(&cursor));
         }
         let again = *again;
-        let acc = std::mem::take(acc);
-        slot.lists[kind.index()] = ListState::Listed(acc);
+        let items = std::mem::take(paging).into_items();
+        slot.lists[kind.index()] = ListState::Listed(items);
         slot.listed_at[kind.index()] = Some(std::time::Instant::now());
         // A refresh for an expired `ttlMs` is announced only if the catalog changes
         // (`rebuild_catalog`): a client that lists on `list_changed` would otherwise
@@ -763,9 +727,7 @@ impl Session {
     /// routing, and its cursor becomes one of ours that also names the server.
     fn on_resources_page(&mut self, index: usize, msg: &Message, origin: &super::Origin) {
         let server = self.slots[index].config.name.clone();
-        let page = msg
-            .result()
-            .and_then(|r| serde_json::from_str::<Page<'_>>(r).ok());
+        let page = upstream::listing::read_page(msg, "resources/list", "resources").ok();
         let Some(page) = page else {
             // An error answer (or garbage): pass it on as it is.
             let line = msg.rewrite(Some(origin.id.as_str()), &[]);
@@ -779,8 +741,9 @@ impl Session {
         } else {
             crate::scan::ScanContext::default()
         };
-        let mut listed = Vec::with_capacity(page.items.len());
-        for raw in &page.items {
+        let items = page.items("resources").unwrap_or_default();
+        let mut listed = Vec::with_capacity(items.len());
+        for raw in items {
             let Ok(item) = serde_json::from_str::<Value>(raw.get()) else {
                 continue;
             };
@@ -963,14 +926,12 @@ impl Session {
         let Some((token, span)) = msg.param(&["progressToken"]) else {
             return;
         };
-        let client_token =
-            token
-                .parse::<u64>()
-                .ok()
-                .and_then(|ours| match self.slots[index].pending.get(&ours) {
-                    Some(Pending::Client(call)) => call.progress.clone(),
-                    _ => None,
-                });
+        let client_token = crate::router::ids::our_id(token).and_then(|ours| {
+            match self.slots[index].pending.get(&ours) {
+                Some(Pending::Client(call)) => call.progress.clone(),
+                _ => None,
+            }
+        });
         let Some(client_token) = client_token else {
             tracing::debug!(server = %self.slots[index].config.name, token, "progress for no request in flight; dropped");
             return;
@@ -991,14 +952,10 @@ impl Session {
         let Ok(upstream_id) = Id::from_json(request_id) else {
             return;
         };
-        let ours = self.reverse.iter().find_map(|(ours, r)| match r {
-            Reverse::Forwarded { slot, id, .. } if *slot == index && *id == upstream_id => {
-                Some(*ours)
-            }
-            _ => None,
+        let forwarded = self.reverse.take_where(|r| {
+            matches!(r, Reverse::Forwarded { slot, id, .. } if *slot == index && *id == upstream_id)
         });
-        let Some(ours) = ours else { return };
-        self.reverse.remove(&ours);
+        let Some((ours, _)) = forwarded else { return };
         let line = msg.rewrite(None, &[(span, &ours.to_string())]);
         self.forward_to_client(index, line);
     }
@@ -1040,8 +997,8 @@ impl Session {
         };
         let server = self.slots[index].config.name.clone();
         let view = View::of(Direction::ToClient, msg).server(&server);
-        self.next_reverse += 1;
-        let ours = self.next_reverse.to_string();
+        let reserved = self.reverse.reserve();
+        let ours = reserved.to_string();
         let (line, (decision, rule)) = match self.chain.inspect(&view, msg) {
             Verdict::Stop(Stop { block, .. }) => {
                 let method = msg.method().unwrap_or_default();
@@ -1067,7 +1024,7 @@ impl Session {
             });
             self.audit_decision(AuditDirection::ToClient, decision, &subject, block.as_ref());
             self.reverse.insert(
-                self.next_reverse,
+                reserved,
                 Reverse::Forwarded {
                     slot: index,
                     instance,

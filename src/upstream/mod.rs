@@ -1,6 +1,10 @@
 //! Upstream servers: the child process and the tasks that move its bytes, and the
 //! states of a slot ([`slot`]: start, handshake, restart backoff, listings). This is
-//! the only module that spawns processes.
+//! the only module that spawns processes: `serve`'s servers (driven by the session)
+//! and those `pin`, `pins`, `scan` and `doctor` take the inventory of
+//! ([`inventory`]). Both read the `initialize` answer ([`handshake`]) and page
+//! through lists ([`listing`]: the same parameters, page reading and bounds) the
+//! same way, after the same era probe ([`crate::era::probe`]).
 //!
 //! Each upstream gets a writer task (our queue → its stdin), a reader task (its
 //! stdout → framed lines → the session), a stderr task (→ the log file, tagged with the
@@ -8,6 +12,9 @@
 //! exit and stops it on request: close stdin, grace period, SIGTERM to its process
 //! group, SIGKILL, with a deadline.
 
+pub mod handshake;
+pub mod inventory;
+pub mod listing;
 pub mod slot;
 mod spawn;
 
@@ -39,6 +46,27 @@ pub const STDERR_MAX_LINE: usize = 16 * 1024;
 pub const GRACE: Duration = Duration::from_secs(2);
 /// After SIGTERM, how long before SIGKILL.
 pub const TERM_GRACE: Duration = Duration::from_secs(2);
+
+/// A server's timeout as the configuration writes it (`10s`, `500ms`), for the
+/// reasons given when it did not answer in time (`serve` and the inventory alike).
+#[must_use]
+pub fn timeout_text(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Why a server is gone: how it exited and its last stderr line, worded the same for
+/// `serve` and the inventory.
+#[must_use]
+pub fn exit_reason(status: &str, stderr_tail: &[String]) -> String {
+    match stderr_tail.last() {
+        Some(last) => format!("exited ({status}); last stderr line: {last}"),
+        None => format!("exited ({status})"),
+    }
+}
 
 /// What an upstream's tasks tell the session.
 #[derive(Debug)]
@@ -111,4 +139,27 @@ fn tail_of(tail: &Mutex<VecDeque<String>>) -> Vec<String> {
     tail.lock()
         .map(|t| t.iter().cloned().collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exits_name_the_status_and_the_last_stderr_line() {
+        assert_eq!(
+            exit_reason("exit status: 7", &[]),
+            "exited (exit status: 7)"
+        );
+        assert_eq!(
+            exit_reason("exit status: 7", &["a".into(), "b".into()]),
+            "exited (exit status: 7); last stderr line: b"
+        );
+    }
+
+    #[test]
+    fn timeouts_are_worded_as_the_configuration_writes_them() {
+        assert_eq!(timeout_text(Duration::from_secs(10)), "10s");
+        assert_eq!(timeout_text(Duration::from_millis(1500)), "1500ms");
+    }
 }

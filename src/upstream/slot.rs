@@ -117,6 +117,24 @@ impl Probed {
         }
     }
 
+    /// A -32022 naming `supported` in answer to our `initialize` at `asked`: a server
+    /// that a timed-out probe locked into the modern era (a slow start) is probed
+    /// again, once, at the version it names (`Ok`); anything else refuses us (`Err`,
+    /// with why).
+    pub fn after_initialize_refused(
+        &mut self,
+        supported: &[String],
+        asked: &str,
+    ) -> Result<&'static str, String> {
+        match crate::era::probe::refusal(supported, asked) {
+            ProbeOutcome::RetryAt(version) if !self.retried => {
+                self.retried = true;
+                Ok(version)
+            }
+            _ => Err(crate::era::probe::refusal_reason(supported)),
+        }
+    }
+
     /// Whether a process that exited in `state` is started again at once without a
     /// probe, outside the backoff: it exited on the probe itself (some SDKs exit on
     /// a request before `initialize`), the first time, and the launcher did not
@@ -140,10 +158,8 @@ pub enum ListState {
     Listing {
         /// What was listed before (served until the new listing completes).
         previous: Vec<Item>,
-        acc: Vec<Item>,
-        /// Exposed names in `acc`: a server that lists a name twice keeps the first.
-        seen: std::collections::HashSet<String>,
-        pages: u32,
+        /// The pages so far, by exposed name.
+        paging: super::listing::Paging<Item>,
         again: bool,
     },
     Listed(Vec<Item>),
@@ -226,6 +242,40 @@ mod tests {
             }),
             AfterProbe::Refused(why) if why.contains("2099-01-01")
         ));
+    }
+
+    #[test]
+    fn a_refused_initialize_probes_again_once_at_the_named_version() {
+        // (the server's versions, ours asked, already retried, the version asked next)
+        type Case<'a> = (&'a [String], &'a str, bool, Result<&'a str, ()>);
+        let modern = crate::era::MODERN_VERSIONS[0];
+        let legacy = crate::era::negotiate_legacy(None);
+        let theirs = vec![modern.to_owned()];
+        let cases: &[Case<'_>] = &[
+            // A slow modern server a timed-out probe locked out: asked again at its version.
+            (&theirs, legacy, false, Ok(modern)),
+            // Already asked again: it refuses us.
+            (&theirs, legacy, true, Err(())),
+            // It names only the version of the refused request, or none we speak.
+            (&theirs, modern, false, Err(())),
+            (&["1999-01-01".to_owned()], legacy, false, Err(())),
+            (&[], legacy, false, Err(())),
+        ];
+        for (supported, asked, retried, want) in cases {
+            let mut probed = Probed {
+                retried: *retried,
+                ..Probed::default()
+            };
+            let got = probed.after_initialize_refused(supported, asked);
+            match (got, want) {
+                (Ok(v), Ok(w)) => {
+                    assert_eq!(v, *w);
+                    assert!(probed.retried, "only once");
+                }
+                (Err(why), Err(())) => assert!(why.contains("mcp-warden speaks"), "{why}"),
+                (got, _) => panic!("{supported:?} at {asked} (retried {retried}): {got:?}"),
+            }
+        }
     }
 
     #[test]

@@ -542,8 +542,7 @@ impl Session {
                 round.answers.push((j.key, ours));
                 continue;
             }
-            self.next_reverse += 1;
-            let id = self.next_reverse;
+            let id = self.reverse.reserve();
             let line = Entry {
                 key: j.key.clone(),
                 method: j.method.clone(),
@@ -618,7 +617,7 @@ impl Session {
             return self.end_call(&call, ErrorCode::Internal, "a retry without its request");
         };
         extra.rounds += 1;
-        let id = self.slots[index].next_id + 1;
+        let id = self.slots[index].pending.reserve();
         let Some(line) = retry_line(&extra.sent, id, &answers, server_state.as_deref()) else {
             return self.end_call(&call, ErrorCode::Internal, "could not build the retry");
         };
@@ -635,7 +634,6 @@ impl Session {
         line: Bytes,
     ) {
         let slot = &mut self.slots[index];
-        slot.next_id = id;
         let timeout = slot.config.request_timeout;
         let sent = slot
             .upstream

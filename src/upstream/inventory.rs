@@ -1,11 +1,14 @@
-//! Taking the inventory of the configured servers, for `pin`, `pins` and `scan`.
+//! Taking the inventory of the configured servers, for `pin`, `pins`, `scan` and
+//! `doctor`.
 //!
 //! Those commands have no client: they start each server themselves, initialize it
 //! declaring every client capability (so it offers everything it would offer any
 //! client), list all its tools, prompts and resource templates, and stop it. What a
 //! pin or a scan judges must be what the server sent, so every definition is kept as
-//! the raw JSON text of its array element: number formatting, key order, unknown
-//! fields and `_meta` included.
+//! the raw JSON text of its array element ([`crate::pinning::listed`]). The probe,
+//! the `initialize` answer and the paged listing are read as `serve` reads them
+//! ([`crate::era::probe`], [`super::handshake`], [`super::listing`]); only the
+//! sequencing differs: one request at a time, awaited in place.
 //!
 //! # Decisions
 //! - **One server, one outcome.** A server that cannot be started, exits, stays silent
@@ -17,12 +20,11 @@
 //!   exit is not an answer, so it fails the server whatever was being listed: an
 //!   inventory that only looks complete is worse than none.
 //! - **Bounded like the session.** At most [`MAX_PAGES`] pages and [`MAX_ITEMS`]
-//!   items per kind, so a server that pages forever cannot hold a command up; the
-//!   rest is dropped with a warning, as `serve` does.
+//!   items per kind (the same [`super::listing`] bounds as `serve`), so a server that
+//!   pages forever cannot hold a command up; the rest is dropped with a warning.
 //! - **Nothing is left running.** Every started server is shut down (stdin closed,
 //!   then SIGTERM, then SIGKILL to its process group) before its outcome is returned.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,56 +35,27 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::handshake::Initialized;
+use super::listing::{self, Of, PageError, Paging};
+use super::slot::{AfterProbe, Probed, SlotState};
 use crate::config::{ServerConfig, ServerName};
+use crate::era::Era;
+use crate::era::probe::ProbeOutcome;
 use crate::jsonrpc::codec::DEFAULT_MAX_LINE;
 use crate::jsonrpc::error::result_response;
 use crate::jsonrpc::message::Parsed;
 use crate::jsonrpc::{ErrorCode, Id, Line, Message, error_response, parse, recover_id};
+use crate::pinning::listed::{Definition, Inventory, Listing};
 use crate::pinning::lock::Kind;
+use crate::router::catalog::ListKind;
+use crate::router::ids::OurIds;
 use crate::session::wire;
 use crate::upstream::{self, InstanceId, SendError, SpawnError, Upstream, UpstreamEvent};
 
-/// Most list pages fetched per kind from one server. The same bound as the session's
-/// catalog (`session::catalog::MAX_PAGES`, private there), so `pin` sees what `serve`
-/// would.
-pub const MAX_PAGES: u32 = 100;
-/// Most items of one kind kept from one server; the same bound as the session's
-/// catalog (`session::catalog::MAX_ITEMS_PER_SERVER`).
-pub const MAX_ITEMS: usize = 10_000;
+pub use super::listing::{MAX_ITEMS, MAX_PAGES};
+
 /// Events one server's tasks may queue before its stdout reader waits for us.
 const EVENT_QUEUE: usize = 64;
-/// Longest part of a server's error answer quoted in a reason.
-const MAX_QUOTED: usize = 300;
-
-/// One definition as the upstream sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Definition {
-    pub kind: Kind,
-    /// The upstream's own name (`name`; for templates: `uriTemplate`).
-    pub name: String,
-    /// The object exactly as the server sent it (raw JSON text of the array element).
-    pub json: String,
-}
-
-/// What one server offered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listing {
-    /// `instructions` from the server's `initialize` answer.
-    pub instructions: Option<String>,
-    /// In the order listed: tools, then prompts, then resource templates.
-    pub items: Vec<Definition>,
-    /// The era the probe found, with the version agreed (for `doctor`).
-    pub era: crate::era::Era,
-    /// The server's `serverInfo` as `name version`, when it gave one.
-    pub server_info: Option<String>,
-}
-
-/// One configured server's inventory, or why it could not be taken.
-#[derive(Debug, Clone)]
-pub struct Inventory {
-    pub server: ServerName,
-    pub outcome: Result<Listing, String>,
-}
 
 /// How often [`collect`] tells its watcher where each server is.
 pub const PROGRESS_TICK: Duration = Duration::from_millis(250);
@@ -137,9 +110,15 @@ pub async fn collect(
             })
             .collect(),
     );
-    let each = (0..)
-        .zip(servers)
-        .map(|(instance, config)| collect_one(config, spawner, workspace_root, instance, &board));
+    let each = (0..).zip(servers).map(|(instance, config)| {
+        collect_one(Run {
+            config,
+            spawner,
+            workspace_root,
+            instance,
+            board: &board,
+        })
+    });
     let all = futures_util::future::join_all(each);
     tokio::pin!(all);
     let mut tick = tokio::time::interval(PROGRESS_TICK);
@@ -162,20 +141,30 @@ fn advance(board: &Board, index: usize, phase: Phase) {
     }
 }
 
-/// One server, start to stop. Each has its own event channel, so no demultiplexing.
-async fn collect_one(
-    config: &ServerConfig,
-    spawner: &upstream::Spawner,
-    workspace_root: Option<&Path>,
+/// One server to take the inventory of, and where to report its progress.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    config: &'a ServerConfig,
+    spawner: &'a upstream::Spawner,
+    workspace_root: Option<&'a Path>,
     instance: InstanceId,
-    board: &Board,
-) -> Inventory {
+    board: &'a Board,
+}
+
+/// One server, start to stop. Each has its own event channel, so no demultiplexing.
+async fn collect_one(run: Run<'_>) -> Inventory {
+    let Run {
+        config,
+        instance,
+        board,
+        ..
+    } = run;
     let index = usize::try_from(instance).unwrap_or(usize::MAX);
-    let mut outcome = run_once(config, spawner, workspace_root, instance, board, true).await;
+    let mut outcome = run_once(run, true).await;
     if matches!(outcome, Err(Lost::ExitedOnProbe)) {
         // As in `serve`: a server that exits on the probe is legacy; once more, asked
         // the legacy way only.
-        outcome = run_once(config, spawner, workspace_root, instance, board, false).await;
+        outcome = run_once(run, false).await;
     }
     let outcome = outcome.map_err(|lost| match lost {
         Lost::ExitedOnProbe => "exited on the `server/discover` probe".to_owned(),
@@ -199,14 +188,14 @@ enum Lost {
 }
 
 /// One start of a server: probe (when `probe`), handshake, listings, stop.
-async fn run_once(
-    config: &ServerConfig,
-    spawner: &upstream::Spawner,
-    workspace_root: Option<&Path>,
-    instance: InstanceId,
-    board: &Board,
-    probe: bool,
-) -> Result<Listing, Lost> {
+async fn run_once(run: Run<'_>, probe: bool) -> Result<Listing, Lost> {
+    let Run {
+        config,
+        spawner,
+        workspace_root,
+        instance,
+        board,
+    } = run;
     let index = usize::try_from(instance).unwrap_or(usize::MAX);
     let (tx, events) = mpsc::channel(EVENT_QUEUE);
     match upstream::spawn(config, spawner, workspace_root, instance, tx) {
@@ -215,7 +204,7 @@ async fn run_once(
             let mut conn = Connection {
                 upstream,
                 events,
-                next_id: 0,
+                ids: OurIds::default(),
                 timeout: config.request_timeout,
                 workspace_root,
                 server: &config.name,
@@ -252,16 +241,32 @@ fn spawn_reason(e: &SpawnError) -> String {
 /// Why a listing ended without its items.
 enum Failure {
     /// The server answered with an error or a malformed page.
-    Refused(String),
+    Refused(PageError),
     /// No answer: a timeout, an exit, a closed stdin.
     Lost(String),
+}
+
+/// How a legacy `initialize` ended, when the server answered it.
+enum Initialize {
+    Done(Box<Initialized>, Era),
+    /// A -32022 naming the versions it speaks, to our `initialize` at `asked`.
+    Refused {
+        supported: Vec<String>,
+        asked: &'static str,
+    },
+}
+
+/// Every client capability, so a server offers everything it would offer any client.
+fn declared_capabilities() -> Value {
+    json!({"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}})
 }
 
 /// A running server and the events of its tasks.
 struct Connection<'a> {
     upstream: Upstream,
     events: mpsc::Receiver<UpstreamEvent>,
-    next_id: u64,
+    /// Our ids for the requests sent to it (each awaited in turn).
+    ids: OurIds<()>,
     timeout: Duration,
     workspace_root: Option<&'a Path>,
     server: &'a ServerName,
@@ -277,81 +282,14 @@ impl Connection<'_> {
     /// The era probe (as `serve` does it: [`crate::era::probe`]), the handshake of a
     /// legacy server, and every listing the server's capabilities offer.
     async fn inventory(&mut self, probe: bool) -> Result<Listing, Lost> {
-        #[derive(Deserialize)]
-        struct InitResult {
-            #[serde(default)]
-            capabilities: Value,
-            instructions: Option<String>,
-            #[serde(rename = "protocolVersion", default)]
-            version: String,
-            #[serde(rename = "serverInfo")]
-            server_info: Option<Value>,
-        }
-        let capabilities =
-            json!({"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}});
-        let modern = |found: crate::era::probe::Discovered| {
-            let era = crate::era::Era::Modern(found.version);
-            let init = InitResult {
-                capabilities: found.capabilities,
-                instructions: found.instructions,
-                version: found.version.to_owned(),
-                server_info: found.server_info,
-            };
-            (init, era)
-        };
-        let first = crate::era::MODERN_VERSIONS[0];
-        let wait = crate::era::probe::PROBE_WAIT.min(self.timeout);
-        let (init, era) = if let Some(found) = self.probe(probe, &capabilities, first, wait).await?
-        {
-            modern(found)
-        } else {
-            let id = self.mint();
-            let info = crate::era::meta::our_info();
-            // The newest revision we speak, so a server shows everything it has.
-            let version = crate::era::negotiate_legacy(None);
-            let line = wire::upstream_initialize(id, version, &capabilities, &info);
-            let answer = self
-                .exchange(id, "initialize", line, self.timeout)
-                .await
-                .map_err(Lost::Failed)?;
-            if let Some(supported) = crate::era::probe::unsupported_versions(&answer) {
-                // A dual server too slow for the probe's wait took it late and is locked
-                // in the modern era (as the Python SDK's runner is by its first
-                // request), so it refuses `initialize` naming a modern version: probed
-                // again at that version, with the whole timeout, as `serve` does.
-                let again = match crate::era::probe::refusal(&supported, version) {
-                    crate::era::probe::ProbeOutcome::RetryAt(at) if probe => {
-                        self.probe(true, &capabilities, at, self.timeout).await?
-                    }
-                    _ => None,
-                };
-                let Some(found) = again else {
-                    let why = crate::era::probe::refusal_reason(&supported);
-                    return Err(Lost::Failed(format!("refuses mcp-warden: {why}")));
-                };
-                modern(found)
-            } else {
-                let init = answer
-                    .result()
-                    .and_then(|r| serde_json::from_str::<InitResult>(r).ok());
-                let Some(init) = init else {
-                    return Err(Lost::Failed(match answer.result() {
-                        Some(_) => "`initialize` answer has no valid result".to_owned(),
-                        None => format!("`initialize` failed: {}", error_text(&answer)),
-                    }));
-                };
-                self.send(wire::notification("notifications/initialized", None));
-                let version = crate::era::LEGACY_VERSIONS
-                    .iter()
-                    .find(|v| **v == init.version)
-                    .copied()
-                    .unwrap_or(version);
-                (init, crate::era::Era::Legacy(version))
-            }
-        };
+        let (init, era) = self.handshake(probe).await?;
         let mut items = Vec::new();
         for kind in [Kind::Tool, Kind::Prompt, Kind::ResourceTemplate] {
-            if init.capabilities.get(capability(kind)).is_none() {
+            if init
+                .capabilities
+                .get(list_kind(kind).capability())
+                .is_none()
+            {
                 continue;
             }
             (self.progress)(Phase::Listing(kind));
@@ -360,14 +298,11 @@ impl Connection<'_> {
                 Err(Failure::Refused(why)) if kind != Kind::Tool => {
                     tracing::warn!(server = %self.server, %why, "listing refused; taken as empty");
                 }
-                Err(Failure::Refused(why) | Failure::Lost(why)) => return Err(Lost::Failed(why)),
+                Err(Failure::Refused(why)) => return Err(Lost::Failed(why.to_string())),
+                Err(Failure::Lost(why)) => return Err(Lost::Failed(why)),
             }
         }
-        let server_info = init.server_info.as_ref().and_then(|info| {
-            let name = info.get("name")?.as_str()?;
-            let version = info.get("version").and_then(Value::as_str).unwrap_or("?");
-            Some(format!("{name} {version}"))
-        });
+        let server_info = init.server_info_text();
         Ok(Listing {
             instructions: init.instructions,
             items,
@@ -376,113 +311,134 @@ impl Connection<'_> {
         })
     }
 
-    /// The `server/discover` probe at `version`: what a modern server said about
-    /// itself, `None` for a legacy one (any other answer, or none within `wait`:
-    /// [`PROBE_WAIT`] at first).
-    ///
-    /// [`PROBE_WAIT`]: crate::era::probe::PROBE_WAIT
-    async fn probe(
-        &mut self,
-        probe: bool,
-        capabilities: &Value,
-        version: &'static str,
-        wait: Duration,
-    ) -> Result<Option<crate::era::probe::Discovered>, Lost> {
-        use crate::era::probe::{self, ProbeOutcome};
-        if !probe {
-            return Ok(None);
-        }
-        let id = self.mint();
-        let line = probe::discover_request(id, version, capabilities);
-        let answer = match self.exchange(id, "server/discover", line, wait).await {
-            Ok(answer) => answer,
-            Err(_) if self.exited => return Err(Lost::ExitedOnProbe),
-            Err(_) => return Ok(None),
+    /// The handshake as `serve` makes it, through the same transitions
+    /// ([`Probed::after`], [`Probed::after_initialize_refused`]): the era probe
+    /// (asked again, once, at a version the server names), else `initialize`; a
+    /// -32022 to it from a server a timed-out probe locked into the modern era (a
+    /// slow start) probes again.
+    async fn handshake(&mut self, probe: bool) -> Result<(Initialized, Era), Lost> {
+        let mut probed = Probed::default();
+        let mut next = if probe {
+            AfterProbe::ProbeAgain(crate::era::MODERN_VERSIONS[0])
+        } else {
+            AfterProbe::Handshake
         };
-        match probe::classify(&answer, version) {
-            ProbeOutcome::Modern(found) => {
-                self.modern = Some(found.version);
-                Ok(Some(found))
-            }
-            ProbeOutcome::Refuses { supported } => Err(Lost::Failed(format!(
-                "refuses mcp-warden: {}",
-                probe::refusal_reason(&supported)
-            ))),
-            ProbeOutcome::RetryAt(_) | ProbeOutcome::Legacy => Ok(None),
+        loop {
+            next = match next {
+                AfterProbe::ProbeAgain(version) => {
+                    let outcome = self.probe(version).await?;
+                    probed.after(outcome)
+                }
+                AfterProbe::Ready(SlotState::Ready {
+                    era,
+                    instructions,
+                    capabilities,
+                }) => {
+                    let Era::Modern(version) = era else {
+                        return Err(Lost::Failed("a probe made it ready as legacy".into()));
+                    };
+                    self.modern = Some(version);
+                    let server_info = probed.server_info.take();
+                    let init =
+                        Initialized::modern(version, capabilities, instructions, server_info);
+                    return Ok((init, era));
+                }
+                AfterProbe::Ready(_) => {
+                    return Err(Lost::Failed("a probe ended in no ready state".into()));
+                }
+                AfterProbe::Refused(why) => {
+                    return Err(Lost::Failed(format!("refuses mcp-warden: {why}")));
+                }
+                AfterProbe::Handshake => match self.initialize().await? {
+                    Initialize::Done(init, era) => return Ok((*init, era)),
+                    Initialize::Refused { supported, asked } => {
+                        match probed.after_initialize_refused(&supported, asked) {
+                            Ok(version) => AfterProbe::ProbeAgain(version),
+                            Err(why) => AfterProbe::Refused(why),
+                        }
+                    }
+                },
+            };
         }
     }
 
+    /// One `server/discover` probe at `version`: its outcome, legacy for silence
+    /// (within [`PROBE_WAIT`]); an exit on it is [`Lost::ExitedOnProbe`].
+    ///
+    /// [`PROBE_WAIT`]: crate::era::probe::PROBE_WAIT
+    async fn probe(&mut self, version: &'static str) -> Result<ProbeOutcome, Lost> {
+        use crate::era::probe;
+        let id = self.ids.mint(());
+        let line = probe::discover_request(id, version, &declared_capabilities());
+        let wait = probe::PROBE_WAIT.min(self.timeout);
+        match self.exchange(id, "server/discover", line, wait).await {
+            Ok(answer) => Ok(probe::classify(&answer, version)),
+            Err(_) if self.exited => Err(Lost::ExitedOnProbe),
+            Err(_) => Ok(ProbeOutcome::Legacy),
+        }
+    }
+
+    /// The legacy handshake: `initialize` at the newest revision we speak (so a
+    /// server shows everything it has), then `notifications/initialized`.
+    async fn initialize(&mut self) -> Result<Initialize, Lost> {
+        let id = self.ids.mint(());
+        let info = crate::era::meta::our_info();
+        let asked = crate::era::negotiate_legacy(None);
+        let line = wire::upstream_initialize(id, asked, &declared_capabilities(), &info);
+        let answer = self
+            .exchange(id, "initialize", line, self.timeout)
+            .await
+            .map_err(Lost::Failed)?;
+        if let Some(supported) = crate::era::probe::unsupported_versions(&answer) {
+            return Ok(Initialize::Refused { supported, asked });
+        }
+        let Some(init) = Initialized::read(&answer) else {
+            return Err(Lost::Failed(match answer.result() {
+                Some(_) => "`initialize` answer has no valid result".to_owned(),
+                None => format!("`initialize` failed: {}", listing::error_text(&answer)),
+            }));
+        };
+        self.send(wire::notification("notifications/initialized", None));
+        let version = crate::era::LEGACY_VERSIONS
+            .iter()
+            .find(|v| Some(**v) == init.version())
+            .copied()
+            .unwrap_or(asked);
+        Ok(Initialize::Done(Box::new(init), Era::Legacy(version)))
+    }
+
     /// Every item of one kind, following `nextCursor` within [`MAX_PAGES`] and
-    /// [`MAX_ITEMS`]. A name listed twice keeps its first definition.
+    /// [`MAX_ITEMS`] ([`Paging`], as `serve` does). A name listed twice keeps its
+    /// first definition.
     async fn list(&mut self, kind: Kind) -> Result<Vec<Definition>, Failure> {
-        let method = method(kind);
-        let mut items = Vec::new();
-        let mut seen = HashSet::new();
+        let list_kind = list_kind(kind);
+        let (method, field) = (list_kind.method(), list_kind.field());
+        let caps = json!({"roots": {}, "sampling": {}, "elicitation": {}});
+        let mut paging = Paging::default();
         let mut cursor: Option<String> = None;
-        for page_number in 1..=MAX_PAGES {
-            let id = self.mint();
-            let mut params = serde_json::Map::new();
-            if let Some(c) = &cursor {
-                params.insert("cursor".into(), Value::String(c.clone()));
-            }
-            if let Some(version) = self.modern {
-                let caps = json!({"roots": {}, "sampling": {}, "elicitation": {}});
-                params.insert("_meta".into(), crate::era::meta::envelope(version, &caps));
-            }
-            let params = (!params.is_empty()).then_some(Value::Object(params));
+        loop {
+            let id = self.ids.mint(());
+            let params = listing::list_params(cursor.as_deref(), self.modern.map(|v| (v, &caps)));
             let line = wire::request(id, method, params.as_ref());
             let answer = self
                 .exchange(id, method, line, self.timeout)
                 .await
                 .map_err(Failure::Lost)?;
-            let Some(result) = answer.result() else {
-                let why = format!("`{method}` failed: {}", error_text(&answer));
-                return Err(Failure::Refused(why));
+            let page = listing::read_page(&answer, method, field).map_err(Failure::Refused)?;
+            let of = Of {
+                server: self.server.as_str(),
+                method,
             };
-            let page = serde_json::from_str::<Page<'_>>(result).map_err(|e| {
-                Failure::Refused(format!("`{method}` answered a malformed page: {e}"))
-            })?;
-            let next_cursor = page.next_cursor.clone();
-            let Some(listed) = page.items(kind) else {
-                let why = format!("`{method}` answered without `{}`", field(kind));
-                return Err(Failure::Refused(why));
-            };
-            for raw in listed {
-                if items.len() >= MAX_ITEMS {
-                    tracing::warn!(server = %self.server, method, "more than {MAX_ITEMS} items; the rest are dropped");
-                    return Ok(items);
-                }
-                let Some(name) = item_name(kind, raw) else {
-                    tracing::warn!(server = %self.server, method, "an item without its `{}` was dropped", key(kind));
-                    continue;
-                };
-                if !seen.insert(name.clone()) {
-                    tracing::warn!(server = %self.server, method, item = %name, "listed twice; the first definition is kept");
-                    continue;
-                }
-                items.push(Definition {
-                    kind,
-                    name,
-                    json: raw.get().to_owned(),
-                });
-            }
-            match next_cursor {
-                None => return Ok(items),
-                Some(_) if page_number == MAX_PAGES || items.len() >= MAX_ITEMS => {
-                    tracing::warn!(server = %self.server, method, pages = page_number, items = items.len(), "listing cut short: the server keeps paging");
-                    return Ok(items);
-                }
-                Some(next) => cursor = Some(next),
+            let listed = page.items(field).unwrap_or_default().iter().copied();
+            cursor = paging.take_page(listed, page.next_cursor.clone(), of, |raw| {
+                let name = item_name(kind, raw)?;
+                let json = raw.get().to_owned();
+                Some((name.clone(), Definition { kind, name, json }))
+            });
+            if cursor.is_none() {
+                return Ok(paging.into_items());
             }
         }
-        Ok(items)
-    }
-
-    /// A fresh id for one of our requests.
-    fn mint(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
     }
 
     /// Queues a line we wrote; a server that does not read learns nothing from a retry.
@@ -513,7 +469,10 @@ impl Connection<'_> {
                     Some(SendError::Full) => {
                         format!("could not send `{method}`: it does not read its stdin")
                     }
-                    None => format!("did not answer `{method}` within {}", human(wait)),
+                    None => format!(
+                        "did not answer `{method}` within {}",
+                        super::timeout_text(wait)
+                    ),
                 });
             };
             match event {
@@ -526,7 +485,7 @@ impl Connection<'_> {
                     ..
                 }) => {
                     self.exited = true;
-                    return Err(exited(&status, &stderr_tail));
+                    return Err(super::exit_reason(&status, &stderr_tail));
                 }
                 Some(UpstreamEvent::Sandbox(_, report)) => {
                     tracing::info!(server = %self.server, "{}", report.summary());
@@ -545,6 +504,7 @@ impl Connection<'_> {
                     Ok(Parsed::Single(msg)) => match msg.kind() {
                         crate::jsonrpc::Kind::Response { id: answered, .. } => {
                             if answered.as_u64() == Some(id) {
+                                self.ids.remove(&id);
                                 return Ok(msg);
                             }
                             tracing::debug!(server = %self.server, id = %answered, "answer to no request in flight; dropped");
@@ -592,30 +552,6 @@ impl Connection<'_> {
     }
 }
 
-/// One page of a list result, borrowed from the answer's text. Each kind has its own
-/// field, so a page carrying another kind's field is not mistaken for this one.
-#[derive(Deserialize)]
-struct Page<'a> {
-    #[serde(borrow, default)]
-    tools: Option<Vec<&'a RawValue>>,
-    #[serde(borrow, default)]
-    prompts: Option<Vec<&'a RawValue>>,
-    #[serde(borrow, default, rename = "resourceTemplates")]
-    templates: Option<Vec<&'a RawValue>>,
-    #[serde(rename = "nextCursor", default)]
-    next_cursor: Option<String>,
-}
-
-impl<'a> Page<'a> {
-    fn items(self, kind: Kind) -> Option<Vec<&'a RawValue>> {
-        match kind {
-            Kind::Tool => self.tools,
-            Kind::Prompt => self.prompts,
-            Kind::ResourceTemplate => self.templates,
-        }
-    }
-}
-
 /// The item's own name: `name`, or `uriTemplate` for templates; `None` when it is
 /// missing or not a string.
 fn item_name(kind: Kind, raw: &RawValue) -> Option<String> {
@@ -637,85 +573,12 @@ fn item_name(kind: Kind, raw: &RawValue) -> Option<String> {
     }
 }
 
-/// The method that lists `kind`.
-fn method(kind: Kind) -> &'static str {
+/// The list kind of a pinned kind: its method, field and capability.
+fn list_kind(kind: Kind) -> ListKind {
     match kind {
-        Kind::Tool => "tools/list",
-        Kind::Prompt => "prompts/list",
-        Kind::ResourceTemplate => "resources/templates/list",
-    }
-}
-
-/// The field of a list result that holds the items.
-fn field(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Tool => "tools",
-        Kind::Prompt => "prompts",
-        Kind::ResourceTemplate => "resourceTemplates",
-    }
-}
-
-/// The server capability that says the kind exists.
-fn capability(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Tool => "tools",
-        Kind::Prompt => "prompts",
-        Kind::ResourceTemplate => "resources",
-    }
-}
-
-/// The key that names an item.
-fn key(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Tool | Kind::Prompt => "name",
-        Kind::ResourceTemplate => "uriTemplate",
-    }
-}
-
-/// Why a server is gone, worded as the session words it.
-fn exited(status: &str, stderr_tail: &[String]) -> String {
-    let mut why = format!("exited ({status})");
-    if let Some(last) = stderr_tail.last() {
-        why = format!("{why}; last stderr line: {last}");
-    }
-    why
-}
-
-/// `error CODE: MESSAGE` of an error answer, else (a malformed one) its text, cut short.
-fn error_text(msg: &Message) -> String {
-    #[derive(Deserialize)]
-    struct Envelope {
-        error: ErrorObject,
-    }
-    #[derive(Deserialize)]
-    struct ErrorObject {
-        code: i64,
-        message: String,
-    }
-    match serde_json::from_slice::<Envelope>(msg.raw()) {
-        Ok(Envelope { error }) => clip(&format!("error {}: {}", error.code, error.message)),
-        Err(_) => clip(&String::from_utf8_lossy(msg.raw())),
-    }
-}
-
-/// `text`, at most [`MAX_QUOTED`] bytes of it (on a character boundary).
-fn clip(text: &str) -> String {
-    if text.len() <= MAX_QUOTED {
-        return text.to_owned();
-    }
-    let mut end = MAX_QUOTED;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
-}
-
-/// A timeout as the configuration writes it.
-fn human(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
+        Kind::Tool => ListKind::Tools,
+        Kind::Prompt => ListKind::Prompts,
+        Kind::ResourceTemplate => ListKind::Templates,
     }
 }
 
@@ -744,24 +607,6 @@ mod tests {
         assert_eq!(
             item_name(Kind::ResourceTemplate, &raw(r#"{"name":"f"}"#)),
             None
-        );
-    }
-
-    #[test]
-    fn long_quotes_are_cut_on_a_character_boundary() {
-        let text = "é".repeat(MAX_QUOTED);
-        let cut = clip(&text);
-        assert!(cut.len() <= MAX_QUOTED + "…".len());
-        assert!(cut.ends_with('…'));
-        assert_eq!(clip("short"), "short");
-    }
-
-    #[test]
-    fn exits_name_the_status_and_the_last_stderr_line() {
-        assert_eq!(exited("exit status: 7", &[]), "exited (exit status: 7)");
-        assert_eq!(
-            exited("exit status: 7", &["a".into(), "b".into()]),
-            "exited (exit status: 7); last stderr line: b"
         );
     }
 }
