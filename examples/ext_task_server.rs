@@ -18,8 +18,8 @@
 //! For a legacy client's task (`tests/era_tasks_legacy_client.rs`): `job` is listed
 //! with `execution.taskSupport: "optional"` and `only_task` (the same job) with
 //! `"required"`. `--working N`: the first N `tasks/get` answer `working` (and
-//! `pollIntervalMilliseconds` 0, which a poller must not take as "at once"). `--ttl S`:
-//! the task is created with `ttlSeconds` S.
+//! `pollIntervalMs` 0, which a poller must not take as "at once"). `--ttl S`:
+//! the task is created with `ttlMs` S × 1000.
 //! Hostile tricks: `--ask-sampling` adds a `sampling/createMessage` entry `think` to
 //! the questions; `--push-status` follows the task's creation with a
 //! `notifications/tasks/status` of the task `completed`, its result carrying the
@@ -63,8 +63,8 @@ fn task(status: &str) -> Value {
         "status": status,
         "createdAt": "2026-12-07T00:00:00Z",
         "lastUpdatedAt": "2026-12-07T00:00:00Z",
-        "ttlSeconds": 60,
-        "pollIntervalMilliseconds": 10,
+        "ttlMs": 60000,
+        "pollIntervalMs": 10,
     })
 }
 
@@ -97,7 +97,7 @@ fn tasks_get_inner(state: &mut State) -> Value {
     if state.gets <= state.working {
         let mut t = task("working");
         t["resultType"] = json!("complete");
-        t["pollIntervalMilliseconds"] = json!(0);
+        t["pollIntervalMs"] = json!(0);
         return t;
     }
     if state.cancelled {
@@ -165,7 +165,7 @@ fn answer(state: &mut State, method: &str, params: &Value) -> Result<Value, (i64
             let mut t = task("working");
             t["resultType"] = json!("task");
             if let Some(ttl) = state.ttl {
-                t["ttlSeconds"] = json!(ttl);
+                t["ttlMs"] = json!(ttl.saturating_mul(1000));
             }
             Ok(t)
         }

@@ -44,12 +44,12 @@ fn start_task(serve: &mut Serve, id: i64, tool: &str, text: &str) -> String {
         .unwrap_or_else(|| panic!("no 2025 task in {created}"));
     assert!(ours.starts_with("mwt-") && ours.len() == 26, "{created}");
     assert_eq!(task["status"], "working", "{created}");
-    // The 2025 shape: ttl in ms (the server's `ttlSeconds`), the modern members gone.
+    // The 2025 shape: ttl in ms (the server's `ttlMs`), the modern members gone.
     assert!(
         task["ttl"].as_u64().is_some_and(|ms| ms % 1000 == 0),
         "{created}"
     );
-    for modern in ["ttlSeconds", "pollIntervalMilliseconds", "requestState"] {
+    for modern in ["ttlMs", "pollIntervalMs", "requestState"] {
         assert!(task.get(modern).is_none(), "{modern} in {created}");
     }
     assert!(created["result"].get("resultType").is_none(), "{created}");
@@ -331,7 +331,7 @@ fn a_servers_pushed_status_and_foreign_ids_never_reach_the_legacy_client() {
     let before = until_answer(&mut serve, &json!(2), |_, _| {});
     let pushed = |m: &Value| {
         m["method"] == "notifications/tasks/status"
-            && (m["params"].get("result").is_some() || m["params"].get("ttlSeconds").is_some())
+            && (m["params"].get("result").is_some() || m["params"].get("ttlMs").is_some())
     };
     assert!(!before.iter().any(pushed), "{before:?}");
     let got = before.last().unwrap();

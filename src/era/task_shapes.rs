@@ -5,13 +5,13 @@
 //! A 2025-11-25 task (L-schema.ts `Task`) has `taskId`, `status`, `statusMessage`,
 //! `createdAt`, `lastUpdatedAt`, `ttl` (milliseconds, or null) and `pollInterval`
 //! (milliseconds); its result is fetched apart, with `tasks/result`. A task of the 2026
-//! `io.modelcontextprotocol/tasks` extension (seps/2663-tasks-extension.md `Task`) has
-//! `ttlSeconds` and `pollIntervalMilliseconds`, an opaque `requestState`, and inlines
-//! `result`, `error` or `inputRequests` by status. Functions are named by direction:
-//! `legacy_from_modern_*` makes the 2025 shape out of the 2026 one (a legacy client
-//! before a modern server), `modern_*_from_legacy` what a modern client gets out of
-//! what a legacy server said (the other direction; it still writes `ttlMs` and
-//! `pollIntervalMs`, the names of this page's first draft).
+//! `io.modelcontextprotocol/tasks` extension (seps/2663-tasks-extension.md `Task`, Final)
+//! has `ttlMs` (or null) and `pollIntervalMs`, and inlines `result`, `error` or
+//! `inputRequests` by status (an April 2026 draft named them `ttlSeconds` and
+//! `pollIntervalMilliseconds`, with a `requestState`: still read, never written).
+//! Functions are named by direction: `legacy_from_modern_*` makes the 2025 shape out of
+//! the 2026 one (a legacy client before a modern server), `modern_*_from_legacy` what a
+//! modern client gets out of what a legacy server said.
 
 use serde_json::{Map, Value};
 
@@ -151,7 +151,7 @@ pub fn with_members(mut task: Map<String, Value>, raw: &[(&str, &str)]) -> Strin
 }
 
 /// The shortest wait between two polls of a modern task mcp-warden makes itself,
-/// whatever `pollIntervalMilliseconds` the server suggests: a server saying 0 must not
+/// whatever `pollIntervalMs` the server suggests: a server saying 0 must not
 /// turn the session into a busy loop.
 pub const MIN_POLL_MS: u64 = 250;
 /// The poll interval when the server suggests none.
@@ -171,8 +171,8 @@ pub enum Terminal {
 }
 
 /// The 2025-11-25 task for the modern task `modern` (a `CreateTaskResult` or a
-/// `tasks/get` result), under our id `ours`: the modern members renamed (`ttlSeconds`
-/// → `ttl` in ms, `pollIntervalMilliseconds` → `pollInterval`), the server's own id,
+/// `tasks/get` result), under our id `ours`: the modern members renamed (`ttlMs` →
+/// `ttl`, `pollIntervalMs` → `pollInterval`), the server's own id,
 /// `requestState`, `resultType`, `_meta` and the inlined `result`/`error`/
 /// `inputRequests` left out (2025 fetches the result with `tasks/result`).
 #[must_use]
@@ -210,22 +210,25 @@ pub fn legacy_from_modern_create(modern: &Value, ours: &str) -> String {
     serde_json::json!({ "task": legacy_from_modern_task(modern, ours) }).to_string()
 }
 
-/// A modern task's time to live in milliseconds (`ttlSeconds`; `ttlMs` from drafts
-/// of the extension); `None`: unlimited or not said.
+/// A modern task's time to live in milliseconds (`ttlMs`; the draft's `ttlSeconds`
+/// when a server still writes it); `None`: unlimited or not said.
 #[must_use]
 pub fn ttl_ms(modern: &Value) -> Option<u64> {
-    if let Some(s) = modern.get("ttlSeconds").and_then(Value::as_u64) {
-        return Some(s.saturating_mul(1000));
+    if let Some(ms) = modern.get("ttlMs").and_then(Value::as_u64) {
+        return Some(ms);
     }
-    modern.get("ttlMs").and_then(Value::as_u64)
+    modern
+        .get("ttlSeconds")
+        .and_then(Value::as_u64)
+        .map(|s| s.saturating_mul(1000))
 }
 
-/// The poll interval a modern task suggests, in milliseconds (`pollIntervalMilliseconds`;
-/// `pollIntervalMs` from drafts).
+/// The poll interval a modern task suggests, in milliseconds (`pollIntervalMs`; the
+/// draft's `pollIntervalMilliseconds`).
 fn suggested_poll_ms(modern: &Value) -> Option<u64> {
     modern
-        .get("pollIntervalMilliseconds")
-        .or_else(|| modern.get("pollIntervalMs"))
+        .get("pollIntervalMs")
+        .or_else(|| modern.get("pollIntervalMilliseconds"))
         .and_then(Value::as_u64)
 }
 
@@ -417,8 +420,8 @@ mod tests {
         let modern = json!({
             "resultType": "task", "taskId": "srv-1", "status": "working",
             "statusMessage": "on it", "createdAt": "2026-12-07T00:00:00Z",
-            "lastUpdatedAt": "2026-12-07T00:00:01Z", "ttlSeconds": 60,
-            "pollIntervalMilliseconds": 5000, "requestState": "rs",
+            "lastUpdatedAt": "2026-12-07T00:00:01Z", "ttlMs": 60000,
+            "pollIntervalMs": 5000, "requestState": "rs",
             "_meta": {"x": 1},
         });
         assert_eq!(
@@ -437,7 +440,7 @@ mod tests {
     #[test]
     fn the_inline_payloads_and_the_servers_id_never_reach_the_legacy_task() {
         let modern = json!({
-            "taskId": "other-servers-id", "status": "completed", "ttlSeconds": null,
+            "taskId": "other-servers-id", "status": "completed", "ttlMs": null,
             "result": {"content": []}, "error": {}, "inputRequests": {},
         });
         let legacy = legacy_from_modern_task(&modern, "mwt-b");
@@ -448,9 +451,11 @@ mod tests {
     }
 
     #[test]
-    fn drafts_names_are_read_and_the_poll_interval_has_a_floor() {
+    fn the_final_names_and_the_drafts_are_read_and_the_poll_interval_has_a_floor() {
         assert_eq!(ttl_ms(&json!({"ttlMs": 1500})), Some(1500));
-        assert_eq!(ttl_ms(&json!({"ttlSeconds": null})), None);
+        assert_eq!(ttl_ms(&json!({"ttlMs": null})), None);
+        assert_eq!(ttl_ms(&json!({"ttlSeconds": 2})), Some(2000));
+        assert_eq!(ttl_ms(&json!({"ttlMs": 10, "ttlSeconds": 2})), Some(10));
         assert_eq!(poll_interval_ms(&json!({"pollIntervalMs": 2000})), 2000);
         assert_eq!(
             poll_interval_ms(&json!({"pollIntervalMilliseconds": 0})),

@@ -12,7 +12,7 @@
 //! - `tasks/get` → the server's `tasks/get`, answered in the 2025 shape (no inline
 //!   result: 2025 fetches it with `tasks/result`);
 //! - `tasks/result` → mcp-warden polls the server's `tasks/get` on a session timer,
-//!   every `pollIntervalMilliseconds` (at least [`MIN_POLL_MS`]), while a
+//!   every `pollIntervalMs` (at least [`MIN_POLL_MS`]), while a
 //!   `tasks/result` waits, until the task ends; the inline result is then the call's
 //!   answer: out-filter, `[limits]`, flows and audit as a plain call's, once (later
 //!   `tasks/result`s get the bytes kept). `failed` answers the task's error;
@@ -178,7 +178,7 @@ impl Session {
             // which asked for a task, gets one already completed whose result is that
             // answer, judged when its `tasks/result` comes.
             let now = crate::time::Timestamp::now().to_string();
-            let task = serde_json::json!({"status": "completed", "createdAt": now, "lastUpdatedAt": now, "ttlSeconds": null});
+            let task = serde_json::json!({"status": "completed", "createdAt": now, "lastUpdatedAt": now, "ttlMs": null});
             (String::new(), task)
         } else {
             let Some((server_id, _)) = task_id_at(line, result, &["taskId"]) else {

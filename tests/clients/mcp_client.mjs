@@ -70,7 +70,7 @@ const CreateTaskSchema = z.looseObject({ task: TaskSchema });
 const ModernTaskSchema = z.looseObject({
     taskId: z.string(),
     status: z.string(),
-    pollIntervalMilliseconds: z.number().nullish(),
+    pollIntervalMs: z.number().nullish(),
     result: z.looseObject({}).optional(),
     error: z.looseObject({}).optional()
 });
@@ -322,7 +322,7 @@ async function runTask(client, rec, step, opts) {
     const noted = { protocol: '2026-extension', via: 'request', task_id: task.taskId, statuses: [task.status] };
     while (!TERMINAL.includes(task.status)) {
         if (task.status === 'input_required') throw new Error(`task ${task.taskId} asks for input; this client does not answer task input`);
-        await pollWait(task.pollIntervalMilliseconds);
+        await pollWait(task.pollIntervalMs);
         task = await client.request({ method: 'tasks/get', params: { taskId: noted.task_id } }, ModernTaskSchema, opts);
         noted.statuses.push(task.status);
         if (task.taskId !== noted.task_id) throw new Error(`tasks/get of ${noted.task_id} answered task ${task.taskId}`);

@@ -264,7 +264,7 @@ class ModernTask(types.Result):
     result_type: str = "complete"
     task_id: str
     status: str
-    poll_interval_milliseconds: int | None = None
+    poll_interval_ms: int | None = None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
 
@@ -292,7 +292,7 @@ class TasksExtension(ClientExtension):
         while task.status not in TERMINAL:
             if task.status == "input_required":
                 raise RuntimeError(f"task {task.task_id} asks for input; this client does not answer task input")
-            await anyio.sleep(poll_wait(task.poll_interval_milliseconds))
+            await anyio.sleep(poll_wait(task.poll_interval_ms))
             request = types.GetTaskRequest(params=types.GetTaskRequestParams(task_id=created.task_id))
             task = await ctx.session.send_request(request, ModernTask, ctx.read_timeout_seconds)
             noted["statuses"].append(task.status)

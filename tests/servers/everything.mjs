@@ -239,7 +239,7 @@ function serveTasks(server) {
         entry.outcome = outcome;
     }
     const legacyTask = (entry) => ({ ...entry.task, ttl: entry.ttlMs, pollInterval: POLL_INTERVAL_MS });
-    const modernTask = (entry) => ({ ...entry.task, ttlSeconds: Math.round(entry.ttlMs / 1000), pollIntervalMilliseconds: POLL_INTERVAL_MS });
+    const modernTask = (entry) => ({ ...entry.task, ttlMs: entry.ttlMs, pollIntervalMs: POLL_INTERVAL_MS });
     const lookup = (params) => {
         const entry = tasks.get(params.taskId);
         if (!entry) throw new ProtocolError(INVALID_PARAMS, `unknown task ${params.taskId}`);

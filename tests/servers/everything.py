@@ -132,7 +132,7 @@ class Tasks(Extension):
 
         created = now()
         task = {"taskId": task_id, "status": "working", "createdAt": created, "lastUpdatedAt": created}
-        task |= {"ttlSeconds": 60, "pollIntervalMilliseconds": POLL_INTERVAL_MS}
+        task |= {"ttlMs": 60000, "pollIntervalMs": POLL_INTERVAL_MS}
         self.tasks[task_id] = {"task": task, "run": asyncio.ensure_future(run())}
         return {"resultType": "task", **task}
 
