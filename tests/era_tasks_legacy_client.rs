@@ -546,3 +546,29 @@ fn polling_ends_when_nobody_waits_and_when_the_ttl_passes() {
     assert_eq!(gets(&mut serve, 9, "b__stats"), polled, "polling went on");
     serve.close();
 }
+
+#[test]
+fn a_modern_servers_tools_are_listed_as_optional_tasks_to_a_legacy_client() {
+    // The 2026 `Tool` has no `execution` (the server decides per call whether to make
+    // a task), and a 2025 client reads an absent `taskSupport` as "forbidden": without
+    // "optional" a strict legacy client would never ask the bridge for a task.
+    let env = Env::new();
+    env.user_config(&example_table("ext", "ext_task_server", &[]));
+    let mut serve = env.serve();
+    initialize(&mut serve);
+    let listed = serve.request(json!(1), "tools/list", json!({}));
+    let tools = listed["result"]["tools"].as_array().unwrap();
+    let support = |name: &str| {
+        tools
+            .iter()
+            .find(|t| t["name"] == name)
+            .map(|t| t["execution"]["taskSupport"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(support("ext__stats"), "optional", "{listed}");
+    // What a definition says already stays.
+    assert_eq!(support("ext__job"), "optional", "{listed}");
+    assert_eq!(support("ext__only_task"), "required", "{listed}");
+    let stats = tools.iter().find(|t| t["name"] == "ext__stats").unwrap();
+    assert_eq!(stats["inputSchema"], json!({"type": "object"}), "{listed}");
+}

@@ -10,6 +10,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 
@@ -232,15 +233,30 @@ pub fn legacy_capability<'a>(mut offered: impl Iterator<Item = &'a Value>) -> Op
         .flatten()
 }
 
-/// A merged `tools/list` result (`{"tools":[…]}`, see [`crate::router::catalog`])
-/// without the tools only a task can run (`execution.taskSupport: "required"`) that
-/// `cannot(name)` says the client cannot make a task of through mcp-warden (design
-/// §6 Q3): it could only fail calling them. Every other item stays byte for byte.
-/// `None`: none to hide; else the new listing and the hidden tools' names.
+/// What a client is shown of one tool, as far as tasks go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskView {
+    /// As the server wrote it.
+    Keep,
+    /// Left out: only a task can run it, and this client cannot make one of it through
+    /// mcp-warden (design §6 Q3): it could only fail calling it.
+    Hide,
+    /// Shown with `execution.taskSupport: "optional"`: a modern server's tool (the
+    /// 2026 `Tool` has no `execution`) shown to a legacy client, when that server
+    /// offers the tasks extension. The 2026 server decides per call whether to make a
+    /// task, which is what "optional" tells a 2025 client; without it a strict 2025
+    /// client never asks for a task (absent means "forbidden").
+    Optional,
+}
+
+/// A merged `tools/list` result (`{"tools":[…]}`, see [`crate::router::catalog`]) as a
+/// client is to see it: `view(name, taskSupport)` says per tool. Every tool kept as it
+/// is stays byte for byte. `None`: nothing changes; else the new listing and the names
+/// of the tools left out.
 #[must_use]
-pub fn without_task_only_tools(
+pub fn tools_for_client(
     listing: &str,
-    cannot: impl Fn(&str) -> bool,
+    view: impl Fn(&str, Option<&str>) -> TaskView,
 ) -> Option<(String, Vec<String>)> {
     #[derive(serde::Deserialize)]
     struct Listing<'a> {
@@ -253,15 +269,43 @@ pub fn without_task_only_tools(
     }
     let listing: Listing<'_> = serde_json::from_str(listing).ok()?;
     let mut hidden = Vec::new();
-    let mut kept = Vec::with_capacity(listing.tools.len());
+    let mut changed = false;
+    let mut kept: Vec<Cow<'_, str>> = Vec::with_capacity(listing.tools.len());
     for raw in listing.tools {
-        let required = super::task_shapes::task_support(raw.get()).as_deref() == Some("required");
-        match serde_json::from_str::<Tool>(raw.get()) {
-            Ok(Tool { name }) if required && cannot(&name) => hidden.push(name),
-            _ => kept.push(raw.get()),
+        let Ok(Tool { name }) = serde_json::from_str::<Tool>(raw.get()) else {
+            kept.push(Cow::Borrowed(raw.get()));
+            continue;
+        };
+        let support = super::task_shapes::task_support(raw.get());
+        match view(&name, support.as_deref()) {
+            TaskView::Keep => kept.push(Cow::Borrowed(raw.get())),
+            TaskView::Hide => hidden.push(name),
+            TaskView::Optional => match with_optional_task_support(raw.get()) {
+                Some(tool) => {
+                    changed = true;
+                    kept.push(Cow::Owned(tool));
+                }
+                None => kept.push(Cow::Borrowed(raw.get())),
+            },
         }
     }
-    (!hidden.is_empty()).then(|| (format!("{{\"tools\":[{}]}}", kept.join(",")), hidden))
+    (changed || !hidden.is_empty()).then(|| (format!("{{\"tools\":[{}]}}", kept.join(",")), hidden))
+}
+
+/// `tool` (a definition's JSON text) with `execution.taskSupport: "optional"`, other
+/// members of `execution` kept. `None`: not an object, or it says already.
+fn with_optional_task_support(tool: &str) -> Option<String> {
+    let mut value: Value = serde_json::from_str(tool).ok()?;
+    let object = value.as_object_mut()?;
+    let execution = object
+        .entry("execution")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    let execution = execution.as_object_mut()?;
+    if execution.contains_key("taskSupport") {
+        return None;
+    }
+    execution.insert("taskSupport".to_owned(), Value::from("optional"));
+    Some(value.to_string())
 }
 
 #[cfg(test)]
@@ -345,14 +389,46 @@ mod tests {
     #[test]
     fn task_only_tools_are_hidden_and_the_rest_kept_byte_for_byte() {
         let listing = r#"{"tools":[{"name":"a","execution":{"taskSupport":"optional"},"x":1e3},{"name":"b","execution":{"taskSupport":"required"}},{"name":"c"}]}"#;
-        assert!(without_task_only_tools(listing, |_| false).is_none());
-        let (kept, hidden) = without_task_only_tools(listing, |_| true).expect("one hidden");
+        let hide_required = |_: &str, support: Option<&str>| {
+            if support == Some("required") {
+                TaskView::Hide
+            } else {
+                TaskView::Keep
+            }
+        };
+        assert!(tools_for_client(listing, |_, _| TaskView::Keep).is_none());
+        let (kept, hidden) = tools_for_client(listing, hide_required).expect("one hidden");
         assert_eq!(
             kept,
             r#"{"tools":[{"name":"a","execution":{"taskSupport":"optional"},"x":1e3},{"name":"c"}]}"#
         );
         assert_eq!(hidden, ["b"]);
-        assert!(without_task_only_tools(r#"{"tools":[{"name":"c"}]}"#, |_| true).is_none());
+        assert!(tools_for_client(r#"{"tools":[{"name":"c"}]}"#, hide_required).is_none());
+    }
+
+    #[test]
+    fn a_modern_servers_tools_are_optional_tasks_to_a_legacy_client() {
+        let listing = r#"{"tools":[{"name":"a","inputSchema":{"type":"object"}},{"name":"b","execution":{"other":1}},{"name":"c","execution":{"taskSupport":"forbidden"}},{"name":"d","x":1e3}]}"#;
+        let (shown, hidden) = tools_for_client(listing, |name, _| {
+            if name == "d" {
+                TaskView::Keep
+            } else {
+                TaskView::Optional
+            }
+        })
+        .expect("changed");
+        assert!(hidden.is_empty());
+        let tools: Value = serde_json::from_str(&shown).expect("json");
+        assert_eq!(tools["tools"][0]["execution"]["taskSupport"], "optional");
+        assert_eq!(tools["tools"][0]["inputSchema"]["type"], "object");
+        assert_eq!(
+            tools["tools"][1]["execution"],
+            serde_json::json!({"other": 1, "taskSupport": "optional"})
+        );
+        // What a definition says already is not overridden.
+        assert_eq!(tools["tools"][2]["execution"]["taskSupport"], "forbidden");
+        // A tool kept stays byte for byte.
+        assert!(shown.ends_with(r#"{"name":"d","x":1e3}]}"#), "{shown}");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use super::client::Forward;
 use super::{Origin, Pending, Session};
 use crate::era::mrtr as era_mrtr;
-use crate::era::tasks::{RELATED_TASK, TaskRoute, is_task_result, status_of, task_id_at};
+use crate::era::tasks::{RELATED_TASK, TaskRoute, TaskView, is_task_result, status_of, task_id_at};
 use crate::jsonrpc::message::reparse;
 use crate::jsonrpc::{ErrorCode, Message};
 use crate::router::catalog::ListKind;
@@ -320,25 +320,38 @@ impl Session {
         // A modern client can make a task of a tool when it declares the tasks
         // extension (a legacy server's tasks are mediated as the extension); a legacy
         // client of a legacy server's, and of a modern server's that offers the
-        // extension (`tasks_poll.rs` polls for it).
+        // extension (`tasks_poll.rs` polls for it), which it is told is "optional".
         let extension = origin.declares_tasks();
-        let cannot = |name: &str| {
-            catalog.route(name).is_none_or(|route| {
-                let state = &self.slots[route.slot].state;
-                state.era().is_none_or(|era| match (origin.is_modern(), era.is_modern()) {
-                    (true, _) => !extension,
-                    (false, false) => false,
-                    (false, true) => !matches!(state, super::SlotState::Ready { capabilities, .. } if crate::era::tasks::declares_extension(capabilities)),
-                })
-            })
+        let view = |name: &str, support: Option<&str>| {
+            let Some(route) = catalog.route(name) else {
+                return TaskView::Keep;
+            };
+            let state = &self.slots[route.slot].state;
+            let Some(era) = state.era() else {
+                return TaskView::Keep;
+            };
+            let offers = || matches!(state, super::SlotState::Ready { capabilities, .. } if crate::era::tasks::declares_extension(capabilities));
+            let can = match (origin.is_modern(), era.is_modern()) {
+                (true, _) => extension,
+                (false, false) => true,
+                (false, true) if offers() => return TaskView::Optional,
+                (false, true) => false,
+            };
+            if support == Some("required") && !can {
+                TaskView::Hide
+            } else {
+                TaskView::Keep
+            }
         };
-        match crate::era::tasks::without_task_only_tools(listing, cannot) {
-            Some((kept, hidden)) => {
-                tracing::info!(
-                    ?hidden,
-                    "tools only a task can run are not listed to a client that cannot make a task of them through mcp-warden"
-                );
-                Cow::Owned(kept)
+        match crate::era::tasks::tools_for_client(listing, view) {
+            Some((shown, hidden)) => {
+                if !hidden.is_empty() {
+                    tracing::info!(
+                        ?hidden,
+                        "tools only a task can run are not listed to a client that cannot make a task of them through mcp-warden"
+                    );
+                }
+                Cow::Owned(shown)
             }
             None => Cow::Borrowed(listing),
         }
