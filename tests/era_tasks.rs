@@ -520,3 +520,42 @@ fn a_task_the_request_did_not_allow_is_refused() {
     assert!(!answer.to_string().contains("\"taskId\""), "{answer}");
     serve.close();
 }
+
+#[test]
+fn two_polls_in_flight_when_an_extension_task_ends_are_audited_once() {
+    // Both `tasks/get` go upstream before either answer is back; both find the task
+    // completed. The first answer is the call's (filtered, audited, kept); the second
+    // gets the same bytes, not a second record.
+    let env = Env::new();
+    env.user_config(&example_table("ext", "ext_task_server", &[]));
+    let mut serve = env.serve();
+    let created = serve.request(
+        json!(1),
+        "tools/call",
+        modern(json!({"name": "ext__job", "arguments": {"text": "twice"}})),
+    );
+    let ours = created["result"]["taskId"].as_str().unwrap().to_owned();
+    let waiting = serve.request(json!(2), "tasks/get", modern(json!({"taskId": ours})));
+    assert_eq!(waiting["result"]["status"], "input_required", "{waiting}");
+    let update = serve.request(
+        json!(3),
+        "tasks/update",
+        modern(json!({"taskId": ours, "inputResponses": {"confirm": {"action": "accept", "content": {"ok": true}}}})),
+    );
+    assert!(update.get("result").is_some(), "{update}");
+    for id in [4, 5] {
+        serve.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tasks/get", "params": modern(json!({"taskId": ours}))}));
+    }
+    let first = serve.answer_to(&json!(4));
+    let second = serve.answer_to(&json!(5));
+    assert_eq!(first["result"]["status"], "completed", "{first}");
+    assert_eq!(first["result"], second["result"]);
+    let (status, _) = serve.close();
+    assert!(status.success());
+    let audit = env.audit_text();
+    let redacted = audit
+        .lines()
+        .filter(|l| l.contains("ext__job") && l.contains(r#""decision":"redact""#))
+        .count();
+    assert_eq!(redacted, 1, "the result audited once:\n{audit}");
+}

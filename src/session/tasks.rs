@@ -192,6 +192,15 @@ impl Session {
         let result = msg.result()?;
         let route = self.client.tasks.get(&ours)?.clone();
         match status_of(result).as_deref() {
+            Some("completed" | "failed") if route.terminal.is_some() => {
+                // Two polls were in flight when the task ended: the first answer was
+                // filtered, audited and kept; this one gets the same bytes.
+                self.timers.remove(&call.timer);
+                self.inflight.remove(&call.origin.id);
+                let kept = route.terminal.as_deref().unwrap_or_default();
+                self.reply_result(&call.origin, kept);
+                None
+            }
             Some("completed" | "failed") => {
                 call.method = "tools/call".into();
                 call.tool.clone_from(&route.tool);
