@@ -27,6 +27,14 @@
 //! completed result with `related-task` `"2"` (another task's ids). `--never-task`:
 //! `job` answers at once even when the extension is declared (the server decides),
 //! with the job's result and its fake key.
+//!
+//! For `notifications/tasks` (`tests/era_task_listen.rs`): `--push-tasks` takes a
+//! `subscriptions/listen` naming `taskIds` (it keeps it open, never answers it),
+//! acknowledges the ids it has (`"1"`), then pushes on that listen, tagged with its
+//! id: task `"2"` (which it never made) `completed` with the fake key, task `"1"`
+//! `working`, then `"1"` `completed` with the job's result and the fake key, twice.
+//! And each call of `stats` is followed by an untagged `notifications/tasks` of
+//! `"1"` `completed` with the fake key (a push no listen asked for).
 // A test fixture: it may panic and print.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -50,6 +58,7 @@ struct State {
     ask_sampling: bool,
     push_status: bool,
     foreign_ids: bool,
+    push_tasks: bool,
     text: String,
     gets: u64,
     updates: Vec<Value>,
@@ -210,6 +219,7 @@ fn main() {
         ask_sampling: flag("--ask-sampling"),
         push_status: flag("--push-status"),
         foreign_ids: flag("--foreign-ids"),
+        push_tasks: flag("--push-tasks"),
         ..State::default()
     };
     let mut out = std::io::stdout();
@@ -221,6 +231,13 @@ fn main() {
         let (Some(id), Some(method)) = (msg.get("id"), msg["method"].as_str()) else {
             continue;
         };
+        if method == "subscriptions/listen" && state.push_tasks {
+            for push in listen_pushes(&state, id, &msg["params"]) {
+                writeln!(out, "{push}").unwrap();
+            }
+            out.flush().unwrap();
+            continue;
+        }
         let reply = match answer(&mut state, method, &msg["params"]) {
             Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
             Err((code, message)) => {
@@ -237,6 +254,43 @@ fn main() {
                 json!({"jsonrpc": "2.0", "method": "notifications/tasks/status", "params": t});
             writeln!(out, "{push}").unwrap();
         }
+        if state.push_tasks && msg["params"]["name"] == "stats" {
+            writeln!(out, "{}", task_push(&state, "1", "completed", None)).unwrap();
+        }
         out.flush().unwrap();
     }
+}
+
+/// A `notifications/tasks` of task `task_id` in `status` (the job's result inline
+/// when `completed`), tagged with listen `listen` when given.
+fn task_push(state: &State, task_id: &str, status: &str, listen: Option<&Value>) -> Value {
+    let mut t = task(status);
+    t["taskId"] = json!(task_id);
+    if status == "completed" {
+        t["result"] = job_result(state);
+    }
+    if let Some(listen) = listen {
+        t["_meta"] = json!({"io.modelcontextprotocol/subscriptionId": listen});
+    }
+    json!({"jsonrpc": "2.0", "method": "notifications/tasks", "params": t})
+}
+
+/// What `--push-tasks` writes for a `subscriptions/listen`: its acknowledgement (of
+/// the ids it knows), then, when it names task `"1"`, the pushes the module docs list.
+fn listen_pushes(state: &State, listen: &Value, params: &Value) -> Vec<Value> {
+    let asked: Vec<&Value> = params["notifications"]["taskIds"]
+        .as_array()
+        .map(|ids| ids.iter().filter(|id| *id == "1").collect())
+        .unwrap_or_default();
+    let ack = json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+        "params": {"notifications": {"taskIds": asked},
+            "_meta": {"io.modelcontextprotocol/subscriptionId": listen}}});
+    let mut out = vec![ack];
+    if !asked.is_empty() {
+        out.push(task_push(state, "2", "completed", Some(listen)));
+        out.push(task_push(state, "1", "working", Some(listen)));
+        out.push(task_push(state, "1", "completed", Some(listen)));
+        out.push(task_push(state, "1", "completed", Some(listen)));
+    }
+    out
 }

@@ -191,6 +191,14 @@ impl Session {
         let ours = ours.clone();
         let result = msg.result()?;
         let route = self.client.tasks.get(&ours)?.clone();
+        if let Some(kept) = &route.terminal {
+            // Another poll's answer, or a push, ended the task while this poll was at
+            // the server: the same bytes, audited once.
+            self.timers.remove(&call.timer);
+            self.inflight.remove(&call.origin.id);
+            self.reply_result(&call.origin, kept);
+            return None;
+        }
         match status_of(result).as_deref() {
             Some("completed" | "failed") => {
                 call.method = "tools/call".into();
