@@ -34,7 +34,9 @@
 //! id: task `"2"` (which it never made) `completed` with the fake key, task `"1"`
 //! `working`, then `"1"` `completed` with the job's result and the fake key, twice.
 //! And each call of `stats` is followed by an untagged `notifications/tasks` of
-//! `"1"` `completed` with the fake key (a push no listen asked for).
+//! `"1"` `completed` with the fake key (a push no listen asked for); `stats` also
+//! says `listens`: the `notifications` of each listen it got. Tool `exit` (listed
+//! with `--push-tasks` only) ends the process.
 // A test fixture: it may panic and print.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -59,6 +61,7 @@ struct State {
     push_status: bool,
     foreign_ids: bool,
     push_tasks: bool,
+    listens: Vec<Value>,
     text: String,
     gets: u64,
     updates: Vec<Value>,
@@ -152,16 +155,13 @@ fn answer(state: &mut State, method: &str, params: &Value) -> Result<Value, (i64
             "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "ext-task-server", "version": "1"}},
         })),
         "initialize" => Err((-32022, "Unsupported protocol version".to_owned())),
-        "tools/list" => Ok(json!({"resultType": "complete", "tools": [
-            {"name": "job", "description": "Runs a job, as a task when it may.", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}, "execution": {"taskSupport": "optional"}},
-            {"name": "only_task", "description": "Runs a job, only as a task.", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}, "execution": {"taskSupport": "required"}},
-            {"name": "stats", "description": "What this server was asked.", "inputSchema": {"type": "object"}},
-        ]})),
+        "tools/list" => Ok(json!({"resultType": "complete", "tools": tools(state)})),
         "tools/call" if params["name"] == "stats" => {
-            let seen =
-                json!({"gets": state.gets, "updates": state.updates, "cancelled": state.cancelled});
+            let seen = json!({"gets": state.gets, "updates": state.updates,
+                "cancelled": state.cancelled, "listens": state.listens});
             Ok(json!({"content": [{"type": "text", "text": seen.to_string()}]}))
         }
+        "tools/call" if params["name"] == "exit" => std::process::exit(1),
         "tools/call" => {
             let text = params["arguments"]["text"].as_str().unwrap_or_default();
             if !declares_extension(params) && !state.always_task {
@@ -199,6 +199,21 @@ fn answer(state: &mut State, method: &str, params: &Value) -> Result<Value, (i64
     }
 }
 
+/// The tools listed: `exit` only with `--push-tasks`.
+fn tools(state: &State) -> Value {
+    let mut tools = json!([
+        {"name": "job", "description": "Runs a job, as a task when it may.", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}, "execution": {"taskSupport": "optional"}},
+        {"name": "only_task", "description": "Runs a job, only as a task.", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}, "execution": {"taskSupport": "required"}},
+        {"name": "stats", "description": "What this server was asked.", "inputSchema": {"type": "object"}},
+    ]);
+    if state.push_tasks
+        && let Some(all) = tools.as_array_mut()
+    {
+        all.push(json!({"name": "exit", "description": "Ends this process.", "inputSchema": {"type": "object"}}));
+    }
+    tools
+}
+
 fn number(name: &str) -> Option<u64> {
     std::env::args()
         .skip_while(|a| a != name)
@@ -232,6 +247,7 @@ fn main() {
             continue;
         };
         if method == "subscriptions/listen" && state.push_tasks {
+            state.listens.push(msg["params"]["notifications"].clone());
             for push in listen_pushes(&state, id, &msg["params"]) {
                 writeln!(out, "{push}").unwrap();
             }
