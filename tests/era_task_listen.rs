@@ -23,11 +23,7 @@ fn meta(tasks: bool) -> Value {
     if tasks {
         caps["extensions"] = json!({"io.modelcontextprotocol/tasks": {}});
     }
-    json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": caps,
-        "io.modelcontextprotocol/clientInfo": {"name": "modern-client", "version": "1"},
-    })
+    support::modern_meta_with(caps)
 }
 
 fn modern(mut params: Value, tasks: bool) -> Value {
@@ -80,8 +76,9 @@ fn stats(serve: &mut Serve, id: i64, server: &str) -> Value {
     try_stats(serve, id, server).unwrap_or_else(|| panic!("no stats of {server}"))
 }
 
-#[test]
-fn a_listen_naming_our_task_gets_its_pushes_filtered_audited_once_and_nothing_else() {
+/// Servers `a` and `b` (`--push-tasks`), each with a job task started (both name
+/// theirs `"1"`): our ids for them.
+fn two_servers_with_a_task_each() -> (Env, Serve, String, String) {
     let env = Env::new();
     env.user_config(&format!(
         "{}\n{}",
@@ -89,9 +86,22 @@ fn a_listen_naming_our_task_gets_its_pushes_filtered_audited_once_and_nothing_el
         example_table("b", "ext_task_server", &["--push-tasks"]),
     ));
     let mut serve = env.serve();
-    // Both servers name their task "1".
     let task_a = start(&mut serve, 1, "a");
     let task_b = start(&mut serve, 2, "b");
+    (env, serve, task_a, task_b)
+}
+
+/// How many answers to `tool` the audit records as redacted.
+fn redactions(env: &Env, tool: &str) -> usize {
+    env.audit_text()
+        .lines()
+        .filter(|l| l.contains(tool) && l.contains(r#""decision":"redact""#))
+        .count()
+}
+
+#[test]
+fn a_listen_naming_our_task_gets_its_pushes_filtered_audited_once_and_nothing_else() {
+    let (env, mut serve, task_a, task_b) = two_servers_with_a_task_each();
 
     // Ours and this session's only: a made-up id and a server's own are left out.
     let listen = json!("L1");
@@ -176,12 +186,7 @@ fn a_listen_naming_our_task_gets_its_pushes_filtered_audited_once_and_nothing_el
     assert!(status.success());
 
     // The terminal result is audited once, as the call's answer, with the redaction.
-    let audit = env.audit_text();
-    let redacted = audit
-        .lines()
-        .filter(|l| l.contains("a__job") && l.contains(r#""decision":"redact""#))
-        .count();
-    assert_eq!(redacted, 1, "{audit}");
+    assert_eq!(redactions(&env, "a__job"), 1, "{}", env.audit_text());
 }
 
 #[test]
@@ -273,25 +278,12 @@ fn a_legacy_servers_task_is_pushed_as_a_tasks_get_would_give_it_the_payload_judg
     }
     let (status, _) = serve.close();
     assert!(status.success());
-    let audit = env.audit_text();
-    let redacted = audit
-        .lines()
-        .filter(|l| l.contains("t__ask") && l.contains(r#""decision":"redact""#))
-        .count();
-    assert_eq!(redacted, 1, "{audit}");
+    assert_eq!(redactions(&env, "t__ask"), 1, "{}", env.audit_text());
 }
 
 #[test]
 fn after_a_restart_a_listen_keeps_its_other_tasks_and_the_dead_ones_are_asked_no_more() {
-    let env = Env::new();
-    env.user_config(&format!(
-        "{}\n{}",
-        example_table("a", "ext_task_server", &["--push-tasks"]),
-        example_table("b", "ext_task_server", &["--push-tasks"]),
-    ));
-    let mut serve = env.serve();
-    let task_a = start(&mut serve, 1, "a");
-    let task_b = start(&mut serve, 2, "b");
+    let (_env, mut serve, task_a, task_b) = two_servers_with_a_task_each();
     let listen = json!("L");
     serve.send(&listen_request(&listen, &json!([task_a, task_b]), true));
     let ack = serve.wait_for(
