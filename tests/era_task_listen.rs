@@ -358,3 +358,35 @@ fn after_a_restart_a_listen_keeps_its_other_tasks_and_the_dead_ones_are_asked_no
     }
     serve.close();
 }
+
+#[test]
+fn two_polls_at_the_server_when_an_extension_task_ends_are_audited_once() {
+    let env = Env::new();
+    env.user_config(&example_table("a", "ext_task_server", &[]));
+    let mut serve = env.serve();
+    let ours = start(&mut serve, 1, "a");
+    let waiting = serve.request(json!(2), "tasks/get", modern(json!({"taskId": ours}), true));
+    assert_eq!(waiting["result"]["status"], "input_required", "{waiting}");
+    let update = serve.request(
+        json!(3),
+        "tasks/update",
+        modern(
+            json!({"taskId": ours, "inputResponses": {"confirm": {"action": "accept", "content": {"ok": true}}}}),
+            true,
+        ),
+    );
+    assert!(update.get("result").is_some(), "{update}");
+    // Both at the server before either answer is back.
+    for id in [4, 5] {
+        serve.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tasks/get",
+            "params": modern(json!({"taskId": ours}), true)}));
+    }
+    let first = serve.answer_to(&json!(4));
+    let second = serve.answer_to(&json!(5));
+    assert_eq!(first["result"]["status"], "completed", "{first}");
+    assert_eq!(first["result"], second["result"]);
+    assert_eq!(stats(&mut serve, 6, "a")["gets"], 3, "both went up");
+    let (status, _) = serve.close();
+    assert!(status.success());
+    assert_eq!(redactions(&env, "a__job"), 1, "{}", env.audit_text());
+}
