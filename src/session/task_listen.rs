@@ -99,7 +99,7 @@ impl Session {
         };
         if let Some(kept) = route.terminal.clone() {
             // Judged when it first ended: the same bytes, not audited again.
-            return self.push_task(&listens, Some(&kept));
+            return self.notify_listens(index, &listens, &kept);
         }
         let Some(mut task) = msg
             .params()
@@ -122,12 +122,17 @@ impl Session {
                 // (`task_poll`), which the client is to send anyway.
                 tracing::debug!(server = %server, "an input_required task status is not pushed; the client's poll gets it judged");
             }
-            _ => {
-                for id in &listens {
-                    let line = wire::notification(METHOD, Some(tagged(Some(&text), id)));
-                    self.forward_to_client(index, line);
-                }
-            }
+            _ => self.notify_listens(index, &listens, &text),
+        }
+    }
+
+    /// `notifications/tasks` with `task` (a task's JSON text, ids ours) to each of
+    /// `listens`, tagged with its id, through the stages as any server notification
+    /// (a terminal task's kept bytes again: nothing left to redact, nothing audited).
+    pub(super) fn notify_listens(&mut self, index: usize, listens: &[Id], task: &str) {
+        for id in listens {
+            let line = wire::notification(METHOD, Some(tagged(Some(task), id)));
+            self.forward_to_client(index, line);
         }
     }
 
@@ -156,8 +161,8 @@ impl Session {
         self.answer_through_stages(index, &msg, &answering, Deliver::Listens(listens));
     }
 
-    /// `notifications/tasks` with `task` (a task's JSON text, ids ours) to each of
-    /// `listens`, tagged with its id; already through the stages.
+    /// `notifications/tasks` with `task` (a terminal task judged as the call's answer
+    /// just now) to each of `listens`, tagged with its id; not through the stages again.
     pub(super) fn push_task(&mut self, listens: &[Id], task: Option<&str>) {
         for id in listens {
             let line = wire::notification(METHOD, Some(tagged(task, id)));

@@ -497,16 +497,10 @@ impl Session {
             return;
         }
         if let Some(kept) = self.client.tasks.get(ours).and_then(|r| r.terminal.clone()) {
-            return self.push_task(&listens, Some(&kept));
+            return self.notify_listens(index, &listens, &kept);
         }
         match self.inline_now(ours) {
-            InlineNow::Task(text) => {
-                for id in &listens {
-                    let params = crate::era::subscriptions::tagged(Some(&text), id);
-                    let line = wire::notification("notifications/tasks", Some(params));
-                    self.forward_to_client(index, line);
-                }
-            }
+            InlineNow::Task(text) => self.notify_listens(index, &listens, &text),
             InlineNow::Terminal(text) => {
                 if let Ok(task) = serde_json::from_str::<Value>(&text) {
                     self.push_terminal(index, ours, &listens, task);
