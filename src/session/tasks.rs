@@ -10,7 +10,9 @@
 //! recorded, `tasks/get`, `tasks/update` and `tasks/cancel` are routed by it. The
 //! first `tasks/get` that finds the task `completed` or `failed` is the call's answer
 //! (filtered, limited, audited as `tools/call`); the client's bytes are kept and
-//! later polls answered with them, so that happens once. A task waiting for input has
+//! later polls answered with them, so that happens once (a `notifications/tasks` a
+//! listen asked for may end it first: `task_listen.rs`, the same path; a poll at the
+//! server meanwhile gets the kept bytes). A task waiting for input has
 //! its `inputRequests` judged as a call's (`mrtr::judge_task_input`), and a
 //! `tasks/update` answers only the keys the client was shown.
 //!
