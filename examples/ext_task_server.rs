@@ -27,6 +27,16 @@
 //! completed result with `related-task` `"2"` (another task's ids). `--never-task`:
 //! `job` answers at once even when the extension is declared (the server decides),
 //! with the job's result and its fake key.
+//!
+//! For `notifications/tasks` (`tests/era_task_listen.rs`): `--push-tasks` takes a
+//! `subscriptions/listen` naming `taskIds` (it keeps it open, never answers it),
+//! acknowledges the ids it has (`"1"`), then pushes on that listen, tagged with its
+//! id: task `"2"` (which it never made) `completed` with the fake key, task `"1"`
+//! `working`, then `"1"` `completed` with the job's result and the fake key, twice.
+//! And each call of `stats` is followed by an untagged `notifications/tasks` of
+//! `"1"` `completed` with the fake key (a push no listen asked for); `stats` also
+//! says `listens`: the `notifications` of each listen it got. Tool `exit` (listed
+//! with `--push-tasks` only) ends the process.
 // A test fixture: it may panic and print.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -50,6 +60,8 @@ struct State {
     ask_sampling: bool,
     push_status: bool,
     foreign_ids: bool,
+    push_tasks: bool,
+    listens: Vec<Value>,
     text: String,
     gets: u64,
     updates: Vec<Value>,
@@ -143,16 +155,13 @@ fn answer(state: &mut State, method: &str, params: &Value) -> Result<Value, (i64
             "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "ext-task-server", "version": "1"}},
         })),
         "initialize" => Err((-32022, "Unsupported protocol version".to_owned())),
-        "tools/list" => Ok(json!({"resultType": "complete", "tools": [
-            {"name": "job", "description": "Runs a job, as a task when it may.", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}, "execution": {"taskSupport": "optional"}},
-            {"name": "only_task", "description": "Runs a job, only as a task.", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}, "execution": {"taskSupport": "required"}},
-            {"name": "stats", "description": "What this server was asked.", "inputSchema": {"type": "object"}},
-        ]})),
+        "tools/list" => Ok(json!({"resultType": "complete", "tools": tools(state)})),
         "tools/call" if params["name"] == "stats" => {
-            let seen =
-                json!({"gets": state.gets, "updates": state.updates, "cancelled": state.cancelled});
+            let seen = json!({"gets": state.gets, "updates": state.updates,
+                "cancelled": state.cancelled, "listens": state.listens});
             Ok(json!({"content": [{"type": "text", "text": seen.to_string()}]}))
         }
+        "tools/call" if params["name"] == "exit" => std::process::exit(1),
         "tools/call" => {
             let text = params["arguments"]["text"].as_str().unwrap_or_default();
             if !declares_extension(params) && !state.always_task {
@@ -190,6 +199,21 @@ fn answer(state: &mut State, method: &str, params: &Value) -> Result<Value, (i64
     }
 }
 
+/// The tools listed: `exit` only with `--push-tasks`.
+fn tools(state: &State) -> Value {
+    let mut tools = json!([
+        {"name": "job", "description": "Runs a job, as a task when it may.", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}, "execution": {"taskSupport": "optional"}},
+        {"name": "only_task", "description": "Runs a job, only as a task.", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}, "execution": {"taskSupport": "required"}},
+        {"name": "stats", "description": "What this server was asked.", "inputSchema": {"type": "object"}},
+    ]);
+    if state.push_tasks
+        && let Some(all) = tools.as_array_mut()
+    {
+        all.push(json!({"name": "exit", "description": "Ends this process.", "inputSchema": {"type": "object"}}));
+    }
+    tools
+}
+
 fn number(name: &str) -> Option<u64> {
     std::env::args()
         .skip_while(|a| a != name)
@@ -210,6 +234,7 @@ fn main() {
         ask_sampling: flag("--ask-sampling"),
         push_status: flag("--push-status"),
         foreign_ids: flag("--foreign-ids"),
+        push_tasks: flag("--push-tasks"),
         ..State::default()
     };
     let mut out = std::io::stdout();
@@ -221,6 +246,14 @@ fn main() {
         let (Some(id), Some(method)) = (msg.get("id"), msg["method"].as_str()) else {
             continue;
         };
+        if method == "subscriptions/listen" && state.push_tasks {
+            state.listens.push(msg["params"]["notifications"].clone());
+            for push in listen_pushes(&state, id, &msg["params"]) {
+                writeln!(out, "{push}").unwrap();
+            }
+            out.flush().unwrap();
+            continue;
+        }
         let reply = match answer(&mut state, method, &msg["params"]) {
             Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
             Err((code, message)) => {
@@ -237,6 +270,43 @@ fn main() {
                 json!({"jsonrpc": "2.0", "method": "notifications/tasks/status", "params": t});
             writeln!(out, "{push}").unwrap();
         }
+        if state.push_tasks && msg["params"]["name"] == "stats" {
+            writeln!(out, "{}", task_push(&state, "1", "completed", None)).unwrap();
+        }
         out.flush().unwrap();
     }
+}
+
+/// A `notifications/tasks` of task `task_id` in `status` (the job's result inline
+/// when `completed`), tagged with listen `listen` when given.
+fn task_push(state: &State, task_id: &str, status: &str, listen: Option<&Value>) -> Value {
+    let mut t = task(status);
+    t["taskId"] = json!(task_id);
+    if status == "completed" {
+        t["result"] = job_result(state);
+    }
+    if let Some(listen) = listen {
+        t["_meta"] = json!({"io.modelcontextprotocol/subscriptionId": listen});
+    }
+    json!({"jsonrpc": "2.0", "method": "notifications/tasks", "params": t})
+}
+
+/// What `--push-tasks` writes for a `subscriptions/listen`: its acknowledgement (of
+/// the ids it knows), then, when it names task `"1"`, the pushes the module docs list.
+fn listen_pushes(state: &State, listen: &Value, params: &Value) -> Vec<Value> {
+    let asked: Vec<&Value> = params["notifications"]["taskIds"]
+        .as_array()
+        .map(|ids| ids.iter().filter(|id| *id == "1").collect())
+        .unwrap_or_default();
+    let ack = json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+        "params": {"notifications": {"taskIds": asked},
+            "_meta": {"io.modelcontextprotocol/subscriptionId": listen}}});
+    let mut out = vec![ack];
+    if !asked.is_empty() {
+        out.push(task_push(state, "2", "completed", Some(listen)));
+        out.push(task_push(state, "1", "working", Some(listen)));
+        out.push(task_push(state, "1", "completed", Some(listen)));
+        out.push(task_push(state, "1", "completed", Some(listen)));
+    }
+    out
 }

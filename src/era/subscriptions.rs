@@ -25,6 +25,9 @@ pub struct Filter {
     pub lists: [bool; 3],
     /// `resourceSubscriptions`, in the order asked, without repeats.
     pub uris: Vec<String>,
+    /// `taskIds` (of the tasks extension, seps/2663), in the order asked, without
+    /// repeats: ours in a client's listen, the server's in our listen upstream.
+    pub task_ids: Vec<String>,
 }
 
 impl Filter {
@@ -34,25 +37,24 @@ impl Filter {
     pub fn parse(params: &Value) -> Self {
         let asked = &params["notifications"];
         let flag = |key: &str| asked.get(key) == Some(&Value::Bool(true));
-        let mut uris: Vec<String> = Vec::new();
-        for uri in asked["resourceSubscriptions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
-            if !uris.iter().any(|u| u == uri) {
-                uris.push(uri.to_owned());
-            }
-        }
         Self {
             lists: [
                 flag("toolsListChanged"),
                 flag("promptsListChanged"),
                 flag("resourcesListChanged"),
             ],
-            uris,
+            uris: strings(&asked["resourceSubscriptions"]),
+            task_ids: strings(&asked["taskIds"]),
         }
+    }
+
+    /// Whether `params` of a listen name `taskIds` at all (a non-empty array): what
+    /// needs the client to declare the tasks extension (seps/2663).
+    #[must_use]
+    pub fn asks_task_ids(params: &Value) -> bool {
+        params["notifications"]["taskIds"]
+            .as_array()
+            .is_some_and(|ids| !ids.is_empty())
     }
 
     /// The `notifications` object of the acknowledgement: what is honoured.
@@ -72,8 +74,28 @@ impl Filter {
         if !self.uris.is_empty() {
             out.insert("resourceSubscriptions".to_owned(), self.uris.clone().into());
         }
+        if !self.task_ids.is_empty() {
+            out.insert("taskIds".to_owned(), self.task_ids.clone().into());
+        }
         Value::Object(out)
     }
+}
+
+/// The strings of a JSON array, in order, without repeats; members of another type
+/// count as not asked.
+fn strings(array: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in array
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        if !out.iter().any(|o| o == s) {
+            out.push(s.to_owned());
+        }
+    }
+    out
 }
 
 /// Too many listens open at once.
@@ -193,6 +215,23 @@ impl Subscriptions {
             .iter()
             .filter(move |(_, f)| f.uris.iter().any(|u| u == uri))
             .map(|(id, _)| id)
+    }
+
+    /// The listens that name task `id` (ours).
+    pub fn naming_task<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Id> {
+        self.listens
+            .iter()
+            .filter(move |(_, f)| f.task_ids.iter().any(|t| t == id))
+            .map(|(id, _)| id)
+    }
+
+    /// Every task id (ours) some listen names, each once.
+    #[must_use]
+    pub fn task_ids(&self) -> std::collections::BTreeSet<&str> {
+        self.listens
+            .values()
+            .flat_map(|f| f.task_ids.iter().map(String::as_str))
+            .collect()
     }
 
     /// Every URI subscribed upstream (to subscribe again after a restart).
@@ -320,20 +359,29 @@ mod tests {
         Filter {
             lists: [true, false, false],
             uris: uris.iter().map(|&u| u.to_owned()).collect(),
+            task_ids: Vec::new(),
         }
     }
 
     #[test]
     fn parse_reads_flags_and_uris_and_ignores_wrong_types() {
-        let f = Filter::parse(&json!({"notifications": {
+        let params = json!({"notifications": {
             "toolsListChanged": true, "promptsListChanged": "yes",
-            "resourceSubscriptions": ["a://1", 7, "a://1", "a://2"]}}));
+            "resourceSubscriptions": ["a://1", 7, "a://1", "a://2"],
+            "taskIds": ["mwt-1", "mwt-1", false]}});
+        let f = Filter::parse(&params);
         assert_eq!(f.lists, [true, false, false]);
         assert_eq!(f.uris, ["a://1", "a://2"]);
+        assert_eq!(f.task_ids, ["mwt-1"]);
         assert_eq!(
             f.to_ack(),
-            json!({"toolsListChanged": true, "resourceSubscriptions": ["a://1", "a://2"]})
+            json!({"toolsListChanged": true, "resourceSubscriptions": ["a://1", "a://2"],
+                "taskIds": ["mwt-1"]})
         );
+        assert!(Filter::asks_task_ids(&params));
+        assert!(!Filter::asks_task_ids(
+            &json!({"notifications": {"taskIds": []}})
+        ));
         assert_eq!(Filter::parse(&json!(null)), Filter::default());
     }
 
@@ -378,7 +426,18 @@ mod tests {
         );
         assert_eq!(s.asking(ListKind::Prompts).count(), 0);
         assert_eq!(s.naming("a://1").collect::<Vec<_>>(), [&Id::number(1)]);
-        assert_eq!(s.drain().len(), 2);
+        let tasks = Filter {
+            task_ids: vec!["mwt-a".to_owned(), "mwt-b".to_owned()],
+            ..Filter::default()
+        };
+        s.open(Id::number(3), tasks).expect("room");
+        assert_eq!(s.naming_task("mwt-b").collect::<Vec<_>>(), [&Id::number(3)]);
+        assert_eq!(s.naming_task("mwt-c").count(), 0);
+        assert_eq!(
+            s.task_ids().into_iter().collect::<Vec<_>>(),
+            ["mwt-a", "mwt-b"]
+        );
+        assert_eq!(s.drain().len(), 3);
         assert!(!s.is_open(&Id::number(1)));
     }
 

@@ -31,6 +31,9 @@ pub enum ErrorCode {
     Busy,
     /// -32022: a protocol version mcp-warden does not speak (the spec's code).
     UnsupportedVersion,
+    /// -32021: the request needs a client capability it did not declare (modern era
+    /// only; see [`crate::era::errors`]).
+    MissingCapability,
 }
 
 impl ErrorCode {
@@ -49,6 +52,7 @@ impl ErrorCode {
             Self::Timeout => -32005,
             Self::Busy => -32006,
             Self::UnsupportedVersion => -32022,
+            Self::MissingCapability => -32021,
         }
     }
 }

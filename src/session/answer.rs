@@ -17,6 +17,8 @@ pub(super) enum Asker<'a> {
     Client(&'a Origin),
     /// The server `slot`, for its own request `id` to the client.
     Upstream { slot: usize, id: &'a Id },
+    /// Nobody: a message a server pushed unasked (a task's status); recorded, dropped.
+    Nobody,
 }
 
 impl Session {
@@ -63,6 +65,7 @@ impl Session {
                 let answer = Err((ErrorCode::Blocked, block.reason.clone(), data));
                 self.answer_upstream(slot, id, answer);
             }
+            Asker::Nobody => {}
         }
     }
 

@@ -45,6 +45,7 @@ mod probe;
 mod reload;
 mod server_requests;
 mod subscriptions;
+mod task_listen;
 mod tasks;
 mod tasks_inline;
 mod tasks_poll;

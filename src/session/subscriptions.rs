@@ -32,6 +32,12 @@ impl Session {
             .and_then(|p| serde_json::from_str(p).ok())
             .unwrap_or(Value::Null);
         let mut filter = Filter::parse(&params);
+        if Filter::asks_task_ids(&params) && !origin.declares_tasks() {
+            return self.refuse_task_ids(origin);
+        }
+        // Only this session's extension tasks, of server processes still running.
+        filter.task_ids.retain(|ours| self.listenable_task(ours));
+        let task_slots = self.task_slots(&filter.task_ids);
         // Only the URIs a server subscribes to, that no hold or policy stops.
         let routed: Vec<(String, usize)> = std::mem::take(&mut filter.uris)
             .into_iter()
@@ -53,14 +59,21 @@ impl Session {
             routed.into_iter().filter(|(uri, _)| first.contains(uri)),
             "resources/subscribe",
         );
+        // A modern server's listen widened with the server's ids of these tasks.
+        for slot in task_slots {
+            self.listen_upstream(slot);
+        }
     }
 
     /// The client's `notifications/cancelled` for an open listen ends it (no answer);
     /// `false` when `id` is not a listen.
     pub(super) fn cancel_listen(&mut self, id: &Id) -> bool {
-        let Some((_, last)) = self.subs.close(id) else {
+        let Some((filter, last)) = self.subs.close(id) else {
             return false;
         };
+        for slot in self.task_slots(&filter.task_ids) {
+            self.listen_upstream(slot);
+        }
         let routed: Vec<(String, usize)> = last
             .into_iter()
             .filter_map(|uri| match self.uri_route(&uri) {
@@ -281,6 +294,7 @@ impl Session {
         uris.retain(|uri| matches!(self.uri_route(uri), UriRoute::Slot(s) if s == index));
         uris.sort();
         filter.uris = uris;
+        filter.task_ids = self.server_task_ids(index);
         let UpstreamChange::Replace { cancel: old } = self.subs.upstream_change(index, &filter)
         else {
             return;

@@ -10,7 +10,9 @@
 //! recorded, `tasks/get`, `tasks/update` and `tasks/cancel` are routed by it. The
 //! first `tasks/get` that finds the task `completed` or `failed` is the call's answer
 //! (filtered, limited, audited as `tools/call`); the client's bytes are kept and
-//! later polls answered with them, so that happens once. A task waiting for input has
+//! later polls answered with them, so that happens once (a `notifications/tasks` a
+//! listen asked for may end it first: `task_listen.rs`, the same path; a poll at the
+//! server meanwhile gets the kept bytes). A task waiting for input has
 //! its `inputRequests` judged as a call's (`mrtr::judge_task_input`), and a
 //! `tasks/update` answers only the keys the client was shown.
 //!
@@ -191,16 +193,15 @@ impl Session {
         let ours = ours.clone();
         let result = msg.result()?;
         let route = self.client.tasks.get(&ours)?.clone();
+        if let Some(kept) = &route.terminal {
+            // Another poll's answer, or a push, ended the task while this poll was at
+            // the server: the same bytes, audited once.
+            self.timers.remove(&call.timer);
+            self.inflight.remove(&call.origin.id);
+            self.reply_result(&call.origin, kept);
+            return None;
+        }
         match status_of(result).as_deref() {
-            Some("completed" | "failed") if route.terminal.is_some() => {
-                // Two polls were in flight when the task ended: the first answer was
-                // filtered, audited and kept; this one gets the same bytes.
-                self.timers.remove(&call.timer);
-                self.inflight.remove(&call.origin.id);
-                let kept = route.terminal.as_deref().unwrap_or_default();
-                self.reply_result(&call.origin, kept);
-                None
-            }
             Some("completed" | "failed") => {
                 call.method = "tools/call".into();
                 call.tool.clone_from(&route.tool);

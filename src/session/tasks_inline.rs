@@ -26,9 +26,11 @@
 //!   no `tasks/update`): only the keys the client was shown, in-filtered as any
 //!   update's input. `tasks/cancel` goes up as `tasks/cancel`; its open questions
 //!   are answered -32603.
-//! - `notifications/tasks/status` from the server: never forwarded to a modern
-//!   client (its `notifications/tasks` come only on a `subscriptions/listen` naming
-//!   `taskIds`, which mcp-warden does not honour yet); read to start the fetch early.
+//! - `notifications/tasks/status` from the server: never forwarded as it is; read to
+//!   start the fetch early. A `subscriptions/listen` naming the task gets each change
+//!   mcp-warden sees (a status, a question, the payload) as a 2026
+//!   `notifications/tasks` carrying what a `tasks/get` would give then
+//!   (`task_listen.rs`); the payload only once judged as the call's answer.
 //!
 //! [`TaskTable`]: crate::era::tasks::TaskTable
 
@@ -42,6 +44,20 @@ use crate::era::task_shapes::{self, LegacyOutcome};
 use crate::era::tasks::{RELATED_TASK, TaskRoute, task_id_at};
 use crate::jsonrpc::{ErrorCode, Id, Message};
 use crate::router::catalog::ListKind;
+
+/// What a `tasks/get` of a modern client's task on a legacy server gives now.
+enum InlineNow {
+    /// No state kept for it.
+    Unknown,
+    /// The server's task has no status.
+    NoStatus,
+    /// A task that is not the call's answer: a plain `tasks/get` answer.
+    Task(String),
+    /// Ended with its payload inline: the call's answer, to be judged as one.
+    Terminal(String),
+    /// Ended, its payload not fetched yet.
+    Ended,
+}
 
 /// Questions a legacy server may have open on one task; past it a new one is refused
 /// to the server (the client answers them one update at a time).
@@ -209,6 +225,7 @@ impl Session {
         // The task ended: a question still open is moot.
         if let Some(slot) = self.client.tasks.get(ours).map(|r| r.slot) {
             self.end_questions(slot, ours, "the task ended");
+            self.push_inline(slot, ours);
         }
     }
 
@@ -225,8 +242,10 @@ impl Session {
         if let Ok(task) = serde_json::from_str::<Value>(params) {
             state.last = task;
         }
-        tracing::debug!(server = %self.slots[index].config.name, "task status of a modern client's task: not forwarded (no listen names task ids)");
         self.fetch_when_due(&ours);
+        // Never as it came (a 2025 shape, the server's id): as a `tasks/get` would
+        // give it now, to the listens naming it.
+        self.push_inline(index, &ours);
         true
     }
 
@@ -281,6 +300,7 @@ impl Session {
                 .questions
                 .push((key, id.clone(), method.to_owned(), entry));
         }
+        self.push_inline(index, &ours);
         true
     }
 
@@ -390,37 +410,62 @@ impl Session {
             return self.reply_result(&call.origin, &terminal);
         }
         self.fetch_when_due(ours);
+        // On through the stages as a plain `tasks/get` answer, unless it is the end.
+        call.task = None;
+        let text = match self.inline_now(ours) {
+            InlineNow::Unknown => return self.on_client_answer(index, msg, call),
+            InlineNow::NoStatus => {
+                let text = "the server's task has no status";
+                return self.end_poll(&call, ErrorCode::Internal, text);
+            }
+            InlineNow::Task(text) => text,
+            InlineNow::Terminal(text) => {
+                // The payload is in: the task ended, and this is the call's answer.
+                call.task = Some(TaskHook::Get(ours.to_owned()));
+                text
+            }
+            InlineNow::Ended => {
+                // Ended, payload not in yet: asked now, on this poll. Its answer must
+                // come back here to be made the 2026 task.
+                call.task = Some(TaskHook::Inline(ours.to_owned()));
+                return self.fetch_for_poll(index, call, ours);
+            }
+        };
+        let Some(id) = msg.id() else {
+            return;
+        };
+        let line = crate::jsonrpc::error::result_response(id, &text);
+        match reparse(&line) {
+            Some(answer) => self.on_client_answer(index, &answer, call),
+            None => self.end_poll(&call, ErrorCode::Internal, "could not build the task"),
+        }
+    }
+
+    /// The 2026 task a `tasks/get` of task `ours` would give now, from what
+    /// mcp-warden holds (the server's last status, its questions, the payload).
+    fn inline_now(&mut self, ours: &str) -> InlineNow {
         let Some(state) = self.client.inline_tasks.tasks.get(ours) else {
-            call.task = None;
-            return self.on_client_answer(index, msg, call);
+            return InlineNow::Unknown;
         };
         let Some(task) = task_shapes::modern_task_from_legacy(&state.last, ours) else {
-            let text = "the server's task has no status";
-            return self.end_poll(&call, ErrorCode::Internal, text);
+            return InlineNow::NoStatus;
         };
         let status = state
             .last
             .get("status")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        // On through the stages as a plain `tasks/get` answer, unless it is the end.
-        call.task = None;
-        let text = if status == "cancelled" {
-            task_shapes::with_members(task, &[])
+        if status == "cancelled" {
+            InlineNow::Task(task_shapes::with_members(task, &[]))
         } else if let Some(payload) = &state.payload {
-            // The payload is in: the task ended, and this is the call's answer.
             let outcome = match (payload.result(), payload.error()) {
                 (Some(result), _) => LegacyOutcome::Result(result),
                 (None, Some(error)) => LegacyOutcome::Error(error),
                 (None, None) => LegacyOutcome::Error(r#"{"code":-32603,"message":"no result"}"#),
             };
-            call.task = Some(TaskHook::Get(ours.to_owned()));
-            task_shapes::modern_terminal_from_legacy(task, outcome)
+            InlineNow::Terminal(task_shapes::modern_terminal_from_legacy(task, outcome))
         } else if matches!(status, "completed" | "failed") {
-            // Ended, payload not in yet: asked now, on this poll. Its answer must come
-            // back here to be made the 2026 task (the hook cleared above is put back).
-            call.task = Some(TaskHook::Inline(ours.to_owned()));
-            return self.fetch_for_poll(index, call, ours);
+            InlineNow::Ended
         } else if !state.questions.is_empty() {
             let requests =
                 crate::era::mrtr::object_of(state.questions.iter().map(|(key, _, _, entry)| {
@@ -430,22 +475,39 @@ impl Session {
             if let Some(route) = self.client.tasks.get_mut(ours) {
                 route.issued = keys;
             }
-            task_shapes::modern_input_required_from_legacy(task, &requests)
+            InlineNow::Task(task_shapes::modern_input_required_from_legacy(
+                task, &requests,
+            ))
         } else {
             let mut task = task;
             if status == "input_required" {
                 // Its questions are on their way (our `tasks/result` is out).
                 task.insert("status".into(), Value::String("working".into()));
             }
-            task_shapes::with_members(task, &[])
-        };
-        let Some(id) = msg.id() else {
+            InlineNow::Task(task_shapes::with_members(task, &[]))
+        }
+    }
+
+    /// A change mcp-warden saw in task `ours` (a status, a question, the payload):
+    /// pushed to the client listens naming it as the task a `tasks/get` would give
+    /// now; the payload only judged as the call's answer (`task_listen.rs`).
+    fn push_inline(&mut self, index: usize, ours: &str) {
+        let listens: Vec<Id> = self.subs.naming_task(ours).cloned().collect();
+        if listens.is_empty() {
             return;
-        };
-        let line = crate::jsonrpc::error::result_response(id, &text);
-        match reparse(&line) {
-            Some(answer) => self.on_client_answer(index, &answer, call),
-            None => self.end_poll(&call, ErrorCode::Internal, "could not build the task"),
+        }
+        if let Some(kept) = self.client.tasks.get(ours).and_then(|r| r.terminal.clone()) {
+            return self.notify_listens(index, &listens, &kept);
+        }
+        match self.inline_now(ours) {
+            InlineNow::Task(text) => self.notify_listens(index, &listens, &text),
+            InlineNow::Terminal(text) => {
+                if let Ok(task) = serde_json::from_str::<Value>(&text) {
+                    self.push_terminal(index, ours, &listens, task);
+                }
+            }
+            // Its payload is being fetched: pushed when it comes.
+            InlineNow::Ended | InlineNow::Unknown | InlineNow::NoStatus => {}
         }
     }
 

@@ -20,6 +20,30 @@ use crate::stages::{Direction, MessageKind, Stop, Verdict, View, audit, decide};
 use crate::upstream::slot::Backoff;
 use crate::upstream::{self, InstanceId, UpstreamEvent};
 
+/// What an upstream answer is judged as: the client call it answers (a task's
+/// terminal form: the call that made the task).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Answering<'a> {
+    pub method: &'a str,
+    pub tool: Option<&'a str>,
+    /// The call's `arguments` as they arrived (the audit's HMAC).
+    pub arguments: Option<&'a [u8]>,
+    /// Monitor mode: the rule that would have stopped the call.
+    pub monitor: Option<&'a str>,
+    pub started: std::time::Instant,
+    pub task: Option<&'a super::tasks::TaskHook>,
+}
+
+/// Where a judged answer goes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Deliver<'a> {
+    /// To the client, as the answer to its request.
+    Reply(&'a super::Origin),
+    /// A task's status a server pushed: to the client's listens naming the task, as
+    /// `notifications/tasks` (`task_listen.rs`).
+    Listens(&'a [Id]),
+}
+
 impl Session {
     // ----- upstream set -----------------------------------------------------------
 
@@ -494,19 +518,49 @@ impl Session {
         if paged {
             return self.on_resources_page(index, msg, &origin);
         }
+        let answering = Answering {
+            method: &method,
+            tool: tool.as_deref(),
+            arguments: arguments.as_deref(),
+            monitor: monitor.as_deref(),
+            started,
+            task: task.as_ref(),
+        };
+        self.answer_through_stages(index, msg, &answering, Deliver::Reply(&origin));
+    }
+
+    /// An upstream's answer (`msg`, ids already the client's) through the chain,
+    /// monitor mode, `[limits] max_result_bytes`, flows and audit as the answer to
+    /// `answering`, then to `to`. A task's terminal form is kept for later polls and
+    /// pushes (once: this is where it is audited).
+    pub(super) fn answer_through_stages(
+        &mut self,
+        index: usize,
+        msg: &Message,
+        answering: &Answering<'_>,
+        to: Deliver<'_>,
+    ) {
+        let Answering {
+            method,
+            tool,
+            arguments,
+            monitor,
+            started,
+            task,
+        } = *answering;
         let server = self.slots[index].config.name.clone();
         let view = View::of(Direction::ToClient, msg)
             .server(&server)
-            .name(tool.as_deref())
-            .answering(&method);
-        self.record_flow(&method, tool.as_deref());
+            .name(tool)
+            .answering(method);
+        self.record_flow(method, tool);
         let subject = AuditSubject {
             server: Some(server.as_str()),
-            tool: tool.as_deref(),
-            method: &method,
-            arguments: arguments.as_deref(),
+            tool,
+            method,
+            arguments,
         };
-        let verdict = match (self.chain.inspect(&view, msg), &monitor) {
+        let verdict = match (self.chain.inspect(&view, msg), monitor) {
             (Verdict::Stop(stop), _) => Verdict::Stop(stop),
             // Monitor mode: the answer says what would have happened.
             (Verdict::Rewrite(line), Some(rule)) => {
@@ -527,34 +581,44 @@ impl Session {
             Verdict::Stop(stop) => Verdict::Stop(stop),
             _ => verdict,
         };
-        let decided = |d: (Decision, Option<String>)| match &monitor {
-            Some(rule) => (Decision::Monitor, Some(rule.clone())),
+        let decided = |d: (Decision, Option<String>)| match monitor {
+            Some(rule) => (Decision::Monitor, Some(rule.to_owned())),
             None => d,
         };
         match verdict {
             Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => {
                 let decision = decided((Decision::Allow, None));
                 self.audit_answer(&subject, decision, started, msg.raw().len());
-                self.keep_terminal(task.as_ref(), &method, msg);
-                self.reply_answer(&origin, &method, msg);
+                self.keep_terminal(task, method, msg);
+                self.deliver_answer(to, method, msg);
             }
-            Verdict::Rewrite(line) => match reparse(&line) {
-                Some(m) => {
+            Verdict::Rewrite(line) => {
+                if let Some(m) = reparse(&line) {
                     let decision = decided(audit::decision_of_rewrite(&line));
                     self.audit_answer(&subject, decision, started, line.len());
-                    self.keep_terminal(task.as_ref(), &method, &m);
-                    self.reply_answer(&origin, &method, &m);
+                    self.keep_terminal(task, method, &m);
+                    self.deliver_answer(to, method, &m);
+                } else if let Deliver::Reply(origin) = to {
+                    let text = "a filter produced an invalid message";
+                    self.reply_error(origin, ErrorCode::Internal, text);
+                } else {
+                    tracing::error!(server = %server, "a filter produced an invalid message");
                 }
-                None => self.reply_error(
-                    &origin,
-                    ErrorCode::Internal,
-                    "a filter produced an invalid message",
-                ),
-            },
+            }
             Verdict::Stop(stop) => {
-                let to = Asker::Client(&origin);
+                let to = match to {
+                    Deliver::Reply(origin) => Asker::Client(origin),
+                    Deliver::Listens(_) => Asker::Nobody,
+                };
                 self.answer_stopped(&view, to, &subject, &stop);
             }
+        }
+    }
+
+    fn deliver_answer(&mut self, to: Deliver<'_>, method: &str, msg: &Message) {
+        match to {
+            Deliver::Reply(origin) => self.reply_answer(origin, method, msg),
+            Deliver::Listens(listens) => self.push_task(listens, msg.result()),
         }
     }
 
@@ -888,6 +952,8 @@ impl Session {
                 }
             }
             "notifications/resources/updated" => self.on_resource_updated(index, msg),
+            // The tasks extension's pushes, for the client listens naming the task.
+            "notifications/tasks" => self.on_task_pushed(index, msg),
             "notifications/message" if self.client.initialized => {
                 self.forward_to_client(index, msg.to_line());
             }
