@@ -218,8 +218,13 @@ impl Message {
     /// replacement without re-serializing anything else.
     #[must_use]
     pub fn param(&self, path: &[&str]) -> Option<(&str, Range<usize>)> {
-        let line = std::str::from_utf8(&self.raw).ok()?;
-        member_at(line, self.params()?, path)
+        // Only `params` is looked at (not the whole line checked as UTF-8 again): the
+        // span found in it is moved to the line's offsets.
+        let span = self.params_span.clone()?;
+        let params = self.text(span.clone());
+        let value = super::scan::at_path(params, path)?;
+        let inner = span_in(params, value);
+        Some((value, span.start + inner.start..span.start + inner.end))
     }
 
     fn text(&self, range: Range<usize>) -> &str {
@@ -260,15 +265,12 @@ impl Message {
 }
 
 /// The raw JSON text of the value at `path` (object keys, outermost first) inside the
-/// JSON value `text`, a slice of `line`, and where it sits in `line`.
+/// JSON value `text`, a slice of `line`, and where it sits in `line`. `text` is part of
+/// a parsed message (well-formed, no repeated keys): it is walked, not parsed again
+/// ([`super::scan`]).
 #[must_use]
 pub fn member_at<'a>(line: &str, text: &'a str, path: &[&str]) -> Option<(&'a str, Range<usize>)> {
-    let mut value = text;
-    for key in path {
-        let object: std::collections::HashMap<Cow<'_, str>, &RawValue> =
-            serde_json::from_str(value).ok()?;
-        value = object.get(*key)?.get();
-    }
+    let value = super::scan::at_path(text, path)?;
     Some((value, span_in(line, value)))
 }
 
@@ -326,12 +328,17 @@ pub fn recover_id(head: &[u8]) -> Option<Id> {
 /// The index just past the JSON string starting at `start` (a `"`), if it ends.
 pub(crate) fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
+    // Jump from quote or backslash to the next (SIMD), not byte by byte: strings are
+    // most of a message's bytes, and stages look for members past them.
+    while let Some(found) = bytes
+        .get(i..)
+        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+    {
+        i += found;
+        if bytes[i] == b'"' {
+            return Some(i + 1);
         }
+        i += 2;
     }
     None
 }
@@ -483,7 +490,7 @@ fn unambiguous_id(text: &str) -> Option<Id> {
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut ids = Vec::new();
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            while let Some(Key(key)) = map.next_key()? {
                 let value: &'de RawValue = map.next_value()?;
                 if key == "id" {
                     ids.push(value);
@@ -548,14 +555,17 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        // The first keys are kept on the stack (no allocation for the small objects
+        // every message is made of); a larger object moves them into a hash set.
+        let mut first: [Cow<'de, str>; LINEAR_KEY_SCAN] = Default::default();
+        let mut count = 0;
         let mut set: std::collections::HashSet<Cow<'de, str>> = std::collections::HashSet::new();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            let seen = if keys.len() < LINEAR_KEY_SCAN {
-                keys.contains(&key)
+        while let Some(Key(key)) = map.next_key()? {
+            let seen = if count < LINEAR_KEY_SCAN {
+                first[..count].contains(&key)
             } else {
                 if set.is_empty() {
-                    set.extend(keys.iter().cloned());
+                    set.extend(first.iter_mut().map(std::mem::take));
                 }
                 !set.insert(key.clone())
             };
@@ -564,10 +574,42 @@ impl<'de> Visitor<'de> for StrictVisitor {
                     "duplicate key `{key}`"
                 )));
             }
-            keys.push(key);
+            if let Some(slot) = first.get_mut(count) {
+                *slot = key;
+            }
+            count += 1;
             map.next_value_seed(Strict)?;
         }
         Ok(())
+    }
+}
+
+/// An object key, borrowed from the line unless it has escapes (serde's own
+/// `Cow<str>` always copies, one allocation per key of every message).
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(v)))
     }
 }
 
