@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -136,7 +137,15 @@ pub struct Message {
     params_span: Option<Range<usize>>,
     result_span: Option<Range<usize>>,
     error_span: Option<Range<usize>>,
+    /// The top-level members of `params` (key and value spans in the line), found the
+    /// first time a stage asks for one: a `tools/call` is asked about ten times (name,
+    /// arguments, `_meta` entries, task and retry fields), and each question used to
+    /// walk `params` again from its start.
+    param_index: OnceLock<Box<[ParamSpans]>>,
 }
+
+/// Where one member of `params` sits in the line: its key (quotes included) and value.
+type ParamSpans = (Range<usize>, Range<usize>);
 
 /// A parsed line: one message or a batch.
 #[derive(Debug)]
@@ -218,13 +227,30 @@ impl Message {
     /// replacement without re-serializing anything else.
     #[must_use]
     pub fn param(&self, path: &[&str]) -> Option<(&str, Range<usize>)> {
-        // Only `params` is looked at (not the whole line checked as UTF-8 again): the
-        // span found in it is moved to the line's offsets.
         let span = self.params_span.clone()?;
-        let params = self.text(span.clone());
-        let value = super::scan::at_path(params, path)?;
-        let inner = span_in(params, value);
-        Some((value, span.start + inner.start..span.start + inner.end))
+        let Some((first, rest)) = path.split_first() else {
+            return Some((self.text(span.clone()), span));
+        };
+        let index = self.param_index.get_or_init(|| {
+            let params = self.text(span.clone());
+            let at = |part: &str| {
+                let inner = span_in(params, part);
+                span.start + inner.start..span.start + inner.end
+            };
+            super::scan::members(params)
+                .map(|members| members.map(|(key, value)| (at(key), at(value))).collect())
+                .unwrap_or_default()
+        });
+        let (_, value) = index.iter().find(|(key, _)| {
+            self.raw
+                .get(key.clone())
+                .is_some_and(|raw| super::scan::key_is(raw, first))
+        })?;
+        // Deeper keys are walked inside that one value only.
+        let text = self.text(value.clone());
+        let found = super::scan::at_path(text, rest)?;
+        let inner = span_in(text, found);
+        Some((found, value.start + inner.start..value.start + inner.end))
     }
 
     fn text(&self, range: Range<usize>) -> &str {
@@ -325,11 +351,21 @@ pub fn recover_id(head: &[u8]) -> Option<Id> {
     None
 }
 
+/// Bytes of a string looked at one by one before [`string_end`] searches with SIMD.
+const SHORT_STRING: usize = 16;
+
 /// The index just past the JSON string starting at `start` (a `"`), if it ends.
 pub(crate) fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
-    // Jump from quote or backslash to the next (SIMD), not byte by byte: strings are
-    // most of a message's bytes, and stages look for members past them.
+    // Short strings (keys, ids, most names) end before a SIMD search pays for its
+    // set-up; longer ones jump from quote or backslash to the next.
+    while let Some(&byte) = bytes.get(i).filter(|_| i - start <= SHORT_STRING) {
+        match byte {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
     while let Some(found) = bytes
         .get(i..)
         .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
@@ -453,6 +489,7 @@ fn parse_envelope(line: Bytes) -> Result<Message, ParseError> {
         params_span,
         result_span,
         error_span,
+        param_index: OnceLock::new(),
     })
 }
 
@@ -803,6 +840,38 @@ mod tests {
         assert_eq!(m.param(&["name"]).map(|(v, _)| v), Some(r#""a""#));
         assert_eq!(m.param(&["missing"]), None);
         assert_eq!(m.param(&["name", "deeper"]), None);
+        // Asked again (from the index built by the first question), and with the
+        // empty path (all of params).
+        assert_eq!(m.param(&["name"]).map(|(v, _)| v), Some(r#""a""#));
+        assert_eq!(m.param(&[]).map(|(_, s)| s), m.params_span());
+    }
+
+    #[test]
+    fn params_index_answers_as_a_fresh_walk_does() {
+        let line = r#"{"jsonrpc":"2.0","id":1,"method":"x","params": { "n\u0061me" : "a\"}" ,
+            "arguments":{"name":{"x":[1,"}"]}}, "long":"0123456789abcdef0123456789\\", "z":null } }"#;
+        let m = one(line).expect("valid");
+        // The walk's spans are taken against the message's own bytes.
+        let line = std::str::from_utf8(m.raw()).expect("UTF-8");
+        let params = m.params().expect("params");
+        for path in [
+            &["name"][..],
+            &["arguments"],
+            &["arguments", "name", "x"],
+            &["long"],
+            &["z"],
+            &["missing"],
+            &["z", "deeper"],
+        ] {
+            let walked = member_at(line, params, path);
+            assert_eq!(m.param(path), walked, "{path:?}");
+            if let Some((text, span)) = walked {
+                assert_eq!(&line[span], text);
+            }
+        }
+        let array =
+            one(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":["name"]}"#).expect("valid");
+        assert_eq!(array.param(&["name"]), None);
     }
 
     #[test]

@@ -19,35 +19,55 @@ use super::message::string_end;
 /// message); malformed text gives `None` or a meaningless slice, never a panic.
 #[must_use]
 pub fn member<'a>(object: &'a str, key: &str) -> Option<&'a str> {
-    let bytes = object.as_bytes();
-    let mut at = skip_space(bytes, 0);
-    if bytes.get(at) != Some(&b'{') {
-        return None;
-    }
-    at += 1;
-    loop {
-        at = skip_space(bytes, at);
+    members(object)?
+        .find(|(raw_key, _)| key_is(raw_key.as_bytes(), key))
+        .map(|(_, value)| value)
+}
+
+/// The members of the object `object` in order, each as its key's JSON text (quotes
+/// included, escapes kept) and its value's JSON text; `None` when `object` is not an
+/// object. Same terms as [`member`].
+#[must_use]
+pub fn members(object: &str) -> Option<Members<'_>> {
+    let at = skip_space(object.as_bytes(), 0);
+    (object.as_bytes().get(at) == Some(&b'{')).then_some(Members { object, at: at + 1 })
+}
+
+/// The iterator of [`members`].
+pub struct Members<'a> {
+    object: &'a str,
+    /// Where the next member (or the closing `}`) starts, after a `{` or `,`.
+    at: usize,
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let bytes = self.object.as_bytes();
+        let at = skip_space(bytes, self.at);
         if bytes.get(at) != Some(&b'"') {
             // `}` of an empty object, or not JSON we can read.
+            self.at = bytes.len();
             return None;
         }
         let key_end = string_end(bytes, at)?;
-        let raw_key = object.get(at..key_end)?;
-        at = skip_space(bytes, key_end);
-        if bytes.get(at) != Some(&b':') {
+        let raw_key = self.object.get(at..key_end)?;
+        let colon = skip_space(bytes, key_end);
+        if bytes.get(colon) != Some(&b':') {
+            self.at = bytes.len();
             return None;
         }
-        let start = skip_space(bytes, at + 1);
+        let start = skip_space(bytes, colon + 1);
         let end = value_end(bytes, start)?;
-        if key_is(raw_key, key) {
-            return object.get(start..end);
-        }
-        at = skip_space(bytes, end);
-        if bytes.get(at) != Some(&b',') {
-            // `}`: the last member did not match.
-            return None;
-        }
-        at += 1;
+        let after = skip_space(bytes, end);
+        // After the last member (`}`) the next call finds no key and ends.
+        self.at = if bytes.get(after) == Some(&b',') {
+            after + 1
+        } else {
+            bytes.len()
+        };
+        Some((raw_key, self.object.get(start..end)?))
     }
 }
 
@@ -59,14 +79,16 @@ pub fn at_path<'a>(value: &'a str, path: &[&str]) -> Option<&'a str> {
         .try_fold(value, |inside, key| member(inside, key))
 }
 
-/// Whether the JSON string `raw` (quotes included) decodes to `key`.
-fn key_is(raw: &str, key: &str) -> bool {
+/// Whether the JSON string `raw` (quotes included) decodes to `key`. A key without
+/// escapes is compared as bytes (no UTF-8 check, no decoding).
+#[must_use]
+pub fn key_is(raw: &[u8], key: &str) -> bool {
     let inner = raw.get(1..raw.len().saturating_sub(1)).unwrap_or_default();
-    if inner.contains('\\') {
+    if inner.contains(&b'\\') {
         // Escaped keys (`"n\u0061me"`) are rare: decode them properly.
-        serde_json::from_str::<String>(raw).is_ok_and(|decoded| decoded == key)
+        serde_json::from_slice::<String>(raw).is_ok_and(|decoded| decoded == key)
     } else {
-        inner == key
+        inner == key.as_bytes()
     }
 }
 
