@@ -264,23 +264,16 @@ impl Message {
     /// byte for byte.
     #[must_use]
     pub fn rewrite(&self, id: Option<&str>, edits: &[(Range<usize>, &str)]) -> Bytes {
-        let mut all: Vec<(Range<usize>, &str)> = Vec::with_capacity(edits.len() + 1);
-        if let (Some(id), Some(span)) = (id, self.id_span.clone()) {
-            all.push((span, id));
+        let id = id.zip(self.id_span.clone()).map(|(id, span)| (span, id));
+        if edits.is_empty() {
+            // The usual case, every forwarded message: only the id, no list to sort.
+            return splice(&self.raw, id);
         }
+        let mut all: Vec<(Range<usize>, &str)> = Vec::with_capacity(edits.len() + 1);
+        all.extend(id);
         all.extend(edits.iter().cloned());
         all.sort_by_key(|(r, _)| r.start);
-        let extra: usize = all.iter().map(|(_, s)| s.len()).sum();
-        let mut out = Vec::with_capacity(self.raw.len() + extra + 1);
-        let mut at = 0;
-        for (range, text) in all {
-            out.extend_from_slice(&self.raw[at..range.start]);
-            out.extend_from_slice(text.as_bytes());
-            at = range.end;
-        }
-        out.extend_from_slice(&self.raw[at..]);
-        out.push(b'\n');
-        Bytes::from(out)
+        splice(&self.raw, all)
     }
 
     /// The line as it arrived, with `\n`.
@@ -288,6 +281,33 @@ impl Message {
     pub fn to_line(&self) -> Bytes {
         self.rewrite(None, &[])
     }
+}
+
+/// `raw` with the sorted, non-overlapping `edits` applied, ending in `\n`, built in one
+/// buffer of exactly the final size.
+fn splice<'a, I>(raw: &[u8], edits: I) -> Bytes
+where
+    I: IntoIterator<Item = (Range<usize>, &'a str)>,
+    I::IntoIter: Clone,
+{
+    let edits = edits.into_iter();
+    // The exact final length: `Bytes::from` a full `Vec` takes the buffer as it is,
+    // where spare capacity costs a second allocation (its shared header).
+    let (added, removed) = edits
+        .clone()
+        .fold((0, 0), |(added, removed), (range, text)| {
+            (added + text.len(), removed + range.len())
+        });
+    let mut out = Vec::with_capacity((raw.len() + added + 1).saturating_sub(removed));
+    let mut at = 0;
+    for (range, text) in edits {
+        out.extend_from_slice(&raw[at..range.start]);
+        out.extend_from_slice(text.as_bytes());
+        at = range.end;
+    }
+    out.extend_from_slice(&raw[at..]);
+    out.push(b'\n');
+    Bytes::from(out)
 }
 
 /// The raw JSON text of the value at `path` (object keys, outermost first) inside the
