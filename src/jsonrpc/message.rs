@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -136,7 +137,15 @@ pub struct Message {
     params_span: Option<Range<usize>>,
     result_span: Option<Range<usize>>,
     error_span: Option<Range<usize>>,
+    /// The top-level members of `params` (key and value spans in the line), found the
+    /// first time a stage asks for one: a `tools/call` is asked about ten times (name,
+    /// arguments, `_meta` entries, task and retry fields), and each question used to
+    /// walk `params` again from its start.
+    param_index: OnceLock<Box<[ParamSpans]>>,
 }
+
+/// Where one member of `params` sits in the line: its key (quotes included) and value.
+type ParamSpans = (Range<usize>, Range<usize>);
 
 /// A parsed line: one message or a batch.
 #[derive(Debug)]
@@ -225,8 +234,30 @@ impl Message {
     /// replacement without re-serializing anything else.
     #[must_use]
     pub fn param(&self, path: &[&str]) -> Option<(&str, Range<usize>)> {
-        let line = std::str::from_utf8(&self.raw).ok()?;
-        member_at(line, self.params()?, path)
+        let span = self.params_span.clone()?;
+        let Some((first, rest)) = path.split_first() else {
+            return Some((self.text(span.clone()), span));
+        };
+        let index = self.param_index.get_or_init(|| {
+            let params = self.text(span.clone());
+            let at = |part: &str| {
+                let inner = span_in(params, part);
+                span.start + inner.start..span.start + inner.end
+            };
+            super::scan::members(params)
+                .map(|members| members.map(|(key, value)| (at(key), at(value))).collect())
+                .unwrap_or_default()
+        });
+        let (_, value) = index.iter().find(|(key, _)| {
+            self.raw
+                .get(key.clone())
+                .is_some_and(|raw| super::scan::key_is(raw, first))
+        })?;
+        // Deeper keys are walked inside that one value only.
+        let text = self.text(value.clone());
+        let found = super::scan::at_path(text, rest)?;
+        let inner = span_in(text, found);
+        Some((found, value.start + inner.start..value.start + inner.end))
     }
 
     fn text(&self, range: Range<usize>) -> &str {
@@ -240,23 +271,16 @@ impl Message {
     /// byte for byte.
     #[must_use]
     pub fn rewrite(&self, id: Option<&str>, edits: &[(Range<usize>, &str)]) -> Bytes {
-        let mut all: Vec<(Range<usize>, &str)> = Vec::with_capacity(edits.len() + 1);
-        if let (Some(id), Some(span)) = (id, self.id_span.clone()) {
-            all.push((span, id));
+        let id = id.zip(self.id_span.clone()).map(|(id, span)| (span, id));
+        if edits.is_empty() {
+            // The usual case, every forwarded message: only the id, no list to sort.
+            return splice(&self.raw, id);
         }
+        let mut all: Vec<(Range<usize>, &str)> = Vec::with_capacity(edits.len() + 1);
+        all.extend(id);
         all.extend(edits.iter().cloned());
         all.sort_by_key(|(r, _)| r.start);
-        let extra: usize = all.iter().map(|(_, s)| s.len()).sum();
-        let mut out = Vec::with_capacity(self.raw.len() + extra + 1);
-        let mut at = 0;
-        for (range, text) in all {
-            out.extend_from_slice(&self.raw[at..range.start]);
-            out.extend_from_slice(text.as_bytes());
-            at = range.end;
-        }
-        out.extend_from_slice(&self.raw[at..]);
-        out.push(b'\n');
-        Bytes::from(out)
+        splice(&self.raw, all)
     }
 
     /// The line as it arrived, with `\n`.
@@ -266,16 +290,40 @@ impl Message {
     }
 }
 
+/// `raw` with the sorted, non-overlapping `edits` applied, ending in `\n`, built in one
+/// buffer of exactly the final size.
+fn splice<'a, I>(raw: &[u8], edits: I) -> Bytes
+where
+    I: IntoIterator<Item = (Range<usize>, &'a str)>,
+    I::IntoIter: Clone,
+{
+    let edits = edits.into_iter();
+    // The exact final length: `Bytes::from` a full `Vec` takes the buffer as it is,
+    // where spare capacity costs a second allocation (its shared header).
+    let (added, removed) = edits
+        .clone()
+        .fold((0, 0), |(added, removed), (range, text)| {
+            (added + text.len(), removed + range.len())
+        });
+    let mut out = Vec::with_capacity((raw.len() + added + 1).saturating_sub(removed));
+    let mut at = 0;
+    for (range, text) in edits {
+        out.extend_from_slice(&raw[at..range.start]);
+        out.extend_from_slice(text.as_bytes());
+        at = range.end;
+    }
+    out.extend_from_slice(&raw[at..]);
+    out.push(b'\n');
+    Bytes::from(out)
+}
+
 /// The raw JSON text of the value at `path` (object keys, outermost first) inside the
-/// JSON value `text`, a slice of `line`, and where it sits in `line`.
+/// JSON value `text`, a slice of `line`, and where it sits in `line`. `text` is part of
+/// a parsed message (well-formed, no repeated keys): it is walked, not parsed again
+/// ([`super::scan`]).
 #[must_use]
 pub fn member_at<'a>(line: &str, text: &'a str, path: &[&str]) -> Option<(&'a str, Range<usize>)> {
-    let mut value = text;
-    for key in path {
-        let object: std::collections::HashMap<Cow<'_, str>, &RawValue> =
-            serde_json::from_str(value).ok()?;
-        value = object.get(*key)?.get();
-    }
+    let value = super::scan::at_path(text, path)?;
     Some((value, span_in(line, value)))
 }
 
@@ -330,15 +378,30 @@ pub fn recover_id(head: &[u8]) -> Option<Id> {
     None
 }
 
+/// Bytes of a string looked at one by one before [`string_end`] searches with SIMD.
+const SHORT_STRING: usize = 16;
+
 /// The index just past the JSON string starting at `start` (a `"`), if it ends.
 pub(crate) fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
-    while i < bytes.len() {
-        match bytes[i] {
+    // Short strings (keys, ids, most names) end before a SIMD search pays for its
+    // set-up; longer ones jump from quote or backslash to the next.
+    while let Some(&byte) = bytes.get(i).filter(|_| i - start <= SHORT_STRING) {
+        match byte {
             b'\\' => i += 2,
             b'"' => return Some(i + 1),
             _ => i += 1,
         }
+    }
+    while let Some(found) = bytes
+        .get(i..)
+        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+    {
+        i += found;
+        if bytes[i] == b'"' {
+            return Some(i + 1);
+        }
+        i += 2;
     }
     None
 }
@@ -453,6 +516,7 @@ fn parse_envelope(line: Bytes) -> Result<Message, ParseError> {
         params_span,
         result_span,
         error_span,
+        param_index: OnceLock::new(),
     })
 }
 
@@ -490,7 +554,7 @@ fn unambiguous_id(text: &str) -> Option<Id> {
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut ids = Vec::new();
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            while let Some(Key(key)) = map.next_key()? {
                 let value: &'de RawValue = map.next_value()?;
                 if key == "id" {
                     ids.push(value);
@@ -555,14 +619,17 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        // The first keys are kept on the stack (no allocation for the small objects
+        // every message is made of); a larger object moves them into a hash set.
+        let mut first: [Cow<'de, str>; LINEAR_KEY_SCAN] = Default::default();
+        let mut count = 0;
         let mut set: std::collections::HashSet<Cow<'de, str>> = std::collections::HashSet::new();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            let seen = if keys.len() < LINEAR_KEY_SCAN {
-                keys.contains(&key)
+        while let Some(Key(key)) = map.next_key()? {
+            let seen = if count < LINEAR_KEY_SCAN {
+                first[..count].contains(&key)
             } else {
                 if set.is_empty() {
-                    set.extend(keys.iter().cloned());
+                    set.extend(first.iter_mut().map(std::mem::take));
                 }
                 !set.insert(key.clone())
             };
@@ -571,10 +638,42 @@ impl<'de> Visitor<'de> for StrictVisitor {
                     "duplicate key `{key}`"
                 )));
             }
-            keys.push(key);
+            if let Some(slot) = first.get_mut(count) {
+                *slot = key;
+            }
+            count += 1;
             map.next_value_seed(Strict)?;
         }
         Ok(())
+    }
+}
+
+/// An object key, borrowed from the line unless it has escapes (serde's own
+/// `Cow<str>` always copies, one allocation per key of every message).
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(v)))
     }
 }
 
@@ -768,6 +867,38 @@ mod tests {
         assert_eq!(m.param(&["name"]).map(|(v, _)| v), Some(r#""a""#));
         assert_eq!(m.param(&["missing"]), None);
         assert_eq!(m.param(&["name", "deeper"]), None);
+        // Asked again (from the index built by the first question), and with the
+        // empty path (all of params).
+        assert_eq!(m.param(&["name"]).map(|(v, _)| v), Some(r#""a""#));
+        assert_eq!(m.param(&[]).map(|(_, s)| s), m.params_span());
+    }
+
+    #[test]
+    fn params_index_answers_as_a_fresh_walk_does() {
+        let line = r#"{"jsonrpc":"2.0","id":1,"method":"x","params": { "n\u0061me" : "a\"}" ,
+            "arguments":{"name":{"x":[1,"}"]}}, "long":"0123456789abcdef0123456789\\", "z":null } }"#;
+        let m = one(line).expect("valid");
+        // The walk's spans are taken against the message's own bytes.
+        let line = std::str::from_utf8(m.raw()).expect("UTF-8");
+        let params = m.params().expect("params");
+        for path in [
+            &["name"][..],
+            &["arguments"],
+            &["arguments", "name", "x"],
+            &["long"],
+            &["z"],
+            &["missing"],
+            &["z", "deeper"],
+        ] {
+            let walked = member_at(line, params, path);
+            assert_eq!(m.param(path), walked, "{path:?}");
+            if let Some((text, span)) = walked {
+                assert_eq!(&line[span], text);
+            }
+        }
+        let array =
+            one(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":["name"]}"#).expect("valid");
+        assert_eq!(array.param(&["name"]), None);
     }
 
     #[test]

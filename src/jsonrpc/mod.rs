@@ -11,6 +11,7 @@ pub mod batch;
 pub mod codec;
 pub mod error;
 pub mod message;
+pub mod scan;
 pub mod writer;
 
 pub use codec::{Line, LineCodec};
