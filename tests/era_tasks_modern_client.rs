@@ -528,3 +528,25 @@ fn server_everythings_question_during_a_task_reaches_a_modern_client_as_input_re
     assert!(text.contains("# Research Report"), "{done}");
     serve.close();
 }
+
+#[test]
+fn a_task_only_tool_called_without_the_extension_is_minus_32021_naming_it() {
+    // `ask` runs only as a task. A modern client that does not declare the extension
+    // is not shown it; calling it by name gets the 2026 code for what it lacks, not
+    // the legacy server's -32601.
+    let env = Env::new();
+    env.user_config(&example_table("t", "task_server", &["--name", "t"]));
+    let mut serve = env.serve();
+    let refused = serve.request(
+        json!(1),
+        "tools/call",
+        json!({"name": "t__ask", "arguments": {"text": "hi"}, "_meta": modern_meta(false)}),
+    );
+    assert_eq!(refused["error"]["code"], -32021, "{refused}");
+    assert_eq!(
+        refused["error"]["data"]["requiredCapabilities"],
+        json!({"extensions": {"io.modelcontextprotocol/tasks": {}}}),
+        "{refused}"
+    );
+    serve.close();
+}

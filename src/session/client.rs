@@ -620,6 +620,9 @@ impl Session {
             }
             Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => (msg, span),
         };
+        if kind == ListKind::Tools && self.needs_tasks_extension(route.slot, &exposed, &origin) {
+            return self.refuse_without_tasks_extension(&origin);
+        }
         let upstream_name = serde_json::to_string(&route.name).unwrap_or_default();
         let mut edits = vec![(span, upstream_name)];
         // A modern client's task on a legacy server: asked as a 2025-11-25 one.

@@ -33,7 +33,7 @@ impl Session {
             .unwrap_or(Value::Null);
         let mut filter = Filter::parse(&params);
         if Filter::asks_task_ids(&params) && !origin.declares_tasks() {
-            return self.refuse_task_ids(origin);
+            return self.refuse_without_tasks_extension(origin);
         }
         // Only this session's extension tasks, of server processes still running.
         filter.task_ids.retain(|ours| self.listenable_task(ours));

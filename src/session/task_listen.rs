@@ -68,9 +68,10 @@ impl Session {
         ids
     }
 
-    /// A listen naming `taskIds` from a client that did not declare the tasks
-    /// extension: -32021 with what it must declare (seps/2663).
-    pub(super) fn refuse_task_ids(&mut self, origin: &Origin) {
+    /// A request that needs the tasks extension from a client that did not declare it
+    /// (a listen naming `taskIds`, a call of a tool only a task can run): -32021 with
+    /// what it must declare (seps/2663).
+    pub(super) fn refuse_without_tasks_extension(&mut self, origin: &Origin) {
         let data = serde_json::json!({
             "requiredCapabilities": {"extensions": crate::era::tasks::extension_capability()}
         });

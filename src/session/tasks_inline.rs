@@ -99,20 +99,34 @@ impl Session {
     /// a 2025-11-25 task for a modern client: the client declares the extension, the
     /// server is legacy, and the tool can run as a task.
     fn runs_as_legacy_task(&self, slot: usize, exposed: &str, origin: &Origin) -> bool {
-        let declared = origin.declares_tasks();
-        if !declared || !self.is_legacy(slot) {
-            return false;
-        }
+        origin.declares_tasks()
+            && self.is_legacy(slot)
+            && task_shapes::runs_as_task(self.legacy_task_support(slot, exposed).as_deref())
+    }
+
+    /// Whether a modern client's `tools/call` of `exposed` needs the tasks extension it
+    /// did not declare: a legacy server's tool only a task can run. Sent on, the server
+    /// would answer -32601 (2025-11-25 tasks), which says nothing of the cause.
+    pub(super) fn needs_tasks_extension(
+        &self,
+        slot: usize,
+        exposed: &str,
+        origin: &Origin,
+    ) -> bool {
+        origin.is_modern()
+            && !origin.declares_tasks()
+            && self.is_legacy(slot)
+            && self.legacy_task_support(slot, exposed).as_deref() == Some("required")
+    }
+
+    /// The `execution.taskSupport` of the tool `exposed` as slot `slot` listed it.
+    fn legacy_task_support(&self, slot: usize, exposed: &str) -> Option<String> {
         let super::ListState::Listed(items) = &self.slots[slot].lists[ListKind::Tools.index()]
         else {
-            return false;
+            return None;
         };
-        items
-            .iter()
-            .find(|i| i.exposed == exposed)
-            .is_some_and(|i| {
-                task_shapes::runs_as_task(task_shapes::task_support(&i.source).as_deref())
-            })
+        let item = items.iter().find(|i| i.exposed == exposed)?;
+        task_shapes::task_support(&item.source)
     }
 
     /// The edit that makes a modern client's `tools/call` a 2025-11-25 task-augmented
