@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod listing;
 pub mod slot;
 mod spawn;
+pub mod startup;
 
 pub use spawn::{Probe, SpawnError, Spawner, probe_sandbox, program_of, search_path, spawn};
 
