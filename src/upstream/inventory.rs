@@ -6,9 +6,10 @@
 //! client), list all its tools, prompts and resource templates, and stop it. What a
 //! pin or a scan judges must be what the server sent, so every definition is kept as
 //! the raw JSON text of its array element ([`crate::pinning::listed`]). The probe,
-//! the `initialize` answer and the paged listing are read as `serve` reads them
-//! ([`crate::era::probe`], [`super::handshake`], [`super::listing`]); only the
-//! sequencing differs: one request at a time, awaited in place.
+//! the handshake and the paged listings are sequenced by the start-up machine
+//! ([`super::startup`]), which reads them as `serve` does ([`crate::era::probe`],
+//! [`super::handshake`], [`super::listing`]); this module does its I/O: one request
+//! at a time, awaited in place.
 //!
 //! # Decisions
 //! - **One server, one outcome.** A server that cannot be started, exits, stays silent
