@@ -170,12 +170,6 @@ impl<T> Startup<T> {
         out
     }
 
-    /// What the probe learnt about the server (its `serverInfo`, `ttlMs`).
-    #[must_use]
-    pub fn probed(&self) -> &Probed {
-        &self.probed
-    }
-
     /// The actions `event` asks for.
     pub fn on(&mut self, event: Event<'_>) -> Vec<Action<T>> {
         let mut out = Vec::new();
