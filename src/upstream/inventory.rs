@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::startup::{Action, Event, Greeting, Startup};
+use super::startup::{Action, Event, Greeting, Mint, Startup};
 use crate::config::{ServerConfig, ServerName};
 use crate::jsonrpc::error::result_response;
 use crate::jsonrpc::message::Parsed;
@@ -44,6 +44,7 @@ use crate::jsonrpc::{ErrorCode, Id, Line, error_response, parse, recover_id};
 use crate::pinning::listed::{Definition, Inventory, Listing};
 use crate::pinning::lock::Kind;
 use crate::router::catalog::ListKind;
+use crate::router::ids::OurIds;
 use crate::session::wire;
 use crate::upstream::{self, InstanceId, SendError, SpawnError, Upstream, UpstreamEvent};
 
@@ -258,7 +259,10 @@ impl Connection<'_> {
             listing: json!({"roots": {}, "sampling": {}, "elicitation": {}}),
         };
         let mut startup = Startup::new(greeting, read_definition);
-        let mut actions = startup.start(probe);
+        // Our ids for the requests sent to it (each awaited in turn).
+        let mut ids = OurIds::<()>::default();
+        let mut mint = || ids.reserve();
+        let mut actions = startup.start(probe, &mut mint);
         // The request awaited, until when, and why it could not be queued.
         let mut awaited: Option<(u64, Instant, Option<SendError>)> = None;
         let mut ready = None;
@@ -309,9 +313,9 @@ impl Connection<'_> {
             actions = match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 Err(_) => {
                     awaited = None;
-                    startup.on(Event::TimedOut { id, unsent })
+                    startup.on(Event::TimedOut { id, unsent }, &mut mint)
                 }
-                Ok(event) => self.on_event(event, &mut startup),
+                Ok(event) => self.on_event(event, &mut startup, &mut mint),
             };
         }
     }
@@ -322,18 +326,23 @@ impl Connection<'_> {
         &self,
         event: Option<UpstreamEvent>,
         startup: &mut Startup<Definition>,
+        mint: Mint<'_>,
     ) -> Vec<Action<Definition>> {
         match event {
             // The supervisor holds a sender until it reports the exit, so this
             // means its task is gone without a word.
-            None => startup.on(Event::Lost(
-                "its process was lost without an exit status".to_owned(),
-            )),
+            None => startup.on(
+                Event::Lost("its process was lost without an exit status".to_owned()),
+                mint,
+            ),
             Some(UpstreamEvent::Exited {
                 status,
                 stderr_tail,
                 ..
-            }) => startup.on(Event::Exited(super::exit_reason(&status, &stderr_tail))),
+            }) => startup.on(
+                Event::Exited(super::exit_reason(&status, &stderr_tail)),
+                mint,
+            ),
             Some(UpstreamEvent::Sandbox(_, report)) => {
                 tracing::info!(server = %self.server, "{}", report.summary());
                 Vec::new()
@@ -342,11 +351,11 @@ impl Connection<'_> {
             Some(UpstreamEvent::Diagnosed { .. }) => Vec::new(),
             Some(UpstreamEvent::Line(_, Line::Overlong { skipped, head })) => {
                 let id = recover_id(&head).and_then(|i| i.as_u64());
-                startup.on(Event::Overlong { id, skipped })
+                startup.on(Event::Overlong { id, skipped }, mint)
             }
             Some(UpstreamEvent::Line(_, Line::Frame(bytes))) => match parse(bytes) {
                 Ok(Parsed::Single(msg)) => match msg.kind() {
-                    crate::jsonrpc::Kind::Response { .. } => startup.on(Event::Answer(&msg)),
+                    crate::jsonrpc::Kind::Response { .. } => startup.on(Event::Answer(&msg), mint),
                     crate::jsonrpc::Kind::Request { id, method } => {
                         self.answer_server(id, method);
                         Vec::new()

@@ -14,6 +14,7 @@
 //! Requests from the server and notifications are not the machine's: the driver
 //! answers them as it answers any other (it knows whether a client is there).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,7 +30,6 @@ use crate::era::probe::{self, ProbeOutcome};
 use crate::jsonrpc::codec::DEFAULT_MAX_LINE;
 use crate::jsonrpc::{Kind, Message};
 use crate::router::catalog::ListKind;
-use crate::router::ids::OurIds;
 use crate::session::wire;
 
 /// Reads one listed item of a kind into its key (a name listed twice keeps its
@@ -95,6 +95,28 @@ pub enum Action<T> {
     RestartWithoutProbe,
 }
 
+/// Where the driver's ids come from: each call is a fresh id for one request.
+pub type Mint<'a> = &'a mut dyn FnMut() -> u64;
+
+/// The actions of one step, and the ids to send them under.
+struct Out<'m, T> {
+    actions: Vec<Action<T>>,
+    mint: Mint<'m>,
+}
+
+impl<'m, T> Out<'m, T> {
+    fn new(mint: Mint<'m>) -> Self {
+        Self {
+            actions: Vec::new(),
+            mint,
+        }
+    }
+
+    fn push(&mut self, action: Action<T>) {
+        self.actions.push(action);
+    }
+}
+
 /// What one of our requests is for.
 #[derive(Debug, Clone, Copy)]
 enum Pending {
@@ -135,7 +157,8 @@ pub struct Startup<T> {
     greeting: Greeting,
     read: ReadItem<T>,
     probed: Probed,
-    ids: OurIds<Pending>,
+    /// Our requests in flight (a late probe's included), by the ids the driver gave.
+    asked: HashMap<u64, Pending>,
     step: Step<T>,
     /// The era and capabilities, once ready.
     ready: Option<(Era, Value)>,
@@ -151,40 +174,42 @@ impl<T> Startup<T> {
             greeting,
             read,
             probed: Probed::default(),
-            ids: OurIds::default(),
+            asked: HashMap::new(),
             step: Step::Idle,
             ready: None,
             kinds: Vec::new(),
         }
     }
 
-    /// The first actions: the probe (when `probe`), else `initialize`.
-    pub fn start(&mut self, probe: bool) -> Vec<Action<T>> {
-        let mut out = Vec::new();
+    /// The first actions: the probe (when `probe`), else `initialize`. `mint` gives
+    /// the id of each request the machine sends (the driver's id table: the
+    /// server's other requests share its ids).
+    pub fn start(&mut self, probe: bool, mint: Mint<'_>) -> Vec<Action<T>> {
+        let mut out = Out::new(mint);
         if probe {
             self.send_probe(crate::era::MODERN_VERSIONS[0], &mut out);
         } else {
             self.probed.fatal = true;
             self.send_initialize(&mut out);
         }
-        out
+        out.actions
     }
 
-    /// The actions `event` asks for.
-    pub fn on(&mut self, event: Event<'_>) -> Vec<Action<T>> {
-        let mut out = Vec::new();
+    /// The actions `event` asks for (`mint`: as for [`Self::start`]).
+    pub fn on(&mut self, event: Event<'_>, mint: Mint<'_>) -> Vec<Action<T>> {
+        let mut out = Out::new(mint);
         if matches!(self.step, Step::Over) {
-            return out;
+            return out.actions;
         }
         match event {
             Event::Answer(msg) => self.on_answer(msg, &mut out),
             Event::Overlong { id, skipped } => {
                 let Some(pending) = id
                     .filter(|id| self.awaits(*id))
-                    .and_then(|id| self.ids.remove(&id))
+                    .and_then(|id| self.asked.remove(&id))
                 else {
                     tracing::warn!(server = %self.greeting.server, skipped, "dropped an overlong line from the server");
-                    return out;
+                    return out.actions;
                 };
                 if let Pending::Probe(_) = pending {
                     // An unreadable discover result is no usable one: legacy.
@@ -199,12 +224,12 @@ impl<T> Startup<T> {
             }
             Event::TimedOut { id, unsent } => {
                 if !self.awaits(id) {
-                    return out;
+                    return out.actions;
                 }
-                match self.ids.remove(&id) {
+                match self.asked.remove(&id) {
                     Some(Pending::Probe(version)) => {
                         // Kept: a late discover result still counts.
-                        self.ids.insert(id, Pending::LateProbe(version));
+                        self.asked.insert(id, Pending::LateProbe(version));
                         tracing::info!(server = %self.greeting.server, "no answer to `server/discover` in time; taken for a legacy server");
                         self.after_probe(ProbeOutcome::Legacy, &mut out);
                     }
@@ -242,7 +267,7 @@ impl<T> Startup<T> {
             }
             Event::Lost(why) => self.fail(why, &mut out),
         }
-        out
+        out.actions
     }
 
     /// Whether request `id` is the one awaited now.
@@ -256,7 +281,7 @@ impl<T> Startup<T> {
     /// The version of the probe awaited now, if a probe is.
     fn probing(&self) -> Option<&'static str> {
         match self.step {
-            Step::Waiting { id } => match self.ids.get(&id) {
+            Step::Waiting { id } => match self.asked.get(&id) {
                 Some(Pending::Probe(version)) => Some(*version),
                 _ => None,
             },
@@ -277,9 +302,10 @@ impl<T> Startup<T> {
         &mut self,
         pending: Pending,
         line: impl FnOnce(u64) -> Bytes,
-        out: &mut Vec<Action<T>>,
+        out: &mut Out<'_, T>,
     ) -> u64 {
-        let id = self.ids.mint(pending);
+        let id = (out.mint)();
+        self.asked.insert(id, pending);
         let wait = self.wait_for(pending);
         out.push(Action::Send {
             line: line(id),
@@ -288,7 +314,7 @@ impl<T> Startup<T> {
         id
     }
 
-    fn send_probe(&mut self, version: &'static str, out: &mut Vec<Action<T>>) {
+    fn send_probe(&mut self, version: &'static str, out: &mut Out<'_, T>) {
         let caps = self.greeting.handshake.clone();
         let id = self.send(
             Pending::Probe(version),
@@ -300,7 +326,7 @@ impl<T> Startup<T> {
 
     /// The legacy handshake: `initialize` at the newest revision we speak (so a
     /// server shows everything it has).
-    fn send_initialize(&mut self, out: &mut Vec<Action<T>>) {
+    fn send_initialize(&mut self, out: &mut Out<'_, T>) {
         let asked = crate::era::negotiate_legacy(None);
         let info = crate::era::meta::our_info();
         let caps = self.greeting.handshake.clone();
@@ -312,22 +338,22 @@ impl<T> Startup<T> {
         self.step = Step::Waiting { id };
     }
 
-    fn fail(&mut self, why: String, out: &mut Vec<Action<T>>) {
+    fn fail(&mut self, why: String, out: &mut Out<'_, T>) {
         self.step = Step::Over;
         out.push(Action::Failed(why));
     }
 
-    fn on_answer(&mut self, msg: &Message, out: &mut Vec<Action<T>>) {
+    fn on_answer(&mut self, msg: &Message, out: &mut Out<'_, T>) {
         let Kind::Response { id: answered, .. } = msg.kind() else {
             return;
         };
-        let Some(id) = answered.as_u64().filter(|id| self.ids.get(id).is_some()) else {
+        let Some(id) = answered.as_u64().filter(|id| self.asked.contains_key(id)) else {
             tracing::debug!(server = %self.greeting.server, id = %answered, "answer to no request in flight; dropped");
             return;
         };
-        match self.ids.get(&id).copied() {
+        match self.asked.get(&id).copied() {
             Some(Pending::LateProbe(asked)) => {
-                self.ids.remove(&id);
+                self.asked.remove(&id);
                 let outcome = probe::classify(msg, asked);
                 // Modern after all while `initialize` is unanswered: its answer is
                 // then ignored. Anything else, or once the handshake is done, is dropped.
@@ -338,15 +364,15 @@ impl<T> Startup<T> {
             }
             _ if !self.awaits(id) => {}
             Some(Pending::Probe(asked)) => {
-                self.ids.remove(&id);
+                self.asked.remove(&id);
                 self.after_probe(probe::classify(msg, asked), out);
             }
             Some(Pending::Initialize(asked)) => {
-                self.ids.remove(&id);
+                self.asked.remove(&id);
                 self.on_initialized(msg, asked, out);
             }
             Some(Pending::List(kind)) => {
-                self.ids.remove(&id);
+                self.asked.remove(&id);
                 self.on_page(kind, msg, out);
             }
             None => {}
@@ -354,7 +380,7 @@ impl<T> Startup<T> {
     }
 
     /// Carries out what [`Probed::after`] says a probe's outcome asks.
-    fn after_probe(&mut self, outcome: ProbeOutcome, out: &mut Vec<Action<T>>) {
+    fn after_probe(&mut self, outcome: ProbeOutcome, out: &mut Out<'_, T>) {
         match self.probed.after(outcome) {
             AfterProbe::Ready(SlotState::Ready {
                 era,
@@ -378,7 +404,7 @@ impl<T> Startup<T> {
         }
     }
 
-    fn on_initialized(&mut self, answer: &Message, asked: &'static str, out: &mut Vec<Action<T>>) {
+    fn on_initialized(&mut self, answer: &Message, asked: &'static str, out: &mut Out<'_, T>) {
         if let Some(supported) = probe::unsupported_versions(answer) {
             // A server a timed-out probe locked into the modern era: probed again, once.
             match self.probed.after_initialize_refused(&supported, asked) {
@@ -410,9 +436,9 @@ impl<T> Startup<T> {
     }
 
     /// Ready in `era`; then every listing its capabilities offer.
-    fn ready(&mut self, era: Era, server: Initialized, out: &mut Vec<Action<T>>) {
+    fn ready(&mut self, era: Era, server: Initialized, out: &mut Out<'_, T>) {
         // A late probe's `initialize`, or the probe itself, answered after this is dropped.
-        while self.ids.take_where(|_| true).is_some() {}
+        self.asked.clear();
         self.kinds = ListKind::ALL
             .into_iter()
             .rev()
@@ -426,7 +452,7 @@ impl<T> Startup<T> {
         self.next_listing(out);
     }
 
-    fn next_listing(&mut self, out: &mut Vec<Action<T>>) {
+    fn next_listing(&mut self, out: &mut Out<'_, T>) {
         match self.kinds.pop() {
             None => {
                 self.step = Step::Over;
@@ -444,7 +470,7 @@ impl<T> Startup<T> {
         kind: ListKind,
         paging: Paging<T>,
         cursor: Option<&str>,
-        out: &mut Vec<Action<T>>,
+        out: &mut Out<'_, T>,
     ) {
         let modern = match self.ready {
             Some((Era::Modern(version), _)) => Some(version),
@@ -459,7 +485,7 @@ impl<T> Startup<T> {
         self.step = Step::Listing { id, paging };
     }
 
-    fn on_page(&mut self, kind: ListKind, answer: &Message, out: &mut Vec<Action<T>>) {
+    fn on_page(&mut self, kind: ListKind, answer: &Message, out: &mut Out<'_, T>) {
         let Step::Listing { mut paging, .. } = std::mem::replace(&mut self.step, Step::Idle) else {
             return;
         };
@@ -517,18 +543,43 @@ mod tests {
             .unwrap_or_else(|| panic!("a message: {line}"))
     }
 
-    fn machine() -> Startup<String> {
+    /// The machine with the driver's side of ids: 1, 2, 3…
+    struct Driven {
+        startup: Startup<String>,
+        last: u64,
+    }
+
+    impl Driven {
+        fn start(&mut self, probe: bool) -> Vec<Action<String>> {
+            let last = &mut self.last;
+            self.startup.start(probe, &mut || {
+                *last += 1;
+                *last
+            })
+        }
+
+        fn on(&mut self, event: Event<'_>) -> Vec<Action<String>> {
+            let last = &mut self.last;
+            self.startup.on(event, &mut || {
+                *last += 1;
+                *last
+            })
+        }
+    }
+
+    fn machine() -> Driven {
         let greeting = Greeting {
             server: "s".into(),
             timeout: Duration::from_secs(10),
             handshake: serde_json::json!({}),
             listing: serde_json::json!({}),
         };
-        Startup::new(greeting, |_, raw| {
+        let startup = Startup::new(greeting, |_, raw| {
             let name = serde_json::from_str::<Value>(raw.get()).ok()?;
             let name = name.get("name")?.as_str()?.to_owned();
             Some((name.clone(), name))
-        })
+        });
+        Driven { startup, last: 0 }
     }
 
     /// The actions, one short line each.
@@ -561,7 +612,7 @@ mod tests {
             .collect()
     }
 
-    fn feed(startup: &mut Startup<String>, input: In) -> Vec<String> {
+    fn feed(startup: &mut Driven, input: In) -> Vec<String> {
         let actions = match input {
             In::Answer(id, body) => startup.on(Event::Answer(&message(&format!(
                 r#"{{"jsonrpc":"2.0","id":{id},{body}}}"#
