@@ -6,9 +6,10 @@
 //! client), list all its tools, prompts and resource templates, and stop it. What a
 //! pin or a scan judges must be what the server sent, so every definition is kept as
 //! the raw JSON text of its array element ([`crate::pinning::listed`]). The probe,
-//! the `initialize` answer and the paged listing are read as `serve` reads them
-//! ([`crate::era::probe`], [`super::handshake`], [`super::listing`]); only the
-//! sequencing differs: one request at a time, awaited in place.
+//! the handshake and the paged listings are sequenced by the start-up machine
+//! ([`super::startup`]), which reads them as `serve` does ([`crate::era::probe`],
+//! [`super::handshake`], [`super::listing`]); this module does its I/O: one request
+//! at a time, awaited in place.
 //!
 //! # Decisions
 //! - **One server, one outcome.** A server that cannot be started, exits, stays silent
@@ -35,16 +36,11 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::handshake::Initialized;
-use super::listing::{self, Of, PageError, Paging};
-use super::slot::{AfterProbe, Probed, SlotState};
+use super::startup::{Action, Event, Greeting, Mint, Startup};
 use crate::config::{ServerConfig, ServerName};
-use crate::era::Era;
-use crate::era::probe::ProbeOutcome;
-use crate::jsonrpc::codec::DEFAULT_MAX_LINE;
 use crate::jsonrpc::error::result_response;
 use crate::jsonrpc::message::Parsed;
-use crate::jsonrpc::{ErrorCode, Id, Line, Message, error_response, parse, recover_id};
+use crate::jsonrpc::{ErrorCode, Id, Line, error_response, parse, recover_id};
 use crate::pinning::listed::{Definition, Inventory, Listing};
 use crate::pinning::lock::Kind;
 use crate::router::catalog::ListKind;
@@ -204,13 +200,10 @@ async fn run_once(run: Run<'_>, probe: bool) -> Result<Listing, Lost> {
             let mut conn = Connection {
                 upstream,
                 events,
-                ids: OurIds::default(),
                 timeout: config.request_timeout,
                 workspace_root,
                 server: &config.name,
                 progress: Box::new(move |phase| advance(board, index, phase)),
-                modern: None,
-                exited: false,
             };
             let outcome = conn.inventory(probe).await;
             let Connection {
@@ -238,24 +231,6 @@ fn spawn_reason(e: &SpawnError) -> String {
     }
 }
 
-/// Why a listing ended without its items.
-enum Failure {
-    /// The server answered with an error or a malformed page.
-    Refused(PageError),
-    /// No answer: a timeout, an exit, a closed stdin.
-    Lost(String),
-}
-
-/// How a legacy `initialize` ended, when the server answered it.
-enum Initialize {
-    Done(Box<Initialized>, Era),
-    /// A -32022 naming the versions it speaks, to our `initialize` at `asked`.
-    Refused {
-        supported: Vec<String>,
-        asked: &'static str,
-    },
-}
-
 /// Every client capability, so a server offers everything it would offer any client.
 fn declared_capabilities() -> Value {
     json!({"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}})
@@ -265,179 +240,141 @@ fn declared_capabilities() -> Value {
 struct Connection<'a> {
     upstream: Upstream,
     events: mpsc::Receiver<UpstreamEvent>,
-    /// Our ids for the requests sent to it (each awaited in turn).
-    ids: OurIds<()>,
     timeout: Duration,
     workspace_root: Option<&'a Path>,
     server: &'a ServerName,
     /// Tells the progress board which step the server is at.
     progress: Box<dyn Fn(Phase) + 'a>,
-    /// The modern version agreed at the probe (`None`: a legacy server).
-    modern: Option<&'static str>,
-    /// Its process exited.
-    exited: bool,
 }
 
 impl Connection<'_> {
-    /// The era probe (as `serve` does it: [`crate::era::probe`]), the handshake of a
-    /// legacy server, and every listing the server's capabilities offer.
+    /// The era probe, the handshake of a legacy server and every listing the
+    /// server's capabilities offer, as `serve` sequences them ([`Startup`]): one
+    /// request at a time, each awaited in place at most its wait.
     async fn inventory(&mut self, probe: bool) -> Result<Listing, Lost> {
-        let (init, era) = self.handshake(probe).await?;
+        let greeting = Greeting {
+            server: self.server.to_string(),
+            timeout: self.timeout,
+            handshake: declared_capabilities(),
+            listing: json!({"roots": {}, "sampling": {}, "elicitation": {}}),
+        };
+        let mut startup = Startup::new(greeting, read_definition);
+        // Our ids for the requests sent to it (each awaited in turn).
+        let mut ids = OurIds::<()>::default();
+        let mut mint = || ids.reserve();
+        let mut actions = startup.start(probe, &mut mint);
+        // The request awaited, until when, and why it could not be queued.
+        let mut awaited: Option<(u64, Instant, Option<SendError>)> = None;
+        let mut ready = None;
         let mut items = Vec::new();
-        for kind in [Kind::Tool, Kind::Prompt, Kind::ResourceTemplate] {
-            if init
-                .capabilities
-                .get(list_kind(kind).capability())
-                .is_none()
-            {
-                continue;
-            }
-            (self.progress)(Phase::Listing(kind));
-            match self.list(kind).await {
-                Ok(mut listed) => items.append(&mut listed),
-                Err(Failure::Refused(why)) if kind != Kind::Tool => {
-                    tracing::warn!(server = %self.server, %why, "listing refused; taken as empty");
+        loop {
+            for action in actions {
+                match action {
+                    Action::Send {
+                        line,
+                        wait: Some((id, wait)),
+                    } => {
+                        let unsent = self.upstream.send(line).err();
+                        awaited = Some((id, Instant::now() + wait, unsent));
+                    }
+                    Action::Send { line, wait: None } => self.send(line),
+                    Action::Ready { era, server } => ready = Some((era, server)),
+                    Action::Listing(kind) => (self.progress)(Phase::Listing(pin_kind(kind))),
+                    Action::Listed(_, mut listed) => items.append(&mut listed),
+                    // Tools are what a pin is for; prompts and templates are optional.
+                    Action::ListRefused(ListKind::Tools, why) => {
+                        return Err(Lost::Failed(why.to_string()));
+                    }
+                    Action::ListRefused(_, why) => {
+                        tracing::warn!(server = %self.server, %why, "listing refused; taken as empty");
+                    }
+                    Action::Done => {
+                        let Some((era, server)) = ready.take() else {
+                            return Err(Lost::Failed("listed before its handshake".into()));
+                        };
+                        let server_info = server.server_info_text();
+                        return Ok(Listing {
+                            instructions: server.instructions,
+                            items,
+                            era,
+                            server_info,
+                        });
+                    }
+                    Action::Refused(why) => {
+                        return Err(Lost::Failed(format!("refuses mcp-warden: {why}")));
+                    }
+                    Action::Failed(why) => return Err(Lost::Failed(why)),
+                    Action::RestartWithoutProbe => return Err(Lost::ExitedOnProbe),
                 }
-                Err(Failure::Refused(why)) => return Err(Lost::Failed(why.to_string())),
-                Err(Failure::Lost(why)) => return Err(Lost::Failed(why)),
             }
+            let Some((id, deadline, unsent)) = awaited else {
+                return Err(Lost::Failed("no request awaited before the end".into()));
+            };
+            actions = match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Err(_) => {
+                    awaited = None;
+                    startup.on(Event::TimedOut { id, unsent }, &mut mint)
+                }
+                Ok(event) => self.on_event(event, &mut startup, &mut mint),
+            };
         }
-        let server_info = init.server_info_text();
-        Ok(Listing {
-            instructions: init.instructions,
-            items,
-            era,
-            server_info,
-        })
     }
 
-    /// The handshake as `serve` makes it, through the same transitions
-    /// ([`Probed::after`], [`Probed::after_initialize_refused`]): the era probe
-    /// (asked again, once, at a version the server names), else `initialize`; a
-    /// -32022 to it from a server a timed-out probe locked into the modern era (a
-    /// slow start) probes again.
-    async fn handshake(&mut self, probe: bool) -> Result<(Initialized, Era), Lost> {
-        let mut probed = Probed::default();
-        let mut next = if probe {
-            AfterProbe::ProbeAgain(crate::era::MODERN_VERSIONS[0])
-        } else {
-            AfterProbe::Handshake
-        };
-        loop {
-            next = match next {
-                AfterProbe::ProbeAgain(version) => {
-                    let outcome = self.probe(version).await?;
-                    probed.after(outcome)
-                }
-                AfterProbe::Ready(SlotState::Ready {
-                    era,
-                    instructions,
-                    capabilities,
-                }) => {
-                    let Era::Modern(version) = era else {
-                        return Err(Lost::Failed("a probe made it ready as legacy".into()));
-                    };
-                    self.modern = Some(version);
-                    let server_info = probed.server_info.take();
-                    let init =
-                        Initialized::modern(version, capabilities, instructions, server_info);
-                    return Ok((init, era));
-                }
-                AfterProbe::Ready(_) => {
-                    return Err(Lost::Failed("a probe ended in no ready state".into()));
-                }
-                AfterProbe::Refused(why) => {
-                    return Err(Lost::Failed(format!("refuses mcp-warden: {why}")));
-                }
-                AfterProbe::Handshake => match self.initialize().await? {
-                    Initialize::Done(init, era) => return Ok((*init, era)),
-                    Initialize::Refused { supported, asked } => {
-                        match probed.after_initialize_refused(&supported, asked) {
-                            Ok(version) => AfterProbe::ProbeAgain(version),
-                            Err(why) => AfterProbe::Refused(why),
-                        }
+    /// Feeds one event of the server's tasks to `startup`, serving the server's own
+    /// requests meanwhile.
+    fn on_event(
+        &self,
+        event: Option<UpstreamEvent>,
+        startup: &mut Startup<Definition>,
+        mint: Mint<'_>,
+    ) -> Vec<Action<Definition>> {
+        match event {
+            // The supervisor holds a sender until it reports the exit, so this
+            // means its task is gone without a word.
+            None => startup.on(
+                Event::Lost("its process was lost without an exit status".to_owned()),
+                mint,
+            ),
+            Some(UpstreamEvent::Exited {
+                status,
+                stderr_tail,
+                ..
+            }) => startup.on(
+                Event::Exited(super::exit_reason(&status, &stderr_tail)),
+                mint,
+            ),
+            Some(UpstreamEvent::Sandbox(_, report)) => {
+                tracing::info!(server = %self.server, "{}", report.summary());
+                Vec::new()
+            }
+            // Only `serve` diagnoses on this channel; `pin` explains with `doctor`'s.
+            Some(UpstreamEvent::Diagnosed { .. }) => Vec::new(),
+            Some(UpstreamEvent::Line(_, Line::Overlong { skipped, head })) => {
+                let id = recover_id(&head).and_then(|i| i.as_u64());
+                startup.on(Event::Overlong { id, skipped }, mint)
+            }
+            Some(UpstreamEvent::Line(_, Line::Frame(bytes))) => match parse(bytes) {
+                Ok(Parsed::Single(msg)) => match msg.kind() {
+                    crate::jsonrpc::Kind::Response { .. } => startup.on(Event::Answer(&msg), mint),
+                    crate::jsonrpc::Kind::Request { id, method } => {
+                        self.answer_server(id, method);
+                        Vec::new()
+                    }
+                    crate::jsonrpc::Kind::Notification { method } => {
+                        tracing::debug!(server = %self.server, %method, "notification ignored");
+                        Vec::new()
                     }
                 },
-            };
-        }
-    }
-
-    /// One `server/discover` probe at `version`: its outcome, legacy for silence
-    /// (within [`PROBE_WAIT`]); an exit on it is [`Lost::ExitedOnProbe`].
-    ///
-    /// [`PROBE_WAIT`]: crate::era::probe::PROBE_WAIT
-    async fn probe(&mut self, version: &'static str) -> Result<ProbeOutcome, Lost> {
-        use crate::era::probe;
-        let id = self.ids.mint(());
-        let line = probe::discover_request(id, version, &declared_capabilities());
-        let wait = probe::PROBE_WAIT.min(self.timeout);
-        match self.exchange(id, "server/discover", line, wait).await {
-            Ok(answer) => Ok(probe::classify(&answer, version)),
-            Err(_) if self.exited => Err(Lost::ExitedOnProbe),
-            Err(_) => Ok(ProbeOutcome::Legacy),
-        }
-    }
-
-    /// The legacy handshake: `initialize` at the newest revision we speak (so a
-    /// server shows everything it has), then `notifications/initialized`.
-    async fn initialize(&mut self) -> Result<Initialize, Lost> {
-        let id = self.ids.mint(());
-        let info = crate::era::meta::our_info();
-        let asked = crate::era::negotiate_legacy(None);
-        let line = wire::upstream_initialize(id, asked, &declared_capabilities(), &info);
-        let answer = self
-            .exchange(id, "initialize", line, self.timeout)
-            .await
-            .map_err(Lost::Failed)?;
-        if let Some(supported) = crate::era::probe::unsupported_versions(&answer) {
-            return Ok(Initialize::Refused { supported, asked });
-        }
-        let Some(init) = Initialized::read(&answer) else {
-            return Err(Lost::Failed(match answer.result() {
-                Some(_) => "`initialize` answer has no valid result".to_owned(),
-                None => format!("`initialize` failed: {}", listing::error_text(&answer)),
-            }));
-        };
-        self.send(wire::notification("notifications/initialized", None));
-        let version = crate::era::LEGACY_VERSIONS
-            .iter()
-            .find(|v| Some(**v) == init.version())
-            .copied()
-            .unwrap_or(asked);
-        Ok(Initialize::Done(Box::new(init), Era::Legacy(version)))
-    }
-
-    /// Every item of one kind, following `nextCursor` within [`MAX_PAGES`] and
-    /// [`MAX_ITEMS`] ([`Paging`], as `serve` does). A name listed twice keeps its
-    /// first definition.
-    async fn list(&mut self, kind: Kind) -> Result<Vec<Definition>, Failure> {
-        let list_kind = list_kind(kind);
-        let (method, field) = (list_kind.method(), list_kind.field());
-        let caps = json!({"roots": {}, "sampling": {}, "elicitation": {}});
-        let mut paging = Paging::default();
-        let mut cursor: Option<String> = None;
-        loop {
-            let id = self.ids.mint(());
-            let params = listing::list_params(cursor.as_deref(), self.modern.map(|v| (v, &caps)));
-            let line = wire::request(id, method, params.as_ref());
-            let answer = self
-                .exchange(id, method, line, self.timeout)
-                .await
-                .map_err(Failure::Lost)?;
-            let page = listing::read_page(&answer, method, field).map_err(Failure::Refused)?;
-            let of = Of {
-                server: self.server.as_str(),
-                method,
-            };
-            let listed = page.items(field).unwrap_or_default().iter().copied();
-            cursor = paging.take_page(listed, page.next_cursor.clone(), of, |raw| {
-                let name = item_name(kind, raw)?;
-                let json = raw.get().to_owned();
-                Some((name.clone(), Definition { kind, name, json }))
-            });
-            if cursor.is_none() {
-                return Ok(paging.into_items());
-            }
+                // Servers print log text on stdout sometimes; it is not theirs to say.
+                Ok(Parsed::Batch(_)) => {
+                    tracing::debug!(server = %self.server, "a batch from the server; dropped");
+                    Vec::new()
+                }
+                Err(e) => {
+                    tracing::debug!(server = %self.server, why = %e, "a non-JSON-RPC line from the server; dropped");
+                    Vec::new()
+                }
+            },
         }
     }
 
@@ -445,86 +382,6 @@ impl Connection<'_> {
     fn send(&self, line: Bytes) {
         if let Err(e) = self.upstream.send(line) {
             tracing::warn!(server = %self.server, ?e, "could not queue a message for the server");
-        }
-    }
-
-    /// Sends request `id` (`line`) and waits, at most the server's `request_timeout`,
-    /// for its answer, serving the server's own requests meanwhile. The answer may be
-    /// an error response; `Err` means there was none.
-    async fn exchange(
-        &mut self,
-        id: u64,
-        method: &str,
-        line: Bytes,
-        wait: Duration,
-    ) -> Result<Message, String> {
-        let deadline = Instant::now() + wait;
-        let unsent = self.upstream.send(line).err();
-        loop {
-            let Ok(event) = tokio::time::timeout_at(deadline, self.events.recv()).await else {
-                return Err(match unsent {
-                    Some(SendError::Closed) => {
-                        format!("could not send `{method}`: its stdin is closed")
-                    }
-                    Some(SendError::Full) => {
-                        format!("could not send `{method}`: it does not read its stdin")
-                    }
-                    None => format!(
-                        "did not answer `{method}` within {}",
-                        super::timeout_text(wait)
-                    ),
-                });
-            };
-            match event {
-                // The supervisor holds a sender until it reports the exit, so this
-                // means its task is gone without a word.
-                None => return Err("its process was lost without an exit status".to_owned()),
-                Some(UpstreamEvent::Exited {
-                    status,
-                    stderr_tail,
-                    ..
-                }) => {
-                    self.exited = true;
-                    return Err(super::exit_reason(&status, &stderr_tail));
-                }
-                Some(UpstreamEvent::Sandbox(_, report)) => {
-                    tracing::info!(server = %self.server, "{}", report.summary());
-                }
-                // Only `serve` diagnoses on this channel; `pin` explains with `doctor`'s.
-                Some(UpstreamEvent::Diagnosed { .. }) => {}
-                Some(UpstreamEvent::Line(_, Line::Overlong { skipped, head })) => {
-                    if recover_id(&head).and_then(|i| i.as_u64()) == Some(id) {
-                        return Err(format!(
-                            "its answer to `{method}` was {skipped} bytes, over the limit of {DEFAULT_MAX_LINE} bytes"
-                        ));
-                    }
-                    tracing::warn!(server = %self.server, skipped, "dropped an overlong line from the server");
-                }
-                Some(UpstreamEvent::Line(_, Line::Frame(bytes))) => match parse(bytes) {
-                    Ok(Parsed::Single(msg)) => match msg.kind() {
-                        crate::jsonrpc::Kind::Response { id: answered, .. } => {
-                            if answered.as_u64() == Some(id) {
-                                self.ids.remove(&id);
-                                return Ok(msg);
-                            }
-                            tracing::debug!(server = %self.server, id = %answered, "answer to no request in flight; dropped");
-                        }
-                        crate::jsonrpc::Kind::Request { id, method } => {
-                            self.answer_server(id, method);
-                        }
-                        crate::jsonrpc::Kind::Notification { method } => {
-                            tracing::debug!(server = %self.server, %method, "notification ignored");
-                        }
-                    },
-                    // Servers print log text on stdout sometimes; it is not theirs to say.
-                    Ok(Parsed::Batch(_)) => {
-                        tracing::debug!(server = %self.server, "a batch from the server; dropped");
-                    }
-                    Err(e) => {
-                        tracing::debug!(server = %self.server, why = %e, "a non-JSON-RPC line from the server; dropped");
-                    }
-                },
-            }
         }
     }
 
@@ -573,13 +430,21 @@ fn item_name(kind: Kind, raw: &RawValue) -> Option<String> {
     }
 }
 
-/// The list kind of a pinned kind: its method, field and capability.
-fn list_kind(kind: Kind) -> ListKind {
+/// The pinned kind of a list kind.
+fn pin_kind(kind: ListKind) -> Kind {
     match kind {
-        Kind::Tool => ListKind::Tools,
-        Kind::Prompt => ListKind::Prompts,
-        Kind::ResourceTemplate => ListKind::Templates,
+        ListKind::Tools => Kind::Tool,
+        ListKind::Prompts => Kind::Prompt,
+        ListKind::Templates => Kind::ResourceTemplate,
     }
+}
+
+/// A listed item as a pin keeps it: its own name and the raw JSON text it was sent as.
+fn read_definition(kind: ListKind, raw: &RawValue) -> Option<(String, Definition)> {
+    let kind = pin_kind(kind);
+    let name = item_name(kind, raw)?;
+    let json = raw.get().to_owned();
+    Some((name.clone(), Definition { kind, name, json }))
 }
 
 #[cfg(test)]

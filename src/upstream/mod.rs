@@ -1,8 +1,9 @@
-//! Upstream servers: the child process and the tasks that move its bytes, and the
-//! states of a slot ([`slot`]: start, handshake, restart backoff, listings). This is
-//! the only module that spawns processes: `serve`'s servers (driven by the session)
-//! and those `pin`, `pins`, `scan` and `doctor` take the inventory of
-//! ([`inventory`]). Both read the `initialize` answer ([`handshake`]) and page
+//! Upstream servers: the child process and the tasks that move its bytes, the
+//! states of a slot ([`slot`]: start, handshake, restart backoff, listings) and the
+//! sequence of a start-up as a sans-I/O machine ([`startup`]: events in, actions
+//! out). This is the only module that spawns processes: `serve`'s servers (driven by
+//! the session) and those `pin`, `pins`, `scan` and `doctor` take the inventory of
+//! ([`inventory`], the start-up machine's async driver). Both read the `initialize` answer ([`handshake`]) and page
 //! through lists ([`listing`]: the same parameters, page reading and bounds) the
 //! same way, after the same era probe ([`crate::era::probe`]).
 //!
@@ -17,6 +18,7 @@ pub mod inventory;
 pub mod listing;
 pub mod slot;
 mod spawn;
+pub mod startup;
 
 pub use spawn::{Probe, SpawnError, Spawner, probe_sandbox, program_of, search_path, spawn};
 
