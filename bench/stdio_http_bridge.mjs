@@ -10,9 +10,11 @@
 //   `initialize` goes to one shared child, started on first use.
 // - Each POST holding requests is answered as an SSE stream (or one JSON body when the
 //   client does not accept `text/event-stream`): the child's answers to those requests,
-//   and whatever the child sends meanwhile (notifications, its own requests) go on the
-//   oldest open stream of that child, else on the session's GET stream. The child's
-//   requests are answered by the client's next POST, passed through unchanged.
+//   and the notifications about one of them (its progress token, or a listen's
+//   `io.modelcontextprotocol/subscriptionId`) go on the stream of that request; other
+//   notifications and the child's own requests go on the oldest open stream of that
+//   child, else on the session's GET stream. The child's requests are answered by the
+//   client's next POST, passed through unchanged.
 // - Request ids are remapped per child (the shared child sees clients that may reuse ids)
 //   and restored on the way back; nothing else in a message is changed.
 //
@@ -48,6 +50,8 @@ function parseArgs(argv) {
     return args;
 }
 
+const SUBSCRIPTION_ID = 'io.modelcontextprotocol/subscriptionId';
+
 const isRequest = (m) => m && typeof m === 'object' && typeof m.method === 'string' && 'id' in m;
 
 /** One child process: a stdio MCP server, with the HTTP streams waiting on it. */
@@ -55,8 +59,10 @@ class Child {
     constructor(command, stderr) {
         this.proc = spawn(command[0], command.slice(1), { stdio: ['pipe', 'pipe', stderr], detached: true });
         this.nextId = 1;
-        // our id -> { stream, clientId }
+        // our id -> { stream, clientId, token }
         this.pending = new Map();
+        // a pending request's progress token (as JSON) -> our id
+        this.tokens = new Map();
         // open POST streams, oldest first; each { res, sse, waiting: Set<our id>, buffered: [] }
         this.streams = [];
         // the session's standalone GET stream, if any
@@ -74,7 +80,10 @@ class Child {
     /** Forwards one client request; its answer goes to `stream`. */
     request(message, stream) {
         const ours = this.nextId++;
-        this.pending.set(ours, { stream, clientId: message.id });
+        const token = message.params?._meta?.progressToken;
+        const key = token === undefined ? undefined : JSON.stringify(token);
+        this.pending.set(ours, { stream, clientId: message.id, token: key });
+        if (key !== undefined) this.tokens.set(key, ours);
         stream.waiting.add(ours);
         this.send({ ...message, id: ours });
     }
@@ -87,18 +96,47 @@ class Child {
             return; // not a frame: a server's stray output
         }
         if (message && !('method' in message) && 'id' in message && this.pending.has(message.id)) {
-            const { stream, clientId } = this.pending.get(message.id);
+            const { stream, clientId, token } = this.pending.get(message.id);
             this.pending.delete(message.id);
+            if (token !== undefined && this.tokens.get(token) === message.id) this.tokens.delete(token);
             stream.waiting.delete(message.id);
             write(stream, { ...message, id: clientId });
             if (stream.waiting.size === 0) finish(stream);
             this.streams = this.streams.filter((s) => s !== stream || s.waiting.size > 0);
             return;
         }
-        // A notification or the child's own request: the oldest open stream, else the
-        // standalone one; with neither it is dropped (nobody could receive it).
+        // A notification about one request (its progress, or a listen's own events,
+        // tagged with the listen's id) goes on that request's stream, as a Streamable
+        // HTTP server sends it; anything else, and the child's own requests, on the
+        // oldest open stream, else the standalone one; with neither it is dropped
+        // (nobody could receive it).
+        const related = this.relatedRequest(message);
+        if (related) {
+            write(related.stream, related.message);
+            return;
+        }
         const target = this.streams.find((s) => s.waiting.size > 0) ?? this.standalone;
         if (target) write(target, message);
+    }
+
+    /** The open request a notification belongs to, and the notification as its client sent the id. */
+    relatedRequest(message) {
+        if (isRequest(message) || !message || typeof message.params !== 'object' || message.params === null) {
+            return null;
+        }
+        const meta = message.params._meta;
+        const listen = meta && typeof meta === 'object' ? meta[SUBSCRIPTION_ID] : undefined;
+        if (listen !== undefined && this.pending.has(listen)) {
+            const { stream, clientId } = this.pending.get(listen);
+            const params = { ...message.params, _meta: { ...meta, [SUBSCRIPTION_ID]: clientId } };
+            return { stream, message: { ...message, params } };
+        }
+        const token = message.params.progressToken;
+        const ours = token === undefined ? undefined : this.tokens.get(JSON.stringify(token));
+        if (ours !== undefined && this.pending.has(ours)) {
+            return { stream: this.pending.get(ours).stream, message };
+        }
+        return null;
     }
 
     onExit() {
@@ -109,6 +147,7 @@ class Child {
             if (stream.waiting.size === 0) finish(stream);
         }
         this.pending.clear();
+        this.tokens.clear();
         if (this.standalone) this.standalone.res.end();
     }
 
