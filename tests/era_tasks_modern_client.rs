@@ -290,15 +290,7 @@ fn a_task_that_ended_before_its_payload_came_is_answered_on_the_same_poll() {
     assert_eq!(replay["result"], done["result"]);
     let (status, _) = serve.close();
     assert!(status.success());
-    let audit = env.audit_text();
-    let answers = audit
-        .lines()
-        .filter(|l| l.contains("t__work") && l.contains(r#""direction":"to_client""#))
-        .count();
-    assert_eq!(
-        answers, 2,
-        "the task created, then its result, once:\n{audit}"
-    );
+    assert_created_then_answered_once(&env, "t__work");
 }
 
 #[test]
@@ -317,15 +309,7 @@ fn two_polls_in_flight_when_a_task_ends_get_one_answer_audited_once() {
     assert_eq!(first["result"], second["result"]);
     let (status, _) = serve.close();
     assert!(status.success());
-    let audit = env.audit_text();
-    let answers = audit
-        .lines()
-        .filter(|l| l.contains("t__work") && l.contains(r#""direction":"to_client""#))
-        .count();
-    assert_eq!(
-        answers, 2,
-        "the task created, then its result, once:\n{audit}"
-    );
+    assert_created_then_answered_once(&env, "t__work");
 }
 
 #[test]
@@ -549,4 +533,18 @@ fn a_task_only_tool_called_without_the_extension_is_minus_32021_naming_it() {
         "{refused}"
     );
     serve.close();
+}
+
+/// The audit trail holds two answers to the client about `tool`: the task created,
+/// then its result, once however many polls asked for it.
+fn assert_created_then_answered_once(env: &Env, tool: &str) {
+    let audit = env.audit_text();
+    let answers = audit
+        .lines()
+        .filter(|l| l.contains(tool) && l.contains(r#""direction":"to_client""#))
+        .count();
+    assert_eq!(
+        answers, 2,
+        "the task created, then its result, once:\n{audit}"
+    );
 }
