@@ -36,6 +36,37 @@ use crate::session::wire;
 /// first definition) and what the driver keeps of it; `None` drops it.
 pub type ReadItem<T> = fn(ListKind, &RawValue) -> Option<(String, T)>;
 
+/// Who a legacy server's `initialize` speaks for, and so what follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initialize {
+    /// No client (`pin`, `pins`, `scan`, `doctor`): `initialize` at once, at our
+    /// newest version, with our info and [`Greeting::handshake`]'s capabilities; the
+    /// era is the version the server answers (when one of ours); every kind its
+    /// capabilities offer is listed next, one after the other.
+    Ours,
+    /// For a client (`serve`): `initialize` waits for the client ([`Action::AwaitClient`],
+    /// then [`Startup::client`]) and declares its version, capabilities and info; the
+    /// era is the client's version; the machine ends at ready (the session lists, in
+    /// parallel, and lists again on `list_changed`). A failed handshake is worded as
+    /// the session has always said it (`initialize failed: ANSWER`).
+    Clients,
+}
+
+/// The client a legacy server's `initialize` declares ([`Initialize::Clients`]).
+#[derive(Debug, Clone)]
+pub struct Hello {
+    /// The revision asked for (the client's).
+    pub version: &'static str,
+    /// The client's capabilities, as it declared them.
+    pub capabilities: Value,
+    /// The client's `clientInfo`.
+    pub info: Value,
+    /// The capabilities a probe sent from now on declares (a second probe, after a
+    /// -32022 to `initialize`): the client's as mediated for this server, where the
+    /// first probe, sent before the client came, declared [`Greeting::handshake`].
+    pub probe_capabilities: Value,
+}
+
 /// What a start-up is told about its server and how to greet it.
 #[derive(Debug, Clone)]
 pub struct Greeting {
@@ -44,10 +75,13 @@ pub struct Greeting {
     /// Its `request_timeout`: the wait for each answer (the probe's is shorter,
     /// [`probe::PROBE_WAIT`], when this is not).
     pub timeout: Duration,
-    /// The client capabilities declared in the probe and `initialize`.
+    /// The client capabilities declared in the probe (and in `initialize` with
+    /// [`Initialize::Ours`]).
     pub handshake: Value,
     /// The client capabilities declared in a modern server's list requests.
     pub listing: Value,
+    /// Whom `initialize` speaks for.
+    pub initialize: Initialize,
 }
 
 /// What happened to the server the machine is starting.
@@ -77,6 +111,9 @@ pub enum Action<T> {
     },
     /// The handshake is done: the era, and what the server said about itself.
     Ready { era: Era, server: Box<Initialized> },
+    /// Legacy, and [`Initialize::Clients`]: `initialize` waits for the client; call
+    /// [`Startup::client`] once it is there (at once, if it is).
+    AwaitClient,
     /// A listing of this kind begins.
     Listing(ListKind),
     /// A kind is listed (within [`listing::MAX_PAGES`] and [`listing::MAX_ITEMS`]).
@@ -145,6 +182,8 @@ enum Step<T> {
     Idle,
     /// Our request `id` is awaited.
     Waiting { id: u64 },
+    /// Legacy: `initialize` waits for the client ([`Initialize::Clients`]).
+    AwaitingClient,
     /// Listing a kind; the pages so far.
     Listing { id: u64, paging: Paging<T> },
     /// Listed everything, or failed: events change nothing.
@@ -270,11 +309,31 @@ impl<T> Startup<T> {
         out.actions
     }
 
+    /// The client is there ([`Initialize::Clients`]): a legacy server waiting for
+    /// it is sent `initialize` declaring `hello`; otherwise nothing to do.
+    pub fn client(&mut self, hello: &Hello, mint: Mint<'_>) -> Vec<Action<T>> {
+        let mut out = Out::new(mint);
+        self.greeting
+            .handshake
+            .clone_from(&hello.probe_capabilities);
+        if matches!(self.step, Step::AwaitingClient) {
+            self.send_hello(hello, &mut out);
+        }
+        out.actions
+    }
+
+    /// What the probes of this process learnt (its discover result's `ttlMs` and
+    /// `serverInfo`, and whether it was started without one).
+    #[must_use]
+    pub fn probed(&self) -> &Probed {
+        &self.probed
+    }
+
     /// Whether request `id` is the one awaited now.
     fn awaits(&self, id: u64) -> bool {
         match self.step {
             Step::Waiting { id: w } | Step::Listing { id: w, .. } => w == id,
-            Step::Idle | Step::Over => false,
+            Step::Idle | Step::AwaitingClient | Step::Over => false,
         }
     }
 
@@ -324,15 +383,31 @@ impl<T> Startup<T> {
         self.step = Step::Waiting { id };
     }
 
-    /// The legacy handshake: `initialize` at the newest revision we speak (so a
-    /// server shows everything it has).
+    /// The legacy handshake: without a client, `initialize` at the newest revision
+    /// we speak (so a server shows everything it has); for a client, once it is there.
     fn send_initialize(&mut self, out: &mut Out<'_, T>) {
-        let asked = crate::era::negotiate_legacy(None);
-        let info = crate::era::meta::our_info();
-        let caps = self.greeting.handshake.clone();
+        match self.greeting.initialize {
+            Initialize::Ours => {
+                let hello = Hello {
+                    version: crate::era::negotiate_legacy(None),
+                    capabilities: self.greeting.handshake.clone(),
+                    info: crate::era::meta::our_info(),
+                    probe_capabilities: self.greeting.handshake.clone(),
+                };
+                self.send_hello(&hello, out);
+            }
+            Initialize::Clients => {
+                self.step = Step::AwaitingClient;
+                out.push(Action::AwaitClient);
+            }
+        }
+    }
+
+    fn send_hello(&mut self, hello: &Hello, out: &mut Out<'_, T>) {
+        let asked = hello.version;
         let id = self.send(
             Pending::Initialize(asked),
-            |id| wire::upstream_initialize(id, asked, &caps, &info),
+            |id| wire::upstream_initialize(id, asked, &hello.capabilities, &hello.info),
             out,
         );
         self.step = Step::Waiting { id };
@@ -417,9 +492,22 @@ impl<T> Startup<T> {
             return;
         }
         let Some(server) = Initialized::read(answer) else {
-            let why = match answer.result() {
-                Some(_) => "`initialize` answer has no valid result".to_owned(),
-                None => format!("`initialize` failed: {}", listing::error_text(answer)),
+            let why = match self.greeting.initialize {
+                Initialize::Ours => match answer.result() {
+                    Some(_) => "`initialize` answer has no valid result".to_owned(),
+                    None => format!("`initialize` failed: {}", listing::error_text(answer)),
+                },
+                // What `serve` has always said (the server's whole answer).
+                Initialize::Clients => {
+                    if matches!(answer.kind(), Kind::Response { is_error: true, .. }) {
+                        format!(
+                            "initialize failed: {}",
+                            String::from_utf8_lossy(answer.raw())
+                        )
+                    } else {
+                        "initialize answer has no valid result".to_owned()
+                    }
+                }
             };
             return self.fail(why, out);
         };
@@ -427,11 +515,15 @@ impl<T> Startup<T> {
             line: wire::notification("notifications/initialized", None),
             wait: None,
         });
-        let version = crate::era::LEGACY_VERSIONS
-            .iter()
-            .find(|v| Some(**v) == server.version())
-            .copied()
-            .unwrap_or(asked);
+        // A client's session is in the client's revision, whatever the server says.
+        let version = match self.greeting.initialize {
+            Initialize::Ours => crate::era::LEGACY_VERSIONS
+                .iter()
+                .find(|v| Some(**v) == server.version())
+                .copied()
+                .unwrap_or(asked),
+            Initialize::Clients => asked,
+        };
         self.ready(Era::Legacy(version), server, out);
     }
 
@@ -439,11 +531,14 @@ impl<T> Startup<T> {
     fn ready(&mut self, era: Era, server: Initialized, out: &mut Out<'_, T>) {
         // A late probe's `initialize`, or the probe itself, answered after this is dropped.
         self.asked.clear();
-        self.kinds = ListKind::ALL
-            .into_iter()
-            .rev()
-            .filter(|k| server.capabilities.get(k.capability()).is_some())
-            .collect();
+        self.kinds = match self.greeting.initialize {
+            Initialize::Ours => ListKind::ALL
+                .into_iter()
+                .rev()
+                .filter(|k| server.capabilities.get(k.capability()).is_some())
+                .collect(),
+            Initialize::Clients => Vec::new(),
+        };
         self.ready = Some((era, server.capabilities.clone()));
         out.push(Action::Ready {
             era,
@@ -531,6 +626,8 @@ mod tests {
         Overlong(u64),
         Exit,
         Lost,
+        /// The client is there ([`Initialize::Clients`]), at revision 2025-03-26.
+        Client,
     }
 
     const MODERN: &str = r#""result":{"supportedVersions":["2026-07-28"],"capabilities":{}}"#;
@@ -568,11 +665,16 @@ mod tests {
     }
 
     fn machine() -> Driven {
+        machine_for(Initialize::Ours)
+    }
+
+    fn machine_for(initialize: Initialize) -> Driven {
         let greeting = Greeting {
             server: "s".into(),
             timeout: Duration::from_secs(10),
             handshake: serde_json::json!({}),
             listing: serde_json::json!({}),
+            initialize,
         };
         let startup = Startup::new(greeting, |_, raw| {
             let name = serde_json::from_str::<Value>(raw.get()).ok()?;
@@ -608,6 +710,7 @@ mod tests {
                 Action::Refused(why) => format!("refuses us: {why}"),
                 Action::Failed(why) => format!("failed: {why}"),
                 Action::RestartWithoutProbe => "restart without probe".into(),
+                Action::AwaitClient => "await the client".into(),
             })
             .collect()
     }
@@ -629,6 +732,19 @@ mod tests {
             }),
             In::Exit => startup.on(Event::Exited("exited (signal 9)".into())),
             In::Lost => startup.on(Event::Lost("lost".into())),
+            In::Client => {
+                let hello = Hello {
+                    version: "2025-03-26",
+                    capabilities: serde_json::json!({"roots": {}}),
+                    info: serde_json::json!({"name": "c", "version": "1"}),
+                    probe_capabilities: serde_json::json!({"roots": {}}),
+                };
+                let last = &mut startup.last;
+                startup.startup.client(&hello, &mut || {
+                    *last += 1;
+                    *last
+                })
+            }
         };
         show(actions)
     }
@@ -890,6 +1006,181 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one table of scripts reads best whole"
+    )]
+    fn for_a_client_initialize_waits_for_it_and_declares_its_version() {
+        // (what it is, probed first, the first actions, the script)
+        type Script = (
+            &'static str,
+            bool,
+            &'static [&'static str],
+            &'static [(In, &'static [&'static str])],
+        );
+        const DISCOVER: &[&str] = &["send server/discover#1"];
+        const READY: &[&str] = &[
+            "send notifications/initialized",
+            r#"ready Legacy("2025-03-26")"#,
+            "done",
+        ];
+        let scripts: &[Script] = &[
+            (
+                "a legacy server, the client later",
+                true,
+                DISCOVER,
+                &[
+                    (In::Answer(1, NOT_FOUND), &["await the client"]),
+                    (In::Client, &["send initialize#2"]),
+                    (In::Answer(2, LEGACY), READY),
+                    (In::Client, &[]),
+                ],
+            ),
+            (
+                "the client first, then a silent probe, then a late discover result",
+                true,
+                DISCOVER,
+                &[
+                    (In::Client, &[]),
+                    (In::Timeout(1), &["await the client"]),
+                    (In::Client, &["send initialize#2"]),
+                    (
+                        In::Answer(1, MODERN),
+                        &[r#"ready Modern("2026-07-28")"#, "done"],
+                    ),
+                    (In::Answer(2, LEGACY), &[]),
+                    (In::Timeout(2), &[]),
+                ],
+            ),
+            (
+                "a modern server needs no client to be ready, and is not listed",
+                true,
+                DISCOVER,
+                &[
+                    (
+                        In::Answer(
+                            1,
+                            r#""result":{"supportedVersions":["2026-07-28"],"capabilities":{"tools":{}}}"#,
+                        ),
+                        &[r#"ready Modern("2026-07-28")"#, "done"],
+                    ),
+                    (In::Client, &[]),
+                ],
+            ),
+            (
+                "started again without the probe: an error answer, in serve's words",
+                false,
+                &["await the client"],
+                &[
+                    (In::Client, &["send initialize#1"]),
+                    (
+                        In::Answer(1, NOT_FOUND),
+                        &[
+                            r#"failed: initialize failed: {"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#,
+                        ],
+                    ),
+                ],
+            ),
+            (
+                "a result that is no initialize result",
+                false,
+                &["await the client"],
+                &[
+                    (In::Client, &["send initialize#1"]),
+                    (
+                        In::Answer(1, r#""result":[]"#),
+                        &["failed: initialize answer has no valid result"],
+                    ),
+                ],
+            ),
+            (
+                "-32022 to the client's initialize after a silent probe: probed again",
+                true,
+                DISCOVER,
+                &[
+                    (In::Timeout(1), &["await the client"]),
+                    (In::Client, &["send initialize#2"]),
+                    (
+                        In::Answer(
+                            2,
+                            r#""error":{"code":-32022,"message":"v","data":{"supported":["2026-07-28"]}}"#,
+                        ),
+                        &["send server/discover#3"],
+                    ),
+                    (
+                        In::Answer(3, MODERN),
+                        &[r#"ready Modern("2026-07-28")"#, "done"],
+                    ),
+                ],
+            ),
+            (
+                "an exit while the client is awaited",
+                true,
+                DISCOVER,
+                &[
+                    (In::Answer(1, NOT_FOUND), &["await the client"]),
+                    (In::Exit, &["failed: exited (signal 9)"]),
+                ],
+            ),
+            (
+                "an exit on the probe",
+                true,
+                DISCOVER,
+                &[(In::Exit, &["restart without probe"])],
+            ),
+            (
+                "silence to the client's initialize",
+                true,
+                DISCOVER,
+                &[
+                    (In::Answer(1, NOT_FOUND), &["await the client"]),
+                    (In::Client, &["send initialize#2"]),
+                    (
+                        In::Timeout(2),
+                        &["failed: did not answer `initialize` within 10s"],
+                    ),
+                ],
+            ),
+        ];
+        for (what, probe, first, script) in scripts {
+            let mut startup = machine_for(Initialize::Clients);
+            assert_eq!(show(startup.start(*probe)), *first, "{what}");
+            for (step, (input, want)) in script.iter().enumerate() {
+                assert_eq!(
+                    feed(&mut startup, *input),
+                    *want,
+                    "{what}, step {step}: {input:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_client_s_initialize_declares_what_it_declared() {
+        let mut startup = machine_for(Initialize::Clients);
+        startup.start(false);
+        let actions = feed(&mut startup, In::Client);
+        assert_eq!(actions, ["send initialize#1"]);
+        let mut startup = machine_for(Initialize::Clients);
+        startup.start(false);
+        let hello = Hello {
+            version: "2025-03-26",
+            capabilities: serde_json::json!({"roots": {}}),
+            info: serde_json::json!({"name": "c", "version": "1"}),
+            probe_capabilities: serde_json::json!({}),
+        };
+        let sent = startup.startup.client(&hello, &mut || 7);
+        let [Action::Send { line, .. }] = sent.as_slice() else {
+            panic!("one line sent: {sent:?}");
+        };
+        let sent: Value = serde_json::from_slice(line).expect("json");
+        assert_eq!(sent["id"], 7);
+        assert_eq!(sent["params"]["protocolVersion"], "2025-03-26");
+        assert_eq!(sent["params"]["capabilities"], hello.capabilities);
+        assert_eq!(sent["params"]["clientInfo"], hello.info);
     }
 
     /// Answers every list request until the machine stops asking; the listed items.
