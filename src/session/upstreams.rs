@@ -63,7 +63,8 @@ impl Session {
                 refused: None,
                 log_level: None,
                 sandbox_warned: false,
-                probed: crate::upstream::slot::Probed::default(),
+                startup: None,
+                probe_fatal: false,
                 list_ttl: [None; 3],
                 listed_at: [None; 3],
                 refreshing: [false; 3],
@@ -101,14 +102,7 @@ impl Session {
                 slot.upstream = Some(up);
                 slot.state = SlotState::Spawned;
                 slot.list_ttl = [None; 3];
-                if slot.probed.fatal {
-                    if self.client.started {
-                        self.begin_handshake(index);
-                    }
-                } else {
-                    slot.probed = crate::upstream::slot::Probed::default();
-                    self.send_probe(index, crate::era::MODERN_VERSIONS[0]);
-                }
+                self.start_machine(index);
             }
             Err(e) => {
                 tracing::error!(server = %slot.config.name, error = %e, "upstream failed to start");
@@ -189,29 +183,8 @@ impl Session {
             self.listen_upstream(index);
             return;
         }
-        if !matches!(slot.state, SlotState::Spawned) {
-            return;
-        }
-        let Some(instance) = slot.upstream.as_ref().map(|u| u.instance) else {
-            return;
-        };
-        let id = slot.mint(Pending::Init);
-        let line = wire::upstream_initialize(
-            id,
-            self.client.version,
-            &self.client.capabilities,
-            &self.client.info,
-        );
-        slot.state = SlotState::Initializing;
-        let timeout = slot.config.request_timeout;
-        self.timers.insert(
-            Timer::Init {
-                slot: index,
-                instance,
-            },
-            timeout,
-        );
-        self.send_upstream_raw(index, line);
+        // A legacy server awaiting the client: its machine's `initialize`.
+        self.hello_machine(index);
     }
 
     /// Marks a slot failed: every request waiting on it gets -32004 naming the server.
@@ -224,6 +197,7 @@ impl Session {
             }
         }
         slot.state = SlotState::Failed(why.to_owned());
+        slot.startup = None;
         slot.lists = Default::default();
         let pending: Vec<Pending> = slot.pending.drain().map(|(_, p)| p).collect();
         for p in pending {
@@ -247,9 +221,7 @@ impl Session {
                 }
                 // A held call's record fails its retry (the instance is gone), a
                 // task's poll finds its server restarted.
-                Pending::Probe(_)
-                | Pending::LateProbe(_)
-                | Pending::Init
+                Pending::Startup
                 | Pending::List(_)
                 | Pending::Internal
                 | Pending::Listen
@@ -302,11 +274,8 @@ impl Session {
                 let name = self.slots[index].config.name.clone();
                 self.slots[index].upstream = None;
                 let before_handshake = self.slots[index].state.is_starting();
-                let slot = &mut self.slots[index];
-                if slot
-                    .probed
-                    .restart_without_probe(&slot.state, slot.refused.is_some())
-                {
+                let why = upstream::exit_reason(&status, &stderr_tail);
+                if self.slots[index].refused.is_none() && self.exited_on_probe(index, why.clone()) {
                     // Some SDKs exit on any request before `initialize`: such a server
                     // is legacy. Started again at once, without a probe and without
                     // counting as a failure (it did not fail; we asked the wrong way).
@@ -320,7 +289,6 @@ impl Session {
                     self.fail_slot(index, &why);
                     return;
                 }
-                let why = upstream::exit_reason(&status, &stderr_tail);
                 tracing::error!(server = %name, %why, "upstream exited");
                 if self.client.initialized {
                     self.out.push_back(wire::log_message(
@@ -462,9 +430,7 @@ impl Session {
             return;
         };
         match pending {
-            Pending::Probe(version) => self.on_probe_answer(index, msg, version),
-            Pending::LateProbe(version) => self.on_late_probe_answer(index, msg, version),
-            Pending::Init => self.on_upstream_initialized(index, msg),
+            Pending::Startup => self.on_machine_answer(index, msg),
             Pending::List(kind) => self.on_list_page(index, kind, msg),
             Pending::Internal => {}
             Pending::Listen => self.on_upstream_listen_closed(index, msg, id),
@@ -633,57 +599,6 @@ impl Session {
         let edits: Vec<(std::ops::Range<usize>, &str)> =
             edits.iter().map(|(r, t)| (r.clone(), t.as_str())).collect();
         self.reply(origin, msg.rewrite(Some(origin.id.as_str()), &edits));
-    }
-
-    pub(super) fn on_upstream_initialized(&mut self, index: usize, msg: &Message) {
-        let slot = &mut self.slots[index];
-        let instance = slot.upstream.as_ref().map(|u| u.instance);
-        let parsed = upstream::handshake::Initialized::read(msg);
-        // A late discover result made it modern meanwhile: this answer is moot.
-        if slot.state.era().is_some_and(crate::era::Era::is_modern) {
-            tracing::debug!(server = %slot.config.name, "`initialize` answered after a late discover result; ignored");
-            return;
-        }
-        // A modern-only server (or one a timed-out probe locked into the modern era)
-        // refuses `initialize` with -32022 naming its versions.
-        if let Some(supported) = crate::era::probe::unsupported_versions(msg) {
-            match slot
-                .probed
-                .after_initialize_refused(&supported, self.client.version)
-            {
-                Ok(version) => {
-                    slot.state = SlotState::Spawned;
-                    return self.send_probe(index, version);
-                }
-                Err(why) => return self.refuses_us(index, &why),
-            }
-        }
-        let Some(result) = parsed else {
-            let why = if matches!(msg.kind(), Kind::Response { is_error: true, .. }) {
-                format!("initialize failed: {}", String::from_utf8_lossy(msg.raw()))
-            } else {
-                "initialize answer has no valid result".to_owned()
-            };
-            tracing::error!(server = %slot.config.name, %why, "upstream handshake failed");
-            self.fail_slot(index, &why);
-            return;
-        };
-        let offered: Vec<ListKind> = ListKind::ALL
-            .into_iter()
-            .filter(|k| result.capabilities.get(k.capability()).is_some())
-            .collect();
-        slot.state = SlotState::Ready {
-            era: crate::era::Era::Legacy(self.client.version),
-            instructions: result.instructions,
-            capabilities: result.capabilities,
-        };
-        tracing::info!(server = %slot.config.name, ?instance, "upstream initialized");
-        self.send_upstream_raw(index, wire::notification("notifications/initialized", None));
-        self.resubscribe(index);
-        for kind in offered {
-            self.list(index, kind, None);
-        }
-        self.after_state_change();
     }
 
     /// Starts (or continues, with `cursor`) listing one kind of a slot's items.

@@ -7,7 +7,9 @@
 //! (send this line and wait this long for its answer, the server is ready in this
 //! era, this kind is listed, it failed, start it again without the probe). Whoever
 //! owns the process feeds it: the inventory of `pin`, `pins`, `scan` and `doctor`
-//! ([`super::inventory`]) with one small async loop. The rules it sequences are
+//! ([`super::inventory`], [`Initialize::Ours`]) with one small async loop, and
+//! `serve`'s session (`session/startup.rs`, [`Initialize::Clients`]) from its event
+//! loop, with its ids and timers. The rules it sequences are
 //! [`super::slot`]'s ([`Probed`]), [`crate::era::probe`]'s, [`super::handshake`]'s and
 //! [`super::listing`]'s.
 //!

@@ -1,0 +1,181 @@
+//! The session's driver of each upstream's start-up machine
+//! ([`crate::upstream::startup`]): the probe, its wait and late answer, and the
+//! legacy handshake are the machine's; this file gives it ids from the slot's one id
+//! table (client calls share it), sends its lines, arms its waits on the session's
+//! timers, feeds it answers, waits run out and exits, and carries out what it says.
+//! The listings that follow (in parallel, again on `list_changed`) are the session's
+//! (`upstreams.rs`).
+
+use super::{Pending, Session, SlotState, Timer};
+use crate::era::Era;
+use crate::upstream::InstanceId;
+use crate::upstream::handshake::Initialized;
+use crate::upstream::startup::{Action, Event, Greeting, Hello, Initialize, Startup};
+
+/// What fed the machine, for what its failure means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fed {
+    /// A wait ran out: a hung handshake; its process is stopped and started again.
+    Wait,
+    /// Anything else: a failure keeps the process (as an error answer always has).
+    Other,
+}
+
+impl Session {
+    /// Starts the machine of slot `index`'s freshly spawned process: the probe
+    /// (unless its process once exited on it), else the handshake when the client is
+    /// there.
+    pub(super) fn start_machine(&mut self, index: usize) {
+        let handshake = self.declared_capabilities(index, None);
+        let slot = &mut self.slots[index];
+        let greeting = Greeting {
+            server: slot.config.name.to_string(),
+            timeout: slot.config.request_timeout,
+            handshake,
+            listing: serde_json::Value::Null,
+            initialize: Initialize::Clients,
+        };
+        let mut startup = Startup::new(greeting, |_, _| None);
+        let pending = &mut slot.pending;
+        let actions = startup.start(!slot.probe_fatal, &mut || pending.mint(Pending::Startup));
+        slot.startup = Some(startup);
+        self.carry_out(index, actions, Fed::Other);
+    }
+
+    /// Feeds slot `index`'s machine one event; what it asks (nothing without one).
+    pub(super) fn feed_machine(&mut self, index: usize, event: Event<'_>) -> Vec<Action<()>> {
+        let slot = &mut self.slots[index];
+        let (Some(startup), pending) = (&mut slot.startup, &mut slot.pending) else {
+            return Vec::new();
+        };
+        startup.on(event, &mut || pending.mint(Pending::Startup))
+    }
+
+    /// An answer to one of the machine's requests.
+    pub(super) fn on_machine_answer(&mut self, index: usize, msg: &crate::jsonrpc::Message) {
+        let actions = self.feed_machine(index, Event::Answer(msg));
+        self.carry_out(index, actions, Fed::Other);
+    }
+
+    /// A wait the machine armed ran out (if still of the current process).
+    pub(super) fn on_startup_timer(&mut self, index: usize, instance: InstanceId, id: u64) {
+        let Some(slot) = self.slots.get(index) else {
+            return;
+        };
+        if slot.upstream.as_ref().map(|u| u.instance) != Some(instance) {
+            return;
+        }
+        let actions = self.feed_machine(index, Event::TimedOut { id, unsent: None });
+        self.carry_out(index, actions, Fed::Wait);
+    }
+
+    /// Slot `index`'s process exited (`why`): whether its machine asks for it to be
+    /// started again at once without the probe (it exited on the probe, the first
+    /// time). The rest of an exit is the session's (`upstreams.rs`).
+    pub(super) fn exited_on_probe(&mut self, index: usize, why: String) -> bool {
+        let actions = self.feed_machine(index, Event::Exited(why));
+        let again = actions
+            .iter()
+            .any(|a| matches!(a, Action::RestartWithoutProbe));
+        if again {
+            self.slots[index].probe_fatal = true;
+        }
+        again
+    }
+
+    /// The client is there: a legacy server awaiting it is sent `initialize`
+    /// declaring the client's version, capabilities and info.
+    pub(super) fn hello_machine(&mut self, index: usize) {
+        let hello = Hello {
+            version: self.client.version,
+            capabilities: self.client.capabilities.clone(),
+            info: self.client.info.clone(),
+            probe_capabilities: self.declared_capabilities(index, None),
+        };
+        let slot = &mut self.slots[index];
+        let (Some(startup), pending) = (&mut slot.startup, &mut slot.pending) else {
+            return;
+        };
+        let actions = startup.client(&hello, &mut || pending.mint(Pending::Startup));
+        self.carry_out(index, actions, Fed::Other);
+    }
+
+    /// What slot `index`'s machine asked for, after an event `fed`.
+    fn carry_out(&mut self, index: usize, actions: Vec<Action<()>>, fed: Fed) {
+        for action in actions {
+            match action {
+                Action::Send { line, wait } => {
+                    let instance = self.slots[index].upstream.as_ref().map(|u| u.instance);
+                    if let (Some((id, wait)), Some(instance)) = (wait, instance) {
+                        let timer = Timer::Startup {
+                            slot: index,
+                            instance,
+                            id,
+                        };
+                        self.timers.insert(timer, wait);
+                    }
+                    self.send_upstream_raw(index, line);
+                }
+                Action::AwaitClient => {
+                    tracing::debug!(server = %self.slots[index].config.name, "legacy server");
+                    self.slots[index].state = SlotState::Spawned;
+                    if self.client.started {
+                        self.hello_machine(index);
+                    }
+                    self.after_state_change();
+                }
+                Action::Ready { era, server } => self.on_slot_ready(index, era, *server),
+                Action::Refused(why) => self.refuses_us(index, &why),
+                Action::Failed(why) => {
+                    tracing::error!(server = %self.slots[index].config.name, %why, "upstream handshake failed");
+                    self.fail_slot(index, &why);
+                    if fed == Fed::Wait {
+                        if let Some(up) = self.slots[index].upstream.take() {
+                            self.instances.remove(&up.instance);
+                            self.stopping.spawn(up.shutdown());
+                        }
+                        self.schedule_restart(index);
+                    }
+                }
+                // An exit's restart is `exited_on_probe`'s; with
+                // `Initialize::Clients` the machine lists nothing (the session does).
+                Action::RestartWithoutProbe
+                | Action::Listing(_)
+                | Action::Listed(..)
+                | Action::ListRefused(..)
+                | Action::Done => {}
+            }
+        }
+    }
+
+    /// Ready in `era`: a modern server (ready since its probe) is listed once the
+    /// client is there; a legacy one, initialized for the client, is listed now.
+    fn on_slot_ready(&mut self, index: usize, era: Era, server: Initialized) {
+        let slot = &mut self.slots[index];
+        let offered: Vec<crate::router::catalog::ListKind> = crate::router::catalog::ListKind::ALL
+            .into_iter()
+            .filter(|k| server.capabilities.get(k.capability()).is_some())
+            .collect();
+        slot.state = SlotState::Ready {
+            era,
+            instructions: server.instructions,
+            capabilities: server.capabilities,
+        };
+        if era.is_modern() {
+            tracing::info!(server = %slot.config.name, era = ?era, "modern server (answered `server/discover`)");
+            // A new process: our listen on the last one is gone with it.
+            self.subs.forget_upstream(index);
+            if self.client.started {
+                self.begin_handshake(index);
+            }
+        } else {
+            let instance = slot.upstream.as_ref().map(|u| u.instance);
+            tracing::info!(server = %slot.config.name, ?instance, "upstream initialized");
+            self.resubscribe(index);
+            for kind in offered {
+                self.list(index, kind, None);
+            }
+        }
+        self.after_state_change();
+    }
+}
