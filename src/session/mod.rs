@@ -184,8 +184,6 @@ enum Pending {
     /// A request of the slot's start-up machine (its probe, `initialize`): the
     /// answer is the machine's ([`crate::upstream::startup`], `startup.rs`).
     Startup,
-    /// One page of our own listing of a kind.
-    List(ListKind),
     /// Our own request whose answer nobody needs (e.g. `logging/setLevel` fan-out).
     Internal,
     /// Our own `subscriptions/listen` to a modern server (`subscriptions.rs`): an
@@ -256,7 +254,7 @@ struct Slot {
     sandbox_warned: bool,
     /// The start-up of its current process (probe, handshake), while it runs
     /// ([`crate::upstream::startup`]; its findings stay readable once ready).
-    startup: Option<crate::upstream::startup::Startup<()>>,
+    startup: Option<crate::upstream::startup::Startup<catalog::Item>>,
     /// Its process exited on our probe once: it is started without one for the rest
     /// of the session (some SDKs exit on a request before `initialize`).
     probe_fatal: bool,
@@ -304,12 +302,6 @@ enum Timer {
     },
     /// Time to restart a failed upstream, if it is still the `instance` that failed.
     Restart { slot: usize, instance: InstanceId },
-    /// A listing of `slot` (our id `id`) ran out of time.
-    List {
-        slot: usize,
-        instance: InstanceId,
-        id: u64,
-    },
     /// The client has waited long enough for slow servers at start-up.
     StartupWait,
     /// A timer of a legacy client's task on a modern server (`tasks_poll.rs`).
@@ -655,20 +647,6 @@ impl Session {
             }
             Timer::Startup { slot, instance, id } => self.on_startup_timer(slot, instance, id),
             Timer::Restart { slot, instance } => self.on_restart_timer(slot, instance),
-            Timer::List {
-                slot: index,
-                instance,
-                id,
-            } => {
-                let Some(slot) = self.slots.get_mut(index) else {
-                    return;
-                };
-                let current = slot.upstream.as_ref().map(|u| u.instance) == Some(instance);
-                if current && let Some(Pending::List(kind)) = slot.pending.remove(&id) {
-                    tracing::error!(server = %slot.config.name, method = kind.method(), "the listing timed out; keeping what was listed before");
-                    self.abandon_listing(index, kind);
-                }
-            }
             Timer::Task(ref task) => self.on_task_timer(task),
             Timer::StartupWait => {
                 // Servers still starting no longer hold up the client: they join later,

@@ -68,16 +68,6 @@ impl Session {
         }
     }
 
-    /// The params of one of our own list requests to slot `index`.
-    pub(super) fn list_params(&self, index: usize, cursor: Option<&str>) -> Option<Value> {
-        let modern = match self.slots[index].state.era() {
-            Some(Era::Modern(version)) => Some((version, self.declared_capabilities(index, None))),
-            _ => None,
-        };
-        let modern = modern.as_ref().map(|(v, caps)| (*v, caps));
-        crate::upstream::listing::list_params(cursor, modern)
-    }
-
     /// Lists again each modern server's list of `kind` whose `ttlMs` has run out: a
     /// modern server sends no `list_changed` outside `subscriptions/listen`, so its
     /// `ttlMs` is the only word on when its list may have changed. The client is
@@ -100,7 +90,7 @@ impl Session {
             .collect();
         for index in expired {
             self.slots[index].refreshing[i] = true;
-            self.list(index, kind, None);
+            self.list(index, kind);
         }
     }
 

@@ -1,13 +1,15 @@
 //! The session's driver of each upstream's start-up machine
-//! ([`crate::upstream::startup`]): the probe, its wait and late answer, and the
-//! legacy handshake are the machine's; this file gives it ids from the slot's one id
-//! table (client calls share it), sends its lines, arms its waits on the session's
-//! timers, feeds it answers, waits run out and exits, and carries out what it says.
-//! The listings that follow (in parallel, again on `list_changed`) are the session's
-//! (`upstreams.rs`).
+//! ([`crate::upstream::startup`]): the probe, its wait and late answer, the legacy
+//! handshake and the paged listings are the machine's; this file gives it ids from
+//! the slot's one id table (client calls share it), sends its lines, arms its waits
+//! on the session's timers, feeds it answers, waits run out and exits, and carries
+//! out what it says. What the session keeps of a listing is its own: the previous
+//! list served while a new one runs and kept when it fails, `ttlMs` and when each
+//! kind was listed, and whether the client is told.
 
-use super::{Pending, Session, SlotState, Timer};
+use super::{ListState, Pending, Session, SlotState, Timer};
 use crate::era::Era;
+use crate::router::catalog::{self, Item, ListKind};
 use crate::upstream::InstanceId;
 use crate::upstream::handshake::Initialized;
 use crate::upstream::startup::{Action, Event, Greeting, Hello, Initialize, Startup};
@@ -31,11 +33,20 @@ impl Session {
         let greeting = Greeting {
             server: slot.config.name.to_string(),
             timeout: slot.config.request_timeout,
+            listing: handshake.clone(),
             handshake,
-            listing: serde_json::Value::Null,
             initialize: Initialize::Clients,
         };
-        let mut startup = Startup::new(greeting, |_, _| None);
+        let namespace = slot.config.namespace.clone();
+        let name = slot.config.name.clone();
+        let read = move |kind: ListKind, raw: &serde_json::value::RawValue| {
+            let item = catalog::read_item(kind, &namespace, raw)?;
+            if kind != ListKind::Templates && item.is_mapped(&namespace) {
+                tracing::info!(server = %name, item = %item.name, exposed = %item.exposed, "name mapped to a client-valid name");
+            }
+            Some((item.exposed.clone(), item))
+        };
+        let mut startup = Startup::new(greeting, read);
         let pending = &mut slot.pending;
         let actions = startup.start(!slot.probe_fatal, &mut || pending.mint(Pending::Startup));
         slot.startup = Some(startup);
@@ -43,7 +54,7 @@ impl Session {
     }
 
     /// Feeds slot `index`'s machine one event; what it asks (nothing without one).
-    pub(super) fn feed_machine(&mut self, index: usize, event: Event<'_>) -> Vec<Action<()>> {
+    pub(super) fn feed_machine(&mut self, index: usize, event: Event<'_>) -> Vec<Action<Item>> {
         let slot = &mut self.slots[index];
         let (Some(startup), pending) = (&mut slot.startup, &mut slot.pending) else {
             return Vec::new();
@@ -66,7 +77,25 @@ impl Session {
             return;
         }
         let actions = self.feed_machine(index, Event::TimedOut { id, unsent: None });
+        // An answer no longer awaited (a listing's page) leaves the id table now; a
+        // probe's late answer still counts.
+        let slot = &mut self.slots[index];
+        if !slot.startup.as_ref().is_some_and(|m| m.expects(id)) {
+            slot.pending.remove(&id);
+        }
         self.carry_out(index, actions, Fed::Wait);
+    }
+
+    /// Lists slot `index`'s items of `kind` (again, after `list_changed` or an
+    /// expired `ttlMs`; once more after the listing under way).
+    pub(super) fn list(&mut self, index: usize, kind: ListKind) {
+        let declared = self.declared_capabilities(index, None);
+        let slot = &mut self.slots[index];
+        let (Some(startup), pending) = (&mut slot.startup, &mut slot.pending) else {
+            return;
+        };
+        let actions = startup.list(kind, &declared, &mut || pending.mint(Pending::Startup));
+        self.carry_out(index, actions, Fed::Other);
     }
 
     /// Slot `index`'s process exited (`why`): whether its machine asks for it to be
@@ -101,7 +130,10 @@ impl Session {
     }
 
     /// What slot `index`'s machine asked for, after an event `fed`.
-    fn carry_out(&mut self, index: usize, actions: Vec<Action<()>>, fed: Fed) {
+    fn carry_out(&mut self, index: usize, actions: Vec<Action<Item>>, fed: Fed) {
+        // A listing's end is judged once the whole step is carried out (a listing
+        // done and begun again leaves the slot listing).
+        let mut listed = false;
         for action in actions {
             match action {
                 Action::Send { line, wait } => {
@@ -137,14 +169,59 @@ impl Session {
                         self.schedule_restart(index);
                     }
                 }
-                // An exit's restart is `exited_on_probe`'s; with
-                // `Initialize::Clients` the machine lists nothing (the session does).
-                Action::RestartWithoutProbe
-                | Action::Listing(_)
-                | Action::Listed(..)
-                | Action::ListRefused(..)
-                | Action::Done => {}
+                Action::Listing(kind) => {
+                    // The previous list stays served while this one runs.
+                    let state = &mut self.slots[index].lists[kind.index()];
+                    if !matches!(state, ListState::Listing { .. }) {
+                        let previous = match std::mem::take(state) {
+                            ListState::Listed(items) => items,
+                            _ => Vec::new(),
+                        };
+                        *state = ListState::Listing { previous };
+                    }
+                }
+                Action::Listed {
+                    kind,
+                    items,
+                    ttl_ms,
+                } => {
+                    let slot = &mut self.slots[index];
+                    let i = kind.index();
+                    slot.lists[i] = ListState::Listed(items);
+                    slot.listed_at[i] = Some(std::time::Instant::now());
+                    slot.list_ttl[i] = ttl_ms;
+                    // A refresh for an expired `ttlMs` is announced only if the catalog
+                    // changes (`rebuild_catalog`): a client that lists on `list_changed`
+                    // would otherwise make the next refresh, and so on.
+                    if !std::mem::take(&mut slot.refreshing[i]) {
+                        self.announce[i] = true;
+                    }
+                    listed = true;
+                }
+                Action::ListRefused(kind, why) => {
+                    tracing::error!(server = %self.slots[index].config.name, %why, "the listing failed; keeping what was listed before");
+                    self.abandon_listing(index, kind);
+                    listed = true;
+                }
+                Action::ListAbandoned(kind, why) => {
+                    tracing::error!(server = %self.slots[index].config.name, method = kind.method(), %why, "the listing timed out; keeping what was listed before");
+                    self.abandon_listing(index, kind);
+                    listed = true;
+                }
+                // An exit's restart is `exited_on_probe`'s; `Done` is the inventory's.
+                Action::RestartWithoutProbe | Action::Done => {}
             }
+        }
+        if listed {
+            self.after_state_change();
+        }
+    }
+
+    /// A listing that failed or timed out: what was listed before stays.
+    fn abandon_listing(&mut self, index: usize, kind: ListKind) {
+        let state = &mut self.slots[index].lists[kind.index()];
+        if let ListState::Listing { previous } = std::mem::take(state) {
+            *state = ListState::Listed(previous);
         }
     }
 
@@ -152,7 +229,7 @@ impl Session {
     /// client is there; a legacy one, initialized for the client, is listed now.
     fn on_slot_ready(&mut self, index: usize, era: Era, server: Initialized) {
         let slot = &mut self.slots[index];
-        let offered: Vec<crate::router::catalog::ListKind> = crate::router::catalog::ListKind::ALL
+        let offered: Vec<ListKind> = ListKind::ALL
             .into_iter()
             .filter(|k| server.capabilities.get(k.capability()).is_some())
             .collect();
@@ -173,7 +250,7 @@ impl Session {
             tracing::info!(server = %slot.config.name, ?instance, "upstream initialized");
             self.resubscribe(index);
             for kind in offered {
-                self.list(index, kind, None);
+                self.list(index, kind);
             }
         }
         self.after_state_change();

@@ -1,12 +1,13 @@
-//! The upstream side of the session: starting and stopping servers, their handshake and
-//! tool listings, and everything they send.
+//! The upstream side of the session: starting and stopping servers (their probe,
+//! handshake and listings are driven through their start-up machine, `startup.rs`),
+//! and everything they send.
 
 use bytes::Bytes;
 use serde_json::Value;
 
 use super::answer::Asker;
 use super::audit::Subject as AuditSubject;
-use super::catalog::{self, ListKind};
+use super::catalog::ListKind;
 use super::wire;
 use super::{
     ListState, NOISE_LOG_EVERY, Pending, Reverse, Session, Slot, SlotState, Timer, reparse,
@@ -178,7 +179,7 @@ impl Session {
                 .filter(|k| matches!(slot.lists[k.index()], ListState::None))
                 .collect();
             for kind in offered {
-                self.list(index, kind, None);
+                self.list(index, kind);
             }
             self.listen_upstream(index);
             return;
@@ -222,7 +223,6 @@ impl Session {
                 // A held call's record fails its retry (the instance is gone), a
                 // task's poll finds its server restarted.
                 Pending::Startup
-                | Pending::List(_)
                 | Pending::Internal
                 | Pending::Listen
                 | Pending::Held(_)
@@ -431,7 +431,6 @@ impl Session {
         };
         match pending {
             Pending::Startup => self.on_machine_answer(index, msg),
-            Pending::List(kind) => self.on_list_page(index, kind, msg),
             Pending::Internal => {}
             Pending::Listen => self.on_upstream_listen_closed(index, msg, id),
             Pending::Held(handle) => self.on_held_answer(msg, handle),
@@ -601,107 +600,6 @@ impl Session {
         self.reply(origin, msg.rewrite(Some(origin.id.as_str()), &edits));
     }
 
-    /// Starts (or continues, with `cursor`) listing one kind of a slot's items.
-    pub(super) fn list(&mut self, index: usize, kind: ListKind, cursor: Option<&str>) {
-        let slot = &mut self.slots[index];
-        let state = &mut slot.lists[kind.index()];
-        match (&mut *state, cursor) {
-            (ListState::Listing { again, .. }, None) => {
-                *again = true;
-                return;
-            }
-            (_, None) => {
-                let previous = match std::mem::take(state) {
-                    ListState::Listed(items) => items,
-                    _ => Vec::new(),
-                };
-                *state = ListState::Listing {
-                    previous,
-                    paging: upstream::listing::Paging::default(),
-                    again: false,
-                };
-            }
-            _ => {}
-        }
-        let id = slot.mint(Pending::List(kind));
-        let timeout = slot.config.request_timeout;
-        if let Some(instance) = slot.upstream.as_ref().map(|u| u.instance) {
-            self.timers.insert(
-                Timer::List {
-                    slot: index,
-                    instance,
-                    id,
-                },
-                timeout,
-            );
-        }
-        let params = self.list_params(index, cursor);
-        self.send_upstream_raw(index, wire::request(id, kind.method(), params.as_ref()));
-    }
-
-    /// A listing that failed or timed out: what was listed before stays.
-    pub(super) fn abandon_listing(&mut self, index: usize, kind: ListKind) {
-        let state = &mut self.slots[index].lists[kind.index()];
-        if let ListState::Listing { previous, .. } = std::mem::take(state) {
-            *state = ListState::Listed(previous);
-        }
-        self.after_state_change();
-    }
-
-    pub(super) fn on_list_page(&mut self, index: usize, kind: ListKind, msg: &Message) {
-        let slot = &mut self.slots[index];
-        let name = slot.config.name.clone();
-        let page = upstream::listing::read_page(msg, kind.method(), kind.field());
-        let ListState::Listing { paging, again, .. } = &mut slot.lists[kind.index()] else {
-            return;
-        };
-        let page = match page {
-            Ok(page) => page,
-            Err(why) => {
-                tracing::error!(server = %name, %why, "the listing failed; keeping what was listed before");
-                return self.abandon_listing(index, kind);
-            }
-        };
-        // A modern server's caching hint: the smallest over the listing's pages.
-        if paging.pages() == 0 {
-            slot.list_ttl[kind.index()] = None;
-        }
-        if let Some(ttl) = page.ttl_ms {
-            let kept = &mut slot.list_ttl[kind.index()];
-            *kept = Some(kept.map_or(ttl, |k| k.min(ttl)));
-        }
-        let namespace = &slot.config.namespace;
-        let of = upstream::listing::Of {
-            server: name.as_str(),
-            method: kind.method(),
-        };
-        let listed = page.items(kind.field()).unwrap_or_default().iter().copied();
-        let next = paging.take_page(listed, page.next_cursor.clone(), of, |raw| {
-            let item = catalog::read_item(kind, namespace, raw)?;
-            if kind != ListKind::Templates && item.is_mapped(namespace) {
-                tracing::info!(server = %name, item = %item.name, exposed = %item.exposed, "name mapped to a client-valid name");
-            }
-            Some((item.exposed.clone(), item))
-        });
-        if let Some(cursor) = next {
-            return self.list(index, kind, Some(&cursor));
-        }
-        let again = *again;
-        let items = std::mem::take(paging).into_items();
-        slot.lists[kind.index()] = ListState::Listed(items);
-        slot.listed_at[kind.index()] = Some(std::time::Instant::now());
-        // A refresh for an expired `ttlMs` is announced only if the catalog changes
-        // (`rebuild_catalog`): a client that lists on `list_changed` would otherwise
-        // make the next refresh, and so on.
-        if !std::mem::take(&mut slot.refreshing[kind.index()]) {
-            self.announce[kind.index()] = true;
-        }
-        if again {
-            self.list(index, kind, None);
-        }
-        self.after_state_change();
-    }
-
     /// A page of `resources/list` from one upstream: its URIs are remembered for
     /// routing, and its cursor becomes one of ours that also names the server.
     fn on_resources_page(&mut self, index: usize, msg: &Message, origin: &super::Origin) {
@@ -843,9 +741,9 @@ impl Session {
             return;
         }
         match method {
-            "notifications/tools/list_changed" => self.list(index, ListKind::Tools, None),
-            "notifications/prompts/list_changed" => self.list(index, ListKind::Prompts, None),
-            "notifications/resources/list_changed" => self.list(index, ListKind::Templates, None),
+            "notifications/tools/list_changed" => self.list(index, ListKind::Tools),
+            "notifications/prompts/list_changed" => self.list(index, ListKind::Prompts),
+            "notifications/resources/list_changed" => self.list(index, ListKind::Templates),
             // Progress belongs to a request in flight: a modern client (never
             // `initialized`) gets it too.
             "notifications/progress" => self.on_upstream_progress(index, msg),

@@ -283,7 +283,9 @@ impl Connection<'_> {
                     Action::AwaitClient => {}
                     Action::Ready { era, server } => ready = Some((era, server)),
                     Action::Listing(kind) => (self.progress)(Phase::Listing(pin_kind(kind))),
-                    Action::Listed(_, mut listed) => items.append(&mut listed),
+                    Action::Listed {
+                        items: mut listed, ..
+                    } => items.append(&mut listed),
                     // Tools are what a pin is for; prompts and templates are optional.
                     Action::ListRefused(ListKind::Tools, why) => {
                         return Err(Lost::Failed(why.to_string()));
@@ -306,7 +308,10 @@ impl Connection<'_> {
                     Action::Refused(why) => {
                         return Err(Lost::Failed(format!("refuses mcp-warden: {why}")));
                     }
-                    Action::Failed(why) => return Err(Lost::Failed(why)),
+                    // Ours: silence fails the server; a listing is never abandoned.
+                    Action::Failed(why) | Action::ListAbandoned(_, why) => {
+                        return Err(Lost::Failed(why));
+                    }
                     Action::RestartWithoutProbe => return Err(Lost::ExitedOnProbe),
                 }
             }

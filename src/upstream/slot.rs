@@ -154,13 +154,11 @@ pub enum ListState {
     /// Not listed (yet, or the server does not offer the kind).
     #[default]
     None,
-    /// A listing is under way; `again` when a `list_changed` arrived meanwhile.
+    /// A listing is under way (its pages are the start-up machine's,
+    /// [`super::startup`]).
     Listing {
         /// What was listed before (served until the new listing completes).
         previous: Vec<Item>,
-        /// The pages so far, by exposed name.
-        paging: super::listing::Paging<Item>,
-        again: bool,
     },
     Listed(Vec<Item>),
 }

@@ -35,8 +35,17 @@ use crate::router::catalog::ListKind;
 use crate::session::wire;
 
 /// Reads one listed item of a kind into its key (a name listed twice keeps its
-/// first definition) and what the driver keeps of it; `None` drops it.
-pub type ReadItem<T> = fn(ListKind, &RawValue) -> Option<(String, T)>;
+/// first definition) and what the driver keeps of it; `None` drops it. A closure,
+/// so the session's can know the server's namespace.
+struct ReadItem<T>(Box<ReadFn<T>>);
+
+type ReadFn<T> = dyn Fn(ListKind, &RawValue) -> Option<(String, T)> + Send + Sync;
+
+impl<T> std::fmt::Debug for ReadItem<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadItem")
+    }
+}
 
 /// Who a legacy server's `initialize` speaks for, and so what follows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,9 +57,13 @@ pub enum Initialize {
     Ours,
     /// For a client (`serve`): `initialize` waits for the client ([`Action::AwaitClient`],
     /// then [`Startup::client`]) and declares its version, capabilities and info; the
-    /// era is the client's version; the machine ends at ready (the session lists, in
-    /// parallel, and lists again on `list_changed`). A failed handshake is worded as
-    /// the session has always said it (`initialize failed: ANSWER`).
+    /// era is the client's version. Once ready, the machine lists what the driver asks
+    /// ([`Startup::list`]: each kind on its own, so in parallel; asked again while
+    /// listing, it lists once more after), for the life of the process; a listing
+    /// refused, unanswered or unreadable is abandoned ([`Action::ListRefused`],
+    /// [`Action::ListAbandoned`]: the driver keeps what it listed before), never
+    /// the server failed. A failed handshake is worded as the session has always said
+    /// it (`initialize failed: ANSWER`).
     Clients,
 }
 
@@ -118,12 +131,21 @@ pub enum Action<T> {
     AwaitClient,
     /// A listing of this kind begins.
     Listing(ListKind),
-    /// A kind is listed (within [`listing::MAX_PAGES`] and [`listing::MAX_ITEMS`]).
-    Listed(ListKind, Vec<T>),
+    /// A kind is listed (within [`listing::MAX_PAGES`] and [`listing::MAX_ITEMS`]);
+    /// `ttl_ms`: the smallest a modern server's pages gave.
+    Listed {
+        kind: ListKind,
+        items: Vec<T>,
+        ttl_ms: Option<u64>,
+    },
     /// A kind's listing was answered with an error or a malformed page; the next
     /// kind is listed all the same (whether that fails the server is the driver's).
     ListRefused(ListKind, PageError),
-    /// Every listing the server offers is done.
+    /// A listing's page was not answered in time, or too long to read
+    /// ([`Initialize::Clients`]; with [`Initialize::Ours`] that fails the server):
+    /// why.
+    ListAbandoned(ListKind, String),
+    /// Every listing the server offers is done ([`Initialize::Ours`]).
     Done,
     /// It speaks no version we speak (why); never started again by time.
     Refused(String),
@@ -186,10 +208,37 @@ enum Step<T> {
     Waiting { id: u64 },
     /// Legacy: `initialize` waits for the client ([`Initialize::Clients`]).
     AwaitingClient,
-    /// Listing a kind; the pages so far.
-    Listing { id: u64, paging: Paging<T> },
+    /// Listing a kind, one after the other ([`Initialize::Ours`]).
+    Listing(Lister<T>),
+    /// Ready ([`Initialize::Clients`]): the listings run each on its own
+    /// ([`Startup::lists`]).
+    Ready,
     /// Listed everything, or failed: events change nothing.
     Over,
+}
+
+/// One listing under way.
+#[derive(Debug)]
+struct Lister<T> {
+    /// The page awaited.
+    id: u64,
+    /// The pages so far.
+    paging: Paging<T>,
+    /// The smallest `ttlMs` of its pages.
+    ttl_ms: Option<u64>,
+    /// Asked again meanwhile: listed once more when done.
+    again: bool,
+}
+
+impl<T> Default for Lister<T> {
+    fn default() -> Self {
+        Self {
+            id: 0,
+            paging: Paging::default(),
+            ttl_ms: None,
+            again: false,
+        }
+    }
 }
 
 /// One server's start-up, from its first line to its last listing.
@@ -203,22 +252,28 @@ pub struct Startup<T> {
     step: Step<T>,
     /// The era and capabilities, once ready.
     ready: Option<(Era, Value)>,
-    /// The kinds still to list.
+    /// The kinds still to list ([`Initialize::Ours`]).
     kinds: Vec<ListKind>,
+    /// The listings under way, by [`ListKind::index`] ([`Initialize::Clients`]).
+    lists: [Option<Lister<T>>; 3],
 }
 
 impl<T> Startup<T> {
     /// A start-up of a freshly spawned process; `read` reads a listed item.
     #[must_use]
-    pub fn new(greeting: Greeting, read: ReadItem<T>) -> Self {
+    pub fn new(
+        greeting: Greeting,
+        read: impl Fn(ListKind, &RawValue) -> Option<(String, T)> + Send + Sync + 'static,
+    ) -> Self {
         Self {
             greeting,
-            read,
+            read: ReadItem(Box::new(read)),
             probed: Probed::default(),
             asked: HashMap::new(),
             step: Step::Idle,
             ready: None,
             kinds: Vec::new(),
+            lists: [None, None, None],
         }
     }
 
@@ -257,10 +312,10 @@ impl<T> Startup<T> {
                     self.after_probe(ProbeOutcome::Legacy, &mut out);
                 } else {
                     let method = pending.method();
-                    self.fail(
-                        format!("its answer to `{method}` was {skipped} bytes, over the limit of {DEFAULT_MAX_LINE} bytes"),
-                        &mut out,
+                    let why = format!(
+                        "its answer to `{method}` was {skipped} bytes, over the limit of {DEFAULT_MAX_LINE} bytes"
                     );
+                    self.fail_or_abandon(pending, why, &mut out);
                 }
             }
             Event::TimedOut { id, unsent } => {
@@ -288,7 +343,7 @@ impl<T> Startup<T> {
                                 super::timeout_text(self.wait_for(pending))
                             ),
                         };
-                        self.fail(why, &mut out);
+                        self.fail_or_abandon(pending, why, &mut out);
                     }
                     None => {}
                 }
@@ -324,6 +379,30 @@ impl<T> Startup<T> {
         out.actions
     }
 
+    /// Lists `kind` ([`Initialize::Clients`], once ready), declaring `declared` to a
+    /// modern server (the client's capabilities as mediated for it); a listing of
+    /// `kind` under way is done once more when it ends (a `list_changed` storm is
+    /// one more listing).
+    pub fn list(&mut self, kind: ListKind, declared: &Value, mint: Mint<'_>) -> Vec<Action<T>> {
+        let mut out = Out::new(mint);
+        if !matches!(self.step, Step::Ready) {
+            return out.actions;
+        }
+        self.greeting.listing.clone_from(declared);
+        match &mut self.lists[kind.index()] {
+            Some(lister) => lister.again = true,
+            None => self.start_listing(kind, &mut out),
+        }
+        out.actions
+    }
+
+    /// Whether an answer to our request `id` is still of use (a probe whose wait
+    /// ran out is: its late answer counts); the driver forgets the others.
+    #[must_use]
+    pub fn expects(&self, id: u64) -> bool {
+        self.asked.contains_key(&id)
+    }
+
     /// What the probes of this process learnt (its discover result's `ttlMs` and
     /// `serverInfo`, and whether it was started without one).
     #[must_use]
@@ -333,8 +412,9 @@ impl<T> Startup<T> {
 
     /// Whether request `id` is the one awaited now.
     fn awaits(&self, id: u64) -> bool {
-        match self.step {
-            Step::Waiting { id: w } | Step::Listing { id: w, .. } => w == id,
+        match &self.step {
+            Step::Waiting { id: w } | Step::Listing(Lister { id: w, .. }) => *w == id,
+            Step::Ready => self.lists.iter().flatten().any(|l| l.id == id),
             Step::Idle | Step::AwaitingClient | Step::Over => false,
         }
     }
@@ -418,6 +498,18 @@ impl<T> Startup<T> {
     fn fail(&mut self, why: String, out: &mut Out<'_, T>) {
         self.step = Step::Over;
         out.push(Action::Failed(why));
+    }
+
+    /// A request of `pending`'s went unanswered (`why`): a listing for a client is
+    /// abandoned, anything else fails the server.
+    fn fail_or_abandon(&mut self, pending: Pending, why: String, out: &mut Out<'_, T>) {
+        match (pending, &self.step) {
+            (Pending::List(kind), Step::Ready) => {
+                self.lists[kind.index()] = None;
+                out.push(Action::ListAbandoned(kind, why));
+            }
+            _ => self.fail(why, out),
+        }
     }
 
     fn on_answer(&mut self, msg: &Message, out: &mut Out<'_, T>) {
@@ -533,20 +625,21 @@ impl<T> Startup<T> {
     fn ready(&mut self, era: Era, server: Initialized, out: &mut Out<'_, T>) {
         // A late probe's `initialize`, or the probe itself, answered after this is dropped.
         self.asked.clear();
-        self.kinds = match self.greeting.initialize {
-            Initialize::Ours => ListKind::ALL
-                .into_iter()
-                .rev()
-                .filter(|k| server.capabilities.get(k.capability()).is_some())
-                .collect(),
-            Initialize::Clients => Vec::new(),
-        };
+        self.kinds = ListKind::ALL
+            .into_iter()
+            .rev()
+            .filter(|k| server.capabilities.get(k.capability()).is_some())
+            .collect();
         self.ready = Some((era, server.capabilities.clone()));
         out.push(Action::Ready {
             era,
             server: Box::new(server),
         });
-        self.next_listing(out);
+        match self.greeting.initialize {
+            Initialize::Ours => self.next_listing(out),
+            // The driver asks for each listing (a modern server's once the client is there).
+            Initialize::Clients => self.step = Step::Ready,
+        }
     }
 
     fn next_listing(&mut self, out: &mut Out<'_, T>) {
@@ -555,17 +648,26 @@ impl<T> Startup<T> {
                 self.step = Step::Over;
                 out.push(Action::Done);
             }
-            Some(kind) => {
-                out.push(Action::Listing(kind));
-                self.ask_page(kind, Paging::default(), None, out);
-            }
+            Some(kind) => self.start_listing(kind, out),
+        }
+    }
+
+    fn start_listing(&mut self, kind: ListKind, out: &mut Out<'_, T>) {
+        out.push(Action::Listing(kind));
+        self.ask_page(kind, Lister::default(), None, out);
+    }
+
+    /// A listing ended (listed or refused): the next kind ([`Initialize::Ours`]).
+    fn listing_ended(&mut self, out: &mut Out<'_, T>) {
+        if let Initialize::Ours = self.greeting.initialize {
+            self.next_listing(out);
         }
     }
 
     fn ask_page(
         &mut self,
         kind: ListKind,
-        paging: Paging<T>,
+        mut lister: Lister<T>,
         cursor: Option<&str>,
         out: &mut Out<'_, T>,
     ) {
@@ -574,16 +676,33 @@ impl<T> Startup<T> {
             _ => None,
         };
         let params = listing::list_params(cursor, modern.map(|v| (v, &self.greeting.listing)));
-        let id = self.send(
+        lister.id = self.send(
             Pending::List(kind),
             |id| wire::request(id, kind.method(), params.as_ref()),
             out,
         );
-        self.step = Step::Listing { id, paging };
+        match self.step {
+            Step::Ready => self.lists[kind.index()] = Some(lister),
+            _ => self.step = Step::Listing(lister),
+        }
+    }
+
+    /// The listing of `kind` under way, taken out to be carried on.
+    fn take_lister(&mut self, kind: ListKind) -> Option<Lister<T>> {
+        match self.step {
+            Step::Ready => self.lists[kind.index()].take(),
+            _ => match std::mem::replace(&mut self.step, Step::Idle) {
+                Step::Listing(lister) => Some(lister),
+                step => {
+                    self.step = step;
+                    None
+                }
+            },
+        }
     }
 
     fn on_page(&mut self, kind: ListKind, answer: &Message, out: &mut Out<'_, T>) {
-        let Step::Listing { mut paging, .. } = std::mem::replace(&mut self.step, Step::Idle) else {
+        let Some(mut lister) = self.take_lister(kind) else {
             return;
         };
         let (method, field) = (kind.method(), kind.field());
@@ -591,22 +710,42 @@ impl<T> Startup<T> {
             Ok(page) => page,
             Err(why) => {
                 out.push(Action::ListRefused(kind, why));
-                return self.next_listing(out);
+                return self.listing_ended(out);
             }
         };
+        // A modern server's caching hint: the smallest over the listing's pages.
+        if let Some(ttl) = page.ttl_ms {
+            lister.ttl_ms = Some(lister.ttl_ms.map_or(ttl, |kept| kept.min(ttl)));
+        }
         let of = Of {
             server: &self.greeting.server,
             method,
         };
-        let read = self.read;
-        let listed = page.items(field).unwrap_or_default().iter().copied();
-        if let Some(cursor) =
-            paging.take_page(listed, page.next_cursor.clone(), of, |raw| read(kind, raw))
-        {
-            self.ask_page(kind, paging, Some(&cursor), out);
+        let read_item = &self.read.0;
+        let items = page.items(field).unwrap_or_default().iter().copied();
+        let next = lister
+            .paging
+            .take_page(items, page.next_cursor.clone(), of, |raw| {
+                read_item(kind, raw)
+            });
+        if let Some(cursor) = next {
+            self.ask_page(kind, lister, Some(&cursor), out);
         } else {
-            out.push(Action::Listed(kind, paging.into_items()));
-            self.next_listing(out);
+            let Lister {
+                paging,
+                ttl_ms,
+                again,
+                ..
+            } = lister;
+            out.push(Action::Listed {
+                kind,
+                items: paging.into_items(),
+                ttl_ms,
+            });
+            if again {
+                self.start_listing(kind, out);
+            }
+            self.listing_ended(out);
         }
     }
 }
@@ -706,7 +845,17 @@ mod tests {
                 }
                 Action::Ready { era, .. } => format!("ready {era:?}"),
                 Action::Listing(kind) => format!("listing {}", kind.method()),
-                Action::Listed(kind, items) => format!("listed {} {items:?}", kind.method()),
+                Action::Listed {
+                    kind,
+                    items,
+                    ttl_ms: None,
+                } => format!("listed {} {items:?}", kind.method()),
+                Action::Listed {
+                    kind,
+                    items,
+                    ttl_ms: Some(ttl),
+                } => format!("listed {} {items:?} ttl {ttl}", kind.method()),
+                Action::ListAbandoned(kind, why) => format!("abandoned {}: {why}", kind.method()),
                 Action::ListRefused(kind, why) => format!("refused {}: {why}", kind.method()),
                 Action::Done => "done".into(),
                 Action::Refused(why) => format!("refuses us: {why}"),
@@ -1027,7 +1176,6 @@ mod tests {
         const READY: &[&str] = &[
             "send notifications/initialized",
             r#"ready Legacy("2025-03-26")"#,
-            "done",
         ];
         let scripts: &[Script] = &[
             (
@@ -1049,10 +1197,7 @@ mod tests {
                     (In::Client, &[]),
                     (In::Timeout(1), &["await the client"]),
                     (In::Client, &["send initialize#2"]),
-                    (
-                        In::Answer(1, MODERN),
-                        &[r#"ready Modern("2026-07-28")"#, "done"],
-                    ),
+                    (In::Answer(1, MODERN), &[r#"ready Modern("2026-07-28")"#]),
                     (In::Answer(2, LEGACY), &[]),
                     (In::Timeout(2), &[]),
                 ],
@@ -1067,7 +1212,7 @@ mod tests {
                             1,
                             r#""result":{"supportedVersions":["2026-07-28"],"capabilities":{"tools":{}}}"#,
                         ),
-                        &[r#"ready Modern("2026-07-28")"#, "done"],
+                        &[r#"ready Modern("2026-07-28")"#],
                     ),
                     (In::Client, &[]),
                 ],
@@ -1112,10 +1257,7 @@ mod tests {
                         ),
                         &["send server/discover#3"],
                     ),
-                    (
-                        In::Answer(3, MODERN),
-                        &[r#"ready Modern("2026-07-28")"#, "done"],
-                    ),
+                    (In::Answer(3, MODERN), &[r#"ready Modern("2026-07-28")"#]),
                 ],
             ),
             (
@@ -1185,6 +1327,94 @@ mod tests {
         assert_eq!(sent["params"]["clientInfo"], hello.info);
     }
 
+    #[test]
+    fn for_a_client_each_kind_is_listed_on_its_own_and_again_when_asked() {
+        let mut m = machine_for(Initialize::Clients);
+        m.start(false);
+        feed(&mut m, In::Client);
+        let ready = feed(&mut m, In::Answer(1, LEGACY));
+        assert_eq!(ready[1], r#"ready Legacy("2025-03-26")"#);
+        let list = |m: &mut Driven, kind| {
+            let last = &mut m.last;
+            show(m.startup.list(kind, &serde_json::json!({}), &mut || {
+                *last += 1;
+                *last
+            }))
+        };
+        // Both kinds at once; asked again while listing: once more after.
+        assert_eq!(
+            list(&mut m, ListKind::Tools),
+            ["listing tools/list", "send tools/list#2"]
+        );
+        assert_eq!(
+            list(&mut m, ListKind::Prompts),
+            ["listing prompts/list", "send prompts/list#3"]
+        );
+        assert!(list(&mut m, ListKind::Tools).is_empty());
+        assert!(
+            list(&mut m, ListKind::Tools).is_empty(),
+            "a storm is one more"
+        );
+        let steps: &[(In, &[&str])] = &[
+            (
+                In::Answer(3, r#""result":{"prompts":[{"name":"p"}],"nextCursor":"c"}"#),
+                &["send prompts/list#4"],
+            ),
+            (
+                In::Answer(2, r#""result":{"tools":[{"name":"a"}],"ttlMs":500}"#),
+                &[
+                    r#"listed tools/list ["a"] ttl 500"#,
+                    "listing tools/list",
+                    "send tools/list#5",
+                ],
+            ),
+            // A page that fails: refused, the server is not.
+            (
+                In::Answer(4, NOT_FOUND),
+                &["refused prompts/list: `prompts/list` failed: error -32601: no"],
+            ),
+            (In::Answer(4, r#""result":{"prompts":[]}"#), &[]),
+            // Silence: abandoned, and asked again later.
+            (
+                In::Timeout(5),
+                &["abandoned tools/list: did not answer `tools/list` within 10s"],
+            ),
+            (In::Answer(5, r#""result":{"tools":[]}"#), &[]),
+            (In::Overlong(9), &[]),
+        ];
+        for (step, (input, want)) in steps.iter().enumerate() {
+            assert_eq!(feed(&mut m, *input), *want, "step {step}: {input:?}");
+        }
+        assert!(!m.startup.expects(5), "an abandoned page is forgotten");
+        assert_eq!(
+            list(&mut m, ListKind::Tools),
+            ["listing tools/list", "send tools/list#6"]
+        );
+        assert_eq!(
+            feed(&mut m, In::Overlong(6)),
+            [
+                "abandoned tools/list: its answer to `tools/list` was 9 bytes, over the limit of 8388608 bytes"
+            ]
+        );
+        // An exit ends it; nothing more is listed.
+        assert_eq!(feed(&mut m, In::Exit), ["failed: exited (signal 9)"]);
+        assert!(list(&mut m, ListKind::Tools).is_empty());
+    }
+
+    #[test]
+    fn for_a_client_nothing_is_listed_before_ready() {
+        let mut m = machine_for(Initialize::Clients);
+        m.start(true);
+        let last = &mut m.last;
+        let asked = m
+            .startup
+            .list(ListKind::Tools, &serde_json::json!({}), &mut || {
+                *last += 1;
+                *last
+            });
+        assert!(asked.is_empty());
+    }
+
     /// Answers every list request until the machine stops asking; the listed items.
     fn list_until_done(page: impl Fn(u64) -> String) -> (u64, Vec<String>) {
         let mut startup = machine();
@@ -1202,7 +1432,7 @@ mod tests {
                         wait: Some((id, _)),
                         ..
                     } => next = Some(id),
-                    Action::Listed(_, items) => return (asked, items),
+                    Action::Listed { items, .. } => return (asked, items),
                     _ => {}
                 }
             }
