@@ -349,12 +349,7 @@ impl<T> Startup<T> {
                 }
             }
             Event::Exited(why) => {
-                let probing = self.probing();
-                let state = match probing {
-                    Some(version) => SlotState::Probing { version },
-                    None => SlotState::Spawned,
-                };
-                if self.probed.restart_without_probe(&state, false) {
+                if self.probed.restart_without_probe(self.probing()) {
                     self.step = Step::Over;
                     out.push(Action::RestartWithoutProbe);
                 } else {
