@@ -229,10 +229,7 @@ impl Session {
     /// client is there; a legacy one, initialized for the client, is listed now.
     fn on_slot_ready(&mut self, index: usize, era: Era, server: Initialized) {
         let slot = &mut self.slots[index];
-        let offered: Vec<ListKind> = ListKind::ALL
-            .into_iter()
-            .filter(|k| server.capabilities.get(k.capability()).is_some())
-            .collect();
+        let offered: Vec<ListKind> = ListKind::offered(&server.capabilities).collect();
         slot.state = SlotState::Ready {
             era,
             instructions: server.instructions,

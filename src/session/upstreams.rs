@@ -173,9 +173,7 @@ impl Session {
             ..
         } = &slot.state
         {
-            let offered: Vec<ListKind> = ListKind::ALL
-                .into_iter()
-                .filter(|k| capabilities.get(k.capability()).is_some())
+            let offered: Vec<ListKind> = ListKind::offered(capabilities)
                 .filter(|k| matches!(slot.lists[k.index()], ListState::None))
                 .collect();
             for kind in offered {

@@ -620,11 +620,8 @@ impl<T> Startup<T> {
     fn ready(&mut self, era: Era, server: Initialized, out: &mut Out<'_, T>) {
         // A late probe's `initialize`, or the probe itself, answered after this is dropped.
         self.asked.clear();
-        self.kinds = ListKind::ALL
-            .into_iter()
-            .rev()
-            .filter(|k| server.capabilities.get(k.capability()).is_some())
-            .collect();
+        // Popped from the end: listed in the order of their index.
+        self.kinds = ListKind::offered(&server.capabilities).rev().collect();
         self.ready = Some((era, server.capabilities.clone()));
         out.push(Action::Ready {
             era,
