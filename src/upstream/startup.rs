@@ -1,6 +1,7 @@
 //! One server's start-up as a sans-I/O state machine: the era probe (its wait, a
 //! late answer, a second probe at a version the server names, an exit on it), the
-//! legacy handshake, and the paged listings its capabilities offer.
+//! legacy handshake, and the paged listings its capabilities offer (for `serve`,
+//! also the listings again for the life of the process).
 //!
 //! The machine writes no byte and sets no timer: it takes [`Event`]s (an answer from
 //! the server, a request's wait run out, the process gone) and returns [`Action`]s
@@ -93,7 +94,8 @@ pub struct Greeting {
     /// The client capabilities declared in the probe (and in `initialize` with
     /// [`Initialize::Ours`]).
     pub handshake: Value,
-    /// The client capabilities declared in a modern server's list requests.
+    /// The client capabilities declared in a modern server's list requests (with
+    /// [`Initialize::Clients`], those given to each [`Startup::list`] since).
     pub listing: Value,
     /// Whom `initialize` speaks for.
     pub initialize: Initialize,
