@@ -6,8 +6,9 @@
 //! One mode: `--legacy` (`server/discover` is -32601), `--dual` (answers both eras;
 //! the first request locks the era, like the Python SDK's runner), `--modern-only`
 //! (`initialize` is -32022 naming 2026-07-28), `--refuse` (modern at 2099-01-01 only),
-//! `--garbage-probe` / `--silent-probe` / `--exit-on-probe` (legacy servers that
-//! answer the probe with a non-JSON line, never, or by exiting).
+//! `--garbage-probe` / `--silent-probe` / `--exit-on-probe` / `--overlong-probe`
+//! (legacy servers that answer the probe with a non-JSON line, never, by exiting, or
+//! with a discover result over mcp-warden's 8 MiB line limit).
 //! A modern server's `tools/list` also has `listed_N` (N: its count of listings) and
 //! `ttlMs` 45000 (`--list-ttl MS`).
 //! `--subscribe`: resources offer `subscribe` (legacy `resources/subscribe` and
@@ -52,6 +53,7 @@ enum Mode {
     GarbageProbe,
     SilentProbe,
     ExitOnProbe,
+    OverlongProbe,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -119,6 +121,7 @@ fn main() {
             "--garbage-probe" => mode = Mode::GarbageProbe,
             "--silent-probe" => mode = Mode::SilentProbe,
             "--exit-on-probe" => mode = Mode::ExitOnProbe,
+            "--overlong-probe" => mode = Mode::OverlongProbe,
             "--probe-delay" => probe_delay = args.next().unwrap().parse().unwrap(),
             "--list-ttl" => list_ttl = args.next().unwrap().parse().unwrap(),
             "--starts" => {
@@ -158,6 +161,10 @@ fn main() {
                 }
                 Mode::SilentProbe => {}
                 Mode::ExitOnProbe => std::process::exit(3),
+                Mode::OverlongProbe => answer(
+                    &id,
+                    json!({"supportedVersions": ["2026-07-28"], "capabilities": {}, "pad": "x".repeat(9 << 20)}),
+                ),
                 Mode::Refuse => error(
                     &id,
                     -32022,

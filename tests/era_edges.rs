@@ -327,6 +327,26 @@ fn the_probe_falls_back_to_legacy_on_garbage_silence_and_exit() {
     assert_eq!(count, 2, "starts");
 }
 
+/// Regression: a discover result over the line limit used to leave the slot probing
+/// for good (the overlong line dropped its id, so the probe's wait found nothing):
+/// the client's `initialize` waited the whole start-up wait and the server was never
+/// initialized. It is legacy after the probe's wait, as a silent one is.
+#[test]
+fn an_overlong_answer_to_the_probe_is_taken_for_a_legacy_server() {
+    let (_env, mut serve) = serve_with(&[("big", "--overlong-probe")]);
+    let started = std::time::Instant::now();
+    serve.initialize();
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(8),
+        "initialize held {waited:?}"
+    );
+    let tools = serve.tool_names(1);
+    assert!(tools.contains(&"big__echo".to_owned()), "{tools:?}");
+    let echo = serve.call_tool(2, "big__echo", json!({"message": "legacy"}));
+    assert_eq!(text(&echo), "legacy");
+}
+
 #[test]
 fn a_server_that_refuses_us_is_told_to_the_client() {
     let (_env, mut serve) = serve_with(&[("future", "--refuse"), ("old", "--legacy")]);

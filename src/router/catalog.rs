@@ -64,6 +64,14 @@ impl ListKind {
         }
     }
 
+    /// The kinds a server's `capabilities` offer, in the order of their index.
+    #[must_use]
+    pub fn offered(capabilities: &serde_json::Value) -> impl DoubleEndedIterator<Item = Self> + '_ {
+        Self::ALL
+            .into_iter()
+            .filter(|k| capabilities.get(k.capability()).is_some())
+    }
+
     /// The notification that tells the client this kind changed.
     #[must_use]
     pub fn changed_notification(self) -> &'static str {
@@ -308,6 +316,15 @@ pub use super::uri::template_matches;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kinds_offered_are_read_from_the_capabilities_in_index_order() {
+        let caps =
+            serde_json::json!({"resources": {}, "tools": {"listChanged": true}, "logging": {}});
+        let offered: Vec<ListKind> = ListKind::offered(&caps).collect();
+        assert_eq!(offered, [ListKind::Tools, ListKind::Templates]);
+        assert_eq!(ListKind::offered(&serde_json::Value::Null).count(), 0);
+    }
 
     fn items(kind: ListKind, ns: &str, json: &str) -> Vec<Item> {
         let page: Page<'_> = serde_json::from_str(json).expect("page");

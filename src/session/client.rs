@@ -309,7 +309,12 @@ impl Session {
             .slots
             .iter()
             .filter(|s| s.state.era().is_some_and(crate::era::Era::is_modern))
-            .map(|s| s.probed.ttl_ms.unwrap_or(0))
+            .map(|s| {
+                s.startup
+                    .as_ref()
+                    .and_then(|m| m.probed().ttl_ms)
+                    .unwrap_or(0)
+            })
             .min()
             .unwrap_or(0);
         let result = wire::discover_result(&capabilities, instructions.as_deref(), ttl);

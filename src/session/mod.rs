@@ -28,7 +28,8 @@
 //!
 //! # Files
 //! This file holds the state and the event loop; `client.rs` handles what the client
-//! sends, `upstreams.rs` starts the servers and handles what they send, `policy.rs`
+//! sends, `upstreams.rs` starts the servers and handles what they send (`startup.rs`
+//! drives each one's start-up machine, [`crate::upstream::startup`]), `policy.rs`
 //! and `pins.rs` wire the decide and hold stages ([`crate::stages`]) in, `answer.rs`
 //! is the one place a stopped message becomes an answer and an audit record,
 //! `audit.rs` queues the records, and [`wire`] writes the messages mcp-warden makes
@@ -44,6 +45,7 @@ mod policy;
 mod probe;
 mod reload;
 mod server_requests;
+mod startup;
 mod subscriptions;
 mod task_listen;
 mod tasks;
@@ -179,15 +181,9 @@ impl Origin {
 /// What an id we sent to an upstream stands for.
 #[derive(Debug)]
 enum Pending {
-    /// Our `server/discover` probe, at this version.
-    Probe(&'static str),
-    /// A probe that timed out: a late discover result still makes the server modern
-    /// (a slow start, not a legacy server).
-    LateProbe(&'static str),
-    /// Our `initialize`.
-    Init,
-    /// One page of our own listing of a kind.
-    List(ListKind),
+    /// A request of the slot's start-up machine (its probe, `initialize`): the
+    /// answer is the machine's ([`crate::upstream::startup`], `startup.rs`).
+    Startup,
     /// Our own request whose answer nobody needs (e.g. `logging/setLevel` fan-out).
     Internal,
     /// Our own `subscriptions/listen` to a modern server (`subscriptions.rs`): an
@@ -256,8 +252,12 @@ struct Slot {
     log_level: Option<String>,
     /// Whether missing sandbox layers were already said for this server.
     sandbox_warned: bool,
-    /// What the probe of its process learnt.
-    probed: crate::upstream::slot::Probed,
+    /// The start-up of its current process (probe, handshake), while it runs
+    /// ([`crate::upstream::startup`]; its findings stay readable once ready).
+    startup: Option<crate::upstream::startup::Startup<catalog::Item>>,
+    /// Its process exited on our probe once: it is started without one for the rest
+    /// of the session (some SDKs exit on a request before `initialize`).
+    probe_fatal: bool,
     /// Per [`ListKind`]: the `ttlMs` of its last listing (a modern server's; the
     /// smallest over its pages).
     list_ttl: [Option<u64>; 3],
@@ -294,22 +294,14 @@ enum Timer {
         instance: InstanceId,
         id: u64,
     },
-    /// An upstream's `initialize` ran out of time.
-    Init { slot: usize, instance: InstanceId },
-    /// An upstream did not answer our probe in time: it is legacy.
-    Probe {
+    /// A request of an upstream's start-up machine (our id `id`) waited its time.
+    Startup {
         slot: usize,
         instance: InstanceId,
         id: u64,
     },
     /// Time to restart a failed upstream, if it is still the `instance` that failed.
     Restart { slot: usize, instance: InstanceId },
-    /// A listing of `slot` (our id `id`) ran out of time.
-    List {
-        slot: usize,
-        instance: InstanceId,
-        id: u64,
-    },
     /// The client has waited long enough for slow servers at start-up.
     StartupWait,
     /// A timer of a legacy client's task on a modern server (`tasks_poll.rs`).
@@ -653,44 +645,8 @@ impl Session {
                     }
                 }
             }
-            Timer::Init {
-                slot: index,
-                instance,
-            } => {
-                let Some(slot) = self.slots.get(index) else {
-                    return;
-                };
-                let current = slot.upstream.as_ref().map(|u| u.instance) == Some(instance);
-                if current && matches!(slot.state, SlotState::Initializing) {
-                    let why = format!(
-                        "did not answer `initialize` within {}",
-                        crate::upstream::timeout_text(slot.config.request_timeout)
-                    );
-                    tracing::error!(server = %slot.config.name, %why, "upstream handshake timed out");
-                    self.fail_slot(index, &why);
-                    if let Some(up) = self.slots[index].upstream.take() {
-                        self.instances.remove(&up.instance);
-                        self.stopping.spawn(up.shutdown());
-                    }
-                    self.schedule_restart(index);
-                }
-            }
+            Timer::Startup { slot, instance, id } => self.on_startup_timer(slot, instance, id),
             Timer::Restart { slot, instance } => self.on_restart_timer(slot, instance),
-            Timer::Probe { slot, instance, id } => self.on_probe_timeout(slot, instance, id),
-            Timer::List {
-                slot: index,
-                instance,
-                id,
-            } => {
-                let Some(slot) = self.slots.get_mut(index) else {
-                    return;
-                };
-                let current = slot.upstream.as_ref().map(|u| u.instance) == Some(instance);
-                if current && let Some(Pending::List(kind)) = slot.pending.remove(&id) {
-                    tracing::error!(server = %slot.config.name, method = kind.method(), "the listing timed out; keeping what was listed before");
-                    self.abandon_listing(index, kind);
-                }
-            }
             Timer::Task(ref task) => self.on_task_timer(task),
             Timer::StartupWait => {
                 // Servers still starting no longer hold up the client: they join later,

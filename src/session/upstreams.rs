@@ -1,12 +1,13 @@
-//! The upstream side of the session: starting and stopping servers, their handshake and
-//! tool listings, and everything they send.
+//! The upstream side of the session: starting and stopping servers (their probe,
+//! handshake and listings are driven through their start-up machine, `startup.rs`),
+//! and everything they send.
 
 use bytes::Bytes;
 use serde_json::Value;
 
 use super::answer::Asker;
 use super::audit::Subject as AuditSubject;
-use super::catalog::{self, ListKind};
+use super::catalog::ListKind;
 use super::wire;
 use super::{
     ListState, NOISE_LOG_EVERY, Pending, Reverse, Session, Slot, SlotState, Timer, reparse,
@@ -63,7 +64,8 @@ impl Session {
                 refused: None,
                 log_level: None,
                 sandbox_warned: false,
-                probed: crate::upstream::slot::Probed::default(),
+                startup: None,
+                probe_fatal: false,
                 list_ttl: [None; 3],
                 listed_at: [None; 3],
                 refreshing: [false; 3],
@@ -101,14 +103,7 @@ impl Session {
                 slot.upstream = Some(up);
                 slot.state = SlotState::Spawned;
                 slot.list_ttl = [None; 3];
-                if slot.probed.fatal {
-                    if self.client.started {
-                        self.begin_handshake(index);
-                    }
-                } else {
-                    slot.probed = crate::upstream::slot::Probed::default();
-                    self.send_probe(index, crate::era::MODERN_VERSIONS[0]);
-                }
+                self.start_machine(index);
             }
             Err(e) => {
                 tracing::error!(server = %slot.config.name, error = %e, "upstream failed to start");
@@ -178,40 +173,17 @@ impl Session {
             ..
         } = &slot.state
         {
-            let offered: Vec<ListKind> = ListKind::ALL
-                .into_iter()
-                .filter(|k| capabilities.get(k.capability()).is_some())
+            let offered: Vec<ListKind> = ListKind::offered(capabilities)
                 .filter(|k| matches!(slot.lists[k.index()], ListState::None))
                 .collect();
             for kind in offered {
-                self.list(index, kind, None);
+                self.list(index, kind);
             }
             self.listen_upstream(index);
             return;
         }
-        if !matches!(slot.state, SlotState::Spawned) {
-            return;
-        }
-        let Some(instance) = slot.upstream.as_ref().map(|u| u.instance) else {
-            return;
-        };
-        let id = slot.mint(Pending::Init);
-        let line = wire::upstream_initialize(
-            id,
-            self.client.version,
-            &self.client.capabilities,
-            &self.client.info,
-        );
-        slot.state = SlotState::Initializing;
-        let timeout = slot.config.request_timeout;
-        self.timers.insert(
-            Timer::Init {
-                slot: index,
-                instance,
-            },
-            timeout,
-        );
-        self.send_upstream_raw(index, line);
+        // A legacy server awaiting the client: its machine's `initialize`.
+        self.hello_machine(index);
     }
 
     /// Marks a slot failed: every request waiting on it gets -32004 naming the server.
@@ -224,6 +196,7 @@ impl Session {
             }
         }
         slot.state = SlotState::Failed(why.to_owned());
+        slot.startup = None;
         slot.lists = Default::default();
         let pending: Vec<Pending> = slot.pending.drain().map(|(_, p)| p).collect();
         for p in pending {
@@ -247,10 +220,7 @@ impl Session {
                 }
                 // A held call's record fails its retry (the instance is gone), a
                 // task's poll finds its server restarted.
-                Pending::Probe(_)
-                | Pending::LateProbe(_)
-                | Pending::Init
-                | Pending::List(_)
+                Pending::Startup
                 | Pending::Internal
                 | Pending::Listen
                 | Pending::Held(_)
@@ -302,11 +272,8 @@ impl Session {
                 let name = self.slots[index].config.name.clone();
                 self.slots[index].upstream = None;
                 let before_handshake = self.slots[index].state.is_starting();
-                let slot = &mut self.slots[index];
-                if slot
-                    .probed
-                    .restart_without_probe(&slot.state, slot.refused.is_some())
-                {
+                let why = upstream::exit_reason(&status, &stderr_tail);
+                if self.slots[index].refused.is_none() && self.exited_on_probe(index, why.clone()) {
                     // Some SDKs exit on any request before `initialize`: such a server
                     // is legacy. Started again at once, without a probe and without
                     // counting as a failure (it did not fail; we asked the wrong way).
@@ -320,7 +287,6 @@ impl Session {
                     self.fail_slot(index, &why);
                     return;
                 }
-                let why = upstream::exit_reason(&status, &stderr_tail);
                 tracing::error!(server = %name, %why, "upstream exited");
                 if self.client.initialized {
                     self.out.push_back(wire::log_message(
@@ -462,10 +428,7 @@ impl Session {
             return;
         };
         match pending {
-            Pending::Probe(version) => self.on_probe_answer(index, msg, version),
-            Pending::LateProbe(version) => self.on_late_probe_answer(index, msg, version),
-            Pending::Init => self.on_upstream_initialized(index, msg),
-            Pending::List(kind) => self.on_list_page(index, kind, msg),
+            Pending::Startup => self.on_machine_answer(index, msg),
             Pending::Internal => {}
             Pending::Listen => self.on_upstream_listen_closed(index, msg, id),
             Pending::Held(handle) => self.on_held_answer(msg, handle),
@@ -635,158 +598,6 @@ impl Session {
         self.reply(origin, msg.rewrite(Some(origin.id.as_str()), &edits));
     }
 
-    pub(super) fn on_upstream_initialized(&mut self, index: usize, msg: &Message) {
-        let slot = &mut self.slots[index];
-        let instance = slot.upstream.as_ref().map(|u| u.instance);
-        let parsed = upstream::handshake::Initialized::read(msg);
-        // A late discover result made it modern meanwhile: this answer is moot.
-        if slot.state.era().is_some_and(crate::era::Era::is_modern) {
-            tracing::debug!(server = %slot.config.name, "`initialize` answered after a late discover result; ignored");
-            return;
-        }
-        // A modern-only server (or one a timed-out probe locked into the modern era)
-        // refuses `initialize` with -32022 naming its versions.
-        if let Some(supported) = crate::era::probe::unsupported_versions(msg) {
-            match slot
-                .probed
-                .after_initialize_refused(&supported, self.client.version)
-            {
-                Ok(version) => {
-                    slot.state = SlotState::Spawned;
-                    return self.send_probe(index, version);
-                }
-                Err(why) => return self.refuses_us(index, &why),
-            }
-        }
-        let Some(result) = parsed else {
-            let why = if matches!(msg.kind(), Kind::Response { is_error: true, .. }) {
-                format!("initialize failed: {}", String::from_utf8_lossy(msg.raw()))
-            } else {
-                "initialize answer has no valid result".to_owned()
-            };
-            tracing::error!(server = %slot.config.name, %why, "upstream handshake failed");
-            self.fail_slot(index, &why);
-            return;
-        };
-        let offered: Vec<ListKind> = ListKind::ALL
-            .into_iter()
-            .filter(|k| result.capabilities.get(k.capability()).is_some())
-            .collect();
-        slot.state = SlotState::Ready {
-            era: crate::era::Era::Legacy(self.client.version),
-            instructions: result.instructions,
-            capabilities: result.capabilities,
-        };
-        tracing::info!(server = %slot.config.name, ?instance, "upstream initialized");
-        self.send_upstream_raw(index, wire::notification("notifications/initialized", None));
-        self.resubscribe(index);
-        for kind in offered {
-            self.list(index, kind, None);
-        }
-        self.after_state_change();
-    }
-
-    /// Starts (or continues, with `cursor`) listing one kind of a slot's items.
-    pub(super) fn list(&mut self, index: usize, kind: ListKind, cursor: Option<&str>) {
-        let slot = &mut self.slots[index];
-        let state = &mut slot.lists[kind.index()];
-        match (&mut *state, cursor) {
-            (ListState::Listing { again, .. }, None) => {
-                *again = true;
-                return;
-            }
-            (_, None) => {
-                let previous = match std::mem::take(state) {
-                    ListState::Listed(items) => items,
-                    _ => Vec::new(),
-                };
-                *state = ListState::Listing {
-                    previous,
-                    paging: upstream::listing::Paging::default(),
-                    again: false,
-                };
-            }
-            _ => {}
-        }
-        let id = slot.mint(Pending::List(kind));
-        let timeout = slot.config.request_timeout;
-        if let Some(instance) = slot.upstream.as_ref().map(|u| u.instance) {
-            self.timers.insert(
-                Timer::List {
-                    slot: index,
-                    instance,
-                    id,
-                },
-                timeout,
-            );
-        }
-        let params = self.list_params(index, cursor);
-        self.send_upstream_raw(index, wire::request(id, kind.method(), params.as_ref()));
-    }
-
-    /// A listing that failed or timed out: what was listed before stays.
-    pub(super) fn abandon_listing(&mut self, index: usize, kind: ListKind) {
-        let state = &mut self.slots[index].lists[kind.index()];
-        if let ListState::Listing { previous, .. } = std::mem::take(state) {
-            *state = ListState::Listed(previous);
-        }
-        self.after_state_change();
-    }
-
-    pub(super) fn on_list_page(&mut self, index: usize, kind: ListKind, msg: &Message) {
-        let slot = &mut self.slots[index];
-        let name = slot.config.name.clone();
-        let page = upstream::listing::read_page(msg, kind.method(), kind.field());
-        let ListState::Listing { paging, again, .. } = &mut slot.lists[kind.index()] else {
-            return;
-        };
-        let page = match page {
-            Ok(page) => page,
-            Err(why) => {
-                tracing::error!(server = %name, %why, "the listing failed; keeping what was listed before");
-                return self.abandon_listing(index, kind);
-            }
-        };
-        // A modern server's caching hint: the smallest over the listing's pages.
-        if paging.pages() == 0 {
-            slot.list_ttl[kind.index()] = None;
-        }
-        if let Some(ttl) = page.ttl_ms {
-            let kept = &mut slot.list_ttl[kind.index()];
-            *kept = Some(kept.map_or(ttl, |k| k.min(ttl)));
-        }
-        let namespace = &slot.config.namespace;
-        let of = upstream::listing::Of {
-            server: name.as_str(),
-            method: kind.method(),
-        };
-        let listed = page.items(kind.field()).unwrap_or_default().iter().copied();
-        let next = paging.take_page(listed, page.next_cursor.clone(), of, |raw| {
-            let item = catalog::read_item(kind, namespace, raw)?;
-            if kind != ListKind::Templates && item.is_mapped(namespace) {
-                tracing::info!(server = %name, item = %item.name, exposed = %item.exposed, "name mapped to a client-valid name");
-            }
-            Some((item.exposed.clone(), item))
-        });
-        if let Some(cursor) = next {
-            return self.list(index, kind, Some(&cursor));
-        }
-        let again = *again;
-        let items = std::mem::take(paging).into_items();
-        slot.lists[kind.index()] = ListState::Listed(items);
-        slot.listed_at[kind.index()] = Some(std::time::Instant::now());
-        // A refresh for an expired `ttlMs` is announced only if the catalog changes
-        // (`rebuild_catalog`): a client that lists on `list_changed` would otherwise
-        // make the next refresh, and so on.
-        if !std::mem::take(&mut slot.refreshing[kind.index()]) {
-            self.announce[kind.index()] = true;
-        }
-        if again {
-            self.list(index, kind, None);
-        }
-        self.after_state_change();
-    }
-
     /// A page of `resources/list` from one upstream: its URIs are remembered for
     /// routing, and its cursor becomes one of ours that also names the server.
     fn on_resources_page(&mut self, index: usize, msg: &Message, origin: &super::Origin) {
@@ -928,9 +739,9 @@ impl Session {
             return;
         }
         match method {
-            "notifications/tools/list_changed" => self.list(index, ListKind::Tools, None),
-            "notifications/prompts/list_changed" => self.list(index, ListKind::Prompts, None),
-            "notifications/resources/list_changed" => self.list(index, ListKind::Templates, None),
+            "notifications/tools/list_changed" => self.list(index, ListKind::Tools),
+            "notifications/prompts/list_changed" => self.list(index, ListKind::Prompts),
+            "notifications/resources/list_changed" => self.list(index, ListKind::Templates),
             // Progress belongs to a request in flight: a modern client (never
             // `initialized`) gets it too.
             "notifications/progress" => self.on_upstream_progress(index, msg),

@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::startup::{Action, Event, Greeting, Mint, Startup};
+use super::startup::{Action, Event, Greeting, Initialize, Mint, Startup};
 use crate::config::{ServerConfig, ServerName};
 use crate::jsonrpc::error::result_response;
 use crate::jsonrpc::message::Parsed;
@@ -257,6 +257,7 @@ impl Connection<'_> {
             timeout: self.timeout,
             handshake: declared_capabilities(),
             listing: json!({"roots": {}, "sampling": {}, "elicitation": {}}),
+            initialize: Initialize::Ours,
         };
         let mut startup = Startup::new(greeting, read_definition);
         // Our ids for the requests sent to it (each awaited in turn).
@@ -278,9 +279,13 @@ impl Connection<'_> {
                         awaited = Some((id, Instant::now() + wait, unsent));
                     }
                     Action::Send { line, wait: None } => self.send(line),
+                    // Ours: `initialize` is sent at once, never awaits a client.
+                    Action::AwaitClient => {}
                     Action::Ready { era, server } => ready = Some((era, server)),
                     Action::Listing(kind) => (self.progress)(Phase::Listing(pin_kind(kind))),
-                    Action::Listed(_, mut listed) => items.append(&mut listed),
+                    Action::Listed {
+                        items: mut listed, ..
+                    } => items.append(&mut listed),
                     // Tools are what a pin is for; prompts and templates are optional.
                     Action::ListRefused(ListKind::Tools, why) => {
                         return Err(Lost::Failed(why.to_string()));
@@ -303,7 +308,10 @@ impl Connection<'_> {
                     Action::Refused(why) => {
                         return Err(Lost::Failed(format!("refuses mcp-warden: {why}")));
                     }
-                    Action::Failed(why) => return Err(Lost::Failed(why)),
+                    // Ours: silence fails the server; a listing is never abandoned.
+                    Action::Failed(why) | Action::ListAbandoned(_, why) => {
+                        return Err(Lost::Failed(why));
+                    }
                     Action::RestartWithoutProbe => return Err(Lost::ExitedOnProbe),
                 }
             }

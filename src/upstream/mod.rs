@@ -1,9 +1,10 @@
 //! Upstream servers: the child process and the tasks that move its bytes, the
 //! states of a slot ([`slot`]: start, handshake, restart backoff, listings) and the
 //! sequence of a start-up as a sans-I/O machine ([`startup`]: events in, actions
-//! out). This is the only module that spawns processes: `serve`'s servers (driven by
-//! the session) and those `pin`, `pins`, `scan` and `doctor` take the inventory of
-//! ([`inventory`], the start-up machine's async driver). Both read the `initialize` answer ([`handshake`]) and page
+//! out). This is the only module that spawns processes: `serve`'s servers (the
+//! session drives their start-up machine) and those `pin`, `pins`, `scan` and
+//! `doctor` take the inventory of ([`inventory`], the machine's async driver). Both
+//! read the `initialize` answer ([`handshake`]) and page
 //! through lists ([`listing`]: the same parameters, page reading and bounds) the
 //! same way, after the same era probe ([`crate::era::probe`]).
 //!

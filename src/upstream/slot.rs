@@ -1,9 +1,9 @@
-//! The state machine of one upstream slot, as data: where its process is in its
-//! life (spawned → probing → initializing → ready in its era, or failed), where each
-//! of its listings is,
-//! and when a failed one is started again. The session drives the transitions (they
-//! send messages and set timers); the states and the backoff rule live here, with the
-//! rest of what concerns an upstream.
+//! The states of one upstream slot, as data: where its process is in its life
+//! (starting → ready in its era, or failed), the rules of its probe's transitions
+//! ([`Probed`]), where each of its listings is, and when a failed process is started
+//! again ([`Backoff`]). The sequence of a start-up (probe, handshake, listings) is the
+//! start-up machine's ([`super::startup`]); the session carries out what it says
+//! (messages and timers) and keeps the state here.
 
 use std::time::{Duration, Instant};
 
@@ -24,15 +24,9 @@ pub const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 /// Where an upstream's process is in its life.
 #[derive(Debug)]
 pub enum SlotState {
-    /// Our `server/discover` probe is in flight (at this version): its answer decides
-    /// the era for the life of the process.
-    Probing {
-        version: &'static str,
-    },
-    /// Legacy (or not probed); waiting for the client to start the handshake.
+    /// Starting: its start-up machine ([`super::startup`]) probes its era or, for a
+    /// legacy server, awaits the client or its `initialize` answer.
     Spawned,
-    /// Our `initialize` is in flight.
-    Initializing,
     Ready {
         /// The era found by the probe, with the version agreed.
         era: Era,
@@ -47,10 +41,7 @@ impl SlotState {
     /// Whether the handshake is still to finish (the client may wait for it).
     #[must_use]
     pub fn is_starting(&self) -> bool {
-        matches!(
-            self,
-            Self::Probing { .. } | Self::Spawned | Self::Initializing
-        )
+        matches!(self, Self::Spawned)
     }
 
     /// The era of a ready server.
@@ -135,12 +126,13 @@ impl Probed {
         }
     }
 
-    /// Whether a process that exited in `state` is started again at once without a
-    /// probe, outside the backoff: it exited on the probe itself (some SDKs exit on
-    /// a request before `initialize`), the first time, and the launcher did not
-    /// refuse it. Marks the slot probe-fatal for the session.
-    pub fn restart_without_probe(&mut self, state: &SlotState, refused: bool) -> bool {
-        if matches!(state, SlotState::Probing { .. }) && !self.fatal && !refused {
+    /// Whether a process that exited while `probing` (the version of the probe
+    /// awaited, if one was) is started again at once without a probe, outside the
+    /// backoff: it exited on the probe itself (some SDKs exit on a request before
+    /// `initialize`), the first time. Marks the slot probe-fatal for the session. (A
+    /// process the launcher refused is not asked: its driver fails it for good.)
+    pub fn restart_without_probe(&mut self, probing: Option<&'static str>) -> bool {
+        if probing.is_some() && !self.fatal {
             self.fatal = true;
             return true;
         }
@@ -154,13 +146,11 @@ pub enum ListState {
     /// Not listed (yet, or the server does not offer the kind).
     #[default]
     None,
-    /// A listing is under way; `again` when a `list_changed` arrived meanwhile.
+    /// A listing is under way (its pages are the start-up machine's,
+    /// [`super::startup`]).
     Listing {
         /// What was listed before (served until the new listing completes).
         previous: Vec<Item>,
-        /// The pages so far, by exposed name.
-        paging: super::listing::Paging<Item>,
-        again: bool,
     },
     Listed(Vec<Item>),
 }
@@ -281,14 +271,11 @@ mod tests {
     #[test]
     fn an_exit_on_the_probe_restarts_once_without_it() {
         let mut probed = Probed::default();
-        let probing = SlotState::Probing {
-            version: "2026-07-28",
-        };
-        assert!(!probed.restart_without_probe(&probing, true), "refused");
-        assert!(!probed.restart_without_probe(&SlotState::Initializing, false));
-        assert!(probed.restart_without_probe(&probing, false));
+        let probing = Some("2026-07-28");
+        assert!(!probed.restart_without_probe(None), "not on the probe");
+        assert!(probed.restart_without_probe(probing));
         assert!(probed.fatal);
-        assert!(!probed.restart_without_probe(&probing, false), "once only");
+        assert!(!probed.restart_without_probe(probing), "once only");
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! One server's start-up as a sans-I/O state machine: the era probe (its wait, a
 //! late answer, a second probe at a version the server names, an exit on it), the
-//! legacy handshake, and the paged listings its capabilities offer.
+//! legacy handshake, and the paged listings its capabilities offer (for `serve`,
+//! also the listings again for the life of the process).
 //!
 //! The machine writes no byte and sets no timer: it takes [`Event`]s (an answer from
 //! the server, a request's wait run out, the process gone) and returns [`Action`]s
 //! (send this line and wait this long for its answer, the server is ready in this
 //! era, this kind is listed, it failed, start it again without the probe). Whoever
 //! owns the process feeds it: the inventory of `pin`, `pins`, `scan` and `doctor`
-//! ([`super::inventory`]) with one small async loop. The rules it sequences are
+//! ([`super::inventory`], [`Initialize::Ours`]) with one small async loop, and
+//! `serve`'s session (`session/startup.rs`, [`Initialize::Clients`]) from its event
+//! loop, with its ids and timers. The rules it sequences are
 //! [`super::slot`]'s ([`Probed`]), [`crate::era::probe`]'s, [`super::handshake`]'s and
 //! [`super::listing`]'s.
 //!
@@ -33,8 +36,52 @@ use crate::router::catalog::ListKind;
 use crate::session::wire;
 
 /// Reads one listed item of a kind into its key (a name listed twice keeps its
-/// first definition) and what the driver keeps of it; `None` drops it.
-pub type ReadItem<T> = fn(ListKind, &RawValue) -> Option<(String, T)>;
+/// first definition) and what the driver keeps of it; `None` drops it. A closure,
+/// so the session's can know the server's namespace.
+struct ReadItem<T>(Box<ReadFn<T>>);
+
+type ReadFn<T> = dyn Fn(ListKind, &RawValue) -> Option<(String, T)> + Send + Sync;
+
+impl<T> std::fmt::Debug for ReadItem<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadItem")
+    }
+}
+
+/// Who a legacy server's `initialize` speaks for, and so what follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initialize {
+    /// No client (`pin`, `pins`, `scan`, `doctor`): `initialize` at once, at our
+    /// newest version, with our info and [`Greeting::handshake`]'s capabilities; the
+    /// era is the version the server answers (when one of ours); every kind its
+    /// capabilities offer is listed next, one after the other.
+    Ours,
+    /// For a client (`serve`): `initialize` waits for the client ([`Action::AwaitClient`],
+    /// then [`Startup::client`]) and declares its version, capabilities and info; the
+    /// era is the client's version. Once ready, the machine lists what the driver asks
+    /// ([`Startup::list`]: each kind on its own, so in parallel; asked again while
+    /// listing, it lists once more after), for the life of the process; a listing
+    /// refused, unanswered or unreadable is abandoned ([`Action::ListRefused`],
+    /// [`Action::ListAbandoned`]: the driver keeps what it listed before), never
+    /// the server failed. A failed handshake is worded as the session has always said
+    /// it (`initialize failed: ANSWER`).
+    Clients,
+}
+
+/// The client a legacy server's `initialize` declares ([`Initialize::Clients`]).
+#[derive(Debug, Clone)]
+pub struct Hello {
+    /// The revision asked for (the client's).
+    pub version: &'static str,
+    /// The client's capabilities, as it declared them.
+    pub capabilities: Value,
+    /// The client's `clientInfo`.
+    pub info: Value,
+    /// The capabilities a probe sent from now on declares (a second probe, after a
+    /// -32022 to `initialize`): the client's as mediated for this server, where the
+    /// first probe, sent before the client came, declared [`Greeting::handshake`].
+    pub probe_capabilities: Value,
+}
 
 /// What a start-up is told about its server and how to greet it.
 #[derive(Debug, Clone)]
@@ -44,10 +91,14 @@ pub struct Greeting {
     /// Its `request_timeout`: the wait for each answer (the probe's is shorter,
     /// [`probe::PROBE_WAIT`], when this is not).
     pub timeout: Duration,
-    /// The client capabilities declared in the probe and `initialize`.
+    /// The client capabilities declared in the probe (and in `initialize` with
+    /// [`Initialize::Ours`]).
     pub handshake: Value,
-    /// The client capabilities declared in a modern server's list requests.
+    /// The client capabilities declared in a modern server's list requests (with
+    /// [`Initialize::Clients`], those given to each [`Startup::list`] since).
     pub listing: Value,
+    /// Whom `initialize` speaks for.
+    pub initialize: Initialize,
 }
 
 /// What happened to the server the machine is starting.
@@ -77,14 +128,26 @@ pub enum Action<T> {
     },
     /// The handshake is done: the era, and what the server said about itself.
     Ready { era: Era, server: Box<Initialized> },
+    /// Legacy, and [`Initialize::Clients`]: `initialize` waits for the client; call
+    /// [`Startup::client`] once it is there (at once, if it is).
+    AwaitClient,
     /// A listing of this kind begins.
     Listing(ListKind),
-    /// A kind is listed (within [`listing::MAX_PAGES`] and [`listing::MAX_ITEMS`]).
-    Listed(ListKind, Vec<T>),
+    /// A kind is listed (within [`listing::MAX_PAGES`] and [`listing::MAX_ITEMS`]);
+    /// `ttl_ms`: the smallest a modern server's pages gave.
+    Listed {
+        kind: ListKind,
+        items: Vec<T>,
+        ttl_ms: Option<u64>,
+    },
     /// A kind's listing was answered with an error or a malformed page; the next
     /// kind is listed all the same (whether that fails the server is the driver's).
     ListRefused(ListKind, PageError),
-    /// Every listing the server offers is done.
+    /// A listing's page was not answered in time, or too long to read
+    /// ([`Initialize::Clients`]; with [`Initialize::Ours`] that fails the server):
+    /// why.
+    ListAbandoned(ListKind, String),
+    /// Every listing the server offers is done ([`Initialize::Ours`]).
     Done,
     /// It speaks no version we speak (why); never started again by time.
     Refused(String),
@@ -145,10 +208,39 @@ enum Step<T> {
     Idle,
     /// Our request `id` is awaited.
     Waiting { id: u64 },
-    /// Listing a kind; the pages so far.
-    Listing { id: u64, paging: Paging<T> },
+    /// Legacy: `initialize` waits for the client ([`Initialize::Clients`]).
+    AwaitingClient,
+    /// Listing a kind, one after the other ([`Initialize::Ours`]).
+    Listing(Lister<T>),
+    /// Ready ([`Initialize::Clients`]): the listings run each on its own
+    /// ([`Startup::lists`]).
+    Ready,
     /// Listed everything, or failed: events change nothing.
     Over,
+}
+
+/// One listing under way.
+#[derive(Debug)]
+struct Lister<T> {
+    /// The page awaited.
+    id: u64,
+    /// The pages so far.
+    paging: Paging<T>,
+    /// The smallest `ttlMs` of its pages.
+    ttl_ms: Option<u64>,
+    /// Asked again meanwhile: listed once more when done.
+    again: bool,
+}
+
+impl<T> Default for Lister<T> {
+    fn default() -> Self {
+        Self {
+            id: 0,
+            paging: Paging::default(),
+            ttl_ms: None,
+            again: false,
+        }
+    }
 }
 
 /// One server's start-up, from its first line to its last listing.
@@ -162,22 +254,28 @@ pub struct Startup<T> {
     step: Step<T>,
     /// The era and capabilities, once ready.
     ready: Option<(Era, Value)>,
-    /// The kinds still to list.
+    /// The kinds still to list ([`Initialize::Ours`]).
     kinds: Vec<ListKind>,
+    /// The listings under way, by [`ListKind::index`] ([`Initialize::Clients`]).
+    lists: [Option<Lister<T>>; 3],
 }
 
 impl<T> Startup<T> {
     /// A start-up of a freshly spawned process; `read` reads a listed item.
     #[must_use]
-    pub fn new(greeting: Greeting, read: ReadItem<T>) -> Self {
+    pub fn new(
+        greeting: Greeting,
+        read: impl Fn(ListKind, &RawValue) -> Option<(String, T)> + Send + Sync + 'static,
+    ) -> Self {
         Self {
             greeting,
-            read,
+            read: ReadItem(Box::new(read)),
             probed: Probed::default(),
             asked: HashMap::new(),
             step: Step::Idle,
             ready: None,
             kinds: Vec::new(),
+            lists: [None, None, None],
         }
     }
 
@@ -216,10 +314,10 @@ impl<T> Startup<T> {
                     self.after_probe(ProbeOutcome::Legacy, &mut out);
                 } else {
                     let method = pending.method();
-                    self.fail(
-                        format!("its answer to `{method}` was {skipped} bytes, over the limit of {DEFAULT_MAX_LINE} bytes"),
-                        &mut out,
+                    let why = format!(
+                        "its answer to `{method}` was {skipped} bytes, over the limit of {DEFAULT_MAX_LINE} bytes"
                     );
+                    self.fail_or_abandon(pending, why, &mut out);
                 }
             }
             Event::TimedOut { id, unsent } => {
@@ -247,18 +345,13 @@ impl<T> Startup<T> {
                                 super::timeout_text(self.wait_for(pending))
                             ),
                         };
-                        self.fail(why, &mut out);
+                        self.fail_or_abandon(pending, why, &mut out);
                     }
                     None => {}
                 }
             }
             Event::Exited(why) => {
-                let probing = self.probing();
-                let state = match probing {
-                    Some(version) => SlotState::Probing { version },
-                    None => SlotState::Spawned,
-                };
-                if self.probed.restart_without_probe(&state, false) {
+                if self.probed.restart_without_probe(self.probing()) {
                     self.step = Step::Over;
                     out.push(Action::RestartWithoutProbe);
                 } else {
@@ -270,11 +363,56 @@ impl<T> Startup<T> {
         out.actions
     }
 
+    /// The client is there ([`Initialize::Clients`]): a legacy server waiting for
+    /// it is sent `initialize` declaring `hello`; otherwise nothing to do.
+    pub fn client(&mut self, hello: &Hello, mint: Mint<'_>) -> Vec<Action<T>> {
+        let mut out = Out::new(mint);
+        self.greeting
+            .handshake
+            .clone_from(&hello.probe_capabilities);
+        if matches!(self.step, Step::AwaitingClient) {
+            self.send_hello(hello, &mut out);
+        }
+        out.actions
+    }
+
+    /// Lists `kind` ([`Initialize::Clients`], once ready), declaring `declared` to a
+    /// modern server (the client's capabilities as mediated for it); a listing of
+    /// `kind` under way is done once more when it ends (a `list_changed` storm is
+    /// one more listing).
+    pub fn list(&mut self, kind: ListKind, declared: &Value, mint: Mint<'_>) -> Vec<Action<T>> {
+        let mut out = Out::new(mint);
+        if !matches!(self.step, Step::Ready) {
+            return out.actions;
+        }
+        self.greeting.listing.clone_from(declared);
+        match &mut self.lists[kind.index()] {
+            Some(lister) => lister.again = true,
+            None => self.start_listing(kind, &mut out),
+        }
+        out.actions
+    }
+
+    /// Whether an answer to our request `id` is still of use (a probe whose wait
+    /// ran out is: its late answer counts); the driver forgets the others.
+    #[must_use]
+    pub fn expects(&self, id: u64) -> bool {
+        self.asked.contains_key(&id)
+    }
+
+    /// What the probes of this process learnt (its discover result's `ttlMs` and
+    /// `serverInfo`, and whether it was started without one).
+    #[must_use]
+    pub fn probed(&self) -> &Probed {
+        &self.probed
+    }
+
     /// Whether request `id` is the one awaited now.
     fn awaits(&self, id: u64) -> bool {
-        match self.step {
-            Step::Waiting { id: w } | Step::Listing { id: w, .. } => w == id,
-            Step::Idle | Step::Over => false,
+        match &self.step {
+            Step::Waiting { id: w } | Step::Listing(Lister { id: w, .. }) => *w == id,
+            Step::Ready => self.lists.iter().flatten().any(|l| l.id == id),
+            Step::Idle | Step::AwaitingClient | Step::Over => false,
         }
     }
 
@@ -324,15 +462,31 @@ impl<T> Startup<T> {
         self.step = Step::Waiting { id };
     }
 
-    /// The legacy handshake: `initialize` at the newest revision we speak (so a
-    /// server shows everything it has).
+    /// The legacy handshake: without a client, `initialize` at the newest revision
+    /// we speak (so a server shows everything it has); for a client, once it is there.
     fn send_initialize(&mut self, out: &mut Out<'_, T>) {
-        let asked = crate::era::negotiate_legacy(None);
-        let info = crate::era::meta::our_info();
-        let caps = self.greeting.handshake.clone();
+        match self.greeting.initialize {
+            Initialize::Ours => {
+                let hello = Hello {
+                    version: crate::era::negotiate_legacy(None),
+                    capabilities: self.greeting.handshake.clone(),
+                    info: crate::era::meta::our_info(),
+                    probe_capabilities: self.greeting.handshake.clone(),
+                };
+                self.send_hello(&hello, out);
+            }
+            Initialize::Clients => {
+                self.step = Step::AwaitingClient;
+                out.push(Action::AwaitClient);
+            }
+        }
+    }
+
+    fn send_hello(&mut self, hello: &Hello, out: &mut Out<'_, T>) {
+        let asked = hello.version;
         let id = self.send(
             Pending::Initialize(asked),
-            |id| wire::upstream_initialize(id, asked, &caps, &info),
+            |id| wire::upstream_initialize(id, asked, &hello.capabilities, &hello.info),
             out,
         );
         self.step = Step::Waiting { id };
@@ -341,6 +495,18 @@ impl<T> Startup<T> {
     fn fail(&mut self, why: String, out: &mut Out<'_, T>) {
         self.step = Step::Over;
         out.push(Action::Failed(why));
+    }
+
+    /// A request of `pending`'s went unanswered (`why`): a listing for a client is
+    /// abandoned, anything else fails the server.
+    fn fail_or_abandon(&mut self, pending: Pending, why: String, out: &mut Out<'_, T>) {
+        match (pending, &self.step) {
+            (Pending::List(kind), Step::Ready) => {
+                self.lists[kind.index()] = None;
+                out.push(Action::ListAbandoned(kind, why));
+            }
+            _ => self.fail(why, out),
+        }
     }
 
     fn on_answer(&mut self, msg: &Message, out: &mut Out<'_, T>) {
@@ -417,9 +583,22 @@ impl<T> Startup<T> {
             return;
         }
         let Some(server) = Initialized::read(answer) else {
-            let why = match answer.result() {
-                Some(_) => "`initialize` answer has no valid result".to_owned(),
-                None => format!("`initialize` failed: {}", listing::error_text(answer)),
+            let why = match self.greeting.initialize {
+                Initialize::Ours => match answer.result() {
+                    Some(_) => "`initialize` answer has no valid result".to_owned(),
+                    None => format!("`initialize` failed: {}", listing::error_text(answer)),
+                },
+                // What `serve` has always said (the server's whole answer).
+                Initialize::Clients => {
+                    if matches!(answer.kind(), Kind::Response { is_error: true, .. }) {
+                        format!(
+                            "initialize failed: {}",
+                            String::from_utf8_lossy(answer.raw())
+                        )
+                    } else {
+                        "initialize answer has no valid result".to_owned()
+                    }
+                }
             };
             return self.fail(why, out);
         };
@@ -427,11 +606,15 @@ impl<T> Startup<T> {
             line: wire::notification("notifications/initialized", None),
             wait: None,
         });
-        let version = crate::era::LEGACY_VERSIONS
-            .iter()
-            .find(|v| Some(**v) == server.version())
-            .copied()
-            .unwrap_or(asked);
+        // A client's session is in the client's revision, whatever the server says.
+        let version = match self.greeting.initialize {
+            Initialize::Ours => crate::era::LEGACY_VERSIONS
+                .iter()
+                .find(|v| Some(**v) == server.version())
+                .copied()
+                .unwrap_or(asked),
+            Initialize::Clients => asked,
+        };
         self.ready(Era::Legacy(version), server, out);
     }
 
@@ -439,17 +622,18 @@ impl<T> Startup<T> {
     fn ready(&mut self, era: Era, server: Initialized, out: &mut Out<'_, T>) {
         // A late probe's `initialize`, or the probe itself, answered after this is dropped.
         self.asked.clear();
-        self.kinds = ListKind::ALL
-            .into_iter()
-            .rev()
-            .filter(|k| server.capabilities.get(k.capability()).is_some())
-            .collect();
+        // Popped from the end: listed in the order of their index.
+        self.kinds = ListKind::offered(&server.capabilities).rev().collect();
         self.ready = Some((era, server.capabilities.clone()));
         out.push(Action::Ready {
             era,
             server: Box::new(server),
         });
-        self.next_listing(out);
+        match self.greeting.initialize {
+            Initialize::Ours => self.next_listing(out),
+            // The driver asks for each listing (a modern server's once the client is there).
+            Initialize::Clients => self.step = Step::Ready,
+        }
     }
 
     fn next_listing(&mut self, out: &mut Out<'_, T>) {
@@ -458,17 +642,26 @@ impl<T> Startup<T> {
                 self.step = Step::Over;
                 out.push(Action::Done);
             }
-            Some(kind) => {
-                out.push(Action::Listing(kind));
-                self.ask_page(kind, Paging::default(), None, out);
-            }
+            Some(kind) => self.start_listing(kind, out),
+        }
+    }
+
+    fn start_listing(&mut self, kind: ListKind, out: &mut Out<'_, T>) {
+        out.push(Action::Listing(kind));
+        self.ask_page(kind, Lister::default(), None, out);
+    }
+
+    /// A listing ended (listed or refused): the next kind ([`Initialize::Ours`]).
+    fn listing_ended(&mut self, out: &mut Out<'_, T>) {
+        if let Initialize::Ours = self.greeting.initialize {
+            self.next_listing(out);
         }
     }
 
     fn ask_page(
         &mut self,
         kind: ListKind,
-        paging: Paging<T>,
+        mut lister: Lister<T>,
         cursor: Option<&str>,
         out: &mut Out<'_, T>,
     ) {
@@ -477,16 +670,33 @@ impl<T> Startup<T> {
             _ => None,
         };
         let params = listing::list_params(cursor, modern.map(|v| (v, &self.greeting.listing)));
-        let id = self.send(
+        lister.id = self.send(
             Pending::List(kind),
             |id| wire::request(id, kind.method(), params.as_ref()),
             out,
         );
-        self.step = Step::Listing { id, paging };
+        match self.step {
+            Step::Ready => self.lists[kind.index()] = Some(lister),
+            _ => self.step = Step::Listing(lister),
+        }
+    }
+
+    /// The listing of `kind` under way, taken out to be carried on.
+    fn take_lister(&mut self, kind: ListKind) -> Option<Lister<T>> {
+        match self.step {
+            Step::Ready => self.lists[kind.index()].take(),
+            _ => match std::mem::replace(&mut self.step, Step::Idle) {
+                Step::Listing(lister) => Some(lister),
+                step => {
+                    self.step = step;
+                    None
+                }
+            },
+        }
     }
 
     fn on_page(&mut self, kind: ListKind, answer: &Message, out: &mut Out<'_, T>) {
-        let Step::Listing { mut paging, .. } = std::mem::replace(&mut self.step, Step::Idle) else {
+        let Some(mut lister) = self.take_lister(kind) else {
             return;
         };
         let (method, field) = (kind.method(), kind.field());
@@ -494,22 +704,42 @@ impl<T> Startup<T> {
             Ok(page) => page,
             Err(why) => {
                 out.push(Action::ListRefused(kind, why));
-                return self.next_listing(out);
+                return self.listing_ended(out);
             }
         };
+        // A modern server's caching hint: the smallest over the listing's pages.
+        if let Some(ttl) = page.ttl_ms {
+            lister.ttl_ms = Some(lister.ttl_ms.map_or(ttl, |kept| kept.min(ttl)));
+        }
         let of = Of {
             server: &self.greeting.server,
             method,
         };
-        let read = self.read;
-        let listed = page.items(field).unwrap_or_default().iter().copied();
-        if let Some(cursor) =
-            paging.take_page(listed, page.next_cursor.clone(), of, |raw| read(kind, raw))
-        {
-            self.ask_page(kind, paging, Some(&cursor), out);
+        let read_item = &self.read.0;
+        let items = page.items(field).unwrap_or_default().iter().copied();
+        let next = lister
+            .paging
+            .take_page(items, page.next_cursor.clone(), of, |raw| {
+                read_item(kind, raw)
+            });
+        if let Some(cursor) = next {
+            self.ask_page(kind, lister, Some(&cursor), out);
         } else {
-            out.push(Action::Listed(kind, paging.into_items()));
-            self.next_listing(out);
+            let Lister {
+                paging,
+                ttl_ms,
+                again,
+                ..
+            } = lister;
+            out.push(Action::Listed {
+                kind,
+                items: paging.into_items(),
+                ttl_ms,
+            });
+            if again {
+                self.start_listing(kind, out);
+            }
+            self.listing_ended(out);
         }
     }
 }
@@ -531,6 +761,8 @@ mod tests {
         Overlong(u64),
         Exit,
         Lost,
+        /// The client is there ([`Initialize::Clients`]), at revision 2025-03-26.
+        Client,
     }
 
     const MODERN: &str = r#""result":{"supportedVersions":["2026-07-28"],"capabilities":{}}"#;
@@ -568,11 +800,16 @@ mod tests {
     }
 
     fn machine() -> Driven {
+        machine_for(Initialize::Ours)
+    }
+
+    fn machine_for(initialize: Initialize) -> Driven {
         let greeting = Greeting {
             server: "s".into(),
             timeout: Duration::from_secs(10),
             handshake: serde_json::json!({}),
             listing: serde_json::json!({}),
+            initialize,
         };
         let startup = Startup::new(greeting, |_, raw| {
             let name = serde_json::from_str::<Value>(raw.get()).ok()?;
@@ -602,12 +839,23 @@ mod tests {
                 }
                 Action::Ready { era, .. } => format!("ready {era:?}"),
                 Action::Listing(kind) => format!("listing {}", kind.method()),
-                Action::Listed(kind, items) => format!("listed {} {items:?}", kind.method()),
+                Action::Listed {
+                    kind,
+                    items,
+                    ttl_ms: None,
+                } => format!("listed {} {items:?}", kind.method()),
+                Action::Listed {
+                    kind,
+                    items,
+                    ttl_ms: Some(ttl),
+                } => format!("listed {} {items:?} ttl {ttl}", kind.method()),
+                Action::ListAbandoned(kind, why) => format!("abandoned {}: {why}", kind.method()),
                 Action::ListRefused(kind, why) => format!("refused {}: {why}", kind.method()),
                 Action::Done => "done".into(),
                 Action::Refused(why) => format!("refuses us: {why}"),
                 Action::Failed(why) => format!("failed: {why}"),
                 Action::RestartWithoutProbe => "restart without probe".into(),
+                Action::AwaitClient => "await the client".into(),
             })
             .collect()
     }
@@ -629,6 +877,19 @@ mod tests {
             }),
             In::Exit => startup.on(Event::Exited("exited (signal 9)".into())),
             In::Lost => startup.on(Event::Lost("lost".into())),
+            In::Client => {
+                let hello = Hello {
+                    version: "2025-03-26",
+                    capabilities: serde_json::json!({"roots": {}}),
+                    info: serde_json::json!({"name": "c", "version": "1"}),
+                    probe_capabilities: serde_json::json!({"roots": {}}),
+                };
+                let last = &mut startup.last;
+                startup.startup.client(&hello, &mut || {
+                    *last += 1;
+                    *last
+                })
+            }
         };
         show(actions)
     }
@@ -892,6 +1153,262 @@ mod tests {
         }
     }
 
+    #[test]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one table of scripts reads best whole"
+    )]
+    fn for_a_client_initialize_waits_for_it_and_declares_its_version() {
+        // (what it is, probed first, the first actions, the script)
+        type Script = (
+            &'static str,
+            bool,
+            &'static [&'static str],
+            &'static [(In, &'static [&'static str])],
+        );
+        const DISCOVER: &[&str] = &["send server/discover#1"];
+        const READY: &[&str] = &[
+            "send notifications/initialized",
+            r#"ready Legacy("2025-03-26")"#,
+        ];
+        let scripts: &[Script] = &[
+            (
+                "a legacy server, the client later",
+                true,
+                DISCOVER,
+                &[
+                    (In::Answer(1, NOT_FOUND), &["await the client"]),
+                    (In::Client, &["send initialize#2"]),
+                    (In::Answer(2, LEGACY), READY),
+                    (In::Client, &[]),
+                ],
+            ),
+            (
+                "the client first, then a silent probe, then a late discover result",
+                true,
+                DISCOVER,
+                &[
+                    (In::Client, &[]),
+                    (In::Timeout(1), &["await the client"]),
+                    (In::Client, &["send initialize#2"]),
+                    (In::Answer(1, MODERN), &[r#"ready Modern("2026-07-28")"#]),
+                    (In::Answer(2, LEGACY), &[]),
+                    (In::Timeout(2), &[]),
+                ],
+            ),
+            (
+                "a modern server needs no client to be ready, and is not listed",
+                true,
+                DISCOVER,
+                &[
+                    (
+                        In::Answer(
+                            1,
+                            r#""result":{"supportedVersions":["2026-07-28"],"capabilities":{"tools":{}}}"#,
+                        ),
+                        &[r#"ready Modern("2026-07-28")"#],
+                    ),
+                    (In::Client, &[]),
+                ],
+            ),
+            (
+                "started again without the probe: an error answer, in serve's words",
+                false,
+                &["await the client"],
+                &[
+                    (In::Client, &["send initialize#1"]),
+                    (
+                        In::Answer(1, NOT_FOUND),
+                        &[
+                            r#"failed: initialize failed: {"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#,
+                        ],
+                    ),
+                ],
+            ),
+            (
+                "a result that is no initialize result",
+                false,
+                &["await the client"],
+                &[
+                    (In::Client, &["send initialize#1"]),
+                    (
+                        In::Answer(1, r#""result":[]"#),
+                        &["failed: initialize answer has no valid result"],
+                    ),
+                ],
+            ),
+            (
+                "-32022 to the client's initialize after a silent probe: probed again",
+                true,
+                DISCOVER,
+                &[
+                    (In::Timeout(1), &["await the client"]),
+                    (In::Client, &["send initialize#2"]),
+                    (
+                        In::Answer(
+                            2,
+                            r#""error":{"code":-32022,"message":"v","data":{"supported":["2026-07-28"]}}"#,
+                        ),
+                        &["send server/discover#3"],
+                    ),
+                    (In::Answer(3, MODERN), &[r#"ready Modern("2026-07-28")"#]),
+                ],
+            ),
+            (
+                "an exit while the client is awaited",
+                true,
+                DISCOVER,
+                &[
+                    (In::Answer(1, NOT_FOUND), &["await the client"]),
+                    (In::Exit, &["failed: exited (signal 9)"]),
+                ],
+            ),
+            (
+                "an exit on the probe",
+                true,
+                DISCOVER,
+                &[(In::Exit, &["restart without probe"])],
+            ),
+            (
+                "silence to the client's initialize",
+                true,
+                DISCOVER,
+                &[
+                    (In::Answer(1, NOT_FOUND), &["await the client"]),
+                    (In::Client, &["send initialize#2"]),
+                    (
+                        In::Timeout(2),
+                        &["failed: did not answer `initialize` within 10s"],
+                    ),
+                ],
+            ),
+        ];
+        for (what, probe, first, script) in scripts {
+            let mut startup = machine_for(Initialize::Clients);
+            assert_eq!(show(startup.start(*probe)), *first, "{what}");
+            for (step, (input, want)) in script.iter().enumerate() {
+                assert_eq!(
+                    feed(&mut startup, *input),
+                    *want,
+                    "{what}, step {step}: {input:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_client_s_initialize_declares_what_it_declared() {
+        let mut startup = machine_for(Initialize::Clients);
+        startup.start(false);
+        let actions = feed(&mut startup, In::Client);
+        assert_eq!(actions, ["send initialize#1"]);
+        let mut startup = machine_for(Initialize::Clients);
+        startup.start(false);
+        let hello = Hello {
+            version: "2025-03-26",
+            capabilities: serde_json::json!({"roots": {}}),
+            info: serde_json::json!({"name": "c", "version": "1"}),
+            probe_capabilities: serde_json::json!({}),
+        };
+        let sent = startup.startup.client(&hello, &mut || 7);
+        let [Action::Send { line, .. }] = sent.as_slice() else {
+            panic!("one line sent: {sent:?}");
+        };
+        let sent: Value = serde_json::from_slice(line).expect("json");
+        assert_eq!(sent["id"], 7);
+        assert_eq!(sent["params"]["protocolVersion"], "2025-03-26");
+        assert_eq!(sent["params"]["capabilities"], hello.capabilities);
+        assert_eq!(sent["params"]["clientInfo"], hello.info);
+    }
+
+    #[test]
+    fn for_a_client_each_kind_is_listed_on_its_own_and_again_when_asked() {
+        let mut m = machine_for(Initialize::Clients);
+        m.start(false);
+        feed(&mut m, In::Client);
+        let ready = feed(&mut m, In::Answer(1, LEGACY));
+        assert_eq!(ready[1], r#"ready Legacy("2025-03-26")"#);
+        let list = |m: &mut Driven, kind| {
+            let last = &mut m.last;
+            show(m.startup.list(kind, &serde_json::json!({}), &mut || {
+                *last += 1;
+                *last
+            }))
+        };
+        // Both kinds at once; asked again while listing: once more after.
+        assert_eq!(
+            list(&mut m, ListKind::Tools),
+            ["listing tools/list", "send tools/list#2"]
+        );
+        assert_eq!(
+            list(&mut m, ListKind::Prompts),
+            ["listing prompts/list", "send prompts/list#3"]
+        );
+        assert!(list(&mut m, ListKind::Tools).is_empty());
+        assert!(
+            list(&mut m, ListKind::Tools).is_empty(),
+            "a storm is one more"
+        );
+        let steps: &[(In, &[&str])] = &[
+            (
+                In::Answer(3, r#""result":{"prompts":[{"name":"p"}],"nextCursor":"c"}"#),
+                &["send prompts/list#4"],
+            ),
+            (
+                In::Answer(2, r#""result":{"tools":[{"name":"a"}],"ttlMs":500}"#),
+                &[
+                    r#"listed tools/list ["a"] ttl 500"#,
+                    "listing tools/list",
+                    "send tools/list#5",
+                ],
+            ),
+            // A page that fails: refused, the server is not.
+            (
+                In::Answer(4, NOT_FOUND),
+                &["refused prompts/list: `prompts/list` failed: error -32601: no"],
+            ),
+            (In::Answer(4, r#""result":{"prompts":[]}"#), &[]),
+            // Silence: abandoned, and asked again later.
+            (
+                In::Timeout(5),
+                &["abandoned tools/list: did not answer `tools/list` within 10s"],
+            ),
+            (In::Answer(5, r#""result":{"tools":[]}"#), &[]),
+            (In::Overlong(9), &[]),
+        ];
+        for (step, (input, want)) in steps.iter().enumerate() {
+            assert_eq!(feed(&mut m, *input), *want, "step {step}: {input:?}");
+        }
+        assert!(!m.startup.expects(5), "an abandoned page is forgotten");
+        assert_eq!(
+            list(&mut m, ListKind::Tools),
+            ["listing tools/list", "send tools/list#6"]
+        );
+        assert_eq!(
+            feed(&mut m, In::Overlong(6)),
+            [
+                "abandoned tools/list: its answer to `tools/list` was 9 bytes, over the limit of 8388608 bytes"
+            ]
+        );
+        // An exit ends it; nothing more is listed.
+        assert_eq!(feed(&mut m, In::Exit), ["failed: exited (signal 9)"]);
+        assert!(list(&mut m, ListKind::Tools).is_empty());
+    }
+
+    #[test]
+    fn for_a_client_nothing_is_listed_before_ready() {
+        let mut m = machine_for(Initialize::Clients);
+        m.start(true);
+        let last = &mut m.last;
+        let asked = m
+            .startup
+            .list(ListKind::Tools, &serde_json::json!({}), &mut || {
+                *last += 1;
+                *last
+            });
+        assert!(asked.is_empty());
+    }
+
     /// Answers every list request until the machine stops asking; the listed items.
     fn list_until_done(page: impl Fn(u64) -> String) -> (u64, Vec<String>) {
         let mut startup = machine();
@@ -909,7 +1426,7 @@ mod tests {
                         wait: Some((id, _)),
                         ..
                     } => next = Some(id),
-                    Action::Listed(_, items) => return (asked, items),
+                    Action::Listed { items, .. } => return (asked, items),
                     _ => {}
                 }
             }
