@@ -430,56 +430,110 @@ impl Keywords {
     /// The automaton alone walked every byte of the text through its states: ~35
     /// instructions a byte, 6.9k of a `tools/call` (two scans: the arguments on the
     /// way out, the result on the way back; `docs/benchmark.md`). A keyword can only
-    /// start where two bytes are the first two of some keyword, so the pairs are
-    /// looked at first (a bit test a byte), and the automaton is asked only whether a
-    /// keyword starts there (an anchored search of a few steps).
+    /// start where its first bytes are, so [`Pairs`] is looked at first (a bit test
+    /// a byte), and the automaton is asked only whether a keyword starts there (an
+    /// anchored search).
     fn holds(&self, table: &AhoCorasick, text: &str) -> bool {
-        if self.pairs.short {
+        let pairs = &self.pairs;
+        if pairs.short {
             return table.is_match(text);
         }
-        let starts_here =
-            |at: usize| table.is_match(Input::new(text).range(at..).anchored(Anchored::Yes));
-        text.as_bytes()
-            .windows(2)
-            .enumerate()
-            .any(|(at, pair)| self.pairs.may_start(pair[0], pair[1]) && starts_here(at))
+        let bytes = text.as_bytes();
+        let Some((&first, rest)) = bytes.split_first() else {
+            return false;
+        };
+        let mut previous = first;
+        for (at, &byte) in rest.iter().enumerate() {
+            if pairs.may_start(previous, byte)
+                && pairs.worth_asking(bytes, at)
+                && table.is_match(Input::new(text).range(at..).anchored(Anchored::Yes))
+            {
+                return true;
+            }
+            previous = byte;
+        }
+        false
     }
 }
 
-/// The first two bytes of every keyword of both tables, ASCII case folded (as the
-/// automata fold it): 8 KiB, one bit per pair of bytes.
+/// Where a keyword of either table could start: its first two bytes, in every ASCII
+/// case (a bit per pair of bytes, 8 KiB), then its first three (ASCII case folded,
+/// hashed into 4 KiB) or the whole of a keyword of two bytes. The first test runs at
+/// every byte, so it takes the bytes as they are; the second only where the first
+/// says yes, and it keeps most of those (hex digits hold `ab`, an answer's JSON `te`
+/// and `ex`) from the automaton's anchored search, which costs ~300 instructions.
 #[derive(Debug)]
 struct Pairs {
     bits: Box<[u64; 1024]>,
+    triples: Box<[u64; TRIPLE_WORDS]>,
+    /// The keywords of two bytes, folded.
+    two_byte: Vec<[u8; 2]>,
     /// A keyword of one byte: every position could start a match.
     short: bool,
 }
+
+/// Words of [`Pairs::triples`]: 2^15 bits.
+const TRIPLE_WORDS: usize = 512;
 
 impl Pairs {
     fn new(keywords: &mut dyn Iterator<Item = &&str>) -> Self {
         let mut pairs = Self {
             bits: Box::new([0; 1024]),
+            triples: Box::new([0; TRIPLE_WORDS]),
+            two_byte: Vec::new(),
             short: false,
         };
+        let cases = |byte: u8| [byte.to_ascii_lowercase(), byte.to_ascii_uppercase()];
         for keyword in keywords {
-            match keyword.as_bytes() {
-                [a, b, ..] => {
-                    let bit = Self::bit(*a, *b);
+            let bytes = keyword.as_bytes();
+            let [a, b, ..] = *bytes else {
+                pairs.short = true;
+                continue;
+            };
+            for a in cases(a) {
+                for b in cases(b) {
+                    let bit = usize::from(a) << 8 | usize::from(b);
                     pairs.bits[bit / 64] |= 1 << (bit % 64);
                 }
-                _ => pairs.short = true,
+            }
+            match bytes.get(2) {
+                Some(&c) => {
+                    let bit = Self::triple(a, b, c);
+                    pairs.triples[bit / 64] |= 1 << (bit % 64);
+                }
+                None => pairs
+                    .two_byte
+                    .push([a.to_ascii_lowercase(), b.to_ascii_lowercase()]),
             }
         }
         pairs
     }
 
     fn may_start(&self, a: u8, b: u8) -> bool {
-        let bit = Self::bit(a, b);
+        let bit = usize::from(a) << 8 | usize::from(b);
         self.bits[bit / 64] & (1 << (bit % 64)) != 0
     }
 
-    fn bit(a: u8, b: u8) -> usize {
-        usize::from(a.to_ascii_lowercase()) << 8 | usize::from(b.to_ascii_lowercase())
+    /// The second test at `at` (where [`Pairs::may_start`] said yes).
+    fn worth_asking(&self, bytes: &[u8], at: usize) -> bool {
+        let (Some(&a), Some(&b)) = (bytes.get(at), bytes.get(at + 1)) else {
+            return false;
+        };
+        self.two_byte
+            .contains(&[a.to_ascii_lowercase(), b.to_ascii_lowercase()])
+            || bytes.get(at + 2).is_some_and(|&c| {
+                let bit = Self::triple(a, b, c);
+                self.triples[bit / 64] & (1 << (bit % 64)) != 0
+            })
+    }
+
+    /// The bit of [`Pairs::triples`] for three bytes, ASCII case folded.
+    fn triple(a: u8, b: u8, c: u8) -> usize {
+        let folded = u64::from(a.to_ascii_lowercase()) << 16
+            | u64::from(b.to_ascii_lowercase()) << 8
+            | u64::from(c.to_ascii_lowercase());
+        // Fibonacci hashing: the top 15 bits of the product.
+        usize::try_from(folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 49).unwrap_or(0)
     }
 }
 
