@@ -46,8 +46,14 @@ impl Id {
         }
         match text.as_bytes().first() {
             Some(b'"') => Ok(Self(text.into())),
+            // A number is a few bytes: a window over them, not two substring
+            // searchers' set-up (~2k instructions a call for the two ids).
             Some(b'-' | b'0'..=b'9')
-                if !text.contains('.') && !text.contains("e-") && !text.contains("E-") =>
+                if !text.contains('.')
+                    && !text
+                        .as_bytes()
+                        .windows(2)
+                        .any(|w| matches!(w, [b'e' | b'E', b'-'])) =>
             {
                 Ok(Self(text.into()))
             }
