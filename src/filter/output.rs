@@ -566,10 +566,16 @@ fn worth_a_closer_look(text: &str, s: OutputSettings) -> bool {
             && !find_injection(text).is_empty())
 }
 
+/// Whether `text` holds a keyword of a secrets rule, in any ASCII case: when it does
+/// not, [`find_secrets`] finds nothing (a rule runs only when its keyword is there).
+pub(crate) fn may_hold_a_secret_keyword(text: &str) -> bool {
+    KEYWORDS.holds(&KEYWORDS.secrets, text)
+}
+
 fn could_hold_a_secret(text: &str) -> bool {
     // Every secrets rule has keywords, so this gate holds for any text.
-    text.contains("\\u")
-        || text.contains("\\/")
+    let bytes = text.as_bytes();
+    memchr::memchr_iter(b'\\', bytes).any(|i| matches!(bytes.get(i + 1), Some(b'u' | b'/')))
         || (KEYWORDS.holds(&KEYWORDS.secrets, text) && !find_secrets(text).is_empty())
 }
 
