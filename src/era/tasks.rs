@@ -64,6 +64,15 @@ pub fn is_task_result(result: &str) -> bool {
             .is_ok_and(|v| v.get("resultType").and_then(Value::as_str) == Some("task"))
 }
 
+/// Whether the JSON text `text` could have a member whose key is `quoted` (the key's
+/// JSON text, quotes included): it has those bytes, or an escape that could spell
+/// them otherwise. `false` means no object in `text` has that key.
+#[must_use]
+pub fn may_have_member(text: &str, quoted: &str) -> bool {
+    memchr::memchr(b'\\', text.as_bytes()).is_some()
+        || memchr::memmem::find(text.as_bytes(), quoted.as_bytes()).is_some()
+}
+
 /// The `status` of a task object (a `tasks/get` result), when it has one.
 #[must_use]
 pub fn status_of(task: &str) -> Option<String> {
@@ -443,6 +452,14 @@ mod tests {
             &serde_json::json!({"extensions": {"x": {}}})
         ));
         assert_eq!(extension_capability(), declared["extensions"]);
+        for (text, has) in [
+            (r#"{"content":[]}"#, false),
+            (r#"{"task":{"taskId":"a"}}"#, true),
+            (r#"{"t\u0061sk":{"taskId":"a"}}"#, true),
+            (r#"{"x":{"task":1}}"#, true),
+        ] {
+            assert_eq!(may_have_member(text, "\"task\""), has, "{text}");
+        }
         assert!(is_task_result(
             r#"{"resultType":"task","taskId":"1","status":"working"}"#
         ));
