@@ -105,6 +105,7 @@ async fn a_stage_sees_both_directions_and_can_block_and_rewrite() {
         },
         audit: None,
         state_key: None,
+        settled: None,
     };
     let (mut client_out, session_in) = tokio::io::duplex(1 << 16);
     let (session_out, client_in) = tokio::io::duplex(1 << 16);

@@ -55,9 +55,22 @@ pub fn extension_capability() -> Value {
 /// Whether `result` (a result's JSON text) is the extension's `CreateTaskResult`.
 #[must_use]
 pub fn is_task_result(result: &str) -> bool {
-    result.contains("\"task\"")
+    // Every `tools/call` answer passes here, and most never mention it: one SIMD
+    // search (a prepared finder), no parse.
+    static TASK: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("\"task\""));
+    TASK.find(result.as_bytes()).is_some()
         && serde_json::from_str::<Value>(result)
             .is_ok_and(|v| v.get("resultType").and_then(Value::as_str) == Some("task"))
+}
+
+/// Whether the JSON text `text` could have a member whose key is `quoted` (the key's
+/// JSON text, quotes included): it has those bytes, or an escape that could spell
+/// them otherwise. `false` means no object in `text` has that key.
+#[must_use]
+pub fn may_have_member(text: &str, quoted: &str) -> bool {
+    memchr::memchr(b'\\', text.as_bytes()).is_some()
+        || memchr::memmem::find(text.as_bytes(), quoted.as_bytes()).is_some()
 }
 
 /// The `status` of a task object (a `tasks/get` result), when it has one.
@@ -439,6 +452,14 @@ mod tests {
             &serde_json::json!({"extensions": {"x": {}}})
         ));
         assert_eq!(extension_capability(), declared["extensions"]);
+        for (text, has) in [
+            (r#"{"content":[]}"#, false),
+            (r#"{"task":{"taskId":"a"}}"#, true),
+            (r#"{"t\u0061sk":{"taskId":"a"}}"#, true),
+            (r#"{"x":{"task":1}}"#, true),
+        ] {
+            assert_eq!(may_have_member(text, "\"task\""), has, "{text}");
+        }
         assert!(is_task_result(
             r#"{"resultType":"task","taskId":"1","status":"working"}"#
         ));

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, Input, StartKind};
 
 use super::injection::{self, find_injection, find_injection_json, flag_text};
 use super::secrets::{self, find_secrets, redact_json};
@@ -379,6 +379,8 @@ fn leave_out_blocked_items(value: &mut Value, key: &str, s: OutputSettings) -> b
 /// says so.
 #[derive(Debug)]
 struct Keywords {
+    /// Where a keyword of either table could start (see [`Pairs`]).
+    pairs: Pairs,
     /// Both tables' keywords: the one scan a message without any gets.
     any: AhoCorasick,
     secrets: AhoCorasick,
@@ -403,12 +405,15 @@ static KEYWORDS: LazyLock<Keywords> = LazyLock::new(|| {
             // tables; a DFA scans in ~140 ns but takes ~0.5 MiB for the three (the
             // heap counts against serve's PSS), the default NFA ~500 ns.
             .kind(Some(AhoCorasickKind::ContiguousNFA))
+            // Anchored for the positions the pairs pick, unanchored otherwise.
+            .start_kind(StartKind::Both)
             .build(keywords)
             .expect("a few hundred short literals fit a contiguous NFA")
     };
     let secrets = || secrets::RULES.iter().flat_map(|r| r.keywords.iter());
     let injection = || injection::RULES.iter().flat_map(|r| r.keywords.iter());
     Keywords {
+        pairs: Pairs::new(&mut secrets().chain(injection())),
         any: automaton(&mut secrets().chain(injection())),
         secrets: automaton(&mut secrets()),
         injection: automaton(&mut injection()),
@@ -418,13 +423,129 @@ static KEYWORDS: LazyLock<Keywords> = LazyLock::new(|| {
     }
 });
 
+impl Keywords {
+    /// Whether `text` holds one of `table`'s keywords (one of this struct's automata),
+    /// in any ASCII case: what `table.is_match(text)` says, for less.
+    ///
+    /// The automaton alone walked every byte of the text through its states: ~35
+    /// instructions a byte, 6.9k of a `tools/call` (two scans: the arguments on the
+    /// way out, the result on the way back; `docs/benchmark.md`). A keyword can only
+    /// start where its first bytes are, so [`Pairs`] is looked at first (a bit test
+    /// a byte), and the automaton is asked only whether a keyword starts there (an
+    /// anchored search).
+    fn holds(&self, table: &AhoCorasick, text: &str) -> bool {
+        let pairs = &self.pairs;
+        if pairs.short {
+            return table.is_match(text);
+        }
+        let bytes = text.as_bytes();
+        let Some((&first, rest)) = bytes.split_first() else {
+            return false;
+        };
+        let mut previous = first;
+        for (at, &byte) in rest.iter().enumerate() {
+            if pairs.may_start(previous, byte)
+                && pairs.worth_asking(bytes, at)
+                && table.is_match(Input::new(text).range(at..).anchored(Anchored::Yes))
+            {
+                return true;
+            }
+            previous = byte;
+        }
+        false
+    }
+}
+
+/// Where a keyword of either table could start: its first two bytes, in every ASCII
+/// case (a bit per pair of bytes, 8 KiB), then its first three (ASCII case folded,
+/// hashed into 4 KiB) or the whole of a keyword of two bytes. The first test runs at
+/// every byte, so it takes the bytes as they are; the second only where the first
+/// says yes, and it keeps most of those (hex digits hold `ab`, an answer's JSON `te`
+/// and `ex`) from the automaton's anchored search, which costs ~300 instructions.
+#[derive(Debug)]
+struct Pairs {
+    bits: Box<[u64; 1024]>,
+    triples: Box<[u64; TRIPLE_WORDS]>,
+    /// The keywords of two bytes, folded.
+    two_byte: Vec<[u8; 2]>,
+    /// A keyword of one byte: every position could start a match.
+    short: bool,
+}
+
+/// Words of [`Pairs::triples`]: 2^15 bits.
+const TRIPLE_WORDS: usize = 512;
+
+impl Pairs {
+    fn new(keywords: &mut dyn Iterator<Item = &&str>) -> Self {
+        let mut pairs = Self {
+            bits: Box::new([0; 1024]),
+            triples: Box::new([0; TRIPLE_WORDS]),
+            two_byte: Vec::new(),
+            short: false,
+        };
+        let cases = |byte: u8| [byte.to_ascii_lowercase(), byte.to_ascii_uppercase()];
+        for keyword in keywords {
+            let bytes = keyword.as_bytes();
+            let [a, b, ..] = *bytes else {
+                pairs.short = true;
+                continue;
+            };
+            for a in cases(a) {
+                for b in cases(b) {
+                    let bit = usize::from(a) << 8 | usize::from(b);
+                    pairs.bits[bit / 64] |= 1 << (bit % 64);
+                }
+            }
+            match bytes.get(2) {
+                Some(&c) => {
+                    let bit = Self::triple(a, b, c);
+                    pairs.triples[bit / 64] |= 1 << (bit % 64);
+                }
+                None => pairs
+                    .two_byte
+                    .push([a.to_ascii_lowercase(), b.to_ascii_lowercase()]),
+            }
+        }
+        pairs
+    }
+
+    fn may_start(&self, a: u8, b: u8) -> bool {
+        let bit = usize::from(a) << 8 | usize::from(b);
+        self.bits[bit / 64] & (1 << (bit % 64)) != 0
+    }
+
+    /// The second test at `at` (where [`Pairs::may_start`] said yes).
+    fn worth_asking(&self, bytes: &[u8], at: usize) -> bool {
+        let (Some(&a), Some(&b)) = (bytes.get(at), bytes.get(at + 1)) else {
+            return false;
+        };
+        self.two_byte
+            .contains(&[a.to_ascii_lowercase(), b.to_ascii_lowercase()])
+            || bytes.get(at + 2).is_some_and(|&c| {
+                let bit = Self::triple(a, b, c);
+                self.triples[bit / 64] & (1 << (bit % 64)) != 0
+            })
+    }
+
+    /// The bit of [`Pairs::triples`] for three bytes, ASCII case folded.
+    fn triple(a: u8, b: u8, c: u8) -> usize {
+        let folded = u64::from(a.to_ascii_lowercase()) << 16
+            | u64::from(b.to_ascii_lowercase()) << 8
+            | u64::from(c.to_ascii_lowercase());
+        // Fibonacci hashing: the top 15 bits of the product.
+        usize::try_from(folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 49).unwrap_or(0)
+    }
+}
+
 /// Whether `text` (a message's JSON text) holds what could hide something from the
 /// keyword scan: a `\u` or `\/` escape, a non-ASCII character, or ESC. One pass.
 fn could_hide_a_keyword(text: &str) -> bool {
     let bytes = text.as_bytes();
-    bytes.iter().enumerate().any(|(i, &b)| {
-        b >= 0x80 || b == 0x1b || (b == b'\\' && matches!(bytes.get(i + 1), Some(b'u' | b'/')))
-    })
+    // Three searches a word or a vector at a time cost less than one byte-by-byte
+    // loop over every message.
+    !bytes.is_ascii()
+        || memchr::memchr(0x1b, bytes).is_some()
+        || memchr::memchr_iter(b'\\', bytes).any(|i| matches!(bytes.get(i + 1), Some(b'u' | b'/')))
 }
 
 /// Whether a message's JSON text needs each of its strings checked.
@@ -434,22 +555,28 @@ fn worth_a_closer_look(text: &str, s: OutputSettings) -> bool {
     }
     // ASCII from here on, which the keyword gate for injection relies on.
     let keywords = &*KEYWORDS;
-    if !keywords.injection_unkeyed && !keywords.any.is_match(text) {
+    if !keywords.injection_unkeyed && !keywords.holds(&keywords.any, text) {
         return false;
     }
     (s.secrets != SecretsAction::Off
-        && keywords.secrets.is_match(text)
+        && keywords.holds(&keywords.secrets, text)
         && !find_secrets(text).is_empty())
         || (s.injection != InjectionAction::Off
-            && (keywords.injection_unkeyed || keywords.injection.is_match(text))
+            && (keywords.injection_unkeyed || keywords.holds(&keywords.injection, text))
             && !find_injection(text).is_empty())
+}
+
+/// Whether `text` holds a keyword of a secrets rule, in any ASCII case: when it does
+/// not, [`find_secrets`] finds nothing (a rule runs only when its keyword is there).
+pub(crate) fn may_hold_a_secret_keyword(text: &str) -> bool {
+    KEYWORDS.holds(&KEYWORDS.secrets, text)
 }
 
 fn could_hold_a_secret(text: &str) -> bool {
     // Every secrets rule has keywords, so this gate holds for any text.
-    text.contains("\\u")
-        || text.contains("\\/")
-        || (KEYWORDS.secrets.is_match(text) && !find_secrets(text).is_empty())
+    let bytes = text.as_bytes();
+    memchr::memchr_iter(b'\\', bytes).any(|i| matches!(bytes.get(i + 1), Some(b'u' | b'/')))
+        || (KEYWORDS.holds(&KEYWORDS.secrets, text) && !find_secrets(text).is_empty())
 }
 
 /// Strips hidden characters and ANSI escapes from every string; `true` when any was.
@@ -604,6 +731,38 @@ mod tests {
         }
     }
 
+    /// The pair table loses no keyword: the gate answers what a plain scan of the
+    /// automaton answers, in any ASCII case, wherever the keyword sits.
+    #[test]
+    fn the_pair_gate_answers_as_the_automaton_does() {
+        let keywords = &*KEYWORDS;
+        let all = secrets::RULES
+            .iter()
+            .flat_map(|r| r.keywords.iter())
+            .chain(injection::RULES.iter().flat_map(|r| r.keywords.iter()));
+        let mut texts = vec![String::new(), "x".into(), "0123456789abcdef".into()];
+        for keyword in all {
+            let upper = keyword.to_ascii_uppercase();
+            let half = keyword.len() / 2;
+            texts.extend([
+                (*keyword).to_owned(),
+                format!("text {upper} text"),
+                format!("{}{}", &keyword[..half], &upper[half..]),
+                format!("ab{}", &keyword[..keyword.len() - 1]),
+                keyword[1..].to_owned(),
+            ]);
+        }
+        for text in &texts {
+            for table in [&keywords.any, &keywords.secrets, &keywords.injection] {
+                assert_eq!(
+                    keywords.holds(table, text),
+                    table.is_match(text.as_str()),
+                    "{text}"
+                );
+            }
+        }
+    }
+
     /// The one-pass check says what the three checks it replaced said.
     #[test]
     fn what_could_hide_a_keyword_is_found_in_one_pass() {
@@ -645,6 +804,8 @@ mod tests {
             }
         }
         assert!(!KEYWORDS.injection_unkeyed);
+        // Every keyword has two bytes, so the pairs decide where to look.
+        assert!(!KEYWORDS.pairs.short);
     }
 
     #[test]

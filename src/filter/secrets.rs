@@ -633,6 +633,12 @@ fn compiled(i: usize) -> &'static Regex {
 /// The secrets in `text`, sorted by position, never overlapping.
 #[must_use]
 pub fn find_secrets(text: &str) -> Vec<SecretMatch> {
+    // Most texts asked about (an audit record's tool name, rule and detail, three per
+    // record) hold no keyword of any rule: one scan says so, without the lowercased
+    // copy and a substring search per keyword (~5k instructions a record).
+    if !super::output::may_hold_a_secret_keyword(text) {
+        return Vec::new();
+    }
     // One lowercased copy, then a substring search per keyword: measured faster than
     // a `RegexSet` of the keywords (about 40 ms against 100 ms on 4 MiB of base64).
     let lower = text.to_ascii_lowercase();

@@ -144,8 +144,10 @@ impl Decoder for LineCodec {
     }
 }
 
+/// The first `needle` in `haystack`, searched a vector at a time: every byte of every
+/// line passes here (a byte-by-byte loop was ~1.7k instructions a `tools/call`).
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
+    memchr::memchr(needle, haystack)
 }
 
 #[cfg(test)]

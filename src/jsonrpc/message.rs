@@ -1,13 +1,14 @@
 //! The message model: a line classified as request, notification or response, kept as
 //! the bytes that arrived plus the spans a stage may rewrite.
 //!
-//! Parsing is two passes over the line. The first walks every value to refuse
-//! duplicate keys anywhere in the message (compared after unescaping, so
-//! `"met\u0068od"` and `"method"` are the same key): a proxy and the server behind it
-//! must never read two different messages out of one line. The second reads the
-//! envelope with borrowed raw values, so nothing below the envelope is copied.
-//! `serde_json`'s recursion limit turns absurd nesting into a parse error, never a stack
-//! overflow.
+//! Parsing refuses duplicate keys anywhere in the message (compared after unescaping,
+//! so `"met\u0068od"` and `"method"` are the same key): a proxy and the server behind
+//! it must never read two different messages out of one line. The envelope is kept as
+//! spans of the line, so nothing below it is copied. Nearly every line is judged in
+//! one pass by [`super::strict`]; whatever it cannot vouch for takes the reference
+//! path, two passes of `serde_json` (a strict walk, then the envelope with borrowed raw
+//! values), which decides and words every refusal. `serde_json`'s recursion limit
+//! turns absurd nesting into a parse error, never a stack overflow.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -20,6 +21,7 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::error::ErrorCode;
+use super::strict::EnvelopeSpans;
 
 /// Longest id accepted, in bytes of its JSON text. Ids are echoed in every answer and
 /// kept in the in-flight table, so a 10 KB id is refused rather than carried.
@@ -34,14 +36,24 @@ impl Id {
     /// Checks a raw JSON value for use as an id: a string, or a number without a
     /// fractional part, at most [`MAX_ID_LEN`] bytes of text.
     pub fn from_raw(raw: &RawValue) -> Result<Self, &'static str> {
-        let text = raw.get();
+        Self::from_text(raw.get())
+    }
+
+    /// [`Id::from_raw`] over the value's JSON text (from a parsed line).
+    fn from_text(text: &str) -> Result<Self, &'static str> {
         if text.len() > MAX_ID_LEN {
             return Err("id is too long");
         }
         match text.as_bytes().first() {
             Some(b'"') => Ok(Self(text.into())),
+            // A number is a few bytes: a window over them, not two substring
+            // searchers' set-up (~2k instructions a call for the two ids).
             Some(b'-' | b'0'..=b'9')
-                if !text.contains('.') && !text.contains("e-") && !text.contains("E-") =>
+                if !text.contains('.')
+                    && !text
+                        .as_bytes()
+                        .windows(2)
+                        .any(|w| matches!(w, [b'e' | b'E', b'-'])) =>
             {
                 Ok(Self(text.into()))
             }
@@ -420,6 +432,19 @@ pub fn reparse(line: &Bytes) -> Option<Message> {
 pub fn parse(line: Bytes) -> Result<Parsed, ParseError> {
     let text = std::str::from_utf8(&line)
         .map_err(|e| ParseError::parse(format!("invalid UTF-8 ({e})")))?;
+    // Nearly every line is one object the one-pass scan can judge; the rest (and every
+    // line it refuses) take the two passes below, which word every error.
+    if let Some(spans) = super::strict::envelope(text) {
+        let kind = kind_of(text, &spans)?;
+        return Ok(Parsed::Single(Message::new(line, kind, spans)));
+    }
+    parse_in_two_passes(line)
+}
+
+/// [`parse`] by `serde_json` alone: the reference the one-pass scan agrees with.
+fn parse_in_two_passes(line: Bytes) -> Result<Parsed, ParseError> {
+    let text = std::str::from_utf8(&line)
+        .map_err(|e| ParseError::parse(format!("invalid UTF-8 ({e})")))?;
     // Pass one: syntax, nesting depth and duplicate keys, over the whole line.
     let mut de = serde_json::Deserializer::from_str(text);
     Strict.deserialize(&mut de).map_err(|e| {
@@ -457,67 +482,89 @@ fn parse_envelope(line: Bytes) -> Result<Message, ParseError> {
     let text = std::str::from_utf8(&line).map_err(ParseError::parse)?;
     let env: Envelope<'_> = serde_json::from_str(text)
         .map_err(|_| ParseError::invalid("a JSON-RPC message must be an object", None))?;
+    let at = |raw: Option<&RawValue>| raw.map(|raw| span_in(text, raw.get()));
+    let spans = EnvelopeSpans {
+        jsonrpc: at(env.jsonrpc),
+        id: at(env.id),
+        method: at(env.method),
+        params: at(env.params),
+        result: at(env.result),
+        error: at(env.error),
+    };
+    let kind = kind_of(text, &spans)?;
+    Ok(Message::new(line, kind, spans))
+}
 
-    let id = match env.id {
+/// What the message whose envelope members sit at `spans` in `text` is, or why it is
+/// not a JSON-RPC message.
+fn kind_of(text: &str, spans: &EnvelopeSpans) -> Result<Kind, ParseError> {
+    let part = |span: &Option<Range<usize>>| span.clone().and_then(|r| text.get(r));
+    let id = match part(&spans.id) {
         Some(raw) => Some(
-            Id::from_raw(raw)
+            Id::from_text(raw)
                 .map_err(|why| ParseError::invalid(format!("invalid id: {why}"), None))?,
         ),
         None => None,
     };
     let invalid = |reason: &str| ParseError::invalid(reason, id.clone());
-    if env.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
+    if part(&spans.jsonrpc) != Some("\"2.0\"") {
         return Err(invalid("`jsonrpc` must be \"2.0\""));
     }
-    if let Some(params) = env.params
-        && !matches!(params.get().as_bytes().first(), Some(b'{' | b'['))
+    if let Some(params) = part(&spans.params)
+        && !matches!(params.as_bytes().first(), Some(b'{' | b'['))
     {
         return Err(invalid("`params` must be an object or an array"));
     }
-    let id_span = env.id.map(|raw| span_in(text, raw.get()));
-    let params_span = env.params.map(|raw| span_in(text, raw.get()));
-    let result_span = env.result.map(|raw| span_in(text, raw.get()));
-    let error_span = env.error.map(|raw| span_in(text, raw.get()));
-
-    let kind = if let Some(method) = env.method {
-        let method: Cow<'_, str> =
-            serde_json::from_str(method.get()).map_err(|_| invalid("`method` must be a string"))?;
-        match id {
-            Some(id) => Kind::Request {
-                id,
-                method: method.into(),
-            },
-            None => Kind::Notification {
-                method: method.into(),
-            },
-        }
-    } else {
-        let Some(id) = id else {
-            return Err(invalid("a message needs a `method` or an `id`"));
-        };
-        match (env.result.is_some(), env.error.is_some()) {
-            (true, false) => Kind::Response {
-                id,
-                is_error: false,
-            },
-            (false, true) => Kind::Response { id, is_error: true },
-            _ => {
-                return Err(ParseError::invalid(
-                    "a response needs exactly one of `result` and `error`",
-                    Some(id),
-                ));
-            }
-        }
+    if let Some(method) = part(&spans.method) {
+        let method = method_name(method).ok_or_else(|| invalid("`method` must be a string"))?;
+        return Ok(match id {
+            Some(id) => Kind::Request { id, method },
+            None => Kind::Notification { method },
+        });
+    }
+    let Some(id) = id else {
+        return Err(invalid("a message needs a `method` or an `id`"));
     };
-    Ok(Message {
-        raw: line,
-        kind,
-        id_span,
-        params_span,
-        result_span,
-        error_span,
-        param_index: OnceLock::new(),
-    })
+    match (spans.result.is_some(), spans.error.is_some()) {
+        (true, false) => Ok(Kind::Response {
+            id,
+            is_error: false,
+        }),
+        (false, true) => Ok(Kind::Response { id, is_error: true }),
+        _ => Err(ParseError::invalid(
+            "a response needs exactly one of `result` and `error`",
+            Some(id),
+        )),
+    }
+}
+
+/// The decoded text of a `method` value (JSON text), when it is a string.
+fn method_name(raw: &str) -> Option<Box<str>> {
+    // Method names have no escapes: taken as they are, without a decoder.
+    if let Some(inner) = raw
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .filter(|inner| !inner.contains(['\\', '"']))
+    {
+        return Some(inner.into());
+    }
+    serde_json::from_str::<Cow<'_, str>>(raw)
+        .ok()
+        .map(Into::into)
+}
+
+impl Message {
+    fn new(raw: Bytes, kind: Kind, spans: EnvelopeSpans) -> Self {
+        Self {
+            raw,
+            kind,
+            id_span: spans.id,
+            params_span: spans.params,
+            result_span: spans.result,
+            error_span: spans.error,
+            param_index: OnceLock::new(),
+        }
+    }
 }
 
 /// The JSON-RPC envelope, borrowed. `deserialize_with` keeps `"id": null` distinct from
@@ -923,7 +970,119 @@ mod tests {
         assert_eq!(id(r#"{"jsonrpc":"2.0","id":1.5,"#), None);
     }
 
+    /// What a parse gave, to compare two parsers (kind, spans, error and its words).
+    fn outcome(line: &str, parser: fn(Bytes) -> Result<Parsed, ParseError>) -> String {
+        format!("{:?}", parser(Bytes::copy_from_slice(line.as_bytes())))
+    }
+
+    #[test]
+    fn the_one_pass_scan_agrees_with_serde_and_takes_the_usual_lines() {
+        let usual = [
+            r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"b0__echo","arguments":{"message":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}}}"#,
+            r#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"a \"quoted\" \u00e9 line\n"}],"isError":false}}"#,
+            r#" { "jsonrpc" : "2.0" , "method" : "notifications/progress" , "params" : { "progress" : -0.5 , "total" : 10 } } "#,
+            r#"{"jsonrpc":"2.0","id":"a","error":{"code":-32601,"message":"no","data":[null,true,false,[],{}]}}"#,
+        ];
+        for line in usual {
+            assert!(super::super::strict::envelope(line).is_some(), "{line}");
+            assert_eq!(
+                outcome(line, parse),
+                outcome(line, parse_in_two_passes),
+                "{line}"
+            );
+        }
+        let deep = |n: usize| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{{"a":{}1{}}}}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        let many_keys = (0..40).fold(String::new(), |keys, i| keys + &format!(r#""k{i}":{i},"#));
+        let odd = [
+            String::new(),
+            " ".into(),
+            "[]".into(),
+            r#"[{"jsonrpc":"2.0","method":"a"}]"#.into(),
+            "1".into(),
+            r#""x""#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","id":2}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","\u0069d":2}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":{"b":1,"b":2}}}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"a\"":1,"a\u0022":2}}"#.into(),
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{{{many_keys}"k3":0}}}}"#),
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{{{many_keys}"z":0}}}}"#),
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\tb\"}".into(),
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":{\"a\":\"0123456789abcdef0123\u{1}\"}}".into(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":"\ud800"}}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":"\ud83d\ude00"}}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":"\x"}}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":"\u12"}}"#.into(),
+            r#"{"jsonrpc":"2.0","id":01,"method":"x"}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1.,"method":"x"}"#.into(),
+            r#"{"jsonrpc":"2.0","id":-,"method":"x"}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1e400,"method":"x"}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1E3,"method":"x"}"#.into(),
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{{"n":{}}}}}"#,
+                "9".repeat(400)
+            ),
+            r#"{"jsonrpc":"2.0","id":18446744073709551616,"method":"x"}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"x"} x"#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"x",}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"x""#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1,]}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":tru}}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":nulll}}"#.into(),
+            r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"method":5}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"a\/b"}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"params":7,"method":"x"}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{}}"#.into(),
+            r#"{"jsonrpc":"2.0","id":1}"#.into(),
+            r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#.into(),
+            r#"{"jsonrpc":"2.0","method":"x","id":{"a":1}}"#.into(),
+            "{\"jsonrpc\":\"2.0\",\u{a0}\"id\":1,\"method\":\"x\"}".into(),
+            deep(60),
+            deep(70),
+            deep(200),
+        ];
+        for line in &odd {
+            assert_eq!(
+                outcome(line, parse),
+                outcome(line, parse_in_two_passes),
+                "{line}"
+            );
+        }
+    }
+
+    fn floor_boundary(text: &str, at: usize) -> usize {
+        (0..=at.min(text.len()))
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0)
+    }
+
     proptest! {
+        /// Law: the one-pass scan and `serde_json` give the same message or the same
+        /// refusal, in the same words, for any edit of a message.
+        #[test]
+        fn one_pass_and_two_passes_agree(
+            at in 0usize..200,
+            cut in 0usize..4,
+            insert in prop::sample::select(vec![
+                "", "\"", "\\", "{", "}", "[", "]", ":", ",", " ", "\t", "\n", "\u{1}",
+                "\\u0041", "\\ud800", "\\u00", "0", "-", ".", "e5", "1e400", "true",
+                "nul", "\"id\":2,", "\"a\":1,", "\"\\u0061\":1,", "\u{e9}",
+            ]),
+        ) {
+            let base = r#"{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"a","a":[1,-2.5,true,null,{"b":"c\"d"}],"_meta":{"progressToken":"p"}}}"#;
+            let at = floor_boundary(base, at);
+            let end = floor_boundary(base, at + cut);
+            let line = format!("{}{}{}", &base[..at], insert, &base[end..]);
+            prop_assert_eq!(outcome(&line, parse), outcome(&line, parse_in_two_passes), "{}", line);
+        }
+
         /// Law: the id's text survives a rewrite and back exactly, whatever it is.
         #[test]
         fn id_round_trip_is_exact(id in prop_oneof![

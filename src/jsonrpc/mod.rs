@@ -12,6 +12,7 @@ pub mod codec;
 pub mod error;
 pub mod message;
 pub mod scan;
+mod strict;
 pub mod writer;
 
 pub use codec::{Line, LineCodec};

@@ -84,11 +84,17 @@ pub fn at_path<'a>(value: &'a str, path: &[&str]) -> Option<&'a str> {
 #[must_use]
 pub fn key_is(raw: &[u8], key: &str) -> bool {
     let inner = raw.get(1..raw.len().saturating_sub(1)).unwrap_or_default();
-    if inner.contains(&b'\\') {
+    // An escape is longer than what it decodes to, so a key of the same length
+    // matches only byte for byte and without escapes, and a shorter one never: most
+    // questions (a dozen a `tools/call`) are answered by the lengths alone.
+    match inner.len().cmp(&key.len()) {
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => inner == key.as_bytes() && !inner.contains(&b'\\'),
         // Escaped keys (`"n\u0061me"`) are rare: decode them properly.
-        serde_json::from_slice::<String>(raw).is_ok_and(|decoded| decoded == key)
-    } else {
-        inner == key.as_bytes()
+        std::cmp::Ordering::Greater => {
+            inner.contains(&b'\\')
+                && serde_json::from_slice::<String>(raw).is_ok_and(|decoded| decoded == key)
+        }
     }
 }
 

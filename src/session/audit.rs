@@ -74,7 +74,12 @@ impl Subject<'_> {
             event = event.tool(tool);
         }
         if let Some(args) = self.arguments.filter(|_| uri.is_none()) {
-            event = event.arguments(String::from_utf8_lossy(args));
+            // The arguments are a slice of a parsed line, so UTF-8: the check is the
+            // fast one, and the lossy decoder only a fallback.
+            event = event.arguments(match std::str::from_utf8(args) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(args).into_owned(),
+            });
         }
         event
     }

@@ -979,7 +979,6 @@ impl Session {
         let Some(instance) = self.ready_instance(index, &origin) else {
             return;
         };
-        let name = self.slots[index].config.name.clone();
         self.lower_log_level(index, &origin);
         let slot = &mut self.slots[index];
         let timeout = slot.config.request_timeout;
@@ -1058,6 +1057,9 @@ impl Session {
             }
             Err(e) => {
                 self.timers.remove(&timer);
+                // Named here only: a copy of the name per forwarded call was one of
+                // its allocations.
+                let name = &self.slots[index].config.name;
                 let (code, why) = match e {
                     SendError::Full => (
                         ErrorCode::Busy,

@@ -126,6 +126,10 @@ pub struct SessionConfig {
     /// The key of the `requestState` envelopes (from the per-install audit key);
     /// `None`: one drawn for this process.
     pub state_key: Option<crate::era::state::StateKey>,
+    /// Told once, the first time every upstream has started and been listed: `serve`
+    /// then gives back the pages start-up faulted in (`crate::resident`). `None`:
+    /// nobody asks (library tests).
+    pub settled: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 /// Loads the configuration for the workspace the client's roots point at; `None`
@@ -686,6 +690,9 @@ impl Session {
         }
         if !self.is_settled() {
             return;
+        }
+        if let Some(settled) = self.config.settled.take() {
+            settled.notify_one();
         }
         for kind in ListKind::ALL {
             self.rebuild_catalog(kind);

@@ -404,6 +404,12 @@ impl Session {
                         crate::jsonrpc::error_response(msg.id(), ErrorCode::Internal, &text, None);
                     return reparse(&line);
                 }
+                // A legacy task is the result's `task` member: most results have
+                // none, and say so to one search (a key spelled with escapes is
+                // still walked for).
+                if !modern && !crate::era::tasks::may_have_member(result, "\"task\"") {
+                    return None;
+                }
                 let path: &[&str] = if modern {
                     &["taskId"]
                 } else {
@@ -467,11 +473,15 @@ impl Session {
     /// message naming our id. `None`: nothing to change (no such key, or a task id
     /// that is not one of this session's, left as it is: it routes nowhere).
     pub(super) fn retag_related_task(&self, index: usize, msg: &Message) -> Option<Message> {
+        // Cheap test first: most messages never mention a related task. Every
+        // upstream message passes here: a prepared SIMD finder over the bytes, before
+        // the line's UTF-8 check.
+        static RELATED: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| {
+                memchr::memmem::Finder::new("io.modelcontextprotocol/related-task")
+            });
+        RELATED.find(msg.raw())?;
         let line = std::str::from_utf8(msg.raw()).ok()?;
-        // Cheap test first: most messages never mention a related task.
-        if !line.contains("io.modelcontextprotocol/related-task") {
-            return None;
-        }
         let body = msg.params().or_else(|| msg.result())?;
         let (server_id, span) = task_id_at(line, body, &RELATED_TASK)?;
         let instance = self.slots[index].upstream.as_ref()?.instance;

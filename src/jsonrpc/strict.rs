@@ -1,0 +1,321 @@
+//! One pass over a line that is a single message: JSON syntax, no key repeated in any
+//! object, and where the envelope's members sit, all at once.
+//!
+//! [`super::message::parse`] used to walk every line twice with `serde_json`: a
+//! strict pass refusing duplicate keys, then the envelope with borrowed raw values.
+//! That was ~13k instructions of a ~61k `tools/call` (`docs/benchmark.md`). This scan
+//! does both in one walk, but only for the lines it is sure about: it accepts a line
+//! only when `serde_json` would accept it too and read the same envelope, and answers
+//! `None` for anything it is not built to judge (a batch, an escaped key, an exponent,
+//! a `\uD8xx` escape, deep nesting, a long number) or any error at all. The caller then
+//! takes the `serde_json` path, which stays the reference: it decides every refusal and
+//! words every error, so no error message changes.
+//!
+//! Stricter than `serde_json` is allowed (it only costs the slow path); looser is not.
+//! Each rule below is therefore one `serde_json` enforces as well: whitespace is
+//! space, tab, CR and LF; strings hold no control character and only the escapes JSON
+//! defines; numbers follow the JSON grammar (no leading zero, digits after a `.`);
+//! nothing but whitespace follows the top-level object.
+
+use std::ops::Range;
+
+/// Where the envelope's members sit in the line (each value without surrounding
+/// whitespace), as `serde_json` would borrow them as raw values.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct EnvelopeSpans {
+    pub jsonrpc: Option<Range<usize>>,
+    pub id: Option<Range<usize>>,
+    pub method: Option<Range<usize>>,
+    pub params: Option<Range<usize>>,
+    pub result: Option<Range<usize>>,
+    pub error: Option<Range<usize>>,
+}
+
+/// Nesting the scan follows; deeper lines go to `serde_json` (its limit is 128).
+const MAX_DEPTH: usize = 64;
+
+/// Longest number the scan judges. Without an exponent, a number this long cannot
+/// overflow an `f64` (`serde_json` refuses one that does), so no figure needs checking.
+const MAX_NUMBER: usize = 100;
+
+/// Keys of one object compared pairwise before a hash set takes over.
+const LINEAR_KEYS: usize = 16;
+
+/// The envelope of `text` when it is one JSON object that `serde_json`'s strict parse
+/// accepts (no repeated key anywhere); `None` when it is not, or when the scan cannot
+/// tell (see the module docs): then the `serde_json` path decides.
+pub(crate) fn envelope(text: &str) -> Option<EnvelopeSpans> {
+    let mut scan = Scan {
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    scan.skip_space();
+    if scan.peek()? != b'{' {
+        return None;
+    }
+    let mut spans = EnvelopeSpans::default();
+    scan.object(1, Some(&mut spans))?;
+    scan.skip_space();
+    (scan.at == scan.bytes.len()).then_some(spans)
+}
+
+struct Scan<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn skip_space(&mut self) {
+        while let Some(b' ' | b'\t' | b'\r' | b'\n') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'{' => self.object(depth + 1, None),
+            b'[' => self.array(depth + 1),
+            b'"' => self.string().map(|_| ()),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.at + word.len();
+        (self.bytes.get(self.at..end)? == word).then(|| self.at = end)
+    }
+
+    fn number(&mut self) -> Option<()> {
+        let start = self.at;
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.peek()? {
+            b'0' => self.at += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            let fraction = self.at;
+            self.digits();
+            if self.at == fraction {
+                return None;
+            }
+        }
+        // An exponent could overflow: `serde_json` judges it.
+        if matches!(self.peek(), Some(b'e' | b'E')) || self.at - start > MAX_NUMBER {
+            return None;
+        }
+        Some(())
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// Skips the string at `self.at` (a `"`): its bytes between the quotes, and
+    /// whether it has no escape (then those bytes are its decoded text).
+    fn string(&mut self) -> Option<(Range<usize>, bool)> {
+        let start = self.at + 1;
+        let mut i = start;
+        let mut plain = true;
+        loop {
+            let end = self.next_special(i)?;
+            match self.bytes[end] {
+                b'"' => {
+                    self.at = end + 1;
+                    return Some((start..end, plain));
+                }
+                b'\\' => {
+                    plain = false;
+                    i = end + 1 + self.escape(end + 1)?;
+                }
+                // A control character must be escaped (`serde_json` refuses it raw).
+                _ => return None,
+            }
+        }
+    }
+
+    /// Where the first `"`, `\` or control character at or after `i` is, looked for
+    /// eight bytes at a time: a string's bytes are most of a line, and a byte-by-byte
+    /// loop was the scan's largest cost.
+    fn next_special(&self, mut i: usize) -> Option<usize> {
+        const ONES: u64 = u64::from_le_bytes([1; 8]);
+        const HIGH: u64 = ONES << 7;
+        while let Some(chunk) = self.bytes.get(i..i + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().ok()?);
+            let quote = word ^ (ONES * u64::from(b'"'));
+            let backslash = word ^ (ONES * u64::from(b'\\'));
+            // Each term sets the high bit of a byte that is `"`, `\` or below 0x20
+            // (the classic zero-byte test): exact for the lowest such byte, which is
+            // the only one read (a borrow can only mark bytes above a true one).
+            let found = ((quote.wrapping_sub(ONES) & !quote)
+                | (backslash.wrapping_sub(ONES) & !backslash)
+                | (word.wrapping_sub(ONES * 0x20) & !word))
+                & HIGH;
+            if found != 0 {
+                return Some(i + (found.trailing_zeros() / 8) as usize);
+            }
+            i += 8;
+        }
+        self.bytes
+            .get(i..)?
+            .iter()
+            .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+            .map(|at| i + at)
+    }
+
+    /// The length of the escape whose letter is at `at` (after its `\`).
+    fn escape(&self, at: usize) -> Option<usize> {
+        match *self.bytes.get(at)? {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(1),
+            b'u' => {
+                let hex = self.bytes.get(at + 1..at + 5)?;
+                // Surrogates (`\uD800`-`\uDFFF`) must pair up: `serde_json` judges them.
+                (hex.iter().all(u8::is_ascii_hexdigit) && !matches!(hex[0], b'd' | b'D'))
+                    .then_some(5)
+            }
+            _ => None,
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.at += 1;
+        self.skip_space();
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.value(depth)?;
+            self.skip_space();
+            match self.peek()? {
+                b',' => {
+                    self.at += 1;
+                    self.skip_space();
+                }
+                b']' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Skips the object at `self.at` (a `{`), refusing a repeated key, and notes the
+    /// envelope's members in `top` (the message's own object only).
+    fn object(&mut self, depth: usize, mut top: Option<&mut EnvelopeSpans>) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.at += 1;
+        self.skip_space();
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        let mut first: [&[u8]; LINEAR_KEYS] = [&[]; LINEAR_KEYS];
+        let mut count = 0;
+        let mut more: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+        loop {
+            if self.peek()? != b'"' {
+                return None;
+            }
+            let (key, plain) = self.string()?;
+            // An escaped key is compared after decoding: `serde_json` does that.
+            if !plain {
+                return None;
+            }
+            let key: &'a [u8] = &self.bytes[key];
+            if count < LINEAR_KEYS {
+                if first[..count].contains(&key) {
+                    return None;
+                }
+                first[count] = key;
+            } else {
+                if more.is_empty() {
+                    more.extend(first);
+                }
+                if !more.insert(key) {
+                    return None;
+                }
+            }
+            count += 1;
+            self.skip_space();
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.at += 1;
+            self.skip_space();
+            let start = self.at;
+            self.value(depth)?;
+            if let Some(spans) = top.as_deref_mut() {
+                let slot = match key {
+                    b"jsonrpc" => Some(&mut spans.jsonrpc),
+                    b"id" => Some(&mut spans.id),
+                    b"method" => Some(&mut spans.method),
+                    b"params" => Some(&mut spans.params),
+                    b"result" => Some(&mut spans.result),
+                    b"error" => Some(&mut spans.error),
+                    _ => None,
+                };
+                if let Some(slot) = slot {
+                    *slot = Some(start..self.at);
+                }
+            }
+            self.skip_space();
+            match self.peek()? {
+                b',' => {
+                    self.at += 1;
+                    self.skip_space();
+                }
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The eight-bytes-at-a-time search finds what a byte-by-byte one finds.
+        #[test]
+        fn the_word_search_finds_the_first_special_byte(
+            bytes in prop::collection::vec(
+                prop_oneof![any::<u8>(), Just(b'"'), Just(b'\\'), Just(0x1f), Just(0x20)],
+                0..40,
+            ),
+            from in 0usize..40,
+        ) {
+            let scan = Scan { bytes: &bytes, at: 0 };
+            let from = from.min(bytes.len());
+            let naive = bytes[from..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .map(|at| from + at);
+            prop_assert_eq!(scan.next_special(from), naive);
+        }
+    }
+}
