@@ -490,11 +490,11 @@ impl Chain {
         // Free text that can quote what a call carried (a resource URI as the `tool`, a
         // rule's reason, a server's tool names) is written with secrets redacted: the
         // trail is evidence, never a second copy of a token (SPEC "Audit").
-        let redact =
-            |text: Option<&str>| text.map(|t| crate::filter::secrets::redact(t).into_owned());
-        let tool = redact(event.tool.as_deref());
-        let rule = redact(event.rule.as_deref());
-        let detail = redact(detail.as_deref());
+        // Borrowed unless a secret was found: no copy of clean text per record.
+        let redact = crate::filter::secrets::redact;
+        let tool = event.tool.as_deref().map(redact);
+        let rule = event.rule.as_deref().map(redact);
+        let detail = detail.as_deref().map(redact);
         let tools: Option<Vec<String>> = event.tools.as_ref().map(|names| {
             names
                 .iter()
