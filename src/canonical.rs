@@ -93,6 +93,150 @@ pub fn canonicalize(json_text: &str) -> Result<String, CanonicalError> {
     Ok(to_canonical(&node))
 }
 
+/// Whether `json_text` is already its own RFC 8785 canonical form, judged by one scan
+/// that accepts only what it can vouch for: no whitespace, strings without escapes or
+/// control bytes, ASCII keys in strictly increasing order (so no duplicates), integers
+/// of at most 15 digits without a sign on zero, nesting within [`MAX_DEPTH`]. `false`
+/// says nothing (`{"b":1,"a":2}`, `1.0` and invalid JSON all answer it): then ask
+/// [`canonicalize`]. The audit writer hashes a call's arguments in canonical form, and
+/// most clients send them compact and sorted, which this answers without a parse tree.
+#[must_use]
+pub fn is_canonical(json_text: &str) -> bool {
+    let mut scan = CanonicalScan {
+        bytes: json_text.as_bytes(),
+        pos: 0,
+    };
+    scan.value(0) && scan.pos == scan.bytes.len()
+}
+
+/// [`is_canonical`]'s cursor.
+struct CanonicalScan<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> CanonicalScan<'a> {
+    fn value(&mut self, depth: usize) -> bool {
+        match self.bytes.get(self.pos) {
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => self.string().is_some(),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.integer(),
+            _ => false,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> bool {
+        if self.bytes[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// `0`, or an optional `-` and 1-15 digits without a leading zero: exactly the
+    /// text ECMAScript gives the double (all such integers are below 2^53).
+    fn integer(&mut self) -> bool {
+        let negative = self.bytes[self.pos] == b'-';
+        let start = self.pos + usize::from(negative);
+        let digits = self.bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let first = self.bytes.get(start).copied();
+        let ok = match (first, digits) {
+            (Some(b'0'), 1) => !negative,
+            (Some(b'1'..=b'9'), 1..=15) => true,
+            _ => false,
+        };
+        self.pos = start + digits;
+        // A fraction or an exponent would need the number's own canonical text.
+        ok && !matches!(self.bytes.get(self.pos), Some(b'.' | b'e' | b'E'))
+    }
+
+    /// A string with nothing to escape: returns its content's bytes.
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let start = self.pos + 1;
+        let len = self.bytes[start..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if self.bytes[start + len] != b'"' {
+            return None;
+        }
+        self.pos = start + len + 1;
+        Some(&self.bytes[start..start + len])
+    }
+
+    fn array(&mut self, depth: usize) -> bool {
+        if depth > MAX_DEPTH {
+            return false;
+        }
+        self.pos += 1;
+        if self.bytes.get(self.pos) == Some(&b']') {
+            self.pos += 1;
+            return true;
+        }
+        loop {
+            if !self.value(depth) {
+                return false;
+            }
+            match self.bytes.get(self.pos) {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return true;
+                }
+                _ => return false,
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> bool {
+        if depth > MAX_DEPTH {
+            return false;
+        }
+        self.pos += 1;
+        if self.bytes.get(self.pos) == Some(&b'}') {
+            self.pos += 1;
+            return true;
+        }
+        let mut previous: Option<&'a [u8]> = None;
+        loop {
+            if self.bytes.get(self.pos) != Some(&b'"') {
+                return false;
+            }
+            let Some(key) = self.string() else {
+                return false;
+            };
+            // ASCII keys sort by bytes as by UTF-16 code units; others are left to
+            // the full canonicalization.
+            if !key.is_ascii() || previous.is_some_and(|p| p >= key) {
+                return false;
+            }
+            previous = Some(key);
+            if self.bytes.get(self.pos) != Some(&b':') {
+                return false;
+            }
+            self.pos += 1;
+            if !self.value(depth) {
+                return false;
+            }
+            match self.bytes.get(self.pos) {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return true;
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
 /// The RFC 8785 canonical form of `json_text` without the top-level object's `_meta`
 /// member. `_meta` members nested deeper are kept; a top level that is not an object is
 /// canonicalized whole.
@@ -652,6 +796,46 @@ mod tests {
         let mut out = String::new();
         write_number(value, &mut out);
         out
+    }
+
+    #[test]
+    fn the_canonical_scan_vouches_only_for_canonical_text() {
+        for text in [
+            "{\"message\":\"0123456789abcdef é 😀 / \u{7f}\"}",
+            r#"{"a":[1,-2,0,true,false,null,{},[]],"b":{"c":"d"},"e":999999999999999}"#,
+            "[]",
+            "0",
+            r#""x""#,
+        ] {
+            assert!(is_canonical(text), "{text}");
+            assert_eq!(canonicalize(text).as_deref(), Ok(text));
+        }
+        for text in [
+            r#"{"b":1,"a":2}"#,
+            r#"{"a":1,"a":1}"#,
+            r#"{ "a":1}"#,
+            r#"{"a":1} "#,
+            r#"{"a":"\u0078"}"#,
+            r#"{"a":"\n"}"#,
+            r#"{"é":1}"#,
+            "1.0",
+            "1e3",
+            "-0",
+            "01",
+            "1000000000000000",
+            "[1,]",
+            "{",
+            r#"{"a"}"#,
+            "tru",
+            "",
+            "\"a\tb\"",
+        ] {
+            assert!(!is_canonical(text), "{text}");
+        }
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert!(!is_canonical(&deep));
+        let deepest = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert_eq!(is_canonical(&deepest), canonicalize(&deepest).is_ok());
     }
 
     // ---- RFC 8785 examples --------------------------------------------------------------
@@ -1305,6 +1489,9 @@ mod tests {
             prop_assert_eq!(canonicalize(&variant).expect("variant parses"), canonical.clone());
             prop_assert_eq!(canonicalize(&canonical).expect("canonical parses"), canonical.clone());
             prop_assert_eq!(digest(&variant).expect("valid"), digest(&canonical).expect("valid"));
+            // The scan vouches only for texts that are their own canonical form.
+            prop_assert!(!is_canonical(&variant) || variant == canonical);
+            prop_assert!(!is_canonical(&canonical) || canonicalize(&canonical) == Ok(canonical.clone()));
         }
 
         /// Law 2: changing one string, key, member, element or number changes the digest.
@@ -1330,6 +1517,9 @@ mod tests {
         #[test]
         fn arbitrary_text_never_panics(text in "\\PC{0,40}|[\\[\\]{}\":,0-9eE.+\\-\\\\u a-f]{0,40}") {
             let _ = canonicalize(&text);
+            if is_canonical(&text) {
+                prop_assert_eq!(canonicalize(&text), Ok(text.clone()));
+            }
         }
     }
 }

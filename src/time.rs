@@ -144,6 +144,48 @@ impl Timestamp {
         format!("{year:04}{month:02}{day:02}T{hour:02}{minute:02}{second:02}Z")
     }
 
+    /// Appends what [`fmt::Display`] writes (`YYYY-MM-DDTHH:MM:SS.mmmZ`) to `out`
+    /// without the formatting machinery: the audit writer stamps every record, and
+    /// `write!` with its padded fields cost more than the rest of the line's encoding.
+    /// Years outside 0000-9999 (no clock gives them) take the `Display` path.
+    pub fn push_rfc3339(self, out: &mut Vec<u8>) {
+        let (year, month, day) = civil_from_days(self.day().0);
+        if !(0..=9999).contains(&year) {
+            use std::io::Write as _;
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{self}");
+            return;
+        }
+        let (h, m, s, ms) = self.clock();
+        let digit = |n: i64| b'0' + u8::try_from(n % 10).unwrap_or(0);
+        out.extend_from_slice(&[
+            digit(year / 1000),
+            digit(year / 100),
+            digit(year / 10),
+            digit(year),
+            b'-',
+            digit(month / 10),
+            digit(month),
+            b'-',
+            digit(day / 10),
+            digit(day),
+            b'T',
+            digit(h / 10),
+            digit(h),
+            b':',
+            digit(m / 10),
+            digit(m),
+            b':',
+            digit(s / 10),
+            digit(s),
+            b'.',
+            digit(ms / 100),
+            digit(ms / 10),
+            digit(ms),
+            b'Z',
+        ]);
+    }
+
     /// Hour, minute, second and millisecond within the UTC day.
     const fn clock(self) -> (i64, i64, i64, i64) {
         let in_day = self.0.rem_euclid(MS_PER_DAY);
@@ -394,6 +436,26 @@ mod tests {
             "2026-05-01T12:00:00 UTC",
         ] {
             assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn the_pushed_stamp_is_the_displayed_one() {
+        let mut out = Vec::new();
+        for ms in [
+            0,
+            1_777_636_800_123,
+            -1,
+            -62_167_219_200_000,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            -62_167_219_200_001,
+            951_782_400_007,
+        ] {
+            let t = Timestamp::from_millis(ms);
+            out.clear();
+            t.push_rfc3339(&mut out);
+            assert_eq!(String::from_utf8_lossy(&out), t.to_string(), "{ms}");
         }
     }
 

@@ -164,6 +164,11 @@ impl PreparedKey {
     /// [`args_hmac`] under this key; arguments that cannot be canonicalized are
     /// hashed as the bytes they are (as the writer has always done).
     pub(crate) fn args_hmac(&self, arguments_json_text: &str) -> String {
+        // Compact, sorted arguments (what most clients send) are their own canonical
+        // form: one scan instead of a parse tree and a second text.
+        if canonical::is_canonical(arguments_json_text) {
+            return self.hex(arguments_json_text.as_bytes());
+        }
         match canonical::canonicalize(arguments_json_text) {
             Ok(canonical) => self.hex(canonical.as_bytes()),
             Err(_) => self.hex(arguments_json_text.as_bytes()),
@@ -249,6 +254,8 @@ mod tests {
             "{}",
             "not json",
             r#"{"a":1,"a":2}"#,
+            r#"{"a":"x","b":1}"#,
+            "[[[]]]",
         ] {
             let expected =
                 args_hmac(&key, text).unwrap_or_else(|_| hmac_hex(key.bytes(), text.as_bytes()));

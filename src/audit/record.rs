@@ -30,6 +30,7 @@
 //! that reformats a line does not break the chain, a change of any value does.
 
 use std::fmt;
+use std::ops::Range;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -354,12 +355,14 @@ impl RecordView<'_> {
     /// `hash`; `scratch` holds the canonical body meanwhile. All three are the
     /// caller's, so a writer reuses them from record to record.
     ///
-    /// Fast path: the canonical body is serialized directly ([`CanonicalView`]) instead
-    /// of through [`canonical::canonicalize`], which costs several times more. It
-    /// equals the canonical form as long as the writer's invariants hold: `args` is
-    /// already canonical and nested below [`canonical::MAX_DEPTH`] once inside the
-    /// record, and integers are at most [`MAX_EXACT_INTEGER`] (serde escapes strings
-    /// exactly as RFC 8785 does). Debug builds check the equality on every record.
+    /// Fast path: the line is written by hand ([`LineWriter`], the text `serde_json`
+    /// gives for [`Record`]), and the canonical body is the same member texts in
+    /// RFC 8785 order, copied out of the line, instead of a second serialization or
+    /// [`canonical::canonicalize`], which cost several times more. It equals the
+    /// canonical form as long as the writer's invariants hold: `args` is already
+    /// canonical and nested below [`canonical::MAX_DEPTH`] once inside the record, and
+    /// integers are at most [`MAX_EXACT_INTEGER`] (strings are escaped as both
+    /// `serde_json` and RFC 8785 do). Debug builds check both texts on every record.
     pub(crate) fn seal_into(
         &self,
         key: &PreparedKey,
@@ -368,16 +371,37 @@ impl RecordView<'_> {
         hash: &mut String,
     ) {
         let start = line.len();
-        // Serializing strings, integers and a `RawValue` into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *line, self);
+        let spans = self.write_line(line);
         scratch.clear();
-        let _ = serde_json::to_writer(&mut *scratch, &CanonicalView::from(self));
+        scratch.push(b'{');
+        for (name, member) in CANONICAL_ORDER {
+            let span = &spans[member as usize];
+            if span.is_empty() {
+                continue;
+            }
+            if scratch.len() > 1 {
+                scratch.push(b',');
+            }
+            scratch.push(b'"');
+            scratch.extend_from_slice(name.as_bytes());
+            scratch.extend_from_slice(b"\":");
+            scratch.extend_from_slice(&line[span.clone()]);
+        }
+        scratch.push(b'}');
+        debug_assert_eq!(
+            serde_json::to_string(self)
+                .ok()
+                .as_deref()
+                .map(str::as_bytes),
+            Some(&line[start..]),
+            "the hand-written line drifted from the record's serialization"
+        );
         debug_assert_eq!(
             std::str::from_utf8(&line[start..])
                 .ok()
                 .map(canonical::canonicalize),
             Some(Ok(String::from_utf8_lossy(scratch).into_owned())),
-            "the canonical view drifted from the record"
+            "the canonical body drifted from the record"
         );
         if self.v < KEYED_VERSION {
             chain_hash_into(self.prev, scratch, hash);
@@ -390,65 +414,240 @@ impl RecordView<'_> {
         line.extend_from_slice(hash.as_bytes());
         line.extend_from_slice(b"\"}\n");
     }
+
+    /// Appends the record's JSON object (members in [`Record`]'s order, skipped ones
+    /// left out, no `hash`) to `line`; returns where each member's value text lies in
+    /// `line` (empty for a member left out).
+    fn write_line(&self, line: &mut Vec<u8>) -> [Range<usize>; MEMBERS] {
+        let mut w = LineWriter {
+            line,
+            spans: std::array::from_fn(|_| 0..0),
+        };
+        w.line.push(b'{');
+        w.member(Member::V, |l| push_u64(l, u64::from(self.v)));
+        w.member(Member::Ts, |l| {
+            l.push(b'"');
+            self.ts.push_rfc3339(l);
+            l.push(b'"');
+        });
+        w.member(Member::Session, |l| push_str(l, self.session));
+        w.member(Member::Seq, |l| push_u64(l, self.seq));
+        w.member(Member::Workspace, |l| push_opt_str(l, self.workspace));
+        w.member(Member::Server, |l| push_opt_str(l, self.server));
+        w.member(Member::Tool, |l| push_opt_str(l, self.tool));
+        if let Some(method) = self.method {
+            w.member(Member::Method, |l| push_str(l, method));
+        }
+        w.member(Member::Direction, |l| push_str(l, self.direction.as_str()));
+        w.member(Member::Decision, |l| push_str(l, self.decision.as_str()));
+        w.member(Member::Rule, |l| push_opt_str(l, self.rule));
+        w.member(Member::ArgsHmac, |l| push_opt_str(l, self.args_hmac));
+        w.member(Member::Ms, |l| push_opt_u64(l, self.ms));
+        w.member(Member::Bytes, |l| push_opt_u64(l, self.bytes));
+        if let Some(listed) = self.listed {
+            w.member(Member::Listed, |l| push_u64(l, listed));
+        }
+        if let Some(held) = self.held {
+            w.member(Member::Held, |l| push_u64(l, held));
+        }
+        if let Some(tools) = self.tools {
+            w.member(Member::Tools, |l| {
+                l.push(b'[');
+                for (i, name) in tools.iter().enumerate() {
+                    if i > 0 {
+                        l.push(b',');
+                    }
+                    push_str(l, name);
+                }
+                l.push(b']');
+            });
+        }
+        if let Some(detail) = self.detail {
+            w.member(Member::Detail, |l| push_str(l, detail));
+        }
+        if let Some(args) = self.args {
+            w.member(Member::Args, |l| l.extend_from_slice(args.get().as_bytes()));
+        }
+        w.member(Member::Prev, |l| push_str(l, self.prev));
+        w.line.push(b'}');
+        w.spans
+    }
 }
 
-/// A record's members in RFC 8785 order (keys sorted by UTF-16 code units; all ASCII
-/// here, so byte order), without `hash`, skipping what [`Record`] skips.
-#[derive(Serialize)]
-struct CanonicalView<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    args: Option<&'a RawValue>,
-    args_hmac: Option<&'a str>,
-    bytes: Option<u64>,
-    decision: Decision,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<&'a str>,
-    direction: Direction,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    held: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    listed: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    method: Option<&'a str>,
-    ms: Option<u64>,
-    prev: &'a str,
-    rule: Option<&'a str>,
-    seq: u64,
-    server: Option<&'a str>,
-    session: &'a str,
-    tool: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tools: Option<&'a [String]>,
-    ts: Timestamp,
-    v: u32,
-    workspace: Option<&'a str>,
+/// A record's members, in the order of the line (and of [`Record`]'s fields).
+#[derive(Clone, Copy)]
+enum Member {
+    V,
+    Ts,
+    Session,
+    Seq,
+    Workspace,
+    Server,
+    Tool,
+    Method,
+    Direction,
+    Decision,
+    Rule,
+    ArgsHmac,
+    Ms,
+    Bytes,
+    Listed,
+    Held,
+    Tools,
+    Detail,
+    Args,
+    Prev,
 }
 
-impl<'a> From<&RecordView<'a>> for CanonicalView<'a> {
-    fn from(r: &RecordView<'a>) -> Self {
-        Self {
-            args: r.args,
-            args_hmac: r.args_hmac,
-            bytes: r.bytes,
-            decision: r.decision,
-            detail: r.detail,
-            direction: r.direction,
-            held: r.held,
-            listed: r.listed,
-            method: r.method,
-            ms: r.ms,
-            prev: r.prev,
-            rule: r.rule,
-            seq: r.seq,
-            server: r.server,
-            session: r.session,
-            tool: r.tool,
-            tools: r.tools,
-            ts: r.ts,
-            v: r.v,
-            workspace: r.workspace,
+const MEMBERS: usize = Member::Prev as usize + 1;
+
+impl Member {
+    const fn name(self) -> &'static str {
+        match self {
+            Self::V => "v",
+            Self::Ts => "ts",
+            Self::Session => "session",
+            Self::Seq => "seq",
+            Self::Workspace => "workspace",
+            Self::Server => "server",
+            Self::Tool => "tool",
+            Self::Method => "method",
+            Self::Direction => "direction",
+            Self::Decision => "decision",
+            Self::Rule => "rule",
+            Self::ArgsHmac => "args_hmac",
+            Self::Ms => "ms",
+            Self::Bytes => "bytes",
+            Self::Listed => "listed",
+            Self::Held => "held",
+            Self::Tools => "tools",
+            Self::Detail => "detail",
+            Self::Args => "args",
+            Self::Prev => "prev",
         }
     }
+}
+
+/// The members in RFC 8785 order (keys sorted by UTF-16 code units; all ASCII here, so
+/// byte order); a unit test checks the sort.
+const CANONICAL_ORDER: [(&str, Member); MEMBERS] = {
+    let order = [
+        Member::Args,
+        Member::ArgsHmac,
+        Member::Bytes,
+        Member::Decision,
+        Member::Detail,
+        Member::Direction,
+        Member::Held,
+        Member::Listed,
+        Member::Method,
+        Member::Ms,
+        Member::Prev,
+        Member::Rule,
+        Member::Seq,
+        Member::Server,
+        Member::Session,
+        Member::Tool,
+        Member::Tools,
+        Member::Ts,
+        Member::V,
+        Member::Workspace,
+    ];
+    let mut out = [("", Member::V); MEMBERS];
+    let mut i = 0;
+    while i < MEMBERS {
+        out[i] = (order[i].name(), order[i]);
+        i += 1;
+    }
+    out
+};
+
+/// Writes a line's members and notes where each value lies.
+struct LineWriter<'l> {
+    line: &'l mut Vec<u8>,
+    spans: [Range<usize>; MEMBERS],
+}
+
+impl LineWriter<'_> {
+    fn member(&mut self, member: Member, value: impl FnOnce(&mut Vec<u8>)) {
+        if self.line.last() != Some(&b'{') {
+            self.line.push(b',');
+        }
+        self.line.push(b'"');
+        self.line.extend_from_slice(member.name().as_bytes());
+        self.line.extend_from_slice(b"\":");
+        let start = self.line.len();
+        value(self.line);
+        self.spans[member as usize] = start..self.line.len();
+    }
+}
+
+fn push_opt_str(out: &mut Vec<u8>, text: Option<&str>) {
+    match text {
+        Some(text) => push_str(out, text),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn push_opt_u64(out: &mut Vec<u8>, n: Option<u64>) {
+    match n {
+        Some(n) => push_u64(out, n),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// An integer's decimal text, as `serde_json` (and RFC 8785, up to
+/// [`MAX_EXACT_INTEGER`]) writes it.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// A JSON string escaped as `serde_json` and RFC 8785 both do: `"` and `\`, the short
+/// forms `\b \f \n \r \t`, other controls as `\u00xx` (lowercase hex), everything else
+/// as it is (non-ASCII and DEL included).
+fn push_str(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut plain = 0;
+    // Most of a record's text needs no escape: it is found eight bytes at a time.
+    while let Some(i) = crate::jsonrpc::next_special(bytes, plain) {
+        let b = bytes[i];
+        let short = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            0x08 => b'b',
+            0x0c => b'f',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            _ => b'u',
+        };
+        out.extend_from_slice(&bytes[plain..i]);
+        plain = i + 1;
+        out.push(b'\\');
+        out.push(short);
+        if short == b'u' {
+            out.extend_from_slice(&[
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]);
+        }
+    }
+    out.extend_from_slice(&bytes[plain..]);
+    out.push(b'"');
 }
 
 /// A line whose chain hash was recomputed.
@@ -605,6 +804,28 @@ mod tests {
             serde_json::to_string(&r).expect("record")
         );
         r.hash = hash;
+        // The hand-written line is that text too (`seal_into` asserts it in debug
+        // builds), with every optional member present and with none.
+        let line = seal_line(&mut r);
+        let mut unhashed: Record = serde_json::from_str(&line).expect("json");
+        unhashed.hash.clear();
+        let text = serde_json::to_string(&unhashed).expect("record");
+        assert_eq!(
+            line,
+            format!("{},\"hash\":\"{}\"}}\n", &text[..text.len() - 1], r.hash)
+        );
+        let mut bare = record();
+        bare.workspace = None;
+        bare.server = None;
+        bare.tool = None;
+        bare.method = None;
+        bare.rule = None;
+        bare.args_hmac = None;
+        bare.bytes = None;
+        bare.args = None;
+        let line = seal_line(&mut bare);
+        let checked = check_line(line.trim_end(), Some(&test_key())).expect("check");
+        assert_eq!(checked.computed, bare.hash);
     }
 
     #[test]
@@ -725,6 +946,35 @@ mod tests {
     fn any_string() -> impl proptest::strategy::Strategy<Value = String> {
         proptest::collection::vec(proptest::char::any(), 0..12)
             .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    #[test]
+    fn the_canonical_order_is_sorted_and_names_every_member() {
+        let names: Vec<&str> = CANONICAL_ORDER.iter().map(|(n, _)| *n).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+        for (name, member) in CANONICAL_ORDER {
+            assert_eq!(name, member.name());
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_does() {
+        let mut text: String = (0u8..0x80).map(char::from).collect();
+        text.push_str("é€😀\u{7f}\"\\/");
+        let mut out = Vec::new();
+        push_str(&mut out, &text);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            serde_json::to_string(&text).expect("json")
+        );
+        for n in [0, 9, 10, 99, 100, MAX_EXACT_INTEGER, u64::MAX] {
+            out.clear();
+            push_u64(&mut out, n);
+            assert_eq!(String::from_utf8_lossy(&out), n.to_string());
+        }
     }
 
     #[test]

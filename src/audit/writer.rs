@@ -40,6 +40,7 @@
 //! the next day's. After a power loss, the unsynced tail of a session may be missing;
 //! verify then reports that chain as unsealed.
 
+use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
@@ -456,6 +457,8 @@ struct Chain {
     key: PreparedKey,
     /// The canonical body of the record being sealed, reused from record to record.
     scratch: Vec<u8>,
+    /// The last `tool` that redaction found clean (empty: none yet).
+    clean_tool: String,
 }
 
 impl Chain {
@@ -469,6 +472,7 @@ impl Chain {
             day_floor: None,
             key: PreparedKey::new(key),
             scratch: Vec::new(),
+            clean_tool: String::new(),
         }
     }
 
@@ -490,11 +494,24 @@ impl Chain {
         // Free text that can quote what a call carried (a resource URI as the `tool`, a
         // rule's reason, a server's tool names) is written with secrets redacted: the
         // trail is evidence, never a second copy of a token (SPEC "Audit").
-        let redact =
-            |text: Option<&str>| text.map(|t| crate::filter::secrets::redact(t).into_owned());
-        let tool = redact(event.tool.as_deref());
-        let rule = redact(event.rule.as_deref());
-        let detail = redact(detail.as_deref());
+        // Borrowed unless a secret was found: no copy of clean text per record.
+        let redact = crate::filter::secrets::redact;
+        let tool = match event.tool.as_deref() {
+            // A session calls a handful of tools over and over: the name redaction
+            // left as it was last time is clean again (redaction is a function of
+            // the text alone).
+            Some(name) if name == self.clean_tool => Some(Cow::Borrowed(name)),
+            Some(name) => {
+                let redacted = redact(name);
+                if matches!(redacted, Cow::Borrowed(_)) {
+                    name.clone_into(&mut self.clean_tool);
+                }
+                Some(redacted)
+            }
+            None => None,
+        };
+        let rule = event.rule.as_deref().map(redact);
+        let detail = detail.as_deref().map(redact);
         let tools: Option<Vec<String>> = event.tools.as_ref().map(|names| {
             names
                 .iter()
@@ -901,6 +918,20 @@ mod tests {
         assert!(line.contains("[REDACTED:"), "{line}");
         let record = parse(&line);
         assert!(record.tool.is_some_and(|t| t.contains("[REDACTED:")));
+        // The writer remembers the last clean tool name, never a redacted one.
+        let mut chain = chain();
+        let secret = format!("https://api.example.com/repo?token={token}");
+        for tool in ["fs__read", secret.as_str(), "fs__read", secret.as_str()] {
+            let event = Event::new(Direction::ToServer, Decision::Allow).tool(tool);
+            let record = parse(&chain.line(event).1);
+            let written = record.tool.expect("a tool");
+            assert_eq!(
+                written.contains("[REDACTED:"),
+                tool != "fs__read",
+                "{written}"
+            );
+            assert!(!written.contains(&token), "{written}");
+        }
     }
 
     #[test]

@@ -18,3 +18,4 @@ pub mod writer;
 pub use codec::{Line, LineCodec};
 pub use error::{ErrorCode, error_response};
 pub use message::{Id, Kind, Message, ParseError, parse, recover_id};
+pub(crate) use strict::next_special;

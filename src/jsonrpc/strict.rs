@@ -147,33 +147,10 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// Where the first `"`, `\` or control character at or after `i` is, looked for
-    /// eight bytes at a time: a string's bytes are most of a line, and a byte-by-byte
-    /// loop was the scan's largest cost.
-    fn next_special(&self, mut i: usize) -> Option<usize> {
-        const ONES: u64 = u64::from_le_bytes([1; 8]);
-        const HIGH: u64 = ONES << 7;
-        while let Some(chunk) = self.bytes.get(i..i + 8) {
-            let word = u64::from_le_bytes(chunk.try_into().ok()?);
-            let quote = word ^ (ONES * u64::from(b'"'));
-            let backslash = word ^ (ONES * u64::from(b'\\'));
-            // Each term sets the high bit of a byte that is `"`, `\` or below 0x20
-            // (the classic zero-byte test): exact for the lowest such byte, which is
-            // the only one read (a borrow can only mark bytes above a true one).
-            let found = ((quote.wrapping_sub(ONES) & !quote)
-                | (backslash.wrapping_sub(ONES) & !backslash)
-                | (word.wrapping_sub(ONES * 0x20) & !word))
-                & HIGH;
-            if found != 0 {
-                return Some(i + (found.trailing_zeros() / 8) as usize);
-            }
-            i += 8;
-        }
-        self.bytes
-            .get(i..)?
-            .iter()
-            .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
-            .map(|at| i + at)
+    /// Where the first `"`, `\` or control character at or after `i` is
+    /// ([`next_special`]).
+    fn next_special(&self, i: usize) -> Option<usize> {
+        next_special(self.bytes, i)
     }
 
     /// The length of the escape whose letter is at `at` (after its `\`).
@@ -292,6 +269,35 @@ impl<'a> Scan<'a> {
             }
         }
     }
+}
+
+/// Where the first `"`, `\` or control character at or after `i` is, looked for
+/// eight bytes at a time: a string's bytes are most of a line, and a byte-by-byte
+/// loop was the scan's largest cost (and the audit writer's escaping uses it too).
+pub(crate) fn next_special(bytes: &[u8], mut i: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        // Each term sets the high bit of a byte that is `"`, `\` or below 0x20
+        // (the classic zero-byte test): exact for the lowest such byte, which is
+        // the only one read (a borrow can only mark bytes above a true one).
+        let found = ((quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (word.wrapping_sub(ONES * 0x20) & !word))
+            & HIGH;
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    bytes
+        .get(i..)?
+        .iter()
+        .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+        .map(|at| i + at)
 }
 
 #[cfg(test)]
