@@ -194,9 +194,17 @@ fn fuzz_line_codec() {
 
 #[test]
 fn fuzz_message_parse() {
+    // Differential: the one-pass parser and the serde_json reference give the same
+    // message (kind, spans) or the same refusal in the same words, for every line.
     fuzz("message", |input| {
         for line in input.split(|b| *b == b'\n') {
-            let _ = mcp_warden::jsonrpc::parse(bytes::Bytes::copy_from_slice(line));
+            let line = bytes::Bytes::copy_from_slice(line);
+            let fast = format!("{:?}", mcp_warden::jsonrpc::parse(line.clone()));
+            let reference = format!(
+                "{:?}",
+                mcp_warden::jsonrpc::parse_in_two_passes(line.clone())
+            );
+            assert_eq!(fast, reference, "the two parsers disagree on {line:?}");
         }
     });
 }

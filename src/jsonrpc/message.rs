@@ -442,7 +442,10 @@ pub fn parse(line: Bytes) -> Result<Parsed, ParseError> {
 }
 
 /// [`parse`] by `serde_json` alone: the reference the one-pass scan agrees with.
-fn parse_in_two_passes(line: Bytes) -> Result<Parsed, ParseError> {
+/// Public only for the differential fuzz target (`tests/fuzz.rs`): two parsers that
+/// disagree would let a line mean one thing to the stages and another upstream.
+#[doc(hidden)]
+pub fn parse_in_two_passes(line: Bytes) -> Result<Parsed, ParseError> {
     let text = std::str::from_utf8(&line)
         .map_err(|e| ParseError::parse(format!("invalid UTF-8 ({e})")))?;
     // Pass one: syntax, nesting depth and duplicate keys, over the whole line.
