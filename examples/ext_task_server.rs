@@ -14,6 +14,8 @@
 //! `{"gets":N,"updates":[…]}`: how many `tasks/get` it got, and each `tasks/update`'s
 //! params as they arrived (without `_meta`). `--always-task`: `job` answers a task even
 //! to a request that did not declare the extension (a server breaking the rule).
+//! `--escaped-task`: every `resultType: "task"` is written `"t\u0061sk"` (the same
+//! value to a JSON parser, other bytes to a byte search).
 //!
 //! For a legacy client's task (`tests/era_tasks_legacy_client.rs`): `job` is listed
 //! with `execution.taskSupport: "optional"` and `only_task` (the same job) with
@@ -54,6 +56,7 @@ const EXTENSION: &str = "io.modelcontextprotocol/tasks";
 )]
 struct State {
     always_task: bool,
+    escaped_task: bool,
     never_task: bool,
     working: u64,
     ttl: Option<u64>,
@@ -228,6 +231,7 @@ fn flag(name: &str) -> bool {
 fn main() {
     let mut state = State {
         always_task: flag("--always-task"),
+        escaped_task: flag("--escaped-task"),
         never_task: flag("--never-task"),
         working: number("--working").unwrap_or(0),
         ttl: number("--ttl"),
@@ -261,7 +265,18 @@ fn main() {
                 json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message, "data": data}})
             }
         };
-        writeln!(out, "{reply}").unwrap();
+        let line = reply.to_string();
+        if state.escaped_task {
+            // The same result a client decodes, spelled so a byte search for `"task"` misses it.
+            writeln!(
+                out,
+                "{}",
+                line.replace(r#""resultType":"task""#, r#""resultType":"t\u0061sk""#)
+            )
+            .unwrap();
+        } else {
+            writeln!(out, "{line}").unwrap();
+        }
         let created = reply["result"]["resultType"] == "task";
         if created && state.push_status {
             let mut t = task("completed");

@@ -520,3 +520,24 @@ fn a_task_the_request_did_not_allow_is_refused() {
     assert!(!answer.to_string().contains("\"taskId\""), "{answer}");
     serve.close();
 }
+
+#[test]
+fn a_task_spelled_with_escapes_is_still_a_task_the_request_did_not_allow() {
+    // `"resultType":"t\u0061sk"` is a task to the client's JSON parser: it must meet
+    // the same refusal as the plain spelling, not pass with the server's own task id.
+    let env = Env::new();
+    env.user_config(&example_table(
+        "ext",
+        "ext_task_server",
+        &["--always-task", "--escaped-task"],
+    ));
+    let mut serve = env.serve();
+    let answer = serve.request(
+        json!(1),
+        "tools/call",
+        json!({"name": "ext__job", "arguments": {"text": "now"}, "_meta": modern_meta(false)}),
+    );
+    assert_eq!(answer["error"]["code"], -32603, "{answer}");
+    assert!(!answer.to_string().contains("\"taskId\""), "{answer}");
+    serve.close();
+}

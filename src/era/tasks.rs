@@ -56,10 +56,13 @@ pub fn extension_capability() -> Value {
 #[must_use]
 pub fn is_task_result(result: &str) -> bool {
     // Every `tools/call` answer passes here, and most never mention it: one SIMD
-    // search (a prepared finder), no parse.
+    // search (a prepared finder), no parse. The value can also be spelled with `\u`
+    // escapes (`"t\u0061sk"`), which a client decodes to a task: any `\u` parses too.
     static TASK: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new("\"task\""));
-    TASK.find(result.as_bytes()).is_some()
+    static ESCAPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("\\u"));
+    (TASK.find(result.as_bytes()).is_some() || ESCAPE.find(result.as_bytes()).is_some())
         && serde_json::from_str::<Value>(result)
             .is_ok_and(|v| v.get("resultType").and_then(Value::as_str) == Some("task"))
 }
@@ -465,6 +468,16 @@ mod tests {
         ));
         assert!(!is_task_result(
             r#"{"content":[{"type":"text","text":"\"task\""}]}"#
+        ));
+        // A server that spells the value with escapes still makes a task.
+        assert!(is_task_result(
+            r#"{"resultType":"t\u0061sk","taskId":"1","status":"working"}"#
+        ));
+        assert!(is_task_result(
+            r#"{"result\u0054ype":"\u0074ask","taskId":"1"}"#
+        ));
+        assert!(!is_task_result(
+            r#"{"content":[{"type":"text","text":"\u00e9"}]}"#
         ));
         assert_eq!(
             status_of(r#"{"taskId":"1","status":"completed","result":{}}"#).as_deref(),
