@@ -15,6 +15,7 @@
 //! Every call with a progress token first reports progress 1 of 2 on it.
 //! Tool `plain`: answers `called plain`, or an error when the call carries
 //! `inputResponses` or `requestState` (it never asked for any).
+//! `--escaped`: every `"input_required"` it writes is spelled `"input_requ\u0069red"`.
 // A test fixture: it may panic and print.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -28,12 +29,14 @@ const STATE_HEAD: &str = r#""a\u0022b\/c#"#;
 struct Options {
     ask: Vec<String>,
     forever: bool,
+    escaped: bool,
 }
 
 fn options() -> Options {
     let mut opts = Options {
         ask: vec!["elicitation".into(), "sampling".into(), "roots".into()],
         forever: false,
+        escaped: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -47,6 +50,7 @@ fn options() -> Options {
                     .collect();
             }
             "--forever" => opts.forever = true,
+            "--escaped" => opts.escaped = true,
             other => panic!("unknown option {other}"),
         }
     }
@@ -183,6 +187,12 @@ fn main() {
                 out.flush().unwrap();
                 continue;
             }
+        };
+        let result = if opts.escaped {
+            // The same value to a JSON parser, other bytes to a byte search.
+            result.replace(r#""input_required""#, r#""input_requ\u0069red""#)
+        } else {
+            result
         };
         writeln!(out, r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).unwrap();
         out.flush().unwrap();

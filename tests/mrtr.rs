@@ -637,3 +637,16 @@ fn a_held_tool_is_reviewed_by_a_modern_client_through_input_required() {
     serve.send(&retry(call, 5, &state, pin));
     assert_eq!(error_state(&serve.answer_to(&json!(5))), "replayed");
 }
+
+#[test]
+fn an_input_required_spelled_with_escapes_is_judged_as_any() {
+    // `"resultType":"input_requ\u0069red"` is `input_required` to the client's parser:
+    // its sampling entry must be blocked as the plain spelling's is, not passed on.
+    let env = env_with(&["--escaped"], "");
+    let mut serve = started(&env, json!({}));
+    serve.send(&modern_call(2, "m__ask", &json!({})));
+    let answer = serve.answer_to(&json!(2));
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert!(answer["result"].get("inputRequests").is_none(), "{answer}");
+    serve.close();
+}

@@ -161,10 +161,12 @@ pub fn is_input_required(result: &str) -> bool {
         result_type: Option<Cow<'a, str>>,
     }
     // Most results never mention it: no parse for them, one SIMD search (a prepared
-    // finder) instead.
+    // finder) instead. The value can also be spelled with `\u` escapes, which a
+    // client decodes all the same: a result holding any `\u` is parsed too.
     static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(INPUT_REQUIRED));
-    FINDER.find(result.as_bytes()).is_some()
+    (FINDER.find(result.as_bytes()).is_some()
+        || crate::era::tasks::may_be_escaped(result.as_bytes()))
         && serde_json::from_str::<Head<'_>>(result)
             .is_ok_and(|h| h.result_type.as_deref() == Some(INPUT_REQUIRED))
 }

@@ -60,11 +60,24 @@ pub fn is_task_result(result: &str) -> bool {
     // escapes (`"t\u0061sk"`), which a client decodes to a task: any `\u` parses too.
     static TASK: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new("\"task\""));
-    static ESCAPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("\\u"));
-    (TASK.find(result.as_bytes()).is_some() || ESCAPE.find(result.as_bytes()).is_some())
+    (TASK.find(result.as_bytes()).is_some() || may_be_escaped(result.as_bytes()))
         && serde_json::from_str::<Value>(result)
             .is_ok_and(|v| v.get("resultType").and_then(Value::as_str) == Some("task"))
+}
+
+/// Whether the JSON text `text` has an escape that can spell a letter or a `/`
+/// (`\u`, `\/`): where it has none, a byte search for a key or a string value of
+/// letters, digits, `.`, `-`, `_` and `/` finds every spelling a JSON parser accepts.
+#[must_use]
+pub fn may_be_escaped(text: &[u8]) -> bool {
+    static ESCAPES: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 2]> =
+        std::sync::LazyLock::new(|| {
+            [
+                memchr::memmem::Finder::new("\\u"),
+                memchr::memmem::Finder::new("\\/"),
+            ]
+        });
+    ESCAPES.iter().any(|f| f.find(text).is_some())
 }
 
 /// Whether the JSON text `text` could have a member whose key is `quoted` (the key's

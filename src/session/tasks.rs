@@ -480,7 +480,10 @@ impl Session {
             std::sync::LazyLock::new(|| {
                 memchr::memmem::Finder::new("io.modelcontextprotocol/related-task")
             });
-        RELATED.find(msg.raw())?;
+        // The key may be spelled with escapes (`\/`, `\u`), which a client decodes.
+        if RELATED.find(msg.raw()).is_none() && !crate::era::tasks::may_be_escaped(msg.raw()) {
+            return None;
+        }
         let line = std::str::from_utf8(msg.raw()).ok()?;
         let body = msg.params().or_else(|| msg.result())?;
         let (server_id, span) = task_id_at(line, body, &RELATED_TASK)?;
