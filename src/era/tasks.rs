@@ -492,6 +492,13 @@ mod tests {
         assert!(!is_task_result(
             r#"{"content":[{"type":"text","text":"\u00e9"}]}"#
         ));
+        for (text, escaped) in [
+            (r#"{"a":"b\nc\"d\\"}"#, false),
+            (r#"{"a":"\u0062"}"#, true),
+            (r#"{"io.modelcontextprotocol\/related-task":{}}"#, true),
+        ] {
+            assert_eq!(may_be_escaped(text.as_bytes()), escaped, "{text}");
+        }
         assert_eq!(
             status_of(r#"{"taskId":"1","status":"completed","result":{}}"#).as_deref(),
             Some("completed")
