@@ -1,74 +1,142 @@
-//! The client's stdin and stdout on the runtime's own event loop.
+//! The client's stdin and stdout, and the servers' stdin, on the runtime's own event
+//! loop.
 //!
 //! tokio's `stdin()` and `stdout()` do every read and write on its blocking thread pool,
 //! which costs several thread hand-offs per message: measured here, about 20 µs of the
 //! proxy's added latency per call (see `docs/benchmark.md`). A pipe, socket or terminal
 //! can instead be made non-blocking and polled like a socket. mcp-warden works on
 //! duplicates of fds 0 and 1, sets `O_NONBLOCK` on them (a flag of the open file, so it
-//! is restored when the session ends: a terminal must not be left non-blocking), and
-//! falls back to tokio's own when the fd cannot be polled (a regular file).
+//! is restored when the last holder lets go: a terminal must not be left non-blocking),
+//! and falls back to tokio's own when the fd cannot be polled (a regular file).
+//!
+//! A writable end is shared ([`NonBlocking`]): its writer task holds it, and so does
+//! the session, which writes to it directly while that task is idle
+//! ([`crate::jsonrpc::writer::LineSink`]), saving two task hand-offs per call.
 #![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::jsonrpc::writer::Output;
+
 /// The client's stdin, polled when it can be.
 #[must_use]
 pub fn stdin() -> Box<dyn AsyncRead + Unpin + Send> {
-    match Polled::new(std::io::stdin().as_fd()) {
+    match Polled::dup_of(std::io::stdin().as_fd()) {
         Some(fd) => Box::new(fd),
         None => Box::new(tokio::io::stdin()),
     }
 }
 
-/// The client's stdout, polled when it can be.
+/// The client's stdout, polled when it can be; then also written directly.
 #[must_use]
 // The downstream writer's stdout: in `serve`, the one writer of protocol frames.
 #[allow(clippy::disallowed_methods)]
-pub fn stdout() -> Box<dyn AsyncWrite + Unpin + Send> {
-    match Polled::new(std::io::stdout().as_fd()) {
-        Some(fd) => Box::new(fd),
-        None => Box::new(tokio::io::stdout()),
+pub fn stdout() -> Output {
+    match Polled::dup_of(std::io::stdout().as_fd()) {
+        Some(fd) => fd.into_output(),
+        None => Output::from(tokio::io::stdout()),
     }
 }
 
-/// A non-blocking duplicate of a standard fd, registered with the runtime.
-struct Polled {
-    fd: AsyncFd<File>,
-    /// The file status flags before ours, restored on drop.
+/// A server's stdin, polled and written directly like the client's stdout.
+///
+/// # Errors
+/// When the pipe cannot be taken from tokio, made non-blocking or registered.
+pub fn child_stdin(stdin: tokio::process::ChildStdin) -> std::io::Result<Output> {
+    pipe_writer(stdin.into_owned_fd()?)
+}
+
+/// The writing end of a pipe, polled and written directly.
+///
+/// # Errors
+/// When it cannot be made non-blocking or registered.
+pub fn pipe_writer(owned: OwnedFd) -> std::io::Result<Output> {
+    Polled::own(owned)
+        .map(Polled::into_output)
+        .ok_or_else(|| std::io::Error::other("a pipe could not be polled"))
+}
+
+/// An open file made non-blocking by us, shared by its writer task and the session;
+/// its file status flags are put back when the last holder lets go.
+#[derive(Debug)]
+pub struct NonBlocking {
+    file: File,
+    /// The file status flags before ours.
     flags: OFlag,
 }
 
-impl Polled {
-    /// `None` when the fd cannot be duplicated, made non-blocking or polled.
-    fn new(fd: BorrowedFd<'_>) -> Option<Self> {
-        let owned = fd.try_clone_to_owned().ok()?;
-        let flags = OFlag::from_bits_truncate(fcntl(&owned, FcntlArg::F_GETFL).ok()?);
-        fcntl(&owned, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).ok()?;
-        let file = File::from(owned);
-        // SAFETY: the `File` owns its fd, which stays open and refers to the same open
-        // file for as long as the `AsyncFd` holds the `File`.
-        match unsafe { AsyncFd::register(file) } {
-            Ok(fd) => Some(Self { fd, flags }),
-            Err(e) => {
-                let (file, _) = e.into_parts();
-                let _ = fcntl(&file, FcntlArg::F_SETFL(flags));
-                None
-            }
-        }
+impl NonBlocking {
+    /// One `write(2)`: never waits (`WouldBlock` when the pipe is full).
+    ///
+    /// # Errors
+    /// What `write(2)` says.
+    pub fn write(&self, data: &[u8]) -> std::io::Result<usize> {
+        (&self.file).write(data)
+    }
+
+    /// One `writev(2)`: never waits.
+    ///
+    /// # Errors
+    /// What `writev(2)` says.
+    pub fn write_vectored(&self, data: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        (&self.file).write_vectored(data)
     }
 }
 
-impl Drop for Polled {
+impl AsRawFd for NonBlocking {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+impl Drop for NonBlocking {
     fn drop(&mut self) {
-        let _ = fcntl(self.fd.get_ref(), FcntlArg::F_SETFL(self.flags));
+        let _ = fcntl(&self.file, FcntlArg::F_SETFL(self.flags));
+    }
+}
+
+/// A non-blocking fd, registered with the runtime.
+struct Polled {
+    fd: AsyncFd<Arc<NonBlocking>>,
+}
+
+impl Polled {
+    /// A duplicate of a standard fd; `None` when it cannot be duplicated, made
+    /// non-blocking or polled.
+    fn dup_of(fd: BorrowedFd<'_>) -> Option<Self> {
+        Self::own(fd.try_clone_to_owned().ok()?)
+    }
+
+    /// `None` when `owned` cannot be made non-blocking or polled.
+    fn own(owned: OwnedFd) -> Option<Self> {
+        let flags = OFlag::from_bits_truncate(fcntl(&owned, FcntlArg::F_GETFL).ok()?);
+        fcntl(&owned, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).ok()?;
+        let shared = Arc::new(NonBlocking {
+            file: File::from(owned),
+            flags,
+        });
+        // SAFETY: the `NonBlocking` owns its fd, which stays open and refers to the same
+        // open file for as long as the `AsyncFd` (or any other holder) keeps the `Arc`.
+        // A file that cannot be polled (a regular file) gets its flags back when the
+        // refused `Arc` drops.
+        unsafe { AsyncFd::register(shared) }
+            .ok()
+            .map(|fd| Self { fd })
+    }
+
+    /// This fd as a writer task's output, with the direct path beside it.
+    fn into_output(self) -> Output {
+        let direct = Arc::clone(self.fd.get_ref());
+        Output::with_direct(self, direct)
     }
 }
 

@@ -1030,12 +1030,16 @@ impl Session {
             return self.reply_error(&origin, ErrorCode::Internal, text);
         };
         let slot = &mut self.slots[index];
+        // Written with the rest of this turn's lines for the server (`flush_upstreams`).
         let sent = slot
             .upstream
-            .as_ref()
-            .map_or(Err(SendError::Closed), |u| u.send(line));
+            .as_mut()
+            .map_or(Err(SendError::Closed), |u| u.push(line));
         match sent {
             Ok(()) => {
+                if !self.unflushed.contains(&index) {
+                    self.unflushed.push(index);
+                }
                 let arguments = audit::is_audited(method)
                     .then(|| audit::arguments_of(msg))
                     .flatten();

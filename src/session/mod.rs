@@ -20,6 +20,12 @@
 //! routes among the servers, waits while a server is starting or a listing is under way
 //! rather than seeing a half-built catalog.
 //!
+//! # Turns
+//! The loop waits for one event, then takes every other one already waiting (bounded),
+//! and only then writes: what a burst produced leaves in one write per destination,
+//! and a lone request or answer is written at once, by the session itself while the
+//! destination's writer task is idle ([`crate::jsonrpc::writer::LineSink`]).
+//!
 //! # Back-pressure
 //! Lines for the client go through a small queue to the writer task, with a bounded
 //! backlog behind it. When the backlog fills, upstream output is no longer read (each
@@ -59,19 +65,21 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::codec::FramedRead;
 use tokio_util::time::{DelayQueue, delay_queue};
 
 use crate::config::{Effective, ServerConfig, ServerName};
-use crate::downstream::{self, ClientEvent};
+use crate::downstream;
 use crate::filter::Chain;
 use crate::jsonrpc::batch::BatchAnswers;
 use crate::jsonrpc::message::reparse;
-use crate::jsonrpc::{ErrorCode, Id, Message, error_response};
+use crate::jsonrpc::writer::{Closed, LineSink, Output};
+use crate::jsonrpc::{ErrorCode, Id, LineCodec, Message, error_response};
 use crate::router::catalog::{self, Catalog, Collision, ListKind};
 use crate::router::cursor;
 use crate::router::ids::{ClientIds, OurIds};
@@ -101,6 +109,8 @@ const FINAL_FLUSH: Duration = Duration::from_secs(2);
 /// Lines from all upstreams not yet taken by the session. Small, because a line may be
 /// a maximum-size message; each upstream's reader then waits on its own pipe.
 const UPSTREAM_QUEUE: usize = 16;
+/// Most events one turn takes after the one it waited for, before it writes.
+const TURN: usize = 64;
 /// While the audit writer is behind, how often to look whether it caught up.
 const AUDIT_RECHECK: Duration = Duration::from_millis(5);
 /// Log the first few non-JSON lines of a server's stdout, then only every this many.
@@ -377,6 +387,8 @@ struct ClientState {
 struct Session {
     /// Lines for the client not yet in the writer's queue.
     out: VecDeque<Bytes>,
+    /// Slots with requests pushed this turn and not yet written.
+    unflushed: Vec<usize>,
     upstream_tx: mpsc::Sender<UpstreamEvent>,
     slots: Vec<Slot>,
     instances: HashMap<InstanceId, usize>,
@@ -448,21 +460,20 @@ struct Rates {
     clippy::too_many_lines,
     reason = "the literal naming every field of the session is most of it"
 )]
-pub async fn run<R, W>(
+pub async fn run<R>(
     mut config: SessionConfig,
     chain: Chain,
     input: R,
-    output: W,
+    output: impl Into<Output>,
     stop: impl Future<Output = ()>,
 ) -> Outcome
 where
     R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
 {
     let mut stop = std::pin::pin!(stop);
-    let (client_tx, mut client_rx) = mpsc::channel(downstream::IN_QUEUE);
-    let reader = downstream::start_reader(input, config.max_line, client_tx);
-    let (out_tx, writer) = downstream::start_writer(output);
+    let mut frames = FramedRead::new(input, LineCodec::new(config.max_line));
+    let (sink, writer) = downstream::start_writer(output.into());
+    let mut writer = std::pin::pin!(writer);
     let (upstream_tx, mut upstream_rx) = mpsc::channel(UPSTREAM_QUEUE);
     let notices = std::mem::take(&mut config.notices);
     let workspace_root = config.effective.workspace.as_ref().map(|w| w.root.clone());
@@ -476,6 +487,7 @@ where
     pins.watch(pin_tx.clone());
     let mut session = Session {
         out: VecDeque::new(),
+        unflushed: Vec::new(),
         upstream_tx,
         slots: Vec::new(),
         instances: HashMap::new(),
@@ -515,39 +527,31 @@ where
     session.start_servers(servers);
 
     let outcome = loop {
-        if !session.push_out(&out_tx) {
+        // What the last turn produced, each destination in one write.
+        session.flush_upstreams();
+        if session.push_out(&sink).is_err() {
             break Outcome::ClientLeft;
         }
-        // A client that reads slowly holds back what the upstreams send (they block
-        // on their own pipes), but its own requests and cancellations still flow until
-        // its unread answers pile up too (FAULTS 23).
-        let backlog = session.out.len();
-        let upstream_paused =
-            backlog >= UPSTREAM_BACKLOG || session.out_bytes() >= UPSTREAM_BACKLOG_BYTES;
-        // The audit writer is far behind (a flood): new client messages wait for it.
-        let audit_behind = session
-            .audit
-            .as_ref()
-            .is_some_and(|a| a.backlog() > crate::audit::MAX_BACKLOG);
+        let gate = session.gate();
         tokio::select! {
             biased;
             // A signal: stop like a client that left.
             () = &mut stop => break Outcome::Stopped,
-            // The writer ended: stdout is closed, so nobody is listening any more.
-            () = out_tx.closed() => break Outcome::ClientLeft,
+            // The writer ended: stdout is closed, so nobody is listening any more. It
+            // can only end while it has lines to write (a direct write that fails
+            // leaves them to it), so it is watched only then.
+            _ = &mut writer, if sink.is_busy() => break Outcome::ClientLeft,
             // The client's queue has room again: the backlog moves on.
-            permit = out_tx.reserve(), if backlog > 0 => match (permit, session.out.pop_front()) {
-                (Ok(permit), Some(line)) => permit.send(line),
-                (Ok(_), None) => {}
-                (Err(_), _) => break Outcome::ClientLeft,
+            room = sink.ready(), if gate.backlog > 0 => if room.is_err() {
+                break Outcome::ClientLeft;
             },
             // The client: requests, answers and notifications; its EOF ends the session.
-            event = client_rx.recv(), if backlog < CLIENT_BACKLOG && !audit_behind => match event {
-                Some(ClientEvent::Line(line)) => session.on_client_line(line),
-                Some(ClientEvent::Closed) | None => break Outcome::ClientLeft,
+            item = frames.next(), if gate.client_open() => match item {
+                Some(Ok(line)) => session.on_client_line(line),
+                Some(Err(_)) | None => break Outcome::ClientLeft,
             },
             // Every upstream's stdout lines and exits, tagged with the instance.
-            Some(event) = upstream_rx.recv(), if !upstream_paused => {
+            Some(event) = upstream_rx.recv(), if !gate.upstream_paused() => {
                 session.on_upstream_event(event);
             }
             // Request and handshake deadlines.
@@ -557,47 +561,117 @@ where
             // A configuration file changed.
             Some(update) = config_rx.recv() => session.on_config_update(update),
             // Look again soon whether the audit writer caught up.
-            () = tokio::time::sleep(AUDIT_RECHECK), if audit_behind => {}
+            () = tokio::time::sleep(AUDIT_RECHECK), if gate.audit_behind => {}
+        }
+        // The rest of the turn: whatever else is already waiting, without waiting.
+        if session
+            .take_waiting(&mut frames, &mut upstream_rx)
+            .is_break()
+        {
+            break Outcome::ClientLeft;
         }
     };
     // Each open listen is closed with a result before the end (graceful closure).
     session.close_listens();
     // What is already answered still goes out, within a bound.
-    for line in std::mem::take(&mut session.out) {
-        if tokio::time::timeout(FINAL_FLUSH, out_tx.send(line))
-            .await
-            .map_or(true, |r| r.is_err())
-        {
-            break;
+    session.flush_upstreams();
+    let _ = tokio::time::timeout(FINAL_FLUSH, async {
+        while !session.out.is_empty() {
+            if session.push_out(&sink).is_err() || sink.ready().await.is_err() {
+                break;
+            }
         }
-    }
-    reader.abort();
+    })
+    .await;
+    drop(frames);
     session.shutdown().await;
-    drop(out_tx);
-    let _ = writer.await;
+    drop(sink);
+    if !writer.is_finished() {
+        let _ = writer.await;
+    }
     outcome
 }
 
-impl Session {
-    /// Sends what the last event produced for the client; `false` when stdout is gone.
-    fn out_bytes(&self) -> usize {
-        self.out.iter().map(Bytes::len).sum()
+/// What the loop may read this turn.
+struct Gate {
+    /// Lines for the client not yet in its writer's queue.
+    backlog: usize,
+    backlog_bytes: usize,
+    /// The audit writer is far behind (a flood): new client messages wait for it.
+    audit_behind: bool,
+}
+
+impl Gate {
+    /// A client that reads slowly holds back what the upstreams send (they block on
+    /// their own pipes), but its own requests and cancellations still flow until its
+    /// unread answers pile up too (FAULTS 23).
+    fn upstream_paused(&self) -> bool {
+        self.backlog >= UPSTREAM_BACKLOG || self.backlog_bytes >= UPSTREAM_BACKLOG_BYTES
     }
 
-    /// Moves what is ready for the client into its queue without waiting; `false`
-    /// when stdout is gone.
-    fn push_out(&mut self, out: &mpsc::Sender<Bytes>) -> bool {
-        while let Some(line) = self.out.pop_front() {
-            match out.try_send(line) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(line)) => {
-                    self.out.push_front(line);
-                    return true;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+    fn client_open(&self) -> bool {
+        self.backlog < CLIENT_BACKLOG && !self.audit_behind
+    }
+}
+
+impl Session {
+    /// What the loop may read now.
+    fn gate(&self) -> Gate {
+        Gate {
+            backlog: self.out.len(),
+            backlog_bytes: self.out.iter().map(Bytes::len).sum(),
+            audit_behind: self
+                .audit
+                .as_ref()
+                .is_some_and(|a| a.backlog() > crate::audit::MAX_BACKLOG),
+        }
+    }
+
+    /// Writes the requests this turn pushed for each server, one write per server.
+    fn flush_upstreams(&mut self) {
+        for index in self.unflushed.drain(..) {
+            if let Some(up) = self.slots.get_mut(index).and_then(|s| s.upstream.as_mut()) {
+                up.flush();
             }
         }
-        true
+    }
+
+    /// Moves what is ready for the client towards stdout without waiting (written
+    /// directly, or queued for its writer); what does not fit stays in the backlog.
+    fn push_out(&mut self, sink: &LineSink) -> Result<(), Closed> {
+        sink.send_from(&mut self.out)
+    }
+
+    /// Handles the events already waiting, up to [`TURN`], so a burst is answered in
+    /// one write; `Break` when the client has left.
+    fn take_waiting<R>(
+        &mut self,
+        frames: &mut FramedRead<R, LineCodec>,
+        upstream_rx: &mut mpsc::Receiver<UpstreamEvent>,
+    ) -> std::ops::ControlFlow<()>
+    where
+        R: AsyncRead + Unpin,
+    {
+        for _ in 0..TURN {
+            let gate = self.gate();
+            if !gate.upstream_paused()
+                && let Ok(event) = upstream_rx.try_recv()
+            {
+                self.on_upstream_event(event);
+                continue;
+            }
+            // Only lines already read: asking the pipe again when the last read
+            // emptied it costs more than the next turn's wait.
+            if !gate.client_open() || frames.read_buffer().is_empty() {
+                break;
+            }
+            match frames.next().now_or_never() {
+                Some(Some(Ok(line))) => self.on_client_line(line),
+                Some(Some(Err(_)) | None) => return std::ops::ControlFlow::Break(()),
+                None => break,
+            }
+        }
+        std::ops::ControlFlow::Continue(())
     }
 
     async fn shutdown(mut self) {

@@ -957,8 +957,8 @@ impl Session {
 
     /// Sends a line mcp-warden wrote itself (not subject to the filter chain).
     pub(super) fn send_upstream_raw(&mut self, index: usize, line: Bytes) {
-        let slot = &self.slots[index];
-        if let Some(up) = &slot.upstream
+        let slot = &mut self.slots[index];
+        if let Some(up) = &mut slot.upstream
             && let Err(e) = up.send(line)
         {
             tracing::warn!(server = %slot.config.name, ?e, "could not queue a message for the server");

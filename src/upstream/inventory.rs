@@ -331,7 +331,7 @@ impl Connection<'_> {
     /// Feeds one event of the server's tasks to `startup`, serving the server's own
     /// requests meanwhile.
     fn on_event(
-        &self,
+        &mut self,
         event: Option<UpstreamEvent>,
         startup: &mut Startup<Definition>,
         mint: Mint<'_>,
@@ -387,7 +387,7 @@ impl Connection<'_> {
     }
 
     /// Queues a line we wrote; a server that does not read learns nothing from a retry.
-    fn send(&self, line: Bytes) {
+    fn send(&mut self, line: Bytes) {
         if let Err(e) = self.upstream.send(line) {
             tracing::warn!(server = %self.server, ?e, "could not queue a message for the server");
         }
@@ -395,7 +395,7 @@ impl Connection<'_> {
 
     /// Answers a server-to-client request. There is no client and no user: roots are
     /// the workspace, questions are declined, and there is no model to sample.
-    fn answer_server(&self, id: &Id, method: &str) {
+    fn answer_server(&mut self, id: &Id, method: &str) {
         let line = match method {
             "ping" => result_response(id, "{}"),
             "roots/list" => result_response(id, &wire::roots_result(self.workspace_root)),

@@ -8,7 +8,8 @@
 //! through lists ([`listing`]: the same parameters, page reading and bounds) the
 //! same way, after the same era probe ([`crate::era::probe`]).
 //!
-//! Each upstream gets a writer task (our queue → its stdin), a reader task (its
+//! Each upstream gets a writer task (our queue → its stdin; the session writes to the
+//! pipe itself while that task is idle), a reader task (its
 //! stdout → framed lines → the session), a stderr task (→ the log file, tagged with the
 //! server's name, never our stdout) and a supervisor that owns the child, reports its
 //! exit and stops it on request: close stdin, grace period, SIGTERM to its process
@@ -28,11 +29,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::ServerName;
 use crate::jsonrpc::Line;
+use crate::jsonrpc::writer::LineSink;
 
 /// Identifies one running instance of an upstream. A restarted server gets a new one,
 /// so late events of the old process can never be mistaken for the new one's.
@@ -97,7 +99,10 @@ pub enum UpstreamEvent {
 pub struct Upstream {
     pub name: ServerName,
     pub instance: InstanceId,
-    stdin: mpsc::Sender<Bytes>,
+    stdin: LineSink,
+    /// Lines given with [`Upstream::push`] and not yet written: this turn's requests,
+    /// written together by [`Upstream::flush`].
+    unsent: VecDeque<Bytes>,
     stop: Option<oneshot::Sender<()>>,
     supervisor: JoinHandle<()>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
@@ -113,12 +118,47 @@ pub enum SendError {
 }
 
 impl Upstream {
-    /// Queues one complete line (with `\n`) for the server's stdin, without waiting.
-    pub fn send(&self, line: Bytes) -> Result<(), SendError> {
-        self.stdin.try_send(line).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::Full,
-            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
-        })
+    /// Sends one complete line (with `\n`) towards the server's stdin now, after any
+    /// pushed before it, without waiting.
+    ///
+    /// # Errors
+    /// [`SendError::Full`] when the server is not reading, [`SendError::Closed`]
+    /// when its stdin is gone.
+    pub fn send(&mut self, line: Bytes) -> Result<(), SendError> {
+        self.push(line)?;
+        self.flush();
+        Ok(())
+    }
+
+    /// Takes one complete line for the next [`Upstream::flush`], so the lines of one
+    /// turn reach the server in one write. The same checks as [`Upstream::send`].
+    ///
+    /// # Errors
+    /// As [`Upstream::send`].
+    pub fn push(&mut self, line: Bytes) -> Result<(), SendError> {
+        if self.stdin.is_closed() {
+            return Err(SendError::Closed);
+        }
+        if self.unsent.len() >= self.stdin.room() {
+            return Err(SendError::Full);
+        }
+        self.unsent.push_back(line);
+        Ok(())
+    }
+
+    /// Writes what was pushed (directly, or through the writer's queue). Room for it
+    /// was checked when each line was pushed; a server that went away meanwhile loses
+    /// its lines, as its exit is on the way.
+    pub fn flush(&mut self) {
+        if self.stdin.send_from(&mut self.unsent).is_err() {
+            self.unsent.clear();
+        }
+    }
+
+    /// Whether lines wait for [`Upstream::flush`].
+    #[must_use]
+    pub fn has_unsent(&self) -> bool {
+        !self.unsent.is_empty()
     }
 
     /// The last lines the server wrote to stderr.

@@ -22,7 +22,7 @@ use super::{
     UpstreamEvent, tail_of,
 };
 use crate::config::ServerConfig;
-use crate::jsonrpc::writer::write_lines;
+use crate::jsonrpc::writer;
 use crate::jsonrpc::{Line, LineCodec};
 
 /// The PATH a server gets when mcp-warden itself has none.
@@ -319,12 +319,12 @@ pub fn spawn(
         return Err(start_error(std::io::Error::other("child pipes missing")));
     };
 
-    let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
     let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
-    // Ends (closing the server's stdin) when the queue's sender is dropped or the pipe breaks.
-    let writer = tokio::spawn(async move {
-        let _ = write_lines(stdin, stdin_rx).await;
-    });
+    // Ends (closing the server's stdin) when the sink is dropped or the pipe breaks.
+    let (stdin, writer) = writer::start(
+        crate::stdio::child_stdin(stdin).map_err(start_error)?,
+        STDIN_QUEUE,
+    );
     let reader = tokio::spawn(read_stdout(stdout, instance, events.clone()));
     let stderr_task = tokio::spawn(read_stderr(
         stderr,
@@ -349,7 +349,8 @@ pub fn spawn(
     Ok(Upstream {
         name: config.name.clone(),
         instance,
-        stdin: stdin_tx,
+        stdin,
+        unsent: VecDeque::new(),
         stop: Some(stop_tx),
         supervisor,
         stderr_tail: tail,

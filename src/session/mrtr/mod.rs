@@ -637,7 +637,7 @@ impl Session {
         let timeout = slot.config.request_timeout;
         let sent = slot
             .upstream
-            .as_ref()
+            .as_mut()
             .map(|u| u.send(line))
             .is_some_and(|r| r.is_ok());
         if !sent {
