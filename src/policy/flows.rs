@@ -62,7 +62,13 @@ impl LabelSet {
 
     /// The label indexes in the set, in order.
     pub fn ids(self) -> impl Iterator<Item = usize> {
-        (0..MAX_LABELS).filter(move |&i| self.contains(i))
+        // Set bits only: testing all 64 was ~550 instructions per call for none.
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            let id = bits.trailing_zeros() as usize;
+            bits &= bits.wrapping_sub(1);
+            (id < MAX_LABELS).then_some(id)
+        })
     }
 }
 
@@ -424,6 +430,17 @@ pub fn check_item(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every set bit, in order, the lowest and the highest included; none for none.
+    #[test]
+    fn a_label_set_names_exactly_its_set_bits() {
+        assert_eq!(LabelSet(0).ids().count(), 0);
+        assert_eq!(LabelSet(1).ids().collect::<Vec<_>>(), [0]);
+        assert_eq!(LabelSet(1 << 63).ids().collect::<Vec<_>>(), [63]);
+        let bits = (1 << 63) | (1 << 40) | (1 << 5) | 1;
+        assert_eq!(LabelSet(bits).ids().collect::<Vec<_>>(), [0, 5, 40, 63]);
+        assert_eq!(LabelSet(u64::MAX).ids().count(), MAX_LABELS);
+    }
 
     fn labels(spec: &[(&str, &[&str])]) -> Labels {
         let mut entries = Vec::new();

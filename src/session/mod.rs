@@ -391,7 +391,7 @@ struct Session {
     unflushed: Vec<usize>,
     upstream_tx: mpsc::Sender<UpstreamEvent>,
     slots: Vec<Slot>,
-    instances: HashMap<InstanceId, usize>,
+    instances: HashMap<InstanceId, usize, crate::router::ids::OursHash>,
     next_instance: InstanceId,
     client: ClientState,
     /// Client requests in flight: client id → (slot, our id). Also refuses a reused id.
@@ -490,7 +490,7 @@ where
         unflushed: Vec::new(),
         upstream_tx,
         slots: Vec::new(),
-        instances: HashMap::new(),
+        instances: HashMap::default(),
         next_instance: 0,
         client: ClientState::default(),
         inflight: ClientIds::default(),
