@@ -77,7 +77,8 @@ pub fn may_be_escaped(text: &[u8]) -> bool {
                 memchr::memmem::Finder::new("\\/"),
             ]
         });
-    ESCAPES.iter().any(|f| f.find(text).is_some())
+    // Most texts have no backslash at all: one byte search says so for both.
+    memchr::memchr(b'\\', text).is_some() && ESCAPES.iter().any(|f| f.find(text).is_some())
 }
 
 /// Whether the JSON text `text` could have a member whose key is `quoted` (the key's
