@@ -208,7 +208,9 @@ impl<'a> Scan<'a> {
         }
         let mut first: [&[u8]; LINEAR_KEYS] = [&[]; LINEAR_KEYS];
         let mut count = 0;
-        let mut more: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+        // Made only for an object with more keys than `first` holds: a new set seeds
+        // its hasher from a thread-local, which every object would pay.
+        let mut more: Option<std::collections::HashSet<&[u8]>> = None;
         loop {
             if self.peek()? != b'"' {
                 return None;
@@ -224,13 +226,11 @@ impl<'a> Scan<'a> {
                     return None;
                 }
                 first[count] = key;
-            } else {
-                if more.is_empty() {
-                    more.extend(first);
-                }
-                if !more.insert(key) {
-                    return None;
-                }
+            } else if !more
+                .get_or_insert_with(|| first.into_iter().collect())
+                .insert(key)
+            {
+                return None;
             }
             count += 1;
             self.skip_space();
@@ -304,6 +304,26 @@ pub(crate) fn next_special(bytes: &[u8], mut i: usize) -> Option<usize> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Past the keys compared pairwise, a set takes over: a repeat there is refused
+    /// as one among the first, and distinct keys pass.
+    #[test]
+    fn a_repeated_key_is_refused_past_the_pairwise_keys_too() {
+        let object = |keys: &[String]| {
+            let members: Vec<String> = keys.iter().map(|k| format!("\"{k}\":1")).collect();
+            format!(
+                "{{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":{{{}}}}}",
+                members.join(",")
+            )
+        };
+        let mut keys: Vec<String> = (0..LINEAR_KEYS + 8).map(|i| format!("k{i}")).collect();
+        assert!(envelope(&object(&keys)).is_some());
+        for repeat in [0, LINEAR_KEYS - 1, LINEAR_KEYS, LINEAR_KEYS + 7] {
+            keys.push(format!("k{repeat}"));
+            assert!(envelope(&object(&keys)).is_none(), "k{repeat} twice");
+            keys.pop();
+        }
+    }
 
     proptest! {
         /// The eight-bytes-at-a-time search finds what a byte-by-byte one finds.

@@ -545,15 +545,18 @@ where
             room = sink.ready(), if gate.backlog > 0 => if room.is_err() {
                 break Outcome::ClientLeft;
             },
+            // Every upstream's stdout lines and exits, tagged with the instance. Asked
+            // before the client: a channel that has nothing says so for less than the
+            // client's stdin does, and each call wakes once for each (at most 16 lines
+            // wait here, so the client is never kept waiting long).
+            Some(event) = upstream_rx.recv(), if !gate.upstream_paused() => {
+                session.on_upstream_event(event);
+            }
             // The client: requests, answers and notifications; its EOF ends the session.
             item = frames.next(), if gate.client_open() => match item {
                 Some(Ok(line)) => session.on_client_line(line),
                 Some(Err(_)) | None => break Outcome::ClientLeft,
             },
-            // Every upstream's stdout lines and exits, tagged with the instance.
-            Some(event) = upstream_rx.recv(), if !gate.upstream_paused() => {
-                session.on_upstream_event(event);
-            }
             // Request and handshake deadlines.
             Some(expired) = session.timers.next() => session.on_timer(expired.get_ref()),
             // A lock file changed (a `pin` in another terminal, an edit, trust).
