@@ -39,6 +39,7 @@ mod answer;
 mod approvals;
 mod audit;
 mod client;
+mod deadlines;
 mod mrtr;
 mod pins;
 mod policy;
@@ -59,12 +60,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio_util::time::{DelayQueue, delay_queue};
 
 use crate::config::{Effective, ServerConfig, ServerName};
 use crate::downstream::{self, ClientEvent};
@@ -196,7 +195,7 @@ enum Pending {
     /// A client request; the answer goes back to its origin.
     Client(Box<ClientCall>),
     /// A client request the client cancelled: a late answer is dropped silently.
-    Cancelled { timer: delay_queue::Key },
+    Cancelled { timer: deadlines::Key },
     /// A client call held open while a modern client answers the server's questions
     /// (`mrtr.rs`); the handle of its record.
     Held(u64),
@@ -221,7 +220,7 @@ struct ClientCall {
     method: Box<str>,
     /// The exposed tool or prompt name, for the filter chain.
     tool: Option<String>,
-    timer: delay_queue::Key,
+    timer: deadlines::Key,
     /// The client's own progress token (JSON text); the upstream got our id instead.
     progress: Option<Box<str>>,
     /// A page of `resources/list`: the answer's cursor is rewritten to ours.
@@ -391,7 +390,7 @@ struct Session {
     /// Resource URIs seen in `resources/list` answers → the slot that listed them.
     uri_routes: HashMap<String, crate::router::Listers>,
     deferred: Vec<Deferred>,
-    timers: DelayQueue<Timer>,
+    timers: deadlines::Deadlines<Timer>,
     chain: Chain,
     /// The client's batches still being answered, under numbers of ours.
     batches: OurIds<BatchAnswers>,
@@ -486,7 +485,7 @@ where
         catalogs: Default::default(),
         uri_routes: HashMap::new(),
         deferred: Vec::new(),
-        timers: DelayQueue::new(),
+        timers: deadlines::Deadlines::default(),
         chain,
         batches: OurIds::default(),
         notices,
@@ -551,7 +550,7 @@ where
                 session.on_upstream_event(event);
             }
             // Request and handshake deadlines.
-            Some(expired) = session.timers.next() => session.on_timer(expired.get_ref()),
+            timer = session.timers.expired() => session.on_timer(&timer),
             // A lock file changed (a `pin` in another terminal, an edit, trust).
             Some(update) = pin_rx.recv() => session.on_lock_update(update),
             // A configuration file changed.
