@@ -556,7 +556,10 @@ where
             // A configuration file changed.
             Some(update) = config_rx.recv() => session.on_config_update(update),
             // Look again soon whether the audit writer caught up.
-            () = tokio::time::sleep(AUDIT_RECHECK), if audit_behind => {}
+            // (`select!` builds every branch's future each turn, enabled or not: built
+            // in an `async` block, the sleep and its clock read happen only when it
+            // runs, not twice per call.)
+            () = async { tokio::time::sleep(AUDIT_RECHECK).await }, if audit_behind => {}
         }
     };
     // Each open listen is closed with a result before the end (graceful closure).
