@@ -32,8 +32,9 @@
 //! drives each one's start-up machine, [`crate::upstream::startup`]), `policy.rs`
 //! and `pins.rs` wire the decide and hold stages ([`crate::stages`]) in, `answer.rs`
 //! is the one place a stopped message becomes an answer and an audit record,
-//! `audit.rs` queues the records, and [`wire`] writes the messages mcp-warden makes
-//! itself. The merged catalogs and cursors are the router's ([`crate::router`]).
+//! `audit.rs` queues the records, `deadlines.rs` holds every timer (request timeouts,
+//! start-up waits, restarts, task polls), and [`wire`] writes the messages mcp-warden
+//! makes itself. The merged catalogs and cursors are the router's ([`crate::router`]).
 
 mod answer;
 mod approvals;
