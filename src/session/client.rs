@@ -988,14 +988,6 @@ impl Session {
         };
         let slot = &mut self.slots[index];
         let id = slot.pending.reserve();
-        let timer = self.timers.insert(
-            Timer::Request {
-                slot: index,
-                instance,
-                id,
-            },
-            timeout,
-        );
         // The upstream gets our id as its progress token; the client's own comes back
         // in `notifications/progress` (see `on_upstream_progress`).
         let progress = crate::router::progress_token(msg).map(|(span, token)| {
@@ -1025,7 +1017,6 @@ impl Session {
         }
         let Some((line, mrtr)) = self.mrtr_outgoing(index, msg, method, line, retry.as_ref())
         else {
-            self.timers.remove(&timer);
             let text = "could not rebuild the retry for the server";
             return self.reply_error(&origin, ErrorCode::Internal, text);
         };
@@ -1043,8 +1034,20 @@ impl Session {
                 let arguments = audit::is_audited(method)
                     .then(|| audit::arguments_of(msg))
                     .flatten();
+                // One clock read, just after the send, starts both the deadline and
+                // the audit's `ms`: its age is nil, so the deadline is not early.
+                let now = tokio::time::Instant::now();
+                let timer = self.timers.insert_from(
+                    now,
+                    Timer::Request {
+                        slot: index,
+                        instance,
+                        id,
+                    },
+                    timeout,
+                );
                 let call = ClientCall {
-                    started: std::time::Instant::now(),
+                    started: now.into_std(),
                     arguments,
                     monitor,
                     origin: origin.clone(),
@@ -1060,7 +1063,6 @@ impl Session {
                 self.inflight.insert(origin.id, (index, id));
             }
             Err(e) => {
-                self.timers.remove(&timer);
                 // Named here only: a copy of the name per forwarded call was one of
                 // its allocations.
                 let name = &self.slots[index].config.name;

@@ -38,13 +38,15 @@
 //! drives each one's start-up machine, [`crate::upstream::startup`]), `policy.rs`
 //! and `pins.rs` wire the decide and hold stages ([`crate::stages`]) in, `answer.rs`
 //! is the one place a stopped message becomes an answer and an audit record,
-//! `audit.rs` queues the records, and [`wire`] writes the messages mcp-warden makes
-//! itself. The merged catalogs and cursors are the router's ([`crate::router`]).
+//! `audit.rs` queues the records, `deadlines.rs` holds every timer (request timeouts,
+//! start-up waits, restarts, task polls), and [`wire`] writes the messages mcp-warden
+//! makes itself. The merged catalogs and cursors are the router's ([`crate::router`]).
 
 mod answer;
 mod approvals;
 mod audit;
 mod client;
+mod deadlines;
 mod mrtr;
 mod pins;
 mod policy;
@@ -71,7 +73,6 @@ use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::codec::FramedRead;
-use tokio_util::time::{DelayQueue, delay_queue};
 
 use crate::config::{Effective, ServerConfig, ServerName};
 use crate::downstream;
@@ -206,7 +207,7 @@ enum Pending {
     /// A client request; the answer goes back to its origin.
     Client(Box<ClientCall>),
     /// A client request the client cancelled: a late answer is dropped silently.
-    Cancelled { timer: delay_queue::Key },
+    Cancelled { timer: deadlines::Key },
     /// A client call held open while a modern client answers the server's questions
     /// (`mrtr.rs`); the handle of its record.
     Held(u64),
@@ -231,7 +232,7 @@ struct ClientCall {
     method: Box<str>,
     /// The exposed tool or prompt name, for the filter chain.
     tool: Option<String>,
-    timer: delay_queue::Key,
+    timer: deadlines::Key,
     /// The client's own progress token (JSON text); the upstream got our id instead.
     progress: Option<Box<str>>,
     /// A page of `resources/list`: the answer's cursor is rewritten to ours.
@@ -403,7 +404,7 @@ struct Session {
     /// Resource URIs seen in `resources/list` answers → the slot that listed them.
     uri_routes: HashMap<String, crate::router::Listers>,
     deferred: Vec<Deferred>,
-    timers: DelayQueue<Timer>,
+    timers: deadlines::Deadlines<Timer>,
     chain: Chain,
     /// The client's batches still being answered, under numbers of ours.
     batches: OurIds<BatchAnswers>,
@@ -498,7 +499,7 @@ where
         catalogs: Default::default(),
         uri_routes: HashMap::new(),
         deferred: Vec::new(),
-        timers: DelayQueue::new(),
+        timers: deadlines::Deadlines::default(),
         chain,
         batches: OurIds::default(),
         notices,
@@ -558,13 +559,16 @@ where
                 Some(Err(_)) | None => break Outcome::ClientLeft,
             },
             // Request and handshake deadlines.
-            Some(expired) = session.timers.next() => session.on_timer(expired.get_ref()),
+            timer = session.timers.expired() => session.on_timer(&timer),
             // A lock file changed (a `pin` in another terminal, an edit, trust).
             Some(update) = pin_rx.recv() => session.on_lock_update(update),
             // A configuration file changed.
             Some(update) = config_rx.recv() => session.on_config_update(update),
             // Look again soon whether the audit writer caught up.
-            () = tokio::time::sleep(AUDIT_RECHECK), if gate.audit_behind => {}
+            // (`select!` builds every branch's future each turn, enabled or not: built
+            // in an `async` block, the sleep and its clock read happen only when it
+            // runs, not twice per call.)
+            () = async { tokio::time::sleep(AUDIT_RECHECK).await }, if gate.audit_behind => {}
         }
         // The rest of the turn: whatever else is already waiting, without waiting.
         if session
