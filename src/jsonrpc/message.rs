@@ -211,6 +211,13 @@ impl Message {
         self.result_span.clone().map(|r| self.text(r))
     }
 
+    /// The bytes of `result`, when present: for a search that needs no `&str` (the
+    /// check [`Message::result`] makes costs a pass over the text each time).
+    #[must_use]
+    pub fn result_bytes(&self) -> Option<&[u8]> {
+        self.result_span.clone().and_then(|r| self.raw.get(r))
+    }
+
     /// The `message` of `error`, when present (empty when it has none).
     #[must_use]
     pub fn error_message(&self) -> Option<String> {
@@ -247,10 +254,32 @@ impl Message {
     /// replacement without re-serializing anything else.
     #[must_use]
     pub fn param(&self, path: &[&str]) -> Option<(&str, Range<usize>)> {
-        let span = self.params_span.clone()?;
         let Some((first, rest)) = path.split_first() else {
+            let span = self.params_span.clone()?;
             return Some((self.text(span.clone()), span));
         };
+        let value = self.top_param(first)?;
+        // Deeper keys are walked inside that one value only.
+        let text = self.text(value.clone());
+        let found = super::scan::at_path(text, rest)?;
+        let inner = span_in(text, found);
+        Some((found, value.start + inner.start..value.start + inner.end))
+    }
+
+    /// Where the value at `path` inside `params` sits in the line: [`Message::param`]
+    /// without the text, so for a one-key path without a UTF-8 check of the value
+    /// (the audit's `arguments`, kept as a slice of the line).
+    #[must_use]
+    pub fn param_span(&self, path: &[&str]) -> Option<Range<usize>> {
+        match path {
+            [key] => self.top_param(key),
+            _ => self.param(path).map(|(_, span)| span),
+        }
+    }
+
+    /// Where the value of the top-level member `key` of `params` sits in the line.
+    fn top_param(&self, key: &str) -> Option<Range<usize>> {
+        let span = self.params_span.clone()?;
         let index = self.param_index.get_or_init(|| {
             let params = self.text(span.clone());
             let at = |part: &str| {
@@ -261,16 +290,12 @@ impl Message {
                 .map(|members| members.map(|(key, value)| (at(key), at(value))).collect())
                 .unwrap_or_default()
         });
-        let (_, value) = index.iter().find(|(key, _)| {
+        let (_, value) = index.iter().find(|(k, _)| {
             self.raw
-                .get(key.clone())
-                .is_some_and(|raw| super::scan::key_is(raw, first))
+                .get(k.clone())
+                .is_some_and(|raw| super::scan::key_is(raw, key))
         })?;
-        // Deeper keys are walked inside that one value only.
-        let text = self.text(value.clone());
-        let found = super::scan::at_path(text, rest)?;
-        let inner = span_in(text, found);
-        Some((found, value.start + inner.start..value.start + inner.end))
+        Some(value.clone())
     }
 
     fn text(&self, range: Range<usize>) -> &str {
@@ -1065,6 +1090,33 @@ mod tests {
         ));
         let m = one(r#"{"jsonrpc":"2.0","method":"t\u006fols/call"}"#).expect("valid");
         assert_eq!(m.method(), Some("tools/call"));
+    }
+
+    #[test]
+    fn param_span_is_where_param_finds_the_value() {
+        let line = r#"{"jsonrpc":"2.0","id":1,"method":"x","params": { "n\u0061me" : "a\"}" ,
+            "arguments":{"name":{"x":[1,"}"]}}, "z":null } }"#;
+        let m = one(line).expect("valid");
+        let paths: [&[&str]; 7] = [
+            &["name"],
+            &["arguments"],
+            &["arguments", "name"],
+            &["arguments", "name", "x"],
+            &["z"],
+            &["missing"],
+            &[],
+        ];
+        for path in paths {
+            assert_eq!(
+                m.param_span(path),
+                m.param(path).map(|(_, span)| span),
+                "{path:?}"
+            );
+        }
+        let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"x"}"#).expect("valid");
+        assert_eq!(m.param_span(&["name"]), None);
+        let m = one(r#"{"jsonrpc":"2.0","id":1,"result":{"a":1}}"#).expect("valid");
+        assert_eq!(m.result_bytes(), m.result().map(str::as_bytes));
     }
 
     #[test]
