@@ -411,7 +411,7 @@ impl Session {
                 // A legacy task is the result's `task` member: most results have
                 // none, and say so to one search (a key spelled with escapes is
                 // still walked for).
-                if !modern && !crate::era::tasks::may_have_member(result_bytes, "\"task\"") {
+                if !modern && !crate::era::tasks::may_have_task_member(result_bytes) {
                     return None;
                 }
                 let path: &[&str] = if modern {
