@@ -71,7 +71,7 @@ pub use session::{Liveness, SessionId, liveness};
 pub use verify::{ChainState, Problem, ProblemKind, Report, verify};
 pub use writer::{
     Audit, AuditClosed, AuditHandle, Event, MAX_BACKLOG, MAX_BATCH_RECORDS, MAX_WRITE_BYTES,
-    SessionMeta, Written,
+    PackedEvent, SessionMeta, Written,
 };
 
 use crate::paths::Paths;

@@ -233,6 +233,174 @@ impl Event {
     }
 }
 
+/// Which text field of a [`PackedEvent`] a span is: [`Event`]'s fields of the same name.
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    Server,
+    Tool,
+    Method,
+    Rule,
+    Arguments,
+    Detail,
+}
+
+/// How many [`Field`]s there are.
+const FIELDS: usize = 6;
+
+/// An [`Event`] with only the fields the message path records (no `redacted_args`,
+/// no list), its text in one buffer: what the session queues per call. An [`Event`]
+/// costs an allocation per field and a box, each freed again on the writer's side; this
+/// is one buffer, moved through the channel as it is. The writer makes of it exactly
+/// the record the equal [`Event`] makes.
+#[derive(Debug, Clone)]
+pub struct PackedEvent {
+    direction: Direction,
+    decision: Decision,
+    ms: Option<u64>,
+    bytes: Option<u64>,
+    at: Option<Timestamp>,
+    /// The fields' texts, one after another.
+    text: Vec<u8>,
+    /// Where each [`Field`] lies in `text`, by its index; `None` for absent.
+    spans: [Option<(u32, u32)>; FIELDS],
+}
+
+impl PackedEvent {
+    /// An event with nothing but its direction and decision, with room for `capacity`
+    /// bytes of text (the sum of the fields to be set: one allocation then holds them).
+    #[must_use]
+    pub fn with_capacity(direction: Direction, decision: Decision, capacity: usize) -> Self {
+        Self {
+            direction,
+            decision,
+            ms: None,
+            bytes: None,
+            at: None,
+            text: Vec::with_capacity(capacity),
+            spans: [None; FIELDS],
+        }
+    }
+
+    fn set(mut self, field: Field, value: &[u8]) -> Self {
+        let start = self.text.len();
+        self.text.extend_from_slice(value);
+        // Offsets past 4 GiB cannot occur (a message is at most the line limit), but a
+        // field that could not be placed is left out rather than misplaced.
+        self.spans[field as usize] = u32::try_from(start)
+            .ok()
+            .zip(u32::try_from(self.text.len()).ok());
+        self
+    }
+
+    /// Sets [`Event::server`].
+    #[must_use]
+    pub fn server(self, server: &str) -> Self {
+        self.set(Field::Server, server.as_bytes())
+    }
+
+    /// Sets [`Event::tool`].
+    #[must_use]
+    pub fn tool(self, tool: &str) -> Self {
+        self.set(Field::Tool, tool.as_bytes())
+    }
+
+    /// Sets [`Event::method`].
+    #[must_use]
+    pub fn method(self, method: &str) -> Self {
+        self.set(Field::Method, method.as_bytes())
+    }
+
+    /// Sets [`Event::rule`].
+    #[must_use]
+    pub fn rule(self, rule: &str) -> Self {
+        self.set(Field::Rule, rule.as_bytes())
+    }
+
+    /// Sets [`Event::detail`].
+    #[must_use]
+    pub fn detail(self, detail: &str) -> Self {
+        self.set(Field::Detail, detail.as_bytes())
+    }
+
+    /// Sets [`Event::arguments`] from the bytes they arrived as (a slice of a parsed
+    /// line, so UTF-8): the writer decodes them, lossily should they not be, as
+    /// [`Event::arguments`] would have been set; the message path never checks them.
+    #[must_use]
+    pub fn arguments(self, json_text: &[u8]) -> Self {
+        self.set(Field::Arguments, json_text)
+    }
+
+    /// Sets [`Event::ms`].
+    #[must_use]
+    pub const fn ms(mut self, ms: u64) -> Self {
+        self.ms = Some(ms);
+        self
+    }
+
+    /// Sets [`Event::bytes`].
+    #[must_use]
+    pub const fn bytes(mut self, bytes: u64) -> Self {
+        self.bytes = Some(bytes);
+        self
+    }
+
+    /// Sets [`Event::at`].
+    #[must_use]
+    pub const fn at(mut self, at: Timestamp) -> Self {
+        self.at = Some(at);
+        self
+    }
+
+    /// The text of `field`, decoded (borrowed unless it is not UTF-8).
+    fn field(&self, field: Field) -> Option<Cow<'_, str>> {
+        let (start, end) = self.spans[field as usize]?;
+        let bytes = self.text.get(start as usize..end as usize)?;
+        Some(String::from_utf8_lossy(bytes))
+    }
+}
+
+/// An event's fields, borrowed: what [`Chain::encode`] makes a record of, from an
+/// [`Event`] or a [`PackedEvent`] alike.
+struct Fields<'a> {
+    direction: Direction,
+    decision: Decision,
+    server: Option<&'a str>,
+    tool: Option<&'a str>,
+    method: Option<&'a str>,
+    rule: Option<&'a str>,
+    arguments: Option<&'a str>,
+    redacted_args: Option<&'a str>,
+    ms: Option<u64>,
+    bytes: Option<u64>,
+    listed: Option<u64>,
+    held: Option<u64>,
+    tools: Option<&'a [String]>,
+    detail: Option<&'a str>,
+    at: Option<Timestamp>,
+}
+
+impl<'a> Fields<'a> {
+    fn of(event: &'a Event) -> Self {
+        Self {
+            direction: event.direction,
+            decision: event.decision,
+            server: event.server.as_deref(),
+            tool: event.tool.as_deref(),
+            method: event.method.as_deref(),
+            rule: event.rule.as_deref(),
+            arguments: event.arguments.as_deref(),
+            redacted_args: event.redacted_args.as_deref(),
+            ms: event.ms,
+            bytes: event.bytes,
+            listed: event.listed,
+            held: event.held,
+            tools: event.tools.as_deref(),
+            detail: event.detail.as_deref(),
+            at: event.at,
+        }
+    }
+}
+
 /// The session a writer records for.
 #[derive(Debug, Clone)]
 pub struct SessionMeta {
@@ -394,6 +562,18 @@ impl AuditHandle {
         })
     }
 
+    /// [`AuditHandle::record`] of a [`PackedEvent`].
+    pub fn record_packed(&self, mut event: PackedEvent) -> Result<(), AuditClosed> {
+        if event.at.is_none() {
+            event.at = Some(Timestamp::now());
+        }
+        self.backlog.fetch_add(1, Ordering::Relaxed);
+        self.tx.send(Message::Packed(event)).map_err(|_| {
+            self.backlog.fetch_sub(1, Ordering::Relaxed);
+            AuditClosed
+        })
+    }
+
     /// Events recorded and not yet written. The session compares it with
     /// [`MAX_BACKLOG`] to apply back-pressure to its client (see the module docs).
     #[must_use]
@@ -439,6 +619,7 @@ impl AuditHandle {
 
 enum Message {
     Record(Box<Event>),
+    Packed(PackedEvent),
     Workspace(Option<String>),
     Flush(oneshot::Sender<Result<(), AuditError>>),
     Seal(oneshot::Sender<Result<Written, AuditError>>),
@@ -477,26 +658,23 @@ impl Chain {
     }
 
     /// Appends the next record's line to `line`; returns the day whose file it goes to.
-    fn encode(&mut self, event: Event, line: &mut Vec<u8>) -> Day {
+    fn encode(&mut self, event: &Fields<'_>, line: &mut Vec<u8>) -> Day {
         let ts = event.at.unwrap_or_else(Timestamp::now);
         let day = self.day_floor.map_or(ts.day(), |floor| floor.max(ts.day()));
         self.day_floor = Some(day);
         // Arguments the session could not canonicalize (it refuses such messages
         // before they get here) are hashed as the bytes they are.
-        let args_hmac = event
-            .arguments
-            .as_deref()
-            .map(|text| self.key.args_hmac(text));
-        let mut detail = event.detail;
+        let args_hmac = event.arguments.map(|text| self.key.args_hmac(text));
+        let mut detail = event.detail.map(Cow::Borrowed);
         let args = event
             .redacted_args
-            .and_then(|text| stored_args(&text, &mut detail));
+            .and_then(|text| stored_args(text, &mut detail));
         // Free text that can quote what a call carried (a resource URI as the `tool`, a
         // rule's reason, a server's tool names) is written with secrets redacted: the
         // trail is evidence, never a second copy of a token (SPEC "Audit").
         // Borrowed unless a secret was found: no copy of clean text per record.
         let redact = crate::filter::secrets::redact;
-        let tool = match event.tool.as_deref() {
+        let tool = match event.tool {
             // A session calls a handful of tools over and over: the name redaction
             // left as it was last time is clean again (redaction is a function of
             // the text alone).
@@ -510,9 +688,9 @@ impl Chain {
             }
             None => None,
         };
-        let rule = event.rule.as_deref().map(redact);
+        let rule = event.rule.map(redact);
         let detail = detail.as_deref().map(redact);
-        let tools: Option<Vec<String>> = event.tools.as_ref().map(|names| {
+        let tools: Option<Vec<String>> = event.tools.map(|names| {
             names
                 .iter()
                 .map(|n| crate::filter::secrets::redact(n).into_owned())
@@ -525,9 +703,9 @@ impl Chain {
             session: &self.session,
             seq: self.seq,
             workspace: self.workspace.as_deref(),
-            server: event.server.as_deref(),
+            server: event.server,
             tool: tool.as_deref(),
-            method: event.method.as_deref(),
+            method: event.method,
             direction: event.direction,
             decision: event.decision,
             rule: rule.as_deref(),
@@ -545,13 +723,41 @@ impl Chain {
         std::mem::swap(&mut self.prev, &mut self.next);
         day
     }
+
+    /// [`Chain::encode`] of a [`PackedEvent`]: its fields decoded, then the same record.
+    fn encode_packed(&mut self, event: &PackedEvent, line: &mut Vec<u8>) -> Day {
+        let server = event.field(Field::Server);
+        let tool = event.field(Field::Tool);
+        let method = event.field(Field::Method);
+        let rule = event.field(Field::Rule);
+        let arguments = event.field(Field::Arguments);
+        let detail = event.field(Field::Detail);
+        let fields = Fields {
+            direction: event.direction,
+            decision: event.decision,
+            server: server.as_deref(),
+            tool: tool.as_deref(),
+            method: method.as_deref(),
+            rule: rule.as_deref(),
+            arguments: arguments.as_deref(),
+            redacted_args: None,
+            ms: event.ms,
+            bytes: event.bytes,
+            listed: None,
+            held: None,
+            tools: None,
+            detail: detail.as_deref(),
+            at: event.at,
+        };
+        self.encode(&fields, line)
+    }
 }
 
 /// `args` as stored: canonical, and canonicalizable again one level deeper, inside the
 /// record (which [`record::seal_line`] and verify need). Arguments that are not JSON are
 /// stored as a JSON string; arguments nested too deep are left out. Either is noted in
 /// `detail`.
-fn stored_args(text: &str, detail: &mut Option<String>) -> Option<Box<RawValue>> {
+fn stored_args(text: &str, detail: &mut Option<Cow<'_, str>>) -> Option<Box<RawValue>> {
     // Canonicalizing `[args]` checks the depth the record gives them; `RawValue` then
     // checks that the text was one value (`1,2` is a valid array body, not a value).
     let why = match canonical::canonicalize(&format!("[{text}]")) {
@@ -574,13 +780,14 @@ fn exact(n: u64) -> u64 {
     n.min(record::MAX_EXACT_INTEGER)
 }
 
-fn add_detail(detail: &mut Option<String>, note: &str) {
+fn add_detail(detail: &mut Option<Cow<'_, str>>, note: &str) {
     match detail {
         Some(text) => {
+            let text = text.to_mut();
             text.push_str("; ");
             text.push_str(note);
         }
-        None => *detail = Some(note.to_owned()),
+        None => *detail = Some(Cow::Owned(note.to_owned())),
     }
 }
 
@@ -644,6 +851,7 @@ fn open_day_file(path: &Path, dir: &Path) -> io::Result<File> {
 /// What the writer does, in order.
 enum Step {
     Record(Box<Event>),
+    Packed(PackedEvent),
     Workspace(Option<String>),
     Seal,
 }
@@ -739,8 +947,10 @@ impl State {
     ) -> Result<(), AuditError> {
         let mut buf_day = None;
         for step in steps.drain(..) {
-            let event = match step {
-                Step::Record(event) => *event,
+            let start = buf.len();
+            let day = match step {
+                Step::Record(event) => self.chain.encode(&Fields::of(&event), buf),
+                Step::Packed(event) => self.chain.encode_packed(&event, buf),
                 Step::Workspace(workspace) => {
                     self.chain.workspace = workspace;
                     continue;
@@ -754,11 +964,11 @@ impl State {
                         self.write(day, buf)?;
                         buf.clear();
                     }
-                    self.seal_event()
+                    // `buf_day` is unset now, so `start` below splits no write.
+                    let seal = self.seal_event();
+                    self.chain.encode(&Fields::of(&seal), buf)
                 }
             };
-            let start = buf.len();
-            let day = self.chain.encode(event, buf);
             self.sink.written.records += 1;
             // The new line starts another write when its day differs or the buffer
             // would grow past the cap: what came before it goes out first.
@@ -809,7 +1019,10 @@ fn run(
                     state.finish_forwarding();
                     return Ok(state.sink.written);
                 };
-                if matches!(message, Message::Record(_) | Message::Workspace(_)) {
+                if matches!(
+                    message,
+                    Message::Record(_) | Message::Packed(_) | Message::Workspace(_)
+                ) {
                     std::thread::sleep(COALESCE);
                 }
                 message
@@ -823,6 +1036,10 @@ fn run(
                 Message::Record(event) => {
                     events += 1;
                     steps.push(Step::Record(event));
+                }
+                Message::Packed(event) => {
+                    events += 1;
+                    steps.push(Step::Packed(event));
                 }
                 Message::Workspace(workspace) => steps.push(Step::Workspace(workspace)),
                 Message::Flush(reply) => flushes.push(reply),
@@ -859,7 +1076,7 @@ fn run(
             rx.close();
             while let Ok(message) = rx.try_recv() {
                 match message {
-                    Message::Record(_) => {
+                    Message::Record(_) | Message::Packed(_) => {
                         written.late += 1;
                         backlog.fetch_sub(1, Ordering::Relaxed);
                     }
@@ -892,9 +1109,13 @@ mod tests {
 
     impl Chain {
         /// One record's day and line.
+        #[allow(
+            clippy::needless_pass_by_value,
+            reason = "each test's event is made for it"
+        )]
         fn line(&mut self, event: Event) -> (Day, String) {
             let mut line = Vec::new();
-            let day = self.encode(event, &mut line);
+            let day = self.encode(&Fields::of(&event), &mut line);
             (day, String::from_utf8(line).expect("utf-8"))
         }
     }
@@ -932,6 +1153,55 @@ mod tests {
             );
             assert!(!written.contains(&token), "{written}");
         }
+    }
+
+    #[test]
+    fn a_packed_event_makes_the_line_of_the_equal_event() {
+        let at = Timestamp::from_millis(1_780_000_000_123);
+        let token = format!("ghp_{}", "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8");
+        let cases: [(&[u8], Option<&str>, Option<&str>); 4] = [
+            (br#"{"path":"/tmp/x","n":1.50}"#, None, None),
+            (b"\"caf\xc3\xa9\"", Some("output:secrets"), Some("a reason")),
+            (b"{\"bad\":\"\xff\xfe\"}", Some("r"), None),
+            (token.as_bytes(), None, Some(token.as_str())),
+        ];
+        for (arguments, rule, detail) in cases {
+            let mut event = Event::new(Direction::ToClient, Decision::Allow)
+                .method("tools/call")
+                .server("fs")
+                .tool("fs__read\u{e9}")
+                .arguments(String::from_utf8_lossy(arguments).into_owned())
+                .ms(3)
+                .bytes(120)
+                .at(at);
+            let mut packed = PackedEvent::with_capacity(Direction::ToClient, Decision::Allow, 8)
+                .method("tools/call")
+                .server("fs")
+                .tool("fs__read\u{e9}")
+                .arguments(arguments)
+                .ms(3)
+                .bytes(120)
+                .at(at);
+            if let Some(rule) = rule {
+                event = event.rule(rule);
+                packed = packed.rule(rule);
+            }
+            if let Some(detail) = detail {
+                event = event.detail(detail);
+                packed = packed.detail(detail);
+            }
+            let (mut a, mut b) = (chain(), chain());
+            let want = a.line(event);
+            let mut line = Vec::new();
+            let day = b.encode_packed(&packed, &mut line);
+            assert_eq!((day, String::from_utf8(line).expect("utf-8")), want);
+        }
+        // Absent fields stay absent.
+        let mut line = Vec::new();
+        let packed = PackedEvent::with_capacity(Direction::ToServer, Decision::Deny, 0).at(at);
+        chain().encode_packed(&packed, &mut line);
+        let want = chain().line(Event::new(Direction::ToServer, Decision::Deny).at(at));
+        assert_eq!(String::from_utf8(line).expect("utf-8"), want.1);
     }
 
     #[test]

@@ -10,9 +10,10 @@ use serde::Deserialize;
 /// per layer), used by configuration as it is.
 pub use crate::policy::Layer;
 
-/// A server's table name (`[servers.NAME]`): `^[A-Za-z0-9_-]{1,64}$`.
+/// A server's table name (`[servers.NAME]`): `^[A-Za-z0-9_-]{1,64}$`. Shared, not
+/// copied: the session takes a clone of it for every call it forwards.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ServerName(String);
+pub struct ServerName(std::sync::Arc<str>);
 
 impl ServerName {
     /// Checks the name; `None` when it has characters outside `[A-Za-z0-9_-]` or is
@@ -24,7 +25,7 @@ impl ServerName {
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        ok.then(|| Self(name.to_owned()))
+        ok.then(|| Self(name.into()))
     }
 
     /// The name as written.

@@ -152,9 +152,11 @@ pub struct InputRequired<'a> {
     pub rest: Vec<Member<'a>>,
 }
 
-/// Whether `result` (a result's JSON text) has `resultType` `input_required`.
+/// Whether `result` (a result's JSON text) has `resultType` `input_required`. Takes
+/// the text's bytes as well (a slice of a parsed line): a result that never mentions
+/// it is then not checked for UTF-8 at all.
 #[must_use]
-pub fn is_input_required(result: &str) -> bool {
+pub fn is_input_required(result: impl AsRef<[u8]>) -> bool {
     #[derive(Deserialize)]
     struct Head<'a> {
         #[serde(rename = "resultType", borrow)]
@@ -165,9 +167,9 @@ pub fn is_input_required(result: &str) -> bool {
     // client decodes all the same: a result holding any `\u` is parsed too.
     static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(INPUT_REQUIRED));
-    (FINDER.find(result.as_bytes()).is_some()
-        || crate::era::tasks::may_be_escaped(result.as_bytes()))
-        && serde_json::from_str::<Head<'_>>(result)
+    let result = result.as_ref();
+    (FINDER.find(result).is_some() || crate::era::tasks::may_be_escaped(result))
+        && serde_json::from_slice::<Head<'_>>(result)
             .is_ok_and(|h| h.result_type.as_deref() == Some(INPUT_REQUIRED))
 }
 
@@ -270,6 +272,7 @@ mod tests {
     #[test]
     fn explodes_entries_as_written() {
         assert!(is_input_required(RESULT));
+        assert!(is_input_required(RESULT.as_bytes()));
         assert!(!is_input_required(
             r#"{"content":[{"type":"text","text":"input_required"}]}"#
         ));

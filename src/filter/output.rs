@@ -763,6 +763,50 @@ mod tests {
         }
     }
 
+    /// Each keyword (and its first bytes alone, which are not one) at every offset of
+    /// three fillers (hex digits, an answer's JSON, bytes no keyword holds) of over 128
+    /// bytes, and at the end of the text: the gate says what the automaton says. For
+    /// any faster first test, which must find a keyword wherever it starts.
+    #[test]
+    fn the_gate_finds_a_keyword_at_every_offset() {
+        let keywords = &*KEYWORDS;
+        let mut all: Vec<&str> = secrets::RULES
+            .iter()
+            .flat_map(|r| r.keywords.iter())
+            .chain(injection::RULES.iter().flat_map(|r| r.keywords.iter()))
+            .copied()
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        let fillers = [
+            "0123456789abcdef".repeat(9),
+            r#"{"content":[{"type":"text","text":"#.repeat(4),
+            "~".repeat(140),
+        ];
+        for keyword in all {
+            let cut = &keyword[..keyword.len() - 1];
+            for filler in &fillers {
+                for at in 0..=130 {
+                    for inner in [keyword, cut] {
+                        let mut text = filler[..at].to_owned();
+                        text.push_str(inner);
+                        let end = text.clone();
+                        text.push_str(&filler[at..]);
+                        for text in [&text, &end] {
+                            for table in [&keywords.any, &keywords.secrets, &keywords.injection] {
+                                assert_eq!(
+                                    keywords.holds(table, text),
+                                    table.is_match(text.as_str()),
+                                    "{keyword:?} at {at} in {text:?}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The one-pass check says what the three checks it replaced said.
     #[test]
     fn what_could_hide_a_keyword_is_found_in_one_pass() {

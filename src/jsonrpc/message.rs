@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -30,7 +30,7 @@ pub const MAX_ID_LEN: usize = 256;
 /// A request id exactly as it arrived (its JSON text): `"1"` and `1` differ, and `1e3`
 /// or `18446744073709551616` come back as they were sent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Id(Box<str>);
+pub struct Id(Arc<str>);
 
 impl Id {
     /// Checks a raw JSON value for use as an id: a string, or a number without a
@@ -98,9 +98,9 @@ impl fmt::Display for Id {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     /// Has a method and an id: expects an answer.
-    Request { id: Id, method: Box<str> },
+    Request { id: Id, method: Cow<'static, str> },
     /// Has a method and no id.
-    Notification { method: Box<str> },
+    Notification { method: Cow<'static, str> },
     /// Has an id and `result` or `error`.
     Response { id: Id, is_error: bool },
 }
@@ -153,7 +153,8 @@ pub struct Message {
     /// first time a stage asks for one: a `tools/call` is asked about ten times (name,
     /// arguments, `_meta` entries, task and retry fields), and each question used to
     /// walk `params` again from its start.
-    param_index: OnceLock<Box<[ParamSpans]>>,
+    /// A `Vec` as collected: shrinking it to a boxed slice was a second allocation.
+    param_index: OnceLock<Vec<ParamSpans>>,
 }
 
 /// Where one member of `params` sits in the line: its key (quotes included) and value.
@@ -210,6 +211,13 @@ impl Message {
         self.result_span.clone().map(|r| self.text(r))
     }
 
+    /// The bytes of `result`, when present: for a search that needs no `&str` (the
+    /// check [`Message::result`] makes costs a pass over the text each time).
+    #[must_use]
+    pub fn result_bytes(&self) -> Option<&[u8]> {
+        self.result_span.clone().and_then(|r| self.raw.get(r))
+    }
+
     /// The `message` of `error`, when present (empty when it has none).
     #[must_use]
     pub fn error_message(&self) -> Option<String> {
@@ -246,10 +254,32 @@ impl Message {
     /// replacement without re-serializing anything else.
     #[must_use]
     pub fn param(&self, path: &[&str]) -> Option<(&str, Range<usize>)> {
-        let span = self.params_span.clone()?;
         let Some((first, rest)) = path.split_first() else {
+            let span = self.params_span.clone()?;
             return Some((self.text(span.clone()), span));
         };
+        let value = self.top_param(first)?;
+        // Deeper keys are walked inside that one value only.
+        let text = self.text(value.clone());
+        let found = super::scan::at_path(text, rest)?;
+        let inner = span_in(text, found);
+        Some((found, value.start + inner.start..value.start + inner.end))
+    }
+
+    /// Where the value at `path` inside `params` sits in the line: [`Message::param`]
+    /// without the text, so for a one-key path without a UTF-8 check of the value
+    /// (the audit's `arguments`, kept as a slice of the line).
+    #[must_use]
+    pub fn param_span(&self, path: &[&str]) -> Option<Range<usize>> {
+        match path {
+            [key] => self.top_param(key),
+            _ => self.param(path).map(|(_, span)| span),
+        }
+    }
+
+    /// Where the value of the top-level member `key` of `params` sits in the line.
+    fn top_param(&self, key: &str) -> Option<Range<usize>> {
+        let span = self.params_span.clone()?;
         let index = self.param_index.get_or_init(|| {
             let params = self.text(span.clone());
             let at = |part: &str| {
@@ -260,16 +290,12 @@ impl Message {
                 .map(|members| members.map(|(key, value)| (at(key), at(value))).collect())
                 .unwrap_or_default()
         });
-        let (_, value) = index.iter().find(|(key, _)| {
+        let (_, value) = index.iter().find(|(k, _)| {
             self.raw
-                .get(key.clone())
-                .is_some_and(|raw| super::scan::key_is(raw, first))
+                .get(k.clone())
+                .is_some_and(|raw| super::scan::key_is(raw, key))
         })?;
-        // Deeper keys are walked inside that one value only.
-        let text = self.text(value.clone());
-        let found = super::scan::at_path(text, rest)?;
-        let inner = span_in(text, found);
-        Some((found, value.start + inner.start..value.start + inner.end))
+        Some(value.clone())
     }
 
     fn text(&self, range: Range<usize>) -> &str {
@@ -283,14 +309,40 @@ impl Message {
     /// byte for byte.
     #[must_use]
     pub fn rewrite(&self, id: Option<&str>, edits: &[(Range<usize>, &str)]) -> Bytes {
+        self.rewrite_with(id, edits)
+    }
+
+    /// [`Message::rewrite`] with the replacements' texts of any string type (a
+    /// caller's own `String`s, without a list of borrowed copies).
+    #[must_use]
+    pub fn rewrite_with<S: AsRef<str>>(
+        &self,
+        id: Option<&str>,
+        edits: &[(Range<usize>, S)],
+    ) -> Bytes {
+        fn text<S: AsRef<str>>((range, text): &(Range<usize>, S)) -> (Range<usize>, &str) {
+            (range.clone(), text.as_ref())
+        }
         let id = id.zip(self.id_span.clone()).map(|(id, span)| (span, id));
-        if edits.is_empty() {
-            // The usual case, every forwarded message: only the id, no list to sort.
-            return splice(&self.raw, id);
+        if edits.is_sorted_by_key(|(r, _)| r.start) {
+            // The usual case (every forwarded message, edits sorted by their maker):
+            // the id goes in its place among them, without a list to sort.
+            let at = id.as_ref().map_or(edits.len(), |(span, _)| {
+                edits.partition_point(|(r, _)| r.start < span.start)
+            });
+            let (before, after) = edits.split_at(at);
+            return splice(
+                &self.raw,
+                before
+                    .iter()
+                    .map(text::<S>)
+                    .chain(id)
+                    .chain(after.iter().map(text::<S>)),
+            );
         }
         let mut all: Vec<(Range<usize>, &str)> = Vec::with_capacity(edits.len() + 1);
         all.extend(id);
-        all.extend(edits.iter().cloned());
+        all.extend(edits.iter().map(text::<S>));
         all.sort_by_key(|(r, _)| r.start);
         splice(&self.raw, all)
     }
@@ -542,18 +594,59 @@ fn kind_of(text: &str, spans: &EnvelopeSpans) -> Result<Kind, ParseError> {
 }
 
 /// The decoded text of a `method` value (JSON text), when it is a string.
-fn method_name(raw: &str) -> Option<Box<str>> {
+fn method_name(raw: &str) -> Option<Cow<'static, str>> {
     // Method names have no escapes: taken as they are, without a decoder.
     if let Some(inner) = raw
         .strip_prefix('"')
         .and_then(|rest| rest.strip_suffix('"'))
         .filter(|inner| !inner.contains(['\\', '"']))
     {
-        return Some(inner.into());
+        return Some(method_text(inner));
     }
     serde_json::from_str::<Cow<'_, str>>(raw)
         .ok()
-        .map(Into::into)
+        .map(|name| Cow::Owned(name.into_owned()))
+}
+
+/// A method name to keep: borrowed for the protocol's own methods (nearly every
+/// message's), so keeping it or cloning what holds it copies nothing.
+#[must_use]
+pub fn method_text(name: &str) -> Cow<'static, str> {
+    known_method(name).map_or_else(|| Cow::Owned(name.to_owned()), Cow::Borrowed)
+}
+
+/// The protocol's own method names, as `'static` text.
+fn known_method(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "tools/call" => "tools/call",
+        "notifications/progress" => "notifications/progress",
+        "notifications/message" => "notifications/message",
+        "notifications/cancelled" => "notifications/cancelled",
+        "resources/read" => "resources/read",
+        "prompts/get" => "prompts/get",
+        "completion/complete" => "completion/complete",
+        "ping" => "ping",
+        "tools/list" => "tools/list",
+        "prompts/list" => "prompts/list",
+        "resources/list" => "resources/list",
+        "resources/templates/list" => "resources/templates/list",
+        "resources/subscribe" => "resources/subscribe",
+        "resources/unsubscribe" => "resources/unsubscribe",
+        "initialize" => "initialize",
+        "notifications/initialized" => "notifications/initialized",
+        "logging/setLevel" => "logging/setLevel",
+        "sampling/createMessage" => "sampling/createMessage",
+        "elicitation/create" => "elicitation/create",
+        "roots/list" => "roots/list",
+        "server/discover" => "server/discover",
+        "subscriptions/listen" => "subscriptions/listen",
+        "tasks/get" => "tasks/get",
+        "tasks/result" => "tasks/result",
+        "tasks/cancel" => "tasks/cancel",
+        "tasks/list" => "tasks/list",
+        "tasks/update" => "tasks/update",
+        _ => return None,
+    })
 }
 
 impl Message {
@@ -905,6 +998,125 @@ mod tests {
             m.params(),
             Some(r#"{"x":1.0e0,"_meta":{"progressToken":7}}"#)
         );
+    }
+
+    #[test]
+    fn rewrite_places_the_id_among_edits_in_any_order_given() {
+        let line = r#"{"a":"x","jsonrpc":"2.0","b":1,"id":7,"method":"m","c":[2],"d":"y"}"#;
+        let msg = one(line).expect("valid");
+        let span = |part: &str| {
+            let at = line.find(part).expect("in the line");
+            at..at + part.len()
+        };
+        let (a, b, c, d) = (span(r#""x""#), span("1"), span("[2]"), span(r#""y""#));
+        let want = r#"{"a":A,"jsonrpc":"2.0","b":B,"id":99,"method":"m","c":C,"d":D}
+"#;
+        // Sorted (before and after the id, or all on one side) and unsorted alike.
+        let orders: [&[(Range<usize>, &str)]; 5] = [
+            &[
+                (a.clone(), "A"),
+                (b.clone(), "B"),
+                (c.clone(), "C"),
+                (d.clone(), "D"),
+            ],
+            &[
+                (d.clone(), "D"),
+                (a.clone(), "A"),
+                (c.clone(), "C"),
+                (b.clone(), "B"),
+            ],
+            &[
+                (c.clone(), "C"),
+                (d.clone(), "D"),
+                (a.clone(), "A"),
+                (b.clone(), "B"),
+            ],
+            &[
+                (a.clone(), "A"),
+                (b.clone(), "B"),
+                (d.clone(), "D"),
+                (c.clone(), "C"),
+            ],
+            &[
+                (b.clone(), "B"),
+                (a.clone(), "A"),
+                (c.clone(), "C"),
+                (d.clone(), "D"),
+            ],
+        ];
+        for edits in orders {
+            assert_eq!(&msg.rewrite(Some("99"), edits)[..], want.as_bytes());
+            let owned: Vec<(Range<usize>, String)> = edits
+                .iter()
+                .map(|(r, t)| (r.clone(), (*t).to_owned()))
+                .collect();
+            assert_eq!(&msg.rewrite_with(Some("99"), &owned)[..], want.as_bytes());
+        }
+        let before: [(Range<usize>, &str); 2] = [(a.clone(), "A"), (b.clone(), "B")];
+        let after: [(Range<usize>, &str); 2] = [(c.clone(), "C"), (d.clone(), "D")];
+        for edits in [&before[..], &after[..]] {
+            let mut want = line.to_owned();
+            for (range, text) in edits.iter().rev() {
+                want.replace_range(range.clone(), text);
+            }
+            let want = format!("{}\n", want.replace(r#""id":7"#, r#""id":99"#));
+            assert_eq!(&msg.rewrite(Some("99"), edits)[..], want.as_bytes());
+            // No id given: the edits alone.
+            let kept = want.replace(r#""id":99"#, r#""id":7"#);
+            assert_eq!(&msg.rewrite(None, edits)[..], kept.as_bytes());
+        }
+    }
+
+    #[test]
+    fn method_names_of_the_protocol_are_not_copied() {
+        for name in [
+            "tools/call",
+            "notifications/progress",
+            "initialize",
+            "tasks/update",
+        ] {
+            assert!(matches!(method_text(name), Cow::Borrowed(n) if n == name));
+        }
+        for name in ["tools/call2", "x", "", "Tools/call"] {
+            assert!(matches!(method_text(name), Cow::Owned(n) if n == name));
+        }
+        let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#).expect("valid");
+        assert!(matches!(
+            m.kind(),
+            Kind::Request {
+                method: Cow::Borrowed("tools/call"),
+                ..
+            }
+        ));
+        let m = one(r#"{"jsonrpc":"2.0","method":"t\u006fols/call"}"#).expect("valid");
+        assert_eq!(m.method(), Some("tools/call"));
+    }
+
+    #[test]
+    fn param_span_is_where_param_finds_the_value() {
+        let line = r#"{"jsonrpc":"2.0","id":1,"method":"x","params": { "n\u0061me" : "a\"}" ,
+            "arguments":{"name":{"x":[1,"}"]}}, "z":null } }"#;
+        let m = one(line).expect("valid");
+        let paths: [&[&str]; 7] = [
+            &["name"],
+            &["arguments"],
+            &["arguments", "name"],
+            &["arguments", "name", "x"],
+            &["z"],
+            &["missing"],
+            &[],
+        ];
+        for path in paths {
+            assert_eq!(
+                m.param_span(path),
+                m.param(path).map(|(_, span)| span),
+                "{path:?}"
+            );
+        }
+        let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"x"}"#).expect("valid");
+        assert_eq!(m.param_span(&["name"]), None);
+        let m = one(r#"{"jsonrpc":"2.0","id":1,"result":{"a":1}}"#).expect("valid");
+        assert_eq!(m.result_bytes(), m.result().map(str::as_bytes));
     }
 
     #[test]

@@ -17,5 +17,7 @@ pub mod writer;
 
 pub use codec::{Line, LineCodec};
 pub use error::{ErrorCode, error_response};
-pub use message::{Id, Kind, Message, ParseError, parse, parse_in_two_passes, recover_id};
+pub use message::{
+    Id, Kind, Message, ParseError, method_text, parse, parse_in_two_passes, recover_id,
+};
 pub(crate) use strict::next_special;

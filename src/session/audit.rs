@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::Session;
 use super::server_requests::prune;
-use crate::audit::{Decision, Direction, Event};
+use crate::audit::{Decision, Direction, Event, PackedEvent};
 use crate::filter::Block;
 
 /// Decisions on one server's notifications recorded in the audit a minute: a flood
@@ -55,31 +55,43 @@ pub(super) struct Subject<'a> {
 }
 
 impl Subject<'_> {
-    /// An event about this subject.
-    fn event(&self, direction: Direction, decision: Decision) -> Event {
-        let mut event = Event::new(direction, decision).method(self.method);
-        if let Some(server) = self.server {
-            event = event.server(server);
-        }
+    /// An event about this subject, with room for `extra` more bytes of text (a rule,
+    /// a detail) besides its own: one allocation holds them all.
+    fn event(&self, direction: Direction, decision: Decision, extra: usize) -> PackedEvent {
         let uri = self
             .tool
             .filter(|_| crate::stages::audit::names_a_uri(self.method));
-        if let Some(uri) = uri {
-            // No raw URI in a record (SPEC "Audit"): its scheme and host, and the
-            // whole URI keyed, so two reads of one resource still match.
-            event = event
-                .tool(crate::stages::audit::redacted_uri(uri))
-                .arguments(serde_json::Value::String(uri.to_owned()).to_string());
-        } else if let Some(tool) = self.tool {
-            event = event.tool(tool);
+        // No raw URI in a record (SPEC "Audit"): its scheme and host, and the whole
+        // URI keyed, so two reads of one resource still match.
+        let uri = uri.map(|uri| {
+            (
+                crate::stages::audit::redacted_uri(uri),
+                serde_json::Value::String(uri.to_owned()).to_string(),
+            )
+        });
+        let len = |text: Option<&str>| text.map_or(0, str::len);
+        let capacity = self.method.len()
+            + len(self.server)
+            + uri.as_ref().map_or_else(
+                || len(self.tool) + self.arguments.map_or(0, <[u8]>::len),
+                |(tool, arguments)| tool.len() + arguments.len(),
+            )
+            + extra;
+        let mut event =
+            PackedEvent::with_capacity(direction, decision, capacity).method(self.method);
+        if let Some(server) = self.server {
+            event = event.server(server);
         }
-        if let Some(args) = self.arguments.filter(|_| uri.is_none()) {
-            // The arguments are a slice of a parsed line, so UTF-8: the check is the
-            // fast one, and the lossy decoder only a fallback.
-            event = event.arguments(match std::str::from_utf8(args) {
-                Ok(text) => text.to_owned(),
-                Err(_) => String::from_utf8_lossy(args).into_owned(),
-            });
+        if let Some((tool, arguments)) = &uri {
+            event = event.tool(tool).arguments(arguments.as_bytes());
+        } else {
+            if let Some(tool) = self.tool {
+                event = event.tool(tool);
+            }
+            // The arguments are a slice of a parsed line: the writer decodes them.
+            if let Some(args) = self.arguments {
+                event = event.arguments(args);
+            }
         }
         event
     }
@@ -89,7 +101,19 @@ impl Session {
     /// Queues one event; a writer that stopped is said once, and the session goes on.
     pub(super) fn audit(&mut self, event: Event) {
         let Some(audit) = &self.audit else { return };
-        if audit.record(event).is_err() && !self.audit_failed {
+        let recorded = audit.record(event);
+        self.audit_recorded(recorded);
+    }
+
+    /// [`Session::audit`] of a [`PackedEvent`].
+    fn audit_packed(&mut self, event: PackedEvent) {
+        let Some(audit) = &self.audit else { return };
+        let recorded = audit.record_packed(event);
+        self.audit_recorded(recorded);
+    }
+
+    fn audit_recorded(&mut self, recorded: Result<(), crate::audit::AuditClosed>) {
+        if recorded.is_err() && !self.audit_failed {
             self.audit_failed = true;
             let text = "the audit writer has stopped: decisions are no longer recorded";
             tracing::error!("{text}");
@@ -108,13 +132,12 @@ impl Session {
         if self.audit.is_none() || !crate::stages::audit::is_audited(subject.method) {
             return;
         }
-        let mut event = subject.event(direction, decision);
+        let extra = block.map_or(0, |b| b.rule.len() + b.reason.len());
+        let mut event = subject.event(direction, decision, extra);
         if let Some(block) = block {
-            event = event
-                .rule(block.rule.as_str())
-                .detail(block.reason.as_str());
+            event = event.rule(&block.rule).detail(&block.reason);
         }
-        self.audit(event);
+        self.audit_packed(event);
     }
 
     /// The answer to a forwarded request, as it goes to the client.
@@ -129,14 +152,15 @@ impl Session {
             return;
         }
         let (decision, rule) = decision;
+        let extra = rule.as_ref().map_or(0, String::len);
         let mut event = subject
-            .event(Direction::ToClient, decision)
+            .event(Direction::ToClient, decision, extra)
             .ms(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))
             .bytes(bytes as u64);
         if let Some(rule) = rule {
-            event = event.rule(rule);
+            event = event.rule(&rule);
         }
-        self.audit(event);
+        self.audit_packed(event);
     }
 
     /// The filter's decision on a notification of the server in `slot` to the client
@@ -166,16 +190,20 @@ impl Session {
             method,
             ..Subject::default()
         };
-        let mut event = subject.event(Direction::ToClient, decision);
-        if let Some(rule) = rule {
-            event = event.rule(rule);
-        }
-        if left_out > 0 {
-            event = event.detail(format!(
+        let detail = (left_out > 0).then(|| {
+            format!(
                 "{left_out} earlier decisions on this server's notifications not recorded (over {per_minute} a minute)"
-            ));
+            )
+        });
+        let extra = rule.as_ref().map_or(0, String::len) + detail.as_ref().map_or(0, String::len);
+        let mut event = subject.event(Direction::ToClient, decision, extra);
+        if let Some(rule) = rule {
+            event = event.rule(&rule);
         }
-        self.audit(event);
+        if let Some(detail) = detail {
+            event = event.detail(&detail);
+        }
+        self.audit_packed(event);
     }
 
     /// One summary per list answer: what was listed, and how much is held.

@@ -575,7 +575,12 @@ impl Session {
             let text = format!("`{method}` needs a string `name`");
             return self.reply_error(&origin, ErrorCode::InvalidParams, &text);
         };
-        let Some(route) = self.catalogs[kind.index()].route(&exposed).cloned() else {
+        // The upstream's name is all that is needed of the route: no copy of it.
+        let routed = self.catalogs[kind.index()].route(&exposed).map(|route| {
+            let upstream_name = serde_json::to_string(&route.name).unwrap_or_default();
+            (route.slot, upstream_name)
+        });
+        let Some((slot, upstream_name)) = routed else {
             // Not routable: held by pinning, hidden by the policy, or unknown.
             let view = View::of(Direction::ToUpstream, &msg).name(Some(&exposed));
             if self.pins.asks()
@@ -599,12 +604,12 @@ impl Session {
                 &format!("unknown {what} `{exposed}`"),
             );
         };
-        let server = self.slots[route.slot].config.name.clone();
+        let server = self.slots[slot].config.name.clone();
         let view = View::of(Direction::ToUpstream, &msg)
             .server(&server)
             .name(Some(&exposed));
         // PIPELINE.md's order, as for reads: decide, then the in-filter.
-        let monitor = match self.decide(&msg, &origin, &view, route.slot) {
+        let monitor = match self.decide(&msg, &origin, &view, slot) {
             super::policy::Outcome::Go(monitor) => monitor,
             super::policy::Outcome::Answered => return,
         };
@@ -625,14 +630,13 @@ impl Session {
             }
             Verdict::Pass | Verdict::Mark(_) | Verdict::Ask(_) => (msg, span),
         };
-        if kind == ListKind::Tools && self.needs_tasks_extension(route.slot, &exposed, &origin) {
+        if kind == ListKind::Tools && self.needs_tasks_extension(slot, &exposed, &origin) {
             return self.refuse_without_tasks_extension(&origin);
         }
-        let upstream_name = serde_json::to_string(&route.name).unwrap_or_default();
         let mut edits = vec![(span, upstream_name)];
         // A modern client's task on a legacy server: asked as a 2025-11-25 one.
         if kind == ListKind::Tools {
-            edits.extend(self.legacy_task_edit(route.slot, &exposed, &msg, &origin));
+            edits.extend(self.legacy_task_edit(slot, &exposed, &msg, &origin));
         }
         let forward = Forward {
             method,
@@ -641,7 +645,7 @@ impl Session {
             paged: false,
             monitor,
         };
-        self.send_client_request(route.slot, &msg, origin, forward);
+        self.send_client_request(slot, &msg, origin, forward);
     }
 
     /// `resources/read`, `subscribe` and `unsubscribe`: routed by URI to the server that
@@ -1004,9 +1008,8 @@ impl Session {
             .or(legacy_task.as_ref());
         edits.extend(self.era_edits(index, msg, client_caps));
         edits.sort_by_key(|(r, _)| r.start);
-        let edits: Vec<(std::ops::Range<usize>, &str)> =
-            edits.iter().map(|(r, t)| (r.clone(), t.as_str())).collect();
-        let mut line = msg.rewrite(Some(&id.to_string()), &edits);
+        let id_text = crate::router::ids::IdText::new(id);
+        let mut line = msg.rewrite_with(Some(id_text.as_str()), &edits);
         if legacy_task.is_some()
             && let Some(sent) = reparse(&line)
         {
@@ -1051,7 +1054,7 @@ impl Session {
                     arguments,
                     monitor,
                     origin: origin.clone(),
-                    method: method.into(),
+                    method: crate::jsonrpc::method_text(method),
                     tool,
                     timer,
                     progress,

@@ -229,7 +229,7 @@ struct ClientCall {
     arguments: Option<Bytes>,
     /// Monitor mode: the rule that would have stopped it (its answer is marked).
     monitor: Option<String>,
-    method: Box<str>,
+    method: std::borrow::Cow<'static, str>,
     /// The exposed tool or prompt name, for the filter chain.
     tool: Option<String>,
     timer: deadlines::Key,

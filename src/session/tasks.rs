@@ -284,8 +284,10 @@ impl Session {
     /// Keeps the terminal answer of an extension task as the client got it (`msg`,
     /// after the stages), for later polls.
     pub(super) fn keep_terminal(&mut self, task: Option<&TaskHook>, method: &str, msg: &Message) {
-        if let (Some(TaskHook::Get(ours) | TaskHook::Bridged(ours)), "tools/call", Some(result)) =
-            (task, method, msg.result())
+        // The result's text is taken only for a task's answer: every other answer
+        // passes here too.
+        if let (Some(TaskHook::Get(ours) | TaskHook::Bridged(ours)), "tools/call") = (task, method)
+            && let Some(result) = msg.result()
             && let Some(route) = self.client.tasks.get_mut(ours)
         {
             route.terminal = Some(result.to_owned());
@@ -377,8 +379,10 @@ impl Session {
         msg: &Message,
         call: &super::ClientCall,
     ) -> Option<Message> {
-        let result = msg.result()?;
-        let line = std::str::from_utf8(msg.raw()).ok()?;
+        // Searched as bytes; the texts (a UTF-8 check each) are taken only where a
+        // task's id is read: most answers (a call that made no task) need neither.
+        let result_bytes = msg.result_bytes()?;
+        let texts = || Some((std::str::from_utf8(msg.raw()).ok()?, msg.result()?));
         let (ours, span) = match &call.task {
             // A modern client's task on a legacy server: made a 2026 one.
             None if &*call.method == "tools/call"
@@ -389,7 +393,7 @@ impl Session {
             }
             None if &*call.method == "tools/call" => {
                 // The extension's task is the result itself; a 2025-11-25 one is in it.
-                let modern = is_task_result(result);
+                let modern = is_task_result(result_bytes);
                 let declared = call.origin.declares_tasks();
                 if modern && !declared {
                     // The extension was not declared to the server for this request: a
@@ -407,7 +411,7 @@ impl Session {
                 // A legacy task is the result's `task` member: most results have
                 // none, and say so to one search (a key spelled with escapes is
                 // still walked for).
-                if !modern && !crate::era::tasks::may_have_member(result, "\"task\"") {
+                if !modern && !crate::era::tasks::may_have_task_member(result_bytes) {
                     return None;
                 }
                 let path: &[&str] = if modern {
@@ -415,6 +419,7 @@ impl Session {
                 } else {
                     &["task", "taskId"]
                 };
+                let (line, result) = texts()?;
                 let (server_id, span) = task_id_at(line, result, path)?;
                 let task = if modern {
                     result
@@ -436,6 +441,7 @@ impl Session {
             }
             None | Some(TaskHook::Result | TaskHook::Bridged(_)) => return None,
             Some(TaskHook::Follow(ours) | TaskHook::Get(ours) | TaskHook::Inline(ours)) => {
+                let (line, result) = texts()?;
                 let (_, span) = task_id_at(line, result, &["taskId"])?;
                 self.client.tasks.note(ours, result);
                 (ours.clone(), span)

@@ -380,7 +380,7 @@ impl Session {
                 // `tasks/cancel`: the 2026 answer is an empty acknowledgement; the
                 // server's questions on that task go unanswered by the client.
                 call.task = None;
-                if msg.result().is_none() {
+                if msg.result_span().is_none() {
                     self.on_client_answer(index, msg, call);
                     return None;
                 }

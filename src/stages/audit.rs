@@ -65,7 +65,7 @@ pub fn is_audited(method: &str) -> bool {
 /// The `arguments` of a request as the bytes they arrived as (a cheap slice).
 #[must_use]
 pub fn arguments_of(msg: &Message) -> Option<Bytes> {
-    let (_, span) = msg.param(&["arguments"])?;
+    let span = msg.param_span(&["arguments"])?;
     Some(msg.raw().slice(span))
 }
 

@@ -267,12 +267,14 @@ impl Session {
         msg: &Message,
         call: Box<ClientCall>,
     ) -> Option<Box<ClientCall>> {
+        // The bytes are searched first: the text (a UTF-8 check) only for the rare
+        // answer that is one.
+        if call.mrtr.is_none() || !msg.result_bytes().is_some_and(mrtr::is_input_required) {
+            return Some(call);
+        }
         let Some(result) = msg.result() else {
             return Some(call);
         };
-        if call.mrtr.is_none() || !mrtr::is_input_required(result) {
-            return Some(call);
-        }
         self.timers.remove(&call.timer);
         let name = self.slots[index].config.name.clone();
         let ir = match mrtr::parse(result) {
