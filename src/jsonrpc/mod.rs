@@ -18,6 +18,6 @@ pub mod writer;
 pub use codec::{Line, LineCodec};
 pub use error::{ErrorCode, error_response};
 pub use message::{
-    Id, Kind, Message, ParseError, method_text, parse, parse_in_two_passes, recover_id,
+    Id, Kind, Message, ParseError, Parsed, method_text, parse, parse_in_two_passes, recover_id,
 };
 pub(crate) use strict::next_special;

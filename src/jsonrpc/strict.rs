@@ -29,6 +29,10 @@ pub(crate) struct EnvelopeSpans {
     pub params: Option<Range<usize>>,
     pub result: Option<Range<usize>>,
     pub error: Option<Range<usize>>,
+    /// The members of `params` when it is an object: each key (quotes included) and
+    /// value, in order. The stages ask for them about ten times a `tools/call`; found
+    /// here, in the same walk, `params` is not walked again to index them.
+    pub params_members: Option<Vec<(Range<usize>, Range<usize>)>>,
 }
 
 /// Nesting the scan follows; deeper lines go to `serde_json` (its limit is 128).
@@ -54,7 +58,7 @@ pub(crate) fn envelope(text: &str) -> Option<EnvelopeSpans> {
         return None;
     }
     let mut spans = EnvelopeSpans::default();
-    scan.object(1, Some(&mut spans))?;
+    scan.object(1, Object::Message(&mut spans))?;
     scan.skip_space();
     (scan.at == scan.bytes.len()).then_some(spans)
 }
@@ -62,6 +66,16 @@ pub(crate) fn envelope(text: &str) -> Option<EnvelopeSpans> {
 struct Scan<'a> {
     bytes: &'a [u8],
     at: usize,
+}
+
+/// What an object's walk notes besides checking it.
+enum Object<'s> {
+    /// The message itself: where the envelope's members are.
+    Message(&'s mut EnvelopeSpans),
+    /// Its `params`: each member's key and value.
+    Params(&'s mut Vec<(Range<usize>, Range<usize>)>),
+    /// Anything deeper: nothing.
+    Inner,
 }
 
 impl<'a> Scan<'a> {
@@ -77,7 +91,7 @@ impl<'a> Scan<'a> {
 
     fn value(&mut self, depth: usize) -> Option<()> {
         match self.peek()? {
-            b'{' => self.object(depth + 1, None),
+            b'{' => self.object(depth + 1, Object::Inner),
             b'[' => self.array(depth + 1),
             b'"' => self.string().map(|_| ()),
             b't' => self.literal(b"true"),
@@ -194,9 +208,9 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// Skips the object at `self.at` (a `{`), refusing a repeated key, and notes the
-    /// envelope's members in `top` (the message's own object only).
-    fn object(&mut self, depth: usize, mut top: Option<&mut EnvelopeSpans>) -> Option<()> {
+    /// Skips the object at `self.at` (a `{`), refusing a repeated key, and notes what
+    /// `notes` asks for.
+    fn object(&mut self, depth: usize, mut notes: Object<'_>) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -220,6 +234,7 @@ impl<'a> Scan<'a> {
             if !plain {
                 return None;
             }
+            let quoted = key.start - 1..key.end + 1;
             let key: &'a [u8] = &self.bytes[key];
             if count < LINEAR_KEYS {
                 if first[..count].contains(&key) {
@@ -240,20 +255,33 @@ impl<'a> Scan<'a> {
             self.at += 1;
             self.skip_space();
             let start = self.at;
-            self.value(depth)?;
-            if let Some(spans) = top.as_deref_mut() {
-                let slot = match key {
-                    b"jsonrpc" => Some(&mut spans.jsonrpc),
-                    b"id" => Some(&mut spans.id),
-                    b"method" => Some(&mut spans.method),
-                    b"params" => Some(&mut spans.params),
-                    b"result" => Some(&mut spans.result),
-                    b"error" => Some(&mut spans.error),
-                    _ => None,
-                };
-                if let Some(slot) = slot {
-                    *slot = Some(start..self.at);
+            match &mut notes {
+                Object::Message(spans) => {
+                    if key == b"params" && self.peek() == Some(b'{') {
+                        let mut members = Vec::new();
+                        self.object(depth + 1, Object::Params(&mut members))?;
+                        spans.params_members = Some(members);
+                    } else {
+                        self.value(depth)?;
+                    }
+                    let slot = match key {
+                        b"jsonrpc" => Some(&mut spans.jsonrpc),
+                        b"id" => Some(&mut spans.id),
+                        b"method" => Some(&mut spans.method),
+                        b"params" => Some(&mut spans.params),
+                        b"result" => Some(&mut spans.result),
+                        b"error" => Some(&mut spans.error),
+                        _ => None,
+                    };
+                    if let Some(slot) = slot {
+                        *slot = Some(start..self.at);
+                    }
                 }
+                Object::Params(members) => {
+                    self.value(depth)?;
+                    members.push((quoted, start..self.at));
+                }
+                Object::Inner => self.value(depth)?,
             }
             self.skip_space();
             match self.peek()? {
