@@ -598,18 +598,8 @@ fn push_opt_u64(out: &mut Vec<u8>, n: Option<u64>) {
 
 /// An integer's decimal text, as `serde_json` (and RFC 8785, up to
 /// [`MAX_EXACT_INTEGER`]) writes it.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
+fn push_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(crate::canonical::Decimal::new(n).as_bytes());
 }
 
 /// A JSON string escaped as `serde_json` and RFC 8785 both do: `"` and `\`, the short

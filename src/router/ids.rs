@@ -32,40 +32,6 @@ pub const MAX_ID: u64 = (1 << 53) - 1;
 /// client or server chooses keep the standard hasher.
 pub type OursHash = foldhash::fast::FixedState;
 
-/// One of our ids as the JSON text a line carries (its decimal digits), kept on the
-/// stack: every forwarded request's id is written this way, and `to_string` was a
-/// formatter run and an allocation each.
-#[derive(Debug, Clone, Copy)]
-pub struct IdText {
-    digits: [u8; 20],
-    start: usize,
-}
-
-impl IdText {
-    /// The decimal text of `id`.
-    #[must_use]
-    pub fn new(mut id: u64) -> Self {
-        let mut digits = [0u8; 20];
-        let mut start = digits.len();
-        loop {
-            start -= 1;
-            digits[start] = b'0' + (id % 10) as u8;
-            id /= 10;
-            if id == 0 {
-                break;
-            }
-        }
-        Self { digits, start }
-    }
-
-    /// The text: what `id.to_string()` gives.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        // ASCII digits only, so the check never fails.
-        std::str::from_utf8(&self.digits[self.start..]).unwrap_or_default()
-    }
-}
-
 /// Ids we mint for what we send, each mapped to what its answer is for.
 ///
 /// Ids are increasing integers from 1; an id leaves the table when its answer arrives
@@ -273,13 +239,6 @@ pub fn progress_token(msg: &Message) -> Option<(Range<usize>, Box<str>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn id_text_is_the_decimal_text() {
-        for id in [0, 1, 9, 10, 99, 100, 4_294_967_296, MAX_ID, u64::MAX] {
-            assert_eq!(IdText::new(id).as_str(), id.to_string());
-        }
-    }
 
     #[test]
     fn ids_are_minted_resolved_and_removed_once() {

@@ -1008,7 +1008,9 @@ impl Session {
             .or(legacy_task.as_ref());
         edits.extend(self.era_edits(index, msg, client_caps));
         edits.sort_by_key(|(r, _)| r.start);
-        let id_text = crate::router::ids::IdText::new(id);
+        // Our id's text on the stack: `to_string` was a formatter run and an
+        // allocation per forwarded request.
+        let id_text = crate::canonical::Decimal::new(id);
         let mut line = msg.rewrite_with(Some(id_text.as_str()), &edits);
         if legacy_task.is_some()
             && let Some(sent) = reparse(&line)
