@@ -19,7 +19,10 @@ use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
+
+use futures_util::task::AtomicWaker;
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use tokio::io::unix::AsyncFd;
@@ -29,10 +32,82 @@ use crate::jsonrpc::writer::Output;
 
 /// The client's stdin, polled when it can be.
 #[must_use]
-pub fn stdin() -> Box<dyn AsyncRead + Unpin + Send> {
+pub fn stdin() -> Input {
     match Polled::dup_of(std::io::stdin().as_fd()) {
-        Some(fd) => Box::new(fd),
-        None => Box::new(tokio::io::stdin()),
+        Some(fd) => {
+            let eager = fd.eager.clone();
+            Input {
+                reader: Box::new(fd),
+                eager: Some(eager),
+            }
+        }
+        None => Input::from(tokio::io::stdin()),
+    }
+}
+
+/// A readable end for the session: the stream, and its [`Eager`] when it is a polled
+/// fd.
+pub struct Input {
+    pub reader: Box<dyn AsyncRead + Unpin + Send>,
+    pub eager: Option<Eager>,
+}
+
+/// Any stream, read when the event loop says so (tests' in-memory pipes).
+impl<R: AsyncRead + Unpin + Send + 'static> From<R> for Input {
+    fn from(reader: R) -> Self {
+        Self {
+            reader: Box::new(reader),
+            eager: None,
+        }
+    }
+}
+
+/// A server's stdout, polled, with its [`Eager`].
+///
+/// # Errors
+/// When the pipe cannot be taken from tokio, made non-blocking or registered.
+pub fn child_stdout(
+    stdout: tokio::process::ChildStdout,
+) -> std::io::Result<(Box<dyn AsyncRead + Unpin + Send>, Eager)> {
+    pipe_reader(stdout.into_owned_fd()?)
+}
+
+/// The reading end of a pipe, polled, with its [`Eager`].
+///
+/// # Errors
+/// When it cannot be made non-blocking or registered.
+pub fn pipe_reader(owned: OwnedFd) -> std::io::Result<(Box<dyn AsyncRead + Unpin + Send>, Eager)> {
+    let fd =
+        Polled::own(owned).ok_or_else(|| std::io::Error::other("a pipe could not be polled"))?;
+    let eager = fd.eager.clone();
+    Ok((Box::new(fd), eager))
+}
+
+/// "An answer is likely there already": set by whoever just wrote to the peer that
+/// answers on this fd. On one CPU the peer often runs the moment it is written to and
+/// has answered by the time we look, yet the event loop would learn that only from its
+/// next `epoll_wait` and a wake-up; the next read instead tries `read(2)` at once (one
+/// attempt: if nothing is there, it waits as before).
+#[derive(Debug, Clone, Default)]
+pub struct Eager(Arc<EagerState>);
+
+#[derive(Debug, Default)]
+struct EagerState {
+    armed: AtomicBool,
+    /// The task that last found the fd empty: woken by [`Eager::expect`].
+    waker: AtomicWaker,
+}
+
+impl Eager {
+    /// The next read tries at once (for a reader about to look anyway).
+    pub fn arm(&self) {
+        self.0.armed.store(true, Ordering::Release);
+    }
+
+    /// [`Eager::arm`], and the task waiting on the fd is woken to look.
+    pub fn expect(&self) {
+        self.arm();
+        self.0.waker.wake();
     }
 }
 
@@ -107,6 +182,7 @@ impl Drop for NonBlocking {
 /// A non-blocking fd, registered with the runtime.
 struct Polled {
     fd: AsyncFd<Arc<NonBlocking>>,
+    eager: Eager,
 }
 
 impl Polled {
@@ -128,9 +204,10 @@ impl Polled {
         // open file for as long as the `AsyncFd` (or any other holder) keeps the `Arc`.
         // A file that cannot be polled (a regular file) gets its flags back when the
         // refused `Arc` drops.
-        unsafe { AsyncFd::register(shared) }
-            .ok()
-            .map(|fd| Self { fd })
+        unsafe { AsyncFd::register(shared) }.ok().map(|fd| Self {
+            fd,
+            eager: Eager::default(),
+        })
     }
 
     /// This fd as a writer task's output, with the direct path beside it.
@@ -140,33 +217,61 @@ impl Polled {
     }
 }
 
+/// One `read(2)` into `unfilled`, which it does not read from.
+fn raw_read(
+    file: &NonBlocking,
+    unfilled: &mut [std::mem::MaybeUninit<u8>],
+) -> std::io::Result<usize> {
+    // SAFETY: the pointer and length describe writable memory we hold exclusively;
+    // `read(2)` writes at most that many bytes and returns how many.
+    let n = unsafe {
+        nix::libc::read(
+            file.as_raw_fd(),
+            unfilled.as_mut_ptr().cast(),
+            unfilled.len(),
+        )
+    };
+    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+}
+
 impl AsyncRead for Polled {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        if self.eager.0.armed.swap(false, Ordering::AcqRel) {
+            // SAFETY: as below: nothing is read from the slice before `read(2)`
+            // has written it.
+            let unfilled = unsafe { buf.unfilled_mut() };
+            match raw_read(self.fd.get_ref(), unfilled) {
+                Ok(n) => {
+                    // SAFETY: `read(2)` initialized the first `n` bytes.
+                    unsafe { buf.assume_init(n) };
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                // Not there yet: wait for it as usual.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
         loop {
-            let mut guard = ready!(self.fd.poll_read_ready(cx))?;
+            let mut guard = match self.fd.poll_read_ready(cx) {
+                Poll::Ready(guard) => guard?,
+                Poll::Pending => {
+                    self.eager.0.waker.register(cx.waker());
+                    return Poll::Pending;
+                }
+            };
             let wanted = buf.remaining();
             // `read(2)` straight into the unfilled part: the framed reader hands over
             // its spare capacity uninitialized on every read, and zeroing it first
             // (`initialize_unfilled`) cost a memset of the whole buffer per message.
             // SAFETY: nothing is read from the slice before `read(2)` has written it.
             let unfilled = unsafe { buf.unfilled_mut() };
-            match guard.try_io(|file| {
-                // SAFETY: the pointer and length describe writable memory we hold
-                // exclusively; `read(2)` writes at most that many bytes and returns
-                // how many.
-                let n = unsafe {
-                    nix::libc::read(
-                        file.get_ref().as_raw_fd(),
-                        unfilled.as_mut_ptr().cast(),
-                        unfilled.len(),
-                    )
-                };
-                usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
-            }) {
+            match guard.try_io(|file| raw_read(file.get_ref(), unfilled)) {
                 Ok(Ok(n)) => {
                     // SAFETY: `read(2)` initialized the first `n` bytes.
                     unsafe { buf.assume_init(n) };
@@ -214,5 +319,39 @@ impl AsyncWrite for Polled {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// An armed read takes what is there at once; with nothing there it waits as an
+    /// unarmed one does; the end of the pipe is the end either way.
+    #[tokio::test]
+    async fn an_armed_read_takes_what_is_there_and_otherwise_waits_as_before() {
+        let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
+        let (mut reader, eager) = pipe_reader(read_end).expect("polled");
+        let mut writer = File::from(write_end);
+        let mut buf = [0u8; 16];
+        eager.arm();
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(50), reader.read(&mut buf)).await;
+        assert!(waited.is_err(), "read what was never written");
+        writer.write_all(b"one\n").expect("written");
+        let n = reader.read(&mut buf).await.expect("read");
+        assert_eq!(&buf[..n], b"one\n");
+        writer.write_all(b"two\n").expect("written");
+        eager.arm();
+        let n = reader.read(&mut buf).await.expect("read");
+        assert_eq!(&buf[..n], b"two\n");
+        eager.expect();
+        writer.write_all(b"three\n").expect("written");
+        let n = reader.read(&mut buf).await.expect("read");
+        assert_eq!(&buf[..n], b"three\n");
+        drop(writer);
+        eager.arm();
+        assert_eq!(reader.read(&mut buf).await.expect("read"), 0);
     }
 }

@@ -85,6 +85,7 @@ use crate::router::catalog::{self, Catalog, Collision, ListKind};
 use crate::router::cursor;
 use crate::router::ids::{ClientIds, OurIds};
 use crate::stages::{Direction, Verdict, View};
+use crate::stdio::Input;
 use crate::upstream::slot::{Backoff, ListState, SlotState};
 use crate::upstream::{InstanceId, Upstream, UpstreamEvent};
 pub use pins::{LockUpdate, PinningSetup};
@@ -461,18 +462,16 @@ struct Rates {
     clippy::too_many_lines,
     reason = "the literal naming every field of the session is most of it"
 )]
-pub async fn run<R>(
+pub async fn run(
     mut config: SessionConfig,
     chain: Chain,
-    input: R,
+    input: impl Into<Input>,
     output: impl Into<Output>,
     stop: impl Future<Output = ()>,
-) -> Outcome
-where
-    R: AsyncRead + Unpin + Send + 'static,
-{
+) -> Outcome {
     let mut stop = std::pin::pin!(stop);
-    let mut frames = FramedRead::new(input, LineCodec::new(config.max_line));
+    let Input { reader, eager } = input.into();
+    let mut frames = FramedRead::new(reader, LineCodec::new(config.max_line));
     let (sink, writer) = downstream::start_writer(output.into());
     let mut writer = std::pin::pin!(writer);
     let (upstream_tx, mut upstream_rx) = mpsc::channel(UPSTREAM_QUEUE);
@@ -530,8 +529,14 @@ where
     let outcome = loop {
         // What the last turn produced, each destination in one write.
         session.flush_upstreams();
+        let answered = !session.out.is_empty();
         if session.push_out(&sink).is_err() {
             break Outcome::ClientLeft;
+        }
+        // A client that was answered often has its next request written by the time
+        // its stdin is polled below: read it then, not after the next `epoll_wait`.
+        if answered && let Some(eager) = &eager {
+            eager.arm();
         }
         let gate = session.gate();
         tokio::select! {

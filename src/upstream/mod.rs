@@ -103,6 +103,8 @@ pub struct Upstream {
     /// Lines given with [`Upstream::push`] and not yet written: this turn's requests,
     /// written together by [`Upstream::flush`].
     unsent: VecDeque<Bytes>,
+    /// Its stdout reader's: told after each write, as the answer may be there at once.
+    eager: crate::stdio::Eager,
     stop: Option<oneshot::Sender<()>>,
     supervisor: JoinHandle<()>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
@@ -150,9 +152,15 @@ impl Upstream {
     /// was checked when each line was pushed; a server that went away meanwhile loses
     /// its lines, as its exit is on the way.
     pub fn flush(&mut self) {
+        if self.unsent.is_empty() {
+            return;
+        }
         if self.stdin.send_from(&mut self.unsent).is_err() {
             self.unsent.clear();
         }
+        // On one CPU the server often runs the moment it is written to: its reader
+        // looks at once instead of after the event loop's next `epoll_wait`.
+        self.eager.expect();
     }
 
     /// Whether lines wait for [`Upstream::flush`].

@@ -325,6 +325,7 @@ pub fn spawn(
         crate::stdio::child_stdin(stdin).map_err(start_error)?,
         STDIN_QUEUE,
     );
+    let (stdout, eager) = crate::stdio::child_stdout(stdout).map_err(start_error)?;
     let reader = tokio::spawn(read_stdout(stdout, instance, events.clone()));
     let stderr_task = tokio::spawn(read_stderr(
         stderr,
@@ -351,6 +352,7 @@ pub fn spawn(
         instance,
         stdin,
         unsent: VecDeque::new(),
+        eager,
         stop: Some(stop_tx),
         supervisor,
         stderr_tail: tail,
@@ -358,7 +360,7 @@ pub fn spawn(
 }
 
 async fn read_stdout(
-    stdout: tokio::process::ChildStdout,
+    stdout: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
     instance: InstanceId,
     events: mpsc::Sender<UpstreamEvent>,
 ) {
