@@ -379,16 +379,13 @@ fn two_polls_at_the_server_when_an_extension_task_ends_are_audited_once() {
     // Both at the server before either answer is back: written in one write, so
     // mcp-warden reads them in one turn and forwards both before it reads an answer
     // (sent one by one, the first one's answer may be read before the second line).
-    let polls: String = [4, 5]
-        .iter()
-        .map(|id| {
-            format!(
-                "{}\n",
-                json!({"jsonrpc": "2.0", "id": id, "method": "tasks/get",
-                    "params": modern(json!({"taskId": ours}), true)})
-            )
-        })
-        .collect();
+    let mut polls = String::new();
+    for id in [4, 5] {
+        polls += &json!({"jsonrpc": "2.0", "id": id, "method": "tasks/get",
+            "params": modern(json!({"taskId": ours}), true)})
+        .to_string();
+        polls.push('\n');
+    }
     serve.send_raw(polls.as_bytes());
     let first = serve.answer_to(&json!(4));
     let second = serve.answer_to(&json!(5));
