@@ -193,18 +193,23 @@ impl<'a> Scan<'a> {
         }
         loop {
             self.value(depth)?;
-            self.skip_space();
-            match self.peek()? {
-                b',' => {
-                    self.at += 1;
-                    self.skip_space();
-                }
-                b']' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if !self.next_member(b']')? {
+                return Some(());
             }
+        }
+    }
+
+    /// After a member of an array or object: `Some(true)` past a `,` (another member
+    /// follows), `Some(false)` past `close` (the end), `None` for anything else.
+    fn next_member(&mut self, close: u8) -> Option<bool> {
+        self.skip_space();
+        let byte = self.peek()?;
+        self.at += 1;
+        if byte == b',' {
+            self.skip_space();
+            Some(true)
+        } else {
+            (byte == close).then_some(false)
         }
     }
 
@@ -283,17 +288,8 @@ impl<'a> Scan<'a> {
                 }
                 Object::Inner => self.value(depth)?,
             }
-            self.skip_space();
-            match self.peek()? {
-                b',' => {
-                    self.at += 1;
-                    self.skip_space();
-                }
-                b'}' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if !self.next_member(b'}')? {
+                return Some(());
             }
         }
     }
