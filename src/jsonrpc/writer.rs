@@ -148,7 +148,7 @@ impl LineSink {
     /// fails: the task then waits for room, or meets the same error and ends.
     fn write_directly(&self, lines: &mut VecDeque<Bytes>) {
         let Some(fd) = &self.direct else { return };
-        if self.busy.load(Ordering::Acquire) != 0 {
+        if self.is_busy() {
             return;
         }
         while !lines.is_empty() {

@@ -163,12 +163,6 @@ impl Upstream {
         self.eager.expect();
     }
 
-    /// Whether lines wait for [`Upstream::flush`].
-    #[must_use]
-    pub fn has_unsent(&self) -> bool {
-        !self.unsent.is_empty()
-    }
-
     /// The last lines the server wrote to stderr.
     #[must_use]
     pub fn stderr_tail(&self) -> Vec<String> {
