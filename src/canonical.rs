@@ -184,14 +184,23 @@ impl<'a> CanonicalScan<'a> {
             if !self.value(depth) {
                 return false;
             }
-            match self.bytes.get(self.pos) {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    return true;
-                }
-                _ => return false,
+            match self.next_member(b']') {
+                Some(true) => {}
+                Some(false) => return true,
+                None => return false,
             }
+        }
+    }
+
+    /// After a member of an array or object: `Some(true)` past a `,` (another member
+    /// follows), `Some(false)` past `close` (the end), `None` for anything else.
+    fn next_member(&mut self, close: u8) -> Option<bool> {
+        let byte = *self.bytes.get(self.pos)?;
+        self.pos += 1;
+        if byte == b',' {
+            Some(true)
+        } else {
+            (byte == close).then_some(false)
         }
     }
 
@@ -225,13 +234,10 @@ impl<'a> CanonicalScan<'a> {
             if !self.value(depth) {
                 return false;
             }
-            match self.bytes.get(self.pos) {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return true;
-                }
-                _ => return false,
+            match self.next_member(b'}') {
+                Some(true) => {}
+                Some(false) => return true,
+                None => return false,
             }
         }
     }
