@@ -369,7 +369,7 @@ fn report_line(line: &str) {
 fn wait_for(child: Pid) -> ExitStatus {
     // All the launcher and the init do from here on is wait: the code that started
     // them need not stay resident, once per server.
-    crate::resident::release_own_pages();
+    crate::resident::release_pages_for_waiting();
     loop {
         match waitpid(None, Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Exited(pid, code)) if pid == child => {
