@@ -392,6 +392,8 @@ struct Session {
     /// Slots with requests pushed this turn and not yet written.
     unflushed: Vec<usize>,
     upstream_tx: mpsc::Sender<UpstreamEvent>,
+    /// Every running server's stdout, read here (not by a task each).
+    stdouts: crate::upstream::StdoutSet,
     slots: Vec<Slot>,
     instances: HashMap<InstanceId, usize, crate::router::ids::OursHash>,
     next_instance: InstanceId,
@@ -489,6 +491,7 @@ pub async fn run(
         out: VecDeque::new(),
         unflushed: Vec::new(),
         upstream_tx,
+        stdouts: crate::upstream::StdoutSet::default(),
         slots: Vec::new(),
         instances: HashMap::default(),
         next_instance: 0,
@@ -551,10 +554,13 @@ pub async fn run(
             room = sink.ready(), if gate.backlog > 0 => if room.is_err() {
                 break Outcome::ClientLeft;
             },
-            // Every upstream's stdout lines and exits, tagged with the instance. Asked
-            // before the client: a channel that has nothing says so for less than the
-            // client's stdin does, and each call wakes once for each (at most 16 lines
-            // wait here, so the client is never kept waiting long).
+            // Every upstream's stdout lines, tagged with the instance. Asked before the
+            // client: the answer to the request just written is often there already
+            // (the pipe is read at once after a write to the server).
+            (instance, line) = session.stdouts.next_line(), if !gate.upstream_paused() => {
+                session.on_stdout_line(instance, line);
+            }
+            // The upstreams' other events: sandbox reports, exits, diagnoses.
             Some(event) = upstream_rx.recv(), if !gate.upstream_paused() => {
                 session.on_upstream_event(event);
             }
@@ -666,11 +672,16 @@ impl Session {
     {
         for _ in 0..TURN {
             let gate = self.gate();
-            if !gate.upstream_paused()
-                && let Ok(event) = upstream_rx.try_recv()
-            {
-                self.on_upstream_event(event);
-                continue;
+            if !gate.upstream_paused() {
+                // Lines already read from a server's pipe, then the other events.
+                if let Some((instance, line)) = self.stdouts.buffered() {
+                    self.on_stdout_line(instance, line);
+                    continue;
+                }
+                if let Ok(event) = upstream_rx.try_recv() {
+                    self.on_upstream_event(event);
+                    continue;
+                }
             }
             // Only lines already read: asking the pipe again when the last read
             // emptied it costs more than the next turn's wait.
@@ -692,7 +703,16 @@ impl Session {
                 self.stopping.spawn(up.shutdown());
             }
         }
-        while self.stopping.join_next().await.is_some() {}
+        // Their stdout is still read (and dropped) while they stop: a server that
+        // writes on its way out gets no broken pipe, and its supervisor no wait.
+        let stdouts = std::mem::take(&mut self.stdouts);
+        let stopped = async { while self.stopping.join_next().await.is_some() {} };
+        let mut stopped = std::pin::pin!(stopped);
+        tokio::select! {
+            () = &mut stopped => return,
+            () = stdouts.discard() => {}
+        }
+        stopped.await;
     }
 
     // ----- timers -----------------------------------------------------------------

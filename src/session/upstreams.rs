@@ -94,11 +94,15 @@ impl Session {
             default_cwd.as_deref(),
             instance,
             self.upstream_tx.clone(),
+            upstream::StdoutTo::Caller,
         );
         slot.backoff.started(std::time::Instant::now());
         slot.instance = instance;
         match spawned {
-            Ok(up) => {
+            Ok(mut up) => {
+                if let Some(lines) = up.take_stdout() {
+                    self.stdouts.insert(lines);
+                }
                 self.instances.insert(instance, index);
                 slot.upstream = Some(up);
                 slot.state = SlotState::Spawned;
@@ -237,25 +241,29 @@ impl Session {
 
     // ----- upstream side ----------------------------------------------------------
 
+    /// A line of a server's stdout (read by the session's [`upstream::StdoutSet`], or
+    /// forwarded as an event).
+    pub(super) fn on_stdout_line(&mut self, instance: InstanceId, line: Line) {
+        let Some(&index) = self.instances.get(&instance) else {
+            return;
+        };
+        match line {
+            Line::Frame(bytes) => match parse(bytes) {
+                Ok(Parsed::Single(msg)) => self.on_upstream_message(index, &msg),
+                Ok(Parsed::Batch(_)) => {
+                    self.noise(index, "a batch (servers may not send batches)");
+                }
+                Err(e) => self.noise(index, &e.reason),
+            },
+            Line::Overlong { skipped, head } => {
+                self.on_upstream_overlong(index, skipped, &head);
+            }
+        }
+    }
+
     pub(super) fn on_upstream_event(&mut self, event: UpstreamEvent) {
         match event {
-            UpstreamEvent::Line(instance, line) => {
-                let Some(&index) = self.instances.get(&instance) else {
-                    return;
-                };
-                match line {
-                    Line::Frame(bytes) => match parse(bytes) {
-                        Ok(Parsed::Single(msg)) => self.on_upstream_message(index, &msg),
-                        Ok(Parsed::Batch(_)) => {
-                            self.noise(index, "a batch (servers may not send batches)");
-                        }
-                        Err(e) => self.noise(index, &e.reason),
-                    },
-                    Line::Overlong { skipped, head } => {
-                        self.on_upstream_overlong(index, skipped, &head);
-                    }
-                }
-            }
+            UpstreamEvent::Line(instance, line) => self.on_stdout_line(instance, line),
             UpstreamEvent::Sandbox(instance, report) => {
                 if let Some(&index) = self.instances.get(&instance) {
                     self.on_sandbox_report(index, &report);
@@ -266,6 +274,8 @@ impl Session {
                 status,
                 stderr_tail,
             } => {
+                // Its last lines were read (or waited for long enough).
+                self.stdouts.remove(instance);
                 let Some(index) = self.instances.remove(&instance) else {
                     return;
                 };

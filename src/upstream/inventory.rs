@@ -194,7 +194,14 @@ async fn run_once(run: Run<'_>, probe: bool) -> Result<Listing, Lost> {
     } = run;
     let index = usize::try_from(instance).unwrap_or(usize::MAX);
     let (tx, events) = mpsc::channel(EVENT_QUEUE);
-    match upstream::spawn(config, spawner, workspace_root, instance, tx) {
+    match upstream::spawn(
+        config,
+        spawner,
+        workspace_root,
+        instance,
+        tx,
+        upstream::StdoutTo::Events,
+    ) {
         Err(e) => Err(Lost::Failed(spawn_reason(&e))),
         Ok(upstream) => {
             let mut conn = Connection {

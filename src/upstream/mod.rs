@@ -9,8 +9,9 @@
 //! same way, after the same era probe ([`crate::era::probe`]).
 //!
 //! Each upstream gets a writer task (our queue → its stdin; the session writes to the
-//! pipe itself while that task is idle), a reader task (its
-//! stdout → framed lines → the session), a stderr task (→ the log file, tagged with the
+//! pipe itself while that task is idle), a stdout reader ([`stdout`]: framed lines,
+//! read by the session itself in `serve`, by a task of its own for the inventory), a
+//! stderr task (→ the log file, tagged with the
 //! server's name, never our stdout) and a supervisor that owns the child, reports its
 //! exit and stops it on request: close stdin, grace period, SIGTERM to its process
 //! group, SIGKILL, with a deadline.
@@ -21,8 +22,12 @@ pub mod listing;
 pub mod slot;
 mod spawn;
 pub mod startup;
+mod stdout;
 
-pub use spawn::{Probe, SpawnError, Spawner, probe_sandbox, program_of, search_path, spawn};
+pub use spawn::{
+    Probe, SpawnError, Spawner, StdoutTo, probe_sandbox, program_of, search_path, spawn,
+};
+pub use stdout::{StdoutLines, StdoutSet};
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -103,6 +108,11 @@ pub struct Upstream {
     /// Lines given with [`Upstream::push`] and not yet written: this turn's requests,
     /// written together by [`Upstream::flush`].
     unsent: VecDeque<Bytes>,
+    /// Its stdout, until [`Upstream::take_stdout`] (when started with
+    /// [`StdoutTo::Caller`]).
+    stdout: Option<StdoutLines>,
+    /// Whether a task of its own reads its stdout, which a write must wake.
+    wake_reader: bool,
     /// Its stdout reader's: told after each write, as the answer may be there at once.
     eager: crate::stdio::Eager,
     stop: Option<oneshot::Sender<()>>,
@@ -159,8 +169,18 @@ impl Upstream {
             self.unsent.clear();
         }
         // On one CPU the server often runs the moment it is written to: its reader
-        // looks at once instead of after the event loop's next `epoll_wait`.
-        self.eager.expect();
+        // looks at once instead of after the event loop's next `epoll_wait` (the
+        // session reads it in this very turn; a task of its own must be woken).
+        if self.wake_reader {
+            self.eager.expect();
+        } else {
+            self.eager.arm();
+        }
+    }
+
+    /// Its stdout, for the caller to read (once; started with [`StdoutTo::Caller`]).
+    pub fn take_stdout(&mut self) -> Option<StdoutLines> {
+        self.stdout.take()
     }
 
     /// The last lines the server wrote to stderr.

@@ -17,6 +17,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 
+use super::stdout::StdoutLines;
 use super::{
     GRACE, InstanceId, STDERR_MAX_LINE, STDERR_TAIL_LINES, STDIN_QUEUE, TERM_GRACE, Upstream,
     UpstreamEvent, tail_of,
@@ -292,6 +293,16 @@ pub fn probe_sandbox(
     Ok(Probe { plan, report })
 }
 
+/// Who reads a server's stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdoutTo {
+    /// A task of its own, which sends each line as an [`UpstreamEvent::Line`].
+    Events,
+    /// Whoever started it: [`Upstream::take_stdout`] (the session's
+    /// [`super::StdoutSet`]).
+    Caller,
+}
+
 /// Starts `config`'s server and its tasks. `state_dir` holds the server's private HOME
 /// and TMPDIR; `default_cwd` is used when the config names none.
 pub fn spawn(
@@ -300,6 +311,7 @@ pub fn spawn(
     default_cwd: Option<&Path>,
     instance: InstanceId,
     events: mpsc::Sender<UpstreamEvent>,
+    stdout_to: StdoutTo,
 ) -> Result<Upstream, SpawnError> {
     let name = config.name.as_str();
     let start_error = |source| SpawnError::Start {
@@ -326,7 +338,14 @@ pub fn spawn(
         STDIN_QUEUE,
     );
     let (stdout, eager) = crate::stdio::child_stdout(stdout).map_err(start_error)?;
-    let reader = tokio::spawn(read_stdout(stdout, instance, events.clone()));
+    let (lines, drained) = StdoutLines::new(instance, stdout);
+    let lines = match stdout_to {
+        StdoutTo::Events => {
+            drop(tokio::spawn(lines.forward(events.clone())));
+            None
+        }
+        StdoutTo::Caller => Some(lines),
+    };
     let stderr_task = tokio::spawn(read_stderr(
         stderr,
         name.to_owned(),
@@ -339,7 +358,7 @@ pub fn spawn(
         stop_rx,
         Tasks {
             writer,
-            reader,
+            drained,
             stderr: stderr_task,
         },
         instance,
@@ -352,28 +371,13 @@ pub fn spawn(
         instance,
         stdin,
         unsent: VecDeque::new(),
+        wake_reader: lines.is_none(),
+        stdout: lines,
         eager,
         stop: Some(stop_tx),
         supervisor,
         stderr_tail: tail,
     })
-}
-
-async fn read_stdout(
-    stdout: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-    instance: InstanceId,
-    events: mpsc::Sender<UpstreamEvent>,
-) {
-    let mut frames = FramedRead::new(stdout, LineCodec::default());
-    while let Some(Ok(line)) = frames.next().await {
-        if events
-            .send(UpstreamEvent::Line(instance, line))
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
 }
 
 /// Drains stderr continuously into the log, so a chatty server never blocks on it.
@@ -433,7 +437,8 @@ async fn read_stderr(
 
 struct Tasks {
     writer: tokio::task::JoinHandle<()>,
-    reader: tokio::task::JoinHandle<()>,
+    /// Resolves when the stdout reader is gone (its last line taken, or given up).
+    drained: oneshot::Receiver<()>,
     stderr: tokio::task::JoinHandle<()>,
 }
 
@@ -461,7 +466,7 @@ async fn supervise(
     if let Some(pgid) = pgid {
         let _ = killpg(pgid, Signal::SIGKILL);
     }
-    let _ = tokio::time::timeout(DRAIN_DEADLINE, tasks.reader).await;
+    let _ = tokio::time::timeout(DRAIN_DEADLINE, tasks.drained).await;
     let _ = tokio::time::timeout(DRAIN_DEADLINE, tasks.stderr).await;
     tasks.writer.abort();
     let status = match status {
