@@ -355,6 +355,23 @@ fn with_optional_task_support(tool: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The session asks `may_have_task_member` first and `is_task_result` only where it
+    /// says yes: every task result must pass the first, however it is spelled.
+    #[test]
+    fn every_task_result_may_have_a_task_member() {
+        for result in [
+            r#"{"resultType":"task","taskId":"t1"}"#,
+            r#"{"resultType":"t\u0061sk","taskId":"t1"}"#,
+            r#"{"resultType":"\u0074ask","taskId":"t1"}"#,
+            r#"{"result\u0054ype":"task"}"#,
+        ] {
+            assert!(is_task_result(result), "{result}");
+            assert!(may_have_task_member(result.as_bytes()), "{result}");
+        }
+        let plain = r#"{"content":[{"type":"text","text":"tasks"}]}"#;
+        assert!(!may_have_task_member(plain.as_bytes()) && !is_task_result(plain));
+    }
+
     fn route(slot: usize, server_id: &str, status: &str) -> TaskRoute {
         TaskRoute {
             slot,

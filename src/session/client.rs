@@ -569,7 +569,7 @@ impl Session {
         };
         let name_of = |msg: &Message| {
             let (raw, span) = msg.param(&["name"])?;
-            Some((serde_json::from_str::<String>(raw).ok()?, span))
+            Some((crate::jsonrpc::string_value(raw)?.into_owned(), span))
         };
         let Some((exposed, span)) = name_of(&msg) else {
             let text = format!("`{method}` needs a string `name`");

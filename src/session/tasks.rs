@@ -392,6 +392,11 @@ impl Session {
                 return self.legacy_task_created(index, msg, call);
             }
             None if &*call.method == "tools/call" => {
+                // Most results hold no task of either kind, and say so to one search:
+                // both kinds need the bytes `"task"` (or an escape that spells them).
+                if !crate::era::tasks::may_have_task_member(result_bytes) {
+                    return None;
+                }
                 // The extension's task is the result itself; a 2025-11-25 one is in it.
                 let modern = is_task_result(result_bytes);
                 let declared = call.origin.declares_tasks();
@@ -407,12 +412,6 @@ impl Session {
                     let line =
                         crate::jsonrpc::error_response(msg.id(), ErrorCode::Internal, &text, None);
                     return reparse(&line);
-                }
-                // A legacy task is the result's `task` member: most results have
-                // none, and say so to one search (a key spelled with escapes is
-                // still walked for).
-                if !modern && !crate::era::tasks::may_have_task_member(result_bytes) {
-                    return None;
                 }
                 let path: &[&str] = if modern {
                     &["taskId"]
