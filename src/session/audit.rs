@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::Session;
 use super::server_requests::prune;
-use crate::audit::{Decision, Direction, Event, PackedEvent};
+use crate::audit::{AuditHandle, Decision, Direction, Event, PackedEvent};
 use crate::filter::Block;
 
 /// Decisions on one server's notifications recorded in the audit a minute: a flood
@@ -56,8 +56,14 @@ pub(super) struct Subject<'a> {
 
 impl Subject<'_> {
     /// An event about this subject, with room for `extra` more bytes of text (a rule,
-    /// a detail) besides its own: one allocation holds them all.
-    fn event(&self, direction: Direction, decision: Decision, extra: usize) -> PackedEvent {
+    /// a detail) besides its own: one buffer holds them all.
+    fn event(
+        &self,
+        audit: &AuditHandle,
+        direction: Direction,
+        decision: Decision,
+        extra: usize,
+    ) -> PackedEvent {
         let uri = self
             .tool
             .filter(|_| crate::stages::audit::names_a_uri(self.method));
@@ -77,8 +83,9 @@ impl Subject<'_> {
                 |(tool, arguments)| tool.len() + arguments.len(),
             )
             + extra;
-        let mut event =
-            PackedEvent::with_capacity(direction, decision, capacity).method(self.method);
+        let mut event = audit
+            .packed(direction, decision, capacity)
+            .method(self.method);
         if let Some(server) = self.server {
             event = event.server(server);
         }
@@ -129,11 +136,14 @@ impl Session {
         subject: &Subject<'_>,
         block: Option<&Block>,
     ) {
-        if self.audit.is_none() || !crate::stages::audit::is_audited(subject.method) {
+        let Some(audit) = self.audit.as_ref() else {
+            return;
+        };
+        if !crate::stages::audit::is_audited(subject.method) {
             return;
         }
         let extra = block.map_or(0, |b| b.rule.len() + b.reason.len());
-        let mut event = subject.event(direction, decision, extra);
+        let mut event = subject.event(audit, direction, decision, extra);
         if let Some(block) = block {
             event = event.rule(&block.rule).detail(&block.reason);
         }
@@ -148,13 +158,16 @@ impl Session {
         started: Instant,
         bytes: usize,
     ) {
-        if self.audit.is_none() || !crate::stages::audit::is_audited(subject.method) {
+        let Some(audit) = self.audit.as_ref() else {
+            return;
+        };
+        if !crate::stages::audit::is_audited(subject.method) {
             return;
         }
         let (decision, rule) = decision;
         let extra = rule.as_ref().map_or(0, String::len);
         let mut event = subject
-            .event(Direction::ToClient, decision, extra)
+            .event(audit, Direction::ToClient, decision, extra)
             .ms(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))
             .bytes(bytes as u64);
         if let Some(rule) = rule {
@@ -196,7 +209,10 @@ impl Session {
             )
         });
         let extra = rule.as_ref().map_or(0, String::len) + detail.as_ref().map_or(0, String::len);
-        let mut event = subject.event(Direction::ToClient, decision, extra);
+        let Some(audit) = self.audit.as_ref() else {
+            return;
+        };
+        let mut event = subject.event(audit, Direction::ToClient, decision, extra);
         if let Some(rule) = rule {
             event = event.rule(&rule);
         }
