@@ -1,7 +1,8 @@
-//! Giving back resident pages of mapped files that a long-lived process no longer
-//! needs: the launcher and namespace init of every server (`sandbox/launcher.rs`) and `serve`
-//! once it is configured and again once its session has settled; and keeping `serve`'s
-//! heap in one malloc arena. Memory accounting only: behaviour is unchanged.
+//! Giving back resident pages that a long-lived process no longer needs: mapped files'
+//! in the launcher and namespace init of every server (`sandbox/launcher.rs`) and in
+//! `serve` once it is configured and again once its session has settled; the heap's
+//! free pages after a burst (the audit writer); and keeping `serve`'s heap in one
+//! malloc arena. Memory accounting only: behaviour is unchanged.
 #![allow(unsafe_code)]
 
 /// Makes every thread of this process allocate from glibc's main arena.
@@ -44,6 +45,14 @@ pub fn release_own_pages() {
 /// libc, libm and our code that the wait never runs (docs/benchmark.md).
 pub fn release_pages_for_waiting() {
     release(Scope::EveryFile);
+    release_free_heap();
+}
+
+/// Gives the heap's free pages back to the system: glibc keeps what was freed below
+/// the top of the heap resident for reuse, so a burst's peak would otherwise stay
+/// counted for good. Costs a walk of the free lists under the allocator's lock:
+/// for the end of a burst, not for every message.
+pub fn release_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` only returns free heap memory to the kernel, under the
     // allocator's own locks; live allocations are untouched.

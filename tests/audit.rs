@@ -218,6 +218,43 @@ fn two_sessions_append_to_one_days_file_at_once_and_both_chains_verify() {
     );
 }
 
+/// A burst of the session's packed events (their buffers go back to the session's
+/// pool, and the writer gives a burst's memory back after it): every record is
+/// written, in order, and the chain verifies.
+#[test]
+fn a_burst_of_packed_events_is_written_whole_and_verifies() {
+    let env = Env::new();
+    let paths = paths(&env);
+    let written = runtime().block_on(async move {
+        let (handle, task) = Audit::start(&paths, SessionMeta::new(None).expect("meta"))
+            .await
+            .expect("start");
+        for i in 0..5000_u64 {
+            let event = handle
+                .packed(Direction::ToClient, Decision::Allow, 64)
+                .method("tools/call")
+                .server("fs")
+                .tool(&format!("fs__tool_{i}"))
+                .arguments(format!(r#"{{"i": {i}}}"#).as_bytes())
+                .bytes(i);
+            handle.record_packed(event).expect("record");
+        }
+        let written: Written = handle.seal().await.expect("seal");
+        task.await.expect("join").expect("writer");
+        written
+    });
+    assert_eq!((written.records, written.sealed), (5001, true));
+    let lines = lines(&the_file(&env));
+    assert_eq!(lines.len(), 5001);
+    for (i, line) in lines.iter().take(5000).enumerate() {
+        let record: Value = serde_json::from_str(line).expect("json");
+        assert_eq!(record["tool"], format!("fs__tool_{i}"), "{line}");
+        assert_eq!(record["bytes"], i, "{line}");
+    }
+    let (code, stdout, stderr) = run(&env, &["audit", "verify"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+}
+
 #[test]
 fn a_clean_shutdown_loses_no_record_of_ten_thousand() {
     let env = Env::new();

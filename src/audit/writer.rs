@@ -1059,6 +1059,11 @@ impl State {
     }
 }
 
+/// A batch of at least this many records was a burst: its memory is given back.
+const BURST_RECORDS: usize = 1024;
+/// Room for steps kept between batches.
+const KEPT_STEPS: usize = 256;
+
 /// The writer: one loop on its own thread (the blocking pool's), no `select!`, since
 /// its only input is the channel. Takes every queued message (up to
 /// [`MAX_BATCH_RECORDS`]), encodes and appends them, then answers flushes and the
@@ -1122,6 +1127,13 @@ fn run(
         let sync = seal.is_some() || !flushes.is_empty();
         let result = state.apply(&mut steps, sync);
         backlog.fetch_sub(events, Ordering::Relaxed);
+        if events >= BURST_RECORDS {
+            // A burst's events are written and freed: what they held goes back to the
+            // system, not kept for good (the batch's vector, the events' buffers, the
+            // channel's blocks; ~1 MiB after a flood).
+            steps.shrink_to(KEPT_STEPS);
+            crate::resident::release_free_heap();
+        }
         if let Err(e) = result {
             for reply in flushes.drain(..) {
                 let _ = reply.send(Err(e.clone()));
