@@ -305,18 +305,11 @@ impl PackedEvent {
     /// bytes of text (the sum of the fields to be set: one allocation then holds them).
     #[must_use]
     pub fn with_capacity(direction: Direction, decision: Decision, capacity: usize) -> Self {
-        Self {
-            direction,
-            decision,
-            ms: None,
-            bytes: None,
-            at: None,
-            text: Vec::with_capacity(capacity),
-            spans: [None; FIELDS],
-        }
+        Self::with_text(direction, decision, Vec::with_capacity(capacity))
     }
 
-    /// [`PackedEvent::with_capacity`] into a buffer of [`TextPool`]'s.
+    /// An event with nothing but its direction and decision, its text to go into
+    /// `text` (empty; a buffer of [`TextPool`]'s).
     fn with_text(direction: Direction, decision: Decision, text: Vec<u8>) -> Self {
         Self {
             direction,
