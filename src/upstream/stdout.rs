@@ -123,20 +123,24 @@ impl StdoutSet {
         std::future::poll_fn(|cx| self.poll_next(cx))
     }
 
-    /// A line some reader already holds, without reading any pipe.
+    /// A complete line some reader already holds. Only readers with bytes in their
+    /// buffer are asked (one holding part of a line may read its pipe for the rest).
     pub fn buffered(&mut self) -> Option<(InstanceId, Line)> {
-        let at = self
-            .readers
-            .iter()
-            .position(|r| !r.frames.read_buffer().is_empty())?;
-        match self.readers[at].poll_line(&mut Context::from_waker(std::task::Waker::noop())) {
-            Poll::Ready(Some(line)) => Some((self.readers[at].instance, line)),
-            Poll::Ready(None) => {
-                self.readers.swap_remove(at);
-                None
+        let mut at = 0;
+        while let Some(reader) = self.readers.get_mut(at) {
+            if reader.frames.read_buffer().is_empty() {
+                at += 1;
+                continue;
             }
-            Poll::Pending => None,
+            match reader.poll_line(&mut Context::from_waker(std::task::Waker::noop())) {
+                Poll::Ready(Some(line)) => return Some((reader.instance, line)),
+                Poll::Ready(None) => {
+                    self.readers.swap_remove(at);
+                }
+                Poll::Pending => at += 1,
+            }
         }
+        None
     }
 
     /// Reads and drops every line until each server's stdout ends, so servers that
@@ -156,11 +160,6 @@ impl StdoutSet {
             Poll::Pending
         })
         .await;
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.readers.is_empty()
     }
 }
 
@@ -234,12 +233,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_part_of_a_line_in_one_reader_does_not_hide_a_whole_line_in_another() {
+        let mut set = StdoutSet::default();
+        let (first, _first_drained, mut first_writer, first_id) = pipe();
+        let (second, _second_drained, mut second_writer, second_id) = pipe();
+        set.insert(first);
+        set.insert(second);
+        first_writer.write_all(b"{\"a\":1}\n{\"a\"").expect("write");
+        assert_eq!(set.next_line().await.0, first_id);
+        second_writer
+            .write_all(b"{\"b\":1}\n{\"b\":2}\n")
+            .expect("write");
+        assert_eq!(set.next_line().await.0, second_id);
+        let (from, line) = set.buffered().expect("the second reader's buffered line");
+        assert_eq!((from, frame(&line)), (second_id, &b"{\"b\":2}"[..]));
+        assert!(set.buffered().is_none());
+    }
+
+    #[tokio::test]
     async fn removing_an_instance_lets_its_supervisor_go() {
         let mut set = StdoutSet::default();
         let (first, first_drained, _first_writer, first_id) = pipe();
         set.insert(first);
         set.remove(first_id);
-        assert!(set.is_empty());
+        assert!(set.readers.is_empty());
         assert!(first_drained.await.is_err());
     }
 }
